@@ -1,0 +1,352 @@
+//! Element-wise activations: `y_i = f(x_i)`, `∂L/∂x_i = f′(x_i)·∂L/∂y_i`.
+
+use super::Activation;
+use crate::Real;
+use nalgebra::SMatrix;
+
+/// A scalar function applied to every element, with its derivative.
+///
+/// Every element-wise activation of this module implements it, and [`Activation`] through it.
+pub trait Elementwise<T: Real> {
+    /// `f(x)`.
+    fn value(&self, x: T) -> T;
+    /// `f′(x)`, given `x` and `y = f(x)` (many derivatives are cheapest from `y`).
+    fn derivative(&self, x: T, y: T) -> T;
+}
+
+macro_rules! elementwise_activation {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl<T: Real> Activation<T> for $ty {
+            #[inline]
+            fn forward<const N: usize, const B: usize>(
+                &self,
+                x: &SMatrix<T, N, B>,
+                y: &mut SMatrix<T, N, B>,
+            ) {
+                for (y, &x) in y.iter_mut().zip(x.iter()) {
+                    *y = self.value(x);
+                }
+            }
+
+            #[inline]
+            fn backward<const N: usize, const B: usize>(
+                &self,
+                x: &SMatrix<T, N, B>,
+                y: &SMatrix<T, N, B>,
+                dy: &SMatrix<T, N, B>,
+                dx: &mut SMatrix<T, N, B>,
+            ) {
+                let inputs = x.iter().zip(y.iter()).zip(dy.iter());
+                for (dx, ((&x, &y), &dy)) in dx.iter_mut().zip(inputs) {
+                    *dx += self.derivative(x, y) * dy;
+                }
+            }
+        }
+    )+};
+}
+
+elementwise_activation!(
+    Identity,
+    Sigmoid,
+    Tanh,
+    Relu,
+    LeakyRelu,
+    Elu,
+    Softplus,
+    Gelu,
+    Silu,
+    Sign,
+    Heaviside,
+    SignSte,
+    HeavisideSte,
+);
+
+/// `f(x) = x`, `f′(x) = 1`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Identity;
+
+impl<T: Real> Elementwise<T> for Identity {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        x
+    }
+    #[inline]
+    fn derivative(&self, _x: T, _y: T) -> T {
+        T::ONE
+    }
+}
+
+/// Logistic sigmoid `σ(x) = 1/(1 + e⁻ˣ)`, `σ′(x) = σ(x)(1 − σ(x))`.
+///
+/// Computed as `eˣ/(1 + eˣ)` for negative `x`, so no intermediate overflows.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sigmoid;
+
+/// `σ(x)`, stable for large `|x|`.
+#[inline]
+pub(crate) fn sigmoid<T: Real>(x: T) -> T {
+    if x >= T::ZERO {
+        T::ONE / (T::ONE + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::ONE + e)
+    }
+}
+
+impl<T: Real> Elementwise<T> for Sigmoid {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        sigmoid(x)
+    }
+    #[inline]
+    fn derivative(&self, _x: T, y: T) -> T {
+        y * (T::ONE - y)
+    }
+}
+
+/// Hyperbolic tangent, `tanh′(x) = 1 − tanh²(x)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Tanh;
+
+impl<T: Real> Elementwise<T> for Tanh {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        x.tanh()
+    }
+    #[inline]
+    fn derivative(&self, _x: T, y: T) -> T {
+        T::ONE - y * y
+    }
+}
+
+/// Rectified linear unit `max(x, 0)`; its derivative is 1 for `x > 0` and 0 otherwise
+/// (0 at `x = 0`, as PyTorch).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Relu;
+
+impl<T: Real> Elementwise<T> for Relu {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        if x > T::ZERO { x } else { T::ZERO }
+    }
+    #[inline]
+    fn derivative(&self, x: T, _y: T) -> T {
+        if x > T::ZERO { T::ONE } else { T::ZERO }
+    }
+}
+
+/// Leaky ReLU: `x` for `x > 0`, `α·x` otherwise (PyTorch's default `α = 0.01`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeakyRelu {
+    /// Slope for negative inputs.
+    pub alpha: f64,
+}
+
+impl Default for LeakyRelu {
+    fn default() -> Self {
+        LeakyRelu { alpha: 0.01 }
+    }
+}
+
+impl<T: Real> Elementwise<T> for LeakyRelu {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        if x > T::ZERO {
+            x
+        } else {
+            T::of(self.alpha) * x
+        }
+    }
+    #[inline]
+    fn derivative(&self, x: T, _y: T) -> T {
+        if x > T::ZERO {
+            T::ONE
+        } else {
+            T::of(self.alpha)
+        }
+    }
+}
+
+/// Exponential linear unit: `x` for `x > 0`, `α(eˣ − 1)` otherwise (default `α = 1`);
+/// derivative `1`, or `y + α` for `x ≤ 0`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Elu {
+    /// Scale of the negative part.
+    pub alpha: f64,
+}
+
+impl Default for Elu {
+    fn default() -> Self {
+        Elu { alpha: 1.0 }
+    }
+}
+
+impl<T: Real> Elementwise<T> for Elu {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        if x > T::ZERO {
+            x
+        } else {
+            T::of(self.alpha) * x.exp_m1()
+        }
+    }
+    #[inline]
+    fn derivative(&self, x: T, y: T) -> T {
+        if x > T::ZERO {
+            T::ONE
+        } else {
+            y + T::of(self.alpha)
+        }
+    }
+}
+
+/// `softplus(x) = ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^−|x|)`; derivative `σ(x)`.
+///
+/// Exact for all `x` (PyTorch switches to `x` above a threshold of 20; the difference there
+/// is below `f64` resolution of the result).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Softplus;
+
+impl<T: Real> Elementwise<T> for Softplus {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        x.max(T::ZERO) + (-x.abs()).exp().ln_1p()
+    }
+    #[inline]
+    fn derivative(&self, x: T, _y: T) -> T {
+        sigmoid(x)
+    }
+}
+
+/// GELU, tanh form (PyTorch's `gelu(approximate="tanh")`):
+/// `½x(1 + tanh(u))`, `u = √(2/π)(x + 0.044715x³)`;
+/// derivative `½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Gelu;
+
+const GELU_C: f64 = 0.044_715;
+/// `√(2/π)`.
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+
+impl<T: Real> Elementwise<T> for Gelu {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        let u = T::of(SQRT_2_OVER_PI) * (x + T::of(GELU_C) * x * x * x);
+        T::of(0.5) * x * (T::ONE + u.tanh())
+    }
+    #[inline]
+    fn derivative(&self, x: T, _y: T) -> T {
+        let k = T::of(SQRT_2_OVER_PI);
+        let c = T::of(GELU_C);
+        let t = (k * (x + c * x * x * x)).tanh();
+        let du = k * (T::ONE + T::of(3.0) * c * x * x);
+        T::of(0.5) * (T::ONE + t) + T::of(0.5) * x * (T::ONE - t * t) * du
+    }
+}
+
+/// SiLU, also called swish: `x·σ(x)`, derivative `σ(x)(1 + x(1 − σ(x)))`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Silu;
+
+impl<T: Real> Elementwise<T> for Silu {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        x * sigmoid(x)
+    }
+    #[inline]
+    fn derivative(&self, x: T, _y: T) -> T {
+        let s = sigmoid(x);
+        s * (T::ONE + x * (T::ONE - s))
+    }
+}
+
+/// `sign(x)`: −1, 0 or 1 (0 at 0, as `torch.sign`).
+///
+/// Its derivative is **zero almost everywhere** (undefined at 0, taken as 0), so no gradient
+/// flows through it: a network trained by gradient descent learns nothing below a `sign`.
+/// Binarised networks use [`SignSte`] instead.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sign;
+
+#[inline]
+fn sign<T: Real>(x: T) -> T {
+    if x > T::ZERO {
+        T::ONE
+    } else if x < T::ZERO {
+        -T::ONE
+    } else {
+        T::ZERO
+    }
+}
+
+impl<T: Real> Elementwise<T> for Sign {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        sign(x)
+    }
+    #[inline]
+    fn derivative(&self, _x: T, _y: T) -> T {
+        T::ZERO
+    }
+}
+
+/// Heaviside step, the hard threshold: 1 for `x ≥ 0`, 0 otherwise.
+///
+/// Its derivative is **zero almost everywhere** (undefined at 0, taken as 0), so no gradient
+/// flows through it. Use [`HeavisideSte`] to train through a threshold.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Heaviside;
+
+#[inline]
+fn heaviside<T: Real>(x: T) -> T {
+    if x >= T::ZERO { T::ONE } else { T::ZERO }
+}
+
+impl<T: Real> Elementwise<T> for Heaviside {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        heaviside(x)
+    }
+    #[inline]
+    fn derivative(&self, _x: T, _y: T) -> T {
+        T::ZERO
+    }
+}
+
+/// `sign(x)` forward with the straight-through estimator backward used by binarised
+/// networks (Courbariaux et al., BinaryNet): the gradient of `hardtanh`, 1 for `|x| ≤ 1`
+/// and 0 outside. Not the derivative of `sign`: a deliberate surrogate.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SignSte;
+
+impl<T: Real> Elementwise<T> for SignSte {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        sign(x)
+    }
+    #[inline]
+    fn derivative(&self, x: T, _y: T) -> T {
+        if x.abs() <= T::ONE { T::ONE } else { T::ZERO }
+    }
+}
+
+/// Heaviside step forward with a straight-through estimator backward: the gradient of
+/// `clamp((x + 1)/2, 0, 1)`, i.e. ½ for `|x| ≤ 1` and 0 outside (the step is `(sign + 1)/2`,
+/// so this is half of [`SignSte`]'s surrogate). Not the derivative of the step.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HeavisideSte;
+
+impl<T: Real> Elementwise<T> for HeavisideSte {
+    #[inline]
+    fn value(&self, x: T) -> T {
+        heaviside(x)
+    }
+    #[inline]
+    fn derivative(&self, x: T, _y: T) -> T {
+        if x.abs() <= T::ONE {
+            T::of(0.5)
+        } else {
+            T::ZERO
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Softmax and log-softmax over the features of each sample, with the full Jacobian-vector
+//! product in backward.
+
+use super::Activation;
+use crate::Real;
+use nalgebra::SMatrix;
+
+/// `softmax(x)_i = e^{x_i} / Σ_k e^{x_k}`, per sample (column), computed after subtracting
+/// the column's maximum so that no exponential overflows.
+///
+/// Backward is the full Jacobian-vector product, not its diagonal:
+/// `∂L/∂x = y ⊙ (∂L/∂y − (yᵀ·∂L/∂y)·1)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Softmax;
+
+/// `log_softmax(x)_i = x_i − max − ln Σ_k e^{x_k − max}`, per sample (column).
+///
+/// Backward: `∂L/∂x = ∂L/∂y − softmax(x)·(1ᵀ·∂L/∂y)`, with `softmax(x) = e^y`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LogSoftmax;
+
+impl<T: Real> Activation<T> for Softmax {
+    fn forward<const N: usize, const B: usize>(
+        &self,
+        x: &SMatrix<T, N, B>,
+        y: &mut SMatrix<T, N, B>,
+    ) {
+        for (x, mut y) in x.column_iter().zip(y.column_iter_mut()) {
+            let max = x.max();
+            let mut sum = T::ZERO;
+            for (y, &x) in y.iter_mut().zip(x.iter()) {
+                *y = (x - max).exp();
+                sum += *y;
+            }
+            y /= sum;
+        }
+    }
+
+    fn backward<const N: usize, const B: usize>(
+        &self,
+        _x: &SMatrix<T, N, B>,
+        y: &SMatrix<T, N, B>,
+        dy: &SMatrix<T, N, B>,
+        dx: &mut SMatrix<T, N, B>,
+    ) {
+        for ((y, dy), mut dx) in y
+            .column_iter()
+            .zip(dy.column_iter())
+            .zip(dx.column_iter_mut())
+        {
+            let y_dot_dy = y.dot(&dy);
+            for ((dx, &y), &dy) in dx.iter_mut().zip(y.iter()).zip(dy.iter()) {
+                *dx += y * (dy - y_dot_dy);
+            }
+        }
+    }
+}
+
+impl<T: Real> Activation<T> for LogSoftmax {
+    fn forward<const N: usize, const B: usize>(
+        &self,
+        x: &SMatrix<T, N, B>,
+        y: &mut SMatrix<T, N, B>,
+    ) {
+        for (x, mut y) in x.column_iter().zip(y.column_iter_mut()) {
+            let max = x.max();
+            let mut sum = T::ZERO;
+            for &x in x.iter() {
+                sum += (x - max).exp();
+            }
+            let log_sum = max + sum.ln();
+            for (y, &x) in y.iter_mut().zip(x.iter()) {
+                *y = x - log_sum;
+            }
+        }
+    }
+
+    fn backward<const N: usize, const B: usize>(
+        &self,
+        _x: &SMatrix<T, N, B>,
+        y: &SMatrix<T, N, B>,
+        dy: &SMatrix<T, N, B>,
+        dx: &mut SMatrix<T, N, B>,
+    ) {
+        for ((y, dy), mut dx) in y
+            .column_iter()
+            .zip(dy.column_iter())
+            .zip(dx.column_iter_mut())
+        {
+            let dy_sum = dy.sum();
+            for ((dx, &y), &dy) in dx.iter_mut().zip(y.iter()).zip(dy.iter()) {
+                *dx += dy - y.exp() * dy_sum;
+            }
+        }
+    }
+}

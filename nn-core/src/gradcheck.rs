@@ -1,0 +1,200 @@
+//! Finite-difference gradient checking, in `f64`.
+//!
+//! Each check builds a scalar loss `L = Σ_i c_i·y_i` from the outputs with fixed
+//! pseudo-random weights `c_i ∈ [−1, 1]` (so every output matters and no symmetry hides a
+//! bug), takes the analytic gradient from the backward pass (`∂L/∂y = c`), and compares each
+//! component with the central difference `(L(θ + h) − L(θ − h)) / 2h`, `h = 1e-5`.
+//!
+//! The error of one component is `|analytic − numeric| / max(|analytic|, |numeric|, 0.01)`:
+//! relative for gradients of magnitude 0.01 and more, and absolute (scaled by 100) below,
+//! where the round-off of the difference quotient (≈ 1e-11·|L|) would otherwise dominate.
+//! Keep inputs away from the kinks of non-smooth functions (ReLU at 0), where the two
+//! one-sided derivatives differ and no finite difference can agree with both.
+
+use crate::{Activation, ConstZero, Layer, Network, Params, Values};
+use nalgebra::SMatrix;
+
+/// Step of the central differences.
+pub const STEP: f64 = 1e-5;
+/// Gradients smaller than this are compared absolutely (see the module docs).
+pub const FLOOR: f64 = 1e-2;
+
+/// What was compared, for [`Worst`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wrt {
+    /// The `index`-th scalar of the parameters (`Params::as_slice` order).
+    Param,
+    /// The `index`-th scalar of the input (`Values::get` order).
+    Input,
+}
+
+/// The component with the largest error.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Worst {
+    /// Parameter or input.
+    pub wrt: Wrt,
+    /// Its index.
+    pub index: usize,
+    /// The backward pass's value.
+    pub analytic: f64,
+    /// The central difference.
+    pub numeric: f64,
+}
+
+/// Result of a gradient check.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Report {
+    /// Largest error over all components (see the module docs for its definition).
+    pub max_rel_error: f64,
+    /// Number of components compared.
+    pub checked: usize,
+    /// The component with the largest error.
+    pub worst: Option<Worst>,
+}
+
+impl Report {
+    fn record(&mut self, wrt: Wrt, index: usize, analytic: f64, numeric: f64) {
+        let scale = analytic.abs().max(numeric.abs()).max(FLOOR);
+        let error = (analytic - numeric).abs() / scale;
+        self.checked += 1;
+        // `!(error <= max)` also records a NaN.
+        if self.worst.is_none() || !(error <= self.max_rel_error) {
+            self.max_rel_error = error;
+            self.worst = Some(Worst {
+                wrt,
+                index,
+                analytic,
+                numeric,
+            });
+        }
+    }
+}
+
+/// The fixed weight of output component `i` in the test loss, in `[−1, 1]`.
+fn loss_weight(i: usize) -> f64 {
+    // A multiplicative hash (Knuth) of the index, mapped to [−1, 1]; never exactly 0.
+    let h = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+    (h as f64 / (1u64 << 53) as f64) * 2.0 - 1.0 + 1e-3
+}
+
+fn test_loss<V: Values<f64>>(y: &V) -> f64 {
+    (0..V::LEN).map(|i| loss_weight(i) * y.get(i)).sum()
+}
+
+fn loss_gradient<V: Values<f64>>() -> V {
+    let mut dy = V::ZERO;
+    for i in 0..V::LEN {
+        *dy.get_mut(i) = loss_weight(i);
+    }
+    dy
+}
+
+fn central_difference(mut loss_at: impl FnMut(f64) -> f64) -> f64 {
+    (loss_at(STEP) - loss_at(-STEP)) / (2.0 * STEP)
+}
+
+/// Checks a network's backward pass against finite differences, for every parameter and
+/// every input component, on the batch `input`.
+///
+/// `net` is perturbed one scalar at a time and restored exactly.
+pub fn check_network<N: Network<f64>, const B: usize>(net: &mut N, input: &N::Input<B>) -> Report {
+    let mut tape = <N::Tape<B> as ConstZero>::ZERO;
+    let mut grads = <N::Grads as ConstZero>::ZERO;
+    net.forward_train(input, &mut tape);
+    let d_input = net.backward(&tape, &loss_gradient::<N::Output<B>>(), &mut grads);
+
+    let mut report = Report::default();
+    for i in 0..<N as Params<f64>>::LEN {
+        let numeric = central_difference(|delta| {
+            let saved = net.as_slice()[i];
+            net.as_mut_slice()[i] = saved + delta;
+            let loss = test_loss(&net.forward(input));
+            net.as_mut_slice()[i] = saved;
+            loss
+        });
+        report.record(Wrt::Param, i, grads.as_slice()[i], numeric);
+    }
+    let mut x = input.clone();
+    for i in 0..<N::Input<B> as Values<f64>>::LEN {
+        let numeric = central_difference(|delta| {
+            let saved = x.get(i);
+            *x.get_mut(i) = saved + delta;
+            let loss = test_loss(&net.forward(&x));
+            *x.get_mut(i) = saved;
+            loss
+        });
+        report.record(Wrt::Input, i, d_input.get(i), numeric);
+    }
+    report
+}
+
+/// Checks a [`Layer`]'s backward pass against finite differences, for every parameter and
+/// every input component, on the batch `x`.
+pub fn check_layer<L, const IN: usize, const OUT: usize, const B: usize>(
+    layer: &mut L,
+    x: &SMatrix<f64, IN, B>,
+) -> Report
+where
+    L: Layer<f64, IN, OUT>,
+{
+    let forward = |layer: &L, x: &SMatrix<f64, IN, B>| {
+        let mut y = SMatrix::<f64, OUT, B>::ZERO;
+        layer.forward(x, &mut y);
+        y
+    };
+    let y = forward(layer, x);
+    let mut dx = SMatrix::ZERO;
+    let mut grads = L::ZERO;
+    layer.backward(x, &y, &loss_gradient(), &mut dx, &mut grads);
+
+    let mut report = Report::default();
+    for i in 0..L::LEN {
+        let numeric = central_difference(|delta| {
+            let saved = layer.as_slice()[i];
+            layer.as_mut_slice()[i] = saved + delta;
+            let loss = test_loss(&forward(layer, x));
+            layer.as_mut_slice()[i] = saved;
+            loss
+        });
+        report.record(Wrt::Param, i, grads.as_slice()[i], numeric);
+    }
+    check_input(&mut report, x, &dx, |x| forward(layer, x));
+    report
+}
+
+/// Checks an [`Activation`]'s backward pass against finite differences at `x`.
+pub fn check_activation<A: Activation<f64>, const N: usize, const B: usize>(
+    activation: &A,
+    x: &SMatrix<f64, N, B>,
+) -> Report {
+    let forward = |x: &SMatrix<f64, N, B>| {
+        let mut y = SMatrix::ZERO;
+        activation.forward(x, &mut y);
+        y
+    };
+    let y = forward(x);
+    let mut dx = SMatrix::ZERO;
+    activation.backward(x, &y, &loss_gradient(), &mut dx);
+    let mut report = Report::default();
+    check_input(&mut report, x, &dx, forward);
+    report
+}
+
+fn check_input<const N: usize, const B: usize, Y: Values<f64>>(
+    report: &mut Report,
+    x: &SMatrix<f64, N, B>,
+    dx: &SMatrix<f64, N, B>,
+    forward: impl Fn(&SMatrix<f64, N, B>) -> Y,
+) {
+    let mut x = *x;
+    for i in 0..N * B {
+        let numeric = central_difference(|delta| {
+            let saved = x.as_slice()[i];
+            x.as_mut_slice()[i] = saved + delta;
+            let loss = test_loss(&forward(&x));
+            x.as_mut_slice()[i] = saved;
+            loss
+        });
+        report.record(Wrt::Input, i, dx.as_slice()[i], numeric);
+    }
+}

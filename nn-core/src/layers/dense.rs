@@ -1,0 +1,139 @@
+//! Fully connected layer: `y = W·x + b`.
+
+use crate::{ConstZero, Layer, Params, Real};
+use nalgebra::SMatrix;
+
+/// Fully connected (affine) layer, PyTorch's `nn.Linear`: `y = W·x + b`.
+///
+/// `weight` is `[OUT, IN]` (PyTorch's layout, `fc.weight`), `bias` is `[OUT]` (`fc.bias`).
+/// For a batch `X` of `B` columns:
+///
+/// - forward: `Y = W·X + b·1ᵀ`
+/// - backward: `∂L/∂W += ∂L/∂Y·Xᵀ`, `∂L/∂b += ∂L/∂Y·1`, `∂L/∂X += Wᵀ·∂L/∂Y`
+///
+/// All three are matrix-matrix products over the whole batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct Dense<T: Real, const IN: usize, const OUT: usize> {
+    /// `W`, `[OUT, IN]`.
+    pub weight: SMatrix<T, OUT, IN>,
+    /// `b`, `[OUT]`.
+    pub bias: SMatrix<T, OUT, 1>,
+}
+
+impl<T: Real, const IN: usize, const OUT: usize> ConstZero for Dense<T, IN, OUT> {
+    const ZERO: Self = Self {
+        weight: ConstZero::ZERO,
+        bias: ConstZero::ZERO,
+    };
+}
+
+// SAFETY: repr(C), two static matrices of `T`.
+unsafe impl<T: Real, const IN: usize, const OUT: usize> Params<T> for Dense<T, IN, OUT> {
+    const LEN: usize = OUT * IN + OUT;
+}
+
+impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, IN, OUT> {
+    #[inline]
+    fn forward<const B: usize>(&self, x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+        y.gemm(T::ONE, &self.weight, x, T::ZERO);
+        for mut column in y.column_iter_mut() {
+            column += &self.bias;
+        }
+    }
+
+    #[inline]
+    fn backward<const B: usize>(
+        &self,
+        x: &SMatrix<T, IN, B>,
+        _y: &SMatrix<T, OUT, B>,
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        grads: &mut Self,
+    ) {
+        // ∂L/∂W += ∂L/∂Y·Xᵀ, one rank-1 update per input feature k: column k of ∂L/∂W gets
+        // Σ_j X[k, j]·∂L/∂Y[:, j] (contiguous columns, no transposed copy of X).
+        for k in 0..IN {
+            let mut dw_k = grads.weight.column_mut(k);
+            for j in 0..B {
+                dw_k.axpy(x[(k, j)], &dy.column(j), T::ONE);
+            }
+        }
+        for column in dy.column_iter() {
+            grads.bias += column;
+        }
+        dx.gemm_tr(T::ONE, &self.weight, dy, T::ONE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck;
+    use nalgebra::{Matrix2x3, Vector2};
+
+    fn example() -> Dense<f64, 3, 2> {
+        Dense {
+            weight: Matrix2x3::new(1.0, 2.0, 3.0, -1.0, 0.5, 0.0),
+            bias: Vector2::new(0.5, -2.0),
+        }
+    }
+
+    #[test]
+    fn forward_matches_hand_computation() {
+        let x = SMatrix::<f64, 3, 2>::from_column_slice(&[1.0, 1.0, 1.0, 2.0, 0.0, -1.0]);
+        let mut y = SMatrix::<f64, 2, 2>::ZERO;
+        example().forward(&x, &mut y);
+        // column 0: [1+2+3+0.5, -1+0.5+0-2]; column 1: [2+0-3+0.5, -2+0+0-2]
+        assert_eq!(y.as_slice(), &[6.5, -2.5, -0.5, -4.0]);
+    }
+
+    #[test]
+    fn backward_matches_hand_computation() {
+        let x = SMatrix::<f64, 3, 1>::new(1.0, 2.0, 3.0);
+        let dy = SMatrix::<f64, 2, 1>::new(1.0, -1.0);
+        let mut y = SMatrix::ZERO;
+        let mut dx = SMatrix::<f64, 3, 1>::ZERO;
+        let mut grads = Dense::ZERO;
+        let layer = example();
+        layer.forward(&x, &mut y);
+        layer.backward(&x, &y, &dy, &mut dx, &mut grads);
+        // ∂L/∂W = dy·xᵀ, ∂L/∂b = dy, ∂L/∂x = Wᵀ·dy
+        assert_eq!(
+            grads.weight,
+            Matrix2x3::new(1.0, 2.0, 3.0, -1.0, -2.0, -3.0)
+        );
+        assert_eq!(grads.bias, dy);
+        assert_eq!(dx.as_slice(), &[2.0, 1.5, 3.0]);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut layer = example();
+        let x = SMatrix::<f64, 3, 4>::from_fn(|i, j| (i as f64 - 1.3) * (j as f64 + 0.7));
+        let report = gradcheck::check_layer(&mut layer, &x);
+        assert!(report.max_rel_error < 1e-8, "{report:?}");
+    }
+
+    #[test]
+    fn batch_equals_single_samples() {
+        let layer = example();
+        let x = SMatrix::<f64, 3, 4>::from_fn(|i, j| (i * 3 + j) as f64 * 0.25 - 1.0);
+        let dy = SMatrix::<f64, 2, 4>::from_fn(|i, j| (i + 2 * j) as f64 * 0.5 - 1.0);
+        let (mut y, mut dx, mut grads) = (SMatrix::ZERO, SMatrix::ZERO, Dense::ZERO);
+        layer.forward(&x, &mut y);
+        layer.backward(&x, &y, &dy, &mut dx, &mut grads);
+        let mut single_grads = Dense::ZERO;
+        for j in 0..4 {
+            let xj: SMatrix<f64, 3, 1> = x.column(j).into();
+            let dyj: SMatrix<f64, 2, 1> = dy.column(j).into();
+            let (mut yj, mut dxj) = (SMatrix::ZERO, SMatrix::ZERO);
+            layer.forward(&xj, &mut yj);
+            layer.backward(&xj, &yj, &dyj, &mut dxj, &mut single_grads);
+            assert!((yj - y.column(j)).amax() < 1e-12);
+            assert!((dxj - dx.column(j)).amax() < 1e-12);
+        }
+        assert!((single_grads.weight - grads.weight).amax() < 1e-12);
+        assert!((single_grads.bias - grads.bias).amax() < 1e-12);
+    }
+}

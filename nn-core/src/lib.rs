@@ -1,0 +1,36 @@
+//! Runtime of the `nn` crate: the scalar type, the traits the `network!` macro generates
+//! code against ([`Network`], [`Layer`], [`Activation`], [`Params`]), the built-in layers and
+//! activations, and a finite-difference gradient checker.
+//!
+//! `#![no_std]`: nothing here allocates. The `alloc` feature adds boxed constructors.
+//!
+//! Conventions (PyTorch's): a dense layer's weight is `[out, in]`; a batch of `B` samples is
+//! an `SMatrix<T, N, B>` with one sample per column (nalgebra is column-major).
+#![no_std]
+#![warn(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod activations;
+pub mod gradcheck;
+mod layer;
+pub mod layers;
+mod network;
+pub mod ops;
+mod params;
+mod real;
+mod summary;
+mod values;
+
+pub use activations::Activation;
+pub use layer::Layer;
+pub use nalgebra;
+pub use nalgebra::SMatrix;
+pub use network::Network;
+pub use params::{ConstZero, Params};
+pub use real::Real;
+pub use summary::{Summary, SummaryRow};
+pub use values::Values;

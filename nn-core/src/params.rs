@@ -1,0 +1,73 @@
+//! Flat views of parameter structs, and values that have a `const` zero.
+
+use crate::Real;
+use nalgebra::{ArrayStorage, SMatrix};
+
+/// A type with a zero value usable in `const` and `static` items.
+///
+/// Lets a network, its gradients and its tape live in `static` storage on targets with no
+/// allocator, and gives every generated type a zero that is not built at run time.
+pub trait ConstZero: Sized {
+    /// The value with every scalar `0.0`.
+    const ZERO: Self;
+}
+
+impl<T: Real, const R: usize, const C: usize> ConstZero for SMatrix<T, R, C> {
+    const ZERO: Self = SMatrix::from_array_storage(ArrayStorage([[T::ZERO; R]; C]));
+}
+
+/// A parameter (or gradient) struct that is, in memory, exactly [`Params::LEN`] scalars of `T`
+/// in a row, so that it can be viewed as one slice.
+///
+/// Optimizers, gradient checking and weight I/O are written once, over these slices, for
+/// every generated network: a network and its gradient struct have the same layout, so the
+/// `i`-th scalar of one is the gradient of the `i`-th scalar of the other.
+///
+/// # Safety
+/// An implementor must be `#[repr(C)]` (or `#[repr(transparent)]`) and made only of fields
+/// that are nalgebra static matrices of `T` or other `Params<T>` types, so that it holds
+/// exactly `LEN` values of `T` with no padding. (`size_of::<Self>() == LEN * size_of::<T>()`
+/// is also checked when the slice methods are compiled.)
+pub unsafe trait Params<T: Real>: ConstZero {
+    /// Number of scalars.
+    const LEN: usize;
+
+    /// All scalars, in declaration order (each matrix column-major).
+    #[inline]
+    fn as_slice(&self) -> &[T] {
+        const { assert!(size_of::<Self>() == Self::LEN * size_of::<T>()) };
+        // SAFETY: by the trait's contract `Self` is `LEN` contiguous, initialised `T`s, and
+        // its alignment is `T`'s (a repr(C) struct of `T` arrays).
+        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<T>(), Self::LEN) }
+    }
+
+    /// All scalars, mutable, in declaration order (each matrix column-major).
+    #[inline]
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        const { assert!(size_of::<Self>() == Self::LEN * size_of::<T>()) };
+        // SAFETY: as in `as_slice`; every bit pattern written through `&mut [T]` is a valid `T`.
+        unsafe { core::slice::from_raw_parts_mut((self as *mut Self).cast::<T>(), Self::LEN) }
+    }
+
+    /// Sets every scalar to zero in place (without building a value on the stack).
+    #[inline]
+    fn set_zero(&mut self) {
+        self.as_mut_slice().fill(T::ZERO);
+    }
+
+    /// A zeroed value on the heap, built in place: never on the stack, whatever its size.
+    #[cfg(feature = "alloc")]
+    fn new_boxed() -> alloc::boxed::Box<Self> {
+        const { assert!(size_of::<Self>() == Self::LEN * size_of::<T>()) };
+        let zeroed = alloc::boxed::Box::<Self>::new_zeroed();
+        // SAFETY: `Self` is `LEN` values of `T` (an IEEE float, see `Real`), and the all-zero
+        // bit pattern of an IEEE float is `0.0`.
+        unsafe { zeroed.assume_init() }
+    }
+}
+
+// SAFETY: `Matrix` is repr(C) over `ArrayStorage`, which is repr(transparent) over
+// `[[T; R]; C]`: `R * C` contiguous `T`s.
+unsafe impl<T: Real, const R: usize, const C: usize> Params<T> for SMatrix<T, R, C> {
+    const LEN: usize = R * C;
+}

@@ -1,0 +1,78 @@
+//! The `summary()` table of a generated network.
+
+use core::fmt;
+
+/// One row of a [`Summary`]: a node of the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SummaryRow {
+    /// The node's name (a `let` binding, an input, or a name the macro gave).
+    pub node: &'static str,
+    /// Its operation, e.g. `fc1: Dense(16 → 32)` or `relu`.
+    pub op: &'static str,
+    /// Its output shape for one sample, e.g. `[32]`.
+    pub shape: &'static str,
+    /// Parameters it introduces (0 for activations, inputs and a shared layer's later uses).
+    pub params: usize,
+}
+
+/// A network's layers, shapes and parameter counts, printed like Keras' `model.summary()`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary<const K: usize> {
+    /// The network's name.
+    pub name: &'static str,
+    /// Its nodes in execution order.
+    pub rows: [SummaryRow; K],
+}
+
+impl<const K: usize> Summary<K> {
+    /// Total number of trainable parameters.
+    pub fn param_count(&self) -> usize {
+        self.rows.iter().map(|row| row.params).sum()
+    }
+}
+
+impl<const K: usize> fmt::Display for Summary<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = |column: fn(&SummaryRow) -> usize, title: &str| {
+            self.rows.iter().map(column).fold(title.len(), usize::max)
+        };
+        let node_w = width(|r| r.node.chars().count(), "Node");
+        let op_w = width(|r| r.op.chars().count(), "Operation");
+        let shape_w = width(|r| r.shape.chars().count(), "Output shape");
+        let params_w = width(|r| digits(r.params), "Params");
+        let total_w = node_w + op_w + shape_w + params_w + 6;
+        writeln!(f, "Network: {}", self.name)?;
+        rule(f, '=', total_w)?;
+        writeln!(
+            f,
+            "{:<node_w$}  {:<op_w$}  {:<shape_w$}  {:>params_w$}",
+            "Node", "Operation", "Output shape", "Params"
+        )?;
+        rule(f, '-', total_w)?;
+        for row in &self.rows {
+            writeln!(
+                f,
+                "{:<node_w$}  {:<op_w$}  {:<shape_w$}  {:>params_w$}",
+                row.node, row.op, row.shape, row.params
+            )?;
+        }
+        rule(f, '=', total_w)?;
+        write!(f, "Trainable params: {}", self.param_count())
+    }
+}
+
+fn rule(f: &mut fmt::Formatter<'_>, c: char, width: usize) -> fmt::Result {
+    for _ in 0..width {
+        write!(f, "{c}")?;
+    }
+    writeln!(f)
+}
+
+fn digits(mut n: usize) -> usize {
+    let mut count = 1;
+    while n >= 10 {
+        n /= 10;
+        count += 1;
+    }
+    count
+}

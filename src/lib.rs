@@ -1,1 +1,11 @@
-//! Placeholder facade; filled in below.
+#![doc = include_str!("../README.md")]
+#![no_std]
+
+pub use nn_core::*;
+pub use nn_macros::network;
+
+/// Everything a program using `network!` needs in scope: the traits of generated networks.
+pub mod prelude {
+    pub use nn_core::{Activation, ConstZero, Layer, Network, Params, Real, SMatrix, Values};
+    pub use nn_macros::network;
+}

@@ -68,9 +68,11 @@ impl<T: Real> Activation<T> for LogSoftmax {
             for &x in x.iter() {
                 sum += (x - max).exp();
             }
-            let log_sum = max + sum.ln();
+            // (x − max) − ln Σ, not x − (max + ln Σ): the shifted logit is exact, and adding
+            // ln Σ to a large max would round it away (log_softmax([1e16, 1e16]) = [0, 0]).
+            let log_sum = sum.ln();
             for (y, &x) in y.iter_mut().zip(x.iter()) {
-                *y = x - log_sum;
+                *y = (x - max) - log_sum;
             }
         }
     }

@@ -1,0 +1,117 @@
+//! The built-in vocabulary of the DSL: activations and layers, and their names.
+
+/// An activation the DSL knows.
+pub struct ActivationInfo {
+    /// Its name in a `forward` block: `leaky_relu(x, 0.2)`.
+    pub func: &'static str,
+    /// Its names in a sequential network: `LeakyRelu(0.2)`.
+    pub sequential: &'static [&'static str],
+    /// The type in `nn::activations`.
+    pub ty: &'static str,
+    /// Numeric parameters: field name in the type, and default.
+    pub params: &'static [(&'static str, f64)],
+    /// Softmax-like: defined over a vector, not element by element.
+    pub needs_vector: bool,
+}
+
+const fn act(
+    func: &'static str,
+    sequential: &'static [&'static str],
+    ty: &'static str,
+) -> ActivationInfo {
+    ActivationInfo {
+        func,
+        sequential,
+        ty,
+        params: &[],
+        needs_vector: false,
+    }
+}
+
+/// Every activation, in the order the docs list them.
+pub const ACTIVATIONS: &[ActivationInfo] = &[
+    act("identity", &["Identity"], "Identity"),
+    act("sigmoid", &["Sigmoid"], "Sigmoid"),
+    act("tanh", &["Tanh"], "Tanh"),
+    act("relu", &["Relu", "ReLU"], "Relu"),
+    ActivationInfo {
+        params: &[("alpha", 0.01)],
+        ..act("leaky_relu", &["LeakyRelu", "LeakyReLU"], "LeakyRelu")
+    },
+    ActivationInfo {
+        params: &[("alpha", 1.0)],
+        ..act("elu", &["Elu", "ELU"], "Elu")
+    },
+    act("softplus", &["Softplus"], "Softplus"),
+    act("gelu", &["Gelu", "GELU"], "Gelu"),
+    act("silu", &["Silu", "SiLU"], "Silu"),
+    act("swish", &["Swish"], "Silu"),
+    act("sign", &["Sign"], "Sign"),
+    act("heaviside", &["Heaviside"], "Heaviside"),
+    act("sign_ste", &["SignSte"], "SignSte"),
+    act("heaviside_ste", &["HeavisideSte"], "HeavisideSte"),
+    ActivationInfo {
+        needs_vector: true,
+        ..act("softmax", &["Softmax"], "Softmax")
+    },
+    ActivationInfo {
+        needs_vector: true,
+        ..act("log_softmax", &["LogSoftmax"], "LogSoftmax")
+    },
+];
+
+/// The built-in parameterised layers.
+pub const LAYERS: &[&str] = &["Dense"];
+
+/// The function that joins vectors: `concat(a, b, ...)`.
+pub const CONCAT: &str = "concat";
+
+/// The activation called `name` in a `forward` block.
+pub fn activation_by_func(name: &str) -> Option<&'static ActivationInfo> {
+    ACTIVATIONS.iter().find(|a| a.func == name)
+}
+
+/// The activation called `name` in a sequential network.
+pub fn activation_by_sequential_name(name: &str) -> Option<&'static ActivationInfo> {
+    ACTIVATIONS.iter().find(|a| a.sequential.contains(&name))
+}
+
+/// The candidate closest to `name` (edit distance at most a third of its length), for
+/// "did you mean" hints.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_closest_name() {
+        let funcs = ACTIVATIONS.iter().map(|a| a.func);
+        assert_eq!(closest("rleu", funcs.clone()), Some("relu"));
+        assert_eq!(closest("sigmod", funcs.clone()), Some("sigmoid"));
+        assert_eq!(closest("conv2d", funcs), None);
+    }
+}

@@ -1,0 +1,857 @@
+//! Stage 2: the checked model of a network. Resolves names, orders the nodes (statement
+//! order is a topological order, since a node may only use nodes defined before it), infers
+//! every shape and checks every rule, collecting all errors, each spanned on the token the
+//! user must change.
+
+use crate::builtins::{self, ActivationInfo};
+use crate::parse::{Arg, BinOp, Call, Entry, Expr, LayerSpec, NetworkDef, Shape, Size};
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use std::collections::{HashMap, HashSet};
+use syn::{Attribute, Ident, Type, Visibility};
+
+/// Index of a node in [`Model::nodes`].
+pub type NodeId = usize;
+
+/// A checked network: layers, nodes in execution order, inputs and outputs.
+pub struct Model {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub layers: Vec<LayerDecl>,
+    pub nodes: Vec<Node>,
+    pub inputs: Vec<NodeId>,
+    pub outputs: Vec<NodeId>,
+}
+
+/// A parameterised layer: a field of the network struct.
+pub struct LayerDecl {
+    pub name: Ident,
+    pub kind: LayerKind,
+    /// Input features (inferred from the first use; 0 until then).
+    pub input: usize,
+    /// Output shape.
+    pub output: Vec<usize>,
+    /// `IN` of `Dense<IN, OUT>`, checked against the inferred input.
+    stated_input: Option<Size>,
+    /// The node it was first applied to, for error messages.
+    first_use: Option<NodeId>,
+}
+
+/// What a layer is.
+pub enum LayerKind {
+    Dense,
+    /// A user type implementing `nn::Layer`.
+    Custom(Box<Type>),
+}
+
+/// A node of the graph: a value computed once per forward pass.
+pub struct Node {
+    /// The user's name for it, or one the macro chose (`fc1_out`).
+    pub name: Ident,
+    pub op: Op,
+    /// Shape of one sample; stored as a vector of `shape.iter().product()` features.
+    pub shape: Vec<usize>,
+    /// How messages name it: its name if the user gave one, else its expression (`fc1(x)`).
+    pub label: String,
+    /// The expression that computes it, in terms of its parents' labels: `h + r`.
+    pub expr: String,
+}
+
+/// How a node's value is computed from its parents.
+pub enum Op {
+    Input,
+    Layer {
+        layer: usize,
+        arg: NodeId,
+        shared: bool,
+    },
+    Activation {
+        info: &'static ActivationInfo,
+        params: Vec<f64>,
+        arg: NodeId,
+    },
+    Binary {
+        op: BinOp,
+        left: NodeId,
+        right: NodeId,
+    },
+    Concat(Vec<NodeId>),
+}
+
+impl Op {
+    /// The nodes this one reads.
+    pub fn parents(&self) -> Vec<NodeId> {
+        match self {
+            Op::Input => Vec::new(),
+            Op::Layer { arg, .. } | Op::Activation { arg, .. } => vec![*arg],
+            Op::Binary { left, right, .. } => vec![*left, *right],
+            Op::Concat(parts) => parts.clone(),
+        }
+    }
+}
+
+impl Node {
+    /// Number of features of one sample.
+    pub fn size(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Formats a shape as the DSL writes it: `[3, 4]`.
+pub fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// Collects errors (serde's `Ctxt`): checking goes on after an error, so the user sees every
+/// mistake in one compile.
+#[derive(Default)]
+struct Errors(Vec<syn::Error>);
+
+impl Errors {
+    fn spanned(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        self.0.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    fn at(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.0.push(syn::Error::new(span, message));
+    }
+
+    fn into_result(self) -> Result<(), syn::Error> {
+        let mut errors = self.0.into_iter();
+        match errors.next() {
+            None => Ok(()),
+            Some(mut first) => {
+                first.extend(errors);
+                Err(first)
+            }
+        }
+    }
+}
+
+/// Builds and checks the model.
+pub fn build(def: NetworkDef) -> Result<Model, syn::Error> {
+    let mut builder = Builder {
+        errors: Errors::default(),
+        layers: Vec::new(),
+        nodes: Vec::new(),
+        bindings: HashMap::new(),
+        used: HashSet::new(),
+    };
+    let (inputs, outputs) = match &def.forward {
+        Some(forward) => builder.graph(&def, forward),
+        None => builder.sequential(&def),
+    };
+    builder.check_layers_used();
+    builder.name_intermediate_nodes();
+    builder.errors.into_result()?;
+    Ok(Model {
+        attrs: def.attrs,
+        vis: def.vis,
+        name: def.name,
+        layers: builder.layers,
+        nodes: builder.nodes,
+        inputs,
+        outputs,
+    })
+}
+
+struct Builder {
+    errors: Errors,
+    layers: Vec<LayerDecl>,
+    nodes: Vec<Node>,
+    /// Names in scope: inputs and `let`s, to their nodes.
+    bindings: HashMap<String, NodeId>,
+    /// Names read by some expression or returned as outputs.
+    used: HashSet<String>,
+}
+
+/// A node under construction: `None` once an error made its value unknowable (no further
+/// errors are reported about it, so one mistake gives one message).
+type Lowered = Option<NodeId>;
+
+impl Builder {
+    /// The sequential form: `input: [N]`, then layers and activations in order.
+    fn sequential(&mut self, def: &NetworkDef) -> (Vec<NodeId>, Vec<NodeId>) {
+        let mut entries = def.entries.iter();
+        let Some(Entry::Input { name, shape }) = entries.next() else {
+            let hint = "a sequential network starts with its input shape, e.g. `input: [2],` \
+                        (or add a `forward(x: [2]) -> y { ... }` block after the struct)";
+            match def.entries.first() {
+                Some(Entry::Layer { name, .. }) => self.errors.spanned(name, hint),
+                Some(Entry::Activation(call)) => self.errors.spanned(&call.tokens, hint),
+                _ => self.errors.spanned(&def.name, hint),
+            }
+            return (Vec::new(), Vec::new());
+        };
+        let input = self.input(name, shape);
+        let mut current: Lowered = input;
+        for entry in entries {
+            match entry {
+                Entry::Input { name, .. } => self.errors.spanned(
+                    name,
+                    "a sequential network has one input, declared first; for several inputs \
+                     write a `forward(a: [..], b: [..]) -> y { ... }` block",
+                ),
+                Entry::Layer { name, spec } => {
+                    let layer = self.declare_layer(name, spec);
+                    current = match (layer, current) {
+                        (Some(layer), Some(arg)) => {
+                            let label = format!("{name}({})", self.nodes[arg].label);
+                            self.apply_layer(layer, arg, Some(name.clone()), label, name)
+                        }
+                        _ => None,
+                    };
+                }
+                Entry::Activation(call) => {
+                    current = self.sequential_activation(call, current);
+                }
+            }
+        }
+        if def.entries.len() == 1 {
+            self.errors.spanned(
+                &def.name,
+                "this network has no layers: list them after the input, e.g. \
+                 `out: Dense<1>, Sigmoid`",
+            );
+        }
+        if let Some(id) = current {
+            self.used.insert(self.nodes[id].name.to_string());
+        }
+        (input.into_iter().collect(), current.into_iter().collect())
+    }
+
+    fn sequential_activation(&mut self, call: &Call, current: Lowered) -> Lowered {
+        let name = call.func.to_string();
+        let Some(info) = builtins::activation_by_sequential_name(&name) else {
+            let message = if let Some(info) = builtins::activation_by_func(&name) {
+                format!(
+                    "in a sequential network activations are written `{}`",
+                    info.sequential[0]
+                )
+            } else if builtins::LAYERS.contains(&name.as_str()) {
+                format!("a `{name}` layer needs a name: `my_layer: {name}<..>`")
+            } else {
+                let names = builtins::ACTIVATIONS
+                    .iter()
+                    .flat_map(|a| a.sequential.iter().copied());
+                unknown("activation", &name, builtins::closest(&name, names))
+            };
+            self.errors.spanned(&call.func, message);
+            return None;
+        };
+        let params = self.activation_params(info, &call.func, &call.args)?;
+        let arg = current?;
+        let node_name = format!("{}_{}", self.nodes[arg].name, info.func);
+        let label = format!("{}({})", info.func, self.nodes[arg].label);
+        self.apply_activation(
+            info,
+            params,
+            arg,
+            Some(syn::Ident::new(&node_name, call.func.span())),
+            label,
+            &call.tokens,
+        )
+    }
+
+    /// The graph form: layers in the struct, then a `forward` block.
+    fn graph(
+        &mut self,
+        def: &NetworkDef,
+        forward: &crate::parse::Forward,
+    ) -> (Vec<NodeId>, Vec<NodeId>) {
+        let mut layer_index = HashMap::new();
+        for entry in &def.entries {
+            match entry {
+                Entry::Layer { name, spec } => {
+                    if let Some(layer) = self.declare_layer(name, spec) {
+                        layer_index.insert(name.to_string(), layer);
+                    }
+                }
+                Entry::Input { name, .. } => self.errors.spanned(
+                    name,
+                    "with a `forward` block, inputs are declared there: \
+                     `forward(x: [..]) -> y { ... }`; the struct lists only layers",
+                ),
+                Entry::Activation(call) => self.errors.spanned(
+                    &call.func,
+                    "with a `forward` block, the struct lists only layers; apply activations \
+                     in the block, e.g. `let h = relu(fc1(x));`",
+                ),
+            }
+        }
+        if forward.inputs.is_empty() {
+            self.errors.spanned(
+                &forward.keyword,
+                "a network needs at least one input: `forward(x: [16])`",
+            );
+        }
+        let mut inputs = Vec::new();
+        for (name, shape) in &forward.inputs {
+            if self.check_new_name(name) {
+                inputs.extend(self.input(name, shape));
+            }
+        }
+        let statement_index: HashMap<String, usize> = forward
+            .statements
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (name.to_string(), i))
+            .collect();
+        let mut scope = Scope {
+            layers: &layer_index,
+            statements: &statement_index,
+            current: 0,
+        };
+        for (i, (name, expr)) in forward.statements.iter().enumerate() {
+            scope.current = i;
+            let node = self.lower(expr, Some(name), &scope);
+            if self.check_new_name(name) {
+                if let Some(node) = node {
+                    self.bindings.insert(name.to_string(), node);
+                }
+            }
+        }
+        let mut outputs = Vec::new();
+        if forward.outputs.is_empty() {
+            self.errors.spanned(
+                &forward.keyword,
+                "a network needs at least one output: `-> y`",
+            );
+        }
+        for (name, declared) in &forward.outputs {
+            let Some(&node) = self.bindings.get(&name.to_string()) else {
+                if !statement_index.contains_key(&name.to_string()) {
+                    self.errors.spanned(
+                        name,
+                        format!("cannot find node `{name}` to return: define it with `let {name} = ...;`"),
+                    );
+                }
+                continue;
+            };
+            self.used.insert(name.to_string());
+            if outputs.contains(&node) {
+                self.errors
+                    .spanned(name, format!("`{name}` is returned twice"));
+            }
+            if let Some(declared) = declared {
+                let dims: Vec<usize> = declared.dims.iter().map(|d| d.value).collect();
+                if dims != self.nodes[node].shape {
+                    self.errors.at(
+                        declared.span,
+                        format!(
+                            "output `{name}` is declared {} but computes {}",
+                            shape_text(&dims),
+                            shape_text(&self.nodes[node].shape)
+                        ),
+                    );
+                }
+            }
+            outputs.push(node);
+        }
+        let names = forward.inputs.iter().map(|(n, _)| n);
+        for name in names.chain(forward.statements.iter().map(|(n, _)| n)) {
+            if self.bindings.contains_key(&name.to_string())
+                && !self.used.contains(&name.to_string())
+            {
+                self.errors.spanned(
+                    name,
+                    format!("node `{name}` is never used: use it, return it, or remove it"),
+                );
+            }
+        }
+        (inputs, outputs)
+    }
+
+    /// Creates an input node.
+    fn input(&mut self, name: &Ident, shape: &Shape) -> Lowered {
+        let dims = self.check_shape(shape)?;
+        let id = self.push(Some(name.clone()), Op::Input, dims, name.to_string());
+        self.bindings.insert(name.to_string(), id);
+        Some(id)
+    }
+
+    fn check_shape(&mut self, shape: &Shape) -> Option<Vec<usize>> {
+        let mut ok = true;
+        for dim in &shape.dims {
+            ok &= self.check_size(dim);
+        }
+        ok.then(|| shape.dims.iter().map(|d| d.value).collect())
+    }
+
+    fn check_size(&mut self, size: &Size) -> bool {
+        if size.value == 0 {
+            self.errors.spanned(&size.lit, "a size must be at least 1");
+        }
+        size.value > 0
+    }
+
+    /// Reports a name already taken by a layer, input or node; true if the name is new.
+    fn check_new_name(&mut self, name: &Ident) -> bool {
+        let text = name.to_string();
+        if text == "T" || text == "B" {
+            self.errors.spanned(
+                name,
+                format!(
+                    "`{text}` is reserved (the scalar type and the batch size); choose another name"
+                ),
+            );
+            return false;
+        }
+        let taken = self.bindings.contains_key(&text) || self.layers.iter().any(|l| l.name == text);
+        if taken {
+            self.errors.spanned(
+                name,
+                format!("the name `{name}` is already used; choose another"),
+            );
+        }
+        !taken
+    }
+
+    /// Declares a layer (a struct field); `None` if it is invalid.
+    fn declare_layer(&mut self, name: &Ident, spec: &LayerSpec) -> Option<usize> {
+        if !self.check_new_name(name) {
+            return None;
+        }
+        let (kind, output, stated_input) = match spec {
+            LayerSpec::Custom { ty, out } => {
+                (LayerKind::Custom(ty.clone()), self.check_shape(out)?, None)
+            }
+            LayerSpec::Builtin { kind, args } => {
+                let text = kind.to_string();
+                if text != "Dense" {
+                    let message = if builtins::activation_by_sequential_name(&text).is_some() {
+                        format!(
+                            "`{text}` is an activation, not a layer: write it on its own, \
+                             `..., {text},` (sequential) or `{}(x)` in a `forward` block",
+                            builtins::activation_by_sequential_name(&text).unwrap().func
+                        )
+                    } else {
+                        let hint = builtins::closest(&text, builtins::LAYERS.iter().copied());
+                        format!(
+                            "{}; a layer of your own is declared with its output shape: \
+                             `{name}: {text}<..> -> [OUT]`",
+                            unknown("layer", &text, hint)
+                        )
+                    };
+                    self.errors.spanned(kind, message);
+                    return None;
+                }
+                let sizes_ok = args
+                    .iter()
+                    .fold(true, |ok, size| self.check_size(size) && ok);
+                match args.as_slice() {
+                    [out] if sizes_ok => (LayerKind::Dense, vec![out.value], None),
+                    [input, out] if sizes_ok => {
+                        (LayerKind::Dense, vec![out.value], Some(input.clone()))
+                    }
+                    [_] | [_, _] => return None,
+                    _ => {
+                        self.errors.spanned(
+                            kind,
+                            "`Dense` takes its output size, `Dense<OUT>`, or both sizes, \
+                             `Dense<IN, OUT>`",
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        self.layers.push(LayerDecl {
+            name: name.clone(),
+            kind,
+            input: 0,
+            output,
+            stated_input,
+            first_use: None,
+        });
+        Some(self.layers.len() - 1)
+    }
+
+    /// Lowers an expression to nodes; the top node is named `name` if given.
+    fn lower(&mut self, expr: &Expr, name: Option<&Ident>, scope: &Scope) -> Lowered {
+        match expr {
+            // `let y = h;` makes `y` an alias of `h`: no new node.
+            Expr::Node(ident) => self.resolve(ident, scope),
+            Expr::Binary {
+                op,
+                left,
+                right,
+                tokens,
+            } => {
+                let left = self.lower(left, None, scope);
+                let right = self.lower(right, None, scope);
+                let (left, right) = (left?, right?);
+                let (a, b) = (&self.nodes[left], &self.nodes[right]);
+                if a.shape != b.shape {
+                    let verb = match op {
+                        BinOp::Add => "add",
+                        BinOp::Mul => "multiply",
+                    };
+                    let message = format!(
+                        "cannot {verb} `{}` {} and `{}` {}: element-wise operations need equal shapes",
+                        a.label,
+                        shape_text(&a.shape),
+                        b.label,
+                        shape_text(&b.shape)
+                    );
+                    self.errors.spanned(tokens, message);
+                    return None;
+                }
+                let symbol = match op {
+                    BinOp::Add => "+",
+                    BinOp::Mul => "*",
+                };
+                let label = format!("{} {symbol} {}", a.label, b.label);
+                let shape = a.shape.clone();
+                Some(self.push(
+                    name.cloned(),
+                    Op::Binary {
+                        op: *op,
+                        left,
+                        right,
+                    },
+                    shape,
+                    label,
+                ))
+            }
+            Expr::Call(call) => self.lower_call(call, name, scope),
+        }
+    }
+
+    fn lower_call(&mut self, call: &Call, name: Option<&Ident>, scope: &Scope) -> Lowered {
+        let func = call.func.to_string();
+        if func == builtins::CONCAT {
+            return self.lower_concat(call, name, scope);
+        }
+        if let Some(&layer) = scope.layers.get(&func) {
+            let [Arg::Expr(arg)] = call.args.as_slice() else {
+                self.errors.spanned(
+                    &call.tokens,
+                    format!("a layer takes one input: `{func}(x)`"),
+                );
+                return None;
+            };
+            let arg = self.lower(arg, None, scope)?;
+            let label = format!("{func}({})", self.nodes[arg].label);
+            return self.apply_layer(layer, arg, name.cloned(), label, &call.tokens);
+        }
+        if let Some(info) = builtins::activation_by_func(&func) {
+            let (first, rest) = match call.args.split_first() {
+                Some((Arg::Expr(first), rest)) => (first, rest),
+                _ => {
+                    self.errors.spanned(
+                        &call.tokens,
+                        format!("`{func}` takes the node to apply it to first: `{func}(x)`"),
+                    );
+                    return None;
+                }
+            };
+            let arg = self.lower(first, None, scope);
+            let params = self.activation_params(info, &call.func, rest);
+            let (arg, params) = (arg?, params?);
+            let label = format!("{func}({})", self.nodes[arg].label);
+            return self.apply_activation(info, params, arg, name.cloned(), label, &call.tokens);
+        }
+        let candidates = scope
+            .layers
+            .keys()
+            .map(String::as_str)
+            .chain(builtins::ACTIVATIONS.iter().map(|a| a.func))
+            .chain([builtins::CONCAT]);
+        let hint = builtins::closest(&func, candidates);
+        let mut message = unknown("layer or activation", &func, hint);
+        if builtins::activation_by_sequential_name(&func).is_some()
+            || builtins::LAYERS.contains(&func.as_str())
+        {
+            message = format!(
+                "`{func}` is not callable here: declare layers in the struct (`fc: {func}<..>`) \
+                 and call them by name; activations are lower case, e.g. `relu(x)`"
+            );
+        }
+        self.errors.spanned(&call.func, message);
+        None
+    }
+
+    fn lower_concat(&mut self, call: &Call, name: Option<&Ident>, scope: &Scope) -> Lowered {
+        let mut parts = Vec::new();
+        let mut ok = true;
+        for arg in &call.args {
+            match arg {
+                Arg::Expr(expr) => match self.lower(expr, None, scope) {
+                    Some(id) => parts.push(id),
+                    None => ok = false,
+                },
+                Arg::Number { tokens, .. } => {
+                    self.errors
+                        .spanned(tokens, "`concat` joins nodes, not numbers");
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        if parts.len() < 2 {
+            self.errors.spanned(
+                &call.tokens,
+                "`concat` joins two or more nodes: `concat(a, b)`",
+            );
+            return None;
+        }
+        let first = &self.nodes[parts[0]];
+        for &part in &parts[1..] {
+            let node = &self.nodes[part];
+            if node.shape.len() != first.shape.len() || node.shape[1..] != first.shape[1..] {
+                let message = format!(
+                    "cannot concatenate `{}` {} and `{}` {}: they must agree in every \
+                     dimension but the first",
+                    first.label,
+                    shape_text(&first.shape),
+                    node.label,
+                    shape_text(&node.shape)
+                );
+                self.errors.spanned(&call.tokens, message);
+                return None;
+            }
+        }
+        let mut shape = first.shape.clone();
+        shape[0] = parts.iter().map(|&p| self.nodes[p].shape[0]).sum();
+        let labels: Vec<&str> = parts
+            .iter()
+            .map(|&p| self.nodes[p].label.as_str())
+            .collect();
+        let label = format!("concat({})", labels.join(", "));
+        Some(self.push(name.cloned(), Op::Concat(parts), shape, label))
+    }
+
+    /// Looks a node up by name, explaining why when it is not in scope.
+    fn resolve(&mut self, ident: &Ident, scope: &Scope) -> Lowered {
+        let text = ident.to_string();
+        if let Some(&node) = self.bindings.get(&text) {
+            self.used.insert(text);
+            return Some(node);
+        }
+        let message = match scope.statements.get(&text) {
+            Some(&i) if i == scope.current => format!(
+                "`{text}` is used in its own definition: a network is acyclic, so a node can \
+                 only use nodes defined before it"
+            ),
+            Some(&i) if i > scope.current => format!(
+                "`{text}` is used before it is defined: a network is acyclic, so a node can only \
+                 use nodes defined before it; move `let {text} = ...;` up (or remove the cycle)"
+            ),
+            // Defined earlier but with an error: already reported.
+            Some(_) => return None,
+            None if scope.layers.contains_key(&text) => {
+                format!("`{text}` is a layer, not a node: apply it, e.g. `{text}(x)`")
+            }
+            None => {
+                let hint = builtins::closest(&text, self.bindings.keys().map(String::as_str));
+                unknown("node", &text, hint)
+            }
+        };
+        self.errors.spanned(ident, message);
+        None
+    }
+
+    fn activation_params(
+        &mut self,
+        info: &ActivationInfo,
+        func: &Ident,
+        args: &[Arg],
+    ) -> Option<Vec<f64>> {
+        if args.len() > info.params.len() {
+            let message = match info.params {
+                [] => format!("`{}` takes no parameters", func),
+                params => {
+                    let names: Vec<&str> = params.iter().map(|p| p.0).collect();
+                    format!(
+                        "`{}` takes at most {} parameter(s): {}",
+                        func,
+                        params.len(),
+                        names.join(", ")
+                    )
+                }
+            };
+            let extra = &args[info.params.len()];
+            match extra {
+                Arg::Number { tokens, .. } => self.errors.spanned(tokens, message),
+                Arg::Expr(expr) => self.errors.spanned(expr.tokens(), message),
+            }
+            return None;
+        }
+        let mut values = Vec::new();
+        for (i, &(_, default)) in info.params.iter().enumerate() {
+            match args.get(i) {
+                None => values.push(default),
+                Some(Arg::Number { value, .. }) => values.push(*value),
+                Some(Arg::Expr(expr)) => {
+                    self.errors.spanned(
+                        expr.tokens(),
+                        format!("`{}`'s {} is a number, e.g. `0.2`", func, info.params[i].0),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(values)
+    }
+
+    fn apply_layer(
+        &mut self,
+        layer: usize,
+        arg: NodeId,
+        name: Option<Ident>,
+        label: String,
+        at: impl ToTokens,
+    ) -> Lowered {
+        let input = &self.nodes[arg];
+        let decl = &self.layers[layer];
+        let size = input.size();
+        if matches!(decl.kind, LayerKind::Dense) && input.shape.len() != 1 {
+            let message = format!(
+                "`{}` is a Dense layer and needs a vector, but `{}` has shape {}",
+                decl.name,
+                input.label,
+                shape_text(&input.shape)
+            );
+            self.errors.spanned(at, message);
+            return None;
+        }
+        let shared = decl.first_use.is_some();
+        if let Some(first) = decl.first_use {
+            if decl.input != size {
+                let message = format!(
+                    "layer `{}` was first applied to `{}` {} and here to `{}` {}; a layer used \
+                     twice shares its weights, so its inputs must have the same size",
+                    decl.name,
+                    self.nodes[first].label,
+                    shape_text(&self.nodes[first].shape),
+                    input.label,
+                    shape_text(&input.shape)
+                );
+                self.errors.spanned(at, message);
+                return None;
+            }
+        } else if let Some(stated) = &decl.stated_input {
+            if stated.value != size {
+                let message = format!(
+                    "`{}` is declared with {} inputs, but its input `{}` has {} features: \
+                     write `Dense<{}, {}>` or `Dense<{}>`",
+                    decl.name,
+                    stated.value,
+                    input.label,
+                    size,
+                    size,
+                    decl.output[0],
+                    decl.output[0]
+                );
+                self.errors.spanned(&stated.lit, message);
+                return None;
+            }
+        }
+        let shape = decl.output.clone();
+        let decl = &mut self.layers[layer];
+        decl.input = size;
+        decl.first_use.get_or_insert(arg);
+        Some(self.push(name, Op::Layer { layer, arg, shared }, shape, label))
+    }
+
+    fn apply_activation(
+        &mut self,
+        info: &'static ActivationInfo,
+        params: Vec<f64>,
+        arg: NodeId,
+        name: Option<Ident>,
+        label: String,
+        at: &TokenStream,
+    ) -> Lowered {
+        let input = &self.nodes[arg];
+        if info.needs_vector && input.shape.len() != 1 {
+            let message = format!(
+                "`{}` is taken over a vector, but `{}` has shape {}",
+                info.func,
+                input.label,
+                shape_text(&input.shape)
+            );
+            self.errors.spanned(at, message);
+            return None;
+        }
+        let shape = input.shape.clone();
+        Some(self.push(name, Op::Activation { info, params, arg }, shape, label))
+    }
+
+    /// Adds a node. Unnamed nodes get a placeholder name until `name_intermediate_nodes`.
+    fn push(&mut self, name: Option<Ident>, op: Op, shape: Vec<usize>, expr: String) -> NodeId {
+        let label = name.as_ref().map_or_else(|| expr.clone(), Ident::to_string);
+        let name = name.unwrap_or_else(|| Ident::new("_", Span::call_site()));
+        self.nodes.push(Node {
+            name,
+            op,
+            shape,
+            label,
+            expr,
+        });
+        self.nodes.len() - 1
+    }
+
+    fn check_layers_used(&mut self) {
+        for layer in &self.layers {
+            if layer.first_use.is_none() {
+                self.errors.spanned(
+                    &layer.name,
+                    format!(
+                        "layer `{}` is never used: apply it in `forward`, or remove it",
+                        layer.name
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Names the nodes the user did not name after what computes them (`fc1_out`,
+    /// `relu_out`, `sum`, `product`, `cat`), avoiding every name in use.
+    fn name_intermediate_nodes(&mut self) {
+        let mut taken: HashSet<String> = self.nodes.iter().map(|n| n.name.to_string()).collect();
+        taken.extend(self.layers.iter().map(|l| l.name.to_string()));
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].name != "_" {
+                continue;
+            }
+            let base = match &self.nodes[i].op {
+                Op::Layer { layer, .. } => format!("{}_out", self.layers[*layer].name),
+                Op::Activation { info, .. } => format!("{}_out", info.func),
+                Op::Binary { op: BinOp::Add, .. } => "sum".to_string(),
+                Op::Binary { op: BinOp::Mul, .. } => "product".to_string(),
+                Op::Concat(_) => "cat".to_string(),
+                Op::Input => unreachable!("inputs are always named"),
+            };
+            let mut name = base.clone();
+            let mut k = 2;
+            while taken.contains(&name) {
+                name = format!("{base}_{k}");
+                k += 1;
+            }
+            taken.insert(name.clone());
+            self.nodes[i].name = Ident::new(&name, Span::call_site());
+        }
+    }
+}
+
+/// Name lookup context of a `forward` block.
+struct Scope<'a> {
+    layers: &'a HashMap<String, usize>,
+    /// Statement index of each `let` name, to tell "used before defined" from "unknown".
+    statements: &'a HashMap<String, usize>,
+    /// Index of the statement being lowered.
+    current: usize,
+}
+
+fn unknown(what: &str, name: &str, hint: Option<&str>) -> String {
+    match hint {
+        Some(hint) => format!("unknown {what} `{name}`; did you mean `{hint}`?"),
+        None => format!("unknown {what} `{name}`"),
+    }
+}

@@ -1,0 +1,449 @@
+//! Stage 1: the typed syntax tree of the DSL. Syntax only: no name resolution, no shapes.
+//!
+//! ```text
+//! network     := attr* vis "struct" Ident "{" entry ("," entry)* ","? "}" forward?
+//! entry       := Ident ":" shape                  (sequential input: `input: [2]`)
+//!              | Ident ":" layer                  (`hidden: Dense<8>`)
+//!              | activation                       (sequential only: `Tanh`, `LeakyRelu(0.2)`)
+//! layer       := Ident "<" size ("," size)* ">"   (built-in: `Dense<OUT>`, `Dense<IN, OUT>`)
+//!              | Type "->" shape                  (a type of yours implementing `nn::Layer`)
+//! forward     := "forward" "(" Ident ":" shape ("," ...)* ")" "->" outputs "{" stmt* "}"
+//! outputs     := output | "(" output ("," output)* ")"      output := Ident (":" shape)?
+//! stmt        := "let" Ident "=" expr ";"
+//! expr        := Ident | Ident "(" arg ("," arg)* ")" | expr "+" expr | expr "*" expr | "(" expr ")"
+//! arg         := expr | number
+//! shape       := "[" size ("," size)* "]"         size := integer literal
+//! ```
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Ident, LitInt, Token, Type, Visibility, bracketed, parenthesized};
+
+/// The whole macro input.
+pub struct NetworkDef {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub entries: Vec<Entry>,
+    pub forward: Option<Forward>,
+}
+
+/// One comma-separated entry of the struct body.
+pub enum Entry {
+    /// `input: [2]`: the input of a sequential network.
+    Input { name: Ident, shape: Shape },
+    /// `name: Dense<8>` or `name: MyLayer<T> -> [8]`.
+    Layer { name: Ident, spec: LayerSpec },
+    /// A bare activation in a sequential network: `Tanh`, `LeakyRelu(0.2)`.
+    Activation(Call),
+}
+
+/// The type of a layer declaration.
+pub enum LayerSpec {
+    /// `Dense<8>`, `Dense<2, 8>`: a built-in layer with integer arguments.
+    Builtin { kind: Ident, args: Vec<Size> },
+    /// `MyLayer<T, 4> -> [4]`: a user type implementing `nn::Layer`, with its output shape.
+    Custom { ty: Box<Type>, out: Shape },
+}
+
+/// A size: an integer literal, kept with its token for error spans.
+#[derive(Clone)]
+pub struct Size {
+    pub value: usize,
+    pub lit: LitInt,
+}
+
+/// `[a, b, ...]`.
+#[derive(Clone)]
+pub struct Shape {
+    pub dims: Vec<Size>,
+    pub span: Span,
+}
+
+/// `forward(inputs) -> outputs { statements }`.
+pub struct Forward {
+    pub keyword: Ident,
+    pub inputs: Vec<(Ident, Shape)>,
+    pub outputs: Vec<(Ident, Option<Shape>)>,
+    pub statements: Vec<(Ident, Expr)>,
+}
+
+/// An expression of a `forward` block.
+pub enum Expr {
+    /// A node's name.
+    Node(Ident),
+    /// `f(args)`: a layer, an activation or `concat`.
+    Call(Call),
+    /// `a + b` or `a * b`.
+    Binary {
+        op: BinOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        tokens: TokenStream,
+    },
+}
+
+/// `+` or `*`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Mul,
+}
+
+/// `name(args)`; in a sequential network, `Name` or `Name(numbers)`.
+pub struct Call {
+    pub func: Ident,
+    pub args: Vec<Arg>,
+    pub tokens: TokenStream,
+}
+
+/// An argument of a call.
+pub enum Arg {
+    Expr(Expr),
+    Number { value: f64, tokens: TokenStream },
+}
+
+impl Parse for NetworkDef {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        input.parse::<Token![struct]>()?;
+        let name: Ident = input.parse()?;
+        if input.peek(Token![<]) {
+            return Err(input.error(
+                "a network takes no generic parameters: `network!` adds the scalar type \
+                 `T` (f32 by default) itself",
+            ));
+        }
+        let body;
+        syn::braced!(body in input);
+        let entries = Punctuated::<Entry, Token![,]>::parse_terminated(&body)?;
+        let forward = if input.is_empty() {
+            None
+        } else {
+            Some(input.parse()?)
+        };
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the `forward` block"));
+        }
+        Ok(NetworkDef {
+            attrs,
+            vis,
+            name,
+            entries: entries.into_iter().collect(),
+            forward,
+        })
+    }
+}
+
+impl Parse for Entry {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if !(input.peek(Ident) && input.peek2(Token![:]) && !input.peek2(Token![::])) {
+            return Ok(Entry::Activation(parse_sequential_activation(input)?));
+        }
+        let name: Ident = input.parse()?;
+        input.parse::<Token![:]>()?;
+        if input.peek(syn::token::Bracket) {
+            return Ok(Entry::Input {
+                name,
+                shape: input.parse()?,
+            });
+        }
+        let ty: Type = input.parse()?;
+        if input.peek(Token![->]) {
+            input.parse::<Token![->]>()?;
+            let out = input.parse()?;
+            return Ok(Entry::Layer {
+                name,
+                spec: LayerSpec::Custom {
+                    ty: Box::new(ty),
+                    out,
+                },
+            });
+        }
+        Ok(Entry::Layer {
+            name,
+            spec: builtin_spec(ty)?,
+        })
+    }
+}
+
+/// `Dense<8>` → kind `Dense`, args `[8]`.
+fn builtin_spec(ty: Type) -> syn::Result<LayerSpec> {
+    let hint = "expected a built-in layer such as `Dense<OUT>`, or a layer of your own \
+                written `MyLayer<..> -> [OUT]`";
+    let Type::Path(path) = &ty else {
+        return Err(syn::Error::new_spanned(&ty, hint));
+    };
+    if path.qself.is_some() || path.path.segments.len() != 1 {
+        return Err(syn::Error::new_spanned(&ty, hint));
+    }
+    let segment = &path.path.segments[0];
+    let mut args = Vec::new();
+    match &segment.arguments {
+        syn::PathArguments::None => {}
+        syn::PathArguments::AngleBracketed(generics) => {
+            for arg in &generics.args {
+                match arg {
+                    syn::GenericArgument::Const(syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Int(lit),
+                        ..
+                    })) => args.push(Size::new(lit.clone())?),
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            "a built-in layer's sizes are integer literals, e.g. `Dense<32>`",
+                        ));
+                    }
+                }
+            }
+        }
+        syn::PathArguments::Parenthesized(_) => return Err(syn::Error::new_spanned(&ty, hint)),
+    }
+    Ok(LayerSpec::Builtin {
+        kind: segment.ident.clone(),
+        args,
+    })
+}
+
+/// `Tanh` or `LeakyRelu(0.2)`.
+fn parse_sequential_activation(input: ParseStream) -> syn::Result<Call> {
+    let func: Ident = input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected `name: Layer`, `input: [size]` or an activation such as `Relu`",
+        )
+    })?;
+    let mut tokens = func.to_token_stream();
+    let mut args = Vec::new();
+    if input.peek(syn::token::Paren) {
+        let content;
+        let parens = parenthesized!(content in input);
+        let numbers = Punctuated::<syn::Expr, Token![,]>::parse_terminated(&content)?;
+        for number in numbers {
+            args.push(number_arg(&number)?);
+        }
+        parens.surround(&mut tokens, |t| t.extend(args_tokens(&args)));
+    }
+    Ok(Call { func, args, tokens })
+}
+
+fn args_tokens(args: &[Arg]) -> TokenStream {
+    let mut tokens = TokenStream::new();
+    for arg in args {
+        if let Arg::Number { tokens: t, .. } = arg {
+            tokens.extend(t.clone());
+        }
+    }
+    tokens
+}
+
+impl Parse for Shape {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let content;
+        let brackets = bracketed!(content in input);
+        let lits = Punctuated::<LitInt, Token![,]>::parse_terminated(&content)?;
+        if lits.is_empty() {
+            return Err(syn::Error::new(
+                brackets.span.join(),
+                "a shape needs at least one size, e.g. `[16]`",
+            ));
+        }
+        let dims = lits
+            .into_iter()
+            .map(Size::new)
+            .collect::<syn::Result<_>>()?;
+        Ok(Shape {
+            dims,
+            span: brackets.span.join(),
+        })
+    }
+}
+
+impl Size {
+    fn new(lit: LitInt) -> syn::Result<Self> {
+        let value = lit.base10_parse::<usize>()?;
+        Ok(Size { value, lit })
+    }
+}
+
+impl Parse for Forward {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let keyword: Ident = input.parse()?;
+        if keyword != "forward" {
+            return Err(syn::Error::new(
+                keyword.span(),
+                "expected `forward(input: [size], ...) -> output { ... }` after the struct",
+            ));
+        }
+        let content;
+        parenthesized!(content in input);
+        let mut inputs = Vec::new();
+        for pair in Punctuated::<InputDecl, Token![,]>::parse_terminated(&content)? {
+            inputs.push((pair.name, pair.shape));
+        }
+        input.parse::<Token![->]>()?;
+        let mut outputs = Vec::new();
+        if input.peek(syn::token::Paren) {
+            let content;
+            parenthesized!(content in input);
+            for output in Punctuated::<OutputDecl, Token![,]>::parse_terminated(&content)? {
+                outputs.push((output.name, output.shape));
+            }
+        } else {
+            let output: OutputDecl = input.parse()?;
+            outputs.push((output.name, output.shape));
+        }
+        let body;
+        syn::braced!(body in input);
+        let mut statements = Vec::new();
+        while !body.is_empty() {
+            body.parse::<Token![let]>()?;
+            let name: Ident = body.parse()?;
+            body.parse::<Token![=]>()?;
+            let expr: syn::Expr = body.parse()?;
+            body.parse::<Token![;]>()?;
+            statements.push((name, Expr::from_syn(&expr)?));
+        }
+        Ok(Forward {
+            keyword,
+            inputs,
+            outputs,
+            statements,
+        })
+    }
+}
+
+struct InputDecl {
+    name: Ident,
+    shape: Shape,
+}
+
+impl Parse for InputDecl {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name = input.parse()?;
+        input.parse::<Token![:]>()?;
+        let shape = input.parse()?;
+        Ok(InputDecl { name, shape })
+    }
+}
+
+struct OutputDecl {
+    name: Ident,
+    shape: Option<Shape>,
+}
+
+impl Parse for OutputDecl {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name = input.parse()?;
+        let shape = if input.peek(Token![:]) {
+            input.parse::<Token![:]>()?;
+            Some(input.parse()?)
+        } else {
+            None
+        };
+        Ok(OutputDecl { name, shape })
+    }
+}
+
+const EXPR_HELP: &str = "a `forward` block is built from node names, layer calls `fc1(x)`, \
+                         activations `relu(x)`, `concat(a, b)`, `a + b` and `a * b`";
+
+impl Expr {
+    fn from_syn(expr: &syn::Expr) -> syn::Result<Self> {
+        match expr {
+            syn::Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => {
+                match path.path.get_ident() {
+                    Some(ident) => Ok(Expr::Node(ident.clone())),
+                    None => Err(syn::Error::new_spanned(expr, EXPR_HELP)),
+                }
+            }
+            syn::Expr::Paren(paren) => Expr::from_syn(&paren.expr),
+            syn::Expr::Binary(binary) => {
+                let op = match binary.op {
+                    syn::BinOp::Add(_) => BinOp::Add,
+                    syn::BinOp::Mul(_) => BinOp::Mul,
+                    _ => {
+                        return Err(syn::Error::new_spanned(
+                            binary.op,
+                            "only `+` (element-wise sum) and `*` (element-wise product) \
+                             combine nodes",
+                        ));
+                    }
+                };
+                Ok(Expr::Binary {
+                    op,
+                    left: Box::new(Expr::from_syn(&binary.left)?),
+                    right: Box::new(Expr::from_syn(&binary.right)?),
+                    tokens: expr.to_token_stream(),
+                })
+            }
+            syn::Expr::Call(call) => {
+                let func = match &*call.func {
+                    syn::Expr::Path(path) if path.qself.is_none() => path.path.get_ident(),
+                    _ => None,
+                };
+                let Some(func) = func else {
+                    return Err(syn::Error::new_spanned(&call.func, EXPR_HELP));
+                };
+                let args = call
+                    .args
+                    .iter()
+                    .map(|arg| match arg {
+                        syn::Expr::Lit(_) | syn::Expr::Unary(_) => number_arg(arg),
+                        _ => Ok(Arg::Expr(Expr::from_syn(arg)?)),
+                    })
+                    .collect::<syn::Result<_>>()?;
+                Ok(Expr::Call(Call {
+                    func: func.clone(),
+                    args,
+                    tokens: expr.to_token_stream(),
+                }))
+            }
+            _ => Err(syn::Error::new_spanned(expr, EXPR_HELP)),
+        }
+    }
+
+    /// The expression's tokens, to span an error on all of it.
+    pub fn tokens(&self) -> TokenStream {
+        match self {
+            Expr::Node(ident) => ident.to_token_stream(),
+            Expr::Call(call) => call.tokens.clone(),
+            Expr::Binary { tokens, .. } => tokens.clone(),
+        }
+    }
+}
+
+/// A numeric literal argument, optionally negated: `0.2`, `-1.5`, `3`.
+fn number_arg(expr: &syn::Expr) -> syn::Result<Arg> {
+    let (negative, lit) = match expr {
+        syn::Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr: inner,
+            ..
+        }) => (true, &**inner),
+        other => (false, other),
+    };
+    let value = match lit {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Float(f),
+            ..
+        }) => f.base10_parse::<f64>()?,
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => i.base10_parse::<f64>()?,
+        _ => {
+            return Err(syn::Error::new_spanned(
+                expr,
+                "expected a number, e.g. `0.2`",
+            ));
+        }
+    };
+    Ok(Arg::Number {
+        value: if negative { -value } else { value },
+        tokens: expr.to_token_stream(),
+    })
+}

@@ -57,8 +57,7 @@ impl Report {
         let scale = analytic.abs().max(numeric.abs()).max(FLOOR);
         let error = (analytic - numeric).abs() / scale;
         self.checked += 1;
-        // `!(error <= max)` also records a NaN.
-        if self.worst.is_none() || !(error <= self.max_rel_error) {
+        if self.worst.is_none() || error.is_nan() || error > self.max_rel_error {
             self.max_rel_error = error;
             self.worst = Some(Worst {
                 wrt,

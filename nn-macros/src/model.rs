@@ -307,10 +307,10 @@ impl Builder {
         for (i, (name, expr)) in forward.statements.iter().enumerate() {
             scope.current = i;
             let node = self.lower(expr, Some(name), &scope);
-            if self.check_new_name(name) {
-                if let Some(node) = node {
-                    self.bindings.insert(name.to_string(), node);
-                }
+            if self.check_new_name(name)
+                && let Some(node) = node
+            {
+                self.bindings.insert(name.to_string(), node);
             }
         }
         let mut outputs = Vec::new();
@@ -438,9 +438,9 @@ impl Builder {
                     self.errors.spanned(kind, message);
                     return None;
                 }
-                let sizes_ok = args
-                    .iter()
-                    .fold(true, |ok, size| self.check_size(size) && ok);
+                // Every size is checked (not short-circuited): each zero gets its message.
+                let zero_sizes = args.iter().filter(|size| !self.check_size(size)).count();
+                let sizes_ok = zero_sizes == 0;
                 match args.as_slice() {
                     [out] if sizes_ok => (LayerKind::Dense, vec![out.value], None),
                     [input, out] if sizes_ok => {
@@ -735,22 +735,16 @@ impl Builder {
                 self.errors.spanned(at, message);
                 return None;
             }
-        } else if let Some(stated) = &decl.stated_input {
-            if stated.value != size {
-                let message = format!(
-                    "`{}` is declared with {} inputs, but its input `{}` has {} features: \
-                     write `Dense<{}, {}>` or `Dense<{}>`",
-                    decl.name,
-                    stated.value,
-                    input.label,
-                    size,
-                    size,
-                    decl.output[0],
-                    decl.output[0]
-                );
-                self.errors.spanned(&stated.lit, message);
-                return None;
-            }
+        } else if let Some(stated) = &decl.stated_input
+            && stated.value != size
+        {
+            let message = format!(
+                "`{}` is declared with {} inputs, but its input `{}` has {} features: \
+                 write `Dense<{}, {}>` or `Dense<{}>`",
+                decl.name, stated.value, input.label, size, size, decl.output[0], decl.output[0]
+            );
+            self.errors.spanned(&stated.lit, message);
+            return None;
         }
         let shape = decl.output.clone();
         let decl = &mut self.layers[layer];

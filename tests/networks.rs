@@ -1,0 +1,407 @@
+//! Generated networks: exact values, finite-difference gradient checks of every graph
+//! construct, batches against single samples, f32 against f64, and the generic API.
+
+mod common;
+
+use common::{max_diff, random_matrix, randomize};
+use nn::gradcheck::check_network;
+use nn::prelude::*;
+
+nn::network! {
+    /// Learns XOR.
+    pub struct Xor {
+        input: [2],
+        hidden: Dense<8>, Tanh,
+        out: Dense<1>, Sigmoid,
+    }
+}
+
+nn::network! {
+    /// A residual MLP: `h` fans out to `fc2` and to the sum.
+    pub struct ResMlp {
+        fc1: Dense<32>,
+        fc2: Dense<32>,
+        head: Dense<1>,
+    }
+    forward(x: [16]) -> y {
+        let h = relu(fc1(x));
+        let r = relu(fc2(h));
+        let y = sigmoid(head(h + r));
+    }
+}
+
+nn::network! {
+    /// Two inputs, two outputs, concat, product, a shared layer, log-softmax.
+    pub struct TwoHeads {
+        fa: Dense<4, 6>,
+        fb: Dense<5>,
+        mix: Dense<6>,
+        shared: Dense<6, 6>,
+        head_y: Dense<2>,
+        head_z: Dense<3>,
+    }
+    forward(a: [4], b: [3]) -> (y: [2], z: [3]) {
+        let ha = tanh(fa(a));
+        let hb = gelu(fb(b));
+        let c = concat(ha, hb);
+        let m = silu(mix(c));
+        let g = m * ha;
+        let s1 = elu(shared(g), 0.7);
+        let s2 = leaky_relu(shared(s1), 0.2);
+        let y = head_y(s2 + g);
+        let z = log_softmax(head_z(concat(s2, m)));
+    }
+}
+
+nn::network! {
+    /// Every smooth activation in one chain, and softmax at the end.
+    pub struct Activations {
+        l1: Dense<5>,
+        l2: Dense<5>,
+        l3: Dense<5>,
+        l4: Dense<5>,
+        l5: Dense<5>,
+        l6: Dense<4>,
+    }
+    forward(x: [3]) -> y {
+        let a1 = sigmoid(l1(x));
+        let a2 = softplus(l2(a1));
+        let a3 = identity(l3(a2)) * tanh(a2);
+        let a4 = swish(l4(a3));
+        let a5 = elu(l5(a4));
+        let y = softmax(l6(a5 + a1));
+    }
+}
+
+nn::network! {
+    /// The lecture's single neuron: `z = w·x + b`, `u = σ(z)`.
+    pub struct Neuron {
+        input: [1],
+        unit: Dense<1>, Sigmoid,
+    }
+}
+
+fn check<N: Network<f64>, const B: usize>(net: &mut N, input: &N::Input<B>) {
+    let report = check_network(net, input);
+    assert!(report.max_rel_error < 1e-7, "{report:?}");
+    assert_eq!(
+        report.checked,
+        N::PARAM_COUNT + <N::Input<B> as Values<f64>>::LEN
+    );
+}
+
+#[test]
+fn xor_forward_matches_hand_computation() {
+    let mut net = Xor::<f64>::ZERO;
+    // hidden_0 = tanh(x0 + x1), hidden_1 = tanh(x0 - x1 + 0.5); out = σ(2·h0 − h1 − 0.25)
+    net.hidden.weight[(0, 0)] = 1.0;
+    net.hidden.weight[(0, 1)] = 1.0;
+    net.hidden.weight[(1, 0)] = 1.0;
+    net.hidden.weight[(1, 1)] = -1.0;
+    net.hidden.bias[1] = 0.5;
+    net.out.weight[(0, 0)] = 2.0;
+    net.out.weight[(0, 1)] = -1.0;
+    net.out.bias[0] = -0.25;
+    let x = SMatrix::<f64, 2, 1>::new(1.0, 0.0);
+    let z = 2.0 * 1f64.tanh() - 1.5f64.tanh() - 0.25;
+    let expected = 1.0 / (1.0 + (-z).exp());
+    assert!((net.forward(&x)[0] - expected).abs() < 1e-15);
+}
+
+#[test]
+fn lecture_single_neuron_gradients_match_the_closed_form() {
+    // L = ½(u − y)² + λ·w², u = σ(w·x + b); w = 0.5, b = −0.2, x = 1.5, y = 1, λ = 0.1.
+    let (w, b, x, y, lambda) = (0.5, -0.2, 1.5, 1.0, 0.1);
+    let mut net = Neuron::<f64>::ZERO;
+    net.unit.weight[0] = w;
+    net.unit.bias[0] = b;
+    let input = SMatrix::<f64, 1, 1>::new(x);
+    let mut tape = NeuronTape::ZERO;
+    let u = net.forward_train(&input, &mut tape)[0];
+    let loss = 0.5 * (u - y) * (u - y) + lambda * w * w;
+    let mut grads = NeuronGrads::ZERO;
+    net.backward(&tape, &SMatrix::<f64, 1, 1>::new(u - y), &mut grads);
+    let dl_dw = grads.unit.weight[0] + 2.0 * lambda * w;
+    let dl_db = grads.unit.bias[0];
+
+    // Closed form: ∂L/∂w = (σ(wx+b) − y)·σ′(wx+b)·x + 2λw, ∂L/∂b = (σ(wx+b) − y)·σ′(wx+b).
+    let sigma = |z: f64| 1.0 / (1.0 + (-z).exp());
+    let s = sigma(w * x + b);
+    assert!((dl_dw - ((s - y) * s * (1.0 - s) * x + 2.0 * lambda * w)).abs() < 1e-15);
+    assert!((dl_db - (s - y) * s * (1.0 - s)).abs() < 1e-15);
+    // The same numbers worked independently (Python, `math`).
+    assert!((u - 0.634_135_591_010_800_7).abs() < 1e-15);
+    assert!((loss - 0.091_928_382_882_508_04).abs() < 1e-15);
+    assert!((dl_dw - -0.027_325_008_903_789_166).abs() < 1e-15);
+    assert!((dl_db - -0.084_883_339_269_192_78).abs() < 1e-15);
+}
+
+#[test]
+fn gradcheck_sequential() {
+    let mut net = Xor::<f64>::ZERO;
+    randomize(&mut net, 1, 1.0);
+    check::<_, 3>(&mut net, &random_matrix(2, 1.0));
+}
+
+#[test]
+fn gradcheck_fan_out_and_add() {
+    let mut net = ResMlp::<f64>::ZERO;
+    randomize(&mut net, 3, 0.5);
+    // ReLU has a kink at 0: check that no pre-activation sits within 1e-4 of it.
+    let x = random_matrix::<16, 2>(4, 1.0);
+    let mut tape = ResMlpTape::ZERO;
+    net.forward_train(&x, &mut tape);
+    for value in tape.fc1_out.iter().chain(tape.fc2_out.iter()) {
+        assert!(value.abs() > 1e-4);
+    }
+    check::<_, 2>(&mut net, &x);
+}
+
+#[test]
+fn gradcheck_multi_input_output_concat_product_shared_layer() {
+    let mut net = TwoHeads::<f64>::ZERO;
+    randomize(&mut net, 5, 0.7);
+    let input = (random_matrix::<4, 3>(6, 1.0), random_matrix::<3, 3>(7, 1.0));
+    check::<_, 3>(&mut net, &input);
+}
+
+#[test]
+fn gradcheck_activation_chain_and_softmax() {
+    let mut net = Activations::<f64>::ZERO;
+    randomize(&mut net, 8, 0.9);
+    check::<_, 2>(&mut net, &random_matrix(9, 1.0));
+}
+
+#[test]
+fn shared_layer_gradient_is_the_sum_of_both_uses() {
+    let mut net = TwoHeads::<f64>::ZERO;
+    randomize(&mut net, 10, 0.7);
+    let input = (
+        random_matrix::<4, 1>(11, 1.0),
+        random_matrix::<3, 1>(12, 1.0),
+    );
+    let mut tape = TwoHeadsTape::ZERO;
+    net.forward_train(&input.0, &input.1, &mut tape);
+    let d_out = (
+        random_matrix::<2, 1>(13, 1.0),
+        random_matrix::<3, 1>(14, 1.0),
+    );
+    let mut grads = TwoHeadsGrads::ZERO;
+    net.backward(&tape, &d_out.0, &d_out.1, &mut grads);
+
+    // Redo both uses of `shared` by hand from the tape: the layer sees `g` then `s1`.
+    let mut d_s2 = SMatrix::<f64, 6, 1>::zeros();
+    let mut d_m = SMatrix::<f64, 6, 1>::zeros();
+    let mut unused = TwoHeadsGrads::ZERO;
+    let mut d_cat = SMatrix::<f64, 12, 1>::zeros();
+    let mut d_z = SMatrix::<f64, 3, 1>::zeros();
+    nn::Activation::backward(
+        &nn::activations::LogSoftmax,
+        &tape.head_z_out,
+        &tape.z,
+        &d_out.1,
+        &mut d_z,
+    );
+    net.head_z.backward(
+        &tape.cat,
+        &tape.head_z_out,
+        &d_z,
+        &mut d_cat,
+        &mut unused.head_z,
+    );
+    d_s2 += d_cat.fixed_rows::<6>(0);
+    d_m += d_cat.fixed_rows::<6>(6);
+    let mut d_sum = SMatrix::<f64, 6, 1>::zeros();
+    net.head_y
+        .backward(&tape.sum, &tape.y, &d_out.0, &mut d_sum, &mut unused.head_y);
+    d_s2 += d_sum;
+    let mut d_shared2 = SMatrix::<f64, 6, 1>::zeros();
+    nn::Activation::backward(
+        &nn::activations::LeakyRelu { alpha: 0.2 },
+        &tape.shared_out_2,
+        &tape.s2,
+        &d_s2,
+        &mut d_shared2,
+    );
+    let mut second_use = nn::layers::Dense::<f64, 6, 6>::ZERO;
+    let mut d_s1 = SMatrix::<f64, 6, 1>::zeros();
+    net.shared
+        .backward(&tape.s1, &tape.s2, &d_shared2, &mut d_s1, &mut second_use);
+    let mut d_shared1 = SMatrix::<f64, 6, 1>::zeros();
+    nn::Activation::backward(
+        &nn::activations::Elu { alpha: 0.7 },
+        &tape.shared_out,
+        &tape.s1,
+        &d_s1,
+        &mut d_shared1,
+    );
+    let mut first_use = nn::layers::Dense::<f64, 6, 6>::ZERO;
+    let mut d_g = SMatrix::<f64, 6, 1>::zeros();
+    net.shared.backward(
+        &tape.g,
+        &tape.shared_out,
+        &d_shared1,
+        &mut d_g,
+        &mut first_use,
+    );
+
+    let mut both = first_use;
+    both.weight += second_use.weight;
+    both.bias += second_use.bias;
+    assert!(max_diff(both.as_slice(), grads.shared.as_slice()) < 1e-14);
+    assert!(max_diff(first_use.as_slice(), grads.shared.as_slice()) > 1e-6);
+}
+
+/// Runs forward_train and backward on a batch of 4 and on each of its samples, and checks
+/// outputs, input gradients and accumulated parameter gradients agree.
+macro_rules! assert_batch_equals_samples {
+    ($net:expr, $tape:ident, $grads:ident, $in:literal, $out:literal, $seed:literal) => {{
+        let net = $net;
+        let x = random_matrix::<$in, 4>($seed, 1.0);
+        let dy = random_matrix::<$out, 4>($seed + 1, 1.0);
+        let mut tape = $tape::<f64, 4>::ZERO;
+        let y = net.forward_train(&x, &mut tape);
+        let mut grads = $grads::ZERO;
+        let dx = net.backward(&tape, &dy, &mut grads);
+        let mut single_grads = $grads::ZERO;
+        for j in 0..4 {
+            let xj: SMatrix<f64, $in, 1> = x.column(j).into();
+            let dyj: SMatrix<f64, $out, 1> = dy.column(j).into();
+            let mut tape = $tape::<f64, 1>::ZERO;
+            let yj = net.forward_train(&xj, &mut tape);
+            let dxj = net.backward(&tape, &dyj, &mut single_grads);
+            assert!((yj - y.column(j)).amax() < 1e-14);
+            assert!((dxj - dx.column(j)).amax() < 1e-14);
+            assert!((net.forward(&xj) - yj).amax() == 0.0);
+        }
+        assert!(max_diff(single_grads.as_slice(), grads.as_slice()) < 1e-13);
+    }};
+}
+
+#[test]
+fn batch_equals_single_samples() {
+    let mut xor = Xor::<f64>::ZERO;
+    randomize(&mut xor, 20, 1.0);
+    assert_batch_equals_samples!(&xor, XorTape, XorGrads, 2, 1, 21);
+    let mut res = ResMlp::<f64>::ZERO;
+    randomize(&mut res, 22, 0.5);
+    assert_batch_equals_samples!(&res, ResMlpTape, ResMlpGrads, 16, 1, 23);
+    let mut act = Activations::<f64>::ZERO;
+    randomize(&mut act, 24, 0.9);
+    assert_batch_equals_samples!(&act, ActivationsTape, ActivationsGrads, 3, 4, 25);
+}
+
+#[test]
+fn f32_agrees_with_f64() {
+    let mut net64 = TwoHeads::<f64>::ZERO;
+    randomize(&mut net64, 30, 0.7);
+    let mut net32 = TwoHeads::<f32>::ZERO;
+    for (p32, p64) in net32.as_mut_slice().iter_mut().zip(net64.as_slice()) {
+        *p32 = *p64 as f32;
+    }
+    let (a, b) = (
+        random_matrix::<4, 2>(31, 1.0),
+        random_matrix::<3, 2>(32, 1.0),
+    );
+    let (y64, z64) = net64.forward(&a, &b);
+    let (y32, z32) = net32.forward(&a.cast::<f32>(), &b.cast::<f32>());
+    assert!((y32.cast::<f64>() - y64).amax() < 1e-5);
+    assert!((z32.cast::<f64>() - z64).amax() < 1e-5);
+}
+
+#[test]
+fn backward_accumulates_into_grads() {
+    let mut net = ResMlp::<f64>::ZERO;
+    randomize(&mut net, 40, 0.5);
+    let x = random_matrix::<16, 2>(41, 1.0);
+    let dy = random_matrix::<1, 2>(42, 1.0);
+    let mut tape = ResMlpTape::ZERO;
+    net.forward_train(&x, &mut tape);
+    let mut once = ResMlpGrads::ZERO;
+    net.backward(&tape, &dy, &mut once);
+    let mut twice = ResMlpGrads::ZERO;
+    net.backward(&tape, &dy, &mut twice);
+    net.backward(&tape, &dy, &mut twice);
+    let doubled: Vec<f64> = once.as_slice().iter().map(|g| 2.0 * g).collect();
+    assert!(max_diff(&doubled, twice.as_slice()) < 1e-15);
+}
+
+/// One step of plain gradient descent on the mean squared error, written only against the
+/// `Network` trait.
+fn sgd_step<N: Network<f64>, const B: usize>(
+    net: &mut N,
+    x: &N::Input<B>,
+    target: &N::Output<B>,
+    learning_rate: f64,
+) -> f64
+where
+    N::Tape<B>: Sized,
+{
+    let mut tape = <N::Tape<B> as ConstZero>::ZERO;
+    let mut grads = <N::Grads as ConstZero>::ZERO;
+    let y = net.forward_train(x, &mut tape);
+    let mut dy = y.clone();
+    let mut loss = 0.0;
+    for i in 0..<N::Output<B> as Values<f64>>::LEN {
+        let error = y.get(i) - target.get(i);
+        loss += 0.5 * error * error / B as f64;
+        *dy.get_mut(i) = error / B as f64;
+    }
+    net.backward(&tape, &dy, &mut grads);
+    for (p, g) in net.as_mut_slice().iter_mut().zip(grads.as_slice()) {
+        *p -= learning_rate * g;
+    }
+    loss
+}
+
+#[test]
+fn generic_training_through_the_network_trait_reduces_the_loss() {
+    let mut net = Xor::<f64>::ZERO;
+    randomize(&mut net, 50, 1.0);
+    let x = SMatrix::<f64, 2, 4>::from_column_slice(&[0., 0., 0., 1., 1., 0., 1., 1.]);
+    let y = SMatrix::<f64, 1, 4>::from_column_slice(&[0., 1., 1., 0.]);
+    let first = sgd_step(&mut net, &x, &y, 1.0);
+    let mut last = first;
+    for _ in 0..2000 {
+        last = sgd_step(&mut net, &x, &y, 1.0);
+    }
+    assert!(last < first / 10.0, "loss {first} -> {last}");
+}
+
+#[test]
+fn summary_lists_every_node_with_shapes_and_parameter_counts() {
+    let summary = TwoHeads::<f32>::summary();
+    assert_eq!(summary.param_count(), TwoHeads::<f32>::PARAM_COUNT);
+    assert_eq!(
+        TwoHeads::<f32>::PARAM_COUNT,
+        (4 * 6 + 6) + (3 * 5 + 5) + (11 * 6 + 6) + (6 * 6 + 6) + (6 * 2 + 2) + (12 * 3 + 3)
+    );
+    let text = summary.to_string();
+    assert!(text.contains("shared: Dense(6 → 6), shared"), "{text}");
+    assert!(text.contains("concat(ha, hb)"), "{text}");
+    assert!(text.contains("log_softmax"), "{text}");
+    let xor = Xor::<f32>::summary().to_string();
+    let expected = "\
+Network: Xor
+=======================================================
+Node         Operation             Output shape  Params
+-------------------------------------------------------
+input        input                 [2]                0
+hidden       hidden: Dense(2 → 8)  [8]               24
+hidden_tanh  tanh                  [8]                0
+out          out: Dense(8 → 1)     [1]                9
+out_sigmoid  sigmoid               [1]                0
+=======================================================
+Trainable params: 33";
+    assert_eq!(xor, expected);
+}
+
+#[test]
+fn default_scalar_is_f32_and_layouts_follow_pytorch() {
+    let net: Xor = Xor::ZERO;
+    let weight: &SMatrix<f32, 8, 2> = &net.hidden.weight; // [out, in]
+    assert_eq!(weight.shape(), (8, 2));
+    assert_eq!(<Xor as Params<f32>>::LEN, Xor::<f32>::PARAM_COUNT);
+    assert_eq!(size_of::<Xor>(), 33 * 4);
+    assert_eq!(size_of::<XorTape<f64, 2>>(), (2 + 8 + 8 + 1 + 1) * 2 * 8);
+}

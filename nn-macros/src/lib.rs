@@ -1,8 +1,8 @@
 //! The `network!` procedural macro of the `nn` crate. Use it through `nn::network!`; its
 //! documentation is there.
 //!
-//! Three stages, as in thiserror and serde_derive: [`parse`] (tokens to a typed syntax tree),
-//! [`model`] (names, shapes and every rule, all errors collected and spanned), [`expand`]
+//! Three stages, as in thiserror and serde_derive: `parse` (tokens to a typed syntax tree),
+//! `model` (names, shapes and every rule, all errors collected and spanned), `expand`
 //! (code generation from the checked model).
 
 mod builtins;

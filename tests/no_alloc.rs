@@ -1,0 +1,84 @@
+//! `forward`, `forward_train` and `backward` perform no heap allocation: a counting global
+//! allocator sees none during the calls. (A test binary of its own, since the global
+//! allocator is per binary; one test, so no other test thread allocates meanwhile.)
+
+use nn::prelude::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator, counting calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+nn::network! {
+    struct ResMlp {
+        fc1: Dense<32>,
+        fc2: Dense<32>,
+        head: Dense<3>,
+        gate: Dense<32>,
+    }
+    forward(x: [16], c: [4]) -> (y, p) {
+        let h = relu(fc1(x));
+        let r = gelu(fc2(h)) * sigmoid(gate(concat(c, x, c)));
+        let y = head(h + r);
+        let p = softmax(y);
+    }
+}
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    f();
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+fn passes<const B: usize>(net: &ResMlp<f32>) -> [usize; 3] {
+    let mut tape = ResMlpTape::<f32, B>::new_boxed();
+    let mut grads = ResMlpGrads::<f32>::new_boxed();
+    let x = SMatrix::<f32, 16, B>::from_fn(|i, j| (i as f32 - 7.5) * 0.1 + j as f32);
+    let c = SMatrix::<f32, 4, B>::from_fn(|i, j| i as f32 * 0.3 - j as f32);
+    let dy = SMatrix::<f32, 3, B>::from_element(0.5);
+    let dp = SMatrix::<f32, 3, B>::from_element(-0.25);
+    [
+        allocations_during(|| {
+            std::hint::black_box(net.forward(&x, &c));
+        }),
+        allocations_during(|| {
+            std::hint::black_box(net.forward_train(&x, &c, &mut tape));
+        }),
+        allocations_during(|| {
+            std::hint::black_box(net.backward(&tape, &dy, &dp, &mut grads));
+        }),
+    ]
+}
+
+#[test]
+fn forward_forward_train_and_backward_do_not_allocate() {
+    let mut net = ResMlp::<f32>::new_boxed();
+    for (i, p) in net.as_mut_slice().iter_mut().enumerate() {
+        *p = ((i * 7919) % 101) as f32 / 101.0 - 0.5;
+    }
+    assert_eq!(passes::<1>(&net), [0, 0, 0], "single sample: [forward, forward_train, backward]");
+    assert_eq!(passes::<8>(&net), [0, 0, 0], "batch of 8: [forward, forward_train, backward]");
+    // The counter works: a Vec allocates.
+    assert_eq!(allocations_during(|| drop(std::hint::black_box(vec![1u8; 10]))), 1);
+}

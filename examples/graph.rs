@@ -106,7 +106,9 @@ fn main() {
             (v[j] - target) / 16.0
         });
         let d_p = SMatrix::<f64, 3, 16>::from_fn(|i, j| {
-            let class = (0..3).max_by(|&k, &l| b[(k, j)].total_cmp(&b[(l, j)])).unwrap();
+            let class = (0..3)
+                .max_by(|&k, &l| b[(k, j)].total_cmp(&b[(l, j)]))
+                .unwrap();
             if i == class {
                 nll -= p[(i, j)].ln() / 16.0;
                 -1.0 / p[(i, j)] / 16.0

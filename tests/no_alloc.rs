@@ -77,8 +77,19 @@ fn forward_forward_train_and_backward_do_not_allocate() {
     for (i, p) in net.as_mut_slice().iter_mut().enumerate() {
         *p = ((i * 7919) % 101) as f32 / 101.0 - 0.5;
     }
-    assert_eq!(passes::<1>(&net), [0, 0, 0], "single sample: [forward, forward_train, backward]");
-    assert_eq!(passes::<8>(&net), [0, 0, 0], "batch of 8: [forward, forward_train, backward]");
+    assert_eq!(
+        passes::<1>(&net),
+        [0, 0, 0],
+        "single sample: [forward, forward_train, backward]"
+    );
+    assert_eq!(
+        passes::<8>(&net),
+        [0, 0, 0],
+        "batch of 8: [forward, forward_train, backward]"
+    );
     // The counter works: a Vec allocates.
-    assert_eq!(allocations_during(|| drop(std::hint::black_box(vec![1u8; 10]))), 1);
+    assert_eq!(
+        allocations_during(|| drop(std::hint::black_box(vec![1u8; 10]))),
+        1
+    );
 }

@@ -44,7 +44,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let layer_types: Vec<TokenStream> = model.layers.iter().map(|l| layer_type(model, l)).collect();
 
     let node_names: Vec<&Ident> = model.nodes.iter().map(|n| &n.name).collect();
-    let node_sizes: Vec<usize> = model.nodes.iter().map(Node::size).collect();
+    let node_sizes: Vec<Literal> = model.nodes.iter().map(|n| size(n.size())).collect();
     let node_docs: Vec<String> = model
         .nodes
         .iter()
@@ -199,11 +199,27 @@ pub fn expand(model: &Model) -> TokenStream {
     }
 }
 
-/// A minimal item in place of the network when the model has errors, so that the user sees
-/// the model's errors and not a cascade of "cannot find type" ones.
+/// Minimal items in place of the network when the model has errors, so that the user sees
+/// the model's errors and not a cascade of "cannot find type" ones: the three structs, with
+/// their `ZERO` constants. (The passes are not stubbed: a call to `forward` still reports
+/// that the method is missing.)
 pub fn fallback(vis: &syn::Visibility, name: &Ident) -> TokenStream {
+    let grads = format_ident!("{}Grads", name);
+    let tape = format_ident!("{}Tape", name);
     quote! {
         #vis struct #name<T = f32>(::core::marker::PhantomData<T>);
+        impl<T> #name<T> {
+            pub const ZERO: Self = Self(::core::marker::PhantomData);
+            pub const PARAM_COUNT: usize = 0;
+        }
+        #vis struct #grads<T = f32>(::core::marker::PhantomData<T>);
+        impl<T> #grads<T> {
+            pub const ZERO: Self = Self(::core::marker::PhantomData);
+        }
+        #vis struct #tape<T = f32, const B: usize = 1>(::core::marker::PhantomData<T>);
+        impl<T, const B: usize> #tape<T, B> {
+            pub const ZERO: Self = Self(::core::marker::PhantomData);
+        }
     }
 }
 
@@ -211,15 +227,20 @@ fn layer_type(model: &Model, layer: &crate::model::LayerDecl) -> TokenStream {
     let _ = model;
     match &layer.kind {
         LayerKind::Dense => {
-            let (input, output) = (layer.input, layer.output[0]);
+            let (input, output) = (size(layer.input), size(layer.output[0]));
             quote! { ::nn::layers::Dense<T, #input, #output> }
         }
         LayerKind::Custom(ty) => ty.to_token_stream(),
     }
 }
 
+/// A size as an unsuffixed literal (`16`, not `16usize`), for readable generated code.
+fn size(n: usize) -> Literal {
+    Literal::usize_unsuffixed(n)
+}
+
 fn matrix(node: &Node) -> TokenStream {
-    let size = node.size();
+    let size = size(node.size());
     quote! { ::nn::SMatrix<T, #size, B> }
 }
 
@@ -230,7 +251,9 @@ fn signature(model: &Model, ids: &[NodeId], prefix: &str) -> TokenStream {
             let node = &model.nodes[id];
             let name = format_ident!("{}{}", prefix, node.name);
             let ty = matrix(node);
-            quote! { #name: &#ty, }
+            // Spanned on the declared shape, so that rustc's "expected `2`, found `3`" on a
+            // call points there too.
+            quote_spanned! {node.span=> #name: &#ty, }
         })
         .collect()
 }
@@ -334,7 +357,7 @@ fn forward_body(model: &Model, mode: Mode) -> TokenStream {
                         quote! { ::nn::Layer::forward(&self.#field, #x, &mut #out); }
                     }
                     LayerKind::Custom(ty) => {
-                        let (input, output) = (decl.input, node.size());
+                        let (input, output) = (size(decl.input), size(node.size()));
                         quote_spanned! {ty.span()=>
                             <#ty as ::nn::Layer<T, #input, #output>>::forward(&self.#field, #x, &mut #out);
                         }
@@ -361,10 +384,11 @@ fn forward_body(model: &Model, mode: Mode) -> TokenStream {
                 let mut offset = 0;
                 let mut copies = TokenStream::new();
                 for &part in parts {
-                    let size = model.nodes[part].size();
+                    let part_size = model.nodes[part].size();
+                    let (rows, start) = (size(part_size), size(offset));
                     let x = arg(part);
-                    copies.extend(quote! { #out.fixed_rows_mut::<#size>(#offset).copy_from(#x); });
-                    offset += size;
+                    copies.extend(quote! { #out.fixed_rows_mut::<#rows>(#start).copy_from(#x); });
+                    offset += part_size;
                 }
                 copies
             }
@@ -404,16 +428,25 @@ fn backward_body(model: &Model) -> TokenStream {
         }
         flags
     };
+    // An output's gradient is the upstream `d_<output>` parameter, a reference; it is copied
+    // into a local only when the output also feeds other nodes, whose gradients add to it.
+    let borrowed = |id: NodeId| model.outputs.contains(&id) && !has_children[id];
+    let grad_ref = |id: NodeId| {
+        let d = grad(id);
+        if borrowed(id) {
+            quote! { #d }
+        } else {
+            quote! { &#d }
+        }
+    };
     let mut declared = vec![false; model.nodes.len()];
     let mut body = TokenStream::new();
     for &id in &model.outputs {
-        let d = grad(id);
         declared[id] = true;
-        body.extend(if has_children[id] {
-            quote! { let mut #d = *#d; }
-        } else {
-            quote! { let #d = *#d; }
-        });
+        if has_children[id] {
+            let d = grad(id);
+            body.extend(quote! { let mut #d = *#d; });
+        }
     }
     for (id, node) in model.nodes.iter().enumerate().rev() {
         for parent in node.op.parents() {
@@ -424,7 +457,7 @@ fn backward_body(model: &Model) -> TokenStream {
                 body.extend(quote! { let mut #d = <#ty>::zeros(); });
             }
         }
-        let d_out = grad(id);
+        let d_out = grad_ref(id);
         let statement = match &node.op {
             Op::Input => quote! {},
             Op::Layer { layer, arg, .. } => {
@@ -433,13 +466,13 @@ fn backward_body(model: &Model) -> TokenStream {
                 let (x, y, d_x) = (value(*arg), value(id), grad(*arg));
                 match &decl.kind {
                     LayerKind::Dense => quote! {
-                        ::nn::Layer::backward(&self.#field, #x, #y, &#d_out, &mut #d_x, &mut grads.#field);
+                        ::nn::Layer::backward(&self.#field, #x, #y, #d_out, &mut #d_x, &mut grads.#field);
                     },
                     LayerKind::Custom(ty) => {
-                        let (input, output) = (decl.input, node.size());
+                        let (input, output) = (size(decl.input), size(node.size()));
                         quote_spanned! {ty.span()=>
                             <#ty as ::nn::Layer<T, #input, #output>>::backward(
-                                &self.#field, #x, #y, &#d_out, &mut #d_x, &mut grads.#field,
+                                &self.#field, #x, #y, #d_out, &mut #d_x, &mut grads.#field,
                             );
                         }
                     }
@@ -448,7 +481,7 @@ fn backward_body(model: &Model) -> TokenStream {
             Op::Activation { info, params, arg } => {
                 let activation = activation_value(info, params);
                 let (x, y, d_x) = (value(*arg), value(id), grad(*arg));
-                quote! { ::nn::Activation::backward(&#activation, #x, #y, &#d_out, &mut #d_x); }
+                quote! { ::nn::Activation::backward(&#activation, #x, #y, #d_out, &mut #d_x); }
             }
             Op::Binary {
                 op: BinOp::Add,
@@ -456,7 +489,7 @@ fn backward_body(model: &Model) -> TokenStream {
                 right,
             } => {
                 let (d_a, d_b) = (grad(*left), grad(*right));
-                quote! { #d_a += &#d_out; #d_b += &#d_out; }
+                quote! { #d_a += #d_out; #d_b += #d_out; }
             }
             Op::Binary {
                 op: BinOp::Mul,
@@ -466,18 +499,19 @@ fn backward_body(model: &Model) -> TokenStream {
                 let (a, b) = (value(*left), value(*right));
                 let (d_a, d_b) = (grad(*left), grad(*right));
                 quote! {
-                    ::nn::ops::mul_acc(&#d_out, #b, &mut #d_a);
-                    ::nn::ops::mul_acc(&#d_out, #a, &mut #d_b);
+                    ::nn::ops::mul_acc(#d_out, #b, &mut #d_a);
+                    ::nn::ops::mul_acc(#d_out, #a, &mut #d_b);
                 }
             }
             Op::Concat(parts) => {
                 let mut offset = 0;
                 let mut slices = TokenStream::new();
                 for &part in parts {
-                    let size = model.nodes[part].size();
+                    let part_size = model.nodes[part].size();
+                    let (rows, start) = (size(part_size), size(offset));
                     let d_part = grad(part);
-                    slices.extend(quote! { #d_part += &#d_out.fixed_rows::<#size>(#offset); });
-                    offset += size;
+                    slices.extend(quote! { #d_part += #d_out.fixed_rows::<#rows>(#start); });
+                    offset += part_size;
                 }
                 slices
             }
@@ -534,7 +568,7 @@ fn summary(model: &Model) -> TokenStream {
             quote! { ::nn::SummaryRow { node: #name, op: #op, shape: #shape, params: #params } }
         })
         .collect();
-    let count = rows.len();
+    let count = size(rows.len());
     let name = model.name.to_string();
     quote! {
         ::nn::Summary<#count> {

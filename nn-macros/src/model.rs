@@ -56,6 +56,8 @@ pub struct Node {
     pub label: String,
     /// The expression that computes it, in terms of its parents' labels: `h + r`.
     pub expr: String,
+    /// Where the user declared its shape (inputs), for rustc's errors on the generated code.
+    pub span: Span,
 }
 
 /// How a node's value is computed from its parents.
@@ -138,6 +140,8 @@ pub fn build(def: NetworkDef) -> Result<Model, syn::Error> {
         nodes: Vec::new(),
         bindings: HashMap::new(),
         used: HashSet::new(),
+        mentioned_layers: HashSet::new(),
+        failed_layers: HashSet::new(),
     };
     let (inputs, outputs) = match &def.forward {
         Some(forward) => builder.graph(&def, forward),
@@ -165,6 +169,11 @@ struct Builder {
     bindings: HashMap<String, NodeId>,
     /// Names read by some expression or returned as outputs.
     used: HashSet<String>,
+    /// Layers whose name appears in the `forward` block (or in a sequential network): the
+    /// "never used" check must not fire on a layer whose call had another error.
+    mentioned_layers: HashSet<String>,
+    /// Layers whose declaration had an error: calls to them are not errors again.
+    failed_layers: HashSet<String>,
 }
 
 /// A node under construction: `None` once an error made its value unknowable (no further
@@ -195,6 +204,7 @@ impl Builder {
                      write a `forward(a: [..], b: [..]) -> y { ... }` block",
                 ),
                 Entry::Layer { name, spec } => {
+                    self.mentioned_layers.insert(name.to_string());
                     let layer = self.declare_layer(name, spec);
                     current = match (layer, current) {
                         (Some(layer), Some(arg)) => {
@@ -323,10 +333,20 @@ impl Builder {
         for (name, declared) in &forward.outputs {
             let Some(&node) = self.bindings.get(&name.to_string()) else {
                 if !statement_index.contains_key(&name.to_string()) {
-                    self.errors.spanned(
-                        name,
-                        format!("cannot find node `{name}` to return: define it with `let {name} = ...;`"),
-                    );
+                    let text = name.to_string();
+                    let hint = builtins::closest(&text, self.bindings.keys().map(String::as_str));
+                    let message = match hint {
+                        Some(hint) => {
+                            let hint = hint.to_string();
+                            self.used.insert(hint.clone());
+                            format!("cannot find node `{text}` to return; did you mean `{hint}`?")
+                        }
+                        None => format!(
+                            "cannot find node `{text}` to return: define it with \
+                             `let {text} = ...;`"
+                        ),
+                    };
+                    self.errors.spanned(name, message);
                 }
                 continue;
             };
@@ -368,6 +388,7 @@ impl Builder {
     fn input(&mut self, name: &Ident, shape: &Shape) -> Lowered {
         let dims = self.check_shape(shape)?;
         let id = self.push(Some(name.clone()), Op::Input, dims, name.to_string());
+        self.nodes[id].span = shape.span;
         self.bindings.insert(name.to_string(), id);
         Some(id)
     }
@@ -414,25 +435,50 @@ impl Builder {
         if !self.check_new_name(name) {
             return None;
         }
-        let (kind, output, stated_input) = match spec {
+        let Some((kind, output, stated_input)) = self.layer_spec(name, spec) else {
+            self.failed_layers.insert(name.to_string());
+            return None;
+        };
+        self.layers.push(LayerDecl {
+            name: name.clone(),
+            kind,
+            input: 0,
+            output,
+            stated_input,
+            first_use: None,
+        });
+        Some(self.layers.len() - 1)
+    }
+
+    /// Checks a layer declaration's type and sizes: kind, output shape, stated input size.
+    fn layer_spec(
+        &mut self,
+        name: &Ident,
+        spec: &LayerSpec,
+    ) -> Option<(LayerKind, Vec<usize>, Option<Size>)> {
+        Some(match spec {
             LayerSpec::Custom { ty, out } => {
                 (LayerKind::Custom(ty.clone()), self.check_shape(out)?, None)
             }
             LayerSpec::Builtin { kind, args } => {
                 let text = kind.to_string();
                 if text != "Dense" {
-                    let message = if builtins::activation_by_sequential_name(&text).is_some() {
+                    let hint = builtins::closest(&text, builtins::LAYERS.iter().copied());
+                    let message = if let Some(activation) =
+                        builtins::activation_by_sequential_name(&text)
+                    {
                         format!(
                             "`{text}` is an activation, not a layer: write it on its own, \
                              `..., {text},` (sequential) or `{}(x)` in a `forward` block",
-                            builtins::activation_by_sequential_name(&text).unwrap().func
+                            activation.func
                         )
+                    } else if hint.is_some() {
+                        unknown("layer", &text, hint)
                     } else {
-                        let hint = builtins::closest(&text, builtins::LAYERS.iter().copied());
                         format!(
-                            "{}; a layer of your own is declared with its output shape: \
-                             `{name}: {text}<..> -> [OUT]`",
-                            unknown("layer", &text, hint)
+                            "unknown layer `{text}`: the built-in layer is `Dense<OUT>`; a layer \
+                             of your own is declared with its output shape, \
+                             `{name}: {text}<..> -> [OUT]`"
                         )
                     };
                     self.errors.spanned(kind, message);
@@ -457,16 +503,7 @@ impl Builder {
                     }
                 }
             }
-        };
-        self.layers.push(LayerDecl {
-            name: name.clone(),
-            kind,
-            input: 0,
-            output,
-            stated_input,
-            first_use: None,
-        });
-        Some(self.layers.len() - 1)
+        })
     }
 
     /// Lowers an expression to nodes; the top node is named `name` if given.
@@ -525,6 +562,14 @@ impl Builder {
         if func == builtins::CONCAT {
             return self.lower_concat(call, name, scope);
         }
+        if scope.layers.contains_key(&func) || self.failed_layers.contains(&func) {
+            self.mentioned_layers.insert(func.clone());
+        }
+        if self.failed_layers.contains(&func) {
+            // Its declaration was reported; still check what it is applied to.
+            self.lower_args(&call.args, scope);
+            return None;
+        }
         if let Some(&layer) = scope.layers.get(&func) {
             let [Arg::Expr(arg)] = call.args.as_slice() else {
                 self.errors.spanned(
@@ -554,6 +599,7 @@ impl Builder {
             let label = format!("{func}({})", self.nodes[arg].label);
             return self.apply_activation(info, params, arg, name.cloned(), label, &call.tokens);
         }
+        self.lower_args(&call.args, scope);
         let candidates = scope
             .layers
             .keys()
@@ -572,6 +618,16 @@ impl Builder {
         }
         self.errors.spanned(&call.func, message);
         None
+    }
+
+    /// Lowers the node arguments of a call that failed, for their own errors and so that the
+    /// nodes and layers they name count as used.
+    fn lower_args(&mut self, args: &[Arg], scope: &Scope) {
+        for arg in args {
+            if let Arg::Expr(expr) = arg {
+                self.lower(expr, None, scope);
+            }
+        }
     }
 
     fn lower_concat(&mut self, call: &Call, name: Option<&Ident>, scope: &Scope) -> Lowered {
@@ -633,22 +689,30 @@ impl Builder {
             self.used.insert(text);
             return Some(node);
         }
+        if scope.statements.contains_key(&text) {
+            self.used.insert(text.clone());
+        }
         let message = match scope.statements.get(&text) {
             Some(&i) if i == scope.current => format!(
                 "`{text}` is used in its own definition: a network is acyclic, so a node can \
                  only use nodes defined before it"
             ),
             Some(&i) if i > scope.current => format!(
-                "`{text}` is used before it is defined: a network is acyclic, so a node can only \
-                 use nodes defined before it; move `let {text} = ...;` up (or remove the cycle)"
+                "`{text}` is used before it is defined: move `let {text} = ...;` above this \
+                 line (a network is acyclic: a node can only use nodes defined before it)"
             ),
             // Defined earlier but with an error: already reported.
             Some(_) => return None,
             None if scope.layers.contains_key(&text) => {
+                self.mentioned_layers.insert(text.clone());
                 format!("`{text}` is a layer, not a node: apply it, e.g. `{text}(x)`")
             }
             None => {
                 let hint = builtins::closest(&text, self.bindings.keys().map(String::as_str));
+                // The suggested node is the one meant: do not also call it unused.
+                if let Some(hint) = hint {
+                    self.used.insert(hint.to_string());
+                }
                 unknown("node", &text, hint)
             }
         };
@@ -664,6 +728,11 @@ impl Builder {
     ) -> Option<Vec<f64>> {
         if args.len() > info.params.len() {
             let message = match info.params {
+                [] if info.func == "relu" => {
+                    "`relu` takes no parameters; for a slope on negative inputs write \
+                     `leaky_relu(x, slope)`"
+                        .to_string()
+                }
                 [] => format!("`{}` takes no parameters", func),
                 params => {
                     let names: Vec<&str> = params.iter().map(|p| p.0).collect();
@@ -787,13 +856,14 @@ impl Builder {
             shape,
             label,
             expr,
+            span: Span::call_site(),
         });
         self.nodes.len() - 1
     }
 
     fn check_layers_used(&mut self) {
         for layer in &self.layers {
-            if layer.first_use.is_none() {
+            if !self.mentioned_layers.contains(&layer.name.to_string()) {
                 self.errors.spanned(
                     &layer.name,
                     format!(

@@ -1,0 +1,12 @@
+nn::network! {
+    struct Net {
+        fc1: Dense<8>,
+        fc2: Dense<1>,
+    }
+    forward(x: [4]) -> y {
+        let h = rleu(fc1(x));
+        let y = fc2(h);
+    }
+}
+
+fn main() {}

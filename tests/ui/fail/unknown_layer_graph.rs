@@ -1,0 +1,10 @@
+nn::network! {
+    struct Net {
+        fc: Dens<3>,
+    }
+    forward(x: [4]) -> y {
+        let y = fc(x);
+    }
+}
+
+fn main() {}

@@ -81,6 +81,19 @@ nn::network! {
     }
 }
 
+nn::network! {
+    /// An output that also feeds another output, and an output that is a concatenation.
+    pub struct OutputsFeedOn {
+        fc1: Dense<3>,
+        fc2: Dense<2>,
+    }
+    forward(a: [2], b: [3]) -> (h, y, c) {
+        let h = tanh(fc1(a));
+        let y = fc2(h * b);
+        let c = concat(h, y);
+    }
+}
+
 fn check<N: Network<f64>, const B: usize>(net: &mut N, input: &N::Input<B>) {
     let report = check_network(net, input);
     assert!(report.max_rel_error < 1e-7, "{report:?}");
@@ -163,6 +176,14 @@ fn gradcheck_multi_input_output_concat_product_shared_layer() {
     randomize(&mut net, 5, 0.7);
     let input = (random_matrix::<4, 3>(6, 1.0), random_matrix::<3, 3>(7, 1.0));
     check::<_, 3>(&mut net, &input);
+}
+
+#[test]
+fn gradcheck_outputs_that_feed_other_outputs() {
+    let mut net = OutputsFeedOn::<f64>::ZERO;
+    randomize(&mut net, 15, 0.8);
+    let input = (random_matrix::<2, 2>(16, 1.0), random_matrix::<3, 2>(17, 1.0));
+    check::<_, 2>(&mut net, &input);
 }
 
 #[test]

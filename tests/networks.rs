@@ -182,7 +182,10 @@ fn gradcheck_multi_input_output_concat_product_shared_layer() {
 fn gradcheck_outputs_that_feed_other_outputs() {
     let mut net = OutputsFeedOn::<f64>::ZERO;
     randomize(&mut net, 15, 0.8);
-    let input = (random_matrix::<2, 2>(16, 1.0), random_matrix::<3, 2>(17, 1.0));
+    let input = (
+        random_matrix::<2, 2>(16, 1.0),
+        random_matrix::<3, 2>(17, 1.0),
+    );
     check::<_, 2>(&mut net, &input);
 }
 

@@ -1,14 +1,58 @@
 //! The `Layer` trait: what a parameterised layer provides to generated networks.
 
+use crate::init::{self, Init};
 use crate::{Params, Real};
 use nalgebra::SMatrix;
+use rand_core::Rng;
+
+/// What a tensor of a layer is for: decides regularization and initialisation defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A weight: initialised by the layer's [`Init`] scheme, regularized by L1/L2 by default.
+    Weight,
+    /// A bias: initialised to zero, not regularized by default.
+    Bias,
+}
+
+/// One named tensor of a layer's parameters, in [`Params::as_slice`] order.
+///
+/// `shape` is PyTorch's (`[out, in]` for a dense weight). Its `shape.iter().product()`
+/// scalars follow one another in the slice; a matrix `[out, in]` is stored column-major as
+/// nalgebra stores it, so the slice holds the transpose of PyTorch's row-major bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// The name within the layer, as in a PyTorch `state_dict`: `weight`, `bias`.
+    pub name: &'static str,
+    /// PyTorch's shape: `[out, in]`, `[out]`.
+    pub shape: &'static [usize],
+    /// Weight or bias.
+    pub role: Role,
+}
+
+impl TensorInfo {
+    /// Number of scalars.
+    pub const fn len(&self) -> usize {
+        let mut len = 1;
+        let mut i = 0;
+        while i < self.shape.len() {
+            len *= self.shape[i];
+            i += 1;
+        }
+        len
+    }
+
+    /// True for a tensor with a zero dimension.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// A layer with parameters, mapping `IN` features to `OUT` features, for a batch of `B`
 /// samples stored one per column.
 ///
 /// The built-in [`Dense`](crate::layers::Dense) implements it, and so can a layer of your
 /// own: declare it in `network!` as `name: MyLayer<T, ..> -> [OUT]` and the generated code
-/// calls these two methods. The layer's gradient has the layer's own type (`Self`), so the
+/// calls these methods. The layer's gradient has the layer's own type (`Self`), so the
 /// generated gradient struct holds one `Self` per layer.
 ///
 /// Contract, which the generated backward pass relies on:
@@ -20,6 +64,14 @@ use nalgebra::SMatrix;
 /// Check an implementation with
 /// [`gradcheck::check_layer`](crate::gradcheck::check_layer).
 pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
+    /// The layer's tensors in [`Params::as_slice`] order; their lengths add up to
+    /// [`Params::LEN`]. The default is one weight tensor holding everything.
+    const TENSORS: &'static [TensorInfo] = &[TensorInfo {
+        name: "params",
+        shape: &[Self::LEN],
+        role: Role::Weight,
+    }];
+
     /// Writes `y = f(x)`.
     fn forward<const B: usize>(&self, x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>);
 
@@ -32,4 +84,19 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
         dx: &mut SMatrix<T, IN, B>,
         grads: &mut Self,
     );
+
+    /// Initialises the parameters in place: each [`Role::Weight`] tensor by `scheme` (fans
+    /// from its PyTorch shape), each [`Role::Bias`] tensor to zero.
+    fn init<R: Rng + ?Sized>(&mut self, scheme: Init, rng: &mut R) {
+        let mut offset = 0;
+        let params = self.as_mut_slice();
+        for tensor in Self::TENSORS {
+            let values = &mut params[offset..offset + tensor.len()];
+            match tensor.role {
+                Role::Weight => init::fill(values, scheme, tensor.shape, rng),
+                Role::Bias => values.fill(T::ZERO),
+            }
+            offset += tensor.len();
+        }
+    }
 }

@@ -16,21 +16,27 @@ extern crate std;
 
 pub mod activations;
 pub mod gradcheck;
+pub mod init;
 mod layer;
 pub mod layers;
+pub mod loss;
 mod network;
 pub mod ops;
+pub mod optim;
 mod params;
 mod real;
 mod summary;
 mod values;
 
 pub use activations::Activation;
-pub use layer::Layer;
+pub use layer::{Layer, Role, TensorInfo};
+pub use loss::Loss;
 pub use nalgebra;
 pub use nalgebra::SMatrix;
 pub use network::Network;
+pub use optim::{Optimizer, Schedule};
 pub use params::{ConstZero, Params};
+pub use rand_core;
 pub use real::Real;
 pub use summary::{Summary, SummaryRow};
 pub use values::Values;

@@ -65,6 +65,8 @@ pub fn expand(model: &Model) -> TokenStream {
     let train_body = forward_body(model, Mode::Train);
     let backward_body = backward_body(model);
     let summary = summary(model);
+    let explain_items = crate::explain::items(model);
+    let explain_docs = crate::explain::struct_docs(model);
 
     let name_text = name.to_string();
     let struct_doc = format!(
@@ -81,6 +83,7 @@ pub fn expand(model: &Model) -> TokenStream {
         #(#attrs)*
         #[doc = ""]
         #[doc = #struct_doc]
+        #explain_docs
         #[derive(Clone, Debug, PartialEq)]
         #[repr(C)]
         #vis struct #name<T: ::nn::Real = f32> {
@@ -163,6 +166,8 @@ pub fn expand(model: &Model) -> TokenStream {
             /// Each node's operation, output shape and parameter count, like Keras'
             /// `model.summary()`; print it with `{}`.
             pub fn summary() -> #summary
+
+            #explain_items
         }
 
         impl<T: ::nn::Real> ::nn::Network<T> for #name<T> {

@@ -7,6 +7,7 @@
 
 mod builtins;
 mod expand;
+mod explain;
 mod model;
 mod parse;
 

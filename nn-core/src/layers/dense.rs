@@ -1,6 +1,6 @@
 //! Fully connected layer: `y = W·x + b`.
 
-use crate::{ConstZero, Layer, Params, Real};
+use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo};
 use nalgebra::SMatrix;
 
 /// Fully connected (affine) layer, PyTorch's `nn.Linear`: `y = W·x + b`.
@@ -34,6 +34,19 @@ unsafe impl<T: Real, const IN: usize, const OUT: usize> Params<T> for Dense<T, I
 }
 
 impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, IN, OUT> {
+    const TENSORS: &'static [TensorInfo] = &[
+        TensorInfo {
+            name: "weight",
+            shape: &[OUT, IN],
+            role: Role::Weight,
+        },
+        TensorInfo {
+            name: "bias",
+            shape: &[OUT],
+            role: Role::Bias,
+        },
+    ];
+
     #[inline]
     fn forward<const B: usize>(&self, x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
         y.gemm(T::ONE, &self.weight, x, T::ZERO);

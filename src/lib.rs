@@ -4,8 +4,11 @@
 pub use nn_core::*;
 pub use nn_macros::network;
 
-/// Everything a program using `network!` needs in scope: the traits of generated networks.
+/// Everything a program using `network!` needs in scope: the traits of generated networks,
+/// of losses and of optimizers.
 pub mod prelude {
-    pub use nn_core::{Activation, ConstZero, Layer, Network, Params, Real, SMatrix, Values};
+    pub use nn_core::{
+        Activation, ConstZero, Layer, Loss, Network, Optimizer, Params, Real, SMatrix, Values,
+    };
     pub use nn_macros::network;
 }

@@ -12,6 +12,8 @@ pub struct ActivationInfo {
     pub params: &'static [(&'static str, f64)],
     /// Softmax-like: defined over a vector, not element by element.
     pub needs_vector: bool,
+    /// The `nn::init::Init` variant for a layer whose output this activation takes.
+    pub default_init: &'static str,
 }
 
 const fn act(
@@ -25,7 +27,42 @@ const fn act(
         ty,
         params: &[],
         needs_vector: false,
+        default_init: DEFAULT_INIT,
     }
+}
+
+/// He (Kaiming) initialisation: for layers followed by the ReLU family.
+const fn he(info: ActivationInfo) -> ActivationInfo {
+    ActivationInfo {
+        default_init: "HeUniform",
+        ..info
+    }
+}
+
+/// The `nn::init::Init` variant of a layer followed by no activation, or by one outside the
+/// ReLU family.
+pub const DEFAULT_INIT: &str = "GlorotUniform";
+
+/// `#[init(..)]` names and their `nn::init::Init` variants.
+pub const INITS: &[(&str, &str)] = &[
+    ("glorot_uniform", "GlorotUniform"),
+    ("glorot_normal", "GlorotNormal"),
+    ("xavier_uniform", "GlorotUniform"),
+    ("xavier_normal", "GlorotNormal"),
+    ("he_uniform", "HeUniform"),
+    ("he_normal", "HeNormal"),
+    ("kaiming_uniform", "HeUniform"),
+    ("kaiming_normal", "HeNormal"),
+    ("lecun_uniform", "LecunUniform"),
+    ("zeros", "Zeros"),
+];
+
+/// The `Init` variant called `name` in `#[init(name)]`.
+pub fn init_by_name(name: &str) -> Option<&'static str> {
+    INITS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, variant)| *variant)
 }
 
 /// Every activation, in the order the docs list them.
@@ -33,19 +70,19 @@ pub const ACTIVATIONS: &[ActivationInfo] = &[
     act("identity", &["Identity"], "Identity"),
     act("sigmoid", &["Sigmoid"], "Sigmoid"),
     act("tanh", &["Tanh"], "Tanh"),
-    act("relu", &["Relu", "ReLU"], "Relu"),
-    ActivationInfo {
+    he(act("relu", &["Relu", "ReLU"], "Relu")),
+    he(ActivationInfo {
         params: &[("alpha", 0.01)],
         ..act("leaky_relu", &["LeakyRelu", "LeakyReLU"], "LeakyRelu")
-    },
-    ActivationInfo {
+    }),
+    he(ActivationInfo {
         params: &[("alpha", 1.0)],
         ..act("elu", &["Elu", "ELU"], "Elu")
-    },
+    }),
     act("softplus", &["Softplus"], "Softplus"),
-    act("gelu", &["Gelu", "GELU"], "Gelu"),
-    act("silu", &["Silu", "SiLU"], "Silu"),
-    act("swish", &["Swish"], "Silu"),
+    he(act("gelu", &["Gelu", "GELU"], "Gelu")),
+    he(act("silu", &["Silu", "SiLU"], "Silu")),
+    he(act("swish", &["Swish"], "Silu")),
     act("sign", &["Sign"], "Sign"),
     act("heaviside", &["Heaviside"], "Heaviside"),
     act("sign_ste", &["SignSte"], "SignSte"),

@@ -65,6 +65,14 @@ pub fn expand(model: &Model) -> TokenStream {
     let train_body = forward_body(model, Mode::Train);
     let backward_body = backward_body(model);
     let summary = summary(model);
+    let layer_names_text: Vec<String> = model.layers.iter().map(|l| l.name.to_string()).collect();
+    let layer_traits: Vec<TokenStream> =
+        model.layers.iter().map(|l| layer_trait(model, l)).collect();
+    let layer_inits: Vec<Ident> = model
+        .layers
+        .iter()
+        .map(|l| format_ident!("{}", l.init))
+        .collect();
     let explain_items = crate::explain::items(model);
     let explain_docs = crate::explain::struct_docs(model);
 
@@ -163,6 +171,25 @@ pub fn expand(model: &Model) -> TokenStream {
                 #backward_body
             }
 
+            /// Initialises every layer in place from `rng`: by its `#[init(..)]` scheme, or He
+            /// (Kaiming) uniform before the ReLU family and Glorot (Xavier) uniform otherwise;
+            /// biases to zero.
+            pub fn init<R: ::nn::rand_core::Rng + ?Sized>(&mut self, rng: &mut R) {
+                #( #layer_traits::init(&mut self.#layer_names, ::nn::init::Init::#layer_inits, rng); )*
+            }
+
+            /// Calls `visit` with every tensor (`fc1.weight`, ...) in parameter-slice order.
+            pub fn visit_tensors(visit: &mut dyn FnMut(::nn::NamedTensor)) {
+                let mut offset = 0;
+                #(
+                    for info in #layer_traits::TENSORS {
+                        visit(::nn::NamedTensor { layer: #layer_names_text, info, offset });
+                        offset += info.len();
+                    }
+                )*
+                let _ = offset;
+            }
+
             /// Each node's operation, output shape and parameter count, like Keras'
             /// `model.summary()`; print it with `{}`.
             pub fn summary() -> #summary
@@ -200,6 +227,14 @@ pub fn expand(model: &Model) -> TokenStream {
             fn summary() -> impl ::core::fmt::Display {
                 #name::<T>::summary()
             }
+
+            fn visit_tensors(visit: &mut dyn FnMut(::nn::NamedTensor)) {
+                #name::<T>::visit_tensors(visit)
+            }
+
+            fn init<R: ::nn::rand_core::Rng + ?Sized>(&mut self, rng: &mut R) {
+                #name::init(self, rng)
+            }
         }
     }
 }
@@ -226,6 +261,14 @@ pub fn fallback(vis: &syn::Visibility, name: &Ident) -> TokenStream {
             pub const ZERO: Self = Self(::core::marker::PhantomData);
         }
     }
+}
+
+/// `<Type as ::nn::Layer<T, IN, OUT>>`, to call a layer's trait items unambiguously.
+fn layer_trait(model: &Model, layer: &crate::model::LayerDecl) -> TokenStream {
+    let ty = layer_type(model, layer);
+    let input = size(layer.input);
+    let output = size(layer.output.iter().product());
+    quote! { <#ty as ::nn::Layer<T, #input, #output>> }
 }
 
 fn layer_type(model: &Model, layer: &crate::model::LayerDecl) -> TokenStream {

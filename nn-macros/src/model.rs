@@ -36,6 +36,10 @@ pub struct LayerDecl {
     stated_input: Option<Size>,
     /// The node it was first applied to, for error messages.
     first_use: Option<NodeId>,
+    /// Its initialisation scheme: `#[init(..)]`, or the default for the activation after it.
+    pub init: &'static str,
+    /// Whether `#[init(..)]` chose it.
+    init_stated: bool,
 }
 
 /// What a layer is.
@@ -148,6 +152,7 @@ pub fn build(def: NetworkDef) -> Result<Model, syn::Error> {
         None => builder.sequential(&def),
     };
     builder.check_layers_used();
+    builder.choose_default_inits();
     builder.name_intermediate_nodes();
     builder.errors.into_result()?;
     Ok(Model {
@@ -203,9 +208,9 @@ impl Builder {
                     "a sequential network has one input, declared first; for several inputs \
                      write a `forward(a: [..], b: [..]) -> y { ... }` block",
                 ),
-                Entry::Layer { name, spec } => {
+                Entry::Layer { attrs, name, spec } => {
                     self.mentioned_layers.insert(name.to_string());
-                    let layer = self.declare_layer(name, spec);
+                    let layer = self.declare_layer(attrs, name, spec);
                     current = match (layer, current) {
                         (Some(layer), Some(arg)) => {
                             let label = format!("{name}({})", self.nodes[arg].label);
@@ -274,8 +279,8 @@ impl Builder {
         let mut layer_index = HashMap::new();
         for entry in &def.entries {
             match entry {
-                Entry::Layer { name, spec } => {
-                    if let Some(layer) = self.declare_layer(name, spec) {
+                Entry::Layer { attrs, name, spec } => {
+                    if let Some(layer) = self.declare_layer(attrs, name, spec) {
                         layer_index.insert(name.to_string(), layer);
                     }
                 }
@@ -431,7 +436,13 @@ impl Builder {
     }
 
     /// Declares a layer (a struct field); `None` if it is invalid.
-    fn declare_layer(&mut self, name: &Ident, spec: &LayerSpec) -> Option<usize> {
+    fn declare_layer(
+        &mut self,
+        attrs: &[syn::Attribute],
+        name: &Ident,
+        spec: &LayerSpec,
+    ) -> Option<usize> {
+        let init = self.init_attribute(attrs);
         if !self.check_new_name(name) {
             return None;
         }
@@ -446,8 +457,66 @@ impl Builder {
             output,
             stated_input,
             first_use: None,
+            init: init.unwrap_or(builtins::DEFAULT_INIT),
+            init_stated: init.is_some(),
         });
         Some(self.layers.len() - 1)
+    }
+
+    /// The scheme of `#[init(scheme)]`, if given (reporting anything else).
+    fn init_attribute(&mut self, attrs: &[syn::Attribute]) -> Option<&'static str> {
+        let mut scheme = None;
+        for attr in attrs {
+            if !attr.path().is_ident("init") {
+                self.errors.spanned(
+                    attr,
+                    "unknown attribute on a layer; the one attribute is `#[init(scheme)]`",
+                );
+                continue;
+            }
+            let names = builtins::INITS.iter().map(|(name, _)| *name);
+            match attr.parse_args::<Ident>() {
+                Ok(ident) => match builtins::init_by_name(&ident.to_string()) {
+                    Some(variant) => scheme = Some(variant),
+                    None => {
+                        let hint = builtins::closest(&ident.to_string(), names);
+                        let mut message = unknown("initialisation", &ident.to_string(), hint);
+                        if hint.is_none() {
+                            let all: Vec<&str> = builtins::INITS.iter().map(|(n, _)| *n).collect();
+                            message = format!("{message}; one of: {}", all.join(", "));
+                        }
+                        self.errors.spanned(&ident, message);
+                    }
+                },
+                Err(_) => {
+                    let all: Vec<&str> = names.collect();
+                    self.errors.spanned(
+                        attr,
+                        format!(
+                            "write `#[init(scheme)]`, a scheme among: {}",
+                            all.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        scheme
+    }
+
+    /// Gives each layer without `#[init(..)]` the default for the activation applied to its
+    /// output (He before the ReLU family, Glorot otherwise).
+    fn choose_default_inits(&mut self) {
+        for node in &self.nodes {
+            let Op::Activation { info, arg, .. } = &node.op else {
+                continue;
+            };
+            if let Op::Layer { layer, .. } = self.nodes[*arg].op {
+                let decl = &mut self.layers[layer];
+                if !decl.init_stated && decl.init == builtins::DEFAULT_INIT {
+                    decl.init = info.default_init;
+                }
+            }
+        }
     }
 
     /// Checks a layer declaration's type and sizes: kind, output shape, stated input size.

@@ -3,7 +3,7 @@
 //! ```text
 //! network     := attr* vis "struct" Ident "{" entry ("," entry)* ","? "}" forward?
 //! entry       := Ident ":" shape                  (sequential input: `input: [2]`)
-//!              | Ident ":" layer                  (`hidden: Dense<8>`)
+//!              | attr* Ident ":" layer            (`#[init(he_normal)] hidden: Dense<8>`)
 //!              | activation                       (sequential only: `Tanh`, `LeakyRelu(0.2)`)
 //! layer       := Ident "<" size ("," size)* ">"   (built-in: `Dense<OUT>`, `Dense<IN, OUT>`)
 //!              | Type "->" shape                  (a type of yours implementing `nn::Layer`)
@@ -34,8 +34,13 @@ pub struct NetworkDef {
 pub enum Entry {
     /// `input: [2]`: the input of a sequential network.
     Input { name: Ident, shape: Shape },
-    /// `name: Dense<8>` or `name: MyLayer<T> -> [8]`.
-    Layer { name: Ident, spec: LayerSpec },
+    /// `name: Dense<8>` or `name: MyLayer<T> -> [8]`, with its attributes
+    /// (`#[init(he_normal)]`).
+    Layer {
+        attrs: Vec<Attribute>,
+        name: Ident,
+        spec: LayerSpec,
+    },
     /// A bare activation in a sequential network: `Tanh`, `LeakyRelu(0.2)`.
     Activation(Call),
 }
@@ -140,12 +145,22 @@ impl Parse for NetworkDef {
 
 impl Parse for Entry {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let only_on_layers = |attrs: &[Attribute]| match attrs.first() {
+            Some(attr) => Err(syn::Error::new_spanned(
+                attr,
+                "attributes such as `#[init(he_normal)]` go on layers, `#[init(..)] fc: Dense<8>`",
+            )),
+            None => Ok(()),
+        };
         if !(input.peek(Ident) && input.peek2(Token![:]) && !input.peek2(Token![::])) {
+            only_on_layers(&attrs)?;
             return Ok(Entry::Activation(parse_sequential_activation(input)?));
         }
         let name: Ident = input.parse()?;
         input.parse::<Token![:]>()?;
         if input.peek(syn::token::Bracket) {
+            only_on_layers(&attrs)?;
             return Ok(Entry::Input {
                 name,
                 shape: input.parse()?,
@@ -156,6 +171,7 @@ impl Parse for Entry {
             input.parse::<Token![->]>()?;
             let out = input.parse()?;
             return Ok(Entry::Layer {
+                attrs,
                 name,
                 spec: LayerSpec::Custom {
                     ty: Box::new(ty),
@@ -164,6 +180,7 @@ impl Parse for Entry {
             });
         }
         Ok(Entry::Layer {
+            attrs,
             name,
             spec: builtin_spec(ty)?,
         })

@@ -127,7 +127,8 @@ pub struct Relu;
 impl<T: Real> Elementwise<T> for Relu {
     #[inline]
     fn value(&self, x: T) -> T {
-        if x > T::ZERO { x } else { T::ZERO }
+        // Written so that NaN propagates, as in PyTorch.
+        if x <= T::ZERO { T::ZERO } else { x }
     }
     #[inline]
     fn derivative(&self, x: T, _y: T) -> T {
@@ -299,7 +300,13 @@ pub struct Heaviside;
 
 #[inline]
 fn heaviside<T: Real>(x: T) -> T {
-    if x >= T::ZERO { T::ONE } else { T::ZERO }
+    if x >= T::ZERO {
+        T::ONE
+    } else if x < T::ZERO {
+        T::ZERO
+    } else {
+        x // NaN
+    }
 }
 
 impl<T: Real> Elementwise<T> for Heaviside {

@@ -2,8 +2,54 @@
 //! network's parameters as one flat slice (`Params::as_mut_slice`) and its gradients as
 //! another, in the same order. State (momentum, moments) has the gradient struct's type, so
 //! it is fixed-size and never allocated.
+//!
+//! Each optimizer follows the "Algorithm" box of its `torch.optim` counterpart, with the same
+//! hyper-parameter names and defaults: [`Sgd`], [`RmsProp`], [`Adam`], [`AdamW`]. Learning-rate
+//! schedules ([`Constant`], [`StepDecay`], [`Exponential`], [`Cosine`], [`WarmUp`]) follow
+//! `torch.optim.lr_scheduler`, and [`clip_grad_norm`] is `torch.nn.utils.clip_grad_norm_`.
+//!
+//! A training loop, here on `f(θ) = ½‖θ‖²` (gradient `θ`) with an `SMatrix` as the parameter
+//! struct (a network and its gradient struct in practice):
+//!
+//! ```
+//! use nn_core::optim::{Adam, Cosine, Optimizer, Schedule, WarmUp, clip_grad_norm};
+//! use nn_core::{ConstZero, SMatrix};
+//!
+//! type Theta = SMatrix<f32, 3, 1>;
+//! let mut params = Theta::new(1.0, -2.0, 3.0);
+//! let mut grads = Theta::ZERO;
+//! let mut optimizer = Adam::<f32, Theta>::new(0.1);
+//! let schedule = WarmUp { steps: 10, inner: Cosine::new(0.1, 490) };
+//! for step in 0..500 {
+//!     grads.copy_from(&params); // the backward pass
+//!     clip_grad_norm(grads.as_mut_slice(), 1.0);
+//!     optimizer.set_learning_rate(schedule.learning_rate(step));
+//!     optimizer.step(params.as_mut_slice(), grads.as_slice());
+//! }
+//! assert!(params.norm() < 1e-3);
+//! ```
+//!
+//! Each optimizer's state is a few values of the gradient type `S` (one for SGD, up to three
+//! for RMSprop), held inline: `new`/`with_config` return it by value, `new_boxed` (feature
+//! `alloc`) builds it zeroed on the heap, never on the stack, for networks whose state is
+//! megabytes. Arithmetic is done in `T` (`f32` for an `f32` network); hyper-parameters are
+//! `f64` and converted with [`Real::of`] at each step.
 
 use crate::Real;
+
+mod adam;
+mod clip;
+mod rmsprop;
+mod schedule;
+mod sgd;
+#[cfg(test)]
+mod test_util;
+
+pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
+pub use clip::{clip_grad_norm, global_norm};
+pub use rmsprop::{RmsProp, RmsPropConfig};
+pub use schedule::{Constant, Cosine, Exponential, StepDecay, WarmUp};
+pub use sgd::{Sgd, SgdConfig};
 
 /// One update rule, applied to all parameters at once.
 pub trait Optimizer<T: Real> {
@@ -22,4 +68,32 @@ pub trait Optimizer<T: Real> {
 pub trait Schedule {
     /// The learning rate for `step`.
     fn learning_rate(&self, step: usize) -> f64;
+}
+
+/// Panics unless `params` and `grads` both have `len` scalars (the state's `S::LEN`).
+#[inline]
+#[track_caller]
+fn check_lengths<T>(params: &[T], grads: &[T], len: usize) {
+    assert_eq!(
+        params.len(),
+        len,
+        "optimizer step: params length differs from the state's"
+    );
+    assert_eq!(
+        grads.len(),
+        len,
+        "optimizer step: grads length differs from the state's"
+    );
+}
+
+/// A `Box<O>` whose memory is all zero bytes, allocated in place (never built on the stack).
+///
+/// # Safety
+/// The all-zero bit pattern must be a valid `O`: every field a float (`0.0`), an integer, a
+/// `bool` (`false`), a `PhantomData`, a [`Params`](crate::Params) type, or a struct of these.
+#[cfg(feature = "alloc")]
+unsafe fn zeroed_box<O>() -> alloc::boxed::Box<O> {
+    let zeroed = alloc::boxed::Box::<O>::new_zeroed();
+    // SAFETY: the caller guarantees all-zero bytes are a valid `O`.
+    unsafe { zeroed.assume_init() }
 }

@@ -1,0 +1,160 @@
+//! Gradient clipping by total norm: PyTorch's `torch.nn.utils.clip_grad_norm_`.
+
+use crate::Real;
+use nalgebra::ComplexField;
+
+/// Scales `grads` so that their total L2 norm is at most about `max_norm`, PyTorch's
+/// `clip_grad_norm_` (with `norm_type = 2`), and returns the norm before clipping.
+///
+/// With `‖g‖` the L2 norm of all of `grads` (one slice: a whole gradient struct's
+/// `as_mut_slice()`):
+///
+/// ```text
+/// c = max_norm / (‖g‖ + 1e-6)
+/// g ← g·c    if c < 1
+/// ```
+///
+/// which is PyTorch's `g·min(c, 1)`. Like PyTorch, a norm equal to `max_norm` (or less than it
+/// by under `1e-6`) is still scaled, by a factor just below `1`.
+///
+/// The norm is accumulated in `f64` whatever `T` is (more precise than PyTorch's `f32` sum
+/// for `f32` gradients); if the sum of squares overflows while every gradient is finite, it
+/// is recomputed scaled by the largest magnitude, so the norm is right up to `f64::MAX`.
+///
+/// A non-finite norm (a NaN or infinite gradient) is returned as is and `grads` are left
+/// unchanged, so the caller can skip the step. (PyTorch, by default, multiplies the gradients
+/// by the resulting NaN or `0` instead; with `error_if_nonfinite=True` it raises.)
+///
+/// `max_norm` should be non-negative (checked in debug builds).
+pub fn clip_grad_norm<T: Real>(grads: &mut [T], max_norm: f64) -> f64 {
+    debug_assert!(
+        max_norm >= 0.0,
+        "clip_grad_norm: negative max_norm {max_norm}"
+    );
+    let norm = global_norm(grads);
+    if !norm.is_finite() {
+        return norm;
+    }
+    let coefficient = max_norm / (norm + 1e-6);
+    if coefficient < 1.0 {
+        let coefficient = T::of(coefficient);
+        for g in grads {
+            *g *= coefficient;
+        }
+    }
+    norm
+}
+
+/// The global L2 norm `√Σ xᵢ²` of all gradients, in `f64`, without overflow of the squares
+/// of finite values; NaN or infinite if a value is.
+pub fn global_norm<T: Real>(xs: &[T]) -> f64 {
+    let sum: f64 = xs.iter().map(|&x| x.to_f64() * x.to_f64()).sum();
+    if sum.is_finite() {
+        return <f64 as ComplexField>::sqrt(sum);
+    }
+    // Overflow, or a NaN or infinity among `xs`.
+    let mut largest = 0.0_f64;
+    for &x in xs {
+        let x = <f64 as ComplexField>::abs(x.to_f64());
+        if x.is_nan() {
+            return f64::NAN;
+        }
+        if x > largest {
+            largest = x;
+        }
+    }
+    if largest.is_infinite() {
+        return f64::INFINITY;
+    }
+    let scaled: f64 = xs
+        .iter()
+        .map(|&x| {
+            let x = x.to_f64() / largest;
+            x * x
+        })
+        .sum();
+    largest * <f64 as ComplexField>::sqrt(scaled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scales_down_to_max_norm() {
+        // ‖[3, 4]‖ = 5 > 1: g·1/(5 + 1e-6) = [0.59999988, 0.79999984]; returns 5.
+        let mut grads = [3.0, 4.0];
+        assert_eq!(clip_grad_norm(&mut grads, 1.0), 5.0);
+        assert!((grads[0] - 0.599999880000024).abs() < 1e-15);
+        assert!((grads[1] - 0.799999840000032).abs() < 1e-15);
+        // The new norm is max_norm·5/(5 + 1e-6), just under max_norm.
+        assert!((clip_grad_norm(&mut grads, 1.0) - 0.9999998000000401).abs() < 1e-15);
+    }
+
+    #[test]
+    fn leaves_small_gradients_unchanged() {
+        // ‖[0.3, −0.4]‖ = 0.5 ≤ 1: coefficient 1/(0.5 + 1e-6) > 1, no scaling.
+        let mut grads = [0.3, -0.4];
+        assert!((clip_grad_norm(&mut grads, 1.0) - 0.5).abs() < 1e-15);
+        assert_eq!(grads, [0.3, -0.4]);
+    }
+
+    #[test]
+    fn scales_a_norm_equal_to_max_norm_like_pytorch() {
+        // ‖[3, 4]‖ = 5 = max_norm: coefficient 5/(5 + 1e-6) < 1 still applies.
+        let mut grads = [3.0, 4.0];
+        assert_eq!(clip_grad_norm(&mut grads, 5.0), 5.0);
+        assert!((grads[0] - 2.99999940000012).abs() < 1e-14);
+    }
+
+    #[test]
+    fn non_finite_norms_leave_gradients_unchanged() {
+        let mut grads = [1.0, f64::NAN, 2.0];
+        assert!(clip_grad_norm(&mut grads, 1.0).is_nan());
+        assert_eq!(grads[0], 1.0);
+        assert_eq!(grads[2], 2.0);
+
+        let mut grads = [1.0, f64::NEG_INFINITY, 2.0];
+        assert_eq!(clip_grad_norm(&mut grads, 1.0), f64::INFINITY);
+        assert_eq!(grads, [1.0, f64::NEG_INFINITY, 2.0]);
+
+        // A NaN wins over an infinity.
+        let mut grads = [f64::INFINITY, f64::NAN];
+        assert!(clip_grad_norm(&mut grads, 1.0).is_nan());
+    }
+
+    #[test]
+    fn squares_that_overflow_still_give_the_norm() {
+        // (1e200)² overflows f64, but ‖[1e200, 1e200]‖ = √2·1e200 does not.
+        let mut grads = [1e200, -1e200];
+        let norm = clip_grad_norm(&mut grads, 1.0);
+        assert!((norm / 1.414213562373095e200 - 1.0).abs() < 1e-15, "{norm}");
+        assert!((grads[0] - 0.7071067811865475).abs() < 1e-15);
+        assert!((grads[1] + 0.7071067811865475).abs() < 1e-15);
+    }
+
+    #[test]
+    fn f32_gradients_norm_in_f64() {
+        // The norm of f32 [3, 4] is 5 exactly; the scaled values are rounded to f32.
+        let mut grads = [3.0_f32, 4.0];
+        assert_eq!(clip_grad_norm(&mut grads, 1.0), 5.0);
+        assert_eq!(grads[0], (1.0 / (5.0 + 1e-6)) as f32 * 3.0);
+        assert!((f64::from(grads[0]) - 0.59999988).abs() < 1e-7);
+    }
+
+    #[test]
+    fn empty_and_zero_gradients() {
+        let mut grads: [f64; 0] = [];
+        assert_eq!(clip_grad_norm(&mut grads, 1.0), 0.0);
+        let mut grads = [0.0; 4];
+        assert_eq!(clip_grad_norm(&mut grads, 0.5), 0.0);
+        assert_eq!(grads, [0.0; 4]);
+    }
+
+    #[test]
+    fn max_norm_zero_zeroes_the_gradients() {
+        let mut grads = [3.0, 4.0];
+        assert_eq!(clip_grad_norm(&mut grads, 0.0), 5.0);
+        assert_eq!(grads, [0.0, 0.0]);
+    }
+}

@@ -1,0 +1,108 @@
+//! One training step, with no allocation, that leaves the parameters untouched on error.
+
+use crate::optim::{clip_grad_norm, global_norm};
+use crate::{Loss, Network, Optimizer, Params, Real, Regularization, SMatrix};
+use core::fmt;
+
+/// What a step does besides forward, loss, backward and the update.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct StepOptions {
+    /// Penalty `R(W)` added to the loss and its gradient.
+    pub regularization: Regularization,
+    /// Clip the gradient to this global L2 norm ([`clip_grad_norm`], PyTorch's
+    /// `clip_grad_norm_`).
+    pub clip_grad_norm: Option<f64>,
+}
+
+/// Result of a successful step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepOutcome<T, Y> {
+    /// The network's output on the batch, before the update.
+    pub output: Y,
+    /// The data loss (mean over the batch), before the update.
+    pub loss: T,
+    /// The regularization penalty `R(W)`, before the update.
+    pub penalty: T,
+    /// The global L2 norm of the gradient (with the penalty's), before clipping.
+    pub grad_norm: f64,
+}
+
+/// Why a step was refused. The parameters are unchanged in every case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepError {
+    /// The loss is NaN or infinite (diverged training, or bad input or target data).
+    NonFiniteLoss,
+    /// A gradient component is NaN or infinite.
+    NonFiniteGradient,
+    /// No targets were given, or more than the batch holds.
+    BadBatchSize,
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StepError::NonFiniteLoss => "the loss is not finite; the parameters were not updated",
+            StepError::NonFiniteGradient => {
+                "a gradient is not finite; the parameters were not updated"
+            }
+            StepError::BadBatchSize => "a batch needs between 1 and B targets",
+        })
+    }
+}
+
+impl core::error::Error for StepError {}
+
+/// One step of training on a batch: forward, loss, backward, regularization, clipping, and
+/// the optimizer's update, in place and without allocating.
+///
+/// `x` holds the batch, one sample per column; only the first `targets.len()` columns are
+/// samples (the rest, padding of a last partial batch, get a zero gradient). `tape` and
+/// `grads` are work space; `grads` holds the step's gradient afterwards.
+///
+/// On a non-finite loss or gradient, returns an error and leaves `net` and `optimizer`
+/// unchanged.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step<T, N, L, O, Target, const IN: usize, const OUT: usize, const B: usize>(
+    net: &mut N,
+    tape: &mut N::Tape<B>,
+    grads: &mut N::Grads,
+    x: &SMatrix<T, IN, B>,
+    targets: &[Target],
+    loss: &L,
+    optimizer: &mut O,
+    options: &StepOptions,
+) -> Result<StepOutcome<T, SMatrix<T, OUT, B>>, StepError>
+where
+    T: Real,
+    N: Network<T, Input<B> = SMatrix<T, IN, B>, Output<B> = SMatrix<T, OUT, B>>,
+    L: Loss<T, OUT, Target>,
+    O: Optimizer<T>,
+{
+    if targets.is_empty() || targets.len() > B {
+        return Err(StepError::BadBatchSize);
+    }
+    let y = net.forward_train(x, tape);
+    let mut d_y = SMatrix::<T, OUT, B>::zeros();
+    let data_loss = loss.loss_and_grad(&y, targets, &mut d_y);
+    if !data_loss.is_finite() {
+        return Err(StepError::NonFiniteLoss);
+    }
+    grads.set_zero();
+    net.backward(tape, &d_y, grads);
+    let penalty = options.regularization.apply(net, grads);
+    // Clipping leaves non-finite gradients as they are, and returns their norm.
+    let grad_norm = match options.clip_grad_norm {
+        Some(max_norm) => clip_grad_norm(grads.as_mut_slice(), max_norm),
+        None => global_norm(grads.as_slice()),
+    };
+    if !grad_norm.is_finite() || !penalty.is_finite() {
+        return Err(StepError::NonFiniteGradient);
+    }
+    optimizer.step(net.as_mut_slice(), grads.as_slice());
+    Ok(StepOutcome {
+        output: y,
+        loss: data_loss,
+        penalty,
+        grad_norm,
+    })
+}

@@ -1,0 +1,262 @@
+//! Initialisation, tensors, regularization, the training step and the trainer.
+
+mod common;
+
+use common::randomize;
+use nn::prelude::*;
+use nn::train::{StepError, StepOptions, train_step};
+use nn::{Regularization, Role};
+use rand_core::SeedableRng;
+
+nn::network! {
+    pub struct Mixed {
+        relu_layer: Dense<8>,
+        tanh_layer: Dense<8>,
+        #[init(zeros)]
+        zero_layer: Dense<8>,
+        #[init(glorot_normal)]
+        head: Dense<2>,
+    }
+    forward(x: [4]) -> y {
+        let a = relu(relu_layer(x));
+        let b = tanh(tanh_layer(a));
+        let y = head(b + zero_layer(a));
+    }
+}
+
+nn::network! {
+    pub struct Regression {
+        input: [3],
+        hidden: Dense<16>, Tanh,
+        out: Dense<1>,
+    }
+}
+
+fn rng() -> rand_pcg::Pcg64Mcg {
+    rand_pcg::Pcg64Mcg::seed_from_u64(11)
+}
+
+#[test]
+fn tensors_are_named_as_in_pytorch_in_slice_order() {
+    let mut names = Vec::new();
+    Mixed::<f32>::visit_tensors(&mut |t| {
+        names.push((t.to_string(), t.info.shape.to_vec(), t.offset, t.info.role))
+    });
+    assert_eq!(
+        names,
+        [
+            ("relu_layer.weight".to_string(), vec![8, 4], 0, Role::Weight),
+            ("relu_layer.bias".to_string(), vec![8], 32, Role::Bias),
+            (
+                "tanh_layer.weight".to_string(),
+                vec![8, 8],
+                40,
+                Role::Weight
+            ),
+            ("tanh_layer.bias".to_string(), vec![8], 104, Role::Bias),
+            (
+                "zero_layer.weight".to_string(),
+                vec![8, 8],
+                112,
+                Role::Weight
+            ),
+            ("zero_layer.bias".to_string(), vec![8], 176, Role::Bias),
+            ("head.weight".to_string(), vec![2, 8], 184, Role::Weight),
+            ("head.bias".to_string(), vec![2], 200, Role::Bias),
+        ]
+    );
+    assert_eq!(Mixed::<f32>::PARAM_COUNT, 202);
+}
+
+#[test]
+fn init_defaults_follow_the_activation_and_attributes_override() {
+    let mut net = Mixed::<f64>::ZERO;
+    randomize(&mut net, 1, 1.0);
+    net.init(&mut rng());
+    // He uniform before ReLU: U(±√(6/4)); Glorot uniform before tanh: U(±√(6/16)).
+    let he = (6.0f64 / 4.0).sqrt();
+    let glorot = (6.0f64 / 16.0).sqrt();
+    assert!(net.relu_layer.weight.iter().all(|w| w.abs() <= he));
+    assert!(
+        net.relu_layer.weight.iter().any(|w| w.abs() > glorot),
+        "wider than Glorot"
+    );
+    assert!(net.tanh_layer.weight.iter().all(|w| w.abs() <= glorot));
+    assert!(net.zero_layer.weight.iter().all(|&w| w == 0.0));
+    assert!(net.head.weight.iter().any(|&w| w != 0.0));
+    for bias in [
+        &net.relu_layer.bias,
+        &net.tanh_layer.bias,
+        &net.zero_layer.bias,
+    ] {
+        assert!(bias.iter().all(|&b| b == 0.0));
+    }
+    // Reproducible from the seed.
+    let mut again = Mixed::<f64>::ZERO;
+    again.init(&mut rng());
+    assert_eq!(net, again);
+}
+
+#[test]
+fn regularization_penalises_weights_not_biases() {
+    let mut net = Regression::<f64>::ZERO;
+    net.hidden.weight[(0, 0)] = 2.0;
+    net.hidden.weight[(1, 2)] = -3.0;
+    net.hidden.bias[0] = 5.0;
+    net.out.weight[(0, 4)] = 0.5;
+    let mut grads = RegressionGrads::ZERO;
+    // L2: λ·Σw² = 0.1·(4 + 9 + 0.25); ∂/∂w = 0.2·w.
+    let penalty = Regularization::l2(0.1).apply(&net, &mut grads);
+    assert!((penalty - 1.325).abs() < 1e-15);
+    assert!((grads.hidden.weight[(1, 2)] - -0.6).abs() < 1e-15);
+    assert_eq!(grads.hidden.bias[0], 0.0);
+    // L1: λ·Σ|w| = 0.5·5.5; ∂/∂w = 0.5·sign(w), added to what is there.
+    let penalty = Regularization::l1(0.5).apply(&net, &mut grads);
+    assert!((penalty - 2.75).abs() < 1e-15);
+    assert!((grads.hidden.weight[(0, 0)] - (0.4 + 0.5)).abs() < 1e-15);
+    assert_eq!(grads.hidden.weight[(0, 1)], 0.0);
+    // With biases.
+    let with_biases = Regularization {
+        biases: true,
+        ..Regularization::l2(0.1)
+    };
+    assert!((with_biases.penalty(&net) - (1.325 + 2.5)).abs() < 1e-15);
+}
+
+/// Plain gradient descent, so the test depends only on the step's own arithmetic.
+struct Gd(f64);
+
+impl Optimizer<f64> for Gd {
+    fn step(&mut self, params: &mut [f64], grads: &[f64]) {
+        for (p, g) in params.iter_mut().zip(grads) {
+            *p -= self.0 * g;
+        }
+    }
+    fn learning_rate(&self) -> f64 {
+        self.0
+    }
+    fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.0 = learning_rate;
+    }
+}
+
+#[test]
+fn a_step_with_a_non_finite_loss_or_gradient_leaves_the_parameters_untouched() {
+    let mut net = Regression::<f64>::ZERO;
+    net.init(&mut rng());
+    let before = net.clone();
+    let mut tape = RegressionTape::<f64, 4>::ZERO;
+    let mut grads = RegressionGrads::ZERO;
+    let targets = [1.0f64; 4];
+    let mut x = SMatrix::<f64, 3, 4>::from_element(0.5);
+    x[(1, 2)] = f64::NAN;
+    let result = train_step(
+        &mut net,
+        &mut tape,
+        &mut grads,
+        &x,
+        &targets,
+        &nn::loss::Mse,
+        &mut Gd(0.1),
+        &StepOptions::default(),
+    );
+    assert_eq!(result.unwrap_err(), StepError::NonFiniteLoss);
+    assert_eq!(net, before);
+
+    // A huge target makes the loss finite but the gradient overflow in f64? Use infinity in
+    // the regularization instead: an infinite weight-decay coefficient.
+    let x = SMatrix::<f64, 3, 4>::from_element(0.5);
+    let options = StepOptions {
+        regularization: Regularization::l2(f64::INFINITY),
+        ..StepOptions::default()
+    };
+    let result = train_step(
+        &mut net,
+        &mut tape,
+        &mut grads,
+        &x,
+        &targets,
+        &nn::loss::Mse,
+        &mut Gd(0.1),
+        &options,
+    );
+    assert_eq!(result.unwrap_err(), StepError::NonFiniteGradient);
+    assert_eq!(net, before);
+
+    let result = train_step(
+        &mut net,
+        &mut tape,
+        &mut grads,
+        &x,
+        &targets[..0],
+        &nn::loss::Mse,
+        &mut Gd(0.1),
+        &StepOptions::default(),
+    );
+    assert_eq!(result.unwrap_err(), StepError::BadBatchSize);
+    assert_eq!(net, before);
+
+    // And a good step changes them, by exactly −α·∇L.
+    let result = train_step(
+        &mut net,
+        &mut tape,
+        &mut grads,
+        &x,
+        &targets,
+        &nn::loss::Mse,
+        &mut Gd(0.1),
+        &StepOptions::default(),
+    );
+    assert!(result.is_ok());
+    for ((after, before), g) in net
+        .as_slice()
+        .iter()
+        .zip(before.as_slice())
+        .zip(grads.as_slice())
+    {
+        assert!((after - (before - 0.1 * g)).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn a_partial_batch_equals_the_smaller_batch() {
+    let mut net = Regression::<f64>::ZERO;
+    net.init(&mut rng());
+    let x4 = SMatrix::<f64, 3, 4>::from_fn(|i, j| (i as f64 - 1.0) * 0.3 + j as f64 * 0.2);
+    let x3: SMatrix<f64, 3, 3> = x4.fixed_columns::<3>(0).into();
+    let mut x4_padded = x4;
+    x4_padded.column_mut(3).fill(0.0);
+    let targets = [0.3, -0.2, 0.9];
+    let (mut net3, mut net4) = (net.clone(), net.clone());
+    let (mut tape3, mut tape4) = (
+        RegressionTape::<f64, 3>::ZERO,
+        RegressionTape::<f64, 4>::ZERO,
+    );
+    let mut grads3 = RegressionGrads::ZERO;
+    let mut grads4 = RegressionGrads::ZERO;
+    let out3 = train_step(
+        &mut net3,
+        &mut tape3,
+        &mut grads3,
+        &x3,
+        &targets,
+        &nn::loss::Mse,
+        &mut Gd(0.1),
+        &StepOptions::default(),
+    )
+    .unwrap();
+    let out4 = train_step(
+        &mut net4,
+        &mut tape4,
+        &mut grads4,
+        &x4_padded,
+        &targets,
+        &nn::loss::Mse,
+        &mut Gd(0.1),
+        &StepOptions::default(),
+    )
+    .unwrap();
+    assert!((out3.loss - out4.loss).abs() < 1e-15);
+    assert!(common::max_diff(grads3.as_slice(), grads4.as_slice()) < 1e-15);
+    assert!(common::max_diff(net3.as_slice(), net4.as_slice()) < 1e-15);
+}

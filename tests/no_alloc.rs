@@ -1,5 +1,6 @@
-//! `forward`, `forward_train` and `backward` perform no heap allocation: a counting global
-//! allocator sees none during the calls. (A test binary of its own, since the global
+//! `forward`, `forward_train`, `backward` and a whole training step (forward, loss,
+//! backward, regularization, clipping, optimizer update) perform no heap allocation: a
+//! counting global allocator sees none during the calls. (A test binary of its own, since the global
 //! allocator is per binary; one test, so no other test thread allocates meanwhile.)
 
 use nn::prelude::*;
@@ -71,8 +72,53 @@ fn passes<const B: usize>(net: &ResMlp<f32>) -> [usize; 3] {
     ]
 }
 
+nn::network! {
+    struct Classifier {
+        input: [16],
+        hidden: Dense<32>, Relu,
+        logits: Dense<4>,
+    }
+}
+
+fn training_steps() -> usize {
+    use nn::loss::SoftmaxCrossEntropy;
+    use nn::optim::{Adam, AdamConfig};
+    use nn::train::{StepOptions, train_step};
+    use rand_core::SeedableRng;
+
+    let mut net = Classifier::<f32>::new_boxed();
+    net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(3));
+    let mut tape = ClassifierTape::<f32, 8>::new_boxed();
+    let mut grads = ClassifierGrads::<f32>::new_boxed();
+    let mut adam = Adam::<f32, ClassifierGrads<f32>>::new_boxed(AdamConfig {
+        lr: 0.01,
+        ..AdamConfig::default()
+    });
+    let x = SMatrix::<f32, 16, 8>::from_fn(|i, j| ((i * 3 + j) % 7) as f32 * 0.2 - 0.6);
+    let targets = [0usize, 1, 2, 3, 0, 1, 2]; // a partial batch of 7
+    let options = StepOptions {
+        regularization: nn::Regularization::l2(1e-4),
+        clip_grad_norm: Some(1.0),
+    };
+    allocations_during(|| {
+        for _ in 0..3 {
+            let outcome = train_step(
+                &mut *net,
+                &mut *tape,
+                &mut *grads,
+                &x,
+                &targets,
+                &SoftmaxCrossEntropy,
+                &mut *adam,
+                &options,
+            );
+            std::hint::black_box(outcome.expect("a finite step"));
+        }
+    })
+}
+
 #[test]
-fn forward_forward_train_and_backward_do_not_allocate() {
+fn forward_forward_train_backward_and_training_steps_do_not_allocate() {
     let mut net = ResMlp::<f32>::new_boxed();
     for (i, p) in net.as_mut_slice().iter_mut().enumerate() {
         *p = ((i * 7919) % 101) as f32 / 101.0 - 0.5;
@@ -87,6 +133,7 @@ fn forward_forward_train_and_backward_do_not_allocate() {
         [0, 0, 0],
         "batch of 8: [forward, forward_train, backward]"
     );
+    assert_eq!(training_steps(), 0, "three training steps");
     // The counter works: a Vec allocates.
     assert_eq!(
         allocations_during(|| drop(std::hint::black_box(vec![1u8; 10]))),

@@ -260,3 +260,182 @@ fn a_partial_batch_equals_the_smaller_batch() {
     assert!(common::max_diff(grads3.as_slice(), grads4.as_slice()) < 1e-15);
     assert!(common::max_diff(net3.as_slice(), net4.as_slice()) < 1e-15);
 }
+
+mod trainer {
+    use super::*;
+    use nn::loss::SoftmaxCrossEntropy;
+    use nn::optim::{Adam, StepDecay};
+    use nn::train::{EarlyStopping, Samples, TrainConfig, TrainError, Trainer, argmax_accuracy};
+
+    nn::network! {
+        pub struct Quadrants {
+            input: [2],
+            hidden: Dense<16>, Tanh,
+            logits: Dense<2>,
+        }
+    }
+
+    /// Class 1 when x0·x1 > 0: 100 points on a grid.
+    fn data() -> (Vec<SMatrix<f32, 2, 1>>, Vec<usize>) {
+        let inputs: Vec<SMatrix<f32, 2, 1>> = (0..100)
+            .map(|i| SMatrix::from([[(i % 10) as f32 - 4.5, (i / 10) as f32 - 4.5]]))
+            .collect();
+        let targets = inputs
+            .iter()
+            .map(|x| usize::from(x[0] * x[1] > 0.0))
+            .collect();
+        (inputs, targets)
+    }
+
+    fn quiet(epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            seed: 5,
+            progress: false,
+            ..TrainConfig::default()
+        }
+    }
+
+    fn fresh() -> (Box<Quadrants<f32>>, Box<Adam<f32, QuadrantsGrads<f32>>>) {
+        let mut net = Quadrants::<f32>::new_boxed();
+        net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(9));
+        (net, Box::new(Adam::new(0.05)))
+    }
+
+    #[test]
+    fn learns_and_reports_every_epoch() {
+        let (inputs, targets) = data();
+        let (mut net, mut adam) = fresh();
+        let schedule = StepDecay {
+            lr: 0.05,
+            step_size: 20,
+            gamma: 0.5,
+        };
+        let config = TrainConfig {
+            validation_split: 0.2,
+            ..quiet(60)
+        };
+        let history = Trainer::new(config)
+            .schedule(&schedule)
+            .accuracy(argmax_accuracy)
+            .fit::<_, _, _, 2, 2, 16>(
+                &mut *net,
+                &mut *adam,
+                &SoftmaxCrossEntropy,
+                Samples::new(&inputs, &targets),
+                None,
+            )
+            .unwrap();
+        assert_eq!(history.epochs.len(), 60);
+        assert!(!history.stopped_early);
+        let last = history.epochs.last().unwrap();
+        assert!(last.train_accuracy.unwrap() > 0.95, "{last:?}");
+        assert!(last.valid_accuracy.unwrap() > 0.85, "{last:?}");
+        assert!(last.train_loss < history.epochs[0].train_loss / 4.0);
+        assert_eq!(history.epochs[19].learning_rate, 0.05);
+        assert_eq!(history.epochs[20].learning_rate, 0.025);
+        assert_eq!(history.epochs[59].learning_rate, 0.0125);
+    }
+
+    #[test]
+    fn is_reproducible_from_its_seed() {
+        let (inputs, targets) = data();
+        let run = || {
+            let (mut net, mut adam) = fresh();
+            Trainer::new(quiet(5))
+                .fit::<_, _, _, 2, 2, 16>(
+                    &mut *net,
+                    &mut *adam,
+                    &SoftmaxCrossEntropy,
+                    Samples::new(&inputs, &targets),
+                    None,
+                )
+                .unwrap();
+            net
+        };
+        assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn early_stopping_restores_the_best_epoch() {
+        let (inputs, targets) = data();
+        let samples = Samples::new(&inputs, &targets);
+        // No decrease ever counts as an improvement: stop after `patience` epochs and go
+        // back to the parameters after the first.
+        let config = TrainConfig {
+            early_stopping: Some(EarlyStopping {
+                patience: 2,
+                min_delta: 1e9,
+                restore_best: true,
+            }),
+            ..quiet(50)
+        };
+        let (mut net, mut adam) = fresh();
+        let history = Trainer::new(config)
+            .fit::<_, _, _, 2, 2, 16>(&mut *net, &mut *adam, &SoftmaxCrossEntropy, samples, None)
+            .unwrap();
+        assert!(history.stopped_early);
+        assert_eq!(history.epochs.len(), 3);
+        assert_eq!(history.best_epoch, 0);
+
+        let (mut one_epoch, mut adam) = fresh();
+        Trainer::new(quiet(1))
+            .fit::<_, _, _, 2, 2, 16>(
+                &mut *one_epoch,
+                &mut *adam,
+                &SoftmaxCrossEntropy,
+                samples,
+                None,
+            )
+            .unwrap();
+        assert_eq!(net, one_epoch);
+    }
+
+    #[test]
+    fn bad_data_stops_training_with_an_error_and_intact_parameters() {
+        let (mut inputs, targets) = data();
+        inputs[40][1] = f32::NAN; // in the third batch of 16, unshuffled
+        let (mut net, mut adam) = fresh();
+        let config = TrainConfig {
+            shuffle: false,
+            ..quiet(1)
+        };
+        // Parameters after the two good batches of the first epoch.
+        let (mut expected, mut expected_adam) = fresh();
+        Trainer::new(config)
+            .fit::<_, _, _, 2, 2, 16>(
+                &mut *expected,
+                &mut *expected_adam,
+                &SoftmaxCrossEntropy,
+                Samples::new(&inputs[..32], &targets[..32]),
+                None,
+            )
+            .unwrap();
+        let error = Trainer::new(TrainConfig {
+            epochs: 1,
+            ..config
+        })
+        .fit::<_, _, _, 2, 2, 16>(
+            &mut *net,
+            &mut *adam,
+            &SoftmaxCrossEntropy,
+            Samples::new(&inputs, &targets),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error,
+            TrainError {
+                epoch: 0,
+                batch: 2,
+                error: StepError::NonFiniteLoss
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "epoch 0, batch 2: the loss is not finite; the parameters were not updated"
+        );
+        assert!(net.as_slice().iter().all(|p| p.is_finite()));
+        assert_eq!(net, expected);
+    }
+}

@@ -9,6 +9,7 @@ pub use nn_macros::network;
 pub mod prelude {
     pub use nn_core::{
         Activation, ConstZero, Layer, Loss, Network, Optimizer, Params, Real, SMatrix, Values,
+        Zeroable,
     };
     pub use nn_macros::network;
 }

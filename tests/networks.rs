@@ -229,6 +229,7 @@ fn shared_layer_gradient_is_the_sum_of_both_uses() {
     net.head_z.backward(
         &tape.cat,
         &tape.head_z_out,
+        &(),
         &d_z,
         &mut d_cat,
         &mut unused.head_z,
@@ -236,8 +237,14 @@ fn shared_layer_gradient_is_the_sum_of_both_uses() {
     d_s2 += d_cat.fixed_rows::<6>(0);
     d_m += d_cat.fixed_rows::<6>(6);
     let mut d_sum = SMatrix::<f64, 6, 1>::zeros();
-    net.head_y
-        .backward(&tape.sum, &tape.y, &d_out.0, &mut d_sum, &mut unused.head_y);
+    net.head_y.backward(
+        &tape.sum,
+        &tape.y,
+        &(),
+        &d_out.0,
+        &mut d_sum,
+        &mut unused.head_y,
+    );
     d_s2 += d_sum;
     let mut d_shared2 = SMatrix::<f64, 6, 1>::zeros();
     nn::Activation::backward(
@@ -249,8 +256,14 @@ fn shared_layer_gradient_is_the_sum_of_both_uses() {
     );
     let mut second_use = nn::layers::Dense::<f64, 6, 6>::ZERO;
     let mut d_s1 = SMatrix::<f64, 6, 1>::zeros();
-    net.shared
-        .backward(&tape.s1, &tape.s2, &d_shared2, &mut d_s1, &mut second_use);
+    net.shared.backward(
+        &tape.s1,
+        &tape.shared_out_2,
+        &(),
+        &d_shared2,
+        &mut d_s1,
+        &mut second_use,
+    );
     let mut d_shared1 = SMatrix::<f64, 6, 1>::zeros();
     nn::Activation::backward(
         &nn::activations::Elu { alpha: 0.7 },
@@ -264,6 +277,7 @@ fn shared_layer_gradient_is_the_sum_of_both_uses() {
     net.shared.backward(
         &tape.g,
         &tape.shared_out,
+        &(),
         &d_shared1,
         &mut d_g,
         &mut first_use,
@@ -280,7 +294,7 @@ fn shared_layer_gradient_is_the_sum_of_both_uses() {
 /// outputs, input gradients and accumulated parameter gradients agree.
 macro_rules! assert_batch_equals_samples {
     ($net:expr, $tape:ident, $grads:ident, $in:literal, $out:literal, $seed:literal) => {{
-        let net = $net;
+        let net: &mut _ = $net;
         let x = random_matrix::<$in, 4>($seed, 1.0);
         let dy = random_matrix::<$out, 4>($seed + 1, 1.0);
         let mut tape = $tape::<f64, 4>::ZERO;
@@ -306,13 +320,13 @@ macro_rules! assert_batch_equals_samples {
 fn batch_equals_single_samples() {
     let mut xor = Xor::<f64>::ZERO;
     randomize(&mut xor, 20, 1.0);
-    assert_batch_equals_samples!(&xor, XorTape, XorGrads, 2, 1, 21);
+    assert_batch_equals_samples!(&mut xor, XorTape, XorGrads, 2, 1, 21);
     let mut res = ResMlp::<f64>::ZERO;
     randomize(&mut res, 22, 0.5);
-    assert_batch_equals_samples!(&res, ResMlpTape, ResMlpGrads, 16, 1, 23);
+    assert_batch_equals_samples!(&mut res, ResMlpTape, ResMlpGrads, 16, 1, 23);
     let mut act = Activations::<f64>::ZERO;
     randomize(&mut act, 24, 0.9);
-    assert_batch_equals_samples!(&act, ActivationsTape, ActivationsGrads, 3, 4, 25);
+    assert_batch_equals_samples!(&mut act, ActivationsTape, ActivationsGrads, 3, 4, 25);
 }
 
 #[test]

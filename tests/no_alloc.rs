@@ -52,7 +52,7 @@ fn allocations_during(f: impl FnOnce()) -> usize {
     ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
-fn passes<const B: usize>(net: &ResMlp<f32>) -> [usize; 3] {
+fn passes<const B: usize>(net: &mut ResMlp<f32>) -> [usize; 3] {
     let mut tape = ResMlpTape::<f32, B>::new_boxed();
     let mut grads = ResMlpGrads::<f32>::new_boxed();
     let x = SMatrix::<f32, 16, B>::from_fn(|i, j| (i as f32 - 7.5) * 0.1 + j as f32);
@@ -124,12 +124,12 @@ fn forward_forward_train_backward_and_training_steps_do_not_allocate() {
         *p = ((i * 7919) % 101) as f32 / 101.0 - 0.5;
     }
     assert_eq!(
-        passes::<1>(&net),
+        passes::<1>(&mut net),
         [0, 0, 0],
         "single sample: [forward, forward_train, backward]"
     );
     assert_eq!(
-        passes::<8>(&net),
+        passes::<8>(&mut net),
         [0, 0, 0],
         "batch of 8: [forward, forward_train, backward]"
     );

@@ -95,21 +95,29 @@ fn central_difference(mut loss_at: impl FnMut(f64) -> f64) -> f64 {
 /// Checks a network's backward pass against finite differences, for every parameter and
 /// every input component, on the batch `input`.
 ///
-/// `net` is perturbed one scalar at a time and restored exactly.
+/// The function differentiated is the training forward pass (`forward_train`: batch
+/// statistics, the same dropout mask), each evaluation starting from the network's state as
+/// it was, so that state updates do not leak between evaluations. `net` is perturbed one
+/// scalar at a time and restored exactly; its state is left as one training pass leaves it.
 pub fn check_network<N: Network<f64>, const B: usize>(net: &mut N, input: &N::Input<B>) -> Report {
+    let before = net.clone();
     let mut tape = <N::Tape<B> as ConstZero>::ZERO;
     let mut grads = <N::Grads as ConstZero>::ZERO;
     net.forward_train(input, &mut tape);
     let d_input = net.backward(&tape, &loss_gradient::<N::Output<B>>(), &mut grads);
 
+    // The loss of a training pass from the original state, at parameters `params_of(probe)`.
+    let mut probe_tape = <N::Tape<B> as ConstZero>::ZERO;
+    let mut loss_at = |perturb: &mut dyn FnMut(&mut N), x: &N::Input<B>| {
+        let mut probe = before.clone();
+        perturb(&mut probe);
+        test_loss(&probe.forward_train(x, &mut probe_tape))
+    };
+
     let mut report = Report::default();
     for i in 0..<N as Params<f64>>::LEN {
         let numeric = central_difference(|delta| {
-            let saved = net.as_slice()[i];
-            net.as_mut_slice()[i] = saved + delta;
-            let loss = test_loss(&net.forward(input));
-            net.as_mut_slice()[i] = saved;
-            loss
+            loss_at(&mut |probe: &mut N| probe.as_mut_slice()[i] += delta, input)
         });
         report.record(Wrt::Param, i, grads.as_slice()[i], numeric);
     }
@@ -118,7 +126,7 @@ pub fn check_network<N: Network<f64>, const B: usize>(net: &mut N, input: &N::In
         let numeric = central_difference(|delta| {
             let saved = x.get(i);
             *x.get_mut(i) = saved + delta;
-            let loss = test_loss(&net.forward(&x));
+            let loss = loss_at(&mut |_: &mut N| {}, &x);
             *x.get_mut(i) = saved;
             loss
         });
@@ -128,36 +136,43 @@ pub fn check_network<N: Network<f64>, const B: usize>(net: &mut N, input: &N::In
 }
 
 /// Checks a [`Layer`]'s backward pass against finite differences, for every parameter and
-/// every input component, on the batch `x`.
+/// every input component, on the batch `x`, starting each training forward pass from
+/// `state`.
 pub fn check_layer<L, const IN: usize, const OUT: usize, const B: usize>(
     layer: &mut L,
+    state: &L::State,
     x: &SMatrix<f64, IN, B>,
 ) -> Report
 where
     L: Layer<f64, IN, OUT>,
 {
-    let forward = |layer: &L, x: &SMatrix<f64, IN, B>| {
+    let forward = |layer: &L, x: &SMatrix<f64, IN, B>, cache: &mut L::Cache<B>| {
         let mut y = SMatrix::<f64, OUT, B>::ZERO;
-        layer.forward(x, &mut y);
+        layer.forward_train(&mut state.clone(), x, &mut y, cache);
         y
     };
-    let y = forward(layer, x);
+    let mut cache = L::Cache::<B>::ZERO;
+    let y = forward(layer, x, &mut cache);
     let mut dx = SMatrix::ZERO;
     let mut grads = L::ZERO;
-    layer.backward(x, &y, &loss_gradient(), &mut dx, &mut grads);
+    layer.backward(x, &y, &cache, &loss_gradient(), &mut dx, &mut grads);
 
+    let mut scratch = L::Cache::<B>::ZERO;
     let mut report = Report::default();
     for i in 0..L::LEN {
         let numeric = central_difference(|delta| {
             let saved = layer.as_slice()[i];
             layer.as_mut_slice()[i] = saved + delta;
-            let loss = test_loss(&forward(layer, x));
+            let loss = test_loss(&forward(layer, x, &mut scratch));
             layer.as_mut_slice()[i] = saved;
             loss
         });
         report.record(Wrt::Param, i, grads.as_slice()[i], numeric);
     }
-    check_input(&mut report, x, &dx, |x| forward(layer, x));
+    check_input(&mut report, x, &dx, |x| {
+        let mut cache = L::Cache::<B>::ZERO;
+        forward(layer, x, &mut cache)
+    });
     report
 }
 

@@ -1,7 +1,8 @@
 //! The `Layer` trait: what a parameterised layer provides to generated networks.
 
 use crate::init::{self, Init};
-use crate::{Params, Real};
+use crate::{ConstZero, Params, Real, Zeroable};
+use core::fmt::Debug;
 use nalgebra::SMatrix;
 use rand_core::Rng;
 
@@ -55,11 +56,18 @@ impl TensorInfo {
 /// calls these methods. The layer's gradient has the layer's own type (`Self`), so the
 /// generated gradient struct holds one `Self` per layer.
 ///
+/// Besides its trainable parameters (`Self`, which must be [`Params`]), a layer may have
+/// - a [`State`](Layer::State) that training updates and inference reads, outside the
+///   parameters (batch normalization's running statistics, dropout's generator), kept by the
+///   network in its `state` field; `()` for most layers;
+/// - a [`Cache`](Layer::Cache): what `forward_train` records for `backward` besides the input
+///   and output (max-pooling's arg-max, dropout's mask), kept in the tape; `()` for most.
+///
 /// Contract, which the generated backward pass relies on:
-/// - `forward` overwrites `y` (it never reads it);
+/// - `forward` and `forward_train` overwrite `y` (they never read it);
 /// - `backward` *adds* `∂L/∂x` to `dx` and the parameter gradients to `grads`, given the
-///   `x` and `y` of the matching `forward` and the upstream gradient `dy = ∂L/∂y`. Adding
-///   (not overwriting) is what makes fan-out and shared layers correct.
+///   `x`, `y` and cache of the matching `forward_train` and the upstream gradient
+///   `dy = ∂L/∂y`. Adding (not overwriting) is what makes fan-out and shared layers correct.
 ///
 /// Check an implementation with
 /// [`gradcheck::check_layer`](crate::gradcheck::check_layer).
@@ -72,14 +80,39 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
         role: Role::Weight,
     }];
 
-    /// Writes `y = f(x)`.
-    fn forward<const B: usize>(&self, x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>);
+    /// What `forward_train` keeps for `backward` besides `x` and `y`, for `B` samples.
+    type Cache<const B: usize>: ConstZero + Zeroable + Clone + Debug + PartialEq;
+
+    /// Non-trainable state updated by training and read by inference.
+    type State: ConstZero + Zeroable + Clone + Debug + PartialEq;
+
+    /// Inference: writes `y = f(x)`.
+    fn forward<const B: usize>(
+        &self,
+        state: &Self::State,
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+    );
+
+    /// Training forward pass: writes `y`, records `cache`, and may update `state` (and use
+    /// batch statistics or randomness where inference does not). The default is `forward`.
+    fn forward_train<const B: usize>(
+        &self,
+        state: &mut Self::State,
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        cache: &mut Self::Cache<B>,
+    ) {
+        let _ = cache;
+        self.forward(state, x, y);
+    }
 
     /// Adds `∂L/∂x` to `dx` and `∂L/∂θ` to `grads`.
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
         y: &SMatrix<T, OUT, B>,
+        cache: &Self::Cache<B>,
         dy: &SMatrix<T, OUT, B>,
         dx: &mut SMatrix<T, IN, B>,
         grads: &mut Self,

@@ -37,7 +37,7 @@ pub use nalgebra;
 pub use nalgebra::SMatrix;
 pub use network::{NamedTensor, Network};
 pub use optim::{Optimizer, Schedule};
-pub use params::{ConstZero, Params};
+pub use params::{ConstZero, Params, Zeroable};
 pub use rand_core;
 pub use real::Real;
 pub use regularization::Regularization;

@@ -1,6 +1,6 @@
 //! The `Network` trait, implemented by every network the `network!` macro generates.
 
-use crate::{Params, Real, TensorInfo, Values};
+use crate::{ConstZero, Params, Real, TensorInfo, Values, Zeroable};
 use core::fmt;
 use rand_core::Rng;
 
@@ -36,15 +36,16 @@ impl fmt::Display for NamedTensor {
 /// Generic code (optimizers, trainers, gradient checking, weight I/O) is written against
 /// this trait. The network and its [`Grads`](Network::Grads) have the same layout, so
 /// `net.as_slice()[i]` and `grads.as_slice()[i]` are a parameter and its gradient.
-pub trait Network<T: Real>: Params<T> {
+pub trait Network<T: Real>: Params<T> + Clone {
     /// The gradient struct: one field per layer, with the layer's shape.
     type Grads: Params<T>;
     /// Input for a batch of `B` samples: `SMatrix<T, N, B>`, or a tuple for several inputs.
     type Input<const B: usize>: Values<T>;
     /// Output for a batch of `B` samples: `SMatrix<T, N, B>`, or a tuple for several outputs.
     type Output<const B: usize>: Values<T>;
-    /// What `forward_train` keeps for `backward`: every node's value for `B` samples.
-    type Tape<const B: usize>: Params<T>;
+    /// What `forward_train` keeps for `backward`: every node's value for `B` samples, and
+    /// the layers' caches.
+    type Tape<const B: usize>: ConstZero + Zeroable;
 
     /// Number of trainable scalars.
     const PARAM_COUNT: usize = <Self as Params<T>>::LEN;
@@ -52,9 +53,11 @@ pub trait Network<T: Real>: Params<T> {
     /// Inference: computes the outputs, keeping nothing.
     fn forward<const B: usize>(&self, input: &Self::Input<B>) -> Self::Output<B>;
 
-    /// Training forward pass: computes the outputs and records in `tape` what `backward` needs.
+    /// Training forward pass: computes the outputs, records in `tape` what `backward` needs,
+    /// and updates the layers' state (batch normalization's running statistics, dropout's
+    /// generator), hence `&mut self`.
     fn forward_train<const B: usize>(
-        &self,
+        &mut self,
         input: &Self::Input<B>,
         tape: &mut Self::Tape<B>,
     ) -> Self::Output<B>;

@@ -16,35 +16,66 @@ impl<T: Real, const R: usize, const C: usize> ConstZero for SMatrix<T, R, C> {
     const ZERO: Self = SMatrix::from_array_storage(ArrayStorage([[T::ZERO; R]; C]));
 }
 
-/// A parameter (or gradient) struct that is, in memory, exactly [`Params::LEN`] scalars of `T`
-/// in a row, so that it can be viewed as one slice.
+impl ConstZero for () {
+    const ZERO: Self = ();
+}
+
+/// A type whose all-zero bit pattern is a valid value (its [`ConstZero::ZERO`]), so that it
+/// can be created zeroed directly on the heap, whatever its size.
+///
+/// # Safety
+/// Every field must be zeroable in the same sense: IEEE floats, integers, nalgebra static
+/// matrices of those, `()`, arrays and `repr(C)` structs of zeroable types. No references,
+/// no `NonZero`, no enums without a zero discriminant.
+pub unsafe trait Zeroable: ConstZero {
+    /// A zeroed value on the heap, built in place: never on the stack, whatever its size.
+    #[cfg(feature = "alloc")]
+    fn new_boxed() -> alloc::boxed::Box<Self> {
+        let zeroed = alloc::boxed::Box::<Self>::new_zeroed();
+        // SAFETY: by the trait's contract, all-zero bytes are a valid `Self`.
+        unsafe { zeroed.assume_init() }
+    }
+}
+
+// SAFETY: `R * C` IEEE floats (see `Real`), whose zero bits are `0.0`.
+unsafe impl<T: Real, const R: usize, const C: usize> Zeroable for SMatrix<T, R, C> {}
+
+// SAFETY: a zero-sized type.
+unsafe impl Zeroable for () {}
+
+/// A parameter (or gradient) struct that starts, in memory, with exactly [`Params::LEN`]
+/// scalars of `T` in a row, so that they can be viewed as one slice.
 ///
 /// Optimizers, gradient checking and weight I/O are written once, over these slices, for
 /// every generated network: a network and its gradient struct have the same layout, so the
 /// `i`-th scalar of one is the gradient of the `i`-th scalar of the other.
 ///
+/// A network's non-trainable state (running statistics, a dropout generator) may follow the
+/// parameters in the same struct: it is not part of the slice, so optimizers never touch it.
+///
 /// # Safety
-/// An implementor must be `#[repr(C)]` (or `#[repr(transparent)]`) and made only of fields
-/// that are nalgebra static matrices of `T` or other `Params<T>` types, so that it holds
-/// exactly `LEN` values of `T` with no padding. (`size_of::<Self>() == LEN * size_of::<T>()`
-/// is also checked when the slice methods are compiled.)
-pub unsafe trait Params<T: Real>: ConstZero {
+/// An implementor must be `#[repr(C)]` (or `#[repr(transparent)]`) and start with fields that
+/// are nalgebra static matrices of `T` or other `Params<T>` types, holding exactly `LEN`
+/// values of `T` with no padding; only zero-sized or non-trainable fields may follow.
+/// (`size_of::<Self>() >= LEN * size_of::<T>()` is also checked when the slice methods are
+/// compiled.)
+pub unsafe trait Params<T: Real>: Zeroable {
     /// Number of scalars.
     const LEN: usize;
 
     /// All scalars, in declaration order (each matrix column-major).
     #[inline]
     fn as_slice(&self) -> &[T] {
-        const { assert!(size_of::<Self>() == Self::LEN * size_of::<T>()) };
-        // SAFETY: by the trait's contract `Self` is `LEN` contiguous, initialised `T`s, and
-        // its alignment is `T`'s (a repr(C) struct of `T` arrays).
+        const { assert!(size_of::<Self>() >= Self::LEN * size_of::<T>()) };
+        // SAFETY: by the trait's contract `Self` starts with `LEN` contiguous, initialised
+        // `T`s, and its alignment is at least `T`'s (a repr(C) struct starting with `T`s).
         unsafe { core::slice::from_raw_parts((self as *const Self).cast::<T>(), Self::LEN) }
     }
 
     /// All scalars, mutable, in declaration order (each matrix column-major).
     #[inline]
     fn as_mut_slice(&mut self) -> &mut [T] {
-        const { assert!(size_of::<Self>() == Self::LEN * size_of::<T>()) };
+        const { assert!(size_of::<Self>() >= Self::LEN * size_of::<T>()) };
         // SAFETY: as in `as_slice`; every bit pattern written through `&mut [T]` is a valid `T`.
         unsafe { core::slice::from_raw_parts_mut((self as *mut Self).cast::<T>(), Self::LEN) }
     }
@@ -53,16 +84,6 @@ pub unsafe trait Params<T: Real>: ConstZero {
     #[inline]
     fn set_zero(&mut self) {
         self.as_mut_slice().fill(T::ZERO);
-    }
-
-    /// A zeroed value on the heap, built in place: never on the stack, whatever its size.
-    #[cfg(feature = "alloc")]
-    fn new_boxed() -> alloc::boxed::Box<Self> {
-        const { assert!(size_of::<Self>() == Self::LEN * size_of::<T>()) };
-        let zeroed = alloc::boxed::Box::<Self>::new_zeroed();
-        // SAFETY: `Self` is `LEN` values of `T` (an IEEE float, see `Real`), and the all-zero
-        // bit pattern of an IEEE float is `0.0`.
-        unsafe { zeroed.assume_init() }
     }
 }
 

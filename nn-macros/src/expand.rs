@@ -5,7 +5,7 @@
 //! adds its contribution to its parents' gradients (`d_<node>`).
 
 use crate::builtins::ActivationInfo;
-use crate::model::{LayerKind, Model, Node, NodeId, Op, shape_text};
+use crate::model::{LayerDecl, LayerKind, Model, Node, NodeId, Op, shape_text};
 use crate::parse::BinOp;
 use proc_macro2::{Literal, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -19,6 +19,7 @@ pub fn expand(model: &Model) -> TokenStream {
     } = model;
     let grads = format_ident!("{}Grads", name);
     let tape = format_ident!("{}Tape", name);
+    let state = format_ident!("{}State", name);
 
     let layer_fields: Vec<TokenStream> = model
         .layers
@@ -43,9 +44,51 @@ pub fn expand(model: &Model) -> TokenStream {
     let layer_names: Vec<&Ident> = model.layers.iter().map(|l| &l.name).collect();
     let layer_types: Vec<TokenStream> = model.layers.iter().map(|l| layer_type(model, l)).collect();
 
-    let node_names: Vec<&Ident> = model.nodes.iter().map(|n| &n.name).collect();
-    let node_sizes: Vec<Literal> = model.nodes.iter().map(|n| size(n.size())).collect();
-    let node_docs: Vec<String> = model
+    // Layers with (possibly) non-trivial state: a field each in `NetState`.
+    let stateful: Vec<&LayerDecl> = model.layers.iter().filter(|l| has_state(l)).collect();
+    let state_names: Vec<&Ident> = stateful.iter().map(|l| &l.name).collect();
+    let state_types: Vec<TokenStream> = stateful
+        .iter()
+        .map(|l| {
+            let layer = layer_trait(model, l);
+            quote! { #layer::State }
+        })
+        .collect();
+    let (state_field, state_zero, state_item) = if stateful.is_empty() {
+        (quote! {}, quote! {}, quote! {})
+    } else {
+        let doc = format!(
+            " Non-trainable state of [`{name}`]'s layers (running statistics, generators): \
+             updated by `forward_train`, read by `forward`; not part of the parameters."
+        );
+        (
+            quote! {
+                /// Non-trainable state of the layers (not part of the parameter slice).
+                pub state: #state<T>,
+            },
+            quote! { state: ::nn::ConstZero::ZERO, },
+            quote! {
+                #[doc = #doc]
+                #[derive(Clone, Debug, PartialEq)]
+                #[repr(C)]
+                #vis struct #state<T: ::nn::Real = f32> {
+                    #( pub #state_names: #state_types, )*
+                }
+
+                impl<T: ::nn::Real> ::nn::ConstZero for #state<T> {
+                    const ZERO: Self = Self { #( #state_names: ::nn::ConstZero::ZERO, )* };
+                }
+
+                // SAFETY: repr(C); every field is a layer's `State`, which is `Zeroable`.
+                unsafe impl<T: ::nn::Real> ::nn::Zeroable for #state<T> {}
+            },
+        )
+    };
+
+    // Tape: every node's value, then the cache of every application of a layer that has one.
+    let mut tape_names: Vec<Ident> = model.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut tape_types: Vec<TokenStream> = model.nodes.iter().map(matrix).collect();
+    let mut tape_docs: Vec<String> = model
         .nodes
         .iter()
         .map(|n| match n.op {
@@ -53,6 +96,19 @@ pub fn expand(model: &Model) -> TokenStream {
             _ => format!(" `{} = {}`, {}.", n.name, n.expr, shape_text(&n.shape)),
         })
         .collect();
+    for node in &model.nodes {
+        if let Op::Layer { layer, .. } = node.op
+            && has_cache(&model.layers[layer])
+        {
+            let layer = layer_trait(model, &model.layers[layer]);
+            tape_names.push(cache_name(node));
+            tape_types.push(quote! { #layer::Cache<B> });
+            tape_docs.push(format!(
+                " What `{}` keeps for its backward pass.",
+                node.expr
+            ));
+        }
+    }
 
     let input_params = signature(model, &model.inputs, "");
     let output_params = signature(model, &model.outputs, "d_");
@@ -96,7 +152,10 @@ pub fn expand(model: &Model) -> TokenStream {
         #[repr(C)]
         #vis struct #name<T: ::nn::Real = f32> {
             #(#layer_fields)*
+            #state_field
         }
+
+        #state_item
 
         #[doc = #grads_doc]
         #[derive(Clone, Debug, PartialEq)]
@@ -109,14 +168,18 @@ pub fn expand(model: &Model) -> TokenStream {
         #[derive(Clone, Debug, PartialEq)]
         #[repr(C)]
         #vis struct #tape<T: ::nn::Real, const B: usize> {
-            #( #[doc = #node_docs] pub #node_names: ::nn::SMatrix<T, #node_sizes, B>, )*
+            #( #[doc = #tape_docs] pub #tape_names: #tape_types, )*
         }
 
         impl<T: ::nn::Real> ::nn::ConstZero for #name<T> {
-            const ZERO: Self = Self { #( #layer_names: ::nn::ConstZero::ZERO, )* };
+            const ZERO: Self = Self { #( #layer_names: ::nn::ConstZero::ZERO, )* #state_zero };
         }
 
-        // SAFETY: repr(C); every field is a layer, which is `Params<T>` (scalars of `T` only).
+        // SAFETY: repr(C); layers (`Params`, hence `Zeroable`) and a `Zeroable` state.
+        unsafe impl<T: ::nn::Real> ::nn::Zeroable for #name<T> {}
+
+        // SAFETY: repr(C); the layers come first, each `Params<T>` (scalars of `T` only), and
+        // the state, not part of the parameters, last.
         unsafe impl<T: ::nn::Real> ::nn::Params<T> for #name<T> {
             const LEN: usize = 0 #( + <#layer_types as ::nn::Params<T>>::LEN )*;
         }
@@ -125,19 +188,20 @@ pub fn expand(model: &Model) -> TokenStream {
             const ZERO: Self = Self { #( #layer_names: ::nn::ConstZero::ZERO, )* };
         }
 
-        // SAFETY: as for the network: the same fields.
+        // SAFETY: repr(C); layers only, each `Params<T>`.
+        unsafe impl<T: ::nn::Real> ::nn::Zeroable for #grads<T> {}
+
+        // SAFETY: as for the network: the same layer fields, and no state.
         unsafe impl<T: ::nn::Real> ::nn::Params<T> for #grads<T> {
             const LEN: usize = 0 #( + <#layer_types as ::nn::Params<T>>::LEN )*;
         }
 
         impl<T: ::nn::Real, const B: usize> ::nn::ConstZero for #tape<T, B> {
-            const ZERO: Self = Self { #( #node_names: ::nn::ConstZero::ZERO, )* };
+            const ZERO: Self = Self { #( #tape_names: ::nn::ConstZero::ZERO, )* };
         }
 
-        // SAFETY: repr(C); every field is a static matrix of `T`.
-        unsafe impl<T: ::nn::Real, const B: usize> ::nn::Params<T> for #tape<T, B> {
-            const LEN: usize = 0 #( + #node_sizes * B )*;
-        }
+        // SAFETY: repr(C); static matrices of `T` and layer caches, all `Zeroable`.
+        unsafe impl<T: ::nn::Real, const B: usize> ::nn::Zeroable for #tape<T, B> {}
 
         impl<T: ::nn::Real> #name<T> {
             /// Number of trainable scalars.
@@ -151,9 +215,10 @@ pub fn expand(model: &Model) -> TokenStream {
                 #infer_body
             }
 
-            /// Training forward pass: computes the outputs and records every node in `tape`.
+            /// Training forward pass: computes the outputs, records every node in `tape`, and
+            /// updates the layers' state.
             pub fn forward_train<const B: usize>(
-                &self,
+                &mut self,
                 #input_params
                 tape: &mut #tape<T, B>,
             ) -> #output_type {
@@ -208,7 +273,7 @@ pub fn expand(model: &Model) -> TokenStream {
             }
 
             fn forward_train<const B: usize>(
-                &self,
+                &mut self,
                 input: &Self::Input<B>,
                 tape: &mut Self::Tape<B>,
             ) -> Self::Output<B> {
@@ -260,6 +325,31 @@ pub fn fallback(vis: &syn::Visibility, name: &Ident) -> TokenStream {
         impl<T, const B: usize> #tape<T, B> {
             pub const ZERO: Self = Self(::core::marker::PhantomData);
         }
+    }
+}
+
+/// Whether a layer may have state (a field in `NetState`): built-in layers are known, a
+/// user's layer is assumed to.
+fn has_state(layer: &LayerDecl) -> bool {
+    matches!(layer.kind, LayerKind::Custom(_))
+}
+
+/// Whether a layer may keep a cache in the tape for its backward pass.
+fn has_cache(layer: &LayerDecl) -> bool {
+    matches!(layer.kind, LayerKind::Custom(_))
+}
+
+/// The tape field of the cache of the layer application computing `node`.
+fn cache_name(node: &Node) -> Ident {
+    format_ident!("{}_cache", node.name)
+}
+
+/// Where rustc should point if a layer's trait bound fails: the user's type for a custom
+/// layer.
+fn layer_span(layer: &LayerDecl) -> proc_macro2::Span {
+    match &layer.kind {
+        LayerKind::Custom(ty) => ty.span(),
+        LayerKind::Dense => proc_macro2::Span::call_site(),
     }
 }
 
@@ -400,14 +490,29 @@ fn forward_body(model: &Model, mode: Mode) -> TokenStream {
                 let decl = &model.layers[*layer];
                 let field = &decl.name;
                 let x = arg(*a);
-                match &decl.kind {
-                    LayerKind::Dense => {
-                        quote! { ::nn::Layer::forward(&self.#field, #x, &mut #out); }
-                    }
-                    LayerKind::Custom(ty) => {
-                        let (input, output) = (size(decl.input), size(node.size()));
-                        quote_spanned! {ty.span()=>
-                            <#ty as ::nn::Layer<T, #input, #output>>::forward(&self.#field, #x, &mut #out);
+                let layer = layer_trait(model, decl);
+                let span = layer_span(decl);
+                match (mode, has_state(decl)) {
+                    (Mode::Infer, false) => quote_spanned! {span=>
+                        #layer::forward(&self.#field, &(), #x, &mut #out);
+                    },
+                    (Mode::Infer, true) => quote_spanned! {span=>
+                        #layer::forward(&self.#field, &self.state.#field, #x, &mut #out);
+                    },
+                    (Mode::Train, stateful) => {
+                        let state = if stateful {
+                            quote! { &mut self.state.#field }
+                        } else {
+                            quote! { &mut () }
+                        };
+                        let cache = if has_cache(decl) {
+                            let cache = cache_name(node);
+                            quote! { &mut tape.#cache }
+                        } else {
+                            quote! { &mut () }
+                        };
+                        quote_spanned! {span=>
+                            #layer::forward_train(&self.#field, #state, #x, &mut #out, #cache);
                         }
                     }
                 }
@@ -512,18 +617,15 @@ fn backward_body(model: &Model) -> TokenStream {
                 let decl = &model.layers[*layer];
                 let field = &decl.name;
                 let (x, y, d_x) = (value(*arg), value(id), grad(*arg));
-                match &decl.kind {
-                    LayerKind::Dense => quote! {
-                        ::nn::Layer::backward(&self.#field, #x, #y, #d_out, &mut #d_x, &mut grads.#field);
-                    },
-                    LayerKind::Custom(ty) => {
-                        let (input, output) = (size(decl.input), size(node.size()));
-                        quote_spanned! {ty.span()=>
-                            <#ty as ::nn::Layer<T, #input, #output>>::backward(
-                                &self.#field, #x, #y, #d_out, &mut #d_x, &mut grads.#field,
-                            );
-                        }
-                    }
+                let layer = layer_trait(model, decl);
+                let cache = if has_cache(decl) {
+                    let cache = cache_name(node);
+                    quote! { &tape.#cache }
+                } else {
+                    quote! { &() }
+                };
+                quote_spanned! {layer_span(decl)=>
+                    #layer::backward(&self.#field, #x, #y, #cache, #d_out, &mut #d_x, &mut grads.#field);
                 }
             }
             Op::Activation { info, params, arg } => {

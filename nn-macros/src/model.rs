@@ -416,12 +416,15 @@ impl Builder {
     /// Reports a name already taken by a layer, input or node; true if the name is new.
     fn check_new_name(&mut self, name: &Ident) -> bool {
         let text = name.to_string();
-        if text == "T" || text == "B" {
+        if text == "T" || text == "B" || text == "state" {
+            let what = if text == "state" {
+                "the network's field for its layers' state"
+            } else {
+                "the scalar type and the batch size"
+            };
             self.errors.spanned(
                 name,
-                format!(
-                    "`{text}` is reserved (the scalar type and the batch size); choose another name"
-                ),
+                format!("`{text}` is reserved ({what}); choose another name"),
             );
             return false;
         }

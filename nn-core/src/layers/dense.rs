@@ -1,6 +1,6 @@
 //! Fully connected layer: `y = W·x + b`.
 
-use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo};
+use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
 use nalgebra::SMatrix;
 
 /// Fully connected (affine) layer, PyTorch's `nn.Linear`: `y = W·x + b`.
@@ -28,6 +28,9 @@ impl<T: Real, const IN: usize, const OUT: usize> ConstZero for Dense<T, IN, OUT>
     };
 }
 
+// SAFETY: repr(C), two static matrices of IEEE floats.
+unsafe impl<T: Real, const IN: usize, const OUT: usize> Zeroable for Dense<T, IN, OUT> {}
+
 // SAFETY: repr(C), two static matrices of `T`.
 unsafe impl<T: Real, const IN: usize, const OUT: usize> Params<T> for Dense<T, IN, OUT> {
     const LEN: usize = OUT * IN + OUT;
@@ -47,8 +50,16 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         },
     ];
 
+    type Cache<const B: usize> = ();
+    type State = ();
+
     #[inline]
-    fn forward<const B: usize>(&self, x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _state: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+    ) {
         y.gemm(T::ONE, &self.weight, x, T::ZERO);
         for mut column in y.column_iter_mut() {
             column += &self.bias;
@@ -60,6 +71,7 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         &self,
         x: &SMatrix<T, IN, B>,
         _y: &SMatrix<T, OUT, B>,
+        _cache: &(),
         dy: &SMatrix<T, OUT, B>,
         dx: &mut SMatrix<T, IN, B>,
         grads: &mut Self,
@@ -96,7 +108,7 @@ mod tests {
     fn forward_matches_hand_computation() {
         let x = SMatrix::<f64, 3, 2>::from_column_slice(&[1.0, 1.0, 1.0, 2.0, 0.0, -1.0]);
         let mut y = SMatrix::<f64, 2, 2>::ZERO;
-        example().forward(&x, &mut y);
+        example().forward(&(), &x, &mut y);
         // column 0: [1+2+3+0.5, -1+0.5+0-2]; column 1: [2+0-3+0.5, -2+0+0-2]
         assert_eq!(y.as_slice(), &[6.5, -2.5, -0.5, -4.0]);
     }
@@ -109,8 +121,8 @@ mod tests {
         let mut dx = SMatrix::<f64, 3, 1>::ZERO;
         let mut grads = Dense::ZERO;
         let layer = example();
-        layer.forward(&x, &mut y);
-        layer.backward(&x, &y, &dy, &mut dx, &mut grads);
+        layer.forward(&(), &x, &mut y);
+        layer.backward(&x, &y, &(), &dy, &mut dx, &mut grads);
         // ∂L/∂W = dy·xᵀ, ∂L/∂b = dy, ∂L/∂x = Wᵀ·dy
         assert_eq!(
             grads.weight,
@@ -124,7 +136,7 @@ mod tests {
     fn gradients_match_finite_differences() {
         let mut layer = example();
         let x = SMatrix::<f64, 3, 4>::from_fn(|i, j| (i as f64 - 1.3) * (j as f64 + 0.7));
-        let report = gradcheck::check_layer(&mut layer, &x);
+        let report = gradcheck::check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-8, "{report:?}");
     }
 
@@ -134,15 +146,15 @@ mod tests {
         let x = SMatrix::<f64, 3, 4>::from_fn(|i, j| (i * 3 + j) as f64 * 0.25 - 1.0);
         let dy = SMatrix::<f64, 2, 4>::from_fn(|i, j| (i + 2 * j) as f64 * 0.5 - 1.0);
         let (mut y, mut dx, mut grads) = (SMatrix::ZERO, SMatrix::ZERO, Dense::ZERO);
-        layer.forward(&x, &mut y);
-        layer.backward(&x, &y, &dy, &mut dx, &mut grads);
+        layer.forward(&(), &x, &mut y);
+        layer.backward(&x, &y, &(), &dy, &mut dx, &mut grads);
         let mut single_grads = Dense::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 3, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 2, 1> = dy.column(j).into();
             let (mut yj, mut dxj) = (SMatrix::ZERO, SMatrix::ZERO);
-            layer.forward(&xj, &mut yj);
-            layer.backward(&xj, &yj, &dyj, &mut dxj, &mut single_grads);
+            layer.forward(&(), &xj, &mut yj);
+            layer.backward(&xj, &yj, &(), &dyj, &mut dxj, &mut single_grads);
             assert!((yj - y.column(j)).amax() < 1e-12);
             assert!((dxj - dx.column(j)).amax() < 1e-12);
         }

@@ -20,6 +20,9 @@ impl<T: Real> ConstZero for Pair<T> {
     };
 }
 
+// SAFETY: repr(C), IEEE floats only.
+unsafe impl<T: Real> crate::Zeroable for Pair<T> {}
+
 // SAFETY: repr(C), two static matrices of `T`.
 unsafe impl<T: Real> Params<T> for Pair<T> {
     const LEN: usize = 3;

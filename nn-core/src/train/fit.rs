@@ -3,7 +3,7 @@
 
 use super::step::{StepError, StepOptions, train_step};
 use crate::optim::Schedule;
-use crate::{ConstZero, Loss, Network, Optimizer, Params, Real, SMatrix};
+use crate::{ConstZero, Loss, Network, Optimizer, Real, SMatrix, Zeroable};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand_core::{Rng, SeedableRng};
 use std::boxed::Box;

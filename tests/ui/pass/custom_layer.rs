@@ -11,13 +11,19 @@ impl<T: Real, const N: usize> ConstZero for Scale<T, N> {
     const ZERO: Self = Self { s: ConstZero::ZERO };
 }
 
+// SAFETY: repr(C), one static matrix of IEEE floats: all-zero bytes are zeros.
+unsafe impl<T: Real, const N: usize> Zeroable for Scale<T, N> {}
+
 // SAFETY: repr(C), one static matrix of `T`.
 unsafe impl<T: Real, const N: usize> Params<T> for Scale<T, N> {
     const LEN: usize = N;
 }
 
 impl<T: Real, const N: usize> Layer<T, N, N> for Scale<T, N> {
-    fn forward<const B: usize>(&self, x: &SMatrix<T, N, B>, y: &mut SMatrix<T, N, B>) {
+    type Cache<const B: usize> = (); // nothing to keep besides x and y
+    type State = (); // no running statistics
+
+    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, N, B>, y: &mut SMatrix<T, N, B>) {
         for j in 0..B {
             for i in 0..N {
                 y[(i, j)] = self.s[i] * x[(i, j)];
@@ -29,6 +35,7 @@ impl<T: Real, const N: usize> Layer<T, N, N> for Scale<T, N> {
         &self,
         x: &SMatrix<T, N, B>,
         _y: &SMatrix<T, N, B>,
+        _cache: &(),
         dy: &SMatrix<T, N, B>,
         dx: &mut SMatrix<T, N, B>,
         grads: &mut Self,

@@ -430,7 +430,7 @@ hidden_tanh  tanh                  [8]                0
 out          out: Dense(8 → 1)     [1]                9
 out_sigmoid  sigmoid               [1]                0
 =======================================================
-Trainable params: 33";
+Trainable params: 33 (132 B)";
     assert_eq!(xor, expected);
 }
 
@@ -442,4 +442,13 @@ fn default_scalar_is_f32_and_layouts_follow_pytorch() {
     assert_eq!(<Xor as Params<f32>>::LEN, Xor::<f32>::PARAM_COUNT);
     assert_eq!(size_of::<Xor>(), 33 * 4);
     assert_eq!(size_of::<XorTape<f64, 2>>(), (2 + 8 + 8 + 1 + 1) * 2 * 8);
+}
+
+#[test]
+fn footprint_is_known_at_compile_time() {
+    const _: () = assert!(Xor::<f32>::PARAM_BYTES <= 16 * 1024);
+    assert_eq!(Xor::<f32>::PARAM_BYTES, 33 * 4);
+    assert_eq!(Xor::<f64>::GRAD_BYTES, 33 * 8);
+    assert_eq!(Xor::<f32>::BYTES, 33 * 4);
+    assert_eq!(Xor::<f32>::tape_bytes::<4>(), (2 + 8 + 8 + 1 + 1) * 4 * 4);
 }

@@ -22,6 +22,8 @@ pub struct Summary<const K: usize> {
     pub name: &'static str,
     /// Its nodes in execution order.
     pub rows: [SummaryRow; K],
+    /// Bytes of one scalar (4 for `f32`, 8 for `f64`).
+    pub scalar_bytes: usize,
 }
 
 impl<const K: usize> Summary<K> {
@@ -57,7 +59,24 @@ impl<const K: usize> fmt::Display for Summary<K> {
             )?;
         }
         rule(f, '=', total_w)?;
-        write!(f, "Trainable params: {}", self.param_count())
+        let bytes = self.param_count() * self.scalar_bytes;
+        write!(f, "Trainable params: {} ({})", self.param_count(), Bytes(bytes))
+    }
+}
+
+/// A byte count with a binary unit: `132 B`, `18.8 KiB`, `3.1 MiB`.
+struct Bytes(usize);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0 as f64;
+        if self.0 < 1024 {
+            write!(f, "{} B", self.0)
+        } else if n < 1024.0 * 1024.0 {
+            write!(f, "{:.1} KiB", n / 1024.0)
+        } else {
+            write!(f, "{:.1} MiB", n / (1024.0 * 1024.0))
+        }
     }
 }
 

@@ -210,6 +210,22 @@ pub fn expand(model: &Model) -> TokenStream {
             /// Every parameter zero: usable in `const` and `static` items.
             pub const ZERO: Self = <Self as ::nn::ConstZero>::ZERO;
 
+            /// Bytes of the trainable parameters.
+            pub const PARAM_BYTES: usize = Self::PARAM_COUNT * ::core::mem::size_of::<T>();
+
+            /// Bytes of a gradient struct (and of each optimizer buffer of the same shape:
+            /// SGD's momentum, Adam's two moments).
+            pub const GRAD_BYTES: usize = ::core::mem::size_of::<#grads<T>>();
+
+            /// Bytes of the whole network value: parameters and layer state.
+            pub const BYTES: usize = ::core::mem::size_of::<Self>();
+
+            /// Bytes of the tape for a batch of `B` samples (what training needs besides the
+            /// network, its gradients and the optimizer's state).
+            pub const fn tape_bytes<const B: usize>() -> usize {
+                ::core::mem::size_of::<#tape<T, B>>()
+            }
+
             /// Inference on a batch of `B` samples (one per column), keeping nothing.
             pub fn forward<const B: usize>(&self, #input_params) -> #output_type {
                 #infer_body
@@ -722,7 +738,11 @@ fn summary(model: &Model) -> TokenStream {
     let name = model.name.to_string();
     quote! {
         ::nn::Summary<#count> {
-            ::nn::Summary { name: #name, rows: [ #(#rows),* ] }
+            ::nn::Summary {
+                name: #name,
+                rows: [ #(#rows),* ],
+                scalar_bytes: ::core::mem::size_of::<T>(),
+            }
         }
     }
 }

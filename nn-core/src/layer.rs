@@ -118,6 +118,13 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
         grads: &mut Self,
     );
 
+    /// Puts `state` in its initial condition (e.g. running variance 1, a seeded generator).
+    /// Called by the generated `init`; `Net::ZERO` has all-zero state until then. The default
+    /// does nothing.
+    fn init_state<R: Rng + ?Sized>(state: &mut Self::State, rng: &mut R) {
+        let _ = (state, rng);
+    }
+
     /// Initialises the parameters in place: each [`Role::Weight`] tensor by `scheme` (fans
     /// from its PyTorch shape), each [`Role::Bias`] tensor to zero.
     fn init<R: Rng + ?Sized>(&mut self, scheme: Init, rng: &mut R) {

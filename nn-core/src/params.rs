@@ -43,6 +43,25 @@ unsafe impl<T: Real, const R: usize, const C: usize> Zeroable for SMatrix<T, R, 
 // SAFETY: a zero-sized type.
 unsafe impl Zeroable for () {}
 
+macro_rules! zeroable_integers {
+    ($($int:ty),*) => {$(
+        impl ConstZero for $int {
+            const ZERO: Self = 0;
+        }
+        // SAFETY: every bit pattern of an integer is valid; zero bits are 0.
+        unsafe impl Zeroable for $int {}
+    )*};
+}
+
+zeroable_integers!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
+impl<Z: ConstZero, const N: usize> ConstZero for [Z; N] {
+    const ZERO: Self = [Z::ZERO; N];
+}
+
+// SAFETY: an array of zeroable values is zeroable.
+unsafe impl<Z: Zeroable, const N: usize> Zeroable for [Z; N] {}
+
 /// A parameter (or gradient) struct that starts, in memory, with exactly [`Params::LEN`]
 /// scalars of `T` in a row, so that they can be viewed as one slice.
 ///

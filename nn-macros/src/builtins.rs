@@ -97,11 +97,11 @@ pub const ACTIVATIONS: &[ActivationInfo] = &[
     },
 ];
 
-/// The built-in parameterised layers.
-pub const LAYERS: &[&str] = &["Dense"];
-
 /// The function that joins vectors: `concat(a, b, ...)`.
 pub const CONCAT: &str = "concat";
+
+/// The function that views any node as a vector: `flatten(x)`.
+pub const FLATTEN: &str = "flatten";
 
 /// The activation called `name` in a `forward` block.
 pub fn activation_by_func(name: &str) -> Option<&'static ActivationInfo> {

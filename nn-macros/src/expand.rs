@@ -27,14 +27,15 @@ pub fn expand(model: &Model) -> TokenStream {
         .map(|layer| {
             let field = &layer.name;
             let ty = layer_type(model, layer);
-            let doc = match &layer.kind {
-                LayerKind::Dense => format!(
-                    " `{field}`: dense layer, {} → {} (`weight` `[{}, {}]`, `bias` `[{}]`).",
-                    layer.input, layer.output[0], layer.output[0], layer.input, layer.output[0]
+            let doc = match layer.as_dense() {
+                Some((input, out)) => format!(
+                    " `{field}`: dense layer, {input} → {out} (`weight` `[{out}, {input}]`, \
+                     `bias` `[{out}]`)."
                 ),
-                LayerKind::Custom(_) => format!(
-                    " `{field}`: {} → {}.",
-                    layer.input,
+                None => format!(
+                    " `{field}`: {}, {} → {}.",
+                    layer.describe(),
+                    shape_text(&layer.input_shape),
                     shape_text(&layer.output)
                 ),
             };
@@ -47,6 +48,7 @@ pub fn expand(model: &Model) -> TokenStream {
     // Layers with (possibly) non-trivial state: a field each in `NetState`.
     let stateful: Vec<&LayerDecl> = model.layers.iter().filter(|l| has_state(l)).collect();
     let state_names: Vec<&Ident> = stateful.iter().map(|l| &l.name).collect();
+    let state_traits: Vec<TokenStream> = stateful.iter().map(|l| layer_trait(model, l)).collect();
     let state_types: Vec<TokenStream> = stateful
         .iter()
         .map(|l| {
@@ -257,6 +259,7 @@ pub fn expand(model: &Model) -> TokenStream {
             /// biases to zero.
             pub fn init<R: ::nn::rand_core::Rng + ?Sized>(&mut self, rng: &mut R) {
                 #( #layer_traits::init(&mut self.#layer_names, ::nn::init::Init::#layer_inits, rng); )*
+                #( #state_traits::init_state(&mut self.state.#state_names, rng); )*
             }
 
             /// Calls `visit` with every tensor (`fc1.weight`, ...) in parameter-slice order.
@@ -347,12 +350,18 @@ pub fn fallback(vis: &syn::Visibility, name: &Ident) -> TokenStream {
 /// Whether a layer may have state (a field in `NetState`): built-in layers are known, a
 /// user's layer is assumed to.
 fn has_state(layer: &LayerDecl) -> bool {
-    matches!(layer.kind, LayerKind::Custom(_))
+    match &layer.kind {
+        LayerKind::Builtin(builtin) => builtin.has_state(),
+        LayerKind::Custom(_) => true,
+    }
 }
 
 /// Whether a layer may keep a cache in the tape for its backward pass.
 fn has_cache(layer: &LayerDecl) -> bool {
-    matches!(layer.kind, LayerKind::Custom(_))
+    match &layer.kind {
+        LayerKind::Builtin(builtin) => builtin.has_cache(),
+        LayerKind::Custom(_) => true,
+    }
 }
 
 /// The tape field of the cache of the layer application computing `node`.
@@ -365,7 +374,7 @@ fn cache_name(node: &Node) -> Ident {
 fn layer_span(layer: &LayerDecl) -> proc_macro2::Span {
     match &layer.kind {
         LayerKind::Custom(ty) => ty.span(),
-        LayerKind::Dense => proc_macro2::Span::call_site(),
+        LayerKind::Builtin(_) => proc_macro2::Span::call_site(),
     }
 }
 
@@ -380,10 +389,7 @@ fn layer_trait(model: &Model, layer: &crate::model::LayerDecl) -> TokenStream {
 fn layer_type(model: &Model, layer: &crate::model::LayerDecl) -> TokenStream {
     let _ = model;
     match &layer.kind {
-        LayerKind::Dense => {
-            let (input, output) = (size(layer.input), size(layer.output[0]));
-            quote! { ::nn::layers::Dense<T, #input, #output> }
-        }
+        LayerKind::Builtin(builtin) => builtin.type_tokens(&layer.input_shape, &layer.output),
         LayerKind::Custom(ty) => ty.to_token_stream(),
     }
 }
@@ -549,6 +555,10 @@ fn forward_body(model: &Model, mode: Mode) -> TokenStream {
                     BinOp::Mul => quote! { ::nn::ops::mul(#a, #b, &mut #out); },
                 }
             }
+            Op::Flatten(a) => {
+                let x = arg(*a);
+                quote! { #out.copy_from(#x); }
+            }
             Op::Concat(parts) => {
                 let mut offset = 0;
                 let mut copies = TokenStream::new();
@@ -669,6 +679,10 @@ fn backward_body(model: &Model) -> TokenStream {
                     ::nn::ops::mul_acc(#d_out, #a, &mut #d_b);
                 }
             }
+            Op::Flatten(a) => {
+                let d_x = grad(*a);
+                quote! { #d_x += #d_out; }
+            }
             Op::Concat(parts) => {
                 let mut offset = 0;
                 let mut slices = TokenStream::new();
@@ -684,13 +698,16 @@ fn backward_body(model: &Model) -> TokenStream {
         };
         body.extend(statement);
     }
-    body.extend(returned(
-        model
-            .inputs
-            .iter()
-            .map(|&id| grad(id).into_token_stream())
-            .collect(),
-    ));
+    // An input returned as an output with no other use still has a borrowed gradient.
+    let d_inputs = model.inputs.iter().map(|&id| {
+        let d = grad(id);
+        if borrowed(id) {
+            quote! { *#d }
+        } else {
+            d.into_token_stream()
+        }
+    });
+    body.extend(returned(d_inputs.collect()));
     body
 }
 
@@ -704,10 +721,7 @@ fn summary(model: &Model) -> TokenStream {
                 Op::Input => ("input".to_string(), quote! { 0 }),
                 Op::Layer { layer, shared, .. } => {
                     let decl = &model.layers[*layer];
-                    let kind = match &decl.kind {
-                        LayerKind::Dense => format!("Dense({} → {})", decl.input, decl.output[0]),
-                        LayerKind::Custom(ty) => ty.to_token_stream().to_string().replace(' ', ""),
-                    };
+                    let kind = decl.describe();
                     if *shared {
                         (format!("{}: {kind}, shared", decl.name), quote! { 0 })
                     } else {
@@ -727,7 +741,9 @@ fn summary(model: &Model) -> TokenStream {
                     };
                     (op, quote! { 0 })
                 }
-                Op::Binary { .. } | Op::Concat(_) => (node.expr.clone(), quote! { 0 }),
+                Op::Binary { .. } | Op::Concat(_) | Op::Flatten(_) => {
+                    (node.expr.clone(), quote! { 0 })
+                }
             };
             let name = node.name.to_string();
             let shape = shape_text(&node.shape);

@@ -15,7 +15,7 @@ use crate::builtins::ActivationInfo;
 use crate::model::{LayerKind, Model, NodeId, Op, shape_text};
 use crate::parse::BinOp;
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use quote::quote;
 use std::fmt::Write as _;
 
 /// Items added to the network's inherent impl: the equations and the diagram as constants.
@@ -183,11 +183,7 @@ impl<'a> Graph<'a> {
             Op::Input => "input".to_string(),
             Op::Layer { layer, .. } => {
                 let decl = &self.model.layers[*layer];
-                let kind = match &decl.kind {
-                    LayerKind::Dense => format!("Dense({} → {})", decl.input, decl.output[0]),
-                    LayerKind::Custom(ty) => ty.to_token_stream().to_string().replace(' ', ""),
-                };
-                format!("{}: {kind}", decl.name)
+                format!("{}: {}", decl.name, decl.describe())
             }
             Op::Activation { info, params, .. } => {
                 if params.is_empty() {
@@ -196,7 +192,7 @@ impl<'a> Graph<'a> {
                     format!("{}({})", info.func, numbers(params))
                 }
             }
-            Op::Binary { .. } | Op::Concat(_) => node.expr.clone(),
+            Op::Binary { .. } | Op::Concat(_) | Op::Flatten(_) => node.expr.clone(),
         }
     }
 
@@ -210,8 +206,8 @@ impl<'a> Graph<'a> {
             Op::Input => unreachable!("an input has no parents"),
             Op::Layer { layer, .. } => {
                 let decl = &self.model.layers[*layer];
-                let jacobian = match decl.kind {
-                    LayerKind::Dense => Math::Param(Param::Weight, decl.name.to_string()),
+                let jacobian = match decl.as_dense() {
+                    Some(_) => Math::Param(Param::Weight, decl.name.to_string()),
                     // A layer of your own (or any other kind): its Jacobian.
                     _ => Math::Jacobian(Box::new(self.node(child)), Box::new(self.node(parent))),
                 };
@@ -266,6 +262,8 @@ impl<'a> Graph<'a> {
                 let rows = self.model.nodes[parent].shape[0];
                 Math::Rows(Box::new(d_child), before + 1, before + rows)
             }
+            // The same values in another shape: the gradient passes through unchanged.
+            Op::Flatten(_) => d_child,
         }
     }
 }
@@ -710,8 +708,8 @@ fn forward_line(graph: &Graph, id: NodeId) -> Line {
             let decl = &model.layers[*layer];
             let layer_name = decl.name.to_string();
             let x = graph.node(*arg);
-            Some(match decl.kind {
-                LayerKind::Dense => Math::Sum(vec![
+            Some(match decl.as_dense() {
+                Some(_) => Math::Sum(vec![
                     Math::Product(vec![Math::Param(Param::Weight, layer_name.clone()), x]),
                     Math::Param(Param::Bias, layer_name),
                 ]),
@@ -731,6 +729,10 @@ fn forward_line(graph: &Graph, id: NodeId) -> Line {
         }
         Op::Concat(parts) => Some(Math::Stack(
             parts.iter().map(|&part| graph.node(part)).collect(),
+        )),
+        Op::Flatten(arg) => Some(Math::Apply(
+            Func::Layer("flatten".to_string()),
+            Box::new(graph.node(*arg)),
         )),
     };
     if let Some((k, n)) = graph.shared_use(id) {
@@ -838,8 +840,8 @@ fn parameter_lines(graph: &Graph, id: NodeId) -> Vec<Line> {
         shape,
         note: note.clone(),
     };
-    match decl.kind {
-        LayerKind::Dense => vec![
+    match decl.as_dense() {
+        Some(_) => vec![
             line(
                 Param::Weight,
                 uses.iter()
@@ -912,9 +914,7 @@ fn definitions(graph: &Graph) -> Vec<Definition> {
                         .to_string(),
                 },
             ),
-            Op::Layer { layer, .. }
-                if !matches!(graph.model.layers[*layer].kind, LayerKind::Dense) =>
-            {
+            Op::Layer { layer, .. } if graph.model.layers[*layer].as_dense().is_none() => {
                 add(
                     &mut notation,
                     Definition {
@@ -1030,11 +1030,11 @@ fn summary_text(model: &Model) -> String {
                 }
                 Op::Layer { layer, .. } => {
                     let decl = &model.layers[*layer];
-                    match decl.kind {
-                        LayerKind::Dense => {
-                            (decl.output[0] * decl.input + decl.output[0]).to_string()
+                    match &decl.kind {
+                        LayerKind::Builtin(builtin) => {
+                            builtin.param_count(&decl.input_shape).to_string()
                         }
-                        _ => "?".to_string(),
+                        LayerKind::Custom(_) => "?".to_string(),
                     }
                 }
                 _ => "0".to_string(),
@@ -1163,7 +1163,7 @@ fn dot(model: &Model) -> String {
                 Some(SHARED_FILL)
             }
             Op::Layer { .. } => Some(LAYER_FILL),
-            Op::Binary { .. } | Op::Concat(_) => Some(OP_FILL),
+            Op::Binary { .. } | Op::Concat(_) | Op::Flatten(_) => Some(OP_FILL),
             Op::Activation { .. } => None,
         };
         if let Some(fill) = fill {
@@ -1232,7 +1232,7 @@ fn mermaid(model: &Model) -> String {
             Op::Layer { .. } if graph.shared_use(id).is_some() => ("[", "]", "shared"),
             Op::Layer { .. } => ("[", "]", "layer"),
             Op::Activation { .. } => ("(", ")", ""),
-            Op::Binary { .. } | Op::Concat(_) => ("{{", "}}", "op"),
+            Op::Binary { .. } | Op::Concat(_) | Op::Flatten(_) => ("{{", "}}", "op"),
         };
         let _ = writeln!(out, "  {}{open}\"{label}\"{close}", ids[id]);
         for (name, members) in &mut classes {

@@ -8,6 +8,7 @@
 mod builtins;
 mod expand;
 mod explain;
+mod layers;
 mod model;
 mod parse;
 

@@ -4,6 +4,7 @@
 //! user must change.
 
 use crate::builtins::{self, ActivationInfo};
+use crate::layers::{self, Builtin};
 use crate::parse::{Arg, BinOp, Call, Entry, Expr, LayerSpec, NetworkDef, Shape, Size};
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
@@ -30,10 +31,10 @@ pub struct LayerDecl {
     pub kind: LayerKind,
     /// Input features (inferred from the first use; 0 until then).
     pub input: usize,
-    /// Output shape.
+    /// Input shape (inferred from the first use; empty until then).
+    pub input_shape: Vec<usize>,
+    /// Output shape (declared for a user's layer; computed at the first use for a built-in).
     pub output: Vec<usize>,
-    /// `IN` of `Dense<IN, OUT>`, checked against the inferred input.
-    stated_input: Option<Size>,
     /// The node it was first applied to, for error messages.
     first_use: Option<NodeId>,
     /// Its initialisation scheme: `#[init(..)]`, or the default for the activation after it.
@@ -42,9 +43,28 @@ pub struct LayerDecl {
     init_stated: bool,
 }
 
+impl LayerDecl {
+    /// The layer's operation as the summary shows it: `Dense(16 → 32)`, `Conv2d(1 → 6, 5×5)`,
+    /// or a user's type.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            LayerKind::Builtin(builtin) => builtin.describe(&self.input_shape, &self.output),
+            LayerKind::Custom(ty) => ty.to_token_stream().to_string().replace(' ', ""),
+        }
+    }
+
+    /// The built-in `Dense` layer's (input, output) sizes, if it is one.
+    pub fn as_dense(&self) -> Option<(usize, usize)> {
+        match &self.kind {
+            LayerKind::Builtin(Builtin::Dense { out, .. }) => Some((self.input, *out)),
+            _ => None,
+        }
+    }
+}
+
 /// What a layer is.
 pub enum LayerKind {
-    Dense,
+    Builtin(Builtin),
     /// A user type implementing `nn::Layer`.
     Custom(Box<Type>),
 }
@@ -83,6 +103,8 @@ pub enum Op {
         right: NodeId,
     },
     Concat(Vec<NodeId>),
+    /// The same values as a vector: `[C, H, W]` → `[C·H·W]`.
+    Flatten(NodeId),
 }
 
 impl Op {
@@ -90,7 +112,7 @@ impl Op {
     pub fn parents(&self) -> Vec<NodeId> {
         match self {
             Op::Input => Vec::new(),
-            Op::Layer { arg, .. } | Op::Activation { arg, .. } => vec![*arg],
+            Op::Layer { arg, .. } | Op::Activation { arg, .. } | Op::Flatten(arg) => vec![*arg],
             Op::Binary { left, right, .. } => vec![*left, *right],
             Op::Concat(parts) => parts.clone(),
         }
@@ -239,13 +261,27 @@ impl Builder {
 
     fn sequential_activation(&mut self, call: &Call, current: Lowered) -> Lowered {
         let name = call.func.to_string();
+        if name == "Flatten" {
+            if let Some(extra) = call.args.first() {
+                let tokens = match extra {
+                    Arg::Number { tokens, .. } => tokens.clone(),
+                    Arg::Expr(expr) => expr.tokens(),
+                };
+                self.errors.spanned(tokens, "`Flatten` takes no arguments");
+                return None;
+            }
+            let arg = current?;
+            let node_name = format!("{}_flat", self.nodes[arg].name);
+            let label = format!("flatten({})", self.nodes[arg].label);
+            return self.apply_flatten(arg, Some(Ident::new(&node_name, call.func.span())), label);
+        }
         let Some(info) = builtins::activation_by_sequential_name(&name) else {
             let message = if let Some(info) = builtins::activation_by_func(&name) {
                 format!(
                     "in a sequential network activations are written `{}`",
                     info.sequential[0]
                 )
-            } else if builtins::LAYERS.contains(&name.as_str()) {
+            } else if layers::NAMES.contains(&name.as_str()) {
                 format!("a `{name}` layer needs a name: `my_layer: {name}<..>`")
             } else {
                 let names = builtins::ACTIVATIONS
@@ -449,7 +485,7 @@ impl Builder {
         if !self.check_new_name(name) {
             return None;
         }
-        let Some((kind, output, stated_input)) = self.layer_spec(name, spec) else {
+        let Some((kind, output)) = self.layer_spec(name, spec) else {
             self.failed_layers.insert(name.to_string());
             return None;
         };
@@ -457,8 +493,8 @@ impl Builder {
             name: name.clone(),
             kind,
             input: 0,
+            input_shape: Vec::new(),
             output,
-            stated_input,
             first_use: None,
             init: init.unwrap_or(builtins::DEFAULT_INIT),
             init_stated: init.is_some(),
@@ -522,20 +558,17 @@ impl Builder {
         }
     }
 
-    /// Checks a layer declaration's type and sizes: kind, output shape, stated input size.
-    fn layer_spec(
-        &mut self,
-        name: &Ident,
-        spec: &LayerSpec,
-    ) -> Option<(LayerKind, Vec<usize>, Option<Size>)> {
-        Some(match spec {
+    /// Checks a layer declaration's type and arguments: its kind, and its output shape if
+    /// known before it is applied (a user's layer declares it).
+    fn layer_spec(&mut self, name: &Ident, spec: &LayerSpec) -> Option<(LayerKind, Vec<usize>)> {
+        match spec {
             LayerSpec::Custom { ty, out } => {
-                (LayerKind::Custom(ty.clone()), self.check_shape(out)?, None)
+                Some((LayerKind::Custom(ty.clone()), self.check_shape(out)?))
             }
             LayerSpec::Builtin { kind, args } => {
                 let text = kind.to_string();
-                if text != "Dense" {
-                    let hint = builtins::closest(&text, builtins::LAYERS.iter().copied());
+                if !layers::NAMES.contains(&text.as_str()) {
+                    let hint = builtins::closest(&text, layers::NAMES.iter().copied());
                     let message = if let Some(activation) =
                         builtins::activation_by_sequential_name(&text)
                     {
@@ -548,34 +581,23 @@ impl Builder {
                         unknown("layer", &text, hint)
                     } else {
                         format!(
-                            "unknown layer `{text}`: the built-in layer is `Dense<OUT>`; a layer \
-                             of your own is declared with its output shape, \
-                             `{name}: {text}<..> -> [OUT]`"
+                            "unknown layer `{text}`: the built-in layers are {}; a layer of your \
+                             own is declared with its output shape, `{name}: {text}<..> -> [OUT]`",
+                            layers::NAMES.join(", ")
                         )
                     };
                     self.errors.spanned(kind, message);
                     return None;
                 }
-                // Every size is checked (not short-circuited): each zero gets its message.
-                let zero_sizes = args.iter().filter(|size| !self.check_size(size)).count();
-                let sizes_ok = zero_sizes == 0;
-                match args.as_slice() {
-                    [out] if sizes_ok => (LayerKind::Dense, vec![out.value], None),
-                    [input, out] if sizes_ok => {
-                        (LayerKind::Dense, vec![out.value], Some(input.clone()))
-                    }
-                    [_] | [_, _] => return None,
-                    _ => {
-                        self.errors.spanned(
-                            kind,
-                            "`Dense` takes its output size, `Dense<OUT>`, or both sizes, \
-                             `Dense<IN, OUT>`",
-                        );
-                        return None;
+                match layers::parse(kind, args) {
+                    Ok(builtin) => Some((LayerKind::Builtin(builtin), Vec::new())),
+                    Err(errors) => {
+                        self.errors.0.extend(errors);
+                        None
                     }
                 }
             }
-        })
+        }
     }
 
     /// Lowers an expression to nodes; the top node is named `name` if given.
@@ -634,6 +656,16 @@ impl Builder {
         if func == builtins::CONCAT {
             return self.lower_concat(call, name, scope);
         }
+        if func == builtins::FLATTEN {
+            let [Arg::Expr(arg)] = call.args.as_slice() else {
+                self.errors
+                    .spanned(&call.tokens, "`flatten` takes one node: `flatten(x)`");
+                return None;
+            };
+            let arg = self.lower(arg, None, scope)?;
+            let label = format!("flatten({})", self.nodes[arg].label);
+            return self.apply_flatten(arg, name.cloned(), label);
+        }
         if scope.layers.contains_key(&func) || self.failed_layers.contains(&func) {
             self.mentioned_layers.insert(func.clone());
         }
@@ -677,11 +709,11 @@ impl Builder {
             .keys()
             .map(String::as_str)
             .chain(builtins::ACTIVATIONS.iter().map(|a| a.func))
-            .chain([builtins::CONCAT]);
+            .chain([builtins::CONCAT, builtins::FLATTEN]);
         let hint = builtins::closest(&func, candidates);
         let mut message = unknown("layer or activation", &func, hint);
         if builtins::activation_by_sequential_name(&func).is_some()
-            || builtins::LAYERS.contains(&func.as_str())
+            || layers::NAMES.contains(&func.as_str())
         {
             message = format!(
                 "`{func}` is not callable here: declare layers in the struct (`fc: {func}<..>`) \
@@ -850,23 +882,16 @@ impl Builder {
     ) -> Lowered {
         let input = &self.nodes[arg];
         let decl = &self.layers[layer];
-        let size = input.size();
-        if matches!(decl.kind, LayerKind::Dense) && input.shape.len() != 1 {
-            let message = format!(
-                "`{}` is a Dense layer and needs a vector, but `{}` has shape {}",
-                decl.name,
-                input.label,
-                shape_text(&input.shape)
-            );
-            self.errors.spanned(at, message);
-            return None;
-        }
         let shared = decl.first_use.is_some();
         if let Some(first) = decl.first_use {
-            if decl.input != size {
+            let fits = match decl.kind {
+                LayerKind::Builtin(_) => decl.input_shape == input.shape,
+                LayerKind::Custom(_) => decl.input == input.size(),
+            };
+            if !fits {
                 let message = format!(
                     "layer `{}` was first applied to `{}` {} and here to `{}` {}; a layer used \
-                     twice shares its weights, so its inputs must have the same size",
+                     twice shares its weights, so its inputs must have the same shape",
                     decl.name,
                     self.nodes[first].label,
                     shape_text(&self.nodes[first].shape),
@@ -876,22 +901,54 @@ impl Builder {
                 self.errors.spanned(at, message);
                 return None;
             }
-        } else if let Some(stated) = &decl.stated_input
-            && stated.value != size
-        {
-            let message = format!(
-                "`{}` is declared with {} inputs, but its input `{}` has {} features: \
-                 write `Dense<{}, {}>` or `Dense<{}>`",
-                decl.name, stated.value, input.label, size, size, decl.output[0], decl.output[0]
-            );
-            self.errors.spanned(&stated.lit, message);
-            return None;
         }
-        let shape = decl.output.clone();
+        let output = match &decl.kind {
+            LayerKind::Custom(_) => decl.output.clone(),
+            LayerKind::Builtin(builtin) => {
+                let layer_name = decl.name.to_string();
+                let output = match builtin.output_shape(&layer_name, &input.label, &input.shape) {
+                    Ok(output) => output,
+                    Err(message) => {
+                        self.errors.spanned(at, message);
+                        return None;
+                    }
+                };
+                if let Some((stated, actual)) = builtin.stated_input(&input.shape)
+                    && stated.value != actual
+                {
+                    let message = match builtin {
+                        Builtin::Dense { out, .. } => format!(
+                            "`{layer_name}` is declared with {} inputs, but its input `{}` has \
+                             {actual} features: write `Dense<{actual}, {out}>` or `Dense<{out}>`",
+                            stated.value, input.label
+                        ),
+                        _ => format!(
+                            "`{layer_name}` is declared with {} input channels, but its input \
+                             `{}` {} has {actual}: write `in_channels = {actual}` or leave it out",
+                            stated.value,
+                            input.label,
+                            shape_text(&input.shape)
+                        ),
+                    };
+                    self.errors.spanned(&stated.lit, message);
+                    return None;
+                }
+                output
+            }
+        };
+        let (size, input_shape) = (input.size(), input.shape.clone());
         let decl = &mut self.layers[layer];
         decl.input = size;
+        decl.input_shape = input_shape;
+        decl.output = output.clone();
         decl.first_use.get_or_insert(arg);
-        Some(self.push(name, Op::Layer { layer, arg, shared }, shape, label))
+        Some(self.push(name, Op::Layer { layer, arg, shared }, output, label))
+    }
+
+    /// `flatten(x)`: the same values as a vector.
+    fn apply_flatten(&mut self, arg: NodeId, name: Option<Ident>, label: String) -> Lowered {
+        let size = self.nodes[arg].size();
+        Some(self.push(name, Op::Flatten(arg), vec![size], label))
     }
 
     fn apply_activation(
@@ -962,6 +1019,7 @@ impl Builder {
                 Op::Binary { op: BinOp::Add, .. } => "sum".to_string(),
                 Op::Binary { op: BinOp::Mul, .. } => "product".to_string(),
                 Op::Concat(_) => "cat".to_string(),
+                Op::Flatten(_) => "flat".to_string(),
                 Op::Input => unreachable!("inputs are always named"),
             };
             let mut name = base.clone();

@@ -5,8 +5,9 @@
 //! entry       := Ident ":" shape                  (sequential input: `input: [2]`)
 //!              | attr* Ident ":" layer            (`#[init(he_normal)] hidden: Dense<8>`)
 //!              | activation                       (sequential only: `Tanh`, `LeakyRelu(0.2)`)
-//! layer       := Ident "<" size ("," size)* ">"   (built-in: `Dense<OUT>`, `Dense<IN, OUT>`)
+//! layer       := Ident ("<" arg ("," arg)* ">")?  (built-in: `Dense<OUT>`, `Conv2d<16, 3, stride = 2>`)
 //!              | Type "->" shape                  (a type of yours implementing `nn::Layer`)
+//! arg         := (Ident "=")? (size | number | bool | "(" size ("," size)* ")")
 //! forward     := "forward" "(" Ident ":" shape ("," ...)* ")" "->" outputs "{" stmt* "}"
 //! outputs     := output | "(" output ("," output)* ")"      output := Ident (":" shape)?
 //! stmt        := "let" Ident "=" expr ";"
@@ -47,10 +48,47 @@ pub enum Entry {
 
 /// The type of a layer declaration.
 pub enum LayerSpec {
-    /// `Dense<8>`, `Dense<2, 8>`: a built-in layer with integer arguments.
-    Builtin { kind: Ident, args: Vec<Size> },
+    /// `Dense<8>`, `Conv2d<16, 3, stride = 2>`, `Dropout<0.5>`: a built-in layer (or an
+    /// unknown name) with its arguments.
+    Builtin { kind: Ident, args: Vec<LayerArg> },
     /// `MyLayer<T, 4> -> [4]`: a user type implementing `nn::Layer`, with its output shape.
     Custom { ty: Box<Type>, out: Shape },
+}
+
+/// An argument of a built-in layer: positional (`16`) or named (`stride = 2`).
+pub struct LayerArg {
+    pub name: Option<Ident>,
+    pub value: ArgValue,
+}
+
+/// The value of a layer argument, with its tokens for error spans.
+pub enum ArgValue {
+    Int(Size),
+    Float {
+        value: f64,
+        tokens: TokenStream,
+    },
+    Bool {
+        value: bool,
+        tokens: TokenStream,
+    },
+    /// `(3, 5)`: one size per spatial dimension.
+    Pair {
+        sizes: Vec<Size>,
+        tokens: TokenStream,
+    },
+}
+
+impl ArgValue {
+    /// Tokens to span an error on.
+    pub fn tokens(&self) -> TokenStream {
+        match self {
+            ArgValue::Int(size) => size.lit.to_token_stream(),
+            ArgValue::Float { tokens, .. }
+            | ArgValue::Bool { tokens, .. }
+            | ArgValue::Pair { tokens, .. } => tokens.clone(),
+        }
+    }
 }
 
 /// A size: an integer literal, kept with its token for error spans.
@@ -166,8 +204,11 @@ impl Parse for Entry {
                 shape: input.parse()?,
             });
         }
-        let ty: Type = input.parse()?;
-        if input.peek(Token![->]) {
+        // A type followed by `-> [OUT]` is a layer of the user's; anything else is read as a
+        // built-in layer with its arguments (an unknown name is the model's to report).
+        let fork = input.fork();
+        if fork.parse::<Type>().is_ok() && fork.peek(Token![->]) {
+            let ty: Type = input.parse()?;
             input.parse::<Token![->]>()?;
             let out = input.parse()?;
             return Ok(Entry::Layer {
@@ -182,46 +223,82 @@ impl Parse for Entry {
         Ok(Entry::Layer {
             attrs,
             name,
-            spec: builtin_spec(ty)?,
+            spec: builtin_spec(input)?,
         })
     }
 }
 
-/// `Dense<8>` → kind `Dense`, args `[8]`.
-fn builtin_spec(ty: Type) -> syn::Result<LayerSpec> {
-    let hint = "expected a built-in layer such as `Dense<OUT>`, or a layer of your own \
-                written `MyLayer<..> -> [OUT]`";
-    let Type::Path(path) = &ty else {
-        return Err(syn::Error::new_spanned(&ty, hint));
-    };
-    if path.qself.is_some() || path.path.segments.len() != 1 {
-        return Err(syn::Error::new_spanned(&ty, hint));
-    }
-    let segment = &path.path.segments[0];
+/// `Dense<8>` → kind `Dense`, args `[8]`; `Conv2d<16, 3, stride = 2>`.
+fn builtin_spec(input: ParseStream) -> syn::Result<LayerSpec> {
+    let kind: Ident = input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected a built-in layer such as `Dense<OUT>`, or a layer of your own written \
+             `MyLayer<..> -> [OUT]`",
+        )
+    })?;
     let mut args = Vec::new();
-    match &segment.arguments {
-        syn::PathArguments::None => {}
-        syn::PathArguments::AngleBracketed(generics) => {
-            for arg in &generics.args {
-                match arg {
-                    syn::GenericArgument::Const(syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Int(lit),
-                        ..
-                    })) => args.push(Size::new(lit.clone())?),
-                    other => {
-                        return Err(syn::Error::new_spanned(
-                            other,
-                            "a built-in layer's sizes are integer literals, e.g. `Dense<32>`",
-                        ));
-                    }
-                }
+    if input.peek(Token![<]) {
+        input.parse::<Token![<]>()?;
+        while !input.peek(Token![>]) {
+            let name = if input.peek(Ident) && input.peek2(Token![=]) {
+                let name: Ident = input.parse()?;
+                input.parse::<Token![=]>()?;
+                Some(name)
+            } else {
+                None
+            };
+            args.push(LayerArg {
+                name,
+                value: arg_value(input)?,
+            });
+            if !input.peek(Token![>]) {
+                input.parse::<Token![,]>()?;
             }
         }
-        syn::PathArguments::Parenthesized(_) => return Err(syn::Error::new_spanned(&ty, hint)),
+        input.parse::<Token![>]>()?;
     }
-    Ok(LayerSpec::Builtin {
-        kind: segment.ident.clone(),
-        args,
+    Ok(LayerSpec::Builtin { kind, args })
+}
+
+/// `16`, `0.5`, `false`, `(3, 5)`.
+fn arg_value(input: ParseStream) -> syn::Result<ArgValue> {
+    if input.peek(syn::token::Paren) {
+        let content;
+        let parens = parenthesized!(content in input);
+        let lits = Punctuated::<LitInt, Token![,]>::parse_terminated(&content)?;
+        let mut tokens = TokenStream::new();
+        parens.surround(&mut tokens, |t| lits.to_tokens(t));
+        let sizes = lits
+            .into_iter()
+            .map(Size::new)
+            .collect::<syn::Result<_>>()?;
+        return Ok(ArgValue::Pair { sizes, tokens });
+    }
+    let lit: syn::Lit = input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected a layer argument: a size `16`, a pair `(3, 5)`, a number `0.5` or \
+             `true`/`false`",
+        )
+    })?;
+    let tokens = lit.to_token_stream();
+    Ok(match lit {
+        syn::Lit::Int(int) => ArgValue::Int(Size::new(int)?),
+        syn::Lit::Float(float) => ArgValue::Float {
+            value: float.base10_parse()?,
+            tokens,
+        },
+        syn::Lit::Bool(b) => ArgValue::Bool {
+            value: b.value,
+            tokens,
+        },
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "expected a size `16`, a pair `(3, 5)`, a number `0.5` or `true`/`false`",
+            ));
+        }
     })
 }
 

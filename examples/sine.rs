@@ -78,9 +78,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eta_min: 1e-5,
     };
 
-    // The trainer prints one line per epoch when `progress` is on; for a line every
-    // REPORT_EVERY epochs, train in rounds, carrying the epoch count into the schedule (the
-    // optimizer's moments carry over since it is the same optimizer).
+    // Train in rounds of REPORT_EVERY epochs, to measure the error over a dense grid between
+    // them, carrying the epoch count into the schedule (the optimizer's moments carry over
+    // since it is the same optimizer; each round shuffles with its own seed).
     for round in 0..EPOCHS / REPORT_EVERY {
         let offset = round * REPORT_EVERY;
         let round_schedule = move |epoch: usize| schedule.learning_rate(offset + epoch);

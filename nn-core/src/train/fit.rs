@@ -79,6 +79,12 @@ pub struct TrainConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Show a progress bar with the live loss during each epoch, and a line per epoch.
     pub progress: bool,
+    /// With `progress`, print the line of every `log_every`-th epoch (and of the last).
+    pub log_every: usize,
+    /// Skip the last batch of an epoch when it is partial. Needed for layers that mix the
+    /// samples of a batch (batch normalization): a partial batch is padded with zero columns,
+    /// which would enter its statistics.
+    pub drop_last: bool,
     /// Regularization and gradient clipping of each step.
     pub step: StepOptions,
 }
@@ -92,6 +98,8 @@ impl Default for TrainConfig {
             validation_split: 0.0,
             early_stopping: None,
             progress: true,
+            log_every: 1,
+            drop_last: false,
             step: StepOptions::default(),
         }
     }
@@ -237,10 +245,14 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
             if config.shuffle {
                 shuffle(&mut order, &mut rng);
             }
-            let batches = order.len().div_ceil(B);
+            let batches = if config.drop_last {
+                order.len() / B
+            } else {
+                order.len().div_ceil(B)
+            };
             let bar = progress_bar(config.progress, batches, epoch, config.epochs);
             let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
-            for (batch, indices) in order.chunks(B).enumerate() {
+            for (batch, indices) in order.chunks(B).take(batches).enumerate() {
                 fill_batch(&mut x, &mut batch_targets, train, indices);
                 let outcome = train_step(
                     net,
@@ -296,7 +308,8 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
                 learning_rate: optimizer.learning_rate(),
                 seconds: started.elapsed().as_secs_f64(),
             };
-            if config.progress {
+            let last = epoch + 1 == config.epochs;
+            if config.progress && (last || epoch % config.log_every.max(1) == 0) {
                 std::println!("{}", EpochLine(&stats, config.epochs));
             }
             history.epochs.push(stats);

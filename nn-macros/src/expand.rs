@@ -389,7 +389,9 @@ fn layer_trait(model: &Model, layer: &crate::model::LayerDecl) -> TokenStream {
 fn layer_type(model: &Model, layer: &crate::model::LayerDecl) -> TokenStream {
     let _ = model;
     match &layer.kind {
-        LayerKind::Builtin(builtin) => builtin.type_tokens(&layer.input_shape, &layer.output),
+        LayerKind::Builtin(builtin) => {
+            builtin.type_tokens(&layer.input_shape, &layer.output, layer.with_state)
+        }
         LayerKind::Custom(ty) => ty.to_token_stream(),
     }
 }

@@ -22,7 +22,40 @@ pub const NAMES: &[&str] = &[
     "BatchNorm1d",
     "BatchNorm2d",
     "Dropout",
+    "Rnn",
+    "Gru",
+    "Lstm",
+    "LayerNorm",
+    "MultiHeadAttention",
+    "SelfAttention",
+    "Embedding",
+    "SinusoidalPositions",
+    "LearnedPositions",
 ];
+
+/// A recurrent cell.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    Rnn,
+    Gru,
+    Lstm,
+}
+
+impl Cell {
+    /// Gates: rows of `weight_ih_l0` per hidden unit.
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Rnn => 1,
+            Cell::Gru => 3,
+            Cell::Lstm => 4,
+        }
+    }
+
+    /// Initial-state inputs: `h0`, or `h0` and `c0`.
+    pub fn state_inputs(self) -> usize {
+        if self == Cell::Lstm { 2 } else { 1 }
+    }
+}
 
 /// A built-in layer, with its arguments checked.
 #[derive(Clone)]
@@ -60,6 +93,22 @@ pub enum Builtin {
     },
     /// `Dropout<P>`: zeroes each element with probability `P` in training.
     Dropout { p: f64 },
+    /// `Gru<H, last = ..>` over a sequence `[S, D]`; `Rnn`, `Lstm` likewise. Called as
+    /// `gru(x)` or `gru(x, h0)` (`lstm(x, h0, c0)`) with an initial state.
+    Recurrent {
+        cell: Cell,
+        hidden: usize,
+        last: bool,
+    },
+    /// `LayerNorm<eps = ..>` over the last dimension.
+    LayerNorm { eps: f64 },
+    /// `MultiHeadAttention<HEADS, causal = ..>`, `SelfAttention<causal = ..>` (one head):
+    /// self-attention over `[S, D]`.
+    Attention { heads: Size, causal: bool },
+    /// `Embedding<VOCAB, DIM>`: token ids `[S]` → `[S, DIM]`.
+    Embedding { vocab: usize, dim: usize },
+    /// `SinusoidalPositions` (fixed) or `LearnedPositions`, added to `[S, D]`.
+    Positions { learned: bool },
 }
 
 /// Parses the arguments of the built-in layer `kind`; `Err` holds every problem found.
@@ -174,6 +223,73 @@ pub fn parse(kind: &Ident, args: &[LayerArg]) -> Result<Builtin, Vec<syn::Error>
                 }
             }
         }
+        "Rnn" | "Gru" | "Lstm" => {
+            let cell = match text.as_str() {
+                "Rnn" => Cell::Rnn,
+                "Gru" => Cell::Gru,
+                _ => Cell::Lstm,
+            };
+            let hidden = reader.positional_size("the hidden size");
+            let last = reader.named_bool("last", false);
+            match hidden {
+                Some(hidden) => Builtin::Recurrent {
+                    cell,
+                    hidden: hidden.value,
+                    last,
+                },
+                None => {
+                    if reader.errors.is_empty() {
+                        reader.error(
+                            kind,
+                            format!("`{text}` takes its hidden size, e.g. `{text}<32>`"),
+                        );
+                    }
+                    Builtin::GlobalAvgPool
+                }
+            }
+        }
+        "LayerNorm" => Builtin::LayerNorm {
+            eps: reader.named_float("eps", 1e-5, |v| v > 0.0, "a positive number"),
+        },
+        "MultiHeadAttention" | "SelfAttention" => {
+            let heads = if text == "SelfAttention" {
+                Some(Size {
+                    value: 1,
+                    lit: syn::LitInt::new("1", kind.span()),
+                })
+            } else {
+                reader.positional_size("the number of heads")
+            };
+            let causal = reader.named_bool("causal", false);
+            match heads {
+                Some(heads) => Builtin::Attention { heads, causal },
+                None => {
+                    if reader.errors.is_empty() {
+                        reader.error(kind, "`MultiHeadAttention` takes its number of heads, e.g. `MultiHeadAttention<4>`");
+                    }
+                    Builtin::GlobalAvgPool
+                }
+            }
+        }
+        "Embedding" => {
+            let vocab = reader.positional_size("the vocabulary size");
+            let dim = reader.positional_size("the embedding size");
+            match (vocab, dim) {
+                (Some(vocab), Some(dim)) => Builtin::Embedding {
+                    vocab: vocab.value,
+                    dim: dim.value,
+                },
+                _ => {
+                    if reader.errors.is_empty() {
+                        reader.error(kind, "`Embedding` takes the vocabulary and embedding sizes, e.g. `Embedding<1000, 64>`");
+                    }
+                    Builtin::GlobalAvgPool
+                }
+            }
+        }
+        "SinusoidalPositions" | "LearnedPositions" => Builtin::Positions {
+            learned: text == "LearnedPositions",
+        },
         _ => unreachable!("only built-in names reach `layers::parse`"),
     };
     reader.finish(kind);
@@ -395,6 +511,9 @@ fn options(kind: &str) -> &'static [&'static str] {
         "Conv1d" | "Conv2d" => &["stride", "padding", "dilation", "bias", "in_channels"],
         "MaxPool1d" | "MaxPool2d" | "AvgPool1d" | "AvgPool2d" => &["stride"],
         "BatchNorm1d" | "BatchNorm2d" => &["eps", "momentum"],
+        "Rnn" | "Gru" | "Lstm" => &["last"],
+        "LayerNorm" => &["eps"],
+        "MultiHeadAttention" | "SelfAttention" => &["causal"],
         _ => &[],
     }
 }
@@ -416,6 +535,20 @@ impl Builtin {
             Builtin::BatchNorm { dims: 1, .. } => "BatchNorm1d",
             Builtin::BatchNorm { .. } => "BatchNorm2d",
             Builtin::Dropout { .. } => "Dropout",
+            Builtin::Recurrent {
+                cell: Cell::Rnn, ..
+            } => "Rnn",
+            Builtin::Recurrent {
+                cell: Cell::Gru, ..
+            } => "Gru",
+            Builtin::Recurrent {
+                cell: Cell::Lstm, ..
+            } => "Lstm",
+            Builtin::LayerNorm { .. } => "LayerNorm",
+            Builtin::Attention { .. } => "MultiHeadAttention",
+            Builtin::Embedding { .. } => "Embedding",
+            Builtin::Positions { learned: false } => "SinusoidalPositions",
+            Builtin::Positions { learned: true } => "LearnedPositions",
         }
     }
 
@@ -430,18 +563,47 @@ impl Builtin {
         !matches!(self, Builtin::Dense { .. })
     }
 
+    /// The declaration's argument to blame when the input does not suit the layer's
+    /// arguments (the number of heads), rather than the call.
+    pub fn blamed_argument(&self) -> Option<TokenStream> {
+        match self {
+            Builtin::Attention { heads, .. } => Some(heads.lit.to_token_stream()),
+            _ => None,
+        }
+    }
+
     /// The output shape for an input of shape `input`, or a message explaining why the input
-    /// does not fit (`layer` names the layer, `arg` the input node).
+    /// does not fit (`layer` names the layer, `arg` the input node), with whether to blame
+    /// the declaration's argument ([`Builtin::blamed_argument`]) rather than the call.
     pub fn output_shape(
         &self,
         layer: &str,
         arg: &str,
         input: &[usize],
+    ) -> Result<Vec<usize>, (String, bool)> {
+        self.output_shape_or_message(layer, arg, input)
+            .map_err(|message| {
+                let blame = matches!(self, Builtin::Attention { .. }) && input.len() == 2;
+                (message, blame)
+            })
+    }
+
+    fn output_shape_or_message(
+        &self,
+        layer: &str,
+        arg: &str,
+        input: &[usize],
     ) -> Result<Vec<usize>, String> {
+        let name = self.name();
+        let article = if name.starts_with(['A', 'E', 'I', 'O', 'U']) {
+            "an"
+        } else {
+            "a"
+        };
         let wrong_rank = |wanted: &str| {
             format!(
-                "`{layer}` is a {} layer and needs a {wanted} input, but `{arg}` has shape {}",
-                self.name(),
+                "`{layer}` is {article} {name} layer and needs a {wanted} input, but `{arg}` has \
+                 shape {}",
                 shape_text(input)
             )
         };
@@ -522,6 +684,35 @@ impl Builtin {
                 _ => Err(wrong_rank("[C, H, W]")),
             },
             Builtin::Dropout { .. } => Ok(input.to_vec()),
+            Builtin::Recurrent { hidden, last, .. } => match input {
+                [steps, _] => Ok(if last {
+                    vec![hidden]
+                } else {
+                    vec![*steps, hidden]
+                }),
+                _ => Err(wrong_rank("sequence [S, D]")),
+            },
+            Builtin::LayerNorm { .. } => match input {
+                [_] | [_, _] => Ok(input.to_vec()),
+                _ => Err(wrong_rank("[D] or [S, D]")),
+            },
+            Builtin::Attention { ref heads, .. } => match input {
+                [_, d] if d % heads.value == 0 => Ok(input.to_vec()),
+                [_, d] => Err(format!(
+                    "`{layer}` splits `{arg}`'s {d} features into {} heads, but {d} is not a \
+                     multiple of {}",
+                    heads.value, heads.value
+                )),
+                _ => Err(wrong_rank("sequence [S, D]")),
+            },
+            Builtin::Embedding { dim, .. } => match input {
+                [steps] => Ok(vec![*steps, dim]),
+                _ => Err(wrong_rank("sequence of token ids [S]")),
+            },
+            Builtin::Positions { .. } => match input {
+                [_, _] => Ok(input.to_vec()),
+                _ => Err(wrong_rank("sequence [S, D]")),
+            },
         }
     }
 
@@ -554,6 +745,17 @@ impl Builtin {
                 out_channels * k + if bias { out_channels } else { 0 }
             }
             Builtin::BatchNorm { .. } => 2 * input[0],
+            Builtin::Recurrent { cell, hidden, .. } => {
+                let gh = cell.gates() * hidden;
+                gh * input[1] + gh * hidden + 2 * gh
+            }
+            Builtin::LayerNorm { .. } => 2 * input[input.len() - 1],
+            Builtin::Attention { .. } => {
+                let d = input[1];
+                3 * d * d + 3 * d + d * d + d
+            }
+            Builtin::Embedding { vocab, dim } => vocab * dim,
+            Builtin::Positions { learned: true } => input.iter().product(),
             _ => 0,
         }
     }
@@ -620,11 +822,28 @@ impl Builtin {
                 )
             }
             Builtin::Dropout { p } => format!("Dropout({p})"),
+            Builtin::Recurrent { hidden, last, .. } => format!(
+                "{}({} → {hidden}{})",
+                self.name(),
+                input[input.len() - 1],
+                if last { ", last" } else { "" }
+            ),
+            Builtin::LayerNorm { eps } => {
+                format!("LayerNorm({}, eps {eps})", input[input.len() - 1])
+            }
+            Builtin::Attention { ref heads, causal } => format!(
+                "MultiHeadAttention({} heads{})",
+                heads.value,
+                if causal { ", causal" } else { "" }
+            ),
+            Builtin::Embedding { vocab, dim } => format!("Embedding({vocab} × {dim})"),
+            Builtin::Positions { .. } => self.name().to_string(),
         }
     }
 
-    /// The `nn-core` type of the layer, for an input and output of these shapes.
-    pub fn type_tokens(&self, input: &[usize], output: &[usize]) -> TokenStream {
+    /// The `nn-core` type of the layer, for an input and output of these shapes;
+    /// `with_state`: a recurrent layer called with an initial state.
+    pub fn type_tokens(&self, input: &[usize], output: &[usize], with_state: bool) -> TokenStream {
         let n = |v: usize| Literal::usize_unsuffixed(v);
         let bits = |v: f64| Literal::u64_unsuffixed(v.to_bits());
         let (in_size, out_size) = (n(input.iter().product()), n(output.iter().product()));
@@ -705,6 +924,50 @@ impl Builtin {
             Builtin::Dropout { p } => {
                 let p = bits(p);
                 quote! { ::nn::layers::Dropout<T, #in_size, #p> }
+            }
+            Builtin::Recurrent { cell, hidden, last } => {
+                let (d, h, s) = (n(input[1]), n(hidden), n(input[0]));
+                let packed = n(input.iter().product::<usize>()
+                    + if with_state {
+                        cell.state_inputs() * hidden
+                    } else {
+                        0
+                    });
+                let gh = n(cell.gates() * hidden);
+                let init = with_state;
+                match cell {
+                    Cell::Rnn => {
+                        quote! { ::nn::layers::Rnn<T, #d, #h, #s, #packed, #out_size, #last, #init> }
+                    }
+                    Cell::Gru => {
+                        quote! { ::nn::layers::Gru<T, #d, #h, #gh, #s, #packed, #out_size, #last, #init> }
+                    }
+                    Cell::Lstm => {
+                        quote! { ::nn::layers::Lstm<T, #d, #h, #gh, #s, #packed, #out_size, #last, #init> }
+                    }
+                }
+            }
+            Builtin::LayerNorm { eps } => {
+                let d = n(input[input.len() - 1]);
+                let rows = n(input[..input.len() - 1].iter().product());
+                let eps = bits(eps);
+                quote! { ::nn::layers::LayerNorm<T, #d, #rows, #in_size, #eps> }
+            }
+            Builtin::Attention { ref heads, causal } => {
+                let (s, d, h, d3) = (n(input[0]), n(input[1]), n(heads.value), n(3 * input[1]));
+                quote! { ::nn::layers::MultiHeadAttention<T, #d, #h, #s, #in_size, #d3, #causal> }
+            }
+            Builtin::Embedding { vocab, dim } => {
+                let (v, d, s) = (n(vocab), n(dim), n(input[0]));
+                quote! { ::nn::layers::Embedding<T, #v, #d, #s, #out_size> }
+            }
+            Builtin::Positions { learned } => {
+                let (s, d) = (n(input[0]), n(input[1]));
+                if learned {
+                    quote! { ::nn::layers::LearnedPositions<T, #s, #d, #in_size> }
+                } else {
+                    quote! { ::nn::layers::SinusoidalPositions<T, #s, #d, #in_size> }
+                }
             }
         }
     }

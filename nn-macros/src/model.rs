@@ -35,6 +35,8 @@ pub struct LayerDecl {
     pub input_shape: Vec<usize>,
     /// Output shape (declared for a user's layer; computed at the first use for a built-in).
     pub output: Vec<usize>,
+    /// A recurrent layer called with its initial state (`gru(x, h0)`).
+    pub with_state: bool,
     /// The node it was first applied to, for error messages.
     first_use: Option<NodeId>,
     /// Its initialisation scheme: `#[init(..)]`, or the default for the activation after it.
@@ -495,6 +497,7 @@ impl Builder {
             input: 0,
             input_shape: Vec::new(),
             output,
+            with_state: false,
             first_use: None,
             init: init.unwrap_or(builtins::DEFAULT_INIT),
             init_stated: init.is_some(),
@@ -675,16 +678,7 @@ impl Builder {
             return None;
         }
         if let Some(&layer) = scope.layers.get(&func) {
-            let [Arg::Expr(arg)] = call.args.as_slice() else {
-                self.errors.spanned(
-                    &call.tokens,
-                    format!("a layer takes one input: `{func}(x)`"),
-                );
-                return None;
-            };
-            let arg = self.lower(arg, None, scope)?;
-            let label = format!("{func}({})", self.nodes[arg].label);
-            return self.apply_layer(layer, arg, name.cloned(), label, &call.tokens);
+            return self.lower_layer_call(layer, call, name, scope);
         }
         if let Some(info) = builtins::activation_by_func(&func) {
             let (first, rest) = match call.args.split_first() {
@@ -872,6 +866,107 @@ impl Builder {
         Some(values)
     }
 
+    /// `fc1(x)`, or a recurrent layer with its initial state, `gru(x, h0)`.
+    fn lower_layer_call(
+        &mut self,
+        layer: usize,
+        call: &Call,
+        name: Option<&Ident>,
+        scope: &Scope,
+    ) -> Lowered {
+        let func = &call.func;
+        let mut nodes = Vec::new();
+        for arg in &call.args {
+            match arg {
+                Arg::Expr(expr) => nodes.push(self.lower(expr, None, scope)),
+                Arg::Number { tokens, .. } => {
+                    self.errors.spanned(
+                        tokens,
+                        format!("a layer takes nodes, not numbers: `{func}(x)`"),
+                    );
+                    return None;
+                }
+            }
+        }
+        let state_inputs = match &self.layers[layer].kind {
+            LayerKind::Builtin(Builtin::Recurrent { cell, .. }) => Some(cell.state_inputs()),
+            _ => None,
+        };
+        let nodes: Vec<NodeId> = nodes.into_iter().collect::<Option<_>>()?;
+        match (nodes.as_slice(), state_inputs) {
+            ([x], _) => {
+                let label = format!("{func}({})", self.nodes[*x].label);
+                self.apply_layer(layer, *x, name.cloned(), label, &call.tokens)
+            }
+            ([x, state @ ..], Some(count)) if state.len() == count => {
+                self.apply_recurrent_with_state(layer, *x, state, name, call)
+            }
+            (_, Some(1)) => {
+                self.errors.spanned(
+                    &call.tokens,
+                    format!("`{func}` takes a sequence and optionally its initial state: `{func}(x)` or `{func}(x, h0)`"),
+                );
+                None
+            }
+            (_, Some(_)) => {
+                self.errors.spanned(
+                    &call.tokens,
+                    format!("`{func}` takes a sequence and optionally its initial state: `{func}(x)` or `{func}(x, h0, c0)`"),
+                );
+                None
+            }
+            (_, None) => {
+                self.errors.spanned(
+                    &call.tokens,
+                    format!("a layer takes one input: `{func}(x)`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `gru(x, h0)`: the sequence and the initial state are packed into one input node, in
+    /// the order the layer reads them.
+    fn apply_recurrent_with_state(
+        &mut self,
+        layer: usize,
+        x: NodeId,
+        state: &[NodeId],
+        name: Option<&Ident>,
+        call: &Call,
+    ) -> Lowered {
+        let LayerKind::Builtin(Builtin::Recurrent { hidden, .. }) = self.layers[layer].kind else {
+            unreachable!("only recurrent layers take an initial state");
+        };
+        for (&part, arg) in state.iter().zip(&call.args[1..]) {
+            let node = &self.nodes[part];
+            if node.shape != [hidden] {
+                let message = format!(
+                    "the initial state of `{}` is a vector [{hidden}], but `{}` has shape {}",
+                    call.func,
+                    node.label,
+                    shape_text(&node.shape)
+                );
+                let tokens = match arg {
+                    Arg::Expr(expr) => expr.tokens(),
+                    Arg::Number { tokens, .. } => tokens.clone(),
+                };
+                self.errors.spanned(tokens, message);
+                return None;
+            }
+        }
+        let parts: Vec<NodeId> = std::iter::once(x).chain(state.iter().copied()).collect();
+        let labels: Vec<&str> = parts
+            .iter()
+            .map(|&p| self.nodes[p].label.as_str())
+            .collect();
+        let label = format!("{}({})", call.func, labels.join(", "));
+        let size = parts.iter().map(|&p| self.nodes[p].size()).sum();
+        let packed_expr = format!("({})", labels.join(", "));
+        let packed = self.push(None, Op::Concat(parts), vec![size], packed_expr);
+        self.apply_layer_to(layer, packed, x, true, name.cloned(), label, &call.tokens)
+    }
+
     fn apply_layer(
         &mut self,
         layer: usize,
@@ -880,12 +975,30 @@ impl Builder {
         label: String,
         at: impl ToTokens,
     ) -> Lowered {
-        let input = &self.nodes[arg];
+        self.apply_layer_to(layer, arg, arg, false, name, label, at)
+    }
+
+    /// Applies `layer` to the node `arg`, whose shape for the layer's rules is that of
+    /// `logical` (the same node, or the sequence part of a packed `(x, h0)`).
+    #[allow(clippy::too_many_arguments)]
+    fn apply_layer_to(
+        &mut self,
+        layer: usize,
+        arg: NodeId,
+        logical: NodeId,
+        with_state: bool,
+        name: Option<Ident>,
+        label: String,
+        at: impl ToTokens,
+    ) -> Lowered {
+        let input = &self.nodes[logical];
         let decl = &self.layers[layer];
         let shared = decl.first_use.is_some();
         if let Some(first) = decl.first_use {
             let fits = match decl.kind {
-                LayerKind::Builtin(_) => decl.input_shape == input.shape,
+                LayerKind::Builtin(_) => {
+                    decl.input_shape == input.shape && decl.with_state == with_state
+                }
                 LayerKind::Custom(_) => decl.input == input.size(),
             };
             if !fits {
@@ -908,8 +1021,11 @@ impl Builder {
                 let layer_name = decl.name.to_string();
                 let output = match builtin.output_shape(&layer_name, &input.label, &input.shape) {
                     Ok(output) => output,
-                    Err(message) => {
-                        self.errors.spanned(at, message);
+                    Err((message, blame_argument)) => {
+                        match builtin.blamed_argument().filter(|_| blame_argument) {
+                            Some(argument) => self.errors.spanned(argument, message),
+                            None => self.errors.spanned(at, message),
+                        }
                         return None;
                     }
                 };
@@ -936,10 +1052,11 @@ impl Builder {
                 output
             }
         };
-        let (size, input_shape) = (input.size(), input.shape.clone());
+        let (size, input_shape) = (self.nodes[arg].size(), input.shape.clone());
         let decl = &mut self.layers[layer];
         decl.input = size;
         decl.input_shape = input_shape;
+        decl.with_state = with_state;
         decl.output = output.clone();
         decl.first_use.get_or_insert(arg);
         Some(self.push(name, Op::Layer { layer, arg, shared }, output, label))

@@ -12,6 +12,7 @@ mod common;
 
 use nn::loss::SoftmaxCrossEntropy;
 use nn::optim::Adam;
+use common::digits::{SEED, load_split};
 use nn::prelude::*;
 use nn::train::{EarlyStopping, Samples, TrainConfig, Trainer, argmax, argmax_accuracy};
 use rand_core::SeedableRng;
@@ -27,50 +28,14 @@ nn::network! {
 }
 
 const BATCH: usize = 32;
-const SEED: u64 = 2024;
-
-type Image = SMatrix<f32, 64, 1>;
-
-/// Images and their labels.
-type Part = (Vec<Image>, Vec<usize>);
-
-/// Images scaled to [0, 1] and their labels, split 80/20 in every class: (training, test).
-fn load_split() -> (Part, Part) {
-    let data = smartcore::dataset::digits::load_dataset();
-    assert_eq!((data.num_samples, data.num_features), (1797, 64));
-    let images: Vec<Image> = data
-        .data
-        .chunks(64)
-        .map(|pixels| Image::from_iterator(pixels.iter().map(|p| p / 16.0)))
-        .collect();
-    let labels: Vec<usize> = data.target.iter().map(|&t| t as usize).collect();
-
-    // Stratified: shuffle each class's indices with a fixed seed and keep 80% for training.
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(SEED);
-    let (mut train, mut test) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
-    for class in 0..10 {
-        let mut indices: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        for i in (1..indices.len()).rev() {
-            let j = (rand_core::Rng::next_u64(&mut rng) % (i as u64 + 1)) as usize;
-            indices.swap(i, j);
-        }
-        let cut = (indices.len() as f64 * 0.8).round() as usize;
-        for (k, &i) in indices.iter().enumerate() {
-            let part = if k < cut { &mut train } else { &mut test };
-            part.0.push(images[i]);
-            part.1.push(labels[i]);
-        }
-    }
-    (train, test)
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
-    let ((train_x, train_y), (test_x, test_y)) = load_split();
+    let ((train_x, train_y), test) = load_split();
     println!(
         "UCI digits: {} training and {} test images (stratified 80/20, seed {SEED})\n",
         train_x.len(),
-        test_x.len()
+        test.0.len()
     );
     println!("{}\n", DigitsMlp::<f32>::summary());
 
@@ -99,14 +64,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
     let training_time = started.elapsed();
 
-    // Test accuracy and confusion matrix (rows: true class, columns: predicted).
-    let mut confusion = [[0usize; 10]; 10];
-    for (x, &label) in test_x.iter().zip(&test_y) {
-        let predicted = argmax(net.forward(x).as_slice()).expect("finite outputs");
-        confusion[label][predicted] += 1;
-    }
-    let correct: usize = (0..10).map(|c| confusion[c][c]).sum();
-    let accuracy = correct as f64 / test_x.len() as f64;
     println!(
         "\nbest epoch {} of {}{}",
         history.best_epoch + 1,
@@ -117,23 +74,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ""
         }
     );
-    println!("\nconfusion matrix (rows: true digit, columns: predicted)");
-    println!(
-        "      {}",
-        (0..10).map(|c| format!("{c:>4}")).collect::<String>()
-    );
-    for (class, row) in confusion.iter().enumerate() {
-        println!(
-            "  {class:>2}  {}",
-            row.iter().map(|n| format!("{n:>4}")).collect::<String>()
-        );
-    }
-    println!(
-        "\ntest accuracy {:.2}% ({correct}/{}), training {:.2}s",
-        100.0 * accuracy,
-        test_x.len(),
-        training_time.as_secs_f64()
-    );
+    common::digits::report(&test, |x| {
+        argmax(net.forward(x).as_slice()).expect("finite outputs")
+    });
+    println!("training {:.2}s", training_time.as_secs_f64());
 
     let path = common::output_path("digits-training.png");
     common::plot_history(&path, "MLP on the UCI digits", &history)?;

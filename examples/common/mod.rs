@@ -2,6 +2,8 @@
 //! system font is needed) and the output folder.
 #![allow(dead_code)]
 
+pub mod digits;
+
 use nn::train::History;
 use plotters::prelude::*;
 use std::path::PathBuf;

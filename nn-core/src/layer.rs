@@ -13,6 +13,9 @@ pub enum Role {
     Weight,
     /// A bias: initialised to zero, not regularized by default.
     Bias,
+    /// Non-trainable state saved with the weights (batch norm's running statistics): not in
+    /// the parameter slice, never regularized or initialised by a scheme.
+    State,
 }
 
 /// One named tensor of a layer's parameters, in [`Params::as_slice`] order.
@@ -134,7 +137,7 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
             let values = &mut params[offset..offset + tensor.len()];
             match tensor.role {
                 Role::Weight => init::fill(values, scheme, tensor.shape, rng),
-                Role::Bias => values.fill(T::ZERO),
+                Role::Bias | Role::State => values.fill(T::ZERO),
             }
             offset += tensor.len();
         }

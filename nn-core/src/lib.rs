@@ -17,6 +17,8 @@ extern crate std;
 pub mod activations;
 pub mod gradcheck;
 pub mod init;
+pub mod kernels;
+pub mod io;
 mod layer;
 pub mod layers;
 pub mod loss;

@@ -51,7 +51,11 @@ impl Regularization {
     }
 
     fn applies_to(&self, role: Role) -> bool {
-        role == Role::Weight || self.biases
+        match role {
+            Role::Weight => true,
+            Role::Bias => self.biases,
+            Role::State => false,
+        }
     }
 
     /// `R(W)` for `net`.

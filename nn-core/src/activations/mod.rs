@@ -4,12 +4,14 @@
 //! `relu(x)` in a `forward` block and `Relu` in a sequential network.
 
 mod elementwise;
+mod fast;
 mod softmax;
 
 pub use elementwise::{
     Elementwise, Elu, Gelu, Heaviside, HeavisideSte, Identity, LeakyRelu, Relu, Sigmoid, Sign,
     SignSte, Silu, Softplus, Tanh,
 };
+pub use fast::{SigmoidFast, TanhFast, exp_fast, sigmoid_fast, tanh_fast};
 pub use softmax::{LogSoftmax, Softmax};
 
 use crate::Real;

@@ -1,6 +1,6 @@
 //! Fully connected layer: `y = W·x + b`.
 
-use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
+use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
 
 /// Fully connected (affine) layer, PyTorch's `nn.Linear`: `y = W·x + b`.
@@ -11,7 +11,9 @@ use nalgebra::SMatrix;
 /// - forward: `Y = W·X + b·1ᵀ`
 /// - backward: `∂L/∂W += ∂L/∂Y·Xᵀ`, `∂L/∂b += ∂L/∂Y·1`, `∂L/∂X += Wᵀ·∂L/∂Y`
 ///
-/// All three are matrix-matrix products over the whole batch.
+/// All three are matrix-matrix products over the whole batch, computed by
+/// [`kernels`](crate::kernels): a matrix-vector loop for one sample, direct loops for small
+/// layers, a packed GEMM (AVX-512 where the CPU has it) for large ones; no allocation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct Dense<T: Real, const IN: usize, const OUT: usize> {
@@ -60,10 +62,10 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
     ) {
-        y.gemm(T::ONE, &self.weight, x, T::ZERO);
         for mut column in y.column_iter_mut() {
-            column += &self.bias;
+            column.copy_from(&self.bias);
         }
+        kernels::matmul(y, &self.weight, x, true);
     }
 
     #[inline]
@@ -76,18 +78,28 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         dx: &mut SMatrix<T, IN, B>,
         grads: &mut Self,
     ) {
-        // ∂L/∂W += ∂L/∂Y·Xᵀ, one rank-1 update per input feature k: column k of ∂L/∂W gets
-        // Σ_j X[k, j]·∂L/∂Y[:, j] (contiguous columns, no transposed copy of X).
-        for k in 0..IN {
-            let mut dw_k = grads.weight.column_mut(k);
-            for j in 0..B {
-                dw_k.axpy(x[(k, j)], &dy.column(j), T::ONE);
-            }
-        }
+        self.param_gradients(x, dy, grads);
+        kernels::matmul_atb(dx, &self.weight, dy, true);
+    }
+}
+
+impl<T: Real, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
+    /// The parameter half of [`Layer::backward`]: adds `∂L/∂W = ∂L/∂Y·Xᵀ` and
+    /// `∂L/∂b = ∂L/∂Y·1` to `grads`, without computing `∂L/∂X`.
+    ///
+    /// For a layer fed by the network's input when the caller does not need `∂L/∂input`:
+    /// `∂L/∂X` costs as much as `∂L/∂W` (`IN·OUT·B` multiply-adds).
+    #[inline]
+    pub fn param_gradients<const B: usize>(
+        &self,
+        x: &SMatrix<T, IN, B>,
+        dy: &SMatrix<T, OUT, B>,
+        grads: &mut Self,
+    ) {
+        kernels::matmul_abt(&mut grads.weight, dy, x, true);
         for column in dy.column_iter() {
             grads.bias += column;
         }
-        dx.gemm_tr(T::ONE, &self.weight, dy, T::ONE);
     }
 }
 

@@ -1,5 +1,76 @@
 //! Built-in layers, one file each: parameters, forward, backward and tests side by side.
+//!
+//! | layer | PyTorch |
+//! |---|---|
+//! | [`Dense`] | `nn.Linear` |
+//! | [`Conv2d`], [`Conv1d`] | `nn.Conv2d`, `nn.Conv1d` (zero padding, stride, dilation) |
+//! | [`MaxPool2d`], [`MaxPool1d`] | `nn.MaxPool2d`, `nn.MaxPool1d` (no padding) |
+//! | [`AvgPool2d`], [`AvgPool1d`] | `nn.AvgPool2d`, `nn.AvgPool1d` (no padding) |
+//! | [`GlobalAvgPool`] | `nn.AdaptiveAvgPool2d(1)` + `flatten` |
+//! | [`BatchNorm`] | `nn.BatchNorm1d`, `nn.BatchNorm2d` |
+//! | [`Dropout`] | `nn.Dropout` |
+//!
+//! Samples are stored flat in PyTorch's contiguous order: `[C, L]` at `c·L + l`, `[C, H, W]`
+//! at `c·H·W + h·W + w`; a batch holds one sample per column. Convolution and pooling
+//! geometries are zero-sized types ([`geometry`]) whose constants the layers read at compile
+//! time.
 
+/// `ConstZero`, `Zeroable` and `Params` (with `LEN = 0`) for a parameterless layer
+/// `$Layer<T, IN, OUT, G>` made of a `PhantomData` and a `[T; 0]` (which aligns the empty
+/// parameter slice to `T`).
+macro_rules! parameterless_layer {
+    ($Layer:ident) => {
+        impl<T: $crate::Real, const IN: usize, const OUT: usize, G> $crate::ConstZero
+            for $Layer<T, IN, OUT, G>
+        {
+            const ZERO: Self = Self {
+                _marker: ::core::marker::PhantomData,
+                _align: [],
+            };
+        }
+
+        // SAFETY: zero-sized.
+        unsafe impl<T: $crate::Real, const IN: usize, const OUT: usize, G> $crate::Zeroable
+            for $Layer<T, IN, OUT, G>
+        {
+        }
+
+        // SAFETY: repr(C), zero-sized and aligned to `T` (`[T; 0]`): the empty slice of `T`.
+        unsafe impl<T: $crate::Real, const IN: usize, const OUT: usize, G> $crate::Params<T>
+            for $Layer<T, IN, OUT, G>
+        {
+            const LEN: usize = 0;
+        }
+    };
+}
+
+mod attention;
+mod avg_pool;
+mod batch_norm;
+mod conv;
 mod dense;
+mod dropout;
+mod embedding;
+pub mod geometry;
+mod gru;
+mod layer_norm;
+mod lstm;
+mod max_pool;
+mod positions;
+mod rnn;
+#[cfg(test)]
+mod test_util;
 
+pub use avg_pool::{AvgPool1d, AvgPool2d, GlobalAvgPool};
+pub use batch_norm::{
+    BatchNorm, BatchNormCache, BatchNormState, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS,
+};
+pub use conv::{Conv1d, Conv2d};
 pub use dense::Dense;
+pub use dropout::{Dropout, DropoutState};
+pub use geometry::{
+    ConvGeometry1d, ConvGeometry2d, Geometry1d, Geometry2d, PoolGeometry1d, PoolGeometry1dOf,
+    PoolGeometry2d, PoolGeometry2dOf,
+};
+pub use max_pool::{MaxPool1d, MaxPool2d};
+pub use rnn::{Rnn, RnnState};

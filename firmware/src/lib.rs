@@ -1,0 +1,99 @@
+//! What the firmware binaries share: the network (the TensorFlow Lite Micro "hello world"
+//! model, 1 → 16 → 16 → 1, approximating sin on [0, 2π]), the panic handler, the exit
+//! through semihosting, and the measure of the stack's peak.
+//!
+//! `#![no_std]`, no allocator: nothing here or in `nn` can allocate (the `alloc` crate is not
+//! linked at all).
+#![no_std]
+
+use cortex_m_semihosting::{debug, hprintln};
+
+nn::network! {
+    /// The TensorFlow Lite Micro "hello world" network: sin(x) for x in [0, 2π].
+    pub struct Sine {
+        input: [1],
+        fc1: Dense<16>, Relu,
+        fc2: Dense<16>, Relu,
+        out: Dense<1>,
+    }
+}
+
+/// 2π, the end of the input range.
+pub const TWO_PI: f32 = core::f32::consts::TAU;
+
+/// sin, from libm through nalgebra (no `std` here).
+pub fn sin(x: f32) -> f32 {
+    nn::nalgebra::ComplexField::sin(x)
+}
+
+/// Ends the program: QEMU exits with status 0 on success, 1 on failure.
+pub fn exit(success: bool) -> ! {
+    debug::exit(if success {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    // Not reached under QEMU; on a board without a debugger, stop here.
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// The deepest the stack has been since reset, in bytes: the RAM between the statics and
+/// the top of the stack is painted with [`cortex_m_rt::STACK_PAINT_VALUE`] at reset
+/// (cortex-m-rt's `paint-stack` feature); the lowest word no longer painted is the peak.
+pub fn stack_peak() -> usize {
+    unsafe extern "C" {
+        static _stack_end: u32;
+        static _stack_start: u32;
+    }
+    let bottom = &raw const _stack_end as usize;
+    let top = &raw const _stack_start as usize;
+    let mut p = bottom;
+    // SAFETY: every word in [bottom, top) is RAM of this program (the unused stack, painted
+    // at reset, and the used part); reading it volatile has no side effect.
+    while p < top
+        && unsafe { core::ptr::read_volatile(p as *const u32) } == cortex_m_rt::STACK_PAINT_VALUE
+    {
+        p += 4;
+    }
+    top - p
+}
+
+/// Bytes of the statics in RAM (`.data` and `.bss`), from the linker's symbols.
+pub fn static_ram() -> usize {
+    unsafe extern "C" {
+        static __sdata: u32;
+        static __ebss: u32;
+    }
+    (&raw const __ebss as usize) - (&raw const __sdata as usize)
+}
+
+/// Bytes of flash in use: the vector table, code and read-only data, and the initial values
+/// of `.data` (flash starts at address 0 on this board; see `memory.x`).
+pub fn flash_used() -> usize {
+    unsafe extern "C" {
+        static __sidata: u32;
+        static __sdata: u32;
+        static __edata: u32;
+    }
+    let data = (&raw const __edata as usize) - (&raw const __sdata as usize);
+    (&raw const __sidata as usize) + data
+}
+
+/// Prints `footprint: flash …, static RAM …, stack peak …` (in bytes), the line CI shows.
+pub fn report_footprint(program: &str) {
+    hprintln!(
+        "footprint: {}: flash {} B, static RAM {} B, stack peak {} B",
+        program,
+        flash_used(),
+        static_ram(),
+        stack_peak()
+    );
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    hprintln!("panic: {}", info);
+    exit(false)
+}

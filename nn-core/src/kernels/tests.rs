@@ -1,0 +1,229 @@
+//! Every kernel against the naive triple loop, in `f64`, on sizes that cross every block and
+//! panel boundary, with and without accumulation.
+
+use super::*;
+use crate::ConstZero;
+use std::vec::Vec;
+
+/// A deterministic value in [-1, 1).
+fn value(seed: usize) -> f64 {
+    let mut x = (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 32;
+    (x >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+fn filled<T: Real, const R: usize, const C: usize>(seed: usize) -> SMatrix<T, R, C> {
+    SMatrix::from_fn(|i, j| T::of(value(seed + i * 7919 + j * 104_729)))
+}
+
+/// `C0 (+)= op(A)·op(B)` by the definition, in f64.
+fn reference(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: impl Fn(usize, usize) -> f64,
+    b: impl Fn(usize, usize) -> f64,
+    c0: impl Fn(usize, usize) -> f64,
+    accumulate: bool,
+) -> Vec<f64> {
+    let mut c = std::vec![0.0; m * n];
+    for j in 0..n {
+        for i in 0..m {
+            let mut s = if accumulate { c0(i, j) } else { 0.0 };
+            for p in 0..k {
+                s += a(i, p) * b(p, j);
+            }
+            c[i + j * m] = s;
+        }
+    }
+    c
+}
+
+/// Largest difference relative to `1 + |reference|`.
+fn max_error<T: Real>(got: &[T], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| (g.to_f64() - w).abs() / (1.0 + w.abs()))
+        .fold(0.0, f64::max)
+}
+
+/// Tolerance for a sum of `k` products of values in [-1, 1].
+fn tolerance<T: Real>(k: usize) -> f64 {
+    let eps = if size_of::<T>() == 4 { 1.2e-7 } else { 2.3e-16 };
+    4.0 * eps * (k as f64).sqrt().max(1.0) * 4.0
+}
+
+fn check_all_three<T: Real, const M: usize, const K: usize, const N: usize>() {
+    for accumulate in [false, true] {
+        let a: SMatrix<T, M, K> = filled(1);
+        let b: SMatrix<T, K, N> = filled(2);
+        let c0: SMatrix<T, M, N> = filled(3);
+        let want = reference(
+            M,
+            N,
+            K,
+            |i, j| a[(i, j)].to_f64(),
+            |i, j| b[(i, j)].to_f64(),
+            |i, j| c0[(i, j)].to_f64(),
+            accumulate,
+        );
+        let tol = tolerance::<T>(K);
+
+        let mut c = c0;
+        matmul(&mut c, &a, &b, accumulate);
+        let e = max_error(c.as_slice(), &want);
+        assert!(e < tol, "matmul {M}×{K}×{N} acc={accumulate}: {e:e}");
+
+        let bt: SMatrix<T, N, K> = b.transpose();
+        let mut c = c0;
+        matmul_abt(&mut c, &a, &bt, accumulate);
+        let e = max_error(c.as_slice(), &want);
+        assert!(e < tol, "matmul_abt {M}×{K}×{N} acc={accumulate}: {e:e}");
+
+        let at: SMatrix<T, K, M> = a.transpose();
+        let mut c = c0;
+        matmul_atb(&mut c, &at, &b, accumulate);
+        let e = max_error(c.as_slice(), &want);
+        assert!(e < tol, "matmul_atb {M}×{K}×{N} acc={accumulate}: {e:e}");
+    }
+}
+
+#[test]
+fn small_products_match_the_definition() {
+    check_all_three::<f64, 1, 1, 1>();
+    check_all_three::<f64, 3, 2, 1>();
+    check_all_three::<f64, 16, 2, 1>();
+    check_all_three::<f64, 1, 16, 1>();
+    check_all_three::<f64, 16, 16, 4>();
+    check_all_three::<f32, 10, 16, 32>();
+    check_all_three::<f32, 32, 64, 13>();
+    check_all_three::<f64, 5, 3, 7>();
+}
+
+#[test]
+fn matrix_vector_products_match_the_definition() {
+    // Below and above the SIMD threshold, with row tails (300 = 256 + 44, 130 = 128 + 2).
+    check_all_three::<f32, 16, 16, 1>();
+    check_all_three::<f32, 300, 50, 1>();
+    check_all_three::<f64, 130, 40, 1>();
+    check_all_three::<f32, 10, 700, 1>();
+}
+
+#[test]
+fn packed_products_match_the_definition() {
+    // Above PACKED_MIN_WORK; edges of MR, NR, MC, NC and two depth blocks (K > 256).
+    check_all_three::<f32, 70, 300, 70>();
+    check_all_three::<f64, 37, 150, 9>();
+    check_all_three::<f32, 64, 64, 64>();
+    check_all_three::<f64, 128, 64, 32>();
+}
+
+/// Runs the packed GEMM with kernel `K` on heap matrices, for sizes too big for the stack.
+fn check_packed_kernel<T: Real, K: packed::MicroKernel<T>>(m: usize, n: usize, k: usize) {
+    let a: Vec<T> = (0..m * k).map(|s| T::of(value(s + 11))).collect();
+    let b: Vec<T> = (0..k * n).map(|s| T::of(value(s + 12))).collect();
+    let c0: Vec<T> = (0..m * n).map(|s| T::of(value(s + 13))).collect();
+    for (transpose_a, transpose_b, accumulate) in [
+        (false, false, false),
+        (false, true, true),
+        (true, false, true),
+        (true, true, false),
+    ] {
+        // Stored column-major as given, or as the transpose (row-major view).
+        let va = if transpose_a {
+            View { ptr: a.as_ptr(), rs: k, cs: 1 }
+        } else {
+            View { ptr: a.as_ptr(), rs: 1, cs: m }
+        };
+        let vb = if transpose_b {
+            View { ptr: b.as_ptr(), rs: n, cs: 1 }
+        } else {
+            View { ptr: b.as_ptr(), rs: 1, cs: k }
+        };
+        let want = reference(
+            m,
+            n,
+            k,
+            // SAFETY: inside the m × k and k × n extents.
+            |i, p| unsafe { va.at(i, p) }.to_f64(),
+            |p, j| unsafe { vb.at(p, j) }.to_f64(),
+            |i, j| c0[i + j * m].to_f64(),
+            accumulate,
+        );
+        let mut c = c0.clone();
+        // SAFETY: the views address their extents; c is m × n column-major; the kernel's
+        // target features were checked by the caller.
+        unsafe { packed::gemm::<T, K>(m, n, k, va, vb, c.as_mut_ptr(), m, accumulate) };
+        let e = max_error(&c, &want);
+        assert!(
+            e < tolerance::<T>(k),
+            "{m}×{k}×{n} tA={transpose_a} tB={transpose_b} acc={accumulate}: {e:e}"
+        );
+    }
+}
+
+#[test]
+fn portable_packed_kernel_matches_the_definition() {
+    check_packed_kernel::<f32, packed::Portable>(133, 71, 517);
+    check_packed_kernel::<f64, packed::Portable>(65, 130, 129);
+    check_packed_kernel::<f64, packed::Portable>(1, 1, 1);
+    check_packed_kernel::<f32, packed::Portable>(5, 3, 0);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_kernels_match_the_definition() {
+    if !x86::has_avx512() {
+        return; // nothing to test on this CPU
+    }
+    check_packed_kernel::<f32, x86::Avx512F32>(133, 71, 517);
+    check_packed_kernel::<f32, x86::Avx512F32>(256, 64, 784);
+    check_packed_kernel::<f32, x86::Avx512F32>(7, 9, 3);
+    check_packed_kernel::<f64, x86::Avx512F64>(65, 130, 129);
+    check_packed_kernel::<f64, x86::Avx512F64>(17, 8, 300);
+    // The matrix-vector loops, with row tails and strided x.
+    for (m, k) in [(1, 1), (15, 3), (300, 70), (513, 9)] {
+        let a: Vec<f64> = (0..m * k).map(|s| value(s + 21)).collect();
+        let x: Vec<f64> = (0..2 * k).map(|s| value(s + 22)).collect();
+        for accumulate in [false, true] {
+            let y0: Vec<f64> = (0..m).map(|s| value(s + 23)).collect();
+            let want = reference(
+                m,
+                1,
+                k,
+                |i, p| a[i + p * m],
+                |p, _| x[2 * p],
+                |i, _| y0[i],
+                accumulate,
+            );
+            let (a32, x32): (Vec<f32>, Vec<f32>) = (
+                a.iter().map(|&v| v as f32).collect(),
+                x.iter().map(|&v| v as f32).collect(),
+            );
+            let mut y32: Vec<f32> = y0.iter().map(|&v| v as f32).collect();
+            let mut y64 = y0.clone();
+            // SAFETY: a is m × k column-major, x holds 2k scalars (stride 2), y m; AVX-512F
+            // was detected.
+            unsafe {
+                x86::gemv_f32(m, k, a32.as_ptr(), m, x32.as_ptr(), 2, y32.as_mut_ptr(), accumulate);
+                x86::gemv_f64(m, k, a.as_ptr(), m, x.as_ptr(), 2, y64.as_mut_ptr(), accumulate);
+            }
+            assert!(max_error(&y32, &want) < tolerance::<f32>(k), "gemv_f32 {m}×{k}");
+            assert!(max_error(&y64, &want) < tolerance::<f64>(k), "gemv_f64 {m}×{k}");
+        }
+    }
+}
+
+#[test]
+fn zero_depth_overwrites_with_zero_or_keeps() {
+    let a = SMatrix::<f64, 40, 0>::ZERO;
+    let b = SMatrix::<f64, 0, 40>::ZERO;
+    let mut c = SMatrix::<f64, 40, 40>::repeat(2.0);
+    matmul(&mut c, &a, &b, true);
+    assert!(c.iter().all(|&v| v == 2.0));
+    matmul(&mut c, &a, &b, false);
+    assert!(c.iter().all(|&v| v == 0.0));
+}

@@ -1,0 +1,628 @@
+//! Multi-head self-attention: [`MultiHeadAttention`] (PyTorch's `nn.MultiheadAttention` used
+//! as `attn(x, x, x)`), and its cache [`AttentionCache`].
+
+use super::rnn::add_column_sums;
+use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
+use nalgebra::SMatrix;
+
+/// Multi-head scaled dot-product self-attention over a sequence `[S, D]` (`IN = S·D`, token
+/// `t`'s features at `t·D .. (t + 1)·D`), giving `[S, D]`: PyTorch's
+/// `nn.MultiheadAttention(D, HEADS, batch_first=True)` called as `attn(x, x, x)` (with
+/// `attn_mask = nn.Transformer.generate_square_subsequent_mask(S)` when `CAUSAL`), no
+/// dropout, returning its first output.
+///
+/// Per sample, with `X` the `D × S` matrix of tokens (one per column), `E = D/HEADS` the
+/// head size and head `h` using feature rows `h·E .. (h + 1)·E` of `Q`, `K`, `V`:
+///
+/// ```text
+/// [Q; K; V] = W_in·X + b_in·1ᵀ                       (3D × S)
+/// A_h[s, t] = (q_{h,s} · k_{h,t}) / √E                (query s, key t)
+/// P_h[s, ·] = softmax_t(A_h[s, ·])                     (with CAUSAL, over t ≤ s only:
+///                                                       A_h[s, t] = −∞ for t > s)
+/// O_h[:, s] = Σ_t P_h[s, t]·v_{h,t}                    (E × S, heads stacked: O is D × S)
+/// Y = W_out·O + b_out·1ᵀ                              (D × S)
+/// ```
+///
+/// Backward (per head and sample, `∂O = W_outᵀ·∂Y`):
+/// `∂W_out += ∂Y·Oᵀ`, `∂b_out += ∂Y·1`, `∂v_t += Σ_s P[s, t]·∂o_s`,
+/// `∂P[s, t] = ∂o_s · v_t`, `∂A[s, t] = P[s, t]·(∂P[s, t] − Σ_u P[s, u]·∂P[s, u])`,
+/// `∂q_s += Σ_t ∂A[s, t]·k_t/√E`, `∂k_t += Σ_s ∂A[s, t]·q_s/√E`, then
+/// `∂W_in += ∂[Q; K; V]·Xᵀ`, `∂b_in += ∂[Q; K; V]·1`, `∂X += W_inᵀ·∂[Q; K; V]`.
+///
+/// Parameters (PyTorch's names, shapes and order): `in_proj_weight` `[3D, D]` =
+/// `[W_q; W_k; W_v]`, `in_proj_bias` `[3D]` = `[b_q; b_k; b_v]`, `out_proj.weight` `[D, D]`,
+/// `out_proj.bias` `[D]`. [`Layer::init`] initialises the weights by the network's scheme
+/// (PyTorch: Xavier-uniform for `in_proj_weight`, the network's default Glorot-uniform with
+/// the same fans, and `nn.Linear`'s for `out_proj.weight`) and both biases to zero (as
+/// PyTorch).
+///
+/// `D3 = 3·D`, `D % HEADS == 0`, `IN = S·D` are checked at compile time where the layer is
+/// used. Work per sample: `O(S·D²)` for the projections, `O(S²·D)` for the attention; the
+/// cache holds `Q, K, V`, `O` and the `HEADS` attention matrices `S × S` of every sample.
+/// `forward` keeps one sample's `[Q; K; V]`, `O` and one row of `P` on the stack.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct MultiHeadAttention<
+    T: Real,
+    const D: usize,
+    const HEADS: usize,
+    const S: usize,
+    const IN: usize,
+    const D3: usize,
+    const CAUSAL: bool,
+> {
+    /// `[W_q; W_k; W_v]`, `[3D, D]`.
+    pub in_proj_weight: SMatrix<T, D3, D>,
+    /// `[b_q; b_k; b_v]`, `[3D]`.
+    pub in_proj_bias: SMatrix<T, D3, 1>,
+    /// `W_out`, `[D, D]` (PyTorch's `out_proj.weight`).
+    pub out_proj_weight: SMatrix<T, D, D>,
+    /// `b_out`, `[D]` (PyTorch's `out_proj.bias`).
+    pub out_proj_bias: SMatrix<T, D, 1>,
+}
+
+/// What [`MultiHeadAttention`]'s training forward pass keeps for backward, for `B` samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct AttentionCache<
+    T: Real,
+    const D: usize,
+    const HEADS: usize,
+    const S: usize,
+    const D3: usize,
+    const B: usize,
+> {
+    /// `[Q; K; V]` of each sample, token `t` in column `t`.
+    pub qkv: [SMatrix<T, D3, S>; B],
+    /// The attention weights of each sample and head, transposed: `weights[j][h][(t, s)]`
+    /// is `P_h[s, t]`, the weight of key `t` for query `s` (column `s` sums to 1; zero
+    /// above `s` when causal).
+    pub weights: [[SMatrix<T, S, S>; HEADS]; B],
+    /// The heads' outputs `O` (before the output projection) of each sample.
+    pub context: [SMatrix<T, D, S>; B],
+}
+
+impl<T: Real, const D: usize, const HEADS: usize, const S: usize, const D3: usize, const B: usize>
+    ConstZero for AttentionCache<T, D, HEADS, S, D3, B>
+{
+    const ZERO: Self = Self {
+        qkv: ConstZero::ZERO,
+        weights: ConstZero::ZERO,
+        context: ConstZero::ZERO,
+    };
+}
+
+// SAFETY: repr(C), arrays of static matrices of IEEE floats.
+unsafe impl<
+    T: Real,
+    const D: usize,
+    const HEADS: usize,
+    const S: usize,
+    const D3: usize,
+    const B: usize,
+> Zeroable for AttentionCache<T, D, HEADS, S, D3, B>
+{
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const HEADS: usize,
+    const S: usize,
+    const IN: usize,
+    const D3: usize,
+    const CAUSAL: bool,
+> ConstZero for MultiHeadAttention<T, D, HEADS, S, IN, D3, CAUSAL>
+{
+    const ZERO: Self = Self {
+        in_proj_weight: SMatrix::ZERO,
+        in_proj_bias: SMatrix::ZERO,
+        out_proj_weight: SMatrix::ZERO,
+        out_proj_bias: SMatrix::ZERO,
+    };
+}
+
+// SAFETY: repr(C), four static matrices of IEEE floats.
+unsafe impl<
+    T: Real,
+    const D: usize,
+    const HEADS: usize,
+    const S: usize,
+    const IN: usize,
+    const D3: usize,
+    const CAUSAL: bool,
+> Zeroable for MultiHeadAttention<T, D, HEADS, S, IN, D3, CAUSAL>
+{
+}
+
+// SAFETY: repr(C), four static matrices of `T`, `LEN` scalars in all, no padding.
+unsafe impl<
+    T: Real,
+    const D: usize,
+    const HEADS: usize,
+    const S: usize,
+    const IN: usize,
+    const D3: usize,
+    const CAUSAL: bool,
+> Params<T> for MultiHeadAttention<T, D, HEADS, S, IN, D3, CAUSAL>
+{
+    const LEN: usize = D3 * D + D3 + D * D + D;
+}
+
+/// Compile-time size rules.
+const fn check(d: usize, heads: usize, s: usize, input: usize, d3: usize) {
+    assert!(
+        heads >= 1 && s >= 1,
+        "MultiHeadAttention: HEADS and S must be at least 1"
+    );
+    assert!(
+        d % heads == 0,
+        "MultiHeadAttention: D must be a multiple of HEADS"
+    );
+    assert!(d3 == 3 * d, "MultiHeadAttention: D3 must be 3·D");
+    assert!(input == s * d, "MultiHeadAttention: IN must be S·D");
+}
+
+/// `a · b`.
+#[inline]
+fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    a.iter().zip(b).fold(T::ZERO, |sum, (&a, &b)| sum + a * b)
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const HEADS: usize,
+    const S: usize,
+    const IN: usize,
+    const D3: usize,
+    const CAUSAL: bool,
+> MultiHeadAttention<T, D, HEADS, S, IN, D3, CAUSAL>
+{
+    /// The number of keys query `s` sees: `s + 1` when causal, all `S` otherwise.
+    #[inline]
+    fn keys(s: usize) -> usize {
+        if CAUSAL { s + 1 } else { S }
+    }
+
+    /// `1/√E`, `E = D/HEADS`.
+    #[inline]
+    fn scale() -> T {
+        T::ONE / T::of((D / HEADS) as f64).sqrt()
+    }
+
+    /// The forward pass of one sample `x` (`D × S`): writes `[Q; K; V]`, `O`, `y` and, when
+    /// given, the attention weights (transposed, see [`AttentionCache::weights`]).
+    fn attend(
+        &self,
+        x: &SMatrix<T, D, S>,
+        qkv: &mut SMatrix<T, D3, S>,
+        context: &mut SMatrix<T, D, S>,
+        mut weights: Option<&mut [SMatrix<T, S, S>; HEADS]>,
+        y: &mut SMatrix<T, D, S>,
+    ) {
+        const { check(D, HEADS, S, IN, D3) };
+        let e = D / HEADS;
+        let scale = Self::scale();
+        for mut column in qkv.column_iter_mut() {
+            column.copy_from(&self.in_proj_bias);
+        }
+        kernels::matmul(qkv, &self.in_proj_weight, x, true);
+        let qkv = qkv.as_slice();
+        let mut p = SMatrix::<T, S, 1>::ZERO;
+        for h in 0..HEADS {
+            let (q0, k0, v0) = (h * e, D + h * e, 2 * D + h * e);
+            for s in 0..S {
+                let keys = Self::keys(s);
+                let q = &qkv[s * D3 + q0..][..e];
+                for t in 0..keys {
+                    p[t] = dot(q, &qkv[t * D3 + k0..][..e]) * scale;
+                }
+                // Softmax over the visible keys, after subtracting their maximum.
+                let max = p.iter().take(keys).fold(p[0], |max, &a| max.max(a));
+                let mut sum = T::ZERO;
+                for p in p.iter_mut().take(keys) {
+                    *p = (*p - max).exp();
+                    sum += *p;
+                }
+                for p in p.iter_mut().take(keys) {
+                    *p /= sum;
+                }
+                for p in p.iter_mut().skip(keys) {
+                    *p = T::ZERO;
+                }
+                let o = &mut context.as_mut_slice()[s * D + h * e..][..e];
+                o.fill(T::ZERO);
+                for (t, &p) in p.iter().enumerate().take(keys) {
+                    let v = &qkv[t * D3 + v0..][..e];
+                    for (o, &v) in o.iter_mut().zip(v) {
+                        *o += p * v;
+                    }
+                }
+                if let Some(weights) = weights.as_deref_mut() {
+                    weights[h].column_mut(s).copy_from(&p);
+                }
+            }
+        }
+        for mut column in y.column_iter_mut() {
+            column.copy_from(&self.out_proj_bias);
+        }
+        kernels::matmul(y, &self.out_proj_weight, context, true);
+    }
+
+    /// Sample `j` of a batch as a `D × S` matrix (token `t` in column `t`).
+    #[inline]
+    fn sample<const B: usize>(x: &SMatrix<T, IN, B>, j: usize) -> SMatrix<T, D, S> {
+        SMatrix::from_column_slice(&x.as_slice()[j * IN..(j + 1) * IN])
+    }
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const HEADS: usize,
+    const S: usize,
+    const IN: usize,
+    const D3: usize,
+    const CAUSAL: bool,
+> Layer<T, IN, IN> for MultiHeadAttention<T, D, HEADS, S, IN, D3, CAUSAL>
+{
+    const TENSORS: &'static [TensorInfo] = &[
+        TensorInfo {
+            name: "in_proj_weight",
+            shape: &[D3, D],
+            role: Role::Weight,
+        },
+        TensorInfo {
+            name: "in_proj_bias",
+            shape: &[D3],
+            role: Role::Bias,
+        },
+        TensorInfo {
+            name: "out_proj.weight",
+            shape: &[D, D],
+            role: Role::Weight,
+        },
+        TensorInfo {
+            name: "out_proj.bias",
+            shape: &[D],
+            role: Role::Bias,
+        },
+    ];
+
+    type Cache<const B: usize> = AttentionCache<T, D, HEADS, S, D3, B>;
+    type State = ();
+
+    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, IN, B>) {
+        const { check(D, HEADS, S, IN, D3) };
+        let mut qkv = SMatrix::<T, D3, S>::ZERO;
+        let (mut context, mut y_j) = (SMatrix::<T, D, S>::ZERO, SMatrix::<T, D, S>::ZERO);
+        for j in 0..B {
+            self.attend(&Self::sample(x, j), &mut qkv, &mut context, None, &mut y_j);
+            y.as_mut_slice()[j * IN..(j + 1) * IN].copy_from_slice(y_j.as_slice());
+        }
+    }
+
+    fn forward_train<const B: usize>(
+        &self,
+        _: &mut (),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, IN, B>,
+        cache: &mut AttentionCache<T, D, HEADS, S, D3, B>,
+    ) {
+        const { check(D, HEADS, S, IN, D3) };
+        let mut y_j = SMatrix::<T, D, S>::ZERO;
+        for j in 0..B {
+            let weights = Some(&mut cache.weights[j]);
+            let (qkv, context) = (&mut cache.qkv[j], &mut cache.context[j]);
+            self.attend(&Self::sample(x, j), qkv, context, weights, &mut y_j);
+            y.as_mut_slice()[j * IN..(j + 1) * IN].copy_from_slice(y_j.as_slice());
+        }
+    }
+
+    fn backward<const B: usize>(
+        &self,
+        x: &SMatrix<T, IN, B>,
+        _y: &SMatrix<T, IN, B>,
+        cache: &AttentionCache<T, D, HEADS, S, D3, B>,
+        dy: &SMatrix<T, IN, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        grads: &mut Self,
+    ) {
+        const { check(D, HEADS, S, IN, D3) };
+        let e = D / HEADS;
+        let scale = Self::scale();
+        let mut d_context = SMatrix::<T, D, S>::ZERO;
+        let mut d_qkv = SMatrix::<T, D3, S>::ZERO;
+        let mut dx_j = SMatrix::<T, D, S>::ZERO;
+        let mut dp = SMatrix::<T, S, 1>::ZERO;
+        for j in 0..B {
+            let (x_j, dy_j) = (Self::sample(x, j), Self::sample(dy, j));
+            let (qkv, context) = (cache.qkv[j].as_slice(), &cache.context[j]);
+            // Output projection.
+            kernels::matmul_abt(&mut grads.out_proj_weight, &dy_j, context, true);
+            add_column_sums(&mut grads.out_proj_bias, &dy_j);
+            kernels::matmul_atb(&mut d_context, &self.out_proj_weight, &dy_j, false);
+            // Attention, head by head, query by query.
+            d_qkv.fill(T::ZERO);
+            let d = d_qkv.as_mut_slice();
+            for h in 0..HEADS {
+                let (q0, k0, v0) = (h * e, D + h * e, 2 * D + h * e);
+                for s in 0..S {
+                    let keys = Self::keys(s);
+                    let p = &cache.weights[j][h].as_slice()[s * S..][..keys];
+                    let d_o = &d_context.as_slice()[s * D + h * e..][..e];
+                    // ∂P[s, t] = ∂o_s · v_t and ∂v_t += P[s, t]·∂o_s.
+                    let mut weighted = T::ZERO;
+                    for (t, &p) in p.iter().enumerate() {
+                        dp[t] = dot(d_o, &qkv[t * D3 + v0..][..e]);
+                        weighted += p * dp[t];
+                        for (dv, &d_o) in d[t * D3 + v0..][..e].iter_mut().zip(d_o) {
+                            *dv += p * d_o;
+                        }
+                    }
+                    // ∂A[s, t] = P[s, t]·(∂P[s, t] − Σ_u P[s, u]·∂P[s, u]), through the
+                    // scaling into ∂q_s and ∂k_t.
+                    for (t, &p) in p.iter().enumerate() {
+                        let da = p * (dp[t] - weighted) * scale;
+                        for i in 0..e {
+                            d[s * D3 + q0 + i] += da * qkv[t * D3 + k0 + i];
+                            d[t * D3 + k0 + i] += da * qkv[s * D3 + q0 + i];
+                        }
+                    }
+                }
+            }
+            // Input projection.
+            kernels::matmul_abt(&mut grads.in_proj_weight, &d_qkv, &x_j, true);
+            add_column_sums(&mut grads.in_proj_bias, &d_qkv);
+            kernels::matmul_atb(&mut dx_j, &self.in_proj_weight, &d_qkv, false);
+            let dx = &mut dx.as_mut_slice()[j * IN..(j + 1) * IN];
+            for (dx, &g) in dx.iter_mut().zip(dx_j.as_slice()) {
+                *dx += g;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck;
+    use crate::layers::rnn::tests::{assert_close, det_batch, det_matrix, randomize};
+    use crate::layers::test_util::{max_diff, random_matrix};
+
+    fn example<
+        const D: usize,
+        const HEADS: usize,
+        const S: usize,
+        const IN: usize,
+        const D3: usize,
+        const CAUSAL: bool,
+    >(
+        seed: u64,
+    ) -> MultiHeadAttention<f64, D, HEADS, S, IN, D3, CAUSAL> {
+        let mut layer = MultiHeadAttention::ZERO;
+        randomize(&mut layer, seed, 0.7);
+        layer
+    }
+
+    fn gradcheck<
+        const D: usize,
+        const HEADS: usize,
+        const S: usize,
+        const IN: usize,
+        const D3: usize,
+        const CAUSAL: bool,
+    >(
+        seed: u64,
+    ) {
+        let mut layer = example::<D, HEADS, S, IN, D3, CAUSAL>(seed);
+        let x = random_matrix::<IN, 2>(seed + 100, 1.0);
+        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        assert!(report.max_rel_error < 1e-7, "{report:?}");
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        gradcheck::<4, 1, 1, 4, 12, false>(1);
+        gradcheck::<4, 2, 3, 12, 12, false>(2);
+        gradcheck::<6, 3, 5, 30, 18, false>(3);
+        gradcheck::<4, 1, 1, 4, 12, true>(4);
+        gradcheck::<4, 2, 3, 12, 12, true>(5);
+        gradcheck::<6, 3, 5, 30, 18, true>(6);
+        gradcheck::<6, 2, 4, 24, 18, true>(7);
+    }
+
+    /// With the causal mask, output `t` depends on inputs `≤ t` only: changing the tokens
+    /// after `t` leaves outputs `0..=t` bit for bit, and their gradient reaches no token
+    /// after `t`. Without the mask, they do change.
+    #[test]
+    fn the_causal_mask_hides_the_future() {
+        const S: usize = 5;
+        let causal = example::<4, 2, S, 20, 12, true>(8);
+        let full = MultiHeadAttention::<f64, 4, 2, S, 20, 12, false> {
+            in_proj_weight: causal.in_proj_weight,
+            in_proj_bias: causal.in_proj_bias,
+            out_proj_weight: causal.out_proj_weight,
+            out_proj_bias: causal.out_proj_bias,
+        };
+        let x = random_matrix::<20, 1>(9, 1.0);
+        for t in 0..S - 1 {
+            let mut changed = x;
+            for v in &mut changed.as_mut_slice()[(t + 1) * 4..] {
+                *v += 0.75;
+            }
+            let (mut y, mut y_changed) = (SMatrix::ZERO, SMatrix::ZERO);
+            causal.forward(&(), &x, &mut y);
+            causal.forward(&(), &changed, &mut y_changed);
+            let visible = (t + 1) * 4;
+            assert_eq!(y.as_slice()[..visible], y_changed.as_slice()[..visible]);
+            assert_ne!(y.as_slice()[visible..], y_changed.as_slice()[visible..]);
+            full.forward(&(), &x, &mut y);
+            full.forward(&(), &changed, &mut y_changed);
+            assert!(max_diff(&y.as_slice()[..visible], &y_changed.as_slice()[..visible]) > 1e-3);
+
+            // ∂y_t/∂x_u = 0 for u > t.
+            let mut dy = SMatrix::<f64, 20, 1>::ZERO;
+            dy.as_mut_slice()[t * 4..(t + 1) * 4].copy_from_slice(&[1.0, -0.5, 0.25, 2.0]);
+            let (mut cache, mut dx, mut grads) = (
+                AttentionCache::ZERO,
+                SMatrix::ZERO,
+                MultiHeadAttention::ZERO,
+            );
+            causal.forward_train(&mut (), &x, &mut y, &mut cache);
+            causal.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+            assert!(dx.as_slice()[visible..].iter().all(|&g| g == 0.0));
+            assert!(dx.as_slice()[..visible].iter().any(|&g| g != 0.0));
+        }
+    }
+
+    #[test]
+    fn attention_weights_are_distributions() {
+        let layer = example::<6, 3, 4, 24, 18, true>(10);
+        let x = random_matrix::<24, 2>(11, 2.0);
+        let (mut y, mut cache) = (SMatrix::ZERO, AttentionCache::ZERO);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache);
+        for weights in cache.weights.iter().flatten() {
+            for s in 0..4 {
+                let column = weights.column(s);
+                assert!((column.sum() - 1.0).abs() < 1e-15);
+                assert!(column.iter().take(s + 1).all(|&p| p > 0.0));
+                assert!(column.iter().skip(s + 1).all(|&p| p == 0.0));
+            }
+        }
+    }
+
+    #[test]
+    fn training_forward_equals_inference_forward() {
+        let layer = example::<6, 2, 4, 24, 18, false>(12);
+        let x = random_matrix::<24, 3>(13, 1.0);
+        let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, AttentionCache::ZERO);
+        layer.forward(&(), &x, &mut y);
+        layer.forward_train(&mut (), &x, &mut y_train, &mut cache);
+        assert_eq!(y, y_train);
+    }
+
+    #[test]
+    fn batch_equals_single_samples() {
+        let layer = example::<4, 2, 3, 12, 12, true>(14);
+        let x = random_matrix::<12, 4>(15, 1.0);
+        let dy = random_matrix::<12, 4>(16, 1.0);
+        let (mut y, mut cache, mut dx, mut grads) = (
+            SMatrix::ZERO,
+            AttentionCache::ZERO,
+            SMatrix::ZERO,
+            MultiHeadAttention::ZERO,
+        );
+        layer.forward_train(&mut (), &x, &mut y, &mut cache);
+        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+        let mut single_grads = MultiHeadAttention::ZERO;
+        for j in 0..4 {
+            let xj: SMatrix<f64, 12, 1> = x.column(j).into();
+            let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
+            let (mut yj, mut cachej, mut dxj) =
+                (SMatrix::ZERO, AttentionCache::ZERO, SMatrix::ZERO);
+            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej);
+            layer.backward(&xj, &yj, &cachej, &dyj, &mut dxj, &mut single_grads);
+            assert_eq!(yj.as_slice(), y.column(j).as_slice());
+            assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
+        }
+        assert_close(single_grads.as_slice(), grads.as_slice(), 1e-13);
+    }
+
+    /// `forward` against `tests/layers_reference.py` (numpy, PyTorch's equations):
+    /// D = 4, 2 heads, S = 3, batch 2, with and without the causal mask.
+    #[test]
+    fn forward_matches_the_numpy_reference() {
+        let full = MultiHeadAttention::<f64, 4, 2, 3, 12, 12, false> {
+            in_proj_weight: det_matrix(0.9),
+            in_proj_bias: det_matrix(1.0),
+            out_proj_weight: det_matrix(1.1),
+            out_proj_bias: det_matrix(1.2),
+        };
+        let x = det_batch::<12, 2>(1.3);
+        let mut y = SMatrix::ZERO;
+        full.forward(&(), &x, &mut y);
+        assert_close(y.as_slice(), &REFERENCE_ATTENTION, 1e-13);
+        let causal = MultiHeadAttention::<f64, 4, 2, 3, 12, 12, true> {
+            in_proj_weight: full.in_proj_weight,
+            in_proj_bias: full.in_proj_bias,
+            out_proj_weight: full.out_proj_weight,
+            out_proj_bias: full.out_proj_bias,
+        };
+        causal.forward(&(), &x, &mut y);
+        assert_close(y.as_slice(), &REFERENCE_ATTENTION_CAUSAL, 1e-13);
+    }
+
+    #[test]
+    fn tensors_have_pytorchs_names_and_shapes() {
+        type Mha = MultiHeadAttention<f32, 8, 2, 5, 40, 24, false>;
+        let tensors = <Mha as Layer<f32, 40, 40>>::TENSORS;
+        let names: [&str; 4] = core::array::from_fn(|i| tensors[i].name);
+        assert_eq!(
+            names,
+            [
+                "in_proj_weight",
+                "in_proj_bias",
+                "out_proj.weight",
+                "out_proj.bias"
+            ]
+        );
+        let total: usize = tensors.iter().map(|t| t.len()).sum();
+        assert_eq!(total, <Mha as Params<f32>>::LEN);
+        assert_eq!(tensors[0].shape, &[24, 8]);
+    }
+
+    const REFERENCE_ATTENTION: [f64; 24] = [
+        0.6092763978278984,
+        0.5320115913086083,
+        0.07695396159390816,
+        0.5937396504471323,
+        0.6116282348337729,
+        0.5329401005888229,
+        0.07621661186400391,
+        0.5915290411575398,
+        0.6130193042733006,
+        0.5331508001520356,
+        0.07519190576742601,
+        0.5895365877769052,
+        0.909955653206538,
+        0.7062863306639617,
+        0.07930274826909695,
+        0.42354896957333127,
+        0.9140295522006344,
+        0.7098490369874487,
+        0.08142366514798666,
+        0.4236741028733388,
+        0.9180286140784564,
+        0.7135617616571583,
+        0.08388027029057538,
+        0.42423291089512366,
+    ];
+    const REFERENCE_ATTENTION_CAUSAL: [f64; 24] = [
+        0.5520017426899503,
+        0.49019291057628184,
+        0.06151450457500601,
+        0.6087122808102636,
+        0.570962931019409,
+        0.5051342594750787,
+        0.06853325871565746,
+        0.6059751063819964,
+        0.6130193042733006,
+        0.5331508001520356,
+        0.07519190576742601,
+        0.5895365877769052,
+        0.8145335236890429,
+        0.6552394997763176,
+        0.08596490445853239,
+        0.4861799242038031,
+        0.8708863955293311,
+        0.6869860390572626,
+        0.08481275577453556,
+        0.45243003457410474,
+        0.9180286140784564,
+        0.7135617616571583,
+        0.08388027029057538,
+        0.42423291089512366,
+    ];
+}

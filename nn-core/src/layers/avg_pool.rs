@@ -1,0 +1,420 @@
+//! Average pooling: [`AvgPool2d`], [`AvgPool1d`] (computed as a 2-d pooling of height 1) and
+//! [`GlobalAvgPool`].
+
+use super::geometry::{LiftPool1d, PoolGeometry1d, PoolGeometry2d, check_pool_sizes};
+use crate::{Layer, Real};
+use core::marker::PhantomData;
+use nalgebra::SMatrix;
+
+/// 2-d average pooling, PyTorch's `nn.AvgPool2d((KH, KW), stride=(SH, SW))` (no padding,
+/// floor mode), on samples `[C, H, W]` (`IN = C·H·W`) giving `[C, OH, OW]`
+/// (`OUT = C·OH·OW`), each channel on its own:
+///
+/// `y[c, oh, ow] = (1/(KH·KW))·Σ_{kh < KH, kw < KW} x[c, oh·SH + kh, ow·SW + kw]`,
+/// `OH = ⌊(H − KH)/SH⌋ + 1`, `OW = ⌊(W − KW)/SW⌋ + 1`.
+///
+/// Backward: `∂L/∂x[c, oh·SH + kh, ow·SW + kw] += ∂L/∂y[c, oh, ow]/(KH·KW)` (adding where
+/// windows overlap). No parameters; `G` is a [`PoolGeometry2dOf`](super::PoolGeometry2dOf).
+/// `IN` and `OUT` are checked against it at compile time where the layer is used.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[repr(C)]
+pub struct AvgPool2d<T: Real, const IN: usize, const OUT: usize, G> {
+    _marker: PhantomData<(T, G)>,
+    /// Aligns the (empty) parameter slice to `T`.
+    _align: [T; 0],
+}
+
+/// 1-d average pooling, PyTorch's `nn.AvgPool1d(K, stride=S)` (no padding, floor mode), on
+/// samples `[C, L]` (`IN = C·L`) giving `[C, OL]` (`OUT = C·OL`):
+///
+/// `y[c, o] = (1/K)·Σ_{t < K} x[c, o·S + t]`, `OL = ⌊(L − K)/S⌋ + 1`.
+///
+/// No parameters; `G` is a [`PoolGeometry1dOf`](super::PoolGeometry1dOf).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[repr(C)]
+pub struct AvgPool1d<T: Real, const IN: usize, const OUT: usize, G> {
+    _marker: PhantomData<(T, G)>,
+    /// Aligns the (empty) parameter slice to `T`.
+    _align: [T; 0],
+}
+
+/// Global average pooling: the mean of each of `C` channels over its `S` positions, on
+/// samples `[C, ...]` of `IN = C·S` values (channel `c` at `c·S .. (c + 1)·S`) giving `[C]`:
+///
+/// `y[c] = (1/S)·Σ_s x[c·S + s]`; backward `∂L/∂x[c·S + s] += ∂L/∂y[c]/S`.
+///
+/// PyTorch's `nn.AdaptiveAvgPool2d(1)` followed by `flatten(1)` (or `x.mean(dim=(2, 3))`);
+/// for `[C, L]`, `nn.AdaptiveAvgPool1d(1)`. No parameters. `IN = C·S` is checked at compile
+/// time where the layer is used.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[repr(C)]
+pub struct GlobalAvgPool<T: Real, const C: usize, const S: usize, const IN: usize> {
+    _marker: PhantomData<T>,
+    /// Aligns the (empty) parameter slice to `T`.
+    _align: [T; 0],
+}
+
+parameterless_layer!(AvgPool2d);
+parameterless_layer!(AvgPool1d);
+
+impl<T: Real, const C: usize, const S: usize, const IN: usize> crate::ConstZero
+    for GlobalAvgPool<T, C, S, IN>
+{
+    const ZERO: Self = Self {
+        _marker: PhantomData,
+        _align: [],
+    };
+}
+
+// SAFETY: zero-sized.
+unsafe impl<T: Real, const C: usize, const S: usize, const IN: usize> crate::Zeroable
+    for GlobalAvgPool<T, C, S, IN>
+{
+}
+
+// SAFETY: repr(C), zero-sized and aligned to `T` (`[T; 0]`): the empty slice of `T`.
+unsafe impl<T: Real, const C: usize, const S: usize, const IN: usize> crate::Params<T>
+    for GlobalAvgPool<T, C, S, IN>
+{
+    const LEN: usize = 0;
+}
+
+impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN, OUT>
+    for AvgPool2d<T, IN, OUT, G>
+{
+    type Cache<const B: usize> = ();
+    type State = ();
+
+    #[inline]
+    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+        const { check_pool_sizes::<G, IN, OUT>() };
+        forward_batch::<T, G, IN, OUT, B>(x, y);
+    }
+
+    #[inline]
+    fn backward<const B: usize>(
+        &self,
+        _x: &SMatrix<T, IN, B>,
+        _y: &SMatrix<T, OUT, B>,
+        _cache: &(),
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        _grads: &mut Self,
+    ) {
+        const { check_pool_sizes::<G, IN, OUT>() };
+        backward_batch::<T, G, IN, OUT, B>(dy, dx);
+    }
+}
+
+impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN, OUT>
+    for AvgPool1d<T, IN, OUT, G>
+{
+    type Cache<const B: usize> = ();
+    type State = ();
+
+    #[inline]
+    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+        const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
+        forward_batch::<T, LiftPool1d<G>, IN, OUT, B>(x, y);
+    }
+
+    #[inline]
+    fn backward<const B: usize>(
+        &self,
+        _x: &SMatrix<T, IN, B>,
+        _y: &SMatrix<T, OUT, B>,
+        _cache: &(),
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        _grads: &mut Self,
+    ) {
+        const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
+        backward_batch::<T, LiftPool1d<G>, IN, OUT, B>(dy, dx);
+    }
+}
+
+impl<T: Real, const C: usize, const S: usize, const IN: usize> Layer<T, IN, C>
+    for GlobalAvgPool<T, C, S, IN>
+{
+    type Cache<const B: usize> = ();
+    type State = ();
+
+    #[inline]
+    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, C, B>) {
+        const {
+            assert!(
+                C > 0 && S > 0 && IN == C * S,
+                "GlobalAvgPool: IN must be C·S"
+            )
+        };
+        let count = T::of(S as f64);
+        for (x, y) in x.as_slice().chunks_exact(S).zip(y.as_mut_slice()) {
+            *y = x.iter().fold(T::ZERO, |sum, &v| sum + v) / count;
+        }
+    }
+
+    #[inline]
+    fn backward<const B: usize>(
+        &self,
+        _x: &SMatrix<T, IN, B>,
+        _y: &SMatrix<T, C, B>,
+        _cache: &(),
+        dy: &SMatrix<T, C, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        _grads: &mut Self,
+    ) {
+        const {
+            assert!(
+                C > 0 && S > 0 && IN == C * S,
+                "GlobalAvgPool: IN must be C·S"
+            )
+        };
+        let count = T::of(S as f64);
+        for (dx, &dy) in dx.as_mut_slice().chunks_exact_mut(S).zip(dy.as_slice()) {
+            let share = dy / count;
+            for dx in dx {
+                *dx += share;
+            }
+        }
+    }
+}
+
+/// `y = avgpool(x)` for a batch, one channel plane at a time.
+fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
+    x: &SMatrix<T, IN, B>,
+    y: &mut SMatrix<T, OUT, B>,
+) {
+    let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
+    let count = T::of((G::KH * G::KW) as f64);
+    let x_planes = x.as_slice().chunks_exact(in_plane);
+    for (x, y) in x_planes.zip(y.as_mut_slice().chunks_exact_mut(out_plane)) {
+        for oh in 0..G::OH {
+            for ow in 0..G::OW {
+                let first = oh * G::SH * G::W + ow * G::SW;
+                let mut sum = T::ZERO;
+                for kh in 0..G::KH {
+                    let row = first + kh * G::W;
+                    sum = x[row..row + G::KW].iter().fold(sum, |sum, &v| sum + v);
+                }
+                y[oh * G::OW + ow] = sum / count;
+            }
+        }
+    }
+}
+
+/// Adds `∂L/∂x`: each output's gradient spread evenly over its window.
+fn backward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
+    dy: &SMatrix<T, OUT, B>,
+    dx: &mut SMatrix<T, IN, B>,
+) {
+    let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
+    let count = T::of((G::KH * G::KW) as f64);
+    let dy_planes = dy.as_slice().chunks_exact(out_plane);
+    for (dy, dx) in dy_planes.zip(dx.as_mut_slice().chunks_exact_mut(in_plane)) {
+        for oh in 0..G::OH {
+            for ow in 0..G::OW {
+                let share = dy[oh * G::OW + ow] / count;
+                let first = oh * G::SH * G::W + ow * G::SW;
+                for kh in 0..G::KH {
+                    let row = first + kh * G::W;
+                    for dx in &mut dx[row..row + G::KW] {
+                        *dx += share;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck;
+    use crate::layers::geometry::{PoolGeometry1dOf, PoolGeometry2dOf};
+    use crate::layers::test_util::{max_diff, random_matrix};
+    use crate::{ConstZero, Params};
+
+    /// The naive average pooling of one sample, from the definition.
+    fn naive<G: PoolGeometry2d, const OUT: usize>(x: &[f64]) -> [f64; OUT] {
+        let mut y = [0.0; OUT];
+        for c in 0..G::C {
+            for oh in 0..G::OH {
+                for ow in 0..G::OW {
+                    let mut sum = 0.0;
+                    for kh in 0..G::KH {
+                        for kw in 0..G::KW {
+                            sum += x[(c * G::H + oh * G::SH + kh) * G::W + ow * G::SW + kw];
+                        }
+                    }
+                    y[(c * G::OH + oh) * G::OW + ow] = sum / (G::KH * G::KW) as f64;
+                }
+            }
+        }
+        y
+    }
+
+    fn agrees_with_naive<G: PoolGeometry2d, const IN: usize, const OUT: usize>(seed: u64) {
+        let x = random_matrix::<IN, 2>(seed, 1.0);
+        let mut y = SMatrix::<f64, OUT, 2>::ZERO;
+        AvgPool2d::<f64, IN, OUT, G>::ZERO.forward(&(), &x, &mut y);
+        for j in 0..2 {
+            let expected = naive::<G, OUT>(x.column(j).as_slice());
+            assert!(max_diff(y.column(j).as_slice(), &expected) < 1e-15);
+        }
+    }
+
+    #[test]
+    fn hand_worked_example() {
+        // One 4×4 channel, 2×2 windows, stride 2: the mean of each quarter.
+        type G = PoolGeometry2dOf<1, 4, 4, 2, 2, 2, 2>;
+        #[rustfmt::skip]
+        let x = SMatrix::<f64, 16, 1>::from_column_slice(&[
+            1.0, 5.0, 2.0, 0.0,
+            3.0, 4.0, 8.0, 1.0,
+            0.0, 2.0, 6.0, 7.0,
+            9.0, 1.0, 3.0, 5.0,
+        ]);
+        let layer = AvgPool2d::<f64, 16, 4, G>::ZERO;
+        let mut y = SMatrix::ZERO;
+        layer.forward(&(), &x, &mut y);
+        // (1+5+3+4)/4, (2+0+8+1)/4, (0+2+9+1)/4, (6+7+3+5)/4
+        assert_eq!(y.as_slice(), &[3.25, 2.75, 3.0, 5.25]);
+        let dy = SMatrix::<f64, 4, 1>::from_column_slice(&[4.0, 8.0, -4.0, 2.0]);
+        let mut dx = SMatrix::<f64, 16, 1>::ZERO;
+        layer.backward(&x, &y, &(), &dy, &mut dx, &mut Default::default());
+        #[rustfmt::skip]
+        let expected = [
+            1.0, 1.0, 2.0, 2.0,
+            1.0, 1.0, 2.0, 2.0,
+            -1.0, -1.0, 0.5, 0.5,
+            -1.0, -1.0, 0.5, 0.5,
+        ];
+        assert_eq!(dx.as_slice(), &expected);
+    }
+
+    #[test]
+    fn overlapping_windows_add_their_shares() {
+        // One 3×3 channel, 2×2 windows, stride 1: the centre is in all four windows.
+        type G = PoolGeometry2dOf<1, 3, 3, 2, 2, 1, 1>;
+        let layer = AvgPool2d::<f64, 9, 4, G>::ZERO;
+        let x = SMatrix::<f64, 9, 1>::from_fn(|i, _| i as f64);
+        let mut y = SMatrix::ZERO;
+        layer.forward(&(), &x, &mut y);
+        // (0+1+3+4)/4 = 2, (1+2+4+5)/4 = 3, (3+4+6+7)/4 = 5, (4+5+7+8)/4 = 6
+        assert_eq!(y.as_slice(), &[2.0, 3.0, 5.0, 6.0]);
+        let mut dx = SMatrix::<f64, 9, 1>::ZERO;
+        layer.backward(
+            &x,
+            &y,
+            &(),
+            &SMatrix::repeat(1.0),
+            &mut dx,
+            &mut Default::default(),
+        );
+        assert_eq!(
+            dx.as_slice(),
+            &[0.25, 0.5, 0.25, 0.5, 1.0, 0.5, 0.25, 0.5, 0.25]
+        );
+    }
+
+    #[test]
+    fn matches_naive_pooling_for_many_geometries() {
+        agrees_with_naive::<PoolGeometry2dOf<2, 5, 5, 3, 3, 1, 1>, 50, 18>(1);
+        agrees_with_naive::<PoolGeometry2dOf<3, 5, 7, 2, 2, 2, 2>, 105, 18>(2);
+        agrees_with_naive::<PoolGeometry2dOf<2, 6, 7, 3, 2, 1, 3>, 84, 16>(3);
+        agrees_with_naive::<PoolGeometry2dOf<4, 3, 3, 3, 3, 3, 3>, 36, 4>(4);
+    }
+
+    #[test]
+    fn one_d_hand_worked() {
+        // Two channels of 5, window 2, stride 2: OL = 2 (the last element is not reached).
+        type G = PoolGeometry1dOf<2, 5, 2, 2>;
+        let layer = AvgPool1d::<f64, 10, 4, G>::ZERO;
+        let x = SMatrix::<f64, 10, 1>::from_fn(|i, _| (i * i) as f64);
+        let mut y = SMatrix::ZERO;
+        layer.forward(&(), &x, &mut y);
+        // (0+1)/2, (4+9)/2; (25+36)/2, (49+64)/2
+        assert_eq!(y.as_slice(), &[0.5, 6.5, 30.5, 56.5]);
+        let mut dx = SMatrix::<f64, 10, 1>::ZERO;
+        let dy = SMatrix::<f64, 4, 1>::from_column_slice(&[2.0, 4.0, 6.0, 8.0]);
+        layer.backward(&x, &y, &(), &dy, &mut dx, &mut Default::default());
+        assert_eq!(
+            dx.as_slice(),
+            &[1.0, 1.0, 2.0, 2.0, 0.0, 3.0, 3.0, 4.0, 4.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn global_average_hand_worked() {
+        // Two channels of 2×2 (S = 4), a batch of two.
+        let layer = GlobalAvgPool::<f64, 2, 4, 8>::ZERO;
+        let x = SMatrix::<f64, 8, 2>::from_fn(|i, j| (i + 10 * j) as f64);
+        let mut y = SMatrix::<f64, 2, 2>::ZERO;
+        layer.forward(&(), &x, &mut y);
+        // (0+1+2+3)/4, (4+5+6+7)/4; then +10 each
+        assert_eq!(y.as_slice(), &[1.5, 5.5, 11.5, 15.5]);
+        let dy = SMatrix::<f64, 2, 2>::from_column_slice(&[4.0, -8.0, 1.0, 2.0]);
+        let mut dx = SMatrix::<f64, 8, 2>::ZERO;
+        layer.backward(&x, &y, &(), &dy, &mut dx, &mut Default::default());
+        assert_eq!(
+            dx.as_slice(),
+            &[
+                1.0, 1.0, 1.0, 1.0, -2.0, -2.0, -2.0, -2.0, 0.25, 0.25, 0.25, 0.25, 0.5, 0.5, 0.5,
+                0.5
+            ]
+        );
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut layer = AvgPool2d::<f64, 84, 16, PoolGeometry2dOf<2, 6, 7, 3, 2, 1, 3>>::ZERO;
+        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<84, 2>(5, 1.0));
+        assert!(report.max_rel_error < 1e-7, "{report:?}");
+        let mut layer = AvgPool1d::<f64, 14, 6, PoolGeometry1dOf<2, 7, 3, 2>>::ZERO;
+        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<14, 3>(6, 1.0));
+        assert!(report.max_rel_error < 1e-7, "{report:?}");
+        let mut layer = GlobalAvgPool::<f64, 3, 5, 15>::ZERO;
+        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<15, 3>(7, 1.0));
+        assert!(report.max_rel_error < 1e-7, "{report:?}");
+    }
+
+    #[test]
+    fn batch_equals_single_samples() {
+        type L = AvgPool2d<f64, 50, 18, PoolGeometry2dOf<2, 5, 5, 3, 3, 1, 1>>;
+        let x = random_matrix::<50, 3>(8, 1.0);
+        let dy = random_matrix::<18, 3>(9, 1.0);
+        let (mut y, mut dx) = (SMatrix::ZERO, SMatrix::ZERO);
+        L::ZERO.forward(&(), &x, &mut y);
+        L::ZERO.backward(&x, &y, &(), &dy, &mut dx, &mut Default::default());
+        for j in 0..3 {
+            let xj: SMatrix<f64, 50, 1> = x.column(j).into();
+            let dyj: SMatrix<f64, 18, 1> = dy.column(j).into();
+            let (mut yj, mut dxj) = (SMatrix::ZERO, SMatrix::ZERO);
+            L::ZERO.forward(&(), &xj, &mut yj);
+            L::ZERO.backward(&xj, &yj, &(), &dyj, &mut dxj, &mut Default::default());
+            assert_eq!(yj, y.column(j));
+            assert_eq!(dxj, dx.column(j));
+        }
+    }
+
+    #[test]
+    fn no_parameters() {
+        type L = AvgPool1d<f64, 10, 4, PoolGeometry1dOf<2, 5, 2, 2>>;
+        assert_eq!(<L as Params<f64>>::LEN, 0);
+        assert_eq!(size_of::<L>(), 0);
+        assert_eq!(align_of::<L>(), align_of::<f64>());
+        assert!(L::ZERO.as_slice().is_empty());
+        assert_eq!(<GlobalAvgPool<f32, 2, 4, 8> as Params<f32>>::LEN, 0);
+        assert!(GlobalAvgPool::<f32, 2, 4, 8>::ZERO.as_slice().is_empty());
+    }
+
+    #[test]
+    fn f32_agrees_with_f64() {
+        type G = PoolGeometry2dOf<2, 5, 5, 3, 3, 1, 1>;
+        let x = random_matrix::<50, 2>(10, 1.0);
+        let (mut y, mut y32) = (SMatrix::<f64, 18, 2>::ZERO, SMatrix::<f32, 18, 2>::ZERO);
+        AvgPool2d::<f64, 50, 18, G>::ZERO.forward(&(), &x, &mut y);
+        AvgPool2d::<f32, 50, 18, G>::ZERO.forward(&(), &x.cast(), &mut y32);
+        assert!((y32.cast::<f64>() - y).amax() < 1e-6);
+    }
+}

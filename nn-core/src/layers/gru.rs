@@ -1,0 +1,629 @@
+//! Gated recurrent unit: [`Gru`] (PyTorch's `nn.GRU`, one layer), its cache [`GruCache`]
+//! and its streaming state [`GruState`]. Sequence layout, initial state, BPTT and streaming
+//! as for [`Rnn`](super::Rnn) (see [its module](super::Rnn)).
+
+use super::rnn::{
+    add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
+};
+use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
+use nalgebra::SMatrix;
+
+/// Gated recurrent unit, PyTorch's `nn.GRU(D, H, batch_first=True)` with one layer, one
+/// direction and biases; for `t = 0 … S−1`, from `h_{−1} = h_0`:
+///
+/// ```text
+/// r_t = σ(W_ir·x_t + b_ir + W_hr·h_{t−1} + b_hr)          reset gate
+/// z_t = σ(W_iz·x_t + b_iz + W_hz·h_{t−1} + b_hz)          update gate
+/// n_t = tanh(W_in·x_t + b_in + r_t ⊙ (W_hn·h_{t−1} + b_hn))  candidate
+/// h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1}
+/// ```
+///
+/// - input: the sequence `[S, D]`, then `h_0` `[H]` when `INIT` (zero otherwise):
+///   `IN = S·D (+ H)`;
+/// - output: `[S, H]` (`OUT = S·H`, every `h_t`), or with `LAST` the last state `[H]`.
+///
+/// Parameters (PyTorch's names, shapes and order; `GH = 3·H`), the three gates stacked in
+/// PyTorch's order `(r, z, n)`, rows `0..H`, `H..2H`, `2H..3H`:
+/// `weight_ih_l0` `[3H, D]` = `[W_ir; W_iz; W_in]`, `weight_hh_l0` `[3H, H]` =
+/// `[W_hr; W_hz; W_hn]`, `bias_ih_l0` `[3H]`, `bias_hh_l0` `[3H]`. [`Layer::init`]
+/// initialises the two stacked weights by the network's scheme (fans from these shapes)
+/// and the biases to zero; PyTorch draws all four from `U(−1/√H, 1/√H)`.
+///
+/// Backward through time: with `g = ∂L/∂h_t` (output gradient plus what step `t + 1` sends
+/// back), `∂n = g ⊙ (1 − z)`, `∂z = g ⊙ (h_{t−1} − n)`, `∂a_n = ∂n ⊙ (1 − n²)`,
+/// `∂a_r = ∂a_n ⊙ (W_hn·h_{t−1} + b_hn) ⊙ r(1 − r)`, `∂a_z = ∂z ⊙ z(1 − z)`; the input
+/// side gets `δ_i = [∂a_r; ∂a_z; ∂a_n]`, the hidden side `δ_h = [∂a_r; ∂a_z; r ⊙ ∂a_n]`:
+/// `∂W_ih += δ_i·x_tᵀ`, `∂b_ih += δ_i`, `∂x_t += W_ihᵀ·δ_i`, `∂W_hh += δ_h·h_{t−1}ᵀ`,
+/// `∂b_hh += δ_h`, and `∂L/∂h_{t−1} = g ⊙ z + W_hhᵀ·δ_h` (into `h_0`'s rows with `INIT`).
+///
+/// The sizes (`GH = 3H`, `IN`, `OUT`, `S ≥ 1`) are checked at compile time where the layer
+/// is used.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct Gru<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> {
+    /// `[W_ir; W_iz; W_in]`, `[3H, D]`.
+    pub weight_ih_l0: SMatrix<T, GH, D>,
+    /// `[W_hr; W_hz; W_hn]`, `[3H, H]`.
+    pub weight_hh_l0: SMatrix<T, GH, H>,
+    /// `[b_ir; b_iz; b_in]`, `[3H]`.
+    pub bias_ih_l0: SMatrix<T, GH, 1>,
+    /// `[b_hr; b_hz; b_hn]`, `[3H]`.
+    pub bias_hh_l0: SMatrix<T, GH, 1>,
+}
+
+/// What [`Gru`]'s training forward pass keeps for backward, for `B` samples: per time step,
+/// the gates, `W_hn·h_{t−1} + b_hn` and the new state.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct GruCache<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> {
+    /// `[r_t; z_t; n_t]` (after their activations), `3H × B` per step.
+    pub gates: [SMatrix<T, GH, B>; S],
+    /// `W_hn·h_{t−1} + b_hn`, `H × B` per step.
+    pub hn: [SMatrix<T, H, B>; S],
+    /// `h_t`, `H × B` per step.
+    pub h: [SMatrix<T, H, B>; S],
+}
+
+impl<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> ConstZero
+    for GruCache<T, H, GH, S, B>
+{
+    const ZERO: Self = Self {
+        gates: ConstZero::ZERO,
+        hn: ConstZero::ZERO,
+        h: ConstZero::ZERO,
+    };
+}
+
+// SAFETY: repr(C), arrays of static matrices of IEEE floats.
+unsafe impl<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> Zeroable
+    for GruCache<T, H, GH, S, B>
+{
+}
+
+/// The state [`Gru::step`] carries from one time step to the next: the hidden state `h`.
+///
+/// [`GruState::new`] (and `Default`) is the zero state the whole-sequence forward pass
+/// starts from without `INIT`; set `h` to start from another `h_0`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GruState<T: Real, const H: usize> {
+    /// `h_t`, the last output.
+    pub h: SMatrix<T, H, 1>,
+}
+
+impl<T: Real, const H: usize> GruState<T, H> {
+    /// The zero state.
+    pub const fn new() -> Self {
+        Self { h: SMatrix::ZERO }
+    }
+
+    /// Back to the zero state, for a new sequence.
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+}
+
+impl<T: Real, const H: usize> Default for GruState<T, H> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> ConstZero for Gru<T, D, H, GH, S, IN, OUT, LAST, INIT>
+{
+    const ZERO: Self = Self {
+        weight_ih_l0: SMatrix::ZERO,
+        weight_hh_l0: SMatrix::ZERO,
+        bias_ih_l0: SMatrix::ZERO,
+        bias_hh_l0: SMatrix::ZERO,
+    };
+}
+
+// SAFETY: repr(C), four static matrices of IEEE floats.
+unsafe impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Zeroable for Gru<T, D, H, GH, S, IN, OUT, LAST, INIT>
+{
+}
+
+// SAFETY: repr(C), four static matrices of `T`, `LEN` scalars in all, no padding.
+unsafe impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Params<T> for Gru<T, D, H, GH, S, IN, OUT, LAST, INIT>
+{
+    const LEN: usize = GH * D + GH * H + 2 * GH;
+}
+
+/// Compile-time size rules.
+const fn check<
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+>() {
+    assert!(GH == 3 * H, "Gru: GH must be 3·H");
+    check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 });
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Gru<T, D, H, GH, S, IN, OUT, LAST, INIT>
+{
+    /// One time step for `B` columns: writes the gates `[r; z; n]`, `W_hn·h_prev + b_hn`
+    /// and the new state `h`.
+    #[inline]
+    fn cell<const B: usize>(
+        &self,
+        x_t: &SMatrix<T, D, B>,
+        h_prev: &SMatrix<T, H, B>,
+        gates: &mut SMatrix<T, GH, B>,
+        hn: &mut SMatrix<T, H, B>,
+        h: &mut SMatrix<T, H, B>,
+    ) {
+        const { assert!(GH == 3 * H, "Gru: GH must be 3·H") };
+        // The input and hidden halves apart: n needs W_hn·h + b_hn on its own.
+        kernels::matmul(gates, &self.weight_ih_l0, x_t, false);
+        let mut gh = SMatrix::<T, GH, B>::ZERO;
+        kernels::matmul(&mut gh, &self.weight_hh_l0, h_prev, false);
+        let (b_ih, b_hh) = (&self.bias_ih_l0, &self.bias_hh_l0);
+        for j in 0..B {
+            for k in 0..H {
+                let (kr, kz, kn) = (k, H + k, 2 * H + k);
+                let r = sigmoid(gates[(kr, j)] + b_ih[kr] + gh[(kr, j)] + b_hh[kr]);
+                let z = sigmoid(gates[(kz, j)] + b_ih[kz] + gh[(kz, j)] + b_hh[kz]);
+                let hn_k = gh[(kn, j)] + b_hh[kn];
+                let n = (gates[(kn, j)] + b_ih[kn] + r * hn_k).tanh();
+                gates[(kr, j)] = r;
+                gates[(kz, j)] = z;
+                gates[(kn, j)] = n;
+                hn[(k, j)] = hn_k;
+                h[(k, j)] = (T::ONE - z) * n + z * h_prev[(k, j)];
+            }
+        }
+    }
+
+    /// One time step of one sample, for real-time use: returns `h_t` and keeps it in
+    /// `state`. Feeding a sequence's `x_0 … x_{S−1}` one at a time from
+    /// [`GruState::new`] (or from `h_0` with `INIT`) returns exactly the `h_t` of
+    /// [`Layer::forward`]; no allocation, and no limit on the number of steps.
+    #[inline]
+    pub fn step(&self, x_t: &SMatrix<T, D, 1>, state: &mut GruState<T, H>) -> SMatrix<T, H, 1> {
+        let (mut gates, mut hn, mut h) = (SMatrix::ZERO, SMatrix::ZERO, SMatrix::ZERO);
+        self.cell(x_t, &state.h, &mut gates, &mut hn, &mut h);
+        state.h = h;
+        h
+    }
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Layer<T, IN, OUT> for Gru<T, D, H, GH, S, IN, OUT, LAST, INIT>
+{
+    const TENSORS: &'static [TensorInfo] = &[
+        TensorInfo {
+            name: "weight_ih_l0",
+            shape: &[GH, D],
+            role: Role::Weight,
+        },
+        TensorInfo {
+            name: "weight_hh_l0",
+            shape: &[GH, H],
+            role: Role::Weight,
+        },
+        TensorInfo {
+            name: "bias_ih_l0",
+            shape: &[GH],
+            role: Role::Bias,
+        },
+        TensorInfo {
+            name: "bias_hh_l0",
+            shape: &[GH],
+            role: Role::Bias,
+        },
+    ];
+
+    type Cache<const B: usize> = GruCache<T, H, GH, S, B>;
+    type State = ();
+
+    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+        const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
+        let mut x_t = SMatrix::<T, D, B>::ZERO;
+        let (mut gates, mut hn) = (SMatrix::<T, GH, B>::ZERO, SMatrix::<T, H, B>::ZERO);
+        let mut h = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        for t in 0..S {
+            read_rows(x, t * D, &mut x_t);
+            let h_prev = h;
+            self.cell(&x_t, &h_prev, &mut gates, &mut hn, &mut h);
+            if !LAST {
+                write_rows(y, t * H, &h);
+            }
+        }
+        if LAST {
+            write_rows(y, 0, &h);
+        }
+    }
+
+    fn forward_train<const B: usize>(
+        &self,
+        _: &mut (),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        cache: &mut GruCache<T, H, GH, S, B>,
+    ) {
+        const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
+        let mut x_t = SMatrix::<T, D, B>::ZERO;
+        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        for t in 0..S {
+            read_rows(x, t * D, &mut x_t);
+            let (done, rest) = cache.h.split_at_mut(t);
+            let h_prev = done.last().unwrap_or(&h0);
+            self.cell(
+                &x_t,
+                h_prev,
+                &mut cache.gates[t],
+                &mut cache.hn[t],
+                &mut rest[0],
+            );
+            if !LAST {
+                write_rows(y, t * H, &rest[0]);
+            }
+        }
+        if LAST {
+            write_rows(y, 0, &cache.h[S - 1]);
+        }
+    }
+
+    fn backward<const B: usize>(
+        &self,
+        x: &SMatrix<T, IN, B>,
+        _y: &SMatrix<T, OUT, B>,
+        cache: &GruCache<T, H, GH, S, B>,
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        grads: &mut Self,
+    ) {
+        const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
+        let mut x_t = SMatrix::<T, D, B>::ZERO;
+        let mut dx_t = SMatrix::<T, D, B>::ZERO;
+        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        // ∂L/∂h_t: what step t + 1 sends back, then plus the output's gradient.
+        let mut carry = SMatrix::<T, H, B>::ZERO;
+        let mut g = SMatrix::<T, H, B>::ZERO;
+        // Gradients of the input-side and hidden-side pre-activations.
+        let mut d_in = SMatrix::<T, GH, B>::ZERO;
+        let mut d_hid = SMatrix::<T, GH, B>::ZERO;
+        for t in (0..S).rev() {
+            g.copy_from(&carry);
+            if let Some(row) = output_row::<S, H, LAST>(t) {
+                g += dy.fixed_rows::<H>(row);
+            }
+            let h_prev = if t == 0 { &h0 } else { &cache.h[t - 1] };
+            let (gates, hn) = (&cache.gates[t], &cache.hn[t]);
+            for j in 0..B {
+                for k in 0..H {
+                    let (kr, kz, kn) = (k, H + k, 2 * H + k);
+                    let (r, z, n) = (gates[(kr, j)], gates[(kz, j)], gates[(kn, j)]);
+                    let g = g[(k, j)];
+                    let da_n = g * (T::ONE - z) * (T::ONE - n * n);
+                    let da_z = g * (h_prev[(k, j)] - n) * z * (T::ONE - z);
+                    let da_r = da_n * hn[(k, j)] * r * (T::ONE - r);
+                    d_in[(kr, j)] = da_r;
+                    d_in[(kz, j)] = da_z;
+                    d_in[(kn, j)] = da_n;
+                    d_hid[(kr, j)] = da_r;
+                    d_hid[(kz, j)] = da_z;
+                    d_hid[(kn, j)] = da_n * r;
+                    // The direct path h_t = … + z ⊙ h_{t−1}.
+                    carry[(k, j)] = g * z;
+                }
+            }
+            read_rows(x, t * D, &mut x_t);
+            kernels::matmul_abt(&mut grads.weight_ih_l0, &d_in, &x_t, true);
+            kernels::matmul_abt(&mut grads.weight_hh_l0, &d_hid, h_prev, true);
+            add_column_sums(&mut grads.bias_ih_l0, &d_in);
+            add_column_sums(&mut grads.bias_hh_l0, &d_hid);
+            kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &d_in, false);
+            add_rows(dx, t * D, &dx_t);
+            if t > 0 || INIT {
+                kernels::matmul_atb(&mut carry, &self.weight_hh_l0, &d_hid, true);
+            }
+        }
+        if INIT {
+            add_rows(dx, S * D, &carry);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck;
+    use crate::layers::rnn::tests::{assert_close, det_batch, det_matrix, randomize};
+    use crate::layers::test_util::random_matrix;
+
+    type Small<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const LAST: bool,
+        const INIT: bool,
+    > = Gru<f64, 3, 4, 12, S, IN, OUT, LAST, INIT>;
+
+    fn example<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const LAST: bool,
+        const INIT: bool,
+    >(
+        seed: u64,
+    ) -> Small<S, IN, OUT, LAST, INIT> {
+        let mut layer = Small::ZERO;
+        randomize(&mut layer, seed, 0.6);
+        layer
+    }
+
+    /// The same parameters in a layer of other sizes.
+    fn same_params<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const L: bool,
+        const I: bool,
+        const S2: usize,
+        const IN2: usize,
+        const OUT2: usize,
+        const L2: bool,
+        const I2: bool,
+    >(
+        layer: &Small<S, IN, OUT, L, I>,
+    ) -> Small<S2, IN2, OUT2, L2, I2> {
+        Gru {
+            weight_ih_l0: layer.weight_ih_l0,
+            weight_hh_l0: layer.weight_hh_l0,
+            bias_ih_l0: layer.bias_ih_l0,
+            bias_hh_l0: layer.bias_hh_l0,
+        }
+    }
+
+    fn gradcheck<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const LAST: bool,
+        const INIT: bool,
+    >() {
+        let mut layer = example::<S, IN, OUT, LAST, INIT>(S as u64 + 20);
+        let x = random_matrix::<IN, 2>(S as u64 + 1, 1.0);
+        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        assert!(report.max_rel_error < 1e-7, "{report:?}");
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        gradcheck::<1, 3, 4, false, false>();
+        gradcheck::<3, 9, 12, false, false>();
+        gradcheck::<5, 15, 20, false, false>();
+        gradcheck::<1, 7, 4, true, true>();
+        gradcheck::<3, 13, 4, true, true>();
+        gradcheck::<5, 19, 4, true, true>();
+        gradcheck::<3, 9, 4, true, false>();
+        gradcheck::<5, 19, 20, false, true>();
+    }
+
+    /// BPTT over `S = 4` steps equals the sum of the gradients of the unrolled network: four
+    /// one-step layers (`S = 1`, `INIT`, `LAST`, the same parameters) chained by hand, each
+    /// step's upstream gradient being its output's plus the next step's `∂L/∂h_0`.
+    #[test]
+    fn bptt_equals_the_sum_of_unrolled_steps() {
+        const S: usize = 4;
+        let layer = example::<S, 16, 16, false, true>(3);
+        let x = random_matrix::<16, 2>(4, 1.0);
+        let dy = random_matrix::<16, 2>(5, 1.0);
+        let (mut y, mut cache, mut dx, mut grads) =
+            (SMatrix::ZERO, GruCache::ZERO, SMatrix::ZERO, Small::ZERO);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache);
+        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+
+        let cell: Small<1, 7, 4, true, true> = same_params(&layer);
+        let mut inputs = [SMatrix::<f64, 7, 2>::ZERO; S];
+        let mut outputs = [SMatrix::<f64, 4, 2>::ZERO; S];
+        let mut caches = [GruCache::<f64, 4, 12, 1, 2>::ZERO; S];
+        let mut h = x.fixed_rows::<4>(S * 3).into_owned();
+        for t in 0..S {
+            inputs[t]
+                .fixed_rows_mut::<3>(0)
+                .copy_from(&x.fixed_rows::<3>(t * 3));
+            inputs[t].fixed_rows_mut::<4>(3).copy_from(&h);
+            cell.forward_train(&mut (), &inputs[t], &mut outputs[t], &mut caches[t]);
+            h = outputs[t];
+            assert_close(
+                h.as_slice(),
+                y.fixed_rows::<4>(t * 4).into_owned().as_slice(),
+                0.0,
+            );
+        }
+        let mut sum = Gru::ZERO;
+        let mut carry = SMatrix::<f64, 4, 2>::ZERO;
+        let mut dx_unrolled = SMatrix::<f64, 16, 2>::ZERO;
+        for t in (0..S).rev() {
+            let upstream = carry + dy.fixed_rows::<4>(t * 4);
+            let mut dx_t = SMatrix::<f64, 7, 2>::ZERO;
+            cell.backward(
+                &inputs[t],
+                &outputs[t],
+                &caches[t],
+                &upstream,
+                &mut dx_t,
+                &mut sum,
+            );
+            add_rows(
+                &mut dx_unrolled,
+                t * 3,
+                &dx_t.fixed_rows::<3>(0).into_owned(),
+            );
+            carry = dx_t.fixed_rows::<4>(3).into_owned();
+        }
+        add_rows(&mut dx_unrolled, S * 3, &carry);
+        assert_close(grads.as_slice(), sum.as_slice(), 1e-12);
+        assert_close(dx.as_slice(), dx_unrolled.as_slice(), 1e-12);
+    }
+
+    #[test]
+    fn streaming_steps_equal_the_sequence_forward() {
+        const S: usize = 6;
+        let layer = example::<S, 22, 24, false, true>(7);
+        let x = random_matrix::<22, 1>(8, 1.0);
+        let mut y = SMatrix::<f64, 24, 1>::ZERO;
+        layer.forward(&(), &x, &mut y);
+        let mut state = GruState {
+            h: x.fixed_rows::<4>(S * 3).into_owned(),
+        };
+        for t in 0..S {
+            let h = layer.step(&x.fixed_rows::<3>(t * 3).into_owned(), &mut state);
+            assert_eq!(h.as_slice(), &y.as_slice()[t * 4..t * 4 + 4]);
+        }
+        // From the zero state (no INIT), last state only.
+        let layer: Small<S, 18, 4, true, false> = same_params(&layer);
+        let mut y = SMatrix::<f64, 4, 1>::ZERO;
+        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y);
+        let mut state = GruState::default();
+        let mut h = SMatrix::ZERO;
+        for t in 0..S {
+            h = layer.step(&x.fixed_rows::<3>(t * 3).into_owned(), &mut state);
+        }
+        assert_eq!(h, y);
+        state.reset();
+        assert_eq!(state, GruState::new());
+    }
+
+    #[test]
+    fn training_forward_equals_inference_forward() {
+        let layer = example::<5, 19, 20, false, true>(11);
+        let x = random_matrix::<19, 3>(12, 1.0);
+        let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, GruCache::ZERO);
+        layer.forward(&(), &x, &mut y);
+        layer.forward_train(&mut (), &x, &mut y_train, &mut cache);
+        assert_eq!(y, y_train);
+    }
+
+    #[test]
+    fn batch_equals_single_samples() {
+        let layer = example::<3, 13, 12, false, true>(13);
+        let x = random_matrix::<13, 4>(14, 1.0);
+        let dy = random_matrix::<12, 4>(15, 1.0);
+        let (mut y, mut cache, mut dx, mut grads) =
+            (SMatrix::ZERO, GruCache::ZERO, SMatrix::ZERO, Small::ZERO);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache);
+        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+        let mut single_grads = Small::ZERO;
+        for j in 0..4 {
+            let xj: SMatrix<f64, 13, 1> = x.column(j).into();
+            let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
+            let (mut yj, mut cachej, mut dxj) = (SMatrix::ZERO, GruCache::ZERO, SMatrix::ZERO);
+            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej);
+            layer.backward(&xj, &yj, &cachej, &dyj, &mut dxj, &mut single_grads);
+            assert_close(yj.as_slice(), y.column(j).as_slice(), 1e-14);
+            assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
+        }
+        assert_close(single_grads.as_slice(), grads.as_slice(), 1e-13);
+    }
+
+    /// `forward` against `tests/layers_reference.py` (numpy, PyTorch's equations):
+    /// D = 3, H = 4, S = 3, batch 2, from the zero state.
+    #[test]
+    fn forward_matches_the_numpy_reference() {
+        let layer = Gru::<f64, 3, 4, 12, 3, 9, 12, false, false> {
+            weight_ih_l0: det_matrix(0.1),
+            weight_hh_l0: det_matrix(0.2),
+            bias_ih_l0: det_matrix(0.3),
+            bias_hh_l0: det_matrix(0.4),
+        };
+        let x = det_batch::<9, 2>(0.5);
+        let mut y = SMatrix::<f64, 12, 2>::ZERO;
+        layer.forward(&(), &x, &mut y);
+        assert_close(y.as_slice(), &REFERENCE_GRU, 1e-13);
+    }
+
+    const REFERENCE_GRU: [f64; 24] = [
+        0.1340494042238294,
+        0.05383192203753587,
+        -0.19581543693805478,
+        0.16120304398917898,
+        0.25518137856643447,
+        -0.10187500370852434,
+        -0.5194851886923992,
+        0.25987542014214077,
+        0.3691422023867019,
+        -0.290270012929704,
+        -0.7624093142201145,
+        0.1691333367597615,
+        0.25278405264835124,
+        0.04452697029137646,
+        -0.5441760242543687,
+        -0.05425050593606658,
+        0.31162256310143593,
+        0.10559675440829487,
+        -0.5008520704969912,
+        -0.10046717632349658,
+        0.31356807130280084,
+        0.09613519496177084,
+        -0.3580418731885619,
+        0.10286744863373154,
+    ];
+}

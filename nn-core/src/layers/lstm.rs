@@ -1,0 +1,634 @@
+//! Long short-term memory: [`Lstm`] (PyTorch's `nn.LSTM`, one layer), its cache
+//! [`LstmCache`] and its streaming state [`LstmState`]. Sequence layout, initial state, BPTT
+//! and streaming as for [`Rnn`](super::Rnn) (see [its module](super::Rnn)).
+
+use super::rnn::{
+    add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
+};
+use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
+use nalgebra::SMatrix;
+
+/// Long short-term memory, PyTorch's `nn.LSTM(D, H, batch_first=True)` with one layer, one
+/// direction, biases and no projection; for `t = 0 … S−1`, from `h_{−1} = h_0`,
+/// `c_{−1} = c_0`:
+///
+/// ```text
+/// i_t = σ(W_ii·x_t + b_ii + W_hi·h_{t−1} + b_hi)      input gate
+/// f_t = σ(W_if·x_t + b_if + W_hf·h_{t−1} + b_hf)      forget gate
+/// g_t = tanh(W_ig·x_t + b_ig + W_hg·h_{t−1} + b_hg)   cell candidate
+/// o_t = σ(W_io·x_t + b_io + W_ho·h_{t−1} + b_ho)      output gate
+/// c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t
+/// h_t = o_t ⊙ tanh(c_t)
+/// ```
+///
+/// - input: the sequence `[S, D]`, then with `INIT` `h_0` `[H]` and `c_0` `[H]` (both zero
+///   otherwise): `IN = S·D (+ 2H)`;
+/// - output: the hidden states `[S, H]` (`OUT = S·H`), or with `LAST` the last one `[H]`
+///   (PyTorch's `h_n[0]`). The cell state is internal (its gradient flows through time).
+///
+/// Parameters (PyTorch's names, shapes and order; `GH = 4·H`), the four gates stacked in
+/// PyTorch's order `(i, f, g, o)`, rows `0..H`, `H..2H`, `2H..3H`, `3H..4H`:
+/// `weight_ih_l0` `[4H, D]` = `[W_ii; W_if; W_ig; W_io]`, `weight_hh_l0` `[4H, H]` =
+/// `[W_hi; W_hf; W_hg; W_ho]`, `bias_ih_l0` `[4H]`, `bias_hh_l0` `[4H]`. [`Layer::init`]
+/// initialises the two stacked weights by the network's scheme (fans from these shapes)
+/// and the biases to zero (no forget-gate bias of 1 as Keras' `unit_forget_bias`); PyTorch
+/// draws all four from `U(−1/√H, 1/√H)`.
+///
+/// Backward through time: with `∂h = ∂L/∂h_t` (the output's gradient plus what step `t + 1`
+/// sends back) and `∂c` what step `t + 1` sends back for `c_t`:
+/// `∂c ← ∂c + ∂h ⊙ o ⊙ (1 − tanh² c_t)`, then the gate pre-activations get
+/// `δ = [∂c ⊙ g ⊙ i(1 − i); ∂c ⊙ c_{t−1} ⊙ f(1 − f); ∂c ⊙ i ⊙ (1 − g²);
+/// ∂h ⊙ tanh c_t ⊙ o(1 − o)]`, `∂W_ih += δ·x_tᵀ`, `∂W_hh += δ·h_{t−1}ᵀ`,
+/// `∂b_ih = ∂b_hh += δ`, `∂x_t += W_ihᵀ·δ`; step `t − 1` receives `∂L/∂h_{t−1} = W_hhᵀ·δ`
+/// and `∂L/∂c_{t−1} = ∂c ⊙ f` (into `h_0`'s and `c_0`'s rows with `INIT`).
+///
+/// The sizes (`GH = 4H`, `IN`, `OUT`, `S ≥ 1`) are checked at compile time where the layer
+/// is used.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct Lstm<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> {
+    /// `[W_ii; W_if; W_ig; W_io]`, `[4H, D]`.
+    pub weight_ih_l0: SMatrix<T, GH, D>,
+    /// `[W_hi; W_hf; W_hg; W_ho]`, `[4H, H]`.
+    pub weight_hh_l0: SMatrix<T, GH, H>,
+    /// `[b_ii; b_if; b_ig; b_io]`, `[4H]`.
+    pub bias_ih_l0: SMatrix<T, GH, 1>,
+    /// `[b_hi; b_hf; b_hg; b_ho]`, `[4H]`.
+    pub bias_hh_l0: SMatrix<T, GH, 1>,
+}
+
+/// What [`Lstm`]'s training forward pass keeps for backward, for `B` samples: per time
+/// step, the gates and the new cell and hidden states.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct LstmCache<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> {
+    /// `[i_t; f_t; g_t; o_t]` (after their activations), `4H × B` per step.
+    pub gates: [SMatrix<T, GH, B>; S],
+    /// `c_t`, `H × B` per step.
+    pub c: [SMatrix<T, H, B>; S],
+    /// `h_t`, `H × B` per step.
+    pub h: [SMatrix<T, H, B>; S],
+}
+
+impl<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> ConstZero
+    for LstmCache<T, H, GH, S, B>
+{
+    const ZERO: Self = Self {
+        gates: ConstZero::ZERO,
+        c: ConstZero::ZERO,
+        h: ConstZero::ZERO,
+    };
+}
+
+// SAFETY: repr(C), arrays of static matrices of IEEE floats.
+unsafe impl<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> Zeroable
+    for LstmCache<T, H, GH, S, B>
+{
+}
+
+/// The state [`Lstm::step`] carries from one time step to the next: the hidden state `h`
+/// and the cell state `c`.
+///
+/// [`LstmState::new`] (and `Default`) is the zero state the whole-sequence forward pass
+/// starts from without `INIT`; set `h` and `c` to start from another `(h_0, c_0)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LstmState<T: Real, const H: usize> {
+    /// `h_t`, the last output.
+    pub h: SMatrix<T, H, 1>,
+    /// `c_t`, the cell state.
+    pub c: SMatrix<T, H, 1>,
+}
+
+impl<T: Real, const H: usize> LstmState<T, H> {
+    /// The zero state.
+    pub const fn new() -> Self {
+        Self {
+            h: SMatrix::ZERO,
+            c: SMatrix::ZERO,
+        }
+    }
+
+    /// Back to the zero state, for a new sequence.
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+}
+
+impl<T: Real, const H: usize> Default for LstmState<T, H> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> ConstZero for Lstm<T, D, H, GH, S, IN, OUT, LAST, INIT>
+{
+    const ZERO: Self = Self {
+        weight_ih_l0: SMatrix::ZERO,
+        weight_hh_l0: SMatrix::ZERO,
+        bias_ih_l0: SMatrix::ZERO,
+        bias_hh_l0: SMatrix::ZERO,
+    };
+}
+
+// SAFETY: repr(C), four static matrices of IEEE floats.
+unsafe impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Zeroable for Lstm<T, D, H, GH, S, IN, OUT, LAST, INIT>
+{
+}
+
+// SAFETY: repr(C), four static matrices of `T`, `LEN` scalars in all, no padding.
+unsafe impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Params<T> for Lstm<T, D, H, GH, S, IN, OUT, LAST, INIT>
+{
+    const LEN: usize = GH * D + GH * H + 2 * GH;
+}
+
+/// Compile-time size rules.
+const fn check<
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+>() {
+    assert!(GH == 4 * H, "Lstm: GH must be 4·H");
+    check_sizes(D, H, S, IN, OUT, LAST, if INIT { 2 * H } else { 0 });
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Lstm<T, D, H, GH, S, IN, OUT, LAST, INIT>
+{
+    /// One time step for `B` columns: writes the gates `[i; f; g; o]` and the new states.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn cell<const B: usize>(
+        &self,
+        x_t: &SMatrix<T, D, B>,
+        h_prev: &SMatrix<T, H, B>,
+        c_prev: &SMatrix<T, H, B>,
+        gates: &mut SMatrix<T, GH, B>,
+        c: &mut SMatrix<T, H, B>,
+        h: &mut SMatrix<T, H, B>,
+    ) {
+        const { assert!(GH == 4 * H, "Lstm: GH must be 4·H") };
+        kernels::matmul(gates, &self.weight_ih_l0, x_t, false);
+        kernels::matmul(gates, &self.weight_hh_l0, h_prev, true);
+        let (b_ih, b_hh) = (&self.bias_ih_l0, &self.bias_hh_l0);
+        for j in 0..B {
+            for k in 0..H {
+                let (ki, kf, kg, ko) = (k, H + k, 2 * H + k, 3 * H + k);
+                let i = sigmoid(gates[(ki, j)] + b_ih[ki] + b_hh[ki]);
+                let f = sigmoid(gates[(kf, j)] + b_ih[kf] + b_hh[kf]);
+                let g = (gates[(kg, j)] + b_ih[kg] + b_hh[kg]).tanh();
+                let o = sigmoid(gates[(ko, j)] + b_ih[ko] + b_hh[ko]);
+                gates[(ki, j)] = i;
+                gates[(kf, j)] = f;
+                gates[(kg, j)] = g;
+                gates[(ko, j)] = o;
+                let c_new = f * c_prev[(k, j)] + i * g;
+                c[(k, j)] = c_new;
+                h[(k, j)] = o * c_new.tanh();
+            }
+        }
+    }
+
+    /// One time step of one sample, for real-time use: returns `h_t` and keeps `h_t`, `c_t`
+    /// in `state`. Feeding a sequence's `x_0 … x_{S−1}` one at a time from
+    /// [`LstmState::new`] (or from `(h_0, c_0)` with `INIT`) returns exactly the `h_t` of
+    /// [`Layer::forward`]; no allocation, and no limit on the number of steps.
+    #[inline]
+    pub fn step(&self, x_t: &SMatrix<T, D, 1>, state: &mut LstmState<T, H>) -> SMatrix<T, H, 1> {
+        let (mut gates, mut c, mut h) = (SMatrix::ZERO, SMatrix::ZERO, SMatrix::ZERO);
+        self.cell(x_t, &state.h, &state.c, &mut gates, &mut c, &mut h);
+        *state = LstmState { h, c };
+        h
+    }
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Layer<T, IN, OUT> for Lstm<T, D, H, GH, S, IN, OUT, LAST, INIT>
+{
+    const TENSORS: &'static [TensorInfo] = &[
+        TensorInfo {
+            name: "weight_ih_l0",
+            shape: &[GH, D],
+            role: Role::Weight,
+        },
+        TensorInfo {
+            name: "weight_hh_l0",
+            shape: &[GH, H],
+            role: Role::Weight,
+        },
+        TensorInfo {
+            name: "bias_ih_l0",
+            shape: &[GH],
+            role: Role::Bias,
+        },
+        TensorInfo {
+            name: "bias_hh_l0",
+            shape: &[GH],
+            role: Role::Bias,
+        },
+    ];
+
+    type Cache<const B: usize> = LstmCache<T, H, GH, S, B>;
+    type State = ();
+
+    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+        const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
+        let mut x_t = SMatrix::<T, D, B>::ZERO;
+        let mut gates = SMatrix::<T, GH, B>::ZERO;
+        let mut h = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        let mut c = initial::<T, IN, H, B>(x, INIT.then_some(S * D + H));
+        for t in 0..S {
+            read_rows(x, t * D, &mut x_t);
+            let (h_prev, c_prev) = (h, c);
+            self.cell(&x_t, &h_prev, &c_prev, &mut gates, &mut c, &mut h);
+            if !LAST {
+                write_rows(y, t * H, &h);
+            }
+        }
+        if LAST {
+            write_rows(y, 0, &h);
+        }
+    }
+
+    fn forward_train<const B: usize>(
+        &self,
+        _: &mut (),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        cache: &mut LstmCache<T, H, GH, S, B>,
+    ) {
+        const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
+        let mut x_t = SMatrix::<T, D, B>::ZERO;
+        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        let c0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D + H));
+        for t in 0..S {
+            read_rows(x, t * D, &mut x_t);
+            let (h_done, h_rest) = cache.h.split_at_mut(t);
+            let (c_done, c_rest) = cache.c.split_at_mut(t);
+            let h_prev = h_done.last().unwrap_or(&h0);
+            let c_prev = c_done.last().unwrap_or(&c0);
+            let (c, h) = (&mut c_rest[0], &mut h_rest[0]);
+            self.cell(&x_t, h_prev, c_prev, &mut cache.gates[t], c, h);
+            if !LAST {
+                write_rows(y, t * H, h);
+            }
+        }
+        if LAST {
+            write_rows(y, 0, &cache.h[S - 1]);
+        }
+    }
+
+    fn backward<const B: usize>(
+        &self,
+        x: &SMatrix<T, IN, B>,
+        _y: &SMatrix<T, OUT, B>,
+        cache: &LstmCache<T, H, GH, S, B>,
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        grads: &mut Self,
+    ) {
+        const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
+        let mut x_t = SMatrix::<T, D, B>::ZERO;
+        let mut dx_t = SMatrix::<T, D, B>::ZERO;
+        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        let c0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D + H));
+        // ∂L/∂h_t and ∂L/∂c_t sent back by step t + 1 (zero after the last step).
+        let mut carry_h = SMatrix::<T, H, B>::ZERO;
+        let mut carry_c = SMatrix::<T, H, B>::ZERO;
+        let mut dh = SMatrix::<T, H, B>::ZERO;
+        // Gradient of the gates' pre-activations.
+        let mut delta = SMatrix::<T, GH, B>::ZERO;
+        for t in (0..S).rev() {
+            dh.copy_from(&carry_h);
+            if let Some(row) = output_row::<S, H, LAST>(t) {
+                dh += dy.fixed_rows::<H>(row);
+            }
+            let h_prev = if t == 0 { &h0 } else { &cache.h[t - 1] };
+            let c_prev = if t == 0 { &c0 } else { &cache.c[t - 1] };
+            let (gates, c) = (&cache.gates[t], &cache.c[t]);
+            for j in 0..B {
+                for k in 0..H {
+                    let (ki, kf, kg, ko) = (k, H + k, 2 * H + k, 3 * H + k);
+                    let (i, f, g, o) = (
+                        gates[(ki, j)],
+                        gates[(kf, j)],
+                        gates[(kg, j)],
+                        gates[(ko, j)],
+                    );
+                    let dh = dh[(k, j)];
+                    let tanh_c = c[(k, j)].tanh();
+                    let dc = carry_c[(k, j)] + dh * o * (T::ONE - tanh_c * tanh_c);
+                    delta[(ki, j)] = dc * g * i * (T::ONE - i);
+                    delta[(kf, j)] = dc * c_prev[(k, j)] * f * (T::ONE - f);
+                    delta[(kg, j)] = dc * i * (T::ONE - g * g);
+                    delta[(ko, j)] = dh * tanh_c * o * (T::ONE - o);
+                    carry_c[(k, j)] = dc * f;
+                }
+            }
+            read_rows(x, t * D, &mut x_t);
+            kernels::matmul_abt(&mut grads.weight_ih_l0, &delta, &x_t, true);
+            kernels::matmul_abt(&mut grads.weight_hh_l0, &delta, h_prev, true);
+            add_column_sums(&mut grads.bias_ih_l0, &delta);
+            add_column_sums(&mut grads.bias_hh_l0, &delta);
+            kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &delta, false);
+            add_rows(dx, t * D, &dx_t);
+            if t > 0 || INIT {
+                kernels::matmul_atb(&mut carry_h, &self.weight_hh_l0, &delta, false);
+            }
+        }
+        if INIT {
+            add_rows(dx, S * D, &carry_h);
+            add_rows(dx, S * D + H, &carry_c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck;
+    use crate::layers::rnn::tests::{assert_close, det_batch, det_matrix, randomize};
+    use crate::layers::test_util::random_matrix;
+
+    type Small<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const LAST: bool,
+        const INIT: bool,
+    > = Lstm<f64, 3, 4, 16, S, IN, OUT, LAST, INIT>;
+
+    fn example<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const LAST: bool,
+        const INIT: bool,
+    >(
+        seed: u64,
+    ) -> Small<S, IN, OUT, LAST, INIT> {
+        let mut layer = Small::ZERO;
+        randomize(&mut layer, seed, 0.6);
+        layer
+    }
+
+    /// The same parameters in a layer of other sizes.
+    fn same_params<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const L: bool,
+        const I: bool,
+        const S2: usize,
+        const IN2: usize,
+        const OUT2: usize,
+        const L2: bool,
+        const I2: bool,
+    >(
+        layer: &Small<S, IN, OUT, L, I>,
+    ) -> Small<S2, IN2, OUT2, L2, I2> {
+        Lstm {
+            weight_ih_l0: layer.weight_ih_l0,
+            weight_hh_l0: layer.weight_hh_l0,
+            bias_ih_l0: layer.bias_ih_l0,
+            bias_hh_l0: layer.bias_hh_l0,
+        }
+    }
+
+    fn gradcheck<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const LAST: bool,
+        const INIT: bool,
+    >() {
+        let mut layer = example::<S, IN, OUT, LAST, INIT>(S as u64 + 30);
+        let x = random_matrix::<IN, 2>(S as u64 + 2, 1.0);
+        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        assert!(report.max_rel_error < 1e-7, "{report:?}");
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        gradcheck::<1, 3, 4, false, false>();
+        gradcheck::<3, 9, 12, false, false>();
+        gradcheck::<5, 15, 20, false, false>();
+        gradcheck::<1, 11, 4, true, true>();
+        gradcheck::<3, 17, 4, true, true>();
+        gradcheck::<5, 23, 4, true, true>();
+        gradcheck::<3, 9, 4, true, false>();
+        gradcheck::<5, 23, 20, false, true>();
+    }
+
+    /// BPTT over `S = 4` steps equals the sum over steps of each step's own contribution:
+    /// with untied weights (step `t` using its own copy `θ_t` of the parameters), `∂L/∂θ =
+    /// Σ_t ∂L/∂θ_t`, and each `∂L/∂θ_t` is measured here through the streaming
+    /// [`Lstm::step`], perturbing the parameters of step `t` only (central differences).
+    #[test]
+    fn bptt_equals_the_sum_of_per_step_contributions() {
+        const S: usize = 4;
+        let layer = example::<S, 20, 16, false, true>(3);
+        let x = random_matrix::<20, 1>(4, 1.0);
+        let dy = random_matrix::<16, 1>(5, 1.0);
+        let (mut y, mut cache, mut dx, mut grads) =
+            (SMatrix::ZERO, LstmCache::ZERO, SMatrix::ZERO, Small::ZERO);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache);
+        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+
+        // L = Σ_t dy_t · h_t, with step `perturbed` run by `probe` and the others by `layer`.
+        let loss = |probe: &Small<S, 20, 16, false, true>, perturbed: usize| {
+            let mut state = LstmState {
+                h: x.fixed_rows::<4>(12).into_owned(),
+                c: x.fixed_rows::<4>(16).into_owned(),
+            };
+            let mut loss = 0.0;
+            for t in 0..S {
+                let x_t = x.fixed_rows::<3>(t * 3).into_owned();
+                let cell = if t == perturbed { probe } else { &layer };
+                loss += cell.step(&x_t, &mut state).dot(&dy.fixed_rows::<4>(t * 4));
+            }
+            loss
+        };
+        let step = 1e-6;
+        let mut sum = Small::<S, 20, 16, false, true>::ZERO;
+        let mut probe = layer;
+        for t in 0..S {
+            for p in 0..Small::<S, 20, 16, false, true>::LEN {
+                let saved = probe.as_slice()[p];
+                probe.as_mut_slice()[p] = saved + step;
+                let up = loss(&probe, t);
+                probe.as_mut_slice()[p] = saved - step;
+                let down = loss(&probe, t);
+                probe.as_mut_slice()[p] = saved;
+                sum.as_mut_slice()[p] += (up - down) / (2.0 * step);
+            }
+        }
+        assert_close(grads.as_slice(), sum.as_slice(), 1e-8);
+    }
+
+    #[test]
+    fn streaming_steps_equal_the_sequence_forward() {
+        const S: usize = 6;
+        let layer = example::<S, 26, 24, false, true>(7);
+        let x = random_matrix::<26, 1>(8, 1.0);
+        let mut y = SMatrix::<f64, 24, 1>::ZERO;
+        layer.forward(&(), &x, &mut y);
+        let mut state = LstmState {
+            h: x.fixed_rows::<4>(S * 3).into_owned(),
+            c: x.fixed_rows::<4>(S * 3 + 4).into_owned(),
+        };
+        for t in 0..S {
+            let h = layer.step(&x.fixed_rows::<3>(t * 3).into_owned(), &mut state);
+            assert_eq!(h.as_slice(), &y.as_slice()[t * 4..t * 4 + 4]);
+        }
+        // From the zero state (no INIT), last state only.
+        let layer: Small<S, 18, 4, true, false> = same_params(&layer);
+        let mut y = SMatrix::<f64, 4, 1>::ZERO;
+        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y);
+        let mut state = LstmState::default();
+        let mut h = SMatrix::ZERO;
+        for t in 0..S {
+            h = layer.step(&x.fixed_rows::<3>(t * 3).into_owned(), &mut state);
+        }
+        assert_eq!(h, y);
+        state.reset();
+        assert_eq!(state, LstmState::new());
+    }
+
+    #[test]
+    fn training_forward_equals_inference_forward() {
+        let layer = example::<5, 23, 20, false, true>(11);
+        let x = random_matrix::<23, 3>(12, 1.0);
+        let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, LstmCache::ZERO);
+        layer.forward(&(), &x, &mut y);
+        layer.forward_train(&mut (), &x, &mut y_train, &mut cache);
+        assert_eq!(y, y_train);
+    }
+
+    #[test]
+    fn batch_equals_single_samples() {
+        let layer = example::<3, 17, 12, false, true>(13);
+        let x = random_matrix::<17, 4>(14, 1.0);
+        let dy = random_matrix::<12, 4>(15, 1.0);
+        let (mut y, mut cache, mut dx, mut grads) =
+            (SMatrix::ZERO, LstmCache::ZERO, SMatrix::ZERO, Small::ZERO);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache);
+        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+        let mut single_grads = Small::ZERO;
+        for j in 0..4 {
+            let xj: SMatrix<f64, 17, 1> = x.column(j).into();
+            let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
+            let (mut yj, mut cachej, mut dxj) = (SMatrix::ZERO, LstmCache::ZERO, SMatrix::ZERO);
+            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej);
+            layer.backward(&xj, &yj, &cachej, &dyj, &mut dxj, &mut single_grads);
+            assert_close(yj.as_slice(), y.column(j).as_slice(), 1e-14);
+            assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
+        }
+        assert_close(single_grads.as_slice(), grads.as_slice(), 1e-13);
+    }
+
+    /// `forward` against `tests/layers_reference.py` (numpy, PyTorch's equations):
+    /// D = 3, H = 4, S = 3, batch 2, from `(h_0, c_0)` given in the input.
+    #[test]
+    fn forward_matches_the_numpy_reference() {
+        let layer = Lstm::<f64, 3, 4, 16, 3, 17, 12, false, true> {
+            weight_ih_l0: det_matrix(0.1),
+            weight_hh_l0: det_matrix(0.2),
+            bias_ih_l0: det_matrix(0.3),
+            bias_hh_l0: det_matrix(0.4),
+        };
+        let x = det_batch::<17, 2>(0.5);
+        let mut y = SMatrix::<f64, 12, 2>::ZERO;
+        layer.forward(&(), &x, &mut y);
+        assert_close(y.as_slice(), &REFERENCE_LSTM, 1e-13);
+    }
+
+    const REFERENCE_LSTM: [f64; 24] = [
+        0.08668802232422783,
+        -0.05326219328518297,
+        -0.009535572320801426,
+        0.0644874045564955,
+        0.35260715842729184,
+        -0.1457825091983441,
+        -0.07983472910402084,
+        0.09220764691303872,
+        0.48138815552984954,
+        -0.2757030925635917,
+        -0.1545897872515646,
+        0.0630031902032193,
+        0.5017170217246578,
+        -0.20155064777925766,
+        -0.19424578952084184,
+        0.09370209480942414,
+        0.4994537093581405,
+        -0.1769314110311428,
+        -0.22280475531471577,
+        -0.05388235643100979,
+        0.4938873216457622,
+        -0.07390230832427545,
+        -0.17865779882286817,
+        -0.08170107227249536,
+    ];
+}

@@ -1,0 +1,702 @@
+//! Elman recurrent layer with `tanh`: [`Rnn`] (PyTorch's `nn.RNN`, one layer), and its
+//! streaming state [`RnnState`]. Also the helpers the gated recurrent layers
+//! ([`Gru`](super::Gru), [`Lstm`](super::Lstm)) share with it.
+//!
+//! # Sequences
+//! A sample is a sequence of `S` time steps of `D` features, PyTorch's `batch_first` layout
+//! `(N, S, D)` per sample: step `t`, feature `d` at index `t·D + d` of the sample's column.
+//! With `INIT` the initial state follows the sequence in the same column (`h_0`, then `c_0`
+//! for an LSTM); without it the initial state is zero. The output is the sequence of hidden
+//! states `[S, H]` (`h_t[k]` at `t·H + k`), PyTorch's `output`, or with `LAST` only the last
+//! one `[H]`, PyTorch's `h_n[0]` (= `output[:, -1]`).
+//!
+//! # Computation
+//! `forward_train` runs the whole batch one time step at a time: the two products of a step
+//! (`W_ih·X_t` and `W_hh·H_{t−1}`, `B` columns each) go through [`kernels`]; the states (and
+//! the gates of a GRU or LSTM) of every step are kept in the cache, in the tape. `backward`
+//! is backpropagation through time over the fixed `S` steps, from the last one to the first,
+//! carrying `∂L/∂h_t` (and `∂L/∂c_t`) backwards. Temporaries are a few `H × B`, `D × B` (and
+//! `GH × B`) matrices on the stack; nothing is allocated.
+//!
+//! # Streaming
+//! `step(&x_t, &mut state)` advances one time step for one sample, with the same code as the
+//! whole-sequence `forward` (which runs that step `S` times): feeding a sequence to `step`
+//! one element at a time, from a zero state (or `h_0`), gives exactly `forward`'s outputs.
+
+use crate::activations::{Elementwise, Sigmoid};
+use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
+use nalgebra::SMatrix;
+
+/// Elman recurrent layer, PyTorch's `nn.RNN(D, H, nonlinearity="tanh", batch_first=True)`
+/// with one layer, one direction and biases:
+///
+/// `h_t = tanh(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh)`, `t = 0 … S−1`,
+///
+/// from `h_{−1} = h_0` (the input's last `H` values when `INIT`, zero otherwise).
+///
+/// - input: the sequence `[S, D]`, then `h_0` `[H]` when `INIT`: `IN = S·D (+ H)`;
+/// - output: `[S, H]` (`OUT = S·H`, every `h_t`), or with `LAST` the last state `[H]`
+///   (`OUT = H`).
+///
+/// Parameters (PyTorch's names, shapes and order, each stored column-major):
+/// `weight_ih_l0` `[H, D]`, `weight_hh_l0` `[H, H]`, `bias_ih_l0` `[H]`, `bias_hh_l0` `[H]`.
+/// [`Layer::init`] initialises the weights by the network's scheme (fans from these
+/// shapes) and the biases to zero; PyTorch draws all four from `U(−1/√H, 1/√H)`.
+///
+/// Backward, with `δ_t = (∂L/∂h_t) ⊙ (1 − h_t²)` where `∂L/∂h_t` is the output's gradient
+/// plus `W_hhᵀ·δ_{t+1}` from the next step: `∂L/∂W_ih += Σ_t δ_t·x_tᵀ`,
+/// `∂L/∂W_hh += Σ_t δ_t·h_{t−1}ᵀ`, `∂L/∂b_ih = ∂L/∂b_hh += Σ_t δ_t`,
+/// `∂L/∂x_t += W_ihᵀ·δ_t`, and with `INIT`, `∂L/∂h_0 += W_hhᵀ·δ_0`.
+///
+/// The sizes (`IN`, `OUT`, `S ≥ 1`) are checked at compile time where the layer is used.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct Rnn<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> {
+    /// `W_ih`, `[H, D]`.
+    pub weight_ih_l0: SMatrix<T, H, D>,
+    /// `W_hh`, `[H, H]`.
+    pub weight_hh_l0: SMatrix<T, H, H>,
+    /// `b_ih`, `[H]`.
+    pub bias_ih_l0: SMatrix<T, H, 1>,
+    /// `b_hh`, `[H]`.
+    pub bias_hh_l0: SMatrix<T, H, 1>,
+}
+
+/// The state [`Rnn::step`] carries from one time step to the next: the hidden state `h`.
+///
+/// [`RnnState::new`] (and `Default`) is the zero state the whole-sequence forward pass
+/// starts from without `INIT`; set `h` to start from another `h_0`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RnnState<T: Real, const H: usize> {
+    /// `h_t`, the last output.
+    pub h: SMatrix<T, H, 1>,
+}
+
+impl<T: Real, const H: usize> RnnState<T, H> {
+    /// The zero state.
+    pub const fn new() -> Self {
+        Self { h: SMatrix::ZERO }
+    }
+
+    /// Back to the zero state, for a new sequence.
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+}
+
+impl<T: Real, const H: usize> Default for RnnState<T, H> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> ConstZero for Rnn<T, D, H, S, IN, OUT, LAST, INIT>
+{
+    const ZERO: Self = Self {
+        weight_ih_l0: SMatrix::ZERO,
+        weight_hh_l0: SMatrix::ZERO,
+        bias_ih_l0: SMatrix::ZERO,
+        bias_hh_l0: SMatrix::ZERO,
+    };
+}
+
+// SAFETY: repr(C), four static matrices of IEEE floats.
+unsafe impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Zeroable for Rnn<T, D, H, S, IN, OUT, LAST, INIT>
+{
+}
+
+// SAFETY: repr(C), four static matrices of `T`, `LEN` scalars in all, no padding.
+unsafe impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Params<T> for Rnn<T, D, H, S, IN, OUT, LAST, INIT>
+{
+    const LEN: usize = H * D + H * H + 2 * H;
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Rnn<T, D, H, S, IN, OUT, LAST, INIT>
+{
+    /// One time step for `B` columns: `h = tanh(W_ih·x_t + W_hh·h_prev + b_ih + b_hh)`.
+    #[inline]
+    fn cell<const B: usize>(
+        &self,
+        x_t: &SMatrix<T, D, B>,
+        h_prev: &SMatrix<T, H, B>,
+        h: &mut SMatrix<T, H, B>,
+    ) {
+        kernels::matmul(h, &self.weight_ih_l0, x_t, false);
+        kernels::matmul(h, &self.weight_hh_l0, h_prev, true);
+        for mut column in h.column_iter_mut() {
+            let biases = self.bias_ih_l0.iter().zip(self.bias_hh_l0.iter());
+            for (h, (&b_ih, &b_hh)) in column.iter_mut().zip(biases) {
+                *h = (*h + b_ih + b_hh).tanh();
+            }
+        }
+    }
+
+    /// One time step of one sample, for real-time use: returns `h_t` and keeps it in
+    /// `state`. Feeding a sequence's `x_0 … x_{S−1}` one at a time from
+    /// [`RnnState::new`] (or from `h_0` with `INIT`) returns exactly the `h_t` of
+    /// [`Layer::forward`]; no allocation, and no limit on the number of steps.
+    #[inline]
+    pub fn step(&self, x_t: &SMatrix<T, D, 1>, state: &mut RnnState<T, H>) -> SMatrix<T, H, 1> {
+        let mut h = SMatrix::ZERO;
+        self.cell(x_t, &state.h, &mut h);
+        state.h = h;
+        h
+    }
+}
+
+impl<
+    T: Real,
+    const D: usize,
+    const H: usize,
+    const S: usize,
+    const IN: usize,
+    const OUT: usize,
+    const LAST: bool,
+    const INIT: bool,
+> Layer<T, IN, OUT> for Rnn<T, D, H, S, IN, OUT, LAST, INIT>
+{
+    const TENSORS: &'static [TensorInfo] = &[
+        TensorInfo {
+            name: "weight_ih_l0",
+            shape: &[H, D],
+            role: Role::Weight,
+        },
+        TensorInfo {
+            name: "weight_hh_l0",
+            shape: &[H, H],
+            role: Role::Weight,
+        },
+        TensorInfo {
+            name: "bias_ih_l0",
+            shape: &[H],
+            role: Role::Bias,
+        },
+        TensorInfo {
+            name: "bias_hh_l0",
+            shape: &[H],
+            role: Role::Bias,
+        },
+    ];
+
+    /// The hidden states `h_0 … h_{S−1}` (after each step), `H × B` each.
+    type Cache<const B: usize> = [SMatrix<T, H, B>; S];
+    type State = ();
+
+    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+        const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
+        let mut x_t = SMatrix::<T, D, B>::ZERO;
+        let mut h = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        for t in 0..S {
+            read_rows(x, t * D, &mut x_t);
+            let h_prev = h;
+            self.cell(&x_t, &h_prev, &mut h);
+            if !LAST {
+                write_rows(y, t * H, &h);
+            }
+        }
+        if LAST {
+            write_rows(y, 0, &h);
+        }
+    }
+
+    fn forward_train<const B: usize>(
+        &self,
+        _: &mut (),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        hs: &mut [SMatrix<T, H, B>; S],
+    ) {
+        const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
+        let mut x_t = SMatrix::<T, D, B>::ZERO;
+        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        for t in 0..S {
+            read_rows(x, t * D, &mut x_t);
+            let (done, rest) = hs.split_at_mut(t);
+            let h_prev = done.last().unwrap_or(&h0);
+            self.cell(&x_t, h_prev, &mut rest[0]);
+            if !LAST {
+                write_rows(y, t * H, &rest[0]);
+            }
+        }
+        if LAST {
+            write_rows(y, 0, &hs[S - 1]);
+        }
+    }
+
+    fn backward<const B: usize>(
+        &self,
+        x: &SMatrix<T, IN, B>,
+        _y: &SMatrix<T, OUT, B>,
+        hs: &[SMatrix<T, H, B>; S],
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        grads: &mut Self,
+    ) {
+        const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
+        let mut x_t = SMatrix::<T, D, B>::ZERO;
+        let mut dx_t = SMatrix::<T, D, B>::ZERO;
+        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        // ∂L/∂h_t coming from step t + 1 (zero after the last step).
+        let mut carry = SMatrix::<T, H, B>::ZERO;
+        let mut delta = SMatrix::<T, H, B>::ZERO;
+        for t in (0..S).rev() {
+            // δ_t = (∂L/∂h_t) ⊙ (1 − h_t²), ∂L/∂h_t = dy_t + carry.
+            delta.copy_from(&carry);
+            if let Some(row) = output_row::<S, H, LAST>(t) {
+                delta += dy.fixed_rows::<H>(row);
+            }
+            delta.zip_apply(&hs[t], |d, h| *d *= T::ONE - h * h);
+            let h_prev = if t == 0 { &h0 } else { &hs[t - 1] };
+            read_rows(x, t * D, &mut x_t);
+            kernels::matmul_abt(&mut grads.weight_ih_l0, &delta, &x_t, true);
+            kernels::matmul_abt(&mut grads.weight_hh_l0, &delta, h_prev, true);
+            add_column_sums(&mut grads.bias_ih_l0, &delta);
+            add_column_sums(&mut grads.bias_hh_l0, &delta);
+            kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &delta, false);
+            add_rows(dx, t * D, &dx_t);
+            if t > 0 || INIT {
+                kernels::matmul_atb(&mut carry, &self.weight_hh_l0, &delta, false);
+            }
+        }
+        if INIT {
+            add_rows(dx, S * D, &carry);
+        }
+    }
+}
+
+/// Compile-time size rules of a recurrent layer with `init` initial-state values.
+#[allow(clippy::too_many_arguments)]
+pub(super) const fn check_sizes(
+    d: usize,
+    h: usize,
+    s: usize,
+    input: usize,
+    output: usize,
+    last: bool,
+    init: usize,
+) {
+    assert!(
+        s >= 1,
+        "recurrent layer: the sequence needs at least one step (S ≥ 1)"
+    );
+    assert!(
+        d >= 1 && h >= 1,
+        "recurrent layer: D and H must be at least 1"
+    );
+    assert!(
+        input == s * d + init,
+        "recurrent layer: IN must be S·D, plus H (GRU, RNN) or 2·H (LSTM) with INIT"
+    );
+    assert!(
+        output == if last { h } else { s * h },
+        "recurrent layer: OUT must be S·H, or H with LAST"
+    );
+}
+
+/// The first output row of step `t`'s hidden state: `t·H`, or with `LAST` row 0 for the
+/// last step and none for the others.
+#[inline]
+pub(super) fn output_row<const S: usize, const H: usize, const LAST: bool>(
+    t: usize,
+) -> Option<usize> {
+    if !LAST {
+        Some(t * H)
+    } else if t == S - 1 {
+        Some(0)
+    } else {
+        None
+    }
+}
+
+/// The initial state: rows `start..start + H` of `x`, or zero for `None`.
+#[inline]
+pub(super) fn initial<T: Real, const IN: usize, const H: usize, const B: usize>(
+    x: &SMatrix<T, IN, B>,
+    start: Option<usize>,
+) -> SMatrix<T, H, B> {
+    let mut h = SMatrix::ZERO;
+    if let Some(start) = start {
+        read_rows(x, start, &mut h);
+    }
+    h
+}
+
+/// Copies rows `start..start + M` of `x` (one time step of every sample) into `out`.
+#[inline]
+pub(super) fn read_rows<T: Real, const N: usize, const M: usize, const B: usize>(
+    x: &SMatrix<T, N, B>,
+    start: usize,
+    out: &mut SMatrix<T, M, B>,
+) {
+    out.copy_from(&x.fixed_rows::<M>(start));
+}
+
+/// Overwrites rows `start..start + M` of `y` with `value`.
+#[inline]
+pub(super) fn write_rows<T: Real, const N: usize, const M: usize, const B: usize>(
+    y: &mut SMatrix<T, N, B>,
+    start: usize,
+    value: &SMatrix<T, M, B>,
+) {
+    y.fixed_rows_mut::<M>(start).copy_from(value);
+}
+
+/// Adds `value` to rows `start..start + M` of `dx`.
+#[inline]
+pub(super) fn add_rows<T: Real, const N: usize, const M: usize, const B: usize>(
+    dx: &mut SMatrix<T, N, B>,
+    start: usize,
+    value: &SMatrix<T, M, B>,
+) {
+    let mut rows = dx.fixed_rows_mut::<M>(start);
+    rows += value;
+}
+
+/// `sum += m·1` (the sum of `m`'s columns): a bias gradient.
+#[inline]
+pub(super) fn add_column_sums<T: Real, const M: usize, const B: usize>(
+    sum: &mut SMatrix<T, M, 1>,
+    m: &SMatrix<T, M, B>,
+) {
+    for column in m.column_iter() {
+        *sum += column;
+    }
+}
+
+/// The logistic sigmoid, stable for large `|x|` (the activation's own).
+#[inline]
+pub(super) fn sigmoid<T: Real>(x: T) -> T {
+    Sigmoid.value(x)
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::gradcheck;
+    use crate::layers::test_util::{max_diff, random_matrix, uniform};
+
+    /// Fills every parameter with pseudo-random values in `[-scale, scale)`.
+    pub(crate) fn randomize<P: Params<f64>>(params: &mut P, seed: u64, scale: f64) {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5DEE_CE66;
+        for value in params.as_mut_slice() {
+            *value = uniform(&mut state) * scale;
+        }
+    }
+
+    /// `0.5·sin(1.7·k + seed)`: deterministic values shared with `tests/layers_reference.py`
+    /// (`k` is the row-major index in PyTorch's layout).
+    pub(crate) fn det(k: usize, seed: f64) -> f64 {
+        0.5 * (1.7 * k as f64 + seed).sin()
+    }
+
+    /// A matrix of PyTorch shape `[R, C]` (row-major index `k = i·C + j`) filled by [`det`].
+    pub(crate) fn det_matrix<const R: usize, const C: usize>(seed: f64) -> SMatrix<f64, R, C> {
+        SMatrix::from_fn(|i, j| det(i * C + j, seed))
+    }
+
+    /// A batch of `B` samples of `N` values, PyTorch's `(B, …)` tensor filled by [`det`].
+    pub(crate) fn det_batch<const N: usize, const B: usize>(seed: f64) -> SMatrix<f64, N, B> {
+        SMatrix::from_fn(|i, j| det(j * N + i, seed))
+    }
+
+    /// Asserts `|a − b| ≤ tol` component-wise, with a message.
+    pub(crate) fn assert_close(a: &[f64], b: &[f64], tol: f64) {
+        let diff = max_diff(a, b);
+        assert!(
+            diff <= tol,
+            "max difference {diff:e} > {tol:e}\n{a:?}\n{b:?}"
+        );
+    }
+
+    type Small<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const LAST: bool,
+        const INIT: bool,
+    > = Rnn<f64, 3, 4, S, IN, OUT, LAST, INIT>;
+
+    fn example<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const LAST: bool,
+        const INIT: bool,
+    >(
+        seed: u64,
+    ) -> Small<S, IN, OUT, LAST, INIT> {
+        let mut layer = Small::ZERO;
+        randomize(&mut layer, seed, 0.6);
+        layer
+    }
+
+    fn gradcheck<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const LAST: bool,
+        const INIT: bool,
+    >() {
+        let mut layer = example::<S, IN, OUT, LAST, INIT>(S as u64 + 10);
+        let x = random_matrix::<IN, 2>(S as u64, 1.0);
+        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        assert!(report.max_rel_error < 1e-7, "{report:?}");
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        gradcheck::<1, 3, 4, false, false>();
+        gradcheck::<3, 9, 12, false, false>();
+        gradcheck::<5, 15, 20, false, false>();
+        gradcheck::<1, 7, 4, true, true>();
+        gradcheck::<3, 13, 4, true, true>();
+        gradcheck::<5, 19, 4, true, true>();
+        gradcheck::<3, 9, 4, true, false>();
+        gradcheck::<5, 19, 20, false, true>();
+    }
+
+    /// BPTT over `S = 4` steps equals the sum of the gradients of the unrolled network: four
+    /// one-step layers (`S = 1`, `INIT`, `LAST`, the same parameters) chained by hand, each
+    /// step's upstream gradient being its output's plus the next step's `∂L/∂h_0`.
+    #[test]
+    fn bptt_equals_the_sum_of_unrolled_steps() {
+        const S: usize = 4;
+        let layer = example::<S, 16, 4, true, true>(3);
+        let x = random_matrix::<16, 2>(4, 1.0);
+        let dy = random_matrix::<4, 2>(5, 1.0);
+        let (mut y, mut hs, mut dx, mut grads) = (
+            SMatrix::ZERO,
+            <[SMatrix<f64, 4, 2>; S]>::ZERO,
+            SMatrix::ZERO,
+            Small::ZERO,
+        );
+        let mut none = ();
+        layer.forward_train(&mut none, &x, &mut y, &mut hs);
+        layer.backward(&x, &y, &hs, &dy, &mut dx, &mut grads);
+
+        let cell: Small<1, 7, 4, true, true> = same_params(&layer);
+        // Forward, one step at a time: input [x_t; h_{t−1}].
+        let mut inputs = [SMatrix::<f64, 7, 2>::ZERO; S];
+        let mut outputs = [SMatrix::<f64, 4, 2>::ZERO; S];
+        let mut h = x.fixed_rows::<4>(S * 3).into_owned();
+        for t in 0..S {
+            inputs[t]
+                .fixed_rows_mut::<3>(0)
+                .copy_from(&x.fixed_rows::<3>(t * 3));
+            inputs[t].fixed_rows_mut::<4>(3).copy_from(&h);
+            let mut cache = <[SMatrix<f64, 4, 2>; 1]>::ZERO;
+            cell.forward_train(&mut none, &inputs[t], &mut outputs[t], &mut cache);
+            h = outputs[t];
+        }
+        assert_close(y.as_slice(), h.as_slice(), 0.0);
+        // Backward, one step at a time, summing the parameter gradients.
+        let mut sum = Rnn::ZERO;
+        let mut upstream = dy;
+        let mut dx_unrolled = SMatrix::<f64, 16, 2>::ZERO;
+        for t in (0..S).rev() {
+            let mut dx_t = SMatrix::<f64, 7, 2>::ZERO;
+            let cache = [outputs[t]];
+            cell.backward(
+                &inputs[t],
+                &outputs[t],
+                &cache,
+                &upstream,
+                &mut dx_t,
+                &mut sum,
+            );
+            add_rows(
+                &mut dx_unrolled,
+                t * 3,
+                &dx_t.fixed_rows::<3>(0).into_owned(),
+            );
+            upstream = dx_t.fixed_rows::<4>(3).into_owned();
+        }
+        add_rows(&mut dx_unrolled, S * 3, &upstream);
+        assert_close(grads.as_slice(), sum.as_slice(), 1e-12);
+        assert_close(dx.as_slice(), dx_unrolled.as_slice(), 1e-12);
+    }
+
+    #[test]
+    fn streaming_steps_equal_the_sequence_forward() {
+        const S: usize = 6;
+        let layer = example::<S, 22, 24, false, true>(7);
+        let x = random_matrix::<22, 1>(8, 1.0);
+        let mut y = SMatrix::<f64, 24, 1>::ZERO;
+        layer.forward(&(), &x, &mut y);
+        let mut state = RnnState {
+            h: x.fixed_rows::<4>(S * 3).into_owned(),
+        };
+        for t in 0..S {
+            let x_t = x.fixed_rows::<3>(t * 3).into_owned();
+            let h = layer.step(&x_t, &mut state);
+            assert_eq!(h.as_slice(), &y.as_slice()[t * 4..t * 4 + 4]);
+        }
+        // From the zero state (no INIT).
+        let layer: Rnn<f64, 3, 4, S, 18, 4, true, false> = same_params(&layer);
+        let mut y = SMatrix::<f64, 4, 1>::ZERO;
+        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y);
+        let mut state = RnnState::default();
+        let mut h = SMatrix::ZERO;
+        for t in 0..S {
+            h = layer.step(&x.fixed_rows::<3>(t * 3).into_owned(), &mut state);
+        }
+        assert_eq!(h, y);
+        state.reset();
+        assert_eq!(state, RnnState::new());
+    }
+
+    /// The same parameters in a layer of other sizes.
+    fn same_params<
+        const S: usize,
+        const IN: usize,
+        const OUT: usize,
+        const L: bool,
+        const I: bool,
+        const S2: usize,
+        const IN2: usize,
+        const OUT2: usize,
+        const L2: bool,
+        const I2: bool,
+    >(
+        layer: &Small<S, IN, OUT, L, I>,
+    ) -> Small<S2, IN2, OUT2, L2, I2> {
+        Rnn {
+            weight_ih_l0: layer.weight_ih_l0,
+            weight_hh_l0: layer.weight_hh_l0,
+            bias_ih_l0: layer.bias_ih_l0,
+            bias_hh_l0: layer.bias_hh_l0,
+        }
+    }
+
+    #[test]
+    fn training_forward_equals_inference_forward() {
+        let layer = example::<5, 19, 20, false, true>(11);
+        let x = random_matrix::<19, 3>(12, 1.0);
+        let (mut y, mut y_train, mut hs) = (
+            SMatrix::ZERO,
+            SMatrix::ZERO,
+            <[SMatrix<f64, 4, 3>; 5]>::ZERO,
+        );
+        layer.forward(&(), &x, &mut y);
+        layer.forward_train(&mut (), &x, &mut y_train, &mut hs);
+        assert_eq!(y, y_train);
+    }
+
+    #[test]
+    fn batch_equals_single_samples() {
+        let layer = example::<3, 13, 12, false, true>(13);
+        let x = random_matrix::<13, 4>(14, 1.0);
+        let dy = random_matrix::<12, 4>(15, 1.0);
+        let (mut y, mut hs, mut dx, mut grads) = (
+            SMatrix::ZERO,
+            <[SMatrix<f64, 4, 4>; 3]>::ZERO,
+            SMatrix::ZERO,
+            Small::ZERO,
+        );
+        layer.forward_train(&mut (), &x, &mut y, &mut hs);
+        layer.backward(&x, &y, &hs, &dy, &mut dx, &mut grads);
+        let mut single_grads = Small::ZERO;
+        for j in 0..4 {
+            let xj: SMatrix<f64, 13, 1> = x.column(j).into();
+            let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
+            let (mut yj, mut hsj, mut dxj) = (
+                SMatrix::ZERO,
+                <[SMatrix<f64, 4, 1>; 3]>::ZERO,
+                SMatrix::ZERO,
+            );
+            layer.forward_train(&mut (), &xj, &mut yj, &mut hsj);
+            layer.backward(&xj, &yj, &hsj, &dyj, &mut dxj, &mut single_grads);
+            assert_close(yj.as_slice(), y.column(j).as_slice(), 1e-14);
+            assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
+        }
+        assert_close(single_grads.as_slice(), grads.as_slice(), 1e-13);
+    }
+
+    /// `forward` against `tests/layers_reference.py` (numpy, PyTorch's equations):
+    /// D = 3, H = 4, S = 3, batch 2, with and without h_0.
+    #[test]
+    fn forward_matches_the_numpy_reference() {
+        let layer = Rnn::<f64, 3, 4, 3, 13, 12, false, true> {
+            weight_ih_l0: det_matrix(0.1),
+            weight_hh_l0: det_matrix(0.2),
+            bias_ih_l0: det_matrix(0.3),
+            bias_hh_l0: det_matrix(0.4),
+        };
+        let x = det_batch::<13, 2>(0.5);
+        let mut y = SMatrix::<f64, 12, 2>::ZERO;
+        layer.forward(&(), &x, &mut y);
+        assert_close(y.as_slice(), &REFERENCE_RNN, 1e-13);
+    }
+
+    const REFERENCE_RNN: [f64; 24] = [
+        0.15244696437789818,
+        0.3998183827409693,
+        -0.790778410241485,
+        -0.6641642387249018,
+        0.818840413612851,
+        0.9548084325578843,
+        0.02018927864883203,
+        -0.6681878527147915,
+        0.7604726468343138,
+        0.9629101147023468,
+        0.30889733876616104,
+        -0.6133163427388265,
+        0.490741323902436,
+        0.8896851652376555,
+        0.006771770525184084,
+        -0.5676937546892128,
+        0.7003454055025717,
+        0.8209263275883857,
+        -0.30832922057352247,
+        -0.478834091389016,
+        0.8317938352215278,
+        0.8431215656796238,
+        -0.41051680311888045,
+        -0.4101118969042524,
+    ];
+}

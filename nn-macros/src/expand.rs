@@ -359,7 +359,7 @@ fn has_state(layer: &LayerDecl) -> bool {
 /// Whether a layer may keep a cache in the tape for its backward pass.
 fn has_cache(layer: &LayerDecl) -> bool {
     match &layer.kind {
-        LayerKind::Builtin(builtin) => builtin.has_cache(),
+        LayerKind::Builtin(builtin) => builtin.has_cache(&layer.input_shape),
         LayerKind::Custom(_) => true,
     }
 }

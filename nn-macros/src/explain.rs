@@ -841,7 +841,7 @@ fn parameter_lines(graph: &Graph, id: NodeId) -> Vec<Line> {
         note: note.clone(),
     };
     match decl.as_dense() {
-        Some(_) => vec![
+        Some((input, out)) => vec![
             line(
                 Param::Weight,
                 uses.iter()
@@ -852,12 +852,12 @@ fn parameter_lines(graph: &Graph, id: NodeId) -> Vec<Line> {
                         ])
                     })
                     .collect(),
-                vec![decl.output[0], decl.input],
+                vec![out, input],
             ),
             line(
                 Param::Bias,
                 uses.iter().map(|&u| graph.grad(u)).collect(),
-                vec![decl.output[0]],
+                vec![out],
             ),
         ],
         _ => vec![line(

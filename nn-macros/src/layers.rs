@@ -557,10 +557,11 @@ impl Builtin {
         matches!(self, Builtin::BatchNorm { .. } | Builtin::Dropout { .. })
     }
 
-    /// Whether the layer keeps a cache in the tape (possibly `()`); every layer but `Dense`
-    /// is given a field, so that a layer's implementation may choose.
-    pub fn has_cache(&self) -> bool {
-        !matches!(self, Builtin::Dense { .. })
+    /// Whether the layer keeps a cache in the tape (possibly `()`) for an input of shape
+    /// `input`; every layer but a plain `Dense` is given a field, so that a layer's
+    /// implementation may choose.
+    pub fn has_cache(&self, input: &[usize]) -> bool {
+        !matches!(self, Builtin::Dense { .. }) || input.len() > 1
     }
 
     /// The declaration's argument to blame when the input does not suit the layer's
@@ -610,6 +611,8 @@ impl Builtin {
         match *self {
             Builtin::Dense { out, .. } => match input {
                 [_] => Ok(vec![out]),
+                // PyTorch's `nn.Linear` on `(N, S, D)`: the same layer at every position.
+                [steps, _] => Ok(vec![*steps, out]),
                 _ => Err(format!(
                     "`{layer}` is a Dense layer and needs a vector, but `{arg}` has shape {}; \
                      flatten it first: `Flatten,` before it in a sequential network, \
@@ -722,7 +725,7 @@ impl Builtin {
         match self {
             Builtin::Dense {
                 stated_in: Some(s), ..
-            } => Some((s, input.iter().product())),
+            } => Some((s, input[input.len() - 1])),
             Builtin::Conv {
                 stated_in: Some(s), ..
             } => Some((s, input[0])),
@@ -733,7 +736,7 @@ impl Builtin {
     /// Trainable scalars for this input shape.
     pub fn param_count(&self, input: &[usize]) -> usize {
         match *self {
-            Builtin::Dense { out, .. } => out * input.iter().product::<usize>() + out,
+            Builtin::Dense { out, .. } => out * input[input.len() - 1] + out,
             Builtin::Conv {
                 dims,
                 out_channels,
@@ -764,9 +767,10 @@ impl Builtin {
     pub fn describe(&self, input: &[usize], output: &[usize]) -> String {
         let dims = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join("×");
         match *self {
-            Builtin::Dense { out, .. } => {
-                format!("Dense({} → {out})", input.iter().product::<usize>())
+            Builtin::Dense { out, .. } if input.len() == 2 => {
+                format!("Dense({} → {out}), per position", input[1])
             }
+            Builtin::Dense { out, .. } => format!("Dense({} → {out})", input[0]),
             Builtin::Conv {
                 dims: d,
                 out_channels,
@@ -848,6 +852,13 @@ impl Builtin {
         let bits = |v: f64| Literal::u64_unsuffixed(v.to_bits());
         let (in_size, out_size) = (n(input.iter().product()), n(output.iter().product()));
         match *self {
+            Builtin::Dense { out, .. } if input.len() == 2 => {
+                let (s, d, o) = (n(input[0]), n(input[1]), n(out));
+                quote! {
+                    ::nn::layers::PositionWise<T, ::nn::layers::Dense<T, #d, #o>, #d, #o, #s,
+                        #in_size, #out_size>
+                }
+            }
             Builtin::Dense { .. } => quote! { ::nn::layers::Dense<T, #in_size, #out_size> },
             Builtin::Conv {
                 dims,

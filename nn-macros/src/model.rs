@@ -55,10 +55,13 @@ impl LayerDecl {
         }
     }
 
-    /// The built-in `Dense` layer's (input, output) sizes, if it is one.
+    /// The built-in `Dense` layer's (input, output) features, if it is one (applied to each
+    /// position of a sequence, its input features are the last dimension).
     pub fn as_dense(&self) -> Option<(usize, usize)> {
         match &self.kind {
-            LayerKind::Builtin(Builtin::Dense { out, .. }) => Some((self.input, *out)),
+            LayerKind::Builtin(Builtin::Dense { out, .. }) => {
+                Some((*self.input_shape.last().unwrap_or(&self.input), *out))
+            }
             _ => None,
         }
     }

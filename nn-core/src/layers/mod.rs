@@ -56,11 +56,13 @@ mod gru;
 mod layer_norm;
 mod lstm;
 mod max_pool;
+mod position_wise;
 mod positions;
 mod rnn;
 #[cfg(test)]
 mod test_util;
 
+pub use attention::{AttentionCache, MultiHeadAttention};
 pub use avg_pool::{AvgPool1d, AvgPool2d, GlobalAvgPool};
 pub use batch_norm::{
     BatchNorm, BatchNormCache, BatchNormState, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS,
@@ -68,9 +70,15 @@ pub use batch_norm::{
 pub use conv::{Conv1d, Conv2d};
 pub use dense::Dense;
 pub use dropout::{Dropout, DropoutState};
+pub use embedding::Embedding;
 pub use geometry::{
     ConvGeometry1d, ConvGeometry2d, Geometry1d, Geometry2d, PoolGeometry1d, PoolGeometry1dOf,
     PoolGeometry2d, PoolGeometry2dOf,
 };
+pub use gru::{Gru, GruCache, GruState};
+pub use layer_norm::{LayerNorm, LayerNormCache};
+pub use lstm::{Lstm, LstmCache, LstmState};
 pub use max_pool::{MaxPool1d, MaxPool2d};
+pub use position_wise::PositionWise;
+pub use positions::{LEARNED_POSITIONS_INIT_STD, LearnedPositions, SinusoidalPositions};
 pub use rnn::{Rnn, RnnState};

@@ -156,7 +156,7 @@ const fn check(d: usize, heads: usize, s: usize, input: usize, d3: usize) {
         "MultiHeadAttention: HEADS and S must be at least 1"
     );
     assert!(
-        d % heads == 0,
+        d.is_multiple_of(heads),
         "MultiHeadAttention: D must be a multiple of HEADS"
     );
     assert!(d3 == 3 * d, "MultiHeadAttention: D3 must be 3·D");
@@ -388,7 +388,7 @@ impl<
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, det_batch, det_matrix, randomize};
+    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
     use crate::layers::test_util::{max_diff, random_matrix};
 
     fn example<
@@ -491,6 +491,13 @@ mod tests {
                 assert!(column.iter().skip(s + 1).all(|&p| p == 0.0));
             }
         }
+    }
+
+    #[test]
+    fn f32_agrees_with_f64() {
+        let layer = example::<6, 2, 4, 24, 18, true>(17);
+        let x = random_matrix::<24, 3>(18, 1.0);
+        check_f32::<_, MultiHeadAttention<f32, 6, 2, 4, 24, 18, true>, 24, 24, 3>(&layer, &x, 2e-5);
     }
 
     #[test]

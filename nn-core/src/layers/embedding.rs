@@ -55,7 +55,10 @@ unsafe impl<T: Real, const V: usize, const D: usize, const S: usize, const OUT: 
 
 /// Compile-time size rules.
 const fn check(v: usize, d: usize, s: usize, output: usize) {
-    assert!(v >= 1 && d >= 1 && s >= 1, "Embedding: V, D and S must be at least 1");
+    assert!(
+        v >= 1 && d >= 1 && s >= 1,
+        "Embedding: V, D and S must be at least 1"
+    );
     assert!(output == s * d, "Embedding: OUT must be S·D");
 }
 
@@ -168,7 +171,16 @@ mod tests {
     fn invalid_ids_give_nan_rows() {
         let mut table = Table::ZERO;
         randomize(&mut table, 1, 1.0);
-        for bad in [-1.0, 5.0, 2.5, -0.5, 1e300, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        for bad in [
+            -1.0,
+            5.0,
+            2.5,
+            -0.5,
+            1e300,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
             let x = SMatrix::<f64, 4, 1>::new(1.0, bad, 4.0, -0.0);
             let mut y = SMatrix::<f64, 12, 1>::ZERO;
             table.forward(&(), &x, &mut y);
@@ -180,7 +192,7 @@ mod tests {
             // Backward skips the invalid id and leaves the input gradient alone.
             let (mut dx, mut grads) = (SMatrix::repeat(7.0), Table::ZERO);
             table.backward(&x, &y, &(), &SMatrix::repeat(1.0), &mut dx, &mut grads);
-            assert_eq!(dx, SMatrix::repeat(7.0));
+            assert_eq!(dx, SMatrix::<f64, 4, 1>::repeat(7.0));
             assert_eq!(grads.weight.sum(), 9.0);
         }
         assert_eq!(Table::index(f32::MAX as f64), None);
@@ -215,10 +227,16 @@ mod tests {
             table.as_mut_slice()[i] = saved;
             let (analytic, numeric) = (grads.as_slice()[i], (up - down) / (2.0 * STEP));
             let scale = analytic.abs().max(numeric.abs()).max(FLOOR);
-            assert!((analytic - numeric).abs() / scale < 1e-7, "{i}: {analytic} {numeric}");
+            assert!(
+                (analytic - numeric).abs() / scale < 1e-7,
+                "{i}: {analytic} {numeric}"
+            );
         }
         // Token 3 (row 3) appears once: its gradient is c at that position.
-        assert_eq!(grads.weight.row(3).transpose().as_slice(), &c.as_slice()[15..18]);
+        assert_eq!(
+            grads.weight.row(3).transpose().as_slice(),
+            &c.as_slice()[15..18]
+        );
     }
 
     #[test]
@@ -243,6 +261,21 @@ mod tests {
     }
 
     #[test]
+    fn f32_agrees_with_f64() {
+        let mut table = Table::ZERO;
+        randomize(&mut table, 6, 1.0);
+        let mut single = Embedding::<f32, 5, 3, 4, 12>::ZERO;
+        for (s, &d) in single.as_mut_slice().iter_mut().zip(table.as_slice()) {
+            *s = d as f32;
+        }
+        let x = ids([[0, 4, 2, 2], [1, 3, 0, 4]]);
+        let (mut y64, mut y32) = (SMatrix::<f64, 12, 2>::ZERO, SMatrix::<f32, 12, 2>::ZERO);
+        table.forward(&(), &x, &mut y64);
+        single.forward(&(), &x.cast(), &mut y32);
+        assert_eq!(y32, y64.cast::<f32>());
+    }
+
+    #[test]
     fn init_is_standard_normal() {
         let mut table = Embedding::<f64, 100, 50, 1, 50>::ZERO;
         Layer::<f64, 1, 50>::init(&mut table, Init::GlorotUniform, &mut Rng(3));
@@ -253,5 +286,30 @@ mod tests {
         assert!((var - 1.0).abs() < 0.05, "{var}");
     }
 
-    const REFERENCE_EMBEDDING: [f64; 24] = [0.0; 24];
+    const REFERENCE_EMBEDDING: [f64; 24] = [
+        0.49272486499423007,
+        0.020790331216645468,
+        -0.49808230441792034,
+        0.0949933378977206,
+        -0.499041013989698,
+        0.03360403626273746,
+        -0.41141429748435443,
+        0.3347848810983012,
+        0.3251439200785584,
+        -0.41141429748435443,
+        0.3347848810983012,
+        0.3251439200785584,
+        0.10755999404390776,
+        0.47036527833988656,
+        -0.22876794688766067,
+        -0.4185708890098734,
+        -0.21728281103594838,
+        0.47456227682394675,
+        0.49272486499423007,
+        0.020790331216645468,
+        -0.49808230441792034,
+        0.0949933378977206,
+        -0.499041013989698,
+        0.03360403626273746,
+    ];
 }

@@ -1,6 +1,5 @@
 //! Gated recurrent unit: [`Gru`] (PyTorch's `nn.GRU`, one layer), its cache [`GruCache`]
-//! and its streaming state [`GruState`]. Sequence layout, initial state, BPTT and streaming
-//! as for [`Rnn`](super::Rnn) (see [its module](super::Rnn)).
+//! and its streaming state [`GruState`].
 
 use super::rnn::{
     add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
@@ -38,6 +37,9 @@ use nalgebra::SMatrix;
 ///
 /// The sizes (`GH = 3H`, `IN`, `OUT`, `S ≥ 1`) are checked at compile time where the layer
 /// is used.
+///
+/// Sequence layout, `INIT`, `LAST`, the batched computation and the streaming
+/// [`Gru::step`] are as for [`Rnn`](super::Rnn#sequences-all-recurrent-layers).
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct Gru<
@@ -393,7 +395,7 @@ impl<
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, det_batch, det_matrix, randomize};
+    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
     use crate::layers::test_util::random_matrix;
 
     type Small<
@@ -550,6 +552,20 @@ mod tests {
         assert_eq!(h, y);
         state.reset();
         assert_eq!(state, GruState::new());
+    }
+
+    #[test]
+    fn f32_agrees_with_f64() {
+        let layer = example::<5, 19, 20, false, true>(16);
+        let x = random_matrix::<19, 3>(17, 1.0);
+        check_f32::<_, Gru<f32, 3, 4, 12, 5, 19, 20, false, true>, 19, 20, 3>(&layer, &x, 2e-5);
+        let mut single = <Gru<f32, 3, 4, 12, 5, 19, 20, false, true>>::ZERO;
+        for (s, &d) in single.as_mut_slice().iter_mut().zip(layer.as_slice()) {
+            *s = d as f32;
+        }
+        let mut state = GruState::<f32, 4>::new();
+        let h = single.step(&x.fixed_view::<3, 1>(0, 0).into_owned().cast(), &mut state);
+        assert_eq!(h, state.h);
     }
 
     #[test]

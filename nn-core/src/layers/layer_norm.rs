@@ -202,7 +202,7 @@ impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, det_batch, det_matrix, randomize};
+    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
     use crate::layers::test_util::{Rng, random_matrix};
 
     const EPS: u64 = 1e-5f64.to_bits();
@@ -241,6 +241,14 @@ mod tests {
             let expected = var(x) / (var(x) + 1e-5);
             assert!((var(y) - expected).abs() < 1e-14, "{} {}", var(y), expected);
         }
+    }
+
+    #[test]
+    fn f32_agrees_with_f64() {
+        let mut layer = LayerNorm::<f64, 5, 3, 15, EPS>::ZERO;
+        randomize(&mut layer, 11, 1.0);
+        let x = random_matrix::<15, 3>(12, 1.0);
+        check_f32::<_, LayerNorm<f32, 5, 3, 15, EPS>, 15, 15, 3>(&layer, &x, 2e-5);
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Long short-term memory: [`Lstm`] (PyTorch's `nn.LSTM`, one layer), its cache
-//! [`LstmCache`] and its streaming state [`LstmState`]. Sequence layout, initial state, BPTT
-//! and streaming as for [`Rnn`](super::Rnn) (see [its module](super::Rnn)).
+//! [`LstmCache`] and its streaming state [`LstmState`].
 
 use super::rnn::{
     add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
@@ -44,6 +43,9 @@ use nalgebra::SMatrix;
 ///
 /// The sizes (`GH = 4H`, `IN`, `OUT`, `S ≥ 1`) are checked at compile time where the layer
 /// is used.
+///
+/// Sequence layout, `INIT`, `LAST`, the batched computation and the streaming
+/// [`Lstm::step`] are as for [`Rnn`](super::Rnn#sequences-all-recurrent-layers).
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct Lstm<
@@ -210,7 +212,6 @@ impl<
 {
     /// One time step for `B` columns: writes the gates `[i; f; g; o]` and the new states.
     #[inline]
-    #[allow(clippy::too_many_arguments)]
     fn cell<const B: usize>(
         &self,
         x_t: &SMatrix<T, D, B>,
@@ -409,7 +410,7 @@ impl<
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, det_batch, det_matrix, randomize};
+    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
     use crate::layers::test_util::random_matrix;
 
     type Small<
@@ -555,6 +556,20 @@ mod tests {
         assert_eq!(h, y);
         state.reset();
         assert_eq!(state, LstmState::new());
+    }
+
+    #[test]
+    fn f32_agrees_with_f64() {
+        let layer = example::<5, 23, 20, false, true>(16);
+        let x = random_matrix::<23, 3>(17, 1.0);
+        check_f32::<_, Lstm<f32, 3, 4, 16, 5, 23, 20, false, true>, 23, 20, 3>(&layer, &x, 2e-5);
+        let mut single = <Lstm<f32, 3, 4, 16, 5, 23, 20, false, true>>::ZERO;
+        for (s, &d) in single.as_mut_slice().iter_mut().zip(layer.as_slice()) {
+            *s = d as f32;
+        }
+        let mut state = LstmState::<f32, 4>::new();
+        let h = single.step(&x.fixed_view::<3, 1>(0, 0).into_owned().cast(), &mut state);
+        assert_eq!(h, state.h);
     }
 
     #[test]

@@ -1,27 +1,7 @@
 //! Elman recurrent layer with `tanh`: [`Rnn`] (PyTorch's `nn.RNN`, one layer), and its
-//! streaming state [`RnnState`]. Also the helpers the gated recurrent layers
-//! ([`Gru`](super::Gru), [`Lstm`](super::Lstm)) share with it.
-//!
-//! # Sequences
-//! A sample is a sequence of `S` time steps of `D` features, PyTorch's `batch_first` layout
-//! `(N, S, D)` per sample: step `t`, feature `d` at index `t·D + d` of the sample's column.
-//! With `INIT` the initial state follows the sequence in the same column (`h_0`, then `c_0`
-//! for an LSTM); without it the initial state is zero. The output is the sequence of hidden
-//! states `[S, H]` (`h_t[k]` at `t·H + k`), PyTorch's `output`, or with `LAST` only the last
-//! one `[H]`, PyTorch's `h_n[0]` (= `output[:, -1]`).
-//!
-//! # Computation
-//! `forward_train` runs the whole batch one time step at a time: the two products of a step
-//! (`W_ih·X_t` and `W_hh·H_{t−1}`, `B` columns each) go through [`kernels`]; the states (and
-//! the gates of a GRU or LSTM) of every step are kept in the cache, in the tape. `backward`
-//! is backpropagation through time over the fixed `S` steps, from the last one to the first,
-//! carrying `∂L/∂h_t` (and `∂L/∂c_t`) backwards. Temporaries are a few `H × B`, `D × B` (and
-//! `GH × B`) matrices on the stack; nothing is allocated.
-//!
-//! # Streaming
-//! `step(&x_t, &mut state)` advances one time step for one sample, with the same code as the
-//! whole-sequence `forward` (which runs that step `S` times): feeding a sequence to `step`
-//! one element at a time, from a zero state (or `h_0`), gives exactly `forward`'s outputs.
+//! streaming state [`RnnState`]; also the helpers the gated recurrent layers
+//! ([`Gru`](super::Gru), [`Lstm`](super::Lstm)) share with it. The conventions common to the
+//! three are documented on [`Rnn`].
 
 use crate::activations::{Elementwise, Sigmoid};
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
@@ -49,6 +29,31 @@ use nalgebra::SMatrix;
 /// `∂L/∂x_t += W_ihᵀ·δ_t`, and with `INIT`, `∂L/∂h_0 += W_hhᵀ·δ_0`.
 ///
 /// The sizes (`IN`, `OUT`, `S ≥ 1`) are checked at compile time where the layer is used.
+///
+/// # Sequences (all recurrent layers)
+/// A sample is a sequence of `S` time steps of `D` features, PyTorch's `batch_first` layout
+/// `(N, S, D)` per sample: step `t`, feature `d` at index `t·D + d` of the sample's column.
+/// With `INIT` the initial state follows the sequence in the same column (`h_0`, then `c_0`
+/// for an [`Lstm`](super::Lstm)): PyTorch's `rnn(x, h_0)` (`lstm(x, (h_0, c_0))`); without
+/// it the initial state is zero. The output is the sequence of hidden states `[S, H]`
+/// (`h_t[k]` at `t·H + k`), PyTorch's `output`, or with `LAST` only the last one `[H]`,
+/// PyTorch's `h_n[0]` (= `output[:, -1]`).
+///
+/// # Computation
+/// `forward_train` runs the whole batch one time step at a time: the two products of a step
+/// (`W_ih·X_t` and `W_hh·H_{t−1}`, `B` columns each) go through [`kernels`]; the states (and
+/// the gates of a GRU or LSTM) of every step are kept in the cache, in the tape.
+/// `backward` is backpropagation through time over the fixed `S` steps, from the last one
+/// to the first, carrying `∂L/∂h_t` (and `∂L/∂c_t`) backwards, the parameter gradients
+/// being the sums of every step's. Temporaries are a few `H × B`, `D × B` (and `GH × B`)
+/// matrices on the stack; nothing is allocated.
+///
+/// # Streaming
+/// `step(&x_t, &mut state)` ([`Rnn::step`], [`Gru::step`](super::Gru::step),
+/// [`Lstm::step`](super::Lstm::step)) advances one sample by one time step, with the same
+/// code as `forward` (which runs that step `S` times on the batch): feeding a sequence to
+/// `step` one element at a time, from the zero state (or `h_0`), gives exactly the outputs
+/// of `forward` for a batch of one, for as many steps as wanted and without allocation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct Rnn<
@@ -223,7 +228,7 @@ impl<
         },
     ];
 
-    /// The hidden states `h_0 … h_{S−1}` (after each step), `H × B` each.
+    /// The hidden state after each step `t = 0 … S−1`, `H × B` each.
     type Cache<const B: usize> = [SMatrix<T, H, B>; S];
     type State = ();
 
@@ -310,7 +315,6 @@ impl<
 }
 
 /// Compile-time size rules of a recurrent layer with `init` initial-state values.
-#[allow(clippy::too_many_arguments)]
 pub(super) const fn check_sizes(
     d: usize,
     h: usize,
@@ -442,6 +446,42 @@ pub(super) mod tests {
     /// A batch of `B` samples of `N` values, PyTorch's `(B, …)` tensor filled by [`det`].
     pub(crate) fn det_batch<const N: usize, const B: usize>(seed: f64) -> SMatrix<f64, N, B> {
         SMatrix::from_fn(|i, j| det(j * N + i, seed))
+    }
+
+    /// Runs `layer` and its `f32` copy (parameters rounded) on `x`: forward, training
+    /// forward and backward (with `∂L/∂y = 1`) agree within `tol` (relative to 1).
+    pub(crate) fn check_f32<L64, L32, const IN: usize, const OUT: usize, const B: usize>(
+        layer: &L64,
+        x: &SMatrix<f64, IN, B>,
+        tol: f64,
+    ) where
+        L64: Layer<f64, IN, OUT>,
+        L32: Layer<f32, IN, OUT>,
+    {
+        let mut single = L32::ZERO;
+        for (s, &d) in single.as_mut_slice().iter_mut().zip(layer.as_slice()) {
+            *s = d as f32;
+        }
+        let x32 = x.cast::<f32>();
+        let (mut y64, mut y32) = (SMatrix::<f64, OUT, B>::ZERO, SMatrix::<f32, OUT, B>::ZERO);
+        layer.forward(&L64::State::ZERO, x, &mut y64);
+        single.forward(&L32::State::ZERO, &x32, &mut y32);
+        assert_close(y32.cast::<f64>().as_slice(), y64.as_slice(), tol);
+
+        let mut cache64 = <L64 as Layer<f64, IN, OUT>>::Cache::<B>::ZERO;
+        let mut cache32 = <L32 as Layer<f32, IN, OUT>>::Cache::<B>::ZERO;
+        let (mut state64, mut state32) = (L64::State::ZERO, L32::State::ZERO);
+        layer.forward_train(&mut state64, x, &mut y64, &mut cache64);
+        single.forward_train(&mut state32, &x32, &mut y32, &mut cache32);
+        let (mut dx64, mut dx32) = (SMatrix::<f64, IN, B>::ZERO, SMatrix::<f32, IN, B>::ZERO);
+        let (mut grads64, mut grads32) = (L64::ZERO, L32::ZERO);
+        let (dy64, dy32) = (SMatrix::repeat(1.0), SMatrix::repeat(1.0));
+        layer.backward(x, &y64, &cache64, &dy64, &mut dx64, &mut grads64);
+        single.backward(&x32, &y32, &cache32, &dy32, &mut dx32, &mut grads32);
+        assert_close(dx32.cast::<f64>().as_slice(), dx64.as_slice(), tol);
+        for (&g32, &g64) in grads32.as_slice().iter().zip(grads64.as_slice()) {
+            assert!((f64::from(g32) - g64).abs() <= tol, "{g32} {g64}");
+        }
     }
 
     /// Asserts `|a − b| ≤ tol` component-wise, with a message.
@@ -610,6 +650,25 @@ pub(super) mod tests {
             weight_hh_l0: layer.weight_hh_l0,
             bias_ih_l0: layer.bias_ih_l0,
             bias_hh_l0: layer.bias_hh_l0,
+        }
+    }
+
+    #[test]
+    fn f32_agrees_with_f64() {
+        let layer = example::<5, 19, 20, false, true>(16);
+        let x = random_matrix::<19, 3>(17, 1.0);
+        check_f32::<_, Rnn<f32, 3, 4, 5, 19, 20, false, true>, 19, 20, 3>(&layer, &x, 2e-5);
+        let mut state = RnnState::<f32, 4>::new();
+        let h = layer_f32(&layer).step(&x.fixed_view::<3, 1>(0, 0).into_owned().cast(), &mut state);
+        assert_eq!(h, state.h);
+    }
+
+    fn layer_f32(layer: &Small<5, 19, 20, false, true>) -> Rnn<f32, 3, 4, 5, 19, 20, false, true> {
+        Rnn {
+            weight_ih_l0: layer.weight_ih_l0.cast(),
+            weight_hh_l0: layer.weight_hh_l0.cast(),
+            bias_ih_l0: layer.bias_ih_l0.cast(),
+            bias_hh_l0: layer.bias_hh_l0.cast(),
         }
     }
 

@@ -9,9 +9,16 @@
 //! | [`GlobalAvgPool`] | `nn.AdaptiveAvgPool2d(1)` + `flatten` |
 //! | [`BatchNorm`] | `nn.BatchNorm1d`, `nn.BatchNorm2d` |
 //! | [`Dropout`] | `nn.Dropout` |
+//! | [`Rnn`], [`Gru`], [`Lstm`] | `nn.RNN`, `nn.GRU`, `nn.LSTM` (one layer, `batch_first`) |
+//! | [`LayerNorm`] | `nn.LayerNorm` over the last dimension |
+//! | [`MultiHeadAttention`] | `nn.MultiheadAttention` as self-attention (`batch_first`) |
+//! | [`Embedding`] | `nn.Embedding` |
+//! | [`SinusoidalPositions`], [`LearnedPositions`] | added positional encodings |
+//! | [`PositionWise`] | a layer at every position, as `nn.Linear` on `(N, S, D)` |
 //!
 //! Samples are stored flat in PyTorch's contiguous order: `[C, L]` at `c·L + l`, `[C, H, W]`
-//! at `c·H·W + h·W + w`; a batch holds one sample per column. Convolution and pooling
+//! at `c·H·W + h·W + w`, a sequence `[S, D]` at `t·D + d`; a batch holds one sample per
+//! column. Convolution and pooling
 //! geometries are zero-sized types ([`geometry`]) whose constants the layers read at compile
 //! time.
 

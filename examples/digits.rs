@@ -10,9 +10,9 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use common::digits::{SEED, load_split};
 use nn::loss::SoftmaxCrossEntropy;
 use nn::optim::Adam;
-use common::digits::{SEED, load_split};
 use nn::prelude::*;
 use nn::train::{EarlyStopping, Samples, TrainConfig, Trainer, argmax, argmax_accuracy};
 use rand_core::SeedableRng;

@@ -106,10 +106,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Streaming: one value at a time through the layer's `step`, then the head.
     let mut state = nn::layers::GruState::<f32, 32>::default();
     let mut hidden = SMatrix::<f32, 32, 1>::zeros();
-    for t in 0..STEPS {
-        hidden = net
-            .gru
-            .step(&SMatrix::<f32, 1, 1>::new(test_x[0][t]), &mut state);
+    for &value in test_x[0].iter() {
+        hidden = net.gru.step(&SMatrix::<f32, 1, 1>::new(value), &mut state);
     }
     let mut streamed = SMatrix::<f32, 1, 1>::zeros();
     nn::Layer::forward(&net.head, &(), &hidden, &mut streamed);

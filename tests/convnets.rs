@@ -105,7 +105,10 @@ fn gradients_through_batch_norm_pooling_and_dropout_match_finite_differences() {
     let mut net = NormPool::<f64>::ZERO;
     net.init(&mut rand_pcg::Pcg64Mcg::new(7));
     randomize(&mut net, 8, 0.8); // γ, β away from their initial 1 and 0 too
-    let input = (random_matrix::<12, 4>(9, 1.0), random_matrix::<9, 4>(10, 1.0));
+    let input = (
+        random_matrix::<12, 4>(9, 1.0),
+        random_matrix::<9, 4>(10, 1.0),
+    );
     let report = nn::gradcheck::check_network(&mut net, &input);
     assert!(report.max_rel_error < 1e-6, "{report:?}");
 }
@@ -115,7 +118,10 @@ fn training_updates_running_statistics_and_inference_uses_them() {
     let mut net = NormPool::<f64>::ZERO;
     net.init(&mut rand_pcg::Pcg64Mcg::new(11));
     assert!(net.state.bn1.running_var.iter().all(|&v| v == 1.0));
-    let input = (random_matrix::<12, 8>(12, 1.0), random_matrix::<9, 8>(13, 1.0));
+    let input = (
+        random_matrix::<12, 8>(12, 1.0),
+        random_matrix::<9, 8>(13, 1.0),
+    );
     let mut tape = NormPoolTape::<f64, 8>::ZERO;
     let y_train = net.forward_train(&input.0, &input.1, &mut tape);
     assert!(net.state.bn1.running_mean.iter().any(|&m| m != 0.0));

@@ -296,7 +296,9 @@ mod trainer {
         }
     }
 
-    fn fresh() -> (Box<Quadrants<f32>>, Box<Adam<f32, QuadrantsGrads<f32>>>) {
+    type QuadrantsAdam = Adam<f32, QuadrantsGrads<f32>>;
+
+    fn fresh() -> (Box<Quadrants<f32>>, Box<QuadrantsAdam>) {
         let mut net = Quadrants::<f32>::new_boxed();
         net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(9));
         (net, Box::new(Adam::new(0.05)))

@@ -13,6 +13,18 @@ use nn::train::{StepOptions, train_step};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+/// One workload: its name, its goal (ns), how many steps `verify` compares, the contestants.
+pub struct Workload {
+    pub name: &'static str,
+    pub goal_ns: f64,
+    pub steps: usize,
+    pub contestants: Contestants<'static>,
+}
+
+/// Every workload, in the order of BENCHMARKS.md (P3 is W3 on threads).
+pub const SUITE: &[fn() -> Workload] =
+    &[w1, w4, w2, w3, w5, w6, c1, g1, p3, k1, k2, k3, k4, k5, n1];
+
 /// Learning rate of every training workload (plain SGD).
 pub const LR: f32 = 0.01;
 
@@ -77,6 +89,179 @@ nn::network! {
         l2: Dense<16>,
         a2: FastTanh<T, 16> -> [16],
         l3: Dense<1>,
+    }
+}
+
+/// ReLU as a parameter-free layer whose loops run over the matrices' slices: what
+/// `nn::activations`' element-wise loops would be with `as_slice()` instead of nalgebra's
+/// strided iterators (the change the benchmarks recommend; measured as "slice ReLU").
+#[derive(Clone, Debug, PartialEq)]
+#[repr(C)]
+pub struct SliceRelu<T: Real, const N: usize>([T; 0]);
+
+impl<T: Real, const N: usize> ConstZero for SliceRelu<T, N> {
+    const ZERO: Self = SliceRelu([]);
+}
+
+// SAFETY: repr(C), no bytes.
+unsafe impl<T: Real, const N: usize> Zeroable for SliceRelu<T, N> {}
+
+// SAFETY: repr(C), zero scalars, aligned as `T`.
+unsafe impl<T: Real, const N: usize> Params<T> for SliceRelu<T, N> {
+    const LEN: usize = 0;
+}
+
+impl<T: Real, const N: usize> Layer<T, N, N> for SliceRelu<T, N> {
+    type Cache<const B: usize> = ();
+    type State = ();
+
+    #[inline]
+    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, N, B>, y: &mut SMatrix<T, N, B>) {
+        use nn::activations::Elementwise;
+        for (y, &x) in y.as_mut_slice().iter_mut().zip(x.as_slice()) {
+            *y = nn::activations::Relu.value(x);
+        }
+    }
+
+    #[inline]
+    fn backward<const B: usize>(
+        &self,
+        x: &SMatrix<T, N, B>,
+        y: &SMatrix<T, N, B>,
+        _: &(),
+        dy: &SMatrix<T, N, B>,
+        dx: &mut SMatrix<T, N, B>,
+        _: &mut Self,
+    ) {
+        use nn::activations::Elementwise;
+        let inputs = x.as_slice().iter().zip(y.as_slice()).zip(dy.as_slice());
+        for (dx, ((&x, &y), &dy)) in dx.as_mut_slice().iter_mut().zip(inputs) {
+            *dx += nn::activations::Relu.derivative(x, y) * dy;
+        }
+    }
+}
+
+nn::network! {
+    /// W2 with [`SliceRelu`].
+    pub struct SmallSlices {
+        input: [64],
+        l1: Dense<32>,
+        a1: SliceRelu<T, 32> -> [32],
+        l2: Dense<16>,
+        a2: SliceRelu<T, 16> -> [16],
+        l3: Dense<10>,
+    }
+}
+
+nn::network! {
+    /// W3 with [`SliceRelu`].
+    pub struct MnistSlices {
+        input: [784],
+        l1: Dense<256>,
+        a1: SliceRelu<T, 256> -> [256],
+        l2: Dense<128>,
+        a2: SliceRelu<T, 128> -> [128],
+        l3: Dense<10>,
+    }
+}
+
+/// The backward pass the macro generates for [`MnistSlices`] (or [`SmallSlices`]), except
+/// that the first layer computes only its parameter gradients: both recommended changes.
+macro_rules! backward_no_dx {
+    ($name:ident, $net:ident, $tape:ident, $grads:ident, $h1:literal, $h2:literal) => {
+        pub fn $name<const B: usize>(
+            net: &$net<f32>,
+            tape: &$tape<f32, B>,
+            d_l3: &SMatrix<f32, 10, B>,
+            grads: &mut $grads<f32>,
+        ) {
+            let mut d_a2 = SMatrix::<f32, $h2, B>::zeros();
+            net.l3
+                .backward(&tape.a2, &tape.l3, &(), d_l3, &mut d_a2, &mut grads.l3);
+            let mut d_l2 = SMatrix::<f32, $h2, B>::zeros();
+            net.a2
+                .backward(&tape.l2, &tape.a2, &(), &d_a2, &mut d_l2, &mut grads.a2);
+            let mut d_a1 = SMatrix::<f32, $h1, B>::zeros();
+            net.l2
+                .backward(&tape.a1, &tape.l2, &(), &d_l2, &mut d_a1, &mut grads.l2);
+            let mut d_l1 = SMatrix::<f32, $h1, B>::zeros();
+            net.a1
+                .backward(&tape.l1, &tape.a1, &(), &d_a1, &mut d_l1, &mut grads.a1);
+            net.l1.param_gradients(&tape.input, &d_l1, &mut grads.l1);
+        }
+    };
+}
+
+/// As [`mnist_slices_backward_no_dx`], with every parameter gradient *written* (not added
+/// to a zeroed struct): what a backward pass with overwrite semantics for layers used once
+/// would cost (no `set_zero`, no read of the old gradient in the products).
+pub fn mnist_slices_backward_overwrite<const B: usize>(
+    net: &MnistSlices<f32>,
+    tape: &MnistSlicesTape<f32, B>,
+    d_l3: &SMatrix<f32, 10, B>,
+    grads: &mut MnistSlicesGrads<f32>,
+) {
+    fn dense<const I: usize, const O: usize, const B: usize>(
+        x: &SMatrix<f32, I, B>,
+        dy: &SMatrix<f32, O, B>,
+        grads: &mut nn::layers::Dense<f32, I, O>,
+    ) {
+        nn::kernels::matmul_abt(&mut grads.weight, dy, x, false);
+        grads.bias = dy.column_sum();
+    }
+    let mut d_a2 = SMatrix::<f32, 128, B>::zeros();
+    dense(&tape.a2, d_l3, &mut grads.l3);
+    nn::kernels::matmul_atb(&mut d_a2, &net.l3.weight, d_l3, false);
+    let mut d_l2 = SMatrix::<f32, 128, B>::zeros();
+    net.a2
+        .backward(&tape.l2, &tape.a2, &(), &d_a2, &mut d_l2, &mut grads.a2);
+    let mut d_a1 = SMatrix::<f32, 256, B>::zeros();
+    dense(&tape.a1, &d_l2, &mut grads.l2);
+    nn::kernels::matmul_atb(&mut d_a1, &net.l2.weight, &d_l2, false);
+    let mut d_l1 = SMatrix::<f32, 256, B>::zeros();
+    net.a1
+        .backward(&tape.l1, &tape.a1, &(), &d_a1, &mut d_l1, &mut grads.a1);
+    dense(&tape.input, &d_l1, &mut grads.l1);
+}
+
+backward_no_dx!(
+    small_slices_backward_no_dx,
+    SmallSlices,
+    SmallSlicesTape,
+    SmallSlicesGrads,
+    32,
+    16
+);
+backward_no_dx!(
+    mnist_slices_backward_no_dx,
+    MnistSlices,
+    MnistSlicesTape,
+    MnistSlicesGrads,
+    256,
+    128
+);
+
+nn::network! {
+    /// C1: LeNet-5 on 28×28 images.
+    pub struct LeNet {
+        input: [1, 28, 28],
+        conv1: Conv2d<6, 5, padding = 2>, Relu,
+        pool1: MaxPool2d<2>,
+        conv2: Conv2d<16, 5>, Relu,
+        pool2: MaxPool2d<2>,
+        Flatten,
+        fc1: Dense<120>, Relu,
+        fc2: Dense<84>, Relu,
+        fc3: Dense<10>,
+    }
+}
+
+nn::network! {
+    /// G1: a GRU over 16 steps of 1 value, hidden 32, then a dense head.
+    pub struct GruNet {
+        input: [16, 1],
+        gru: Gru<32, last = true>,
+        head: Dense<1>,
     }
 }
 
@@ -188,6 +373,13 @@ pub fn w3_data(batch: usize) -> Data {
     data(&[784, 256, 128, 10], batch, true, 3)
 }
 
+/// A checksum of a large output, from every 61st value (so that it costs little next to
+/// the product it checks).
+pub fn sampled_checksum(y: &[f32]) -> f32 {
+    let sample: Vec<f32> = y.iter().step_by(61).copied().collect();
+    checksum(&sample)
+}
+
 /// A checksum of outputs that notices permutations: `Σ_k y_k·(1 + k mod 7)`.
 pub fn checksum(y: &[f32]) -> f32 {
     y.iter()
@@ -213,7 +405,12 @@ impl<F: FnMut() -> f32> Run for F {
 
 /// Runs every contestant `steps` times from its initial state and checks that they agree
 /// with the first one, step by step, to `rel_tol`. Returns the first contestant's values.
-pub fn verify(name: &str, contestants: &mut [(String, Box<dyn Run + '_>)], steps: usize, rel_tol: f32) -> Vec<f32> {
+pub fn verify(
+    name: &str,
+    contestants: &mut [(String, Box<dyn Run + '_>)],
+    steps: usize,
+    rel_tol: f32,
+) -> Vec<f32> {
     let values: Vec<Vec<f32>> = contestants
         .iter_mut()
         .map(|(_, c)| (0..steps).map(|_| c.run()).collect())
@@ -231,20 +428,48 @@ pub fn verify(name: &str, contestants: &mut [(String, Box<dyn Run + '_>)], steps
     values[0].clone()
 }
 
+/// The clock of the timed blocks: the process's CPU time (`CLOCK_PROCESS_CPUTIME_ID`), which
+/// does not count the time other processes take from a shared machine's cores, or, with
+/// `wall`, the wall clock (for the multi-threaded workload, whose threads run at once).
+fn now(wall: bool) -> Duration {
+    if wall {
+        return START.with(|start| start.elapsed());
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid out-pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+thread_local! {
+    static START: Instant = Instant::now();
+}
+
 /// Nanoseconds per call of each contestant: the median of `runs` interleaved runs, each
-/// the median of `blocks` timed blocks of about `block` each.
-pub fn measure(contestants: &mut [(String, Box<dyn Run + '_>)], runs: usize, blocks: usize, block: Duration) -> Vec<f64> {
+/// the median of `blocks` timed blocks of about `block` each (CPU time, or wall time when
+/// `wall`; see [`now`]).
+pub fn measure(
+    contestants: &mut [(String, Box<dyn Run + '_>)],
+    runs: usize,
+    blocks: usize,
+    block: Duration,
+    wall: bool,
+) -> Vec<f64> {
     // Calibrate: calls per block.
     let iters: Vec<u64> = contestants
         .iter_mut()
         .map(|(_, c)| {
             let mut n = 1u64;
             loop {
-                let t = Instant::now();
+                let t = now(wall);
                 for _ in 0..n {
                     black_box(c.run());
                 }
-                let e = t.elapsed();
+                let e = now(wall) - t;
                 if e >= block / 4 || n >= 1 << 30 {
                     let per = e.as_secs_f64() / n as f64;
                     return ((block.as_secs_f64() / per) as u64).max(1);
@@ -258,11 +483,11 @@ pub fn measure(contestants: &mut [(String, Box<dyn Run + '_>)], runs: usize, blo
         for (k, (_, c)) in contestants.iter_mut().enumerate() {
             let mut samples: Vec<f64> = (0..blocks)
                 .map(|_| {
-                    let t = Instant::now();
+                    let t = now(wall);
                     for _ in 0..iters[k] {
                         black_box(c.run());
                     }
-                    t.elapsed().as_secs_f64() * 1e9 / iters[k] as f64
+                    (now(wall) - t).as_secs_f64() * 1e9 / iters[k] as f64
                 })
                 .collect();
             per_run[k].push(median(&mut samples));
@@ -308,13 +533,43 @@ pub fn load<N: Params<f32>>(net: &mut N, d: &Data) {
     assert_eq!(at, slice.len());
 }
 
+/// A zero value in memory of its own backed by 2 MiB pages (transparent huge pages, asked
+/// for with `madvise`), leaked: physically contiguous, so that a network of about 1 MB does
+/// not lose L2 capacity to conflicting 4 KiB pages.
+pub fn huge<Z: Zeroable>() -> &'static mut Z {
+    const HUGE: usize = 2 << 20;
+    let len = size_of::<Z>().div_ceil(HUGE) * HUGE + HUGE;
+    // SAFETY: an anonymous private mapping (zeroed by the kernel), checked; the aligned
+    // start leaves room for `size_of::<Z>()` bytes; all-zero bytes are a valid `Z`
+    // (`Zeroable`); never unmapped, so the reference is 'static.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED, "mmap");
+        let aligned = (p as usize).div_ceil(HUGE) * HUGE;
+        libc::madvise(
+            aligned as *mut libc::c_void,
+            len - (aligned - p as usize),
+            libc::MADV_HUGEPAGE,
+        );
+        &mut *(aligned as *mut Z)
+    }
+}
+
 /// A boxed zero value.
 pub fn boxed<Z: Zeroable>() -> Box<Z> {
     Z::new_boxed()
 }
 
 /// nn's state for a training workload: network, tape, gradients, optimizer, batch, `∂L/∂y`.
-pub struct NnTrain<N: Network<f32>, Tg: 'static, const IN: usize, const OUT: usize, const B: usize> {
+pub struct NnTrain<N: Network<f32>, Tg: 'static, const IN: usize, const OUT: usize, const B: usize>
+{
     pub net: Box<N>,
     pub tape: Box<N::Tape<B>>,
     pub grads: Box<N::Grads>,
@@ -331,7 +586,14 @@ where
 {
     pub fn new(d: &Data, targets: Vec<Tg>) -> Self {
         let mut net = boxed::<N>();
-        load(&mut *net, d);
+        if d.layers
+            .iter()
+            .map(|l| l.inputs * l.outputs + l.outputs)
+            .sum::<usize>()
+            == N::LEN
+        {
+            load(&mut *net, d);
+        }
         let mut x = boxed::<SMatrix<f32, IN, B>>();
         x.as_mut_slice().copy_from_slice(&d.x);
         NnTrain {
@@ -370,7 +632,8 @@ where
         let value = loss.loss_and_grad(&y, &self.targets, &mut *self.dy);
         self.grads.set_zero();
         black_box(self.net.backward(&*self.tape, &*self.dy, &mut *self.grads));
-        self.opt.step(self.net.as_mut_slice(), self.grads.as_slice());
+        self.opt
+            .step(self.net.as_mut_slice(), self.grads.as_slice());
         value
     }
 }
@@ -406,11 +669,25 @@ pub fn mnist_backward_no_dx<const B: usize>(
     grads: &mut MnistGrads<f32>,
 ) {
     let mut d_l2_relu = SMatrix::<f32, 128, B>::zeros();
-    net.l3.backward(&tape.l2_relu, &tape.l3, &(), d_l3, &mut d_l2_relu, &mut grads.l3);
+    net.l3.backward(
+        &tape.l2_relu,
+        &tape.l3,
+        &(),
+        d_l3,
+        &mut d_l2_relu,
+        &mut grads.l3,
+    );
     let mut d_l2 = SMatrix::<f32, 128, B>::zeros();
     nn::activations::Relu.backward(&tape.l2, &tape.l2_relu, &d_l2_relu, &mut d_l2);
     let mut d_l1_relu = SMatrix::<f32, 256, B>::zeros();
-    net.l2.backward(&tape.l1_relu, &tape.l2, &(), &d_l2, &mut d_l1_relu, &mut grads.l2);
+    net.l2.backward(
+        &tape.l1_relu,
+        &tape.l2,
+        &(),
+        &d_l2,
+        &mut d_l1_relu,
+        &mut grads.l2,
+    );
     let mut d_l1 = SMatrix::<f32, 256, B>::zeros();
     nn::activations::Relu.backward(&tape.l1, &tape.l1_relu, &d_l1_relu, &mut d_l1);
     net.l1.param_gradients(&tape.input, &d_l1, &mut grads.l1);
@@ -424,11 +701,25 @@ pub fn small_backward_no_dx<const B: usize>(
     grads: &mut SmallGrads<f32>,
 ) {
     let mut d_l2_relu = SMatrix::<f32, 16, B>::zeros();
-    net.l3.backward(&tape.l2_relu, &tape.l3, &(), d_l3, &mut d_l2_relu, &mut grads.l3);
+    net.l3.backward(
+        &tape.l2_relu,
+        &tape.l3,
+        &(),
+        d_l3,
+        &mut d_l2_relu,
+        &mut grads.l3,
+    );
     let mut d_l2 = SMatrix::<f32, 16, B>::zeros();
     nn::activations::Relu.backward(&tape.l2, &tape.l2_relu, &d_l2_relu, &mut d_l2);
     let mut d_l1_relu = SMatrix::<f32, 32, B>::zeros();
-    net.l2.backward(&tape.l1_relu, &tape.l2, &(), &d_l2, &mut d_l1_relu, &mut grads.l2);
+    net.l2.backward(
+        &tape.l1_relu,
+        &tape.l2,
+        &(),
+        &d_l2,
+        &mut d_l1_relu,
+        &mut grads.l2,
+    );
     let mut d_l1 = SMatrix::<f32, 32, B>::zeros();
     nn::activations::Relu.backward(&tape.l1, &tape.l1_relu, &d_l1_relu, &mut d_l1);
     net.l1.param_gradients(&tape.input, &d_l1, &mut grads.l1);
@@ -445,7 +736,15 @@ pub const MATRIXMULTIPLY: bool = true;
 /// A 3-layer MLP written by hand over nalgebra fixed-size matrices: tanh (W1) or ReLU
 /// hidden layers, linear output, MSE (`½(y − t)²`) or softmax cross-entropy, plain SGD.
 /// Every buffer is preallocated; `∂L/∂input` is not computed (as the peers don't).
-pub struct Hand<const I: usize, const H1: usize, const H2: usize, const O: usize, const B: usize, const TANH: bool, const MM: bool> {
+pub struct Hand<
+    const I: usize,
+    const H1: usize,
+    const H2: usize,
+    const O: usize,
+    const B: usize,
+    const TANH: bool,
+    const MM: bool,
+> {
     m: Box<HandMats<I, H1, H2, O, B>>,
     values: Vec<f32>,
     classes: Vec<usize>,
@@ -453,7 +752,13 @@ pub struct Hand<const I: usize, const H1: usize, const H2: usize, const O: usize
 
 /// The matrices of [`Hand`]: parameters, gradients, activations (zeroable, boxed).
 #[repr(C)]
-pub struct HandMats<const I: usize, const H1: usize, const H2: usize, const O: usize, const B: usize> {
+pub struct HandMats<
+    const I: usize,
+    const H1: usize,
+    const H2: usize,
+    const O: usize,
+    const B: usize,
+> {
     w1: SMatrix<f32, H1, I>,
     b1: SMatrix<f32, H1, 1>,
     w2: SMatrix<f32, H2, H1>,
@@ -495,17 +800,43 @@ fn sgemm<const M: usize, const N: usize>(
     // SAFETY: the strides address the M × k and k × N extents of `a` and `b` (checked
     // lengths), and `c` is M × N column-major.
     unsafe {
-        matrixmultiply::sgemm(M, k, N, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), 1, M as isize);
+        matrixmultiply::sgemm(
+            M,
+            k,
+            N,
+            1.0,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            0.0,
+            c.as_mut_ptr(),
+            1,
+            M as isize,
+        );
     }
 }
 
-impl<const I: usize, const H1: usize, const H2: usize, const O: usize, const B: usize, const TANH: bool, const MM: bool>
-    Hand<I, H1, H2, O, B, TANH, MM>
+impl<
+    const I: usize,
+    const H1: usize,
+    const H2: usize,
+    const O: usize,
+    const B: usize,
+    const TANH: bool,
+    const MM: bool,
+> Hand<I, H1, H2, O, B, TANH, MM>
 {
     pub fn new(d: &Data) -> Box<Self> {
         // SAFETY: every field is a matrix of f32, for which zero bytes are 0.0.
         let m = unsafe { Box::<HandMats<I, H1, H2, O, B>>::new_zeroed().assume_init() };
-        let mut h = Box::new(Hand { m, values: Vec::new(), classes: Vec::new() });
+        let mut h = Box::new(Hand {
+            m,
+            values: Vec::new(),
+            classes: Vec::new(),
+        });
         h.m.w1 = SMatrix::from_row_slice(&d.layers[0].w);
         h.m.b1 = SMatrix::from_column_slice(&d.layers[0].b);
         h.m.w2 = SMatrix::from_row_slice(&d.layers[1].w);
@@ -536,9 +867,20 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize, const B: 
     }
 
     /// `C = W·X` by the chosen routine.
-    fn forward_product<const M: usize, const K: usize>(c: &mut SMatrix<f32, M, B>, w: &SMatrix<f32, M, K>, x: &SMatrix<f32, K, B>) {
+    fn forward_product<const M: usize, const K: usize>(
+        c: &mut SMatrix<f32, M, B>,
+        w: &SMatrix<f32, M, K>,
+        x: &SMatrix<f32, K, B>,
+    ) {
         if MM && B > 1 {
-            sgemm(c, K, w.as_slice(), (1, M as isize), x.as_slice(), (1, K as isize));
+            sgemm(
+                c,
+                K,
+                w.as_slice(),
+                (1, M as isize),
+                x.as_slice(),
+                (1, K as isize),
+            );
         } else {
             c.gemm(1.0, w, x, 0.0);
         }
@@ -552,7 +894,14 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize, const B: 
         ht: &mut SMatrix<f32, B, K>,
     ) {
         if MM && B > 1 {
-            sgemm(c, B, d.as_slice(), (1, M as isize), h.as_slice(), (K as isize, 1));
+            sgemm(
+                c,
+                B,
+                d.as_slice(),
+                (1, M as isize),
+                h.as_slice(),
+                (K as isize, 1),
+            );
         } else {
             h.transpose_to(ht);
             c.gemm(1.0, d, ht, 0.0);
@@ -560,9 +909,20 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize, const B: 
     }
 
     /// `C = Wᵀ·D`.
-    fn input_gradient<const M: usize, const K: usize>(c: &mut SMatrix<f32, K, B>, w: &SMatrix<f32, M, K>, d: &SMatrix<f32, M, B>) {
+    fn input_gradient<const M: usize, const K: usize>(
+        c: &mut SMatrix<f32, K, B>,
+        w: &SMatrix<f32, M, K>,
+        d: &SMatrix<f32, M, B>,
+    ) {
         if MM && B > 1 {
-            sgemm(c, M, w.as_slice(), (M as isize, 1), d.as_slice(), (1, M as isize));
+            sgemm(
+                c,
+                M,
+                w.as_slice(),
+                (M as isize, 1),
+                d.as_slice(),
+                (1, M as isize),
+            );
         } else {
             c.gemm_tr(1.0, w, d, 0.0);
         }
@@ -623,11 +983,15 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize, const B: 
         Self::weight_gradient(&mut self.m.dw3, &self.m.dy, &self.m.h2, &mut self.m.h2t);
         self.m.db3 = self.m.dy.column_sum();
         Self::input_gradient(&mut self.m.dh2, &self.m.w3, &self.m.dy);
-        self.m.dh2.zip_zip_apply(&self.m.z2, &self.m.h2, |d, z, h| *d *= Self::act_derivative(z, h));
+        self.m.dh2.zip_zip_apply(&self.m.z2, &self.m.h2, |d, z, h| {
+            *d *= Self::act_derivative(z, h)
+        });
         Self::weight_gradient(&mut self.m.dw2, &self.m.dh2, &self.m.h1, &mut self.m.h1t);
         self.m.db2 = self.m.dh2.column_sum();
         Self::input_gradient(&mut self.m.dh1, &self.m.w2, &self.m.dh2);
-        self.m.dh1.zip_zip_apply(&self.m.z1, &self.m.h1, |d, z, h| *d *= Self::act_derivative(z, h));
+        self.m.dh1.zip_zip_apply(&self.m.z1, &self.m.h1, |d, z, h| {
+            *d *= Self::act_derivative(z, h)
+        });
         Self::weight_gradient(&mut self.m.dw1, &self.m.dh1, &self.m.x, &mut self.m.xt);
         self.m.db1 = self.m.dh1.column_sum();
         // SGD.
@@ -644,3 +1008,501 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize, const B: 
 pub type HandTiny<const MM: bool> = Hand<2, 16, 16, 1, 1, true, MM>;
 pub type HandSmall<const MM: bool> = Hand<64, 32, 16, 10, 32, false, MM>;
 pub type HandMnist<const B: usize, const MM: bool> = Hand<784, 256, 128, 10, B, false, MM>;
+
+// ---------------------------------------------------------------------------------------
+// The suite
+
+pub type Contestants<'a> = Vec<(String, Box<dyn Run + 'a>)>;
+
+pub fn entry<'a>(name: &str, run: impl Run + 'a) -> (String, Box<dyn Run + 'a>) {
+    (name.to_string(), Box::new(run))
+}
+
+/// How long to time.
+pub struct Settings {
+    pub runs: usize,
+    pub blocks: usize,
+    pub block: Duration,
+}
+
+/// Verifies, times and prints one workload; the first contestant is nn's, the ratio
+/// column is against the one named `baseline`.
+pub fn run(w: Workload, settings: &Settings) {
+    let Workload {
+        name,
+        goal_ns,
+        steps,
+        mut contestants,
+    } = w;
+    // `NN_BENCH_ONLY=W3` (a prefix of the workload's name) runs one workload.
+    if let Ok(only) = std::env::var("NN_BENCH_ONLY")
+        && !name.starts_with(&only)
+    {
+        return;
+    }
+    verify(name, &mut contestants, steps, 2e-4);
+    // `NN_BENCH_WHO=bare` (a part of the contestants' names) times only those.
+    if let Ok(who) = std::env::var("NN_BENCH_WHO") {
+        contestants.retain(|(n, _)| n.contains(&who));
+    }
+    let wall = name.starts_with('P');
+    let times = measure(
+        &mut contestants,
+        settings.runs,
+        settings.blocks,
+        settings.block,
+        wall,
+    );
+    // Ratios against the hand-written nalgebra version, or the first contestant.
+    let baseline = contestants
+        .iter()
+        .position(|(n, _)| n.starts_with("nalgebra by hand"))
+        .unwrap_or(0);
+    for ((who, _), &t) in contestants.iter().zip(&times) {
+        let goal = if who.starts_with("nn") && goal_ns.is_finite() {
+            format!(
+                "{} (goal {})",
+                if t <= goal_ns { "met" } else { "missed" },
+                pretty(goal_ns)
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "| {name} | {who} | {} | {:.2}× | {goal} |",
+            pretty(t),
+            times[baseline] / t
+        );
+    }
+}
+
+/// W1: train step, 2 → 16 → 16 → 1 tanh, MSE, batch 1, SGD.
+pub fn w1() -> Workload {
+    let d = w1_data();
+    let mut a = NnTrain::<Tiny<f32>, f32, 2, 1, 1>::new(&d, values(&d));
+    let mut b = NnTrain::<Tiny<f32>, f32, 2, 1, 1>::new(&d, values(&d));
+    let mut c = NnTrain::<TinyFast<f32>, f32, 2, 1, 1>::new(&d, values(&d));
+    let mut e = NnTrain::<TinyFast<f32>, f32, 2, 1, 1>::new(&d, values(&d));
+    let mut h = HandTiny::<NALGEBRA>::new(&d);
+
+    Workload {
+        name: "W1 train",
+        goal_ns: 150.0,
+        steps: 3,
+        contestants: vec![
+            entry("nn train_step", move || a.train_step(&MSE)),
+            entry("nn bare step", move || b.raw_step(&MSE)),
+            entry("nn train_step, TanhFast", move || c.train_step(&MSE)),
+            entry("nn bare step, TanhFast", move || e.raw_step(&MSE)),
+            entry("nalgebra by hand", move || h.step()),
+        ],
+    }
+}
+
+/// W4: inference, the same network, one sample.
+pub fn w4() -> Workload {
+    let d = w1_data();
+    let mut net = boxed::<Tiny<f32>>();
+    load(&mut *net, &d);
+    let mut fast = boxed::<TinyFast<f32>>();
+    load(&mut *fast, &d);
+    let x = nn::SMatrix::<f32, 2, 1>::from_column_slice(&d.x);
+    let mut h = HandTiny::<NALGEBRA>::new(&d);
+
+    Workload {
+        name: "W4 infer",
+        goal_ns: 60.0,
+        steps: 1,
+        contestants: vec![
+            entry("nn forward", move || {
+                checksum(net.forward(std::hint::black_box(&x)).as_slice())
+            }),
+            entry("nn forward, TanhFast", move || {
+                checksum(fast.forward(std::hint::black_box(&x)).as_slice())
+            }),
+            entry("nalgebra by hand", move || h.infer()),
+        ],
+    }
+}
+
+/// W2: train step, 64 → 32 → 16 → 10 ReLU, softmax-CE, batch 32.
+pub fn w2() -> Workload {
+    let d = w2_data();
+    let mut a = NnTrain::<Small<f32>, usize, 64, 10, 32>::new(&d, classes(&d));
+    let mut b = NnTrain::<Small<f32>, usize, 64, 10, 32>::new(&d, classes(&d));
+    let mut c = NnTrain::<Small<f32>, usize, 64, 10, 32>::new(&d, classes(&d));
+    let mut e = NnTrain::<SmallSlices<f32>, usize, 64, 10, 32>::new(&d, classes(&d));
+    let mut h = HandSmall::<NALGEBRA>::new(&d);
+    let mut m = HandSmall::<MATRIXMULTIPLY>::new(&d);
+
+    Workload {
+        name: "W2 train",
+        goal_ns: 8_000.0,
+        steps: 3,
+        contestants: vec![
+            entry("nn train_step", move || a.train_step(&CE)),
+            entry("nn bare step", move || b.raw_step(&CE)),
+            entry("nn bare step, no ∂input", move || {
+                let y = c.net.forward_train(&*c.x, &mut *c.tape);
+                let loss = CE.loss_and_grad(&y, &c.targets, &mut *c.dy);
+                nn::Params::set_zero(&mut *c.grads);
+                small_backward_no_dx(&c.net, &c.tape, &c.dy, &mut c.grads);
+                nn::Optimizer::step(
+                    &mut *c.opt,
+                    nn::Params::as_mut_slice(&mut *c.net),
+                    nn::Params::as_slice(&*c.grads),
+                );
+                loss
+            }),
+            entry("nn bare step, no ∂input, slice ReLU", move || {
+                let y = e.net.forward_train(&*e.x, &mut *e.tape);
+                let loss = CE.loss_and_grad(&y, &e.targets, &mut *e.dy);
+                nn::Params::set_zero(&mut *e.grads);
+                small_slices_backward_no_dx(&e.net, &e.tape, &e.dy, &mut e.grads);
+                nn::Optimizer::step(
+                    &mut *e.opt,
+                    nn::Params::as_mut_slice(&mut *e.net),
+                    nn::Params::as_slice(&*e.grads),
+                );
+                loss
+            }),
+            entry("nalgebra by hand", move || h.step()),
+            entry("nalgebra by hand + matrixmultiply", move || m.step()),
+        ],
+    }
+}
+
+/// W3: train step, 784 → 256 → 128 → 10 ReLU, softmax-CE, batch 64.
+pub fn w3() -> Workload {
+    let d = w3_data(64);
+    let mut a = NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
+    let mut b = NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
+    let mut c = NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
+    let mut o = NnTrain::<MnistSlices<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
+    let mut e = NnTrain::<MnistSlices<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
+    let mut h = HandMnist::<64, NALGEBRA>::new(&d);
+    let mut m = HandMnist::<64, MATRIXMULTIPLY>::new(&d);
+
+    Workload {
+        name: "W3 train",
+        goal_ns: 450_000.0,
+        steps: 3,
+        contestants: vec![
+            entry("nn train_step", move || a.train_step(&CE)),
+            entry("nn bare step", move || b.raw_step(&CE)),
+            entry("nn bare step, no ∂input", move || {
+                let y = c.net.forward_train(&*c.x, &mut *c.tape);
+                let loss = CE.loss_and_grad(&y, &c.targets, &mut *c.dy);
+                nn::Params::set_zero(&mut *c.grads);
+                mnist_backward_no_dx(&c.net, &c.tape, &c.dy, &mut c.grads);
+                nn::Optimizer::step(
+                    &mut *c.opt,
+                    nn::Params::as_mut_slice(&mut *c.net),
+                    nn::Params::as_slice(&*c.grads),
+                );
+                loss
+            }),
+            entry("nn bare step, no ∂input, slice ReLU", move || {
+                let y = e.net.forward_train(&*e.x, &mut *e.tape);
+                let loss = CE.loss_and_grad(&y, &e.targets, &mut *e.dy);
+                nn::Params::set_zero(&mut *e.grads);
+                mnist_slices_backward_no_dx(&e.net, &e.tape, &e.dy, &mut e.grads);
+                nn::Optimizer::step(
+                    &mut *e.opt,
+                    nn::Params::as_mut_slice(&mut *e.net),
+                    nn::Params::as_slice(&*e.grads),
+                );
+                loss
+            }),
+            entry(
+                "nn bare step, no ∂input, slice ReLU, gradients overwritten",
+                move || {
+                    let y = o.net.forward_train(&*o.x, &mut *o.tape);
+                    let loss = CE.loss_and_grad(&y, &o.targets, &mut *o.dy);
+                    mnist_slices_backward_overwrite(&o.net, &o.tape, &o.dy, &mut o.grads);
+                    nn::Optimizer::step(
+                        &mut *o.opt,
+                        nn::Params::as_mut_slice(&mut *o.net),
+                        nn::Params::as_slice(&*o.grads),
+                    );
+                    loss
+                },
+            ),
+            entry("nalgebra by hand", move || h.step()),
+            entry("nalgebra by hand + matrixmultiply", move || m.step()),
+        ],
+    }
+}
+
+/// W5: inference, W3's network, one sample.
+pub fn w5() -> Workload {
+    let d = w3_data(1);
+    let mut net = boxed::<Mnist<f32>>();
+    load(&mut *net, &d);
+    let mut slices = boxed::<MnistSlices<f32>>();
+    load(&mut *slices, &d);
+    let on_huge = huge::<Mnist<f32>>();
+    load(on_huge, &d);
+    let x = nn::SMatrix::<f32, 784, 1>::from_column_slice(&d.x);
+    let mut h = HandMnist::<1, NALGEBRA>::new(&d);
+
+    Workload {
+        name: "W5 infer",
+        goal_ns: 10_000.0,
+        steps: 1,
+        contestants: vec![
+            entry("nn forward", move || {
+                checksum(net.forward(std::hint::black_box(&x)).as_slice())
+            }),
+            entry("nn forward, slice ReLU", move || {
+                checksum(slices.forward(std::hint::black_box(&x)).as_slice())
+            }),
+            entry("nn forward, weights on 2 MiB pages", move || {
+                checksum(on_huge.forward(std::hint::black_box(&x)).as_slice())
+            }),
+            entry("nalgebra by hand", move || h.infer()),
+        ],
+    }
+}
+
+/// W6: inference, W3's network, batch 64.
+pub fn w6() -> Workload {
+    let d = w3_data(64);
+    let mut net = boxed::<Mnist<f32>>();
+    load(&mut *net, &d);
+    let mut slices = boxed::<MnistSlices<f32>>();
+    load(&mut *slices, &d);
+    let mut x = boxed::<nn::SMatrix<f32, 784, 64>>();
+    x.as_mut_slice().copy_from_slice(&d.x);
+    let x2 = x.clone();
+    let on_huge = huge::<Mnist<f32>>();
+    load(on_huge, &d);
+    let x3 = huge::<nn::SMatrix<f32, 784, 64>>();
+    x3.as_mut_slice().copy_from_slice(&d.x);
+    let mut h = HandMnist::<64, NALGEBRA>::new(&d);
+    let mut m = HandMnist::<64, MATRIXMULTIPLY>::new(&d);
+
+    Workload {
+        name: "W6 infer",
+        goal_ns: 220_000.0,
+        steps: 1,
+        contestants: vec![
+            entry("nn forward", move || {
+                checksum(net.forward(std::hint::black_box(&*x)).as_slice())
+            }),
+            entry("nn forward, slice ReLU", move || {
+                checksum(slices.forward(std::hint::black_box(&*x2)).as_slice())
+            }),
+            entry("nn forward, weights on 2 MiB pages", move || {
+                checksum(on_huge.forward(std::hint::black_box(&*x3)).as_slice())
+            }),
+            entry("nalgebra by hand", move || h.infer()),
+            entry("nalgebra by hand + matrixmultiply", move || m.infer()),
+        ],
+    }
+}
+
+/// C1: train step of LeNet-5 (conv 6@5×5 pad 2, max-pool, conv 16@5×5, max-pool, 120, 84,
+/// 10; ReLU), softmax-CE, batch 32, SGD. nn only (no peer or hand-written version yet).
+pub fn c1() -> Workload {
+    use rand_core::SeedableRng;
+    let d = data(&[784, 10], 32, true, 4);
+    let mut a =
+        NnTrain::<LeNet<f32>, usize, 784, 10, 32>::new(&data(&[784, 10], 32, true, 4), classes(&d));
+    let mut b =
+        NnTrain::<LeNet<f32>, usize, 784, 10, 32>::new(&data(&[784, 10], 32, true, 4), classes(&d));
+    for net in [&mut a.net, &mut b.net] {
+        net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(4));
+    }
+    Workload {
+        name: "C1 train (LeNet)",
+        goal_ns: f64::INFINITY,
+        steps: 3,
+        contestants: vec![
+            entry("nn train_step", move || a.train_step(&CE)),
+            entry("nn bare step", move || b.raw_step(&CE)),
+        ],
+    }
+}
+
+/// G1: train step of a GRU (16 steps × 1 input, hidden 32, last state) and a dense head,
+/// MSE, batch 32, SGD. nn only.
+pub fn g1() -> Workload {
+    use rand_core::SeedableRng;
+    let d = data(&[16, 1], 32, false, 5);
+    let mut a =
+        NnTrain::<GruNet<f32>, f32, 16, 1, 32>::new(&data(&[16, 1], 32, false, 5), values(&d));
+    let mut b =
+        NnTrain::<GruNet<f32>, f32, 16, 1, 32>::new(&data(&[16, 1], 32, false, 5), values(&d));
+    for net in [&mut a.net, &mut b.net] {
+        net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(5));
+    }
+    Workload {
+        name: "G1 train (GRU)",
+        goal_ns: f64::INFINITY,
+        steps: 3,
+        contestants: vec![
+            entry("nn train_step", move || a.train_step(&MSE)),
+            entry("nn bare step", move || b.raw_step(&MSE)),
+        ],
+    }
+}
+
+/// P3: W3's training step with the batch's gradient computed on 1 or 2 threads
+pub fn p3() -> Workload {
+    // (`parallel_gradients`, chunks of 32). Run without `taskset` to give it two cores.
+    let d = w3_data(64);
+    let mut single = NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
+    let parallel_step = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut state = NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
+        let mut workspace = nn::train::ParallelWorkspace::<f32, Mnist<f32>, 784, 10, 32>::new(64);
+        move || {
+            let s = &mut state;
+            // The whole step on the pool's threads (the caller's thread would otherwise
+            // pull the network and its gradient into its own core's cache every step).
+            pool.install(|| {
+                nn::Params::set_zero(&mut *s.grads);
+                let loss = nn::train::parallel_gradients(
+                    &mut *s.net,
+                    &mut workspace,
+                    &*s.x,
+                    &s.targets,
+                    &CE,
+                    &mut *s.grads,
+                );
+                nn::Optimizer::step(
+                    &mut *s.opt,
+                    nn::Params::as_mut_slice(&mut *s.net),
+                    nn::Params::as_slice(&*s.grads),
+                );
+                loss
+            })
+        }
+    };
+
+    Workload {
+        name: "P3 train (W3, threads)",
+        goal_ns: f64::INFINITY,
+        steps: 3,
+        contestants: vec![
+            entry("nn bare step, 1 thread", move || single.raw_step(&CE)),
+            entry("nn parallel_gradients, 1 thread", parallel_step(1)),
+            entry("nn parallel_gradients, 2 threads", parallel_step(2)),
+        ],
+    }
+}
+
+/// One product through nn's kernels, matrixmultiply's `sgemm` and nalgebra's `gemm` (`gemm_tr`
+/// for `Aᵀ·B`; for `A·Bᵀ`, on a `Bᵀ` transposed beforehand, as nalgebra has no such product),
+/// on heap matrices; each returns the checksum of `C`.
+macro_rules! kernel_workload {
+    ($fn:ident, $name:literal, $kind:ident, $m:literal, $k:literal, $n:literal) => {
+        #[doc = concat!("Kernel ", $name, ".")]
+        pub fn $fn() -> Workload {
+            const M: usize = $m;
+            const K: usize = $k;
+            const N: usize = $n;
+            fn matrix<const R: usize, const C: usize>(seed: u64) -> Box<SMatrix<f32, R, C>> {
+                let mut rng = SplitMix(seed);
+                let mut m = boxed::<SMatrix<f32, R, C>>();
+                m.iter_mut().for_each(|v| *v = rng.uniform(1.0));
+                m
+            }
+            // A (M × K), or Aᵀ stored (K × M) for `tn`; B (K × N), or Bᵀ stored (N × K)
+            // for `nt`; all column-major.
+            let a = kernel_workload!(@a $kind, M, K);
+            let b = kernel_workload!(@b $kind, K, N);
+            let (a1, b1, a2, b2) = (a.clone(), b.clone(), a.clone(), b.clone());
+            let (rsa, csa) = kernel_workload!(@sa $kind, M, K);
+            let (rsb, csb) = kernel_workload!(@sb $kind, K, N);
+            #[allow(unused_variables)]
+            let bt = kernel_workload!(@bt $kind, b);
+            let (mut ours, mut mm, mut na) = (boxed::<SMatrix<f32, M, N>>(), boxed::<SMatrix<f32, M, N>>(), boxed::<SMatrix<f32, M, N>>());
+            Workload {
+                name: concat!("K ", $name),
+                goal_ns: f64::INFINITY,
+                steps: 1,
+                contestants: vec![
+                    entry("nn kernels", move || {
+                        kernel_workload!(@ours $kind, ours, a, b);
+                        sampled_checksum(ours.as_slice())
+                    }),
+                    entry("matrixmultiply", move || {
+                        // SAFETY: the strides address A's M × K and B's K × N extents, C is
+                        // M × N column-major.
+                        unsafe {
+                            matrixmultiply::sgemm(M, K, N, 1.0, a1.as_ptr(), rsa, csa, b1.as_ptr(), rsb, csb, 0.0, mm.as_mut_ptr(), 1, M as isize);
+                        }
+                        sampled_checksum(mm.as_slice())
+                    }),
+                    entry("nalgebra", move || {
+                        let _ = &b2;
+                        kernel_workload!(@nalgebra $kind, na, a2, b2, bt);
+                        sampled_checksum(na.as_slice())
+                    }),
+                ],
+            }
+        }
+    };
+    (@a tn, $m:ident, $k:ident) => { matrix::<$k, $m>(1) };
+    (@a $other:ident, $m:ident, $k:ident) => { matrix::<$m, $k>(1) };
+    (@b nt, $k:ident, $n:ident) => { matrix::<$n, $k>(2) };
+    (@b $other:ident, $k:ident, $n:ident) => { matrix::<$k, $n>(2) };
+    (@sa tn, $m:ident, $k:ident) => { ($k as isize, 1) };
+    (@sa $other:ident, $m:ident, $k:ident) => { (1, $m as isize) };
+    (@sb nt, $k:ident, $n:ident) => { ($n as isize, 1) };
+    (@sb $other:ident, $k:ident, $n:ident) => { (1, $k as isize) };
+    (@bt nt, $b:ident) => { Box::new($b.transpose()) };
+    (@bt $other:ident, $b:ident) => { () };
+    (@ours nn, $c:ident, $a:ident, $b:ident) => { nn::kernels::matmul(&mut *$c, &*$a, &*$b, false) };
+    (@ours nt, $c:ident, $a:ident, $b:ident) => { nn::kernels::matmul_abt(&mut *$c, &*$a, &*$b, false) };
+    (@ours tn, $c:ident, $a:ident, $b:ident) => { nn::kernels::matmul_atb(&mut *$c, &*$a, &*$b, false) };
+    (@nalgebra nn, $c:ident, $a:ident, $b:ident, $bt:ident) => { $c.gemm(1.0, &*$a, &*$b, 0.0) };
+    (@nalgebra nt, $c:ident, $a:ident, $b:ident, $bt:ident) => { $c.gemm(1.0, &*$a, &*$bt, 0.0) };
+    (@nalgebra tn, $c:ident, $a:ident, $b:ident, $bt:ident) => { $c.gemm_tr(1.0, &*$a, &*$b, 0.0) };
+}
+
+kernel_workload!(k1, "W·X 256×784×64 (W3 l1 forward)", nn, 256, 784, 64);
+kernel_workload!(k2, "∂Y·Xᵀ 256×64×784 (W3 l1 ∂W)", nt, 256, 64, 784);
+kernel_workload!(k3, "Wᵀ·∂Y 784×256×64 (W3 l1 ∂input)", tn, 784, 256, 64);
+kernel_workload!(k4, "W·X 32×64×32 (W2 l1 forward)", nn, 32, 64, 32);
+kernel_workload!(k5, "W·x 256×784×1 (W5 l1)", nn, 256, 784, 1);
+
+/// N: the gradient norm `train_step` computes (`nn::optim::global_norm`, one sequential `f64`
+/// sum) against the same sum in 8 interleaved partial sums (vectorisable), on W3's 235,146
+/// gradients: the cost `train_step` adds to the bare step, and what the change would save.
+pub fn n1() -> Workload {
+    let mut rng = SplitMix(6);
+    let g: Vec<f32> = (0..235_146).map(|_| rng.uniform(1e-3)).collect();
+    let g2 = g.clone();
+    Workload {
+        name: "N global_norm of W3's gradient",
+        goal_ns: f64::INFINITY,
+        steps: 1,
+        contestants: vec![
+            entry("nn::optim::global_norm", move || {
+                nn::optim::global_norm(std::hint::black_box(&g)) as f32
+            }),
+            entry("8 partial sums (recommended)", move || {
+                let g = std::hint::black_box(&g2);
+                let mut lanes = [0.0f64; 8];
+                let chunks = g.chunks_exact(8);
+                let tail: f64 = chunks
+                    .remainder()
+                    .iter()
+                    .map(|&x| x as f64 * x as f64)
+                    .sum();
+                for c in chunks {
+                    for (l, &x) in lanes.iter_mut().zip(c) {
+                        *l += x as f64 * x as f64;
+                    }
+                }
+                (lanes.iter().sum::<f64>() + tail).sqrt() as f32
+            }),
+        ],
+    }
+}

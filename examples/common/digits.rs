@@ -52,11 +52,21 @@ pub fn report(test: &Part, mut predict: impl FnMut(&Image) -> usize) -> f64 {
     }
     let correct: usize = (0..10).map(|c| confusion[c][c]).sum();
     println!("\nconfusion matrix (rows: true digit, columns: predicted)");
-    println!("      {}", (0..10).map(|c| format!("{c:>4}")).collect::<String>());
+    println!(
+        "      {}",
+        (0..10).map(|c| format!("{c:>4}")).collect::<String>()
+    );
     for (class, row) in confusion.iter().enumerate() {
-        println!("  {class:>2}  {}", row.iter().map(|n| format!("{n:>4}")).collect::<String>());
+        println!(
+            "  {class:>2}  {}",
+            row.iter().map(|n| format!("{n:>4}")).collect::<String>()
+        );
     }
     let accuracy = correct as f64 / test.0.len() as f64;
-    println!("\ntest accuracy {:.2}% ({correct}/{})", 100.0 * accuracy, test.0.len());
+    println!(
+        "\ntest accuracy {:.2}% ({correct}/{})",
+        100.0 * accuracy,
+        test.0.len()
+    );
     accuracy
 }

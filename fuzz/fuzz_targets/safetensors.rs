@@ -12,5 +12,7 @@ fuzz_target!(|data: &[u8]| {
         strict: false,
         convert_dtype: true,
     };
-    check(data, |net, bytes| nn::io::safetensors::load_with(net, bytes, &lenient));
+    check(data, |net, bytes| {
+        nn::io::safetensors::load_with(net, bytes, &lenient)
+    });
 });

@@ -28,7 +28,10 @@ fn bits(net: &Net<f32>) -> Vec<u32> {
 }
 
 /// Loads `data` into a copy of [`victim`] with `load`, and checks the outcome.
-pub fn check<E: std::fmt::Display>(data: &[u8], load: impl Fn(&mut Net<f32>, &[u8]) -> Result<(), E>) {
+pub fn check<E: std::fmt::Display>(
+    data: &[u8],
+    load: impl Fn(&mut Net<f32>, &[u8]) -> Result<(), E>,
+) {
     let mut net = victim();
     match load(&mut net, data) {
         Err(e) => {

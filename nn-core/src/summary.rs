@@ -60,7 +60,12 @@ impl<const K: usize> fmt::Display for Summary<K> {
         }
         rule(f, '=', total_w)?;
         let bytes = self.param_count() * self.scalar_bytes;
-        write!(f, "Trainable params: {} ({})", self.param_count(), Bytes(bytes))
+        write!(
+            f,
+            "Trainable params: {} ({})",
+            self.param_count(),
+            Bytes(bytes)
+        )
     }
 }
 

@@ -70,6 +70,8 @@ pub const ACTIVATIONS: &[ActivationInfo] = &[
     act("identity", &["Identity"], "Identity"),
     act("sigmoid", &["Sigmoid"], "Sigmoid"),
     act("tanh", &["Tanh"], "Tanh"),
+    act("sigmoid_fast", &["SigmoidFast"], "SigmoidFast"),
+    act("tanh_fast", &["TanhFast"], "TanhFast"),
     he(act("relu", &["Relu", "ReLU"], "Relu")),
     he(ActivationInfo {
         params: &[("alpha", 0.01)],

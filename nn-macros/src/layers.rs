@@ -471,9 +471,13 @@ impl<'a> Args<'a> {
 
     /// Reports arguments nobody read.
     fn finish(&mut self, kind: &Ident) {
-        for value in self.positional[self.next.min(self.positional.len())..].to_vec() {
+        let extra: Vec<TokenStream> = self.positional[self.next.min(self.positional.len())..]
+            .iter()
+            .map(|value| value.tokens())
+            .collect();
+        for tokens in extra {
             self.error(
-                value.tokens(),
+                tokens,
                 format!("`{kind}` takes no more positional arguments"),
             );
         }
@@ -614,7 +618,8 @@ impl Builtin {
                 // PyTorch's `nn.Linear` on `(N, S, D)`: the same layer at every position.
                 [steps, _] => Ok(vec![*steps, out]),
                 _ => Err(format!(
-                    "`{layer}` is a Dense layer and needs a vector, but `{arg}` has shape {}; \
+                    "`{layer}` is a Dense layer and needs a vector (or a sequence [S, D], taken \
+                     position by position), but `{arg}` has shape {}; \
                      flatten it first: `Flatten,` before it in a sequential network, \
                      `{layer}(flatten({arg}))` in a `forward` block",
                     shape_text(input)

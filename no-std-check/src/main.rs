@@ -123,7 +123,7 @@ fn run() -> Result<(), &'static str> {
         }
     }
     let first = first.unwrap_or(0.0);
-    if !(last < first / 10.0) {
+    if !last.is_finite() || last >= first / 10.0 {
         return Err("the loss did not fall");
     }
 

@@ -23,7 +23,9 @@ macro_rules! elementwise_activation {
                 x: &SMatrix<T, N, B>,
                 y: &mut SMatrix<T, N, B>,
             ) {
-                for (y, &x) in y.iter_mut().zip(x.iter()) {
+                // Over the contiguous slices: the compiler vectorises these loops, not
+                // nalgebra's strided iterators.
+                for (y, &x) in y.as_mut_slice().iter_mut().zip(x.as_slice()) {
                     *y = self.value(x);
                 }
             }
@@ -36,8 +38,8 @@ macro_rules! elementwise_activation {
                 dy: &SMatrix<T, N, B>,
                 dx: &mut SMatrix<T, N, B>,
             ) {
-                let inputs = x.iter().zip(y.iter()).zip(dy.iter());
-                for (dx, ((&x, &y), &dy)) in dx.iter_mut().zip(inputs) {
+                let inputs = x.as_slice().iter().zip(y.as_slice()).zip(dy.as_slice());
+                for (dx, ((&x, &y), &dy)) in dx.as_mut_slice().iter_mut().zip(inputs) {
                     *dx += self.derivative(x, y) * dy;
                 }
             }

@@ -51,8 +51,9 @@ pub const HEADER_LEN: usize = 32;
 /// Table entry kind of a trainable parameter (the only kind version 1 writes).
 pub const KIND_PARAMETER: u8 = 0;
 
-/// Table entry kind reserved for non-trainable state (running statistics). Loaders of this
-/// build reject such entries, as no built-in layer has state yet.
+/// Table entry kind reserved for non-trainable state (batch normalization's running
+/// statistics). Loaders of this build reject such entries: networks do not list their state
+/// tensors to the loaders yet (see the [`io`](super) module's docs).
 pub const KIND_STATE: u8 = 1;
 
 const DTYPE_F32: u8 = 1;

@@ -1,16 +1,17 @@
 //! Weight files: saving and loading a network's parameters.
 //!
 //! Three formats, each generic over any [`Network`] (the loaders find every tensor through
-//! [`Network::visit_tensors`] and write through [`Params::as_mut_slice`]):
+//! [`Network::visit_tensors`] and write through
+//! [`Params::as_mut_slice`](crate::Params::as_mut_slice)):
 //!
 //! - [`flat`]: a small little-endian format with a header (magic, version, dtype, parameter
 //!   count, a table of tensor names and shapes, a CRC-32 checksum). Needs neither `std` nor an
 //!   allocator: a firmware loads its weights from `include_bytes!` data in flash.
-//! - [`safetensors`] (feature `safetensors`, needs `alloc`): the Hugging Face format that
+//! - `safetensors` (feature `safetensors`, needs `alloc`): the Hugging Face format that
 //!   PyTorch, JAX and others write. A PyTorch `state_dict` saved with
 //!   `safetensors.torch.save_file` loads directly.
-//! - [`serde`](mod@serde) (feature `serde`): `Serialize` / `Deserialize` of the weights, for
-//!   any serde format (JSON, postcard, bincode…).
+//! - `serde` (feature `serde`): `Serialize` / `Deserialize` of the weights, for any serde
+//!   format (JSON, postcard, bincode…).
 //!
 //! # Names and layouts
 //!
@@ -18,9 +19,9 @@
 //! is `fc1.weight`, of shape `[out, in]`, stored row-major (C order); `fc1.bias` is `[out]`.
 //! The network itself stores each matrix column-major (nalgebra's order), so its parameter
 //! slice holds the *transpose* of PyTorch's bytes for a 2-D weight: the loaders and savers
-//! convert element by element. In general a tensor of PyTorch shape `[d0, d1, …, dk]` is held
-//! in the slice with its *first* index varying fastest (the reverse of C order), which for a
-//! matrix is exactly column-major ([`storage_index`]).
+//! convert element by element. In general a tensor of PyTorch shape `[d0, d1, …, dk]` is
+//! held as the column-major `d0 × (d1·…·dk)` matrix (a convolution's `[CO, CI, KH, KW]`
+//! weight as `CO × CI·KH·KW`), see [`storage_index`].
 //!
 //! # Loading never half-loads
 //!
@@ -30,12 +31,17 @@
 //!
 //! # Non-trainable state
 //!
-//! Today only parameters (the [`Params`] slice) are saved and loaded. When built-in layers
-//! gain state (batch normalization's `bn1.running_mean`), a `visit_state` beside
-//! [`Network::visit_tensors`], with offsets into a slice view of the network's `state` field,
-//! lets each loader handle state tensors the same way: by name in safetensors and serde, and
-//! in the flat format as table entries of kind [`flat::KIND_STATE`] (the kind byte is already
-//! in version 1 of the format; a loader today rejects such an entry as unexpected).
+//! Only the trainable parameters (the [`Params`](crate::Params) slice, the tensors
+//! [`Network::visit_tensors`] lists) are saved and loaded. Batch normalization's running
+//! statistics (its `STATE_TENSORS`, of role [`Role::State`](crate::Role::State)) live in the
+//! network's `state` field, which `visit_tensors` does not list. To save them, the macro would
+//! generate a `visit_state` (each state tensor with its layer, PyTorch name, shape and offset
+//! into a slice view of the `state` field, which holds only scalars too); each loader would
+//! then take them as it takes parameters: by name in safetensors and serde (PyTorch's
+//! `bn1.running_mean`, `bn1.running_var`; PyTorch's integer `bn1.num_batches_tracked` skipped),
+//! and in the flat format as table entries of kind [`flat::KIND_STATE`], already reserved in
+//! version 1. Until then, a PyTorch `state_dict` with batch normalization loads with
+//! `strict: false` (the running statistics are then not loaded).
 
 pub mod flat;
 #[cfg(feature = "safetensors")]
@@ -411,7 +417,9 @@ impl LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::BadMagic => f.write_str("not a weight file of this format (wrong magic bytes)"),
+            LoadError::BadMagic => {
+                f.write_str("not a weight file of this format (wrong magic bytes)")
+            }
             LoadError::UnsupportedVersion { found, supported } => write!(
                 f,
                 "format version {found} is not supported (this build reads versions up to {supported})"
@@ -540,21 +548,22 @@ impl core::error::Error for SaveError {}
 /// Where the element at row-major (C order, PyTorch's) position `p` of a tensor of PyTorch
 /// shape `dims` is held in the network's parameter slice, relative to the tensor's offset.
 ///
-/// The slice holds a tensor with its first index varying fastest: for a weight `[out, in]`
-/// that is nalgebra's column-major order, so element `(r, c)`, at `p = r·in + c` in PyTorch's
-/// bytes, is at `r + c·out` here. `p` must be below the product of `dims`.
-pub fn storage_index(dims: &[usize], mut p: usize) -> usize {
-    let mut stride: usize = dims.iter().product();
-    let mut index = 0;
-    for &d in dims.iter().rev() {
-        if d == 0 {
-            return 0;
-        }
-        stride /= d;
-        index += (p % d) * stride;
-        p /= d;
+/// Every layer stores a tensor `[d0, d1, …, dk]` as the column-major `d0 × (d1·…·dk)` matrix
+/// of PyTorch's `tensor.view(d0, -1)`: a dense weight `[out, in]` is nalgebra's column-major
+/// `out × in` matrix, so element `(r, c)`, at `p = r·in + c` in PyTorch's bytes, is at
+/// `r + c·out` here; a convolution's `[CO, CI, KH, KW]` is the `CO × (CI·KH·KW)` matrix whose
+/// column `ci·KH·KW + kh·KW + kw` holds `W[:, ci, kh, kw]`; a vector is stored as it is.
+/// `p` must be below the product of `dims`.
+pub fn storage_index(dims: &[usize], p: usize) -> usize {
+    let Some((&rows, _)) = dims.split_first() else {
+        return p;
+    };
+    if rows == 0 {
+        return 0;
     }
-    index
+    let columns = dims[1..].iter().product::<usize>();
+    let (r, c) = (p / columns.max(1), p % columns.max(1));
+    r + c * rows
 }
 
 /// Calls `visit` with every tensor of `N` in order, stopping at the first error it returns.
@@ -588,15 +597,38 @@ pub(crate) fn is_named(tensor: &NamedTensor, name: &[u8]) -> bool {
         && name.ends_with(tensor.info.name.as_bytes())
 }
 
-/// Decodes a little-endian element of `dtype` (`bytes.len() == dtype.size()`) as `T`,
-/// rounding to nearest when narrowing.
+/// `x` as `T`: bit for bit when `T` is `f32` (a NaN keeps its payload and its quiet bit,
+/// which a detour through `f64` loses in some builds), widened exactly when `T` is `f64`.
+#[inline]
+pub(crate) fn from_f32<T: Real>(x: f32) -> T {
+    if Dtype::of::<T>() == Dtype::F32 {
+        // SAFETY: `Real` is sealed to `f32` and `f64`; a 4-byte `Real` is `f32`.
+        unsafe { core::mem::transmute_copy::<f32, T>(&x) }
+    } else {
+        T::of(x as f64)
+    }
+}
+
+/// `x` as an `f32`: bit for bit when `T` is `f32`, rounded to nearest when `T` is `f64`.
+#[inline]
+pub(crate) fn to_f32<T: Real>(x: T) -> f32 {
+    if Dtype::of::<T>() == Dtype::F32 {
+        // SAFETY: as in `from_f32`: `T` is `f32`.
+        unsafe { core::mem::transmute_copy::<T, f32>(&x) }
+    } else {
+        x.to_f64() as f32
+    }
+}
+
+/// Decodes a little-endian element of `dtype` (`bytes.len() == dtype.size()`) as `T`, bit for
+/// bit when the types agree, rounding to nearest when narrowing.
 #[inline]
 pub(crate) fn decode<T: Real>(bytes: &[u8], dtype: Dtype) -> T {
     match dtype {
         Dtype::F32 => {
             let mut b = [0; 4];
             b.copy_from_slice(&bytes[..4]);
-            T::of(f32::from_le_bytes(b) as f64)
+            from_f32(f32::from_le_bytes(b))
         }
         Dtype::F64 => {
             let mut b = [0; 8];
@@ -606,11 +638,12 @@ pub(crate) fn decode<T: Real>(bytes: &[u8], dtype: Dtype) -> T {
     }
 }
 
-/// Encodes `x` as a little-endian element of `dtype` into `out` (`out.len() == dtype.size()`).
+/// Encodes `x` as a little-endian element of `dtype` into `out` (`out.len() == dtype.size()`),
+/// bit for bit when the types agree.
 #[inline]
 pub(crate) fn encode<T: Real>(x: T, dtype: Dtype, out: &mut [u8]) {
     match dtype {
-        Dtype::F32 => out[..4].copy_from_slice(&(x.to_f64() as f32).to_le_bytes()),
+        Dtype::F32 => out[..4].copy_from_slice(&to_f32(x).to_le_bytes()),
         Dtype::F64 => out[..8].copy_from_slice(&x.to_f64().to_le_bytes()),
     }
 }
@@ -656,13 +689,15 @@ mod tests {
         assert_eq!(got, [0, 2, 4, 1, 3, 5]);
         let vector: [usize; 4] = core::array::from_fn(|p| storage_index(&[4], p));
         assert_eq!(vector, [0, 1, 2, 3]);
-        // [2, 2, 3]: first index fastest: (i, j, k) -> i + 2j + 4k.
-        let cube: [usize; 12] = core::array::from_fn(|p| storage_index(&[2, 2, 3], p));
+        // A convolution's [CO = 2, CI = 2, KH = 1, KW = 3]: the 2 × 6 matrix of view(2, -1),
+        // column-major: (o, i, h, w) -> o + 2·(i·3 + h·3 + w).
+        let conv: [usize; 12] = core::array::from_fn(|p| storage_index(&[2, 2, 1, 3], p));
         let expected: [usize; 12] = core::array::from_fn(|p| {
-            let (i, j, k) = (p / 6, (p / 3) % 2, p % 3);
-            i + 2 * j + 4 * k
+            let (o, i, w) = (p / 6, (p / 3) % 2, p % 3);
+            o + 2 * (i * 3 + w)
         });
-        assert_eq!(cube, expected);
+        assert_eq!(conv, expected);
+        assert_eq!(storage_index(&[], 0), 0);
     }
 
     #[test]

@@ -127,14 +127,22 @@ pub fn load_with<T: Real, N: Network<T>>(
     let plan = check::<T, N>(&file, options)?;
     let params = net.as_mut_slice();
     for (tensor, view) in &plan {
-        write_tensor(params, tensor, view.data(), dtype_of(view.dtype()).unwrap_or(Dtype::F32));
+        write_tensor(
+            params,
+            tensor,
+            view.data(),
+            dtype_of(view.dtype()).unwrap_or(Dtype::F32),
+        );
     }
     Ok(())
 }
 
 /// Checks `bytes` as [`load_with`] does, without loading: `Ok` exactly when it would
 /// succeed.
-pub fn verify<T: Real, N: Network<T>>(bytes: &[u8], options: &Options<'_>) -> Result<(), LoadError> {
+pub fn verify<T: Real, N: Network<T>>(
+    bytes: &[u8],
+    options: &Options<'_>,
+) -> Result<(), LoadError> {
     let file = parse(bytes)?;
     check::<T, N>(&file, options).map(|_| ())
 }
@@ -189,15 +197,15 @@ fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>, LoadError> {
     }
     // `header_end <= bytes.len()`, so it fits a usize.
     let header = &bytes[8..header_end as usize];
-    let header = core::str::from_utf8(header)
-        .map_err(|e| malformed("the header is not UTF-8", e))?;
+    let header =
+        core::str::from_utf8(header).map_err(|e| malformed("the header is not UTF-8", e))?;
     // Parsed here once for the exact expected length (the crate only says that the length
     // is wrong) and to check the sum below without overflow.
     let metadata: Metadata = serde_json::from_str(header)
         .map_err(|e| malformed("the header is not a valid safetensors header", e))?;
-    let expected = (metadata.data_len() as u64).checked_add(header_end).ok_or_else(|| {
-        malformed("the tensors' sizes overflow", "")
-    })?;
+    let expected = (metadata.data_len() as u64)
+        .checked_add(header_end)
+        .ok_or_else(|| malformed("the tensors' sizes overflow", ""))?;
     if expected > available {
         return Err(LoadError::Truncated {
             needed: expected,
@@ -309,7 +317,9 @@ pub fn save_with<T: Real, N: Network<T>>(
     }
     // `collect` builds whichever map type the crate takes (std's or hashbrown's `HashMap`,
     // depending on whether something in the build enables its `std` feature).
-    let metadata = [("format".to_owned(), "pt".to_owned())].into_iter().collect();
+    let metadata = [("format".to_owned(), "pt".to_owned())]
+        .into_iter()
+        .collect();
     safetensors::serialize(views, Some(metadata))
         .map_err(|e| SaveError::Encoding(Text::format(format_args!("{e}"))))
 }

@@ -21,11 +21,11 @@
 //! stack: for a big network use [`deserialize_boxed`]); [`deserialize_into`] loads into an
 //! existing network and leaves it unchanged on error.
 
-use super::{Dtype, LoadError, Shape, Text, is_named, storage_index, try_visit};
+use super::{Dtype, LoadError, Shape, Text, from_f32, is_named, storage_index, to_f32, try_visit};
 use crate::{NamedTensor, Network, Real};
+use ::serde::Serialize;
 use ::serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use ::serde::ser::{SerializeMap, SerializeSeq, SerializeStruct, Serializer};
-use ::serde::Serialize;
 use core::fmt;
 use core::marker::PhantomData;
 
@@ -156,7 +156,7 @@ struct Scalar<T>(T);
 impl<T: Real> Serialize for Scalar<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match Dtype::of::<T>() {
-            Dtype::F32 => serializer.serialize_f32(self.0.to_f64() as f32),
+            Dtype::F32 => serializer.serialize_f32(to_f32(self.0)),
             Dtype::F64 => serializer.serialize_f64(self.0.to_f64()),
         }
     }
@@ -538,7 +538,7 @@ impl<'de, T: Real> Visitor<'de> for ScalarSeed<T> {
     }
 
     fn visit_f32<E: de::Error>(self, v: f32) -> Result<T, E> {
-        Ok(T::of(v as f64))
+        Ok(from_f32(v))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {

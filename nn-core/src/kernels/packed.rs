@@ -26,8 +26,9 @@ fn kc_max<T>() -> usize {
     BYTES / size_of::<T>() / MC
 }
 
-/// A register-blocked kernel: `C[0..m, 0..n] (+)= Â·B̂` for one packed panel of `A`
-/// (`MR × kc`, `MR` scalars per step of `k`) and one of `B` (`kc × NR`, `NR` per step).
+/// A register-blocked kernel: `C[0..m, 0..n] (+)= A·B̂` for one panel of `A` (`m × kc`,
+/// column `p` at `a + p·lda`: a packed panel with `lda = MR`, or a column-major matrix
+/// read in place) and one packed panel of `B` (`kc × NR`, `NR` scalars per step).
 pub(crate) trait MicroKernel<T> {
     /// Rows of the register tile.
     const MR: usize;
@@ -35,12 +36,15 @@ pub(crate) trait MicroKernel<T> {
     const NR: usize;
 
     /// # Safety
-    /// `a` holds `kc·MR` and `b` `kc·NR` readable scalars, aligned to 64 bytes; `c` points
-    /// to an `m × n` column-major block with leading dimension `ldc`, writable, with
-    /// `m ≤ MR` and `n ≤ NR`; the CPU has the kernel's target features.
+    /// `a + i + p·lda` is readable for `i < m`, `p < kc` (for `i < MR` if `m == MR`); `b`
+    /// holds `kc·NR` readable scalars; `c` points to an `m × n` column-major block with
+    /// leading dimension `ldc`, writable, with `m ≤ MR` and `n ≤ NR`; the CPU has the
+    /// kernel's target features.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn run(
         kc: usize,
         a: *const T,
+        lda: usize,
         b: *const T,
         c: *mut T,
         ldc: usize,
@@ -62,6 +66,7 @@ impl<T: Real> MicroKernel<T> for Portable {
     unsafe fn run(
         kc: usize,
         a: *const T,
+        lda: usize,
         b: *const T,
         c: *mut T,
         ldc: usize,
@@ -71,10 +76,18 @@ impl<T: Real> MicroKernel<T> for Portable {
     ) {
         let mut acc = [[T::ZERO; 8]; 4];
         for p in 0..kc {
-            // SAFETY: p < kc, so p·8 + 8 ≤ kc·MR and p·4 + 4 ≤ kc·NR (the caller's contract).
-            let (ap, bp) = unsafe { (&*a.add(p * 8).cast::<[T; 8]>(), &*b.add(p * 4).cast::<[T; 4]>()) };
+            // SAFETY: p < kc: the caller's contract; rows past m are read only when m == 8.
+            let ap: [T; 8] = core::array::from_fn(|i| {
+                if m == 8 || i < m {
+                    unsafe { *a.add(i + p * lda) }
+                } else {
+                    T::ZERO
+                }
+            });
+            // SAFETY: p·4 + 4 ≤ kc·NR.
+            let bp = unsafe { &*b.add(p * 4).cast::<[T; 4]>() };
             for (column, &bj) in acc.iter_mut().zip(bp) {
-                for (c, &ai) in column.iter_mut().zip(ap) {
+                for (c, &ai) in column.iter_mut().zip(&ap) {
                     *c += ai * bj;
                 }
             }
@@ -115,6 +128,7 @@ impl Buffer {
 /// Inlined into a non-inlined wrapper per kernel (compiled with the kernel's target
 /// features), which holds the two 64 KiB buffers in its stack frame only while it runs.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm<T: Real, K: MicroKernel<T>>(
     m: usize,
     n: usize,
@@ -140,7 +154,7 @@ pub(crate) unsafe fn gemm<T: Real, K: MicroKernel<T>>(
         return;
     }
     let (mr, nr) = (K::MR, K::NR);
-    debug_assert!(MC % mr == 0 && NC % nr == 0);
+    debug_assert!(MC.is_multiple_of(mr) && NC.is_multiple_of(nr));
     let mut a_buf = Buffer::new();
     let mut b_buf = Buffer::new();
     let (a_pack, b_pack) = (a_buf.ptr::<T>(), b_buf.ptr::<T>());
@@ -157,21 +171,36 @@ pub(crate) unsafe fn gemm<T: Real, K: MicroKernel<T>>(
             // kc·round_up(nc, NR) ≤ KC·NC scalars (BYTES).
             unsafe { pack_b(kc, nc, nr, b.offset(pc, jc), b_pack) };
             let acc = accumulate || pc > 0;
+            // A column-major A is read in place (its columns are the panels' steps);
+            // otherwise (a transposed A) it is packed.
+            let in_place = a.rs == 1;
             let mut ic = 0;
             while ic < m {
                 let mc = MC.min(m - ic);
-                // SAFETY: as for B, MC·KC scalars fill the buffer exactly.
-                unsafe { pack_a(mc, kc, mr, a.offset(ic, pc), a_pack) };
+                if !in_place {
+                    // SAFETY: as for B, MC·KC scalars fill the buffer exactly.
+                    unsafe { pack_a(mc, kc, mr, a.offset(ic, pc), a_pack) };
+                }
                 let mut jr = 0;
                 while jr < nc {
                     let mut ir = 0;
                     while ir < mc {
-                        // SAFETY: the panels were packed above (whole, zero-padded); the
-                        // tile (ic+ir, jc+jr) of at most MR × NR is inside C.
+                        let (a_panel, lda) = if in_place {
+                            // SAFETY: (ic + ir, pc) is inside A.
+                            (unsafe { a.offset(ic + ir, pc).ptr }, a.cs)
+                        } else {
+                            // SAFETY: panel ir/MR of the packed block.
+                            (unsafe { a_pack.add(ir * kc) as *const T }, mr)
+                        };
+                        // SAFETY: the A panel is packed (whole, zero-padded) or in place
+                        // (rows ic+ir.. < m readable, MR of them when the tile is whole);
+                        // the B panel was packed above; the tile (ic+ir, jc+jr) of at most
+                        // MR × NR is inside C.
                         unsafe {
                             K::run(
                                 kc,
-                                a_pack.add(ir * kc),
+                                a_panel,
+                                lda,
                                 b_pack.add(jr * kc),
                                 c.add(ic + ir + (jc + jr) * ldc),
                                 ldc,
@@ -206,14 +235,12 @@ unsafe fn pack_a<T: Real>(mc: usize, kc: usize, mr: usize, a: View<T>, dst: *mut
         let panel = unsafe { dst.add(r * kc) };
         if a.rs == 1 && rows == mr {
             for p in 0..kc {
-                // SAFETY: rows r..r+mr of column p are inside the block; contiguous. (A loop
-                // of constant length, not `copy_nonoverlapping`, which would call memcpy.)
+                // SAFETY: rows r..r+mr of column p are inside the block, contiguous; the
+                // buffer does not overlap A. (`mr` is a constant here, so the copy is a few
+                // vector moves, not a call to memcpy.)
                 unsafe {
-                    let (src, dst) = (a.ptr.add(r + p * a.cs), panel.add(p * mr));
-                    for i in 0..mr {
-                        *dst.add(i) = *src.add(i);
-                    }
-                }
+                    core::ptr::copy_nonoverlapping(a.ptr.add(r + p * a.cs), panel.add(p * mr), mr)
+                };
             }
         } else if a.rs == 1 {
             for p in 0..kc {
@@ -228,16 +255,24 @@ unsafe fn pack_a<T: Real>(mc: usize, kc: usize, mr: usize, a: View<T>, dst: *mut
                     }
                 }
             }
+        } else if a.cs == 1 && rows == mr {
+            // A transposed matrix, whole panel: for each step p, gather one scalar from each
+            // of the MR rows (all in L1 after the first step) and write MR contiguous ones.
+            for p in 0..kc {
+                // SAFETY: (r + i, p) is inside the block for i < mr; the panel holds kc·mr.
+                unsafe {
+                    let (src, dst) = (a.ptr.add(r * a.rs + p), panel.add(p * mr));
+                    for i in 0..mr {
+                        *dst.add(i) = *src.add(i * a.rs);
+                    }
+                }
+            }
         } else {
             for i in 0..mr {
                 for p in 0..kc {
                     // SAFETY: (r + i, p) is inside the block when i < rows.
                     unsafe {
-                        *panel.add(p * mr + i) = if i < rows {
-                            a.at(r + i, p)
-                        } else {
-                            T::ZERO
-                        };
+                        *panel.add(p * mr + i) = if i < rows { a.at(r + i, p) } else { T::ZERO };
                     }
                 }
             }
@@ -260,24 +295,21 @@ unsafe fn pack_b<T: Real>(kc: usize, nc: usize, nr: usize, b: View<T>, dst: *mut
         let panel = unsafe { dst.add(s * kc) };
         if b.cs == 1 && cols == nr {
             for p in 0..kc {
-                // SAFETY: columns s..s+nr of row p are inside the block; contiguous.
+                // SAFETY: columns s..s+nr of row p are inside the block, contiguous; the
+                // buffer does not overlap B (`nr` is a constant: vector moves).
                 unsafe {
-                    let (src, dst) = (b.ptr.add(p * b.rs + s), panel.add(p * nr));
-                    for j in 0..nr {
-                        *dst.add(j) = *src.add(j);
-                    }
-                }
+                    core::ptr::copy_nonoverlapping(b.ptr.add(p * b.rs + s), panel.add(p * nr), nr)
+                };
             }
         } else {
-            for j in 0..nr {
-                for p in 0..kc {
-                    // SAFETY: (p, s + j) is inside the block when j < cols.
+            // For each step p, one scalar from each of the NR columns (all in L1 after the
+            // first step), written contiguously.
+            for p in 0..kc {
+                for j in 0..nr {
+                    // SAFETY: (p, s + j) is inside the block when j < cols; the panel holds
+                    // kc·nr scalars.
                     unsafe {
-                        *panel.add(p * nr + j) = if j < cols {
-                            b.at(p, s + j)
-                        } else {
-                            T::ZERO
-                        };
+                        *panel.add(p * nr + j) = if j < cols { b.at(p, s + j) } else { T::ZERO };
                     }
                 }
             }

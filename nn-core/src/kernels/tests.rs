@@ -134,14 +134,30 @@ fn check_packed_kernel<T: Real, K: packed::MicroKernel<T>>(m: usize, n: usize, k
     ] {
         // Stored column-major as given, or as the transpose (row-major view).
         let va = if transpose_a {
-            View { ptr: a.as_ptr(), rs: k, cs: 1 }
+            View {
+                ptr: a.as_ptr(),
+                rs: k,
+                cs: 1,
+            }
         } else {
-            View { ptr: a.as_ptr(), rs: 1, cs: m }
+            View {
+                ptr: a.as_ptr(),
+                rs: 1,
+                cs: m,
+            }
         };
         let vb = if transpose_b {
-            View { ptr: b.as_ptr(), rs: n, cs: 1 }
+            View {
+                ptr: b.as_ptr(),
+                rs: n,
+                cs: 1,
+            }
         } else {
-            View { ptr: b.as_ptr(), rs: 1, cs: k }
+            View {
+                ptr: b.as_ptr(),
+                rs: 1,
+                cs: k,
+            }
         };
         let want = reference(
             m,
@@ -180,10 +196,74 @@ fn avx512_kernels_match_the_definition() {
         return; // nothing to test on this CPU
     }
     check_packed_kernel::<f32, x86::Avx512F32>(133, 71, 517);
-    check_packed_kernel::<f32, x86::Avx512F32>(256, 64, 784);
+    check_packed_kernel::<f32, x86::Avx512F32>(256, 64, 300);
     check_packed_kernel::<f32, x86::Avx512F32>(7, 9, 3);
     check_packed_kernel::<f64, x86::Avx512F64>(65, 130, 129);
     check_packed_kernel::<f64, x86::Avx512F64>(17, 8, 300);
+    // The dot-product kernel for Aᵀ·B: tails in m, n (tiles of 4, blocks of 16) and k.
+    for (m, n, k) in [
+        (1, 1, 1),
+        (5, 7, 17),
+        (9, 19, 33),
+        (4, 16, 16),
+        (13, 3, 100),
+    ] {
+        let a: Vec<f64> = (0..k * m).map(|s| value(s + 31)).collect();
+        let b: Vec<f64> = (0..k * n).map(|s| value(s + 32)).collect();
+        let c0: Vec<f64> = (0..m * n).map(|s| value(s + 33)).collect();
+        for accumulate in [false, true] {
+            let want = reference(
+                m,
+                n,
+                k,
+                |i, p| a[p + i * k],
+                |p, j| b[p + j * k],
+                |i, j| c0[i + j * m],
+                accumulate,
+            );
+            let (a32, b32): (Vec<f32>, Vec<f32>) = (
+                a.iter().map(|&v| v as f32).collect(),
+                b.iter().map(|&v| v as f32).collect(),
+            );
+            let mut c32: Vec<f32> = c0.iter().map(|&v| v as f32).collect();
+            let mut c64 = c0.clone();
+            // SAFETY: A is k × m, B k × n, C m × n, all column-major; AVX-512F was detected.
+            unsafe {
+                x86::gemm_tn_f32(
+                    m,
+                    n,
+                    k,
+                    a32.as_ptr(),
+                    k,
+                    b32.as_ptr(),
+                    k,
+                    c32.as_mut_ptr(),
+                    m,
+                    accumulate,
+                );
+                x86::gemm_tn_f64(
+                    m,
+                    n,
+                    k,
+                    a.as_ptr(),
+                    k,
+                    b.as_ptr(),
+                    k,
+                    c64.as_mut_ptr(),
+                    m,
+                    accumulate,
+                );
+            }
+            assert!(
+                max_error(&c32, &want) < tolerance::<f32>(k),
+                "gemm_tn_f32 {m}×{k}×{n}"
+            );
+            assert!(
+                max_error(&c64, &want) < tolerance::<f64>(k),
+                "gemm_tn_f64 {m}×{k}×{n}"
+            );
+        }
+    }
     // The matrix-vector loops, with row tails and strided x.
     for (m, k) in [(1, 1), (15, 3), (300, 70), (513, 9)] {
         let a: Vec<f64> = (0..m * k).map(|s| value(s + 21)).collect();
@@ -208,11 +288,35 @@ fn avx512_kernels_match_the_definition() {
             // SAFETY: a is m × k column-major, x holds 2k scalars (stride 2), y m; AVX-512F
             // was detected.
             unsafe {
-                x86::gemv_f32(m, k, a32.as_ptr(), m, x32.as_ptr(), 2, y32.as_mut_ptr(), accumulate);
-                x86::gemv_f64(m, k, a.as_ptr(), m, x.as_ptr(), 2, y64.as_mut_ptr(), accumulate);
+                x86::gemv_f32(
+                    m,
+                    k,
+                    a32.as_ptr(),
+                    m,
+                    x32.as_ptr(),
+                    2,
+                    y32.as_mut_ptr(),
+                    accumulate,
+                );
+                x86::gemv_f64(
+                    m,
+                    k,
+                    a.as_ptr(),
+                    m,
+                    x.as_ptr(),
+                    2,
+                    y64.as_mut_ptr(),
+                    accumulate,
+                );
             }
-            assert!(max_error(&y32, &want) < tolerance::<f32>(k), "gemv_f32 {m}×{k}");
-            assert!(max_error(&y64, &want) < tolerance::<f64>(k), "gemv_f64 {m}×{k}");
+            assert!(
+                max_error(&y32, &want) < tolerance::<f32>(k),
+                "gemv_f32 {m}×{k}"
+            );
+            assert!(
+                max_error(&y64, &want) < tolerance::<f64>(k),
+                "gemv_f64 {m}×{k}"
+            );
         }
     }
 }

@@ -61,16 +61,42 @@ pub(crate) unsafe fn gemm_f64(
     unsafe { packed::gemm::<f64, Avx512F64>(m, n, k, a, b, c, ldc, accumulate) }
 }
 
+/// [`super::direct`] compiled for AVX-512 (the compiler vectorises it 16 lanes wide), with
+/// fused multiply-adds when `std` provides `mul_add` (without `std` it would be libm's
+/// software `fma`).
+///
+/// # Safety
+/// As [`super::direct`]; the CPU has AVX-512F (which includes FMA).
+#[target_feature(enable = "avx512f,fma")]
+#[inline(never)]
+pub(crate) unsafe fn direct<T: crate::Real, const M: usize, const K: usize, const N: usize>(
+    c: &mut nalgebra::SMatrix<T, M, N>,
+    a: &nalgebra::SMatrix<T, M, K>,
+    b: View<T>,
+    accumulate: bool,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { super::direct::<T, M, K, N, { cfg!(feature = "std") }>(c, a, b, accumulate) }
+}
+
 /// The mask of the first `n` of 16 lanes.
 #[inline(always)]
 fn mask16(n: usize) -> __mmask16 {
-    if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as __mmask16 }
+    if n >= 16 {
+        0xFFFF
+    } else {
+        ((1u32 << n) - 1) as __mmask16
+    }
 }
 
 /// The mask of the first `n` of 8 lanes.
 #[inline(always)]
 fn mask8(n: usize) -> __mmask8 {
-    if n >= 8 { 0xFF } else { ((1u32 << n) - 1) as __mmask8 }
+    if n >= 8 {
+        0xFF
+    } else {
+        ((1u32 << n) - 1) as __mmask8
+    }
 }
 
 /// `f32` micro-kernel: a 32 × 8 tile in 16 `zmm` accumulators, one FMA per 16 products.
@@ -84,6 +110,7 @@ impl MicroKernel<f32> for Avx512F32 {
     unsafe fn run(
         kc: usize,
         a: *const f32,
+        lda: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -92,7 +119,7 @@ impl MicroKernel<f32> for Avx512F32 {
         n: usize,
     ) {
         // SAFETY: the caller's contract (MicroKernel::run), which includes AVX-512F.
-        unsafe { kernel_f32(kc, a, b, c, ldc, accumulate, m, n) }
+        unsafe { kernel_f32(kc, a, lda, b, c, ldc, accumulate, m, n) }
     }
 }
 
@@ -102,6 +129,7 @@ impl MicroKernel<f32> for Avx512F32 {
 unsafe fn kernel_f32(
     kc: usize,
     a: *const f32,
+    lda: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -111,21 +139,50 @@ unsafe fn kernel_f32(
 ) {
     let mut lo = [_mm512_setzero_ps(); 8];
     let mut hi = [_mm512_setzero_ps(); 8];
-    for p in 0..kc {
-        // SAFETY: p < kc: the 32 scalars of A and 8 of B of step p are in the panels,
-        // which are 64-byte aligned (and 32·4 and 8·4 bytes per step keep A aligned).
-        unsafe {
-            let a0 = _mm512_load_ps(a.add(p * 32));
-            let a1 = _mm512_load_ps(a.add(p * 32 + 16));
-            let bp = b.add(p * 8);
-            for j in 0..8 {
-                let bj = _mm512_set1_ps(*bp.add(j));
-                lo[j] = _mm512_fmadd_ps(a0, bj, lo[j]);
-                hi[j] = _mm512_fmadd_ps(a1, bj, hi[j]);
+    let (k0, k1) = (mask16(m), mask16(m.saturating_sub(16)));
+    // One step of k: two vectors of A times eight broadcasts of B.
+    let mut step = |p: usize, a0: __m512, a1: __m512| {
+        // SAFETY: p < kc: the B panel holds 8 scalars per step.
+        let bp = unsafe { b.add(p * 8) };
+        for j in 0..8 {
+            let bj = _mm512_set1_ps(unsafe { *bp.add(j) });
+            lo[j] = _mm512_fmadd_ps(a0, bj, lo[j]);
+            hi[j] = _mm512_fmadd_ps(a1, bj, hi[j]);
+        }
+    };
+    if m == 32 {
+        // Whole tile: plain loads, two steps per iteration.
+        let mut p = 0;
+        while p + 2 <= kc {
+            // SAFETY: p + 1 < kc: 32 rows of columns p and p + 1 of the panel.
+            unsafe {
+                let ap = a.add(p * lda);
+                let aq = a.add((p + 1) * lda);
+                step(p, _mm512_loadu_ps(ap), _mm512_loadu_ps(ap.add(16)));
+                step(p + 1, _mm512_loadu_ps(aq), _mm512_loadu_ps(aq.add(16)));
+            }
+            p += 2;
+        }
+        if p < kc {
+            // SAFETY: as above, for the last step.
+            unsafe {
+                let ap = a.add(p * lda);
+                step(p, _mm512_loadu_ps(ap), _mm512_loadu_ps(ap.add(16)));
+            }
+        }
+    } else {
+        for p in 0..kc {
+            // SAFETY: p < kc; rows past m are masked off (not read, cannot fault).
+            unsafe {
+                let ap = a.add(p * lda);
+                step(
+                    p,
+                    _mm512_maskz_loadu_ps(k0, ap),
+                    _mm512_maskz_loadu_ps(k1, ap.add(16)),
+                );
             }
         }
     }
-    let (k0, k1) = (mask16(m), mask16(m.saturating_sub(16)));
     for j in 0..n {
         // SAFETY: column j < n of the m-row block of C; masked lanes are neither read nor
         // written (and cannot fault).
@@ -153,6 +210,7 @@ impl MicroKernel<f64> for Avx512F64 {
     unsafe fn run(
         kc: usize,
         a: *const f64,
+        lda: usize,
         b: *const f64,
         c: *mut f64,
         ldc: usize,
@@ -161,7 +219,7 @@ impl MicroKernel<f64> for Avx512F64 {
         n: usize,
     ) {
         // SAFETY: the caller's contract (MicroKernel::run), which includes AVX-512F.
-        unsafe { kernel_f64(kc, a, b, c, ldc, accumulate, m, n) }
+        unsafe { kernel_f64(kc, a, lda, b, c, ldc, accumulate, m, n) }
     }
 }
 
@@ -171,6 +229,7 @@ impl MicroKernel<f64> for Avx512F64 {
 unsafe fn kernel_f64(
     kc: usize,
     a: *const f64,
+    lda: usize,
     b: *const f64,
     c: *mut f64,
     ldc: usize,
@@ -180,11 +239,20 @@ unsafe fn kernel_f64(
 ) {
     let mut lo = [_mm512_setzero_pd(); 8];
     let mut hi = [_mm512_setzero_pd(); 8];
+    let (k0, k1) = (mask8(m), mask8(m.saturating_sub(8)));
+    let whole = m == 16;
     for p in 0..kc {
-        // SAFETY: as in `kernel_f32`, with 16 scalars of A per step.
+        // SAFETY: as in `kernel_f32`, with 16 rows.
         unsafe {
-            let a0 = _mm512_load_pd(a.add(p * 16));
-            let a1 = _mm512_load_pd(a.add(p * 16 + 8));
+            let ap = a.add(p * lda);
+            let (a0, a1) = if whole {
+                (_mm512_loadu_pd(ap), _mm512_loadu_pd(ap.add(8)))
+            } else {
+                (
+                    _mm512_maskz_loadu_pd(k0, ap),
+                    _mm512_maskz_loadu_pd(k1, ap.add(8)),
+                )
+            };
             let bp = b.add(p * 8);
             for j in 0..8 {
                 let bj = _mm512_set1_pd(*bp.add(j));
@@ -193,7 +261,6 @@ unsafe fn kernel_f64(
             }
         }
     }
-    let (k0, k1) = (mask8(m), mask8(m.saturating_sub(8)));
     for j in 0..n {
         // SAFETY: as in `kernel_f32`.
         unsafe {
@@ -231,35 +298,81 @@ pub(crate) unsafe fn gemv_f32(
     let mut i0 = 0;
     while i0 < m {
         let rows = (m - i0).min(256);
-        let vectors = rows.div_ceil(16);
-        let mut acc = [_mm512_setzero_ps(); 16];
-        let masks: [__mmask16; 16] = core::array::from_fn(|v| mask16(rows.saturating_sub(v * 16)));
-        for p in 0..k {
-            // SAFETY: x[p] and the rows i0..i0+rows of column p are inside their extents;
-            // masked lanes are not read.
-            unsafe {
-                let xp = _mm512_set1_ps(*x.add(p * incx));
-                let col = a.add(i0 + p * lda);
-                for v in 0..16 {
-                    if v < vectors {
-                        let av = _mm512_maskz_loadu_ps(masks[v], col.add(v * 16));
-                        acc[v] = _mm512_fmadd_ps(av, xp, acc[v]);
-                    }
-                }
-            }
-        }
-        for v in 0..vectors {
-            // SAFETY: rows i0 + 16v .. of y, masked to the m rows.
-            unsafe {
-                let dst = y.add(i0 + v * 16);
-                let mut r = acc[v];
-                if accumulate {
-                    r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(masks[v], dst));
-                }
-                _mm512_mask_storeu_ps(dst, masks[v], r);
+        // SAFETY: rows i0..i0 + rows of A and y; the caller's contract.
+        unsafe {
+            let (a, y) = (a.add(i0), y.add(i0));
+            // A constant number of accumulators each, so that they stay in registers.
+            match rows.div_ceil(16) {
+                16 => gemv_block_f32::<16>(rows, k, a, lda, x, incx, y, accumulate),
+                15 => gemv_block_f32::<15>(rows, k, a, lda, x, incx, y, accumulate),
+                14 => gemv_block_f32::<14>(rows, k, a, lda, x, incx, y, accumulate),
+                13 => gemv_block_f32::<13>(rows, k, a, lda, x, incx, y, accumulate),
+                12 => gemv_block_f32::<12>(rows, k, a, lda, x, incx, y, accumulate),
+                11 => gemv_block_f32::<11>(rows, k, a, lda, x, incx, y, accumulate),
+                10 => gemv_block_f32::<10>(rows, k, a, lda, x, incx, y, accumulate),
+                9 => gemv_block_f32::<9>(rows, k, a, lda, x, incx, y, accumulate),
+                8 => gemv_block_f32::<8>(rows, k, a, lda, x, incx, y, accumulate),
+                7 => gemv_block_f32::<7>(rows, k, a, lda, x, incx, y, accumulate),
+                6 => gemv_block_f32::<6>(rows, k, a, lda, x, incx, y, accumulate),
+                5 => gemv_block_f32::<5>(rows, k, a, lda, x, incx, y, accumulate),
+                4 => gemv_block_f32::<4>(rows, k, a, lda, x, incx, y, accumulate),
+                3 => gemv_block_f32::<3>(rows, k, a, lda, x, incx, y, accumulate),
+                2 => gemv_block_f32::<2>(rows, k, a, lda, x, incx, y, accumulate),
+                _ => gemv_block_f32::<1>(rows, k, a, lda, x, incx, y, accumulate),
             }
         }
         i0 += 256;
+    }
+}
+
+/// `rows ≤ 16·V` rows of [`gemv_f32`] in `V` accumulators: whole vectors with plain loads,
+/// the last one masked.
+///
+/// # Safety
+/// As [`gemv_f32`], for the `rows × k` block at `a` and the `rows` scalars at `y`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemv_block_f32<const V: usize>(
+    rows: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    x: *const f32,
+    incx: usize,
+    y: *mut f32,
+    accumulate: bool,
+) {
+    let mut acc = [_mm512_setzero_ps(); V];
+    let last = mask16(rows - (V - 1) * 16);
+    for p in 0..k {
+        // SAFETY: x[p] and the rows of column p are inside their extents; the lanes past
+        // `rows` of the last vector are masked (not read).
+        unsafe {
+            let xp = _mm512_set1_ps(*x.add(p * incx));
+            let col = a.add(p * lda);
+            for (v, acc) in acc.iter_mut().enumerate() {
+                let av = if v + 1 < V {
+                    _mm512_loadu_ps(col.add(v * 16))
+                } else {
+                    _mm512_maskz_loadu_ps(last, col.add(v * 16))
+                };
+                *acc = _mm512_fmadd_ps(av, xp, *acc);
+            }
+        }
+    }
+    for (v, &acc) in acc.iter().enumerate() {
+        let mask = if v + 1 < V { 0xFFFF } else { last };
+        // SAFETY: rows 16v.. of y, masked to `rows`.
+        unsafe {
+            let dst = y.add(v * 16);
+            let r = if accumulate {
+                _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, dst))
+            } else {
+                acc
+            };
+            _mm512_mask_storeu_ps(dst, mask, r);
+        }
     }
 }
 
@@ -312,3 +425,173 @@ pub(crate) unsafe fn gemv_f64(
         i0 += 128;
     }
 }
+
+/// `C (+)= Aᵀ·B` by dot products, for `A` stored `k × m` and `B` stored `k × n`, both
+/// column-major: every element of `C` is the dot product of two contiguous columns, so
+/// neither operand is packed (packing `Aᵀ` for the outer-product kernel means a transpose).
+/// A 4 × 4 tile of `C` is 16 vector accumulators over `k`, reduced at the end; `B` is taken
+/// 16 columns at a time so that they stay in L1 while all of `A` streams past.
+macro_rules! gemm_tn {
+    ($name:ident, $t:ty, $lanes:literal, $mask:ident, $mask_ty:ty, $zero:ident, $load:ident,
+     $fma:ident, $reduce:ident) => {
+        /// # Safety
+        /// `a` addresses a `k × m` column-major matrix with leading dimension `lda`, `b` a
+        /// `k × n` one with `ldb`, `c` a writable `m × n` one with `ldc`, not overlapping
+        /// them; the CPU has AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        #[inline(never)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) unsafe fn $name(
+            m: usize,
+            n: usize,
+            k: usize,
+            a: *const $t,
+            lda: usize,
+            b: *const $t,
+            ldb: usize,
+            c: *mut $t,
+            ldc: usize,
+            accumulate: bool,
+        ) {
+            const JB: usize = 16;
+            let whole = k / $lanes * $lanes;
+            let tail: $mask_ty = $mask(k - whole);
+            let mut jb = 0;
+            while jb < n {
+                let jb_end = (jb + JB).min(n);
+                let mut i0 = 0;
+                while i0 < m {
+                    let rows = (m - i0).min(4);
+                    let mut j0 = jb;
+                    while j0 < jb_end {
+                        let cols = (jb_end - j0).min(4);
+                        let mut acc = [[$zero(); 4]; 4];
+                        // Columns past the matrix repeat its last one (read, never stored).
+                        // SAFETY: the clamped column indices are inside A and B.
+                        let ac: [*const $t; 4] = core::array::from_fn(|ii| unsafe {
+                            a.add((i0 + ii.min(rows - 1)) * lda)
+                        });
+                        let bc: [*const $t; 4] = core::array::from_fn(|jj| unsafe {
+                            b.add((j0 + jj.min(cols - 1)) * ldb)
+                        });
+                        let mut p = 0;
+                        while p < whole {
+                            // SAFETY: p + lanes ≤ k: inside every column.
+                            unsafe {
+                                let av: [_; 4] = core::array::from_fn(|ii| $load(ac[ii].add(p)));
+                                for jj in 0..4 {
+                                    let bv = $load(bc[jj].add(p));
+                                    for ii in 0..4 {
+                                        acc[jj][ii] = $fma(av[ii], bv, acc[jj][ii]);
+                                    }
+                                }
+                            }
+                            p += $lanes;
+                        }
+                        if whole < k {
+                            // SAFETY: the masked lanes (past k) are not read.
+                            unsafe {
+                                let av: [_; 4] = core::array::from_fn(|ii| {
+                                    paste_masked!($load, tail, ac[ii].add(whole))
+                                });
+                                for jj in 0..4 {
+                                    let bv = paste_masked!($load, tail, bc[jj].add(whole));
+                                    for ii in 0..4 {
+                                        acc[jj][ii] = $fma(av[ii], bv, acc[jj][ii]);
+                                    }
+                                }
+                            }
+                        }
+                        for jj in 0..cols {
+                            let sums: [$t; 4] = $reduce(acc[jj]);
+                            for (ii, &v) in sums.iter().enumerate().take(rows) {
+                                // SAFETY: (i0 + ii, j0 + jj) is inside C.
+                                unsafe {
+                                    let dst = c.add(i0 + ii + (j0 + jj) * ldc);
+                                    *dst = if accumulate { *dst + v } else { v };
+                                }
+                            }
+                        }
+                        j0 += 4;
+                    }
+                    i0 += 4;
+                }
+                jb = jb_end;
+            }
+        }
+    };
+}
+
+/// The four horizontal sums of four vectors, sharing the shuffles: pairwise interleaved
+/// additions bring the four partial sums of each 128-bit lane together, then the lanes
+/// are added.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn reduce4_f32(v: [__m512; 4]) -> [f32; 4] {
+    // [a0 b0 a1 b1 | …] + [a2 b2 a3 b3 | …]: per 128-bit lane, a and b interleaved.
+    let ab = _mm512_add_ps(
+        _mm512_unpacklo_ps(v[0], v[1]),
+        _mm512_unpackhi_ps(v[0], v[1]),
+    );
+    let cd = _mm512_add_ps(
+        _mm512_unpacklo_ps(v[2], v[3]),
+        _mm512_unpackhi_ps(v[2], v[3]),
+    );
+    // Per lane: [a b c d] partial sums.
+    let abcd = _mm512_add_ps(
+        _mm512_shuffle_ps::<0b0100_0100>(ab, cd),
+        _mm512_shuffle_ps::<0b1110_1110>(ab, cd),
+    );
+    let half = _mm256_add_ps(
+        _mm512_castps512_ps256(abcd),
+        _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(abcd))),
+    );
+    let quarter = _mm_add_ps(
+        _mm256_castps256_ps128(half),
+        _mm256_extractf128_ps::<1>(half),
+    );
+    let mut out = [0.0f32; 4];
+    // SAFETY: `out` has room for four floats.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), quarter) };
+    out
+}
+
+/// The four horizontal sums of four `f64` vectors.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn reduce4_f64(v: [__m512d; 4]) -> [f64; 4] {
+    v.map(|x| _mm512_reduce_add_pd(x))
+}
+
+/// The masked form of a full-vector load.
+macro_rules! paste_masked {
+    (_mm512_loadu_ps, $k:expr, $p:expr) => {
+        _mm512_maskz_loadu_ps($k, $p)
+    };
+    (_mm512_loadu_pd, $k:expr, $p:expr) => {
+        _mm512_maskz_loadu_pd($k, $p)
+    };
+}
+
+gemm_tn!(
+    gemm_tn_f32,
+    f32,
+    16,
+    mask16,
+    __mmask16,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_fmadd_ps,
+    reduce4_f32
+);
+gemm_tn!(
+    gemm_tn_f64,
+    f64,
+    8,
+    mask8,
+    __mmask8,
+    _mm512_setzero_pd,
+    _mm512_loadu_pd,
+    _mm512_fmadd_pd,
+    reduce4_f64
+);

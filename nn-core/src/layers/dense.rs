@@ -152,6 +152,59 @@ mod tests {
         assert!(report.max_rel_error < 1e-8, "{report:?}");
     }
 
+    /// Forward and backward of a layer large enough for the packed and dot-product kernels
+    /// (and one of batch 1, the matrix-vector kernel), against the definitions: `y = Wx + b`,
+    /// and `dx`, `dW`, `db` *added* to what they held.
+    fn check_against_definition<const IN: usize, const OUT: usize, const B: usize>() {
+        let value = |i: usize, j: usize, seed: usize| {
+            ((i * 31 + j * 17 + seed * 7) % 23) as f64 / 11.0 - 1.0
+        };
+        let mut layer = Dense::<f64, IN, OUT>::ZERO;
+        layer.weight = SMatrix::from_fn(|i, j| value(i, j, 1));
+        layer.bias = SMatrix::from_fn(|i, _| value(i, 0, 2));
+        let x = SMatrix::<f64, IN, B>::from_fn(|i, j| value(i, j, 3));
+        let dy = SMatrix::<f64, OUT, B>::from_fn(|i, j| value(i, j, 4));
+        let mut y = SMatrix::<f64, OUT, B>::repeat(9.0);
+        layer.forward(&(), &x, &mut y);
+        let mut dx = SMatrix::<f64, IN, B>::repeat(0.5);
+        let mut grads = Dense::<f64, IN, OUT>::ZERO;
+        grads.weight.fill(0.25);
+        grads.bias.fill(-0.25);
+        layer.backward(&x, &y, &(), &dy, &mut dx, &mut grads);
+        for j in 0..B {
+            for o in 0..OUT {
+                let want: f64 = layer.bias[o]
+                    + (0..IN)
+                        .map(|i| layer.weight[(o, i)] * x[(i, j)])
+                        .sum::<f64>();
+                assert!((y[(o, j)] - want).abs() < 1e-12, "y[{o}, {j}]");
+            }
+            for i in 0..IN {
+                let want: f64 = 0.5
+                    + (0..OUT)
+                        .map(|o| layer.weight[(o, i)] * dy[(o, j)])
+                        .sum::<f64>();
+                assert!((dx[(i, j)] - want).abs() < 1e-12, "dx[{i}, {j}]");
+            }
+        }
+        for o in 0..OUT {
+            for i in 0..IN {
+                let want: f64 = 0.25 + (0..B).map(|j| dy[(o, j)] * x[(i, j)]).sum::<f64>();
+                assert!((grads.weight[(o, i)] - want).abs() < 1e-12, "dW[{o}, {i}]");
+            }
+            let want: f64 = -0.25 + (0..B).map(|j| dy[(o, j)]).sum::<f64>();
+            assert!((grads.bias[o] - want).abs() < 1e-12, "db[{o}]");
+        }
+    }
+
+    #[test]
+    fn every_kernel_path_matches_the_definition() {
+        check_against_definition::<70, 40, 33>(); // packed GEMM, dot-product Wᵀ·∂Y
+        check_against_definition::<300, 20, 1>(); // matrix-vector, dot products
+        check_against_definition::<9, 5, 7>(); // direct loops, transposed copy
+        check_against_definition::<16, 1, 1>(); // a single output row
+    }
+
     #[test]
     fn batch_equals_single_samples() {
         let layer = example();

@@ -10,6 +10,11 @@ mod fit;
 #[cfg(feature = "std")]
 pub use fit::{EarlyStopping, EpochStats, History, Samples, TrainConfig, TrainError, Trainer};
 
+#[cfg(feature = "std")]
+mod parallel;
+#[cfg(feature = "std")]
+pub use parallel::{ParallelWorkspace, parallel_gradients};
+
 use crate::Real;
 
 /// Accuracy of a class-index target: the output's largest component is the target class.

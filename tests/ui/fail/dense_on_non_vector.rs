@@ -2,7 +2,7 @@ nn::network! {
     struct Net {
         fc1: Dense<8>,
     }
-    forward(x: [3, 4]) -> y {
+    forward(x: [2, 3, 4]) -> y {
         let y = fc1(x);
     }
 }

@@ -1,0 +1,200 @@
+//! Data-parallel gradients: one batch split into fixed chunks of `CHUNK` samples, each chunk's
+//! forward and backward pass on a thread of rayon's pool, the chunks' gradients summed in a
+//! fixed order.
+//!
+//! The result depends on `CHUNK` but not on the number of threads nor on their scheduling:
+//! every chunk is computed by the same sequential code whichever thread runs it, and every
+//! gradient component is accumulated in chunk order (chunk 0's backward pass adds into the
+//! caller's gradient, then chunk 1's gradient is added, and so on). So it is bit-for-bit
+//! reproducible for a fixed chunk size, with 1, 2 or 64 threads. It equals the
+//! single-threaded gradient of the whole batch up to rounding (the sums are associated
+//! differently).
+
+use crate::{Loss, Network, Params, Real, SMatrix, Zeroable};
+use rayon::prelude::*;
+use std::boxed::Box;
+use std::vec::Vec;
+
+/// Gradient components summed per rayon task in the reduction.
+const REDUCE_BLOCK: usize = 4096;
+
+/// What each chunk needs: a tape, the chunk's inputs and its `∂L/∂y`, and, for every chunk
+/// but the first (which runs on the caller's network and adds into the caller's gradient),
+/// a copy of the network (its parameters refreshed on every call) and a gradient; all on
+/// the heap, made once.
+pub struct ParallelWorkspace<
+    T: Real,
+    N: Network<T>,
+    const IN: usize,
+    const OUT: usize,
+    const CHUNK: usize,
+> {
+    workers: Vec<Worker<T, N, IN, OUT, CHUNK>>,
+}
+
+struct Worker<T: Real, N: Network<T>, const IN: usize, const OUT: usize, const CHUNK: usize> {
+    /// `None` for chunk 0.
+    copy: Option<(Box<N>, Box<N::Grads>)>,
+    tape: Box<N::Tape<CHUNK>>,
+    x: Box<SMatrix<T, IN, CHUNK>>,
+    dy: Box<SMatrix<T, OUT, CHUNK>>,
+    loss: T,
+}
+
+impl<T: Real, N: Network<T>, const IN: usize, const OUT: usize, const CHUNK: usize>
+    ParallelWorkspace<T, N, IN, OUT, CHUNK>
+{
+    /// Work space for batches of up to `max_batch` samples: `⌈max_batch / CHUNK⌉` chunks,
+    /// each with a tape and all but the first with a copy of the network and a gradient
+    /// struct, zeroed on the heap (never on the stack).
+    ///
+    /// # Panics
+    /// If `CHUNK` is 0.
+    pub fn new(max_batch: usize) -> Self {
+        assert!(CHUNK > 0, "parallel_gradients: CHUNK must be at least 1");
+        let workers = (0..max_batch.div_ceil(CHUNK))
+            .map(|c| Worker {
+                copy: (c > 0).then(|| (N::new_boxed(), N::Grads::new_boxed())),
+                tape: <N::Tape<CHUNK> as Zeroable>::new_boxed(),
+                x: SMatrix::new_boxed(),
+                dy: SMatrix::new_boxed(),
+                loss: T::ZERO,
+            })
+            .collect();
+        ParallelWorkspace { workers }
+    }
+
+    /// The largest batch this work space takes.
+    pub fn max_batch(&self) -> usize {
+        self.workers.len() * CHUNK
+    }
+}
+
+/// Adds the gradient of the mean loss over the batch `x` (the first `targets.len()` columns
+/// are samples) to `grads`, computed in chunks of `CHUNK` samples on rayon's threads, and
+/// returns the mean loss.
+///
+/// Chunk `c` holds samples `c·CHUNK ..`; each runs `forward_train`, the loss (scaled by its
+/// share of the samples) and `backward`: chunk 0 on `net` itself, adding into `grads`, the
+/// others on copies of `net` in `workspace` (their parameters copied from `net` on every
+/// call), whose gradients are then added to `grads` in chunk order. So the result is
+/// bit-reproducible for a fixed `CHUNK`, whatever the number of threads (run it inside a
+/// `rayon::ThreadPool::install` to choose them), and equals the gradient of one
+/// `forward_train`/`backward` over the whole batch up to rounding.
+///
+/// Layer state (batch normalization's running statistics, a dropout generator) is updated
+/// by chunk 0 only, in `net`; the copies keep their own, so prefer this for networks
+/// without state.
+///
+/// # Panics
+/// If `targets` is empty or longer than `B`, or the batch needs more chunks than
+/// `workspace` has.
+pub fn parallel_gradients<
+    T,
+    N,
+    L,
+    Target,
+    const IN: usize,
+    const OUT: usize,
+    const B: usize,
+    const CHUNK: usize,
+>(
+    net: &mut N,
+    workspace: &mut ParallelWorkspace<T, N, IN, OUT, CHUNK>,
+    x: &SMatrix<T, IN, B>,
+    targets: &[Target],
+    loss: &L,
+    grads: &mut N::Grads,
+) -> T
+where
+    T: Real,
+    N: Network<T, Input<CHUNK> = SMatrix<T, IN, CHUNK>, Output<CHUNK> = SMatrix<T, OUT, CHUNK>>
+        + Send
+        + Sync,
+    N::Grads: Send + Sync,
+    N::Tape<CHUNK>: Send + Sync,
+    L: Loss<T, OUT, Target> + Sync,
+    Target: Sync,
+{
+    let n = targets.len();
+    assert!(
+        (1..=B).contains(&n),
+        "parallel_gradients: {n} targets for a batch of {B} samples"
+    );
+    let chunks = n.div_ceil(CHUNK);
+    assert!(
+        chunks <= workspace.workers.len(),
+        "parallel_gradients: {n} samples need {chunks} chunks of {CHUNK}; the work space has {}",
+        workspace.workers.len()
+    );
+    // The copies' parameters.
+    {
+        let params = net.as_slice();
+        workspace.workers[1..chunks].par_iter_mut().for_each(|w| {
+            if let Some((copy, _)) = &mut w.copy {
+                copy.as_mut_slice().copy_from_slice(params);
+            }
+        });
+    }
+    // One chunk: inputs, forward, loss scaled by the chunk's share, backward into `grads`.
+    let run =
+        |c: usize, net: &mut N, w: &mut Worker<T, N, IN, OUT, CHUNK>, grads: &mut N::Grads| {
+            let start = c * CHUNK;
+            let count = CHUNK.min(n - start);
+            for j in 0..CHUNK {
+                if j < count {
+                    w.x.column_mut(j).copy_from(&x.column(start + j));
+                } else {
+                    w.x.column_mut(j).fill(T::ZERO);
+                }
+            }
+            let y = net.forward_train(&*w.x, &mut *w.tape);
+            let chunk_loss = loss.loss_and_grad(&y, &targets[start..start + count], &mut *w.dy);
+            // The chunk's loss and gradient are means over its `count` samples.
+            let share = T::of(count as f64 / n as f64);
+            *w.dy *= share;
+            let _ = net.backward(&*w.tape, &*w.dy, grads);
+            w.loss = chunk_loss * share;
+        };
+    {
+        // Chunk 0 borrows the caller's network and gradient (taken once, by whichever
+        // thread runs it); the others use their copies.
+        let caller = std::sync::Mutex::new(Some((&mut *net, &mut *grads)));
+        workspace.workers[..chunks]
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(c, w)| {
+                if c == 0 {
+                    let taken = caller.lock().map(|mut slot| slot.take());
+                    let (net, grads) = taken.ok().flatten().expect("chunk 0 runs once");
+                    run(0, net, w, grads);
+                } else {
+                    let (mut copy, mut copy_grads) =
+                        w.copy.take().expect("a copy for every chunk but the first");
+                    copy_grads.set_zero();
+                    run(c, &mut copy, w, &mut copy_grads);
+                    w.copy = Some((copy, copy_grads));
+                }
+            });
+    }
+    let rest = &workspace.workers[1..chunks];
+    // Each component: the other chunks' values added to `grads` in chunk order.
+    grads
+        .as_mut_slice()
+        .par_chunks_mut(REDUCE_BLOCK)
+        .enumerate()
+        .for_each(|(block, out)| {
+            let offset = block * REDUCE_BLOCK;
+            for w in rest.iter() {
+                if let Some((_, g)) = &w.copy {
+                    let g = &g.as_slice()[offset..offset + out.len()];
+                    for (o, &g) in out.iter_mut().zip(g) {
+                        *o += g;
+                    }
+                }
+            }
+        });
+    workspace.workers[..chunks]
+        .iter()
+        .fold(T::ZERO, |sum, w| sum + w.loss)
+}

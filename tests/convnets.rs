@@ -131,3 +131,21 @@ fn training_updates_running_statistics_and_inference_uses_them() {
     assert!((y - y_train).amax() > 1e-6);
     assert_eq!(y, net.forward(&input.0, &input.1));
 }
+
+#[test]
+fn backward_params_gives_the_parameter_gradients_of_backward() {
+    let mut net = NormPool::<f64>::ZERO;
+    net.init(&mut rand_pcg::Pcg64Mcg::new(21));
+    randomize(&mut net, 22, 0.8);
+    let input = (
+        random_matrix::<12, 3>(23, 1.0),
+        random_matrix::<9, 3>(24, 1.0),
+    );
+    let mut tape = NormPoolTape::<f64, 3>::ZERO;
+    net.forward_train(&input.0, &input.1, &mut tape);
+    let d_y = random_matrix::<2, 3>(25, 1.0);
+    let (mut full, mut params_only) = (NormPoolGrads::ZERO, NormPoolGrads::ZERO);
+    net.backward(&tape, &d_y, &mut full);
+    net.backward_params(&tape, &d_y, &mut params_only);
+    assert_eq!(full, params_only);
+}

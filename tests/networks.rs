@@ -452,3 +452,38 @@ fn footprint_is_known_at_compile_time() {
     assert_eq!(Xor::<f32>::BYTES, 33 * 4);
     assert_eq!(Xor::<f32>::tape_bytes::<4>(), (2 + 8 + 8 + 1 + 1) * 4 * 4);
 }
+
+/// `backward_params` (used by training) gives exactly the parameter gradients of `backward`.
+fn backward_params_agrees<N: Network<f64>, const B: usize>(net: &mut N, input: &N::Input<B>) {
+    let mut tape = <N::Tape<B> as ConstZero>::ZERO;
+    net.forward_train(input, &mut tape);
+    let mut d_out = <N::Output<B> as ConstZero>::ZERO;
+    for i in 0..<N::Output<B> as Values<f64>>::LEN {
+        *d_out.get_mut(i) = ((i * 7 % 11) as f64 - 5.0) * 0.1;
+    }
+    let mut full = <N::Grads as ConstZero>::ZERO;
+    net.backward(&tape, &d_out, &mut full);
+    let mut params_only = <N::Grads as ConstZero>::ZERO;
+    net.backward_params(&tape, &d_out, &mut params_only);
+    assert_eq!(full.as_slice(), params_only.as_slice());
+    assert!(full.as_slice().iter().any(|&g| g != 0.0));
+}
+
+#[test]
+fn backward_params_gives_the_parameter_gradients_of_backward() {
+    let mut xor = Xor::<f64>::ZERO;
+    randomize(&mut xor, 60, 1.0);
+    backward_params_agrees::<_, 3>(&mut xor, &random_matrix(61, 1.0));
+    let mut res = ResMlp::<f64>::ZERO;
+    randomize(&mut res, 62, 0.5);
+    backward_params_agrees::<_, 2>(&mut res, &random_matrix(63, 1.0));
+    let mut two = TwoHeads::<f64>::ZERO;
+    randomize(&mut two, 64, 0.7);
+    backward_params_agrees::<_, 2>(&mut two, &(random_matrix(65, 1.0), random_matrix(66, 1.0)));
+    let mut outs = OutputsFeedOn::<f64>::ZERO;
+    randomize(&mut outs, 67, 0.8);
+    backward_params_agrees::<_, 2>(&mut outs, &(random_matrix(68, 1.0), random_matrix(69, 1.0)));
+    let mut acts = Activations::<f64>::ZERO;
+    randomize(&mut acts, 70, 0.9);
+    backward_params_agrees::<_, 2>(&mut acts, &random_matrix(71, 1.0));
+}

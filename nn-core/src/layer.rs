@@ -121,6 +121,21 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
         grads: &mut Self,
     );
 
+    /// Adds `∂L/∂θ` to `grads` only, for a layer whose input needs no gradient (one fed by
+    /// the network's input during training). The default runs [`Layer::backward`] into a
+    /// scratch `dx` on the stack; a layer for which `∂L/∂x` is costly overrides it.
+    fn backward_params<const B: usize>(
+        &self,
+        x: &SMatrix<T, IN, B>,
+        y: &SMatrix<T, OUT, B>,
+        cache: &Self::Cache<B>,
+        dy: &SMatrix<T, OUT, B>,
+        grads: &mut Self,
+    ) {
+        let mut dx = SMatrix::<T, IN, B>::ZERO;
+        self.backward(x, y, cache, dy, &mut dx, grads);
+    }
+
     /// Puts `state` in its initial condition (e.g. running variance 1, a seeded generator).
     /// Called by the generated `init`; `Net::ZERO` has all-zero state until then. The default
     /// does nothing.

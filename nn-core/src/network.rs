@@ -74,6 +74,19 @@ pub trait Network<T: Real>: Params<T> + Clone {
         grads: &mut Self::Grads,
     ) -> Self::Input<B>;
 
+    /// The backward pass for training: *adds* `∂L/∂θ` to `grads` like
+    /// [`backward`](Network::backward), without computing `∂L/∂input` (the first layers skip
+    /// their input-gradient products). Generated networks implement it; the default calls
+    /// `backward` and drops the input gradient.
+    fn backward_params<const B: usize>(
+        &self,
+        tape: &Self::Tape<B>,
+        d_output: &Self::Output<B>,
+        grads: &mut Self::Grads,
+    ) {
+        let _ = self.backward(tape, d_output, grads);
+    }
+
     /// A table of the network like Keras' `model.summary()`: each node's operation, output
     /// shape and parameter count.
     fn summary() -> impl core::fmt::Display;

@@ -121,7 +121,8 @@ pub fn expand(model: &Model) -> TokenStream {
 
     let infer_body = forward_body(model, Mode::Infer);
     let train_body = forward_body(model, Mode::Train);
-    let backward_body = backward_body(model);
+    let full_backward = backward_body(model, false);
+    let params_backward = backward_body(model, true);
     let summary = summary(model);
     let layer_names_text: Vec<String> = model.layers.iter().map(|l| l.name.to_string()).collect();
     let layer_traits: Vec<TokenStream> =
@@ -251,7 +252,7 @@ pub fn expand(model: &Model) -> TokenStream {
                 #output_params
                 grads: &mut #grads<T>,
             ) -> #input_type {
-                #backward_body
+                #full_backward
             }
 
             /// Initialises every layer in place from `rng`: by its `#[init(..)]` scheme, or He
@@ -272,6 +273,18 @@ pub fn expand(model: &Model) -> TokenStream {
                     }
                 )*
                 let _ = offset;
+            }
+
+            /// The backward pass for training: *adds* `∂L/∂θ` to `grads` like `backward`, but
+            /// computes no gradient for the inputs, so the first layers skip their `∂L/∂x`
+            /// products.
+            pub fn backward_params<const B: usize>(
+                &self,
+                tape: &#tape<T, B>,
+                #output_params
+                grads: &mut #grads<T>,
+            ) {
+                #params_backward
             }
 
             /// Each node's operation, output shape and parameter count, like Keras'
@@ -306,6 +319,15 @@ pub fn expand(model: &Model) -> TokenStream {
                 grads: &mut Self::Grads,
             ) -> Self::Input<B> {
                 #name::backward(self, tape, #output_fields grads)
+            }
+
+            fn backward_params<const B: usize>(
+                &self,
+                tape: &Self::Tape<B>,
+                d_output: &Self::Output<B>,
+                grads: &mut Self::Grads,
+            ) {
+                #name::backward_params(self, tape, #output_fields grads)
             }
 
             fn summary() -> impl ::core::fmt::Display {
@@ -594,8 +616,21 @@ fn forward_body(model: &Model, mode: Mode) -> TokenStream {
     body
 }
 
-fn backward_body(model: &Model) -> TokenStream {
+/// The body of `backward`, or, with `params_only`, of `backward_params`: the same chain rule
+/// without the gradients no parameter needs (those of the inputs, and of nodes computed from
+/// the inputs without a layer), so a layer fed by the input skips its `∂L/∂x` product.
+fn backward_body(model: &Model, params_only: bool) -> TokenStream {
     let grad = |id: NodeId| format_ident!("d_{}", model.nodes[id].name);
+    // Whether a node's gradient is wanted: always for `backward`; for `backward_params`, when
+    // a layer's parameters are upstream of the node.
+    let needs: Vec<bool> = {
+        let mut after_layer = vec![false; model.nodes.len()];
+        for (id, node) in model.nodes.iter().enumerate() {
+            after_layer[id] = matches!(node.op, Op::Layer { .. })
+                || node.op.parents().iter().any(|&p| after_layer[p]);
+        }
+        after_layer.into_iter().map(|a| a || !params_only).collect()
+    };
     let value = |id: NodeId| {
         let name = &model.nodes[id].name;
         quote! { &tape.#name }
@@ -624,14 +659,19 @@ fn backward_body(model: &Model) -> TokenStream {
     let mut body = TokenStream::new();
     for &id in &model.outputs {
         declared[id] = true;
-        if has_children[id] {
-            let d = grad(id);
+        let d = grad(id);
+        if !needs[id] {
+            body.extend(quote! { let _ = #d; });
+        } else if has_children[id] {
             body.extend(quote! { let mut #d = *#d; });
         }
     }
     for (id, node) in model.nodes.iter().enumerate().rev() {
+        if !needs[id] {
+            continue;
+        }
         for parent in node.op.parents() {
-            if !declared[parent] {
+            if needs[parent] && !declared[parent] {
                 declared[parent] = true;
                 let d = grad(parent);
                 let ty = matrix(&model.nodes[parent]);
@@ -652,53 +692,73 @@ fn backward_body(model: &Model) -> TokenStream {
                 } else {
                     quote! { &() }
                 };
-                quote_spanned! {layer_span(decl)=>
-                    #layer::backward(&self.#field, #x, #y, #cache, #d_out, &mut #d_x, &mut grads.#field);
+                if needs[*arg] {
+                    quote_spanned! {layer_span(decl)=>
+                        #layer::backward(&self.#field, #x, #y, #cache, #d_out, &mut #d_x, &mut grads.#field);
+                    }
+                } else {
+                    quote_spanned! {layer_span(decl)=>
+                        #layer::backward_params(&self.#field, #x, #y, #cache, #d_out, &mut grads.#field);
+                    }
                 }
             }
-            Op::Activation { info, params, arg } => {
+            Op::Activation { info, params, arg } if needs[*arg] => {
                 let activation = activation_value(info, params);
                 let (x, y, d_x) = (value(*arg), value(id), grad(*arg));
                 quote! { ::nn::Activation::backward(&#activation, #x, #y, #d_out, &mut #d_x); }
             }
+            Op::Activation { .. } => quote! {},
             Op::Binary {
                 op: BinOp::Add,
                 left,
                 right,
             } => {
-                let (d_a, d_b) = (grad(*left), grad(*right));
-                quote! { #d_a += #d_out; #d_b += #d_out; }
+                let mut statements = TokenStream::new();
+                for part in [*left, *right].into_iter().filter(|&p| needs[p]) {
+                    let d_part = grad(part);
+                    statements.extend(quote! { #d_part += #d_out; });
+                }
+                statements
             }
             Op::Binary {
                 op: BinOp::Mul,
                 left,
                 right,
             } => {
-                let (a, b) = (value(*left), value(*right));
-                let (d_a, d_b) = (grad(*left), grad(*right));
-                quote! {
-                    ::nn::ops::mul_acc(#d_out, #b, &mut #d_a);
-                    ::nn::ops::mul_acc(#d_out, #a, &mut #d_b);
+                let mut statements = TokenStream::new();
+                for (part, other) in [(*left, *right), (*right, *left)] {
+                    if needs[part] {
+                        let (d_part, other) = (grad(part), value(other));
+                        statements
+                            .extend(quote! { ::nn::ops::mul_acc(#d_out, #other, &mut #d_part); });
+                    }
                 }
+                statements
             }
-            Op::Flatten(a) => {
+            Op::Flatten(a) if needs[*a] => {
                 let d_x = grad(*a);
                 quote! { #d_x += #d_out; }
             }
+            Op::Flatten(_) => quote! {},
             Op::Concat(parts) => {
                 let mut offset = 0;
                 let mut slices = TokenStream::new();
                 for &part in parts {
                     let part_size = model.nodes[part].size();
                     let (rows, start) = (size(part_size), size(offset));
-                    let d_part = grad(part);
-                    slices.extend(quote! { #d_part += #d_out.fixed_rows::<#rows>(#start); });
+                    if needs[part] {
+                        let d_part = grad(part);
+                        slices.extend(quote! { #d_part += #d_out.fixed_rows::<#rows>(#start); });
+                    }
                     offset += part_size;
                 }
                 slices
             }
         };
         body.extend(statement);
+    }
+    if params_only {
+        return body;
     }
     // An input returned as an output with no other use still has a borrowed gradient.
     let d_inputs = model.inputs.iter().map(|&id| {

@@ -81,6 +81,18 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         self.param_gradients(x, dy, grads);
         kernels::matmul_atb(dx, &self.weight, dy, true);
     }
+
+    #[inline]
+    fn backward_params<const B: usize>(
+        &self,
+        x: &SMatrix<T, IN, B>,
+        _y: &SMatrix<T, OUT, B>,
+        _cache: &(),
+        dy: &SMatrix<T, OUT, B>,
+        grads: &mut Self,
+    ) {
+        self.param_gradients(x, dy, grads);
+    }
 }
 
 impl<T: Real, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {

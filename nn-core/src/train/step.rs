@@ -88,7 +88,8 @@ where
         return Err(StepError::NonFiniteLoss);
     }
     grads.set_zero();
-    net.backward(tape, &d_y, grads);
+    // No gradient for the input: the first layers skip their ∂L/∂x products.
+    net.backward_params(tape, &d_y, grads);
     let penalty = options.regularization.apply(net, grads);
     // Clipping leaves non-finite gradients as they are, and returns their norm.
     let grad_norm = match options.clip_grad_norm {

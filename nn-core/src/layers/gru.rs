@@ -2,7 +2,8 @@
 //! and its streaming state [`GruState`].
 
 use super::rnn::{
-    add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
+    RnnState, add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid,
+    write_rows,
 };
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
@@ -92,33 +93,11 @@ unsafe impl<T: Real, const H: usize, const GH: usize, const S: usize, const B: u
 {
 }
 
-/// The state [`Gru::step`] carries from one time step to the next: the hidden state `h`.
-///
-/// [`GruState::new`] (and `Default`) is the zero state the whole-sequence forward pass
-/// starts from without `INIT`; set `h` to start from another `h_0`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GruState<T: Real, const H: usize> {
-    /// `h_t`, the last output.
-    pub h: SMatrix<T, H, 1>,
-}
-
-impl<T: Real, const H: usize> GruState<T, H> {
-    /// The zero state.
-    pub const fn new() -> Self {
-        Self { h: SMatrix::ZERO }
-    }
-
-    /// Back to the zero state, for a new sequence.
-    pub fn reset(&mut self) {
-        *self = Self::new();
-    }
-}
-
-impl<T: Real, const H: usize> Default for GruState<T, H> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// The state [`Gru::step`] carries from one time step to the next: the hidden state `h`,
+/// as for a plain RNN ([`RnnState`]: `new`, `Default` and `reset` give the zero state the
+/// whole-sequence forward pass starts from without `INIT`; set `h` to start from another
+/// `h_0`).
+pub type GruState<T, const H: usize> = RnnState<T, H>;
 
 impl<
     T: Real,

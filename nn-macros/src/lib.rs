@@ -11,6 +11,8 @@ mod explain;
 mod layers;
 mod model;
 mod parse;
+#[allow(dead_code)] // wired into expand by the memory-plan work
+mod plan;
 
 use proc_macro::TokenStream;
 

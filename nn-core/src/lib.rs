@@ -20,6 +20,7 @@ pub mod init;
 pub mod io;
 pub mod kernels;
 mod layer;
+pub mod memory;
 pub mod layers;
 pub mod loss;
 mod network;

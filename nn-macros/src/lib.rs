@@ -1,16 +1,23 @@
 //! The `network!` procedural macro of the `nn` crate. Use it through `nn::network!`; its
 //! documentation is there.
 //!
-//! Three stages, as in thiserror and serde_derive: `parse` (tokens to a typed syntax tree),
-//! `model` (names, shapes and every rule, all errors collected and spanned), `expand`
-//! (code generation from the checked model).
+//! Three stages, as in thiserror and serde_derive: [`parse`] (tokens to a typed syntax tree),
+//! [`model`] (names, shapes and every rule, all errors collected and spanned), then
+//! [`expand`] (the code) and [`explain`] (its equations and diagram), both from the checked
+//! model. The built-in layers ([`layers`], one file per family) and the other built-in
+//! vocabulary ([`builtins`]) are the model's; [`diagnostics`], [`shape`] and [`math`] (the
+//! notation of `explain`) are below every stage. Modules import one way only:
+//! `parse` → `layers` → `model` → `expand` / `explain`.
 
 mod builtins;
+mod diagnostics;
 mod expand;
 mod explain;
 mod layers;
+mod math;
 mod model;
 mod parse;
+mod shape;
 
 use proc_macro::TokenStream;
 
@@ -29,3 +36,4 @@ pub fn network(input: TokenStream) -> TokenStream {
         }
     }
 }
+

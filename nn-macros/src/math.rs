@@ -25,6 +25,8 @@ pub enum Math {
     Hadamard(Box<Math>, Box<Math>),
     Sum(Vec<Math>),
     Difference(Box<Math>, Box<Math>),
+    /// `W ⋆ x`: an operator the definitions explain.
+    Infix(Box<Math>, Operator, Box<Math>),
     /// `a/b`, element by element.
     Quotient(Box<Math>, Box<Math>),
     /// `√x`, element by element.
@@ -103,8 +105,8 @@ pub struct Symbol {
     pub tex: String,
 }
 
-/// An index: `t`, with its range's LaTeX where it differs.
-#[derive(Clone)]
+/// An index of a sum or a sequence: `t`, with its LaTeX.
+#[derive(Clone, Copy)]
 pub struct Index {
     pub text: &'static str,
     pub tex: &'static str,
@@ -116,6 +118,18 @@ impl Index {
         text: "t",
         tex: "t",
     };
+    /// The positions of a channel (or of a sequence), for sums per channel (or feature).
+    pub const POSITIONS: Self = Index {
+        text: "pos",
+        tex: "\\mathrm{pos}",
+    };
+}
+
+/// An infix operator: `⋆`, with its LaTeX.
+#[derive(Clone, Copy)]
+pub struct Operator {
+    pub text: &'static str,
+    pub tex: &'static str,
 }
 
 /// A function applied to expressions.
@@ -133,13 +147,18 @@ pub enum Func {
 }
 
 impl Func {
-    /// A function without parameters, its LaTeX name derived from its name
-    /// ([`tex_function`]).
+    /// A function without parameters: `relu`, `σ`, `maxpool`.
     pub fn named(name: &str) -> Self {
+        Func::with_params(name, Vec::new())
+    }
+
+    /// A function with numeric parameters: `leaky_relu(·, 0.2)`. Its text is its name, but
+    /// `σ` for `sigmoid`; its LaTeX name is [`tex_function`]'s.
+    pub fn with_params(name: &str, params: Vec<f64>) -> Self {
         Func::Named {
-            text: name.to_string(),
+            text: if name == "sigmoid" { "σ" } else { name }.to_string(),
             tex: tex_function(name),
-            params: Vec::new(),
+            params,
         }
     }
 
@@ -153,11 +172,6 @@ impl Math {
     /// `∂L/∂x`.
     pub fn grad(x: Math) -> Math {
         Math::Grad(Box::new(x))
-    }
-
-    /// A node by name.
-    pub fn node(name: impl Into<String>) -> Math {
-        Math::Node(name.into())
     }
 
     /// A symbol with its text and LaTeX.
@@ -202,7 +216,7 @@ impl Math {
     fn precedence(&self) -> u8 {
         match self {
             Math::Sum(_) | Math::Difference(..) | Math::SumOver(..) => 1,
-            Math::Product(_) | Math::Hadamard(..) | Math::Quotient(..) => 2,
+            Math::Product(_) | Math::Hadamard(..) | Math::Quotient(..) | Math::Infix(..) => 2,
             _ => 3,
         }
     }
@@ -218,14 +232,19 @@ impl Math {
             Math::Symbol(symbol) => symbol.text.clone(),
             Math::Grad(x) => format!("∂L/∂{}", x.text()),
             Math::Given(name) => format!("d_{name}"),
-            Math::Transpose(x) => match **x {
-                Math::Node(_) | Math::Param(..) | Math::Ones => format!("{}ᵀ", x.text()),
-                _ => format!("({})ᵀ", x.text()),
-            },
+            Math::Transpose(x) if x.is_atom() => format!("{}ᵀ", x.text()),
+            Math::Transpose(x) => format!("({})ᵀ", x.text()),
             Math::Product(factors) => join(factors, "·", |f| f.operand_text(3)),
+            // A product of several: `a ⊙ b ⊙ c`, left to right.
+            Math::Hadamard(a, b) if matches!(**a, Math::Hadamard(..)) => {
+                format!("{} ⊙ {}", a.text(), b.operand_text(3))
+            }
             Math::Hadamard(a, b) => format!("{} ⊙ {}", a.operand_text(3), b.operand_text(3)),
             Math::Sum(terms) => join(terms, " + ", |t| t.operand_text(2)),
             Math::Difference(a, b) => format!("{} − {}", a.operand_text(1), b.operand_text(2)),
+            Math::Infix(a, op, b) => {
+                format!("{} {} {}", a.operand_text(3), op.text, b.operand_text(3))
+            }
             Math::Quotient(a, b) => format!("{}/{}", a.operand_text(3), b.operand_text(3)),
             Math::Sqrt(x) => format!("√{}", x.operand_text(4)),
             Math::Square(x) => format!("{}²", x.operand_text(4)),
@@ -234,7 +253,7 @@ impl Math {
             Math::Step(x, index) => format!("{}_{}", x.operand_text(4), index.text),
             Math::SumOver(index, x) => format!("Σ_{} {}", index.text, x.operand_text(2)),
             Math::Sequence(x, index, last) => {
-                format!("({})_{}={}…{last}", x.text(), index.text, 1)
+                format!("({})_{{{}=1…{last}}}", x.text(), index.text)
             }
             Math::Rows(x, first, last) => format!("({})[{first}:{last}]", x.text()),
             Math::Stack(parts) => format!("[{}]", join(parts, "; ", Math::text)),
@@ -263,6 +282,11 @@ impl Math {
         )
     }
 
+    /// A name, or a name with a subscript or arguments: transposed without parentheses.
+    fn is_atom(&self) -> bool {
+        self.is_name() || matches!(self, Math::Step(..) | Math::Apply(..))
+    }
+
     /// As LaTeX.
     pub fn tex(&self) -> String {
         match self {
@@ -278,16 +302,20 @@ impl Math {
             Math::Symbol(symbol) => symbol.tex.clone(),
             Math::Grad(x) => format!("\\frac{{\\partial L}}{{\\partial {}}}", x.tex()),
             Math::Given(name) => format!("\\mathtt{{d\\_{}}}", tex_escape(name)),
-            Math::Transpose(x) => match **x {
-                Math::Node(_) | Math::Param(..) | Math::Ones => format!("{}^{{\\top}}", x.tex()),
-                _ => format!("\\left({}\\right)^{{\\top}}", x.tex()),
-            },
+            Math::Transpose(x) if x.is_atom() => format!("{}^{{\\top}}", x.tex()),
+            Math::Transpose(x) => format!("\\left({}\\right)^{{\\top}}", x.tex()),
             Math::Product(factors) => join(factors, " \\, ", |f| f.operand_tex(3)),
+            Math::Hadamard(a, b) if matches!(**a, Math::Hadamard(..)) => {
+                format!("{} \\odot {}", a.tex(), b.operand_tex(3))
+            }
             Math::Hadamard(a, b) => {
                 format!("{} \\odot {}", a.operand_tex(3), b.operand_tex(3))
             }
             Math::Sum(terms) => join(terms, " + ", |t| t.operand_tex(2)),
             Math::Difference(a, b) => format!("{} - {}", a.operand_tex(1), b.operand_tex(2)),
+            Math::Infix(a, op, b) => {
+                format!("{} {} {}", a.operand_tex(3), op.tex, b.operand_tex(3))
+            }
             Math::Quotient(a, b) => format!("\\frac{{{}}}{{{}}}", a.tex(), b.tex()),
             Math::Sqrt(x) => format!("\\sqrt{{{}}}", x.tex()),
             Math::Square(x) => format!("{}^{{2}}", x.operand_tex(4)),
@@ -446,5 +474,23 @@ impl Definition {
             text: text.into(),
             tex: tex.into(),
         }
+    }
+
+    /// `𝟏`, a vector of ones.
+    pub fn ones() -> Self {
+        Definition::new(
+            "𝟏: a vector of ones (as long as the product needs)",
+            "\\mathbf{1} &: \\text{a vector of ones}",
+        )
+    }
+
+    /// `Σ_pos`, a sum over positions.
+    pub fn sum_over_positions() -> Self {
+        Definition::new(
+            "Σ_pos v: the sum of v over the positions, for each channel (or feature); parameter \
+             gradients are summed over the batch too",
+            "\\textstyle\\sum_{\\mathrm{pos}} v &: \\text{the sum of } v \\text{ over the positions, \
+             for each channel (or feature)}",
+        )
     }
 }

@@ -26,24 +26,24 @@ impl Expander<'_> {
             .map(|(layer, code)| {
                 let field = &layer.name;
                 let ty = &code.ty;
-                let dense = match &layer.kind {
-                    LayerKind::Builtin(builtin) if builtin.name() == "Dense" => {
-                        Some((layer.input_shape.last(), layer.output.last()))
-                    }
-                    _ => None,
-                };
-                let doc = match dense {
-                    Some((input, out)) => format!(
-                        " `{field}`: dense layer, {input} → {out} (`weight` `[{out}, {input}]`, \
-                         `bias` `[{out}]`)."
-                    ),
-                    None => format!(
-                        " `{field}`: {}, {} → {}.",
-                        layer.describe(),
-                        layer.input_shape,
-                        layer.output
-                    ),
-                };
+                let mut doc = format!(
+                    " `{field}`: {}, {} → {}",
+                    layer.describe(),
+                    layer.input_shape,
+                    layer.output
+                );
+                if let LayerKind::Builtin(builtin) = &layer.kind {
+                    let parameters: Vec<String> = builtin
+                        .parameters(&layer.input_shape)
+                        .iter()
+                        .map(|p| format!("`{}` {}", p.name.of(&field.to_string()).text(), p.shape))
+                        .collect();
+                    doc += &match parameters.as_slice() {
+                        [] => "; no parameters".to_string(),
+                        _ => format!("; parameters {}", parameters.join(", ")),
+                    };
+                }
+                doc.push('.');
                 quote! { #[doc = #doc] pub #field: #ty, }
             })
             .collect()

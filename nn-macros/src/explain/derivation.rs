@@ -4,7 +4,7 @@
 use super::graph::Graph;
 use crate::builtins::ActivationInfo;
 use crate::math::{Definition, Equation, Func, Math, ParamName, join, tex_function, tex_shape};
-use crate::model::{BinOp, LayerDecl, LayerKind, Model, NodeId, Op};
+use crate::model::{BinOp, LayerKind, Model, NodeId, Op};
 use crate::shape::Shape;
 use std::fmt::Write as _;
 
@@ -22,16 +22,6 @@ fn activation(info: &ActivationInfo, params: &[f64]) -> Func {
     }
 }
 
-/// Temporary: the (input, output) features of a built-in `Dense` layer.
-fn dense(decl: &LayerDecl) -> Option<(usize, usize)> {
-    match &decl.kind {
-        LayerKind::Builtin(builtin) if builtin.name() == "Dense" => {
-            Some((decl.input_shape.last(), decl.output.last()))
-        }
-        _ => None,
-    }
-}
-
 /// The forward and backward passes as equations, in the order the code runs them.
 pub struct Derivation {
     name: String,
@@ -46,11 +36,14 @@ impl Derivation {
     pub fn new(model: &Model) -> Self {
         let graph = Graph::new(model);
         let forward = (0..model.nodes.len())
-            .map(|id| forward_line(&graph, id))
+            .flat_map(|id| forward_lines(&graph, id))
             .collect();
         let mut backward = Vec::new();
         for id in (0..model.nodes.len()).rev() {
             backward.push(gradient_line(&graph, id));
+            if let Some((builtin, at)) = graph.builtin_use(id) {
+                backward.extend(builtin.backward_equations(&at).steps);
+            }
             backward.extend(parameter_lines(&graph, id));
         }
         Derivation {
@@ -195,28 +188,31 @@ fn tex_block(out: &mut String, lines: &[Equation]) {
     out.push_str("\n\\end{aligned}\n```\n");
 }
 
-/// `h = relu(fc1_out)`.
-fn forward_line(graph: &Graph, id: NodeId) -> Equation {
+/// `h = relu(fc1_out)`; for a built-in layer, its intermediate equations first.
+fn forward_lines(graph: &Graph, id: NodeId) -> Vec<Equation> {
     let model = graph.model;
     let node = &model.nodes[id];
+    let mut lines = Vec::new();
     let mut notes = Vec::new();
     let rhs = match &node.op {
         Op::Input => {
             notes.push("input".to_string());
             None
         }
-        Op::Layer { layer, arg, .. } => {
-            let decl = &model.layers[*layer];
-            let layer_name = decl.name.to_string();
-            let x = graph.node(*arg);
-            Some(match dense(decl) {
-                Some(_) => Math::Sum(vec![
-                    Math::Product(vec![ParamName::WEIGHT.of(&layer_name), x]),
-                    ParamName::BIAS.of(&layer_name),
-                ]),
-                _ => Math::Apply(Func::Layer(layer_name), vec![x]),
-            })
-        }
+        Op::Layer { layer, arg, .. } => match graph.builtin_use(id) {
+            Some((builtin, at)) => {
+                let forward = builtin.forward_equations(&at);
+                lines = forward.steps;
+                if !forward.note.is_empty() {
+                    notes.push(forward.note);
+                }
+                Some(forward.value)
+            }
+            None => {
+                let layer_name = model.layers[*layer].name.to_string();
+                Some(Math::Apply(Func::Layer(layer_name), vec![graph.node(*arg)]))
+            }
+        },
         Op::Activation { info, params, arg } => Some(Math::Apply(
             activation(info, params),
             vec![graph.node(*arg)],
@@ -231,10 +227,7 @@ fn forward_line(graph: &Graph, id: NodeId) -> Equation {
         Op::Concat(parts) => Some(Math::Stack(
             parts.iter().map(|&part| graph.node(part)).collect(),
         )),
-        Op::Flatten(arg) => Some(Math::Apply(
-            Func::Layer("flatten".to_string()),
-            vec![graph.node(*arg)],
-        )),
+        Op::Flatten(arg) => Some(Func::apply("flatten", vec![graph.node(*arg)])),
     };
     if let Some((k, n)) = graph.shared_use(id) {
         notes.push(format!("shared layer, use {k} of {n}"));
@@ -242,12 +235,13 @@ fn forward_line(graph: &Graph, id: NodeId) -> Equation {
     if graph.is_output(id) {
         notes.push("output".to_string());
     }
-    Equation {
+    lines.push(Equation {
         lhs: graph.node(id),
         rhs,
         shape: Some(node.shape.clone()),
         note: notes.join("; "),
-    }
+    });
+    lines
 }
 
 /// `∂L/∂h = W_fc2ᵀ·∂L/∂fc2_out + ∂L/∂sum`: one term per child (and the given upstream
@@ -319,10 +313,6 @@ fn parameter_lines(graph: &Graph, id: NodeId) -> Vec<Equation> {
     }
     let decl = &model.layers[layer];
     let layer_name = decl.name.to_string();
-    let arg = |u: NodeId| match model.nodes[u].op {
-        Op::Layer { arg, .. } => arg,
-        _ => unreachable!("a use of a layer applies it"),
-    };
     let sum = |mut terms: Vec<Math>| {
         if terms.len() == 1 {
             terms.pop().expect("one term")
@@ -341,42 +331,36 @@ fn parameter_lines(graph: &Graph, id: NodeId) -> Vec<Equation> {
         shape,
         note: note.clone(),
     };
-    match dense(decl) {
-        Some((input, out)) => vec![
-            line(
-                ParamName::WEIGHT,
-                uses.iter()
-                    .map(|&u| {
-                        Math::Product(vec![
-                            graph.grad(u),
-                            Math::Transpose(Box::new(graph.node(arg(u)))),
-                        ])
-                    })
-                    .collect(),
-                Some(Shape::from([out, input])),
-            ),
-            line(
-                ParamName::BIAS,
-                uses.iter().map(|&u| graph.grad(u)).collect(),
-                Some(Shape::from([out])),
-            ),
-        ],
-        _ => vec![line(
-            ParamName::THETA,
-            uses.iter()
-                .map(|&u| {
-                    Math::Product(vec![
-                        Math::Transpose(Box::new(Math::Jacobian(
-                            Box::new(graph.node(u)),
-                            Box::new(ParamName::THETA.of(&layer_name)),
-                        ))),
-                        graph.grad(u),
-                    ])
-                })
-                .collect(),
-            None,
-        )],
+    let LayerKind::Builtin(builtin) = &decl.kind else {
+        // A layer of your own: its Jacobian with respect to all its parameters.
+        let terms = uses
+            .iter()
+            .map(|&u| {
+                Math::Product(vec![
+                    Math::transpose(Math::Jacobian(
+                        Box::new(graph.node(u)),
+                        Box::new(ParamName::THETA.of(&layer_name)),
+                    )),
+                    graph.grad(u),
+                ])
+            })
+            .collect();
+        return vec![line(ParamName::THETA, terms, None)];
+    };
+    let mut terms: Vec<Vec<Math>> = Vec::new();
+    for &u in uses {
+        let (_, at) = graph.builtin_use(u).expect("a use of a built-in layer");
+        terms.push(builtin.parameter_gradients(&at));
     }
+    builtin
+        .parameters(&decl.input_shape)
+        .into_iter()
+        .enumerate()
+        .map(|(k, parameter)| {
+            let per_use = terms.iter().map(|use_terms| use_terms[k].clone()).collect();
+            line(parameter.name, per_use, Some(parameter.shape))
+        })
+        .collect()
 }
 
 /// The definitions the equations use, in order of first use: each activation's derivative,
@@ -388,48 +372,52 @@ fn definitions(graph: &Graph) -> Vec<Definition> {
             list.push(definition);
         }
     };
-    for node in &graph.model.nodes {
+    for (id, node) in graph.model.nodes.iter().enumerate() {
         match &node.op {
             Op::Activation { info, params, .. } => {
                 if let Some(definition) = derivative_definition(info, params) {
                     add(&mut derivatives, definition);
                 }
+                // Softmax and log-softmax pass back their full vector-Jacobian product.
                 if matches!(info.func, "softmax" | "log_softmax") {
-                    add(
-                        &mut notation,
-                        Definition {
-                            text: "𝟏: the vector of ones (softmax and log_softmax pass back their \
-                               full Jacobian-vector product)"
-                                .to_string(),
-                            tex: "\\mathbf{1} &: \\text{the vector of ones}".to_string(),
-                        },
-                    );
+                    add(&mut notation, Definition::ones());
                 }
             }
             Op::Concat(_) => add(
                 &mut notation,
-                Definition {
-                    text: "(v)[i:j]: rows i to j of v, counting from 1".to_string(),
-                    tex: "\\left(v\\right)_{i:j} &: \\text{rows } i \\text{ to } j \\text{ of } v \
-                      \\text{, counting from 1}"
-                        .to_string(),
-                },
+                Definition::new(
+                    "(v)[i:j]: rows i to j of v, counting from 1",
+                    "\\left(v\\right)_{i:j} &: \\text{rows } i \\text{ to } j \\text{ of } v \
+                     \\text{, counting from 1}",
+                ),
             ),
-            Op::Layer { layer, .. } if dense(&graph.model.layers[*layer]).is_none() => {
-                add(
+            Op::Flatten(_) => add(
+                &mut notation,
+                Definition::new(
+                    "flatten(x): the values of x as a vector, in PyTorch's (row-major) order; its \
+                     gradient passes back unchanged, in x's shape",
+                    "\\operatorname{flatten}(x) &: \\text{the values of } x \\text{ as a vector \
+                     (row-major); its gradient passes back unchanged}",
+                ),
+            ),
+            Op::Layer { .. } => match graph.builtin_use(id) {
+                Some((builtin, at)) => {
+                    for definition in builtin.definitions(&at) {
+                        add(&mut notation, definition);
+                    }
+                }
+                None => add(
                     &mut notation,
-                    Definition {
-                        text: "∂y/∂x, ∂y/∂θ_l: the Jacobians of a layer l of your own, whose \
-                               backward multiplies ∂L/∂y by their transposes"
-                            .to_string(),
-                        tex: "\\frac{\\partial y}{\\partial x}, \\frac{\\partial y}{\\partial \
-                              \\theta_l} &: \\text{the Jacobians of a layer } l \\text{ of your \
-                              own, whose backward multiplies by their transposes}"
-                            .to_string(),
-                    },
-                );
-            }
-            _ => {}
+                    Definition::new(
+                        "∂y/∂x, ∂y/∂θ_l: the Jacobians of a layer l of your own, whose backward \
+                         multiplies ∂L/∂y by their transposes",
+                        "\\frac{\\partial y}{\\partial x}, \\frac{\\partial y}{\\partial \
+                         \\theta_l} &: \\text{the Jacobians of a layer } l \\text{ of your own, \
+                         whose backward multiplies by their transposes}",
+                    ),
+                ),
+            },
+            Op::Input | Op::Binary { .. } => {}
         }
     }
     derivatives.extend(notation);
@@ -519,15 +507,17 @@ fn contribution(graph: &Graph, child: NodeId, k: usize) -> Math {
     let d_child = graph.grad(child);
     match &node.op {
         Op::Input => unreachable!("an input has no parents"),
-        Op::Layer { layer, .. } => {
-            let decl = &graph.model.layers[*layer];
-            let jacobian = match dense(decl) {
-                Some(_) => ParamName::WEIGHT.of(&decl.name.to_string()),
-                // A layer of your own (or any other kind): its Jacobian.
-                _ => Math::Jacobian(Box::new(graph.node(child)), Box::new(graph.node(parent))),
-            };
-            Math::Product(vec![Math::Transpose(Box::new(jacobian)), d_child])
-        }
+        Op::Layer { .. } => match graph.builtin_use(child) {
+            Some((builtin, at)) => builtin.backward_equations(&at).input_gradient,
+            // A layer of your own: its Jacobian.
+            None => Math::Product(vec![
+                Math::transpose(Math::Jacobian(
+                    Box::new(graph.node(child)),
+                    Box::new(graph.node(parent)),
+                )),
+                d_child,
+            ]),
+        },
         Op::Activation { info, params, .. } => match info.func {
             "identity" => d_child,
             // y ⊙ (∂L/∂y − (yᵀ·∂L/∂y)·𝟏)

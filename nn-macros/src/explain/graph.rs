@@ -1,7 +1,8 @@
 //! The graph, as the derivation and the diagrams read it.
 
+use crate::layers::{BuiltinLayer, Use};
 use crate::math::{Math, numbers};
-use crate::model::{Model, NodeId, Op};
+use crate::model::{LayerKind, Model, NodeId, Op};
 
 /// The model with what the derivation needs precomputed.
 pub struct Graph<'a> {
@@ -92,5 +93,32 @@ impl<'a> Graph<'a> {
         let rows = |part: NodeId| self.model.nodes[part].shape.dims()[0];
         let before: usize = parts[..k].iter().map(|&p| rows(p)).sum();
         Some((before + 1, before + rows(parts[k])))
+    }
+
+    /// If node `id` applies a built-in layer: the layer, and the use as its equations name
+    /// it.
+    pub fn builtin_use(&self, id: NodeId) -> Option<(&'a dyn BuiltinLayer, Use<'a>)> {
+        let model = self.model;
+        let Op::Layer { layer, arg, .. } = model.nodes[id].op else {
+            return None;
+        };
+        let decl = &model.layers[layer];
+        let LayerKind::Builtin(builtin) = &decl.kind else {
+            return None;
+        };
+        // A recurrent layer called with its initial state reads the sequence and the state
+        // packed into one node.
+        let parts = match &model.nodes[arg].op {
+            Op::Concat(parts) if decl.with_state => parts.iter().map(|&p| self.node(p)).collect(),
+            _ => Vec::new(),
+        };
+        let at = Use {
+            layer: decl.name.to_string(),
+            x: self.node(arg),
+            parts,
+            y: self.node(id),
+            input: &decl.input_shape,
+        };
+        Some((builtin.as_ref(), at))
     }
 }

@@ -2,9 +2,10 @@
 //! (PyTorch's `nn.Conv1d`, `nn.Conv2d`) on `[C, L]` and `[C, H, W]`.
 
 use super::{
-    Args, BuiltinLayer, InitialState, Misfit, Parameter, Site, Stated, axis_name, n, times,
+    Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Stated, Use,
+    axis_name, n, times,
 };
-use crate::math::ParamName;
+use crate::math::{Definition, Func, Index, Math, Operator, ParamName};
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -179,4 +180,110 @@ impl BuiltinLayer for Conv {
             }
         }
     }
+
+    fn forward_equations(&self, at: &Use) -> Forward {
+        let w = at.param(ParamName::WEIGHT);
+        let correlation = Math::Infix(Box::new(w), CORRELATION, Box::new(at.x.clone()));
+        let value = if self.bias {
+            Math::Sum(vec![correlation, at.param(ParamName::BIAS)])
+        } else {
+            correlation
+        };
+        let d = self.dims;
+        Forward {
+            steps: Vec::new(),
+            value,
+            note: format!(
+                "s = {}, p = {}, d = {}",
+                times(&self.stride[..d]),
+                times(&self.padding[..d]),
+                times(&self.dilation[..d])
+            ),
+        }
+    }
+
+    fn backward_equations(&self, at: &Use) -> Backward {
+        let w = at.param(ParamName::WEIGHT);
+        Backward {
+            steps: Vec::new(),
+            input_gradient: Math::Infix(Box::new(w), TRANSPOSED, Box::new(at.dy())),
+        }
+    }
+
+    fn parameter_gradients(&self, at: &Use) -> Vec<Math> {
+        let mut gradients = vec![Math::Apply(
+            Func::named("corr"),
+            vec![at.x.clone(), at.dy()],
+        )];
+        if self.bias {
+            gradients.push(Math::SumOver(Index::POSITIONS, Box::new(at.dy())));
+        }
+        gradients
+    }
+
+    fn definitions(&self, _at: &Use) -> Vec<Definition> {
+        // The index expressions of one dimension, or of two.
+        let (out, window, input, sum, sum_out) = if self.dims == 1 {
+            ("i", "u", "s·i + d·u − p", "u", "i")
+        } else {
+            ("i, j", "u, v", "s·i + d·u − p, s·j + d·v − p", "u,v", "i,j")
+        };
+        let (tex_input, tex_out, tex_window) = if self.dims == 1 {
+            ("s i + d u - p", "i", "u")
+        } else {
+            ("s i + d u - p,\\ s j + d v - p", "i, j", "u, v")
+        };
+        let mut definitions = vec![
+            Definition::new(
+                format!(
+                    "(W ⋆ x)[o, {out}] = Σ_{{c,{sum}}} W[o, c, {window}]·x[c, {input}]: \
+                     cross-correlation (PyTorch's convolution), x zero outside its bounds; stride \
+                     s, padding p and dilation d as the layer's line says"
+                ),
+                format!(
+                    "(W \\star x)[o, {tex_out}] &= \\textstyle\\sum_{{c, {tex_window}}} W[o, c, \
+                     {tex_window}]\\, x[c,\\ {tex_input}] \\quad \\text{{(cross-correlation; }} x \\text{{ zero \
+                     outside its bounds)}}"
+                ),
+            ),
+            Definition::new(
+                format!(
+                    "(W ⋆ᵀ g)[c, m] = Σ W[o, c, {window}]·g[o, {out}] over every (o, {out}, \
+                     {window}) with ({input}) = m: the transposed correlation, which sends each \
+                     output's gradient back to the inputs it read"
+                ),
+                format!(
+                    "(W \\star^{{\\top}} g)[c, m] &= \\textstyle\\sum_{{o, {tex_out}, \
+                     {tex_window} \\,:\\, ({tex_input}) = m}} W[o, c, {tex_window}]\\, \
+                     g[o, {tex_out}]"
+                ),
+            ),
+            Definition::new(
+                format!(
+                    "corr(x, g)[o, c, {window}] = Σ_{{{sum_out}}} g[o, {out}]·x[c, {input}]: the \
+                     input correlated with the output's gradient, the gradient of the weights"
+                ),
+                format!(
+                    "\\operatorname{{corr}}(x, g)[o, c, {tex_window}] &= \\textstyle\\sum_{{{tex_out}}} \
+                     g[o, {tex_out}]\\, x[c,\\ {tex_input}]"
+                ),
+            ),
+        ];
+        if self.bias {
+            definitions.push(Definition::sum_over_positions());
+        }
+        definitions
+    }
 }
+
+/// `W ⋆ x`: cross-correlation, PyTorch's convolution.
+const CORRELATION: Operator = Operator {
+    text: "⋆",
+    tex: "\\star",
+};
+
+/// `W ⋆ᵀ g`: the transposed correlation.
+const TRANSPOSED: Operator = Operator {
+    text: "⋆ᵀ",
+    tex: "\\star^{\\top}",
+};

@@ -1,8 +1,10 @@
 //! `Dense<OUT>`, `Dense<IN, OUT>`: `nn_core::layers::Dense` (PyTorch's `nn.Linear`), on a
 //! vector, or on every position of a sequence `[S, D]` through `PositionWise`.
 
-use super::{Args, BuiltinLayer, InitialState, Misfit, Parameter, Site, Stated, n};
-use crate::math::ParamName;
+use super::{
+    Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Stated, Use, n,
+};
+use crate::math::{Definition, Math, ParamName};
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -122,6 +124,66 @@ impl BuiltinLayer for Dense {
                 }
             }
             _ => quote! { #nn::layers::Dense<T, #in_size, #out_size> },
+        }
+    }
+
+    // On a vector, `y = W·x + b`. On a sequence `[S, D]` (a sample is a matrix whose rows are
+    // the positions, as PyTorch's `nn.Linear` sees it) the same, row by row: `y = x·Wᵀ + 𝟏·bᵀ`.
+
+    fn forward_equations(&self, at: &Use) -> Forward {
+        let (w, b) = (at.param(ParamName::WEIGHT), at.param(ParamName::BIAS));
+        let value = if at.input.rank() == 1 {
+            Math::Sum(vec![Math::Product(vec![w, at.x.clone()]), b])
+        } else {
+            Math::Sum(vec![
+                Math::Product(vec![at.x.clone(), Math::transpose(w)]),
+                Math::Product(vec![Math::Ones, Math::transpose(b)]),
+            ])
+        };
+        let note = if at.input.rank() == 1 {
+            String::new()
+        } else {
+            "each row (position) of the sequence".to_string()
+        };
+        Forward {
+            steps: Vec::new(),
+            value,
+            note,
+        }
+    }
+
+    fn backward_equations(&self, at: &Use) -> Backward {
+        let w = at.param(ParamName::WEIGHT);
+        let input_gradient = if at.input.rank() == 1 {
+            Math::Product(vec![Math::transpose(w), at.dy()])
+        } else {
+            Math::Product(vec![at.dy(), w])
+        };
+        Backward {
+            steps: Vec::new(),
+            input_gradient,
+        }
+    }
+
+    fn parameter_gradients(&self, at: &Use) -> Vec<Math> {
+        if at.input.rank() == 1 {
+            vec![
+                Math::Product(vec![at.dy(), Math::transpose(at.x.clone())]),
+                at.dy(),
+            ]
+        } else {
+            vec![
+                Math::Product(vec![Math::transpose(at.dy()), at.x.clone()]),
+                Math::Product(vec![Math::transpose(at.dy()), Math::Ones]),
+            ]
+        }
+    }
+
+    fn definitions(&self, at: &Use) -> Vec<Definition> {
+        if at.input.rank() == 1 {
+            Vec::new()
+        } else {
+            vec![Definition::ones()]
         }
     }
 }

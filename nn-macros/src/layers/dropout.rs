@@ -1,6 +1,9 @@
 //! `Dropout<P>`: `nn_core::layers::Dropout` (PyTorch's `nn.Dropout`).
 
-use super::{Args, BuiltinLayer, InitialState, Misfit, Parameter, Site, bits, n};
+use super::{
+    Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Use, bits, n,
+};
+use crate::math::{Definition, Math, tex_escape};
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -67,5 +70,49 @@ impl BuiltinLayer for Dropout {
     ) -> TokenStream {
         let (in_size, p) = (n(input.size()), bits(self.p));
         quote! { #nn::layers::Dropout<T, #in_size, #p> }
+    }
+
+    fn forward_equations(&self, at: &Use) -> Forward {
+        Forward {
+            steps: Vec::new(),
+            value: Math::hadamard(self.mask(at), at.x.clone()),
+            note: format!("training; y = {} in inference", at.x.text()),
+        }
+    }
+
+    fn backward_equations(&self, at: &Use) -> Backward {
+        Backward {
+            steps: Vec::new(),
+            input_gradient: Math::hadamard(self.mask(at), at.dy()),
+        }
+    }
+
+    fn parameter_gradients(&self, _at: &Use) -> Vec<Math> {
+        Vec::new()
+    }
+
+    fn definitions(&self, at: &Use) -> Vec<Definition> {
+        let (layer, p) = (&at.layer, self.p);
+        vec![Definition::new(
+            format!(
+                "m_{layer}: the mask of `{layer}`, each element 0 with probability {p} and \
+                 1/(1 − {p}) otherwise, drawn afresh at each training pass"
+            ),
+            format!(
+                "m_{{\\mathrm{{{}}}}} &: \\text{{each element 0 with probability {p} and }} \
+                 1/(1 - {p}) \\text{{ otherwise, drawn at each training pass}}",
+                tex_escape(layer)
+            ),
+        )]
+    }
+}
+
+impl Dropout {
+    /// `m_l`, the layer's mask.
+    fn mask(&self, at: &Use) -> Math {
+        Math::symbol(
+            format!("m_{}", at.layer),
+            format!("m_{{\\mathrm{{{}}}}}", tex_escape(&at.layer)),
+        )
     }
 }

@@ -1,8 +1,8 @@
 //! `Embedding<VOCAB, DIM>`: `nn_core::layers::Embedding` (PyTorch's `nn.Embedding`), token
 //! ids `[S]` → `[S, DIM]`.
 
-use super::{Args, BuiltinLayer, InitialState, Misfit, Parameter, Site, n};
-use crate::math::ParamName;
+use super::{Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Use, n};
+use crate::math::{Definition, Func, Math, ParamName};
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -74,4 +74,48 @@ impl BuiltinLayer for Embedding {
         let out_size = n(output.size());
         quote! { #nn::layers::Embedding<T, #v, #d, #s, #out_size> }
     }
+
+    // With `onehot(x)` the `S × V` matrix of the ids, a lookup is a product, and so is its
+    // gradient; the ids themselves have none (as in PyTorch, where they are integers).
+
+    fn forward_equations(&self, at: &Use) -> Forward {
+        Forward {
+            steps: Vec::new(),
+            value: Math::Product(vec![onehot(at), at.param(ParamName::WEIGHT)]),
+            note: String::new(),
+        }
+    }
+
+    fn backward_equations(&self, _at: &Use) -> Backward {
+        Backward {
+            steps: Vec::new(),
+            input_gradient: Math::Zero,
+        }
+    }
+
+    fn parameter_gradients(&self, at: &Use) -> Vec<Math> {
+        vec![Math::Product(vec![Math::transpose(onehot(at)), at.dy()])]
+    }
+
+    fn definitions(&self, _at: &Use) -> Vec<Definition> {
+        vec![Definition::new(
+            format!(
+                "onehot(x): the matrix with a row per token, 1 in the column of its id (of {}) \
+                 and 0 elsewhere, so that onehot(x)·W picks the rows of W; token ids have no \
+                 gradient",
+                self.vocab
+            ),
+            format!(
+                "\\operatorname{{onehot}}(x)[t, v] &= \\begin{{cases}} 1 & v = x_t \\\\ 0 & \
+                 \\text{{otherwise}} \\end{{cases}}, \\quad v < {} \\quad \\text{{(ids have no \
+                 gradient)}}",
+                self.vocab
+            ),
+        )]
+    }
+}
+
+/// `onehot(x)`.
+fn onehot(at: &Use) -> Math {
+    Func::apply("onehot", vec![at.x.clone()])
 }

@@ -24,7 +24,7 @@ mod recurrent;
 pub use args::{Args, Stated};
 
 use crate::diagnostics::article;
-use crate::math::ParamName;
+use crate::math::{Definition, Equation, Math, ParamName};
 use crate::parse::LayerArg;
 use crate::shape::Shape;
 use proc_macro2::{Literal, TokenStream};
@@ -67,6 +67,21 @@ pub trait BuiltinLayer {
         with_state: bool,
     ) -> TokenStream;
 
+    /// The forward pass of one use, for `explain`: the intermediate equations, then the
+    /// output's value.
+    fn forward_equations(&self, at: &Use) -> Forward;
+
+    /// The backward pass of one use, for `explain`: the intermediate equations (run after
+    /// `∂L/∂y` is complete), then the term the use adds to the gradient of its input.
+    fn backward_equations(&self, at: &Use) -> Backward;
+
+    /// The term one use adds to each parameter's gradient, in the order of
+    /// [`BuiltinLayer::parameters`].
+    fn parameter_gradients(&self, at: &Use) -> Vec<Math>;
+
+    /// The definitions the equations of a use need, for the derivation's "where" section.
+    fn definitions(&self, at: &Use) -> Vec<Definition>;
+
     /// Number of trainable scalars.
     fn param_count(&self, input: &Shape) -> usize {
         self.parameters(input).iter().map(|p| p.shape.size()).sum()
@@ -86,6 +101,47 @@ impl Parameter {
             shape: shape.into(),
         }
     }
+}
+
+/// One use of a layer, as the equations name it.
+pub struct Use<'a> {
+    /// The layer's name, which its parameters carry: `fc1` in `W_fc1`.
+    pub layer: String,
+    /// The node the layer reads.
+    pub x: Math,
+    /// For a recurrent layer called with an initial state, the nodes packed into `x`: the
+    /// sequence, then the state (`h0`, or `h0` and `c0`); otherwise empty.
+    pub parts: Vec<Math>,
+    /// The node the use computes.
+    pub y: Math,
+    /// The shape of the input as the layer's rules see it (the sequence's, when packed).
+    pub input: &'a Shape,
+}
+
+impl Use<'_> {
+    /// `∂L/∂y`.
+    fn dy(&self) -> Math {
+        Math::grad(self.y.clone())
+    }
+
+    /// This layer's parameter `name`: `W_fc1`.
+    fn param(&self, name: ParamName) -> Math {
+        name.of(&self.layer)
+    }
+}
+
+/// The forward equations of a use: `steps` (each with its shape), then `y = value`.
+pub struct Forward {
+    pub steps: Vec<Equation>,
+    pub value: Math,
+    /// A remark on the output's line (a convolution's stride, padding and dilation).
+    pub note: String,
+}
+
+/// The backward equations of a use: `steps`, then the term added to `∂L/∂x`.
+pub struct Backward {
+    pub steps: Vec<Equation>,
+    pub input_gradient: Math,
 }
 
 /// The initial state a recurrent layer may be called with: `count` vectors of `size`

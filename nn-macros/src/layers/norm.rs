@@ -3,8 +3,10 @@
 //! `LayerNorm<eps = ..>` (`nn_core::layers::LayerNorm`, PyTorch's `nn.LayerNorm` over the
 //! last dimension).
 
-use super::{Args, BuiltinLayer, InitialState, Misfit, Parameter, Site, bits, n};
-use crate::math::ParamName;
+use super::{
+    Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Use, bits, n,
+};
+use crate::math::{Definition, Equation, Func, Index, Math, ParamName, tex_escape};
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -102,6 +104,46 @@ impl BuiltinLayer for BatchNorm {
         let (eps, momentum) = (bits(self.eps), bits(self.momentum));
         quote! { #nn::layers::BatchNorm<T, #c, #s, #in_size, #eps, #momentum> }
     }
+
+    fn forward_equations(&self, at: &Use) -> Forward {
+        let statistics = "μ and σ² of each channel over the batch (training; the running \
+                          statistics in inference)";
+        normalized(at, self.eps, statistics)
+    }
+
+    fn backward_equations(&self, at: &Use) -> Backward {
+        // `γ` is one number per channel, constant over the values the mean runs over.
+        let g = at.dy();
+        let mean = |v: Math| Func::apply("batch_mean", vec![v]);
+        let x_hat = x_hat(&at.layer);
+        let centered = Math::minus(
+            Math::minus(g.clone(), mean(g.clone())),
+            Math::hadamard(x_hat.clone(), mean(Math::hadamard(g, x_hat))),
+        );
+        let scale = Math::over(at.param(GAMMA), std_dev(&at.layer));
+        Backward {
+            steps: Vec::new(),
+            input_gradient: Math::hadamard(scale, centered),
+        }
+    }
+
+    fn parameter_gradients(&self, at: &Use) -> Vec<Math> {
+        scale_and_shift_gradients(at, at.input.rank() > 1)
+    }
+
+    fn definitions(&self, at: &Use) -> Vec<Definition> {
+        let mut definitions = vec![Definition::new(
+            "batch_mean(v): for each channel, the mean of v over the batch and the channel's \
+             positions, the values its batch statistics are taken over (batch normalization \
+             couples the samples of a batch)",
+            "\\mathrm{batch\\_mean}(v) &: \\text{for each channel, the mean of } v \\text{ over \
+             the batch and the channel's positions}",
+        )];
+        if at.input.rank() > 1 {
+            definitions.push(Definition::sum_over_positions());
+        }
+        definitions
+    }
 }
 
 /// Layer normalization over the last dimension of `[D]` or `[S, D]`.
@@ -162,4 +204,105 @@ impl BuiltinLayer for LayerNorm {
         let eps = bits(self.eps);
         quote! { #nn::layers::LayerNorm<T, #d, #rows, #in_size, #eps> }
     }
+
+    fn forward_equations(&self, at: &Use) -> Forward {
+        let statistics = if at.input.rank() == 1 {
+            "μ and σ² over the features"
+        } else {
+            "μ and σ² of each row (position) over its features"
+        };
+        normalized(at, self.eps, statistics)
+    }
+
+    fn backward_equations(&self, at: &Use) -> Backward {
+        // `γ` varies along the features the mean runs over: it multiplies `∂L/∂y` first.
+        let g = Math::symbol(
+            format!("g_{}", at.layer),
+            format!("g_{{\\mathrm{{{}}}}}", tex_escape(&at.layer)),
+        );
+        let mean = |v: Math| Func::apply("row_mean", vec![v]);
+        let x_hat = x_hat(&at.layer);
+        let centered = Math::minus(
+            Math::minus(g.clone(), mean(g.clone())),
+            Math::hadamard(x_hat.clone(), mean(Math::hadamard(g.clone(), x_hat))),
+        );
+        Backward {
+            steps: vec![Equation::new(
+                g,
+                Math::hadamard(at.param(GAMMA), at.dy()),
+                at.input.clone(),
+            )],
+            input_gradient: Math::over(centered, std_dev(&at.layer)),
+        }
+    }
+
+    fn parameter_gradients(&self, at: &Use) -> Vec<Math> {
+        scale_and_shift_gradients(at, at.input.rank() > 1)
+    }
+
+    fn definitions(&self, at: &Use) -> Vec<Definition> {
+        let mut definitions = vec![Definition::new(
+            "row_mean(v): the mean of v over the features of each row (position)",
+            "\\mathrm{row\\_mean}(v) &: \\text{the mean of } v \\text{ over the features of each \
+             row}",
+        )];
+        if at.input.rank() > 1 {
+            definitions.push(Definition::sum_over_positions());
+        }
+        definitions
+    }
+}
+
+/// `x̂_l`, the layer's input normalized.
+fn x_hat(layer: &str) -> Math {
+    Math::symbol(
+        format!("x̂_{layer}"),
+        format!("\\hat{{x}}_{{\\mathrm{{{}}}}}", tex_escape(layer)),
+    )
+}
+
+/// `√(σ²_l + ε)`.
+fn std_dev(layer: &str) -> Math {
+    let variance = Math::symbol(
+        format!("σ²_{layer}"),
+        format!("\\sigma^2_{{\\mathrm{{{}}}}}", tex_escape(layer)),
+    );
+    Math::Sqrt(Box::new(Math::Sum(vec![
+        variance,
+        Math::symbol("ε", "\\varepsilon"),
+    ])))
+}
+
+/// `x̂_l = (x − μ_l)/√(σ²_l + ε)`, then `y = γ_l ⊙ x̂_l + β_l`: the forward pass of a
+/// normalization whose statistics `statistics` describes.
+pub fn normalized(at: &Use, eps: f64, statistics: &str) -> Forward {
+    let mean = Math::symbol(
+        format!("μ_{}", at.layer),
+        format!("\\mu_{{\\mathrm{{{}}}}}", tex_escape(&at.layer)),
+    );
+    let x_hat = x_hat(&at.layer);
+    let normalize = Equation::new(
+        x_hat.clone(),
+        Math::over(Math::minus(at.x.clone(), mean), std_dev(&at.layer)),
+        at.input.clone(),
+    )
+    .note(format!("{}: {statistics}; ε = {eps}", at.layer));
+    Forward {
+        steps: vec![normalize],
+        value: Math::Sum(vec![Math::hadamard(at.param(GAMMA), x_hat), at.param(BETA)]),
+        note: String::new(),
+    }
+}
+
+/// `∂L/∂γ_l = Σ_pos ∂L/∂y ⊙ x̂_l` and `∂L/∂β_l = Σ_pos ∂L/∂y` (without the sums when the
+/// input has no positions).
+pub fn scale_and_shift_gradients(at: &Use, positions: bool) -> Vec<Math> {
+    let sum = |v: Math| {
+        if positions {
+            Math::SumOver(Index::POSITIONS, Box::new(v))
+        } else {
+            v
+        }
+    };
+    vec![sum(Math::hadamard(at.dy(), x_hat(&at.layer))), sum(at.dy())]
 }

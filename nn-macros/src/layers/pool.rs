@@ -2,7 +2,11 @@
 //! (`nn_core::layers::{MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d}`, PyTorch's modules of
 //! those names without padding), and `GlobalAvgPool` (`nn_core::layers::GlobalAvgPool`).
 
-use super::{Args, BuiltinLayer, InitialState, Misfit, Parameter, Site, axis_name, n, times};
+use super::{
+    Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Use, axis_name,
+    n, times,
+};
+use crate::math::{Definition, Func, Math};
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -120,6 +124,102 @@ impl BuiltinLayer for Pool {
         let ty = syn::Ident::new(self.name(), proc_macro2::Span::call_site());
         quote! { #nn::layers::#ty<T, #in_size, #out_size, #geometry> }
     }
+
+    fn forward_equations(&self, at: &Use) -> Forward {
+        let d = self.dims;
+        let function = match self.kind {
+            Kind::Max => "maxpool",
+            Kind::Average => "avgpool",
+        };
+        Forward {
+            steps: Vec::new(),
+            value: Func::apply(function, vec![at.x.clone()]),
+            note: format!(
+                "k = {}, s = {}",
+                times(&self.kernel[..d]),
+                times(&self.stride[..d])
+            ),
+        }
+    }
+
+    fn backward_equations(&self, at: &Use) -> Backward {
+        let input_gradient = match self.kind {
+            Kind::Max => Func::apply("to_argmax", vec![at.x.clone(), at.dy()]),
+            Kind::Average => Func::apply("spread", vec![at.dy()]),
+        };
+        Backward {
+            steps: Vec::new(),
+            input_gradient,
+        }
+    }
+
+    fn parameter_gradients(&self, _at: &Use) -> Vec<Math> {
+        Vec::new()
+    }
+
+    fn definitions(&self, _at: &Use) -> Vec<Definition> {
+        // The window's positions in one dimension, or in two.
+        let (out, window, input, size) = if self.dims == 1 {
+            ("i", "u", "s·i + u", "k")
+        } else {
+            ("i, j", "u,v", "s·i + u, s·j + v", "k_h·k_w")
+        };
+        let (tex_out, tex_window, tex_input, tex_size) = if self.dims == 1 {
+            ("i", "u", "s i + u", "k")
+        } else {
+            ("i, j", "u, v", "s i + u,\\ s j + v", "k_h k_w")
+        };
+        match self.kind {
+            Kind::Max => vec![
+                Definition::new(
+                    format!(
+                        "maxpool(x)[c, {out}] = max_{{{window}}} x[c, {input}]: the maximum of \
+                         each window of k positions, s apart"
+                    ),
+                    format!(
+                        "\\operatorname{{maxpool}}(x)[c, {tex_out}] &= \\max_{{{tex_window}}} \
+                         x[c,\\ {tex_input}]"
+                    ),
+                ),
+                Definition::new(
+                    format!(
+                        "to_argmax(x, g)[c, m] = Σ g[c, {out}] over the windows ({out}) whose \
+                         maximum is x[c, m]: each output's gradient routed to its window's \
+                         arg-max (the first on ties, as PyTorch), summed where windows overlap"
+                    ),
+                    format!(
+                        "\\mathrm{{to\\_argmax}}(x, g)[c, m] &= \\textstyle\\sum_{{{tex_out} \\,:\\, \
+                         m = \\operatorname{{argmax}} \\text{{ of window }} ({tex_out})}} \
+                         g[c, {tex_out}]"
+                    ),
+                ),
+            ],
+            Kind::Average => vec![
+                Definition::new(
+                    format!(
+                        "avgpool(x)[c, {out}] = (1/{size})·Σ_{{{window}}} x[c, {input}]: the \
+                         mean of each window of k positions, s apart"
+                    ),
+                    format!(
+                        "\\operatorname{{avgpool}}(x)[c, {tex_out}] &= \\frac{{1}}{{{tex_size}}} \
+                         \\textstyle\\sum_{{{tex_window}}} x[c,\\ {tex_input}]"
+                    ),
+                ),
+                Definition::new(
+                    format!(
+                        "spread(g)[c, m] = (1/{size})·Σ g[c, {out}] over the windows ({out}) \
+                         that contain m: each output's gradient shared equally by its window, \
+                         summed where windows overlap"
+                    ),
+                    format!(
+                        "\\operatorname{{spread}}(g)[c, m] &= \\frac{{1}}{{{tex_size}}} \
+                         \\textstyle\\sum_{{{tex_out} \\,:\\, m \\in \\text{{window }} \
+                         ({tex_out})}} g[c, {tex_out}]"
+                    ),
+                ),
+            ],
+        }
+    }
 }
 
 /// The mean of each channel over all its positions: `[C, ...]` → `[C]`.
@@ -173,5 +273,41 @@ impl BuiltinLayer for GlobalAvgPool {
         let s = n(input.dims()[1..].iter().product());
         let in_size = n(input.size());
         quote! { #nn::layers::GlobalAvgPool<T, #c, #s, #in_size> }
+    }
+
+    // Over `S` positions, with `x` read as a `C × S` matrix (channel by row):
+    // `y = x·𝟏/S`, `∂L/∂x = ∂L/∂y·𝟏ᵀ/S`.
+
+    fn forward_equations(&self, at: &Use) -> Forward {
+        Forward {
+            steps: Vec::new(),
+            value: self.over_positions(at, Math::Product(vec![at.x.clone(), Math::Ones])),
+            note: "x as a matrix, a row per channel".to_string(),
+        }
+    }
+
+    fn backward_equations(&self, at: &Use) -> Backward {
+        let spread = Math::Product(vec![at.dy(), Math::transpose(Math::Ones)]);
+        Backward {
+            steps: Vec::new(),
+            input_gradient: self.over_positions(at, spread),
+        }
+    }
+
+    fn parameter_gradients(&self, _at: &Use) -> Vec<Math> {
+        Vec::new()
+    }
+
+    fn definitions(&self, _at: &Use) -> Vec<Definition> {
+        vec![Definition::ones()]
+    }
+}
+
+impl GlobalAvgPool {
+    /// `v/S`, `S` the number of positions of a channel of the input.
+    fn over_positions(&self, at: &Use, v: Math) -> Math {
+        let positions: usize = at.input.dims()[1..].iter().product();
+        let count = positions.to_string();
+        Math::over(v, Math::symbol(count.clone(), count))
     }
 }

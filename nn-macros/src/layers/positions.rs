@@ -1,8 +1,8 @@
 //! Positional encodings added to a sequence `[S, D]`: `SinusoidalPositions` (fixed) and
 //! `LearnedPositions` (`nn_core::layers::{SinusoidalPositions, LearnedPositions}`).
 
-use super::{Args, BuiltinLayer, InitialState, Misfit, Parameter, Site, n};
-use crate::math::ParamName;
+use super::{Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Use, n};
+use crate::math::{Definition, Math, ParamName};
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -73,5 +73,50 @@ impl BuiltinLayer for Positions {
         } else {
             quote! { #nn::layers::SinusoidalPositions<T, #s, #d, #in_size> }
         }
+    }
+
+    fn forward_equations(&self, at: &Use) -> Forward {
+        let positions = if self.learned {
+            at.param(P)
+        } else {
+            Math::symbol("PE", "\\mathrm{PE}")
+        };
+        Forward {
+            steps: Vec::new(),
+            value: Math::Sum(vec![at.x.clone(), positions]),
+            note: String::new(),
+        }
+    }
+
+    fn backward_equations(&self, at: &Use) -> Backward {
+        Backward {
+            steps: Vec::new(),
+            input_gradient: at.dy(),
+        }
+    }
+
+    fn parameter_gradients(&self, at: &Use) -> Vec<Math> {
+        if self.learned {
+            vec![at.dy()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn definitions(&self, at: &Use) -> Vec<Definition> {
+        if self.learned {
+            return Vec::new();
+        }
+        let features = at.input.last();
+        vec![Definition::new(
+            format!(
+                "PE[t, 2i] = sin(t/10000^(2i/{features})), PE[t, 2i + 1] = \
+                 cos(t/10000^(2i/{features})): the fixed sinusoidal positions, t from 0"
+            ),
+            format!(
+                "\\mathrm{{PE}}[t, 2i] &= \\sin\\bigl(t / 10000^{{2i/{features}}}\\bigr), \\quad \
+                 \\mathrm{{PE}}[t, 2i + 1] = \\cos\\bigl(t / 10000^{{2i/{features}}}\\bigr)"
+            ),
+        )]
     }
 }

@@ -37,7 +37,7 @@ pub enum Math {
     Apply(Func, Vec<Math>),
     /// `relu′(x)`.
     Derivative(Func, Box<Math>),
-    /// `x_t`: an expression at time step (or position) `t`.
+    /// `x[t]`: row `t` of a node, its value at time step (or position) `t`.
     Step(Box<Math>, Index),
     /// `Σ_t x`: a sum over an index.
     SumOver(Index, Box<Math>),
@@ -202,7 +202,7 @@ impl Math {
         Math::Quotient(Box::new(a), Box::new(b))
     }
 
-    /// `x_t`.
+    /// `x[t]`.
     pub fn at_step(x: Math) -> Math {
         Math::Step(Box::new(x), Index::STEP)
     }
@@ -247,10 +247,11 @@ impl Math {
             }
             Math::Quotient(a, b) => format!("{}/{}", a.operand_text(3), b.operand_text(3)),
             Math::Sqrt(x) => format!("√{}", x.operand_text(4)),
-            Math::Square(x) => format!("{}²", x.operand_text(4)),
+            Math::Square(x) if x.is_atom() => format!("{}²", x.text()),
+            Math::Square(x) => format!("({})²", x.text()),
             Math::Apply(f, args) => f.apply_text(&join(args, ", ", Math::text), ""),
             Math::Derivative(f, x) => f.apply_text(&x.text(), "′"),
-            Math::Step(x, index) => format!("{}_{}", x.operand_text(4), index.text),
+            Math::Step(x, index) => format!("{}[{}]", x.operand_text(4), index.text),
             Math::SumOver(index, x) => format!("Σ_{} {}", index.text, x.operand_text(2)),
             Math::Sequence(x, index, last) => {
                 format!("({})_{{{}=1…{last}}}", x.text(), index.text)
@@ -318,10 +319,11 @@ impl Math {
             }
             Math::Quotient(a, b) => format!("\\frac{{{}}}{{{}}}", a.tex(), b.tex()),
             Math::Sqrt(x) => format!("\\sqrt{{{}}}", x.tex()),
-            Math::Square(x) => format!("{}^{{2}}", x.operand_tex(4)),
+            Math::Square(x) if x.is_atom() => format!("{}^{{2}}", x.tex()),
+            Math::Square(x) => format!("\\left({}\\right)^{{2}}", x.tex()),
             Math::Apply(f, args) => f.apply_tex(&join(args, ", ", Math::tex), ""),
             Math::Derivative(f, x) => f.apply_tex(&x.tex(), "'"),
-            Math::Step(x, index) => format!("{{{}}}_{{{}}}", x.operand_tex(4), index.tex),
+            Math::Step(x, index) => format!("{}[{}]", x.operand_tex(4), index.tex),
             Math::SumOver(index, x) => {
                 format!("\\sum_{{{}}} {}", index.tex, x.operand_tex(2))
             }

@@ -30,7 +30,7 @@ impl Expander<'_> {
         let init = self.init_body();
         let visit_tensors = self.visit_tensors_body();
         let summary = self.summary();
-        let explain_items = crate::explain::items(model);
+        let explain_items = &self.items;
         quote! {
             impl<T: #nn::Real> #name<T> {
                 /// Number of trainable scalars.

@@ -18,9 +18,10 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::Ident;
 use syn::spanned::Spanned;
 
-/// The generated items.
-pub fn expand(model: &Model) -> TokenStream {
-    let expander = Expander::new(model);
+/// The generated items; `docs` (attributes) go on the network struct and `items` into its
+/// inherent impl: the explanation of the network, from `explain`.
+pub fn expand(model: &Model, docs: TokenStream, items: TokenStream) -> TokenStream {
+    let expander = Expander::new(model, docs, items);
     let state = expander.state_struct();
     let network_struct = expander.network_struct(&state);
     let grads_struct = expander.grads_struct();
@@ -77,6 +78,9 @@ pub fn fallback(vis: &syn::Visibility, name: &Ident) -> TokenStream {
 /// generated types and each layer's type.
 struct Expander<'a> {
     model: &'a Model,
+    /// Documentation of the network struct, and items of its inherent impl, from `explain`.
+    docs: TokenStream,
+    items: TokenStream,
     /// The path of the `nn` crate ([`nn_path`]).
     nn: TokenStream,
     /// `NetGrads`, `NetTape`, `NetState`.
@@ -99,7 +103,7 @@ struct LayerCode {
 }
 
 impl<'a> Expander<'a> {
-    fn new(model: &'a Model) -> Self {
+    fn new(model: &'a Model, docs: TokenStream, items: TokenStream) -> Self {
         let nn = nn_path();
         let layers = model
             .layers
@@ -108,6 +112,8 @@ impl<'a> Expander<'a> {
             .collect();
         Expander {
             model,
+            docs,
+            items,
             grads: format_ident!("{}Grads", model.name),
             tape: format_ident!("{}Tape", model.name),
             state: format_ident!("{}State", model.name),

@@ -85,12 +85,18 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// The rows (from 1) that the `k`-th part of a concatenation fills, if `child` is one.
+    /// The rows (from 1) that the `k`-th part of a concatenation fills, if `child` is one:
+    /// along the first dimension, or, for a vector, of the parts' values (a recurrent
+    /// layer's sequence and initial state are packed so).
     pub fn concat_rows(&self, child: NodeId, k: usize) -> Option<(usize, usize)> {
         let Op::Concat(parts) = &self.model.nodes[child].op else {
             return None;
         };
-        let rows = |part: NodeId| self.model.nodes[part].shape.dims()[0];
+        let flat = self.model.nodes[child].shape.rank() == 1;
+        let rows = |part: NodeId| {
+            let shape = &self.model.nodes[part].shape;
+            if flat { shape.size() } else { shape.dims()[0] }
+        };
         let before: usize = parts[..k].iter().map(|&p| rows(p)).sum();
         Some((before + 1, before + rows(parts[k])))
     }

@@ -25,8 +25,24 @@ use quote::quote;
 use std::fmt::Write as _;
 use summary::summary_text;
 
+/// The explanation of a network, for `expand` to place.
+pub struct Explanation {
+    /// `#[doc]` attributes for the network struct: the summary, the equations, the diagram.
+    pub struct_docs: TokenStream,
+    /// Items of its inherent impl: `EQUATIONS`, `EQUATIONS_TEXT`, `DOT`, `MERMAID`, ...
+    pub items: TokenStream,
+}
+
+/// Explains the checked network.
+pub fn explain(model: &Model) -> Explanation {
+    Explanation {
+        struct_docs: struct_docs(model),
+        items: items(model),
+    }
+}
+
 /// Items added to the network's inherent impl: the equations and the diagram as constants.
-pub fn items(model: &Model) -> TokenStream {
+fn items(model: &Model) -> TokenStream {
     let name = model.name.to_string();
     let derivation = Derivation::new(model);
     let equations = derivation.markdown();
@@ -79,7 +95,7 @@ pub fn items(model: &Model) -> TokenStream {
 
 /// `#[doc = ...]` attributes appended to the network struct's documentation: the summary
 /// table, the equations and the diagram.
-pub fn struct_docs(model: &Model) -> TokenStream {
+fn struct_docs(model: &Model) -> TokenStream {
     let name = model.name.to_string();
     let derivation = Derivation::new(model);
     let mut doc = String::new();

@@ -138,10 +138,13 @@ impl BuiltinLayer for Attention {
                 ]),
                 [steps, 3 * d],
             )
-            .note(format!(
-                "{}: queries, keys and values, {heads} head(s) of E = {e} columns each",
-                at.layer
-            )),
+            .note(match heads {
+                1 => format!("{}: queries, keys and values, one head", at.layer),
+                _ => format!(
+                    "{}: queries, keys and values, {heads} heads of E = {e} columns each",
+                    at.layer
+                ),
+            }),
             Equation::new(
                 sym("A_h", "A_h"),
                 Math::over(
@@ -150,7 +153,7 @@ impl BuiltinLayer for Attention {
                 ),
                 [steps, steps],
             )
-            .note(format!("for each head h = 1…{heads}{masked}")),
+            .note(format!("{}{masked}", for_each_head(heads))),
             Equation::new(
                 sym("P_h", "P_h"),
                 Func::apply("softmax", vec![sym("A_h", "A_h")]),
@@ -198,7 +201,7 @@ impl BuiltinLayer for Attention {
                 ]),
                 [steps, steps],
             )
-            .note(format!("for each head h = 1…{heads}")),
+            .note(for_each_head(heads)),
             Equation::new(
                 sym("∂V_h", "\\partial V_h"),
                 Math::Product(vec![
@@ -294,6 +297,14 @@ impl BuiltinLayer for Attention {
 /// `[Q K V]`, the projections of the input.
 fn qkv() -> Math {
     sym("[Q K V]", "\\begin{bmatrix} Q & K & V \\end{bmatrix}")
+}
+
+/// `for each head h = 1…4`, or nothing for one head.
+fn for_each_head(heads: usize) -> String {
+    match heads {
+        1 => "the one head, h = 1".to_string(),
+        _ => format!("for each head h = 1…{heads}"),
+    }
 }
 
 /// `[O_1 O_2]`, `[O_1 … O_4]`, or `O_1` for one head.

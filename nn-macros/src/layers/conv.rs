@@ -222,49 +222,61 @@ impl BuiltinLayer for Conv {
     }
 
     fn definitions(&self, _at: &Use) -> Vec<Definition> {
-        // The index expressions of one dimension, or of two.
-        let (out, window, input, sum, sum_out) = if self.dims == 1 {
-            ("i", "u", "s·i + d·u − p", "u", "i")
+        // The indices of one dimension, or of two: of an output position, of a kernel tap,
+        // and the input position they meet at.
+        let (out, sum_out, tap, sum_tap, input, meet) = if self.dims == 1 {
+            ("i", "i", "u", "c,u", "s·i + d·u − p", "s·i + d·u − p")
         } else {
-            ("i, j", "u, v", "s·i + d·u − p, s·j + d·v − p", "u,v", "i,j")
+            (
+                "i, j",
+                "{i,j}",
+                "u, v",
+                "{c,u,v}",
+                "s·i + d·u − p, s·j + d·v − p",
+                "(s·i + d·u − p, s·j + d·v − p)",
+            )
         };
-        let (tex_input, tex_out, tex_window) = if self.dims == 1 {
-            ("s i + d u - p", "i", "u")
+        let sum_tap = if self.dims == 1 {
+            format!("{{{sum_tap}}}")
         } else {
-            ("s i + d u - p,\\ s j + d v - p", "i, j", "u, v")
+            sum_tap.to_string()
+        };
+        let (tex_out, tex_tap, tex_input) = if self.dims == 1 {
+            ("i", "u", "s i + d u - p")
+        } else {
+            ("i, j", "u, v", "s i + d u - p,\\ s j + d v - p")
         };
         let mut definitions = vec![
             Definition::new(
                 format!(
-                    "(W ⋆ x)[o, {out}] = Σ_{{c,{sum}}} W[o, c, {window}]·x[c, {input}]: \
+                    "(W ⋆ x)[o, {out}] = Σ_{sum_tap} W[o, c, {tap}]·x[c, {input}]: \
                      cross-correlation (PyTorch's convolution), x zero outside its bounds; stride \
                      s, padding p and dilation d as the layer's line says"
                 ),
                 format!(
-                    "(W \\star x)[o, {tex_out}] &= \\textstyle\\sum_{{c, {tex_window}}} W[o, c, \
-                     {tex_window}]\\, x[c,\\ {tex_input}] \\quad \\text{{(cross-correlation; }} x \\text{{ zero \
-                     outside its bounds)}}"
+                    "(W \\star x)[o, {tex_out}] &= \\textstyle\\sum_{{c, {tex_tap}}} W[o, c, \
+                     {tex_tap}]\\, x[c,\\ {tex_input}] \\quad \\text{{(cross-correlation; }} x \
+                     \\text{{ zero outside its bounds)}}"
                 ),
             ),
             Definition::new(
                 format!(
-                    "(W ⋆ᵀ g)[c, m] = Σ W[o, c, {window}]·g[o, {out}] over every (o, {out}, \
-                     {window}) with ({input}) = m: the transposed correlation, which sends each \
-                     output's gradient back to the inputs it read"
+                    "(W ⋆ᵀ g)[c, m] = Σ W[o, c, {tap}]·g[o, {out}] over every (o, {out}, {tap}) \
+                     with {meet} = m: the transposed correlation, which sends each output's \
+                     gradient back to the inputs it read"
                 ),
                 format!(
-                    "(W \\star^{{\\top}} g)[c, m] &= \\textstyle\\sum_{{o, {tex_out}, \
-                     {tex_window} \\,:\\, ({tex_input}) = m}} W[o, c, {tex_window}]\\, \
-                     g[o, {tex_out}]"
+                    "(W \\star^{{\\top}} g)[c, m] &= \\textstyle\\sum_{{o, {tex_out}, {tex_tap} \
+                     \\,:\\, ({tex_input}) = m}} W[o, c, {tex_tap}]\\, g[o, {tex_out}]"
                 ),
             ),
             Definition::new(
                 format!(
-                    "corr(x, g)[o, c, {window}] = Σ_{{{sum_out}}} g[o, {out}]·x[c, {input}]: the \
-                     input correlated with the output's gradient, the gradient of the weights"
+                    "corr(x, g)[o, c, {tap}] = Σ_{sum_out} g[o, {out}]·x[c, {input}]: the input \
+                     correlated with the output's gradient, the gradient of the weights"
                 ),
                 format!(
-                    "\\operatorname{{corr}}(x, g)[o, c, {tex_window}] &= \\textstyle\\sum_{{{tex_out}}} \
+                    "\\operatorname{{corr}}(x, g)[o, c, {tex_tap}] &= \\textstyle\\sum_{{{tex_out}}} \
                      g[o, {tex_out}]\\, x[c,\\ {tex_input}]"
                 ),
             ),

@@ -76,7 +76,11 @@ impl BuiltinLayer for Dropout {
         Forward {
             steps: Vec::new(),
             value: Math::hadamard(self.mask(at), at.x.clone()),
-            note: format!("training; y = {} in inference", at.x.text()),
+            note: format!(
+                "in training; {} = {} in inference",
+                at.y.text(),
+                at.x.text()
+            ),
         }
     }
 

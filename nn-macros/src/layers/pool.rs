@@ -158,13 +158,14 @@ impl BuiltinLayer for Pool {
     }
 
     fn definitions(&self, _at: &Use) -> Vec<Definition> {
-        // The window's positions in one dimension, or in two.
-        let (out, window, input, size) = if self.dims == 1 {
-            ("i", "u", "s·i + u", "k")
+        // The indices of one dimension, or of two: of an output (its window), of a position
+        // in the window, and the input position they meet at.
+        let (out, window, tap, input, size) = if self.dims == 1 {
+            ("i", "i", "u", "s·i + u", "k")
         } else {
-            ("i, j", "u,v", "s·i + u, s·j + v", "k_h·k_w")
+            ("i, j", "(i, j)", "{u,v}", "s·i + u, s·j + v", "(k_h·k_w)")
         };
-        let (tex_out, tex_window, tex_input, tex_size) = if self.dims == 1 {
+        let (tex_out, tex_tap, tex_input, tex_size) = if self.dims == 1 {
             ("i", "u", "s i + u", "k")
         } else {
             ("i, j", "u, v", "s i + u,\\ s j + v", "k_h k_w")
@@ -173,17 +174,17 @@ impl BuiltinLayer for Pool {
             Kind::Max => vec![
                 Definition::new(
                     format!(
-                        "maxpool(x)[c, {out}] = max_{{{window}}} x[c, {input}]: the maximum of \
-                         each window of k positions, s apart"
+                        "maxpool(x)[c, {out}] = max_{tap} x[c, {input}]: the maximum of each \
+                         window of k positions, s apart"
                     ),
                     format!(
-                        "\\operatorname{{maxpool}}(x)[c, {tex_out}] &= \\max_{{{tex_window}}} \
+                        "\\operatorname{{maxpool}}(x)[c, {tex_out}] &= \\max_{{{tex_tap}}} \
                          x[c,\\ {tex_input}]"
                     ),
                 ),
                 Definition::new(
                     format!(
-                        "to_argmax(x, g)[c, m] = Σ g[c, {out}] over the windows ({out}) whose \
+                        "to_argmax(x, g)[c, m] = Σ g[c, {out}] over the windows {window} whose \
                          maximum is x[c, m]: each output's gradient routed to its window's \
                          arg-max (the first on ties, as PyTorch), summed where windows overlap"
                     ),
@@ -197,19 +198,19 @@ impl BuiltinLayer for Pool {
             Kind::Average => vec![
                 Definition::new(
                     format!(
-                        "avgpool(x)[c, {out}] = (1/{size})·Σ_{{{window}}} x[c, {input}]: the \
-                         mean of each window of k positions, s apart"
+                        "avgpool(x)[c, {out}] = 1/{size}·Σ_{tap} x[c, {input}]: the mean of each \
+                         window of k positions, s apart"
                     ),
                     format!(
                         "\\operatorname{{avgpool}}(x)[c, {tex_out}] &= \\frac{{1}}{{{tex_size}}} \
-                         \\textstyle\\sum_{{{tex_window}}} x[c,\\ {tex_input}]"
+                         \\textstyle\\sum_{{{tex_tap}}} x[c,\\ {tex_input}]"
                     ),
                 ),
                 Definition::new(
                     format!(
-                        "spread(g)[c, m] = (1/{size})·Σ g[c, {out}] over the windows ({out}) \
-                         that contain m: each output's gradient shared equally by its window, \
-                         summed where windows overlap"
+                        "spread(g)[c, m] = 1/{size}·Σ g[c, {out}] over the windows {window} that \
+                         contain m: each output's gradient shared equally by its window, summed \
+                         where windows overlap"
                     ),
                     format!(
                         "\\operatorname{{spread}}(g)[c, m] &= \\frac{{1}}{{{tex_size}}} \
@@ -282,7 +283,7 @@ impl BuiltinLayer for GlobalAvgPool {
         Forward {
             steps: Vec::new(),
             value: self.over_positions(at, Math::Product(vec![at.x.clone(), Math::Ones])),
-            note: "x as a matrix, a row per channel".to_string(),
+            note: format!("{} as a matrix, a row per channel", at.x.text()),
         }
     }
 

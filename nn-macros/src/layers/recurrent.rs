@@ -168,14 +168,11 @@ impl BuiltinLayer for Recurrent {
         let sigmoid = |v: Math| Func::apply("sigmoid", vec![v]);
         let tanh = |v: Math| Func::apply("tanh", vec![v]);
         let mut equations = match self.cell {
-            Cell::Rnn => vec![
-                Equation::new(
-                    sym("a_t", "a_t"),
-                    Math::Sum(vec![input_part, hidden_part]),
-                    [h],
-                ),
-                Equation::new(sym("h_t", "h_t"), tanh(sym("a_t", "a_t")), [h]),
-            ],
+            Cell::Rnn => vec![Equation::new(
+                sym("h_t", "h_t"),
+                tanh(both_parts(input_part, hidden_part)),
+                [h],
+            )],
             Cell::Gru => vec![
                 Equation::new(sym("gi_t", "g^{i}_{t}"), input_part, [gates]),
                 Equation::new(sym("gh_t", "g^{h}_{t}"), hidden_part, [gates]),
@@ -213,11 +210,11 @@ impl BuiltinLayer for Recurrent {
                 ),
             ],
             Cell::Lstm => {
-                let a = |gate: &str| sym(format!("a_t[{gate}]"), format!("a_t[{gate}]"));
+                let a = |gate: &str| sym(format!("α_t[{gate}]"), format!("\\alpha_t[{gate}]"));
                 vec![
                     Equation::new(
-                        sym("a_t", "a_t"),
-                        Math::Sum(vec![input_part, hidden_part]),
+                        sym("α_t", "\\alpha_t"),
+                        both_parts(input_part, hidden_part),
                         [gates],
                     ),
                     Equation::new(sym("i_t", "i_t"), sigmoid(a("i")), [h]),
@@ -288,7 +285,7 @@ impl BuiltinLayer for Recurrent {
         let back = sym("∂h′_{t−1}", "\\partial h'_{t-1}");
         match self.cell {
             Cell::Rnn => {
-                let da = sym("∂a_t", "\\partial a_t");
+                let da = sym("δ_t", "\\delta_t");
                 equations.extend([
                     Equation::new(
                         da.clone(),
@@ -369,7 +366,7 @@ impl BuiltinLayer for Recurrent {
                     sym("o_t", "o_t"),
                 );
                 let tanh_c = Func::apply("tanh", vec![sym("c_t", "c_t")]);
-                let da = sym("∂a_t", "\\partial a_t");
+                let da = sym("δ_t", "\\delta_t");
                 equations.extend([
                     Equation::new(
                         dc.clone(),
@@ -458,10 +455,10 @@ impl BuiltinLayer for Recurrent {
                  \\text{ (PyTorch's order)}",
             )),
             Cell::Lstm => Some(Definition::new(
-                "a_t[i], a_t[f], a_t[g], a_t[o]: the input, forget, cell and output rows of a_t \
-                 (H each, PyTorch's order)",
-                "a_t[i], a_t[f], a_t[g], a_t[o] &: \\text{the input, forget, cell and output rows \
-                 of } a_t \\text{ (PyTorch's order)}",
+                "α_t[i], α_t[f], α_t[g], α_t[o]: the input, forget, cell and output rows of α_t \
+                 (H each, PyTorch's order); δ_t likewise",
+                "\\alpha_t[i], \\alpha_t[f], \\alpha_t[g], \\alpha_t[o] &: \\text{the input, forget, \
+                 cell and output rows of } \\alpha_t \\text{ (PyTorch's order)}",
             )),
         };
         let carried = match self.cell {
@@ -482,19 +479,19 @@ impl BuiltinLayer for Recurrent {
 }
 
 impl Recurrent {
-    /// What a step passes back through `W_ih`: `∂gi_t` for a GRU, `∂a_t` otherwise.
+    /// What a step passes back through `W_ih`: `∂gi_t` for a GRU, `δ_t` otherwise.
     fn input_side_delta(&self) -> Math {
         match self.cell {
             Cell::Gru => sym("∂gi_t", "\\partial g^{i}_{t}"),
-            Cell::Rnn | Cell::Lstm => sym("∂a_t", "\\partial a_t"),
+            Cell::Rnn | Cell::Lstm => sym("δ_t", "\\delta_t"),
         }
     }
 
-    /// What a step passes back through `W_hh`: `∂gh_t` for a GRU, `∂a_t` otherwise.
+    /// What a step passes back through `W_hh`: `∂gh_t` for a GRU, `δ_t` otherwise.
     fn hidden_side_delta(&self) -> Math {
         match self.cell {
             Cell::Gru => sym("∂gh_t", "\\partial g^{h}_{t}"),
-            Cell::Rnn | Cell::Lstm => sym("∂a_t", "\\partial a_t"),
+            Cell::Rnn | Cell::Lstm => sym("δ_t", "\\delta_t"),
         }
     }
 }
@@ -507,6 +504,17 @@ fn sequence(at: &Use) -> Math {
 /// A symbol with its text and LaTeX.
 fn sym(text: impl Into<String>, tex: impl Into<String>) -> Math {
     Math::symbol(text, tex)
+}
+
+/// `W_ih·x[t] + b_ih + W_hh·h_{t−1} + b_hh`, from the two parts.
+fn both_parts(input_part: Math, hidden_part: Math) -> Math {
+    match (input_part, hidden_part) {
+        (Math::Sum(mut terms), Math::Sum(more)) => {
+            terms.extend(more);
+            Math::Sum(terms)
+        }
+        (a, b) => Math::Sum(vec![a, b]),
+    }
 }
 
 /// `1 − v`.

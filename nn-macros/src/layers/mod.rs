@@ -340,3 +340,20 @@ fn axis_name(dims: usize, d: usize) -> &'static str {
         _ => "width",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `tests/param_counts.rs` checks the parameter count of every layer it uses against
+    /// `nn-core`'s `Params::LEN`: every built-in layer must be among them.
+    #[test]
+    fn every_builtin_has_its_parameter_count_checked() {
+        let networks = include_str!("../../../tests/param_counts.rs");
+        for name in super::names() {
+            assert!(
+                networks.contains(&format!(": {name}<"))
+                    || networks.contains(&format!(": {name},")),
+                "add a `{name}` layer to a network of tests/param_counts.rs"
+            );
+        }
+    }
+}

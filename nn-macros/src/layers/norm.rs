@@ -215,25 +215,7 @@ impl BuiltinLayer for LayerNorm {
     }
 
     fn backward_equations(&self, at: &Use) -> Backward {
-        // `γ` varies along the features the mean runs over: it multiplies `∂L/∂y` first.
-        let g = Math::symbol(
-            format!("g_{}", at.layer),
-            format!("g_{{\\mathrm{{{}}}}}", tex_escape(&at.layer)),
-        );
-        let mean = |v: Math| Func::apply("row_mean", vec![v]);
-        let x_hat = x_hat(&at.layer);
-        let centered = Math::minus(
-            Math::minus(g.clone(), mean(g.clone())),
-            Math::hadamard(x_hat.clone(), mean(Math::hadamard(g.clone(), x_hat))),
-        );
-        Backward {
-            steps: vec![Equation::new(
-                g,
-                Math::hadamard(at.param(GAMMA), at.dy()),
-                at.input.clone(),
-            )],
-            input_gradient: Math::over(centered, std_dev(&at.layer)),
-        }
+        sample_statistics_backward(at, "row_mean")
     }
 
     fn parameter_gradients(&self, at: &Use) -> Vec<Math> {
@@ -291,6 +273,30 @@ pub fn normalized(at: &Use, eps: f64, statistics: &str) -> Forward {
         steps: vec![normalize],
         value: Math::Sum(vec![Math::hadamard(at.param(GAMMA), x_hat), at.param(BETA)]),
         note: String::new(),
+    }
+}
+
+/// The input gradient of a normalization whose statistics are each sample's own, taken by
+/// the function `mean` over values that `γ` varies along (so it multiplies `∂L/∂y` first):
+/// `g_l = γ_l ⊙ ∂L/∂y`, then `(g_l − mean(g_l) − x̂_l ⊙ mean(g_l ⊙ x̂_l))/√(σ²_l + ε)`.
+pub fn sample_statistics_backward(at: &Use, mean: &str) -> Backward {
+    let g = Math::symbol(
+        format!("g_{}", at.layer),
+        format!("g_{{\\mathrm{{{}}}}}", tex_escape(&at.layer)),
+    );
+    let mean = |v: Math| Func::apply(mean, vec![v]);
+    let x_hat = x_hat(&at.layer);
+    let centered = Math::minus(
+        Math::minus(g.clone(), mean(g.clone())),
+        Math::hadamard(x_hat.clone(), mean(Math::hadamard(g.clone(), x_hat))),
+    );
+    Backward {
+        steps: vec![Equation::new(
+            g,
+            Math::hadamard(at.param(GAMMA), at.dy()),
+            at.input.clone(),
+        )],
+        input_gradient: Math::over(centered, std_dev(&at.layer)),
     }
 }
 

@@ -17,12 +17,13 @@ nn::network! {
 }
 
 nn::network! {
-    /// Images: 2-d convolutions (padding, stride, dilation, no bias), batch norm, every
-    /// pooling.
+    /// Images: 2-d convolutions (padding, stride, dilation, no bias), batch and group norm,
+    /// every pooling.
     pub struct Images {
         input: [2, 9, 8],
         conv1: Conv2d<3, 3, padding = 1>,
         bn: BatchNorm2d,
+        gn: GroupNorm<3, eps = 0.001>,
         pool1: MaxPool2d<2>,
         conv2: Conv2d<4, (2, 3), stride = (1, 2), dilation = (2, 1), bias = false>,
         pool2: AvgPool2d<(2, 1), stride = 1>,
@@ -32,11 +33,13 @@ nn::network! {
 }
 
 nn::network! {
-    /// Signals: 1-d convolutions, batch norm over channels and positions, 1-d pooling.
+    /// Signals: 1-d convolutions, batch and group norm over channels and positions, 1-d
+    /// pooling.
     pub struct Signals {
         input: [3, 20],
         conv1: Conv1d<4, 3, stride = 2, padding = 1, dilation = 2>,
         bn: BatchNorm1d,
+        gn: GroupNorm<2>,
         pool1: MaxPool1d<2>,
         pool2: AvgPool1d<2, stride = 1>,
         conv2: Conv1d<2, 1, bias = false, in_channels = 4>,
@@ -89,14 +92,18 @@ fn the_counts_are_pytorchs() {
         Vectors::<f32>::PARAM_COUNT,
         (12 * 8 + 8) + 2 * 8 + 2 * 8 + (8 * 3 + 3)
     );
-    // nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Conv2d(3, 4, (2, 3), bias=False),
-    // nn.Linear(4, 2).
+    // nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.GroupNorm(3, 3),
+    // nn.Conv2d(3, 4, (2, 3), bias=False), nn.Linear(4, 2).
     assert_eq!(
         Images::<f32>::PARAM_COUNT,
-        (3 * 2 * 9 + 3) + 2 * 3 + 4 * 3 * 6 + (4 * 2 + 2)
+        (3 * 2 * 9 + 3) + 2 * 3 + 2 * 3 + 4 * 3 * 6 + (4 * 2 + 2)
     );
-    // nn.Conv1d(3, 4, 3), nn.BatchNorm1d(4), nn.Conv1d(4, 2, 1, bias=False).
-    assert_eq!(Signals::<f32>::PARAM_COUNT, (4 * 3 * 3 + 4) + 2 * 4 + 2 * 4);
+    // nn.Conv1d(3, 4, 3), nn.BatchNorm1d(4), nn.GroupNorm(2, 4), nn.Conv1d(4, 2, 1,
+    // bias=False).
+    assert_eq!(
+        Signals::<f32>::PARAM_COUNT,
+        (4 * 3 * 3 + 4) + 2 * 4 + 2 * 4 + 2 * 4
+    );
     let attention = 3 * 8 * 8 + 3 * 8 + 8 * 8 + 8; // nn.MultiheadAttention(8, heads)
     let recurrent = |gates: usize, d: usize, h: usize| gates * h * (d + h + 2);
     assert_eq!(

@@ -16,6 +16,7 @@ mod conv;
 mod dense;
 mod dropout;
 mod embedding;
+mod group_norm;
 mod norm;
 mod pool;
 mod positions;
@@ -261,6 +262,10 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "LayerNorm",
         parse: norm::parse_layer_norm,
+    },
+    Builtin {
+        name: "GroupNorm",
+        parse: group_norm::parse,
     },
     Builtin {
         name: "MultiHeadAttention",

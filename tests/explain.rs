@@ -231,6 +231,14 @@ nn::network! {
 }
 
 nn::network! {
+    /// Group norm alone: its input's gradient uses each sample's group statistics.
+    pub struct GroupNormOnly {
+        input: [4, 3],
+        gn: GroupNorm<2>,
+    }
+}
+
+nn::network! {
     /// A 1-d convolution with stride, padding and dilation.
     pub struct Strided {
         input: [2, 9],
@@ -940,6 +948,7 @@ fn no_built_in_layer_is_shown_as_a_layer_of_your_own() {
         NextValue::<f32>::EQUATIONS_TEXT,
         Normalized::<f32>::EQUATIONS_TEXT,
         BatchNormOnly::<f32>::EQUATIONS_TEXT,
+        GroupNormOnly::<f32>::EQUATIONS_TEXT,
         Strided::<f32>::EQUATIONS_TEXT,
     ] {
         assert!(!text.contains("of your own"), "{text}");
@@ -1003,6 +1012,65 @@ fn batch_norms_three_term_gradient_is_what_backward_computes() {
         assert!((grads.bn.weight[c] - g_c.component_mul(&x_hat).sum()).abs() < 1e-12);
         assert!((grads.bn.bias[c] - g_c.sum()).abs() < 1e-12);
     }
+}
+
+/// Group norm's equations, `g = γ ⊙ ∂L/∂y` and `∂L/∂x = (g − group_mean(g) − x̂ ⊙
+/// group_mean(g ⊙ x̂))/√(σ² + ε)`, computed as written, are what `backward` computes; and its
+/// gradients through the generated network match finite differences.
+#[test]
+fn group_norms_gradient_is_what_backward_computes() {
+    let text = GroupNormOnly::<f64>::EQUATIONS_TEXT;
+    assert_equations(
+        text,
+        &[
+            "x̂_gn = (input − μ_gn)/√(σ²_gn + ε)",
+            "gn = γ_gn ⊙ x̂_gn + β_gn",
+            "g_gn = γ_gn ⊙ ∂L/∂gn",
+            "∂L/∂γ_gn = Σ_pos ∂L/∂gn ⊙ x̂_gn",
+            "∂L/∂input = (g_gn − group_mean(g_gn) − x̂_gn ⊙ group_mean(g_gn ⊙ x̂_gn))/\
+             √(σ²_gn + ε)",
+        ],
+    );
+    assert_eq!(
+        columns(text, "x̂_gn = (input − μ_gn)/√(σ²_gn + ε)")[2],
+        "gn: μ and σ² of each group of 2 channels over their positions, in each sample; ε = 0.00001"
+    );
+
+    const B: usize = 2;
+    let mut net = GroupNormOnly::<f64>::ZERO;
+    randomize(&mut net, 11, 0.8);
+    let x = random_matrix::<12, B>(12, 1.0);
+    let mut tape = GroupNormOnlyTape::<f64, B>::ZERO;
+    net.forward_train(&x, &mut tape);
+    let dy = random_matrix::<12, B>(13, 1.0);
+    let mut grads = GroupNormOnlyGrads::ZERO;
+    let d_x = net.backward(&tape, &dy, &mut grads);
+    for j in 0..B {
+        // Group k holds channels 2k and 2k + 1, values 6k..6k + 6 of the sample.
+        for k in 0..2 {
+            let values = 6 * k..6 * k + 6;
+            let x_g: Vec<f64> = values.clone().map(|i| x[(i, j)]).collect();
+            let mean = x_g.iter().sum::<f64>() / 6.0;
+            let variance = x_g.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 6.0;
+            let std = (variance + 1e-5).sqrt();
+            let x_hat: Vec<f64> = x_g.iter().map(|v| (v - mean) / std).collect();
+            let g: Vec<f64> = values
+                .clone()
+                .map(|i| net.gn.weight[i / 3] * dy[(i, j)])
+                .collect();
+            let group_mean = |v: &dyn Fn(usize) -> f64| (0..6).map(v).sum::<f64>() / 6.0;
+            let (mean_g, mean_gx) = (group_mean(&|i| g[i]), group_mean(&|i| g[i] * x_hat[i]));
+            for (i, value) in values.enumerate() {
+                let expected = (g[i] - mean_g - x_hat[i] * mean_gx) / std;
+                assert!(
+                    (expected - d_x[(value, j)]).abs() < 1e-12,
+                    "x[{value}] of {j}"
+                );
+            }
+        }
+    }
+    let report = nn::gradcheck::check_network(&mut net, &x);
+    assert!(report.max_rel_error < 1e-7, "{report:?}");
 }
 
 /// A convolution's equations with their definitions, `∂L/∂W = corr(x, g)` and
@@ -1099,6 +1167,7 @@ fn every_latex_derivation_balances_its_brackets() {
         NextValue::<f32>::EQUATIONS,
         Normalized::<f32>::EQUATIONS,
         BatchNormOnly::<f32>::EQUATIONS,
+        GroupNormOnly::<f32>::EQUATIONS,
         Strided::<f32>::EQUATIONS,
     ] {
         let mut depth = 0i32;

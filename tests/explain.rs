@@ -791,6 +791,23 @@ fn the_readme_and_docs_show_the_current_derivation() {
             "the README's `{line}` is not derived"
         );
     }
+    // The README's lines of LeNet and of a GRU: derived ones.
+    let layers = readme
+        .split("### Each layer's own equations")
+        .nth(1)
+        .and_then(|section| section.split("```text\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("the README's equations of built-in layers");
+    let derived: Vec<&str> = equations(LeNet::<f32>::EQUATIONS_TEXT)
+        .into_iter()
+        .chain(equations(NextValue::<f32>::EQUATIONS_TEXT))
+        .collect();
+    for line in layers.lines() {
+        assert!(
+            derived.contains(&line),
+            "the README's `{line}` is not derived"
+        );
+    }
     assert_eq!(
         include_str!("../docs/explain-resmlp.dot"),
         ResMlp::<f32>::DOT,

@@ -10,16 +10,7 @@ use std::fmt::Write as _;
 
 /// An activation as a function of the equations: `σ`, `leaky_relu(·, 0.2)`.
 fn activation(info: &ActivationInfo, params: &[f64]) -> Func {
-    Func::Named {
-        text: if info.func == "sigmoid" {
-            "σ"
-        } else {
-            info.func
-        }
-        .to_string(),
-        tex: tex_function(info.func),
-        params: params.to_vec(),
-    }
+    Func::with_params(info.func, params.to_vec())
 }
 
 /// The forward and backward passes as equations, in the order the code runs them.
@@ -33,6 +24,7 @@ pub struct Derivation {
 }
 
 impl Derivation {
+    /// Derives the equations of the checked model.
     pub fn new(model: &Model) -> Self {
         let graph = Graph::new(model);
         let forward = (0..model.nodes.len())
@@ -152,15 +144,26 @@ fn text_lines(out: &mut String, lines: &[Equation]) {
                 .map_or_else(String::new, Shape::to_string)
         })
         .collect();
-    let width = |texts: &[String]| texts.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+    let width = |texts: &[String]| texts.iter().map(|t| columns(t)).max().unwrap_or(0);
     let (equation_width, shape_width) = (width(&equations), width(&shapes));
+    // Padded by hand: `format!`'s width counts a combining accent (the hat of `x̂`) too.
+    let pad = |text: &str, width: usize| format!("{text}{}", " ".repeat(width - columns(text)));
     for ((equation, shape), line) in equations.iter().zip(&shapes).zip(lines) {
         let text = format!(
-            "  {equation:<equation_width$}  {shape:<shape_width$}  {}",
+            "  {}  {}  {}",
+            pad(equation, equation_width),
+            pad(shape, shape_width),
             line.note
         );
         let _ = writeln!(out, "{}", text.trim_end());
     }
+}
+
+/// The columns a text takes in a terminal: its characters but the combining accents.
+fn columns(text: &str) -> usize {
+    text.chars()
+        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+        .count()
 }
 
 fn tex_block(out: &mut String, lines: &[Equation]) {

@@ -5,10 +5,11 @@
 //! Shapes follow PyTorch: `[C, L]` for 1-d convolutions, `[C, H, W]` for 2-d ones, `[S, D]`
 //! for sequences.
 //!
-//! Every fact about a built-in layer is a method of [`BuiltinLayer`] without a default, so a
-//! new family answers every question or does not compile; [`BUILTINS`] is the one table of
-//! the DSL's names. Adding a built-in layer: its file in `nn-core/src/layers/`, its file here
-//! implementing [`BuiltinLayer`], and its line in [`BUILTINS`].
+//! Every fact about a built-in layer is a method of [`BuiltinLayer`] without a default (the
+//! parameter count is derived from the parameters), so a new family answers every question
+//! or does not compile; [`BUILTINS`] is the one table of the DSL's names. Adding a built-in
+//! layer: its file in `nn-core/src/layers/`, its file here implementing [`BuiltinLayer`], its
+//! line in [`BUILTINS`], and a use of it in `tests/param_counts.rs` (see the test below).
 
 mod args;
 mod attention;
@@ -22,7 +23,7 @@ mod pool;
 mod positions;
 mod recurrent;
 
-pub use args::{Args, Stated};
+use args::{Args, Stated};
 
 use crate::diagnostics::article;
 use crate::math::{Definition, Equation, Math, ParamName};
@@ -83,7 +84,7 @@ pub trait BuiltinLayer {
     /// The definitions the equations of a use need, for the derivation's "where" section.
     fn definitions(&self, at: &Use) -> Vec<Definition>;
 
-    /// Number of trainable scalars.
+    /// Number of trainable scalars: the sizes of the parameters.
     fn param_count(&self, input: &Shape) -> usize {
         self.parameters(input).iter().map(|p| p.shape.size()).sum()
     }

@@ -166,20 +166,23 @@ impl Builder {
                 }
             }
         }
-        let state_inputs = match &self.layers[layer].decl.kind {
-            LayerKind::Builtin(builtin) => builtin.initial_state().map(|state| state.count),
+        let initial_state = match &self.layers[layer].decl.kind {
+            LayerKind::Builtin(builtin) => builtin.initial_state(),
             LayerKind::Custom(_) => None,
         };
         let nodes: Vec<NodeId> = nodes.into_iter().collect::<Option<_>>()?;
-        match (nodes.as_slice(), state_inputs) {
+        match (
+            nodes.as_slice(),
+            initial_state.map(|state| (state.count, state.size)),
+        ) {
             ([x], _) => {
                 let label = format!("{func}({})", self.nodes[*x].label);
                 self.apply_layer(layer, *x, name.cloned(), label, &call.tokens)
             }
-            ([x, state @ ..], Some(count)) if state.len() == count => {
-                self.apply_recurrent_with_state(layer, *x, state, name, call)
+            ([x, state @ ..], Some((count, size))) if state.len() == count => {
+                self.apply_recurrent_with_state(layer, *x, state, size, name, call)
             }
-            (_, Some(1)) => {
+            (_, Some((1, _))) => {
                 self.errors.spanned(
                     &call.tokens,
                     format!("`{func}` takes a sequence and optionally its initial state: `{func}(x)` or `{func}(x, h0)`"),
@@ -203,23 +206,17 @@ impl Builder {
         }
     }
 
-    /// `gru(x, h0)`: the sequence and the initial state are packed into one input node, in
-    /// the order the layer reads them.
+    /// `gru(x, h0)`: the sequence and the initial state (vectors of `hidden`, checked) are
+    /// packed into one input node, in the order the layer reads them.
     pub(super) fn apply_recurrent_with_state(
         &mut self,
         layer: usize,
         x: NodeId,
         state: &[NodeId],
+        hidden: usize,
         name: Option<&Ident>,
         call: &Call,
     ) -> Lowered {
-        let LayerKind::Builtin(builtin) = &self.layers[layer].decl.kind else {
-            unreachable!("only built-in recurrent layers take an initial state");
-        };
-        let hidden = builtin
-            .initial_state()
-            .expect("only recurrent layers take an initial state")
-            .size;
         for (&part, arg) in state.iter().zip(&call.args[1..]) {
             let node = &self.nodes[part];
             if node.shape != Shape::from([hidden]) {

@@ -159,6 +159,23 @@ fn text_lines(out: &mut String, lines: &[Equation]) {
     }
 }
 
+/// Text for LaTeX's `\\text{..}`: its special characters escaped (`h_0`, `{`).
+fn tex_text(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\textbackslash{}"),
+            '_' | '{' | '}' | '#' | '%' | '&' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '^' => out.push_str("\\^{}"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// The columns a text takes in a terminal: its characters but the combining accents.
 fn columns(text: &str) -> usize {
     text.chars()
@@ -181,7 +198,7 @@ fn tex_block(out: &mut String, lines: &[Equation]) {
             let shape = line.shape.as_ref().map(tex_shape).unwrap_or_default();
             let _ = write!(row, " &&{shape}");
             if !line.note.is_empty() {
-                let _ = write!(row, " &&\\text{{{}}}", line.note);
+                let _ = write!(row, " &&\\text{{{}}}", tex_text(&line.note));
             }
             row
         })

@@ -451,8 +451,8 @@ impl BuiltinLayer for Recurrent {
             Cell::Gru => Some(Definition::new(
                 "gi_t[r], gi_t[z], gi_t[n]: the reset, update and candidate rows of gi_t (H each, \
                  PyTorch's order); likewise for gh_t",
-                "g_t[r], g_t[z], g_t[n] &: \\text{the reset, update and candidate rows of } g_t \
-                 \\text{ (PyTorch's order)}",
+                "g^{i}_{t}[r], g^{i}_{t}[z], g^{i}_{t}[n] &: \\text{the reset, update and candidate \
+                 rows of } g^{i}_{t} \\text{ (likewise } g^{h}_{t} \\text{; PyTorch's order)}",
             )),
             Cell::Lstm => Some(Definition::new(
                 "α_t[i], α_t[f], α_t[g], α_t[o]: the input, forget, cell and output rows of α_t \

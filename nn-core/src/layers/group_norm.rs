@@ -104,7 +104,7 @@ const fn check(c: usize, s: usize, g: usize, input: usize) {
         "GroupNorm: C, S and G must be at least 1"
     );
     assert!(
-        c % g == 0,
+        c.is_multiple_of(g),
         "GroupNorm: the groups G must divide the channels C"
     );
     assert!(input == c * s, "GroupNorm: IN must be C·S");

@@ -43,7 +43,7 @@ impl BuiltinLayer for GroupNorm {
 
     fn output_shape(&self, input: &Shape, at: &Site) -> Result<Shape, Misfit> {
         let (channels, groups) = (input.dims()[0], self.groups.value);
-        if channels % groups != 0 {
+        if !channels.is_multiple_of(groups) {
             return Err(Misfit::at_argument(
                 format!(
                     "`{}` splits `{}`'s {channels} channels into {groups} groups, but \

@@ -1,12 +1,12 @@
 //! The `network!` procedural macro of the `nn` crate. Use it through `nn::network!`; its
 //! documentation is there.
 //!
-//! Three stages, as in thiserror and serde_derive: [`parse`] (tokens to a typed syntax tree),
-//! [`model`] (names, shapes and every rule, all errors collected and spanned), then, side by
-//! side from the checked model, [`expand`] (the code) and [`explain`] (its equations and
-//! diagram, which `expand` places where this function says). The built-in layers
-//! ([`layers`], one file per family) and the other built-in vocabulary ([`builtins`]) are
-//! the model's; [`diagnostics`], [`shape`] and [`math`] (the notation of `explain`) are below
+//! Three stages, as in thiserror and serde_derive: `parse` (tokens to a typed syntax tree),
+//! `model` (names, shapes and every rule, all errors collected and spanned), then, side by
+//! side from the checked model, `expand` (the code) and `explain` (its equations and
+//! diagram, which `network` hands to `expand` to place). The built-in layers
+//! (`layers`, one file per family) and the other built-in vocabulary (`builtins`) are
+//! the model's; `diagnostics`, `shape` and `math` (the notation of `explain`) are below
 //! every stage. Modules import one way only: `parse` → `layers` → `model` → `expand` and
 //! `explain`, neither of which imports the other.
 

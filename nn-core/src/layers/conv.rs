@@ -54,7 +54,7 @@ use nalgebra::SMatrix;
 /// 3→16 on 32×32 with a 5×5 kernel, 16→32 with stride 2, 64→64 on 8×8), even with one
 /// channel on 8×8; the direct loop was faster forward only for one input channel on a large
 /// image (1→8 on 28×28: 2.3–2.9×), where its slower backward made the training step even.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Conv2d<
     T: Real,
@@ -85,7 +85,7 @@ pub struct Conv2d<
 /// - `G`: the geometry, a [`Geometry1d`](super::Geometry1d).
 ///
 /// Computed as a [`Conv2d`] of height 1; the same compile-time checks apply.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Conv1d<
     T: Real,
@@ -123,47 +123,6 @@ macro_rules! conv_common {
                     _geometry: PhantomData,
                 }
             }
-        }
-
-        impl<
-            T: Real,
-            const CO: usize,
-            const K: usize,
-            const NB: usize,
-            const IN: usize,
-            const OUT: usize,
-            G,
-        > ConstZero for $Conv<T, CO, K, NB, IN, OUT, G>
-        {
-            const ZERO: Self = Self::new(SMatrix::ZERO, SMatrix::ZERO);
-        }
-
-        // SAFETY: repr(C), two static matrices of IEEE floats and a zero-sized marker.
-        unsafe impl<
-            T: Real,
-            const CO: usize,
-            const K: usize,
-            const NB: usize,
-            const IN: usize,
-            const OUT: usize,
-            G,
-        > Zeroable for $Conv<T, CO, K, NB, IN, OUT, G>
-        {
-        }
-
-        // SAFETY: repr(C): `CO·K` then `NB` contiguous `T`s (both matrices are arrays of `T`,
-        // so there is no padding between them), then a zero-sized marker.
-        unsafe impl<
-            T: Real,
-            const CO: usize,
-            const K: usize,
-            const NB: usize,
-            const IN: usize,
-            const OUT: usize,
-            G,
-        > Params<T> for $Conv<T, CO, K, NB, IN, OUT, G>
-        {
-            const LEN: usize = CO * K + NB;
         }
     };
 }

@@ -54,7 +54,7 @@ use nalgebra::SMatrix;
 /// code as `forward` (which runs that step `S` times on the batch): feeding a sequence to
 /// `step` one element at a time, from the zero state (or `h_0`), gives exactly the outputs
 /// of `forward` for a batch of one, for as many steps as wanted and without allocation.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Rnn<
     T: Real,
@@ -102,54 +102,6 @@ impl<T: Real, const H: usize> Default for RnnState<T, H> {
     fn default() -> Self {
         Self::new()
     }
-}
-
-impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> ConstZero for Rnn<T, D, H, S, IN, OUT, LAST, INIT>
-{
-    const ZERO: Self = Self {
-        weight_ih_l0: SMatrix::ZERO,
-        weight_hh_l0: SMatrix::ZERO,
-        bias_ih_l0: SMatrix::ZERO,
-        bias_hh_l0: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), four static matrices of IEEE floats.
-unsafe impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> Zeroable for Rnn<T, D, H, S, IN, OUT, LAST, INIT>
-{
-}
-
-// SAFETY: repr(C), four static matrices of `T`, `LEN` scalars in all, no padding.
-unsafe impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> Params<T> for Rnn<T, D, H, S, IN, OUT, LAST, INIT>
-{
-    const LEN: usize = H * D + H * H + 2 * H;
 }
 
 impl<

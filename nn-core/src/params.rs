@@ -117,7 +117,7 @@ unsafe impl<Z: Zeroable, const N: usize> Zeroable for [Z; N] {}
 /// (`size_of::<Self>() >= LEN * size_of::<T>()` and an alignment of at least `T`'s are also
 /// checked when the slice methods are compiled.)
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a struct of parameters of type `{T}`",
+    message = "`{Self}` does not hold parameters of type `{T}`",
     label = "not `Params<{T}>`",
     note = "a parameter field is an `SMatrix<{T}, R, C>`, an array `[{T}; N]`, or a struct \
             deriving `Params`; mark a field that is not a parameter `#[nn(skip)]` and put it \

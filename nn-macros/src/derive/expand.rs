@@ -51,10 +51,16 @@ pub fn params(input: &Input, krate: &TokenStream) -> TokenStream {
             "#[derive(Params)]: `{ident}` is larger than its parameters (padding, or data that \
              is not a parameter: mark such fields `#[nn(skip)]` and put them last)"
         );
-        quote! {
+        quote_spanned! {ident.span()=>
             ::core::assert!(::core::mem::size_of::<Self>() == len * #size_of_scalar, #message);
         }
     });
+    let aligned = quote_spanned! {ident.span()=>
+        ::core::assert!(
+            ::core::mem::align_of::<Self>() >= ::core::mem::align_of::<#scalar>(),
+            #aligned,
+        );
+    };
     quote! {
         // SAFETY: `#[repr(C)]` (checked by the derive); `LEN` asserts at compile time that
         // the parameter fields hold `LEN` contiguous scalars from offset 0 and that `Self`
@@ -64,10 +70,7 @@ pub fn params(input: &Input, krate: &TokenStream) -> TokenStream {
             const LEN: usize = {
                 let #mutable len: usize = 0;
                 #(#fields)*
-                ::core::assert!(
-                    ::core::mem::align_of::<Self>() >= ::core::mem::align_of::<#scalar>(),
-                    #aligned,
-                );
+                #aligned
                 #no_padding
                 len
             };

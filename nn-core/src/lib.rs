@@ -32,6 +32,8 @@ mod params;
 mod real;
 pub mod regularization;
 mod summary;
+#[cfg(test)]
+mod test_util;
 pub mod train;
 mod values;
 

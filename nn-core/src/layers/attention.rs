@@ -1,7 +1,7 @@
 //! Multi-head self-attention: [`MultiHeadAttention`] (PyTorch's `nn.MultiheadAttention` used
 //! as `attn(x, x, x)`), and its cache [`AttentionCache`].
 
-use super::rnn::add_column_sums;
+use super::recurrent::add_column_sums;
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
 
@@ -321,8 +321,9 @@ impl<
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
-    use crate::layers::test_util::{max_diff, random_matrix};
+    use crate::test_util::{
+        assert_close, check_f32, det_batch, det_matrix, max_diff, random_matrix, randomize,
+    };
 
     fn example<
         const D: usize,

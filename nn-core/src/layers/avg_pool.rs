@@ -206,7 +206,7 @@ mod tests {
     use super::*;
     use crate::gradcheck;
     use crate::layers::geometry::{PoolGeometry1dOf, PoolGeometry2dOf};
-    use crate::layers::test_util::{max_diff, random_matrix};
+    use crate::test_util::{max_diff, random_matrix};
     use crate::{ConstZero, Params};
 
     /// The naive average pooling of one sample, from the definition.

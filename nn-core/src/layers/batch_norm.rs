@@ -279,7 +279,7 @@ impl<
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::test_util::{Rng, max_diff, random_matrix};
+    use crate::test_util::{Rng, max_diff, random_matrix};
 
     const HALF: u64 = 0.5f64.to_bits();
     const FOUR: u64 = 4f64.to_bits();

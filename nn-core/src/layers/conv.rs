@@ -406,7 +406,7 @@ mod tests {
     use crate::gradcheck;
     use crate::init::Init;
     use crate::layers::geometry::{Geometry1d, Geometry2d};
-    use crate::layers::test_util::{max_diff, random_matrix};
+    use crate::test_util::{max_diff, random_matrix};
 
     /// The naive direct convolution of one sample, from the definition: every output, every
     /// tap, with the padding tested in signed arithmetic.
@@ -696,7 +696,7 @@ mod tests {
     fn init_uses_the_fans_of_the_pytorch_shape() {
         type L = Conv2d<f64, 4, 18, 4, 50, 36, Geometry2d<2, 5, 5, 3, 3, 1, 1, 0, 0, 1, 1>>;
         let mut layer = L::new(SMatrix::repeat(9.0), SMatrix::repeat(9.0));
-        let mut rng = crate::layers::test_util::Rng(7);
+        let mut rng = crate::test_util::Rng(7);
         layer.init(Init::LecunUniform, &mut rng);
         // fan_in = CI·KH·KW = 18: U(−1/√18, 1/√18); the bias is zeroed.
         let bound = 1.0 / 18f64.sqrt();

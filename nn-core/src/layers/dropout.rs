@@ -132,7 +132,7 @@ impl<T: Real, const N: usize, const P_BITS: u64> Layer<T, N, N> for Dropout<T, N
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::test_util::{Rng, random_matrix};
+    use crate::test_util::{Rng, random_matrix};
 
     const P30: u64 = 0.3f64.to_bits();
     type Drop30<const N: usize> = Dropout<f64, N, P30>;

@@ -125,8 +125,7 @@ pub(super) fn fill_normal<T: Real, G: Rng + ?Sized>(values: &mut [T], std_dev: f
 mod tests {
     use super::*;
     use crate::gradcheck::{FLOOR, STEP};
-    use crate::layers::rnn::tests::{assert_close, det_matrix, randomize};
-    use crate::layers::test_util::{Rng, random_matrix};
+    use crate::test_util::{Rng, assert_close, det_matrix, random_matrix, randomize};
 
     type Table = Embedding<f64, 5, 3, 4, 12>;
 

@@ -1,10 +1,10 @@
 //! Gated recurrent unit: [`Gru`] (PyTorch's `nn.GRU`, one layer), its cache [`GruCache`]
 //! and its streaming state [`GruState`].
 
-use super::rnn::{
-    RnnState, add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid,
-    write_rows,
+use super::recurrent::{
+    add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
 };
+use super::rnn::RnnState;
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
 
@@ -307,8 +307,9 @@ impl<
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
-    use crate::layers::test_util::random_matrix;
+    use crate::test_util::{
+        assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+    };
 
     type Small<
         const S: usize,

@@ -170,8 +170,9 @@ impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
-    use crate::layers::test_util::{Rng, random_matrix};
+    use crate::test_util::{
+        Rng, assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+    };
 
     const EPS: u64 = 1e-5f64.to_bits();
 

@@ -1,7 +1,7 @@
 //! Long short-term memory: [`Lstm`] (PyTorch's `nn.LSTM`, one layer), its cache
 //! [`LstmCache`] and its streaming state [`LstmState`].
 
-use super::rnn::{
+use super::recurrent::{
     add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
 };
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
@@ -343,8 +343,9 @@ impl<
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
-    use crate::layers::test_util::random_matrix;
+    use crate::test_util::{
+        assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+    };
 
     type Small<
         const S: usize,

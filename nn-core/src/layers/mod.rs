@@ -36,9 +36,8 @@ mod lstm;
 mod max_pool;
 mod position_wise;
 mod positions;
+mod recurrent;
 mod rnn;
-#[cfg(test)]
-mod test_util;
 
 pub use attention::{AttentionCache, MultiHeadAttention};
 pub use avg_pool::{AvgPool1d, AvgPool2d, GlobalAvgPool};

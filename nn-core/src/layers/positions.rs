@@ -157,8 +157,7 @@ impl<T: Real, const S: usize, const D: usize, const IN: usize> Layer<T, IN, IN>
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, randomize};
-    use crate::layers::test_util::{Rng, random_matrix};
+    use crate::test_util::{Rng, assert_close, check_f32, det_batch, random_matrix, randomize};
 
     type Sin = SinusoidalPositions<f64, 4, 5, 20>;
 

@@ -5,6 +5,7 @@
 use super::Derive;
 use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
+use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{
     Attribute, Data, DeriveInput, Fields, GenericParam, Generics, Ident, Member, Type,
@@ -155,43 +156,54 @@ fn members(fields: &Fields) -> impl Iterator<Item = (Member, &syn::Field)> {
 /// `#[nn(crate = path)]` on the struct; any other `nn` key is an error.
 fn struct_attributes(attrs: &[Attribute], errors: &mut Vec<syn::Error>) -> Option<syn::Path> {
     let mut krate = None;
-    for attr in attrs.iter().filter(|attr| attr.path().is_ident("nn")) {
-        let result = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("crate") {
-                krate = Some(meta.value()?.parse::<syn::Path>()?);
-                Ok(())
-            } else if meta.path.is_ident("skip") {
-                Err(meta.error("`#[nn(skip)]` marks a field, not the struct: put it on the field"))
-            } else {
-                Err(meta.error(format!(
-                    "unknown `nn` attribute `{}`: a struct takes `#[nn(crate = path::to::nn)]`",
-                    meta.path.to_token_stream()
-                )))
-            }
-        });
-        errors.extend(result.err());
-    }
+    for_each_nn_key(attrs, errors, |meta| {
+        if meta.path.is_ident("crate") {
+            krate = Some(meta.value()?.parse::<syn::Path>()?);
+            Ok(())
+        } else if meta.path.is_ident("skip") {
+            Err(meta.error("`#[nn(skip)]` marks a field, not the struct: put it on the field"))
+        } else {
+            Err(unknown(
+                &meta,
+                "a struct takes `#[nn(crate = path::to::nn)]`",
+            ))
+        }
+    });
     krate
 }
 
 /// Whether a field has `#[nn(skip)]`; any other `nn` key is an error.
 fn field_skip(attrs: &[Attribute], errors: &mut Vec<syn::Error>) -> bool {
     let mut skip = false;
-    for attr in attrs.iter().filter(|attr| attr.path().is_ident("nn")) {
-        let result = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("skip") {
-                skip = true;
-                Ok(())
-            } else {
-                Err(meta.error(format!(
-                    "unknown `nn` attribute `{}`: a field takes `#[nn(skip)]` (not a parameter)",
-                    meta.path.to_token_stream()
-                )))
-            }
-        });
-        errors.extend(result.err());
-    }
+    for_each_nn_key(attrs, errors, |meta| {
+        if meta.path.is_ident("skip") {
+            skip = true;
+            Ok(())
+        } else {
+            Err(unknown(
+                &meta,
+                "a field takes `#[nn(skip)]` (not a parameter)",
+            ))
+        }
+    });
     skip
+}
+
+/// Calls `parse` on each key of every `#[nn(..)]` attribute, collecting its errors.
+fn for_each_nn_key(
+    attrs: &[Attribute],
+    errors: &mut Vec<syn::Error>,
+    mut parse: impl FnMut(ParseNestedMeta) -> syn::Result<()>,
+) {
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("nn")) {
+        errors.extend(attr.parse_nested_meta(&mut parse).err());
+    }
+}
+
+/// The error for an `nn` key that does not belong here.
+fn unknown(meta: &ParseNestedMeta, expected: &str) -> syn::Error {
+    let key = meta.path.to_token_stream();
+    meta.error(format!("unknown `nn` attribute `{key}`: {expected}"))
 }
 
 /// Whether the struct has `#[repr(C)]` or `#[repr(transparent)]` (with any other hints:

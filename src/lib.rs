@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // With the traits `Params`, `ConstZero` and `Zeroable` come their derives (nn_core
 // re-exports them from nn_macros).

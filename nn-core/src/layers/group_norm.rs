@@ -26,7 +26,7 @@ use rand_core::Rng;
 /// Parameters (PyTorch's): `weight` `γ` `[C]`, initialised to 1, and `bias` `β` `[C]`,
 /// initialised to 0, whatever the network's scheme (as PyTorch). `G ≥ 1`, `C % G == 0` and
 /// `IN = C·S` are checked at compile time where the layer is used.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct GroupNorm<
     T: Real,
@@ -44,57 +44,13 @@ pub struct GroupNorm<
 
 /// What [`GroupNorm`]'s training forward pass keeps for backward: each group's mean and
 /// `1/√(σ² + ε)`, for `B` samples.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct GroupNormCache<T: Real, const G: usize, const B: usize> {
     /// `μ` of group `g` of sample `j` at `(g, j)`.
     pub mean: SMatrix<T, G, B>,
     /// `1/√(σ² + ε)` of group `g` of sample `j` at `(g, j)`.
     pub inv_std: SMatrix<T, G, B>,
-}
-
-impl<T: Real, const G: usize, const B: usize> ConstZero for GroupNormCache<T, G, B> {
-    const ZERO: Self = Self {
-        mean: SMatrix::ZERO,
-        inv_std: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), two static matrices of IEEE floats.
-unsafe impl<T: Real, const G: usize, const B: usize> Zeroable for GroupNormCache<T, G, B> {}
-
-impl<T: Real, const C: usize, const S: usize, const G: usize, const IN: usize, const EPS_BITS: u64>
-    ConstZero for GroupNorm<T, C, S, G, IN, EPS_BITS>
-{
-    const ZERO: Self = Self {
-        weight: SMatrix::ZERO,
-        bias: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), two static matrices of IEEE floats.
-unsafe impl<
-    T: Real,
-    const C: usize,
-    const S: usize,
-    const G: usize,
-    const IN: usize,
-    const EPS_BITS: u64,
-> Zeroable for GroupNorm<T, C, S, G, IN, EPS_BITS>
-{
-}
-
-// SAFETY: repr(C), two static matrices of `T`, `2·C` scalars, no padding.
-unsafe impl<
-    T: Real,
-    const C: usize,
-    const S: usize,
-    const G: usize,
-    const IN: usize,
-    const EPS_BITS: u64,
-> Params<T> for GroupNorm<T, C, S, G, IN, EPS_BITS>
-{
-    const LEN: usize = 2 * C;
 }
 
 /// Compile-time size rules.
@@ -265,7 +221,7 @@ impl<T: Real, const C: usize, const S: usize, const G: usize, const IN: usize, c
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::test_util::{Rng, max_diff, random_matrix};
+    use crate::test_util::{Rng, max_diff, random_matrix};
 
     const EPS: u64 = 1e-5f64.to_bits();
 

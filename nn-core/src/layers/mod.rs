@@ -23,35 +23,6 @@
 //! geometries are zero-sized types ([`geometry`]) whose constants the layers read at compile
 //! time.
 
-/// `ConstZero`, `Zeroable` and `Params` (with `LEN = 0`) for a parameterless layer
-/// `$Layer<T, IN, OUT, G>` made of a `PhantomData` and a `[T; 0]` (which aligns the empty
-/// parameter slice to `T`).
-macro_rules! parameterless_layer {
-    ($Layer:ident) => {
-        impl<T: $crate::Real, const IN: usize, const OUT: usize, G> $crate::ConstZero
-            for $Layer<T, IN, OUT, G>
-        {
-            const ZERO: Self = Self {
-                _marker: ::core::marker::PhantomData,
-                _align: [],
-            };
-        }
-
-        // SAFETY: zero-sized.
-        unsafe impl<T: $crate::Real, const IN: usize, const OUT: usize, G> $crate::Zeroable
-            for $Layer<T, IN, OUT, G>
-        {
-        }
-
-        // SAFETY: repr(C), zero-sized and aligned to `T` (`[T; 0]`): the empty slice of `T`.
-        unsafe impl<T: $crate::Real, const IN: usize, const OUT: usize, G> $crate::Params<T>
-            for $Layer<T, IN, OUT, G>
-        {
-            const LEN: usize = 0;
-        }
-    };
-}
-
 mod attention;
 mod avg_pool;
 mod batch_norm;
@@ -67,9 +38,8 @@ mod lstm;
 mod max_pool;
 mod position_wise;
 mod positions;
+mod recurrent;
 mod rnn;
-#[cfg(test)]
-mod test_util;
 
 pub use attention::{AttentionCache, MultiHeadAttention};
 pub use avg_pool::{AvgPool1d, AvgPool2d, GlobalAvgPool};

@@ -1,5 +1,6 @@
 //! The scalar type of a network.
 
+use crate::kernels::{F32Kernels, F64Kernels, KernelSet};
 use nalgebra::RealField;
 
 mod sealed {
@@ -19,6 +20,10 @@ pub trait Real: RealField + Copy + Default + sealed::Sealed {
     /// `1.0`, usable in `const` items.
     const ONE: Self;
 
+    /// The matrix-product kernels of this type ([`kernels`](crate::kernels)): the machine code
+    /// for `f32` or `f64`, chosen here by the type instead of by type tests in the kernels.
+    type Kernels: KernelSet<Self>;
+
     /// Converts an `f64` (a literal in the DSL, an activation's parameter) to this type,
     /// rounding to nearest.
     fn of(x: f64) -> Self;
@@ -30,6 +35,7 @@ pub trait Real: RealField + Copy + Default + sealed::Sealed {
 impl Real for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    type Kernels = F32Kernels;
 
     #[inline(always)]
     fn of(x: f64) -> Self {
@@ -45,6 +51,7 @@ impl Real for f32 {
 impl Real for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    type Kernels = F64Kernels;
 
     #[inline(always)]
     fn of(x: f64) -> Self {

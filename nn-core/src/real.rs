@@ -30,6 +30,17 @@ pub trait Real: RealField + Copy + Default + sealed::Sealed {
 
     /// Widens (or keeps) this value as an `f64`.
     fn to_f64(self) -> f64;
+
+    /// `tanh(self)` as the [`Tanh`](crate::activations::Tanh) activation computes it: for
+    /// `f32` vectorisable and within one ulp of the correctly rounded result (every input
+    /// checked; [`activations::tanh_f32`](crate::activations::tanh_f32)); for `f64` libm's.
+    fn tanh_accurate(self) -> Self;
+
+    /// `σ(self) = 1/(1 + e⁻ˢᵉˡᶠ)` as the [`Sigmoid`](crate::activations::Sigmoid) activation
+    /// computes it: for `f32` vectorisable and within one ulp of the correctly rounded result
+    /// ([`activations::sigmoid_f32`](crate::activations::sigmoid_f32)); for `f64` from libm's
+    /// `exp`, without overflow.
+    fn sigmoid_accurate(self) -> Self;
 }
 
 impl Real for f32 {
@@ -46,6 +57,16 @@ impl Real for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
+
+    #[inline(always)]
+    fn tanh_accurate(self) -> Self {
+        crate::activations::tanh_f32(self)
+    }
+
+    #[inline(always)]
+    fn sigmoid_accurate(self) -> Self {
+        crate::activations::sigmoid_f32(self)
+    }
 }
 
 impl Real for f64 {
@@ -61,5 +82,21 @@ impl Real for f64 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
+    }
+
+    #[inline]
+    fn tanh_accurate(self) -> Self {
+        <Self as nalgebra::ComplexField>::tanh(self)
+    }
+
+    #[inline]
+    fn sigmoid_accurate(self) -> Self {
+        // eˣ/(1 + eˣ) for negative x, so that no intermediate overflows.
+        if self >= 0.0 {
+            1.0 / (1.0 + <Self as nalgebra::ComplexField>::exp(-self))
+        } else {
+            let e = <Self as nalgebra::ComplexField>::exp(self);
+            e / (1.0 + e)
+        }
     }
 }

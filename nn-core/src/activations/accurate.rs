@@ -64,13 +64,8 @@ pub fn tanh_f32(x: f32) -> f32 {
 pub fn sigmoid_f32(x: f32) -> f32 {
     let z = -(x as f64);
     // σ rounds to 1 above 17 and to 0 below −104 in f32; the clamp keeps e⁻ˣ finite.
-    let z = if z > 110.0 {
-        110.0
-    } else if z < -110.0 {
-        -110.0
-    } else {
-        z
-    };
+    // (`clamp` keeps NaN.)
+    let z = z.clamp(-110.0, 110.0);
     let (scale, p) = exp_parts(z);
     (1.0 / (1.0 + (scale + scale * p))) as f32
 }

@@ -13,6 +13,7 @@
 //! and JAX (`peers.py`, on the files `NN_BENCH_EXPORT=DIR` writes: see `export.rs`).
 
 mod export;
+mod peak;
 mod workloads;
 
 use std::time::Duration;
@@ -49,6 +50,9 @@ fn run_all() {
             block: Duration::from_micros(200),
         }
     };
+    if let Some(gflops) = peak::peak_gflops(&settings) {
+        println!("f32 peak of this core (AVX-512 FMA, measured): {gflops:.1} GFLOP/s");
+    }
     println!("| workload | contestant | time | speed vs nalgebra by hand | |");
     println!("|---|---|---|---|---|");
     for workload in SUITE {

@@ -342,6 +342,18 @@ pub fn expand(model: &Model) -> TokenStream {
                 #name::init(self, rng)
             }
         }
+
+        // ---- begin: issue 14, weights built at compile time (`nn::include_flat!`) ----
+        // The tensors of `visit_tensors` as a constant, for `nn::io::flat_const::load`.
+        impl<T: ::nn::Real> ::nn::io::flat_const::ConstTensors for #name<T> {
+            const LAYERS: &'static [::nn::io::flat_const::LayerTensors] = &[
+                #( ::nn::io::flat_const::LayerTensors {
+                    layer: #layer_names_text,
+                    tensors: #layer_traits::TENSORS,
+                }, )*
+            ];
+        }
+        // ---- end: issue 14 ----
     }
 }
 

@@ -271,6 +271,27 @@ impl Expander<'_> {
     }
 }
 
+impl Expander<'_> {
+    /// `impl nn::io::flat_const::ConstTensors for Net<T>`: the tensors of `visit_tensors` as
+    /// a constant, layer by layer, for weights built at compile time (`nn::include_flat!`).
+    pub(super) fn const_tensors_impl(&self) -> TokenStream {
+        let nn = &self.nn;
+        let name = &self.model.name;
+        let layer_traits = self.layers.iter().map(|l| &l.as_layer);
+        let layer_names = self.model.layers.iter().map(|l| l.name.to_string());
+        quote! {
+            impl<T: #nn::Real> #nn::io::flat_const::ConstTensors for #name<T> {
+                const LAYERS: &'static [#nn::io::flat_const::LayerTensors] = &[
+                    #( #nn::io::flat_const::LayerTensors {
+                        layer: #layer_names,
+                        tensors: #layer_traits::TENSORS,
+                    }, )*
+                ];
+            }
+        }
+    }
+}
+
 /// `input, ` or `&input.0, &input.1, `.
 fn tuple_fields(name: &str, count: usize) -> TokenStream {
     let name = format_ident!("{}", name);

@@ -31,6 +31,7 @@ pub fn expand(model: &Model, docs: TokenStream, items: TokenStream) -> TokenStre
     let tape_impls = expander.tape_impls();
     let inherent_impl = expander.inherent_impl();
     let network_trait_impl = expander.network_trait_impl();
+    let const_tensors_impl = expander.const_tensors_impl();
     let state_item = state.item;
     quote! {
         #network_struct
@@ -42,6 +43,7 @@ pub fn expand(model: &Model, docs: TokenStream, items: TokenStream) -> TokenStre
         #tape_impls
         #inherent_impl
         #network_trait_impl
+        #const_tensors_impl
     }
 }
 

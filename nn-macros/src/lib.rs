@@ -31,10 +31,18 @@ use proc_macro::TokenStream;
 pub fn network(input: TokenStream) -> TokenStream {
     let def = syn::parse_macro_input!(input as parse::NetworkDef);
     let (vis, name) = (def.vis.clone(), def.name.clone());
+    let nn = match krate::path(def.krate.clone()) {
+        Ok(path) => path,
+        Err(error) => {
+            let mut tokens = error.to_compile_error();
+            tokens.extend(expand::fallback(&vis, &name));
+            return tokens.into();
+        }
+    };
     match model::build(def) {
         Ok(model) => {
             let explanation = explain::explain(&model);
-            expand::expand(&model, explanation.struct_docs, explanation.items).into()
+            expand::expand(&model, &nn, explanation.struct_docs, explanation.items).into()
         }
         Err(errors) => {
             let mut tokens = errors.to_compile_error();

@@ -24,7 +24,10 @@ use syn::{Attribute, Ident, LitInt, Token, Type, Visibility, bracketed, parenthe
 
 /// The whole macro input.
 pub struct NetworkDef {
+    /// The struct's attributes, carried over to the generated struct (without `#[nn(..)]`).
     pub attrs: Vec<Attribute>,
+    /// `#[nn(crate = path)]`: the path of the `nn` crate, for crates that re-export it.
+    pub krate: Option<syn::Path>,
     pub vis: Visibility,
     pub name: Ident,
     pub entries: Vec<Entry>,
@@ -150,7 +153,11 @@ pub enum Arg {
 
 impl Parse for NetworkDef {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let attrs = input.call(Attribute::parse_outer)?;
+        let (nn_attrs, attrs): (Vec<Attribute>, Vec<Attribute>) = input
+            .call(Attribute::parse_outer)?
+            .into_iter()
+            .partition(|attr| attr.path().is_ident("nn"));
+        let krate = crate_attribute(&nn_attrs)?;
         let vis: Visibility = input.parse()?;
         input.parse::<Token![struct]>()?;
         let name: Ident = input.parse()?;
@@ -173,12 +180,32 @@ impl Parse for NetworkDef {
         }
         Ok(NetworkDef {
             attrs,
+            krate,
             vis,
             name,
             entries: entries.into_iter().collect(),
             forward,
         })
     }
+}
+
+/// `#[nn(crate = path)]`, the only `nn` attribute of a network.
+fn crate_attribute(attrs: &[Attribute]) -> syn::Result<Option<syn::Path>> {
+    let mut krate = None;
+    for attr in attrs {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                krate = Some(meta.value()?.parse::<syn::Path>()?);
+                Ok(())
+            } else {
+                Err(meta.error(
+                    "a network takes `#[nn(crate = path::to::nn)]`, the path of the `nn` crate \
+                     where another crate re-exports it",
+                ))
+            }
+        })?;
+    }
+    Ok(krate)
 }
 
 impl Parse for Entry {

@@ -1,5 +1,6 @@
-//! `typed-nn` renamed to `neural` in Cargo.toml (issue 12): the derives find the name there,
-//! with no attribute, and `#[nn(crate = path)]` names the crate through a re-export.
+//! `typed-nn` renamed to `neural` in Cargo.toml (issue 12): `network!` and the derives find
+//! the name there, with no attribute, and `#[nn(crate = path)]` names the crate through a
+//! re-export.
 
 use neural::prelude::*;
 
@@ -27,6 +28,24 @@ pub struct Scale<T: Real, const N: usize> {
     pub scale: SMatrix<T, N, 1>,
 }
 
+neural::network! {
+    /// Found in Cargo.toml: the generated code names `::neural`.
+    pub struct Renamed {
+        input: [3],
+        hidden: Dense<4>, Tanh,
+        out: Dense<2>,
+    }
+}
+
+neural::network! {
+    /// Named through the re-export with `#[nn(crate = path)]`.
+    #[nn(crate = crate::framework::nn)]
+    pub struct ThroughReexport {
+        input: [2],
+        out: Dense<1>, Sigmoid,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +58,14 @@ mod tests {
         affine.bias[1] = 1.5;
         assert_eq!(affine.as_slice(), [0.0, 0.0, 0.0, 0.0, 0.0, 1.5]);
         assert_eq!(*Scale::<f32, 2>::new_boxed(), Scale::ZERO);
+    }
+
+    #[test]
+    fn networks_follow_the_renamed_crate() {
+        assert_eq!(Renamed::<f32>::PARAM_COUNT, (3 * 4 + 4) + (4 * 2 + 2));
+        let y = Renamed::<f64>::ZERO.forward(&SMatrix::<f64, 3, 2>::repeat(1.0));
+        assert_eq!(y, SMatrix::<f64, 2, 2>::zeros());
+        let p = ThroughReexport::<f64>::ZERO.forward(&SMatrix::<f64, 2, 1>::zeros());
+        assert_eq!(p[0], 0.5);
     }
 }

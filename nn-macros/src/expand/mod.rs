@@ -6,7 +6,8 @@
 //!
 //! One function per generated item: the structs and their trait impls in [`structs`], the
 //! methods and the `Network` impl in [`methods`], the bodies of the passes in [`passes`].
-//! Every path into the `nn` crate goes through [`Expander::nn`], set once by [`nn_path`].
+//! Every path into the `nn` crate goes through [`Expander::nn`]: `krate::path`, from the
+//! user's Cargo.toml or `#[nn(crate = path)]`.
 
 mod methods;
 mod passes;
@@ -20,8 +21,13 @@ use syn::spanned::Spanned;
 
 /// The generated items; `docs` (attributes) go on the network struct and `items` into its
 /// inherent impl: the explanation of the network, from `explain`.
-pub fn expand(model: &Model, docs: TokenStream, items: TokenStream) -> TokenStream {
-    let expander = Expander::new(model, docs, items);
+pub fn expand(
+    model: &Model,
+    nn: &TokenStream,
+    docs: TokenStream,
+    items: TokenStream,
+) -> TokenStream {
+    let expander = Expander::new(model, nn.clone(), docs, items);
     let state = expander.state_struct();
     let network_struct = expander.network_struct(&state);
     let grads_struct = expander.grads_struct();
@@ -45,11 +51,6 @@ pub fn expand(model: &Model, docs: TokenStream, items: TokenStream) -> TokenStre
         #network_trait_impl
         #const_tensors_impl
     }
-}
-
-/// The path of the `nn` crate in the generated code: the one place that names it.
-fn nn_path() -> TokenStream {
-    quote! { ::nn }
 }
 
 /// Minimal items in place of the network when the model has errors, so that the user sees
@@ -83,7 +84,8 @@ struct Expander<'a> {
     /// Documentation of the network struct, and items of its inherent impl, from `explain`.
     docs: TokenStream,
     items: TokenStream,
-    /// The path of the `nn` crate ([`nn_path`]).
+    /// The path of the `nn` crate (`::nn`, `::neural` for a renamed dependency, or the
+    /// user's `#[nn(crate = path)]`).
     nn: TokenStream,
     /// `NetGrads`, `NetTape`, `NetState`.
     grads: Ident,
@@ -105,8 +107,7 @@ struct LayerCode {
 }
 
 impl<'a> Expander<'a> {
-    fn new(model: &'a Model, docs: TokenStream, items: TokenStream) -> Self {
-        let nn = nn_path();
+    fn new(model: &'a Model, nn: TokenStream, docs: TokenStream, items: TokenStream) -> Self {
         let layers = model
             .layers
             .iter()

@@ -1,11 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+// With the traits `Params`, `ConstZero` and `Zeroable` come their derives (nn_core
+// re-exports them from nn_macros).
 pub use nn_core::*;
 pub use nn_macros::network;
 
 /// Everything a program using `network!` needs in scope: the traits of generated networks,
-/// of losses and of optimizers.
+/// of losses and of optimizers, and the derives for a layer of your own
+/// (`#[derive(Params, ConstZero, Zeroable)]`: each name is both the trait and its derive).
 pub mod prelude {
     pub use nn_core::{
         Activation, ConstZero, Layer, Loss, Network, Optimizer, Params, Real, SMatrix, Values,

@@ -9,36 +9,16 @@ use nn::prelude::*;
 
 /// `y = s ⊙ (x − μ)`: μ is the batch mean in training and a running mean in inference
 /// (like batch normalization without the variance).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Center<T: Real, const N: usize> {
     pub scale: SMatrix<T, N, 1>,
 }
 
 /// The running mean, updated with momentum 0.1 as PyTorch's batch norm.
-#[derive(Clone, Debug, PartialEq)]
-#[repr(C)]
+#[derive(Clone, Debug, PartialEq, ConstZero, Zeroable)]
 pub struct RunningMean<T: Real, const N: usize> {
     pub mean: SMatrix<T, N, 1>,
-}
-
-impl<T: Real, const N: usize> ConstZero for Center<T, N> {
-    const ZERO: Self = Center {
-        scale: SMatrix::ZERO,
-    };
-}
-impl<T: Real, const N: usize> ConstZero for RunningMean<T, N> {
-    const ZERO: Self = RunningMean {
-        mean: SMatrix::ZERO,
-    };
-}
-// SAFETY: repr(C), one static matrix of IEEE floats each.
-unsafe impl<T: Real, const N: usize> Zeroable for Center<T, N> {}
-// SAFETY: as above.
-unsafe impl<T: Real, const N: usize> Zeroable for RunningMean<T, N> {}
-// SAFETY: repr(C), one static matrix of `T`.
-unsafe impl<T: Real, const N: usize> Params<T> for Center<T, N> {
-    const LEN: usize = N;
 }
 
 impl<T: Real, const N: usize> Layer<T, N, N> for Center<T, N> {
@@ -135,4 +115,33 @@ fn the_layer_alone_passes_the_gradient_check() {
     };
     let report = nn::gradcheck::check_layer(&mut layer, &state, &random_matrix::<3, 4>(5, 1.0));
     assert!(report.max_rel_error < 1e-8, "{report:?}");
+}
+
+/// The derives by path, without the prelude: `nn::Params` names both the trait and its
+/// derive, as serde's `Serialize`. A field that is not a parameter is marked and comes last.
+mod by_path {
+    #[derive(nn::Params, nn::ConstZero, nn::Zeroable)]
+    #[repr(C)]
+    pub struct Affine<T: nn::Real> {
+        pub weight: nn::SMatrix<T, 2, 2>,
+        pub bias: nn::SMatrix<T, 2, 1>,
+        /// Steps taken: not a parameter, so outside the slice.
+        #[nn(skip)]
+        pub steps: u32,
+    }
+}
+
+#[test]
+fn derived_params_by_path_count_only_the_parameters() {
+    use by_path::Affine;
+    assert_eq!(<Affine<f32> as nn::Params<f32>>::LEN, 2 * 2 + 2);
+    let mut affine = <Affine<f64> as nn::ConstZero>::ZERO;
+    affine.bias[1] = 2.0;
+    affine.steps = 3;
+    assert_eq!(
+        nn::Params::as_slice(&affine),
+        [0.0, 0.0, 0.0, 0.0, 0.0, 2.0]
+    );
+    nn::Params::set_zero(&mut affine);
+    assert_eq!((affine.bias[1], affine.steps), (0.0, 3));
 }

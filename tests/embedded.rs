@@ -1,5 +1,7 @@
 //! The embedded side, checked on the host: the weights compiled into the firmware
-//! (`firmware/weights/sine.nnw`) load and fit sin, and the footprint constants add up.
+//! (`firmware/weights/sine.nnw`) load and fit sin, the network the firmware builds from them
+//! at compile time (`nn::include_flat!`) is the one the run-time loader loads, bit for bit,
+//! and the footprint constants add up.
 //!
 //! Regenerate the weights (trained here, on the host) with
 //! `NN_WRITE_FIRMWARE_WEIGHTS=1 cargo test --release --test embedded -- --ignored`.
@@ -41,6 +43,32 @@ fn the_firmware_weights_load_and_fit_sin() {
     assert_eq!(bytes.len(), nn::io::flat::encoded_len::<f32, Sine<f32>>());
     let error = max_error(&net);
     assert!(error < 0.06, "max error {error}");
+}
+
+/// As `firmware/src/bin/sine_infer.rs` builds it: in a `static`, at compile time.
+static CONST_BUILT: Sine<f32> = nn::include_flat!("../firmware/weights/sine.nnw");
+
+#[test]
+fn the_const_built_network_is_the_loaded_one_bit_for_bit() {
+    let bytes = std::fs::read(WEIGHTS_PATH).unwrap();
+    let mut loaded = Sine::<f32>::ZERO;
+    nn::io::flat::load(&mut loaded, &bytes).unwrap();
+    let bits = |net: &Sine<f32>| {
+        net.as_slice()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bits(&CONST_BUILT), bits(&loaded));
+    assert!(CONST_BUILT.as_slice().iter().any(|&v| v != 0.0));
+    // The same outputs, bit for bit, on the firmware's inputs.
+    for i in 0..=8 {
+        let x = SMatrix::<f32, 1, 1>::new(TAU * i as f32 / 8.0);
+        assert_eq!(
+            CONST_BUILT.forward(&x)[0].to_bits(),
+            loaded.forward(&x)[0].to_bits()
+        );
+    }
 }
 
 #[test]

@@ -1,21 +1,41 @@
 //! CPU benchmark (BENCHMARKS.md, "CPU performance"): the workloads W1–W6, nn against the
 //! same networks written by hand over nalgebra fixed-size matrices (with nalgebra's products,
-//! and with matrixmultiply's); a LeNet (C1) and a GRU (G1) training step; W3 on two threads
-//! (P3); the kernels against matrixmultiply (K); the gradient norm (N). Every contestant is
-//! first checked to compute the same losses (or outputs).
+//! and with matrixmultiply's); LeNet-5 training (C1) and inference (C2, C3) and a GRU
+//! training step (G1); W3 on two threads (P3); the kernels against matrixmultiply (K); the
+//! gradient norm (N). Every contestant is first checked to compute the same losses (or
+//! outputs).
 //!
 //! `taskset -c 0 cargo bench --bench cpu` (P3 without `taskset`); `NN_BENCH_ONLY=W3` runs the
 //! workloads whose name starts so, `NN_BENCH_WHO=bare` the contestants whose name contains
 //! it. Without `--bench` (as `cargo test --all-targets` runs it) it only checks that the
-//! contestants agree and times one short block each. The peers (dfdx, candle) are timed by
-//! `bench-peers/`, which includes the same workloads.
+//! contestants agree and times one short block each. The peers are timed by `bench-peers/`:
+//! dfdx and candle (`cargo run --release`, which includes the same workloads) and PyTorch
+//! and JAX (`peers.py`, on the files `NN_BENCH_EXPORT=DIR` writes: see `export.rs`).
 
+mod export;
+mod peak;
 mod workloads;
 
 use std::time::Duration;
 use workloads::*;
 
 fn main() {
+    // The generated code keeps each node's batch on the stack (LeNet at batch 64: a few
+    // MB in all); a thread with a stack of its own for every build.
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(run_all)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn run_all() {
+    if let Some(dir) = std::env::var_os("NN_BENCH_EXPORT") {
+        export::export_all(std::path::Path::new(&dir));
+        println!("exported to {}", dir.to_string_lossy());
+        return;
+    }
     let bench = std::env::args().any(|a| a == "--bench");
     let settings = if bench {
         Settings {
@@ -30,6 +50,9 @@ fn main() {
             block: Duration::from_micros(200),
         }
     };
+    if let Some(gflops) = peak::peak_gflops(&settings) {
+        println!("f32 peak of this core (AVX-512 FMA, measured): {gflops:.1} GFLOP/s");
+    }
     println!("| workload | contestant | time | speed vs nalgebra by hand | |");
     println!("|---|---|---|---|---|");
     for workload in SUITE {

@@ -22,8 +22,9 @@ pub struct Workload {
 }
 
 /// Every workload, in the order of BENCHMARKS.md (P3 is W3 on threads).
-pub const SUITE: &[fn() -> Workload] =
-    &[w1, w4, w2, w3, w5, w6, c1, g1, p3, k1, k2, k3, k4, k5, n1];
+pub const SUITE: &[fn() -> Workload] = &[
+    w1, w4, w2, w3, w5, w6, c1, c2, c3, g1, p3, k1, k2, k3, k4, k5, n1,
+];
 
 /// Learning rate of every training workload (plain SGD).
 pub const LR: f32 = 0.01;
@@ -257,11 +258,12 @@ nn::network! {
 }
 
 nn::network! {
-    /// G1: a GRU over 16 steps of 1 value, hidden 32, then a dense head.
+    /// G1: a GRU over 32 steps of 16 features, hidden 64, its last state into a dense layer
+    /// of 10 logits.
     pub struct GruNet {
-        input: [16, 1],
-        gru: Gru<32, last = true>,
-        head: Dense<1>,
+        input: [32, 16],
+        gru: Gru<64, last = true>,
+        head: Dense<10>,
     }
 }
 
@@ -1302,20 +1304,22 @@ pub fn w6() -> Workload {
     }
 }
 
-/// C1: train step of LeNet-5 (conv 6@5×5 pad 2, max-pool, conv 16@5×5, max-pool, 120, 84,
-/// 10; ReLU), softmax-CE, batch 32, SGD. nn only (no peer or hand-written version yet).
-pub fn c1() -> Workload {
+/// C1's state: LeNet-5 initialised by `init` (seed 4), a batch of 32 inputs in `[-1, 1)`
+/// with classes `0..10`.
+pub fn c1_state() -> NnTrain<LeNet<f32>, usize, 784, 10, 32> {
     use rand_core::SeedableRng;
     let d = data(&[784, 10], 32, true, 4);
-    let mut a =
-        NnTrain::<LeNet<f32>, usize, 784, 10, 32>::new(&data(&[784, 10], 32, true, 4), classes(&d));
-    let mut b =
-        NnTrain::<LeNet<f32>, usize, 784, 10, 32>::new(&data(&[784, 10], 32, true, 4), classes(&d));
-    for net in [&mut a.net, &mut b.net] {
-        net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(4));
-    }
+    let mut state = NnTrain::<LeNet<f32>, usize, 784, 10, 32>::new(&d, classes(&d));
+    state.net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(4));
+    state
+}
+
+/// C1: train step of LeNet-5 (conv 6@5×5 pad 2, max-pool, conv 16@5×5, max-pool, 120, 84,
+/// 10; ReLU), softmax-CE, batch 32, SGD. nn only here (PyTorch and JAX: `bench-peers/`).
+pub fn c1() -> Workload {
+    let (mut a, mut b) = (c1_state(), c1_state());
     Workload {
-        name: "C1 train (LeNet)",
+        name: "C1 train (LeNet, batch 32)",
         goal_ns: f64::INFINITY,
         steps: 3,
         contestants: vec![
@@ -1325,25 +1329,58 @@ pub fn c1() -> Workload {
     }
 }
 
-/// G1: train step of a GRU (16 steps × 1 input, hidden 32, last state) and a dense head,
-/// MSE, batch 32, SGD. nn only.
-pub fn g1() -> Workload {
-    use rand_core::SeedableRng;
-    let d = data(&[16, 1], 32, false, 5);
-    let mut a =
-        NnTrain::<GruNet<f32>, f32, 16, 1, 32>::new(&data(&[16, 1], 32, false, 5), values(&d));
-    let mut b =
-        NnTrain::<GruNet<f32>, f32, 16, 1, 32>::new(&data(&[16, 1], 32, false, 5), values(&d));
-    for net in [&mut a.net, &mut b.net] {
-        net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(5));
-    }
+/// LeNet-5 as C1 initialises it, and a batch of `B` inputs (seed 7).
+pub fn lenet_inference<const B: usize>() -> (Box<LeNet<f32>>, Box<SMatrix<f32, 784, B>>) {
+    let d = data(&[784, 10], B, true, 7);
+    let mut x = boxed::<SMatrix<f32, 784, B>>();
+    x.as_mut_slice().copy_from_slice(&d.x);
+    (c1_state().net, x)
+}
+
+/// C2, C3: LeNet-5 inference at batch 1 and 64.
+fn lenet_infer<const B: usize>(name: &'static str) -> Workload {
+    let (net, x) = lenet_inference::<B>();
     Workload {
-        name: "G1 train (GRU)",
+        name,
+        goal_ns: f64::INFINITY,
+        steps: 1,
+        contestants: vec![entry("nn forward", move || {
+            checksum(net.forward(std::hint::black_box(&*x)).as_slice())
+        })],
+    }
+}
+
+/// C2: LeNet-5 inference, one image.
+pub fn c2() -> Workload {
+    lenet_infer::<1>("C2 infer (LeNet, batch 1)")
+}
+
+/// C3: LeNet-5 inference, 64 images.
+pub fn c3() -> Workload {
+    lenet_infer::<64>("C3 infer (LeNet, batch 64)")
+}
+
+/// G1's state: the GRU network initialised by `init` (seed 5), a batch of 16 sequences of
+/// 32 × 16 values in `[-1, 1)` with classes `0..10`.
+pub fn g1_state() -> NnTrain<GruNet<f32>, usize, 512, 10, 16> {
+    use rand_core::SeedableRng;
+    let d = data(&[512, 10], 16, true, 5);
+    let mut state = NnTrain::<GruNet<f32>, usize, 512, 10, 16>::new(&d, classes(&d));
+    state.net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(5));
+    state
+}
+
+/// G1: train step of a GRU (32 steps × 16 inputs, hidden 64, last state) and a dense layer
+/// of 10 logits, softmax-CE, batch 16, SGD. nn only here (PyTorch and JAX: `bench-peers/`).
+pub fn g1() -> Workload {
+    let (mut a, mut b) = (g1_state(), g1_state());
+    Workload {
+        name: "G1 train (GRU, batch 16)",
         goal_ns: f64::INFINITY,
         steps: 3,
         contestants: vec![
-            entry("nn train_step", move || a.train_step(&MSE)),
-            entry("nn bare step", move || b.raw_step(&MSE)),
+            entry("nn train_step", move || a.train_step(&CE)),
+            entry("nn bare step", move || b.raw_step(&CE)),
         ],
     }
 }

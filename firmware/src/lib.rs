@@ -1,12 +1,16 @@
 //! What the firmware binaries share: the network (the TensorFlow Lite Micro "hello world"
 //! model, 1 → 16 → 16 → 1, approximating sin on [0, 2π]), the panic handler, the exit
-//! through semihosting, and the measure of the stack's peak.
+//! through semihosting, the measures of the footprint (flash, static RAM, the stack's peak)
+//! and the count of instructions ([`instructions`]).
 //!
 //! `#![no_std]`, no allocator: nothing here or in `nn` can allocate (the `alloc` crate is not
 //! linked at all).
 #![no_std]
 
 use cortex_m_semihosting::{debug, hprintln};
+
+pub mod instructions;
+pub use instructions::{InstructionClock, Instructions};
 
 nn::network! {
     /// The TensorFlow Lite Micro "hello world" network: sin(x) for x in [0, 2π].
@@ -60,6 +64,37 @@ pub fn stack_peak() -> usize {
     top - p
 }
 
+/// The stack `body` uses, in bytes, measured as [`stack_peak`] measures the whole program's:
+/// the free stack below the current frame is painted, `body` runs, and the lowest word no
+/// longer painted is its deepest. Counts the call of `body` itself (a few words).
+///
+/// It paints over what the program used so far: call it before anything that goes deeper
+/// than `body` (printing), or [`stack_peak`] no longer sees that.
+#[inline(never)]
+pub fn stack_used_by(body: &mut dyn FnMut()) -> usize {
+    unsafe extern "C" {
+        static _stack_end: u32;
+    }
+    let bottom = &raw const _stack_end as usize;
+    let sp = cortex_m::register::msp::read() as usize;
+    let mut p = bottom;
+    while p < sp {
+        // SAFETY: [bottom, sp) is the free part of the stack, below every live frame; nothing
+        // but an exception handler (which would overwrite it anyway) uses it now.
+        unsafe { core::ptr::write_volatile(p as *mut u32, cortex_m_rt::STACK_PAINT_VALUE) };
+        p += 4;
+    }
+    body();
+    let mut p = bottom;
+    // SAFETY: as in `stack_peak`: reading RAM of the stack has no side effect.
+    while p < sp
+        && unsafe { core::ptr::read_volatile(p as *const u32) } == cortex_m_rt::STACK_PAINT_VALUE
+    {
+        p += 4;
+    }
+    sp - p
+}
+
 /// Bytes of the statics in RAM (`.data` and `.bss`), from the linker's symbols.
 pub fn static_ram() -> usize {
     unsafe extern "C" {
@@ -81,14 +116,36 @@ pub fn flash_used() -> usize {
     (&raw const __sidata as usize) + data
 }
 
-/// Prints `footprint: flash …, static RAM …, stack peak …` (in bytes), the line CI shows.
+/// The core this build is for: `cortex-m4` (QEMU's `mps2-an386`) or `cortex-m0` (its
+/// `microbit`).
+pub const CORE: &str = if cfg!(board = "microbit") {
+    "cortex-m0"
+} else {
+    "cortex-m4"
+};
+
+/// Prints `footprint: <program> (<core>): flash …, static RAM …, stack peak …` (in bytes),
+/// the line CI shows.
 pub fn report_footprint(program: &str) {
     hprintln!(
-        "footprint: {}: flash {} B, static RAM {} B, stack peak {} B",
+        "footprint: {} ({}): flash {} B, static RAM {} B, stack peak {} B",
         program,
+        CORE,
         flash_used(),
         static_ram(),
         stack_peak()
+    );
+}
+
+/// Prints `instructions: <program> (<core>): <n> per <what>`, the line CI shows.
+pub fn report_instructions(program: &str, per: &str, instructions: Instructions) {
+    hprintln!(
+        "instructions: {} ({}): {} per {} (mean {}; QEMU -icount shift=0)",
+        program,
+        CORE,
+        instructions.rounded(),
+        per,
+        instructions
     );
 }
 

@@ -88,30 +88,7 @@ fn fill_normal<T: Real, R: Rng + ?Sized>(values: &mut [T], std_dev: f64, rng: &m
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// SplitMix64, enough for tests.
-    struct SplitMix(u64);
-
-    impl rand_core::TryRng for SplitMix {
-        type Error = core::convert::Infallible;
-        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-            Ok((self.try_next_u64()? >> 32) as u32)
-        }
-        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            Ok(z ^ (z >> 31))
-        }
-        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-            for chunk in dst.chunks_mut(8) {
-                let bytes = self.try_next_u64()?.to_le_bytes();
-                chunk.copy_from_slice(&bytes[..chunk.len()]);
-            }
-            Ok(())
-        }
-    }
+    use crate::test_util::Rng;
 
     fn moments(values: &[f64]) -> (f64, f64) {
         let n = values.len() as f64;
@@ -130,7 +107,7 @@ mod tests {
     #[test]
     fn uniform_schemes_stay_in_bounds_with_the_right_variance() {
         let mut values = [0.0f64; 20_000];
-        let mut rng = SplitMix(1);
+        let mut rng = Rng(1);
         fill(&mut values, Init::HeUniform, &[100, 50], &mut rng);
         let bound = (6.0f64 / 50.0).sqrt();
         assert!(values.iter().all(|v| v.abs() <= bound));
@@ -146,7 +123,7 @@ mod tests {
     #[test]
     fn normal_schemes_have_the_right_variance() {
         let mut values = [0.0f64; 20_001];
-        let mut rng = SplitMix(2);
+        let mut rng = Rng(2);
         fill(&mut values, Init::HeNormal, &[64, 32], &mut rng);
         let (mean, var) = moments(&values);
         assert!(mean.abs() < 0.01, "{mean}");
@@ -159,10 +136,10 @@ mod tests {
     #[test]
     fn reproducible_from_a_seed() {
         let (mut a, mut b) = ([0.0f32; 64], [0.0f32; 64]);
-        fill(&mut a, Init::GlorotNormal, &[8, 8], &mut SplitMix(7));
-        fill(&mut b, Init::GlorotNormal, &[8, 8], &mut SplitMix(7));
+        fill(&mut a, Init::GlorotNormal, &[8, 8], &mut Rng(7));
+        fill(&mut b, Init::GlorotNormal, &[8, 8], &mut Rng(7));
         assert_eq!(a, b);
-        fill(&mut b, Init::GlorotNormal, &[8, 8], &mut SplitMix(8));
+        fill(&mut b, Init::GlorotNormal, &[8, 8], &mut Rng(8));
         assert_ne!(a, b);
     }
 }

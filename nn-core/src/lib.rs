@@ -7,7 +7,11 @@
 //! Conventions (PyTorch's): a dense layer's weight is `[out, in]`; a batch of `B` samples is
 //! an `SMatrix<T, N, B>` with one sample per column (nalgebra is column-major).
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
+
+// The derives name the runtime `::nn_core` here, as in a crate that depends on it.
+extern crate self as nn_core;
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -30,6 +34,8 @@ mod params;
 mod real;
 pub mod regularization;
 mod summary;
+#[cfg(test)]
+mod test_util;
 pub mod train;
 mod values;
 
@@ -40,6 +46,8 @@ pub use nalgebra;
 pub use nalgebra::SMatrix;
 pub use network::{NamedTensor, Network};
 pub use optim::{Optimizer, Schedule};
+// The derives, next to the traits of the same names (as serde does): `#[derive(Params)]`.
+pub use nn_macros::{ConstZero, Params, Zeroable};
 pub use params::{ConstZero, Params, Zeroable};
 pub use rand_core;
 pub use real::Real;

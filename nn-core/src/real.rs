@@ -1,5 +1,6 @@
 //! The scalar type of a network.
 
+use crate::kernels::{F32Kernels, F64Kernels, KernelSet};
 use nalgebra::RealField;
 
 mod sealed {
@@ -19,17 +20,33 @@ pub trait Real: RealField + Copy + Default + sealed::Sealed {
     /// `1.0`, usable in `const` items.
     const ONE: Self;
 
+    /// The matrix-product kernels of this type ([`kernels`](crate::kernels)): the machine code
+    /// for `f32` or `f64`, chosen here by the type instead of by type tests in the kernels.
+    type Kernels: KernelSet<Self>;
+
     /// Converts an `f64` (a literal in the DSL, an activation's parameter) to this type,
     /// rounding to nearest.
     fn of(x: f64) -> Self;
 
     /// Widens (or keeps) this value as an `f64`.
     fn to_f64(self) -> f64;
+
+    /// `tanh(self)` as the [`Tanh`](crate::activations::Tanh) activation computes it: for
+    /// `f32` vectorisable and within one ulp of the correctly rounded result (every input
+    /// checked; [`activations::tanh_f32`](crate::activations::tanh_f32)); for `f64` libm's.
+    fn tanh_accurate(self) -> Self;
+
+    /// `σ(self) = 1/(1 + e⁻ˢᵉˡᶠ)` as the [`Sigmoid`](crate::activations::Sigmoid) activation
+    /// computes it: for `f32` vectorisable and within one ulp of the correctly rounded result
+    /// ([`activations::sigmoid_f32`](crate::activations::sigmoid_f32)); for `f64` from libm's
+    /// `exp`, without overflow.
+    fn sigmoid_accurate(self) -> Self;
 }
 
 impl Real for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    type Kernels = F32Kernels;
 
     #[inline(always)]
     fn of(x: f64) -> Self {
@@ -40,11 +57,22 @@ impl Real for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
+
+    #[inline(always)]
+    fn tanh_accurate(self) -> Self {
+        crate::activations::tanh_f32(self)
+    }
+
+    #[inline(always)]
+    fn sigmoid_accurate(self) -> Self {
+        crate::activations::sigmoid_f32(self)
+    }
 }
 
 impl Real for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    type Kernels = F64Kernels;
 
     #[inline(always)]
     fn of(x: f64) -> Self {
@@ -54,5 +82,21 @@ impl Real for f64 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
+    }
+
+    #[inline]
+    fn tanh_accurate(self) -> Self {
+        <Self as nalgebra::ComplexField>::tanh(self)
+    }
+
+    #[inline]
+    fn sigmoid_accurate(self) -> Self {
+        // eˣ/(1 + eˣ) for negative x, so that no intermediate overflows.
+        if self >= 0.0 {
+            1.0 / (1.0 + <Self as nalgebra::ComplexField>::exp(-self))
+        } else {
+            let e = <Self as nalgebra::ComplexField>::exp(self);
+            e / (1.0 + e)
+        }
     }
 }

@@ -24,7 +24,10 @@ use syn::{Attribute, Ident, LitInt, Token, Type, Visibility, bracketed, parenthe
 
 /// The whole macro input.
 pub struct NetworkDef {
+    /// The struct's attributes, carried over to the generated struct (without `#[nn(..)]`).
     pub attrs: Vec<Attribute>,
+    /// `#[nn(crate = path)]`: the path of the `nn` crate, for crates that re-export it.
+    pub krate: Option<syn::Path>,
     pub vis: Visibility,
     pub name: Ident,
     pub entries: Vec<Entry>,
@@ -34,7 +37,7 @@ pub struct NetworkDef {
 /// One comma-separated entry of the struct body.
 pub enum Entry {
     /// `input: [2]`: the input of a sequential network.
-    Input { name: Ident, shape: Shape },
+    Input { name: Ident, shape: ShapeSpec },
     /// `name: Dense<8>` or `name: MyLayer<T> -> [8]`, with its attributes
     /// (`#[init(he_normal)]`).
     Layer {
@@ -52,7 +55,7 @@ pub enum LayerSpec {
     /// unknown name) with its arguments.
     Builtin { kind: Ident, args: Vec<LayerArg> },
     /// `MyLayer<T, 4> -> [4]`: a user type implementing `nn::Layer`, with its output shape.
-    Custom { ty: Box<Type>, out: Shape },
+    Custom { ty: Box<Type>, out: ShapeSpec },
 }
 
 /// An argument of a built-in layer: positional (`16`) or named (`stride = 2`).
@@ -98,9 +101,9 @@ pub struct Size {
     pub lit: LitInt,
 }
 
-/// `[a, b, ...]`.
+/// `[a, b, ...]`, as written.
 #[derive(Clone)]
-pub struct Shape {
+pub struct ShapeSpec {
     pub dims: Vec<Size>,
     pub span: Span,
 }
@@ -108,8 +111,8 @@ pub struct Shape {
 /// `forward(inputs) -> outputs { statements }`.
 pub struct Forward {
     pub keyword: Ident,
-    pub inputs: Vec<(Ident, Shape)>,
-    pub outputs: Vec<(Ident, Option<Shape>)>,
+    pub inputs: Vec<(Ident, ShapeSpec)>,
+    pub outputs: Vec<(Ident, Option<ShapeSpec>)>,
     pub statements: Vec<(Ident, Expr)>,
 }
 
@@ -150,7 +153,11 @@ pub enum Arg {
 
 impl Parse for NetworkDef {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let attrs = input.call(Attribute::parse_outer)?;
+        let (nn_attrs, attrs): (Vec<Attribute>, Vec<Attribute>) = input
+            .call(Attribute::parse_outer)?
+            .into_iter()
+            .partition(|attr| attr.path().is_ident("nn"));
+        let krate = crate_attribute(&nn_attrs)?;
         let vis: Visibility = input.parse()?;
         input.parse::<Token![struct]>()?;
         let name: Ident = input.parse()?;
@@ -173,12 +180,32 @@ impl Parse for NetworkDef {
         }
         Ok(NetworkDef {
             attrs,
+            krate,
             vis,
             name,
             entries: entries.into_iter().collect(),
             forward,
         })
     }
+}
+
+/// `#[nn(crate = path)]`, the only `nn` attribute of a network.
+fn crate_attribute(attrs: &[Attribute]) -> syn::Result<Option<syn::Path>> {
+    let mut krate = None;
+    for attr in attrs {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                krate = Some(meta.value()?.parse::<syn::Path>()?);
+                Ok(())
+            } else {
+                Err(meta.error(
+                    "a network takes `#[nn(crate = path::to::nn)]`, the path of the `nn` crate \
+                     where another crate re-exports it",
+                ))
+            }
+        })?;
+    }
+    Ok(krate)
 }
 
 impl Parse for Entry {
@@ -334,7 +361,7 @@ fn args_tokens(args: &[Arg]) -> TokenStream {
     tokens
 }
 
-impl Parse for Shape {
+impl Parse for ShapeSpec {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let content;
         let brackets = bracketed!(content in input);
@@ -349,7 +376,7 @@ impl Parse for Shape {
             .into_iter()
             .map(Size::new)
             .collect::<syn::Result<_>>()?;
-        Ok(Shape {
+        Ok(ShapeSpec {
             dims,
             span: brackets.span.join(),
         })
@@ -412,7 +439,7 @@ impl Parse for Forward {
 
 struct InputDecl {
     name: Ident,
-    shape: Shape,
+    shape: ShapeSpec,
 }
 
 impl Parse for InputDecl {
@@ -426,7 +453,7 @@ impl Parse for InputDecl {
 
 struct OutputDecl {
     name: Ident,
-    shape: Option<Shape>,
+    shape: Option<ShapeSpec>,
 }
 
 impl Parse for OutputDecl {

@@ -1,7 +1,8 @@
 //! Inference and training on the microcontroller: the network, its tape, its gradients and
 //! Adam's state all in `static` storage (no allocator), trained from Glorot/He initialisation
 //! on batches of 16 points of sin(x), printing the loss as it falls, then its predictions.
-//! Exits with status 0 only if the loss fell to a tenth of where it started.
+//! Exits with status 0 only if the loss fell to a tenth of where it started. Prints the
+//! instructions of one training step (`train_step` on a batch: forward, loss, backward, Adam).
 #![no_std]
 #![no_main]
 
@@ -11,7 +12,10 @@ use nn::loss::Mse;
 use nn::optim::{Adam, AdamConfig};
 use nn::prelude::*;
 use nn::train::{StepOptions, train_step};
-use nn_firmware::{Sine, SineGrads, SineTape, TWO_PI, exit, report_footprint, sin, stack_peak};
+use nn_firmware::{
+    InstructionClock, Instructions, Sine, SineGrads, SineTape, TWO_PI, exit, report_footprint,
+    report_instructions, sin, stack_peak,
+};
 use rand_core::{Rng, SeedableRng};
 
 /// Samples per batch.
@@ -46,6 +50,7 @@ fn main() -> ! {
     }));
 
     let setup_stack = stack_peak();
+    let clock = InstructionClock::start();
     let mut rng = rand_pcg::Pcg32::seed_from_u64(7);
     net.init(&mut rng);
     let first = validation_loss(net);
@@ -62,6 +67,7 @@ fn main() -> ! {
     let options = StepOptions::default();
     let mut x = SMatrix::<f32, 1, B>::zeros();
     let mut targets = [0.0f32; B];
+    let mut step_ticks = 0;
     for step in 1..=STEPS {
         for j in 0..B {
             // A uniform draw from [0, 2π).
@@ -69,7 +75,10 @@ fn main() -> ! {
             x[j] = TWO_PI * u;
             targets[j] = sin(x[j]);
         }
-        if let Err(e) = train_step(net, tape, grads, &x, &targets, &Mse, adam, &options) {
+        let before = clock.ticks();
+        let result = train_step(net, tape, grads, &x, &targets, &Mse, adam, &options);
+        step_ticks += clock.ticks() - before;
+        if let Err(e) = result {
             hprintln!("sine-train: step {} failed: {}", step, e);
             exit(false);
         }
@@ -96,6 +105,9 @@ fn main() -> ! {
         "stack peak during set-up (building Adam by value): {} B",
         setup_stack
     );
+    let overhead = clock.region_overhead(STEPS as u32);
+    let per_step = Instructions::from_ticks(step_ticks - overhead, STEPS as u32);
+    report_instructions("sine-train", "training step", per_step);
     report_footprint("sine-train");
     let ok = last < first / 10.0;
     hprintln!(

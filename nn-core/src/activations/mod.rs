@@ -3,10 +3,12 @@
 //! Each is a small `Copy` struct implementing [`Activation`]; the `network!` macro names them
 //! `relu(x)` in a `forward` block and `Relu` in a sequential network.
 
+mod accurate;
 mod elementwise;
 mod fast;
 mod softmax;
 
+pub use accurate::{sigmoid_f32, tanh_f32};
 pub use elementwise::{
     Elementwise, Elu, Gelu, Heaviside, HeavisideSte, Identity, LeakyRelu, Relu, Sigmoid, Sign,
     SignSte, Silu, Softplus, Tanh,

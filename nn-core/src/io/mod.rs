@@ -44,6 +44,7 @@
 //! `strict: false` (the running statistics are then not loaded).
 
 pub mod flat;
+pub mod flat_const;
 #[cfg(feature = "safetensors")]
 pub mod safetensors;
 #[cfg(feature = "serde")]

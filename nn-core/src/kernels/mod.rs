@@ -1,5 +1,5 @@
-//! Matrix-product kernels for the layers, chosen per product size at compile time (the sizes
-//! are const generics) and per CPU at run time; none allocates, all are `no_std`.
+//! Matrix-product kernels for the layers; none allocates, none keeps more than a few KiB on
+//! the stack, all are `no_std`.
 //!
 //! The three products a dense layer needs, on column-major nalgebra matrices:
 //!
@@ -9,54 +9,197 @@
 //! | [`matmul_abt`] | `C (+)= A·Bᵀ` | weight gradient `∂W += ∂Y·Xᵀ` |
 //! | [`matmul_atb`] | `C (+)= Aᵀ·B` | input gradient `∂X += Wᵀ·∂Y` |
 //!
-//! Each overwrites `C` or, with `accumulate`, adds to it. The kernel is picked from the sizes
-//! (measured thresholds, see BENCHMARKS.md):
+//! Each overwrites `C` or, with `accumulate`, adds to it. Two choices are made, each in one
+//! place:
 //!
-//! - one column (`N = 1`, a batch of one sample): a matrix-vector loop that streams the
-//!   matrix once — packing it would cost as much as the product;
-//! - small products (`M·K·N` below [`PACKED_MIN_WORK`]): direct loops over the
-//!   fixed-size matrices, four columns at a time, vectorised by the compiler (and compiled a
-//!   second time for AVX-512 with fused multiply-adds, chosen at run time);
-//! - larger products: a blocked GEMM (Goto/BLIS scheme) whose packing buffers are two
-//!   64 KiB arrays on the stack — no allocator — with an AVX-512 micro-kernel when the CPU
-//!   has AVX-512F (detected at run time with `std`, or at compile time with
-//!   `-C target-feature=+avx512f` without it) and a portable one otherwise; `Aᵀ·B` (a
-//!   layer's input gradient) with AVX-512 by a dot-product kernel that reads both operands'
-//!   columns in place instead (packing `Aᵀ` would be a transpose).
+//! - **The algorithm, from the product's sizes** ([`Algorithm`], chosen by [`algorithm`] at
+//!   compile time, as the sizes are const generics): a matrix-vector loop for one column, direct
+//!   loops over the fixed-size matrices for small products, a blocked GEMM that reads both
+//!   operands in place for large ones (see the variants; thresholds measured, BENCHMARKS.md).
+//! - **The machine code, from the scalar type and the CPU**: each [`Real`] names its
+//!   [`KernelSet`] (`<T as Real>::Kernels`), which runs its AVX-512 kernels when the CPU has
+//!   AVX-512F (detected at run time with `std`, or at compile time with
+//!   `-C target-feature=+avx512f` without it) and portable ones otherwise.
+//!
+//! **Stack.** Nothing here is batch-sized or weight-sized: no kernel packs an operand into a
+//! buffer (the blocked GEMM streams `A`'s columns and `B` in place; measured as fast as the
+//! packing version it replaced, BENCHMARKS.md), so no caller has to provide scratch memory.
+//! What stays on the stack is bounded by constants, whatever the sizes: at most
+//! [`MAX_STACK_BYTES`] of accumulators and tiles per call (the test
+//! `stack_use_does_not_grow_with_the_sizes` measures it on a painted thread stack).
 //!
 //! Results agree with the naive triple loop to rounding, not bit for bit: the summation
 //! order differs between kernels (the tests bound the difference).
 
-mod packed;
+mod sets;
+mod stream;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub use sets::{F32Kernels, F64Kernels};
+
 use crate::Real;
-use core::any::TypeId;
 use nalgebra::SMatrix;
 
-/// Products with at least this many multiply-adds (`M·K·N`, with `N > 1`) use the packed
-/// GEMM; smaller ones the direct loops. Measured on the dense layers of the benchmarks: at
-/// 32·64·32 the direct loops (AVX-512 with fused multiply-adds) take 0.97 µs, the packed
-/// GEMM 1.9 µs and matrixmultiply 1.5 µs.
-pub const PACKED_MIN_WORK: usize = 128 * 1024;
+/// The most stack memory, in bytes, that any kernel of this module keeps in locals for
+/// its accumulators and tiles, for every product size (function frames come on top: a few
+/// hundred bytes in release builds). Direct loops: `4·64` accumulators (2 KiB in `f64`);
+/// a small `Aᵀ` copied for them: at most [`TRANSPOSED_COPY_MAX_BYTES`]; the GEMM's
+/// transposed `A` tile: at most 2 KiB.
+pub const MAX_STACK_BYTES: usize = 4 * 1024;
 
-/// `Aᵀ·B` products below this many multiply-adds transpose `A` into a stack copy and use the
-/// direct loops; larger ones use the dot-product kernel (with AVX-512) or the packed GEMM.
-pub const TRANSPOSED_DIRECT_MAX_WORK: usize = 128 * 1024;
+/// Products below this many multiply-adds (`M·K·N`, with `N > 1` and `M ≤`
+/// [`DIRECT_MAX_ROWS`]) use the direct loops; larger ones the blocked GEMM. Measured on the
+/// dense layers of the benchmarks: at 32·64·32 the direct loops (AVX-512 with fused
+/// multiply-adds) take 0.97 µs, matrixmultiply 1.5 µs.
+pub const DIRECT_MAX_WORK: usize = 128 * 1024;
 
-/// Direct products with at least this many multiply-adds run a copy compiled for AVX-512
-/// when the CPU has it (below, the call and the check cost more than the wider vectors save).
+/// The direct loops keep `4 × M` accumulators on the stack, so they run only up to this many
+/// rows (2 KiB of `f64`); taller products use the blocked GEMM, which has no such buffer.
+pub const DIRECT_MAX_ROWS: usize = 64;
+
+/// Small `Aᵀ·B` products whose `Aᵀ` takes at most this many bytes copy it transposed onto the
+/// stack and use the direct loops; the others use the GEMM (no copy).
+pub const TRANSPOSED_COPY_MAX_BYTES: usize = 2 * 1024;
+
+/// `Aᵀ·B` products at least this deep (`K`) use the dot-product kernel where the kernel set has
+/// one (AVX-512); shallower ones the blocked GEMM on tiles of `Aᵀ` transposed on the stack.
+pub const DOTS_MIN_DEPTH: usize = 64;
+
+/// Direct products with at least this many multiply-adds run the kernel set's copy of the
+/// direct loops (compiled for AVX-512 when the CPU has it); below, the call and the check cost
+/// more than the wider vectors save, and the loops are inlined into the caller.
 const DIRECT_SIMD_MIN_WORK: usize = 1024;
 
-/// Matrix-vector products with at least this many multiply-adds use the explicit SIMD loop
-/// when the CPU has one (below, the call costs more than the wider vectors save: measured
-/// on W4's 16×16 layer, where a dispatched AVX-512 loop made the step slower).
+/// Matrix-vector products with at least this many multiply-adds (or more than
+/// [`DIRECT_MAX_ROWS`] rows) use the kernel set's loop (below, the call costs more than the
+/// wider vectors save: measured on W4's 16×16 layer, where a dispatched AVX-512 loop made
+/// the step slower).
 const GEMV_SIMD_MIN_WORK: usize = 4 * 1024;
 
-/// A read-only matrix seen through strides: element `(i, j)` at `ptr + i·rs + j·cs`.
+/// How a product `C (+)= op(A)·op(B)` (`M × K` by `K × N`) is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    /// `N = 1`, column-major `A`, small: one pass over `A` into `M` accumulators, inlined.
+    MatrixVectorInline,
+    /// `N = 1`, column-major `A`: the kernel set's matrix-vector loop, which streams `A` once
+    /// (packing it would cost as much as the product).
+    MatrixVector,
+    /// `N = 1`, `A` stored transposed: one dot product of contiguous runs per row, inlined.
+    RowDots,
+    /// Small product, column-major `A` of at most [`DIRECT_MAX_ROWS`] rows: four columns of `C`
+    /// at a time in registers, inlined (below 1 Ki multiply-adds) or the kernel set's copy.
+    Direct,
+    /// Small `Aᵀ·B` whose `Aᵀ` fits in [`TRANSPOSED_COPY_MAX_BYTES`]: `Aᵀ` copied, then
+    /// [`Algorithm::Direct`].
+    TransposedDirect,
+    /// Everything else: the kernel set's blocked GEMM (register tiles, cache blocks, both
+    /// operands read in place; a transposed `A` in small tiles transposed on the stack).
+    Gemm,
+    /// Deep `Aᵀ·B`: dot products of `A`'s and `B`'s contiguous columns (where the kernel set
+    /// has such a kernel; otherwise its GEMM).
+    Dots,
+}
+
+/// The algorithm for an `M × K` by `K × N` product, `A` stored transposed when
+/// `a_transposed` (`matmul_atb`). The one place where sizes choose code.
+pub const fn algorithm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a_transposed: bool,
+    scalar_bytes: usize,
+) -> Algorithm {
+    let work = m * k * n;
+    if n == 1 {
+        if a_transposed {
+            Algorithm::RowDots
+        } else if m * k < GEMV_SIMD_MIN_WORK && m <= DIRECT_MAX_ROWS {
+            Algorithm::MatrixVectorInline
+        } else {
+            Algorithm::MatrixVector
+        }
+    } else if work < DIRECT_MAX_WORK && m <= DIRECT_MAX_ROWS {
+        if !a_transposed {
+            Algorithm::Direct
+        } else if m * k * scalar_bytes <= TRANSPOSED_COPY_MAX_BYTES {
+            Algorithm::TransposedDirect
+        } else if k >= DOTS_MIN_DEPTH {
+            Algorithm::Dots
+        } else {
+            Algorithm::Gemm
+        }
+    } else if a_transposed && k >= DOTS_MIN_DEPTH {
+        Algorithm::Dots
+    } else {
+        Algorithm::Gemm
+    }
+}
+
+/// The products of one scalar type, in the best machine code for this CPU: named by
+/// [`Real::Kernels`]. The algorithm is chosen before (by the sizes, [`algorithm`]); a kernel
+/// set only picks the instructions.
+///
+/// Every method is `unsafe`: the views must address every element of their extents, `C`
+/// (`c`, column-major with leading dimension `ldc ≥ m`) must be writable and overlap neither.
+pub trait KernelSet<T: Real> {
+    /// `y (+)= A·x`: `A` `m × k` column-major (`a.rs == 1`), `x` `k × 1`, `y` `m` scalars.
+    ///
+    /// # Safety
+    /// As the trait says.
+    unsafe fn gemv(m: usize, k: usize, a: View<T>, x: View<T>, y: *mut T, accumulate: bool);
+
+    /// `C (+)= A·B`, blocked: `A` `m × k` column-major or transposed (`a.rs == 1` or
+    /// `a.cs == 1`), `B` `k × n` column-major or transposed.
+    ///
+    /// # Safety
+    /// As the trait says.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: View<T>,
+        b: View<T>,
+        c: *mut T,
+        ldc: usize,
+        accumulate: bool,
+    );
+
+    /// `C (+)= A·B` by dot products of contiguous columns: `A` stored transposed
+    /// (`a.cs == 1`), `B` column-major (`b.rs == 1`). Falls back to [`KernelSet::gemm`] where
+    /// the set has no such kernel.
+    ///
+    /// # Safety
+    /// As the trait says.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dots(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: View<T>,
+        b: View<T>,
+        c: *mut T,
+        ldc: usize,
+        accumulate: bool,
+    );
+
+    /// The direct loops (see [`Algorithm::Direct`]) in the set's best compiled copy.
+    ///
+    /// # Safety
+    /// `b` addresses a `K × N` matrix; `M ≤` [`DIRECT_MAX_ROWS`].
+    unsafe fn direct<const M: usize, const K: usize, const N: usize>(
+        c: &mut SMatrix<T, M, N>,
+        a: &SMatrix<T, M, K>,
+        b: View<T>,
+        accumulate: bool,
+    );
+}
+
+/// A read-only matrix seen through strides, element `(i, j)` at `ptr + i·rs + j·cs`: how the
+/// kernels see an operand, transposed or not, without copying it. Made by this module only.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct View<T> {
+pub struct View<T> {
     ptr: *const T,
     rs: usize,
     cs: usize,
@@ -73,7 +216,7 @@ impl<T: Copy> View<T> {
         unsafe { *self.ptr.add(i * self.rs + j * self.cs) }
     }
 
-    /// The view of the sub-matrix starting at `(i, j)`.
+    /// The address of element `(i, j)` (or the view of the sub-matrix starting there).
     ///
     /// # Safety
     /// `(i, j)` is inside the matrix (or one past its end, for an empty sub-matrix).
@@ -117,7 +260,7 @@ pub fn matmul<T: Real, const M: usize, const K: usize, const N: usize>(
 ) {
     // SAFETY: the views address exactly the M × K and K × N matrices, and `c` is an
     // M × N column-major matrix that cannot overlap them (it is borrowed mutably).
-    unsafe { product::<T, M, K, N>(c, Some(a), view(a), view(b), accumulate) }
+    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b), accumulate) }
 }
 
 /// `C = A·Bᵀ`, or `C += A·Bᵀ` when `accumulate`.
@@ -129,7 +272,7 @@ pub fn matmul_abt<T: Real, const M: usize, const K: usize, const N: usize>(
     accumulate: bool,
 ) {
     // SAFETY: as in `matmul`; `view(b).t()` addresses the K × N matrix Bᵀ.
-    unsafe { product::<T, M, K, N>(c, Some(a), view(a), view(b).t(), accumulate) }
+    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b).t(), accumulate) }
 }
 
 /// `C = Aᵀ·B`, or `C += Aᵀ·B` when `accumulate`.
@@ -140,239 +283,119 @@ pub fn matmul_atb<T: Real, const M: usize, const K: usize, const N: usize>(
     b: &SMatrix<T, K, N>,
     accumulate: bool,
 ) {
-    if N > 1 && M * K * N < TRANSPOSED_DIRECT_MAX_WORK {
-        // Small: transpose A once (M·K copies, amortised over N columns), then the
-        // direct loops with contiguous columns.
-        let at: SMatrix<T, M, K> = a.transpose();
-        return matmul(c, &at, b, accumulate);
-    }
-    // SAFETY: as in `matmul`; `view(a).t()` addresses the M × K matrix Aᵀ.
-    unsafe { product::<T, M, K, N>(c, None, view(a).t(), view(b), accumulate) }
+    // SAFETY: as in `matmul`; the transposed operand addresses the M × K matrix Aᵀ.
+    unsafe { product::<T, M, K, N>(c, Operand::Transposed(a), view(b), accumulate) }
 }
 
-/// The kernel choice. `a` is `M × K` (given as a matrix too when it is one, not a
-/// transposed view), `b` `K × N`.
+/// The left operand `A` (`M × K`) of a product: a matrix, or the transpose of one.
+#[derive(Clone, Copy)]
+enum Operand<'a, T: Real, const M: usize, const K: usize> {
+    Matrix(&'a SMatrix<T, M, K>),
+    Transposed(&'a SMatrix<T, K, M>),
+}
+
+/// Runs the algorithm [`algorithm`] picks for these sizes (a constant per instance: the
+/// other arms compile away), with `T`'s kernel set.
 ///
 /// # Safety
-/// `a` and `b` address every element of their extents; `c` does not overlap them.
+/// `b` addresses every element of a `K × N` matrix; `c` does not overlap `a` or `b`.
 #[inline(always)]
 unsafe fn product<T: Real, const M: usize, const K: usize, const N: usize>(
     c: &mut SMatrix<T, M, N>,
-    matrix: Option<&SMatrix<T, M, K>>,
-    a: View<T>,
+    a: Operand<'_, T, M, K>,
     b: View<T>,
     accumulate: bool,
 ) {
-    let work = M * K * N;
-    if N == 1 {
-        // SAFETY: the caller's contract.
-        unsafe { gemv::<T, M, K>(c.as_mut_ptr(), a, b, accumulate) };
-    } else if let (true, Some(a)) = (work < PACKED_MIN_WORK, matrix) {
-        #[cfg(target_arch = "x86_64")]
-        if work >= DIRECT_SIMD_MIN_WORK && x86::has_avx512() {
-            // SAFETY: the caller's contract; AVX-512F is present.
-            unsafe { x86::direct::<T, M, K, N>(c, a, b, accumulate) };
-            return;
-        }
-        // SAFETY: the caller's contract.
-        unsafe { direct::<T, M, K, N, false>(c, a, b, accumulate) };
-    } else {
-        #[cfg(target_arch = "x86_64")]
-        if a.cs == 1 && b.rs == 1 && x86::has_avx512() {
-            // Aᵀ·B: the dot-product kernel, which reads both operands' columns in place.
-            if TypeId::of::<T>() == TypeId::of::<f32>() {
-                // SAFETY: T is f32; A is stored K × M column-major with leading dimension
-                // a.rs, B K × N with b.cs, C M × N with M; AVX-512F is present.
-                unsafe {
-                    x86::gemm_tn_f32(
-                        M,
-                        N,
-                        K,
-                        a.ptr.cast(),
-                        a.rs,
-                        b.ptr.cast(),
-                        b.cs,
-                        c.as_mut_ptr().cast(),
-                        M,
-                        accumulate,
-                    )
-                };
-                return;
+    let (a_view, transposed) = match a {
+        Operand::Matrix(a) => (view(a), false),
+        Operand::Transposed(a) => (view(a).t(), true),
+    };
+    let (y, ldc) = (c.as_mut_ptr(), M);
+    // SAFETY (every arm): the caller's contract; each arm's own conditions (layouts, sizes)
+    // are those `algorithm` checked.
+    unsafe {
+        match (algorithm(M, K, N, transposed, size_of::<T>()), a) {
+            (Algorithm::MatrixVectorInline, Operand::Matrix(a)) => {
+                gemv_inline::<T, M, K>(y, a, b, accumulate)
             }
-            if TypeId::of::<T>() == TypeId::of::<f64>() {
-                // SAFETY: as above, for f64.
-                unsafe {
-                    x86::gemm_tn_f64(
-                        M,
-                        N,
-                        K,
-                        a.ptr.cast(),
-                        a.rs,
-                        b.ptr.cast(),
-                        b.cs,
-                        c.as_mut_ptr().cast(),
-                        M,
-                        accumulate,
-                    )
-                };
-                return;
+            (Algorithm::MatrixVector, _) => T::Kernels::gemv(M, K, a_view, b, y, accumulate),
+            (Algorithm::RowDots, Operand::Transposed(a)) => {
+                row_dots::<T, M, K>(y, a, b, accumulate)
             }
-        }
-        // SAFETY: the caller's contract; C is column-major with leading dimension M.
-        unsafe { packed_gemm(M, N, K, a, b, c.as_mut_ptr(), M, accumulate) };
-    }
-}
-
-/// The packed GEMM with the best micro-kernel for `T` on this CPU.
-///
-/// # Safety
-/// As [`packed::gemm`], without the target-feature condition.
-#[allow(clippy::too_many_arguments)]
-unsafe fn packed_gemm<T: Real>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: View<T>,
-    b: View<T>,
-    c: *mut T,
-    ldc: usize,
-    accumulate: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if x86::has_avx512() {
-        if TypeId::of::<T>() == TypeId::of::<f32>() {
-            // SAFETY: T is f32 (same type, so the casts are identities); AVX-512F is present.
-            unsafe { x86::gemm_f32(m, n, k, cast(a), cast(b), c.cast(), ldc, accumulate) };
-            return;
-        }
-        if TypeId::of::<T>() == TypeId::of::<f64>() {
-            // SAFETY: as above, for f64.
-            unsafe { x86::gemm_f64(m, n, k, cast(a), cast(b), c.cast(), ldc, accumulate) };
-            return;
+            (Algorithm::Direct, Operand::Matrix(a)) => {
+                if M * K * N >= DIRECT_SIMD_MIN_WORK {
+                    T::Kernels::direct::<M, K, N>(c, a, b, accumulate)
+                } else {
+                    direct::<T, M, K, N, false>(c, a, b, accumulate)
+                }
+            }
+            (Algorithm::TransposedDirect, Operand::Transposed(a)) => {
+                transposed_direct::<T, M, K, N>(c, a, b, accumulate)
+            }
+            (Algorithm::Dots, _) => T::Kernels::dots(M, N, K, a_view, b, y, ldc, accumulate),
+            (Algorithm::Gemm, _) => T::Kernels::gemm(M, N, K, a_view, b, y, ldc, accumulate),
+            _ => unreachable!("`algorithm` pairs each inlined algorithm with its layout"),
         }
     }
-    // SAFETY: the caller's contract.
-    unsafe { portable_gemm(m, n, k, a, b, c, ldc, accumulate) }
 }
 
-/// The packed GEMM with the portable micro-kernel.
+/// `y (+)= A·x` for a small column-major `A` (`M ≤` [`DIRECT_MAX_ROWS`]):
+/// `y = Σ_p x_p·A[:, p]` in `M` accumulators.
 ///
 /// # Safety
-/// As [`packed::gemm`] (the portable kernel needs no target feature).
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn portable_gemm<T: Real>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: View<T>,
-    b: View<T>,
-    c: *mut T,
-    ldc: usize,
-    accumulate: bool,
-) {
-    // SAFETY: the caller's contract.
-    unsafe { packed::gemm::<T, packed::Portable>(m, n, k, a, b, c, ldc, accumulate) }
-}
-
-/// The same view with another scalar type.
-///
-/// # Safety (for the caller's use of the result)
-/// `U` is `T` (checked by `TypeId` at the call sites).
-#[inline(always)]
-fn cast<T, U>(v: View<T>) -> View<U> {
-    View {
-        ptr: v.ptr.cast(),
-        rs: v.rs,
-        cs: v.cs,
-    }
-}
-
-/// `y (+)= A·x`, `A` `M × K`, `x` `K × 1` (`b`), `y` `M` scalars at `y`.
-///
-/// # Safety
-/// As [`product`], with `y` addressing `M` writable scalars.
-#[inline(always)]
-unsafe fn gemv<T: Real, const M: usize, const K: usize>(
+/// `x` addresses `K` scalars; `y` `M` writable ones, not overlapping `a` or `x`.
+// Inlined in release builds; a frame of its own in debug builds, where every local of a
+// function is reserved whichever branch runs (its accumulators are `M`-sized).
+#[cfg_attr(debug_assertions, inline(never))]
+#[cfg_attr(not(debug_assertions), inline(always))]
+unsafe fn gemv_inline<T: Real, const M: usize, const K: usize>(
     y: *mut T,
-    a: View<T>,
+    a: &SMatrix<T, M, K>,
     x: View<T>,
     accumulate: bool,
 ) {
-    if a.rs == 1 {
-        #[cfg(target_arch = "x86_64")]
-        if M * K >= GEMV_SIMD_MIN_WORK && x86::has_avx512() {
-            if TypeId::of::<T>() == TypeId::of::<f32>() {
-                // SAFETY: T is f32; A is column-major with leading dimension a.cs; x has
-                // stride x.rs; AVX-512F is present.
-                unsafe {
-                    x86::gemv_f32(
-                        M,
-                        K,
-                        a.ptr.cast(),
-                        a.cs,
-                        x.ptr.cast(),
-                        x.rs,
-                        y.cast(),
-                        accumulate,
-                    )
-                };
-                return;
-            }
-            if TypeId::of::<T>() == TypeId::of::<f64>() {
-                // SAFETY: as above, for f64.
-                unsafe {
-                    x86::gemv_f64(
-                        M,
-                        K,
-                        a.ptr.cast(),
-                        a.cs,
-                        x.ptr.cast(),
-                        x.rs,
-                        y.cast(),
-                        accumulate,
-                    )
-                };
-                return;
-            }
-        }
-        if M < 4 {
-            // Too few rows to vectorise over: one dot product per row.
-            let mut acc = [T::ZERO; M];
-            for (i, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: i < M, p < K: inside the extents.
-                *acc = dot::<T, K>(|p| unsafe { a.at(i, p) }, |p| unsafe { x.at(p, 0) });
-            }
-            store(y, &acc, accumulate);
-            return;
-        }
-        // Column-major A: y = Σ_p x_p·A[:, p], in an accumulator of M scalars.
-        let mut acc = [T::ZERO; M];
-        for p in 0..K {
-            // SAFETY: p < K, rows < M: inside the extents.
-            let xp = unsafe { x.at(p, 0) };
-            for (i, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: as above.
-                *acc += unsafe { a.at(i, p) } * xp;
-            }
-        }
-        store(y, &acc, accumulate);
-    } else {
-        // Row-major A (a transposed matrix): each y_i is a dot product of contiguous runs.
-        let mut acc = [T::ZERO; M];
+    let a = a.as_slice();
+    let mut acc = [T::ZERO; M];
+    if M < 4 {
+        // Too few rows to vectorise over: one dot product per row.
         for (i, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: i < M, p < K: inside the extents.
-            *acc = dot::<T, K>(|p| unsafe { a.at(i, p) }, |p| unsafe { x.at(p, 0) });
+            // SAFETY: p < K: inside x.
+            *acc = dot::<T, K>(|p| a[i + p * M], |p| unsafe { x.at(p, 0) });
         }
-        store(y, &acc, accumulate);
+    } else {
+        for p in 0..K {
+            // SAFETY: p < K: inside x.
+            let xp = unsafe { x.at(p, 0) };
+            for (acc, &a) in acc.iter_mut().zip(&a[p * M..(p + 1) * M]) {
+                *acc += a * xp;
+            }
+        }
+    }
+    for (i, &v) in acc.iter().enumerate() {
+        // SAFETY: i < M: inside y.
+        let y = unsafe { &mut *y.add(i) };
+        *y = if accumulate { *y + v } else { v };
     }
 }
 
-/// Writes (or adds) `acc` to the `M` scalars at `y`.
+/// `y (+)= Aᵀ·x` with `A` stored `K × M`: each `y_i` is the dot product of `A`'s column `i`
+/// with `x`, both contiguous.
+///
+/// # Safety
+/// `x` addresses `K` scalars; `y` `M` writable ones, not overlapping `a` or `x`.
 #[inline(always)]
-fn store<T: Real, const M: usize>(y: *mut T, acc: &[T; M], accumulate: bool) {
-    for (i, &v) in acc.iter().enumerate() {
-        // SAFETY: the callers pass a `y` addressing M writable scalars.
+unsafe fn row_dots<T: Real, const M: usize, const K: usize>(
+    y: *mut T,
+    a: &SMatrix<T, K, M>,
+    x: View<T>,
+    accumulate: bool,
+) {
+    let a = a.as_slice();
+    for i in 0..M {
+        let column = &a[i * K..(i + 1) * K];
+        // SAFETY: p < K: inside x.
+        let v = dot::<T, K>(|p| column[p], |p| unsafe { x.at(p, 0) });
+        // SAFETY: i < M: inside y.
         let y = unsafe { &mut *y.add(i) };
         *y = if accumulate { *y + v } else { v };
     }
@@ -404,14 +427,49 @@ fn dot<T: Real, const K: usize>(a: impl Fn(usize) -> T, b: impl Fn(usize) -> T) 
     ((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))
 }
 
-/// The direct loops for small products with a column-major `A`:
-/// `C[:, j] += B[p, j]·A[:, p]`, updating `C` in place (contiguous columns, vectorised over
-/// the rows; for a single row, over the columns).
+/// `C (+)= Aᵀ·B` for a small `A` (stored `K × M`, at most [`TRANSPOSED_COPY_MAX_BYTES`]):
+/// `Aᵀ` copied once (amortised over the `N` columns), then the direct loops with contiguous
+/// columns. A function of its own, so that its copy is in no other frame (debug builds
+/// reserve every local of a function, whichever branch runs).
 ///
 /// # Safety
 /// `b` addresses a `K × N` matrix.
-#[inline(always)]
-unsafe fn direct<T: Real, const M: usize, const K: usize, const N: usize, const FMA: bool>(
+#[inline(never)]
+unsafe fn transposed_direct<T: Real, const M: usize, const K: usize, const N: usize>(
+    c: &mut SMatrix<T, M, N>,
+    a: &SMatrix<T, K, M>,
+    b: View<T>,
+    accumulate: bool,
+) {
+    let at: SMatrix<T, M, K> = a.transpose();
+    // SAFETY: the caller's contract; M ≤ DIRECT_MAX_ROWS (`algorithm`).
+    unsafe {
+        if M * K * N >= DIRECT_SIMD_MIN_WORK {
+            T::Kernels::direct::<M, K, N>(c, &at, b, accumulate)
+        } else {
+            direct::<T, M, K, N, false>(c, &at, b, accumulate)
+        }
+    }
+}
+
+/// The direct loops for small products with a column-major `A` of at most
+/// [`DIRECT_MAX_ROWS`] rows: `C[:, j] += B[p, j]·A[:, p]`, four columns of `C` at a time in
+/// `4·M` accumulators (contiguous columns, vectorised over the rows; for fewer than four
+/// rows, over the columns, in place).
+///
+/// # Safety
+/// `b` addresses a `K × N` matrix.
+// Inlined in release builds; a frame of its own in debug builds, where every local of a
+// function is reserved whichever branch runs (its accumulators are `M`-sized).
+#[cfg_attr(debug_assertions, inline(never))]
+#[cfg_attr(not(debug_assertions), inline(always))]
+pub(crate) unsafe fn direct<
+    T: Real,
+    const M: usize,
+    const K: usize,
+    const N: usize,
+    const FMA: bool,
+>(
     c: &mut SMatrix<T, M, N>,
     a: &SMatrix<T, M, K>,
     b: View<T>,
@@ -460,15 +518,14 @@ unsafe fn direct<T: Real, const M: usize, const K: usize, const N: usize, const 
         j += 4;
     }
     while j < N {
-        let mut acc: [T; M] = c[j * M..(j + 1) * M].try_into().unwrap();
+        let column_of_c = &mut c[j * M..(j + 1) * M];
         for p in 0..K {
             // SAFETY: (p, j) is inside B.
             let bpj = unsafe { b.at(p, j) };
-            for (c, &a) in acc.iter_mut().zip(&a[p * M..(p + 1) * M]) {
+            for (c, &a) in column_of_c.iter_mut().zip(&a[p * M..(p + 1) * M]) {
                 *c = mul_add(a, bpj, *c);
             }
         }
-        c[j * M..(j + 1) * M].copy_from_slice(&acc);
         j += 1;
     }
 }

@@ -113,16 +113,35 @@ fn matrix_vector_products_match_the_definition() {
 }
 
 #[test]
-fn packed_products_match_the_definition() {
-    // Above PACKED_MIN_WORK; edges of MR, NR, MC, NC and two depth blocks (K > 256).
+fn blocked_products_match_the_definition() {
+    // Above DIRECT_MAX_WORK; edges of MR, NR, MC, NC and two depth blocks (K > 256).
     check_all_three::<f32, 70, 300, 70>();
     check_all_three::<f64, 37, 150, 9>();
     check_all_three::<f32, 64, 64, 64>();
     check_all_three::<f64, 128, 64, 32>();
+    // Small products taller than DIRECT_MAX_ROWS (the GEMM), a shallow Aᵀ·B too big to copy
+    // (the GEMM on transposed tiles) and a deep one (the dot products).
+    check_all_three::<f32, 65, 8, 3>();
+    check_all_three::<f64, 100, 20, 16>();
+    check_all_three::<f32, 40, 100, 8>();
 }
 
-/// Runs the packed GEMM with kernel `K` on heap matrices, for sizes too big for the stack.
-fn check_packed_kernel<T: Real, K: packed::MicroKernel<T>>(m: usize, n: usize, k: usize) {
+#[test]
+fn the_sizes_choose_the_algorithm() {
+    use Algorithm::*;
+    assert_eq!(algorithm(16, 16, 1, false, 4), MatrixVectorInline);
+    assert_eq!(algorithm(256, 784, 1, false, 4), MatrixVector);
+    assert_eq!(algorithm(784, 256, 1, true, 4), RowDots);
+    assert_eq!(algorithm(32, 64, 32, false, 4), Direct);
+    assert_eq!(algorithm(16, 10, 32, true, 4), TransposedDirect);
+    assert_eq!(algorithm(128, 10, 64, true, 4), Gemm);
+    assert_eq!(algorithm(256, 128, 64, true, 4), Dots);
+    assert_eq!(algorithm(256, 784, 64, false, 4), Gemm);
+    assert_eq!(algorithm(100, 4, 4, false, 8), Gemm);
+}
+
+/// Runs the blocked GEMM with kernel `K` on heap matrices, for sizes too big for the stack.
+fn check_blocked_kernel<T: Real, K: stream::MicroKernel<T>>(m: usize, n: usize, k: usize) {
     let a: Vec<T> = (0..m * k).map(|s| T::of(value(s + 11))).collect();
     let b: Vec<T> = (0..k * n).map(|s| T::of(value(s + 12))).collect();
     let c0: Vec<T> = (0..m * n).map(|s| T::of(value(s + 13))).collect();
@@ -172,7 +191,7 @@ fn check_packed_kernel<T: Real, K: packed::MicroKernel<T>>(m: usize, n: usize, k
         let mut c = c0.clone();
         // SAFETY: the views address their extents; c is m × n column-major; the kernel's
         // target features were checked by the caller.
-        unsafe { packed::gemm::<T, K>(m, n, k, va, vb, c.as_mut_ptr(), m, accumulate) };
+        unsafe { stream::gemm::<T, K>(m, n, k, va, vb, c.as_mut_ptr(), m, accumulate) };
         let e = max_error(&c, &want);
         assert!(
             e < tolerance::<T>(k),
@@ -182,11 +201,11 @@ fn check_packed_kernel<T: Real, K: packed::MicroKernel<T>>(m: usize, n: usize, k
 }
 
 #[test]
-fn portable_packed_kernel_matches_the_definition() {
-    check_packed_kernel::<f32, packed::Portable>(133, 71, 517);
-    check_packed_kernel::<f64, packed::Portable>(65, 130, 129);
-    check_packed_kernel::<f64, packed::Portable>(1, 1, 1);
-    check_packed_kernel::<f32, packed::Portable>(5, 3, 0);
+fn portable_blocked_kernel_matches_the_definition() {
+    check_blocked_kernel::<f32, stream::Portable>(133, 71, 517);
+    check_blocked_kernel::<f64, stream::Portable>(65, 130, 129);
+    check_blocked_kernel::<f64, stream::Portable>(1, 1, 1);
+    check_blocked_kernel::<f32, stream::Portable>(5, 3, 0);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -195,11 +214,11 @@ fn avx512_kernels_match_the_definition() {
     if !x86::has_avx512() {
         return; // nothing to test on this CPU
     }
-    check_packed_kernel::<f32, x86::Avx512F32>(133, 71, 517);
-    check_packed_kernel::<f32, x86::Avx512F32>(256, 64, 300);
-    check_packed_kernel::<f32, x86::Avx512F32>(7, 9, 3);
-    check_packed_kernel::<f64, x86::Avx512F64>(65, 130, 129);
-    check_packed_kernel::<f64, x86::Avx512F64>(17, 8, 300);
+    check_blocked_kernel::<f32, x86::Avx512F32>(133, 71, 517);
+    check_blocked_kernel::<f32, x86::Avx512F32>(256, 64, 300);
+    check_blocked_kernel::<f32, x86::Avx512F32>(7, 9, 3);
+    check_blocked_kernel::<f64, x86::Avx512F64>(65, 130, 129);
+    check_blocked_kernel::<f64, x86::Avx512F64>(17, 8, 300);
     // The dot-product kernel for Aᵀ·B: tails in m, n (tiles of 4, blocks of 16) and k.
     for (m, n, k) in [
         (1, 1, 1),
@@ -229,7 +248,7 @@ fn avx512_kernels_match_the_definition() {
             let mut c64 = c0.clone();
             // SAFETY: A is k × m, B k × n, C m × n, all column-major; AVX-512F was detected.
             unsafe {
-                x86::gemm_tn_f32(
+                x86::dots_f32(
                     m,
                     n,
                     k,
@@ -241,7 +260,7 @@ fn avx512_kernels_match_the_definition() {
                     m,
                     accumulate,
                 );
-                x86::gemm_tn_f64(
+                x86::dots_f64(
                     m,
                     n,
                     k,
@@ -256,11 +275,11 @@ fn avx512_kernels_match_the_definition() {
             }
             assert!(
                 max_error(&c32, &want) < tolerance::<f32>(k),
-                "gemm_tn_f32 {m}×{k}×{n}"
+                "dots_f32 {m}×{k}×{n}"
             );
             assert!(
                 max_error(&c64, &want) < tolerance::<f64>(k),
-                "gemm_tn_f64 {m}×{k}×{n}"
+                "dots_f64 {m}×{k}×{n}"
             );
         }
     }
@@ -330,4 +349,152 @@ fn zero_depth_overwrites_with_zero_or_keeps() {
     assert!(c.iter().all(|&v| v == 2.0));
     matmul(&mut c, &a, &b, false);
     assert!(c.iter().all(|&v| v == 0.0));
+}
+
+/// Runs `f` with the portable kernels only (on an x86-64 CPU with AVX-512), then with the
+/// CPU's best.
+fn on_every_path(f: impl Fn()) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::tests::PORTABLE_ONLY.with(|p| p.set(true));
+        f();
+        x86::tests::PORTABLE_ONLY.with(|p| p.set(false));
+    }
+    f();
+}
+
+#[test]
+fn portable_paths_match_the_definition() {
+    #[cfg(target_arch = "x86_64")]
+    x86::tests::PORTABLE_ONLY.with(|p| p.set(true));
+    small_products_match_the_definition();
+    matrix_vector_products_match_the_definition();
+    blocked_products_match_the_definition();
+}
+
+/// A heap matrix of deterministic values (a stack value of this size would overflow).
+fn boxed<T: Real, const R: usize, const C: usize>(
+    seed: usize,
+) -> std::boxed::Box<SMatrix<T, R, C>> {
+    let mut m = <SMatrix<T, R, C> as crate::Zeroable>::new_boxed();
+    for (s, v) in m.iter_mut().enumerate() {
+        *v = T::of(value(seed + s));
+    }
+    m
+}
+
+/// The stack bytes `f` uses, measured on a thread of its own: the stack below the caller is
+/// painted with a pattern, `f` runs, and the deepest overwritten byte is found.
+fn stack_use(f: impl FnOnce() + Send) -> usize {
+    const PATTERN: u64 = 0x5A5A_A5A5_C3C3_3C3C;
+    const PAINTED: usize = 512 * 1024;
+    /// Paints `PAINTED` bytes below its own frame; returns the lowest painted address.
+    #[inline(never)]
+    fn paint() -> usize {
+        let marker = 0u8;
+        let top = (core::hint::black_box(&marker) as *const u8 as usize - 256) & !7;
+        let bottom = top - PAINTED;
+        for address in (bottom..top).step_by(8) {
+            // SAFETY: below this frame, inside this thread's stack (4 MiB, of which less
+            // than 64 KiB are used above this point): memory no live value occupies.
+            unsafe { core::ptr::write_volatile(address as *mut u64, PATTERN) };
+        }
+        bottom
+    }
+    /// The lowest address above `bottom` whose pattern was overwritten.
+    #[inline(never)]
+    fn deepest(bottom: usize) -> usize {
+        let mut address = bottom;
+        // SAFETY: as in `paint`: the painted region, below this frame.
+        while unsafe { core::ptr::read_volatile(address as *const u64) } == PATTERN {
+            address += 8;
+        }
+        address
+    }
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(4 << 20)
+            .spawn_scoped(s, move || {
+                let marker = 0u8;
+                let top = core::hint::black_box(&marker) as *const u8 as usize;
+                let bottom = paint();
+                f();
+                top - deepest(bottom)
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+}
+
+/// The stack used by the three products of one size, in one scalar type.
+fn products_stack_use<T: Real, const M: usize, const K: usize, const N: usize>() -> usize {
+    let a = boxed::<T, M, K>(1);
+    let at = boxed::<T, K, M>(2);
+    let b = boxed::<T, K, N>(3);
+    let bt = boxed::<T, N, K>(4);
+    let mut c = boxed::<T, M, N>(5);
+    let portable = cfg!(target_arch = "x86_64") && !x86::has_avx512();
+    [
+        stack_use(|| on_path(portable, || matmul(&mut *c, &*a, &*b, true))),
+        stack_use(|| on_path(portable, || matmul_abt(&mut *c, &*a, &*bt, true))),
+        stack_use(|| on_path(portable, || matmul_atb(&mut *c, &*at, &*b, true))),
+    ]
+    .into_iter()
+    .max()
+    .unwrap()
+}
+
+/// Runs `f` on this thread with the portable kernels only, or with the CPU's best.
+#[inline(never)]
+fn on_path(portable: bool, f: impl FnOnce()) {
+    #[cfg(target_arch = "x86_64")]
+    x86::tests::PORTABLE_ONLY.with(|p| p.set(portable));
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = portable;
+    f();
+}
+
+/// Nothing batch-sized or weight-sized on the stack (issue 11): a product's stack use is a
+/// constant, whatever its sizes, below `MAX_STACK_BYTES` plus the frames of the calls (the
+/// harness's own and, in debug builds, every unoptimised kernel function's).
+#[test]
+fn stack_use_does_not_grow_with_the_sizes() {
+    let frames = if cfg!(debug_assertions) {
+        16 * 1024
+    } else {
+        2 * 1024
+    };
+    on_every_path(|| {
+        let uses = [
+            ("f32 16×16×1", products_stack_use::<f32, 16, 16, 1>()),
+            ("f32 256×784×1", products_stack_use::<f32, 256, 784, 1>()),
+            ("f32 32×64×32", products_stack_use::<f32, 32, 64, 32>()),
+            ("f32 64×64×64", products_stack_use::<f32, 64, 64, 64>()),
+            ("f32 256×784×64", products_stack_use::<f32, 256, 784, 64>()),
+            (
+                "f32 1024×1024×8",
+                products_stack_use::<f32, 1024, 1024, 8>(),
+            ),
+            (
+                "f32 1024×1024×32",
+                products_stack_use::<f32, 1024, 1024, 32>(),
+            ),
+            ("f64 64×64×64", products_stack_use::<f64, 64, 64, 64>()),
+            (
+                "f64 1024×512×16",
+                products_stack_use::<f64, 1024, 512, 16>(),
+            ),
+        ];
+        std::println!("{uses:?}");
+        for (size, bytes) in uses {
+            assert!(
+                bytes <= MAX_STACK_BYTES + frames,
+                "{size}: {bytes} bytes of stack"
+            );
+        }
+        // The largest products use no more than the middle-sized ones.
+        let (mid, large) = (uses[4].1, uses[6].1.max(uses[8].1));
+        assert!(large <= mid + 512, "{large} vs {mid}");
+    });
 }

@@ -2,12 +2,22 @@
 //! with `std`, or enabled at compile time with `-C target-feature=+avx512f`).
 
 use super::View;
-use super::packed::{self, MicroKernel};
+use super::stream::{self, MicroKernel, columns};
 use core::arch::x86_64::*;
+
+#[cfg(test)]
+pub(crate) mod tests {
+    // Set by the tests to run the portable kernels on this thread on a CPU with AVX-512.
+    std::thread_local!(pub(crate) static PORTABLE_ONLY: core::cell::Cell<bool> = const { core::cell::Cell::new(false) });
+}
 
 /// Whether the AVX-512 kernels may run on this CPU.
 #[inline]
 pub(crate) fn has_avx512() -> bool {
+    #[cfg(test)]
+    if tests::PORTABLE_ONLY.with(|p| p.get()) {
+        return false;
+    }
     #[cfg(feature = "std")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -18,11 +28,10 @@ pub(crate) fn has_avx512() -> bool {
     }
 }
 
-/// The packed GEMM for `f32` with the AVX-512 kernel, the driver and the packing compiled
-/// for AVX-512 too.
+/// The blocked GEMM for `f32` with the AVX-512 kernel, the driver compiled for AVX-512 too.
 ///
 /// # Safety
-/// As [`packed::gemm`]; the CPU has AVX-512F.
+/// As [`stream::gemm`]; the CPU has AVX-512F.
 #[target_feature(enable = "avx512f")]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
@@ -37,13 +46,13 @@ pub(crate) unsafe fn gemm_f32(
     accumulate: bool,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { packed::gemm::<f32, Avx512F32>(m, n, k, a, b, c, ldc, accumulate) }
+    unsafe { stream::gemm::<f32, Avx512F32>(m, n, k, a, b, c, ldc, accumulate) }
 }
 
 /// As [`gemm_f32`], for `f64`.
 ///
 /// # Safety
-/// As [`packed::gemm`]; the CPU has AVX-512F.
+/// As [`stream::gemm`]; the CPU has AVX-512F.
 #[target_feature(enable = "avx512f")]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
@@ -58,7 +67,7 @@ pub(crate) unsafe fn gemm_f64(
     accumulate: bool,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { packed::gemm::<f64, Avx512F64>(m, n, k, a, b, c, ldc, accumulate) }
+    unsafe { stream::gemm::<f64, Avx512F64>(m, n, k, a, b, c, ldc, accumulate) }
 }
 
 /// [`super::direct`] compiled for AVX-512 (the compiler vectorises it 16 lanes wide), with
@@ -111,7 +120,7 @@ impl MicroKernel<f32> for Avx512F32 {
         kc: usize,
         a: *const f32,
         lda: usize,
-        b: *const f32,
+        b: View<f32>,
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
@@ -130,7 +139,7 @@ unsafe fn kernel_f32(
     kc: usize,
     a: *const f32,
     lda: usize,
-    b: *const f32,
+    b: View<f32>,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
@@ -140,12 +149,13 @@ unsafe fn kernel_f32(
     let mut lo = [_mm512_setzero_ps(); 8];
     let mut hi = [_mm512_setzero_ps(); 8];
     let (k0, k1) = (mask16(m), mask16(m.saturating_sub(16)));
+    // SAFETY: the caller's contract: n ≥ 1 columns of B.
+    let bc = unsafe { columns::<f32, 8>(b, n) };
     // One step of k: two vectors of A times eight broadcasts of B.
     let mut step = |p: usize, a0: __m512, a1: __m512| {
-        // SAFETY: p < kc: the B panel holds 8 scalars per step.
-        let bp = unsafe { b.add(p * 8) };
         for j in 0..8 {
-            let bj = _mm512_set1_ps(unsafe { *bp.add(j) });
+            // SAFETY: p < kc: row p of a column of B.
+            let bj = _mm512_set1_ps(unsafe { *bc[j].add(p * b.rs) });
             lo[j] = _mm512_fmadd_ps(a0, bj, lo[j]);
             hi[j] = _mm512_fmadd_ps(a1, bj, hi[j]);
         }
@@ -211,7 +221,7 @@ impl MicroKernel<f64> for Avx512F64 {
         kc: usize,
         a: *const f64,
         lda: usize,
-        b: *const f64,
+        b: View<f64>,
         c: *mut f64,
         ldc: usize,
         accumulate: bool,
@@ -230,7 +240,7 @@ unsafe fn kernel_f64(
     kc: usize,
     a: *const f64,
     lda: usize,
-    b: *const f64,
+    b: View<f64>,
     c: *mut f64,
     ldc: usize,
     accumulate: bool,
@@ -241,6 +251,8 @@ unsafe fn kernel_f64(
     let mut hi = [_mm512_setzero_pd(); 8];
     let (k0, k1) = (mask8(m), mask8(m.saturating_sub(8)));
     let whole = m == 16;
+    // SAFETY: the caller's contract: n ≥ 1 columns of B.
+    let bc = unsafe { columns::<f64, 8>(b, n) };
     for p in 0..kc {
         // SAFETY: as in `kernel_f32`, with 16 rows.
         unsafe {
@@ -253,9 +265,8 @@ unsafe fn kernel_f64(
                     _mm512_maskz_loadu_pd(k1, ap.add(8)),
                 )
             };
-            let bp = b.add(p * 8);
             for j in 0..8 {
-                let bj = _mm512_set1_pd(*bp.add(j));
+                let bj = _mm512_set1_pd(*bc[j].add(p * b.rs));
                 lo[j] = _mm512_fmadd_pd(a0, bj, lo[j]);
                 hi[j] = _mm512_fmadd_pd(a1, bj, hi[j]);
             }
@@ -574,7 +585,7 @@ macro_rules! paste_masked {
 }
 
 gemm_tn!(
-    gemm_tn_f32,
+    dots_f32,
     f32,
     16,
     mask16,
@@ -585,7 +596,7 @@ gemm_tn!(
     reduce4_f32
 );
 gemm_tn!(
-    gemm_tn_f64,
+    dots_f64,
     f64,
     8,
     mask8,

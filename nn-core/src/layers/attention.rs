@@ -1,7 +1,7 @@
 //! Multi-head self-attention: [`MultiHeadAttention`] (PyTorch's `nn.MultiheadAttention` used
 //! as `attn(x, x, x)`), and its cache [`AttentionCache`].
 
-use super::rnn::add_column_sums;
+use super::recurrent::add_column_sums;
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
 
@@ -40,7 +40,7 @@ use nalgebra::SMatrix;
 /// used. Work per sample: `O(S·D²)` for the projections, `O(S²·D)` for the attention; the
 /// cache holds `Q, K, V`, `O` and the `HEADS` attention matrices `S × S` of every sample.
 /// `forward` keeps one sample's `[Q; K; V]`, `O` and one row of `P` on the stack.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct MultiHeadAttention<
     T: Real,
@@ -62,7 +62,7 @@ pub struct MultiHeadAttention<
 }
 
 /// What [`MultiHeadAttention`]'s training forward pass keeps for backward, for `B` samples.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct AttentionCache<
     T: Real,
@@ -80,73 +80,6 @@ pub struct AttentionCache<
     pub weights: [[SMatrix<T, S, S>; HEADS]; B],
     /// The heads' outputs `O` (before the output projection) of each sample.
     pub context: [SMatrix<T, D, S>; B],
-}
-
-impl<T: Real, const D: usize, const HEADS: usize, const S: usize, const D3: usize, const B: usize>
-    ConstZero for AttentionCache<T, D, HEADS, S, D3, B>
-{
-    const ZERO: Self = Self {
-        qkv: ConstZero::ZERO,
-        weights: ConstZero::ZERO,
-        context: ConstZero::ZERO,
-    };
-}
-
-// SAFETY: repr(C), arrays of static matrices of IEEE floats.
-unsafe impl<
-    T: Real,
-    const D: usize,
-    const HEADS: usize,
-    const S: usize,
-    const D3: usize,
-    const B: usize,
-> Zeroable for AttentionCache<T, D, HEADS, S, D3, B>
-{
-}
-
-impl<
-    T: Real,
-    const D: usize,
-    const HEADS: usize,
-    const S: usize,
-    const IN: usize,
-    const D3: usize,
-    const CAUSAL: bool,
-> ConstZero for MultiHeadAttention<T, D, HEADS, S, IN, D3, CAUSAL>
-{
-    const ZERO: Self = Self {
-        in_proj_weight: SMatrix::ZERO,
-        in_proj_bias: SMatrix::ZERO,
-        out_proj_weight: SMatrix::ZERO,
-        out_proj_bias: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), four static matrices of IEEE floats.
-unsafe impl<
-    T: Real,
-    const D: usize,
-    const HEADS: usize,
-    const S: usize,
-    const IN: usize,
-    const D3: usize,
-    const CAUSAL: bool,
-> Zeroable for MultiHeadAttention<T, D, HEADS, S, IN, D3, CAUSAL>
-{
-}
-
-// SAFETY: repr(C), four static matrices of `T`, `LEN` scalars in all, no padding.
-unsafe impl<
-    T: Real,
-    const D: usize,
-    const HEADS: usize,
-    const S: usize,
-    const IN: usize,
-    const D3: usize,
-    const CAUSAL: bool,
-> Params<T> for MultiHeadAttention<T, D, HEADS, S, IN, D3, CAUSAL>
-{
-    const LEN: usize = D3 * D + D3 + D * D + D;
 }
 
 /// Compile-time size rules.
@@ -388,8 +321,9 @@ impl<
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
-    use crate::layers::test_util::{max_diff, random_matrix};
+    use crate::test_util::{
+        assert_close, check_f32, det_batch, det_matrix, max_diff, random_matrix, randomize,
+    };
 
     fn example<
         const D: usize,

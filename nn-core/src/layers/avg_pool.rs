@@ -2,7 +2,7 @@
 //! [`GlobalAvgPool`].
 
 use super::geometry::{LiftPool1d, PoolGeometry1d, PoolGeometry2d, check_pool_sizes};
-use crate::{Layer, Real};
+use crate::{ConstZero, Layer, Params, Real, Zeroable};
 use core::marker::PhantomData;
 use nalgebra::SMatrix;
 
@@ -16,7 +16,7 @@ use nalgebra::SMatrix;
 /// Backward: `∂L/∂x[c, oh·SH + kh, ow·SW + kw] += ∂L/∂y[c, oh, ow]/(KH·KW)` (adding where
 /// windows overlap). No parameters; `G` is a [`PoolGeometry2dOf`](super::PoolGeometry2dOf).
 /// `IN` and `OUT` are checked against it at compile time where the layer is used.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct AvgPool2d<T: Real, const IN: usize, const OUT: usize, G> {
     _marker: PhantomData<(T, G)>,
@@ -30,7 +30,7 @@ pub struct AvgPool2d<T: Real, const IN: usize, const OUT: usize, G> {
 /// `y[c, o] = (1/K)·Σ_{t < K} x[c, o·S + t]`, `OL = ⌊(L − K)/S⌋ + 1`.
 ///
 /// No parameters; `G` is a [`PoolGeometry1dOf`](super::PoolGeometry1dOf).
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct AvgPool1d<T: Real, const IN: usize, const OUT: usize, G> {
     _marker: PhantomData<(T, G)>,
@@ -46,37 +46,12 @@ pub struct AvgPool1d<T: Real, const IN: usize, const OUT: usize, G> {
 /// PyTorch's `nn.AdaptiveAvgPool2d(1)` followed by `flatten(1)` (or `x.mean(dim=(2, 3))`);
 /// for `[C, L]`, `nn.AdaptiveAvgPool1d(1)`. No parameters. `IN = C·S` is checked at compile
 /// time where the layer is used.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct GlobalAvgPool<T: Real, const C: usize, const S: usize, const IN: usize> {
     _marker: PhantomData<T>,
     /// Aligns the (empty) parameter slice to `T`.
     _align: [T; 0],
-}
-
-parameterless_layer!(AvgPool2d);
-parameterless_layer!(AvgPool1d);
-
-impl<T: Real, const C: usize, const S: usize, const IN: usize> crate::ConstZero
-    for GlobalAvgPool<T, C, S, IN>
-{
-    const ZERO: Self = Self {
-        _marker: PhantomData,
-        _align: [],
-    };
-}
-
-// SAFETY: zero-sized.
-unsafe impl<T: Real, const C: usize, const S: usize, const IN: usize> crate::Zeroable
-    for GlobalAvgPool<T, C, S, IN>
-{
-}
-
-// SAFETY: repr(C), zero-sized and aligned to `T` (`[T; 0]`): the empty slice of `T`.
-unsafe impl<T: Real, const C: usize, const S: usize, const IN: usize> crate::Params<T>
-    for GlobalAvgPool<T, C, S, IN>
-{
-    const LEN: usize = 0;
 }
 
 impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN, OUT>
@@ -231,7 +206,7 @@ mod tests {
     use super::*;
     use crate::gradcheck;
     use crate::layers::geometry::{PoolGeometry1dOf, PoolGeometry2dOf};
-    use crate::layers::test_util::{max_diff, random_matrix};
+    use crate::test_util::{max_diff, random_matrix};
     use crate::{ConstZero, Params};
 
     /// The naive average pooling of one sample, from the definition.

@@ -38,7 +38,7 @@ pub const DEFAULT_MOMENTUM_BITS: u64 = 0.1f64.to_bits();
 /// `state_dict` (which also has `num_batches_tracked`, used only with `momentum=None`, not
 /// supported here). [`Layer::init`] sets γ = 1 and β = 0 whatever the scheme, and
 /// [`Layer::init_state`] running mean 0 and variance 1, as PyTorch.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct BatchNorm<
     T: Real,
@@ -57,7 +57,7 @@ pub struct BatchNorm<
 /// The running statistics of a [`BatchNorm`] of `C` channels (PyTorch's buffers
 /// `running_mean` and `running_var`). All zero until [`Layer::init_state`] sets the variance
 /// to 1.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct BatchNormState<T: Real, const C: usize> {
     /// Running mean of each channel.
@@ -68,73 +68,13 @@ pub struct BatchNormState<T: Real, const C: usize> {
 
 /// What a [`BatchNorm`]'s training pass keeps for its backward pass: the batch mean μ and
 /// `1/√(σ² + eps)` of each channel (whatever the batch size).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct BatchNormCache<T: Real, const C: usize> {
     /// μ of each channel.
     pub mean: SMatrix<T, C, 1>,
     /// `1/√(σ² + eps)` of each channel.
     pub inv_std: SMatrix<T, C, 1>,
-}
-
-impl<T: Real, const C: usize> ConstZero for BatchNormState<T, C> {
-    const ZERO: Self = Self {
-        running_mean: SMatrix::ZERO,
-        running_var: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), two static matrices of IEEE floats.
-unsafe impl<T: Real, const C: usize> Zeroable for BatchNormState<T, C> {}
-
-impl<T: Real, const C: usize> ConstZero for BatchNormCache<T, C> {
-    const ZERO: Self = Self {
-        mean: SMatrix::ZERO,
-        inv_std: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), two static matrices of IEEE floats.
-unsafe impl<T: Real, const C: usize> Zeroable for BatchNormCache<T, C> {}
-
-impl<
-    T: Real,
-    const C: usize,
-    const S: usize,
-    const IN: usize,
-    const EPS_BITS: u64,
-    const MOMENTUM_BITS: u64,
-> ConstZero for BatchNorm<T, C, S, IN, EPS_BITS, MOMENTUM_BITS>
-{
-    const ZERO: Self = Self {
-        weight: SMatrix::ZERO,
-        bias: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), two static matrices of IEEE floats.
-unsafe impl<
-    T: Real,
-    const C: usize,
-    const S: usize,
-    const IN: usize,
-    const EPS_BITS: u64,
-    const MOMENTUM_BITS: u64,
-> Zeroable for BatchNorm<T, C, S, IN, EPS_BITS, MOMENTUM_BITS>
-{
-}
-
-// SAFETY: repr(C), two static matrices of `T`: `2·C` contiguous `T`s.
-unsafe impl<
-    T: Real,
-    const C: usize,
-    const S: usize,
-    const IN: usize,
-    const EPS_BITS: u64,
-    const MOMENTUM_BITS: u64,
-> Params<T> for BatchNorm<T, C, S, IN, EPS_BITS, MOMENTUM_BITS>
-{
-    const LEN: usize = 2 * C;
 }
 
 impl<
@@ -339,7 +279,7 @@ impl<
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::test_util::{Rng, max_diff, random_matrix};
+    use crate::test_util::{Rng, max_diff, random_matrix};
 
     const HALF: u64 = 0.5f64.to_bits();
     const FOUR: u64 = 4f64.to_bits();

@@ -54,7 +54,7 @@ use nalgebra::SMatrix;
 /// 3→16 on 32×32 with a 5×5 kernel, 16→32 with stride 2, 64→64 on 8×8), even with one
 /// channel on 8×8; the direct loop was faster forward only for one input channel on a large
 /// image (1→8 on 28×28: 2.3–2.9×), where its slower backward made the training step even.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Conv2d<
     T: Real,
@@ -85,7 +85,7 @@ pub struct Conv2d<
 /// - `G`: the geometry, a [`Geometry1d`](super::Geometry1d).
 ///
 /// Computed as a [`Conv2d`] of height 1; the same compile-time checks apply.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Conv1d<
     T: Real,
@@ -123,47 +123,6 @@ macro_rules! conv_common {
                     _geometry: PhantomData,
                 }
             }
-        }
-
-        impl<
-            T: Real,
-            const CO: usize,
-            const K: usize,
-            const NB: usize,
-            const IN: usize,
-            const OUT: usize,
-            G,
-        > ConstZero for $Conv<T, CO, K, NB, IN, OUT, G>
-        {
-            const ZERO: Self = Self::new(SMatrix::ZERO, SMatrix::ZERO);
-        }
-
-        // SAFETY: repr(C), two static matrices of IEEE floats and a zero-sized marker.
-        unsafe impl<
-            T: Real,
-            const CO: usize,
-            const K: usize,
-            const NB: usize,
-            const IN: usize,
-            const OUT: usize,
-            G,
-        > Zeroable for $Conv<T, CO, K, NB, IN, OUT, G>
-        {
-        }
-
-        // SAFETY: repr(C): `CO·K` then `NB` contiguous `T`s (both matrices are arrays of `T`,
-        // so there is no padding between them), then a zero-sized marker.
-        unsafe impl<
-            T: Real,
-            const CO: usize,
-            const K: usize,
-            const NB: usize,
-            const IN: usize,
-            const OUT: usize,
-            G,
-        > Params<T> for $Conv<T, CO, K, NB, IN, OUT, G>
-        {
-            const LEN: usize = CO * K + NB;
         }
     };
 }
@@ -447,7 +406,7 @@ mod tests {
     use crate::gradcheck;
     use crate::init::Init;
     use crate::layers::geometry::{Geometry1d, Geometry2d};
-    use crate::layers::test_util::{max_diff, random_matrix};
+    use crate::test_util::{max_diff, random_matrix};
 
     /// The naive direct convolution of one sample, from the definition: every output, every
     /// tap, with the padding tested in signed arithmetic.
@@ -737,7 +696,7 @@ mod tests {
     fn init_uses_the_fans_of_the_pytorch_shape() {
         type L = Conv2d<f64, 4, 18, 4, 50, 36, Geometry2d<2, 5, 5, 3, 3, 1, 1, 0, 0, 1, 1>>;
         let mut layer = L::new(SMatrix::repeat(9.0), SMatrix::repeat(9.0));
-        let mut rng = crate::layers::test_util::Rng(7);
+        let mut rng = crate::test_util::Rng(7);
         layer.init(Init::LecunUniform, &mut rng);
         // fan_in = CI·KH·KW = 18: U(−1/√18, 1/√18); the bias is zeroed.
         let bound = 1.0 / 18f64.sqrt();

@@ -14,28 +14,13 @@ use nalgebra::SMatrix;
 /// All three are matrix-matrix products over the whole batch, computed by
 /// [`kernels`](crate::kernels): a matrix-vector loop for one sample, direct loops for small
 /// layers, a packed GEMM (AVX-512 where the CPU has it) for large ones; no allocation.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Dense<T: Real, const IN: usize, const OUT: usize> {
     /// `W`, `[OUT, IN]`.
     pub weight: SMatrix<T, OUT, IN>,
     /// `b`, `[OUT]`.
     pub bias: SMatrix<T, OUT, 1>,
-}
-
-impl<T: Real, const IN: usize, const OUT: usize> ConstZero for Dense<T, IN, OUT> {
-    const ZERO: Self = Self {
-        weight: ConstZero::ZERO,
-        bias: ConstZero::ZERO,
-    };
-}
-
-// SAFETY: repr(C), two static matrices of IEEE floats.
-unsafe impl<T: Real, const IN: usize, const OUT: usize> Zeroable for Dense<T, IN, OUT> {}
-
-// SAFETY: repr(C), two static matrices of `T`.
-unsafe impl<T: Real, const IN: usize, const OUT: usize> Params<T> for Dense<T, IN, OUT> {
-    const LEN: usize = OUT * IN + OUT;
 }
 
 impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, IN, OUT> {

@@ -20,7 +20,7 @@ use rand_core::Rng;
 /// [`Layer::init_state`] from the network's random number generator: training is
 /// reproducible from the seed, and each training pass draws a new mask (element `i` of
 /// sample `j` from the `(j·N + i)`-th draw of the pass). No parameters (`Params::LEN = 0`).
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Dropout<T: Real, const N: usize, const P_BITS: u64> {
     _marker: PhantomData<T>,
@@ -31,7 +31,7 @@ pub struct Dropout<T: Real, const N: usize, const P_BITS: u64> {
 /// The random number generator of a [`Dropout`] layer: SplitMix64 (Steele, Lea and Flood,
 /// 2014), whose whole state is this one `u64`. Every state, zero included, starts a
 /// full-period sequence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct DropoutState {
     /// The generator's state.
@@ -56,13 +56,6 @@ impl DropoutState {
     }
 }
 
-impl ConstZero for DropoutState {
-    const ZERO: Self = Self { rng: 0 };
-}
-
-// SAFETY: repr(C), one integer.
-unsafe impl Zeroable for DropoutState {}
-
 impl<T: Real, const N: usize, const P_BITS: u64> Dropout<T, N, P_BITS> {
     /// The drop probability `p`.
     pub const P: f64 = f64::from_bits(P_BITS);
@@ -74,21 +67,6 @@ impl<T: Real, const N: usize, const P_BITS: u64> Dropout<T, N, P_BITS> {
             "Dropout: p must be in [0, 1]"
         );
     }
-}
-
-impl<T: Real, const N: usize, const P_BITS: u64> ConstZero for Dropout<T, N, P_BITS> {
-    const ZERO: Self = Self {
-        _marker: PhantomData,
-        _align: [],
-    };
-}
-
-// SAFETY: zero-sized.
-unsafe impl<T: Real, const N: usize, const P_BITS: u64> Zeroable for Dropout<T, N, P_BITS> {}
-
-// SAFETY: repr(C), zero-sized and aligned to `T` (`[T; 0]`): the empty slice of `T`.
-unsafe impl<T: Real, const N: usize, const P_BITS: u64> Params<T> for Dropout<T, N, P_BITS> {
-    const LEN: usize = 0;
 }
 
 impl<T: Real, const N: usize, const P_BITS: u64> Layer<T, N, N> for Dropout<T, N, P_BITS> {
@@ -154,7 +132,7 @@ impl<T: Real, const N: usize, const P_BITS: u64> Layer<T, N, N> for Dropout<T, N
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::test_util::{Rng, random_matrix};
+    use crate::test_util::{Rng, random_matrix};
 
     const P30: u64 = 0.3f64.to_bits();
     type Drop30<const N: usize> = Dropout<f64, N, P30>;

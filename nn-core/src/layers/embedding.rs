@@ -25,32 +25,11 @@ use rand_core::Rng;
 /// Parameter (PyTorch's): `weight` `[V, D]`, stored column-major as `V × D` (so one token's
 /// vector is a strided row), initialised from `N(0, 1)` as PyTorch, whatever the network's
 /// scheme. `OUT = S·D` is checked at compile time where the layer is used.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Embedding<T: Real, const V: usize, const D: usize, const S: usize, const OUT: usize> {
     /// `W`, `[V, D]`: row `v` is the vector of token `v`.
     pub weight: SMatrix<T, V, D>,
-}
-
-impl<T: Real, const V: usize, const D: usize, const S: usize, const OUT: usize> ConstZero
-    for Embedding<T, V, D, S, OUT>
-{
-    const ZERO: Self = Self {
-        weight: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), one static matrix of IEEE floats.
-unsafe impl<T: Real, const V: usize, const D: usize, const S: usize, const OUT: usize> Zeroable
-    for Embedding<T, V, D, S, OUT>
-{
-}
-
-// SAFETY: repr(C), one static matrix of `V·D` scalars of `T`.
-unsafe impl<T: Real, const V: usize, const D: usize, const S: usize, const OUT: usize> Params<T>
-    for Embedding<T, V, D, S, OUT>
-{
-    const LEN: usize = V * D;
 }
 
 /// Compile-time size rules.
@@ -146,8 +125,7 @@ pub(super) fn fill_normal<T: Real, G: Rng + ?Sized>(values: &mut [T], std_dev: f
 mod tests {
     use super::*;
     use crate::gradcheck::{FLOOR, STEP};
-    use crate::layers::rnn::tests::{assert_close, det_matrix, randomize};
-    use crate::layers::test_util::{Rng, random_matrix};
+    use crate::test_util::{Rng, assert_close, det_matrix, random_matrix, randomize};
 
     type Table = Embedding<f64, 5, 3, 4, 12>;
 

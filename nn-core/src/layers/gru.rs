@@ -1,10 +1,10 @@
 //! Gated recurrent unit: [`Gru`] (PyTorch's `nn.GRU`, one layer), its cache [`GruCache`]
 //! and its streaming state [`GruState`].
 
-use super::rnn::{
-    RnnState, add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid,
-    write_rows,
+use super::recurrent::{
+    add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
 };
+use super::rnn::RnnState;
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
 
@@ -41,7 +41,7 @@ use nalgebra::SMatrix;
 ///
 /// Sequence layout, `INIT`, `LAST`, the batched computation and the streaming
 /// [`Gru::step`] are as for [`Rnn`](super::Rnn#sequences-all-recurrent-layers).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Gru<
     T: Real,
@@ -66,7 +66,7 @@ pub struct Gru<
 
 /// What [`Gru`]'s training forward pass keeps for backward, for `B` samples: per time step,
 /// the gates, `W_hn·h_{t−1} + b_hn` and the new state.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct GruCache<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> {
     /// `[r_t; z_t; n_t]` (after their activations), `3H × B` per step.
@@ -77,78 +77,11 @@ pub struct GruCache<T: Real, const H: usize, const GH: usize, const S: usize, co
     pub h: [SMatrix<T, H, B>; S],
 }
 
-impl<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> ConstZero
-    for GruCache<T, H, GH, S, B>
-{
-    const ZERO: Self = Self {
-        gates: ConstZero::ZERO,
-        hn: ConstZero::ZERO,
-        h: ConstZero::ZERO,
-    };
-}
-
-// SAFETY: repr(C), arrays of static matrices of IEEE floats.
-unsafe impl<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> Zeroable
-    for GruCache<T, H, GH, S, B>
-{
-}
-
 /// The state [`Gru::step`] carries from one time step to the next: the hidden state `h`,
 /// as for a plain RNN ([`RnnState`]: `new`, `Default` and `reset` give the zero state the
 /// whole-sequence forward pass starts from without `INIT`; set `h` to start from another
 /// `h_0`).
 pub type GruState<T, const H: usize> = RnnState<T, H>;
-
-impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const GH: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> ConstZero for Gru<T, D, H, GH, S, IN, OUT, LAST, INIT>
-{
-    const ZERO: Self = Self {
-        weight_ih_l0: SMatrix::ZERO,
-        weight_hh_l0: SMatrix::ZERO,
-        bias_ih_l0: SMatrix::ZERO,
-        bias_hh_l0: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), four static matrices of IEEE floats.
-unsafe impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const GH: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> Zeroable for Gru<T, D, H, GH, S, IN, OUT, LAST, INIT>
-{
-}
-
-// SAFETY: repr(C), four static matrices of `T`, `LEN` scalars in all, no padding.
-unsafe impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const GH: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> Params<T> for Gru<T, D, H, GH, S, IN, OUT, LAST, INIT>
-{
-    const LEN: usize = GH * D + GH * H + 2 * GH;
-}
 
 /// Compile-time size rules.
 const fn check<
@@ -374,8 +307,9 @@ impl<
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
-    use crate::layers::test_util::random_matrix;
+    use crate::test_util::{
+        assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+    };
 
     type Small<
         const S: usize,

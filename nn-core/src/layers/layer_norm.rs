@@ -23,7 +23,7 @@ use rand_core::Rng;
 /// Parameters (PyTorch's): `weight` `γ` `[D]`, initialised to 1, and `bias` `β` `[D]`,
 /// initialised to 0, whatever the network's scheme (as PyTorch). `IN = R·D` is checked at
 /// compile time where the layer is used.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct LayerNorm<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u64>
 {
@@ -35,45 +35,13 @@ pub struct LayerNorm<T: Real, const D: usize, const R: usize, const IN: usize, c
 
 /// What [`LayerNorm`]'s training forward pass keeps for backward: each row's mean and
 /// `1/√(σ² + ε)`, for `B` samples.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct LayerNormCache<T: Real, const R: usize, const B: usize> {
     /// `μ` of row `r` of sample `j` at `(r, j)`.
     pub mean: SMatrix<T, R, B>,
     /// `1/√(σ² + ε)` of row `r` of sample `j` at `(r, j)`.
     pub inv_std: SMatrix<T, R, B>,
-}
-
-impl<T: Real, const R: usize, const B: usize> ConstZero for LayerNormCache<T, R, B> {
-    const ZERO: Self = Self {
-        mean: SMatrix::ZERO,
-        inv_std: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), two static matrices of IEEE floats.
-unsafe impl<T: Real, const R: usize, const B: usize> Zeroable for LayerNormCache<T, R, B> {}
-
-impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u64> ConstZero
-    for LayerNorm<T, D, R, IN, EPS_BITS>
-{
-    const ZERO: Self = Self {
-        weight: SMatrix::ZERO,
-        bias: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), two static matrices of IEEE floats.
-unsafe impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u64> Zeroable
-    for LayerNorm<T, D, R, IN, EPS_BITS>
-{
-}
-
-// SAFETY: repr(C), two static matrices of `T`, `2·D` scalars, no padding.
-unsafe impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u64> Params<T>
-    for LayerNorm<T, D, R, IN, EPS_BITS>
-{
-    const LEN: usize = 2 * D;
 }
 
 /// Compile-time size rules.
@@ -202,8 +170,9 @@ impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
-    use crate::layers::test_util::{Rng, random_matrix};
+    use crate::test_util::{
+        Rng, assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+    };
 
     const EPS: u64 = 1e-5f64.to_bits();
 

@@ -1,7 +1,7 @@
 //! Long short-term memory: [`Lstm`] (PyTorch's `nn.LSTM`, one layer), its cache
 //! [`LstmCache`] and its streaming state [`LstmState`].
 
-use super::rnn::{
+use super::recurrent::{
     add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
 };
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
@@ -46,7 +46,7 @@ use nalgebra::SMatrix;
 ///
 /// Sequence layout, `INIT`, `LAST`, the batched computation and the streaming
 /// [`Lstm::step`] are as for [`Rnn`](super::Rnn#sequences-all-recurrent-layers).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Lstm<
     T: Real,
@@ -71,7 +71,7 @@ pub struct Lstm<
 
 /// What [`Lstm`]'s training forward pass keeps for backward, for `B` samples: per time
 /// step, the gates and the new cell and hidden states.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct LstmCache<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> {
     /// `[i_t; f_t; g_t; o_t]` (after their activations), `4H × B` per step.
@@ -80,22 +80,6 @@ pub struct LstmCache<T: Real, const H: usize, const GH: usize, const S: usize, c
     pub c: [SMatrix<T, H, B>; S],
     /// `h_t`, `H × B` per step.
     pub h: [SMatrix<T, H, B>; S],
-}
-
-impl<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> ConstZero
-    for LstmCache<T, H, GH, S, B>
-{
-    const ZERO: Self = Self {
-        gates: ConstZero::ZERO,
-        c: ConstZero::ZERO,
-        h: ConstZero::ZERO,
-    };
-}
-
-// SAFETY: repr(C), arrays of static matrices of IEEE floats.
-unsafe impl<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> Zeroable
-    for LstmCache<T, H, GH, S, B>
-{
 }
 
 /// The state [`Lstm::step`] carries from one time step to the next: the hidden state `h`
@@ -130,57 +114,6 @@ impl<T: Real, const H: usize> Default for LstmState<T, H> {
     fn default() -> Self {
         Self::new()
     }
-}
-
-impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const GH: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> ConstZero for Lstm<T, D, H, GH, S, IN, OUT, LAST, INIT>
-{
-    const ZERO: Self = Self {
-        weight_ih_l0: SMatrix::ZERO,
-        weight_hh_l0: SMatrix::ZERO,
-        bias_ih_l0: SMatrix::ZERO,
-        bias_hh_l0: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), four static matrices of IEEE floats.
-unsafe impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const GH: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> Zeroable for Lstm<T, D, H, GH, S, IN, OUT, LAST, INIT>
-{
-}
-
-// SAFETY: repr(C), four static matrices of `T`, `LEN` scalars in all, no padding.
-unsafe impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const GH: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> Params<T> for Lstm<T, D, H, GH, S, IN, OUT, LAST, INIT>
-{
-    const LEN: usize = GH * D + GH * H + 2 * GH;
 }
 
 /// Compile-time size rules.
@@ -410,8 +343,9 @@ impl<
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, det_matrix, randomize};
-    use crate::layers::test_util::random_matrix;
+    use crate::test_util::{
+        assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+    };
 
     type Small<
         const S: usize,

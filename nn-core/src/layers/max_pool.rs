@@ -1,7 +1,7 @@
 //! Max pooling: [`MaxPool2d`] and [`MaxPool1d`] (computed as a 2-d pooling of height 1).
 
 use super::geometry::{LiftPool1d, PoolGeometry1d, PoolGeometry2d, check_pool_sizes};
-use crate::{Layer, Real};
+use crate::{ConstZero, Layer, Params, Real, Zeroable};
 use core::marker::PhantomData;
 use nalgebra::SMatrix;
 
@@ -20,7 +20,7 @@ use nalgebra::SMatrix;
 /// No parameters (`Params::LEN = 0`); `G` is a
 /// [`PoolGeometry2dOf`](super::PoolGeometry2dOf). `IN` and `OUT` are checked against it at
 /// compile time where the layer is used.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct MaxPool2d<T: Real, const IN: usize, const OUT: usize, G> {
     _marker: PhantomData<(T, G)>,
@@ -35,16 +35,13 @@ pub struct MaxPool2d<T: Real, const IN: usize, const OUT: usize, G> {
 ///
 /// Backward routes the gradient to the first maximum of each window, as PyTorch. No
 /// parameters; `G` is a [`PoolGeometry1dOf`](super::PoolGeometry1dOf).
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct MaxPool1d<T: Real, const IN: usize, const OUT: usize, G> {
     _marker: PhantomData<(T, G)>,
     /// Aligns the (empty) parameter slice to `T`.
     _align: [T; 0],
 }
-
-parameterless_layer!(MaxPool2d);
-parameterless_layer!(MaxPool1d);
 
 impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN, OUT>
     for MaxPool2d<T, IN, OUT, G>
@@ -160,7 +157,7 @@ mod tests {
     use super::*;
     use crate::gradcheck;
     use crate::layers::geometry::{PoolGeometry1dOf, PoolGeometry2dOf};
-    use crate::layers::test_util::{max_diff, random_matrix};
+    use crate::test_util::{max_diff, random_matrix};
     use crate::{ConstZero, Params};
 
     /// The naive max pooling of one sample, from the definition, with the arg-max (first

@@ -11,6 +11,7 @@
 //! | [`Dropout`] | `nn.Dropout` |
 //! | [`Rnn`], [`Gru`], [`Lstm`] | `nn.RNN`, `nn.GRU`, `nn.LSTM` (one layer, `batch_first`) |
 //! | [`LayerNorm`] | `nn.LayerNorm` over the last dimension |
+//! | [`GroupNorm`] | `nn.GroupNorm` |
 //! | [`MultiHeadAttention`] | `nn.MultiheadAttention` as self-attention (`batch_first`) |
 //! | [`Embedding`] | `nn.Embedding` |
 //! | [`SinusoidalPositions`], [`LearnedPositions`] | added positional encodings |
@@ -22,35 +23,6 @@
 //! geometries are zero-sized types ([`geometry`]) whose constants the layers read at compile
 //! time.
 
-/// `ConstZero`, `Zeroable` and `Params` (with `LEN = 0`) for a parameterless layer
-/// `$Layer<T, IN, OUT, G>` made of a `PhantomData` and a `[T; 0]` (which aligns the empty
-/// parameter slice to `T`).
-macro_rules! parameterless_layer {
-    ($Layer:ident) => {
-        impl<T: $crate::Real, const IN: usize, const OUT: usize, G> $crate::ConstZero
-            for $Layer<T, IN, OUT, G>
-        {
-            const ZERO: Self = Self {
-                _marker: ::core::marker::PhantomData,
-                _align: [],
-            };
-        }
-
-        // SAFETY: zero-sized.
-        unsafe impl<T: $crate::Real, const IN: usize, const OUT: usize, G> $crate::Zeroable
-            for $Layer<T, IN, OUT, G>
-        {
-        }
-
-        // SAFETY: repr(C), zero-sized and aligned to `T` (`[T; 0]`): the empty slice of `T`.
-        unsafe impl<T: $crate::Real, const IN: usize, const OUT: usize, G> $crate::Params<T>
-            for $Layer<T, IN, OUT, G>
-        {
-            const LEN: usize = 0;
-        }
-    };
-}
-
 mod attention;
 mod avg_pool;
 mod batch_norm;
@@ -59,15 +31,15 @@ mod dense;
 mod dropout;
 mod embedding;
 pub mod geometry;
+mod group_norm;
 mod gru;
 mod layer_norm;
 mod lstm;
 mod max_pool;
 mod position_wise;
 mod positions;
+mod recurrent;
 mod rnn;
-#[cfg(test)]
-mod test_util;
 
 pub use attention::{AttentionCache, MultiHeadAttention};
 pub use avg_pool::{AvgPool1d, AvgPool2d, GlobalAvgPool};
@@ -82,6 +54,7 @@ pub use geometry::{
     ConvGeometry1d, ConvGeometry2d, Geometry1d, Geometry2d, PoolGeometry1d, PoolGeometry1dOf,
     PoolGeometry2d, PoolGeometry2dOf,
 };
+pub use group_norm::{GroupNorm, GroupNormCache};
 pub use gru::{Gru, GruCache, GruState};
 pub use layer_norm::{LayerNorm, LayerNormCache};
 pub use lstm::{Lstm, LstmCache, LstmState};

@@ -13,7 +13,7 @@ use rand_core::Rng;
 /// It has `L`'s parameters and tensor names (a `Dense` inside keeps `weight` and `bias`, as
 /// PyTorch's `nn.Linear` applied to a `(N, S, D)` tensor), so weight files are unchanged.
 /// The gradient of the parameters is the sum over the positions.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(transparent)]
 pub struct PositionWise<
     T: Real,
@@ -27,49 +27,6 @@ pub struct PositionWise<
     /// The layer applied at each position.
     pub layer: L,
     _scalar: PhantomData<T>,
-}
-
-impl<
-    T: Real,
-    L: ConstZero,
-    const D: usize,
-    const O: usize,
-    const S: usize,
-    const SD: usize,
-    const SO: usize,
-> ConstZero for PositionWise<T, L, D, O, S, SD, SO>
-{
-    const ZERO: Self = PositionWise {
-        layer: L::ZERO,
-        _scalar: PhantomData,
-    };
-}
-
-// SAFETY: repr(transparent) over `L`, which is zeroable.
-unsafe impl<
-    T: Real,
-    L: Zeroable,
-    const D: usize,
-    const O: usize,
-    const S: usize,
-    const SD: usize,
-    const SO: usize,
-> Zeroable for PositionWise<T, L, D, O, S, SD, SO>
-{
-}
-
-// SAFETY: repr(transparent) over `L`, whose first `L::LEN` scalars are its parameters.
-unsafe impl<
-    T: Real,
-    L: Params<T>,
-    const D: usize,
-    const O: usize,
-    const S: usize,
-    const SD: usize,
-    const SO: usize,
-> Params<T> for PositionWise<T, L, D, O, S, SD, SO>
-{
-    const LEN: usize = L::LEN;
 }
 
 impl<T, L, const D: usize, const O: usize, const S: usize, const SD: usize, const SO: usize>

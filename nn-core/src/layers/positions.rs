@@ -24,34 +24,12 @@ const fn check(s: usize, d: usize, input: usize) {
 /// encoding of the PyTorch tutorials' `PositionalEncoding` module (without its dropout); it
 /// is computed in `f64` and rounded to `T`, at every call (`S·D` sines and cosines per
 /// batch). Backward: `∂L/∂x = ∂L/∂y`. No parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct SinusoidalPositions<T: Real, const S: usize, const D: usize, const IN: usize> {
     _marker: PhantomData<T>,
     /// Aligns the (empty) parameter slice to `T`.
     _align: [T; 0],
-}
-
-impl<T: Real, const S: usize, const D: usize, const IN: usize> ConstZero
-    for SinusoidalPositions<T, S, D, IN>
-{
-    const ZERO: Self = Self {
-        _marker: PhantomData,
-        _align: [],
-    };
-}
-
-// SAFETY: zero-sized.
-unsafe impl<T: Real, const S: usize, const D: usize, const IN: usize> Zeroable
-    for SinusoidalPositions<T, S, D, IN>
-{
-}
-
-// SAFETY: repr(C), zero-sized and aligned to `T` (`[T; 0]`): the empty slice of `T`.
-unsafe impl<T: Real, const S: usize, const D: usize, const IN: usize> Params<T>
-    for SinusoidalPositions<T, S, D, IN>
-{
-    const LEN: usize = 0;
 }
 
 impl<T: Real, const S: usize, const D: usize, const IN: usize> SinusoidalPositions<T, S, D, IN> {
@@ -115,7 +93,7 @@ impl<T: Real, const S: usize, const D: usize, const IN: usize> Layer<T, IN, IN>
 /// default would be `N(0, 1)`, too large next to unit-scale features; zero would also
 /// work, the gradient does not depend on `W`). It is a [`Role::Weight`], so L1/L2
 /// regularization applies to it by default.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct LearnedPositions<T: Real, const S: usize, const D: usize, const IN: usize> {
     /// `W`, `[S, D]`: row `t` is added to token `t`.
@@ -124,27 +102,6 @@ pub struct LearnedPositions<T: Real, const S: usize, const D: usize, const IN: u
 
 /// The standard deviation of [`LearnedPositions`]' initial weights.
 pub const LEARNED_POSITIONS_INIT_STD: f64 = 0.02;
-
-impl<T: Real, const S: usize, const D: usize, const IN: usize> ConstZero
-    for LearnedPositions<T, S, D, IN>
-{
-    const ZERO: Self = Self {
-        weight: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), one static matrix of IEEE floats.
-unsafe impl<T: Real, const S: usize, const D: usize, const IN: usize> Zeroable
-    for LearnedPositions<T, S, D, IN>
-{
-}
-
-// SAFETY: repr(C), one static matrix of `S·D` scalars of `T`.
-unsafe impl<T: Real, const S: usize, const D: usize, const IN: usize> Params<T>
-    for LearnedPositions<T, S, D, IN>
-{
-    const LEN: usize = S * D;
-}
 
 impl<T: Real, const S: usize, const D: usize, const IN: usize> Layer<T, IN, IN>
     for LearnedPositions<T, S, D, IN>
@@ -200,8 +157,7 @@ impl<T: Real, const S: usize, const D: usize, const IN: usize> Layer<T, IN, IN>
 mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::rnn::tests::{assert_close, check_f32, det_batch, randomize};
-    use crate::layers::test_util::{Rng, random_matrix};
+    use crate::test_util::{Rng, assert_close, check_f32, det_batch, random_matrix, randomize};
 
     type Sin = SinusoidalPositions<f64, 4, 5, 20>;
 

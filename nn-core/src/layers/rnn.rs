@@ -3,7 +3,9 @@
 //! ([`Gru`](super::Gru), [`Lstm`](super::Lstm)) share with it. The conventions common to the
 //! three are documented on [`Rnn`].
 
-use crate::activations::{Elementwise, Sigmoid};
+use super::recurrent::{
+    add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, write_rows,
+};
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
 
@@ -54,7 +56,7 @@ use nalgebra::SMatrix;
 /// code as `forward` (which runs that step `S` times on the batch): feeding a sequence to
 /// `step` one element at a time, from the zero state (or `h_0`), gives exactly the outputs
 /// of `forward` for a batch of one, for as many steps as wanted and without allocation.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Rnn<
     T: Real,
@@ -102,54 +104,6 @@ impl<T: Real, const H: usize> Default for RnnState<T, H> {
     fn default() -> Self {
         Self::new()
     }
-}
-
-impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> ConstZero for Rnn<T, D, H, S, IN, OUT, LAST, INIT>
-{
-    const ZERO: Self = Self {
-        weight_ih_l0: SMatrix::ZERO,
-        weight_hh_l0: SMatrix::ZERO,
-        bias_ih_l0: SMatrix::ZERO,
-        bias_hh_l0: SMatrix::ZERO,
-    };
-}
-
-// SAFETY: repr(C), four static matrices of IEEE floats.
-unsafe impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> Zeroable for Rnn<T, D, H, S, IN, OUT, LAST, INIT>
-{
-}
-
-// SAFETY: repr(C), four static matrices of `T`, `LEN` scalars in all, no padding.
-unsafe impl<
-    T: Real,
-    const D: usize,
-    const H: usize,
-    const S: usize,
-    const IN: usize,
-    const OUT: usize,
-    const LAST: bool,
-    const INIT: bool,
-> Params<T> for Rnn<T, D, H, S, IN, OUT, LAST, INIT>
-{
-    const LEN: usize = H * D + H * H + 2 * H;
 }
 
 impl<
@@ -314,184 +268,13 @@ impl<
     }
 }
 
-/// Compile-time size rules of a recurrent layer with `init` initial-state values.
-pub(super) const fn check_sizes(
-    d: usize,
-    h: usize,
-    s: usize,
-    input: usize,
-    output: usize,
-    last: bool,
-    init: usize,
-) {
-    assert!(
-        s >= 1,
-        "recurrent layer: the sequence needs at least one step (S ≥ 1)"
-    );
-    assert!(
-        d >= 1 && h >= 1,
-        "recurrent layer: D and H must be at least 1"
-    );
-    assert!(
-        input == s * d + init,
-        "recurrent layer: IN must be S·D, plus H (GRU, RNN) or 2·H (LSTM) with INIT"
-    );
-    assert!(
-        output == if last { h } else { s * h },
-        "recurrent layer: OUT must be S·H, or H with LAST"
-    );
-}
-
-/// The first output row of step `t`'s hidden state: `t·H`, or with `LAST` row 0 for the
-/// last step and none for the others.
-#[inline]
-pub(super) fn output_row<const S: usize, const H: usize, const LAST: bool>(
-    t: usize,
-) -> Option<usize> {
-    if !LAST {
-        Some(t * H)
-    } else if t == S - 1 {
-        Some(0)
-    } else {
-        None
-    }
-}
-
-/// The initial state: rows `start..start + H` of `x`, or zero for `None`.
-#[inline]
-pub(super) fn initial<T: Real, const IN: usize, const H: usize, const B: usize>(
-    x: &SMatrix<T, IN, B>,
-    start: Option<usize>,
-) -> SMatrix<T, H, B> {
-    let mut h = SMatrix::ZERO;
-    if let Some(start) = start {
-        read_rows(x, start, &mut h);
-    }
-    h
-}
-
-/// Copies rows `start..start + M` of `x` (one time step of every sample) into `out`.
-#[inline]
-pub(super) fn read_rows<T: Real, const N: usize, const M: usize, const B: usize>(
-    x: &SMatrix<T, N, B>,
-    start: usize,
-    out: &mut SMatrix<T, M, B>,
-) {
-    out.copy_from(&x.fixed_rows::<M>(start));
-}
-
-/// Overwrites rows `start..start + M` of `y` with `value`.
-#[inline]
-pub(super) fn write_rows<T: Real, const N: usize, const M: usize, const B: usize>(
-    y: &mut SMatrix<T, N, B>,
-    start: usize,
-    value: &SMatrix<T, M, B>,
-) {
-    y.fixed_rows_mut::<M>(start).copy_from(value);
-}
-
-/// Adds `value` to rows `start..start + M` of `dx`.
-#[inline]
-pub(super) fn add_rows<T: Real, const N: usize, const M: usize, const B: usize>(
-    dx: &mut SMatrix<T, N, B>,
-    start: usize,
-    value: &SMatrix<T, M, B>,
-) {
-    let mut rows = dx.fixed_rows_mut::<M>(start);
-    rows += value;
-}
-
-/// `sum += m·1` (the sum of `m`'s columns): a bias gradient.
-#[inline]
-pub(super) fn add_column_sums<T: Real, const M: usize, const B: usize>(
-    sum: &mut SMatrix<T, M, 1>,
-    m: &SMatrix<T, M, B>,
-) {
-    for column in m.column_iter() {
-        *sum += column;
-    }
-}
-
-/// The logistic sigmoid, stable for large `|x|` (the activation's own).
-#[inline]
-pub(super) fn sigmoid<T: Real>(x: T) -> T {
-    Sigmoid.value(x)
-}
-
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
     use crate::gradcheck;
-    use crate::layers::test_util::{max_diff, random_matrix, uniform};
-
-    /// Fills every parameter with pseudo-random values in `[-scale, scale)`.
-    pub(crate) fn randomize<P: Params<f64>>(params: &mut P, seed: u64, scale: f64) {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5DEE_CE66;
-        for value in params.as_mut_slice() {
-            *value = uniform(&mut state) * scale;
-        }
-    }
-
-    /// `0.5·sin(1.7·k + seed)`: deterministic values shared with `tests/layers_reference.py`
-    /// (`k` is the row-major index in PyTorch's layout).
-    pub(crate) fn det(k: usize, seed: f64) -> f64 {
-        0.5 * (1.7 * k as f64 + seed).sin()
-    }
-
-    /// A matrix of PyTorch shape `[R, C]` (row-major index `k = i·C + j`) filled by [`det`].
-    pub(crate) fn det_matrix<const R: usize, const C: usize>(seed: f64) -> SMatrix<f64, R, C> {
-        SMatrix::from_fn(|i, j| det(i * C + j, seed))
-    }
-
-    /// A batch of `B` samples of `N` values, PyTorch's `(B, …)` tensor filled by [`det`].
-    pub(crate) fn det_batch<const N: usize, const B: usize>(seed: f64) -> SMatrix<f64, N, B> {
-        SMatrix::from_fn(|i, j| det(j * N + i, seed))
-    }
-
-    /// Runs `layer` and its `f32` copy (parameters rounded) on `x`: forward, training
-    /// forward and backward (with `∂L/∂y = 1`) agree within `tol` (relative to 1).
-    pub(crate) fn check_f32<L64, L32, const IN: usize, const OUT: usize, const B: usize>(
-        layer: &L64,
-        x: &SMatrix<f64, IN, B>,
-        tol: f64,
-    ) where
-        L64: Layer<f64, IN, OUT>,
-        L32: Layer<f32, IN, OUT>,
-    {
-        let mut single = L32::ZERO;
-        for (s, &d) in single.as_mut_slice().iter_mut().zip(layer.as_slice()) {
-            *s = d as f32;
-        }
-        let x32 = x.cast::<f32>();
-        let (mut y64, mut y32) = (SMatrix::<f64, OUT, B>::ZERO, SMatrix::<f32, OUT, B>::ZERO);
-        layer.forward(&L64::State::ZERO, x, &mut y64);
-        single.forward(&L32::State::ZERO, &x32, &mut y32);
-        assert_close(y32.cast::<f64>().as_slice(), y64.as_slice(), tol);
-
-        let mut cache64 = <L64 as Layer<f64, IN, OUT>>::Cache::<B>::ZERO;
-        let mut cache32 = <L32 as Layer<f32, IN, OUT>>::Cache::<B>::ZERO;
-        let (mut state64, mut state32) = (L64::State::ZERO, L32::State::ZERO);
-        layer.forward_train(&mut state64, x, &mut y64, &mut cache64);
-        single.forward_train(&mut state32, &x32, &mut y32, &mut cache32);
-        let (mut dx64, mut dx32) = (SMatrix::<f64, IN, B>::ZERO, SMatrix::<f32, IN, B>::ZERO);
-        let (mut grads64, mut grads32) = (L64::ZERO, L32::ZERO);
-        let (dy64, dy32) = (SMatrix::repeat(1.0), SMatrix::repeat(1.0));
-        layer.backward(x, &y64, &cache64, &dy64, &mut dx64, &mut grads64);
-        single.backward(&x32, &y32, &cache32, &dy32, &mut dx32, &mut grads32);
-        assert_close(dx32.cast::<f64>().as_slice(), dx64.as_slice(), tol);
-        for (&g32, &g64) in grads32.as_slice().iter().zip(grads64.as_slice()) {
-            assert!((f64::from(g32) - g64).abs() <= tol, "{g32} {g64}");
-        }
-    }
-
-    /// Asserts `|a − b| ≤ tol` component-wise, with a message.
-    pub(crate) fn assert_close(a: &[f64], b: &[f64], tol: f64) {
-        let diff = max_diff(a, b);
-        assert!(
-            diff <= tol,
-            "max difference {diff:e} > {tol:e}\n{a:?}\n{b:?}"
-        );
-    }
+    use crate::test_util::{
+        assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+    };
 
     type Small<
         const S: usize,

@@ -1,31 +1,16 @@
-//! Shared test fixtures: a hand-written `Params` type, the hand-computed steps' inputs, and a
+//! Shared test fixtures: a small `Params` type, the hand-computed steps' inputs, and a
 //! quadratic to minimise.
 
 use super::{Optimizer, Schedule};
-use crate::{ConstZero, Params, Real};
+use crate::{ConstZero, Params, Real, Zeroable};
 use nalgebra::{Matrix3, SMatrix, Vector3};
 
 /// A parameter struct of two tensors (3 scalars), laid out as generated networks are.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Pair<T: Real> {
     pub a: SMatrix<T, 2, 1>,
     pub b: SMatrix<T, 1, 1>,
-}
-
-impl<T: Real> ConstZero for Pair<T> {
-    const ZERO: Self = Self {
-        a: ConstZero::ZERO,
-        b: ConstZero::ZERO,
-    };
-}
-
-// SAFETY: repr(C), IEEE floats only.
-unsafe impl<T: Real> crate::Zeroable for Pair<T> {}
-
-// SAFETY: repr(C), two static matrices of `T`.
-unsafe impl<T: Real> Params<T> for Pair<T> {
-    const LEN: usize = 3;
 }
 
 /// `θ₀` of the hand-computed steps.

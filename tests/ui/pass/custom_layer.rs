@@ -1,22 +1,10 @@
 use nn::prelude::*;
 
 /// Element-wise scaling `y = s ⊙ x`, with one trainable scale per feature.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Scale<T: Real, const N: usize> {
     pub s: SMatrix<T, N, 1>,
-}
-
-impl<T: Real, const N: usize> ConstZero for Scale<T, N> {
-    const ZERO: Self = Self { s: ConstZero::ZERO };
-}
-
-// SAFETY: repr(C), one static matrix of IEEE floats: all-zero bytes are zeros.
-unsafe impl<T: Real, const N: usize> Zeroable for Scale<T, N> {}
-
-// SAFETY: repr(C), one static matrix of `T`.
-unsafe impl<T: Real, const N: usize> Params<T> for Scale<T, N> {
-    const LEN: usize = N;
 }
 
 impl<T: Real, const N: usize> Layer<T, N, N> for Scale<T, N> {

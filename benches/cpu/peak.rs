@@ -1,0 +1,45 @@
+//! The core's measured `f32` peak, for the roofline column of BENCHMARKS.md: independent
+//! fused multiply-adds on 16 AVX-512 registers (16 lanes each), timed like the workloads.
+
+use crate::workloads::{Run, Settings, measure};
+
+/// `iterations` rounds of 16 independent 16-lane FMAs: `iterations·16·16·2` flops.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fma_rounds(iterations: u64, seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_set1_ps(seed); 16];
+    let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    for _ in 0..iterations {
+        for v in &mut acc {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    let mut sum = _mm512_setzero_ps();
+    for v in acc {
+        sum = _mm512_add_ps(sum, v);
+    }
+    _mm512_reduce_add_ps(sum)
+}
+
+/// The measured peak in GFLOP/s, or `None` without AVX-512.
+pub fn peak_gflops(settings: &Settings) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        const ITERATIONS: u64 = 10_000;
+        let mut contestants: Vec<(String, Box<dyn Run>)> = vec![(
+            "peak".into(),
+            // SAFETY: AVX-512F was detected.
+            Box::new(|| unsafe { fma_rounds(ITERATIONS, std::hint::black_box(1.0)) }),
+        )];
+        let ns = measure(
+            &mut contestants,
+            settings.runs,
+            settings.blocks,
+            settings.block,
+            false,
+        )[0];
+        return Some((ITERATIONS * 16 * 16 * 2) as f64 / ns);
+    }
+    None
+}

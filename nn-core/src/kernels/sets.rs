@@ -1,0 +1,145 @@
+//! The kernel sets of `f32` and `f64` ([`Real::Kernels`](crate::Real::Kernels)): AVX-512
+//! kernels when the CPU has AVX-512F, the portable ones of [`stream`] otherwise. The
+//! algorithm is already chosen (by the sizes, in [`super::algorithm`]); a set only picks the
+//! machine code, so each product makes one CPU check and one call.
+
+use super::stream::{self, Portable};
+#[cfg(target_arch = "x86_64")]
+use super::x86;
+use super::{KernelSet, View};
+use nalgebra::SMatrix;
+
+/// The kernels of `f32`.
+#[derive(Clone, Copy, Debug)]
+pub struct F32Kernels;
+
+/// The kernels of `f64`.
+#[derive(Clone, Copy, Debug)]
+pub struct F64Kernels;
+
+/// One set per scalar type: the same dispatch, with that type's AVX-512 kernels.
+macro_rules! kernel_set {
+    ($set:ident, $t:ty, $gemv:ident, $gemm:ident, $dots:ident) => {
+        impl KernelSet<$t> for $set {
+            #[inline]
+            unsafe fn gemv(
+                m: usize,
+                k: usize,
+                a: View<$t>,
+                x: View<$t>,
+                y: *mut $t,
+                accumulate: bool,
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                if x86::has_avx512() {
+                    // SAFETY: the caller's contract (A column-major, leading dimension
+                    // a.cs; x with stride x.rs); AVX-512F is present.
+                    unsafe { x86::$gemv(m, k, a.ptr, a.cs, x.ptr, x.rs, y, accumulate) };
+                    return;
+                }
+                // SAFETY: the caller's contract.
+                unsafe { portable_gemv(m, k, a, x, y, accumulate) }
+            }
+
+            #[inline]
+            unsafe fn gemm(
+                m: usize,
+                n: usize,
+                k: usize,
+                a: View<$t>,
+                b: View<$t>,
+                c: *mut $t,
+                ldc: usize,
+                accumulate: bool,
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                if x86::has_avx512() {
+                    // SAFETY: the caller's contract; AVX-512F is present.
+                    unsafe { x86::$gemm(m, n, k, a, b, c, ldc, accumulate) };
+                    return;
+                }
+                // SAFETY: the caller's contract.
+                unsafe { portable_gemm(m, n, k, a, b, c, ldc, accumulate) }
+            }
+
+            #[inline]
+            unsafe fn dots(
+                m: usize,
+                n: usize,
+                k: usize,
+                a: View<$t>,
+                b: View<$t>,
+                c: *mut $t,
+                ldc: usize,
+                accumulate: bool,
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                if x86::has_avx512() {
+                    // SAFETY: the caller's contract: A stored k × m column-major with
+                    // leading dimension a.rs, B k × n with b.cs; AVX-512F is present.
+                    unsafe { x86::$dots(m, n, k, a.ptr, a.rs, b.ptr, b.cs, c, ldc, accumulate) };
+                    return;
+                }
+                // SAFETY: the caller's contract.
+                unsafe { portable_gemm(m, n, k, a, b, c, ldc, accumulate) }
+            }
+
+            #[inline]
+            unsafe fn direct<const M: usize, const K: usize, const N: usize>(
+                c: &mut SMatrix<$t, M, N>,
+                a: &SMatrix<$t, M, K>,
+                b: View<$t>,
+                accumulate: bool,
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                if x86::has_avx512() {
+                    // SAFETY: the caller's contract; AVX-512F is present.
+                    unsafe { x86::direct::<$t, M, K, N>(c, a, b, accumulate) };
+                    return;
+                }
+                // SAFETY: the caller's contract.
+                unsafe { super::direct::<$t, M, K, N, false>(c, a, b, accumulate) }
+            }
+        }
+    };
+}
+
+kernel_set!(F32Kernels, f32, gemv_f32, gemm_f32, dots_f32);
+kernel_set!(F64Kernels, f64, gemv_f64, gemm_f64, dots_f64);
+
+/// The portable matrix-vector loop, not inlined (it is the large-size path).
+///
+/// # Safety
+/// As [`stream::gemv`].
+#[inline(never)]
+unsafe fn portable_gemv<T: crate::Real>(
+    m: usize,
+    k: usize,
+    a: View<T>,
+    x: View<T>,
+    y: *mut T,
+    accumulate: bool,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { stream::gemv(m, k, a, x, y, accumulate) }
+}
+
+/// The blocked GEMM with the portable micro-kernel, not inlined.
+///
+/// # Safety
+/// As [`stream::gemm`] (the portable kernel needs no target feature).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn portable_gemm<T: crate::Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<T>,
+    b: View<T>,
+    c: *mut T,
+    ldc: usize,
+    accumulate: bool,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { stream::gemm::<T, Portable>(m, n, k, a, b, c, ldc, accumulate) }
+}

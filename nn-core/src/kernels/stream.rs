@@ -1,0 +1,314 @@
+//! Blocked matrix product `C (+)= A·B` that reads its operands in place: the loop nest of the
+//! BLIS scheme (Goto and van de Geijn, "Anatomy of high-performance matrix multiplication",
+//! 2008) without its packing buffers, so that it needs no scratch memory from anyone.
+//!
+//! A micro-kernel multiplies an `MR × kc` panel of `A` by a `kc × NR` panel of `B` into an
+//! `MR × NR` tile of `C` held in registers. The cache blocks keep a panel of `B` in L1 while
+//! the panels of an `MC × KC` block of `A` pass (the block stays in L2), as packing would;
+//! what packing adds (contiguous panels: fewer TLB entries, no cache-set conflicts) measured
+//! within noise for the layers' sizes (BENCHMARKS.md, "The kernels"), so it is not done.
+//!
+//! `A` is read in place when column-major (its panels' steps are its columns). A transposed
+//! `A` (the product `Wᵀ·∂Y` of a layer's input gradient, when no dot-product kernel runs it)
+//! is transposed a tile at a time into a 2 KiB buffer on the stack: `MR` rows by as many
+//! steps as fit. `B` is read in place in either layout. `C` is column-major.
+
+use super::View;
+use crate::Real;
+use core::mem::MaybeUninit;
+
+/// Rows of `A` in a cache block (a multiple of every micro-kernel's `MR`).
+const MC: usize = 64;
+/// Columns of `B` in a cache block (a multiple of every micro-kernel's `NR`).
+const NC: usize = 64;
+/// Bytes of an `MC × KC` block of `A`: 64 KiB (L2-resident), so `KC` is 256 for `f32`, 128
+/// for `f64`.
+const A_BLOCK_BYTES: usize = 64 * 1024;
+/// Bytes of the stack tile a transposed `A` is copied into, a micro-panel at a time.
+pub(crate) const TILE_BYTES: usize = 2 * 1024;
+
+/// A register-blocked kernel: `C[0..m, 0..n] (+)= A·B` for one panel of `A` (`m × kc`,
+/// column `p` at `a + p·lda`) and one panel of `B` (`kc × n`, read through its view).
+pub(crate) trait MicroKernel<T> {
+    /// Rows of the register tile.
+    const MR: usize;
+    /// Columns of the register tile.
+    const NR: usize;
+
+    /// # Safety
+    /// `a + i + p·lda` is readable for `i < m`, `p < kc` (for `i < MR` if `m == MR`); `b`
+    /// addresses a `kc × n` matrix; `c` points to an `m × n` column-major block with leading
+    /// dimension `ldc`, writable, not overlapping `a` or `b`, with `1 ≤ m ≤ MR` and
+    /// `1 ≤ n ≤ NR`; the CPU has the kernel's target features.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run(
+        kc: usize,
+        a: *const T,
+        lda: usize,
+        b: View<T>,
+        c: *mut T,
+        ldc: usize,
+        accumulate: bool,
+        m: usize,
+        n: usize,
+    );
+}
+
+/// The addresses of the `NR` columns of a `B` panel with `n` columns, the missing ones
+/// repeating the last (read, never stored): no bounds check in the kernel's inner loop.
+///
+/// # Safety
+/// `b` addresses a matrix with `n ≥ 1` columns.
+#[inline(always)]
+pub(crate) unsafe fn columns<T, const NR: usize>(b: View<T>, n: usize) -> [*const T; NR] {
+    // SAFETY: column min(j, n − 1) < n exists.
+    core::array::from_fn(|j| unsafe { b.ptr.add(j.min(n - 1) * b.cs) })
+}
+
+/// The portable micro-kernel: 8 × 4, plain multiply and add, vectorised by the compiler
+/// for whatever the target offers.
+pub(crate) struct Portable;
+
+impl<T: Real> MicroKernel<T> for Portable {
+    const MR: usize = 8;
+    const NR: usize = 4;
+
+    #[inline]
+    unsafe fn run(
+        kc: usize,
+        a: *const T,
+        lda: usize,
+        b: View<T>,
+        c: *mut T,
+        ldc: usize,
+        accumulate: bool,
+        m: usize,
+        n: usize,
+    ) {
+        // SAFETY: the caller's contract: n ≥ 1 columns.
+        let bc = unsafe { columns::<T, 4>(b, n) };
+        let mut acc = [[T::ZERO; 8]; 4];
+        for p in 0..kc {
+            // SAFETY: p < kc: the caller's contract; rows past m are read only when m == 8.
+            let ap: [T; 8] = core::array::from_fn(|i| {
+                if m == 8 || i < m {
+                    unsafe { *a.add(i + p * lda) }
+                } else {
+                    T::ZERO
+                }
+            });
+            for (column, &bj) in acc.iter_mut().zip(&bc) {
+                // SAFETY: row p < kc of a column of B.
+                let bpj = unsafe { *bj.add(p * b.rs) };
+                for (c, &ai) in column.iter_mut().zip(&ap) {
+                    *c += ai * bpj;
+                }
+            }
+        }
+        for (j, column) in acc.iter().enumerate().take(n) {
+            for (i, &v) in column.iter().enumerate().take(m) {
+                // SAFETY: i < m and j < n: inside the caller's m × n block of C.
+                let c = unsafe { &mut *c.add(i + j * ldc) };
+                *c = if accumulate { *c + v } else { v };
+            }
+        }
+    }
+}
+
+/// `C (+)= A·B` with `A` `m × k`, `B` `k × n`, `C` column-major with leading dimension `ldc`.
+///
+/// # Safety
+/// `a` and `b` address every element of their `m × k` and `k × n` extents through their
+/// strides, `c` every element of an `m × n` column-major block (`ldc ≥ m`), writable and not
+/// overlapping `a` or `b`; the CPU has the target features of `K`.
+///
+/// Inlined into a non-inlined wrapper per kernel (compiled with the kernel's target
+/// features).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm<T: Real, K: MicroKernel<T>>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<T>,
+    b: View<T>,
+    c: *mut T,
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for j in 0..n {
+                for i in 0..m {
+                    // SAFETY: inside C's m × n block.
+                    unsafe { *c.add(i + j * ldc) = T::ZERO };
+                }
+            }
+        }
+        return;
+    }
+    // SAFETY: the caller's contract.
+    unsafe {
+        if a.rs == 1 {
+            in_place::<T, K>(m, n, k, a, b, c, ldc, accumulate)
+        } else {
+            transposed_tiles::<T, K>(m, n, k, a, b, c, ldc, accumulate)
+        }
+    }
+}
+
+/// [`gemm`] with a column-major `A`, read in place.
+///
+/// # Safety
+/// As [`gemm`], with `a.rs == 1` and `m, n, k ≥ 1`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn in_place<T: Real, K: MicroKernel<T>>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<T>,
+    b: View<T>,
+    c: *mut T,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (mr, nr) = (K::MR, K::NR);
+    debug_assert!(MC.is_multiple_of(mr) && NC.is_multiple_of(nr));
+    // Equal depth blocks, each at most KC.
+    let kc_max = A_BLOCK_BYTES / size_of::<T>() / MC;
+    let kc_step = k.div_ceil(k.div_ceil(kc_max));
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        for pc in (0..k).step_by(kc_step) {
+            let kc = kc_step.min(k - pc);
+            let acc = accumulate || pc > 0;
+            for ic in (0..m).step_by(MC) {
+                let mc = MC.min(m - ic);
+                for jr in (0..nc).step_by(nr) {
+                    for ir in (0..mc).step_by(mr) {
+                        // SAFETY: the panel of A starts at (ic + ir, pc) and has
+                        // min(MR, mc − ir) rows, MR of them when the tile is whole; the
+                        // panel of B at (pc, jc + jr) has kc rows and min(NR, nc − jr)
+                        // columns; the tile of C is inside its block.
+                        unsafe {
+                            K::run(
+                                kc,
+                                a.offset(ic + ir, pc).ptr,
+                                a.cs,
+                                b.offset(pc, jc + jr),
+                                c.add(ic + ir + (jc + jr) * ldc),
+                                ldc,
+                                acc,
+                                mr.min(mc - ir),
+                                nr.min(nc - jr),
+                            )
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// 64-byte aligned, uninitialised storage for a transposed tile of `A`.
+#[repr(C, align(64))]
+struct Tile([MaybeUninit<u8>; TILE_BYTES]);
+
+/// [`gemm`] with a transposed (or otherwise strided) `A`: for each depth step of at most
+/// `TILE_BYTES / (MR·size)` and each `MR` rows, the tile of `A` is copied into column-major
+/// order on the stack, then multiplied by every panel of `B`.
+///
+/// # Safety
+/// As [`gemm`], with `m, n, k ≥ 1`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn transposed_tiles<T: Real, K: MicroKernel<T>>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<T>,
+    b: View<T>,
+    c: *mut T,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (mr, nr) = (K::MR, K::NR);
+    let mut tile = Tile([MaybeUninit::uninit(); TILE_BYTES]);
+    let tile: *mut T = tile.0.as_mut_ptr().cast();
+    let kt_max = TILE_BYTES / size_of::<T>() / mr;
+    debug_assert!(kt_max >= 1);
+    let kt_step = k.div_ceil(k.div_ceil(kt_max));
+    for pc in (0..k).step_by(kt_step) {
+        let kt = kt_step.min(k - pc);
+        let acc = accumulate || pc > 0;
+        for ir in (0..m).step_by(mr) {
+            let rows = mr.min(m - ir);
+            for p in 0..kt {
+                for i in 0..rows {
+                    // SAFETY: (ir + i, pc + p) is inside A; the tile holds mr·kt ≤
+                    // TILE_BYTES / size scalars (a float's alignment divides 64).
+                    unsafe { *tile.add(i + p * mr) = a.at(ir + i, pc + p) };
+                }
+            }
+            for jr in (0..n).step_by(nr) {
+                // SAFETY: the tile's first `rows` rows are written (the kernel reads no more
+                // unless rows == MR); the panel of B and the tile of C are inside theirs.
+                unsafe {
+                    K::run(
+                        kt,
+                        tile,
+                        mr,
+                        b.offset(pc, jr),
+                        c.add(ir + jr * ldc),
+                        ldc,
+                        acc,
+                        rows,
+                        nr.min(n - jr),
+                    )
+                };
+            }
+        }
+    }
+}
+
+/// `y (+)= A·x` for a column-major `A` (`m × k`, `a.rs == 1`), 64 rows at a time in 64
+/// accumulators on the stack (512 bytes of `f64`): each block of rows streams its part of
+/// `A`'s columns once.
+///
+/// # Safety
+/// `a` addresses the `m × k` matrix, `x` a `k × 1` one, `y` `m` writable scalars not
+/// overlapping them.
+#[inline(always)]
+pub(crate) unsafe fn gemv<T: Real>(
+    m: usize,
+    k: usize,
+    a: View<T>,
+    x: View<T>,
+    y: *mut T,
+    accumulate: bool,
+) {
+    const ROWS: usize = 64;
+    for i0 in (0..m).step_by(ROWS) {
+        let rows = ROWS.min(m - i0);
+        let mut acc = [T::ZERO; ROWS];
+        for p in 0..k {
+            // SAFETY: p < k, rows i0..i0 + rows < m: inside the extents.
+            unsafe {
+                let xp = x.at(p, 0);
+                let column = core::slice::from_raw_parts(a.offset(i0, p).ptr, rows);
+                for (acc, &a) in acc.iter_mut().zip(column) {
+                    *acc += a * xp;
+                }
+            }
+        }
+        for (i, &v) in acc.iter().enumerate().take(rows) {
+            // SAFETY: i0 + i < m: inside y.
+            let y = unsafe { &mut *y.add(i0 + i) };
+            *y = if accumulate { *y + v } else { v };
+        }
+    }
+}

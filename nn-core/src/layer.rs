@@ -68,9 +68,16 @@ impl TensorInfo {
 ///
 /// Contract, which the generated backward pass relies on:
 /// - `forward` and `forward_train` overwrite `y` (they never read it);
-/// - `backward` *adds* `∂L/∂x` to `dx` and the parameter gradients to `grads`, given the
-///   `x`, `y` and cache of the matching `forward_train` and the upstream gradient
-///   `dy = ∂L/∂y`. Adding (not overwriting) is what makes fan-out and shared layers correct.
+/// - `backward` *adds* the parameter gradients to `grads` and, when `dx` is given, `∂L/∂x`
+///   to it, given the `x` and cache of the matching `forward_train` and the upstream
+///   gradient `dy = ∂L/∂y`. Adding (not overwriting) is what makes fan-out and shared layers
+///   correct. `dx` is `None` where no gradient of the input is wanted (a layer fed by the
+///   network's input during training): skip that product.
+/// - `backward` does not get the output `y`: the tape keeps a layer's input, not its output
+///   (the activation after it usually differentiates from its own output). A layer that
+///   needs `y` keeps it in its cache, as PyTorch's `ctx.save_for_backward`.
+/// - `scratch` is working memory of [`SCRATCH`](Layer::SCRATCH)` · B` scalars, shared with
+///   other layers: its contents on entry are unspecified.
 ///
 /// Check an implementation with
 /// [`gradcheck::check_layer`](crate::gradcheck::check_layer).
@@ -83,7 +90,12 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
         role: Role::Weight,
     }];
 
-    /// What `forward_train` keeps for `backward` besides `x` and `y`, for `B` samples.
+    /// Scalars of working memory per sample that the passes need (`scratch` holds
+    /// `SCRATCH · B` of them). The `network!` macro plans it with the other intermediate
+    /// values; a layer of your own gets none (0, the default, is checked).
+    const SCRATCH: usize = 0;
+
+    /// What `forward_train` keeps for `backward` besides the input `x`, for `B` samples.
     type Cache<const B: usize>: ConstZero + Zeroable + Clone + Debug + PartialEq;
 
     /// Non-trainable state updated by training and read by inference.
@@ -95,6 +107,7 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
         state: &Self::State,
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
+        scratch: &mut [T],
     );
 
     /// Training forward pass: writes `y`, records `cache`, and may update `state` (and use
@@ -105,36 +118,22 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
         cache: &mut Self::Cache<B>,
+        scratch: &mut [T],
     ) {
         let _ = cache;
-        self.forward(state, x, y);
+        self.forward(state, x, y, scratch);
     }
 
-    /// Adds `∂L/∂x` to `dx` and `∂L/∂θ` to `grads`.
+    /// Adds `∂L/∂θ` to `grads` and, if `dx` is given, `∂L/∂x` to `dx`.
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        y: &SMatrix<T, OUT, B>,
         cache: &Self::Cache<B>,
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        scratch: &mut [T],
     );
-
-    /// Adds `∂L/∂θ` to `grads` only, for a layer whose input needs no gradient (one fed by
-    /// the network's input during training). The default runs [`Layer::backward`] into a
-    /// scratch `dx` on the stack; a layer for which `∂L/∂x` is costly overrides it.
-    fn backward_params<const B: usize>(
-        &self,
-        x: &SMatrix<T, IN, B>,
-        y: &SMatrix<T, OUT, B>,
-        cache: &Self::Cache<B>,
-        dy: &SMatrix<T, OUT, B>,
-        grads: &mut Self,
-    ) {
-        let mut dx = SMatrix::<T, IN, B>::ZERO;
-        self.backward(x, y, cache, dy, &mut dx, grads);
-    }
 
     /// Puts `state` in its initial condition (e.g. running variance 1, a seeded generator).
     /// Called by the generated `init`; `Net::ZERO` has all-zero state until then. The default

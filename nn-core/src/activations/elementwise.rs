@@ -1,6 +1,6 @@
 //! Element-wise activations: `y_i = f(x_i)`, `∂L/∂x_i = f′(x_i)·∂L/∂y_i`.
 
-use super::Activation;
+use super::{Activation, Reads};
 use crate::Real;
 use nalgebra::SMatrix;
 
@@ -8,15 +8,20 @@ use nalgebra::SMatrix;
 ///
 /// Every element-wise activation of this module implements it, and [`Activation`] through it.
 pub trait Elementwise<T: Real> {
+    /// Whether [`derivative`](Self::derivative) takes `x` or `y` (or neither).
+    const READS: Reads;
     /// `f(x)`.
     fn value(&self, x: T) -> T;
-    /// `f′(x)`, given `x` and `y = f(x)` (many derivatives are cheapest from `y`).
-    fn derivative(&self, x: T, y: T) -> T;
+    /// `f′(x)`, given `x` or `y = f(x)` as [`READS`](Self::READS) says (many derivatives
+    /// are cheapest from `y`, and then the tape need not keep `x`).
+    fn derivative(&self, value: T) -> T;
 }
 
 macro_rules! elementwise_activation {
     ($($ty:ty),+ $(,)?) => {$(
         impl<T: Real> Activation<T> for $ty {
+            const READS: Reads = <Self as Elementwise<T>>::READS;
+
             #[inline]
             fn forward<const N: usize, const B: usize>(
                 &self,
@@ -33,14 +38,13 @@ macro_rules! elementwise_activation {
             #[inline]
             fn backward<const N: usize, const B: usize>(
                 &self,
-                x: &SMatrix<T, N, B>,
-                y: &SMatrix<T, N, B>,
+                value: &SMatrix<T, N, B>,
                 dy: &SMatrix<T, N, B>,
                 dx: &mut SMatrix<T, N, B>,
             ) {
-                let inputs = x.as_slice().iter().zip(y.as_slice()).zip(dy.as_slice());
-                for (dx, ((&x, &y), &dy)) in dx.as_mut_slice().iter_mut().zip(inputs) {
-                    *dx += self.derivative(x, y) * dy;
+                let inputs = value.as_slice().iter().zip(dy.as_slice());
+                for (dx, (&value, &dy)) in dx.as_mut_slice().iter_mut().zip(inputs) {
+                    *dx += self.derivative(value) * dy;
                 }
             }
         }
@@ -68,12 +72,14 @@ elementwise_activation!(
 pub struct Identity;
 
 impl<T: Real> Elementwise<T> for Identity {
+    const READS: Reads = Reads::Nothing;
+
     #[inline]
     fn value(&self, x: T) -> T {
         x
     }
     #[inline]
-    fn derivative(&self, _x: T, _y: T) -> T {
+    fn derivative(&self, _: T) -> T {
         T::ONE
     }
 }
@@ -93,12 +99,14 @@ pub(crate) fn sigmoid<T: Real>(x: T) -> T {
 }
 
 impl<T: Real> Elementwise<T> for Sigmoid {
+    const READS: Reads = Reads::Output;
+
     #[inline]
     fn value(&self, x: T) -> T {
         sigmoid(x)
     }
     #[inline]
-    fn derivative(&self, _x: T, y: T) -> T {
+    fn derivative(&self, y: T) -> T {
         y * (T::ONE - y)
     }
 }
@@ -111,12 +119,14 @@ impl<T: Real> Elementwise<T> for Sigmoid {
 pub struct Tanh;
 
 impl<T: Real> Elementwise<T> for Tanh {
+    const READS: Reads = Reads::Output;
+
     #[inline(always)]
     fn value(&self, x: T) -> T {
         x.tanh_accurate()
     }
     #[inline]
-    fn derivative(&self, _x: T, y: T) -> T {
+    fn derivative(&self, y: T) -> T {
         T::ONE - y * y
     }
 }
@@ -127,13 +137,15 @@ impl<T: Real> Elementwise<T> for Tanh {
 pub struct Relu;
 
 impl<T: Real> Elementwise<T> for Relu {
+    const READS: Reads = Reads::Output;
+
     #[inline]
     fn value(&self, x: T) -> T {
         // Written so that NaN propagates, as in PyTorch.
         if x <= T::ZERO { T::ZERO } else { x }
     }
     #[inline]
-    fn derivative(&self, x: T, _y: T) -> T {
+    fn derivative(&self, x: T) -> T {
         if x > T::ZERO { T::ONE } else { T::ZERO }
     }
 }
@@ -152,6 +164,8 @@ impl Default for LeakyRelu {
 }
 
 impl<T: Real> Elementwise<T> for LeakyRelu {
+    const READS: Reads = Reads::Input;
+
     #[inline]
     fn value(&self, x: T) -> T {
         if x > T::ZERO {
@@ -161,7 +175,7 @@ impl<T: Real> Elementwise<T> for LeakyRelu {
         }
     }
     #[inline]
-    fn derivative(&self, x: T, _y: T) -> T {
+    fn derivative(&self, x: T) -> T {
         if x > T::ZERO {
             T::ONE
         } else {
@@ -171,7 +185,8 @@ impl<T: Real> Elementwise<T> for LeakyRelu {
 }
 
 /// Exponential linear unit: `x` for `x > 0`, `α(eˣ − 1)` otherwise (default `α = 1`);
-/// derivative `1`, or `y + α` for `x ≤ 0`.
+/// derivative `1`, or `α·eˣ` for `x ≤ 0` (from `x`: for a negative `α` the output's sign
+/// would not tell the two branches apart).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Elu {
     /// Scale of the negative part.
@@ -185,6 +200,8 @@ impl Default for Elu {
 }
 
 impl<T: Real> Elementwise<T> for Elu {
+    const READS: Reads = Reads::Input;
+
     #[inline]
     fn value(&self, x: T) -> T {
         if x > T::ZERO {
@@ -194,11 +211,11 @@ impl<T: Real> Elementwise<T> for Elu {
         }
     }
     #[inline]
-    fn derivative(&self, x: T, y: T) -> T {
+    fn derivative(&self, x: T) -> T {
         if x > T::ZERO {
             T::ONE
         } else {
-            y + T::of(self.alpha)
+            T::of(self.alpha) * x.exp()
         }
     }
 }
@@ -211,12 +228,14 @@ impl<T: Real> Elementwise<T> for Elu {
 pub struct Softplus;
 
 impl<T: Real> Elementwise<T> for Softplus {
+    const READS: Reads = Reads::Input;
+
     #[inline]
     fn value(&self, x: T) -> T {
         x.max(T::ZERO) + (-x.abs()).exp().ln_1p()
     }
     #[inline]
-    fn derivative(&self, x: T, _y: T) -> T {
+    fn derivative(&self, x: T) -> T {
         sigmoid(x)
     }
 }
@@ -232,13 +251,15 @@ const GELU_C: f64 = 0.044_715;
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 
 impl<T: Real> Elementwise<T> for Gelu {
+    const READS: Reads = Reads::Input;
+
     #[inline]
     fn value(&self, x: T) -> T {
         let u = T::of(SQRT_2_OVER_PI) * (x + T::of(GELU_C) * x * x * x);
         T::of(0.5) * x * (T::ONE + u.tanh_accurate())
     }
     #[inline]
-    fn derivative(&self, x: T, _y: T) -> T {
+    fn derivative(&self, x: T) -> T {
         let k = T::of(SQRT_2_OVER_PI);
         let c = T::of(GELU_C);
         let t = (k * (x + c * x * x * x)).tanh_accurate();
@@ -252,12 +273,14 @@ impl<T: Real> Elementwise<T> for Gelu {
 pub struct Silu;
 
 impl<T: Real> Elementwise<T> for Silu {
+    const READS: Reads = Reads::Input;
+
     #[inline]
     fn value(&self, x: T) -> T {
         x * sigmoid(x)
     }
     #[inline]
-    fn derivative(&self, x: T, _y: T) -> T {
+    fn derivative(&self, x: T) -> T {
         let s = sigmoid(x);
         s * (T::ONE + x * (T::ONE - s))
     }
@@ -283,12 +306,14 @@ fn sign<T: Real>(x: T) -> T {
 }
 
 impl<T: Real> Elementwise<T> for Sign {
+    const READS: Reads = Reads::Nothing;
+
     #[inline]
     fn value(&self, x: T) -> T {
         sign(x)
     }
     #[inline]
-    fn derivative(&self, _x: T, _y: T) -> T {
+    fn derivative(&self, _: T) -> T {
         T::ZERO
     }
 }
@@ -312,12 +337,14 @@ fn heaviside<T: Real>(x: T) -> T {
 }
 
 impl<T: Real> Elementwise<T> for Heaviside {
+    const READS: Reads = Reads::Nothing;
+
     #[inline]
     fn value(&self, x: T) -> T {
         heaviside(x)
     }
     #[inline]
-    fn derivative(&self, _x: T, _y: T) -> T {
+    fn derivative(&self, _: T) -> T {
         T::ZERO
     }
 }
@@ -329,12 +356,14 @@ impl<T: Real> Elementwise<T> for Heaviside {
 pub struct SignSte;
 
 impl<T: Real> Elementwise<T> for SignSte {
+    const READS: Reads = Reads::Input;
+
     #[inline]
     fn value(&self, x: T) -> T {
         sign(x)
     }
     #[inline]
-    fn derivative(&self, x: T, _y: T) -> T {
+    fn derivative(&self, x: T) -> T {
         if x.abs() <= T::ONE { T::ONE } else { T::ZERO }
     }
 }
@@ -346,12 +375,14 @@ impl<T: Real> Elementwise<T> for SignSte {
 pub struct HeavisideSte;
 
 impl<T: Real> Elementwise<T> for HeavisideSte {
+    const READS: Reads = Reads::Input;
+
     #[inline]
     fn value(&self, x: T) -> T {
         heaviside(x)
     }
     #[inline]
-    fn derivative(&self, x: T, _y: T) -> T {
+    fn derivative(&self, x: T) -> T {
         if x.abs() <= T::ONE {
             T::of(0.5)
         } else {

@@ -20,7 +20,7 @@
 //! same rational function, tuned for `f32`: absolute error 2.6e-7, no better; `exp_fast`
 //! (and so `sigmoid_fast`) switches to a degree-11 polynomial, relative error below 1e-13.
 
-use super::{Activation, Elementwise};
+use super::{Activation, Elementwise, Reads};
 use crate::Real;
 use nalgebra::SMatrix;
 
@@ -134,12 +134,14 @@ fn pow2<T: Real>(n: T) -> T {
 pub struct TanhFast;
 
 impl<T: Real> Elementwise<T> for TanhFast {
+    const READS: Reads = Reads::Output;
+
     #[inline(always)]
     fn value(&self, x: T) -> T {
         tanh_fast(x)
     }
     #[inline(always)]
-    fn derivative(&self, _x: T, y: T) -> T {
+    fn derivative(&self, y: T) -> T {
         T::ONE - y * y
     }
 }
@@ -151,12 +153,14 @@ impl<T: Real> Elementwise<T> for TanhFast {
 pub struct SigmoidFast;
 
 impl<T: Real> Elementwise<T> for SigmoidFast {
+    const READS: Reads = Reads::Output;
+
     #[inline(always)]
     fn value(&self, x: T) -> T {
         sigmoid_fast(x)
     }
     #[inline(always)]
-    fn derivative(&self, _x: T, y: T) -> T {
+    fn derivative(&self, y: T) -> T {
         y * (T::ONE - y)
     }
 }
@@ -164,6 +168,8 @@ impl<T: Real> Elementwise<T> for SigmoidFast {
 macro_rules! fast_activation {
     ($($ty:ty),+) => {$(
         impl<T: Real> Activation<T> for $ty {
+            const READS: Reads = Reads::Output;
+
             #[inline]
             fn forward<const N: usize, const B: usize>(
                 &self,
@@ -179,14 +185,13 @@ macro_rules! fast_activation {
             #[inline]
             fn backward<const N: usize, const B: usize>(
                 &self,
-                x: &SMatrix<T, N, B>,
-                y: &SMatrix<T, N, B>,
+                value: &SMatrix<T, N, B>,
                 dy: &SMatrix<T, N, B>,
                 dx: &mut SMatrix<T, N, B>,
             ) {
-                let inputs = x.as_slice().iter().zip(y.as_slice()).zip(dy.as_slice());
-                for (dx, ((&x, &y), &dy)) in dx.as_mut_slice().iter_mut().zip(inputs) {
-                    *dx += self.derivative(x, y) * dy;
+                let inputs = value.as_slice().iter().zip(dy.as_slice());
+                for (dx, (&value, &dy)) in dx.as_mut_slice().iter_mut().zip(inputs) {
+                    *dx += self.derivative(value) * dy;
                 }
             }
         }

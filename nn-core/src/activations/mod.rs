@@ -19,11 +19,31 @@ pub use softmax::{LogSoftmax, Softmax};
 use crate::Real;
 use nalgebra::SMatrix;
 
+/// What an activation's backward pass reads of its forward pass: its input `x`, its output
+/// `y`, or nothing.
+///
+/// The `network!` macro keeps in the training tape only the values some backward pass reads:
+/// a ReLU, sigmoid or tanh differentiates from its output (`relu′ = [y > 0]`,
+/// `σ′ = y(1 − y)`, `tanh′ = 1 − y²`), so the tape keeps `y` and not the value before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// The input `x`.
+    Input,
+    /// The output `y = f(x)`.
+    Output,
+    /// Neither: the derivative is a constant (identity: 1; sign and the step: 0).
+    Nothing,
+}
+
 /// A parameter-free map from `N` features to `N` features, applied to each sample (column).
 ///
 /// Contract, as for [`Layer`](crate::Layer): `forward` overwrites `y`; `backward` *adds*
-/// `Jᵀ·dy` to `dx`, given the `x` and `y` of the matching `forward`.
+/// `Jᵀ·dy` to `dx`, given the value of the matching `forward` that [`READS`](Self::READS)
+/// names.
 pub trait Activation<T: Real> {
+    /// What `backward` reads: `x`, `y`, or nothing.
+    const READS: Reads;
+
     /// Writes `y = f(x)`.
     fn forward<const N: usize, const B: usize>(
         &self,
@@ -31,11 +51,12 @@ pub trait Activation<T: Real> {
         y: &mut SMatrix<T, N, B>,
     );
 
-    /// Adds `∂L/∂x = Jᵀ·∂L/∂y` to `dx`.
+    /// Adds `∂L/∂x = Jᵀ·∂L/∂y` to `dx`. `value` is the forward pass's `x` or `y`, as
+    /// [`READS`](Self::READS) says; with [`Reads::Nothing`] it is any matrix of the shape
+    /// (the generated code passes `dy`) and is not read.
     fn backward<const N: usize, const B: usize>(
         &self,
-        x: &SMatrix<T, N, B>,
-        y: &SMatrix<T, N, B>,
+        value: &SMatrix<T, N, B>,
         dy: &SMatrix<T, N, B>,
         dx: &mut SMatrix<T, N, B>,
     );

@@ -1,7 +1,7 @@
 //! Softmax and log-softmax over the features of each sample, with the full Jacobian-vector
 //! product in backward.
 
-use super::Activation;
+use super::{Activation, Reads};
 use crate::Real;
 use nalgebra::SMatrix;
 
@@ -20,6 +20,8 @@ pub struct Softmax;
 pub struct LogSoftmax;
 
 impl<T: Real> Activation<T> for Softmax {
+    const READS: Reads = Reads::Output;
+
     fn forward<const N: usize, const B: usize>(
         &self,
         x: &SMatrix<T, N, B>,
@@ -38,7 +40,6 @@ impl<T: Real> Activation<T> for Softmax {
 
     fn backward<const N: usize, const B: usize>(
         &self,
-        _x: &SMatrix<T, N, B>,
         y: &SMatrix<T, N, B>,
         dy: &SMatrix<T, N, B>,
         dx: &mut SMatrix<T, N, B>,
@@ -57,6 +58,8 @@ impl<T: Real> Activation<T> for Softmax {
 }
 
 impl<T: Real> Activation<T> for LogSoftmax {
+    const READS: Reads = Reads::Output;
+
     fn forward<const N: usize, const B: usize>(
         &self,
         x: &SMatrix<T, N, B>,
@@ -79,7 +82,6 @@ impl<T: Real> Activation<T> for LogSoftmax {
 
     fn backward<const N: usize, const B: usize>(
         &self,
-        _x: &SMatrix<T, N, B>,
         y: &SMatrix<T, N, B>,
         dy: &SMatrix<T, N, B>,
         dx: &mut SMatrix<T, N, B>,

@@ -52,5 +52,5 @@ pub use params::{ConstZero, Params, Zeroable};
 pub use rand_core;
 pub use real::Real;
 pub use regularization::Regularization;
-pub use summary::{Summary, SummaryRow};
+pub use summary::{MemoryPlan, Summary, SummaryRow};
 pub use values::Values;

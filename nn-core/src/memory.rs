@@ -11,6 +11,25 @@
 use crate::Real;
 use nalgebra::SMatrix;
 
+/// A network's workspace or tape, where a pass leaves the outputs.
+pub trait Outputs<O> {
+    /// The outputs of the last forward pass: one matrix, or a tuple of them.
+    fn output(&self) -> &O;
+}
+
+/// What generic code reads and writes of a training tape: the outputs, their gradients (where
+/// `backward` starts) and the inputs' gradients (where it ends).
+pub trait TapeIo<I, O>: Outputs<O> {
+    /// `∂L/∂output`, to fill before `backward`.
+    fn d_output_mut(&mut self) -> &mut O;
+
+    /// The outputs and `∂L/∂output` at once: a loss reads one and writes the other.
+    fn output_and_d_output(&mut self) -> (&O, &mut O);
+
+    /// `∂L/∂input`, as the last `backward` left it.
+    fn d_input(&self) -> &I;
+}
+
 /// The first `N·B` scalars of `slot`, as an `N × B` matrix (one sample per column).
 ///
 /// `N` must not exceed the slot's `M` (a compile-time error otherwise).

@@ -1,5 +1,6 @@
 //! The `Network` trait, implemented by every network the `network!` macro generates.
 
+use crate::memory::{Outputs, TapeIo};
 use crate::{ConstZero, Params, Real, TensorInfo, Values, Zeroable};
 use core::fmt;
 use rand_core::Rng;
@@ -43,49 +44,45 @@ pub trait Network<T: Real>: Params<T> + Clone {
     type Input<const B: usize>: Values<T>;
     /// Output for a batch of `B` samples: `SMatrix<T, N, B>`, or a tuple for several outputs.
     type Output<const B: usize>: Values<T>;
-    /// What `forward_train` keeps for `backward`: every node's value for `B` samples, and
-    /// the layers' caches.
-    type Tape<const B: usize>: ConstZero + Zeroable;
+    /// Training memory for `B` samples: what `forward_train` keeps for `backward`, the
+    /// outputs and the gradients at the ends of the passes, and the slots the other values
+    /// share. Build it with `new_boxed()`.
+    type Tape<const B: usize>: ConstZero + Zeroable + TapeIo<Self::Input<B>, Self::Output<B>>;
+    /// Inference memory for `B` samples: the outputs and the slots the intermediate values
+    /// share. Build it with `new_boxed()`.
+    type Workspace<const B: usize>: ConstZero + Zeroable + Outputs<Self::Output<B>>;
 
     /// Number of trainable scalars.
     const PARAM_COUNT: usize = <Self as Params<T>>::LEN;
 
-    /// Inference: computes the outputs, keeping nothing.
+    /// Inference for small networks: [`forward_in`](Network::forward_in) in a workspace on
+    /// the stack, the outputs copied out.
     fn forward<const B: usize>(&self, input: &Self::Input<B>) -> Self::Output<B>;
 
-    /// Training forward pass: computes the outputs, records in `tape` what `backward` needs,
-    /// and updates the layers' state (batch normalization's running statistics, dropout's
-    /// generator), hence `&mut self`.
-    fn forward_train<const B: usize>(
-        &mut self,
+    /// Inference in `workspace`, where it leaves the outputs (`workspace.output()`): nothing
+    /// batch-sized on the stack.
+    fn forward_in<const B: usize>(
+        &self,
         input: &Self::Input<B>,
-        tape: &mut Self::Tape<B>,
-    ) -> Self::Output<B>;
+        workspace: &mut Self::Workspace<B>,
+    );
 
-    /// Backward pass: given `d_output = ∂L/∂output` for the batch recorded in `tape`, *adds*
-    /// `∂L/∂θ` to `grads` and returns `∂L/∂input`.
+    /// Training forward pass: computes the outputs (`tape.output()`), keeps in `tape` what
+    /// `backward` needs, and updates the layers' state (batch normalization's running
+    /// statistics, dropout's generator), hence `&mut self`.
+    fn forward_train<const B: usize>(&mut self, input: &Self::Input<B>, tape: &mut Self::Tape<B>);
+
+    /// Backward pass: from `∂L/∂output` in `tape.d_output_mut()`, *adds* `∂L/∂θ` to `grads`
+    /// and leaves `∂L/∂input` in `tape.d_input()`.
     ///
     /// Gradients accumulate: zero `grads` (`grads.set_zero()`) before each step unless you
     /// mean to sum over several calls.
-    fn backward<const B: usize>(
-        &self,
-        tape: &Self::Tape<B>,
-        d_output: &Self::Output<B>,
-        grads: &mut Self::Grads,
-    ) -> Self::Input<B>;
+    fn backward<const B: usize>(&self, tape: &mut Self::Tape<B>, grads: &mut Self::Grads);
 
     /// The backward pass for training: *adds* `∂L/∂θ` to `grads` like
     /// [`backward`](Network::backward), without computing `∂L/∂input` (the first layers skip
-    /// their input-gradient products). Generated networks implement it; the default calls
-    /// `backward` and drops the input gradient.
-    fn backward_params<const B: usize>(
-        &self,
-        tape: &Self::Tape<B>,
-        d_output: &Self::Output<B>,
-        grads: &mut Self::Grads,
-    ) {
-        let _ = self.backward(tape, d_output, grads);
-    }
+    /// their input-gradient products).
+    fn backward_params<const B: usize>(&self, tape: &mut Self::Tape<B>, grads: &mut Self::Grads);
 
     /// A table of the network like Keras' `model.summary()`: each node's operation, output
     /// shape and parameter count.

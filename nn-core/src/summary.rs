@@ -24,6 +24,44 @@ pub struct Summary<const K: usize> {
     pub rows: [SummaryRow; K],
     /// Bytes of one scalar (4 for `f32`, 8 for `f64`).
     pub scalar_bytes: usize,
+    /// The memory plan's sizes.
+    pub memory: MemoryPlan,
+}
+
+/// The sizes of a network's memory plan, in scalars per sample (multiply by the batch size
+/// and the scalar's bytes): what the generated `WORKSPACE_PER_SAMPLE`, `TAPE_*` constants
+/// give, with the lower bounds no plan can beat (the most memory the values of one step
+/// need).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// The inference workspace: the outputs and the slots.
+    pub workspace: usize,
+    /// Its lower bound.
+    pub workspace_lower_bound: usize,
+    /// The values the training tape keeps for the backward pass (besides the outputs).
+    pub tape_saved: usize,
+    /// The tape's outputs, their gradients and the inputs' gradients.
+    pub tape_ends: usize,
+    /// The tape's slots, shared by the forward pass's other values and the gradients.
+    pub tape_work: usize,
+    /// The slots' lower bound.
+    pub tape_work_lower_bound: usize,
+}
+
+impl fmt::Display for MemoryPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Memory per sample (scalars): workspace {} (lower bound {}); tape {} saved + {} \
+             inputs/outputs + {} in slots (lower bound {})",
+            self.workspace,
+            self.workspace_lower_bound,
+            self.tape_saved,
+            self.tape_ends,
+            self.tape_work,
+            self.tape_work_lower_bound
+        )
+    }
 }
 
 impl<const K: usize> Summary<K> {
@@ -60,12 +98,13 @@ impl<const K: usize> fmt::Display for Summary<K> {
         }
         rule(f, '=', total_w)?;
         let bytes = self.param_count() * self.scalar_bytes;
-        write!(
+        writeln!(
             f,
             "Trainable params: {} ({})",
             self.param_count(),
             Bytes(bytes)
-        )
+        )?;
+        write!(f, "{}", self.memory)
     }
 }
 

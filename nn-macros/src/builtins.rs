@@ -15,8 +15,33 @@ pub struct ActivationInfo {
     pub needs_vector: bool,
     /// The `nn::init::Init` variant for a layer whose output this activation takes.
     pub default_init: &'static str,
+    /// What its backward pass reads (`nn::activations::Reads`), so the tape keeps only that.
+    /// The generated code asserts it equals the type's `Activation::READS`.
+    pub reads: Reads,
 }
 
+/// What an activation's backward pass reads of its forward pass, as
+/// `nn::activations::Reads`: its input, its output, or nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    Input,
+    Output,
+    Nothing,
+}
+
+impl Reads {
+    /// The variant's name in `nn::activations::Reads`.
+    pub fn variant(self) -> &'static str {
+        match self {
+            Reads::Input => "Input",
+            Reads::Output => "Output",
+            Reads::Nothing => "Nothing",
+        }
+    }
+}
+
+/// An activation whose backward pass reads its input (the default: override with
+/// [`from_output`] or [`constant_derivative`]).
 const fn act(
     func: &'static str,
     sequential: &'static [&'static str],
@@ -29,6 +54,23 @@ const fn act(
         params: &[],
         needs_vector: false,
         default_init: DEFAULT_INIT,
+        reads: Reads::Input,
+    }
+}
+
+/// An activation that differentiates from its output (`σ′ = y(1 − y)`).
+const fn from_output(info: ActivationInfo) -> ActivationInfo {
+    ActivationInfo {
+        reads: Reads::Output,
+        ..info
+    }
+}
+
+/// An activation whose derivative is a constant (it reads nothing).
+const fn constant_derivative(info: ActivationInfo) -> ActivationInfo {
+    ActivationInfo {
+        reads: Reads::Nothing,
+        ..info
     }
 }
 
@@ -68,12 +110,12 @@ pub fn init_by_name(name: &str) -> Option<&'static str> {
 
 /// Every activation, in the order the docs list them.
 pub const ACTIVATIONS: &[ActivationInfo] = &[
-    act("identity", &["Identity"], "Identity"),
-    act("sigmoid", &["Sigmoid"], "Sigmoid"),
-    act("tanh", &["Tanh"], "Tanh"),
-    act("sigmoid_fast", &["SigmoidFast"], "SigmoidFast"),
-    act("tanh_fast", &["TanhFast"], "TanhFast"),
-    he(act("relu", &["Relu", "ReLU"], "Relu")),
+    constant_derivative(act("identity", &["Identity"], "Identity")),
+    from_output(act("sigmoid", &["Sigmoid"], "Sigmoid")),
+    from_output(act("tanh", &["Tanh"], "Tanh")),
+    from_output(act("sigmoid_fast", &["SigmoidFast"], "SigmoidFast")),
+    from_output(act("tanh_fast", &["TanhFast"], "TanhFast")),
+    he(from_output(act("relu", &["Relu", "ReLU"], "Relu"))),
     he(ActivationInfo {
         params: &[("alpha", 0.01)],
         ..act("leaky_relu", &["LeakyRelu", "LeakyReLU"], "LeakyRelu")
@@ -86,17 +128,17 @@ pub const ACTIVATIONS: &[ActivationInfo] = &[
     he(act("gelu", &["Gelu", "GELU"], "Gelu")),
     he(act("silu", &["Silu", "SiLU"], "Silu")),
     he(act("swish", &["Swish"], "Silu")),
-    act("sign", &["Sign"], "Sign"),
-    act("heaviside", &["Heaviside"], "Heaviside"),
+    constant_derivative(act("sign", &["Sign"], "Sign")),
+    constant_derivative(act("heaviside", &["Heaviside"], "Heaviside")),
     act("sign_ste", &["SignSte"], "SignSte"),
     act("heaviside_ste", &["HeavisideSte"], "HeavisideSte"),
     ActivationInfo {
         needs_vector: true,
-        ..act("softmax", &["Softmax"], "Softmax")
+        ..from_output(act("softmax", &["Softmax"], "Softmax"))
     },
     ActivationInfo {
         needs_vector: true,
-        ..act("log_softmax", &["LogSoftmax"], "LogSoftmax")
+        ..from_output(act("log_softmax", &["LogSoftmax"], "LogSoftmax"))
     },
 ];
 

@@ -21,7 +21,6 @@ mod layers;
 mod math;
 mod model;
 mod parse;
-#[allow(dead_code)] // wired into expand by the memory-plan work
 mod plan;
 mod shape;
 

@@ -1,8 +1,9 @@
 //! The network's methods (constants, passes, initialisation, tensors, summary, derivation)
 //! and its `nn::Network` impl.
 
-use super::passes::Mode;
+use super::passes::{Pass, hygienic};
 use super::{Expander, size};
+use crate::model::NodeId;
 use crate::model::Op;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -16,20 +17,64 @@ impl Expander<'_> {
             nn,
             grads,
             tape,
+            workspace,
             ..
         } = self;
         let name = &model.name;
         let input_params = self.signature(&model.inputs, "");
         let output_params = self.signature(&model.outputs, "d_");
-        let input_type = self.value_type(&model.inputs);
-        let output_type = self.value_type(&model.outputs);
-        let infer_body = self.forward_body(Mode::Infer);
-        let train_body = self.forward_body(Mode::Train);
-        let full_backward = self.backward_body(false);
-        let params_backward = self.backward_body(true);
+        let output_type = self.output_type();
+        let (workspace_arg, tape_arg, grads_arg) =
+            (hygienic("workspace"), hygienic("tape"), hygienic("grads"));
+        let lifetime = syn::Lifetime::new("'m", proc_macro2::Span::mixed_site());
+        let output_refs = self.reference_type(&model.outputs, &lifetime);
+        let input_refs = self.reference_type(&model.inputs, &lifetime);
+        let input_names: Vec<&Ident> = model
+            .inputs
+            .iter()
+            .map(|&id| &model.nodes[id].name)
+            .collect();
+        let infer_body = self.forward_body(Pass::Infer);
+        let train_body = self.forward_body(Pass::Train);
+        let d_output = &self.fields.d_output;
+        let d_input = &self.fields.d_input;
+        let copy_d_outputs: TokenStream = model
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(k, &id)| {
+                let param = format_ident!("d_{}", model.nodes[id].name);
+                let field = if model.outputs.len() == 1 {
+                    quote! { #tape_arg.#d_output }
+                } else {
+                    let k = syn::Index::from(k);
+                    quote! { #tape_arg.#d_output.#k }
+                };
+                quote! { #field.copy_from(#param); }
+            })
+            .collect();
+        let d_input_refs = super::returned(
+            (0..model.inputs.len())
+                .map(|k| {
+                    if model.inputs.len() == 1 {
+                        quote! { &#tape_arg.#d_input }
+                    } else {
+                        let k = syn::Index::from(k);
+                        quote! { &#tape_arg.#d_input.#k }
+                    }
+                })
+                .collect(),
+        );
+        let copy_outputs = if model.outputs.len() == 1 {
+            quote! { *outputs }
+        } else {
+            let k = (0..model.outputs.len()).map(syn::Index::from);
+            quote! { ( #( *outputs.#k ),* ) }
+        };
         let init = self.init_body();
         let visit_tensors = self.visit_tensors_body();
         let summary = self.summary();
+        let memory_constants = self.memory_constants();
         let explain_items = &self.items;
         quote! {
             impl<T: #nn::Real> #name<T> {
@@ -49,36 +94,76 @@ impl Expander<'_> {
                 /// Bytes of the whole network value: parameters and layer state.
                 pub const BYTES: usize = ::core::mem::size_of::<Self>();
 
-                /// Bytes of the tape for a batch of `B` samples (what training needs besides the
-                /// network, its gradients and the optimizer's state).
+                /// Bytes of the tape for a batch of `B` samples: all the memory training needs
+                /// besides the network, its gradients and the optimizer's state.
                 pub const fn tape_bytes<const B: usize>() -> usize {
                     ::core::mem::size_of::<#tape<T, B>>()
                 }
 
-                /// Inference on a batch of `B` samples (one per column), keeping nothing.
-                pub fn forward<const B: usize>(&self, #input_params) -> #output_type {
+                /// Bytes of the workspace for a batch of `B` samples: all the memory inference
+                /// needs besides the network and the inputs.
+                pub const fn workspace_bytes<const B: usize>() -> usize {
+                    ::core::mem::size_of::<#workspace<T, B>>()
+                }
+
+                #memory_constants
+
+                /// Inference on a batch of `B` samples (one per column) in `workspace`, the
+                /// memory the plan gives every intermediate value: nothing batch-sized on the
+                /// stack, whatever the network's size. Returns the outputs, which live in the
+                /// workspace.
+                pub fn forward_in<#lifetime, const B: usize>(
+                    &self,
+                    #input_params
+                    #workspace_arg: &#lifetime mut #workspace<T, B>,
+                ) -> #output_refs {
                     #infer_body
                 }
 
-                /// Training forward pass: computes the outputs, records every node in `tape`, and
-                /// updates the layers' state.
-                pub fn forward_train<const B: usize>(
+                /// Inference on a batch of `B` samples, for small networks: [`Self::forward_in`]
+                /// in a workspace on the stack (of [`Self::workspace_bytes`]), the outputs
+                /// copied out. A big network or batch wants `forward_in` with a workspace from
+                /// `new_boxed()`.
+                pub fn forward<const B: usize>(&self, #input_params) -> #output_type {
+                    let mut #workspace_arg = <#workspace<T, B> as #nn::ConstZero>::ZERO;
+                    let outputs = self.forward_in(#(#input_names,)* &mut #workspace_arg);
+                    #copy_outputs
+                }
+
+                /// Training forward pass: computes the outputs in `tape`, keeps there what the
+                /// backward pass reads, and updates the layers' state. Returns the outputs.
+                pub fn forward_train<#lifetime, const B: usize>(
                     &mut self,
                     #input_params
-                    tape: &mut #tape<T, B>,
-                ) -> #output_type {
+                    #tape_arg: &#lifetime mut #tape<T, B>,
+                ) -> #output_refs {
                     #train_body
                 }
 
                 /// Backward pass over the batch recorded in `tape`: given `∂L/∂output`, *adds*
-                /// `∂L/∂θ` to `grads` and returns `∂L/∂input`.
-                pub fn backward<const B: usize>(
+                /// `∂L/∂θ` to `grads` and returns `∂L/∂input`, which lives in the tape.
+                pub fn backward<#lifetime, const B: usize>(
                     &self,
-                    tape: &#tape<T, B>,
+                    #tape_arg: &#lifetime mut #tape<T, B>,
                     #output_params
-                    grads: &mut #grads<T>,
-                ) -> #input_type {
-                    #full_backward
+                    #grads_arg: &mut #grads<T>,
+                ) -> #input_refs {
+                    #copy_d_outputs
+                    <Self as #nn::Network<T>>::backward(self, #tape_arg, #grads_arg);
+                    #d_input_refs
+                }
+
+                /// The backward pass for training: *adds* `∂L/∂θ` to `grads` like `backward`, but
+                /// computes no gradient for the inputs, so the first layers skip their `∂L/∂x`
+                /// products.
+                pub fn backward_params<const B: usize>(
+                    &self,
+                    #tape_arg: &mut #tape<T, B>,
+                    #output_params
+                    #grads_arg: &mut #grads<T>,
+                ) {
+                    #copy_d_outputs
+                    <Self as #nn::Network<T>>::backward_params(self, #tape_arg, #grads_arg);
                 }
 
                 /// Initialises every layer in place from `rng`: by its `#[init(..)]` scheme, or He
@@ -93,24 +178,60 @@ impl Expander<'_> {
                     #visit_tensors
                 }
 
-                /// The backward pass for training: *adds* `∂L/∂θ` to `grads` like `backward`, but
-                /// computes no gradient for the inputs, so the first layers skip their `∂L/∂x`
-                /// products.
-                pub fn backward_params<const B: usize>(
-                    &self,
-                    tape: &#tape<T, B>,
-                    #output_params
-                    grads: &mut #grads<T>,
-                ) {
-                    #params_backward
-                }
-
                 /// Each node's operation, output shape and parameter count, like Keras'
-                /// `model.summary()`; print it with `{}`.
+                /// `model.summary()`, and the memory plan; print it with `{}`.
                 pub fn summary() -> #summary
 
                 #explain_items
             }
+        }
+    }
+
+    /// `&'m SMatrix<..>`, or a tuple of them, for the nodes `ids`.
+    fn reference_type(&self, ids: &[NodeId], lifetime: &syn::Lifetime) -> TokenStream {
+        let types: Vec<TokenStream> = ids
+            .iter()
+            .map(|&id| {
+                let matrix = self.matrix(&self.model.nodes[id]);
+                quote! { &#lifetime #matrix }
+            })
+            .collect();
+        super::returned(types)
+    }
+
+    /// The plan's sizes as constants: scalars per sample of the workspace and of the tape,
+    /// and the lower bounds.
+    fn memory_constants(&self) -> TokenStream {
+        let plan = self.memory.per_sample(self.model);
+        let workspace = size(plan.workspace);
+        let workspace_bound = size(plan.workspace_lower_bound);
+        let saved = size(plan.tape_saved);
+        let ends = size(plan.tape_ends);
+        let work = size(plan.tape_work);
+        let work_bound = size(plan.tape_work_lower_bound);
+        quote! {
+            /// Scalars per sample of the workspace: the outputs and the slots of the plan.
+            pub const WORKSPACE_PER_SAMPLE: usize = #workspace;
+
+            /// Scalars per sample the most values live at one step of inference need: no plan
+            /// can make the workspace smaller.
+            pub const WORKSPACE_LOWER_BOUND: usize = #workspace_bound;
+
+            /// Scalars per sample the tape keeps for the backward pass (the saved values that
+            /// are not outputs).
+            pub const TAPE_SAVED_PER_SAMPLE: usize = #saved;
+
+            /// Scalars per sample of the tape's outputs, their gradients and the inputs'
+            /// gradients.
+            pub const TAPE_ENDS_PER_SAMPLE: usize = #ends;
+
+            /// Scalars per sample of the tape's slots, shared by the other values of the
+            /// forward pass and the gradients of the backward pass.
+            pub const TAPE_WORK_PER_SAMPLE: usize = #work;
+
+            /// Scalars per sample the most of those values live at one step need: no plan can
+            /// make the slots smaller.
+            pub const TAPE_WORK_LOWER_BOUND: usize = #work_bound;
         }
     }
 
@@ -199,60 +320,81 @@ impl Expander<'_> {
                     name: #name,
                     rows: [ #(#rows),* ],
                     scalar_bytes: ::core::mem::size_of::<T>(),
+                memory: #nn::MemoryPlan {
+                    workspace: Self::WORKSPACE_PER_SAMPLE,
+                    workspace_lower_bound: Self::WORKSPACE_LOWER_BOUND,
+                    tape_saved: Self::TAPE_SAVED_PER_SAMPLE,
+                    tape_ends: Self::TAPE_ENDS_PER_SAMPLE,
+                    tape_work: Self::TAPE_WORK_PER_SAMPLE,
+                    tape_work_lower_bound: Self::TAPE_WORK_LOWER_BOUND,
+                },
                 }
             }
         }
     }
 
-    /// `impl nn::Network<T> for Net<T>`, forwarding to the inherent methods.
+    /// `impl nn::Network<T> for Net<T>`: the backward passes, and the others forwarding to
+    /// the inherent methods.
     pub(super) fn network_trait_impl(&self) -> TokenStream {
         let Self {
             model,
             nn,
             grads,
             tape,
+            workspace,
             ..
         } = self;
         let name = &model.name;
-        let input_type = self.value_type(&model.inputs);
-        let output_type = self.value_type(&model.outputs);
-        let input_fields = tuple_fields("input", model.inputs.len());
-        let output_fields = tuple_fields("d_output", model.outputs.len());
+        let input_type = self.input_type();
+        let output_type = self.output_type();
+        let input = hygienic("input");
+        let input_fields = tuple_fields(&input, model.inputs.len());
+        let (workspace_arg, tape_arg, grads_arg) =
+            (hygienic("workspace"), hygienic("tape"), hygienic("grads"));
+        let full_backward = self.backward_body(false);
+        let params_backward = self.backward_body(true);
         quote! {
             impl<T: #nn::Real> #nn::Network<T> for #name<T> {
                 type Grads = #grads<T>;
                 type Input<const B: usize> = #input_type;
                 type Output<const B: usize> = #output_type;
                 type Tape<const B: usize> = #tape<T, B>;
+                type Workspace<const B: usize> = #workspace<T, B>;
 
-                fn forward<const B: usize>(&self, input: &Self::Input<B>) -> Self::Output<B> {
+                fn forward<const B: usize>(&self, #input: &Self::Input<B>) -> Self::Output<B> {
                     #name::forward(self, #input_fields)
+                }
+
+                fn forward_in<const B: usize>(
+                    &self,
+                    #input: &Self::Input<B>,
+                    #workspace_arg: &mut Self::Workspace<B>,
+                ) {
+                    #name::forward_in(self, #input_fields #workspace_arg);
                 }
 
                 fn forward_train<const B: usize>(
                     &mut self,
-                    input: &Self::Input<B>,
-                    tape: &mut Self::Tape<B>,
-                ) -> Self::Output<B> {
-                    #name::forward_train(self, #input_fields tape)
+                    #input: &Self::Input<B>,
+                    #tape_arg: &mut Self::Tape<B>,
+                ) {
+                    #name::forward_train(self, #input_fields #tape_arg);
                 }
 
                 fn backward<const B: usize>(
                     &self,
-                    tape: &Self::Tape<B>,
-                    d_output: &Self::Output<B>,
-                    grads: &mut Self::Grads,
-                ) -> Self::Input<B> {
-                    #name::backward(self, tape, #output_fields grads)
+                    #tape_arg: &mut Self::Tape<B>,
+                    #grads_arg: &mut Self::Grads,
+                ) {
+                    #full_backward
                 }
 
                 fn backward_params<const B: usize>(
                     &self,
-                    tape: &Self::Tape<B>,
-                    d_output: &Self::Output<B>,
-                    grads: &mut Self::Grads,
+                    #tape_arg: &mut Self::Tape<B>,
+                    #grads_arg: &mut Self::Grads,
                 ) {
-                    #name::backward_params(self, tape, #output_fields grads)
+                    #params_backward
                 }
 
                 fn summary() -> impl ::core::fmt::Display {
@@ -269,6 +411,19 @@ impl Expander<'_> {
             }
         }
     }
+}
+
+/// `input, ` or `&input.0, &input.1, `.
+fn tuple_fields(name: &Ident, count: usize) -> TokenStream {
+    if count == 1 {
+        return quote! { #name, };
+    }
+    (0..count)
+        .map(|i| {
+            let index = syn::Index::from(i);
+            quote! { &#name.#index, }
+        })
+        .collect()
 }
 
 impl Expander<'_> {
@@ -290,18 +445,4 @@ impl Expander<'_> {
             }
         }
     }
-}
-
-/// `input, ` or `&input.0, &input.1, `.
-fn tuple_fields(name: &str, count: usize) -> TokenStream {
-    let name = format_ident!("{}", name);
-    if count == 1 {
-        return quote! { #name, };
-    }
-    (0..count)
-        .map(|i| {
-            let index = syn::Index::from(i);
-            quote! { &#name.#index, }
-        })
-        .collect()
 }

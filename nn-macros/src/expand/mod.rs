@@ -13,6 +13,7 @@ mod methods;
 mod passes;
 mod structs;
 
+use crate::model::memory::{self, Memory};
 use crate::model::{LayerDecl, LayerKind, Model, Node, NodeId};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -32,9 +33,11 @@ pub fn expand(
     let network_struct = expander.network_struct(&state);
     let grads_struct = expander.grads_struct();
     let tape_struct = expander.tape_struct();
+    let workspace_struct = expander.workspace_struct();
     let network_impls = expander.network_impls(&state);
     let grads_impls = expander.grads_impls();
     let tape_impls = expander.tape_impls();
+    let workspace_impls = expander.workspace_impls();
     let inherent_impl = expander.inherent_impl();
     let network_trait_impl = expander.network_trait_impl();
     let const_tensors_impl = expander.const_tensors_impl();
@@ -44,9 +47,11 @@ pub fn expand(
         #state_item
         #grads_struct
         #tape_struct
+        #workspace_struct
         #network_impls
         #grads_impls
         #tape_impls
+        #workspace_impls
         #inherent_impl
         #network_trait_impl
         #const_tensors_impl
@@ -87,12 +92,30 @@ struct Expander<'a> {
     /// The path of the `nn` crate (`::nn`, `::neural` for a renamed dependency, or the
     /// user's `#[nn(crate = path)]`).
     nn: TokenStream,
-    /// `NetGrads`, `NetTape`, `NetState`.
+    /// `NetGrads`, `NetTape`, `NetWorkspace`, `NetState`.
     grads: Ident,
     tape: Ident,
+    workspace: Ident,
     state: Ident,
+    /// Where every value lives.
+    memory: Memory,
+    /// The tape's and workspace's own fields.
+    fields: Fields,
     /// Per layer, in declaration order.
     layers: Vec<LayerCode>,
+}
+
+/// The names of the tape's and workspace's own fields (chosen apart from the nodes' names,
+/// which name the saved values).
+struct Fields {
+    /// The outputs (one matrix, or a tuple).
+    output: Ident,
+    /// `∂L/∂output`, which the backward pass starts from.
+    d_output: Ident,
+    /// `∂L/∂input`, which the backward pass leaves.
+    d_input: Ident,
+    /// The slots, `slot0`, `slot1`, ...
+    slots: Vec<Ident>,
 }
 
 /// A layer's types in the generated code.
@@ -108,6 +131,13 @@ struct LayerCode {
 
 impl<'a> Expander<'a> {
     fn new(model: &'a Model, nn: TokenStream, docs: TokenStream, items: TokenStream) -> Self {
+        let memory = memory::plan(model);
+        let slots = memory
+            .infer
+            .slot_sizes
+            .len()
+            .max(memory.train.slot_sizes.len());
+        let fields = Fields::new(model, slots);
         let layers = model
             .layers
             .iter()
@@ -119,7 +149,10 @@ impl<'a> Expander<'a> {
             items,
             grads: format_ident!("{}Grads", model.name),
             tape: format_ident!("{}Tape", model.name),
+            workspace: format_ident!("{}Workspace", model.name),
             state: format_ident!("{}State", model.name),
+            fields,
+            memory,
             nn,
             layers,
         }

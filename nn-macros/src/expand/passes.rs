@@ -1,38 +1,65 @@
-//! The bodies of the passes: `forward` and `forward_train` (one statement per node, in
+//! The bodies of the passes, in the memory the plan gives each value
+//! ([`crate::model::memory`]): `forward_in` and `forward_train` (one statement per node, in
 //! order), `backward` and `backward_params` (one per node, in reverse order, each adding its
 //! contribution into its parents' gradients).
+//!
+//! A value in a slot is a local named after its node, a view of the slot
+//! (`let h: &mut SMatrix<T, 32, B> = nn::memory::view_mut(&mut tape.slot1);`); a saved value,
+//! an output or an input's gradient is a field of the tape or workspace (`tape.h`); an input
+//! the forward pass does not save is the caller's reference. The identifiers the macro
+//! invents (`tape`, `workspace`, `grads`, the gradients `d_h`) have mixed-site hygiene, so no
+//! name of the user's can capture them.
 
-use super::{Expander, cache_name, returned, size};
-use crate::builtins::ActivationInfo;
-use crate::model::{BinOp, Node, NodeId, Op};
-use proc_macro2::{Literal, TokenStream};
-use quote::{ToTokens, format_ident, quote, quote_spanned};
+use super::{Expander, Fields, cache_name, size};
+use crate::builtins::{ActivationInfo, Reads};
+use crate::model::memory::Placement;
+use crate::model::{BinOp, LayerKind, Node, NodeId, Op};
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::Ident;
 
-#[derive(Clone, Copy, PartialEq)]
-pub(super) enum Mode {
-    /// Node values are locals (`h`), inputs are the `&` parameters.
+/// Which pass a body is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pass {
+    /// Inference, in the workspace.
     Infer,
-    /// Node values live in the tape (`tape.h`).
+    /// The training forward pass, in the tape.
     Train,
 }
 
-/// Where a node's value is, as a place expression.
-fn place(node: &Node, mode: Mode) -> TokenStream {
-    let name = &node.name;
-    match mode {
-        Mode::Infer => quote! { #name },
-        Mode::Train => quote! { tape.#name },
+/// Where a value is.
+enum Place {
+    /// The caller's reference: an input the pass does not copy.
+    Param(Ident),
+    /// A field of the tape or workspace: `tape.h`, `tape.output.0`.
+    Field(TokenStream),
+    /// A view of a slot, bound to a local named after the value.
+    Slot(Ident),
+}
+
+impl Place {
+    /// The value as `&SMatrix`.
+    fn read(&self) -> TokenStream {
+        match self {
+            Place::Param(name) | Place::Slot(name) => quote! { #name },
+            Place::Field(field) => quote! { &#field },
+        }
+    }
+
+    /// The value as `&mut SMatrix`.
+    fn write(&self) -> TokenStream {
+        match self {
+            Place::Slot(name) => quote! { #name },
+            Place::Field(field) => quote! { &mut #field },
+            Place::Param(_) => unreachable!("a pass never writes its inputs"),
+        }
     }
 }
 
-/// A `&` reference to a node's value.
-fn value_ref(node: &Node, mode: Mode) -> TokenStream {
-    if mode == Mode::Infer && matches!(node.op, Op::Input) {
-        let name = &node.name;
-        return quote! { #name };
-    }
-    let place = place(node, mode);
-    quote! { &#place }
+/// A mixed-site identifier: one the macro invents, which no name of the user's can shadow or
+/// be shadowed by.
+pub(super) fn hygienic(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
 }
 
 impl Expander<'_> {
@@ -51,75 +78,197 @@ impl Expander<'_> {
         quote! { #nn::activations::#ty { #(#fields),* } }
     }
 
-    /// The body of `forward` (`Mode::Infer`) or `forward_train`.
-    pub(super) fn forward_body(&self, mode: Mode) -> TokenStream {
-        let model = self.model;
-        let mut body = TokenStream::new();
-        for node in &model.nodes {
-            match mode {
-                Mode::Infer if !matches!(node.op, Op::Input) => {
-                    let name = &node.name;
-                    let ty = self.matrix(node);
-                    body.extend(quote! { let mut #name = <#ty>::zeros(); });
+    /// The storage a pass works in: `workspace` or `tape`.
+    fn storage(pass: Pass) -> Ident {
+        match pass {
+            Pass::Infer => hygienic("workspace"),
+            Pass::Train => hygienic("tape"),
+        }
+    }
+
+    fn placement(&self, pass: Pass) -> &Placement {
+        match pass {
+            Pass::Infer => &self.memory.infer,
+            Pass::Train => &self.memory.train,
+        }
+    }
+
+    /// `storage.output`, or `storage.output.k` for the `k`-th of several outputs.
+    fn output_field(&self, storage: &Ident, id: NodeId) -> TokenStream {
+        let field = &self.fields.output;
+        tuple_element(quote! { #storage.#field }, &self.model.outputs, id)
+    }
+
+    /// Where node `id`'s value is during `pass` (in the backward pass: [`Pass::Train`]).
+    fn value_place(&self, pass: Pass, id: NodeId) -> Place {
+        let node = &self.model.nodes[id];
+        let storage = Self::storage(pass);
+        let name = &node.name;
+        if self.model.outputs.contains(&id) {
+            return Place::Field(self.output_field(&storage, id));
+        }
+        let saved = pass == Pass::Train && self.memory.saved[id];
+        match (&node.op, saved) {
+            (_, true) => Place::Field(quote! { #storage.#name }),
+            (Op::Input, false) => Place::Param(name.clone()),
+            (_, false) => Place::Slot(name.clone()),
+        }
+    }
+
+    /// `&mut #storage.slotK` viewed as `size × B`, bound to `binding`.
+    fn bind_slot(&self, storage: &Ident, slot: usize, binding: &Ident, rows: usize) -> TokenStream {
+        let nn = &self.nn;
+        let slot = &self.fields.slots[slot];
+        let rows = size(rows);
+        quote! {
+            let #binding: &mut #nn::SMatrix<T, #rows, B> = #nn::memory::view_mut(&mut #storage.#slot);
+        }
+    }
+
+    /// The scratch argument of the layer application computing `id`: a view of its slot as
+    /// a slice, or an empty one.
+    fn scratch(
+        &self,
+        storage: &Ident,
+        slot: Option<usize>,
+        node: &Node,
+    ) -> (TokenStream, TokenStream) {
+        let Some(slot) = slot else {
+            return (quote! {}, quote! { &mut [] });
+        };
+        let Op::Layer { layer, .. } = node.op else {
+            unreachable!("only layers have scratch memory");
+        };
+        let binding = hygienic(&format!("{}_scratch", node.name));
+        let rows = self.model.layers[layer].scratch_per_sample();
+        let bind = self.bind_slot(storage, slot, &binding, rows);
+        (bind, quote! { #binding.as_mut_slice() })
+    }
+
+    /// Compile-time checks that the macro's facts about the layers and activations it calls
+    /// are the runtime's: each layer's scratch memory, each activation's `READS`.
+    fn agreement_checks(&self) -> TokenStream {
+        let nn = &self.nn;
+        let mut checks = TokenStream::new();
+        for (decl, code) in self.model.layers.iter().zip(&self.layers) {
+            let layer = &code.as_layer;
+            let scratch = size(decl.scratch_per_sample());
+            let message = match decl.kind {
+                LayerKind::Builtin(_) => {
+                    "the network! macro and the layer disagree on its scratch memory"
                 }
-                Mode::Train if matches!(node.op, Op::Input) => {
+                LayerKind::Custom(_) => {
+                    "a layer of your own gets no scratch memory: its `Layer::SCRATCH` must be 0"
+                }
+            };
+            checks.extend(quote_spanned! {code.span=>
+                const { assert!(#layer::SCRATCH == #scratch, #message) };
+            });
+        }
+        let mut seen = Vec::new();
+        for node in &self.model.nodes {
+            if let Op::Activation { info, .. } = &node.op
+                && !seen.contains(&info.ty)
+            {
+                seen.push(info.ty);
+                let ty = format_ident!("{}", info.ty);
+                let reads = format_ident!("{}", info.reads.variant());
+                checks.extend(quote! {
+                    const {
+                        assert!(
+                            matches!(
+                                <#nn::activations::#ty as #nn::Activation<T>>::READS,
+                                #nn::activations::Reads::#reads
+                            ),
+                            "the network! macro and the activation disagree on what its backward pass reads"
+                        )
+                    };
+                });
+            }
+        }
+        checks
+    }
+
+    /// The body of `forward_in` (`Pass::Infer`) or `forward_train`, returning references to
+    /// the outputs.
+    pub(super) fn forward_body(&self, pass: Pass) -> TokenStream {
+        let model = self.model;
+        let storage = Self::storage(pass);
+        let placement = self.placement(pass);
+        let mut body = self.agreement_checks();
+        for (id, node) in model.nodes.iter().enumerate() {
+            let place = self.value_place(pass, id);
+            match (&node.op, &place) {
+                (Op::Input, Place::Field(field)) if !model.outputs.contains(&id) => {
                     let name = &node.name;
-                    body.extend(quote! { tape.#name.copy_from(#name); });
+                    body.extend(quote! { #field.copy_from(#name); });
+                }
+                (_, Place::Slot(binding)) => {
+                    let slot = placement.value_slot[id].expect("a value in a slot has one");
+                    body.extend(self.bind_slot(&storage, slot, binding, node.size()));
                 }
                 _ => {}
             }
-            body.extend(self.forward_statement(node, mode));
+            body.extend(self.forward_statement(pass, id, &place));
         }
         let outputs = model
             .outputs
             .iter()
             .map(|&id| {
-                let node = &model.nodes[id];
-                match (mode, &node.op) {
-                    (Mode::Infer, Op::Input) => {
-                        let name = &node.name;
-                        quote! { *#name }
-                    }
-                    _ => place(node, mode),
-                }
+                let field = self.output_field(&storage, id);
+                quote! { &#field }
             })
             .collect();
-        body.extend(returned(outputs));
+        body.extend(super::returned(outputs));
         body
     }
 
-    /// The statement computing `node` from its parents.
-    fn forward_statement(&self, node: &Node, mode: Mode) -> TokenStream {
+    /// The statement computing node `id` from its parents into `out`.
+    fn forward_statement(&self, pass: Pass, id: NodeId, out: &Place) -> TokenStream {
         let (model, nn) = (self.model, &self.nn);
-        let out = place(node, mode);
-        let arg = |id: NodeId| value_ref(&model.nodes[id], mode);
+        let node = &model.nodes[id];
+        let storage = Self::storage(pass);
+        let arg = |parent: NodeId| self.value_place(pass, parent).read();
+        let out_ref = out.write();
         match &node.op {
+            Op::Input if model.outputs.contains(&id) => {
+                let name = &node.name;
+                quote! { #out_ref.copy_from(#name); }
+            }
             Op::Input => quote! {},
             Op::Layer { layer, arg: a, .. } => {
                 let decl = &model.layers[*layer];
                 let code = &self.layers[*layer];
                 let (field, x, layer, span) = (&decl.name, arg(*a), &code.as_layer, code.span);
-                match (mode, decl.has_state()) {
-                    (Mode::Infer, false) => quote_spanned! {span=>
-                        #layer::forward(&self.#field, &(), #x, &mut #out);
-                    },
-                    (Mode::Infer, true) => quote_spanned! {span=>
-                        #layer::forward(&self.#field, &self.state.#field, #x, &mut #out);
-                    },
-                    (Mode::Train, stateful) => {
-                        let state = if stateful {
+                let (bind, scratch) =
+                    self.scratch(&storage, self.placement(pass).scratch_slot[id], node);
+                match pass {
+                    Pass::Infer => {
+                        let state = if decl.has_state() {
+                            quote! { &self.state.#field }
+                        } else {
+                            quote! { &() }
+                        };
+                        quote_spanned! {span=>
+                            #bind
+                            #layer::forward(&self.#field, #state, #x, #out_ref, #scratch);
+                        }
+                    }
+                    Pass::Train => {
+                        let state = if decl.has_state() {
                             quote! { &mut self.state.#field }
                         } else {
                             quote! { &mut () }
                         };
                         let cache = if decl.has_cache() {
                             let cache = cache_name(node);
-                            quote! { &mut tape.#cache }
+                            quote! { &mut #storage.#cache }
                         } else {
                             quote! { &mut () }
                         };
                         quote_spanned! {span=>
-                            #layer::forward_train(&self.#field, #state, #x, &mut #out, #cache);
+                            #bind
+                            #layer::forward_train(&self.#field, #state, #x, #out_ref, #cache, #scratch);
                         }
                     }
                 }
@@ -131,50 +280,55 @@ impl Expander<'_> {
             } => {
                 let activation = self.activation_value(info, params);
                 let x = arg(*a);
-                quote! { #nn::Activation::forward(&#activation, #x, &mut #out); }
+                quote! { #nn::Activation::forward(&#activation, #x, #out_ref); }
             }
             Op::Binary { op, left, right } => {
                 let (a, b) = (arg(*left), arg(*right));
                 match op {
-                    BinOp::Add => quote! { #nn::ops::add(#a, #b, &mut #out); },
-                    BinOp::Mul => quote! { #nn::ops::mul(#a, #b, &mut #out); },
+                    BinOp::Add => quote! { #nn::ops::add(#a, #b, #out_ref); },
+                    BinOp::Mul => quote! { #nn::ops::mul(#a, #b, #out_ref); },
                 }
             }
             Op::Flatten(a) => {
                 let x = arg(*a);
-                quote! { #out.copy_from(#x); }
+                quote! { #nn::ops::copy(#x, #out_ref); }
             }
             Op::Concat(parts) => {
                 let mut offset = 0;
                 let mut copies = TokenStream::new();
                 for &part in parts {
-                    let part_size = model.nodes[part].size();
-                    let (rows, start) = (size(part_size), size(offset));
                     let x = arg(part);
-                    copies.extend(quote! { #out.fixed_rows_mut::<#rows>(#start).copy_from(#x); });
-                    offset += part_size;
+                    let start = size(offset);
+                    copies.extend(quote! { #nn::ops::copy_rows(#x, #out_ref, #start); });
+                    offset += model.nodes[part].size();
                 }
                 copies
             }
         }
     }
 
-    /// The body of `backward`, or, with `params_only`, of `backward_params`: the same chain
-    /// rule without the gradients no parameter needs (those of the inputs, and of nodes
-    /// computed from the inputs without a layer), so a layer fed by the input skips its
-    /// `∂L/∂x` product.
+    /// The body of the `Network` trait's `backward`, or, with `params_only`, of
+    /// `backward_params` (the same chain rule without the gradients no parameter needs: those
+    /// of the inputs, and of nodes computed from the inputs without a layer, so a layer fed
+    /// by the input skips its `∂L/∂x` product). It reads `∂L/∂output` from the tape's
+    /// `d_output` and, in `backward`, leaves `∂L/∂input` in its `d_input`.
     pub(super) fn backward_body(&self, params_only: bool) -> TokenStream {
         let model = self.model;
         let backward = Backward::new(self, params_only);
-        let mut body = TokenStream::new();
+        let tape = Self::storage(Pass::Train);
+        let mut body = self.agreement_checks();
         let mut declared = vec![false; model.nodes.len()];
         for &id in &model.outputs {
             declared[id] = true;
-            let d = backward.grad(id);
-            if !backward.needs[id] {
-                body.extend(quote! { let _ = #d; });
-            } else if backward.has_children[id] {
-                body.extend(quote! { let mut #d = *#d; });
+        }
+        if !params_only {
+            let d_input = &self.fields.d_input;
+            for &id in &model.inputs {
+                if !model.outputs.contains(&id) {
+                    let field = tuple_element(quote! { #tape.#d_input }, &model.inputs, id);
+                    body.extend(quote! { #field.fill(T::ZERO); });
+                    declared[id] = true;
+                }
             }
         }
         for (id, node) in model.nodes.iter().enumerate().rev() {
@@ -184,28 +338,26 @@ impl Expander<'_> {
             for parent in node.op.parents() {
                 if backward.needs[parent] && !declared[parent] {
                     declared[parent] = true;
-                    let d = backward.grad(parent);
-                    let ty = self.matrix(&model.nodes[parent]);
-                    body.extend(quote! { let mut #d = <#ty>::zeros(); });
+                    let slot = self.memory.train.grad_slot[parent]
+                        .expect("a gradient that is not an input's or an output's has a slot");
+                    let d = backward.grad_binding(parent);
+                    body.extend(self.bind_slot(&tape, slot, &d, model.nodes[parent].size()));
+                    body.extend(quote! { #d.fill(T::ZERO); });
                 }
             }
             body.extend(backward.statement(id));
         }
-        if params_only {
-            return body;
-        }
-        // An input returned as an output with no other use still has a borrowed gradient.
-        let d_inputs = model.inputs.iter().map(|&id| {
-            let d = backward.grad(id);
-            if backward.borrowed(id) {
-                quote! { *#d }
-            } else {
-                d.into_token_stream()
-            }
-        });
-        body.extend(returned(d_inputs.collect()));
         body
     }
+}
+
+/// `base`, or `base.k` where `id` is the `k`-th of several `ids`.
+fn tuple_element(base: TokenStream, ids: &[NodeId], id: NodeId) -> TokenStream {
+    if ids.len() == 1 {
+        return base;
+    }
+    let k = syn::Index::from(ids.iter().position(|&i| i == id).expect("one of the ids"));
+    quote! { #base.#k }
 }
 
 /// What a backward body needs to know of each node.
@@ -214,8 +366,6 @@ struct Backward<'e, 'a> {
     /// Whether a node's gradient is wanted: always for `backward`; for `backward_params`,
     /// when a layer's parameters are upstream of the node.
     needs: Vec<bool>,
-    /// Whether a node feeds another.
-    has_children: Vec<bool>,
 }
 
 impl<'e, 'a> Backward<'e, 'a> {
@@ -227,44 +377,38 @@ impl<'e, 'a> Backward<'e, 'a> {
                 || node.op.parents().iter().any(|&p| after_layer[p]);
         }
         let needs = after_layer.into_iter().map(|a| a || !params_only).collect();
-        let mut has_children = vec![false; model.nodes.len()];
-        for node in &model.nodes {
-            for parent in node.op.parents() {
-                has_children[parent] = true;
-            }
-        }
-        Backward {
-            expander,
-            needs,
-            has_children,
-        }
+        Backward { expander, needs }
     }
 
-    /// `d_<node>`.
-    fn grad(&self, id: NodeId) -> syn::Ident {
-        format_ident!("d_{}", self.expander.model.nodes[id].name)
+    /// `d_<node>`, the local bound to a gradient's slot.
+    fn grad_binding(&self, id: NodeId) -> Ident {
+        hygienic(&format!("d_{}", self.expander.model.nodes[id].name))
     }
 
-    /// `&tape.<node>`.
+    /// Where node `id`'s gradient is: the tape's `d_output` for an output, its `d_input` for
+    /// an input, else a slot.
+    fn grad_place(&self, id: NodeId) -> Place {
+        let model = self.expander.model;
+        let tape = Expander::storage(Pass::Train);
+        let fields = &self.expander.fields;
+        if model.outputs.contains(&id) {
+            let d_output = &fields.d_output;
+            return Place::Field(tuple_element(
+                quote! { #tape.#d_output },
+                &model.outputs,
+                id,
+            ));
+        }
+        if matches!(model.nodes[id].op, Op::Input) {
+            let d_input = &fields.d_input;
+            return Place::Field(tuple_element(quote! { #tape.#d_input }, &model.inputs, id));
+        }
+        Place::Slot(self.grad_binding(id))
+    }
+
+    /// A value the backward pass reads: saved by the forward pass.
     fn value(&self, id: NodeId) -> TokenStream {
-        let name = &self.expander.model.nodes[id].name;
-        quote! { &tape.#name }
-    }
-
-    /// An output's gradient is the upstream `d_<output>` parameter, a reference; it is
-    /// copied into a local only when the output also feeds other nodes, whose gradients add
-    /// to it.
-    fn borrowed(&self, id: NodeId) -> bool {
-        self.expander.model.outputs.contains(&id) && !self.has_children[id]
-    }
-
-    fn grad_ref(&self, id: NodeId) -> TokenStream {
-        let d = self.grad(id);
-        if self.borrowed(id) {
-            quote! { #d }
-        } else {
-            quote! { &#d }
-        }
+        self.expander.value_place(Pass::Train, id).read()
     }
 
     /// The statement adding node `id`'s contribution to its parents' gradients (and, for a
@@ -273,34 +417,45 @@ impl<'e, 'a> Backward<'e, 'a> {
         let (model, nn) = (self.expander.model, &self.expander.nn);
         let node = &model.nodes[id];
         let needs = &self.needs;
-        let d_out = self.grad_ref(id);
+        let d_out = self.grad_place(id).read();
+        let d = |parent: NodeId| self.grad_place(parent).write();
         match &node.op {
             Op::Input => quote! {},
             Op::Layer { layer, arg, .. } => {
                 let decl = &model.layers[*layer];
                 let code = &self.expander.layers[*layer];
                 let (field, layer, span) = (&decl.name, &code.as_layer, code.span);
-                let (x, y, d_x) = (self.value(*arg), self.value(id), self.grad(*arg));
+                let x = self.value(*arg);
+                let tape = Expander::storage(Pass::Train);
                 let cache = if decl.has_cache() {
                     let cache = cache_name(node);
-                    quote! { &tape.#cache }
+                    quote! { &#tape.#cache }
                 } else {
                     quote! { &() }
                 };
-                if needs[*arg] {
-                    quote_spanned! {span=>
-                        #layer::backward(&self.#field, #x, #y, #cache, #d_out, &mut #d_x, &mut grads.#field);
-                    }
+                let d_x = if needs[*arg] {
+                    let d_x = d(*arg);
+                    quote! { Some(#d_x) }
                 } else {
-                    quote_spanned! {span=>
-                        #layer::backward_params(&self.#field, #x, #y, #cache, #d_out, &mut grads.#field);
-                    }
+                    quote! { None }
+                };
+                let slot = self.expander.memory.train.backward_scratch_slot[id];
+                let (bind, scratch) = self.expander.scratch(&tape, slot, node);
+                let grads = hygienic("grads");
+                quote_spanned! {span=>
+                    #bind
+                    #layer::backward(&self.#field, #x, #cache, #d_out, #d_x, &mut #grads.#field, #scratch);
                 }
             }
             Op::Activation { info, params, arg } if needs[*arg] => {
                 let activation = self.expander.activation_value(info, params);
-                let (x, y, d_x) = (self.value(*arg), self.value(id), self.grad(*arg));
-                quote! { #nn::Activation::backward(&#activation, #x, #y, #d_out, &mut #d_x); }
+                let value = match info.reads {
+                    Reads::Input => self.value(*arg),
+                    Reads::Output => self.value(id),
+                    Reads::Nothing => d_out.clone(),
+                };
+                let d_x = d(*arg);
+                quote! { #nn::Activation::backward(&#activation, #value, #d_out, #d_x); }
             }
             Op::Activation { .. } => quote! {},
             Op::Binary {
@@ -310,8 +465,8 @@ impl<'e, 'a> Backward<'e, 'a> {
             } => {
                 let mut statements = TokenStream::new();
                 for part in [*left, *right].into_iter().filter(|&p| needs[p]) {
-                    let d_part = self.grad(part);
-                    statements.extend(quote! { #d_part += #d_out; });
+                    let d_part = d(part);
+                    statements.extend(quote! { #nn::ops::acc(#d_out, #d_part); });
                 }
                 statements
             }
@@ -323,32 +478,57 @@ impl<'e, 'a> Backward<'e, 'a> {
                 let mut statements = TokenStream::new();
                 for (part, other) in [(*left, *right), (*right, *left)] {
                     if needs[part] {
-                        let (d_part, other) = (self.grad(part), self.value(other));
-                        statements
-                            .extend(quote! { #nn::ops::mul_acc(#d_out, #other, &mut #d_part); });
+                        let (d_part, other) = (d(part), self.value(other));
+                        statements.extend(quote! { #nn::ops::mul_acc(#d_out, #other, #d_part); });
                     }
                 }
                 statements
             }
             Op::Flatten(a) if needs[*a] => {
-                let d_x = self.grad(*a);
-                quote! { #d_x += #d_out; }
+                let d_x = d(*a);
+                quote! { #nn::ops::acc(#d_out, #d_x); }
             }
             Op::Flatten(_) => quote! {},
             Op::Concat(parts) => {
                 let mut offset = 0;
                 let mut slices = TokenStream::new();
                 for &part in parts {
-                    let part_size = model.nodes[part].size();
-                    let (rows, start) = (size(part_size), size(offset));
                     if needs[part] {
-                        let d_part = self.grad(part);
-                        slices.extend(quote! { #d_part += #d_out.fixed_rows::<#rows>(#start); });
+                        let (d_part, start) = (d(part), size(offset));
+                        slices.extend(quote! { #nn::ops::acc_rows(#d_out, #d_part, #start); });
                     }
-                    offset += part_size;
+                    offset += model.nodes[part].size();
                 }
                 slices
             }
+        }
+    }
+}
+
+/// The names of the tape's and workspace's own fields, chosen apart from the nodes' names.
+impl Fields {
+    pub(super) fn new(model: &crate::model::Model, slots: usize) -> Self {
+        let mut taken: Vec<String> = model.nodes.iter().map(|n| n.name.to_string()).collect();
+        taken.extend(model.nodes.iter().map(|n| cache_name(n).to_string()));
+        let mut fresh = |base: &str| {
+            let mut name = base.to_string();
+            let mut k = 2;
+            while taken.contains(&name) {
+                name = format!("{base}_{k}");
+                k += 1;
+            }
+            taken.push(name.clone());
+            format_ident!("{}", name)
+        };
+        let output = fresh("output");
+        let d_output = fresh("d_output");
+        let d_input = fresh("d_input");
+        let slots = (0..slots).map(|k| fresh(&format!("slot{k}"))).collect();
+        Fields {
+            output,
+            d_output,
+            d_input,
+            slots,
         }
     }
 }

@@ -141,14 +141,19 @@ impl Expander<'_> {
         }
     }
 
-    /// `NetTape`: every node's value, then the cache of every application of a layer that has
-    /// one.
+    /// `NetTape`: what training needs for a batch besides the network, its gradients and the
+    /// optimizer: the outputs and their gradients, the inputs' gradients, the values the
+    /// backward pass reads (one field per saved node), the layers' caches, and the slots
+    /// where every other value and gradient lives for its live range.
     pub(super) fn tape_struct(&self) -> TokenStream {
         let (nn, tape, vis, name) = (&self.nn, &self.tape, &self.model.vis, &self.model.name);
         let (names, types, docs) = self.tape_fields();
         let doc = format!(
-            " What [`{name}::forward_train`] records for [`{name}::backward`]: every node's \
-             value for a batch of `B` samples, one per column."
+            " Training memory of [`{name}`] for a batch of `B` samples (one per column): what \
+             [`{name}::forward_train`] keeps for [`{name}::backward`] (the values its backward \
+             pass reads, the layers' caches), the outputs and gradients at the ends of the \
+             passes, and the slots the other values share, as the memory plan assigns them \
+             (see [`{name}::summary`]). Build it with `new_boxed()`; `ZERO` for a `static`."
         );
         quote! {
             #[doc = #doc]
@@ -160,19 +165,87 @@ impl Expander<'_> {
         }
     }
 
+    /// `NetWorkspace`: inference memory, the outputs and the slots.
+    pub(super) fn workspace_struct(&self) -> TokenStream {
+        let (nn, workspace, vis, name) =
+            (&self.nn, &self.workspace, &self.model.vis, &self.model.name);
+        let (names, types, docs) = self.workspace_fields();
+        let doc = format!(
+            " Inference memory of [`{name}`] for a batch of `B` samples (one per column): the \
+             outputs of [`{name}::forward_in`] and the slots its intermediate values share, as \
+             the memory plan assigns them (see [`{name}::summary`]). Build it with \
+             `new_boxed()`; `ZERO` for a `static`."
+        );
+        quote! {
+            #[doc = #doc]
+            #[derive(Clone, Debug, PartialEq)]
+            #[repr(C)]
+            #vis struct #workspace<T: #nn::Real, const B: usize> {
+                #( #[doc = #docs] pub #names: #types, )*
+            }
+        }
+    }
+
+    /// The outputs' type, `SMatrix<T, N, B>` or a tuple.
+    pub(super) fn output_type(&self) -> TokenStream {
+        self.value_type(&self.model.outputs)
+    }
+
+    /// The inputs' type.
+    pub(super) fn input_type(&self) -> TokenStream {
+        self.value_type(&self.model.inputs)
+    }
+
+    /// Slot fields: `slot0: SMatrix<T, 32, B>`, ...
+    fn slot_fields(
+        &self,
+        sizes: &[usize],
+        names: &mut Vec<Ident>,
+        types: &mut Vec<TokenStream>,
+        docs: &mut Vec<String>,
+    ) {
+        let nn = &self.nn;
+        for (k, &rows) in sizes.iter().enumerate() {
+            let rows = super::size(rows);
+            names.push(self.fields.slots[k].clone());
+            types.push(quote! { #nn::SMatrix<T, #rows, B> });
+            docs.push(format!(
+                " Slot {k} of the memory plan: values whose live ranges do not overlap."
+            ));
+        }
+    }
+
     /// The tape's fields: names, types and doc comments.
     fn tape_fields(&self) -> (Vec<Ident>, Vec<TokenStream>, Vec<String>) {
         let model = self.model;
-        let mut names: Vec<Ident> = model.nodes.iter().map(|n| n.name.clone()).collect();
-        let mut types: Vec<TokenStream> = model.nodes.iter().map(|n| self.matrix(n)).collect();
-        let mut docs: Vec<String> = model
-            .nodes
-            .iter()
-            .map(|n| match n.op {
-                Op::Input => format!(" Input `{}`, {}.", n.name, n.shape),
-                _ => format!(" `{} = {}`, {}.", n.name, n.expr, n.shape),
-            })
-            .collect();
+        let fields = &self.fields;
+        let mut names = vec![
+            fields.output.clone(),
+            fields.d_output.clone(),
+            fields.d_input.clone(),
+        ];
+        let mut types = vec![self.output_type(), self.output_type(), self.input_type()];
+        let mut docs = vec![
+            " The outputs of `forward_train`.".to_string(),
+            " `∂L/∂output`, where `backward` starts.".to_string(),
+            " `∂L/∂input`, which `backward` leaves.".to_string(),
+        ];
+        for (id, node) in model.nodes.iter().enumerate() {
+            if self.memory.saved[id] && !model.outputs.contains(&id) {
+                names.push(node.name.clone());
+                types.push(self.matrix(node));
+                docs.push(match node.op {
+                    Op::Input => format!(
+                        " Input `{}`, {}, kept for the backward pass.",
+                        node.name, node.shape
+                    ),
+                    _ => format!(
+                        " `{} = {}`, {}, kept for the backward pass.",
+                        node.name, node.expr, node.shape
+                    ),
+                });
+            }
+        }
         for node in &model.nodes {
             if let Op::Layer { layer, .. } = node.op
                 && model.layers[layer].has_cache()
@@ -186,6 +259,26 @@ impl Expander<'_> {
                 ));
             }
         }
+        self.slot_fields(
+            &self.memory.train.slot_sizes,
+            &mut names,
+            &mut types,
+            &mut docs,
+        );
+        (names, types, docs)
+    }
+
+    /// The workspace's fields: names, types and doc comments.
+    fn workspace_fields(&self) -> (Vec<Ident>, Vec<TokenStream>, Vec<String>) {
+        let mut names = vec![self.fields.output.clone()];
+        let mut types = vec![self.output_type()];
+        let mut docs = vec![" The outputs of `forward_in`.".to_string()];
+        self.slot_fields(
+            &self.memory.infer.slot_sizes,
+            &mut names,
+            &mut types,
+            &mut docs,
+        );
         (names, types, docs)
     }
 
@@ -231,17 +324,66 @@ impl Expander<'_> {
         }
     }
 
-    /// The tape's `ConstZero` and `Zeroable` impls.
+    /// The tape's `ConstZero`, `Zeroable` and `TapeIo` impls.
     pub(super) fn tape_impls(&self) -> TokenStream {
         let (nn, tape) = (&self.nn, &self.tape);
         let (names, _, _) = self.tape_fields();
+        let (output, d_output, d_input) = (
+            &self.fields.output,
+            &self.fields.d_output,
+            &self.fields.d_input,
+        );
+        let (input_type, output_type) = (self.input_type(), self.output_type());
         quote! {
             impl<T: #nn::Real, const B: usize> #nn::ConstZero for #tape<T, B> {
                 const ZERO: Self = Self { #( #names: #nn::ConstZero::ZERO, )* };
             }
 
-            // SAFETY: repr(C); static matrices of `T` and layer caches, all `Zeroable`.
+            // SAFETY: repr(C); static matrices of `T` (alone or in tuples) and layer caches, all
+            // `Zeroable`.
             unsafe impl<T: #nn::Real, const B: usize> #nn::Zeroable for #tape<T, B> {}
+
+            impl<T: #nn::Real, const B: usize> #nn::memory::Outputs<#output_type> for #tape<T, B> {
+                fn output(&self) -> &#output_type {
+                    &self.#output
+                }
+            }
+
+            impl<T: #nn::Real, const B: usize> #nn::memory::TapeIo<#input_type, #output_type> for #tape<T, B> {
+                fn d_output_mut(&mut self) -> &mut #output_type {
+                    &mut self.#d_output
+                }
+
+                fn output_and_d_output(&mut self) -> (&#output_type, &mut #output_type) {
+                    (&self.#output, &mut self.#d_output)
+                }
+
+                fn d_input(&self) -> &#input_type {
+                    &self.#d_input
+                }
+            }
+        }
+    }
+
+    /// The workspace's `ConstZero`, `Zeroable` and `Outputs` impls.
+    pub(super) fn workspace_impls(&self) -> TokenStream {
+        let (nn, workspace) = (&self.nn, &self.workspace);
+        let (names, _, _) = self.workspace_fields();
+        let output = &self.fields.output;
+        let output_type = self.output_type();
+        quote! {
+            impl<T: #nn::Real, const B: usize> #nn::ConstZero for #workspace<T, B> {
+                const ZERO: Self = Self { #( #names: #nn::ConstZero::ZERO, )* };
+            }
+
+            // SAFETY: repr(C); static matrices of `T`, alone or in tuples, all `Zeroable`.
+            unsafe impl<T: #nn::Real, const B: usize> #nn::Zeroable for #workspace<T, B> {}
+
+            impl<T: #nn::Real, const B: usize> #nn::memory::Outputs<#output_type> for #workspace<T, B> {
+                fn output(&self) -> &#output_type {
+                    &self.#output
+                }
+            }
         }
     }
 }

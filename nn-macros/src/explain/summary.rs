@@ -1,7 +1,7 @@
 //! The summary table, as the generated `summary()` prints it.
 
 use super::graph::Graph;
-use crate::model::{Model, Op};
+use crate::model::{Model, Op, memory};
 use std::fmt::Write as _;
 
 /// The text `summary()` prints for `f32` (`nn::Summary`'s `Display`), computed here from the
@@ -79,5 +79,18 @@ pub fn summary_text(model: &Model) -> String {
             write!(out, " ({:.1} MiB)", n / (1024.0 * 1024.0))
         };
     }
+    // As `nn::MemoryPlan` writes it.
+    let plan = memory::plan(model).per_sample(model);
+    let _ = write!(
+        out,
+        "\nMemory per sample (scalars): workspace {} (lower bound {}); tape {} saved + {} \
+         inputs/outputs + {} in slots (lower bound {})",
+        plan.workspace,
+        plan.workspace_lower_bound,
+        plan.tape_saved,
+        plan.tape_ends,
+        plan.tape_work,
+        plan.tape_work_lower_bound
+    );
     out
 }

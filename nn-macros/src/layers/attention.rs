@@ -97,6 +97,10 @@ impl BuiltinLayer for Attention {
         true
     }
 
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
+    }
+
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
         format!(
             "MultiHeadAttention({} heads{})",

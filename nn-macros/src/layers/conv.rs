@@ -118,6 +118,10 @@ impl BuiltinLayer for Conv {
         true
     }
 
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
+    }
+
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
         let d = self.dims;
         let mut text = format!(

@@ -100,6 +100,10 @@ impl BuiltinLayer for Dense {
         input.rank() > 1
     }
 
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
+    }
+
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
         match input.dims() {
             [_, features] => format!("Dense({features} → {}), per position", self.out),

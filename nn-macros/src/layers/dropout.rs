@@ -57,6 +57,10 @@ impl BuiltinLayer for Dropout {
         true
     }
 
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
+    }
+
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
         format!("Dropout({})", self.p)
     }

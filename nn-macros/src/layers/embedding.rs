@@ -59,6 +59,10 @@ impl BuiltinLayer for Embedding {
         true
     }
 
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
+    }
+
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
         format!("Embedding({} × {})", self.vocab, self.dim)
     }

@@ -76,6 +76,10 @@ impl BuiltinLayer for GroupNorm {
         true
     }
 
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
+    }
+
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
         format!(
             "GroupNorm({} channels, {} groups, eps {})",

@@ -81,6 +81,10 @@ impl BuiltinLayer for BatchNorm {
         true
     }
 
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
+    }
+
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
         format!(
             "{}({}, eps {}, momentum {})",
@@ -185,6 +189,10 @@ impl BuiltinLayer for LayerNorm {
 
     fn has_cache(&self, _input: &Shape) -> bool {
         true
+    }
+
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
     }
 
     fn describe(&self, input: &Shape, _output: &Shape) -> String {

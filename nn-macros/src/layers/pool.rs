@@ -94,6 +94,10 @@ impl BuiltinLayer for Pool {
         true
     }
 
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
+    }
+
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
         let d = self.dims;
         let mut text = format!("{}({}", self.name(), times(&self.kernel[..d]));
@@ -257,6 +261,10 @@ impl BuiltinLayer for GlobalAvgPool {
 
     fn has_cache(&self, _input: &Shape) -> bool {
         true
+    }
+
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
     }
 
     fn describe(&self, input: &Shape, output: &Shape) -> String {

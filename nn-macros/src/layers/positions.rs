@@ -56,6 +56,10 @@ impl BuiltinLayer for Positions {
         true
     }
 
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
+    }
+
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
         self.name().to_string()
     }

@@ -113,6 +113,10 @@ impl BuiltinLayer for Recurrent {
         true
     }
 
+    fn scratch_per_sample(&self, _input: &Shape) -> usize {
+        0
+    }
+
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
         format!(
             "{}({} → {}{})",

@@ -4,6 +4,7 @@
 //! and checks every rule. Nothing here refers to the syntax tree.
 
 mod check;
+pub mod memory;
 
 pub use check::build;
 
@@ -79,6 +80,15 @@ impl LayerDecl {
         match &self.kind {
             LayerKind::Builtin(builtin) => builtin.has_state(),
             LayerKind::Custom(_) => true,
+        }
+    }
+
+    /// Scalars of scratch memory per sample its passes use: a built-in layer's rule; none
+    /// for a user's layer (the generated code checks its `Layer::SCRATCH` is 0).
+    pub fn scratch_per_sample(&self) -> usize {
+        match &self.kind {
+            LayerKind::Builtin(builtin) => builtin.scratch_per_sample(&self.input_shape),
+            LayerKind::Custom(_) => 0,
         }
     }
 

@@ -1,8 +1,8 @@
 //! The network's methods (constants, passes, initialisation, tensors, summary, derivation)
 //! and its `nn::Network` impl.
 
-use super::passes::{Pass, hygienic};
-use super::{Expander, size};
+use super::passes::Pass;
+use super::{Expander, invented, local, size};
 use crate::model::NodeId;
 use crate::model::Op;
 use proc_macro2::TokenStream;
@@ -20,12 +20,13 @@ impl Expander<'_> {
             workspace,
             ..
         } = self;
-        let name = &model.name;
+        let name = &self.network;
+        let (rng, visit) = (local("rng"), local("visit"));
         let input_params = self.signature(&model.inputs, "");
         let output_params = self.signature(&model.outputs, "d_");
         let output_type = self.output_type();
         let (workspace_arg, tape_arg, grads_arg) =
-            (hygienic("workspace"), hygienic("tape"), hygienic("grads"));
+            (local("workspace"), local("tape"), local("grads"));
         let lifetime = syn::Lifetime::new("'m", proc_macro2::Span::mixed_site());
         let output_refs = self.reference_type(&model.outputs, &lifetime);
         let input_refs = self.reference_type(&model.inputs, &lifetime);
@@ -43,7 +44,7 @@ impl Expander<'_> {
             .iter()
             .enumerate()
             .map(|(k, &id)| {
-                let param = format_ident!("d_{}", model.nodes[id].name);
+                let param = invented(&format_ident!("d_{}", model.nodes[id].name));
                 let field = if model.outputs.len() == 1 {
                     quote! { #tape_arg.#d_output }
                 } else {
@@ -65,11 +66,12 @@ impl Expander<'_> {
                 })
                 .collect(),
         );
+        let outputs = local("outputs");
         let copy_outputs = if model.outputs.len() == 1 {
-            quote! { *outputs }
+            quote! { *#outputs }
         } else {
             let k = (0..model.outputs.len()).map(syn::Index::from);
-            quote! { ( #( *outputs.#k ),* ) }
+            quote! { ( #( *#outputs.#k ),* ) }
         };
         let init = self.init_body();
         let visit_tensors = self.visit_tensors_body();
@@ -97,13 +99,13 @@ impl Expander<'_> {
                 /// Bytes of the tape for a batch of `B` samples: all the memory training needs
                 /// besides the network, its gradients and the optimizer's state.
                 pub const fn tape_bytes<const B: usize>() -> usize {
-                    ::core::mem::size_of::<#tape<T, B>>()
+                    ::core::mem::size_of::<#tape<T, { B }>>()
                 }
 
                 /// Bytes of the workspace for a batch of `B` samples: all the memory inference
                 /// needs besides the network and the inputs.
                 pub const fn workspace_bytes<const B: usize>() -> usize {
-                    ::core::mem::size_of::<#workspace<T, B>>()
+                    ::core::mem::size_of::<#workspace<T, { B }>>()
                 }
 
                 #memory_constants
@@ -115,7 +117,7 @@ impl Expander<'_> {
                 pub fn forward_in<#lifetime, const B: usize>(
                     &self,
                     #input_params
-                    #workspace_arg: &#lifetime mut #workspace<T, B>,
+                    #workspace_arg: &#lifetime mut #workspace<T, { B }>,
                 ) -> #output_refs {
                     #infer_body
                 }
@@ -125,8 +127,8 @@ impl Expander<'_> {
                 /// copied out. A big network or batch wants `forward_in` with a workspace from
                 /// `new_boxed()`.
                 pub fn forward<const B: usize>(&self, #input_params) -> #output_type {
-                    let mut #workspace_arg = <#workspace<T, B> as #nn::ConstZero>::ZERO;
-                    let outputs = self.forward_in(#(#input_names,)* &mut #workspace_arg);
+                    let mut #workspace_arg = <#workspace<T, { B }> as #nn::ConstZero>::ZERO;
+                    let #outputs = self.forward_in(#(#input_names,)* &mut #workspace_arg);
                     #copy_outputs
                 }
 
@@ -135,7 +137,7 @@ impl Expander<'_> {
                 pub fn forward_train<#lifetime, const B: usize>(
                     &mut self,
                     #input_params
-                    #tape_arg: &#lifetime mut #tape<T, B>,
+                    #tape_arg: &#lifetime mut #tape<T, { B }>,
                 ) -> #output_refs {
                     #train_body
                 }
@@ -144,7 +146,7 @@ impl Expander<'_> {
                 /// `∂L/∂θ` to `grads` and returns `∂L/∂input`, which lives in the tape.
                 pub fn backward<#lifetime, const B: usize>(
                     &self,
-                    #tape_arg: &#lifetime mut #tape<T, B>,
+                    #tape_arg: &#lifetime mut #tape<T, { B }>,
                     #output_params
                     #grads_arg: &mut #grads<T>,
                 ) -> #input_refs {
@@ -158,7 +160,7 @@ impl Expander<'_> {
                 /// products.
                 pub fn backward_params<const B: usize>(
                     &self,
-                    #tape_arg: &mut #tape<T, B>,
+                    #tape_arg: &mut #tape<T, { B }>,
                     #output_params
                     #grads_arg: &mut #grads<T>,
                 ) {
@@ -169,12 +171,12 @@ impl Expander<'_> {
                 /// Initialises every layer in place from `rng`: by its `#[init(..)]` scheme, or He
                 /// (Kaiming) uniform before the ReLU family and Glorot (Xavier) uniform otherwise;
                 /// biases to zero.
-                pub fn init<R: #nn::rand_core::Rng + ?Sized>(&mut self, rng: &mut R) {
+                pub fn init<R: #nn::rand_core::Rng + ?Sized>(&mut self, #rng: &mut R) {
                     #init
                 }
 
                 /// Calls `visit` with every tensor (`fc1.weight`, ...) in parameter-slice order.
-                pub fn visit_tensors(visit: &mut dyn FnMut(#nn::NamedTensor)) {
+                pub fn visit_tensors(#visit: &mut dyn FnMut(#nn::NamedTensor)) {
                     #visit_tensors
                 }
 
@@ -238,6 +240,7 @@ impl Expander<'_> {
     /// The body of `init`: each layer by its scheme, then each state.
     fn init_body(&self) -> TokenStream {
         let nn = &self.nn;
+        let rng = local("rng");
         let layer_traits = self.layers.iter().map(|l| &l.as_layer);
         let layer_names = self.model.layers.iter().map(|l| &l.name);
         let layer_inits = self
@@ -250,25 +253,26 @@ impl Expander<'_> {
             .map(|(layer, code)| (&layer.name, &code.as_layer))
             .unzip();
         quote! {
-            #( #layer_traits::init(&mut self.#layer_names, #nn::init::Init::#layer_inits, rng); )*
-            #( #state_traits::init_state(&mut self.state.#state_names, rng); )*
+            #( #layer_traits::init(&mut self.#layer_names, #nn::init::Init::#layer_inits, #rng); )*
+            #( #state_traits::init_state(&mut self.state.#state_names, #rng); )*
         }
     }
 
     /// The body of `visit_tensors`: every layer's tensors, with their offsets.
     fn visit_tensors_body(&self) -> TokenStream {
         let nn = &self.nn;
+        let (visit, offset, info) = (local("visit"), local("offset"), local("info"));
         let layer_traits = self.layers.iter().map(|l| &l.as_layer);
         let layer_names = self.model.layers.iter().map(|l| l.name.to_string());
         quote! {
-            let mut offset = 0;
+            let mut #offset = 0;
             #(
-                for info in #layer_traits::TENSORS {
-                    visit(#nn::NamedTensor { layer: #layer_names, info, offset });
-                    offset += info.len();
+                for #info in #layer_traits::TENSORS {
+                    #visit(#nn::NamedTensor { layer: #layer_names, info: #info, offset: #offset });
+                    #offset += #info.len();
                 }
             )*
-            let _ = offset;
+            let _ = #offset;
         }
     }
 
@@ -344,13 +348,14 @@ impl Expander<'_> {
             workspace,
             ..
         } = self;
-        let name = &model.name;
+        let name = &self.network;
         let input_type = self.input_type();
         let output_type = self.output_type();
-        let input = hygienic("input");
+        let input = local("input");
         let input_fields = tuple_fields(&input, model.inputs.len());
         let (workspace_arg, tape_arg, grads_arg) =
-            (hygienic("workspace"), hygienic("tape"), hygienic("grads"));
+            (local("workspace"), local("tape"), local("grads"));
+        let (rng, visit) = (local("rng"), local("visit"));
         let full_backward = self.backward_body(false);
         let params_backward = self.backward_body(true);
         quote! {
@@ -358,32 +363,32 @@ impl Expander<'_> {
                 type Grads = #grads<T>;
                 type Input<const B: usize> = #input_type;
                 type Output<const B: usize> = #output_type;
-                type Tape<const B: usize> = #tape<T, B>;
-                type Workspace<const B: usize> = #workspace<T, B>;
+                type Tape<const B: usize> = #tape<T, { B }>;
+                type Workspace<const B: usize> = #workspace<T, { B }>;
 
-                fn forward<const B: usize>(&self, #input: &Self::Input<B>) -> Self::Output<B> {
+                fn forward<const B: usize>(&self, #input: &Self::Input<{ B }>) -> Self::Output<{ B }> {
                     #name::forward(self, #input_fields)
                 }
 
                 fn forward_in<const B: usize>(
                     &self,
-                    #input: &Self::Input<B>,
-                    #workspace_arg: &mut Self::Workspace<B>,
+                    #input: &Self::Input<{ B }>,
+                    #workspace_arg: &mut Self::Workspace<{ B }>,
                 ) {
                     #name::forward_in(self, #input_fields #workspace_arg);
                 }
 
                 fn forward_train<const B: usize>(
                     &mut self,
-                    #input: &Self::Input<B>,
-                    #tape_arg: &mut Self::Tape<B>,
+                    #input: &Self::Input<{ B }>,
+                    #tape_arg: &mut Self::Tape<{ B }>,
                 ) {
                     #name::forward_train(self, #input_fields #tape_arg);
                 }
 
                 fn backward<const B: usize>(
                     &self,
-                    #tape_arg: &mut Self::Tape<B>,
+                    #tape_arg: &mut Self::Tape<{ B }>,
                     #grads_arg: &mut Self::Grads,
                 ) {
                     #full_backward
@@ -391,7 +396,7 @@ impl Expander<'_> {
 
                 fn backward_params<const B: usize>(
                     &self,
-                    #tape_arg: &mut Self::Tape<B>,
+                    #tape_arg: &mut Self::Tape<{ B }>,
                     #grads_arg: &mut Self::Grads,
                 ) {
                     #params_backward
@@ -401,12 +406,12 @@ impl Expander<'_> {
                     #name::<T>::summary()
                 }
 
-                fn visit_tensors(visit: &mut dyn FnMut(#nn::NamedTensor)) {
-                    #name::<T>::visit_tensors(visit)
+                fn visit_tensors(#visit: &mut dyn FnMut(#nn::NamedTensor)) {
+                    #name::<T>::visit_tensors(#visit)
                 }
 
-                fn init<R: #nn::rand_core::Rng + ?Sized>(&mut self, rng: &mut R) {
-                    #name::init(self, rng)
+                fn init<R: #nn::rand_core::Rng + ?Sized>(&mut self, #rng: &mut R) {
+                    #name::init(self, #rng)
                 }
             }
         }
@@ -431,7 +436,7 @@ impl Expander<'_> {
     /// a constant, layer by layer, for weights built at compile time (`nn::include_flat!`).
     pub(super) fn const_tensors_impl(&self) -> TokenStream {
         let nn = &self.nn;
-        let name = &self.model.name;
+        let name = &self.network;
         let layer_traits = self.layers.iter().map(|l| &l.as_layer);
         let layer_names = self.model.layers.iter().map(|l| l.name.to_string());
         quote! {

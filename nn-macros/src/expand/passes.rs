@@ -10,11 +10,11 @@
 //! invents (`tape`, `workspace`, `grads`, the gradients `d_h`) have mixed-site hygiene, so no
 //! name of the user's can capture them.
 
-use super::{Expander, Fields, cache_name, size};
+use super::{Expander, Fields, cache_name, invented, local, size};
 use crate::builtins::{ActivationInfo, Reads};
 use crate::model::memory::Placement;
 use crate::model::{BinOp, LayerKind, Node, NodeId, Op};
-use proc_macro2::{Literal, Span, TokenStream};
+use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
@@ -56,12 +56,6 @@ impl Place {
     }
 }
 
-/// A mixed-site identifier: one the macro invents, which no name of the user's can shadow or
-/// be shadowed by.
-pub(super) fn hygienic(name: &str) -> Ident {
-    Ident::new(name, Span::mixed_site())
-}
-
 impl Expander<'_> {
     /// An activation's value: `::nn::activations::Relu`, `LeakyRelu { alpha: 0.2 }`.
     fn activation_value(&self, info: &ActivationInfo, params: &[f64]) -> TokenStream {
@@ -81,8 +75,8 @@ impl Expander<'_> {
     /// The storage a pass works in: `workspace` or `tape`.
     fn storage(pass: Pass) -> Ident {
         match pass {
-            Pass::Infer => hygienic("workspace"),
-            Pass::Train => hygienic("tape"),
+            Pass::Infer => local("workspace"),
+            Pass::Train => local("tape"),
         }
     }
 
@@ -121,7 +115,7 @@ impl Expander<'_> {
         let slot = &self.fields.slots[slot];
         let rows = size(rows);
         quote! {
-            let #binding: &mut #nn::SMatrix<T, #rows, B> = #nn::memory::view_mut(&mut #storage.#slot);
+            let #binding: &mut #nn::SMatrix<T, #rows, { B }> = #nn::memory::view_mut(&mut #storage.#slot);
         }
     }
 
@@ -139,7 +133,7 @@ impl Expander<'_> {
         let Op::Layer { layer, .. } = node.op else {
             unreachable!("only layers have scratch memory");
         };
-        let binding = hygienic(&format!("{}_scratch", node.name));
+        let binding = invented(&format_ident!("{}_scratch", node.name));
         let rows = self.model.layers[layer].scratch_per_sample();
         let bind = self.bind_slot(storage, slot, &binding, rows);
         (bind, quote! { #binding.as_mut_slice() })
@@ -382,7 +376,7 @@ impl<'e, 'a> Backward<'e, 'a> {
 
     /// `d_<node>`, the local bound to a gradient's slot.
     fn grad_binding(&self, id: NodeId) -> Ident {
-        hygienic(&format!("d_{}", self.expander.model.nodes[id].name))
+        invented(&format_ident!("d_{}", self.expander.model.nodes[id].name))
     }
 
     /// Where node `id`'s gradient is: the tape's `d_output` for an output, its `d_input` for
@@ -441,7 +435,7 @@ impl<'e, 'a> Backward<'e, 'a> {
                 };
                 let slot = self.expander.memory.train.backward_scratch_slot[id];
                 let (bind, scratch) = self.expander.scratch(&tape, slot, node);
-                let grads = hygienic("grads");
+                let grads = local("grads");
                 quote_spanned! {span=>
                     #bind
                     #layer::backward(&self.#field, #x, #cache, #d_out, #d_x, &mut #grads.#field, #scratch);

@@ -54,17 +54,30 @@ where
 {
     const TENSORS: &'static [TensorInfo] = L::TENSORS;
 
+    /// The inner layer's, which runs one position at a time (a batch of 1).
+    const SCRATCH: usize = L::SCRATCH;
+
     /// The inner layer's cache for each position of each sample.
     type Cache<const B: usize> = [[L::Cache<1>; S]; B];
     type State = ();
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, SD, B>, y: &mut SMatrix<T, SO, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, SD, B>,
+        y: &mut SMatrix<T, SO, B>,
+        scratch: &mut [T],
+    ) {
         let () = Self::SIZES_AGREE;
         for j in 0..B {
             for t in 0..S {
                 let mut y_t = SMatrix::<T, O, 1>::ZERO;
-                self.layer
-                    .forward(&(), &position::<T, SD, D, B>(x, t, j), &mut y_t);
+                self.layer.forward(
+                    &(),
+                    &position::<T, SD, D, B>(x, t, j),
+                    &mut y_t,
+                    &mut scratch[..L::SCRATCH],
+                );
                 y.fixed_view_mut::<O, 1>(t * O, j).copy_from(&y_t);
             }
         }
@@ -76,6 +89,7 @@ where
         x: &SMatrix<T, SD, B>,
         y: &mut SMatrix<T, SO, B>,
         cache: &mut Self::Cache<B>,
+        scratch: &mut [T],
     ) {
         let () = Self::SIZES_AGREE;
         for (j, caches) in cache.iter_mut().enumerate() {
@@ -86,6 +100,7 @@ where
                     &position::<T, SD, D, B>(x, t, j),
                     &mut y_t,
                     cache,
+                    &mut scratch[..L::SCRATCH],
                 );
                 y.fixed_view_mut::<O, 1>(t * O, j).copy_from(&y_t);
             }
@@ -95,22 +110,30 @@ where
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, SD, B>,
-        y: &SMatrix<T, SO, B>,
         cache: &Self::Cache<B>,
         dy: &SMatrix<T, SO, B>,
-        dx: &mut SMatrix<T, SD, B>,
+        mut dx: Option<&mut SMatrix<T, SD, B>>,
         grads: &mut Self,
+        scratch: &mut [T],
     ) {
         for (j, caches) in cache.iter().enumerate() {
             for (t, cache) in caches.iter().enumerate() {
+                let x_t = position::<T, SD, D, B>(x, t, j);
+                let dy_t = position::<T, SO, O, B>(dy, t, j);
+                let scratch = &mut scratch[..L::SCRATCH];
+                let Some(dx) = dx.as_deref_mut() else {
+                    self.layer
+                        .backward(&x_t, cache, &dy_t, None, &mut grads.layer, scratch);
+                    continue;
+                };
                 let mut dx_t = position::<T, SD, D, B>(dx, t, j);
                 self.layer.backward(
-                    &position::<T, SD, D, B>(x, t, j),
-                    &position::<T, SO, O, B>(y, t, j),
+                    &x_t,
                     cache,
-                    &position::<T, SO, O, B>(dy, t, j),
-                    &mut dx_t,
+                    &dy_t,
+                    Some(&mut dx_t),
                     &mut grads.layer,
+                    scratch,
                 );
                 dx.fixed_view_mut::<D, 1>(t * D, j).copy_from(&dx_t);
             }
@@ -143,7 +166,7 @@ mod tests {
         let layer = example();
         let x = SMatrix::<f64, 12, 2>::from_fn(|i, j| (i as f64 - 5.0) * 0.3 + j as f64);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         for j in 0..2 {
             for t in 0..4 {
                 let x_t: SMatrix<f64, 3, 1> = x.fixed_view::<3, 1>(3 * t, j).into_owned();

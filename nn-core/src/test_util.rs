@@ -85,6 +85,27 @@ pub fn det_batch<const N: usize, const B: usize>(seed: f64) -> SMatrix<f64, N, B
     SMatrix::from_fn(|i, j| det(j * N + i, seed))
 }
 
+/// [`gradcheck::check_layer`](crate::gradcheck::check_layer), after checking that
+/// `backward` without `dx` adds exactly (bit for bit) the parameter gradients it adds with
+/// one: skipping `∂L/∂x` must not change the order of any sum.
+pub fn check_layer<L, const IN: usize, const OUT: usize, const B: usize>(
+    layer: &mut L,
+    state: &L::State,
+    x: &SMatrix<f64, IN, B>,
+) -> crate::gradcheck::Report
+where
+    L: Layer<f64, IN, OUT>,
+{
+    let (mut y, mut cache) = (SMatrix::<f64, OUT, B>::ZERO, L::Cache::<B>::ZERO);
+    layer.forward_train(&mut state.clone(), x, &mut y, &mut cache, &mut []);
+    let dy = random_matrix::<OUT, B>(77, 1.0);
+    let (mut dx, mut grads, mut params_only) = (SMatrix::ZERO, L::ZERO, L::ZERO);
+    layer.backward(x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
+    layer.backward(x, &cache, &dy, None, &mut params_only, &mut []);
+    assert_eq!(params_only.as_slice(), grads.as_slice(), "dx: None");
+    crate::gradcheck::check_layer(layer, state, x)
+}
+
 /// Runs `layer` and its `f32` copy (parameters rounded) on `x`: forward, training
 /// forward and backward (with `∂L/∂y = 1`) agree within `tol` (relative to 1).
 pub fn check_f32<L64, L32, const IN: usize, const OUT: usize, const B: usize>(

@@ -330,7 +330,7 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
+    use crate::test_util::check_layer;
     use crate::test_util::{
         assert_close, check_f32, det_batch, det_matrix, max_diff, random_matrix, randomize,
     };
@@ -362,7 +362,7 @@ mod tests {
     ) {
         let mut layer = example::<D, HEADS, S, IN, D3, CAUSAL>(seed);
         let x = random_matrix::<IN, 2>(seed + 100, 1.0);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 

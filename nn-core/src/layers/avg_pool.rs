@@ -229,8 +229,8 @@ fn backward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::layers::geometry::{PoolGeometry1dOf, PoolGeometry2dOf};
+    use crate::test_util::check_layer;
     use crate::test_util::{max_diff, random_matrix};
     use crate::{ConstZero, Params};
 
@@ -389,13 +389,13 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let mut layer = AvgPool2d::<f64, 84, 16, PoolGeometry2dOf<2, 6, 7, 3, 2, 1, 3>>::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<84, 2>(5, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<84, 2>(5, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         let mut layer = AvgPool1d::<f64, 14, 6, PoolGeometry1dOf<2, 7, 3, 2>>::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<14, 3>(6, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<14, 3>(6, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         let mut layer = GlobalAvgPool::<f64, 3, 5, 15>::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<15, 3>(7, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<15, 3>(7, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 

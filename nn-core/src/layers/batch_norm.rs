@@ -283,7 +283,7 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
+    use crate::test_util::check_layer;
     use crate::test_util::{Rng, max_diff, random_matrix};
 
     const HALF: u64 = 0.5f64.to_bits();
@@ -471,14 +471,14 @@ mod tests {
             running_mean: SMatrix::from_column_slice(&[0.5, -0.5, 1.0]),
             running_var: SMatrix::from_column_slice(&[2.0, 0.5, 1.0]),
         };
-        let report = gradcheck::check_layer(&mut layer, &state, &batch());
+        let report = check_layer(&mut layer, &state, &batch());
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         // BatchNorm1d on features (S = 1), a batch of 4.
         let mut layer = BatchNorm::<f64, 5, 1, 5, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS> {
             weight: random_matrix(2, 1.0),
             bias: random_matrix(3, 1.0),
         };
-        let report = gradcheck::check_layer(
+        let report = check_layer(
             &mut layer,
             &BatchNormState::ZERO,
             &random_matrix::<5, 4>(4, 2.0),
@@ -489,7 +489,7 @@ mod tests {
             weight: random_matrix(5, 1.0),
             bias: random_matrix(6, 1.0),
         };
-        let report = gradcheck::check_layer(
+        let report = check_layer(
             &mut layer,
             &BatchNormState::ZERO,
             &random_matrix::<6, 1>(7, 1.0),

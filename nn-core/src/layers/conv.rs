@@ -419,9 +419,9 @@ fn backward_batch<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::init::Init;
     use crate::layers::geometry::{Geometry1d, Geometry2d};
+    use crate::test_util::check_layer;
     use crate::test_util::{max_diff, random_matrix};
 
     /// The naive direct convolution of one sample, from the definition: every output, every
@@ -640,7 +640,7 @@ mod tests {
                 random_matrix(20, 1.0),
                 random_matrix(21, 1.0),
             );
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<40, 2>(22, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<40, 2>(22, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         // Without a bias, stride 2 on both axes, padding 2.
         let mut layer =
@@ -648,14 +648,14 @@ mod tests {
                 random_matrix(23, 1.0),
                 SMatrix::ZERO,
             );
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<72, 3>(24, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<72, 3>(24, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         // 1-d.
         let mut layer = Conv1d::<f64, 2, 6, 2, 14, 6, Geometry1d<2, 7, 3, 2, 1, 2>>::new(
             random_matrix(25, 1.0),
             random_matrix(26, 1.0),
         );
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<14, 2>(27, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<14, 2>(27, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 

@@ -97,7 +97,7 @@ impl<T: Real, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
+    use crate::test_util::check_layer;
     use nalgebra::{Matrix2x3, Vector2};
 
     fn example() -> Dense<f64, 3, 2> {
@@ -139,7 +139,7 @@ mod tests {
     fn gradients_match_finite_differences() {
         let mut layer = example();
         let x = SMatrix::<f64, 3, 4>::from_fn(|i, j| (i as f64 - 1.3) * (j as f64 + 0.7));
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-8, "{report:?}");
     }
 

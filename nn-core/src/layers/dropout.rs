@@ -136,7 +136,7 @@ impl<T: Real, const N: usize, const P_BITS: u64> Layer<T, N, N> for Dropout<T, N
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
+    use crate::test_util::check_layer;
     use crate::test_util::{Rng, random_matrix};
 
     const P30: u64 = 0.3f64.to_bits();
@@ -273,8 +273,7 @@ mod tests {
     fn gradients_match_finite_differences() {
         // check_layer restarts every training pass from the same state: the same mask.
         let mut layer = Drop30::<10>::ZERO;
-        let report =
-            gradcheck::check_layer(&mut layer, &seeded(14), &random_matrix::<10, 3>(15, 1.0));
+        let report = check_layer(&mut layer, &seeded(14), &random_matrix::<10, 3>(15, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 

@@ -202,7 +202,7 @@ impl<T: Real, const C: usize, const S: usize, const G: usize, const IN: usize, c
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
+    use crate::test_util::check_layer;
     use crate::test_util::{Rng, max_diff, random_matrix};
 
     const EPS: u64 = 1e-5f64.to_bits();
@@ -219,7 +219,7 @@ mod tests {
         let mut layer = GroupNorm::<f64, C, S, G, IN, EPS>::ZERO;
         randomize(&mut layer, seed, 1.0);
         let x = random_matrix::<IN, 3>(seed + 1, 2.0);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 
@@ -287,7 +287,7 @@ mod tests {
         assert!(max_diff(grads.weight.as_slice(), &REFERENCE_DWEIGHT) < 1e-14);
         assert!(max_diff(grads.bias.as_slice(), &REFERENCE_DBIAS) < 1e-14);
 
-        // `backward_params` adds the same parameter gradients.
+        // Without `dx`, `backward` adds the same parameter gradients.
         let mut params_only = GroupNorm::ZERO;
         layer.backward(&x, &cache, &dy, None, &mut params_only, &mut []);
         assert_eq!(params_only, grads);

@@ -180,7 +180,7 @@ impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
+    use crate::test_util::check_layer;
     use crate::test_util::{
         Rng, assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
     };
@@ -191,7 +191,7 @@ mod tests {
         let mut layer = LayerNorm::<f64, D, R, IN, EPS>::ZERO;
         randomize(&mut layer, seed, 1.0);
         let x = random_matrix::<IN, 3>(seed + 1, 2.0);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 

@@ -352,7 +352,7 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
+    use crate::test_util::check_layer;
     use crate::test_util::{
         assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
     };
@@ -411,7 +411,7 @@ mod tests {
     >() {
         let mut layer = example::<S, IN, OUT, LAST, INIT>(S as u64 + 30);
         let x = random_matrix::<IN, 2>(S as u64 + 2, 1.0);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 

@@ -171,8 +171,8 @@ fn backward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::layers::geometry::{PoolGeometry1dOf, PoolGeometry2dOf};
+    use crate::test_util::check_layer;
     use crate::test_util::{max_diff, random_matrix};
     use crate::{ConstZero, Params};
 
@@ -337,10 +337,10 @@ mod tests {
     fn gradients_match_finite_differences() {
         // Random inputs: ties (closer than the step 1e-5) are practically impossible.
         let mut layer = MaxPool2d::<f64, 50, 18, PoolGeometry2dOf<2, 5, 5, 3, 3, 1, 1>>::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<50, 3>(7, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<50, 3>(7, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         let mut layer = MaxPool1d::<f64, 14, 6, PoolGeometry1dOf<2, 7, 3, 2>>::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<14, 3>(8, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<14, 3>(8, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 

@@ -148,8 +148,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::layers::Dense;
+    use crate::test_util::check_layer;
 
     type Seq = PositionWise<f64, Dense<f64, 3, 2>, 3, 2, 4, 12, 8>;
 
@@ -180,7 +180,7 @@ mod tests {
     fn gradients_match_finite_differences() {
         let mut layer = example();
         let x = SMatrix::<f64, 12, 3>::from_fn(|i, j| ((i * 5 + j * 3) % 7) as f64 * 0.2 - 0.6);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-8, "{report:?}");
     }
 

@@ -172,7 +172,7 @@ impl<T: Real, const S: usize, const D: usize, const IN: usize> Layer<T, IN, IN>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
+    use crate::test_util::check_layer;
     use crate::test_util::{Rng, assert_close, check_f32, det_batch, random_matrix, randomize};
 
     type Sin = SinusoidalPositions<f64, 4, 5, 20>;
@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn sinusoidal_gradients_pass_through() {
         let mut layer = Sin::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<20, 3>(1, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<20, 3>(1, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         assert_eq!(<Sin as Layer<f64, 20, 20>>::TENSORS.len(), 0);
         assert_eq!(<Sin as Params<f64>>::LEN, 0);
@@ -235,7 +235,7 @@ mod tests {
             let mut layer = Learned::ZERO;
             randomize(&mut layer, seed, 1.0);
             let x = random_matrix::<12, 3>(seed + 10, 1.0);
-            let report = gradcheck::check_layer(&mut layer, &(), &x);
+            let report = check_layer(&mut layer, &(), &x);
             assert!(report.max_rel_error < 1e-7, "{report:?}");
         }
     }

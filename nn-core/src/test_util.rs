@@ -96,18 +96,20 @@ pub fn check_layer<L, const IN: usize, const OUT: usize, const B: usize>(
 where
     L: Layer<f64, IN, OUT>,
 {
+    let mut scratch = alloc::vec![f64::NAN; L::SCRATCH * B];
     let (mut y, mut cache) = (SMatrix::<f64, OUT, B>::ZERO, L::Cache::<B>::ZERO);
-    layer.forward_train(&mut state.clone(), x, &mut y, &mut cache, &mut []);
+    layer.forward_train(&mut state.clone(), x, &mut y, &mut cache, &mut scratch);
     let dy = random_matrix::<OUT, B>(77, 1.0);
     let (mut dx, mut grads, mut params_only) = (SMatrix::ZERO, L::ZERO, L::ZERO);
-    layer.backward(x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
-    layer.backward(x, &cache, &dy, None, &mut params_only, &mut []);
+    layer.backward(x, &cache, &dy, Some(&mut dx), &mut grads, &mut scratch);
+    layer.backward(x, &cache, &dy, None, &mut params_only, &mut scratch);
     assert_eq!(params_only.as_slice(), grads.as_slice(), "dx: None");
     crate::gradcheck::check_layer(layer, state, x)
 }
 
-/// Runs `layer` and its `f32` copy (parameters rounded) on `x`: forward, training
-/// forward and backward (with `∂L/∂y = 1`) agree within `tol` (relative to 1).
+/// Runs `layer` (one without scratch) and its `f32` copy (parameters rounded) on `x`:
+/// forward, training forward and backward (with `∂L/∂y = 1`) agree within `tol` (relative
+/// to 1).
 pub fn check_f32<L64, L32, const IN: usize, const OUT: usize, const B: usize>(
     layer: &L64,
     x: &SMatrix<f64, IN, B>,

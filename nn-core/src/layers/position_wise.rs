@@ -184,6 +184,71 @@ mod tests {
         assert!(report.max_rel_error < 1e-8, "{report:?}");
     }
 
+    /// `y = w·x` on `N` features, going through scratch (`N` scalars per sample) both ways:
+    /// a layer that needs scratch, for the plumbing of `PositionWise` and of the checker.
+    #[derive(Clone, Debug, PartialEq, Params, ConstZero, Zeroable)]
+    #[repr(C)]
+    struct ScaledThroughScratch<T: Real, const N: usize> {
+        w: SMatrix<T, 1, 1>,
+    }
+
+    impl<const N: usize> Layer<f64, N, N> for ScaledThroughScratch<f64, N> {
+        const SCRATCH: usize = N;
+        type Cache<const B: usize> = ();
+        type State = ();
+
+        fn forward<const B: usize>(
+            &self,
+            _: &(),
+            x: &SMatrix<f64, N, B>,
+            y: &mut SMatrix<f64, N, B>,
+            scratch: &mut [f64],
+        ) {
+            assert_eq!(scratch.len(), N * B);
+            for (s, &x) in scratch.iter_mut().zip(x.iter()) {
+                *s = self.w[0] * x;
+            }
+            y.copy_from_slice(scratch);
+        }
+
+        fn backward<const B: usize>(
+            &self,
+            x: &SMatrix<f64, N, B>,
+            _: &(),
+            dy: &SMatrix<f64, N, B>,
+            dx: Option<&mut SMatrix<f64, N, B>>,
+            grads: &mut Self,
+            scratch: &mut [f64],
+        ) {
+            assert_eq!(scratch.len(), N * B);
+            grads.w[0] += x.dot(dy);
+            if let Some(dx) = dx {
+                for (s, &dy) in scratch.iter_mut().zip(dy.iter()) {
+                    *s = self.w[0] * dy;
+                }
+                for (dx, &s) in dx.iter_mut().zip(scratch.iter()) {
+                    *dx += s;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn passes_its_scratch_to_the_inner_layer() {
+        type Scaled = PositionWise<f64, ScaledThroughScratch<f64, 3>, 3, 3, 4, 12, 12>;
+        assert_eq!(<Scaled as Layer<f64, 12, 12>>::SCRATCH, 3);
+        let mut layer = Scaled::ZERO;
+        layer.layer.w[0] = -1.5;
+        let x = SMatrix::<f64, 12, 2>::from_fn(|i, j| i as f64 * 0.25 - j as f64);
+        // The network's scratch for B = 2; the inner layer gets 3 scalars at each position.
+        let (mut y, mut scratch) = (SMatrix::ZERO, [f64::NAN; 6]);
+        layer.forward(&(), &x, &mut y, &mut scratch);
+        assert_eq!(y, x * -1.5);
+        // The checker gives the layer NaN scratch of SCRATCH · B scalars.
+        let report = check_layer(&mut layer, &(), &x);
+        assert!(report.max_rel_error < 1e-8, "{report:?}");
+    }
+
     #[test]
     fn keeps_the_inner_layer_names() {
         assert_eq!(<Seq as Layer<f64, 12, 8>>::TENSORS[0].name, "weight");

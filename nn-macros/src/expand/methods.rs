@@ -2,7 +2,7 @@
 //! and its `nn::Network` impl.
 
 use super::passes::Mode;
-use super::{Expander, size};
+use super::{Expander, local, size};
 use crate::model::Op;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -18,7 +18,9 @@ impl Expander<'_> {
             tape,
             ..
         } = self;
-        let name = &model.name;
+        let name = &self.network;
+        let (tape_arg, grads_arg, rng, visit) =
+            (local("tape"), local("grads"), local("rng"), local("visit"));
         let input_params = self.signature(&model.inputs, "");
         let output_params = self.signature(&model.outputs, "d_");
         let input_type = self.value_type(&model.inputs);
@@ -52,7 +54,7 @@ impl Expander<'_> {
                 /// Bytes of the tape for a batch of `B` samples (what training needs besides the
                 /// network, its gradients and the optimizer's state).
                 pub const fn tape_bytes<const B: usize>() -> usize {
-                    ::core::mem::size_of::<#tape<T, B>>()
+                    ::core::mem::size_of::<#tape<T, { B }>>()
                 }
 
                 /// Inference on a batch of `B` samples (one per column), keeping nothing.
@@ -65,7 +67,7 @@ impl Expander<'_> {
                 pub fn forward_train<const B: usize>(
                     &mut self,
                     #input_params
-                    tape: &mut #tape<T, B>,
+                    #tape_arg: &mut #tape<T, { B }>,
                 ) -> #output_type {
                     #train_body
                 }
@@ -74,9 +76,9 @@ impl Expander<'_> {
                 /// `∂L/∂θ` to `grads` and returns `∂L/∂input`.
                 pub fn backward<const B: usize>(
                     &self,
-                    tape: &#tape<T, B>,
+                    #tape_arg: &#tape<T, { B }>,
                     #output_params
-                    grads: &mut #grads<T>,
+                    #grads_arg: &mut #grads<T>,
                 ) -> #input_type {
                     #full_backward
                 }
@@ -84,12 +86,12 @@ impl Expander<'_> {
                 /// Initialises every layer in place from `rng`: by its `#[init(..)]` scheme, or He
                 /// (Kaiming) uniform before the ReLU family and Glorot (Xavier) uniform otherwise;
                 /// biases to zero.
-                pub fn init<R: #nn::rand_core::Rng + ?Sized>(&mut self, rng: &mut R) {
+                pub fn init<R: #nn::rand_core::Rng + ?Sized>(&mut self, #rng: &mut R) {
                     #init
                 }
 
                 /// Calls `visit` with every tensor (`fc1.weight`, ...) in parameter-slice order.
-                pub fn visit_tensors(visit: &mut dyn FnMut(#nn::NamedTensor)) {
+                pub fn visit_tensors(#visit: &mut dyn FnMut(#nn::NamedTensor)) {
                     #visit_tensors
                 }
 
@@ -98,9 +100,9 @@ impl Expander<'_> {
                 /// products.
                 pub fn backward_params<const B: usize>(
                     &self,
-                    tape: &#tape<T, B>,
+                    #tape_arg: &#tape<T, { B }>,
                     #output_params
-                    grads: &mut #grads<T>,
+                    #grads_arg: &mut #grads<T>,
                 ) {
                     #params_backward
                 }
@@ -117,6 +119,7 @@ impl Expander<'_> {
     /// The body of `init`: each layer by its scheme, then each state.
     fn init_body(&self) -> TokenStream {
         let nn = &self.nn;
+        let rng = local("rng");
         let layer_traits = self.layers.iter().map(|l| &l.as_layer);
         let layer_names = self.model.layers.iter().map(|l| &l.name);
         let layer_inits = self
@@ -129,25 +132,26 @@ impl Expander<'_> {
             .map(|(layer, code)| (&layer.name, &code.as_layer))
             .unzip();
         quote! {
-            #( #layer_traits::init(&mut self.#layer_names, #nn::init::Init::#layer_inits, rng); )*
-            #( #state_traits::init_state(&mut self.state.#state_names, rng); )*
+            #( #layer_traits::init(&mut self.#layer_names, #nn::init::Init::#layer_inits, #rng); )*
+            #( #state_traits::init_state(&mut self.state.#state_names, #rng); )*
         }
     }
 
     /// The body of `visit_tensors`: every layer's tensors, with their offsets.
     fn visit_tensors_body(&self) -> TokenStream {
         let nn = &self.nn;
+        let (visit, offset, info) = (local("visit"), local("offset"), local("info"));
         let layer_traits = self.layers.iter().map(|l| &l.as_layer);
         let layer_names = self.model.layers.iter().map(|l| l.name.to_string());
         quote! {
-            let mut offset = 0;
+            let mut #offset = 0;
             #(
-                for info in #layer_traits::TENSORS {
-                    visit(#nn::NamedTensor { layer: #layer_names, info, offset });
-                    offset += info.len();
+                for #info in #layer_traits::TENSORS {
+                    #visit(#nn::NamedTensor { layer: #layer_names, info: #info, offset: #offset });
+                    #offset += #info.len();
                 }
             )*
-            let _ = offset;
+            let _ = #offset;
         }
     }
 
@@ -213,58 +217,61 @@ impl Expander<'_> {
             tape,
             ..
         } = self;
-        let name = &model.name;
+        let name = &self.network;
         let input_type = self.value_type(&model.inputs);
         let output_type = self.value_type(&model.outputs);
-        let input_fields = tuple_fields("input", model.inputs.len());
-        let output_fields = tuple_fields("d_output", model.outputs.len());
+        let (input, d_output) = (local("input"), local("d_output"));
+        let (tape_arg, grads_arg, rng, visit) =
+            (local("tape"), local("grads"), local("rng"), local("visit"));
+        let input_fields = tuple_fields(&input, model.inputs.len());
+        let output_fields = tuple_fields(&d_output, model.outputs.len());
         quote! {
             impl<T: #nn::Real> #nn::Network<T> for #name<T> {
                 type Grads = #grads<T>;
                 type Input<const B: usize> = #input_type;
                 type Output<const B: usize> = #output_type;
-                type Tape<const B: usize> = #tape<T, B>;
+                type Tape<const B: usize> = #tape<T, { B }>;
 
-                fn forward<const B: usize>(&self, input: &Self::Input<B>) -> Self::Output<B> {
+                fn forward<const B: usize>(&self, #input: &Self::Input<{ B }>) -> Self::Output<{ B }> {
                     #name::forward(self, #input_fields)
                 }
 
                 fn forward_train<const B: usize>(
                     &mut self,
-                    input: &Self::Input<B>,
-                    tape: &mut Self::Tape<B>,
-                ) -> Self::Output<B> {
-                    #name::forward_train(self, #input_fields tape)
+                    #input: &Self::Input<{ B }>,
+                    #tape_arg: &mut Self::Tape<{ B }>,
+                ) -> Self::Output<{ B }> {
+                    #name::forward_train(self, #input_fields #tape_arg)
                 }
 
                 fn backward<const B: usize>(
                     &self,
-                    tape: &Self::Tape<B>,
-                    d_output: &Self::Output<B>,
-                    grads: &mut Self::Grads,
-                ) -> Self::Input<B> {
-                    #name::backward(self, tape, #output_fields grads)
+                    #tape_arg: &Self::Tape<{ B }>,
+                    #d_output: &Self::Output<{ B }>,
+                    #grads_arg: &mut Self::Grads,
+                ) -> Self::Input<{ B }> {
+                    #name::backward(self, #tape_arg, #output_fields #grads_arg)
                 }
 
                 fn backward_params<const B: usize>(
                     &self,
-                    tape: &Self::Tape<B>,
-                    d_output: &Self::Output<B>,
-                    grads: &mut Self::Grads,
+                    #tape_arg: &Self::Tape<{ B }>,
+                    #d_output: &Self::Output<{ B }>,
+                    #grads_arg: &mut Self::Grads,
                 ) {
-                    #name::backward_params(self, tape, #output_fields grads)
+                    #name::backward_params(self, #tape_arg, #output_fields #grads_arg)
                 }
 
                 fn summary() -> impl ::core::fmt::Display {
                     #name::<T>::summary()
                 }
 
-                fn visit_tensors(visit: &mut dyn FnMut(#nn::NamedTensor)) {
-                    #name::<T>::visit_tensors(visit)
+                fn visit_tensors(#visit: &mut dyn FnMut(#nn::NamedTensor)) {
+                    #name::<T>::visit_tensors(#visit)
                 }
 
-                fn init<R: #nn::rand_core::Rng + ?Sized>(&mut self, rng: &mut R) {
-                    #name::init(self, rng)
+                fn init<R: #nn::rand_core::Rng + ?Sized>(&mut self, #rng: &mut R) {
+                    #name::init(self, #rng)
                 }
             }
         }
@@ -276,7 +283,7 @@ impl Expander<'_> {
     /// a constant, layer by layer, for weights built at compile time (`nn::include_flat!`).
     pub(super) fn const_tensors_impl(&self) -> TokenStream {
         let nn = &self.nn;
-        let name = &self.model.name;
+        let name = &self.network;
         let layer_traits = self.layers.iter().map(|l| &l.as_layer);
         let layer_names = self.model.layers.iter().map(|l| l.name.to_string());
         quote! {
@@ -293,8 +300,7 @@ impl Expander<'_> {
 }
 
 /// `input, ` or `&input.0, &input.1, `.
-fn tuple_fields(name: &str, count: usize) -> TokenStream {
-    let name = format_ident!("{}", name);
+fn tuple_fields(name: &Ident, count: usize) -> TokenStream {
     if count == 1 {
         return quote! { #name, };
     }

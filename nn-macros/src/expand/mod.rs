@@ -14,7 +14,7 @@ mod passes;
 mod structs;
 
 use crate::model::{LayerDecl, LayerKind, Model, Node, NodeId};
-use proc_macro2::{Literal, Span, TokenStream};
+use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::Ident;
 use syn::spanned::Spanned;
@@ -39,7 +39,7 @@ pub fn expand(
     let network_trait_impl = expander.network_trait_impl();
     let const_tensors_impl = expander.const_tensors_impl();
     let state_item = state.item;
-    quote! {
+    let tokens = quote! {
         #network_struct
         #state_item
         #grads_struct
@@ -50,7 +50,41 @@ pub fn expand(
         #inherent_impl
         #network_trait_impl
         #const_tensors_impl
+    };
+    if model.name == SCALAR {
+        rename_scalar(tokens, &model.name)
+    } else {
+        tokens
     }
+}
+
+/// The scalar type's parameter in the generated code (and the name the DSL gives it).
+const SCALAR: &str = "T";
+
+/// What a network named `T` is called until [`rename_scalar`]: in `impl<T> T<T>` (ours, or a
+/// derive's) the parameter would shadow the network.
+const PLACEHOLDER: &str = "NetworkNamedT";
+
+/// The generated code of a network named `T`, its scalar parameter renamed `Scalar`: every
+/// `T` (the generated code's, and the user's in a layer type, which can only mean the scalar)
+/// becomes `Scalar`, then the placeholder becomes the network's name again.
+fn rename_scalar(tokens: TokenStream, name: &Ident) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            TokenTree::Ident(ident) if ident == SCALAR => {
+                TokenTree::Ident(Ident::new("Scalar", ident.span()))
+            }
+            TokenTree::Ident(ident) if ident == PLACEHOLDER => TokenTree::Ident(name.clone()),
+            TokenTree::Group(group) => {
+                let mut renamed =
+                    Group::new(group.delimiter(), rename_scalar(group.stream(), name));
+                renamed.set_span(group.span());
+                TokenTree::Group(renamed)
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// Minimal items in place of the network when the model has errors, so that the user sees
@@ -60,18 +94,21 @@ pub fn expand(
 pub fn fallback(vis: &syn::Visibility, name: &Ident) -> TokenStream {
     let grads = format_ident!("{}Grads", name);
     let tape = format_ident!("{}Tape", name);
+    // Parameters named unlike `T` and `B`, so that a network of either name works too.
     quote! {
-        #vis struct #name<T = f32>(::core::marker::PhantomData<T>);
-        impl<T> #name<T> {
+        #vis struct #name<Scalar = f32>(::core::marker::PhantomData<Scalar>);
+        impl<Scalar> #name<Scalar> {
             pub const ZERO: Self = Self(::core::marker::PhantomData);
             pub const PARAM_COUNT: usize = 0;
         }
-        #vis struct #grads<T = f32>(::core::marker::PhantomData<T>);
-        impl<T> #grads<T> {
+        #vis struct #grads<Scalar = f32>(::core::marker::PhantomData<Scalar>);
+        impl<Scalar> #grads<Scalar> {
             pub const ZERO: Self = Self(::core::marker::PhantomData);
         }
-        #vis struct #tape<T = f32, const B: usize = 1>(::core::marker::PhantomData<T>);
-        impl<T, const B: usize> #tape<T, B> {
+        #vis struct #tape<Scalar = f32, const BATCH: usize = 1>(
+            ::core::marker::PhantomData<Scalar>,
+        );
+        impl<Scalar, const BATCH: usize> #tape<Scalar, BATCH> {
             pub const ZERO: Self = Self(::core::marker::PhantomData);
         }
     }
@@ -87,6 +124,8 @@ struct Expander<'a> {
     /// The path of the `nn` crate (`::nn`, `::neural` for a renamed dependency, or the
     /// user's `#[nn(crate = path)]`).
     nn: TokenStream,
+    /// The network's name, or for a network named `T` a placeholder (see [`rename_scalar`]).
+    network: Ident,
     /// `NetGrads`, `NetTape`, `NetState`.
     grads: Ident,
     tape: Ident,
@@ -113,8 +152,14 @@ impl<'a> Expander<'a> {
             .iter()
             .map(|layer| LayerCode::new(&nn, layer))
             .collect();
+        let network = if model.name == SCALAR {
+            Ident::new(PLACEHOLDER, model.name.span())
+        } else {
+            model.name.clone()
+        };
         Expander {
             model,
+            network,
             docs,
             items,
             grads: format_ident!("{}Grads", model.name),
@@ -134,11 +179,11 @@ impl<'a> Expander<'a> {
             .filter(|(layer, _)| layer.has_state())
     }
 
-    /// `::nn::SMatrix<T, ROWS, B>`: a node's values for a batch.
+    /// `::nn::SMatrix<T, ROWS, { B }>`: a node's values for a batch.
     fn matrix(&self, node: &Node) -> TokenStream {
         let nn = &self.nn;
         let size = size(node.size());
-        quote! { #nn::SMatrix<T, #size, B> }
+        quote! { #nn::SMatrix<T, #size, { B }> }
     }
 
     /// `x: &SMatrix<T, 16, B>, ` for each node (inputs), or `d_y: &..., ` (upstream
@@ -147,7 +192,11 @@ impl<'a> Expander<'a> {
         ids.iter()
             .map(|&id| {
                 let node = &self.model.nodes[id];
-                let name = format_ident!("{}{}", prefix, node.name);
+                let name = if prefix.is_empty() {
+                    node.name.clone()
+                } else {
+                    invented(&format_ident!("{}{}", prefix, node.name))
+                };
                 let ty = self.matrix(node);
                 // Spanned on the declared shape, so that rustc's "expected `2`, found `3`" on
                 // a call points there too.
@@ -185,6 +234,22 @@ impl LayerCode {
 /// The tape field of the cache of the layer application computing `node`.
 fn cache_name(node: &Node) -> Ident {
     format_ident!("{}_cache", node.name)
+}
+
+/// `ident` as a name the macro invents for a local or a parameter (`d_y`), at its place but
+/// resolved at `Span::mixed_site()`: like a `macro_rules!` local, it neither collides with nor
+/// captures the user's names (a node called `tape`, a constant in a layer's type).
+fn invented(ident: &Ident) -> Ident {
+    Ident::new(
+        &ident.to_string(),
+        ident.span().resolved_at(Span::mixed_site()),
+    )
+}
+
+/// A local or parameter of the generated code (`tape`, `grads`, `rng`), hygienic as
+/// [`invented`] names are.
+fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
 }
 
 /// A size as an unsuffixed literal (`16`, not `16usize`), for readable generated code.

@@ -2,7 +2,7 @@
 //! order), `backward` and `backward_params` (one per node, in reverse order, each adding its
 //! contribution into its parents' gradients).
 
-use super::{Expander, cache_name, returned, size};
+use super::{Expander, cache_name, invented, local, returned, size};
 use crate::builtins::ActivationInfo;
 use crate::model::{BinOp, Node, NodeId, Op};
 use proc_macro2::{Literal, TokenStream};
@@ -21,7 +21,10 @@ fn place(node: &Node, mode: Mode) -> TokenStream {
     let name = &node.name;
     match mode {
         Mode::Infer => quote! { #name },
-        Mode::Train => quote! { tape.#name },
+        Mode::Train => {
+            let tape = local("tape");
+            quote! { #tape.#name }
+        }
     }
 }
 
@@ -63,8 +66,8 @@ impl Expander<'_> {
                     body.extend(quote! { let mut #name = <#ty>::zeros(); });
                 }
                 Mode::Train if matches!(node.op, Op::Input) => {
-                    let name = &node.name;
-                    body.extend(quote! { tape.#name.copy_from(#name); });
+                    let (name, tape) = (&node.name, local("tape"));
+                    body.extend(quote! { #tape.#name.copy_from(#name); });
                 }
                 _ => {}
             }
@@ -91,6 +94,7 @@ impl Expander<'_> {
     /// The statement computing `node` from its parents.
     fn forward_statement(&self, node: &Node, mode: Mode) -> TokenStream {
         let (model, nn) = (self.model, &self.nn);
+        let tape = local("tape");
         let out = place(node, mode);
         let arg = |id: NodeId| value_ref(&model.nodes[id], mode);
         match &node.op {
@@ -114,7 +118,7 @@ impl Expander<'_> {
                         };
                         let cache = if decl.has_cache() {
                             let cache = cache_name(node);
-                            quote! { &mut tape.#cache }
+                            quote! { &mut #tape.#cache }
                         } else {
                             quote! { &mut () }
                         };
@@ -242,13 +246,13 @@ impl<'e, 'a> Backward<'e, 'a> {
 
     /// `d_<node>`.
     fn grad(&self, id: NodeId) -> syn::Ident {
-        format_ident!("d_{}", self.expander.model.nodes[id].name)
+        invented(&format_ident!("d_{}", self.expander.model.nodes[id].name))
     }
 
     /// `&tape.<node>`.
     fn value(&self, id: NodeId) -> TokenStream {
-        let name = &self.expander.model.nodes[id].name;
-        quote! { &tape.#name }
+        let (name, tape) = (&self.expander.model.nodes[id].name, local("tape"));
+        quote! { &#tape.#name }
     }
 
     /// An output's gradient is the upstream `d_<output>` parameter, a reference; it is
@@ -273,6 +277,7 @@ impl<'e, 'a> Backward<'e, 'a> {
         let (model, nn) = (self.expander.model, &self.expander.nn);
         let node = &model.nodes[id];
         let needs = &self.needs;
+        let (tape, grads) = (local("tape"), local("grads"));
         let d_out = self.grad_ref(id);
         match &node.op {
             Op::Input => quote! {},
@@ -283,17 +288,17 @@ impl<'e, 'a> Backward<'e, 'a> {
                 let (x, y, d_x) = (self.value(*arg), self.value(id), self.grad(*arg));
                 let cache = if decl.has_cache() {
                     let cache = cache_name(node);
-                    quote! { &tape.#cache }
+                    quote! { &#tape.#cache }
                 } else {
                     quote! { &() }
                 };
                 if needs[*arg] {
                     quote_spanned! {span=>
-                        #layer::backward(&self.#field, #x, #y, #cache, #d_out, &mut #d_x, &mut grads.#field);
+                        #layer::backward(&self.#field, #x, #y, #cache, #d_out, &mut #d_x, &mut #grads.#field);
                     }
                 } else {
                     quote_spanned! {span=>
-                        #layer::backward_params(&self.#field, #x, #y, #cache, #d_out, &mut grads.#field);
+                        #layer::backward_params(&self.#field, #x, #y, #cache, #d_out, &mut #grads.#field);
                     }
                 }
             }

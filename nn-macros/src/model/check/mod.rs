@@ -38,6 +38,7 @@ pub fn build(def: NetworkDef) -> Result<Model, syn::Error> {
     builder.check_layers_used();
     builder.choose_default_inits();
     builder.name_intermediate_nodes();
+    builder.check_cache_fields();
     builder.errors.into_result()?;
     Ok(Model {
         attrs: def.attrs,
@@ -144,7 +145,7 @@ impl Builder {
             let arg = current?;
             let node_name = format!("{}_flat", self.nodes[arg].name);
             let label = format!("flatten({})", self.nodes[arg].label);
-            return self.apply_flatten(arg, Some(Ident::new(&node_name, call.func.span())), label);
+            return self.apply_flatten(arg, Some(invented(&node_name, call.func.span())), label);
         }
         let Some(info) = builtins::activation_by_sequential_name(&name) else {
             let message = if let Some(info) = builtins::activation_by_func(&name) {
@@ -171,7 +172,7 @@ impl Builder {
             info,
             params,
             arg,
-            Some(syn::Ident::new(&node_name, call.func.span())),
+            Some(invented(&node_name, call.func.span())),
             label,
             &call.tokens,
         )
@@ -390,14 +391,49 @@ impl Builder {
             };
             let mut name = base.clone();
             let mut k = 2;
-            while taken.contains(&name) {
+            let cached = self.has_cache(i);
+            while taken.contains(&name) || (cached && taken.contains(&format!("{name}_cache"))) {
                 name = format!("{base}_{k}");
                 k += 1;
             }
             taken.insert(name.clone());
-            self.nodes[i].name = Ident::new(&name, Span::call_site());
+            self.nodes[i].name = invented(&name, Span::call_site());
         }
     }
+
+    /// Whether node `i` is a layer's application with a cache, kept in the tape's field
+    /// `<node>_cache`.
+    fn has_cache(&self, i: NodeId) -> bool {
+        match self.nodes[i].op {
+            Op::Layer { layer, .. } => self.layers[layer].decl.has_cache(),
+            _ => false,
+        }
+    }
+
+    /// Reports a node named like the tape's field for another node's cache (`h_cache`).
+    fn check_cache_fields(&mut self) {
+        for i in 0..self.nodes.len() {
+            if !self.has_cache(i) {
+                continue;
+            }
+            let field = format!("{}_cache", self.nodes[i].name);
+            if let Some(node) = self.nodes.iter().find(|n| n.name == field) {
+                let message = format!(
+                    "the name `{field}` is taken: the tape keeps the cache of `{}` under it; \
+                     choose another",
+                    self.nodes[i].label
+                );
+                self.errors.spanned(&node.name, message);
+            }
+        }
+    }
+}
+
+/// A node name the macro chose (`fc1_relu`, `sum`), placed at `span` but resolved at
+/// `Span::mixed_site()`: as a local of the generated passes it neither collides with nor
+/// captures the user's names. (Fields ignore this hygiene: `tape.sum` works.)
+fn invented(name: &str, span: Span) -> Ident {
+    Ident::new(name, span.resolved_at(Span::mixed_site()))
 }
 
 /// Name lookup context of a `forward` block.

@@ -330,9 +330,9 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::check_layer;
     use crate::test_util::{
-        assert_close, check_f32, det_batch, det_matrix, max_diff, random_matrix, randomize,
+        assert_close, check_f32, check_layer, det_batch, det_matrix, max_diff, random_matrix,
+        randomize,
     };
 
     fn example<

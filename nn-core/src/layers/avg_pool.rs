@@ -230,8 +230,7 @@ fn backward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize,
 mod tests {
     use super::*;
     use crate::layers::geometry::{PoolGeometry1dOf, PoolGeometry2dOf};
-    use crate::test_util::check_layer;
-    use crate::test_util::{max_diff, random_matrix};
+    use crate::test_util::{check_layer, max_diff, random_matrix};
     use crate::{ConstZero, Params};
 
     /// The naive average pooling of one sample, from the definition.

@@ -283,8 +283,7 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::check_layer;
-    use crate::test_util::{Rng, max_diff, random_matrix};
+    use crate::test_util::{Rng, check_layer, max_diff, random_matrix};
 
     const HALF: u64 = 0.5f64.to_bits();
     const FOUR: u64 = 4f64.to_bits();

@@ -421,8 +421,7 @@ mod tests {
     use super::*;
     use crate::init::Init;
     use crate::layers::geometry::{Geometry1d, Geometry2d};
-    use crate::test_util::check_layer;
-    use crate::test_util::{max_diff, random_matrix};
+    use crate::test_util::{check_layer, max_diff, random_matrix};
 
     /// The naive direct convolution of one sample, from the definition: every output, every
     /// tap, with the padding tested in signed arithmetic.

@@ -136,8 +136,7 @@ impl<T: Real, const N: usize, const P_BITS: u64> Layer<T, N, N> for Dropout<T, N
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::check_layer;
-    use crate::test_util::{Rng, random_matrix};
+    use crate::test_util::{Rng, check_layer, random_matrix};
 
     const P30: u64 = 0.3f64.to_bits();
     type Drop30<const N: usize> = Dropout<f64, N, P30>;

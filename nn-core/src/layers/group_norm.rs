@@ -202,8 +202,7 @@ impl<T: Real, const C: usize, const S: usize, const G: usize, const IN: usize, c
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::check_layer;
-    use crate::test_util::{Rng, max_diff, random_matrix};
+    use crate::test_util::{Rng, check_layer, max_diff, random_matrix};
 
     const EPS: u64 = 1e-5f64.to_bits();
 

@@ -180,9 +180,8 @@ impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::check_layer;
     use crate::test_util::{
-        Rng, assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+        Rng, assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
     };
 
     const EPS: u64 = 1e-5f64.to_bits();

@@ -352,9 +352,8 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::check_layer;
     use crate::test_util::{
-        assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+        assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
     };
 
     type Small<

@@ -172,8 +172,9 @@ impl<T: Real, const S: usize, const D: usize, const IN: usize> Layer<T, IN, IN>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::check_layer;
-    use crate::test_util::{Rng, assert_close, check_f32, det_batch, random_matrix, randomize};
+    use crate::test_util::{
+        Rng, assert_close, check_f32, check_layer, det_batch, random_matrix, randomize,
+    };
 
     type Sin = SinusoidalPositions<f64, 4, 5, 20>;
 

@@ -11,7 +11,8 @@
 //! Keep inputs away from the kinks of non-smooth functions (ReLU at 0), where the two
 //! one-sided derivatives differ and no finite difference can agree with both.
 
-use crate::{Activation, ConstZero, Layer, Network, Params, Values};
+use crate::activations::Reads;
+use crate::{Activation, ConstZero, Layer, Network, Params, Real, Values};
 use nalgebra::SMatrix;
 
 /// Step of the central differences.
@@ -138,6 +139,12 @@ pub fn check_network<N: Network<f64>, const B: usize>(net: &mut N, input: &N::In
 /// Checks a [`Layer`]'s backward pass against finite differences, for every parameter and
 /// every input component, on the batch `x`, starting each training forward pass from
 /// `state`.
+///
+/// Every parameter is compared twice: with the gradients of `backward` given a `dx`, and with
+/// those of `backward` without one (`dx: None`, which must add the same parameter
+/// gradients). The passes get `Layer::SCRATCH · B` scalars of scratch, NaN at first, so
+/// that a layer reading scratch it has not written fails the check (a layer with scratch
+/// needs the `alloc` feature here).
 pub fn check_layer<L, const IN: usize, const OUT: usize, const B: usize>(
     layer: &mut L,
     state: &L::State,
@@ -146,37 +153,59 @@ pub fn check_layer<L, const IN: usize, const OUT: usize, const B: usize>(
 where
     L: Layer<f64, IN, OUT>,
 {
-    let forward = |layer: &L, x: &SMatrix<f64, IN, B>, cache: &mut L::Cache<B>| {
-        let mut y = SMatrix::<f64, OUT, B>::ZERO;
-        layer.forward_train(&mut state.clone(), x, &mut y, cache);
-        y
-    };
+    let mut scratch = scratch(L::SCRATCH * B);
+    let scratch = &mut scratch[..];
+    let forward =
+        |layer: &L, x: &SMatrix<f64, IN, B>, cache: &mut L::Cache<B>, scratch: &mut [f64]| {
+            let mut y = SMatrix::<f64, OUT, B>::ZERO;
+            layer.forward_train(&mut state.clone(), x, &mut y, cache, scratch);
+            y
+        };
     let mut cache = L::Cache::<B>::ZERO;
-    let y = forward(layer, x, &mut cache);
-    let mut dx = SMatrix::ZERO;
-    let mut grads = L::ZERO;
-    layer.backward(x, &y, &cache, &loss_gradient(), &mut dx, &mut grads);
+    forward(layer, x, &mut cache, scratch);
+    let dy = loss_gradient::<SMatrix<f64, OUT, B>>();
+    let (mut dx, mut grads, mut params_only) = (SMatrix::ZERO, L::ZERO, L::ZERO);
+    layer.backward(x, &cache, &dy, Some(&mut dx), &mut grads, scratch);
+    layer.backward(x, &cache, &dy, None, &mut params_only, scratch);
 
-    let mut scratch = L::Cache::<B>::ZERO;
+    let mut probe_cache = L::Cache::<B>::ZERO;
     let mut report = Report::default();
     for i in 0..L::LEN {
         let numeric = central_difference(|delta| {
             let saved = layer.as_slice()[i];
             layer.as_mut_slice()[i] = saved + delta;
-            let loss = test_loss(&forward(layer, x, &mut scratch));
+            let loss = test_loss(&forward(layer, x, &mut probe_cache, scratch));
             layer.as_mut_slice()[i] = saved;
             loss
         });
         report.record(Wrt::Param, i, grads.as_slice()[i], numeric);
+        report.record(Wrt::Param, i, params_only.as_slice()[i], numeric);
     }
     check_input(&mut report, x, &dx, |x| {
         let mut cache = L::Cache::<B>::ZERO;
-        forward(layer, x, &mut cache)
+        forward(layer, x, &mut cache, scratch)
     });
     report
 }
 
-/// Checks an [`Activation`]'s backward pass against finite differences at `x`.
+/// `len` scalars of layer scratch, all NaN.
+#[cfg(feature = "alloc")]
+fn scratch(len: usize) -> alloc::vec::Vec<f64> {
+    alloc::vec![f64::NAN; len]
+}
+
+/// No scratch: without an allocator only layers that need none can be checked.
+#[cfg(not(feature = "alloc"))]
+fn scratch(len: usize) -> [f64; 0] {
+    assert!(
+        len == 0,
+        "gradcheck::check_layer: a layer with scratch needs the `alloc` feature"
+    );
+    []
+}
+
+/// Checks an [`Activation`]'s backward pass against finite differences at `x`, giving it
+/// the value its [`READS`](Activation::READS) names (see [`activation_backward`]).
 pub fn check_activation<A: Activation<f64>, const N: usize, const B: usize>(
     activation: &A,
     x: &SMatrix<f64, N, B>,
@@ -188,17 +217,35 @@ pub fn check_activation<A: Activation<f64>, const N: usize, const B: usize>(
     };
     let y = forward(x);
     let mut dx = SMatrix::ZERO;
-    activation.backward(x, &y, &loss_gradient(), &mut dx);
+    activation_backward(activation, x, &y, &loss_gradient(), &mut dx);
     let mut report = Report::default();
     check_input(&mut report, x, &dx, forward);
     report
+}
+
+/// Runs `activation.backward` as generated code does, with the value of the forward pass
+/// its [`READS`](Activation::READS) names: `x` for [`Reads::Input`], `y` for
+/// [`Reads::Output`], and for [`Reads::Nothing`] a matrix of NaN, so that a backward pass
+/// that reads it after all gives NaN and fails its test.
+pub fn activation_backward<T: Real, A: Activation<T>, const N: usize, const B: usize>(
+    activation: &A,
+    x: &SMatrix<T, N, B>,
+    y: &SMatrix<T, N, B>,
+    dy: &SMatrix<T, N, B>,
+    dx: &mut SMatrix<T, N, B>,
+) {
+    match A::READS {
+        Reads::Input => activation.backward(x, dy, dx),
+        Reads::Output => activation.backward(y, dy, dx),
+        Reads::Nothing => activation.backward(&SMatrix::repeat(T::of(f64::NAN)), dy, dx),
+    }
 }
 
 fn check_input<const N: usize, const B: usize, Y: Values<f64>>(
     report: &mut Report,
     x: &SMatrix<f64, N, B>,
     dx: &SMatrix<f64, N, B>,
-    forward: impl Fn(&SMatrix<f64, N, B>) -> Y,
+    mut forward: impl FnMut(&SMatrix<f64, N, B>) -> Y,
 ) {
     let mut x = *x;
     for i in 0..N * B {

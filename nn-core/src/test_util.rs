@@ -85,8 +85,31 @@ pub fn det_batch<const N: usize, const B: usize>(seed: f64) -> SMatrix<f64, N, B
     SMatrix::from_fn(|i, j| det(j * N + i, seed))
 }
 
-/// Runs `layer` and its `f32` copy (parameters rounded) on `x`: forward, training
-/// forward and backward (with `∂L/∂y = 1`) agree within `tol` (relative to 1).
+/// [`gradcheck::check_layer`](crate::gradcheck::check_layer), after checking that
+/// `backward` without `dx` adds exactly (bit for bit) the parameter gradients it adds with
+/// one: skipping `∂L/∂x` must not change the order of any sum.
+pub fn check_layer<L, const IN: usize, const OUT: usize, const B: usize>(
+    layer: &mut L,
+    state: &L::State,
+    x: &SMatrix<f64, IN, B>,
+) -> crate::gradcheck::Report
+where
+    L: Layer<f64, IN, OUT>,
+{
+    let mut scratch = alloc::vec![f64::NAN; L::SCRATCH * B];
+    let (mut y, mut cache) = (SMatrix::<f64, OUT, B>::ZERO, L::Cache::<B>::ZERO);
+    layer.forward_train(&mut state.clone(), x, &mut y, &mut cache, &mut scratch);
+    let dy = random_matrix::<OUT, B>(77, 1.0);
+    let (mut dx, mut grads, mut params_only) = (SMatrix::ZERO, L::ZERO, L::ZERO);
+    layer.backward(x, &cache, &dy, Some(&mut dx), &mut grads, &mut scratch);
+    layer.backward(x, &cache, &dy, None, &mut params_only, &mut scratch);
+    assert_eq!(params_only.as_slice(), grads.as_slice(), "dx: None");
+    crate::gradcheck::check_layer(layer, state, x)
+}
+
+/// Runs `layer` (one without scratch) and its `f32` copy (parameters rounded) on `x`:
+/// forward, training forward and backward (with `∂L/∂y = 1`) agree within `tol` (relative
+/// to 1).
 pub fn check_f32<L64, L32, const IN: usize, const OUT: usize, const B: usize>(
     layer: &L64,
     x: &SMatrix<f64, IN, B>,
@@ -101,20 +124,27 @@ pub fn check_f32<L64, L32, const IN: usize, const OUT: usize, const B: usize>(
     }
     let x32 = x.cast::<f32>();
     let (mut y64, mut y32) = (SMatrix::<f64, OUT, B>::ZERO, SMatrix::<f32, OUT, B>::ZERO);
-    layer.forward(&L64::State::ZERO, x, &mut y64);
-    single.forward(&L32::State::ZERO, &x32, &mut y32);
+    layer.forward(&L64::State::ZERO, x, &mut y64, &mut []);
+    single.forward(&L32::State::ZERO, &x32, &mut y32, &mut []);
     assert_close(y32.cast::<f64>().as_slice(), y64.as_slice(), tol);
 
     let mut cache64 = <L64 as Layer<f64, IN, OUT>>::Cache::<B>::ZERO;
     let mut cache32 = <L32 as Layer<f32, IN, OUT>>::Cache::<B>::ZERO;
     let (mut state64, mut state32) = (L64::State::ZERO, L32::State::ZERO);
-    layer.forward_train(&mut state64, x, &mut y64, &mut cache64);
-    single.forward_train(&mut state32, &x32, &mut y32, &mut cache32);
+    layer.forward_train(&mut state64, x, &mut y64, &mut cache64, &mut []);
+    single.forward_train(&mut state32, &x32, &mut y32, &mut cache32, &mut []);
     let (mut dx64, mut dx32) = (SMatrix::<f64, IN, B>::ZERO, SMatrix::<f32, IN, B>::ZERO);
     let (mut grads64, mut grads32) = (L64::ZERO, L32::ZERO);
     let (dy64, dy32) = (SMatrix::repeat(1.0), SMatrix::repeat(1.0));
-    layer.backward(x, &y64, &cache64, &dy64, &mut dx64, &mut grads64);
-    single.backward(&x32, &y32, &cache32, &dy32, &mut dx32, &mut grads32);
+    layer.backward(x, &cache64, &dy64, Some(&mut dx64), &mut grads64, &mut []);
+    single.backward(
+        &x32,
+        &cache32,
+        &dy32,
+        Some(&mut dx32),
+        &mut grads32,
+        &mut [],
+    );
     assert_close(dx32.cast::<f64>().as_slice(), dx64.as_slice(), tol);
     for (&g32, &g64) in grads32.as_slice().iter().zip(grads64.as_slice()) {
         assert!((f64::from(g32) - g64).abs() <= tol, "{g32} {g64}");

@@ -144,9 +144,10 @@ impl<T: Real> Elementwise<T> for Relu {
         // Written so that NaN propagates, as in PyTorch.
         if x <= T::ZERO { T::ZERO } else { x }
     }
+    /// From `y`: `y > 0` exactly where `x > 0` (and a NaN `x` gives a NaN `y`: 0 either way).
     #[inline]
-    fn derivative(&self, x: T) -> T {
-        if x > T::ZERO { T::ONE } else { T::ZERO }
+    fn derivative(&self, y: T) -> T {
+        if y > T::ZERO { T::ONE } else { T::ZERO }
     }
 }
 

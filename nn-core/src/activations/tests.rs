@@ -44,8 +44,8 @@ const REL: Tol = Tol {
 };
 
 /// Absolute 1e-15, for derivatives computed from a saturated output `y` (`σ′ = y(1 − y)` at
-/// `x = 30`, `elu′ = y + α` at `x = −30`, …): `1 − y` cancels, so only an absolute accuracy of
-/// about one ulp of 1 is possible. PyTorch computes these derivatives the same way.
+/// `x = 30`, `tanh′ = 1 − y²` at `x = ±30`, …): `1 − y` cancels, so only an absolute accuracy
+/// of about one ulp of 1 is possible. PyTorch computes these derivatives the same way.
 const SATURATED: Tol = Tol {
     rel: 0.0,
     abs: 1e-15,
@@ -91,7 +91,8 @@ fn forward<T: Real, A: Activation<T>, const N: usize, const B: usize>(
     y
 }
 
-/// `Jᵀ·dy`, by `forward` then `backward` into a zero `dx`.
+/// `Jᵀ·dy`, by `forward` then `backward` into a zero `dx`, `backward` given the value the
+/// activation [`READS`](Activation::READS) (NaN for none).
 fn backward<T: Real, A: Activation<T>, const N: usize, const B: usize>(
     activation: &A,
     x: &SMatrix<T, N, B>,
@@ -99,7 +100,7 @@ fn backward<T: Real, A: Activation<T>, const N: usize, const B: usize>(
 ) -> SMatrix<T, N, B> {
     let y = forward(activation, x);
     let mut dx = SMatrix::ZERO;
-    activation.backward(x, &y, dy, &mut dx);
+    gradcheck::activation_backward(activation, x, &y, dy, &mut dx);
     dx
 }
 
@@ -168,13 +169,13 @@ fn assert_backward_accumulates<A: Activation<f64>, const N: usize, const B: usiz
     let y = forward(activation, x);
     let once = backward(activation, x, dy);
     let mut dx = SMatrix::ZERO;
-    activation.backward(x, &y, dy, &mut dx);
-    activation.backward(x, &y, dy, &mut dx);
+    gradcheck::activation_backward(activation, x, &y, dy, &mut dx);
+    gradcheck::activation_backward(activation, x, &y, dy, &mut dx);
     assert_eq!(dx, once * 2.0);
 
     let start = SMatrix::<f64, N, B>::from_fn(|i, j| (i + 3 * j) as f64 - 2.5);
     let mut dx = start;
-    activation.backward(x, &y, dy, &mut dx);
+    gradcheck::activation_backward(activation, x, &y, dy, &mut dx);
     assert_eq!(dx, start + once);
 }
 
@@ -608,15 +609,16 @@ mod elu {
     }
 
     #[test]
-    fn derivative_is_accurate_to_an_ulp_of_alpha_when_saturated() {
-        // elu′ = y + α with y within an ulp of −α: only absolute accuracy.
+    fn derivative_is_relatively_accurate_when_saturated() {
+        // elu′ = α·eˣ from x: no cancellation (from y, as y + α with y within an ulp of −α,
+        // it would be accurate only to an ulp of α, absolutely).
         assert_derivative(
             &Elu::default(),
             [
                 (-30.0, 9.3576229688401746e-14),
                 (-700.0, 9.8596765437597709e-305),
             ],
-            SATURATED,
+            REL,
         );
         assert_derivative(
             &HALF,
@@ -624,7 +626,7 @@ mod elu {
                 (-30.0, 4.6788114844200873e-14),
                 (-700.0, 4.9298382718798854e-305),
             ],
-            SATURATED,
+            REL,
         );
     }
 
@@ -1249,5 +1251,147 @@ mod log_softmax {
             abs: 1e-6,
         };
         assert_f32_agrees_with_f64(&LogSoftmax, softmax_f32_inputs(), tol);
+    }
+}
+
+/// What each backward pass reads ([`Activation::READS`]), and that from that value it gives
+/// what the backward pass given both `x` and `y` gave before. Every test above runs backward
+/// with the declared value (and NaN for [`Reads::Nothing`]), so the reference derivatives,
+/// the finite differences and the Jacobians check the declarations too.
+mod reads {
+    use super::*;
+
+    fn reads<A: Activation<f64>>(_: &A) -> Reads {
+        A::READS
+    }
+
+    #[test]
+    fn declarations_follow_the_design() {
+        // The derivative as a function of y where there is one; constants read nothing.
+        for (name, declared, expected) in [
+            ("identity", reads(&Identity), Reads::Nothing),
+            ("sign", reads(&Sign), Reads::Nothing),
+            ("heaviside", reads(&Heaviside), Reads::Nothing),
+            ("relu", reads(&Relu), Reads::Output),
+            ("sigmoid", reads(&Sigmoid), Reads::Output),
+            ("tanh", reads(&Tanh), Reads::Output),
+            ("tanh_fast", reads(&TanhFast), Reads::Output),
+            ("sigmoid_fast", reads(&SigmoidFast), Reads::Output),
+            ("softmax", reads(&Softmax), Reads::Output),
+            ("log_softmax", reads(&LogSoftmax), Reads::Output),
+            ("leaky_relu", reads(&LeakyRelu::default()), Reads::Input),
+            ("elu", reads(&Elu::default()), Reads::Input),
+            ("softplus", reads(&Softplus), Reads::Input),
+            ("gelu", reads(&Gelu), Reads::Input),
+            ("silu", reads(&Silu), Reads::Input),
+            ("sign_ste", reads(&SignSte), Reads::Input),
+            ("heaviside_ste", reads(&HeavisideSte), Reads::Input),
+        ] {
+            assert_eq!(declared, expected, "{name}");
+        }
+    }
+
+    /// Given the other value, backward gives another gradient: the tests run with the
+    /// declared one would catch a wrong declaration. (Not ReLU and leaky ReLU, whose
+    /// derivatives are the same function of `x` and of `y`.)
+    #[test]
+    fn the_other_value_gives_another_gradient() {
+        fn differs<A: Activation<f64>>(activation: &A, name: &str) {
+            let x = smooth_batch();
+            let (y, dy) = (forward(activation, &x), some_dy());
+            let (declared, other) = match A::READS {
+                Reads::Input => (&x, &y),
+                Reads::Output => (&y, &x),
+                Reads::Nothing => unreachable!("{name} reads a value"),
+            };
+            let (mut right, mut wrong) = (SMatrix::ZERO, SMatrix::ZERO);
+            activation.backward(declared, &dy, &mut right);
+            activation.backward(other, &dy, &mut wrong);
+            assert_ne!(right, wrong, "{name}");
+        }
+        differs(&Sigmoid, "sigmoid");
+        differs(&Tanh, "tanh");
+        differs(&TanhFast, "tanh_fast");
+        differs(&SigmoidFast, "sigmoid_fast");
+        differs(&Softmax, "softmax");
+        differs(&LogSoftmax, "log_softmax");
+        differs(&Elu::default(), "elu");
+        differs(&Softplus, "softplus");
+        differs(&Gelu, "gelu");
+        differs(&Silu, "silu");
+        differs(&SignSte, "sign_ste");
+        differs(&HeavisideSte, "heaviside_ste");
+    }
+
+    /// ReLU differentiates from its output: `y > 0` exactly where `x > 0`, so from `y` it
+    /// gives bit for bit what it gave from `x`, at ±0, subnormals, infinities and NaN too.
+    #[test]
+    fn relu_from_output_equals_relu_from_input() {
+        let x = SMatrix::<f64, 1, 12>::from_row_slice(&[
+            f64::NEG_INFINITY,
+            -700.0,
+            -1e-310,
+            -0.0,
+            0.0,
+            5e-324,
+            1e-310,
+            0.5,
+            700.0,
+            f64::INFINITY,
+            f64::NAN,
+            -f64::NAN,
+        ]);
+        let y = forward(&Relu, &x);
+        let dy = SMatrix::from_fn(|_, j| j as f64 - 5.25);
+        let (mut from_y, mut from_x) = (SMatrix::ZERO, SMatrix::ZERO);
+        Relu.backward(&y, &dy, &mut from_y);
+        Relu.backward(&x, &dy, &mut from_x);
+        let bits = |m: &SMatrix<f64, 1, 12>| m.map(f64::to_bits);
+        assert_eq!(bits(&from_y), bits(&from_x));
+        let expected = x.zip_map(&dy, |x, dy| if x > 0.0 { dy } else { 0.0 });
+        assert_eq!(from_y, expected);
+    }
+
+    /// ELU differentiates from `x` (`α·eˣ` for `x ≤ 0`); from `y` it was `y + α`, the same
+    /// number up to the rounding of `y`, an ulp of `α`.
+    #[test]
+    fn elu_from_input_agrees_with_its_former_derivative_from_output() {
+        let x = SMatrix::<f64, 6, 4>::from_fn(|i, j| (i as f64 - 4.0) * 1.7 + j as f64 * 0.3);
+        for alpha in [1.0, 0.5, 2.0] {
+            let elu = Elu { alpha };
+            let y = forward(&elu, &x);
+            let former = x.zip_map(&y, |x, y| if x > 0.0 { 1.0 } else { y + alpha });
+            let tol = Tol {
+                rel: 0.0,
+                abs: alpha * f64::EPSILON,
+            };
+            let derivative = backward(&elu, &x, &SMatrix::repeat(1.0));
+            assert_all_close(
+                &derivative,
+                &former,
+                tol,
+                &format_args!("elu′, α = {alpha}"),
+            );
+        }
+    }
+
+    /// Identity, sign and the step have constant derivatives: whatever the value (NaN, ∞),
+    /// backward adds `dy` (identity) or nothing.
+    #[test]
+    fn constant_derivatives_read_no_value() {
+        let dy = some_dy();
+        for value in [
+            SMatrix::repeat(f64::NAN),
+            SMatrix::repeat(f64::INFINITY),
+            smooth_batch(),
+        ] {
+            let (mut identity, mut sign, mut step) = (SMatrix::ZERO, SMatrix::ZERO, SMatrix::ZERO);
+            Identity.backward(&value, &dy, &mut identity);
+            Sign.backward(&value, &dy, &mut sign);
+            Heaviside.backward(&value, &dy, &mut step);
+            assert_eq!(identity, dy);
+            assert_eq!(sign, SMatrix::<f64, 5, 3>::ZERO);
+            assert_eq!(step, SMatrix::<f64, 5, 3>::ZERO);
+        }
     }
 }

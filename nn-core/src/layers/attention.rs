@@ -226,7 +226,13 @@ impl<
     type Cache<const B: usize> = AttentionCache<T, D, HEADS, S, D3, B>;
     type State = ();
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, IN, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, IN, B>,
+        _scratch: &mut [T],
+    ) {
         const { check(D, HEADS, S, IN, D3) };
         let mut qkv = SMatrix::<T, D3, S>::ZERO;
         let (mut context, mut y_j) = (SMatrix::<T, D, S>::ZERO, SMatrix::<T, D, S>::ZERO);
@@ -242,6 +248,7 @@ impl<
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, IN, B>,
         cache: &mut AttentionCache<T, D, HEADS, S, D3, B>,
+        _scratch: &mut [T],
     ) {
         const { check(D, HEADS, S, IN, D3) };
         let mut y_j = SMatrix::<T, D, S>::ZERO;
@@ -256,11 +263,11 @@ impl<
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, IN, B>,
         cache: &AttentionCache<T, D, HEADS, S, D3, B>,
         dy: &SMatrix<T, IN, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        mut dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check(D, HEADS, S, IN, D3) };
         let e = D / HEADS;
@@ -308,6 +315,9 @@ impl<
             // Input projection.
             kernels::matmul_abt(&mut grads.in_proj_weight, &d_qkv, &x_j, true);
             add_column_sums(&mut grads.in_proj_bias, &d_qkv);
+            let Some(dx) = dx.as_deref_mut() else {
+                continue;
+            };
             kernels::matmul_atb(&mut dx_j, &self.in_proj_weight, &d_qkv, false);
             let dx = &mut dx.as_mut_slice()[j * IN..(j + 1) * IN];
             for (dx, &g) in dx.iter_mut().zip(dx_j.as_slice()) {
@@ -320,9 +330,9 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::test_util::{
-        assert_close, check_f32, det_batch, det_matrix, max_diff, random_matrix, randomize,
+        assert_close, check_f32, check_layer, det_batch, det_matrix, max_diff, random_matrix,
+        randomize,
     };
 
     fn example<
@@ -352,7 +362,7 @@ mod tests {
     ) {
         let mut layer = example::<D, HEADS, S, IN, D3, CAUSAL>(seed);
         let x = random_matrix::<IN, 2>(seed + 100, 1.0);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 
@@ -387,13 +397,13 @@ mod tests {
                 *v += 0.75;
             }
             let (mut y, mut y_changed) = (SMatrix::ZERO, SMatrix::ZERO);
-            causal.forward(&(), &x, &mut y);
-            causal.forward(&(), &changed, &mut y_changed);
+            causal.forward(&(), &x, &mut y, &mut []);
+            causal.forward(&(), &changed, &mut y_changed, &mut []);
             let visible = (t + 1) * 4;
             assert_eq!(y.as_slice()[..visible], y_changed.as_slice()[..visible]);
             assert_ne!(y.as_slice()[visible..], y_changed.as_slice()[visible..]);
-            full.forward(&(), &x, &mut y);
-            full.forward(&(), &changed, &mut y_changed);
+            full.forward(&(), &x, &mut y, &mut []);
+            full.forward(&(), &changed, &mut y_changed, &mut []);
             assert!(max_diff(&y.as_slice()[..visible], &y_changed.as_slice()[..visible]) > 1e-3);
 
             // ∂y_t/∂x_u = 0 for u > t.
@@ -404,8 +414,8 @@ mod tests {
                 SMatrix::ZERO,
                 MultiHeadAttention::ZERO,
             );
-            causal.forward_train(&mut (), &x, &mut y, &mut cache);
-            causal.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+            causal.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+            causal.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
             assert!(dx.as_slice()[visible..].iter().all(|&g| g == 0.0));
             assert!(dx.as_slice()[..visible].iter().any(|&g| g != 0.0));
         }
@@ -416,7 +426,7 @@ mod tests {
         let layer = example::<6, 3, 4, 24, 18, true>(10);
         let x = random_matrix::<24, 2>(11, 2.0);
         let (mut y, mut cache) = (SMatrix::ZERO, AttentionCache::ZERO);
-        layer.forward_train(&mut (), &x, &mut y, &mut cache);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
         for weights in cache.weights.iter().flatten() {
             for s in 0..4 {
                 let column = weights.column(s);
@@ -439,8 +449,8 @@ mod tests {
         let layer = example::<6, 2, 4, 24, 18, false>(12);
         let x = random_matrix::<24, 3>(13, 1.0);
         let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, AttentionCache::ZERO);
-        layer.forward(&(), &x, &mut y);
-        layer.forward_train(&mut (), &x, &mut y_train, &mut cache);
+        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward_train(&mut (), &x, &mut y_train, &mut cache, &mut []);
         assert_eq!(y, y_train);
     }
 
@@ -455,16 +465,23 @@ mod tests {
             SMatrix::ZERO,
             MultiHeadAttention::ZERO,
         );
-        layer.forward_train(&mut (), &x, &mut y, &mut cache);
-        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
         let mut single_grads = MultiHeadAttention::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 12, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
             let (mut yj, mut cachej, mut dxj) =
                 (SMatrix::ZERO, AttentionCache::ZERO, SMatrix::ZERO);
-            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej);
-            layer.backward(&xj, &yj, &cachej, &dyj, &mut dxj, &mut single_grads);
+            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej, &mut []);
+            layer.backward(
+                &xj,
+                &cachej,
+                &dyj,
+                Some(&mut dxj),
+                &mut single_grads,
+                &mut [],
+            );
             assert_eq!(yj.as_slice(), y.column(j).as_slice());
             assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
         }
@@ -483,7 +500,7 @@ mod tests {
         };
         let x = det_batch::<12, 2>(1.3);
         let mut y = SMatrix::ZERO;
-        full.forward(&(), &x, &mut y);
+        full.forward(&(), &x, &mut y, &mut []);
         assert_close(y.as_slice(), &REFERENCE_ATTENTION, 1e-13);
         let causal = MultiHeadAttention::<f64, 4, 2, 3, 12, 12, true> {
             in_proj_weight: full.in_proj_weight,
@@ -491,7 +508,7 @@ mod tests {
             out_proj_weight: full.out_proj_weight,
             out_proj_bias: full.out_proj_bias,
         };
-        causal.forward(&(), &x, &mut y);
+        causal.forward(&(), &x, &mut y, &mut []);
         assert_close(y.as_slice(), &REFERENCE_ATTENTION_CAUSAL, 1e-13);
     }
 

@@ -61,7 +61,13 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
     type State = ();
 
     #[inline]
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        _scratch: &mut [T],
+    ) {
         const { check_pool_sizes::<G, IN, OUT>() };
         forward_batch::<T, G, IN, OUT, B>(x, y);
     }
@@ -70,14 +76,16 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
     fn backward<const B: usize>(
         &self,
         _x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, OUT, B>,
         _cache: &(),
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         _grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check_pool_sizes::<G, IN, OUT>() };
-        backward_batch::<T, G, IN, OUT, B>(dy, dx);
+        if let Some(dx) = dx {
+            backward_batch::<T, G, IN, OUT, B>(dy, dx);
+        }
     }
 }
 
@@ -88,7 +96,13 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN,
     type State = ();
 
     #[inline]
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        _scratch: &mut [T],
+    ) {
         const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
         forward_batch::<T, LiftPool1d<G>, IN, OUT, B>(x, y);
     }
@@ -97,14 +111,16 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN,
     fn backward<const B: usize>(
         &self,
         _x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, OUT, B>,
         _cache: &(),
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         _grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
-        backward_batch::<T, LiftPool1d<G>, IN, OUT, B>(dy, dx);
+        if let Some(dx) = dx {
+            backward_batch::<T, LiftPool1d<G>, IN, OUT, B>(dy, dx);
+        }
     }
 }
 
@@ -115,7 +131,13 @@ impl<T: Real, const C: usize, const S: usize, const IN: usize> Layer<T, IN, C>
     type State = ();
 
     #[inline]
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, C, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, C, B>,
+        _scratch: &mut [T],
+    ) {
         const {
             assert!(
                 C > 0 && S > 0 && IN == C * S,
@@ -132,17 +154,20 @@ impl<T: Real, const C: usize, const S: usize, const IN: usize> Layer<T, IN, C>
     fn backward<const B: usize>(
         &self,
         _x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, C, B>,
         _cache: &(),
         dy: &SMatrix<T, C, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         _grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const {
             assert!(
                 C > 0 && S > 0 && IN == C * S,
                 "GlobalAvgPool: IN must be C·S"
             )
+        };
+        let Some(dx) = dx else {
+            return;
         };
         let count = T::of(S as f64);
         for (dx, &dy) in dx.as_mut_slice().chunks_exact_mut(S).zip(dy.as_slice()) {
@@ -204,9 +229,8 @@ fn backward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::layers::geometry::{PoolGeometry1dOf, PoolGeometry2dOf};
-    use crate::test_util::{max_diff, random_matrix};
+    use crate::test_util::{check_layer, max_diff, random_matrix};
     use crate::{ConstZero, Params};
 
     /// The naive average pooling of one sample, from the definition.
@@ -231,7 +255,7 @@ mod tests {
     fn agrees_with_naive<G: PoolGeometry2d, const IN: usize, const OUT: usize>(seed: u64) {
         let x = random_matrix::<IN, 2>(seed, 1.0);
         let mut y = SMatrix::<f64, OUT, 2>::ZERO;
-        AvgPool2d::<f64, IN, OUT, G>::ZERO.forward(&(), &x, &mut y);
+        AvgPool2d::<f64, IN, OUT, G>::ZERO.forward(&(), &x, &mut y, &mut []);
         for j in 0..2 {
             let expected = naive::<G, OUT>(x.column(j).as_slice());
             assert!(max_diff(y.column(j).as_slice(), &expected) < 1e-15);
@@ -251,12 +275,19 @@ mod tests {
         ]);
         let layer = AvgPool2d::<f64, 16, 4, G>::ZERO;
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         // (1+5+3+4)/4, (2+0+8+1)/4, (0+2+9+1)/4, (6+7+3+5)/4
         assert_eq!(y.as_slice(), &[3.25, 2.75, 3.0, 5.25]);
         let dy = SMatrix::<f64, 4, 1>::from_column_slice(&[4.0, 8.0, -4.0, 2.0]);
         let mut dx = SMatrix::<f64, 16, 1>::ZERO;
-        layer.backward(&x, &y, &(), &dy, &mut dx, &mut Default::default());
+        layer.backward(
+            &x,
+            &(),
+            &dy,
+            Some(&mut dx),
+            &mut Default::default(),
+            &mut [],
+        );
         #[rustfmt::skip]
         let expected = [
             1.0, 1.0, 2.0, 2.0,
@@ -274,17 +305,17 @@ mod tests {
         let layer = AvgPool2d::<f64, 9, 4, G>::ZERO;
         let x = SMatrix::<f64, 9, 1>::from_fn(|i, _| i as f64);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         // (0+1+3+4)/4 = 2, (1+2+4+5)/4 = 3, (3+4+6+7)/4 = 5, (4+5+7+8)/4 = 6
         assert_eq!(y.as_slice(), &[2.0, 3.0, 5.0, 6.0]);
         let mut dx = SMatrix::<f64, 9, 1>::ZERO;
         layer.backward(
             &x,
-            &y,
             &(),
             &SMatrix::repeat(1.0),
-            &mut dx,
+            Some(&mut dx),
             &mut Default::default(),
+            &mut [],
         );
         assert_eq!(
             dx.as_slice(),
@@ -307,12 +338,19 @@ mod tests {
         let layer = AvgPool1d::<f64, 10, 4, G>::ZERO;
         let x = SMatrix::<f64, 10, 1>::from_fn(|i, _| (i * i) as f64);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         // (0+1)/2, (4+9)/2; (25+36)/2, (49+64)/2
         assert_eq!(y.as_slice(), &[0.5, 6.5, 30.5, 56.5]);
         let mut dx = SMatrix::<f64, 10, 1>::ZERO;
         let dy = SMatrix::<f64, 4, 1>::from_column_slice(&[2.0, 4.0, 6.0, 8.0]);
-        layer.backward(&x, &y, &(), &dy, &mut dx, &mut Default::default());
+        layer.backward(
+            &x,
+            &(),
+            &dy,
+            Some(&mut dx),
+            &mut Default::default(),
+            &mut [],
+        );
         assert_eq!(
             dx.as_slice(),
             &[1.0, 1.0, 2.0, 2.0, 0.0, 3.0, 3.0, 4.0, 4.0, 0.0]
@@ -325,12 +363,19 @@ mod tests {
         let layer = GlobalAvgPool::<f64, 2, 4, 8>::ZERO;
         let x = SMatrix::<f64, 8, 2>::from_fn(|i, j| (i + 10 * j) as f64);
         let mut y = SMatrix::<f64, 2, 2>::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         // (0+1+2+3)/4, (4+5+6+7)/4; then +10 each
         assert_eq!(y.as_slice(), &[1.5, 5.5, 11.5, 15.5]);
         let dy = SMatrix::<f64, 2, 2>::from_column_slice(&[4.0, -8.0, 1.0, 2.0]);
         let mut dx = SMatrix::<f64, 8, 2>::ZERO;
-        layer.backward(&x, &y, &(), &dy, &mut dx, &mut Default::default());
+        layer.backward(
+            &x,
+            &(),
+            &dy,
+            Some(&mut dx),
+            &mut Default::default(),
+            &mut [],
+        );
         assert_eq!(
             dx.as_slice(),
             &[
@@ -343,13 +388,13 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let mut layer = AvgPool2d::<f64, 84, 16, PoolGeometry2dOf<2, 6, 7, 3, 2, 1, 3>>::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<84, 2>(5, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<84, 2>(5, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         let mut layer = AvgPool1d::<f64, 14, 6, PoolGeometry1dOf<2, 7, 3, 2>>::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<14, 3>(6, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<14, 3>(6, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         let mut layer = GlobalAvgPool::<f64, 3, 5, 15>::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<15, 3>(7, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<15, 3>(7, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 
@@ -359,14 +404,28 @@ mod tests {
         let x = random_matrix::<50, 3>(8, 1.0);
         let dy = random_matrix::<18, 3>(9, 1.0);
         let (mut y, mut dx) = (SMatrix::ZERO, SMatrix::ZERO);
-        L::ZERO.forward(&(), &x, &mut y);
-        L::ZERO.backward(&x, &y, &(), &dy, &mut dx, &mut Default::default());
+        L::ZERO.forward(&(), &x, &mut y, &mut []);
+        L::ZERO.backward(
+            &x,
+            &(),
+            &dy,
+            Some(&mut dx),
+            &mut Default::default(),
+            &mut [],
+        );
         for j in 0..3 {
             let xj: SMatrix<f64, 50, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 18, 1> = dy.column(j).into();
             let (mut yj, mut dxj) = (SMatrix::ZERO, SMatrix::ZERO);
-            L::ZERO.forward(&(), &xj, &mut yj);
-            L::ZERO.backward(&xj, &yj, &(), &dyj, &mut dxj, &mut Default::default());
+            L::ZERO.forward(&(), &xj, &mut yj, &mut []);
+            L::ZERO.backward(
+                &xj,
+                &(),
+                &dyj,
+                Some(&mut dxj),
+                &mut Default::default(),
+                &mut [],
+            );
             assert_eq!(yj, y.column(j));
             assert_eq!(dxj, dx.column(j));
         }
@@ -388,8 +447,8 @@ mod tests {
         type G = PoolGeometry2dOf<2, 5, 5, 3, 3, 1, 1>;
         let x = random_matrix::<50, 2>(10, 1.0);
         let (mut y, mut y32) = (SMatrix::<f64, 18, 2>::ZERO, SMatrix::<f32, 18, 2>::ZERO);
-        AvgPool2d::<f64, 50, 18, G>::ZERO.forward(&(), &x, &mut y);
-        AvgPool2d::<f32, 50, 18, G>::ZERO.forward(&(), &x.cast(), &mut y32);
+        AvgPool2d::<f64, 50, 18, G>::ZERO.forward(&(), &x, &mut y, &mut []);
+        AvgPool2d::<f32, 50, 18, G>::ZERO.forward(&(), &x.cast(), &mut y32, &mut []);
         assert!((y32.cast::<f64>() - y).amax() < 1e-6);
     }
 }

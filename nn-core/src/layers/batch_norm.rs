@@ -166,6 +166,7 @@ impl<
         state: &Self::State,
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, IN, B>,
+        _scratch: &mut [T],
     ) {
         const { Self::check() };
         let eps = T::of(Self::EPS);
@@ -190,6 +191,7 @@ impl<
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, IN, B>,
         cache: &mut Self::Cache<B>,
+        _scratch: &mut [T],
     ) {
         const { Self::check() };
         const {
@@ -227,11 +229,11 @@ impl<
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, IN, B>,
         cache: &Self::Cache<B>,
         dy: &SMatrix<T, IN, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        mut dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { Self::check() };
         let inv_m = T::of(1.0 / (B * S) as f64);
@@ -248,6 +250,9 @@ impl<
             }
             grads.weight[c] += sum_dy_xhat;
             grads.bias[c] += sum_dy;
+            let Some(dx) = dx.as_deref_mut() else {
+                continue;
+            };
             let (mean_dy, mean_dy_xhat) = (sum_dy * inv_m, sum_dy_xhat * inv_m);
             let scale = self.weight[c] * inv_std;
             for j in 0..B {
@@ -278,8 +283,7 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
-    use crate::test_util::{Rng, max_diff, random_matrix};
+    use crate::test_util::{Rng, check_layer, max_diff, random_matrix};
 
     const HALF: u64 = 0.5f64.to_bits();
     const FOUR: u64 = 4f64.to_bits();
@@ -340,7 +344,7 @@ mod tests {
         BatchNorm::<f64, 1, 2, 2, FOUR, HALF>::init_state(&mut state, &mut Rng(0));
         let x = SMatrix::<f64, 2, 2>::from_column_slice(&[1.0, 3.0, 5.0, 7.0]);
         let (mut y, mut cache) = (SMatrix::ZERO, BatchNormCache::ZERO);
-        layer.forward_train(&mut state, &x, &mut y, &mut cache);
+        layer.forward_train(&mut state, &x, &mut y, &mut cache, &mut []);
         let expected = [-1.5, 0.5 - 2.0 / 3.0, 0.5 + 2.0 / 3.0, 2.5]; // 2·x̂ + ½
         assert!(max_diff(y.as_slice(), &expected) < 1e-15, "{y}");
         assert_eq!((cache.mean[0], cache.inv_std[0]), (4.0, 1.0 / 3.0));
@@ -352,7 +356,7 @@ mod tests {
         // ∂L/∂γ = Σg·x̂ = −1, ∂L/∂β = Σg = 1.
         let dy = SMatrix::<f64, 2, 2>::from_column_slice(&[1.0, 0.0, 0.0, 0.0]);
         let (mut dx, mut grads) = (SMatrix::ZERO, BatchNorm::ZERO);
-        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
         let expected = [1.0 / 3.0, -2.0 / 9.0, -1.0 / 9.0, 0.0];
         assert!(max_diff(dx.as_slice(), &expected) < 1e-15, "{dx}");
         assert_eq!((grads.weight[0], grads.bias[0]), (-1.0, 1.0));
@@ -372,7 +376,7 @@ mod tests {
         };
         let x = SMatrix::<f64, 2, 1>::from_column_slice(&[5.0, 0.0]);
         let mut y = SMatrix::ZERO;
-        layer.forward(&state, &x, &mut y);
+        layer.forward(&state, &x, &mut y, &mut []);
         assert_eq!(y.as_slice(), &[4.5, -1.5]);
     }
 
@@ -383,7 +387,7 @@ mod tests {
         let mut state = BatchNormState::ZERO;
         Bn::init_state(&mut state, &mut Rng(0));
         let (mut y, mut cache) = (SMatrix::ZERO, BatchNormCache::ZERO);
-        layer.forward_train(&mut state, &x, &mut y, &mut cache);
+        layer.forward_train(&mut state, &x, &mut y, &mut cache, &mut []);
         for c in 0..3 {
             let (_, var) = mean_and_biased_var(&channel_values(&x, c));
             // Before the affine map, x̂ = (y − β)/γ has mean 0 and variance σ²/(σ² + eps).
@@ -408,7 +412,7 @@ mod tests {
         };
         let mut state = start;
         let (mut y, mut cache) = (SMatrix::ZERO, BatchNormCache::ZERO);
-        layer.forward_train(&mut state, &x, &mut y, &mut cache);
+        layer.forward_train(&mut state, &x, &mut y, &mut cache, &mut []);
         for c in 0..3 {
             let values = channel_values(&x, c);
             let (mean, var) = mean_and_biased_var(&values);
@@ -422,7 +426,7 @@ mod tests {
         }
         // A second step moves them again, from where the first left them.
         let first = state;
-        layer.forward_train(&mut state, &x, &mut y, &mut cache);
+        layer.forward_train(&mut state, &x, &mut y, &mut cache, &mut []);
         for c in 0..3 {
             let (mean, _) = mean_and_biased_var(&channel_values(&x, c));
             let expected = 0.9 * first.running_mean[c] + 0.1 * mean;
@@ -439,11 +443,11 @@ mod tests {
         };
         let x = batch();
         let mut y = SMatrix::<f64, 12, 5>::ZERO;
-        layer.forward(&state, &x, &mut y);
+        layer.forward(&state, &x, &mut y, &mut []);
         for j in 0..5 {
             let xj: SMatrix<f64, 12, 1> = x.column(j).into();
             let mut yj = SMatrix::<f64, 12, 1>::ZERO;
-            layer.forward(&state, &xj, &mut yj);
+            layer.forward(&state, &xj, &mut yj, &mut []);
             assert_eq!(yj, y.column(j));
             for i in 0..12 {
                 let c = i / 4;
@@ -455,7 +459,7 @@ mod tests {
         }
         // Training on the same batch gives something else (the batch statistics).
         let (mut y_train, mut cache) = (SMatrix::ZERO, BatchNormCache::ZERO);
-        layer.forward_train(&mut state.clone(), &x, &mut y_train, &mut cache);
+        layer.forward_train(&mut state.clone(), &x, &mut y_train, &mut cache, &mut []);
         assert!((y_train - y).amax() > 0.1);
     }
 
@@ -466,14 +470,14 @@ mod tests {
             running_mean: SMatrix::from_column_slice(&[0.5, -0.5, 1.0]),
             running_var: SMatrix::from_column_slice(&[2.0, 0.5, 1.0]),
         };
-        let report = gradcheck::check_layer(&mut layer, &state, &batch());
+        let report = check_layer(&mut layer, &state, &batch());
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         // BatchNorm1d on features (S = 1), a batch of 4.
         let mut layer = BatchNorm::<f64, 5, 1, 5, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS> {
             weight: random_matrix(2, 1.0),
             bias: random_matrix(3, 1.0),
         };
-        let report = gradcheck::check_layer(
+        let report = check_layer(
             &mut layer,
             &BatchNormState::ZERO,
             &random_matrix::<5, 4>(4, 2.0),
@@ -484,7 +488,7 @@ mod tests {
             weight: random_matrix(5, 1.0),
             bias: random_matrix(6, 1.0),
         };
-        let report = gradcheck::check_layer(
+        let report = check_layer(
             &mut layer,
             &BatchNormState::ZERO,
             &random_matrix::<6, 1>(7, 1.0),
@@ -541,8 +545,8 @@ mod tests {
         );
         let (mut y, mut y32) = (SMatrix::ZERO, SMatrix::<f32, 12, 5>::ZERO);
         let (mut cache, mut cache32) = (BatchNormCache::ZERO, BatchNormCache::ZERO);
-        layer.forward_train(&mut state, &x, &mut y, &mut cache);
-        single.forward_train(&mut state32, &x.cast(), &mut y32, &mut cache32);
+        layer.forward_train(&mut state, &x, &mut y, &mut cache, &mut []);
+        single.forward_train(&mut state32, &x.cast(), &mut y32, &mut cache32, &mut []);
         assert!((y32.cast::<f64>() - y).amax() < 1e-5);
         assert!((state32.running_var.cast::<f64>() - state.running_var).amax() < 1e-5);
     }

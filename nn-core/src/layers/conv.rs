@@ -192,7 +192,13 @@ where
     type State = ();
 
     #[inline]
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        _scratch: &mut [T],
+    ) {
         const { check_sizes::<G, CO, K, NB, IN, OUT>() };
         forward_batch::<T, G, CO, K, NB, IN, OUT, B>(&self.weight, &self.bias, x, y);
     }
@@ -201,11 +207,11 @@ where
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, OUT, B>,
         _cache: &(),
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check_sizes::<G, CO, K, NB, IN, OUT>() };
         backward_batch::<T, G, CO, K, NB, IN, OUT, B>(
@@ -250,7 +256,13 @@ where
     type State = ();
 
     #[inline]
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        _scratch: &mut [T],
+    ) {
         const { check_sizes::<Lift1d<G>, CO, K, NB, IN, OUT>() };
         forward_batch::<T, Lift1d<G>, CO, K, NB, IN, OUT, B>(&self.weight, &self.bias, x, y);
     }
@@ -259,11 +271,11 @@ where
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, OUT, B>,
         _cache: &(),
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check_sizes::<Lift1d<G>, CO, K, NB, IN, OUT>() };
         backward_batch::<T, Lift1d<G>, CO, K, NB, IN, OUT, B>(
@@ -352,9 +364,10 @@ fn forward_batch<
     }
 }
 
-/// Adds `∂L/∂W`, `∂L/∂b` (when `NB > 0`) and `∂L/∂X` for a batch, one output position of
-/// one sample at a time: with `δ = ∂L/∂y[:, p]`, `∂L/∂W += δ·x̃[:, p]ᵀ`, `∂L/∂b += δ`, and
-/// `Wᵀ·δ` added to the inputs column `p` of `x̃` was gathered from (col2im).
+/// Adds `∂L/∂W`, `∂L/∂b` (when `NB > 0`) and, when `dx` is given, `∂L/∂X` for a batch, one
+/// output position of one sample at a time: with `δ = ∂L/∂y[:, p]`, `∂L/∂W += δ·x̃[:, p]ᵀ`,
+/// `∂L/∂b += δ`, and `Wᵀ·δ` added to the inputs column `p` of `x̃` was gathered from
+/// (col2im).
 fn backward_batch<
     T: Real,
     G: ConvGeometry2d,
@@ -368,7 +381,7 @@ fn backward_batch<
     weight: &SMatrix<T, CO, K>,
     x: &SMatrix<T, IN, B>,
     dy: &SMatrix<T, OUT, B>,
-    dx: &mut SMatrix<T, IN, B>,
+    mut dx: Option<&mut SMatrix<T, IN, B>>,
     d_weight: &mut SMatrix<T, CO, K>,
     d_bias: &mut SMatrix<T, NB, 1>,
 ) {
@@ -377,8 +390,7 @@ fn backward_batch<
     let mut d_patch = SMatrix::<T, K, 1>::ZERO;
     let mut delta = SMatrix::<T, CO, 1>::ZERO;
     let samples = x.as_slice().chunks_exact(IN);
-    let dx_samples = dx.as_mut_slice().chunks_exact_mut(IN);
-    for ((x, dy), dx) in samples.zip(dy.as_slice().chunks_exact(OUT)).zip(dx_samples) {
+    for (j, (x, dy)) in samples.zip(dy.as_slice().chunks_exact(OUT)).enumerate() {
         for p in 0..plane {
             for (co, delta) in delta.iter_mut().enumerate() {
                 *delta = dy[co * plane + p];
@@ -390,6 +402,10 @@ fn backward_batch<
             }
             gather_patch::<T, G, K>(p, x, &mut patch);
             d_weight.ger(T::ONE, &delta, &patch, T::ONE);
+            let Some(dx) = dx.as_deref_mut() else {
+                continue;
+            };
+            let dx = &mut dx.as_mut_slice()[j * IN..(j + 1) * IN];
             d_patch.gemv_tr(T::ONE, weight, &delta, T::ZERO);
             for_each_tap::<G>(p, |k, index| {
                 if let Some(i) = index {
@@ -403,10 +419,9 @@ fn backward_batch<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::init::Init;
     use crate::layers::geometry::{Geometry1d, Geometry2d};
-    use crate::test_util::{max_diff, random_matrix};
+    use crate::test_util::{check_layer, max_diff, random_matrix};
 
     /// The naive direct convolution of one sample, from the definition: every output, every
     /// tap, with the padding tested in signed arithmetic.
@@ -464,7 +479,7 @@ mod tests {
         );
         let x = random_matrix::<IN, 3>(seed + 2, 1.0);
         let mut y = SMatrix::<f64, OUT, 3>::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         for j in 0..3 {
             let expected =
                 naive::<G, CO, K, NB, OUT>(&layer.weight, &layer.bias, x.column(j).as_slice());
@@ -502,7 +517,7 @@ mod tests {
         );
         let x = SMatrix::<f64, 16, 1>::from_fn(|i, _| i as f64 + 1.0);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         assert_eq!(y.as_slice(), &[24.5, 50.5, 68.5, 128.5]);
 
         // With ∂L/∂y = 1: ∂L/∂W[kh, kw] is the sum of the inputs tap (kh, kw) reads:
@@ -511,7 +526,14 @@ mod tests {
         // ∂L/∂x[r][c] is the sum of the weights that read it: x[1][1] by all four taps (10),
         // x[1][3] by W11 (y01) and W01 (y11): 6, x[3][1] by W11 and W10: 7, x[3][3] by W11: 4.
         let (mut dx, mut grads) = (SMatrix::<f64, 16, 1>::ZERO, Conv2d::ZERO);
-        layer.backward(&x, &y, &(), &SMatrix::repeat(1.0), &mut dx, &mut grads);
+        layer.backward(
+            &x,
+            &(),
+            &SMatrix::repeat(1.0),
+            Some(&mut dx),
+            &mut grads,
+            &mut [],
+        );
         assert_eq!(grads.weight.as_slice(), &[6.0, 14.0, 20.0, 44.0]);
         assert_eq!(grads.bias.as_slice(), &[4.0]);
         let mut expected_dx = [0.0; 16];
@@ -536,7 +558,7 @@ mod tests {
         );
         let x = SMatrix::<f64, 40, 1>::from_fn(|i, _| reference_x(i));
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         #[rustfmt::skip]
         let expected = [
             -1.78125, -0.96875, 0.25, 0.3125, -0.21875, -0.9375, 0.0, -0.34375,
@@ -559,7 +581,7 @@ mod tests {
         );
         let x = SMatrix::<f64, 14, 1>::from_fn(|i, _| reference_x(i));
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         assert_eq!(
             y.as_slice(),
             &[0.5, 0.1875, -0.40625, -1.875, -0.28125, -1.03125]
@@ -598,13 +620,13 @@ mod tests {
         let x = random_matrix::<33, 2>(12, 1.0);
         let dy = random_matrix::<24, 2>(13, 1.0);
         let (mut y1, mut y2) = (SMatrix::ZERO, SMatrix::ZERO);
-        one.forward(&(), &x, &mut y1);
-        two.forward(&(), &x, &mut y2);
+        one.forward(&(), &x, &mut y1, &mut []);
+        two.forward(&(), &x, &mut y2, &mut []);
         assert_eq!(y1, y2);
         let (mut dx1, mut dx2) = (SMatrix::ZERO, SMatrix::ZERO);
         let (mut g1, mut g2) = (Conv1d::ZERO, Conv2d::ZERO);
-        one.backward(&x, &y1, &(), &dy, &mut dx1, &mut g1);
-        two.backward(&x, &y2, &(), &dy, &mut dx2, &mut g2);
+        one.backward(&x, &(), &dy, Some(&mut dx1), &mut g1, &mut []);
+        two.backward(&x, &(), &dy, Some(&mut dx2), &mut g2, &mut []);
         assert_eq!(dx1, dx2);
         assert_eq!(g1.as_slice(), g2.as_slice());
     }
@@ -617,7 +639,7 @@ mod tests {
                 random_matrix(20, 1.0),
                 random_matrix(21, 1.0),
             );
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<40, 2>(22, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<40, 2>(22, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         // Without a bias, stride 2 on both axes, padding 2.
         let mut layer =
@@ -625,14 +647,14 @@ mod tests {
                 random_matrix(23, 1.0),
                 SMatrix::ZERO,
             );
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<72, 3>(24, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<72, 3>(24, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         // 1-d.
         let mut layer = Conv1d::<f64, 2, 6, 2, 14, 6, Geometry1d<2, 7, 3, 2, 1, 2>>::new(
             random_matrix(25, 1.0),
             random_matrix(26, 1.0),
         );
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<14, 2>(27, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<14, 2>(27, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 
@@ -646,15 +668,15 @@ mod tests {
         let start_dx = random_matrix::<60, 4>(34, 1.0);
         let start_grads = L::new(random_matrix(35, 1.0), random_matrix(36, 1.0));
         let (mut y, mut dx, mut grads) = (SMatrix::ZERO, start_dx, start_grads);
-        layer.forward(&(), &x, &mut y);
-        layer.backward(&x, &y, &(), &dy, &mut dx, &mut grads);
+        layer.forward(&(), &x, &mut y, &mut []);
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
         let mut single_grads = start_grads;
         for j in 0..4 {
             let xj: SMatrix<f64, 60, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 90, 1> = dy.column(j).into();
             let (mut yj, mut dxj) = (SMatrix::ZERO, SMatrix::<f64, 60, 1>::ZERO);
-            layer.forward(&(), &xj, &mut yj);
-            layer.backward(&xj, &yj, &(), &dyj, &mut dxj, &mut single_grads);
+            layer.forward(&(), &xj, &mut yj, &mut []);
+            layer.backward(&xj, &(), &dyj, Some(&mut dxj), &mut single_grads, &mut []);
             assert!((yj - y.column(j)).amax() < 1e-12);
             assert!((dxj + start_dx.column(j) - dx.column(j)).amax() < 1e-12);
         }
@@ -715,8 +737,8 @@ mod tests {
         let x = random_matrix::<40, 2>(42, 1.0);
         let dy = random_matrix::<36, 2>(43, 1.0);
         let (mut y, mut y32) = (SMatrix::ZERO, SMatrix::<f32, 36, 2>::ZERO);
-        layer.forward(&(), &x, &mut y);
-        single.forward(&(), &x.cast(), &mut y32);
+        layer.forward(&(), &x, &mut y, &mut []);
+        single.forward(&(), &x.cast(), &mut y32, &mut []);
         assert!((y32.cast::<f64>() - y).amax() < 1e-5);
         let (mut dx, mut dx32, mut g, mut g32) = (
             SMatrix::ZERO,
@@ -724,8 +746,15 @@ mod tests {
             Conv2d::ZERO,
             Conv2d::ZERO,
         );
-        layer.backward(&x, &y, &(), &dy, &mut dx, &mut g);
-        single.backward(&x.cast(), &y32, &(), &dy.cast(), &mut dx32, &mut g32);
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut g, &mut []);
+        single.backward(
+            &x.cast(),
+            &(),
+            &dy.cast(),
+            Some(&mut dx32),
+            &mut g32,
+            &mut [],
+        );
         assert!((dx32.cast::<f64>() - dx).amax() < 1e-5);
         assert!((g32.weight.cast::<f64>() - g.weight).amax() < 1e-5);
     }

@@ -46,6 +46,7 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         _state: &(),
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
+        _scratch: &mut [T],
     ) {
         for mut column in y.column_iter_mut() {
             column.copy_from(&self.bias);
@@ -53,30 +54,22 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         kernels::matmul(y, &self.weight, x, true);
     }
 
+    /// `∂L/∂W` and `∂L/∂b` always; `∂L/∂X = Wᵀ·∂L/∂Y` (as costly as `∂L/∂W`) only when
+    /// `dx` is given.
     #[inline]
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, OUT, B>,
         _cache: &(),
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         self.param_gradients(x, dy, grads);
-        kernels::matmul_atb(dx, &self.weight, dy, true);
-    }
-
-    #[inline]
-    fn backward_params<const B: usize>(
-        &self,
-        x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, OUT, B>,
-        _cache: &(),
-        dy: &SMatrix<T, OUT, B>,
-        grads: &mut Self,
-    ) {
-        self.param_gradients(x, dy, grads);
+        if let Some(dx) = dx {
+            kernels::matmul_atb(dx, &self.weight, dy, true);
+        }
     }
 }
 
@@ -84,8 +77,9 @@ impl<T: Real, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// The parameter half of [`Layer::backward`]: adds `∂L/∂W = ∂L/∂Y·Xᵀ` and
     /// `∂L/∂b = ∂L/∂Y·1` to `grads`, without computing `∂L/∂X`.
     ///
-    /// For a layer fed by the network's input when the caller does not need `∂L/∂input`:
-    /// `∂L/∂X` costs as much as `∂L/∂W` (`IN·OUT·B` multiply-adds).
+    /// What [`Layer::backward`] does with `dx: None` (a layer fed by the network's input,
+    /// when no `∂L/∂input` is wanted): `∂L/∂X` costs as much as `∂L/∂W` (`IN·OUT·B`
+    /// multiply-adds).
     #[inline]
     pub fn param_gradients<const B: usize>(
         &self,
@@ -103,7 +97,7 @@ impl<T: Real, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
+    use crate::test_util::check_layer;
     use nalgebra::{Matrix2x3, Vector2};
 
     fn example() -> Dense<f64, 3, 2> {
@@ -117,7 +111,7 @@ mod tests {
     fn forward_matches_hand_computation() {
         let x = SMatrix::<f64, 3, 2>::from_column_slice(&[1.0, 1.0, 1.0, 2.0, 0.0, -1.0]);
         let mut y = SMatrix::<f64, 2, 2>::ZERO;
-        example().forward(&(), &x, &mut y);
+        example().forward(&(), &x, &mut y, &mut []);
         // column 0: [1+2+3+0.5, -1+0.5+0-2]; column 1: [2+0-3+0.5, -2+0+0-2]
         assert_eq!(y.as_slice(), &[6.5, -2.5, -0.5, -4.0]);
     }
@@ -130,8 +124,8 @@ mod tests {
         let mut dx = SMatrix::<f64, 3, 1>::ZERO;
         let mut grads = Dense::ZERO;
         let layer = example();
-        layer.forward(&(), &x, &mut y);
-        layer.backward(&x, &y, &(), &dy, &mut dx, &mut grads);
+        layer.forward(&(), &x, &mut y, &mut []);
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
         // ∂L/∂W = dy·xᵀ, ∂L/∂b = dy, ∂L/∂x = Wᵀ·dy
         assert_eq!(
             grads.weight,
@@ -145,7 +139,7 @@ mod tests {
     fn gradients_match_finite_differences() {
         let mut layer = example();
         let x = SMatrix::<f64, 3, 4>::from_fn(|i, j| (i as f64 - 1.3) * (j as f64 + 0.7));
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-8, "{report:?}");
     }
 
@@ -162,12 +156,12 @@ mod tests {
         let x = SMatrix::<f64, IN, B>::from_fn(|i, j| value(i, j, 3));
         let dy = SMatrix::<f64, OUT, B>::from_fn(|i, j| value(i, j, 4));
         let mut y = SMatrix::<f64, OUT, B>::repeat(9.0);
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         let mut dx = SMatrix::<f64, IN, B>::repeat(0.5);
         let mut grads = Dense::<f64, IN, OUT>::ZERO;
         grads.weight.fill(0.25);
         grads.bias.fill(-0.25);
-        layer.backward(&x, &y, &(), &dy, &mut dx, &mut grads);
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
         for j in 0..B {
             for o in 0..OUT {
                 let want: f64 = layer.bias[o]
@@ -208,15 +202,15 @@ mod tests {
         let x = SMatrix::<f64, 3, 4>::from_fn(|i, j| (i * 3 + j) as f64 * 0.25 - 1.0);
         let dy = SMatrix::<f64, 2, 4>::from_fn(|i, j| (i + 2 * j) as f64 * 0.5 - 1.0);
         let (mut y, mut dx, mut grads) = (SMatrix::ZERO, SMatrix::ZERO, Dense::ZERO);
-        layer.forward(&(), &x, &mut y);
-        layer.backward(&x, &y, &(), &dy, &mut dx, &mut grads);
+        layer.forward(&(), &x, &mut y, &mut []);
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
         let mut single_grads = Dense::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 3, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 2, 1> = dy.column(j).into();
             let (mut yj, mut dxj) = (SMatrix::ZERO, SMatrix::ZERO);
-            layer.forward(&(), &xj, &mut yj);
-            layer.backward(&xj, &yj, &(), &dyj, &mut dxj, &mut single_grads);
+            layer.forward(&(), &xj, &mut yj, &mut []);
+            layer.backward(&xj, &(), &dyj, Some(&mut dxj), &mut single_grads, &mut []);
             assert!((yj - y.column(j)).amax() < 1e-12);
             assert!((dxj - dx.column(j)).amax() < 1e-12);
         }

@@ -80,6 +80,7 @@ impl<T: Real, const N: usize, const P_BITS: u64> Layer<T, N, N> for Dropout<T, N
         _state: &DropoutState,
         x: &SMatrix<T, N, B>,
         y: &mut SMatrix<T, N, B>,
+        _scratch: &mut [T],
     ) {
         const { Self::check() };
         y.copy_from(x);
@@ -91,6 +92,7 @@ impl<T: Real, const N: usize, const P_BITS: u64> Layer<T, N, N> for Dropout<T, N
         x: &SMatrix<T, N, B>,
         y: &mut SMatrix<T, N, B>,
         mask: &mut SMatrix<T, N, B>,
+        _scratch: &mut [T],
     ) {
         const { Self::check() };
         let p = Self::P;
@@ -110,13 +112,16 @@ impl<T: Real, const N: usize, const P_BITS: u64> Layer<T, N, N> for Dropout<T, N
     fn backward<const B: usize>(
         &self,
         _x: &SMatrix<T, N, B>,
-        _y: &SMatrix<T, N, B>,
         mask: &SMatrix<T, N, B>,
         dy: &SMatrix<T, N, B>,
-        dx: &mut SMatrix<T, N, B>,
+        dx: Option<&mut SMatrix<T, N, B>>,
         _grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { Self::check() };
+        let Some(dx) = dx else {
+            return;
+        };
         for ((dx, &dy), &mask) in dx.iter_mut().zip(dy.iter()).zip(mask.iter()) {
             *dx += dy * mask;
         }
@@ -131,8 +136,7 @@ impl<T: Real, const N: usize, const P_BITS: u64> Layer<T, N, N> for Dropout<T, N
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
-    use crate::test_util::{Rng, random_matrix};
+    use crate::test_util::{Rng, check_layer, random_matrix};
 
     const P30: u64 = 0.3f64.to_bits();
     type Drop30<const N: usize> = Dropout<f64, N, P30>;
@@ -164,7 +168,7 @@ mod tests {
         let (mut zeros, mut sum_y) = (0, 0.0);
         let kept = 1.0 / (1.0 - 0.3);
         for _ in 0..10 {
-            layer.forward_train(&mut state, &x, &mut y, &mut mask);
+            layer.forward_train(&mut state, &x, &mut y, &mut mask, &mut []);
             zeros += y.iter().filter(|&&v| v == 0.0).count();
             sum_y += y.sum();
             for ((&y, &x), &m) in y.iter().zip(x.iter()).zip(mask.iter()) {
@@ -185,7 +189,7 @@ mod tests {
         let layer = Drop30::<7>::ZERO;
         let x = random_matrix::<7, 3>(2, 1.0);
         let mut y = SMatrix::ZERO;
-        layer.forward(&seeded(3), &x, &mut y);
+        layer.forward(&seeded(3), &x, &mut y, &mut []);
         assert_eq!(y, x);
     }
 
@@ -195,7 +199,7 @@ mod tests {
         let x = random_matrix::<50, 4>(4, 1.0);
         let pass = |state: &mut DropoutState| {
             let (mut y, mut mask) = (SMatrix::<f64, 50, 4>::ZERO, SMatrix::ZERO);
-            layer.forward_train(state, &x, &mut y, &mut mask);
+            layer.forward_train(state, &x, &mut y, &mut mask, &mut []);
             (y, mask)
         };
         let (mut a, mut b) = (seeded(5), seeded(5));
@@ -215,18 +219,32 @@ mod tests {
         let dy = random_matrix::<20, 3>(8, 1.0);
         let (mut y, mut mask, mut dx) = (SMatrix::ZERO, SMatrix::ZERO, SMatrix::ZERO);
         let none = Dropout::<f64, 20, 0>::ZERO; // 0.0f64.to_bits() == 0
-        none.forward_train(&mut seeded(9), &x, &mut y, &mut mask);
+        none.forward_train(&mut seeded(9), &x, &mut y, &mut mask, &mut []);
         assert_eq!(y, x);
-        none.backward(&x, &y, &mask, &dy, &mut dx, &mut Default::default());
+        none.backward(
+            &x,
+            &mask,
+            &dy,
+            Some(&mut dx),
+            &mut Default::default(),
+            &mut [],
+        );
         assert_eq!(dx, dy);
 
         const ONE: u64 = 1f64.to_bits();
         let all = Dropout::<f64, 20, ONE>::ZERO;
-        all.forward_train(&mut seeded(9), &x, &mut y, &mut mask);
+        all.forward_train(&mut seeded(9), &x, &mut y, &mut mask, &mut []);
         assert!(y.iter().all(|&v| v == 0.0));
         assert!(mask.iter().all(|&m| m == 0.0));
         let mut dx = SMatrix::ZERO;
-        all.backward(&x, &y, &mask, &dy, &mut dx, &mut Default::default());
+        all.backward(
+            &x,
+            &mask,
+            &dy,
+            Some(&mut dx),
+            &mut Default::default(),
+            &mut [],
+        );
         assert!(dx.iter().all(|&v| v == 0.0));
     }
 
@@ -236,10 +254,17 @@ mod tests {
         let x = random_matrix::<6, 2>(10, 1.0);
         let dy = random_matrix::<6, 2>(11, 1.0);
         let (mut y, mut mask) = (SMatrix::ZERO, SMatrix::ZERO);
-        layer.forward_train(&mut seeded(12), &x, &mut y, &mut mask);
+        layer.forward_train(&mut seeded(12), &x, &mut y, &mut mask, &mut []);
         let start = random_matrix::<6, 2>(13, 1.0);
         let mut dx = start;
-        layer.backward(&x, &y, &mask, &dy, &mut dx, &mut Default::default());
+        layer.backward(
+            &x,
+            &mask,
+            &dy,
+            Some(&mut dx),
+            &mut Default::default(),
+            &mut [],
+        );
         assert_eq!(dx, start + dy.component_mul(&mask));
     }
 
@@ -247,8 +272,7 @@ mod tests {
     fn gradients_match_finite_differences() {
         // check_layer restarts every training pass from the same state: the same mask.
         let mut layer = Drop30::<10>::ZERO;
-        let report =
-            gradcheck::check_layer(&mut layer, &seeded(14), &random_matrix::<10, 3>(15, 1.0));
+        let report = check_layer(&mut layer, &seeded(14), &random_matrix::<10, 3>(15, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 
@@ -265,12 +289,13 @@ mod tests {
         let x = random_matrix::<16, 2>(16, 1.0);
         let (mut y, mut mask) = (SMatrix::ZERO, SMatrix::ZERO);
         let (mut y32, mut mask32) = (SMatrix::<f32, 16, 2>::ZERO, SMatrix::ZERO);
-        Drop30::<16>::ZERO.forward_train(&mut seeded(17), &x, &mut y, &mut mask);
+        Drop30::<16>::ZERO.forward_train(&mut seeded(17), &x, &mut y, &mut mask, &mut []);
         Dropout::<f32, 16, P30>::ZERO.forward_train(
             &mut seeded(17),
             &x.cast(),
             &mut y32,
             &mut mask32,
+            &mut [],
         );
         assert_eq!(mask.cast::<f32>(), mask32);
     }

@@ -67,7 +67,13 @@ impl<T: Real, const V: usize, const D: usize, const S: usize, const OUT: usize> 
     type Cache<const B: usize> = ();
     type State = ();
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, S, B>, y: &mut SMatrix<T, OUT, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, S, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        _scratch: &mut [T],
+    ) {
         const { check(V, D, S, OUT) };
         let ids = x.as_slice().iter();
         for (&id, y) in ids.zip(y.as_mut_slice().chunks_exact_mut(D)) {
@@ -85,11 +91,11 @@ impl<T: Real, const V: usize, const D: usize, const S: usize, const OUT: usize> 
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, S, B>,
-        _y: &SMatrix<T, OUT, B>,
         _cache: &(),
         dy: &SMatrix<T, OUT, B>,
-        _dx: &mut SMatrix<T, S, B>,
+        _dx: Option<&mut SMatrix<T, S, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check(V, D, S, OUT) };
         let ids = x.as_slice().iter();
@@ -139,7 +145,7 @@ mod tests {
             weight: det_matrix(1.4),
         };
         let mut y = SMatrix::<f64, 12, 2>::ZERO;
-        table.forward(&(), &ids([[0, 4, 2, 2], [1, 3, 0, 4]]), &mut y);
+        table.forward(&(), &ids([[0, 4, 2, 2], [1, 3, 0, 4]]), &mut y, &mut []);
         // PyTorch: weight[[[0, 4, 2, 2], [1, 3, 0, 4]]] (tests/layers_reference.py).
         assert_close(y.as_slice(), &REFERENCE_EMBEDDING, 0.0);
     }
@@ -161,7 +167,7 @@ mod tests {
         ] {
             let x = SMatrix::<f64, 4, 1>::new(1.0, bad, 4.0, -0.0);
             let mut y = SMatrix::<f64, 12, 1>::ZERO;
-            table.forward(&(), &x, &mut y);
+            table.forward(&(), &x, &mut y, &mut []);
             assert!(y.as_slice()[3..6].iter().all(|v| v.is_nan()), "{bad}");
             let valid = [1, 4, 0].map(|v| table.weight.row(v).into_owned());
             for (t, row) in [(0, valid[0]), (2, valid[1]), (3, valid[2])] {
@@ -169,7 +175,14 @@ mod tests {
             }
             // Backward skips the invalid id and leaves the input gradient alone.
             let (mut dx, mut grads) = (SMatrix::repeat(7.0), Table::ZERO);
-            table.backward(&x, &y, &(), &SMatrix::repeat(1.0), &mut dx, &mut grads);
+            table.backward(
+                &x,
+                &(),
+                &SMatrix::repeat(1.0),
+                Some(&mut dx),
+                &mut grads,
+                &mut [],
+            );
             assert_eq!(dx, SMatrix::<f64, 4, 1>::repeat(7.0));
             assert_eq!(grads.weight.sum(), 9.0);
         }
@@ -189,12 +202,12 @@ mod tests {
         let c = random_matrix::<12, 3>(3, 1.0);
         let loss = |table: &Table| {
             let mut y = SMatrix::ZERO;
-            table.forward(&(), &x, &mut y);
+            table.forward(&(), &x, &mut y, &mut []);
             c.dot(&y)
         };
         let (mut y, mut dx, mut grads) = (SMatrix::ZERO, SMatrix::ZERO, Table::ZERO);
-        table.forward(&(), &x, &mut y);
-        table.backward(&x, &y, &(), &c, &mut dx, &mut grads);
+        table.forward(&(), &x, &mut y, &mut []);
+        table.backward(&x, &(), &c, Some(&mut dx), &mut grads, &mut []);
         assert_eq!(dx, SMatrix::<f64, 4, 3>::ZERO);
         for i in 0..Table::LEN {
             let saved = table.as_slice()[i];
@@ -224,15 +237,15 @@ mod tests {
         let x = ids([[0, 4, 2, 2], [1, 3, 0, 4], [4, 4, 4, 1]]);
         let dy = random_matrix::<12, 3>(5, 1.0);
         let (mut y, mut dx, mut grads) = (SMatrix::ZERO, SMatrix::ZERO, Table::ZERO);
-        table.forward(&(), &x, &mut y);
-        table.backward(&x, &y, &(), &dy, &mut dx, &mut grads);
+        table.forward(&(), &x, &mut y, &mut []);
+        table.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
         let mut single_grads = Table::ZERO;
         for j in 0..3 {
             let xj: SMatrix<f64, 4, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
             let (mut yj, mut dxj) = (SMatrix::ZERO, SMatrix::ZERO);
-            table.forward(&(), &xj, &mut yj);
-            table.backward(&xj, &yj, &(), &dyj, &mut dxj, &mut single_grads);
+            table.forward(&(), &xj, &mut yj, &mut []);
+            table.backward(&xj, &(), &dyj, Some(&mut dxj), &mut single_grads, &mut []);
             assert_eq!(yj.as_slice(), y.column(j).as_slice());
         }
         assert_close(single_grads.as_slice(), grads.as_slice(), 1e-15);
@@ -248,8 +261,8 @@ mod tests {
         }
         let x = ids([[0, 4, 2, 2], [1, 3, 0, 4]]);
         let (mut y64, mut y32) = (SMatrix::<f64, 12, 2>::ZERO, SMatrix::<f32, 12, 2>::ZERO);
-        table.forward(&(), &x, &mut y64);
-        single.forward(&(), &x.cast(), &mut y32);
+        table.forward(&(), &x, &mut y64, &mut []);
+        single.forward(&(), &x.cast(), &mut y32, &mut []);
         assert_eq!(y32, y64.cast::<f32>());
     }
 

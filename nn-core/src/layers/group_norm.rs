@@ -105,16 +105,63 @@ impl<T: Real, const C: usize, const S: usize, const G: usize, const IN: usize, c
             stats(group, n / G, mean, inv_std);
         }
     }
+}
 
-    /// Adds the parameter gradients to `grads` and, if given, `∂L/∂x` to `dx`.
-    fn accumulate<const B: usize>(
+impl<T: Real, const C: usize, const S: usize, const G: usize, const IN: usize, const EPS_BITS: u64>
+    Layer<T, IN, IN> for GroupNorm<T, C, S, G, IN, EPS_BITS>
+{
+    const TENSORS: &'static [TensorInfo] = &[
+        TensorInfo {
+            name: "weight",
+            shape: &[C],
+            role: Role::Weight,
+        },
+        TensorInfo {
+            name: "bias",
+            shape: &[C],
+            role: Role::Bias,
+        },
+    ];
+
+    type Cache<const B: usize> = GroupNormCache<T, G, B>;
+    type State = ();
+
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, IN, B>,
+        _scratch: &mut [T],
+    ) {
+        const { check(C, S, G, IN) };
+        self.normalise(x, y, |_, _, _, _| {});
+    }
+
+    fn forward_train<const B: usize>(
+        &self,
+        _: &mut (),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, IN, B>,
+        cache: &mut GroupNormCache<T, G, B>,
+        _scratch: &mut [T],
+    ) {
+        const { check(C, S, G, IN) };
+        self.normalise(x, y, |g, j, mean, inv_std| {
+            cache.mean[(g, j)] = mean;
+            cache.inv_std[(g, j)] = inv_std;
+        });
+    }
+
+    fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
         cache: &GroupNormCache<T, G, B>,
         dy: &SMatrix<T, IN, B>,
         mut dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
+        const { check(C, S, G, IN) };
         let count = T::of(Self::GROUP as f64);
         let groups = x
             .as_slice()
@@ -144,71 +191,6 @@ impl<T: Real, const C: usize, const S: usize, const G: usize, const IN: usize, c
             }
         }
     }
-}
-
-impl<T: Real, const C: usize, const S: usize, const G: usize, const IN: usize, const EPS_BITS: u64>
-    Layer<T, IN, IN> for GroupNorm<T, C, S, G, IN, EPS_BITS>
-{
-    const TENSORS: &'static [TensorInfo] = &[
-        TensorInfo {
-            name: "weight",
-            shape: &[C],
-            role: Role::Weight,
-        },
-        TensorInfo {
-            name: "bias",
-            shape: &[C],
-            role: Role::Bias,
-        },
-    ];
-
-    type Cache<const B: usize> = GroupNormCache<T, G, B>;
-    type State = ();
-
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, IN, B>) {
-        const { check(C, S, G, IN) };
-        self.normalise(x, y, |_, _, _, _| {});
-    }
-
-    fn forward_train<const B: usize>(
-        &self,
-        _: &mut (),
-        x: &SMatrix<T, IN, B>,
-        y: &mut SMatrix<T, IN, B>,
-        cache: &mut GroupNormCache<T, G, B>,
-    ) {
-        const { check(C, S, G, IN) };
-        self.normalise(x, y, |g, j, mean, inv_std| {
-            cache.mean[(g, j)] = mean;
-            cache.inv_std[(g, j)] = inv_std;
-        });
-    }
-
-    fn backward<const B: usize>(
-        &self,
-        x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, IN, B>,
-        cache: &GroupNormCache<T, G, B>,
-        dy: &SMatrix<T, IN, B>,
-        dx: &mut SMatrix<T, IN, B>,
-        grads: &mut Self,
-    ) {
-        const { check(C, S, G, IN) };
-        self.accumulate(x, cache, dy, Some(dx), grads);
-    }
-
-    /// Only `∂L/∂γ` and `∂L/∂β`: no `∂L/∂x`, and nothing batch-sized on the stack.
-    fn backward_params<const B: usize>(
-        &self,
-        x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, IN, B>,
-        cache: &GroupNormCache<T, G, B>,
-        dy: &SMatrix<T, IN, B>,
-        grads: &mut Self,
-    ) {
-        const { check(C, S, G, IN) };
-        self.accumulate(x, cache, dy, None, grads);
-    }
 
     /// `γ = 1`, `β = 0`, as PyTorch (the scheme is not used).
     fn init<R: Rng + ?Sized>(&mut self, _scheme: Init, _rng: &mut R) {
@@ -220,8 +202,7 @@ impl<T: Real, const C: usize, const S: usize, const G: usize, const IN: usize, c
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
-    use crate::test_util::{Rng, max_diff, random_matrix};
+    use crate::test_util::{Rng, check_layer, max_diff, random_matrix};
 
     const EPS: u64 = 1e-5f64.to_bits();
 
@@ -237,7 +218,7 @@ mod tests {
         let mut layer = GroupNorm::<f64, C, S, G, IN, EPS>::ZERO;
         randomize(&mut layer, seed, 1.0);
         let x = random_matrix::<IN, 3>(seed + 1, 2.0);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 
@@ -293,21 +274,21 @@ mod tests {
         };
         let (x, dy) = (det::<12, 2>(0.8), det::<12, 2>(0.9));
         let (mut y, mut cache) = (SMatrix::ZERO, GroupNormCache::ZERO);
-        layer.forward_train(&mut (), &x, &mut y, &mut cache);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
         assert!(max_diff(y.as_slice(), &REFERENCE_Y) < 1e-14);
         let mut inference = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut inference);
+        layer.forward(&(), &x, &mut inference, &mut []);
         assert_eq!(inference, y);
 
         let (mut dx, mut grads) = (SMatrix::ZERO, GroupNorm::ZERO);
-        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
         assert!(max_diff(dx.as_slice(), &REFERENCE_DX) < 1e-14);
         assert!(max_diff(grads.weight.as_slice(), &REFERENCE_DWEIGHT) < 1e-14);
         assert!(max_diff(grads.bias.as_slice(), &REFERENCE_DBIAS) < 1e-14);
 
-        // `backward_params` adds the same parameter gradients.
+        // Without `dx`, `backward` adds the same parameter gradients.
         let mut params_only = GroupNorm::ZERO;
-        layer.backward_params(&x, &y, &cache, &dy, &mut params_only);
+        layer.backward(&x, &cache, &dy, None, &mut params_only, &mut []);
         assert_eq!(params_only, grads);
     }
 
@@ -325,7 +306,7 @@ mod tests {
         assert_eq!((tensors[1].name, tensors[1].shape), ("bias", &[6][..]));
         let x = random_matrix::<24, 2>(5, 3.0).add_scalar(1.5);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         for (x, y) in x.as_slice().chunks(8).zip(y.as_slice().chunks(8)) {
             let mean = |v: &[f64]| v.iter().sum::<f64>() / 8.0;
             let var = |v: &[f64]| v.iter().map(|a| (a - mean(v)).powi(2)).sum::<f64>() / 8.0;

@@ -194,7 +194,13 @@ impl<
     type Cache<const B: usize> = GruCache<T, H, GH, S, B>;
     type State = ();
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        _scratch: &mut [T],
+    ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
         let mut x_t = SMatrix::<T, D, B>::ZERO;
         let (mut gates, mut hn) = (SMatrix::<T, GH, B>::ZERO, SMatrix::<T, H, B>::ZERO);
@@ -218,6 +224,7 @@ impl<
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
         cache: &mut GruCache<T, H, GH, S, B>,
+        _scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
         let mut x_t = SMatrix::<T, D, B>::ZERO;
@@ -245,11 +252,11 @@ impl<
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, OUT, B>,
         cache: &GruCache<T, H, GH, S, B>,
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        mut dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
         let mut x_t = SMatrix::<T, D, B>::ZERO;
@@ -291,13 +298,16 @@ impl<
             kernels::matmul_abt(&mut grads.weight_hh_l0, &d_hid, h_prev, true);
             add_column_sums(&mut grads.bias_ih_l0, &d_in);
             add_column_sums(&mut grads.bias_hh_l0, &d_hid);
-            kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &d_in, false);
-            add_rows(dx, t * D, &dx_t);
-            if t > 0 || INIT {
+            if let Some(dx) = dx.as_deref_mut() {
+                kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &d_in, false);
+                add_rows(dx, t * D, &dx_t);
+            }
+            // Step t − 1's gradient; at step 0 that of the initial state, an input.
+            if t > 0 || (INIT && dx.is_some()) {
                 kernels::matmul_atb(&mut carry, &self.weight_hh_l0, &d_hid, true);
             }
         }
-        if INIT {
+        if INIT && let Some(dx) = dx {
             add_rows(dx, S * D, &carry);
         }
     }
@@ -306,9 +316,8 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::test_util::{
-        assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+        assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
     };
 
     type Small<
@@ -365,7 +374,7 @@ mod tests {
     >() {
         let mut layer = example::<S, IN, OUT, LAST, INIT>(S as u64 + 20);
         let x = random_matrix::<IN, 2>(S as u64 + 1, 1.0);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 
@@ -392,8 +401,8 @@ mod tests {
         let dy = random_matrix::<16, 2>(5, 1.0);
         let (mut y, mut cache, mut dx, mut grads) =
             (SMatrix::ZERO, GruCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(&mut (), &x, &mut y, &mut cache);
-        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
 
         let cell: Small<1, 7, 4, true, true> = same_params(&layer);
         let mut inputs = [SMatrix::<f64, 7, 2>::ZERO; S];
@@ -405,7 +414,13 @@ mod tests {
                 .fixed_rows_mut::<3>(0)
                 .copy_from(&x.fixed_rows::<3>(t * 3));
             inputs[t].fixed_rows_mut::<4>(3).copy_from(&h);
-            cell.forward_train(&mut (), &inputs[t], &mut outputs[t], &mut caches[t]);
+            cell.forward_train(
+                &mut (),
+                &inputs[t],
+                &mut outputs[t],
+                &mut caches[t],
+                &mut [],
+            );
             h = outputs[t];
             assert_close(
                 h.as_slice(),
@@ -421,11 +436,11 @@ mod tests {
             let mut dx_t = SMatrix::<f64, 7, 2>::ZERO;
             cell.backward(
                 &inputs[t],
-                &outputs[t],
                 &caches[t],
                 &upstream,
-                &mut dx_t,
+                Some(&mut dx_t),
                 &mut sum,
+                &mut [],
             );
             add_rows(
                 &mut dx_unrolled,
@@ -445,7 +460,7 @@ mod tests {
         let layer = example::<S, 22, 24, false, true>(7);
         let x = random_matrix::<22, 1>(8, 1.0);
         let mut y = SMatrix::<f64, 24, 1>::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         let mut state = GruState {
             h: x.fixed_rows::<4>(S * 3).into_owned(),
         };
@@ -456,7 +471,7 @@ mod tests {
         // From the zero state (no INIT), last state only.
         let layer: Small<S, 18, 4, true, false> = same_params(&layer);
         let mut y = SMatrix::<f64, 4, 1>::ZERO;
-        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y);
+        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y, &mut []);
         let mut state = GruState::default();
         let mut h = SMatrix::ZERO;
         for t in 0..S {
@@ -486,8 +501,8 @@ mod tests {
         let layer = example::<5, 19, 20, false, true>(11);
         let x = random_matrix::<19, 3>(12, 1.0);
         let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, GruCache::ZERO);
-        layer.forward(&(), &x, &mut y);
-        layer.forward_train(&mut (), &x, &mut y_train, &mut cache);
+        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward_train(&mut (), &x, &mut y_train, &mut cache, &mut []);
         assert_eq!(y, y_train);
     }
 
@@ -498,15 +513,22 @@ mod tests {
         let dy = random_matrix::<12, 4>(15, 1.0);
         let (mut y, mut cache, mut dx, mut grads) =
             (SMatrix::ZERO, GruCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(&mut (), &x, &mut y, &mut cache);
-        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
         let mut single_grads = Small::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 13, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
             let (mut yj, mut cachej, mut dxj) = (SMatrix::ZERO, GruCache::ZERO, SMatrix::ZERO);
-            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej);
-            layer.backward(&xj, &yj, &cachej, &dyj, &mut dxj, &mut single_grads);
+            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej, &mut []);
+            layer.backward(
+                &xj,
+                &cachej,
+                &dyj,
+                Some(&mut dxj),
+                &mut single_grads,
+                &mut [],
+            );
             assert_close(yj.as_slice(), y.column(j).as_slice(), 1e-14);
             assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
         }
@@ -525,7 +547,7 @@ mod tests {
         };
         let x = det_batch::<9, 2>(0.5);
         let mut y = SMatrix::<f64, 12, 2>::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         assert_close(y.as_slice(), &REFERENCE_GRU, 1e-13);
     }
 

@@ -105,7 +105,13 @@ impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u
     type Cache<const B: usize> = LayerNormCache<T, R, B>;
     type State = ();
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, IN, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, IN, B>,
+        _scratch: &mut [T],
+    ) {
         const { check(D, R, IN) };
         self.normalise(x, y, |_, _, _, _| {});
     }
@@ -116,6 +122,7 @@ impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, IN, B>,
         cache: &mut LayerNormCache<T, R, B>,
+        _scratch: &mut [T],
     ) {
         const { check(D, R, IN) };
         self.normalise(x, y, |r, j, mean, inv_std| {
@@ -127,11 +134,11 @@ impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, IN, B>,
         cache: &LayerNormCache<T, R, B>,
         dy: &SMatrix<T, IN, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        mut dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check(D, R, IN) };
         let count = T::of(D as f64);
@@ -139,7 +146,7 @@ impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u
             .as_slice()
             .chunks_exact(D)
             .zip(dy.as_slice().chunks_exact(D));
-        for (n, ((x, dy), dx)) in rows.zip(dx.as_mut_slice().chunks_exact_mut(D)).enumerate() {
+        for (n, (x, dy)) in rows.enumerate() {
             let (mean, inv_std) = (cache.mean[n], cache.inv_std[n]);
             // mean(g) and mean(g ⊙ x̂), g = γ ⊙ dy.
             let (mut sum_g, mut sum_gx) = (T::ZERO, T::ZERO);
@@ -151,6 +158,10 @@ impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u
                 grads.weight[d] += dy * x_hat;
                 grads.bias[d] += dy;
             }
+            let Some(dx) = dx.as_deref_mut() else {
+                continue;
+            };
+            let dx = &mut dx.as_mut_slice()[n * D..(n + 1) * D];
             let (mean_g, mean_gx) = (sum_g / count, sum_gx / count);
             for (d, (dx, (&x, &dy))) in dx.iter_mut().zip(x.iter().zip(dy)).enumerate() {
                 let x_hat = (x - mean) * inv_std;
@@ -169,9 +180,8 @@ impl<T: Real, const D: usize, const R: usize, const IN: usize, const EPS_BITS: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::test_util::{
-        Rng, assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+        Rng, assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
     };
 
     const EPS: u64 = 1e-5f64.to_bits();
@@ -180,7 +190,7 @@ mod tests {
         let mut layer = LayerNorm::<f64, D, R, IN, EPS>::ZERO;
         randomize(&mut layer, seed, 1.0);
         let x = random_matrix::<IN, 3>(seed + 1, 2.0);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 
@@ -202,7 +212,7 @@ mod tests {
         assert_eq!(layer.bias, SMatrix::<f64, 6, 1>::ZERO);
         let x = random_matrix::<24, 3>(5, 3.0).add_scalar(1.5);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         for (x, y) in x.as_slice().chunks(6).zip(y.as_slice().chunks(6)) {
             let mean = |v: &[f64]| v.iter().sum::<f64>() / 6.0;
             let var = |v: &[f64]| v.iter().map(|a| (a - mean(v)).powi(2)).sum::<f64>() / 6.0;
@@ -226,8 +236,8 @@ mod tests {
         randomize(&mut layer, 6, 1.0);
         let x = random_matrix::<8, 2>(7, 1.0);
         let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, LayerNormCache::ZERO);
-        layer.forward(&(), &x, &mut y);
-        layer.forward_train(&mut (), &x, &mut y_train, &mut cache);
+        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward_train(&mut (), &x, &mut y_train, &mut cache, &mut []);
         assert_eq!(y, y_train);
         // Row 1 of sample 1: x[4..8, 1].
         let row = &x.as_slice()[12..16];
@@ -247,16 +257,23 @@ mod tests {
             SMatrix::ZERO,
             LayerNorm::ZERO,
         );
-        layer.forward_train(&mut (), &x, &mut y, &mut cache);
-        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
         let mut single_grads = LayerNorm::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 15, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 15, 1> = dy.column(j).into();
             let (mut yj, mut cachej, mut dxj) =
                 (SMatrix::ZERO, LayerNormCache::ZERO, SMatrix::ZERO);
-            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej);
-            layer.backward(&xj, &yj, &cachej, &dyj, &mut dxj, &mut single_grads);
+            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej, &mut []);
+            layer.backward(
+                &xj,
+                &cachej,
+                &dyj,
+                Some(&mut dxj),
+                &mut single_grads,
+                &mut [],
+            );
             assert_eq!(yj.as_slice(), y.column(j).as_slice());
             assert_eq!(dxj.as_slice(), dx.column(j).as_slice());
         }
@@ -273,7 +290,7 @@ mod tests {
         };
         let x = det_batch::<15, 2>(0.8);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         assert_close(y.as_slice(), &REFERENCE_LAYER_NORM, 1e-13);
     }
 

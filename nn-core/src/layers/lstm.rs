@@ -227,7 +227,13 @@ impl<
     type Cache<const B: usize> = LstmCache<T, H, GH, S, B>;
     type State = ();
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        _scratch: &mut [T],
+    ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
         let mut x_t = SMatrix::<T, D, B>::ZERO;
         let mut gates = SMatrix::<T, GH, B>::ZERO;
@@ -252,6 +258,7 @@ impl<
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
         cache: &mut LstmCache<T, H, GH, S, B>,
+        _scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
         let mut x_t = SMatrix::<T, D, B>::ZERO;
@@ -277,11 +284,11 @@ impl<
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, OUT, B>,
         cache: &LstmCache<T, H, GH, S, B>,
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        mut dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
         let mut x_t = SMatrix::<T, D, B>::ZERO;
@@ -326,13 +333,16 @@ impl<
             kernels::matmul_abt(&mut grads.weight_hh_l0, &delta, h_prev, true);
             add_column_sums(&mut grads.bias_ih_l0, &delta);
             add_column_sums(&mut grads.bias_hh_l0, &delta);
-            kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &delta, false);
-            add_rows(dx, t * D, &dx_t);
-            if t > 0 || INIT {
+            if let Some(dx) = dx.as_deref_mut() {
+                kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &delta, false);
+                add_rows(dx, t * D, &dx_t);
+            }
+            // Step t − 1's gradient; at step 0 that of the initial state, an input.
+            if t > 0 || (INIT && dx.is_some()) {
                 kernels::matmul_atb(&mut carry_h, &self.weight_hh_l0, &delta, false);
             }
         }
-        if INIT {
+        if INIT && let Some(dx) = dx {
             add_rows(dx, S * D, &carry_h);
             add_rows(dx, S * D + H, &carry_c);
         }
@@ -342,9 +352,8 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::test_util::{
-        assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+        assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
     };
 
     type Small<
@@ -401,7 +410,7 @@ mod tests {
     >() {
         let mut layer = example::<S, IN, OUT, LAST, INIT>(S as u64 + 30);
         let x = random_matrix::<IN, 2>(S as u64 + 2, 1.0);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 
@@ -429,8 +438,8 @@ mod tests {
         let dy = random_matrix::<16, 1>(5, 1.0);
         let (mut y, mut cache, mut dx, mut grads) =
             (SMatrix::ZERO, LstmCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(&mut (), &x, &mut y, &mut cache);
-        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
 
         // L = Σ_t dy_t · h_t, with step `perturbed` run by `probe` and the others by `layer`.
         let loss = |probe: &Small<S, 20, 16, false, true>, perturbed: usize| {
@@ -469,7 +478,7 @@ mod tests {
         let layer = example::<S, 26, 24, false, true>(7);
         let x = random_matrix::<26, 1>(8, 1.0);
         let mut y = SMatrix::<f64, 24, 1>::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         let mut state = LstmState {
             h: x.fixed_rows::<4>(S * 3).into_owned(),
             c: x.fixed_rows::<4>(S * 3 + 4).into_owned(),
@@ -481,7 +490,7 @@ mod tests {
         // From the zero state (no INIT), last state only.
         let layer: Small<S, 18, 4, true, false> = same_params(&layer);
         let mut y = SMatrix::<f64, 4, 1>::ZERO;
-        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y);
+        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y, &mut []);
         let mut state = LstmState::default();
         let mut h = SMatrix::ZERO;
         for t in 0..S {
@@ -511,8 +520,8 @@ mod tests {
         let layer = example::<5, 23, 20, false, true>(11);
         let x = random_matrix::<23, 3>(12, 1.0);
         let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, LstmCache::ZERO);
-        layer.forward(&(), &x, &mut y);
-        layer.forward_train(&mut (), &x, &mut y_train, &mut cache);
+        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward_train(&mut (), &x, &mut y_train, &mut cache, &mut []);
         assert_eq!(y, y_train);
     }
 
@@ -523,15 +532,22 @@ mod tests {
         let dy = random_matrix::<12, 4>(15, 1.0);
         let (mut y, mut cache, mut dx, mut grads) =
             (SMatrix::ZERO, LstmCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(&mut (), &x, &mut y, &mut cache);
-        layer.backward(&x, &y, &cache, &dy, &mut dx, &mut grads);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
         let mut single_grads = Small::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 17, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
             let (mut yj, mut cachej, mut dxj) = (SMatrix::ZERO, LstmCache::ZERO, SMatrix::ZERO);
-            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej);
-            layer.backward(&xj, &yj, &cachej, &dyj, &mut dxj, &mut single_grads);
+            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej, &mut []);
+            layer.backward(
+                &xj,
+                &cachej,
+                &dyj,
+                Some(&mut dxj),
+                &mut single_grads,
+                &mut [],
+            );
             assert_close(yj.as_slice(), y.column(j).as_slice(), 1e-14);
             assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
         }
@@ -550,7 +566,7 @@ mod tests {
         };
         let x = det_batch::<17, 2>(0.5);
         let mut y = SMatrix::<f64, 12, 2>::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         assert_close(y.as_slice(), &REFERENCE_LSTM, 1e-13);
     }
 

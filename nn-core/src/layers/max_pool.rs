@@ -50,7 +50,13 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
     type State = ();
 
     #[inline]
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        _scratch: &mut [T],
+    ) {
         const { check_pool_sizes::<G, IN, OUT>() };
         forward_batch::<T, G, IN, OUT, B>(x, y);
     }
@@ -59,14 +65,16 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, OUT, B>,
         _cache: &(),
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         _grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check_pool_sizes::<G, IN, OUT>() };
-        backward_batch::<T, G, IN, OUT, B>(x, dy, dx);
+        if let Some(dx) = dx {
+            backward_batch::<T, G, IN, OUT, B>(x, dy, dx);
+        }
     }
 }
 
@@ -77,7 +85,13 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN,
     type State = ();
 
     #[inline]
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        _scratch: &mut [T],
+    ) {
         const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
         forward_batch::<T, LiftPool1d<G>, IN, OUT, B>(x, y);
     }
@@ -86,14 +100,16 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN,
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, OUT, B>,
         _cache: &(),
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         _grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
-        backward_batch::<T, LiftPool1d<G>, IN, OUT, B>(x, dy, dx);
+        if let Some(dx) = dx {
+            backward_batch::<T, LiftPool1d<G>, IN, OUT, B>(x, dy, dx);
+        }
     }
 }
 
@@ -155,9 +171,8 @@ fn backward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::layers::geometry::{PoolGeometry1dOf, PoolGeometry2dOf};
-    use crate::test_util::{max_diff, random_matrix};
+    use crate::test_util::{check_layer, max_diff, random_matrix};
     use crate::{ConstZero, Params};
 
     /// The naive max pooling of one sample, from the definition, with the arg-max (first
@@ -191,9 +206,9 @@ mod tests {
         let x = random_matrix::<IN, 3>(seed, 1.0);
         let dy = random_matrix::<OUT, 3>(seed + 1, 1.0);
         let (mut y, mut dx) = (SMatrix::<f64, OUT, 3>::ZERO, SMatrix::<f64, IN, 3>::ZERO);
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         let mut grads = MaxPool2d::ZERO;
-        layer.backward(&x, &y, &(), &dy, &mut dx, &mut grads);
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
         for j in 0..3 {
             let (expected, arg) = naive::<G, IN, OUT>(x.column(j).as_slice());
             assert_eq!(y.column(j).as_slice(), &expected);
@@ -218,12 +233,19 @@ mod tests {
         ]);
         let layer = MaxPool2d::<f64, 16, 4, G>::ZERO;
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         assert_eq!(y.as_slice(), &[5.0, 8.0, 9.0, 7.0]);
         // The gradient goes to the maxima: 5 at (0, 1), 8 at (1, 2), 9 at (3, 0), 7 at (2, 3).
         let dy = SMatrix::<f64, 4, 1>::from_column_slice(&[1.0, 2.0, 3.0, 4.0]);
         let mut dx = SMatrix::<f64, 16, 1>::ZERO;
-        layer.backward(&x, &y, &(), &dy, &mut dx, &mut Default::default());
+        layer.backward(
+            &x,
+            &(),
+            &dy,
+            Some(&mut dx),
+            &mut Default::default(),
+            &mut [],
+        );
         let mut expected = [0.0; 16];
         (expected[1], expected[6], expected[12], expected[11]) = (1.0, 2.0, 3.0, 4.0);
         assert_eq!(dx.as_slice(), &expected);
@@ -237,22 +259,22 @@ mod tests {
         let layer = MaxPool2d::<f64, 8, 2, G>::ZERO;
         let x = SMatrix::<f64, 8, 1>::from_column_slice(&[2.0, 2.0, 1.0, 3.0, 2.0, 2.0, 3.0, 0.0]);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         assert_eq!(y.as_slice(), &[2.0, 3.0]);
         let mut dx = SMatrix::<f64, 8, 1>::ZERO;
         layer.backward(
             &x,
-            &y,
             &(),
             &SMatrix::repeat(1.0),
-            &mut dx,
+            Some(&mut dx),
             &mut Default::default(),
+            &mut [],
         );
         assert_eq!(dx.as_slice(), &[1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
 
         let mut x = x;
         x[5] = f64::NAN;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         assert!(y[0].is_nan());
         assert_eq!(y[1], 3.0);
     }
@@ -282,17 +304,17 @@ mod tests {
             -3.0, -2.0, -7.0, -1.0, -4.0, -6.0, -5.0,
         ]);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         // windows [1 4 2] [2 0 5] [5 5 −1]; [−3 −2 −7] [−7 −1 −4] [−4 −6 −5]
         assert_eq!(y.as_slice(), &[4.0, 5.0, 5.0, -2.0, -1.0, -4.0]);
         let mut dx = SMatrix::<f64, 14, 1>::ZERO;
         layer.backward(
             &x,
-            &y,
             &(),
             &SMatrix::repeat(1.0),
-            &mut dx,
+            Some(&mut dx),
             &mut Default::default(),
+            &mut [],
         );
         // The windows [2 0 5] and [5 5 −1] overlap at index 4, whose 5 is the first maximum
         // of both: it gets two gradients, its tie at index 5 none.
@@ -305,8 +327,8 @@ mod tests {
         type G2 = PoolGeometry2dOf<2, 1, 7, 1, 3, 1, 2>;
         let x = random_matrix::<14, 2>(6, 1.0);
         let (mut y1, mut y2) = (SMatrix::<f64, 6, 2>::ZERO, SMatrix::<f64, 6, 2>::ZERO);
-        layer.forward(&(), &x, &mut y1);
-        MaxPool2d::<f64, 14, 6, G2>::ZERO.forward(&(), &x, &mut y2);
+        layer.forward(&(), &x, &mut y1, &mut []);
+        MaxPool2d::<f64, 14, 6, G2>::ZERO.forward(&(), &x, &mut y2, &mut []);
         assert_eq!(y1, y2);
     }
 
@@ -314,10 +336,10 @@ mod tests {
     fn gradients_match_finite_differences() {
         // Random inputs: ties (closer than the step 1e-5) are practically impossible.
         let mut layer = MaxPool2d::<f64, 50, 18, PoolGeometry2dOf<2, 5, 5, 3, 3, 1, 1>>::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<50, 3>(7, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<50, 3>(7, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         let mut layer = MaxPool1d::<f64, 14, 6, PoolGeometry1dOf<2, 7, 3, 2>>::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<14, 3>(8, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<14, 3>(8, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 
@@ -327,14 +349,28 @@ mod tests {
         let x = random_matrix::<105, 4>(9, 1.0);
         let dy = random_matrix::<18, 4>(10, 1.0);
         let (mut y, mut dx) = (SMatrix::ZERO, SMatrix::ZERO);
-        L::ZERO.forward(&(), &x, &mut y);
-        L::ZERO.backward(&x, &y, &(), &dy, &mut dx, &mut Default::default());
+        L::ZERO.forward(&(), &x, &mut y, &mut []);
+        L::ZERO.backward(
+            &x,
+            &(),
+            &dy,
+            Some(&mut dx),
+            &mut Default::default(),
+            &mut [],
+        );
         for j in 0..4 {
             let xj: SMatrix<f64, 105, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 18, 1> = dy.column(j).into();
             let (mut yj, mut dxj) = (SMatrix::ZERO, SMatrix::ZERO);
-            L::ZERO.forward(&(), &xj, &mut yj);
-            L::ZERO.backward(&xj, &yj, &(), &dyj, &mut dxj, &mut Default::default());
+            L::ZERO.forward(&(), &xj, &mut yj, &mut []);
+            L::ZERO.backward(
+                &xj,
+                &(),
+                &dyj,
+                Some(&mut dxj),
+                &mut Default::default(),
+                &mut [],
+            );
             assert_eq!(yj, y.column(j));
             assert_eq!(dxj, dx.column(j));
         }
@@ -359,8 +395,8 @@ mod tests {
         type G = PoolGeometry2dOf<2, 5, 5, 3, 3, 1, 1>;
         let x = random_matrix::<50, 2>(11, 1.0);
         let (mut y, mut y32) = (SMatrix::<f64, 18, 2>::ZERO, SMatrix::<f32, 18, 2>::ZERO);
-        MaxPool2d::<f64, 50, 18, G>::ZERO.forward(&(), &x, &mut y);
-        MaxPool2d::<f32, 50, 18, G>::ZERO.forward(&(), &x.cast(), &mut y32);
+        MaxPool2d::<f64, 50, 18, G>::ZERO.forward(&(), &x, &mut y, &mut []);
+        MaxPool2d::<f32, 50, 18, G>::ZERO.forward(&(), &x.cast(), &mut y32, &mut []);
         assert_eq!(y.cast::<f32>(), y32);
     }
 }

@@ -54,17 +54,30 @@ where
 {
     const TENSORS: &'static [TensorInfo] = L::TENSORS;
 
+    /// The inner layer's, which runs one position at a time (a batch of 1).
+    const SCRATCH: usize = L::SCRATCH;
+
     /// The inner layer's cache for each position of each sample.
     type Cache<const B: usize> = [[L::Cache<1>; S]; B];
     type State = ();
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, SD, B>, y: &mut SMatrix<T, SO, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, SD, B>,
+        y: &mut SMatrix<T, SO, B>,
+        scratch: &mut [T],
+    ) {
         let () = Self::SIZES_AGREE;
         for j in 0..B {
             for t in 0..S {
                 let mut y_t = SMatrix::<T, O, 1>::ZERO;
-                self.layer
-                    .forward(&(), &position::<T, SD, D, B>(x, t, j), &mut y_t);
+                self.layer.forward(
+                    &(),
+                    &position::<T, SD, D, B>(x, t, j),
+                    &mut y_t,
+                    &mut scratch[..L::SCRATCH],
+                );
                 y.fixed_view_mut::<O, 1>(t * O, j).copy_from(&y_t);
             }
         }
@@ -76,6 +89,7 @@ where
         x: &SMatrix<T, SD, B>,
         y: &mut SMatrix<T, SO, B>,
         cache: &mut Self::Cache<B>,
+        scratch: &mut [T],
     ) {
         let () = Self::SIZES_AGREE;
         for (j, caches) in cache.iter_mut().enumerate() {
@@ -86,6 +100,7 @@ where
                     &position::<T, SD, D, B>(x, t, j),
                     &mut y_t,
                     cache,
+                    &mut scratch[..L::SCRATCH],
                 );
                 y.fixed_view_mut::<O, 1>(t * O, j).copy_from(&y_t);
             }
@@ -95,22 +110,30 @@ where
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, SD, B>,
-        y: &SMatrix<T, SO, B>,
         cache: &Self::Cache<B>,
         dy: &SMatrix<T, SO, B>,
-        dx: &mut SMatrix<T, SD, B>,
+        mut dx: Option<&mut SMatrix<T, SD, B>>,
         grads: &mut Self,
+        scratch: &mut [T],
     ) {
         for (j, caches) in cache.iter().enumerate() {
             for (t, cache) in caches.iter().enumerate() {
+                let x_t = position::<T, SD, D, B>(x, t, j);
+                let dy_t = position::<T, SO, O, B>(dy, t, j);
+                let scratch = &mut scratch[..L::SCRATCH];
+                let Some(dx) = dx.as_deref_mut() else {
+                    self.layer
+                        .backward(&x_t, cache, &dy_t, None, &mut grads.layer, scratch);
+                    continue;
+                };
                 let mut dx_t = position::<T, SD, D, B>(dx, t, j);
                 self.layer.backward(
-                    &position::<T, SD, D, B>(x, t, j),
-                    &position::<T, SO, O, B>(y, t, j),
+                    &x_t,
                     cache,
-                    &position::<T, SO, O, B>(dy, t, j),
-                    &mut dx_t,
+                    &dy_t,
+                    Some(&mut dx_t),
                     &mut grads.layer,
+                    scratch,
                 );
                 dx.fixed_view_mut::<D, 1>(t * D, j).copy_from(&dx_t);
             }
@@ -125,8 +148,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::layers::Dense;
+    use crate::test_util::check_layer;
 
     type Seq = PositionWise<f64, Dense<f64, 3, 2>, 3, 2, 4, 12, 8>;
 
@@ -143,7 +166,7 @@ mod tests {
         let layer = example();
         let x = SMatrix::<f64, 12, 2>::from_fn(|i, j| (i as f64 - 5.0) * 0.3 + j as f64);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         for j in 0..2 {
             for t in 0..4 {
                 let x_t: SMatrix<f64, 3, 1> = x.fixed_view::<3, 1>(3 * t, j).into_owned();
@@ -157,7 +180,72 @@ mod tests {
     fn gradients_match_finite_differences() {
         let mut layer = example();
         let x = SMatrix::<f64, 12, 3>::from_fn(|i, j| ((i * 5 + j * 3) % 7) as f64 * 0.2 - 0.6);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
+        assert!(report.max_rel_error < 1e-8, "{report:?}");
+    }
+
+    /// `y = w·x` on `N` features, going through scratch (`N` scalars per sample) both ways:
+    /// a layer that needs scratch, for the plumbing of `PositionWise` and of the checker.
+    #[derive(Clone, Debug, PartialEq, Params, ConstZero, Zeroable)]
+    #[repr(C)]
+    struct ScaledThroughScratch<T: Real, const N: usize> {
+        w: SMatrix<T, 1, 1>,
+    }
+
+    impl<const N: usize> Layer<f64, N, N> for ScaledThroughScratch<f64, N> {
+        const SCRATCH: usize = N;
+        type Cache<const B: usize> = ();
+        type State = ();
+
+        fn forward<const B: usize>(
+            &self,
+            _: &(),
+            x: &SMatrix<f64, N, B>,
+            y: &mut SMatrix<f64, N, B>,
+            scratch: &mut [f64],
+        ) {
+            assert_eq!(scratch.len(), N * B);
+            for (s, &x) in scratch.iter_mut().zip(x.iter()) {
+                *s = self.w[0] * x;
+            }
+            y.copy_from_slice(scratch);
+        }
+
+        fn backward<const B: usize>(
+            &self,
+            x: &SMatrix<f64, N, B>,
+            _: &(),
+            dy: &SMatrix<f64, N, B>,
+            dx: Option<&mut SMatrix<f64, N, B>>,
+            grads: &mut Self,
+            scratch: &mut [f64],
+        ) {
+            assert_eq!(scratch.len(), N * B);
+            grads.w[0] += x.dot(dy);
+            if let Some(dx) = dx {
+                for (s, &dy) in scratch.iter_mut().zip(dy.iter()) {
+                    *s = self.w[0] * dy;
+                }
+                for (dx, &s) in dx.iter_mut().zip(scratch.iter()) {
+                    *dx += s;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn passes_its_scratch_to_the_inner_layer() {
+        type Scaled = PositionWise<f64, ScaledThroughScratch<f64, 3>, 3, 3, 4, 12, 12>;
+        assert_eq!(<Scaled as Layer<f64, 12, 12>>::SCRATCH, 3);
+        let mut layer = Scaled::ZERO;
+        layer.layer.w[0] = -1.5;
+        let x = SMatrix::<f64, 12, 2>::from_fn(|i, j| i as f64 * 0.25 - j as f64);
+        // The network's scratch for B = 2; the inner layer gets 3 scalars at each position.
+        let (mut y, mut scratch) = (SMatrix::ZERO, [f64::NAN; 6]);
+        layer.forward(&(), &x, &mut y, &mut scratch);
+        assert_eq!(y, x * -1.5);
+        // The checker gives the layer NaN scratch of SCRATCH · B scalars.
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-8, "{report:?}");
     }
 

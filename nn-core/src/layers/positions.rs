@@ -53,7 +53,13 @@ impl<T: Real, const S: usize, const D: usize, const IN: usize> Layer<T, IN, IN>
     type Cache<const B: usize> = ();
     type State = ();
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, IN, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, IN, B>,
+        _scratch: &mut [T],
+    ) {
         const { check(S, D, IN) };
         for t in 0..S {
             for d in 0..D {
@@ -69,14 +75,16 @@ impl<T: Real, const S: usize, const D: usize, const IN: usize> Layer<T, IN, IN>
     fn backward<const B: usize>(
         &self,
         _x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, IN, B>,
         _cache: &(),
         dy: &SMatrix<T, IN, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         _grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check(S, D, IN) };
-        *dx += dy;
+        if let Some(dx) = dx {
+            *dx += dy;
+        }
     }
 }
 
@@ -115,7 +123,13 @@ impl<T: Real, const S: usize, const D: usize, const IN: usize> Layer<T, IN, IN>
     type Cache<const B: usize> = ();
     type State = ();
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, IN, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, IN, B>,
+        _scratch: &mut [T],
+    ) {
         const { check(S, D, IN) };
         for j in 0..B {
             for t in 0..S {
@@ -130,14 +144,16 @@ impl<T: Real, const S: usize, const D: usize, const IN: usize> Layer<T, IN, IN>
     fn backward<const B: usize>(
         &self,
         _x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, IN, B>,
         _cache: &(),
         dy: &SMatrix<T, IN, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check(S, D, IN) };
-        *dx += dy;
+        if let Some(dx) = dx {
+            *dx += dy;
+        }
         for j in 0..B {
             for t in 0..S {
                 for d in 0..D {
@@ -156,8 +172,9 @@ impl<T: Real, const S: usize, const D: usize, const IN: usize> Layer<T, IN, IN>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
-    use crate::test_util::{Rng, assert_close, check_f32, det_batch, random_matrix, randomize};
+    use crate::test_util::{
+        Rng, assert_close, check_f32, check_layer, det_batch, random_matrix, randomize,
+    };
 
     type Sin = SinusoidalPositions<f64, 4, 5, 20>;
 
@@ -165,7 +182,7 @@ mod tests {
     fn sinusoidal_matches_the_numpy_reference() {
         let x = det_batch::<20, 2>(1.5);
         let mut y = SMatrix::ZERO;
-        Sin::ZERO.forward(&(), &x, &mut y);
+        Sin::ZERO.forward(&(), &x, &mut y, &mut []);
         assert_close(y.as_slice(), &REFERENCE_SINUSOIDAL, 1e-15);
     }
 
@@ -182,14 +199,14 @@ mod tests {
         assert_eq!(Sin::encoding(3, 3), angle.cos());
         // In f32, the same values rounded.
         let mut y = SMatrix::<f32, 20, 1>::ZERO;
-        SinusoidalPositions::<f32, 4, 5, 20>::ZERO.forward(&(), &SMatrix::ZERO, &mut y);
+        SinusoidalPositions::<f32, 4, 5, 20>::ZERO.forward(&(), &SMatrix::ZERO, &mut y, &mut []);
         assert_eq!(y[17], angle.sin() as f32);
     }
 
     #[test]
     fn sinusoidal_gradients_pass_through() {
         let mut layer = Sin::ZERO;
-        let report = gradcheck::check_layer(&mut layer, &(), &random_matrix::<20, 3>(1, 1.0));
+        let report = check_layer(&mut layer, &(), &random_matrix::<20, 3>(1, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
         assert_eq!(<Sin as Layer<f64, 20, 20>>::TENSORS.len(), 0);
         assert_eq!(<Sin as Params<f64>>::LEN, 0);
@@ -203,7 +220,7 @@ mod tests {
         randomize(&mut layer, 1, 1.0);
         let x = random_matrix::<12, 2>(2, 1.0);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         for j in 0..2 {
             for t in 0..3 {
                 for d in 0..4 {
@@ -219,7 +236,7 @@ mod tests {
             let mut layer = Learned::ZERO;
             randomize(&mut layer, seed, 1.0);
             let x = random_matrix::<12, 3>(seed + 10, 1.0);
-            let report = gradcheck::check_layer(&mut layer, &(), &x);
+            let report = check_layer(&mut layer, &(), &x);
             assert!(report.max_rel_error < 1e-7, "{report:?}");
         }
     }
@@ -231,15 +248,15 @@ mod tests {
         let x = random_matrix::<12, 4>(4, 1.0);
         let dy = random_matrix::<12, 4>(5, 1.0);
         let (mut y, mut dx, mut grads) = (SMatrix::ZERO, SMatrix::ZERO, Learned::ZERO);
-        layer.forward(&(), &x, &mut y);
-        layer.backward(&x, &y, &(), &dy, &mut dx, &mut grads);
+        layer.forward(&(), &x, &mut y, &mut []);
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
         let mut single_grads = Learned::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 12, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
             let (mut yj, mut dxj) = (SMatrix::ZERO, SMatrix::ZERO);
-            layer.forward(&(), &xj, &mut yj);
-            layer.backward(&xj, &yj, &(), &dyj, &mut dxj, &mut single_grads);
+            layer.forward(&(), &xj, &mut yj, &mut []);
+            layer.backward(&xj, &(), &dyj, Some(&mut dxj), &mut single_grads, &mut []);
             assert_eq!(yj.as_slice(), y.column(j).as_slice());
             assert_eq!(dxj.as_slice(), dx.column(j).as_slice());
         }

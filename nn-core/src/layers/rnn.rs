@@ -186,7 +186,13 @@ impl<
     type Cache<const B: usize> = [SMatrix<T, H, B>; S];
     type State = ();
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, IN, B>, y: &mut SMatrix<T, OUT, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        _scratch: &mut [T],
+    ) {
         const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
         let mut x_t = SMatrix::<T, D, B>::ZERO;
         let mut h = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
@@ -209,6 +215,7 @@ impl<
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
         hs: &mut [SMatrix<T, H, B>; S],
+        _scratch: &mut [T],
     ) {
         const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
         let mut x_t = SMatrix::<T, D, B>::ZERO;
@@ -230,11 +237,11 @@ impl<
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
-        _y: &SMatrix<T, OUT, B>,
         hs: &[SMatrix<T, H, B>; S],
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        mut dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
         let mut x_t = SMatrix::<T, D, B>::ZERO;
@@ -256,13 +263,16 @@ impl<
             kernels::matmul_abt(&mut grads.weight_hh_l0, &delta, h_prev, true);
             add_column_sums(&mut grads.bias_ih_l0, &delta);
             add_column_sums(&mut grads.bias_hh_l0, &delta);
-            kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &delta, false);
-            add_rows(dx, t * D, &dx_t);
-            if t > 0 || INIT {
+            if let Some(dx) = dx.as_deref_mut() {
+                kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &delta, false);
+                add_rows(dx, t * D, &dx_t);
+            }
+            // Step t − 1's gradient; at step 0 that of the initial state, an input.
+            if t > 0 || (INIT && dx.is_some()) {
                 kernels::matmul_atb(&mut carry, &self.weight_hh_l0, &delta, false);
             }
         }
-        if INIT {
+        if INIT && let Some(dx) = dx {
             add_rows(dx, S * D, &carry);
         }
     }
@@ -271,9 +281,8 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck;
     use crate::test_util::{
-        assert_close, check_f32, det_batch, det_matrix, random_matrix, randomize,
+        assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
     };
 
     type Small<
@@ -307,7 +316,7 @@ mod tests {
     >() {
         let mut layer = example::<S, IN, OUT, LAST, INIT>(S as u64 + 10);
         let x = random_matrix::<IN, 2>(S as u64, 1.0);
-        let report = gradcheck::check_layer(&mut layer, &(), &x);
+        let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-7, "{report:?}");
     }
 
@@ -339,8 +348,8 @@ mod tests {
             Small::ZERO,
         );
         let mut none = ();
-        layer.forward_train(&mut none, &x, &mut y, &mut hs);
-        layer.backward(&x, &y, &hs, &dy, &mut dx, &mut grads);
+        layer.forward_train(&mut none, &x, &mut y, &mut hs, &mut []);
+        layer.backward(&x, &hs, &dy, Some(&mut dx), &mut grads, &mut []);
 
         let cell: Small<1, 7, 4, true, true> = same_params(&layer);
         // Forward, one step at a time: input [x_t; h_{t−1}].
@@ -353,7 +362,7 @@ mod tests {
                 .copy_from(&x.fixed_rows::<3>(t * 3));
             inputs[t].fixed_rows_mut::<4>(3).copy_from(&h);
             let mut cache = <[SMatrix<f64, 4, 2>; 1]>::ZERO;
-            cell.forward_train(&mut none, &inputs[t], &mut outputs[t], &mut cache);
+            cell.forward_train(&mut none, &inputs[t], &mut outputs[t], &mut cache, &mut []);
             h = outputs[t];
         }
         assert_close(y.as_slice(), h.as_slice(), 0.0);
@@ -366,11 +375,11 @@ mod tests {
             let cache = [outputs[t]];
             cell.backward(
                 &inputs[t],
-                &outputs[t],
                 &cache,
                 &upstream,
-                &mut dx_t,
+                Some(&mut dx_t),
                 &mut sum,
+                &mut [],
             );
             add_rows(
                 &mut dx_unrolled,
@@ -390,7 +399,7 @@ mod tests {
         let layer = example::<S, 22, 24, false, true>(7);
         let x = random_matrix::<22, 1>(8, 1.0);
         let mut y = SMatrix::<f64, 24, 1>::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         let mut state = RnnState {
             h: x.fixed_rows::<4>(S * 3).into_owned(),
         };
@@ -402,7 +411,7 @@ mod tests {
         // From the zero state (no INIT).
         let layer: Rnn<f64, 3, 4, S, 18, 4, true, false> = same_params(&layer);
         let mut y = SMatrix::<f64, 4, 1>::ZERO;
-        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y);
+        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y, &mut []);
         let mut state = RnnState::default();
         let mut h = SMatrix::ZERO;
         for t in 0..S {
@@ -464,8 +473,8 @@ mod tests {
             SMatrix::ZERO,
             <[SMatrix<f64, 4, 3>; 5]>::ZERO,
         );
-        layer.forward(&(), &x, &mut y);
-        layer.forward_train(&mut (), &x, &mut y_train, &mut hs);
+        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward_train(&mut (), &x, &mut y_train, &mut hs, &mut []);
         assert_eq!(y, y_train);
     }
 
@@ -480,8 +489,8 @@ mod tests {
             SMatrix::ZERO,
             Small::ZERO,
         );
-        layer.forward_train(&mut (), &x, &mut y, &mut hs);
-        layer.backward(&x, &y, &hs, &dy, &mut dx, &mut grads);
+        layer.forward_train(&mut (), &x, &mut y, &mut hs, &mut []);
+        layer.backward(&x, &hs, &dy, Some(&mut dx), &mut grads, &mut []);
         let mut single_grads = Small::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 13, 1> = x.column(j).into();
@@ -491,8 +500,8 @@ mod tests {
                 <[SMatrix<f64, 4, 1>; 3]>::ZERO,
                 SMatrix::ZERO,
             );
-            layer.forward_train(&mut (), &xj, &mut yj, &mut hsj);
-            layer.backward(&xj, &yj, &hsj, &dyj, &mut dxj, &mut single_grads);
+            layer.forward_train(&mut (), &xj, &mut yj, &mut hsj, &mut []);
+            layer.backward(&xj, &hsj, &dyj, Some(&mut dxj), &mut single_grads, &mut []);
             assert_close(yj.as_slice(), y.column(j).as_slice(), 1e-14);
             assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
         }
@@ -511,7 +520,7 @@ mod tests {
         };
         let x = det_batch::<13, 2>(0.5);
         let mut y = SMatrix::<f64, 12, 2>::ZERO;
-        layer.forward(&(), &x, &mut y);
+        layer.forward(&(), &x, &mut y, &mut []);
         assert_close(y.as_slice(), &REFERENCE_RNN, 1e-13);
     }
 

@@ -12,6 +12,7 @@
 //! one-sided derivatives differ and no finite difference can agree with both.
 
 use crate::activations::Reads;
+use crate::memory::{Outputs, TapeIo};
 use crate::{Activation, ConstZero, Layer, Network, Params, Real, Values};
 use nalgebra::SMatrix;
 
@@ -94,7 +95,8 @@ fn central_difference(mut loss_at: impl FnMut(f64) -> f64) -> f64 {
 }
 
 /// Checks a network's backward pass against finite differences, for every parameter and
-/// every input component, on the batch `input`.
+/// every input component, on the batch `input`; the parameter gradients of both
+/// [`Network::backward`] and [`Network::backward_params`].
 ///
 /// The function differentiated is the training forward pass (`forward_train`: batch
 /// statistics, the same dropout mask), each evaluation starting from the network's state as
@@ -105,14 +107,22 @@ pub fn check_network<N: Network<f64>, const B: usize>(net: &mut N, input: &N::In
     let mut tape = <N::Tape<B> as ConstZero>::ZERO;
     let mut grads = <N::Grads as ConstZero>::ZERO;
     net.forward_train(input, &mut tape);
-    let d_input = net.backward(&tape, &loss_gradient::<N::Output<B>>(), &mut grads);
+    *tape.d_output_mut() = loss_gradient::<N::Output<B>>();
+    net.backward(&mut tape, &mut grads);
+    let d_input = tape.d_input().clone();
+    // The training backward pass, from the same forward pass: the same parameter gradients.
+    let mut params_only = <N::Grads as ConstZero>::ZERO;
+    before.clone().forward_train(input, &mut tape);
+    *tape.d_output_mut() = loss_gradient::<N::Output<B>>();
+    net.backward_params(&mut tape, &mut params_only);
 
     // The loss of a training pass from the original state, at parameters `params_of(probe)`.
     let mut probe_tape = <N::Tape<B> as ConstZero>::ZERO;
     let mut loss_at = |perturb: &mut dyn FnMut(&mut N), x: &N::Input<B>| {
         let mut probe = before.clone();
         perturb(&mut probe);
-        test_loss(&probe.forward_train(x, &mut probe_tape))
+        probe.forward_train(x, &mut probe_tape);
+        test_loss(probe_tape.output())
     };
 
     let mut report = Report::default();
@@ -121,6 +131,7 @@ pub fn check_network<N: Network<f64>, const B: usize>(net: &mut N, input: &N::In
             loss_at(&mut |probe: &mut N| probe.as_mut_slice()[i] += delta, input)
         });
         report.record(Wrt::Param, i, grads.as_slice()[i], numeric);
+        report.record(Wrt::Param, i, params_only.as_slice()[i], numeric);
     }
     let mut x = input.clone();
     for i in 0..<N::Input<B> as Values<f64>>::LEN {

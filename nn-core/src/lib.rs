@@ -15,6 +15,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod activations;
+mod boxed;
 pub mod gradcheck;
 pub mod init;
 pub mod io;
@@ -33,7 +34,10 @@ pub mod train;
 mod values;
 
 pub use activations::Activation;
-pub use layer::{Layer, Role, TensorInfo};
+#[cfg(feature = "alloc")]
+pub use boxed::clone_boxed;
+pub use boxed::copy_into;
+pub use layer::{Layer, Role, StateValue, TensorInfo};
 pub use loss::Loss;
 pub use nalgebra;
 pub use nalgebra::SMatrix;

@@ -1,7 +1,7 @@
 //! Batch normalization over the batch and the spatial positions of each channel.
 
 use crate::init::Init;
-use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
+use crate::{ConstZero, Layer, Params, Real, Role, StateValue, TensorInfo, Zeroable};
 use nalgebra::SMatrix;
 use rand_core::Rng;
 
@@ -33,10 +33,10 @@ pub const DEFAULT_MOMENTUM_BITS: u64 = 0.1f64.to_bits();
 ///   `∂L/∂x += (γ/√(σ² + eps))·(g − (1/m)·Σ g − x̂·(1/m)·Σ g·x̂)` (sums over the channel's `m`
 ///   values).
 ///
-/// Tensors `weight` (γ, `[C]`) and `bias` (β, `[C]`), and the state's `running_mean` and
-/// `running_var` ([`STATE_TENSORS`](Self::STATE_TENSORS), `[C]`), named as in PyTorch's
-/// `state_dict` (which also has `num_batches_tracked`, used only with `momentum=None`, not
-/// supported here). [`Layer::init`] sets γ = 1 and β = 0 whatever the scheme, and
+/// Tensors `weight` (γ, `[C]`) and `bias` (β, `[C]`), and the state's `running_mean`,
+/// `running_var` (`[C]`) and `num_batches_tracked` (an integer scalar), its
+/// [`STATE_TENSORS`](Layer::STATE_TENSORS), named as in PyTorch's `state_dict` and saved with
+/// the weights (`momentum=None`, PyTorch's cumulative average, is not supported). [`Layer::init`] sets γ = 1 and β = 0 whatever the scheme, and
 /// [`Layer::init_state`] running mean 0 and variance 1, as PyTorch.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
@@ -54,9 +54,16 @@ pub struct BatchNorm<
     pub bias: SMatrix<T, C, 1>,
 }
 
-/// The running statistics of a [`BatchNorm`] of `C` channels (PyTorch's buffers
-/// `running_mean` and `running_var`). All zero until [`Layer::init_state`] sets the variance
-/// to 1.
+/// The running statistics of a [`BatchNorm`] of `C` channels: PyTorch's buffers
+/// `running_mean`, `running_var` and `num_batches_tracked`, saved with the weights.
+///
+/// **All zero means PyTorch's initial state.** `Net::ZERO` and `Net::new_boxed()` leave every
+/// byte zero, and a running variance of 0 would make inference divide by `√eps`. So a state
+/// that is entirely zero (mean, variance and count; see [`is_initial`](Self::is_initial))
+/// stands for the state of a new PyTorch module, running mean 0 and variance 1, and is used,
+/// updated and saved as such. A network that was never initialised, or loaded from a file
+/// without running statistics (`strict: false`), so computes what the same PyTorch module
+/// computes, never garbage. [`Layer::init_state`] writes mean 0 and variance 1 explicitly.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BatchNormState<T: Real, const C: usize> {
@@ -64,6 +71,29 @@ pub struct BatchNormState<T: Real, const C: usize> {
     pub running_mean: SMatrix<T, C, 1>,
     /// Running (unbiased) variance of each channel.
     pub running_var: SMatrix<T, C, 1>,
+    /// Training passes that updated the statistics (PyTorch's `num_batches_tracked`; used
+    /// by PyTorch only with `momentum=None`, kept here so that files round-trip).
+    pub num_batches_tracked: u64,
+}
+
+impl<T: Real, const C: usize> BatchNormState<T, C> {
+    /// Whether every byte is zero: the state of `ZERO`/`new_boxed()`, which stands for
+    /// PyTorch's initial state (mean 0, variance 1, no batch tracked).
+    pub fn is_initial(&self) -> bool {
+        self.num_batches_tracked == 0
+            && self.running_mean.iter().all(|&m| m == T::ZERO)
+            && self.running_var.iter().all(|&v| v == T::ZERO)
+    }
+
+    /// The running variance of channel `c` as used and saved: 1 for an
+    /// [initial](Self::is_initial) state, the stored value otherwise.
+    pub fn variance(&self, c: usize) -> T {
+        if self.is_initial() {
+            T::ONE
+        } else {
+            self.running_var[c]
+        }
+    }
 }
 
 /// What a [`BatchNorm`]'s training pass keeps for its backward pass: the batch mean μ and
@@ -81,6 +111,7 @@ impl<T: Real, const C: usize> ConstZero for BatchNormState<T, C> {
     const ZERO: Self = Self {
         running_mean: SMatrix::ZERO,
         running_var: SMatrix::ZERO,
+        num_batches_tracked: 0,
     };
 }
 
@@ -152,22 +183,6 @@ impl<
     /// `momentum` of the running statistics.
     pub const MOMENTUM: f64 = f64::from_bits(MOMENTUM_BITS);
 
-    /// The state's tensors, as named in PyTorch's `state_dict`: `running_mean` and
-    /// `running_var`, `[C]` each, in the order of [`BatchNormState`]'s fields. Not
-    /// parameters: optimizers never see them.
-    pub const STATE_TENSORS: &'static [TensorInfo] = &[
-        TensorInfo {
-            name: "running_mean",
-            shape: &[C],
-            role: Role::State,
-        },
-        TensorInfo {
-            name: "running_var",
-            shape: &[C],
-            role: Role::State,
-        },
-    ];
-
     /// Compile-time checks of the sizes and constants.
     const fn check() {
         assert!(C > 0 && S > 0, "BatchNorm: C and S must be at least 1");
@@ -218,8 +233,56 @@ impl<
         },
     ];
 
+    /// PyTorch's buffers: `running_mean` and `running_var` (`[C]`) and `num_batches_tracked`
+    /// (an `int64` scalar), in the order of [`BatchNormState`]'s fields. Not parameters:
+    /// optimizers never see them.
+    const STATE_TENSORS: &'static [TensorInfo] = &[
+        TensorInfo {
+            name: "running_mean",
+            shape: &[C],
+            role: Role::State,
+        },
+        TensorInfo {
+            name: "running_var",
+            shape: &[C],
+            role: Role::State,
+        },
+        TensorInfo {
+            name: "num_batches_tracked",
+            shape: &[],
+            role: Role::Count,
+        },
+    ];
+
+    /// Training normalises with the statistics of the whole batch.
+    const BATCH_STATISTICS: bool = true;
+
     type Cache<const B: usize> = BatchNormCache<T, C>;
     type State = BatchNormState<T, C>;
+
+    /// The effective values: an [initial](BatchNormState::is_initial) state reads as mean 0,
+    /// variance 1.
+    fn state_value(state: &Self::State, tensor: usize, element: usize) -> StateValue<T> {
+        match tensor {
+            0 => StateValue::Real(state.running_mean[element]),
+            1 => StateValue::Real(state.variance(element)),
+            _ => StateValue::Count(state.num_batches_tracked),
+        }
+    }
+
+    fn set_state_value(
+        state: &mut Self::State,
+        tensor: usize,
+        element: usize,
+        value: StateValue<T>,
+    ) {
+        match (tensor, value) {
+            (0, StateValue::Real(v)) => state.running_mean[element] = v,
+            (1, StateValue::Real(v)) => state.running_var[element] = v,
+            (_, StateValue::Count(n)) => state.num_batches_tracked = n,
+            _ => {}
+        }
+    }
 
     fn forward<const B: usize>(
         &self,
@@ -231,7 +294,7 @@ impl<
         let eps = T::of(Self::EPS);
         for c in 0..C {
             let mean = state.running_mean[c];
-            let scale = self.weight[c] / (state.running_var[c] + eps).sqrt();
+            let scale = self.weight[c] / (state.variance(c) + eps).sqrt();
             for j in 0..B {
                 let x = channel::<T, IN, S>(x.as_slice(), j, c);
                 for (y, &x) in channel_mut::<T, IN, S>(y.as_mut_slice(), j, c)
@@ -260,6 +323,11 @@ impl<
         };
         let m = (B * S) as f64;
         let (eps, momentum) = (T::of(Self::EPS), T::of(Self::MOMENTUM));
+        if state.is_initial() {
+            // The all-zero state stands for PyTorch's initial one: make it explicit.
+            state.running_var.fill(T::ONE);
+        }
+        state.num_batches_tracked = state.num_batches_tracked.saturating_add(1);
         for c in 0..C {
             let values = || (0..B).flat_map(|j| channel::<T, IN, S>(x.as_slice(), j, c));
             let mean = values().fold(T::ZERO, |sum, &v| sum + v) / T::of(m);
@@ -322,10 +390,11 @@ impl<
         }
     }
 
-    /// Running mean 0 and variance 1, as PyTorch.
+    /// Running mean 0, variance 1 and no batch tracked, as PyTorch.
     fn init_state<R: Rng + ?Sized>(state: &mut Self::State, _rng: &mut R) {
         state.running_mean.fill(T::ZERO);
         state.running_var.fill(T::ONE);
+        state.num_batches_tracked = 0;
     }
 
     /// γ = 1 and β = 0, as PyTorch, whatever the scheme.
@@ -429,6 +498,7 @@ mod tests {
         let state = BatchNormState {
             running_mean: SMatrix::from_column_slice(&[1.0, -2.0]),
             running_var: SMatrix::from_column_slice(&[3.75, 0.75]),
+            num_batches_tracked: 0,
         };
         let x = SMatrix::<f64, 2, 1>::from_column_slice(&[5.0, 0.0]);
         let mut y = SMatrix::ZERO;
@@ -465,6 +535,7 @@ mod tests {
         let start = BatchNormState {
             running_mean: SMatrix::from_column_slice(&[0.5, -0.5, 1.0]),
             running_var: SMatrix::from_column_slice(&[2.0, 0.5, 1.0]),
+            num_batches_tracked: 0,
         };
         let mut state = start;
         let (mut y, mut cache) = (SMatrix::ZERO, BatchNormCache::ZERO);
@@ -496,6 +567,7 @@ mod tests {
         let state = BatchNormState {
             running_mean: SMatrix::from_column_slice(&[0.5, -0.5, 1.0]),
             running_var: SMatrix::from_column_slice(&[2.0, 0.5, 1.0]),
+            num_batches_tracked: 0,
         };
         let x = batch();
         let mut y = SMatrix::<f64, 12, 5>::ZERO;
@@ -525,6 +597,7 @@ mod tests {
         let state = BatchNormState {
             running_mean: SMatrix::from_column_slice(&[0.5, -0.5, 1.0]),
             running_var: SMatrix::from_column_slice(&[2.0, 0.5, 1.0]),
+            num_batches_tracked: 0,
         };
         let report = gradcheck::check_layer(&mut layer, &state, &batch());
         assert!(report.max_rel_error < 1e-7, "{report:?}");
@@ -561,6 +634,7 @@ mod tests {
         let mut state = BatchNormState {
             running_mean: SMatrix::repeat(3.0),
             running_var: SMatrix::repeat(3.0),
+            num_batches_tracked: 0,
         };
         Bn::init_state(&mut state, &mut Rng(1));
         assert_eq!(state.running_mean.as_slice(), &[0.0; 3]);
@@ -577,9 +651,22 @@ mod tests {
             ("bias", &[3][..], Role::Bias)
         );
         assert_eq!(<Bn as Params<f64>>::LEN, 6);
-        let names: [&str; 2] = [Bn::STATE_TENSORS[0].name, Bn::STATE_TENSORS[1].name];
-        assert_eq!(names, ["running_mean", "running_var"]);
-        assert!(Bn::STATE_TENSORS.iter().all(|t| t.shape == [3]));
+        let state_tensors = <Bn as Layer<f64, 12, 12>>::STATE_TENSORS;
+        let names: [(&str, &[usize], Role); 3] = core::array::from_fn(|i| {
+            (
+                state_tensors[i].name,
+                state_tensors[i].shape,
+                state_tensors[i].role,
+            )
+        });
+        assert_eq!(
+            names,
+            [
+                ("running_mean", &[3][..], Role::State),
+                ("running_var", &[3][..], Role::State),
+                ("num_batches_tracked", &[][..], Role::Count),
+            ]
+        );
         assert_eq!((Bn::EPS, Bn::MOMENTUM), (1e-5, 0.1));
         // The parameters are γ then β in the slice.
         assert_eq!(layer.as_slice(), &[1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);

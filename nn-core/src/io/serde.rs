@@ -784,7 +784,7 @@ impl<'de, T: Real> Visitor<'de> for ScalarSeed<T> {
             Dtype::F32 => {
                 let x = v as f32;
                 if x.is_infinite() && v.is_finite() {
-                    return Err(self.out_of_range(v));
+                    return Err(self.out_of_range(format_args!("{v:e}")));
                 }
                 Ok(from_f32(x))
             }

@@ -320,7 +320,7 @@ mod trainer {
         let history = Trainer::new(config)
             .schedule(&schedule)
             .accuracy(argmax_accuracy)
-            .fit::<_, _, _, 2, 2, 16>(
+            .fit::<_, _, _, 16>(
                 &mut *net,
                 &mut *adam,
                 &SoftmaxCrossEntropy,
@@ -345,7 +345,7 @@ mod trainer {
         let run = || {
             let (mut net, mut adam) = fresh();
             Trainer::new(quiet(5))
-                .fit::<_, _, _, 2, 2, 16>(
+                .fit::<_, _, _, 16>(
                     &mut *net,
                     &mut *adam,
                     &SoftmaxCrossEntropy,
@@ -374,7 +374,7 @@ mod trainer {
         };
         let (mut net, mut adam) = fresh();
         let history = Trainer::new(config)
-            .fit::<_, _, _, 2, 2, 16>(&mut *net, &mut *adam, &SoftmaxCrossEntropy, samples, None)
+            .fit::<_, _, _, 16>(&mut *net, &mut *adam, &SoftmaxCrossEntropy, samples, None)
             .unwrap();
         assert!(history.stopped_early);
         assert_eq!(history.epochs.len(), 3);
@@ -382,7 +382,7 @@ mod trainer {
 
         let (mut one_epoch, mut adam) = fresh();
         Trainer::new(quiet(1))
-            .fit::<_, _, _, 2, 2, 16>(
+            .fit::<_, _, _, 16>(
                 &mut *one_epoch,
                 &mut *adam,
                 &SoftmaxCrossEntropy,
@@ -405,7 +405,7 @@ mod trainer {
         // Parameters after the two good batches of the first epoch.
         let (mut expected, mut expected_adam) = fresh();
         Trainer::new(config)
-            .fit::<_, _, _, 2, 2, 16>(
+            .fit::<_, _, _, 16>(
                 &mut *expected,
                 &mut *expected_adam,
                 &SoftmaxCrossEntropy,
@@ -417,7 +417,7 @@ mod trainer {
             epochs: 1,
             ..config
         })
-        .fit::<_, _, _, 2, 2, 16>(
+        .fit::<_, _, _, 16>(
             &mut *net,
             &mut *adam,
             &SoftmaxCrossEntropy,
@@ -427,7 +427,7 @@ mod trainer {
         .unwrap_err();
         assert_eq!(
             error,
-            TrainError {
+            TrainError::Step {
                 epoch: 0,
                 batch: 2,
                 error: StepError::NonFiniteLoss

@@ -48,4 +48,4 @@ pub use rand_core;
 pub use real::Real;
 pub use regularization::Regularization;
 pub use summary::{Summary, SummaryRow};
-pub use values::Values;
+pub use values::{Batch, Values};

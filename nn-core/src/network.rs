@@ -1,6 +1,6 @@
 //! The `Network` trait, implemented by every network the `network!` macro generates.
 
-use crate::{ConstZero, Params, Real, StateValue, TensorInfo, Values, Zeroable};
+use crate::{Batch, ConstZero, Params, Real, StateValue, TensorInfo, Zeroable};
 use core::fmt;
 use rand_core::Rng;
 
@@ -42,9 +42,9 @@ pub trait Network<T: Real>: Params<T> + Clone {
     /// The gradient struct: one field per layer, with the layer's shape.
     type Grads: Params<T>;
     /// Input for a batch of `B` samples: `SMatrix<T, N, B>`, or a tuple for several inputs.
-    type Input<const B: usize>: Values<T>;
+    type Input<const B: usize>: Batch<T>;
     /// Output for a batch of `B` samples: `SMatrix<T, N, B>`, or a tuple for several outputs.
-    type Output<const B: usize>: Values<T>;
+    type Output<const B: usize>: Batch<T>;
     /// What `forward_train` keeps for `backward`: every node's value for `B` samples, and
     /// the layers' caches.
     type Tape<const B: usize>: ConstZero + Zeroable;

@@ -605,6 +605,12 @@ fn json_keeps_every_value_exactly_and_refuses_what_does_not_fit() {
         0.1,
         1.0 / 3.0,
         -16_777_217.0,
+        // Its shortest decimal, 7.038531e-26, read as an f64 and rounded to f32, is the next
+        // f32 up (found by checking every f32): written as an f64 instead.
+        f32::from_bits(0x15AE_43FD),
+        f32::from_bits(0x95AE_43FD),
+        1.0,
+        2.5,
     ];
     for chunk in specials.chunks(4) {
         let values: [f32; 4] = chunk.try_into().unwrap();
@@ -627,6 +633,14 @@ fn json_keeps_every_value_exactly_and_refuses_what_does_not_fit() {
     assert_eq!(
         json,
         r#"{"fc.weight":{"shape":[2,1],"data":["NaN","inf"]},"fc.bias":{"shape":[2],"data":["-inf","NaN:0x7fc12345"]}}"#
+    );
+    // Short decimals where they read back exactly, the f64 where they would not.
+    net.as_mut_slice()
+        .copy_from_slice(&[0.1, f32::from_bits(0x15AE_43FD), -2.5, 3e-45]);
+    let json = serde_json::to_string(&io::serde::Weights::new(&net)).unwrap();
+    assert_eq!(
+        json,
+        r#"{"fc.weight":{"shape":[2,1],"data":[0.1,7.038530691851209e-26]},"fc.bias":{"shape":[2],"data":[-2.5,3e-45]}}"#
     );
     // Every f32 bit pattern of a pseudo-random sample, and of f64.
     let mut state = 0x9E37_79B9_7F4A_7C15u64;

@@ -22,9 +22,12 @@
 //!
 //! # Every value round-trips exactly
 //!
-//! A finite value is written as a number: serde formats write the shortest decimal that reads
-//! back as the same `f32` or `f64` (for JSON, enable serde_json's `float_roundtrip` feature,
-//! without which serde_json may read the last digit of an `f64` one unit off). In a
+//! A finite value is written as a number: the shortest decimal that reads back as the same
+//! `f32` or `f64` (for JSON, enable serde_json's `float_roundtrip` feature, without which
+//! serde_json may read the last digit of an `f64` one unit off). Text formats read every
+//! number as an `f64`, and rounding that to `f32` lands on a neighbour for a few `f32`s
+//! (`7.038531e-26`): those are written as the `f64` of the same value, which reads back
+//! exactly. In a
 //! human-readable format (JSON, which has no NaN or infinity) a value that is not finite is
 //! written as a string: `"inf"`, `"-inf"`, `"NaN"` (the canonical quiet NaN), or
 //! `"NaN:0x7fc00001"` (any other NaN, its bits in hex), and read back bit for bit. Binary
@@ -261,10 +264,27 @@ impl<T: Real> Serialize for Scalar<T> {
             return serializer.collect_str(&NonFinite(x));
         }
         match Dtype::of::<T>() {
+            Dtype::F32 if serializer.is_human_readable() && !survives_f64_reading(to_f32(x)) => {
+                serializer.serialize_f64(x.to_f64())
+            }
             Dtype::F32 => serializer.serialize_f32(to_f32(x)),
             Dtype::F64 => serializer.serialize_f64(x.to_f64()),
         }
     }
+}
+
+/// Whether the shortest decimal of `x` (what a text format writes for an `f32`), read as an
+/// `f64` and rounded to `f32` (what a text format's reader does), is `x` again.
+///
+/// Not always: rounding twice can land on a neighbour (`7.038531e-26`, the `f32` of bits
+/// `0x15ae43fd`, reads back as `0x15ae43fe`; tests/pytorch_state.rs). For those rare values
+/// the writer gives the `f64` of the same value instead (`7.038530691851209e-26`), whose
+/// shortest decimal reads back exactly as that `f64`, which rounds to `f32` exactly.
+fn survives_f64_reading(x: f32) -> bool {
+    let text = Text::format(format_args!("{x:e}"));
+    text.as_str()
+        .parse::<f64>()
+        .is_ok_and(|v| (v as f32).to_bits() == x.to_bits())
 }
 
 /// The text of a value that is not finite: `inf`, `-inf`, `NaN`, or `NaN:0x…` (its bits).

@@ -487,7 +487,7 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
         for chunk in indices.chunks(B) {
             fill_batch(x, batch_targets, data, chunk);
             let y = net.forward(x);
-            loss_sum += loss.loss(&y, batch_targets).to_f64() * chunk.len() as f64;
+            loss_sum += loss.total(&y, batch_targets).to_f64() * chunk.len() as f64;
             if let Some(accuracy) = self.accuracy {
                 correct += count_correct(&y, batch_targets, accuracy, output_column);
             }

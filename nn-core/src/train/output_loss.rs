@@ -17,11 +17,12 @@ use crate::{Loss, Real, SMatrix};
 /// # let _ = loss;
 /// ```
 pub trait OutputLoss<T: Real, Y, Target> {
-    /// The loss over the first `targets.len()` samples of the batch `y`.
-    fn loss(&self, y: &Y, targets: &[Target]) -> T;
+    /// The loss over the first `targets.len()` samples of the batch `y` (named apart from
+    /// [`Loss::loss`], which it is for a single output, so that both traits can be in scope).
+    fn total(&self, y: &Y, targets: &[Target]) -> T;
 
     /// The loss, and `∂L/∂y` written into `grad` (zero in the columns past `targets.len()`).
-    fn loss_and_grad(&self, y: &Y, targets: &[Target], grad: &mut Y) -> T;
+    fn total_and_grad(&self, y: &Y, targets: &[Target], grad: &mut Y) -> T;
 }
 
 impl<T, L, Target, const N: usize, const B: usize> OutputLoss<T, SMatrix<T, N, B>, Target> for L
@@ -30,12 +31,12 @@ where
     L: Loss<T, N, Target>,
 {
     #[inline]
-    fn loss(&self, y: &SMatrix<T, N, B>, targets: &[Target]) -> T {
+    fn total(&self, y: &SMatrix<T, N, B>, targets: &[Target]) -> T {
         Loss::loss(self, y, targets)
     }
 
     #[inline]
-    fn loss_and_grad(
+    fn total_and_grad(
         &self,
         y: &SMatrix<T, N, B>,
         targets: &[Target],
@@ -107,7 +108,7 @@ macro_rules! weighted_outputs {
         where
             $($loss: Loss<T, $n, $target>,)+
         {
-            fn loss(&self, y: &($(SMatrix<T, $n, B>,)+), targets: &[($($target,)+)]) -> T {
+            fn total(&self, y: &($(SMatrix<T, $n, B>,)+), targets: &[($($target,)+)]) -> T {
                 T::ZERO $(
                     + self.$idx.sample_by_sample(
                         &y.$idx,
@@ -118,7 +119,7 @@ macro_rules! weighted_outputs {
                 )+
             }
 
-            fn loss_and_grad(
+            fn total_and_grad(
                 &self,
                 y: &($(SMatrix<T, $n, B>,)+),
                 targets: &[($($target,)+)],
@@ -159,7 +160,7 @@ mod tests {
         );
         let mut grad = (SMatrix::<f64, 1, 3>::zeros(), SMatrix::<f64, 2, 3>::zeros());
         // Two samples of three: the third column is padding.
-        let total = loss.loss_and_grad(&y, &targets[..2], &mut grad);
+        let total = loss.total_and_grad(&y, &targets[..2], &mut grad);
         let (mut g0, mut g1) = (SMatrix::<f64, 1, 3>::zeros(), SMatrix::<f64, 2, 3>::zeros());
         let t0 = [1.0, 0.0];
         let t1 = [0usize, 1];
@@ -168,6 +169,6 @@ mod tests {
         assert!((total - expected).abs() < 1e-15);
         assert!((grad.0 - g0 * 2.0).amax() < 1e-15);
         assert!((grad.1 - g1 * 0.5).amax() < 1e-15);
-        assert!((OutputLoss::loss(&loss, &y, &targets[..2]) - expected).abs() < 1e-15);
+        assert!((loss.total(&y, &targets[..2]) - expected).abs() < 1e-15);
     }
 }

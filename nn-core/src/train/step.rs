@@ -98,7 +98,7 @@ where
     }
     let y = net.forward_train(x, tape);
     let mut d_y = <N::Output<B> as ConstZero>::ZERO;
-    let data_loss = loss.loss_and_grad(&y, targets, &mut d_y);
+    let data_loss = loss.total_and_grad(&y, targets, &mut d_y);
     if !data_loss.is_finite() {
         return Err(StepError::NonFiniteLoss);
     }

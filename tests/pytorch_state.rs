@@ -435,14 +435,17 @@ fn the_flat_format_lists_state_with_its_kind() {
     let net = every_kind_of_value::<f32>();
     let bytes = flat::to_vec(&*net).unwrap();
     assert_eq!(bytes.len(), flat::encoded_len::<f32, TorchBnCnn<f32>>());
-    // Header: 16 tensors, the parameters and 2·(4 + 4 + 1) + 2·(6 + 6 + 1) values of state.
+    // Header: 16 tensors; the parameters, 4 + 4 and 6 + 6 running statistics and two counts
+    // of two f32 slots (8 bytes) each.
     assert_eq!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()), 16);
-    let values = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
-    assert_eq!(values, TorchBnCnn::<f32>::PARAM_COUNT as u64 + 9 + 13);
+    let slots = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
     assert_eq!(
-        io::value_count::<f32, TorchBnCnn<f32>>() as u64,
-        values,
-        "value_count"
+        slots,
+        TorchBnCnn::<f32>::PARAM_COUNT as u64 + 8 + 12 + 2 * 2
+    );
+    assert_eq!(
+        io::value_count::<f32, TorchBnCnn<f32>>(),
+        TorchBnCnn::<f32>::PARAM_COUNT + 8 + 12 + 2
     );
     // The last table entry is bn_fc.num_batches_tracked: kind 2, rank 0.
     let name = b"bn_fc.num_batches_tracked";
@@ -454,15 +457,14 @@ fn the_flat_format_lists_state_with_its_kind() {
     let name = b"bn.running_var";
     let at = bytes.windows(name.len()).position(|w| w == name).unwrap();
     assert_eq!(bytes[at - 4], flat::KIND_STATE);
-    // Its value, the last slot: u32::MAX as a little-endian u32 in an f32 file.
-    assert_eq!(&bytes[bytes.len() - 4..], &u32::MAX.to_le_bytes());
-    // A count an f32 file cannot hold is refused, not wrapped.
+    // Its value, the last 8 bytes: a little-endian u64, whatever the dtype.
+    assert_eq!(&bytes[bytes.len() - 8..], &(u32::MAX as u64).to_le_bytes());
+    // So any count round-trips, even in an f32 file.
     let mut big = nn::clone_boxed(&*net);
-    big.state.bn_fc.num_batches_tracked = u32::MAX as u64 + 1;
-    let error = flat::to_vec(&*big).unwrap_err();
-    assert!(error.to_string().starts_with(
-        "tensor `bn_fc.num_batches_tracked` cannot be saved: the count is above 2³² − 1"
-    ));
+    big.state.bn_fc.num_batches_tracked = i64::MAX as u64;
+    let mut back = TorchBnCnn::<f32>::new_boxed();
+    flat::load(&mut *back, &flat::to_vec(&*big).unwrap()).unwrap();
+    assert_eq!(back.state.bn_fc.num_batches_tracked, i64::MAX as u64);
 }
 
 #[test]
@@ -704,8 +706,120 @@ fn json_keeps_every_value_exactly_and_refuses_what_does_not_fit() {
     .unwrap_err();
     assert!(
         error.to_string().starts_with(
-            "tensor `bn.num_batches_tracked` has the value -1 in the file, out of range for a count"
+            "tensor `bn.num_batches_tracked` has the value -1 in the file, out of range for a \
+             count (an integer from 0 to 2⁶³ − 1)"
         ),
         "{error}"
+    );
+}
+
+nn::network! {
+    /// Small, with state: for the mutation test.
+    pub struct SmallBn {
+        input: [3],
+        fc: Dense<2>,
+        bn: BatchNorm1d,
+    }
+}
+
+fn small_bn() -> SmallBn<f32> {
+    let mut net = SmallBn::<f32>::ZERO;
+    randomize(&mut net, 61, 1.0);
+    net.state.bn.running_mean = SMatrix::from([[0.25, -0.5]]);
+    net.state.bn.running_var = SMatrix::from([[1.5, 0.75]]);
+    net.state.bn.num_batches_tracked = 42;
+    net
+}
+
+/// Recomputes a flat file's checksum, so that an edit reaches the checks behind it.
+fn reseal(bytes: &mut [u8]) {
+    if bytes.len() >= flat::HEADER_LEN {
+        let crc = flat::Crc32::new()
+            .update(&bytes[..28])
+            .update(&bytes[flat::HEADER_LEN..])
+            .finish();
+        bytes[28..32].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+#[test]
+fn no_edit_of_a_file_with_state_makes_a_loader_panic_or_half_load() {
+    type Load = dyn Fn(&mut SmallBn<f32>, &[u8]) -> Result<(), String>;
+    let good = small_bn();
+    let check = |bytes: &[u8], load: &Load| {
+        let mut net = small_bn();
+        match load(&mut net, bytes) {
+            // What loaded saves and loads back bit for bit, state included.
+            Ok(()) => {
+                let mut back = SmallBn::<f32>::ZERO;
+                flat::load(&mut back, &flat::to_vec(&net).unwrap()).unwrap();
+                assert_eq!(saved_bits(&back), saved_bits(&net));
+            }
+            Err(e) => {
+                assert_eq!(saved_bits(&net), saved_bits(&good), "changed by: {e}");
+                assert!(!e.is_empty());
+            }
+        }
+    };
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    let mut run = |file: Vec<u8>, load: &Load, reseal_flat: bool| {
+        let mut edits: Vec<Vec<u8>> = (0..file.len()).map(|n| file[..n].to_vec()).collect();
+        for bit in 0..file.len() * 8 {
+            let mut b = file.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            edits.push(b);
+        }
+        for _ in 0..2_000 {
+            let mut b = file.clone();
+            for _ in 0..1 + next() % 4 {
+                let i = next() % b.len();
+                match next() % 3 {
+                    0 => b[i] = next() as u8,
+                    1 => b.insert(i, next() as u8),
+                    _ => {
+                        b.remove(i);
+                    }
+                }
+                if b.is_empty() {
+                    b.push(0);
+                }
+            }
+            edits.push(b);
+        }
+        for mut b in edits {
+            if reseal_flat {
+                reseal(&mut b);
+            }
+            check(&b, load);
+        }
+    };
+    let flat_load: &Load = &|n, b| flat::load(n, b).map_err(|e| e.to_string());
+    run(flat::to_vec(&good).unwrap(), flat_load, false);
+    run(flat::to_vec(&good).unwrap(), flat_load, true);
+    let st_load: &Load = &|n, b| io::safetensors::load(n, b).map_err(|e| e.to_string());
+    run(io::safetensors::save(&good).unwrap(), st_load, false);
+    let json_load: &Load = &|n, b| {
+        io::serde::deserialize_into(&mut serde_json::Deserializer::from_slice(b), n)
+            .map_err(|e| e.to_string())
+    };
+    run(
+        serde_json::to_vec(&io::serde::Weights::new(&good)).unwrap(),
+        json_load,
+        false,
+    );
+    let postcard_load: &Load = &|n, b| {
+        io::serde::deserialize_into(&mut postcard::Deserializer::from_bytes(b), n)
+            .map_err(|e| e.to_string())
+    };
+    run(
+        postcard::to_allocvec(&io::serde::Weights::new(&good)).unwrap(),
+        postcard_load,
+        false,
     );
 }

@@ -21,11 +21,11 @@
 //! | 10 | dtype, `u8`: 1 = `f32`, 2 = `f64` |
 //! | 11 | reserved, `0` |
 //! | 12..16 | number of tensors, `u32` |
-//! | 16..24 | number of values (scalars: parameters and state), `u64` |
+//! | 16..24 | number of value slots (of the dtype's size), `u64` |
 //! | 24..28 | length of the tensor table in bytes, `u32`, a multiple of 8 |
 //! | 28..32 | CRC-32 (the ISO-HDLC one of zlib, PNG and Python's `zlib.crc32`) of bytes 0..28 followed by every byte from 32 to the end |
 //! | 32.. | the tensor table: for each tensor, in order, `u8` kind ([`KIND_PARAMETER`], [`KIND_STATE`], [`KIND_COUNT`]), `u8` rank, `u16` name length, the UTF-8 name (`fc1.weight`), `rank` × `u32` dimensions (PyTorch's shape); then zeros up to a multiple of 8 bytes |
-//! | then | the values: every tensor in table order, row-major (C order, as PyTorch and NumPy hold them), each element little-endian in a slot of the dtype's size; a count (rank 0) is an unsigned integer of that size (`u32` in an `f32` file, `u64` in an `f64` one) |
+//! | then | the values: every tensor in table order, row-major (C order, as PyTorch and NumPy hold them), each element little-endian in a slot of the dtype's size; a count (rank 0) is a little-endian `u64` in 8 bytes (two slots of an `f32` file, one of an `f64` file) |
 //!
 //! The tensors are the network's parameters ([`Network::visit_tensors`]), then its saved state
 //! ([`Network::visit_state_tensors`]: batch normalization's `running_mean`, `running_var` of
@@ -43,7 +43,7 @@
 
 use super::{
     Dtype, LoadError, Place, SaveError, Shape, Text, count_value, is_count, is_named, read_tensor,
-    try_visit_saved, value_count, write_tensor,
+    try_visit_saved, write_tensor,
 };
 use crate::{NamedTensor, Network, Params, Real};
 
@@ -64,8 +64,29 @@ pub const KIND_PARAMETER: u8 = 0;
 pub const KIND_STATE: u8 = 1;
 
 /// Table entry kind of an integer count (batch normalization's `num_batches_tracked`,
-/// [`Role::Count`](crate::Role::Count)): rank 0, one slot holding an unsigned integer.
+/// [`Role::Count`](crate::Role::Count)): rank 0, a `u64` in 8 bytes of the values.
 pub const KIND_COUNT: u8 = 2;
+
+/// Value slots (of `dtype`'s size) a tensor takes: its values, or 8 bytes for a count.
+fn slots(tensor: &NamedTensor, dtype: Dtype) -> usize {
+    if is_count(tensor) {
+        8 / dtype.size()
+    } else {
+        tensor.info.len()
+    }
+}
+
+/// Value slots of `N`'s file (with its state, or only its parameters) of `dtype`.
+fn slot_count<T: Real, N: Network<T>>(with_state: bool, dtype: Dtype) -> usize {
+    let mut count = 0;
+    let _ = try_visit_saved::<T, N, ()>(|_, t, place| {
+        if with_state || place == Place::Parameter {
+            count += slots(&t, dtype);
+        }
+        Ok(())
+    });
+    count
+}
 
 /// The table kind of a tensor.
 fn kind_of(tensor: &NamedTensor, place: Place) -> u8 {
@@ -112,20 +133,23 @@ fn name_len(t: &NamedTensor) -> usize {
 /// Bytes of `N`'s weights (parameters and saved state) in the flat format with scalars of
 /// `T`: the buffer size [`save`] needs.
 pub fn encoded_len<T: Real, N: Network<T>>() -> usize {
-    HEADER_LEN + table_len::<T, N>(true) + value_count::<T, N>() * size_of::<T>()
+    HEADER_LEN
+        + table_len::<T, N>(true)
+        + slot_count::<T, N>(true, Dtype::of::<T>()) * size_of::<T>()
 }
 
 /// Bytes of `N`'s gradients in the flat format: the buffer size [`save_gradients`] needs.
 pub fn gradients_len<T: Real, N: Network<T>>() -> usize {
-    HEADER_LEN + table_len::<T, N>(false) + N::PARAM_COUNT * size_of::<T>()
+    HEADER_LEN
+        + table_len::<T, N>(false)
+        + slot_count::<T, N>(false, Dtype::of::<T>()) * size_of::<T>()
 }
 
 /// Writes `net`'s weights (parameters, then the saved state: batch normalization's running
 /// statistics) into `out` in the flat format, with `T` as the dtype; returns the number of
 /// bytes written ([`encoded_len`]).
 ///
-/// Needs no allocator. Fails only if `out` is too small, a count does not fit the slot of an
-/// `f32` file (more than 2³² − 1 batches tracked), or (not for any network the macro
+/// Needs no allocator. Fails only if `out` is too small, or (not for any network the macro
 /// generates) a name or dimension does not fit the format's integers.
 pub fn save<T: Real, N: Network<T>>(net: &N, out: &mut [u8]) -> Result<usize, SaveError> {
     write_file(net, net.as_slice(), true, out)
@@ -168,13 +192,8 @@ fn write_file<T: Real, N: Network<T>>(
         if t.info.shape.iter().any(|&d| d > u32::MAX as usize) {
             return Err(unrepresentable("a dimension is above 2³² − 1"));
         }
-        if is_count(&t) && dtype == Dtype::F32 && count_value(net, place) > u32::MAX as u64 {
-            return Err(unrepresentable(
-                "the count is above 2³² − 1, the largest an f32 file holds (save as f64)",
-            ));
-        }
         count += 1;
-        value_count += t.info.len();
+        value_count += slots(&t, dtype);
         Ok(())
     })?;
     let needed = HEADER_LEN + table_len + value_count * dtype.size();
@@ -218,15 +237,10 @@ fn write_file<T: Real, N: Network<T>>(
             table[pos..pos + 4].copy_from_slice(&(d as u32).to_le_bytes());
             pos += 4;
         }
-        let bytes = t.info.len() * dtype.size();
+        let bytes = slots(&t, dtype) * dtype.size();
         let slot = &mut values_out[at..at + bytes];
         if is_count(&t) {
-            let n = count_value(net, place);
-            match dtype {
-                // Checked above to fit.
-                Dtype::F32 => slot.copy_from_slice(&(n as u32).to_le_bytes()),
-                Dtype::F64 => slot.copy_from_slice(&n.to_le_bytes()),
-            }
+            slot.copy_from_slice(&count_value(net, place).to_le_bytes());
         } else {
             read_tensor(net, values, &t, place, slot, dtype);
         }
@@ -258,11 +272,11 @@ pub fn load<T: Real, N: Network<T>>(net: &mut N, bytes: &[u8]) -> Result<(), Loa
     let (dtype, values) = check::<T, N>(bytes)?;
     let mut at = 0;
     let _ = try_visit_saved::<T, N, ()>(|_, t, place| {
-        let len = t.info.len() * dtype.size();
+        let len = slots(&t, dtype) * dtype.size();
         let slot = &values[at..at + len];
         if is_count(&t) {
             if let Place::State(index) = place {
-                net.set_state_value(index, 0, crate::StateValue::Count(read_count(slot)));
+                net.set_state_value(index, 0, crate::StateValue::Count(u64_at(slot, 0)));
             }
         } else {
             write_tensor(net, &t, place, slot, dtype);
@@ -271,14 +285,6 @@ pub fn load<T: Real, N: Network<T>>(net: &mut N, bytes: &[u8]) -> Result<(), Loa
         Ok(())
     });
     Ok(())
-}
-
-/// A count's slot: a little-endian `u32` or `u64`.
-fn read_count(slot: &[u8]) -> u64 {
-    match *slot {
-        [a, b, c, d] => u32::from_le_bytes([a, b, c, d]).into(),
-        _ => u64_at(slot, 0),
-    }
 }
 
 /// Checks `bytes` as [`load`] does, without loading: `Ok` exactly when `load` would
@@ -455,7 +461,7 @@ fn check<T: Real, N: Network<T>>(bytes: &[u8]) -> Result<(Dtype, &[u8]), LoadErr
     }
     // Every name and shape matches, so the values are exactly the network's saved values;
     // a header that says otherwise is inconsistent with its own table.
-    let expected = value_count::<T, N>();
+    let expected = slot_count::<T, N>(true, dtype);
     if param_count != expected as u64 {
         return Err(LoadError::ParameterCount {
             expected,

@@ -343,7 +343,8 @@ pub enum LoadError {
         found: Text,
     },
     /// The file holds a different number of values than the network saves (its
-    /// [`Network::PARAM_COUNT`] parameters and its state tensors' values).
+    /// [`Network::PARAM_COUNT`] parameters and its state tensors' values; in the flat format,
+    /// value slots, where a count takes 8 bytes).
     ParameterCount {
         /// The network's.
         expected: usize,
@@ -406,7 +407,7 @@ pub enum LoadError {
         tensor: NamedTensor,
         /// The value, as the file gives it.
         value: Text,
-        /// What the tensor holds: `f32`, `f64`, `a count (a non-negative integer)`.
+        /// What the tensor holds: `f32`, `f64`, `a count (an integer from 0 to 2⁶³ − 1)`.
         expected: &'static str,
     },
     /// The data is corrupt: its checksum is not the one stored.

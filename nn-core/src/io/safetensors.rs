@@ -307,7 +307,7 @@ fn check<'data, T: Real, N: Network<T>>(
             return Err(LoadError::OutOfRange {
                 tensor,
                 value: Text::format(format_args!("{}", i64::from_le_bytes(bytes))),
-                expected: "a count (a non-negative integer)",
+                expected: "a count (an integer from 0 to 2⁶³ − 1)",
             });
         }
         if !names.insert(name) {

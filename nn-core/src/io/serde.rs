@@ -848,7 +848,7 @@ impl CountSeed {
         E::custom(LoadError::OutOfRange {
             tensor: self.tensor,
             value: Text::format(format_args!("{value}")),
-            expected: "a count (a non-negative integer)",
+            expected: "a count (an integer from 0 to 2⁶³ − 1)",
         })
     }
 }
@@ -869,7 +869,12 @@ impl<'de> Visitor<'de> for CountSeed {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-        Ok(v)
+        // PyTorch's int64: what every format can save again.
+        if v <= i64::MAX as u64 {
+            Ok(v)
+        } else {
+            Err(self.out_of_range(v))
+        }
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
@@ -877,7 +882,8 @@ impl<'de> Visitor<'de> for CountSeed {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
-        if v >= 0.0 && v.fract() == 0.0 && v < 18_446_744_073_709_551_616.0 {
+        // Below 2⁶³, the largest `int64` value an `f64` holds.
+        if v >= 0.0 && v.fract() == 0.0 && v < 9_223_372_036_854_775_808.0 {
             Ok(v as u64)
         } else {
             Err(self.out_of_range(v))

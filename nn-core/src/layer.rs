@@ -207,3 +207,70 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{Dropout, MaxPool2d, PoolGeometry2dOf};
+
+    /// A layer of its own with parameters, keeping every default.
+    #[derive(Clone, Debug, PartialEq)]
+    #[repr(C)]
+    struct Shift {
+        b: SMatrix<f64, 3, 1>,
+    }
+
+    impl ConstZero for Shift {
+        const ZERO: Self = Shift { b: SMatrix::ZERO };
+    }
+
+    // SAFETY: repr(C), one static matrix of f64.
+    unsafe impl Zeroable for Shift {}
+
+    // SAFETY: repr(C), one static matrix of f64: 3 contiguous values.
+    unsafe impl Params<f64> for Shift {
+        const LEN: usize = 3;
+    }
+
+    impl Layer<f64, 3, 3> for Shift {
+        type Cache<const B: usize> = ();
+        type State = ();
+
+        fn forward<const B: usize>(
+            &self,
+            _: &(),
+            x: &SMatrix<f64, 3, B>,
+            y: &mut SMatrix<f64, 3, B>,
+        ) {
+            for (j, mut column) in y.column_iter_mut().enumerate() {
+                column.copy_from(&(x.column(j) + self.b));
+            }
+        }
+
+        fn backward<const B: usize>(
+            &self,
+            _: &SMatrix<f64, 3, B>,
+            _: &SMatrix<f64, 3, B>,
+            _: &(),
+            dy: &SMatrix<f64, 3, B>,
+            dx: &mut SMatrix<f64, 3, B>,
+            grads: &mut Self,
+        ) {
+            *dx += dy;
+            grads.b += dy.column_sum();
+        }
+    }
+
+    #[test]
+    fn a_layer_without_parameters_has_no_tensor_and_one_with_has_one_by_default() {
+        type Pool = MaxPool2d<f32, 16, 4, PoolGeometry2dOf<1, 4, 4, 2, 2, 2, 2>>;
+        assert!(<Pool as Layer<f32, 16, 4>>::TENSORS.is_empty());
+        assert!(<Dropout<f32, 8, 0> as Layer<f32, 8, 8>>::TENSORS.is_empty());
+        let tensors = <Shift as Layer<f64, 3, 3>>::TENSORS;
+        assert_eq!(tensors.len(), 1);
+        assert_eq!((tensors[0].name, tensors[0].shape), ("params", &[3][..]));
+        // No state is saved, and training does not mix the samples, by default.
+        assert!(<Shift as Layer<f64, 3, 3>>::STATE_TENSORS.is_empty());
+        const { assert!(!<Shift as Layer<f64, 3, 3>>::BATCH_STATISTICS) };
+    }
+}

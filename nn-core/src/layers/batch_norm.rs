@@ -673,6 +673,51 @@ mod tests {
     }
 
     #[test]
+    fn the_all_zero_state_is_pytorchs_initial_state() {
+        let layer = layer();
+        let x = batch();
+        let zero = BatchNormState::<f64, 3>::ZERO;
+        assert!(zero.is_initial());
+        let mut initial = BatchNormState::ZERO;
+        Bn::init_state(&mut initial, &mut Rng(0));
+        assert!(!initial.is_initial());
+        // Inference and saving see variance 1.
+        let (mut y_zero, mut y_initial) = (SMatrix::<f64, 12, 5>::ZERO, SMatrix::ZERO);
+        layer.forward(&zero, &x, &mut y_zero);
+        layer.forward(&initial, &x, &mut y_initial);
+        assert_eq!(y_zero, y_initial);
+        assert_eq!(Bn::state_value(&zero, 1, 2), StateValue::Real(1.0));
+        assert_eq!(Bn::state_value(&zero, 2, 0), StateValue::Count(0));
+        // Training updates from (0, 1) and counts the batch, as PyTorch.
+        let (mut a, mut b) = (zero, initial);
+        let (mut y, mut cache) = (SMatrix::ZERO, BatchNormCache::ZERO);
+        layer.forward_train(&mut a, &x, &mut y, &mut cache);
+        layer.forward_train(&mut b, &x, &mut y, &mut cache);
+        assert_eq!(a, b);
+        assert_eq!(a.num_batches_tracked, 1);
+        // A state with any value set is used as it is.
+        let mut set = BatchNormState::<f64, 3>::ZERO;
+        set.running_mean[1] = 0.5;
+        assert!(!set.is_initial());
+        assert_eq!(set.variance(0), 0.0);
+    }
+
+    #[test]
+    fn state_values_are_read_and_written_by_index() {
+        let mut state = BatchNormState::<f64, 3>::ZERO;
+        Bn::set_state_value(&mut state, 0, 2, StateValue::Real(-1.5));
+        Bn::set_state_value(&mut state, 1, 0, StateValue::Real(4.0));
+        Bn::set_state_value(&mut state, 2, 0, StateValue::Count(9));
+        assert_eq!(state.running_mean.as_slice(), &[0.0, 0.0, -1.5]);
+        assert_eq!(state.running_var.as_slice(), &[4.0, 0.0, 0.0]);
+        assert_eq!(state.num_batches_tracked, 9);
+        assert_eq!(Bn::state_value(&state, 0, 2), StateValue::Real(-1.5));
+        assert_eq!(Bn::state_value(&state, 1, 0), StateValue::Real(4.0));
+        assert_eq!(Bn::state_value(&state, 2, 0), StateValue::Count(9));
+        const { assert!(<Bn as Layer<f64, 12, 12>>::BATCH_STATISTICS) };
+    }
+
+    #[test]
     fn f32_agrees_with_f64() {
         let layer = layer();
         let single = BatchNorm::<f32, 3, 4, 12, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS> {

@@ -43,7 +43,7 @@ fn initialised() -> Box<Wide<f32>> {
 #[test]
 fn the_network_is_bigger_than_the_stack() {
     assert_eq!(Wide::<f32>::PARAM_COUNT, 1_863_690);
-    assert!(Wide::<f32>::BYTES > 3 * STACK);
+    const { assert!(Wide::<f32>::BYTES > 3 * STACK) };
     assert!(size_of::<Adam<f32, WideGrads<f32>>>() > 6 * STACK);
 }
 
@@ -199,7 +199,7 @@ where
 #[test]
 fn the_trainer_keeps_weight_sized_values_on_the_heap() {
     // Tape, gradients, Adam's moments and early stopping's best parameters: 7.6 MB each.
-    assert!(Broad::<f32>::BYTES > 3 * STACK);
+    const { assert!(Broad::<f32>::BYTES > 3 * STACK) };
     let mut net = Broad::<f32>::new_boxed();
     net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(4));
     train_in_a_small_stack::<_, 1>(net);
@@ -208,7 +208,7 @@ fn the_trainer_keeps_weight_sized_values_on_the_heap() {
 #[test]
 fn the_trainer_keeps_batch_sized_values_on_the_heap() {
     // The input batch and the tape: 3.2 MB each.
-    assert!(784 * 1024 * 4 > STACK);
+    const { assert!(784 * 1024 * 4 > STACK) };
     let mut net = Linear::<f32>::new_boxed();
     net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(5));
     train_in_a_small_stack::<_, 1024>(net);

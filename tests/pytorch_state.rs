@@ -474,9 +474,7 @@ fn a_network_nobody_initialised_computes_what_a_new_pytorch_module_computes() {
     randomize(&mut *zero, 3, 1.0);
     assert!(zero.state.bn.is_initial());
     let mut initialised = nn::clone_boxed(&*zero);
-    for bn in [&mut initialised.state.bn.running_var] {
-        bn.fill(1.0);
-    }
+    initialised.state.bn.running_var.fill(1.0);
     initialised.state.bn_fc.running_var.fill(1.0);
     assert!(!initialised.state.bn.is_initial());
     let x = common::random_matrix::<128, 4>(5, 1.0);

@@ -89,14 +89,6 @@ impl Dtype {
             Dtype::F64 => "F64",
         }
     }
-
-    /// The Rust type's name: `f32`, `f64`.
-    pub const fn rust_name(self) -> &'static str {
-        match self {
-            Dtype::F32 => "f32",
-            Dtype::F64 => "f64",
-        }
-    }
 }
 
 impl fmt::Display for Dtype {
@@ -303,6 +295,37 @@ impl fmt::Display for Dims<'_> {
     }
 }
 
+/// What the values of a tensor may be, for [`LoadError::OutOfRange`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueRange {
+    /// An `f32` (finite numbers up to about 3.4·10³⁸ in magnitude, or ±∞, NaN).
+    F32,
+    /// An `f64`.
+    F64,
+    /// A count: an integer from 0 to 2⁶³ − 1 (PyTorch's `int64`).
+    Count,
+}
+
+impl ValueRange {
+    /// The range of the scalar type `T`.
+    pub const fn of<T: Real>() -> ValueRange {
+        match Dtype::of::<T>() {
+            Dtype::F32 => ValueRange::F32,
+            Dtype::F64 => ValueRange::F64,
+        }
+    }
+}
+
+impl fmt::Display for ValueRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValueRange::F32 => "f32",
+            ValueRange::F64 => "f64",
+            ValueRange::Count => "a count (an integer from 0 to 2⁶³ − 1)",
+        })
+    }
+}
+
 /// Why weights could not be loaded. The network is unchanged in every case.
 ///
 /// `Display` names the tensor at fault where there is one.
@@ -407,8 +430,8 @@ pub enum LoadError {
         tensor: NamedTensor,
         /// The value, as the file gives it.
         value: Text,
-        /// What the tensor holds: `f32`, `f64`, `a count (an integer from 0 to 2⁶³ − 1)`.
-        expected: &'static str,
+        /// What the tensor holds.
+        expected: ValueRange,
     },
     /// The data is corrupt: its checksum is not the one stored.
     Checksum {

@@ -39,8 +39,8 @@
 //! PyTorch's `p.grad`.
 
 use super::{
-    Dtype, LoadError, Place, SaveError, Shape, Text, count_value, is_count, read_tensor,
-    try_visit_saved, write_tensor,
+    Dtype, LoadError, Place, SaveError, Shape, Text, ValueRange, count_value, is_count,
+    read_tensor, try_visit_saved, write_tensor,
 };
 use crate::{NamedTensor, Network, Params, Real, StateValue};
 use alloc::borrow::ToOwned;
@@ -307,7 +307,7 @@ fn check<'data, T: Real, N: Network<T>>(
             return Err(LoadError::OutOfRange {
                 tensor,
                 value: Text::format(format_args!("{}", i64::from_le_bytes(bytes))),
-                expected: "a count (an integer from 0 to 2⁶³ − 1)",
+                expected: ValueRange::Count,
             });
         }
         if !names.insert(name) {

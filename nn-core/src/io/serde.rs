@@ -43,8 +43,8 @@
 //! existing network and leaves it unchanged on error.
 
 use super::{
-    Dtype, LoadError, Place, Shape, Text, count_value, from_f32, is_count, is_named, real_value,
-    set_real_value, storage_index, to_f32, try_visit_saved,
+    Dtype, LoadError, Place, Shape, Text, ValueRange, count_value, from_f32, is_count, is_named,
+    real_value, set_real_value, storage_index, to_f32, try_visit_saved,
 };
 use crate::{NamedTensor, Network, Params, Real, StateValue};
 use ::serde::Serialize;
@@ -762,7 +762,7 @@ impl<T: Real> ScalarSeed<T> {
         E::custom(LoadError::OutOfRange {
             tensor: self.tensor,
             value: Text::format(format_args!("{value}")),
-            expected: Dtype::of::<T>().rust_name(),
+            expected: ValueRange::of::<T>(),
         })
     }
 }
@@ -848,7 +848,7 @@ impl CountSeed {
         E::custom(LoadError::OutOfRange {
             tensor: self.tensor,
             value: Text::format(format_args!("{value}")),
-            expected: "a count (an integer from 0 to 2⁶³ − 1)",
+            expected: ValueRange::Count,
         })
     }
 }

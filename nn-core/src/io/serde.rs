@@ -883,7 +883,7 @@ impl<'de> Visitor<'de> for CountSeed {
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
         // Below 2⁶³, the largest `int64` value an `f64` holds.
-        if v >= 0.0 && v.fract() == 0.0 && v < 9_223_372_036_854_775_808.0 {
+        if (0.0..9_223_372_036_854_775_808.0).contains(&v) && (v as u64) as f64 == v {
             Ok(v as u64)
         } else {
             Err(self.out_of_range(v))

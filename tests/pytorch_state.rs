@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::randomize;
+use common::{TorchMlp, TorchMlpGrads, TorchMlpTape, randomize};
 use nn::io::flat;
 use nn::io::safetensors::{Names, Options};
 use nn::optim::{Sgd, SgdConfig};
@@ -68,16 +68,6 @@ nn::network! {
 }
 
 nn::network! {
-    /// The module of make_fixture.py's `TorchMlp`.
-    pub struct TorchMlp {
-        input: [3],
-        fc1: Dense<5>, Tanh,
-        fc2: Dense<4>, Relu,
-        fc3: Dense<2>,
-    }
-}
-
-nn::network! {
     /// A bare `nn.Conv1d(2, 3, 3, stride=2)`.
     pub struct BareConv {
         input: [2, 7],
@@ -96,31 +86,7 @@ const TORCH_MLP_GRADS: &[u8] = include_bytes!("fixtures/torch_mlp_grads.safetens
 const TORCH_CONV1D: &[u8] = include_bytes!("fixtures/torch_conv1d.safetensors");
 const TORCH_CONV1D_BARE: &[u8] = include_bytes!("fixtures/torch_conv1d_bare.safetensors");
 
-/// A floating-point tensor of a safetensors file: its shape and its values (row-major) as
-/// `f64`.
-fn tensor(file: &[u8], name: &str) -> (Vec<usize>, Vec<f64>) {
-    let file = safetensors::SafeTensors::deserialize(file).unwrap();
-    let view = file.tensor(name).unwrap();
-    let values = match view.dtype() {
-        safetensors::Dtype::F32 => view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
-            .collect(),
-        safetensors::Dtype::F64 => view
-            .data()
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-        safetensors::Dtype::I64 => view
-            .data()
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
-            .collect(),
-        other => panic!("{other:?}"),
-    };
-    (view.shape().to_vec(), values)
-}
+use common::safetensors_tensor as tensor;
 
 /// Name → (dtype, shape) of every tensor of a safetensors file.
 fn tensor_list(file: &[u8]) -> BTreeMap<String, (String, Vec<usize>)> {

@@ -4,21 +4,11 @@
 
 mod common;
 
-use common::randomize;
+use common::{TorchMlp, randomize};
 use nn::io::safetensors::{Names, Options};
 use nn::io::{Dtype, LoadError, flat};
 use nn::prelude::*;
 use nn::{NamedTensor, io};
-
-nn::network! {
-    /// The module of tests/fixtures/make_fixture.py.
-    pub struct TorchMlp {
-        input: [3],
-        fc1: Dense<5>, Tanh,
-        fc2: Dense<4>, Relu,
-        fc3: Dense<2>,
-    }
-}
 
 nn::network! {
     /// The convolutional module of tests/fixtures/make_fixture.py: weight [3, 2, 3, 2].
@@ -85,22 +75,7 @@ const SEQUENTIAL: Names<'static> = Names::Layers(&[("fc1", "0"), ("fc2", "2"), (
 
 /// A tensor of the reference file, as `f64`s in row-major order.
 fn reference(name: &str) -> (Vec<usize>, Vec<f64>) {
-    let file = safetensors::SafeTensors::deserialize(TORCH_IO).unwrap();
-    let view = file.tensor(name).unwrap();
-    let values = match view.dtype() {
-        safetensors::Dtype::F32 => view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
-            .collect(),
-        safetensors::Dtype::F64 => view
-            .data()
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-        other => panic!("{other:?}"),
-    };
-    (view.shape().to_vec(), values)
+    common::safetensors_tensor(TORCH_IO, name)
 }
 
 /// The reference batch `[4, 3]` (row-major, one sample per row) as our `[3, 4]` columns.

@@ -757,14 +757,17 @@ struct ScalarSeed<T> {
     _scalar: PhantomData<T>,
 }
 
-impl<T: Real> ScalarSeed<T> {
-    fn out_of_range<E: de::Error>(&self, value: impl fmt::Display) -> E {
-        E::custom(LoadError::OutOfRange {
-            tensor: self.tensor,
-            value: Text::format(format_args!("{value}")),
-            expected: ValueRange::of::<T>(),
-        })
-    }
+/// [`LoadError::OutOfRange`] as the format's error.
+fn out_of_range<E: de::Error>(
+    tensor: NamedTensor,
+    value: impl fmt::Display,
+    expected: ValueRange,
+) -> E {
+    E::custom(LoadError::OutOfRange {
+        tensor,
+        value: Text::format(format_args!("{value}")),
+        expected,
+    })
 }
 
 impl<'de, T: Real> DeserializeSeed<'de> for ScalarSeed<T> {
@@ -804,7 +807,8 @@ impl<'de, T: Real> Visitor<'de> for ScalarSeed<T> {
             Dtype::F32 => {
                 let x = v as f32;
                 if x.is_infinite() && v.is_finite() {
-                    return Err(self.out_of_range(format_args!("{v:e}")));
+                    let value = format_args!("{v:e}");
+                    return Err(out_of_range(self.tensor, value, ValueRange::F32));
                 }
                 Ok(from_f32(x))
             }
@@ -843,16 +847,6 @@ struct CountSeed {
     tensor: NamedTensor,
 }
 
-impl CountSeed {
-    fn out_of_range<E: de::Error>(&self, value: impl fmt::Display) -> E {
-        E::custom(LoadError::OutOfRange {
-            tensor: self.tensor,
-            value: Text::format(format_args!("{value}")),
-            expected: ValueRange::Count,
-        })
-    }
-}
-
 impl<'de> DeserializeSeed<'de> for CountSeed {
     type Value = u64;
 
@@ -873,12 +867,12 @@ impl<'de> Visitor<'de> for CountSeed {
         if v <= i64::MAX as u64 {
             Ok(v)
         } else {
-            Err(self.out_of_range(v))
+            Err(out_of_range(self.tensor, v, ValueRange::Count))
         }
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-        u64::try_from(v).map_err(|_| self.out_of_range(v))
+        u64::try_from(v).map_err(|_| out_of_range(self.tensor, v, ValueRange::Count))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
@@ -886,7 +880,7 @@ impl<'de> Visitor<'de> for CountSeed {
         if (0.0..9_223_372_036_854_775_808.0).contains(&v) && (v as u64) as f64 == v {
             Ok(v as u64)
         } else {
-            Err(self.out_of_range(v))
+            Err(out_of_range(self.tensor, v, ValueRange::Count))
         }
     }
 }

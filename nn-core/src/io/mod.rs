@@ -37,14 +37,14 @@
 //!   [`Network::visit_tensors`]): `fc1.weight`, `fc1.bias`, `conv.weight`…;
 //! - the state PyTorch keeps as buffers (listed by [`Network::visit_state_tensors`]): batch
 //!   normalization's `bn1.running_mean` and `bn1.running_var` (of role
-//!   [`Role::State`](crate::Role::State), the network's scalar type) and
-//!   `bn1.num_batches_tracked` (of role [`Role::Count`](crate::Role::Count), an integer:
+//!   [`Role::State`], the network's scalar type) and
+//!   `bn1.num_batches_tracked` (of role [`Role::Count`], an integer:
 //!   `int64` in PyTorch and safetensors).
 //!
 //! Layers without parameters (pooling, dropout, activations, flatten) have no tensor, as in
 //! PyTorch. State that PyTorch does not save (dropout's generator) is not saved either.
 //! Gradients are saved under the parameters' names by each format's `save_gradients` (or
-//! [`serde::Gradients`](self::serde)), to compare with PyTorch's `p.grad`.
+//! `serde::Gradients`), to compare with PyTorch's `p.grad`.
 
 pub mod flat;
 #[cfg(feature = "safetensors")]

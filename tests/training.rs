@@ -690,6 +690,25 @@ mod trainer_edges {
         );
     }
 
+    #[test]
+    #[should_panic(expected = "padding would enter the batch statistics")]
+    fn parallel_gradients_refuse_a_partial_chunk_with_batch_statistics() {
+        let mut net = Normed::<f32>::new_boxed();
+        net.init(&mut rng());
+        let mut workspace = nn::train::ParallelWorkspace::<f32, Normed<f32>, 2, 2, 4>::new(8);
+        let mut grads = NormedGrads::<f32>::new_boxed();
+        let x = SMatrix::<f32, 2, 8>::from_fn(|i, j| (i + j) as f32);
+        let targets = [0usize, 1, 0, 1, 0];
+        nn::train::parallel_gradients(
+            &mut *net,
+            &mut workspace,
+            &x,
+            &targets,
+            &SoftmaxCrossEntropy,
+            &mut grads,
+        );
+    }
+
     type Inputs = (SMatrix<f64, 4, 1>, SMatrix<f64, 3, 1>);
     type Targets = (f64, SMatrix<f64, 3, 1>);
 

@@ -1,7 +1,12 @@
 //! The derivation every network carries (`EQUATIONS`, `EQUATIONS_TEXT`, `DOT`, `MERMAID`): the
 //! lecture's neuron, fan-out, shared layers, concatenation, products and every activation;
-//! diagrams that name every node and edge; and the README and `docs/` kept in step with it.
+//! each built-in layer's own equations (LeNet, the transformer example, a GRU, batch norm),
+//! with the convolution's and batch norm's checked against the code in numbers; diagrams
+//! that name every node and edge; and the README and `docs/` kept in step with it.
 
+mod common;
+
+use common::{random_matrix, randomize};
 use nn::prelude::*;
 
 nn::network! {
@@ -158,6 +163,86 @@ nn::network! {
     }
     forward(x: [3]) -> y {
         let y = tanh(scale(scale(fc(x))));
+    }
+}
+
+nn::network! {
+    /// LeNet-5 on 28×28 images, as in `tests/convnets.rs`.
+    pub struct LeNet {
+        input: [1, 28, 28],
+        conv1: Conv2d<6, 5, padding = 2>, Relu,
+        pool1: MaxPool2d<2>,
+        conv2: Conv2d<16, 5>, Relu,
+        pool2: MaxPool2d<2>,
+        Flatten,
+        fc1: Dense<120>, Relu,
+        fc2: Dense<84>, Relu,
+        fc3: Dense<10>,
+    }
+}
+
+nn::network! {
+    /// The transformer example's network (`examples/transformer.rs`): one post-norm encoder
+    /// block and a linear read-out.
+    pub struct Palindromes {
+        embed: Embedding<4, 16>,
+        positions: LearnedPositions,
+        attention: MultiHeadAttention<2>,
+        norm1: LayerNorm,
+        ff1: Dense<32>,
+        ff2: Dense<16>,
+        norm2: LayerNorm,
+        readout: Dense<2>,
+    }
+    forward(tokens: [8]) -> logits {
+        let x = positions(embed(tokens));
+        let a = norm1(x + attention(x));
+        let b = norm2(a + ff2(relu(ff1(a))));
+        let logits = readout(flatten(b));
+    }
+}
+
+nn::network! {
+    /// The sequence example's network (`examples/sequence.rs`): a GRU read at its last step.
+    pub struct NextValue {
+        input: [16, 1],
+        gru: Gru<32, last = true>,
+        head: Dense<1>,
+    }
+}
+
+nn::network! {
+    /// Batch norm between two dense layers, and dropout.
+    pub struct Normalized {
+        input: [3],
+        fc: Dense<4>,
+        bn: BatchNorm1d<eps = 0.001>,
+        drop: Dropout<0.5>,
+        head: Dense<2>,
+    }
+}
+
+nn::network! {
+    /// Batch norm alone: its input's gradient is the three-term formula.
+    pub struct BatchNormOnly {
+        input: [4],
+        bn: BatchNorm1d<eps = 0.001>,
+    }
+}
+
+nn::network! {
+    /// Group norm alone: its input's gradient uses each sample's group statistics.
+    pub struct GroupNormOnly {
+        input: [4, 3],
+        gn: GroupNorm<2>,
+    }
+}
+
+nn::network! {
+    /// A 1-d convolution with stride, padding and dilation.
+    pub struct Strided {
+        input: [2, 9],
+        conv: Conv1d<3, 3, stride = 2, padding = 1, dilation = 2>,
     }
 }
 
@@ -610,6 +695,10 @@ fn every_diagram_parses_as_dot() {
         Thresholds::<f32>::DOT,
         OutputsFeedOn::<f32>::DOT,
         Scaled::<f32>::DOT,
+        LeNet::<f32>::DOT,
+        Palindromes::<f32>::DOT,
+        NextValue::<f32>::DOT,
+        Normalized::<f32>::DOT,
     ] {
         let mut parser = layout::gv::DotParser::new(dot);
         assert!(parser.process().is_ok(), "{dot}");
@@ -638,6 +727,18 @@ fn the_documented_summary_is_what_summary_prints() {
         (
             OutputsFeedOn::<f32>::SUMMARY_TEXT,
             OutputsFeedOn::<f32>::summary().to_string(),
+        ),
+        (
+            LeNet::<f32>::SUMMARY_TEXT,
+            LeNet::<f32>::summary().to_string(),
+        ),
+        (
+            Palindromes::<f32>::SUMMARY_TEXT,
+            Palindromes::<f32>::summary().to_string(),
+        ),
+        (
+            NextValue::<f32>::SUMMARY_TEXT,
+            NextValue::<f32>::summary().to_string(),
         ),
     ];
     for (documented, printed) in cases {
@@ -690,6 +791,23 @@ fn the_readme_and_docs_show_the_current_derivation() {
             "the README's `{line}` is not derived"
         );
     }
+    // The README's lines of LeNet and of a GRU: derived ones.
+    let layers = readme
+        .split("### Each layer's own equations")
+        .nth(1)
+        .and_then(|section| section.split("```text\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("the README's equations of built-in layers");
+    let derived: Vec<&str> = equations(LeNet::<f32>::EQUATIONS_TEXT)
+        .into_iter()
+        .chain(equations(NextValue::<f32>::EQUATIONS_TEXT))
+        .collect();
+    for line in layers.lines() {
+        assert!(
+            derived.contains(&line),
+            "the README's `{line}` is not derived"
+        );
+    }
     assert_eq!(
         include_str!("../docs/explain-resmlp.dot"),
         ResMlp::<f32>::DOT,
@@ -700,4 +818,399 @@ fn the_readme_and_docs_show_the_current_derivation() {
         ResMlp::<f32>::MERMAID,
         "docs/explain-resmlp.mmd is stale: {regenerate}"
     );
+}
+
+#[test]
+fn lenets_layers_give_their_own_equations() {
+    let text = LeNet::<f32>::EQUATIONS_TEXT;
+    assert_equations(
+        text,
+        &[
+            "conv1 = W_conv1 ⋆ input + b_conv1",
+            "pool1 = maxpool(conv1_relu)",
+            "pool2_flat = flatten(pool2)",
+            "fc1 = W_fc1·pool2_flat + b_fc1",
+            // The weights' gradient is the input correlated with the output's gradient.
+            "∂L/∂W_conv2 = corr(pool1, ∂L/∂conv2)",
+            "∂L/∂b_conv2 = Σ_pos ∂L/∂conv2",
+            "∂L/∂pool1 = W_conv2 ⋆ᵀ ∂L/∂conv2",
+            // Max pooling routes each gradient to its window's arg-max.
+            "∂L/∂conv1_relu = to_argmax(conv1_relu, ∂L/∂pool1)",
+            "∂L/∂pool2 = ∂L/∂pool2_flat",
+        ],
+    );
+    assert_eq!(
+        columns(text, "conv1 = W_conv1 ⋆ input + b_conv1"),
+        [
+            "conv1 = W_conv1 ⋆ input + b_conv1",
+            "[6, 28, 28]",
+            "s = 1×1, p = 2×2, d = 1×1"
+        ]
+    );
+    assert_eq!(
+        columns(text, "∂L/∂W_conv1 = corr(input, ∂L/∂conv1)"),
+        ["∂L/∂W_conv1 = corr(input, ∂L/∂conv1)", "[6, 1, 5, 5]"]
+    );
+    for definition in [
+        "(W ⋆ x)[o, i, j] = Σ_{c,u,v} W[o, c, u, v]·x[c, s·i + d·u − p, s·j + d·v − p]",
+        "corr(x, g)[o, c, u, v] = Σ_{i,j} g[o, i, j]·x[c, s·i + d·u − p, s·j + d·v − p]",
+        "to_argmax(x, g)[c, m] = Σ g[c, i, j] over the windows (i, j) whose maximum is x[c, m]",
+    ] {
+        assert!(
+            text.contains(definition),
+            "missing `{definition}` in\n{text}"
+        );
+    }
+    let latex = LeNet::<f32>::EQUATIONS;
+    assert!(latex.contains(
+        "\\frac{\\partial L}{\\partial W_{\\mathrm{conv1}}} &= \\operatorname{corr}(\\mathrm{input}, \
+         \\frac{\\partial L}{\\partial \\mathrm{conv1}}) &&\\in \\mathbb{R}^{6 \\times 1 \\times 5 \\times 5}"
+    ));
+}
+
+#[test]
+fn the_transformers_layers_give_their_own_equations() {
+    let text = Palindromes::<f32>::EQUATIONS_TEXT;
+    assert_equations(
+        text,
+        &[
+            "embed_out = onehot(tokens)·W_embed",
+            "x = embed_out + P_positions",
+            "[Q K V] = x·W_in_attentionᵀ + 𝟏·b_in_attentionᵀ",
+            "A_h = (Q_h·K_hᵀ)/√8",
+            "P_h = softmax(A_h)",
+            "attention_out = O·W_out_attentionᵀ + 𝟏·b_out_attentionᵀ",
+            "x̂_norm1 = (sum − μ_norm1)/√(σ²_norm1 + ε)",
+            "a = γ_norm1 ⊙ x̂_norm1 + β_norm1",
+            // A dense layer on a sequence acts on each row (position).
+            "ff1_out = a·W_ff1ᵀ + 𝟏·b_ff1ᵀ",
+            "∂L/∂W_ff1 = (∂L/∂ff1_out)ᵀ·a",
+            "∂L/∂relu_out = ∂L/∂ff2_out·W_ff2",
+            // Softmax's vector-Jacobian product, row by row.
+            "∂A_h = P_h ⊙ (∂P_h − rowsum(P_h ⊙ ∂P_h)·𝟏ᵀ)",
+            "∂L/∂W_in_attention = ∂[Q K V]ᵀ·x",
+            "∂L/∂x = ∂[Q K V]·W_in_attention + ∂L/∂sum",
+            // Layer norm's three-term gradient.
+            "g_norm1 = γ_norm1 ⊙ ∂L/∂a",
+            "∂L/∂sum = (g_norm1 − row_mean(g_norm1) − x̂_norm1 ⊙ row_mean(g_norm1 ⊙ x̂_norm1))/\
+             √(σ²_norm1 + ε)",
+            "∂L/∂γ_norm1 = Σ_pos ∂L/∂a ⊙ x̂_norm1",
+            // Token ids have no gradient; the table gets the rows of the tokens seen.
+            "∂L/∂W_embed = onehot(tokens)ᵀ·∂L/∂embed_out",
+            "∂L/∂tokens = 0",
+        ],
+    );
+    assert_eq!(
+        columns(text, "A_h = (Q_h·K_hᵀ)/√8"),
+        ["A_h = (Q_h·K_hᵀ)/√8", "[8, 8]", "for each head h = 1…2"]
+    );
+}
+
+#[test]
+fn a_gru_gives_one_step_of_backpropagation_through_time() {
+    let text = NextValue::<f32>::EQUATIONS_TEXT;
+    assert_equations(
+        text,
+        &[
+            "gi_t = W_ih_gru·input[t] + b_ih_gru",
+            "gh_t = W_hh_gru·h_{t−1} + b_hh_gru",
+            "r_t = σ(gi_t[r] + gh_t[r])",
+            "z_t = σ(gi_t[z] + gh_t[z])",
+            "n_t = tanh(gi_t[n] + r_t ⊙ gh_t[n])",
+            "h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1}",
+            "gru = h_16",
+            "∂h_t = ∂h′_t",
+            "∂n_t = ∂h_t ⊙ (1 − z_t)",
+            "∂z_t = ∂h_t ⊙ (h_{t−1} − n_t)",
+            "∂gi_t[n] = ∂n_t ⊙ (1 − n_t²)",
+            "∂gi_t[r] = ∂gi_t[n] ⊙ gh_t[n] ⊙ r_t ⊙ (1 − r_t)",
+            "∂gi_t[z] = ∂z_t ⊙ z_t ⊙ (1 − z_t)",
+            "∂gh_t = [∂gi_t[r]; ∂gi_t[z]; r_t ⊙ ∂gi_t[n]]",
+            "∂h′_{t−1} = ∂h_t ⊙ z_t + W_hh_gruᵀ·∂gh_t",
+            "∂L/∂W_ih_gru = Σ_t ∂gi_t·input[t]ᵀ",
+            "∂L/∂W_hh_gru = Σ_t ∂gh_t·h_{t−1}ᵀ",
+            "∂L/∂input = (W_ih_gruᵀ·∂gi_t)_{t=1…16}",
+        ],
+    );
+    assert_eq!(
+        columns(text, "gi_t = W_ih_gru·input[t] + b_ih_gru"),
+        [
+            "gi_t = W_ih_gru·input[t] + b_ih_gru",
+            "[96]",
+            "gru: for t = 1…16, from h_0 = 0"
+        ]
+    );
+    assert_eq!(
+        columns(text, "∂h_t = ∂h′_t"),
+        [
+            "∂h_t = ∂h′_t",
+            "[32]",
+            "gru, back through time: t = 16…1, from ∂h′_16 = ∂L/∂gru"
+        ]
+    );
+    // The step runs after ∂L/∂gru, and the parameter gradients after the step.
+    let order = equations(backward(text));
+    let at = |e: &str| order.iter().position(|&x| x == e).unwrap();
+    assert!(at("∂L/∂gru = W_headᵀ·∂L/∂head") < at("∂h_t = ∂h′_t"));
+    assert!(
+        at("∂h′_{t−1} = ∂h_t ⊙ z_t + W_hh_gruᵀ·∂gh_t") < at("∂L/∂W_ih_gru = Σ_t ∂gi_t·input[t]ᵀ")
+    );
+}
+
+#[test]
+fn no_built_in_layer_is_shown_as_a_layer_of_your_own() {
+    for text in [
+        LeNet::<f32>::EQUATIONS_TEXT,
+        Palindromes::<f32>::EQUATIONS_TEXT,
+        NextValue::<f32>::EQUATIONS_TEXT,
+        Normalized::<f32>::EQUATIONS_TEXT,
+        BatchNormOnly::<f32>::EQUATIONS_TEXT,
+        GroupNormOnly::<f32>::EQUATIONS_TEXT,
+        Strided::<f32>::EQUATIONS_TEXT,
+    ] {
+        assert!(!text.contains("of your own"), "{text}");
+        assert!(!text.contains('θ'), "{text}");
+        assert!(!text.contains("∂gru/∂"), "{text}");
+    }
+    // A layer of your own still is.
+    assert!(Scaled::<f32>::EQUATIONS_TEXT.contains("of your own"));
+}
+
+/// Batch norm's equations, `∂L/∂x = (γ/√(σ² + ε)) ⊙ (g − batch_mean(g) − x̂ ⊙
+/// batch_mean(g ⊙ x̂))` and `∂L/∂γ = Σ g ⊙ x̂`, computed as written from a training pass, are
+/// what `backward` computes.
+#[test]
+fn batch_norms_three_term_gradient_is_what_backward_computes() {
+    assert_equations(
+        Normalized::<f64>::EQUATIONS_TEXT,
+        &[
+            "x̂_bn = (fc − μ_bn)/√(σ²_bn + ε)",
+            "bn = γ_bn ⊙ x̂_bn + β_bn",
+            "drop = m_drop ⊙ bn",
+            "∂L/∂bn = m_drop ⊙ ∂L/∂drop",
+            "∂L/∂fc = (γ_bn/√(σ²_bn + ε)) ⊙ (∂L/∂bn − batch_mean(∂L/∂bn) − x̂_bn ⊙ \
+             batch_mean(∂L/∂bn ⊙ x̂_bn))",
+            "∂L/∂γ_bn = ∂L/∂bn ⊙ x̂_bn",
+        ],
+    );
+    assert_equations(
+        BatchNormOnly::<f64>::EQUATIONS_TEXT,
+        &[
+            "∂L/∂input = (γ_bn/√(σ²_bn + ε)) ⊙ (∂L/∂bn − batch_mean(∂L/∂bn) − x̂_bn ⊙ \
+             batch_mean(∂L/∂bn ⊙ x̂_bn))",
+            "∂L/∂γ_bn = ∂L/∂bn ⊙ x̂_bn",
+            "∂L/∂β_bn = ∂L/∂bn",
+        ],
+    );
+
+    const B: usize = 5;
+    let mut net = BatchNormOnly::<f64>::ZERO;
+    randomize(&mut net, 7, 0.8);
+    let x = random_matrix::<4, B>(8, 1.0);
+    let mut tape = BatchNormOnlyTape::<f64, B>::ZERO;
+    net.forward_train(&x, &mut tape);
+    let g = random_matrix::<4, B>(9, 1.0); // ∂L/∂bn
+    let mut grads = BatchNormOnlyGrads::ZERO;
+    let d_x = net.backward(&tape, &g, &mut grads);
+
+    let eps = 0.001;
+    for c in 0..4 {
+        let (x_c, g_c) = (x.row(c).transpose(), g.row(c).transpose());
+        // μ and the biased σ² of the channel over the batch; batch_mean likewise.
+        let mean = x_c.mean();
+        let variance = x_c.map(|v| (v - mean).powi(2)).mean();
+        let std = (variance + eps).sqrt();
+        let x_hat = x_c.map(|v| (v - mean) / std);
+        let gamma = net.bn.weight[c];
+        let three_terms = (g_c.add_scalar(-g_c.mean()) - x_hat * g_c.component_mul(&x_hat).mean())
+            * (gamma / std);
+        let by_backward = d_x.row(c).transpose();
+        assert!((three_terms - by_backward).amax() < 1e-12, "channel {c}");
+        assert!((grads.bn.weight[c] - g_c.component_mul(&x_hat).sum()).abs() < 1e-12);
+        assert!((grads.bn.bias[c] - g_c.sum()).abs() < 1e-12);
+    }
+}
+
+/// Group norm's equations, `g = γ ⊙ ∂L/∂y` and `∂L/∂x = (g − group_mean(g) − x̂ ⊙
+/// group_mean(g ⊙ x̂))/√(σ² + ε)`, computed as written, are what `backward` computes; and its
+/// gradients through the generated network match finite differences.
+#[test]
+fn group_norms_gradient_is_what_backward_computes() {
+    let text = GroupNormOnly::<f64>::EQUATIONS_TEXT;
+    assert_equations(
+        text,
+        &[
+            "x̂_gn = (input − μ_gn)/√(σ²_gn + ε)",
+            "gn = γ_gn ⊙ x̂_gn + β_gn",
+            "g_gn = γ_gn ⊙ ∂L/∂gn",
+            "∂L/∂γ_gn = Σ_pos ∂L/∂gn ⊙ x̂_gn",
+            "∂L/∂input = (g_gn − group_mean(g_gn) − x̂_gn ⊙ group_mean(g_gn ⊙ x̂_gn))/\
+             √(σ²_gn + ε)",
+        ],
+    );
+    assert_eq!(
+        columns(text, "x̂_gn = (input − μ_gn)/√(σ²_gn + ε)")[2],
+        "gn: μ and σ² of each group of 2 channels over their positions, in each sample; ε = 0.00001"
+    );
+
+    const B: usize = 2;
+    let mut net = GroupNormOnly::<f64>::ZERO;
+    randomize(&mut net, 11, 0.8);
+    let x = random_matrix::<12, B>(12, 1.0);
+    let mut tape = GroupNormOnlyTape::<f64, B>::ZERO;
+    net.forward_train(&x, &mut tape);
+    let dy = random_matrix::<12, B>(13, 1.0);
+    let mut grads = GroupNormOnlyGrads::ZERO;
+    let d_x = net.backward(&tape, &dy, &mut grads);
+    for j in 0..B {
+        // Group k holds channels 2k and 2k + 1, values 6k..6k + 6 of the sample.
+        for k in 0..2 {
+            let values = 6 * k..6 * k + 6;
+            let x_g: Vec<f64> = values.clone().map(|i| x[(i, j)]).collect();
+            let mean = x_g.iter().sum::<f64>() / 6.0;
+            let variance = x_g.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 6.0;
+            let std = (variance + 1e-5).sqrt();
+            let x_hat: Vec<f64> = x_g.iter().map(|v| (v - mean) / std).collect();
+            let g: Vec<f64> = values
+                .clone()
+                .map(|i| net.gn.weight[i / 3] * dy[(i, j)])
+                .collect();
+            let group_mean = |v: &dyn Fn(usize) -> f64| (0..6).map(v).sum::<f64>() / 6.0;
+            let (mean_g, mean_gx) = (group_mean(&|i| g[i]), group_mean(&|i| g[i] * x_hat[i]));
+            for (i, value) in values.enumerate() {
+                let expected = (g[i] - mean_g - x_hat[i] * mean_gx) / std;
+                assert!(
+                    (expected - d_x[(value, j)]).abs() < 1e-12,
+                    "x[{value}] of {j}"
+                );
+            }
+        }
+    }
+    let report = nn::gradcheck::check_network(&mut net, &x);
+    assert!(report.max_rel_error < 1e-7, "{report:?}");
+}
+
+/// A convolution's equations with their definitions, `∂L/∂W = corr(x, g)` and
+/// `∂L/∂x = W ⋆ᵀ g` with `corr(x, g)[o, c, u] = Σ_i g[o, i]·x[c, s·i + d·u − p]`, computed
+/// as written, are what `backward` computes (weights stored as PyTorch's `[o, c, u]`
+/// flattened to columns `c·K + u`).
+#[test]
+fn a_convolutions_weight_gradient_is_the_correlation_of_its_input_and_output_gradient() {
+    let text = Strided::<f64>::EQUATIONS_TEXT;
+    assert_equations(
+        text,
+        &[
+            "conv = W_conv ⋆ input + b_conv",
+            "∂L/∂W_conv = corr(input, ∂L/∂conv)",
+            "∂L/∂b_conv = Σ_pos ∂L/∂conv",
+            "∂L/∂input = W_conv ⋆ᵀ ∂L/∂conv",
+        ],
+    );
+    assert_eq!(
+        columns(text, "conv = W_conv ⋆ input + b_conv")[1..],
+        ["[3, 4]", "s = 2, p = 1, d = 2; output"]
+    );
+    for definition in [
+        "(W ⋆ x)[o, i] = Σ_{c,u} W[o, c, u]·x[c, s·i + d·u − p]",
+        "(W ⋆ᵀ g)[c, m] = Σ W[o, c, u]·g[o, i] over every (o, i, u) with s·i + d·u − p = m",
+        "corr(x, g)[o, c, u] = Σ_i g[o, i]·x[c, s·i + d·u − p]",
+    ] {
+        assert!(
+            text.contains(definition),
+            "missing `{definition}` in\n{text}"
+        );
+    }
+
+    let (channels, length, out, out_length, kernel) = (2, 9, 3, 4, 3);
+    let (s, p, d) = (2, 1, 2);
+    let mut net = Strided::<f64>::ZERO;
+    randomize(&mut net, 3, 0.8);
+    let x = random_matrix::<18, 1>(4, 1.0);
+    let g = random_matrix::<12, 1>(5, 1.0); // ∂L/∂conv
+    let mut tape = StridedTape::<f64, 1>::ZERO;
+    net.forward_train(&x, &mut tape);
+    let mut grads = StridedGrads::ZERO;
+    let d_x = net.backward(&tape, &g, &mut grads);
+
+    // The input position that output i and kernel tap u meet at, if inside the input.
+    let position = |i: usize, u: usize| (s * i + d * u).checked_sub(p).filter(|&m| m < length);
+    let x_at = |c: usize, m: usize| x[c * length + m];
+    let g_at = |o: usize, i: usize| g[o * out_length + i];
+    let w_at = |o: usize, c: usize, u: usize| net.conv.weight[(o, c * kernel + u)];
+    for o in 0..out {
+        for c in 0..channels {
+            for u in 0..kernel {
+                let corr: f64 = (0..out_length)
+                    .filter_map(|i| position(i, u).map(|m| g_at(o, i) * x_at(c, m)))
+                    .sum();
+                let by_backward = grads.conv.weight[(o, c * kernel + u)];
+                assert!((corr - by_backward).abs() < 1e-12, "W[{o}, {c}, {u}]");
+            }
+        }
+    }
+    for c in 0..channels {
+        for m in 0..length {
+            let mut transposed = 0.0;
+            for o in 0..out {
+                for i in 0..out_length {
+                    for u in 0..kernel {
+                        if position(i, u) == Some(m) {
+                            transposed += w_at(o, c, u) * g_at(o, i);
+                        }
+                    }
+                }
+            }
+            assert!(
+                (transposed - d_x[c * length + m]).abs() < 1e-12,
+                "x[{c}, {m}]"
+            );
+        }
+    }
+}
+
+/// The LaTeX of every network is well formed: its braces and `\left`/`\right` pairs balance.
+#[test]
+fn every_latex_derivation_balances_its_brackets() {
+    for latex in [
+        Neuron::<f32>::EQUATIONS,
+        ResMlp::<f32>::EQUATIONS,
+        TwoHeads::<f32>::EQUATIONS,
+        Activations::<f32>::EQUATIONS,
+        Thresholds::<f32>::EQUATIONS,
+        OutputsFeedOn::<f32>::EQUATIONS,
+        Scaled::<f32>::EQUATIONS,
+        LeNet::<f32>::EQUATIONS,
+        Palindromes::<f32>::EQUATIONS,
+        NextValue::<f32>::EQUATIONS,
+        Normalized::<f32>::EQUATIONS,
+        BatchNormOnly::<f32>::EQUATIONS,
+        GroupNormOnly::<f32>::EQUATIONS,
+        Strided::<f32>::EQUATIONS,
+    ] {
+        let mut depth = 0i32;
+        let mut escaped = false;
+        for c in latex.chars() {
+            match c {
+                '\\' => escaped = !escaped,
+                '{' if !escaped => depth += 1,
+                '}' if !escaped => depth -= 1,
+                _ => escaped = false,
+            }
+            if c != '\\' {
+                escaped = false;
+            }
+            assert!(depth >= 0, "{latex}");
+        }
+        assert_eq!(depth, 0, "{latex}");
+        assert_eq!(
+            latex.matches("\\left").count(),
+            latex.matches("\\right").count(),
+            "{latex}"
+        );
+        assert_eq!(
+            latex.matches("\\begin{").count(),
+            latex.matches("\\end{").count(),
+            "{latex}"
+        );
+    }
 }

@@ -7,6 +7,7 @@
 //! Conventions (PyTorch's): a dense layer's weight is `[out, in]`; a batch of `B` samples is
 //! an `SMatrix<T, N, B>` with one sample per column (nalgebra is column-major).
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 #[cfg(feature = "alloc")]

@@ -1,4 +1,5 @@
-//! The built-in vocabulary of the DSL: activations and layers, and their names.
+//! The built-in vocabulary of the DSL besides layers: activations, initialisation schemes,
+//! and the graph functions `concat` and `flatten`.
 
 /// An activation the DSL knows.
 pub struct ActivationInfo {
@@ -115,44 +116,10 @@ pub fn activation_by_sequential_name(name: &str) -> Option<&'static ActivationIn
     ACTIVATIONS.iter().find(|a| a.sequential.contains(&name))
 }
 
-/// The candidate closest to `name` (edit distance at most a third of its length), for
-/// "did you mean" hints.
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
-        .filter(|&(d, _)| d <= limit)
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, c)| c)
-}
-
-/// Edit distance counting an insertion, deletion, substitution or swap of two adjacent
-/// characters as one edit (optimal string alignment), so `rleu` is one edit from `relu`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    d[0] = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostics::closest;
 
     #[test]
     fn suggests_the_closest_name() {

@@ -34,7 +34,7 @@ pub struct NetworkDef {
 /// One comma-separated entry of the struct body.
 pub enum Entry {
     /// `input: [2]`: the input of a sequential network.
-    Input { name: Ident, shape: Shape },
+    Input { name: Ident, shape: ShapeSpec },
     /// `name: Dense<8>` or `name: MyLayer<T> -> [8]`, with its attributes
     /// (`#[init(he_normal)]`).
     Layer {
@@ -52,7 +52,7 @@ pub enum LayerSpec {
     /// unknown name) with its arguments.
     Builtin { kind: Ident, args: Vec<LayerArg> },
     /// `MyLayer<T, 4> -> [4]`: a user type implementing `nn::Layer`, with its output shape.
-    Custom { ty: Box<Type>, out: Shape },
+    Custom { ty: Box<Type>, out: ShapeSpec },
 }
 
 /// An argument of a built-in layer: positional (`16`) or named (`stride = 2`).
@@ -98,9 +98,9 @@ pub struct Size {
     pub lit: LitInt,
 }
 
-/// `[a, b, ...]`.
+/// `[a, b, ...]`, as written.
 #[derive(Clone)]
-pub struct Shape {
+pub struct ShapeSpec {
     pub dims: Vec<Size>,
     pub span: Span,
 }
@@ -108,8 +108,8 @@ pub struct Shape {
 /// `forward(inputs) -> outputs { statements }`.
 pub struct Forward {
     pub keyword: Ident,
-    pub inputs: Vec<(Ident, Shape)>,
-    pub outputs: Vec<(Ident, Option<Shape>)>,
+    pub inputs: Vec<(Ident, ShapeSpec)>,
+    pub outputs: Vec<(Ident, Option<ShapeSpec>)>,
     pub statements: Vec<(Ident, Expr)>,
 }
 
@@ -334,7 +334,7 @@ fn args_tokens(args: &[Arg]) -> TokenStream {
     tokens
 }
 
-impl Parse for Shape {
+impl Parse for ShapeSpec {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let content;
         let brackets = bracketed!(content in input);
@@ -349,7 +349,7 @@ impl Parse for Shape {
             .into_iter()
             .map(Size::new)
             .collect::<syn::Result<_>>()?;
-        Ok(Shape {
+        Ok(ShapeSpec {
             dims,
             span: brackets.span.join(),
         })
@@ -412,7 +412,7 @@ impl Parse for Forward {
 
 struct InputDecl {
     name: Ident,
-    shape: Shape,
+    shape: ShapeSpec,
 }
 
 impl Parse for InputDecl {
@@ -426,7 +426,7 @@ impl Parse for InputDecl {
 
 struct OutputDecl {
     name: Ident,
-    shape: Option<Shape>,
+    shape: Option<ShapeSpec>,
 }
 
 impl Parse for OutputDecl {

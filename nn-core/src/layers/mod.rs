@@ -11,6 +11,7 @@
 //! | [`Dropout`] | `nn.Dropout` |
 //! | [`Rnn`], [`Gru`], [`Lstm`] | `nn.RNN`, `nn.GRU`, `nn.LSTM` (one layer, `batch_first`) |
 //! | [`LayerNorm`] | `nn.LayerNorm` over the last dimension |
+//! | [`GroupNorm`] | `nn.GroupNorm` |
 //! | [`MultiHeadAttention`] | `nn.MultiheadAttention` as self-attention (`batch_first`) |
 //! | [`Embedding`] | `nn.Embedding` |
 //! | [`SinusoidalPositions`], [`LearnedPositions`] | added positional encodings |
@@ -59,6 +60,7 @@ mod dense;
 mod dropout;
 mod embedding;
 pub mod geometry;
+mod group_norm;
 mod gru;
 mod layer_norm;
 mod lstm;
@@ -82,6 +84,7 @@ pub use geometry::{
     ConvGeometry1d, ConvGeometry2d, Geometry1d, Geometry2d, PoolGeometry1d, PoolGeometry1dOf,
     PoolGeometry2d, PoolGeometry2dOf,
 };
+pub use group_norm::{GroupNorm, GroupNormCache};
 pub use gru::{Gru, GruCache, GruState};
 pub use layer_norm::{LayerNorm, LayerNormCache};
 pub use lstm::{Lstm, LstmCache, LstmState};

@@ -1,0 +1,200 @@
+//! Stage 3: code generation from the checked model. Only `quote!`; no checks.
+//!
+//! The generated code reads like a hand-written network: one statement per node, named
+//! after the node, in execution order forward and in reverse order backward, where each node
+//! adds its contribution to its parents' gradients (`d_<node>`).
+//!
+//! One function per generated item: the structs and their trait impls in [`structs`], the
+//! methods and the `Network` impl in [`methods`], the bodies of the passes in [`passes`],
+//! the `Network` items about saved state and batch statistics in [`state`].
+//! Every path into the `nn` crate goes through [`Expander::nn`], set once by [`nn_path`].
+
+mod methods;
+mod passes;
+mod state;
+mod structs;
+
+use crate::model::{LayerDecl, LayerKind, Model, Node, NodeId};
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::Ident;
+use syn::spanned::Spanned;
+
+/// The generated items; `docs` (attributes) go on the network struct and `items` into its
+/// inherent impl: the explanation of the network, from `explain`.
+pub fn expand(model: &Model, docs: TokenStream, items: TokenStream) -> TokenStream {
+    let expander = Expander::new(model, docs, items);
+    let state = expander.state_struct();
+    let network_struct = expander.network_struct(&state);
+    let grads_struct = expander.grads_struct();
+    let tape_struct = expander.tape_struct();
+    let network_impls = expander.network_impls(&state);
+    let grads_impls = expander.grads_impls();
+    let tape_impls = expander.tape_impls();
+    let inherent_impl = expander.inherent_impl();
+    let network_trait_impl = expander.network_trait_impl();
+    let state_item = state.item;
+    quote! {
+        #network_struct
+        #state_item
+        #grads_struct
+        #tape_struct
+        #network_impls
+        #grads_impls
+        #tape_impls
+        #inherent_impl
+        #network_trait_impl
+    }
+}
+
+/// The path of the `nn` crate in the generated code: the one place that names it.
+fn nn_path() -> TokenStream {
+    quote! { ::nn }
+}
+
+/// Minimal items in place of the network when the model has errors, so that the user sees
+/// the model's errors and not a cascade of "cannot find type" ones: the three structs, with
+/// their `ZERO` constants. (The passes are not stubbed: a call to `forward` still reports
+/// that the method is missing.)
+pub fn fallback(vis: &syn::Visibility, name: &Ident) -> TokenStream {
+    let grads = format_ident!("{}Grads", name);
+    let tape = format_ident!("{}Tape", name);
+    quote! {
+        #vis struct #name<T = f32>(::core::marker::PhantomData<T>);
+        impl<T> #name<T> {
+            pub const ZERO: Self = Self(::core::marker::PhantomData);
+            pub const PARAM_COUNT: usize = 0;
+        }
+        #vis struct #grads<T = f32>(::core::marker::PhantomData<T>);
+        impl<T> #grads<T> {
+            pub const ZERO: Self = Self(::core::marker::PhantomData);
+        }
+        #vis struct #tape<T = f32, const B: usize = 1>(::core::marker::PhantomData<T>);
+        impl<T, const B: usize> #tape<T, B> {
+            pub const ZERO: Self = Self(::core::marker::PhantomData);
+        }
+    }
+}
+
+/// The model, with what every item needs computed once: the crate path, the names of the
+/// generated types and each layer's type.
+struct Expander<'a> {
+    model: &'a Model,
+    /// Documentation of the network struct, and items of its inherent impl, from `explain`.
+    docs: TokenStream,
+    items: TokenStream,
+    /// The path of the `nn` crate ([`nn_path`]).
+    nn: TokenStream,
+    /// `NetGrads`, `NetTape`, `NetState`.
+    grads: Ident,
+    tape: Ident,
+    state: Ident,
+    /// Per layer, in declaration order.
+    layers: Vec<LayerCode>,
+}
+
+/// A layer's types in the generated code.
+struct LayerCode {
+    /// Its type: `::nn::layers::Dense<T, 16, 32>`, or the user's.
+    ty: TokenStream,
+    /// `<Type as ::nn::Layer<T, IN, OUT>>`, to call its trait items unambiguously.
+    as_layer: TokenStream,
+    /// Where rustc should point if a trait bound fails: the user's type for a layer of
+    /// theirs.
+    span: Span,
+}
+
+impl<'a> Expander<'a> {
+    fn new(model: &'a Model, docs: TokenStream, items: TokenStream) -> Self {
+        let nn = nn_path();
+        let layers = model
+            .layers
+            .iter()
+            .map(|layer| LayerCode::new(&nn, layer))
+            .collect();
+        Expander {
+            model,
+            docs,
+            items,
+            grads: format_ident!("{}Grads", model.name),
+            tape: format_ident!("{}Tape", model.name),
+            state: format_ident!("{}State", model.name),
+            nn,
+            layers,
+        }
+    }
+
+    /// The layers with (possibly) non-trivial state, each a field of `NetState`.
+    fn stateful(&self) -> impl Iterator<Item = (&'a LayerDecl, &LayerCode)> {
+        self.model
+            .layers
+            .iter()
+            .zip(&self.layers)
+            .filter(|(layer, _)| layer.has_state())
+    }
+
+    /// `::nn::SMatrix<T, ROWS, B>`: a node's values for a batch.
+    fn matrix(&self, node: &Node) -> TokenStream {
+        let nn = &self.nn;
+        let size = size(node.size());
+        quote! { #nn::SMatrix<T, #size, B> }
+    }
+
+    /// `x: &SMatrix<T, 16, B>, ` for each node (inputs), or `d_y: &..., ` (upstream
+    /// gradients).
+    fn signature(&self, ids: &[NodeId], prefix: &str) -> TokenStream {
+        ids.iter()
+            .map(|&id| {
+                let node = &self.model.nodes[id];
+                let name = format_ident!("{}{}", prefix, node.name);
+                let ty = self.matrix(node);
+                // Spanned on the declared shape, so that rustc's "expected `2`, found `3`" on
+                // a call points there too.
+                quote_spanned! {node.span=> #name: &#ty, }
+            })
+            .collect()
+    }
+
+    /// The matrix type, or a tuple of them.
+    fn value_type(&self, ids: &[NodeId]) -> TokenStream {
+        let types: Vec<TokenStream> = ids
+            .iter()
+            .map(|&id| self.matrix(&self.model.nodes[id]))
+            .collect();
+        returned(types)
+    }
+}
+
+impl LayerCode {
+    fn new(nn: &TokenStream, layer: &LayerDecl) -> Self {
+        let (ty, span) = match &layer.kind {
+            LayerKind::Builtin(builtin) => (
+                builtin.type_tokens(nn, &layer.input_shape, &layer.output, layer.with_state),
+                Span::call_site(),
+            ),
+            LayerKind::Custom(ty) => (ty.to_token_stream(), ty.span()),
+        };
+        let input = size(layer.input);
+        let output = size(layer.output.size());
+        let as_layer = quote! { <#ty as #nn::Layer<T, #input, #output>> };
+        LayerCode { ty, as_layer, span }
+    }
+}
+
+/// The tape field of the cache of the layer application computing `node`.
+fn cache_name(node: &Node) -> Ident {
+    format_ident!("{}_cache", node.name)
+}
+
+/// A size as an unsuffixed literal (`16`, not `16usize`), for readable generated code.
+fn size(n: usize) -> Literal {
+    Literal::usize_unsuffixed(n)
+}
+
+/// Returns `name`, or a tuple of names.
+fn returned(names: Vec<TokenStream>) -> TokenStream {
+    match names.as_slice() {
+        [one] => one.clone(),
+        many => quote! { ( #(#many),* ) },
+    }
+}

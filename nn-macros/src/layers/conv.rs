@@ -1,0 +1,301 @@
+//! `Conv1d<OUT_CHANNELS, KERNEL, ..>` and `Conv2d<..>`: `nn_core::layers::{Conv1d, Conv2d}`
+//! (PyTorch's `nn.Conv1d`, `nn.Conv2d`) on `[C, L]` and `[C, H, W]`.
+
+use super::{
+    Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Stated, Use,
+    axis_name, n, times,
+};
+use crate::math::{Definition, Func, Index, Math, Operator, ParamName};
+use crate::shape::Shape;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// A convolution over `dims` spatial dimensions (the second entry of each pair unused for 1).
+pub struct Conv {
+    dims: usize,
+    out_channels: usize,
+    /// `in_channels = ..`, checked against the graph.
+    stated_in: Option<Stated>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    bias: bool,
+}
+
+/// `Conv2d<OUT_CHANNELS, KERNEL, stride = .., padding = .., dilation = .., bias = ..,
+/// in_channels = ..>`; `Conv1d` likewise with one spatial dimension.
+pub fn parse(args: &mut Args, dims: usize) -> Option<Box<dyn BuiltinLayer>> {
+    let out = args.positional_size("the number of output channels");
+    let kernel = args.positional_pair(dims, "the kernel size");
+    let stride = args.named_pair("stride", dims, 1, false);
+    let padding = args.named_pair("padding", dims, 0, true);
+    let dilation = args.named_pair("dilation", dims, 1, false);
+    let bias = args.named_bool("bias", true);
+    let stated_in = args.named_size("in_channels").map(Stated::from);
+    let (Some(out), Some(kernel)) = (out, kernel) else {
+        let text = args.kind.to_string();
+        args.error_on_layer(format!(
+            "`{text}` takes the output channels and the kernel size, e.g. `{text}<16, 3>`, then \
+             named options `stride`, `padding`, `dilation`, `bias`, `in_channels`"
+        ));
+        return None;
+    };
+    Some(Box::new(Conv {
+        dims,
+        out_channels: out.value,
+        stated_in,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        bias,
+    }))
+}
+
+impl BuiltinLayer for Conv {
+    fn name(&self) -> &'static str {
+        if self.dims == 1 { "Conv1d" } else { "Conv2d" }
+    }
+
+    fn output_shape(&self, input: &Shape, at: &Site) -> Result<Shape, Misfit> {
+        let dims = self.dims;
+        if input.rank() != dims + 1 {
+            let wanted = if dims == 1 { "[C, L]" } else { "[C, H, W]" };
+            return Err(at.wrong_rank(self.name(), wanted, input));
+        }
+        let mut out = vec![self.out_channels];
+        for d in 0..dims {
+            let size = input.dims()[1 + d];
+            let (kernel, dilation) = (self.kernel[d], self.dilation[d]);
+            let span = dilation * (kernel - 1) + 1;
+            let padded = size + 2 * self.padding[d];
+            if span > padded {
+                let (layer, arg, axis) = (at.layer, at.arg, axis_name(dims, d));
+                return Err(Misfit::at_call(format!(
+                    "`{layer}`'s kernel spans {span} positions in {axis} (kernel {kernel}, \
+                     dilation {dilation}), more than `{arg}`'s {size} (padded: {padded}); use a \
+                     smaller kernel or add `padding`"
+                )));
+            }
+            out.push((padded - span) / self.stride[d] + 1);
+        }
+        if let Some(stated) = &self.stated_in
+            && stated.value != input.dims()[0]
+        {
+            let actual = input.dims()[0];
+            return Err(Misfit::at_argument(
+                format!(
+                    "`{}` is declared with {} input channels, but its input `{}` {input} has \
+                     {actual}: write `in_channels = {actual}` or leave it out",
+                    at.layer, stated.value, at.arg
+                ),
+                stated,
+            ));
+        }
+        Ok(Shape::new(out))
+    }
+
+    fn initial_state(&self) -> Option<InitialState> {
+        None
+    }
+
+    fn parameters(&self, input: &Shape) -> Vec<Parameter> {
+        let mut weight = vec![self.out_channels, input.dims()[0]];
+        weight.extend_from_slice(&self.kernel[..self.dims]);
+        let mut parameters = vec![Parameter::new(ParamName::WEIGHT, weight)];
+        if self.bias {
+            parameters.push(Parameter::new(ParamName::BIAS, [self.out_channels]));
+        }
+        parameters
+    }
+
+    fn has_state(&self) -> bool {
+        false
+    }
+
+    fn has_cache(&self, _input: &Shape) -> bool {
+        true
+    }
+
+    fn describe(&self, input: &Shape, _output: &Shape) -> String {
+        let d = self.dims;
+        let mut text = format!(
+            "{}({} → {}, {}",
+            self.name(),
+            input.dims()[0],
+            self.out_channels,
+            times(&self.kernel[..d])
+        );
+        if self.stride[..d].iter().any(|&s| s != 1) {
+            text += &format!(", stride {}", times(&self.stride[..d]));
+        }
+        if self.padding[..d].iter().any(|&p| p != 0) {
+            text += &format!(", padding {}", times(&self.padding[..d]));
+        }
+        if self.dilation[..d].iter().any(|&p| p != 1) {
+            text += &format!(", dilation {}", times(&self.dilation[..d]));
+        }
+        if !self.bias {
+            text += ", no bias";
+        }
+        text + ")"
+    }
+
+    fn type_tokens(
+        &self,
+        nn: &TokenStream,
+        input: &Shape,
+        output: &Shape,
+        _with_state: bool,
+    ) -> TokenStream {
+        let (in_size, out_size) = (n(input.size()), n(output.size()));
+        let (kernel, stride, padding, dilation) =
+            (self.kernel, self.stride, self.padding, self.dilation);
+        let co = n(self.out_channels);
+        let k = n(input.dims()[0] * kernel[..self.dims].iter().product::<usize>());
+        let nb = n(if self.bias { self.out_channels } else { 0 });
+        let ci = n(input.dims()[0]);
+        if self.dims == 1 {
+            let (l, kl, s, p, d) = (
+                n(input.dims()[1]),
+                n(kernel[0]),
+                n(stride[0]),
+                n(padding[0]),
+                n(dilation[0]),
+            );
+            quote! {
+                #nn::layers::Conv1d<T, #co, #k, #nb, #in_size, #out_size,
+                    #nn::layers::Geometry1d<#ci, #l, #kl, #s, #p, #d>>
+            }
+        } else {
+            let (h, w) = (n(input.dims()[1]), n(input.dims()[2]));
+            let (kh, kw) = (n(kernel[0]), n(kernel[1]));
+            let (sh, sw) = (n(stride[0]), n(stride[1]));
+            let (ph, pw) = (n(padding[0]), n(padding[1]));
+            let (dh, dw) = (n(dilation[0]), n(dilation[1]));
+            quote! {
+                #nn::layers::Conv2d<T, #co, #k, #nb, #in_size, #out_size,
+                    #nn::layers::Geometry2d<#ci, #h, #w, #kh, #kw, #sh, #sw, #ph, #pw, #dh, #dw>>
+            }
+        }
+    }
+
+    fn forward_equations(&self, at: &Use) -> Forward {
+        let w = at.param(ParamName::WEIGHT);
+        let correlation = Math::Infix(Box::new(w), CORRELATION, Box::new(at.x.clone()));
+        let value = if self.bias {
+            Math::Sum(vec![correlation, at.param(ParamName::BIAS)])
+        } else {
+            correlation
+        };
+        let d = self.dims;
+        Forward {
+            steps: Vec::new(),
+            value,
+            note: format!(
+                "s = {}, p = {}, d = {}",
+                times(&self.stride[..d]),
+                times(&self.padding[..d]),
+                times(&self.dilation[..d])
+            ),
+        }
+    }
+
+    fn backward_equations(&self, at: &Use) -> Backward {
+        let w = at.param(ParamName::WEIGHT);
+        Backward {
+            steps: Vec::new(),
+            input_gradient: Math::Infix(Box::new(w), TRANSPOSED, Box::new(at.dy())),
+        }
+    }
+
+    fn parameter_gradients(&self, at: &Use) -> Vec<Math> {
+        let mut gradients = vec![Math::Apply(
+            Func::named("corr"),
+            vec![at.x.clone(), at.dy()],
+        )];
+        if self.bias {
+            gradients.push(Math::SumOver(Index::POSITIONS, Box::new(at.dy())));
+        }
+        gradients
+    }
+
+    fn definitions(&self, _at: &Use) -> Vec<Definition> {
+        // The indices of one dimension, or of two: of an output position, of a kernel tap,
+        // and the input position they meet at.
+        let (out, sum_out, tap, sum_tap, input, meet) = if self.dims == 1 {
+            ("i", "i", "u", "c,u", "s·i + d·u − p", "s·i + d·u − p")
+        } else {
+            (
+                "i, j",
+                "{i,j}",
+                "u, v",
+                "{c,u,v}",
+                "s·i + d·u − p, s·j + d·v − p",
+                "(s·i + d·u − p, s·j + d·v − p)",
+            )
+        };
+        let sum_tap = if self.dims == 1 {
+            format!("{{{sum_tap}}}")
+        } else {
+            sum_tap.to_string()
+        };
+        let (tex_out, tex_tap, tex_input) = if self.dims == 1 {
+            ("i", "u", "s i + d u - p")
+        } else {
+            ("i, j", "u, v", "s i + d u - p,\\ s j + d v - p")
+        };
+        let mut definitions = vec![
+            Definition::new(
+                format!(
+                    "(W ⋆ x)[o, {out}] = Σ_{sum_tap} W[o, c, {tap}]·x[c, {input}]: \
+                     cross-correlation (PyTorch's convolution), x zero outside its bounds; stride \
+                     s, padding p and dilation d as the layer's line says"
+                ),
+                format!(
+                    "(W \\star x)[o, {tex_out}] &= \\textstyle\\sum_{{c, {tex_tap}}} W[o, c, \
+                     {tex_tap}]\\, x[c,\\ {tex_input}] \\quad \\text{{(cross-correlation; }} x \
+                     \\text{{ zero outside its bounds)}}"
+                ),
+            ),
+            Definition::new(
+                format!(
+                    "(W ⋆ᵀ g)[c, m] = Σ W[o, c, {tap}]·g[o, {out}] over every (o, {out}, {tap}) \
+                     with {meet} = m: the transposed correlation, which sends each output's \
+                     gradient back to the inputs it read"
+                ),
+                format!(
+                    "(W \\star^{{\\top}} g)[c, m] &= \\textstyle\\sum_{{o, {tex_out}, {tex_tap} \
+                     \\,:\\, ({tex_input}) = m}} W[o, c, {tex_tap}]\\, g[o, {tex_out}]"
+                ),
+            ),
+            Definition::new(
+                format!(
+                    "corr(x, g)[o, c, {tap}] = Σ_{sum_out} g[o, {out}]·x[c, {input}]: the input \
+                     correlated with the output's gradient, the gradient of the weights"
+                ),
+                format!(
+                    "\\operatorname{{corr}}(x, g)[o, c, {tex_tap}] &= \\textstyle\\sum_{{{tex_out}}} \
+                     g[o, {tex_out}]\\, x[c,\\ {tex_input}]"
+                ),
+            ),
+        ];
+        if self.bias {
+            definitions.push(Definition::sum_over_positions());
+        }
+        definitions
+    }
+}
+
+/// `W ⋆ x`: cross-correlation, PyTorch's convolution.
+const CORRELATION: Operator = Operator {
+    text: "⋆",
+    tex: "\\star",
+};
+
+/// `W ⋆ᵀ g`: the transposed correlation.
+const TRANSPOSED: Operator = Operator {
+    text: "⋆ᵀ",
+    tex: "\\star^{\\top}",
+};

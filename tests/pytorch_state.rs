@@ -30,6 +30,7 @@ nn::network! {
         gap: GlobalAvgPool,
         bn1d: BatchNorm1d,
         bn2d: BatchNorm2d,
+        group_norm: GroupNorm<3>,
         dropout: Dropout<0.5>,
         embedding: Embedding<10, 6>,
         attention: MultiHeadAttention<2>,
@@ -45,7 +46,7 @@ nn::network! {
         let b = maxpool1d(conv1d(seq1));
         let c = bn1d(flatten(avgpool1d(conv1d_nobias(seq1))));
         let e = maxpool2d(bn2d(conv2d(img)));
-        let f = gap(avgpool2d(e));
+        let f = gap(avgpool2d(group_norm(e)));
         let s = positions(embedding(tokens));
         let h = layer_norm(s + attention(s));
         let y = concat(a, flatten(b), c, f, flatten(rnn(h)), flatten(gru(h)), flatten(lstm(h)), flatten(position_wise(h)));
@@ -141,7 +142,7 @@ fn every_layer_saves_pytorchs_state_dict_keys() {
     // Every layer is compared, except the sinusoidal encoding (no PyTorch module), which has
     // no tensor.
     let compared: Vec<&str> = torch.keys().map(String::as_str).collect();
-    assert_eq!(compared.len(), 19);
+    assert_eq!(compared.len(), 20);
     assert!(
         ours.iter()
             .all(|(l, ..)| compared.contains(&l.as_str()) && l != "positions")

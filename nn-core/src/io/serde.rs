@@ -25,9 +25,9 @@
 //! A finite value is written as a number: the shortest decimal that reads back as the same
 //! `f32` or `f64` (for JSON, enable serde_json's `float_roundtrip` feature, without which
 //! serde_json may read the last digit of an `f64` one unit off). Text formats read every
-//! number as an `f64`, and rounding that to `f32` lands on a neighbour for a few `f32`s
-//! (`7.038531e-26`): those are written as the `f64` of the same value, which reads back
-//! exactly. In a
+//! number as an `f64`, and rounding that to `f32` lands on a neighbour for two `f32`s
+//! (`±7.038531e-26`; every finite `f32` was checked): those are written as the `f64` of the
+//! same value, which reads back exactly. In a
 //! human-readable format (JSON, which has no NaN or infinity) a value that is not finite is
 //! written as a string: `"inf"`, `"-inf"`, `"NaN"` (the canonical quiet NaN), or
 //! `"NaN:0x7fc00001"` (any other NaN, its bits in hex), and read back bit for bit. Binary

@@ -30,9 +30,12 @@
 //! ```
 //!
 //! Each optimizer's state is a few values of the gradient type `S` (one for SGD, up to three
-//! for RMSprop), held inline: `new`/`with_config` return it by value, `new_boxed` (feature
-//! `alloc`) builds it zeroed on the heap, never on the stack, for networks whose state is
-//! megabytes. Arithmetic is done in `T` (`f32` for an `f32` network); hyper-parameters are
+//! for RMSprop), held inline, so as big as the network's parameters, or several times that.
+//! Build it in place: `new_boxed(config)` (feature `alloc`) zeroes it on the heap and
+//! configures it there, never on the stack; without an allocator, `static` storage holds
+//! `Adam::ZERO` (every optimizer is [`ConstZero`](crate::ConstZero) and
+//! [`Zeroable`](crate::Zeroable)) and `reset_with(config)` configures it in place.
+//! `new`/`with_config` return it by value, on the stack: for small networks only. Arithmetic is done in `T` (`f32` for an `f32` network); hyper-parameters are
 //! `f64` and converted with [`Real::of`] at each step.
 
 use crate::Real;
@@ -84,16 +87,4 @@ fn check_lengths<T>(params: &[T], grads: &[T], len: usize) {
         len,
         "optimizer step: grads length differs from the state's"
     );
-}
-
-/// A `Box<O>` whose memory is all zero bytes, allocated in place (never built on the stack).
-///
-/// # Safety
-/// The all-zero bit pattern must be a valid `O`: every field a float (`0.0`), an integer, a
-/// `bool` (`false`), a `PhantomData`, a [`Params`](crate::Params) type, or a struct of these.
-#[cfg(feature = "alloc")]
-unsafe fn zeroed_box<O>() -> alloc::boxed::Box<O> {
-    let zeroed = alloc::boxed::Box::<O>::new_zeroed();
-    // SAFETY: the caller guarantees all-zero bytes are a valid `O`.
-    unsafe { zeroed.assume_init() }
 }

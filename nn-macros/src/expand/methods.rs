@@ -225,6 +225,7 @@ impl Expander<'_> {
             (local("tape"), local("grads"), local("rng"), local("visit"));
         let input_fields = tuple_fields(&input, model.inputs.len());
         let output_fields = tuple_fields(&d_output, model.outputs.len());
+        let state_items = self.state_items();
         quote! {
             impl<T: #nn::Real> #nn::Network<T> for #name<T> {
                 type Grads = #grads<T>;
@@ -273,6 +274,8 @@ impl Expander<'_> {
                 fn init<R: #nn::rand_core::Rng + ?Sized>(&mut self, #rng: &mut R) {
                     #name::init(self, #rng)
                 }
+
+                #state_items
             }
         }
     }

@@ -5,12 +5,14 @@
 //! adds its contribution to its parents' gradients (`d_<node>`).
 //!
 //! One function per generated item: the structs and their trait impls in [`structs`], the
-//! methods and the `Network` impl in [`methods`], the bodies of the passes in [`passes`].
+//! methods and the `Network` impl in [`methods`], the bodies of the passes in [`passes`],
+//! the `Network` items about saved state and batch statistics in [`state`].
 //! Every path into the `nn` crate goes through [`Expander::nn`]: `krate::path`, from the
 //! user's Cargo.toml or `#[nn(crate = path)]`.
 
 mod methods;
 mod passes;
+mod state;
 mod structs;
 
 use crate::model::{LayerDecl, LayerKind, Model, Node, NodeId};

@@ -8,6 +8,7 @@
 //! layers and a `forward` block) and names the nodes; [`layers`] declares and applies
 //! layers; [`expressions`] lowers the expressions of a `forward` block.
 
+mod attributes;
 mod expressions;
 mod layers;
 
@@ -39,9 +40,10 @@ pub fn build(def: NetworkDef) -> Result<Model, syn::Error> {
     builder.choose_default_inits();
     builder.name_intermediate_nodes();
     builder.check_cache_fields();
+    let attrs = builder.user_attributes(&def.attrs);
     builder.errors.into_result()?;
     Ok(Model {
-        attrs: def.attrs,
+        attrs,
         vis: def.vis,
         name: def.name,
         layers: builder.layers.into_iter().map(|l| l.decl).collect(),

@@ -81,6 +81,8 @@ pub enum ArgValue {
         sizes: Vec<Size>,
         tokens: TokenStream,
     },
+    /// A word an option takes: `same` in `padding = same`.
+    Word(Ident),
 }
 
 impl ArgValue {
@@ -88,6 +90,7 @@ impl ArgValue {
     pub fn tokens(&self) -> TokenStream {
         match self {
             ArgValue::Int(size) => size.lit.to_token_stream(),
+            ArgValue::Word(word) => word.to_token_stream(),
             ArgValue::Float { tokens, .. }
             | ArgValue::Bool { tokens, .. }
             | ArgValue::Pair { tokens, .. } => tokens.clone(),
@@ -348,6 +351,17 @@ fn arg_value(input: ParseStream) -> syn::Result<ArgValue> {
     }
     if input.peek(Token![-]) && input.peek2(LitInt) {
         return Ok(ArgValue::Int(Size::parse(input)?));
+    }
+    if input.peek(Ident) && !input.peek2(Token![::]) {
+        let word: Ident = input.parse()?;
+        if word == "same" || word == "valid" {
+            return Ok(ArgValue::Word(word));
+        }
+        return Err(syn::Error::new(
+            word.span(),
+            "expected a layer argument: a size `16`, a pair `(3, 5)`, a number `0.5` or \
+             `true`/`false`",
+        ));
     }
     let lit: syn::Lit = input.parse().map_err(|e| {
         syn::Error::new(

@@ -27,6 +27,12 @@ impl From<Size> for Stated {
     }
 }
 
+/// A size per spatial dimension, or a word standing for one (`padding = same`).
+pub enum PairOrWord {
+    Pair([usize; 2]),
+    Word(Ident),
+}
+
 /// Reads a layer's arguments in order, collecting errors.
 pub struct Args<'a> {
     /// The layer's name as written: `Conv2d`.
@@ -190,6 +196,35 @@ impl<'a> Args<'a> {
                 .pair(value, dims, zero_ok, &format!("`{name}`"))
                 .unwrap_or([default; 2]),
             None => [default; 2],
+        }
+    }
+
+    /// The option `name = 3`, `name = (3, 5)` or `name = word` for one of `words` (`padding =
+    /// same`), or `default` in every dimension.
+    pub fn named_pair_or_word(
+        &mut self,
+        name: &'static str,
+        dims: usize,
+        default: usize,
+        words: &[&str],
+    ) -> PairOrWord {
+        match self.take_named(name) {
+            Some(ArgValue::Word(word)) if words.iter().any(|w| word == w) => {
+                PairOrWord::Word(word.clone())
+            }
+            Some(ArgValue::Word(word)) => {
+                let words: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+                self.error(
+                    word,
+                    format!("`{name}` is a size, a pair or one of {}", words.join(", ")),
+                );
+                PairOrWord::Pair([default; 2])
+            }
+            Some(value) => PairOrWord::Pair(
+                self.pair(value, dims, true, &format!("`{name}`"))
+                    .unwrap_or([default; 2]),
+            ),
+            None => PairOrWord::Pair([default; 2]),
         }
     }
 

@@ -1,6 +1,7 @@
 //! `Conv1d<OUT_CHANNELS, KERNEL, ..>` and `Conv2d<..>`: `nn_core::layers::{Conv1d, Conv2d}`
 //! (PyTorch's `nn.Conv1d`, `nn.Conv2d`) on `[C, L]` and `[C, H, W]`.
 
+use super::args::PairOrWord;
 use super::{
     Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Stated, Use,
     axis_name, n, times,
@@ -29,7 +30,7 @@ pub fn parse(args: &mut Args, dims: usize) -> Option<Box<dyn BuiltinLayer>> {
     let out = args.positional_size("the number of output channels");
     let kernel = args.positional_pair(dims, "the kernel size");
     let stride = args.named_pair("stride", dims, 1, false);
-    let padding = args.named_pair("padding", dims, 0, true);
+    let padding = args.named_pair_or_word("padding", dims, 0, &["same", "valid"]);
     let dilation = args.named_pair("dilation", dims, 1, false);
     let bias = args.named_bool("bias", true);
     let stated_in = args.named_size("in_channels").map(Stated::from);
@@ -41,6 +42,11 @@ pub fn parse(args: &mut Args, dims: usize) -> Option<Box<dyn BuiltinLayer>> {
         ));
         return None;
     };
+    let padding = match padding {
+        PairOrWord::Pair(padding) => padding,
+        PairOrWord::Word(word) if word == "valid" => [0; 2],
+        PairOrWord::Word(same) => same_padding(args, &same, dims, kernel, stride, dilation)?,
+    };
     Some(Box::new(Conv {
         dims,
         out_channels: out.value,
@@ -51,6 +57,52 @@ pub fn parse(args: &mut Args, dims: usize) -> Option<Box<dyn BuiltinLayer>> {
         dilation,
         bias,
     }))
+}
+
+/// PyTorch's `padding='same'`: the padding that keeps every spatial size, `d·(k − 1)/2` on
+/// each side. Like PyTorch, only with stride 1; and only where that total is even, since the
+/// layer pads both sides alike (PyTorch pads the extra position on one side).
+fn same_padding(
+    args: &mut Args,
+    same: &syn::Ident,
+    dims: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+) -> Option<[usize; 2]> {
+    let mut padding = [0; 2];
+    for d in 0..dims {
+        let total = dilation[d] * (kernel[d] - 1);
+        let half = total / 2;
+        if stride[d] != 1 {
+            args.error(
+                same,
+                format!(
+                    "`padding = same` needs `stride = 1`, as in PyTorch; with a stride, write \
+                     the padding: `padding = {half}` keeps the kernel centred"
+                ),
+            );
+            return None;
+        }
+        if total % 2 == 1 {
+            args.error(
+                same,
+                format!(
+                    "`padding = same` with a kernel of {} needs {total} padding positions in \
+                     {}, {half} on one side and {} on the other, but this layer pads both sides \
+                     alike: use an odd kernel, or write `padding = {half}` (an output one \
+                     shorter than its input) or `padding = {}` (one longer)",
+                    kernel[d],
+                    axis_name(dims, d),
+                    half + 1,
+                    half + 1
+                ),
+            );
+            return None;
+        }
+        padding[d] = half;
+    }
+    Some(padding)
 }
 
 impl BuiltinLayer for Conv {

@@ -22,6 +22,21 @@ impl Builder {
         if !self.check_new_name(name) {
             return None;
         }
+        let text = name.to_string();
+        if builtins::activation_by_func(&text).is_some()
+            || [builtins::CONCAT, builtins::FLATTEN].contains(&text.as_str())
+        {
+            // `relu(x)` in a `forward` block would call the layer, not the activation.
+            self.errors.spanned(
+                name,
+                format!(
+                    "`{text}` is a built-in function of the `forward` block, so it cannot name \
+                     a layer: choose another name, e.g. `{text}_layer`"
+                ),
+            );
+            self.failed_layers.insert(text);
+            return None;
+        }
         let Some((kind, output)) = self.layer_spec(name, spec) else {
             self.failed_layers.insert(name.to_string());
             return None;

@@ -91,12 +91,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
-/// Sizes as the DSL writes a shape: `[3, 4]`.
-pub fn shape_text(dims: &[usize]) -> String {
-    let dims: Vec<String> = dims.iter().map(usize::to_string).collect();
-    format!("[{}]", dims.join(", "))
-}
-
 /// "a" or "an", for the word that follows: `an Embedding layer`.
 pub fn article(word: &str) -> &'static str {
     if word.starts_with(['A', 'E', 'I', 'O', 'U']) {

@@ -16,6 +16,7 @@
 //! shape       := "[" size ("," size)* "]"         size := integer literal
 //! ```
 
+use crate::shape::Dim;
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::ext::IdentExt;
@@ -89,7 +90,7 @@ impl ArgValue {
     /// Tokens to span an error on.
     pub fn tokens(&self) -> TokenStream {
         match self {
-            ArgValue::Int(size) => size.lit.to_token_stream(),
+            ArgValue::Int(size) => size.tokens.clone(),
             ArgValue::Word(word) => word.to_token_stream(),
             ArgValue::Float { tokens, .. }
             | ArgValue::Bool { tokens, .. }
@@ -98,11 +99,12 @@ impl ArgValue {
     }
 }
 
-/// A size: an integer literal, kept with its token for error spans.
+/// A size: an integer literal, a constant (`H`, `sizes::H`) or a const block
+/// (`{ 2 * H }`), kept with its tokens for error spans.
 #[derive(Clone)]
 pub struct Size {
-    pub value: usize,
-    pub lit: LitInt,
+    pub value: Dim,
+    pub tokens: TokenStream,
 }
 
 /// `[a, b, ...]`, as written.
@@ -342,7 +344,7 @@ fn arg_value(input: ParseStream) -> syn::Result<ArgValue> {
         let mut tokens = TokenStream::new();
         parens.surround(&mut tokens, |t| {
             for pair in sizes.pairs() {
-                pair.value().lit.to_tokens(t);
+                t.extend(pair.value().tokens.clone());
                 pair.punct().to_tokens(t);
             }
         });
@@ -352,22 +354,21 @@ fn arg_value(input: ParseStream) -> syn::Result<ArgValue> {
     if input.peek(Token![-]) && input.peek2(LitInt) {
         return Ok(ArgValue::Int(Size::parse(input)?));
     }
-    if input.peek(Ident) && !input.peek2(Token![::]) {
-        let word: Ident = input.parse()?;
-        if word == "same" || word == "valid" {
-            return Ok(ArgValue::Word(word));
-        }
-        return Err(syn::Error::new(
-            word.span(),
-            "expected a layer argument: a size `16`, a pair `(3, 5)`, a number `0.5` or \
-             `true`/`false`",
-        ));
+    let fork = input.fork();
+    if let Ok(word) = fork.parse::<Ident>()
+        && (word == "same" || word == "valid")
+    {
+        input.parse::<Ident>()?;
+        return Ok(ArgValue::Word(word));
+    }
+    if input.peek(Ident) || input.peek(Token![::]) || input.peek(syn::token::Brace) {
+        return Ok(ArgValue::Int(Size::parse(input)?));
     }
     let lit: syn::Lit = input.parse().map_err(|e| {
         syn::Error::new(
             e.span(),
-            "expected a layer argument: a size `16`, a pair `(3, 5)`, a number `0.5` or \
-             `true`/`false`",
+            "expected a layer argument: a size `16` (or a constant `H`, `{ 2 * H }`), a pair \
+             `(3, 5)`, a number `0.5` or `true`/`false`",
         )
     })?;
     let tokens = lit.to_token_stream();
@@ -452,12 +453,15 @@ impl Parse for ShapeSpec {
 
 impl Size {
     fn new(lit: LitInt) -> syn::Result<Self> {
-        let value = lit.base10_parse::<usize>()?;
-        Ok(Size { value, lit })
+        let value = Dim::Known(lit.base10_parse::<usize>()?);
+        Ok(Size {
+            value,
+            tokens: lit.to_token_stream(),
+        })
     }
 
-    /// A size: an integer literal. A negative one gets the message of a zero one, on the
-    /// sign and the digits.
+    /// A size: an integer literal, a constant's path or a const block. A negative number gets
+    /// the message of a zero one, on the sign and the digits.
     fn parse(input: ParseStream) -> syn::Result<Self> {
         if input.peek(Token![-]) {
             let minus: Token![-] = input.parse()?;
@@ -467,7 +471,34 @@ impl Size {
                 "a size must be at least 1",
             ));
         }
-        Size::new(input.parse()?)
+        if input.peek(syn::token::Brace) {
+            let block: syn::ExprBlock = input.parse()?;
+            let inner = match block.block.stmts.as_slice() {
+                [syn::Stmt::Expr(expr, None)] => expr.to_token_stream(),
+                _ => block.block.to_token_stream(),
+            };
+            let text = inner.to_string();
+            return Ok(Size {
+                value: Dim::symbolic(inner, text),
+                tokens: block.to_token_stream(),
+            });
+        }
+        if input.peek(Ident) || input.peek(Token![::]) {
+            let path: syn::Path = input.parse()?;
+            let text = path.to_token_stream().to_string().replace(" :: ", "::");
+            let tokens = path.to_token_stream();
+            return Ok(Size {
+                value: Dim::symbolic(tokens.clone(), text),
+                tokens,
+            });
+        }
+        let lit: LitInt = input.parse().map_err(|error| {
+            syn::Error::new(
+                error.span(),
+                "expected a size: a number `16`, a constant `H` or a const block `{ 2 * H }`",
+            )
+        })?;
+        Size::new(lit)
     }
 }
 

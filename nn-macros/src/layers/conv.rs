@@ -7,14 +7,14 @@ use super::{
     axis_name, n, times,
 };
 use crate::math::{Definition, Func, Index, Math, Operator, ParamName};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 use proc_macro2::TokenStream;
 use quote::quote;
 
 /// A convolution over `dims` spatial dimensions (the second entry of each pair unused for 1).
 pub struct Conv {
     dims: usize,
-    out_channels: usize,
+    out_channels: Dim,
     /// `in_channels = ..`, checked against the graph.
     stated_in: Option<Stated>,
     kernel: [usize; 2],
@@ -35,6 +35,9 @@ pub fn parse(args: &mut Args, dims: usize) -> Option<Box<dyn BuiltinLayer>> {
     let bias = args.named_bool("bias", true);
     let stated_in = args.named_size("in_channels").map(Stated::from);
     let (Some(out), Some(kernel)) = (out, kernel) else {
+        if args.has_errors() {
+            return None;
+        }
         let text = args.kind.to_string();
         args.error_on_layer(format!(
             "`{text}` takes the output channels and the kernel size, e.g. `{text}<16, 3>`, then \
@@ -116,34 +119,29 @@ impl BuiltinLayer for Conv {
             let wanted = if dims == 1 { "[C, L]" } else { "[C, H, W]" };
             return Err(at.wrong_rank(self.name(), wanted, input));
         }
-        let mut out = vec![self.out_channels];
+        let mut out = vec![self.out_channels.clone()];
         for d in 0..dims {
-            let size = input.dims()[1 + d];
+            let size = &input.dims()[1 + d];
             let (kernel, dilation) = (self.kernel[d], self.dilation[d]);
             let span = dilation * (kernel - 1) + 1;
-            let padded = size + 2 * self.padding[d];
-            if span > padded {
-                let (layer, arg, axis) = (at.layer, at.arg, axis_name(dims, d));
-                return Err(Misfit::at_call(format!(
-                    "`{layer}`'s kernel spans {span} positions in {axis} (kernel {kernel}, \
-                     dilation {dilation}), more than `{arg}`'s {size} (padded: {padded}); use a \
-                     smaller kernel or add `padding`"
-                )));
-            }
-            out.push((padded - span) / self.stride[d] + 1);
+            let padded = size.add(&Dim::Known(2 * self.padding[d]));
+            let (layer, arg, axis) = (at.layer, at.arg, axis_name(dims, d));
+            let message = format!(
+                "`{layer}`'s kernel spans {span} positions in {axis} (kernel {kernel}, \
+                 dilation {dilation}), more than `{arg}`'s {size} (padded: {padded}); use a \
+                 smaller kernel or add `padding`"
+            );
+            at.require_at_most(&Dim::Known(span), &padded, message)?;
+            out.push(padded.sub(span).div(self.stride[d]).add(&Dim::Known(1)));
         }
-        if let Some(stated) = &self.stated_in
-            && stated.value != input.dims()[0]
-        {
-            let actual = input.dims()[0];
-            return Err(Misfit::at_argument(
-                format!(
-                    "`{}` is declared with {} input channels, but its input `{}` {input} has \
-                     {actual}: write `in_channels = {actual}` or leave it out",
-                    at.layer, stated.value, at.arg
-                ),
-                stated,
-            ));
+        if let Some(stated) = &self.stated_in {
+            let actual = &input.dims()[0];
+            let message = format!(
+                "`{}` is declared with {} input channels, but its input `{}` {input} has \
+                 {actual}: write `in_channels = {actual}` or leave it out",
+                at.layer, stated.value, at.arg
+            );
+            at.require_equal(&stated.value, actual, message, Some(stated))?;
         }
         Ok(Shape::new(out))
     }
@@ -153,11 +151,11 @@ impl BuiltinLayer for Conv {
     }
 
     fn parameters(&self, input: &Shape) -> Vec<Parameter> {
-        let mut weight = vec![self.out_channels, input.dims()[0]];
-        weight.extend_from_slice(&self.kernel[..self.dims]);
-        let mut parameters = vec![Parameter::new(ParamName::WEIGHT, weight)];
+        let mut weight = vec![self.out_channels.clone(), input.dims()[0].clone()];
+        weight.extend(self.kernel[..self.dims].iter().map(Dim::from));
+        let mut parameters = vec![Parameter::new(ParamName::WEIGHT, Shape::new(weight))];
         if self.bias {
-            parameters.push(Parameter::new(ParamName::BIAS, [self.out_channels]));
+            parameters.push(Parameter::new(ParamName::BIAS, [self.out_channels.clone()]));
         }
         parameters
     }
@@ -204,13 +202,18 @@ impl BuiltinLayer for Conv {
         let (in_size, out_size) = (n(input.size()), n(output.size()));
         let (kernel, stride, padding, dilation) =
             (self.kernel, self.stride, self.padding, self.dilation);
-        let co = n(self.out_channels);
-        let k = n(input.dims()[0] * kernel[..self.dims].iter().product::<usize>());
-        let nb = n(if self.bias { self.out_channels } else { 0 });
-        let ci = n(input.dims()[0]);
+        let co = n(&self.out_channels);
+        let taps = kernel[..self.dims].iter().product::<usize>();
+        let k = n(input.dims()[0].mul(&Dim::Known(taps)));
+        let nb = n(if self.bias {
+            self.out_channels.clone()
+        } else {
+            Dim::Known(0)
+        });
+        let ci = n(&input.dims()[0]);
         if self.dims == 1 {
             let (l, kl, s, p, d) = (
-                n(input.dims()[1]),
+                n(&input.dims()[1]),
                 n(kernel[0]),
                 n(stride[0]),
                 n(padding[0]),
@@ -221,7 +224,7 @@ impl BuiltinLayer for Conv {
                     #nn::layers::Geometry1d<#ci, #l, #kl, #s, #p, #d>>
             }
         } else {
-            let (h, w) = (n(input.dims()[1]), n(input.dims()[2]));
+            let (h, w) = (n(&input.dims()[1]), n(&input.dims()[2]));
             let (kh, kw) = (n(kernel[0]), n(kernel[1]));
             let (sh, sw) = (n(stride[0]), n(stride[1]));
             let (ph, pw) = (n(padding[0]), n(padding[1]));

@@ -16,8 +16,9 @@ use super::{BinOp, LayerDecl, Model, Node, NodeId, Op};
 use crate::builtins;
 use crate::diagnostics::{Errors, closest, unknown};
 use crate::parse::{Arg, Call, Entry, Forward, NetworkDef, ShapeSpec, Size};
-use crate::shape::Shape;
+use crate::shape::{Check, Relation, Shape};
 use proc_macro2::Span;
+use quote::quote;
 use std::collections::{HashMap, HashSet};
 use syn::Ident;
 
@@ -31,6 +32,7 @@ pub fn build(def: NetworkDef) -> Result<Model, syn::Error> {
         used: HashSet::new(),
         mentioned_layers: HashSet::new(),
         failed_layers: HashSet::new(),
+        checks: Vec::new(),
     };
     let (inputs, outputs) = match &def.forward {
         Some(forward) => builder.graph(&def, forward),
@@ -50,6 +52,7 @@ pub fn build(def: NetworkDef) -> Result<Model, syn::Error> {
         nodes: builder.nodes,
         inputs,
         outputs,
+        checks: builder.checks,
     })
 }
 
@@ -66,6 +69,8 @@ struct Builder {
     mentioned_layers: HashSet<String>,
     /// Layers whose declaration had an error: calls to them are not errors again.
     failed_layers: HashSet<String>,
+    /// The rules left to rustc (a size is a constant).
+    checks: Vec<Check>,
 }
 
 /// A node under construction: `None` once an error made its value unknowable (no further
@@ -267,15 +272,18 @@ impl Builder {
                     .spanned(name, format!("`{name}` is returned twice"));
             }
             if let Some(declared) = declared {
-                let dims = Shape::new(declared.dims.iter().map(|d| d.value).collect());
-                if dims != self.nodes[node].shape {
-                    self.errors.at(
-                        declared.span,
-                        format!(
-                            "output `{name}` is declared {} but computes {}",
-                            dims, self.nodes[node].shape
-                        ),
-                    );
+                let dims = Shape::new(declared.dims.iter().map(|d| d.value.clone()).collect());
+                let computed = &self.nodes[node].shape;
+                let message = format!("output `{name}` is declared {dims} but computes {computed}");
+                match dims.relation(computed) {
+                    Relation::Equal => {}
+                    Relation::Different => self.errors.at(declared.span, message),
+                    Relation::Unknown => self.checks.push(Check {
+                        condition: dims.equal_condition(computed),
+                        message,
+                        span: declared.span,
+                        end: declared.span,
+                    }),
                 }
             }
             outputs.push(node);
@@ -308,14 +316,25 @@ impl Builder {
         for dim in &shape.dims {
             ok &= self.check_size(dim);
         }
-        ok.then(|| Shape::new(shape.dims.iter().map(|d| d.value).collect()))
+        ok.then(|| Shape::new(shape.dims.iter().map(|d| d.value.clone()).collect()))
     }
 
+    /// Reports a size of 0, or has rustc check a constant's.
     fn check_size(&mut self, size: &Size) -> bool {
-        if size.value == 0 {
-            self.errors.spanned(&size.lit, "a size must be at least 1");
+        const MESSAGE: &str = "a size must be at least 1";
+        match size.value.known() {
+            Some(0) => {
+                self.errors.spanned(&size.tokens, MESSAGE);
+                false
+            }
+            Some(_) => true,
+            None => {
+                let value = size.value.expr();
+                let check = Check::new(quote!(#value >= 1), MESSAGE.to_string(), &size.tokens);
+                self.checks.push(check);
+                true
+            }
         }
-        size.value > 0
     }
 
     /// Reports a name already taken by a layer, input or node; true if the name is new.

@@ -127,6 +127,8 @@ fn regularization_penalises_weights_not_biases() {
 struct Gd(f64);
 
 impl Optimizer<f64> for Gd {
+    type Grads = RegressionGrads<f64>;
+
     fn step(&mut self, params: &mut [f64], grads: &[f64]) {
         for (p, g) in params.iter_mut().zip(grads) {
             *p -= self.0 * g;

@@ -254,6 +254,8 @@ impl<T: Real, S: Params<T>> Adam<T, S> {
 }
 
 impl<T: Real, S: Params<T>> Optimizer<T> for Adam<T, S> {
+    type Grads = S;
+
     /// One Adam step (see [`Adam`]).
     ///
     /// # Panics
@@ -373,6 +375,8 @@ impl<T: Real, S: Params<T>> AdamW<T, S> {
 }
 
 impl<T: Real, S: Params<T>> Optimizer<T> for AdamW<T, S> {
+    type Grads = S;
+
     /// One AdamW step (see [`AdamW`]).
     ///
     /// # Panics

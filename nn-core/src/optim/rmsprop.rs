@@ -153,6 +153,8 @@ impl<T: Real, S: Params<T>> RmsProp<T, S> {
 }
 
 impl<T: Real, S: Params<T>> Optimizer<T> for RmsProp<T, S> {
+    type Grads = S;
+
     /// One RMSprop step (see [`RmsProp`]).
     ///
     /// # Panics

@@ -145,6 +145,8 @@ impl<T: Real, S: Params<T>> Sgd<T, S> {
 }
 
 impl<T: Real, S: Params<T>> Optimizer<T> for Sgd<T, S> {
+    type Grads = S;
+
     /// One SGD step (see [`Sgd`]).
     ///
     /// # Panics

@@ -209,7 +209,7 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
     where
         N: Network<T, Input<B> = SMatrix<T, IN, B>, Output<B> = SMatrix<T, OUT, B>>,
         L: Loss<T, OUT, Target>,
-        O: Optimizer<T>,
+        O: Optimizer<T, Grads = N::Grads>,
         Target: Clone,
     {
         let config = &self.config;

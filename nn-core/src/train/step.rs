@@ -76,7 +76,7 @@ where
     T: Real,
     N: Network<T, Input<B> = SMatrix<T, IN, B>, Output<B> = SMatrix<T, OUT, B>>,
     L: Loss<T, OUT, Target>,
-    O: Optimizer<T>,
+    O: Optimizer<T, Grads = N::Grads>,
 {
     if targets.is_empty() || targets.len() > B {
         return Err(StepError::BadBatchSize);
@@ -99,7 +99,7 @@ where
     if !grad_norm.is_finite() || !penalty.is_finite() {
         return Err(StepError::NonFiniteGradient);
     }
-    optimizer.step(net.as_mut_slice(), grads.as_slice());
+    optimizer.update(net, grads);
     Ok(StepOutcome {
         output: y,
         loss: data_loss,

@@ -6,7 +6,7 @@ use crate::diagnostics::{closest, unknown};
 use crate::layers::{self, Site};
 use crate::model::{LayerDecl, LayerKind, NodeId, Op};
 use crate::parse::{Arg, ArgValue, Call, LayerSpec};
-use crate::shape::{Check, Dim, Relation, Shape};
+use crate::shape::{Check, Dim, Shape};
 use quote::ToTokens;
 use syn::Ident;
 
@@ -252,16 +252,9 @@ impl Builder {
                 Arg::Expr(expr) => expr.tokens(),
                 Arg::Number { tokens, .. } => tokens.clone(),
             };
-            match node.shape.relation(&wanted) {
-                Relation::Equal => {}
-                Relation::Different => {
-                    self.errors.spanned(tokens, message);
-                    return None;
-                }
-                Relation::Unknown => {
-                    let condition = node.shape.equal_condition(&wanted);
-                    self.checks.push(Check::new(condition, message, tokens));
-                }
+            let shape = node.shape.clone();
+            if !self.require_equal_shapes(&shape, &wanted, message, tokens) {
+                return None;
             }
         }
         let parts: Vec<NodeId> = std::iter::once(x).chain(state.iter().copied()).collect();
@@ -325,22 +318,15 @@ impl Builder {
                 input.label,
                 input.shape
             );
-            match before.relation(&here) {
-                _ if decl.with_state != with_state => {
-                    self.errors.spanned(at, message);
-                    return None;
-                }
-                Relation::Equal => {}
-                Relation::Different => {
-                    self.errors.spanned(at, message);
-                    return None;
-                }
-                Relation::Unknown => {
-                    let condition = before.equal_condition(&here);
-                    self.checks.push(Check::new(condition, message, &at));
-                }
+            if decl.with_state != with_state {
+                self.errors.spanned(at, message);
+                return None;
+            }
+            if !self.require_equal_shapes(&before, &here, message, &at) {
+                return None;
             }
         }
+        let (input, decl) = (&self.nodes[logical], &self.layers[layer].decl);
         let output = match &decl.kind {
             LayerKind::Custom(_) => decl.output.clone(),
             LayerKind::Builtin(builtin) => {

@@ -18,7 +18,7 @@ use crate::diagnostics::{Errors, closest, unknown};
 use crate::parse::{Arg, Call, Entry, Forward, NetworkDef, ShapeSpec, Size};
 use crate::shape::{Check, Relation, Shape};
 use proc_macro2::Span;
-use quote::quote;
+use quote::{ToTokens, quote};
 use std::collections::{HashMap, HashSet};
 use syn::Ident;
 
@@ -275,16 +275,10 @@ impl Builder {
                 let dims = Shape::new(declared.dims.iter().map(|d| d.value.clone()).collect());
                 let computed = &self.nodes[node].shape;
                 let message = format!("output `{name}` is declared {dims} but computes {computed}");
-                match dims.relation(computed) {
-                    Relation::Equal => {}
-                    Relation::Different => self.errors.at(declared.span, message),
-                    Relation::Unknown => self.checks.push(Check {
-                        condition: dims.equal_condition(computed),
-                        message,
-                        span: declared.span,
-                        end: declared.span,
-                    }),
-                }
+                let computed = computed.clone();
+                // The brackets, as the span of the declared shape.
+                let at = quote::quote_spanned!(declared.span=> [_]);
+                self.require_equal_shapes(&dims, &computed, message, at);
             }
             outputs.push(node);
         }
@@ -317,6 +311,30 @@ impl Builder {
             ok &= self.check_size(dim);
         }
         ok.then(|| Shape::new(shape.dims.iter().map(|d| d.value.clone()).collect()))
+    }
+
+    /// A rule that two shapes of the same rank are equal: reported (on `at`) if the macro
+    /// knows they differ, a const assertion with the same message if it cannot tell. False if
+    /// they are known to differ.
+    fn require_equal_shapes(
+        &mut self,
+        a: &Shape,
+        b: &Shape,
+        message: String,
+        at: impl ToTokens,
+    ) -> bool {
+        match a.relation(b) {
+            Relation::Equal => true,
+            Relation::Different => {
+                self.errors.spanned(at, message);
+                false
+            }
+            Relation::Unknown => {
+                self.checks
+                    .push(Check::new(a.equal_condition(b), message, at));
+                true
+            }
+        }
     }
 
     /// Reports a size of 0, or has rustc check a constant's.

@@ -91,7 +91,9 @@ impl Dim {
         }
     }
 
-    /// `self - k`: the caller knows it is not negative (or has asserted it).
+    /// `self - k`: the caller knows it is not negative, or has asserted it. A symbolic one is
+    /// emitted as a saturating subtraction, so that when the assertion fails it is the only
+    /// error (not also an overflow in every type that holds the size).
     pub fn sub(&self, k: usize) -> Dim {
         match self {
             Dim::Known(a) => Dim::Known(a - k),
@@ -164,7 +166,7 @@ impl Symbol {
         match self.offset {
             0 => base.clone(),
             o if o > 0 => quote!((#base + #k)),
-            _ => quote!((#base - #k)),
+            _ => quote!(::core::primitive::usize::saturating_sub(#base, #k)),
         }
     }
 
@@ -387,7 +389,10 @@ mod tests {
         // (H + 2 − 3)/2 + 1.
         let out = h().add(&Dim::Known(2)).sub(3).div(2).add(&Dim::Known(1));
         assert_eq!(out.to_string(), "(H - 1) / 2 + 1");
-        assert_eq!(out.expr().to_string(), "(((H - 1) / 2) + 1)");
+        assert_eq!(
+            out.expr().to_string(),
+            "((:: core :: primitive :: usize :: saturating_sub (H , 1) / 2) + 1)"
+        );
         assert_eq!(out.relation(&h()), Relation::Unknown);
     }
 

@@ -62,7 +62,8 @@ fn every_optimizer_is_built_on_the_heap() {
         let mut net = initialised();
         let mut grads = WideGrads::<f32>::new_boxed();
         grads.as_mut_slice().fill(1e-3);
-        let mut optimizers: Vec<Box<dyn Optimizer<f32>>> = vec![adam, adamw, sgd, rmsprop];
+        let mut optimizers: Vec<Box<dyn Optimizer<f32, Grads = WideGrads<f32>>>> =
+            vec![adam, adamw, sgd, rmsprop];
         for optimizer in &mut optimizers {
             let before = net.fc1.weight[(0, 0)];
             optimizer.step(net.as_mut_slice(), grads.as_slice());

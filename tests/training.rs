@@ -124,19 +124,32 @@ fn regularization_penalises_weights_not_biases() {
 }
 
 /// Plain gradient descent, so the test depends only on the step's own arithmetic.
-struct Gd(f64);
+/// Plain gradient descent for the gradients `G` of any network (`gd(α)`).
+struct Gd<G> {
+    learning_rate: f64,
+    grads: core::marker::PhantomData<G>,
+}
 
-impl Optimizer<f64> for Gd {
+fn gd<G>(learning_rate: f64) -> Gd<G> {
+    Gd {
+        learning_rate,
+        grads: core::marker::PhantomData,
+    }
+}
+
+impl<G: nn::Params<f64>> Optimizer<f64> for Gd<G> {
+    type Grads = G;
+
     fn step(&mut self, params: &mut [f64], grads: &[f64]) {
         for (p, g) in params.iter_mut().zip(grads) {
-            *p -= self.0 * g;
+            *p -= self.learning_rate * g;
         }
     }
     fn learning_rate(&self) -> f64 {
-        self.0
+        self.learning_rate
     }
     fn set_learning_rate(&mut self, learning_rate: f64) {
-        self.0 = learning_rate;
+        self.learning_rate = learning_rate;
     }
 }
 
@@ -157,7 +170,7 @@ fn a_step_with_a_non_finite_loss_or_gradient_leaves_the_parameters_untouched() {
         &x,
         &targets,
         &nn::loss::Mse,
-        &mut Gd(0.1),
+        &mut gd(0.1),
         &StepOptions::default(),
     );
     assert_eq!(result.unwrap_err(), StepError::NonFiniteLoss);
@@ -177,7 +190,7 @@ fn a_step_with_a_non_finite_loss_or_gradient_leaves_the_parameters_untouched() {
         &x,
         &targets,
         &nn::loss::Mse,
-        &mut Gd(0.1),
+        &mut gd(0.1),
         &options,
     );
     assert_eq!(result.unwrap_err(), StepError::NonFiniteGradient);
@@ -190,7 +203,7 @@ fn a_step_with_a_non_finite_loss_or_gradient_leaves_the_parameters_untouched() {
         &x,
         &targets[..0],
         &nn::loss::Mse,
-        &mut Gd(0.1),
+        &mut gd(0.1),
         &StepOptions::default(),
     );
     assert_eq!(result.unwrap_err(), StepError::BadBatchSize);
@@ -204,7 +217,7 @@ fn a_step_with_a_non_finite_loss_or_gradient_leaves_the_parameters_untouched() {
         &x,
         &targets,
         &nn::loss::Mse,
-        &mut Gd(0.1),
+        &mut gd(0.1),
         &StepOptions::default(),
     );
     assert!(result.is_ok());
@@ -241,7 +254,7 @@ fn a_partial_batch_equals_the_smaller_batch() {
         &x3,
         &targets,
         &nn::loss::Mse,
-        &mut Gd(0.1),
+        &mut gd(0.1),
         &StepOptions::default(),
     )
     .unwrap();
@@ -252,7 +265,7 @@ fn a_partial_batch_equals_the_smaller_batch() {
         &x4_padded,
         &targets,
         &nn::loss::Mse,
-        &mut Gd(0.1),
+        &mut gd(0.1),
         &StepOptions::default(),
     )
     .unwrap();
@@ -758,7 +771,7 @@ mod trainer_edges {
             &x,
             &targets[..3],
             &loss,
-            &mut Gd(0.1),
+            &mut gd(0.1),
             &StepOptions::default(),
         )
         .unwrap();

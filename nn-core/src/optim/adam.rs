@@ -286,6 +286,8 @@ impl<T: Real, S: Params<T>> ConstZero for Adam<T, S> {
 unsafe impl<T: Real, S: Params<T>> Zeroable for Adam<T, S> {}
 
 impl<T: Real, S: Params<T>> Optimizer<T> for Adam<T, S> {
+    type Grads = S;
+
     /// One Adam step (see [`Adam`]).
     ///
     /// # Panics
@@ -437,6 +439,8 @@ impl<T: Real, S: Params<T>> ConstZero for AdamW<T, S> {
 unsafe impl<T: Real, S: Params<T>> Zeroable for AdamW<T, S> {}
 
 impl<T: Real, S: Params<T>> Optimizer<T> for AdamW<T, S> {
+    type Grads = S;
+
     /// One AdamW step (see [`AdamW`]).
     ///
     /// # Panics

@@ -191,6 +191,8 @@ impl<T: Real, S: Params<T>> ConstZero for RmsProp<T, S> {
 unsafe impl<T: Real, S: Params<T>> Zeroable for RmsProp<T, S> {}
 
 impl<T: Real, S: Params<T>> Optimizer<T> for RmsProp<T, S> {
+    type Grads = S;
+
     /// One RMSprop step (see [`RmsProp`]).
     ///
     /// # Panics

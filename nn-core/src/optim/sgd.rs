@@ -181,6 +181,8 @@ impl<T: Real, S: Params<T>> ConstZero for Sgd<T, S> {
 unsafe impl<T: Real, S: Params<T>> Zeroable for Sgd<T, S> {}
 
 impl<T: Real, S: Params<T>> Optimizer<T> for Sgd<T, S> {
+    type Grads = S;
+
     /// One SGD step (see [`Sgd`]).
     ///
     /// # Panics

@@ -318,7 +318,7 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
     where
         N: Network<T>,
         L: OutputLoss<T, N::Output<B>, Target>,
-        O: Optimizer<T>,
+        O: Optimizer<T, Grads = N::Grads>,
         Target: Clone,
     {
         let config = &self.config;

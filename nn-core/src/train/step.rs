@@ -88,7 +88,7 @@ where
     T: Real,
     N: Network<T>,
     L: OutputLoss<T, N::Output<B>, Target>,
-    O: Optimizer<T>,
+    O: Optimizer<T, Grads = N::Grads>,
 {
     if targets.is_empty() || targets.len() > B {
         return Err(StepError::BadBatchSize);
@@ -114,7 +114,7 @@ where
     if !grad_norm.is_finite() || !penalty.is_finite() {
         return Err(StepError::NonFiniteGradient);
     }
-    optimizer.step(net.as_mut_slice(), grads.as_slice());
+    optimizer.update(net, grads);
     Ok(StepOutcome {
         output: y,
         loss: data_loss,

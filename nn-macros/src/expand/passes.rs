@@ -5,6 +5,7 @@
 use super::{Expander, cache_name, invented, local, returned, size};
 use crate::builtins::ActivationInfo;
 use crate::model::{BinOp, Node, NodeId, Op};
+use crate::shape::Dim;
 use proc_macro2::{Literal, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 
@@ -149,14 +150,14 @@ impl Expander<'_> {
                 quote! { #out.copy_from(#x); }
             }
             Op::Concat(parts) => {
-                let mut offset = 0;
+                let mut offset = Dim::Known(0);
                 let mut copies = TokenStream::new();
                 for &part in parts {
                     let part_size = model.nodes[part].size();
-                    let (rows, start) = (size(part_size), size(offset));
+                    let (rows, start) = (size(&part_size), offset.expr());
                     let x = arg(part);
                     copies.extend(quote! { #out.fixed_rows_mut::<#rows>(#start).copy_from(#x); });
-                    offset += part_size;
+                    offset = offset.add(&part_size);
                 }
                 copies
             }
@@ -341,16 +342,16 @@ impl<'e, 'a> Backward<'e, 'a> {
             }
             Op::Flatten(_) => quote! {},
             Op::Concat(parts) => {
-                let mut offset = 0;
+                let mut offset = Dim::Known(0);
                 let mut slices = TokenStream::new();
                 for &part in parts {
                     let part_size = model.nodes[part].size();
-                    let (rows, start) = (size(part_size), size(offset));
+                    let (rows, start) = (size(&part_size), offset.expr());
                     if needs[part] {
                         let d_part = self.grad(part);
                         slices.extend(quote! { #d_part += #d_out.fixed_rows::<#rows>(#start); });
                     }
-                    offset += part_size;
+                    offset = offset.add(&part_size);
                 }
                 slices
             }

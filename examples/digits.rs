@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let history = Trainer::new(config)
         .accuracy(argmax_accuracy)
-        .fit::<_, _, _, 64, 10, BATCH>(
+        .fit::<_, _, _, BATCH>(
             &mut *net,
             &mut optimizer,
             &SoftmaxCrossEntropy,

@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     Trainer::new(config)
         .schedule(&schedule)
-        .fit::<_, _, _, STEPS, 1, BATCH>(
+        .fit::<_, _, _, BATCH>(
             &mut *net,
             &mut adam,
             &Mse,

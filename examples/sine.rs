@@ -92,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let history = Trainer::new(config)
             .schedule(&round_schedule)
-            .fit::<_, _, _, 1, 1, BATCH>(
+            .fit::<_, _, _, BATCH>(
                 &mut net,
                 &mut optimizer,
                 &Mse,

@@ -143,7 +143,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let history = Trainer::new(config)
             .schedule(&round_schedule)
             .accuracy(argmax_accuracy)
-            .fit::<_, _, _, 2, 2, BATCH>(
+            .fit::<_, _, _, BATCH>(
                 &mut net,
                 &mut optimizer,
                 &SoftmaxCrossEntropy,

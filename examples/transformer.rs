@@ -90,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     Trainer::new(config)
         .accuracy(argmax_accuracy)
-        .fit::<_, _, _, LEN, 2, BATCH>(
+        .fit::<_, _, _, BATCH>(
             &mut *net,
             &mut optimizer,
             &SoftmaxCrossEntropy,

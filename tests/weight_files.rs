@@ -4,21 +4,11 @@
 
 mod common;
 
-use common::randomize;
+use common::{TorchMlp, randomize};
 use nn::io::safetensors::{Names, Options};
 use nn::io::{Dtype, LoadError, flat};
 use nn::prelude::*;
 use nn::{NamedTensor, io};
-
-nn::network! {
-    /// The module of tests/fixtures/make_fixture.py.
-    pub struct TorchMlp {
-        input: [3],
-        fc1: Dense<5>, Tanh,
-        fc2: Dense<4>, Relu,
-        fc3: Dense<2>,
-    }
-}
 
 nn::network! {
     /// The convolutional module of tests/fixtures/make_fixture.py: weight [3, 2, 3, 2].
@@ -85,22 +75,7 @@ const SEQUENTIAL: Names<'static> = Names::Layers(&[("fc1", "0"), ("fc2", "2"), (
 
 /// A tensor of the reference file, as `f64`s in row-major order.
 fn reference(name: &str) -> (Vec<usize>, Vec<f64>) {
-    let file = safetensors::SafeTensors::deserialize(TORCH_IO).unwrap();
-    let view = file.tensor(name).unwrap();
-    let values = match view.dtype() {
-        safetensors::Dtype::F32 => view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
-            .collect(),
-        safetensors::Dtype::F64 => view
-            .data()
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-        other => panic!("{other:?}"),
-    };
-    (view.shape().to_vec(), values)
+    common::safetensors_tensor(TORCH_IO, name)
 }
 
 /// The reference batch `[4, 3]` (row-major, one sample per row) as our `[3, 4]` columns.
@@ -657,14 +632,20 @@ fn flat_errors_are_values_and_leave_the_network_unchanged() {
         }
     );
 
-    // A state tensor (kind 1) is not loaded into a network without state.
+    // A state tensor (kind 1) where the network has a parameter, and an unknown kind.
     let mut bytes = good.clone();
     bytes[32] = flat::KIND_STATE;
     reseal(&mut bytes);
-    assert!(
-        flat_error(&bytes)
-            .to_string()
-            .contains("state tensors are not supported yet): fc1.weight")
+    assert_eq!(
+        flat_error(&bytes).to_string(),
+        "malformed file: a table entry's kind (parameter, state or count) is not the tensor's: \
+         fc1.weight"
+    );
+    bytes[32] = 9;
+    reseal(&mut bytes);
+    assert_eq!(
+        flat_error(&bytes).to_string(),
+        "malformed file: a table entry has an unknown kind: fc1.weight"
     );
 }
 
@@ -887,7 +868,10 @@ fn serde_errors_name_the_tensor_and_leave_the_network_unchanged() {
         serde_error(&edit(&|m| {
             m["fc3.bias"]["data"] = serde_json::json!(["a", "b"]);
         }))
-        .contains("expected a number"),
+        .starts_with(
+            "malformed file: a value is a string other than \"inf\", \"-inf\", \"NaN\" or \
+             \"NaN:0x…\": fc3.bias: \"a\""
+        ),
     );
     assert!(
         serde_error(&edit(&|m| {

@@ -4,6 +4,8 @@
 //! outputs) on the same data from the same weights.
 //!
 //! Run on one core: `cd bench-peers && RAYON_NUM_THREADS=1 taskset -c 0 cargo run --release`.
+//! PyTorch and JAX are timed by `peers.py` beside this package (BENCHMARKS.md has the
+//! commands), on the weights and data the `cpu` bench exports.
 //! Not a workspace member: CI and `cargo test --workspace` never build it.
 
 #[path = "../../benches/cpu/workloads.rs"]

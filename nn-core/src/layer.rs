@@ -16,6 +16,19 @@ pub enum Role {
     /// Non-trainable state saved with the weights (batch norm's running statistics): not in
     /// the parameter slice, never regularized or initialised by a scheme.
     State,
+    /// A non-trainable integer count saved with the weights (batch norm's
+    /// `num_batches_tracked`, an `int64` scalar in PyTorch): not in the parameter slice.
+    Count,
+}
+
+/// One value of a layer's state tensor (see [`Layer::STATE_TENSORS`]): a real number (a
+/// running statistic) or an integer count (PyTorch's `int64` `num_batches_tracked`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StateValue<T> {
+    /// A value of a tensor of role [`Role::State`].
+    Real(T),
+    /// The value of a tensor of role [`Role::Count`].
+    Count(u64),
 }
 
 /// One named tensor of a layer's parameters, in [`Params::as_slice`] order.
@@ -83,12 +96,30 @@ impl TensorInfo {
 /// [`gradcheck::check_layer`](crate::gradcheck::check_layer).
 pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
     /// The layer's tensors in [`Params::as_slice`] order; their lengths add up to
-    /// [`Params::LEN`]. The default is one weight tensor holding everything.
-    const TENSORS: &'static [TensorInfo] = &[TensorInfo {
-        name: "params",
-        shape: &[Self::LEN],
-        role: Role::Weight,
-    }];
+    /// [`Params::LEN`]. The default is one weight tensor `params` holding everything, and no
+    /// tensor at all for a layer without parameters (as PyTorch lists none for `nn.MaxPool2d`
+    /// or `nn.Dropout`).
+    const TENSORS: &'static [TensorInfo] = if Self::LEN == 0 {
+        &[]
+    } else {
+        &[TensorInfo {
+            name: "params",
+            shape: &[Self::LEN],
+            role: Role::Weight,
+        }]
+    };
+
+    /// The tensors of the layer's [`State`](Layer::State) that are saved with the weights, as
+    /// PyTorch's buffers (batch norm's `running_mean`, `running_var`, `num_batches_tracked`),
+    /// each of role [`Role::State`] or [`Role::Count`]. Read and written one value at a time
+    /// by [`Layer::state_value`] and [`Layer::set_state_value`]. The default is none: state
+    /// that PyTorch does not save (dropout's generator) is not saved.
+    const STATE_TENSORS: &'static [TensorInfo] = &[];
+
+    /// Whether `forward_train` mixes the samples of a batch (batch statistics): then a batch
+    /// padded with zero columns trains differently from the same samples alone, and the
+    /// trainer and [`train_step`](crate::train::train_step) refuse partial batches.
+    const BATCH_STATISTICS: bool = false;
 
     /// Scalars of working memory per sample that the passes need (`scratch` holds
     /// `SCRATCH · B` of them). The `network!` macro plans it with the other intermediate
@@ -135,6 +166,24 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
         scratch: &mut [T],
     );
 
+    /// Value `element` (in PyTorch's row-major order) of state tensor `tensor` (an index into
+    /// [`Layer::STATE_TENSORS`]), as it is saved. Called only with valid indices.
+    fn state_value(state: &Self::State, tensor: usize, element: usize) -> StateValue<T> {
+        let _ = (state, tensor, element);
+        StateValue::Real(T::ZERO)
+    }
+
+    /// Sets value `element` of state tensor `tensor` to `value`, of the kind its role says
+    /// (loaders call it only after checking the whole file).
+    fn set_state_value(
+        state: &mut Self::State,
+        tensor: usize,
+        element: usize,
+        value: StateValue<T>,
+    ) {
+        let _ = (state, tensor, element, value);
+    }
+
     /// Puts `state` in its initial condition (e.g. running variance 1, a seeded generator).
     /// Called by the generated `init`; `Net::ZERO` has all-zero state until then. The default
     /// does nothing.
@@ -151,9 +200,76 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
             let values = &mut params[offset..offset + tensor.len()];
             match tensor.role {
                 Role::Weight => init::fill(values, scheme, tensor.shape, rng),
-                Role::Bias | Role::State => values.fill(T::ZERO),
+                Role::Bias | Role::State | Role::Count => values.fill(T::ZERO),
             }
             offset += tensor.len();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{Dropout, MaxPool2d, PoolGeometry2dOf};
+
+    /// A layer of its own with parameters, keeping every default.
+    #[derive(Clone, Debug, PartialEq)]
+    #[repr(C)]
+    struct Shift {
+        b: SMatrix<f64, 3, 1>,
+    }
+
+    impl ConstZero for Shift {
+        const ZERO: Self = Shift { b: SMatrix::ZERO };
+    }
+
+    // SAFETY: repr(C), one static matrix of f64.
+    unsafe impl Zeroable for Shift {}
+
+    // SAFETY: repr(C), one static matrix of f64: 3 contiguous values.
+    unsafe impl Params<f64> for Shift {
+        const LEN: usize = 3;
+    }
+
+    impl Layer<f64, 3, 3> for Shift {
+        type Cache<const B: usize> = ();
+        type State = ();
+
+        fn forward<const B: usize>(
+            &self,
+            _: &(),
+            x: &SMatrix<f64, 3, B>,
+            y: &mut SMatrix<f64, 3, B>,
+        ) {
+            for (j, mut column) in y.column_iter_mut().enumerate() {
+                column.copy_from(&(x.column(j) + self.b));
+            }
+        }
+
+        fn backward<const B: usize>(
+            &self,
+            _: &SMatrix<f64, 3, B>,
+            _: &SMatrix<f64, 3, B>,
+            _: &(),
+            dy: &SMatrix<f64, 3, B>,
+            dx: &mut SMatrix<f64, 3, B>,
+            grads: &mut Self,
+        ) {
+            *dx += dy;
+            grads.b += dy.column_sum();
+        }
+    }
+
+    #[test]
+    fn a_layer_without_parameters_has_no_tensor_and_one_with_has_one_by_default() {
+        type Pool = MaxPool2d<f32, 16, 4, PoolGeometry2dOf<1, 4, 4, 2, 2, 2, 2>>;
+        assert!(<Pool as Layer<f32, 16, 4>>::TENSORS.is_empty());
+        assert!(<Dropout<f32, 8, 0> as Layer<f32, 8, 8>>::TENSORS.is_empty());
+        let tensors = <Shift as Layer<f64, 3, 3>>::TENSORS;
+        assert_eq!(tensors.len(), 1);
+        assert_eq!((tensors[0].name, tensors[0].shape), ("params", &[3][..]));
+        // No state is saved, and training does not mix the samples, by default.
+        assert!(<Shift as Layer<f64, 3, 3>>::STATE_TENSORS.is_empty());
+        const { assert!(!<Shift as Layer<f64, 3, 3>>::BATCH_STATISTICS) };
     }
 }

@@ -19,6 +19,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod activations;
+mod boxed;
 pub mod gradcheck;
 pub mod init;
 pub mod io;
@@ -40,7 +41,10 @@ pub mod train;
 mod values;
 
 pub use activations::Activation;
-pub use layer::{Layer, Role, TensorInfo};
+#[cfg(feature = "alloc")]
+pub use boxed::clone_boxed;
+pub use boxed::copy_into;
+pub use layer::{Layer, Role, StateValue, TensorInfo};
 pub use loss::Loss;
 pub use nalgebra;
 pub use nalgebra::SMatrix;
@@ -53,4 +57,4 @@ pub use rand_core;
 pub use real::Real;
 pub use regularization::Regularization;
 pub use summary::{MemoryPlan, Summary, SummaryRow};
-pub use values::Values;
+pub use values::{Batch, Values};

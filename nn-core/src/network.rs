@@ -1,7 +1,7 @@
 //! The `Network` trait, implemented by every network the `network!` macro generates.
 
 use crate::memory::{Outputs, TapeIo};
-use crate::{ConstZero, Params, Real, TensorInfo, Values, Zeroable};
+use crate::{Batch, ConstZero, Params, Real, StateValue, TensorInfo, Zeroable};
 use core::fmt;
 use rand_core::Rng;
 
@@ -13,7 +13,9 @@ pub struct NamedTensor {
     pub layer: &'static str,
     /// The tensor within the layer: name (`weight`), PyTorch shape, role.
     pub info: &'static TensorInfo,
-    /// Index of its first scalar in the network's parameter slice.
+    /// Index of its first scalar in the network's parameter slice; for a state tensor
+    /// (listed by [`Network::visit_state_tensors`]), of its first value among the network's
+    /// state values.
     pub offset: usize,
 }
 
@@ -41,9 +43,9 @@ pub trait Network<T: Real>: Params<T> + Clone {
     /// The gradient struct: one field per layer, with the layer's shape.
     type Grads: Params<T>;
     /// Input for a batch of `B` samples: `SMatrix<T, N, B>`, or a tuple for several inputs.
-    type Input<const B: usize>: Values<T>;
+    type Input<const B: usize>: Batch<T>;
     /// Output for a batch of `B` samples: `SMatrix<T, N, B>`, or a tuple for several outputs.
-    type Output<const B: usize>: Values<T>;
+    type Output<const B: usize>: Batch<T>;
     /// Training memory for `B` samples: what `forward_train` keeps for `backward`, the
     /// outputs and the gradients at the ends of the passes, and the slots the other values
     /// share. Build it with `new_boxed()`.
@@ -90,6 +92,33 @@ pub trait Network<T: Real>: Params<T> + Clone {
 
     /// Calls `visit` with every tensor of the network, in parameter-slice order.
     fn visit_tensors(visit: &mut dyn FnMut(NamedTensor));
+
+    /// Whether a layer mixes the samples of a batch in training (batch normalization): the
+    /// OR of the layers' [`Layer::BATCH_STATISTICS`](crate::Layer::BATCH_STATISTICS). A
+    /// partial batch padded with zero columns would enter its statistics, so
+    /// [`train_step`](crate::train::train_step) refuses one and the trainer skips it.
+    const BATCH_STATISTICS: bool = false;
+
+    /// Calls `visit` with every state tensor saved with the weights (batch normalization's
+    /// `bn1.running_mean`, `bn1.running_var`, `bn1.num_batches_tracked`), in order: the
+    /// layers' [`Layer::STATE_TENSORS`](crate::Layer::STATE_TENSORS). The default (a network
+    /// without such state) lists none.
+    fn visit_state_tensors(visit: &mut dyn FnMut(NamedTensor)) {
+        let _ = visit;
+    }
+
+    /// Value `element` (row-major) of the `tensor`-th state tensor of
+    /// [`visit_state_tensors`](Network::visit_state_tensors), as saved.
+    fn state_value(&self, tensor: usize, element: usize) -> StateValue<T> {
+        let _ = (tensor, element);
+        StateValue::Real(T::ZERO)
+    }
+
+    /// Sets value `element` of the `tensor`-th state tensor (what the loaders call, after
+    /// checking the whole file).
+    fn set_state_value(&mut self, tensor: usize, element: usize, value: StateValue<T>) {
+        let _ = (tensor, element, value);
+    }
 
     /// Initialises every layer in place from `rng`: each layer by its `#[init(..)]` scheme,
     /// or by the default for the activation that follows it (He before the ReLU family,

@@ -54,7 +54,7 @@ impl Regularization {
         match role {
             Role::Weight => true,
             Role::Bias => self.biases,
-            Role::State => false,
+            Role::State | Role::Count => false,
         }
     }
 

@@ -1,7 +1,6 @@
 //! What every stage needs to report a mistake: the error collector, "did you mean" hints and
 //! the wording shared by several messages. Imports nothing of the macro's own.
 
-use proc_macro2::Span;
 use quote::ToTokens;
 
 /// Collects errors (serde's `Ctxt`): checking goes on after an error, so the user sees every
@@ -13,11 +12,6 @@ impl Errors {
     /// An error spanned on `tokens`: the tokens the user must change.
     pub fn spanned(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
         self.0.push(syn::Error::new_spanned(tokens, message));
-    }
-
-    /// An error at `span`.
-    pub fn at(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.0.push(syn::Error::new(span, message));
     }
 
     /// Adds errors found elsewhere, in order.
@@ -89,12 +83,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len()][b.len()]
-}
-
-/// Sizes as the DSL writes a shape: `[3, 4]`.
-pub fn shape_text(dims: &[usize]) -> String {
-    let dims: Vec<String> = dims.iter().map(usize::to_string).collect();
-    format!("[{}]", dims.join(", "))
 }
 
 /// "a" or "an", for the word that follows: `an Embedding layer`.

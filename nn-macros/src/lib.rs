@@ -30,7 +30,18 @@ use proc_macro::TokenStream;
 /// passes from a declarative description. See the `nn` crate for the language.
 #[proc_macro]
 pub fn network(input: TokenStream) -> TokenStream {
-    let def = syn::parse_macro_input!(input as parse::NetworkDef);
+    let input = proc_macro2::TokenStream::from(input);
+    let def = match syn::parse2::<parse::NetworkDef>(input.clone()) {
+        Ok(def) => def,
+        Err(error) => {
+            // The struct still exists, so that code naming it gets no further errors.
+            let mut tokens = error.to_compile_error();
+            if let Some((vis, name)) = parse::header(input) {
+                tokens.extend(expand::fallback(&vis, &name));
+            }
+            return tokens.into();
+        }
+    };
     let (vis, name) = (def.vis.clone(), def.name.clone());
     let nn = match krate::path(def.krate.clone()) {
         Ok(path) => path,

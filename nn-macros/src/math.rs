@@ -2,7 +2,7 @@
 //! (terminals, rustdoc) and as LaTeX (Markdown `math` blocks). The built-in layers write their
 //! own equations in it; `explain` arranges them. Imports only [`Shape`].
 
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 
 /// An expression of the derivation.
 #[derive(Clone)]
@@ -42,9 +42,9 @@ pub enum Math {
     /// `Σ_t x`: a sum over an index.
     SumOver(Index, Box<Math>),
     /// `(x_t)_{t=1…S}`: the sequence of an expression over every step.
-    Sequence(Box<Math>, Index, usize),
+    Sequence(Box<Math>, Index, Dim),
     /// Rows `first..=last` (from 1) of a vector: `(∂L/∂c)[1:6]`.
-    Rows(Box<Math>, usize, usize),
+    Rows(Box<Math>, Dim, Dim),
     /// Vectors stacked: `[a; b]`.
     Stack(Vec<Math>),
     /// The Jacobian `∂y/∂x` of a layer of your own.
@@ -427,7 +427,7 @@ pub fn numbers(values: &[f64]) -> String {
 
 /// A shape as LaTeX: `\in \mathbb{R}^{32 \times 16}`.
 pub fn tex_shape(shape: &Shape) -> String {
-    let dims: Vec<String> = shape.dims().iter().map(usize::to_string).collect();
+    let dims: Vec<String> = shape.dims().iter().map(Dim::to_string).collect();
     format!("\\in \\mathbb{{R}}^{{{}}}", dims.join(" \\times "))
 }
 

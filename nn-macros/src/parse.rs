@@ -16,8 +16,10 @@
 //! shape       := "[" size ("," size)* "]"         size := integer literal
 //! ```
 
+use crate::shape::Dim;
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, LitInt, Token, Type, Visibility, bracketed, parenthesized};
@@ -80,13 +82,16 @@ pub enum ArgValue {
         sizes: Vec<Size>,
         tokens: TokenStream,
     },
+    /// A word an option takes: `same` in `padding = same`.
+    Word(Ident),
 }
 
 impl ArgValue {
     /// Tokens to span an error on.
     pub fn tokens(&self) -> TokenStream {
         match self {
-            ArgValue::Int(size) => size.lit.to_token_stream(),
+            ArgValue::Int(size) => size.tokens.clone(),
+            ArgValue::Word(word) => word.to_token_stream(),
             ArgValue::Float { tokens, .. }
             | ArgValue::Bool { tokens, .. }
             | ArgValue::Pair { tokens, .. } => tokens.clone(),
@@ -94,11 +99,12 @@ impl ArgValue {
     }
 }
 
-/// A size: an integer literal, kept with its token for error spans.
+/// A size: an integer literal, a constant (`H`, `sizes::H`) or a const block
+/// (`{ 2 * H }`), kept with its tokens for error spans.
 #[derive(Clone)]
 pub struct Size {
-    pub value: usize,
-    pub lit: LitInt,
+    pub value: Dim,
+    pub tokens: TokenStream,
 }
 
 /// `[a, b, ...]`, as written.
@@ -189,6 +195,20 @@ impl Parse for NetworkDef {
     }
 }
 
+/// The visibility and name of the network (`pub struct Net`), read from input that may not
+/// parse further: the fallback struct of a syntax error needs them.
+pub fn header(tokens: TokenStream) -> Option<(Visibility, Ident)> {
+    let parser = |input: ParseStream| {
+        input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        input.parse::<Token![struct]>()?;
+        let name: Ident = input.parse()?;
+        input.parse::<TokenStream>()?;
+        Ok((vis, name))
+    };
+    syn::parse::Parser::parse2(parser, tokens).ok()
+}
+
 /// `#[nn(crate = path)]`, the only `nn` attribute of a network.
 fn crate_attribute(attrs: &[Attribute]) -> syn::Result<Option<syn::Path>> {
     let mut krate = None;
@@ -218,12 +238,30 @@ impl Parse for Entry {
             )),
             None => Ok(()),
         };
-        if !(input.peek(Ident) && input.peek2(Token![:]) && !input.peek2(Token![::])) {
+        let named = input.peek2(Token![:]) && !input.peek2(Token![::]);
+        if named && input.peek(Ident::peek_any) && !input.peek(Ident) {
+            let keyword = Ident::parse_any(input)?;
+            return Err(syn::Error::new(
+                keyword.span(),
+                format!(
+                    "`{keyword}` is a Rust keyword, so it cannot name a layer (a field of the \
+                     struct): choose another name, e.g. `{keyword}_`"
+                ),
+            ));
+        }
+        if !(input.peek(Ident) && named) {
             only_on_layers(&attrs)?;
             return Ok(Entry::Activation(parse_sequential_activation(input)?));
         }
         let name: Ident = input.parse()?;
         input.parse::<Token![:]>()?;
+        if input.peek(LitInt) {
+            let size: LitInt = input.parse()?;
+            return Err(syn::Error::new(
+                size.span(),
+                format!("a shape is written in brackets: `{name}: [{size}]`"),
+            ));
+        }
         if input.peek(syn::token::Bracket) {
             only_on_layers(&attrs)?;
             return Ok(Entry::Input {
@@ -265,6 +303,15 @@ fn builtin_spec(input: ParseStream) -> syn::Result<LayerSpec> {
         )
     })?;
     let mut args = Vec::new();
+    if input.peek(syn::token::Paren) {
+        let content;
+        let parens = parenthesized!(content in input);
+        let inside: TokenStream = content.parse()?;
+        return Err(syn::Error::new(
+            parens.span.join(),
+            format!("a layer's arguments go in angle brackets: `{kind}<{inside}>`"),
+        ));
+    }
     if input.peek(Token![<]) {
         input.parse::<Token![<]>()?;
         while !input.peek(Token![>]) {
@@ -293,20 +340,35 @@ fn arg_value(input: ParseStream) -> syn::Result<ArgValue> {
     if input.peek(syn::token::Paren) {
         let content;
         let parens = parenthesized!(content in input);
-        let lits = Punctuated::<LitInt, Token![,]>::parse_terminated(&content)?;
+        let sizes = Punctuated::<Size, Token![,]>::parse_terminated_with(&content, Size::parse)?;
         let mut tokens = TokenStream::new();
-        parens.surround(&mut tokens, |t| lits.to_tokens(t));
-        let sizes = lits
-            .into_iter()
-            .map(Size::new)
-            .collect::<syn::Result<_>>()?;
+        parens.surround(&mut tokens, |t| {
+            for pair in sizes.pairs() {
+                t.extend(pair.value().tokens.clone());
+                pair.punct().to_tokens(t);
+            }
+        });
+        let sizes = sizes.into_iter().collect();
         return Ok(ArgValue::Pair { sizes, tokens });
+    }
+    if input.peek(Token![-]) && input.peek2(LitInt) {
+        return Ok(ArgValue::Int(Size::parse(input)?));
+    }
+    let fork = input.fork();
+    if let Ok(word) = fork.parse::<Ident>()
+        && (word == "same" || word == "valid")
+    {
+        input.parse::<Ident>()?;
+        return Ok(ArgValue::Word(word));
+    }
+    if input.peek(Ident) || input.peek(Token![::]) || input.peek(syn::token::Brace) {
+        return Ok(ArgValue::Int(Size::parse(input)?));
     }
     let lit: syn::Lit = input.parse().map_err(|e| {
         syn::Error::new(
             e.span(),
-            "expected a layer argument: a size `16`, a pair `(3, 5)`, a number `0.5` or \
-             `true`/`false`",
+            "expected a layer argument: a size `16` (or a constant `H`, `{ 2 * H }`), a pair \
+             `(3, 5)`, a number `0.5` or `true`/`false`",
         )
     })?;
     let tokens = lit.to_token_stream();
@@ -337,6 +399,15 @@ fn parse_sequential_activation(input: ParseStream) -> syn::Result<Call> {
             "expected `name: Layer`, `input: [size]` or an activation such as `Relu`",
         )
     })?;
+    if input.peek(Token![<]) {
+        return Err(syn::Error::new(
+            func.span(),
+            format!(
+                "a layer needs a name, its field in the struct: `my_layer: {func}<..>` \
+                 (activations such as `Relu` need none)"
+            ),
+        ));
+    }
     let mut tokens = func.to_token_stream();
     let mut args = Vec::new();
     if input.peek(syn::token::Paren) {
@@ -365,17 +436,14 @@ impl Parse for ShapeSpec {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let content;
         let brackets = bracketed!(content in input);
-        let lits = Punctuated::<LitInt, Token![,]>::parse_terminated(&content)?;
-        if lits.is_empty() {
+        let sizes = Punctuated::<Size, Token![,]>::parse_terminated_with(&content, Size::parse)?;
+        if sizes.is_empty() {
             return Err(syn::Error::new(
                 brackets.span.join(),
                 "a shape needs at least one size, e.g. `[16]`",
             ));
         }
-        let dims = lits
-            .into_iter()
-            .map(Size::new)
-            .collect::<syn::Result<_>>()?;
+        let dims = sizes.into_iter().collect();
         Ok(ShapeSpec {
             dims,
             span: brackets.span.join(),
@@ -385,8 +453,52 @@ impl Parse for ShapeSpec {
 
 impl Size {
     fn new(lit: LitInt) -> syn::Result<Self> {
-        let value = lit.base10_parse::<usize>()?;
-        Ok(Size { value, lit })
+        let value = Dim::Known(lit.base10_parse::<usize>()?);
+        Ok(Size {
+            value,
+            tokens: lit.to_token_stream(),
+        })
+    }
+
+    /// A size: an integer literal, a constant's path or a const block. A negative number gets
+    /// the message of a zero one, on the sign and the digits.
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(Token![-]) {
+            let minus: Token![-] = input.parse()?;
+            let lit: LitInt = input.parse()?;
+            return Err(syn::Error::new_spanned(
+                quote::quote!(#minus #lit),
+                "a size must be at least 1",
+            ));
+        }
+        if input.peek(syn::token::Brace) {
+            let block: syn::ExprBlock = input.parse()?;
+            let inner = match block.block.stmts.as_slice() {
+                [syn::Stmt::Expr(expr, None)] => expr.to_token_stream(),
+                _ => block.block.to_token_stream(),
+            };
+            let text = inner.to_string();
+            return Ok(Size {
+                value: Dim::symbolic(inner, text),
+                tokens: block.to_token_stream(),
+            });
+        }
+        if input.peek(Ident) || input.peek(Token![::]) {
+            let path: syn::Path = input.parse()?;
+            let text = path.to_token_stream().to_string().replace(" :: ", "::");
+            let tokens = path.to_token_stream();
+            return Ok(Size {
+                value: Dim::symbolic(tokens.clone(), text),
+                tokens,
+            });
+        }
+        let lit: LitInt = input.parse().map_err(|error| {
+            syn::Error::new(
+                error.span(),
+                "expected a size: a number `16`, a constant `H` or a const block `{ 2 * H }`",
+            )
+        })?;
+        Size::new(lit)
     }
 }
 
@@ -425,6 +537,12 @@ impl Parse for Forward {
             let name: Ident = body.parse()?;
             body.parse::<Token![=]>()?;
             let expr: syn::Expr = body.parse()?;
+            if !body.peek(Token![;]) {
+                return Err(syn::Error::new_spanned(
+                    &expr,
+                    format!("expected `;` after this expression: `let {name} = ...;`"),
+                ));
+            }
             body.parse::<Token![;]>()?;
             statements.push((name, Expr::from_syn(&expr)?));
         }

@@ -34,3 +34,34 @@ pub fn max_diff(a: &[f64], b: &[f64]) -> f64 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
 }
+
+nn::network! {
+    /// The module of tests/fixtures/make_fixture.py (`TorchMlp`): every weight non-square.
+    pub struct TorchMlp {
+        input: [3],
+        fc1: Dense<5>, Tanh,
+        fc2: Dense<4>, Relu,
+        fc3: Dense<2>,
+    }
+}
+
+/// A tensor of a safetensors file: its shape, and its values (row-major) as `f64`s
+/// (`F32`, `F64` or `I64`).
+pub fn safetensors_tensor(file: &[u8], name: &str) -> (Vec<usize>, Vec<f64>) {
+    let file = safetensors::SafeTensors::deserialize(file).unwrap();
+    let view = file.tensor(name).unwrap();
+    let bytes = |n: usize| view.data().chunks_exact(n);
+    let values = match view.dtype() {
+        safetensors::Dtype::F32 => bytes(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
+        safetensors::Dtype::F64 => bytes(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect(),
+        safetensors::Dtype::I64 => bytes(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
+        other => panic!("{other:?}"),
+    };
+    (view.shape().to_vec(), values)
+}

@@ -21,11 +21,16 @@
 //! | 10 | dtype, `u8`: 1 = `f32`, 2 = `f64` |
 //! | 11 | reserved, `0` |
 //! | 12..16 | number of tensors, `u32` |
-//! | 16..24 | number of parameters (scalars), `u64` |
+//! | 16..24 | number of value slots (of the dtype's size), `u64` |
 //! | 24..28 | length of the tensor table in bytes, `u32`, a multiple of 8 |
 //! | 28..32 | CRC-32 (the ISO-HDLC one of zlib, PNG and Python's `zlib.crc32`) of bytes 0..28 followed by every byte from 32 to the end |
-//! | 32.. | the tensor table: for each tensor, in order, `u8` kind ([`KIND_PARAMETER`]), `u8` rank, `u16` name length, the UTF-8 name (`fc1.weight`), `rank` × `u32` dimensions (PyTorch's shape); then zeros up to a multiple of 8 bytes |
-//! | then | the values: every tensor in table order, row-major (C order, as PyTorch and NumPy hold them), each element little-endian |
+//! | 32.. | the tensor table: for each tensor, in order, `u8` kind ([`KIND_PARAMETER`], [`KIND_STATE`], [`KIND_COUNT`]), `u8` rank, `u16` name length, the UTF-8 name (`fc1.weight`), `rank` × `u32` dimensions (PyTorch's shape); then zeros up to a multiple of 8 bytes |
+//! | then | the values: every tensor in table order, row-major (C order, as PyTorch and NumPy hold them), each element little-endian in a slot of the dtype's size; a count (rank 0) is a little-endian `u64` in 8 bytes (two slots of an `f32` file, one of an `f64` file) |
+//!
+//! The tensors are the network's parameters ([`Network::visit_tensors`]), then its saved state
+//! ([`Network::visit_state_tensors`]: batch normalization's `running_mean`, `running_var` of
+//! kind [`KIND_STATE`] and `num_batches_tracked` of kind [`KIND_COUNT`]), exactly the tensors
+//! of PyTorch's `state_dict()` for the same module.
 //!
 //! The file is exactly that long. A file can be written by hand from NumPy: concatenate
 //! `tensor.astype('<f4').tobytes()` for each tensor after the header and table.
@@ -36,8 +41,11 @@
 //! kind, shape), the tensor count and the parameter count. Only then does it write, so
 //! the network is unchanged by a failed load.
 
-use super::{Dtype, LoadError, SaveError, Shape, Text, is_named, read_tensor, try_visit};
-use crate::{NamedTensor, Network, Real};
+use super::{
+    Dtype, LoadError, Place, SaveError, Shape, Text, count_value, is_count, is_named, read_tensor,
+    try_visit_saved, write_tensor,
+};
+use crate::{NamedTensor, Network, Params, Real};
 
 /// The first eight bytes of a flat weight file.
 pub const MAGIC: [u8; 8] = *b"NNWEIGHT";
@@ -48,13 +56,46 @@ pub const VERSION: u16 = 1;
 /// Bytes of the fixed header, before the tensor table.
 pub const HEADER_LEN: usize = 32;
 
-/// Table entry kind of a trainable parameter (the only kind version 1 writes).
+/// Table entry kind of a trainable parameter.
 pub const KIND_PARAMETER: u8 = 0;
 
-/// Table entry kind reserved for non-trainable state (batch normalization's running
-/// statistics). Loaders of this build reject such entries: networks do not list their state
-/// tensors to the loaders yet (see the [`io`](super) module's docs).
+/// Table entry kind of non-trainable real state (batch normalization's running statistics,
+/// [`Role::State`](crate::Role::State)).
 pub const KIND_STATE: u8 = 1;
+
+/// Table entry kind of an integer count (batch normalization's `num_batches_tracked`,
+/// [`Role::Count`](crate::Role::Count)): rank 0, a `u64` in 8 bytes of the values.
+pub const KIND_COUNT: u8 = 2;
+
+/// Value slots (of `dtype`'s size) a tensor takes: its values, or 8 bytes for a count.
+fn slots(tensor: &NamedTensor, dtype: Dtype) -> usize {
+    if is_count(tensor) {
+        8 / dtype.size()
+    } else {
+        tensor.info.len()
+    }
+}
+
+/// Value slots of `N`'s file (with its state, or only its parameters) of `dtype`.
+fn slot_count<T: Real, N: Network<T>>(with_state: bool, dtype: Dtype) -> usize {
+    let mut count = 0;
+    let _ = try_visit_saved::<T, N, ()>(|_, t, place| {
+        if with_state || place == Place::Parameter {
+            count += slots(&t, dtype);
+        }
+        Ok(())
+    });
+    count
+}
+
+/// The table kind of a tensor.
+fn kind_of(tensor: &NamedTensor, place: Place) -> u8 {
+    match place {
+        Place::Parameter => KIND_PARAMETER,
+        Place::State(_) if is_count(tensor) => KIND_COUNT,
+        Place::State(_) => KIND_STATE,
+    }
+}
 
 const DTYPE_F32: u8 = 1;
 const DTYPE_F64: u8 = 2;
@@ -66,10 +107,16 @@ const fn dtype_code(dtype: Dtype) -> u8 {
     }
 }
 
-/// Bytes of `N`'s tensor table, padding included.
-fn table_len<T: Real, N: Network<T>>() -> usize {
+/// Bytes of the tensor table of `N`'s saved tensors (with its state, or only its
+/// parameters), padding included.
+fn table_len<T: Real, N: Network<T>>(with_state: bool) -> usize {
     let mut len = 0;
-    N::visit_tensors(&mut |t| len += entry_len(&t));
+    let _ = try_visit_saved::<T, N, ()>(|_, t, place| {
+        if with_state || place == Place::Parameter {
+            len += entry_len(&t);
+        }
+        Ok(())
+    });
     len.next_multiple_of(8)
 }
 
@@ -83,29 +130,58 @@ fn name_len(t: &NamedTensor) -> usize {
     t.layer.len() + 1 + t.info.name.len()
 }
 
-/// Bytes of `N`'s weights in the flat format with scalars of `T`: the buffer size
-/// [`save`] needs.
+/// Bytes of `N`'s weights (parameters and saved state) in the flat format with scalars of
+/// `T`: the buffer size [`save`] needs.
 pub fn encoded_len<T: Real, N: Network<T>>() -> usize {
-    HEADER_LEN + table_len::<T, N>() + N::PARAM_COUNT * size_of::<T>()
+    HEADER_LEN
+        + table_len::<T, N>(true)
+        + slot_count::<T, N>(true, Dtype::of::<T>()) * size_of::<T>()
 }
 
-/// Writes `net`'s weights into `out` in the flat format, with `T` as the dtype; returns
-/// the number of bytes written ([`encoded_len`]).
+/// Bytes of `N`'s gradients in the flat format: the buffer size [`save_gradients`] needs.
+pub fn gradients_len<T: Real, N: Network<T>>() -> usize {
+    HEADER_LEN
+        + table_len::<T, N>(false)
+        + slot_count::<T, N>(false, Dtype::of::<T>()) * size_of::<T>()
+}
+
+/// Writes `net`'s weights (parameters, then the saved state: batch normalization's running
+/// statistics) into `out` in the flat format, with `T` as the dtype; returns the number of
+/// bytes written ([`encoded_len`]).
 ///
-/// Needs no allocator. Fails only if `out` is too small, or (not for any network the
-/// macro generates) a name or dimension does not fit the format's integers.
+/// Needs no allocator. Fails only if `out` is too small, or (not for any network the macro
+/// generates) a name or dimension does not fit the format's integers.
 pub fn save<T: Real, N: Network<T>>(net: &N, out: &mut [u8]) -> Result<usize, SaveError> {
+    write_file(net, net.as_slice(), true, out)
+}
+
+/// Writes the gradients `grads` of `net`'s parameters into `out` in the flat format, under
+/// the parameters' names (`fc1.weight`: the `p.grad` of PyTorch's parameter of that name);
+/// returns the number of bytes written ([`gradients_len`]).
+pub fn save_gradients<T: Real, N: Network<T>>(
+    net: &N,
+    grads: &N::Grads,
+    out: &mut [u8],
+) -> Result<usize, SaveError> {
+    write_file(net, grads.as_slice(), false, out)
+}
+
+/// Writes the file of `net`'s tensors, the parameters' values read from `values`.
+fn write_file<T: Real, N: Network<T>>(
+    net: &N,
+    values: &[T],
+    with_state: bool,
+    out: &mut [u8],
+) -> Result<usize, SaveError> {
     let dtype = Dtype::of::<T>();
-    let table_len = table_len::<T, N>();
-    let needed = HEADER_LEN + table_len + N::PARAM_COUNT * dtype.size();
-    if out.len() < needed {
-        return Err(SaveError::BufferTooSmall {
-            needed,
-            available: out.len(),
-        });
-    }
+    let table_len = table_len::<T, N>(with_state);
+    let saved = |place: Place| with_state || place == Place::Parameter;
     let mut count = 0usize;
-    try_visit::<T, N, _>(|_, t| {
+    let mut value_count = 0usize;
+    try_visit_saved::<T, N, _>(|_, t, place| {
+        if !saved(place) {
+            return Ok(());
+        }
         let unrepresentable = |reason| SaveError::Unrepresentable { tensor: t, reason };
         if name_len(&t) > u16::MAX as usize {
             return Err(unrepresentable("its name is longer than 65535 bytes"));
@@ -117,8 +193,16 @@ pub fn save<T: Real, N: Network<T>>(net: &N, out: &mut [u8]) -> Result<usize, Sa
             return Err(unrepresentable("a dimension is above 2³² − 1"));
         }
         count += 1;
+        value_count += slots(&t, dtype);
         Ok(())
     })?;
+    let needed = HEADER_LEN + table_len + value_count * dtype.size();
+    if out.len() < needed {
+        return Err(SaveError::BufferTooSmall {
+            needed,
+            available: out.len(),
+        });
+    }
     if count > u32::MAX as usize || table_len > u32::MAX as usize {
         return Err(SaveError::Encoding(Text::new(
             "more tensors than the format's table can hold",
@@ -130,16 +214,18 @@ pub fn save<T: Real, N: Network<T>>(net: &N, out: &mut [u8]) -> Result<usize, Sa
     out[10] = dtype_code(dtype);
     out[11] = 0;
     out[12..16].copy_from_slice(&(count as u32).to_le_bytes());
-    out[16..24].copy_from_slice(&(N::PARAM_COUNT as u64).to_le_bytes());
+    out[16..24].copy_from_slice(&(value_count as u64).to_le_bytes());
     out[24..28].copy_from_slice(&(table_len as u32).to_le_bytes());
 
-    let (table, values) = out[HEADER_LEN..].split_at_mut(table_len);
+    let (table, values_out) = out[HEADER_LEN..].split_at_mut(table_len);
     let mut pos = 0;
     let mut at = 0;
-    let params = net.as_slice();
-    N::visit_tensors(&mut |t| {
+    let _ = try_visit_saved::<T, N, ()>(|_, t, place| {
+        if !saved(place) {
+            return Ok(());
+        }
         let name = name_len(&t);
-        table[pos] = KIND_PARAMETER;
+        table[pos] = kind_of(&t, place);
         table[pos + 1] = t.info.shape.len() as u8;
         table[pos + 2..pos + 4].copy_from_slice(&(name as u16).to_le_bytes());
         let name_at = pos + 4;
@@ -151,9 +237,15 @@ pub fn save<T: Real, N: Network<T>>(net: &N, out: &mut [u8]) -> Result<usize, Sa
             table[pos..pos + 4].copy_from_slice(&(d as u32).to_le_bytes());
             pos += 4;
         }
-        let bytes = t.info.len() * dtype.size();
-        read_tensor(params, &t, &mut values[at..at + bytes], dtype);
+        let bytes = slots(&t, dtype) * dtype.size();
+        let slot = &mut values_out[at..at + bytes];
+        if is_count(&t) {
+            slot.copy_from_slice(&count_value(net, place).to_le_bytes());
+        } else {
+            read_tensor(net, values, &t, place, slot, dtype);
+        }
         at += bytes;
+        Ok(())
     });
     table[pos..].fill(0);
 
@@ -178,12 +270,19 @@ pub fn to_vec<T: Real, N: Network<T>>(net: &N) -> Result<alloc::vec::Vec<u8>, Sa
 /// and need not be aligned.
 pub fn load<T: Real, N: Network<T>>(net: &mut N, bytes: &[u8]) -> Result<(), LoadError> {
     let (dtype, values) = check::<T, N>(bytes)?;
-    let params = net.as_mut_slice();
     let mut at = 0;
-    N::visit_tensors(&mut |t| {
-        let len = t.info.len() * dtype.size();
-        super::write_tensor(params, &t, &values[at..at + len], dtype);
+    let _ = try_visit_saved::<T, N, ()>(|_, t, place| {
+        let len = slots(&t, dtype) * dtype.size();
+        let slot = &values[at..at + len];
+        if is_count(&t) {
+            if let Place::State(index) = place {
+                net.set_state_value(index, 0, crate::StateValue::Count(u64_at(slot, 0)));
+            }
+        } else {
+            write_tensor(net, &t, place, slot, dtype);
+        }
         at += len;
+        Ok(())
     });
     Ok(())
 }
@@ -314,7 +413,7 @@ fn check<T: Real, N: Network<T>>(bytes: &[u8]) -> Result<(Dtype, &[u8]), LoadErr
     let (table, values) = bytes[HEADER_LEN..].split_at(table_len);
     let mut pos = 0;
     let mut ours = 0u64;
-    try_visit::<T, N, _>(|i, tensor| {
+    try_visit_saved::<T, N, _>(|i, tensor, place| {
         ours += 1;
         if i as u64 >= tensor_count {
             return Err(LoadError::Missing {
@@ -329,9 +428,14 @@ fn check<T: Real, N: Network<T>>(bytes: &[u8]) -> Result<(Dtype, &[u8]), LoadErr
                 found: Text::lossy(entry.name),
             });
         }
-        if entry.kind != KIND_PARAMETER {
+        if entry.kind != kind_of(&tensor, place) {
             return Err(LoadError::Malformed {
-                reason: "a table entry is not a trainable parameter (state tensors are not supported yet)",
+                reason: match entry.kind {
+                    KIND_PARAMETER | KIND_STATE | KIND_COUNT => {
+                        "a table entry's kind (parameter, state or count) is not the tensor's"
+                    }
+                    _ => "a table entry has an unknown kind",
+                },
                 detail: Text::lossy(entry.name),
             });
         }
@@ -355,11 +459,12 @@ fn check<T: Real, N: Network<T>>(bytes: &[u8]) -> Result<(Dtype, &[u8]), LoadErr
             "the tensor table has bytes after its last entry",
         ));
     }
-    // Every name and shape matches, so the values are exactly the network's parameters;
+    // Every name and shape matches, so the values are exactly the network's saved values;
     // a header that says otherwise is inconsistent with its own table.
-    if param_count != N::PARAM_COUNT as u64 {
+    let expected = slot_count::<T, N>(true, dtype);
+    if param_count != expected as u64 {
         return Err(LoadError::ParameterCount {
-            expected: N::PARAM_COUNT,
+            expected,
             found: param_count,
         });
     }

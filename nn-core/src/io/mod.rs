@@ -29,19 +29,22 @@
 //! writes the first parameter. On an error it returns a [`LoadError`] naming the tensor at
 //! fault, and the network is unchanged. No input makes a loader panic (they are fuzzed).
 //!
-//! # Non-trainable state
+//! # What is saved
 //!
-//! Only the trainable parameters (the [`Params`](crate::Params) slice, the tensors
-//! [`Network::visit_tensors`] lists) are saved and loaded. Batch normalization's running
-//! statistics (its `STATE_TENSORS`, of role [`Role::State`](crate::Role::State)) live in the
-//! network's `state` field, which `visit_tensors` does not list. To save them, the macro would
-//! generate a `visit_state` (each state tensor with its layer, PyTorch name, shape and offset
-//! into a slice view of the `state` field, which holds only scalars too); each loader would
-//! then take them as it takes parameters: by name in safetensors and serde (PyTorch's
-//! `bn1.running_mean`, `bn1.running_var`; PyTorch's integer `bn1.num_batches_tracked` skipped),
-//! and in the flat format as table entries of kind [`flat::KIND_STATE`], already reserved in
-//! version 1. Until then, a PyTorch `state_dict` with batch normalization loads with
-//! `strict: false` (the running statistics are then not loaded).
+//! Every tensor PyTorch's `state_dict()` holds for the same module, under the same name:
+//!
+//! - the trainable parameters (the [`Params`](crate::Params) slice, listed by
+//!   [`Network::visit_tensors`]): `fc1.weight`, `fc1.bias`, `conv.weight`…;
+//! - the state PyTorch keeps as buffers (listed by [`Network::visit_state_tensors`]): batch
+//!   normalization's `bn1.running_mean` and `bn1.running_var` (of role
+//!   [`Role::State`], the network's scalar type) and
+//!   `bn1.num_batches_tracked` (of role [`Role::Count`], an integer:
+//!   `int64` in PyTorch and safetensors).
+//!
+//! Layers without parameters (pooling, dropout, activations, flatten) have no tensor, as in
+//! PyTorch. State that PyTorch does not save (dropout's generator) is not saved either.
+//! Gradients are saved under the parameters' names by each format's `save_gradients` (or
+//! `serde::Gradients`), to compare with PyTorch's `p.grad`.
 
 pub mod flat;
 pub mod flat_const;
@@ -50,7 +53,7 @@ pub mod safetensors;
 #[cfg(feature = "serde")]
 pub mod serde;
 
-use crate::{NamedTensor, Network, Real};
+use crate::{NamedTensor, Network, Real, Role, StateValue};
 use core::fmt;
 
 /// The element type of the tensors in a weight file.
@@ -293,6 +296,37 @@ impl fmt::Display for Dims<'_> {
     }
 }
 
+/// What the values of a tensor may be, for [`LoadError::OutOfRange`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueRange {
+    /// An `f32` (finite numbers up to about 3.4·10³⁸ in magnitude, or ±∞, NaN).
+    F32,
+    /// An `f64`.
+    F64,
+    /// A count: an integer from 0 to 2⁶³ − 1 (PyTorch's `int64`).
+    Count,
+}
+
+impl ValueRange {
+    /// The range of the scalar type `T`.
+    pub const fn of<T: Real>() -> ValueRange {
+        match Dtype::of::<T>() {
+            Dtype::F32 => ValueRange::F32,
+            Dtype::F64 => ValueRange::F64,
+        }
+    }
+}
+
+impl fmt::Display for ValueRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValueRange::F32 => "f32",
+            ValueRange::F64 => "f64",
+            ValueRange::Count => "a count (an integer from 0 to 2⁶³ − 1)",
+        })
+    }
+}
+
 /// Why weights could not be loaded. The network is unchanged in every case.
 ///
 /// `Display` names the tensor at fault where there is one.
@@ -332,9 +366,11 @@ pub enum LoadError {
         /// What the file says (`F16`, `I64`, `unknown code 7`…).
         found: Text,
     },
-    /// The file holds a different number of parameters than the network.
+    /// The file holds a different number of values than the network saves (its
+    /// [`Network::PARAM_COUNT`] parameters and its state tensors' values; in the flat format,
+    /// value slots, where a count takes 8 bytes).
     ParameterCount {
-        /// The network's [`Network::PARAM_COUNT`].
+        /// The network's.
         expected: usize,
         /// The file's.
         found: u64,
@@ -387,6 +423,16 @@ pub enum LoadError {
         expected: usize,
         /// Values in the file (a lower bound when there were too many: counting stopped).
         found: usize,
+    },
+    /// A value does not fit the tensor: a number beyond the range of the network's scalar
+    /// type (`1e50` for an `f32` network), a negative or fractional count.
+    OutOfRange {
+        /// The network's tensor.
+        tensor: NamedTensor,
+        /// The value, as the file gives it.
+        value: Text,
+        /// What the tensor holds.
+        expected: ValueRange,
     },
     /// The data is corrupt: its checksum is not the one stored.
     Checksum {
@@ -451,7 +497,7 @@ impl fmt::Display for LoadError {
             ),
             LoadError::ParameterCount { expected, found } => write!(
                 f,
-                "the file holds {found} parameters, but the network has {expected}"
+                "the file holds {found} values, but the network saves {expected}"
             ),
             LoadError::TensorCount { expected, found } => write!(
                 f,
@@ -489,6 +535,14 @@ impl fmt::Display for LoadError {
                 f,
                 "tensor `{tensor}` has {found} values in the file, but its shape {} needs {expected}",
                 Dims(tensor.info.shape)
+            ),
+            LoadError::OutOfRange {
+                tensor,
+                value,
+                expected,
+            } => write!(
+                f,
+                "tensor `{tensor}` has the value {value} in the file, out of range for {expected}"
             ),
             LoadError::Checksum { stored, computed } => write!(
                 f,
@@ -567,26 +621,102 @@ pub fn storage_index(dims: &[usize], p: usize) -> usize {
     r + c * rows
 }
 
-/// Calls `visit` with every tensor of `N` in order, stopping at the first error it returns.
-pub(crate) fn try_visit<T: Real, N: Network<T>, E>(
-    mut visit: impl FnMut(usize, NamedTensor) -> Result<(), E>,
+/// Where a saved tensor's values are: in the parameter slice, or the `index`-th state tensor
+/// of [`Network::visit_state_tensors`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Place {
+    Parameter,
+    State(usize),
+}
+
+/// Calls `visit` with every saved tensor of `N`, parameters then state, with its index in
+/// that order and its place, stopping at the first error it returns.
+pub(crate) fn try_visit_saved<T: Real, N: Network<T>, E>(
+    mut visit: impl FnMut(usize, NamedTensor, Place) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut result = Ok(());
     let mut index = 0;
     N::visit_tensors(&mut |tensor| {
         if result.is_ok() {
-            result = visit(index, tensor);
+            result = visit(index, tensor, Place::Parameter);
         }
         index += 1;
+    });
+    let mut state = 0;
+    N::visit_state_tensors(&mut |tensor| {
+        if result.is_ok() {
+            result = visit(index, tensor, Place::State(state));
+        }
+        index += 1;
+        state += 1;
     });
     result
 }
 
-/// Number of tensors of `N`.
+/// Number of tensors `N` saves: its parameter tensors and its state tensors.
 pub fn tensor_count<T: Real, N: Network<T>>() -> usize {
     let mut count = 0;
     N::visit_tensors(&mut |_| count += 1);
+    N::visit_state_tensors(&mut |_| count += 1);
     count
+}
+
+/// Number of values `N` saves: [`Network::PARAM_COUNT`] and its state tensors' values.
+pub fn value_count<T: Real, N: Network<T>>() -> usize {
+    let mut count = N::PARAM_COUNT;
+    N::visit_state_tensors(&mut |t| count += t.info.len());
+    count
+}
+
+/// Value `p` (row-major) of a saved tensor of `net` of role other than [`Role::Count`], as
+/// `T`: a parameter from `values` (the parameter slice, or a gradient struct's), or a state
+/// value. (A count reads as its value converted to `T`.)
+pub(crate) fn real_value<T: Real, N: Network<T>>(
+    net: &N,
+    values: &[T],
+    tensor: &NamedTensor,
+    place: Place,
+    p: usize,
+) -> T {
+    match place {
+        Place::Parameter => values[tensor.offset + storage_index(tensor.info.shape, p)],
+        Place::State(index) => match net.state_value(index, p) {
+            StateValue::Real(v) => v,
+            StateValue::Count(n) => T::of(n as f64),
+        },
+    }
+}
+
+/// The value of a saved count tensor of `net` (0 for any other tensor).
+pub(crate) fn count_value<T: Real, N: Network<T>>(net: &N, place: Place) -> u64 {
+    match place {
+        Place::State(index) => match net.state_value(index, 0) {
+            StateValue::Count(n) => n,
+            StateValue::Real(_) => 0,
+        },
+        Place::Parameter => 0,
+    }
+}
+
+/// Writes value `p` (row-major) of a saved tensor of role other than [`Role::Count`].
+pub(crate) fn set_real_value<T: Real, N: Network<T>>(
+    net: &mut N,
+    tensor: &NamedTensor,
+    place: Place,
+    p: usize,
+    value: T,
+) {
+    match place {
+        Place::Parameter => {
+            net.as_mut_slice()[tensor.offset + storage_index(tensor.info.shape, p)] = value;
+        }
+        Place::State(index) => net.set_state_value(index, p, StateValue::Real(value)),
+    }
+}
+
+/// Whether a saved tensor is an integer count (role [`Role::Count`]).
+pub(crate) fn is_count(tensor: &NamedTensor) -> bool {
+    tensor.info.role == Role::Count
 }
 
 /// Whether `name` is `layer.tensor` for `tensor` (compared piecewise, without allocating).
@@ -649,33 +779,44 @@ pub(crate) fn encode<T: Real>(x: T, dtype: Dtype, out: &mut [u8]) {
     }
 }
 
-/// Writes a tensor held as little-endian row-major `bytes` of `dtype` into its place in
-/// `params` (the whole parameter slice). `bytes` must hold exactly the tensor.
-pub(crate) fn write_tensor<T: Real>(
-    params: &mut [T],
+/// Writes a real tensor (a parameter or a state tensor of role [`Role::State`]) held as
+/// little-endian row-major `bytes` of `dtype` into `net`. `bytes` must hold exactly the
+/// tensor.
+pub(crate) fn write_tensor<T: Real, N: Network<T>>(
+    net: &mut N,
     tensor: &NamedTensor,
+    place: Place,
     bytes: &[u8],
     dtype: Dtype,
 ) {
-    let dest = &mut params[tensor.range()];
     let size = dtype.size();
+    if place == Place::Parameter {
+        // The common case, without a dispatch per element.
+        let dest = &mut net.as_mut_slice()[tensor.range()];
+        for (p, element) in bytes.chunks_exact(size).enumerate() {
+            dest[storage_index(tensor.info.shape, p)] = decode(element, dtype);
+        }
+        return;
+    }
     for (p, element) in bytes.chunks_exact(size).enumerate() {
-        dest[storage_index(tensor.info.shape, p)] = decode(element, dtype);
+        set_real_value(net, tensor, place, p, decode(element, dtype));
     }
 }
 
-/// Writes a tensor of `params` as little-endian row-major bytes of `dtype` into `out`
-/// (exactly the tensor's size).
-pub(crate) fn read_tensor<T: Real>(
-    params: &[T],
+/// Writes a real tensor of `net` (a parameter read from `values`, the parameter slice or a
+/// gradient struct's, or a state tensor) as little-endian row-major bytes of `dtype` into
+/// `out` (exactly the tensor's size).
+pub(crate) fn read_tensor<T: Real, N: Network<T>>(
+    net: &N,
+    values: &[T],
     tensor: &NamedTensor,
+    place: Place,
     out: &mut [u8],
     dtype: Dtype,
 ) {
-    let source = &params[tensor.range()];
     let size = dtype.size();
     for (p, element) in out.chunks_exact_mut(size).enumerate() {
-        encode(source[storage_index(tensor.info.shape, p)], dtype, element);
+        encode(real_value(net, values, tensor, place, p), dtype, element);
     }
 }
 

@@ -26,11 +26,23 @@
 //! ```
 //!
 //! Loading is strict by default, as PyTorch's `load_state_dict(strict=True)`: every tensor
-//! of the network must be in the file with the network's dtype and shape, and the file must
-//! hold no other tensor. Nothing is written unless everything checks out.
+//! of the network (its parameters and its saved state: batch normalization's
+//! `running_mean`, `running_var` and `num_batches_tracked`) must be in the file with the
+//! network's dtype and shape, and the file must hold no other tensor. With `strict: false`
+//! the file may hold other tensors and may lack state tensors (the network's state is then
+//! left as it is), as PyTorch's `strict=False`; a parameter must still be there. Nothing is
+//! written unless everything checks out.
+//!
+//! Saving writes what PyTorch's `state_dict()` holds for the same module: a file `save`
+//! writes loads in PyTorch with `load_state_dict(load_file(..), strict=True)`.
+//! [`save_gradients`] writes gradients under the parameters' names, to compare with
+//! PyTorch's `p.grad`.
 
-use super::{Dtype, LoadError, SaveError, Shape, Text, read_tensor, try_visit, write_tensor};
-use crate::{NamedTensor, Network, Real};
+use super::{
+    Dtype, LoadError, Place, SaveError, Shape, Text, ValueRange, count_value, is_count,
+    read_tensor, try_visit_saved, write_tensor,
+};
+use crate::{NamedTensor, Network, Params, Real, StateValue};
 use alloc::borrow::ToOwned;
 use alloc::collections::BTreeSet;
 use alloc::format;
@@ -49,6 +61,10 @@ pub enum Names<'a> {
     /// Each name with a prefix: `Prefix("model.")` gives `model.fc1.weight` (a network that
     /// is a submodule of a bigger PyTorch module).
     Prefix(&'a str),
+    /// Each name without a prefix: `StripPrefix("conv.")` gives `weight` for `conv.weight`,
+    /// the names of a bare PyTorch layer (`torch.nn.Conv1d(..).state_dict()`). A name that
+    /// does not start with the prefix is kept.
+    StripPrefix(&'a str),
     /// Some layers renamed, `(layer, name in the file)`: `Layers(&[("fc1", "0"),
     /// ("fc2", "2")])` gives `0.weight`, `2.bias`… as in an `nn.Sequential`. Layers not
     /// listed keep their names.
@@ -63,6 +79,13 @@ impl Names<'_> {
         match self {
             Names::Same => format!("{tensor}"),
             Names::Prefix(prefix) => format!("{prefix}{tensor}"),
+            Names::StripPrefix(prefix) => {
+                let name = format!("{tensor}");
+                match name.strip_prefix(prefix) {
+                    Some(rest) => rest.to_owned(),
+                    None => name,
+                }
+            }
             Names::Layers(map) => {
                 let layer = map
                     .iter()
@@ -80,6 +103,7 @@ impl core::fmt::Debug for Names<'_> {
         match self {
             Names::Same => f.write_str("Same"),
             Names::Prefix(p) => f.debug_tuple("Prefix").field(p).finish(),
+            Names::StripPrefix(p) => f.debug_tuple("StripPrefix").field(p).finish(),
             Names::Layers(map) => f.debug_tuple("Layers").field(map).finish(),
             Names::Custom(_) => f.write_str("Custom(..)"),
         }
@@ -91,8 +115,9 @@ impl core::fmt::Debug for Names<'_> {
 pub struct Options<'a> {
     /// How tensors are named in the file (default [`Names::Same`]).
     pub names: Names<'a>,
-    /// Refuse a file that holds tensors the network does not have (default `true`, as
-    /// PyTorch's `load_state_dict(strict=True)`). Loading only.
+    /// Refuse a file that holds tensors the network does not have, or lacks one of its state
+    /// tensors (default `true`, as PyTorch's `load_state_dict(strict=True)`). A missing
+    /// parameter is refused either way. Loading only.
     pub strict: bool,
     /// Accept `F32` data into an `f64` network and `F64` data into an `f32` one (rounded to
     /// nearest) instead of refusing it (default `false`). Loading only.
@@ -125,16 +150,24 @@ pub fn load_with<T: Real, N: Network<T>>(
 ) -> Result<(), LoadError> {
     let file = parse(bytes)?;
     let plan = check::<T, N>(&file, options)?;
-    let params = net.as_mut_slice();
-    for (tensor, view) in &plan {
-        write_tensor(
-            params,
-            tensor,
-            view.data(),
-            dtype_of(view.dtype()).unwrap_or(Dtype::F32),
-        );
+    for (tensor, place, view) in &plan {
+        if is_count(tensor) {
+            if let Place::State(index) = place {
+                let n = read_count(view).unwrap_or(0);
+                net.set_state_value(*index, 0, StateValue::Count(n));
+            }
+        } else {
+            let dtype = dtype_of(view.dtype()).unwrap_or(Dtype::F32);
+            write_tensor(net, tensor, *place, view.data(), dtype);
+        }
     }
     Ok(())
+}
+
+/// The value of a scalar `I64` tensor, if it is a non-negative one.
+fn read_count(view: &TensorView<'_>) -> Option<u64> {
+    let bytes: [u8; 8] = view.data().try_into().ok()?;
+    u64::try_from(i64::from_le_bytes(bytes)).ok()
 }
 
 /// Checks `bytes` as [`load_with`] does, without loading: `Ok` exactly when it would
@@ -224,25 +257,39 @@ fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>, LoadError> {
     })
 }
 
-/// Checks every tensor; returns each of the network's tensors with its data in the file.
+/// A tensor of the network, where its values go, and its data in the file.
+type Plan<'data> = Vec<(NamedTensor, Place, TensorView<'data>)>;
+
+/// Checks every tensor; returns each of the network's tensors found in the file with its
+/// data.
 fn check<'data, T: Real, N: Network<T>>(
     file: &SafeTensors<'data>,
     options: &Options<'_>,
-) -> Result<Vec<(NamedTensor, TensorView<'data>)>, LoadError> {
+) -> Result<Plan<'data>, LoadError> {
     let expected = Dtype::of::<T>();
     let mut plan = Vec::new();
     let mut names = BTreeSet::new();
-    try_visit::<T, N, _>(|_, tensor| {
+    try_visit_saved::<T, N, _>(|_, tensor, place| {
         let name = options.names.file_name(&tensor);
         let Ok(view) = file.tensor(&name) else {
+            if !options.strict && place != Place::Parameter {
+                // Non-strict: the network's state stays as it is, as in PyTorch.
+                return Ok(());
+            }
             return Err(LoadError::Missing {
                 tensor,
                 file_name: Text::new(&name),
             });
         };
+        if is_count(&tensor) && view.dtype() != FileDtype::I64 {
+            return Err(LoadError::Malformed {
+                reason: "a count (num_batches_tracked) must be an I64 scalar, as PyTorch writes it",
+                detail: Text::format(format_args!("{name}: {:?}", view.dtype())),
+            });
+        }
         let dtype_ok = match dtype_of(view.dtype()) {
             Some(d) => d == expected || options.convert_dtype,
-            None => false,
+            None => is_count(&tensor),
         };
         if !dtype_ok {
             return Err(LoadError::Dtype {
@@ -255,13 +302,21 @@ fn check<'data, T: Real, N: Network<T>>(
         if !found.matches(tensor.info.shape) {
             return Err(LoadError::Shape { tensor, found });
         }
+        if is_count(&tensor) && read_count(&view).is_none() {
+            let bytes: [u8; 8] = view.data().try_into().unwrap_or([0; 8]);
+            return Err(LoadError::OutOfRange {
+                tensor,
+                value: Text::format(format_args!("{}", i64::from_le_bytes(bytes))),
+                expected: ValueRange::Count,
+            });
+        }
         if !names.insert(name) {
             // Two of the network's tensors map to one name in the file.
             return Err(LoadError::Duplicate {
                 name: Text::new(&options.names.file_name(&tensor)),
             });
         }
-        plan.push((tensor, view));
+        plan.push((tensor, place, view));
         Ok(())
     })?;
     if options.strict {
@@ -280,7 +335,8 @@ fn check<'data, T: Real, N: Network<T>>(
     Ok(plan)
 }
 
-/// `net`'s weights as a safetensors file with PyTorch's names, dtype `T`.
+/// `net`'s weights (parameters and saved state) as a safetensors file with PyTorch's names,
+/// dtype `T` (and `I64` for `num_batches_tracked`).
 pub fn save<T: Real, N: Network<T>>(net: &N) -> Result<Vec<u8>, SaveError> {
     save_with(net, &Options::default())
 }
@@ -292,11 +348,34 @@ pub fn save_with<T: Real, N: Network<T>>(
     net: &N,
     options: &Options<'_>,
 ) -> Result<Vec<u8>, SaveError> {
+    write_file(net, net.as_slice(), true, options)
+}
+
+/// The gradients `grads` of `net`'s parameters as a safetensors file, each under its
+/// parameter's name (`fc1.weight`: compare with `module.fc1.weight.grad` in PyTorch), dtype
+/// `T`.
+pub fn save_gradients<T: Real, N: Network<T>>(
+    net: &N,
+    grads: &N::Grads,
+    options: &Options<'_>,
+) -> Result<Vec<u8>, SaveError> {
+    write_file(net, grads.as_slice(), false, options)
+}
+
+/// The file of `net`'s tensors (with its state or not), the parameters read from `values`.
+fn write_file<T: Real, N: Network<T>>(
+    net: &N,
+    values: &[T],
+    with_state: bool,
+    options: &Options<'_>,
+) -> Result<Vec<u8>, SaveError> {
     let dtype = Dtype::of::<T>();
-    let params = net.as_slice();
-    let mut tensors: Vec<(String, NamedTensor, Vec<u8>)> = Vec::new();
+    let mut tensors: Vec<(String, NamedTensor, FileDtype, Vec<u8>)> = Vec::new();
     let mut names = BTreeSet::new();
-    try_visit::<T, N, _>(|_, tensor| {
+    try_visit_saved::<T, N, _>(|_, tensor, place| {
+        if !with_state && place != Place::Parameter {
+            return Ok(());
+        }
         let name = options.names.file_name(&tensor);
         if !names.insert(name.clone()) {
             return Err(SaveError::Unrepresentable {
@@ -304,14 +383,23 @@ pub fn save_with<T: Real, N: Network<T>>(
                 reason: "another tensor has the same name in the file",
             });
         }
-        let mut bytes = alloc::vec![0; tensor.info.len() * dtype.size()];
-        read_tensor(params, &tensor, &mut bytes, dtype);
-        tensors.push((name, tensor, bytes));
+        if is_count(&tensor) {
+            let n =
+                i64::try_from(count_value(net, place)).map_err(|_| SaveError::Unrepresentable {
+                    tensor,
+                    reason: "the count is above 2⁶³ − 1 (PyTorch's int64)",
+                })?;
+            tensors.push((name, tensor, FileDtype::I64, n.to_le_bytes().to_vec()));
+        } else {
+            let mut bytes = alloc::vec![0; tensor.info.len() * dtype.size()];
+            read_tensor(net, values, &tensor, place, &mut bytes, dtype);
+            tensors.push((name, tensor, file_dtype(dtype), bytes));
+        }
         Ok(())
     })?;
     let mut views = Vec::with_capacity(tensors.len());
-    for (name, tensor, bytes) in &tensors {
-        let view = TensorView::new(file_dtype(dtype), tensor.info.shape.to_vec(), bytes)
+    for (name, tensor, dtype, bytes) in &tensors {
+        let view = TensorView::new(*dtype, tensor.info.shape.to_vec(), bytes)
             .map_err(|e| SaveError::Encoding(Text::format(format_args!("{e}"))))?;
         views.push((name.as_str(), view));
     }

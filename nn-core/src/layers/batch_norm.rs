@@ -1,7 +1,7 @@
 //! Batch normalization over the batch and the spatial positions of each channel.
 
 use crate::init::Init;
-use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
+use crate::{ConstZero, Layer, Params, Real, Role, StateValue, TensorInfo, Zeroable};
 use nalgebra::SMatrix;
 use rand_core::Rng;
 
@@ -33,10 +33,10 @@ pub const DEFAULT_MOMENTUM_BITS: u64 = 0.1f64.to_bits();
 ///   `∂L/∂x += (γ/√(σ² + eps))·(g − (1/m)·Σ g − x̂·(1/m)·Σ g·x̂)` (sums over the channel's `m`
 ///   values).
 ///
-/// Tensors `weight` (γ, `[C]`) and `bias` (β, `[C]`), and the state's `running_mean` and
-/// `running_var` ([`STATE_TENSORS`](Self::STATE_TENSORS), `[C]`), named as in PyTorch's
-/// `state_dict` (which also has `num_batches_tracked`, used only with `momentum=None`, not
-/// supported here). [`Layer::init`] sets γ = 1 and β = 0 whatever the scheme, and
+/// Tensors `weight` (γ, `[C]`) and `bias` (β, `[C]`), and the state's `running_mean`,
+/// `running_var` (`[C]`) and `num_batches_tracked` (an integer scalar), its
+/// [`STATE_TENSORS`](Layer::STATE_TENSORS), named as in PyTorch's `state_dict` and saved with
+/// the weights (`momentum=None`, PyTorch's cumulative average, is not supported). [`Layer::init`] sets γ = 1 and β = 0 whatever the scheme, and
 /// [`Layer::init_state`] running mean 0 and variance 1, as PyTorch.
 #[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
@@ -54,9 +54,16 @@ pub struct BatchNorm<
     pub bias: SMatrix<T, C, 1>,
 }
 
-/// The running statistics of a [`BatchNorm`] of `C` channels (PyTorch's buffers
-/// `running_mean` and `running_var`). All zero until [`Layer::init_state`] sets the variance
-/// to 1.
+/// The running statistics of a [`BatchNorm`] of `C` channels: PyTorch's buffers
+/// `running_mean`, `running_var` and `num_batches_tracked`, saved with the weights.
+///
+/// **All zero means PyTorch's initial state.** `Net::ZERO` and `Net::new_boxed()` leave every
+/// byte zero, and a running variance of 0 would make inference divide by `√eps`. So a state
+/// that is entirely zero (mean, variance and count; see [`is_initial`](Self::is_initial))
+/// stands for the state of a new PyTorch module, running mean 0 and variance 1, and is used,
+/// updated and saved as such. A network that was never initialised, or loaded from a file
+/// without running statistics (`strict: false`), so computes what the same PyTorch module
+/// computes, never garbage. [`Layer::init_state`] writes mean 0 and variance 1 explicitly.
 #[derive(Clone, Copy, Debug, PartialEq, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct BatchNormState<T: Real, const C: usize> {
@@ -64,6 +71,29 @@ pub struct BatchNormState<T: Real, const C: usize> {
     pub running_mean: SMatrix<T, C, 1>,
     /// Running (unbiased) variance of each channel.
     pub running_var: SMatrix<T, C, 1>,
+    /// Training passes that updated the statistics (PyTorch's `num_batches_tracked`; used
+    /// by PyTorch only with `momentum=None`, kept here so that files round-trip).
+    pub num_batches_tracked: u64,
+}
+
+impl<T: Real, const C: usize> BatchNormState<T, C> {
+    /// Whether every byte is zero: the state of `ZERO`/`new_boxed()`, which stands for
+    /// PyTorch's initial state (mean 0, variance 1, no batch tracked).
+    pub fn is_initial(&self) -> bool {
+        self.num_batches_tracked == 0
+            && self.running_mean.iter().all(|&m| m == T::ZERO)
+            && self.running_var.iter().all(|&v| v == T::ZERO)
+    }
+
+    /// The running variance of channel `c` as used and saved: 1 for an
+    /// [initial](Self::is_initial) state, the stored value otherwise.
+    pub fn variance(&self, c: usize) -> T {
+        if self.is_initial() {
+            T::ONE
+        } else {
+            self.running_var[c]
+        }
+    }
 }
 
 /// What a [`BatchNorm`]'s training pass keeps for its backward pass: the batch mean μ and
@@ -91,22 +121,6 @@ impl<
 
     /// `momentum` of the running statistics.
     pub const MOMENTUM: f64 = f64::from_bits(MOMENTUM_BITS);
-
-    /// The state's tensors, as named in PyTorch's `state_dict`: `running_mean` and
-    /// `running_var`, `[C]` each, in the order of [`BatchNormState`]'s fields. Not
-    /// parameters: optimizers never see them.
-    pub const STATE_TENSORS: &'static [TensorInfo] = &[
-        TensorInfo {
-            name: "running_mean",
-            shape: &[C],
-            role: Role::State,
-        },
-        TensorInfo {
-            name: "running_var",
-            shape: &[C],
-            role: Role::State,
-        },
-    ];
 
     /// Compile-time checks of the sizes and constants.
     const fn check() {
@@ -158,8 +172,56 @@ impl<
         },
     ];
 
+    /// PyTorch's buffers: `running_mean` and `running_var` (`[C]`) and `num_batches_tracked`
+    /// (an `int64` scalar), in the order of [`BatchNormState`]'s fields. Not parameters:
+    /// optimizers never see them.
+    const STATE_TENSORS: &'static [TensorInfo] = &[
+        TensorInfo {
+            name: "running_mean",
+            shape: &[C],
+            role: Role::State,
+        },
+        TensorInfo {
+            name: "running_var",
+            shape: &[C],
+            role: Role::State,
+        },
+        TensorInfo {
+            name: "num_batches_tracked",
+            shape: &[],
+            role: Role::Count,
+        },
+    ];
+
+    /// Training normalises with the statistics of the whole batch.
+    const BATCH_STATISTICS: bool = true;
+
     type Cache<const B: usize> = BatchNormCache<T, C>;
     type State = BatchNormState<T, C>;
+
+    /// The effective values: an [initial](BatchNormState::is_initial) state reads as mean 0,
+    /// variance 1.
+    fn state_value(state: &Self::State, tensor: usize, element: usize) -> StateValue<T> {
+        match tensor {
+            0 => StateValue::Real(state.running_mean[element]),
+            1 => StateValue::Real(state.variance(element)),
+            _ => StateValue::Count(state.num_batches_tracked),
+        }
+    }
+
+    fn set_state_value(
+        state: &mut Self::State,
+        tensor: usize,
+        element: usize,
+        value: StateValue<T>,
+    ) {
+        match (tensor, value) {
+            (0, StateValue::Real(v)) => state.running_mean[element] = v,
+            (1, StateValue::Real(v)) => state.running_var[element] = v,
+            (_, StateValue::Count(n)) => state.num_batches_tracked = n,
+            _ => {}
+        }
+    }
 
     fn forward<const B: usize>(
         &self,
@@ -172,7 +234,7 @@ impl<
         let eps = T::of(Self::EPS);
         for c in 0..C {
             let mean = state.running_mean[c];
-            let scale = self.weight[c] / (state.running_var[c] + eps).sqrt();
+            let scale = self.weight[c] / (state.variance(c) + eps).sqrt();
             for j in 0..B {
                 let x = channel::<T, IN, S>(x.as_slice(), j, c);
                 for (y, &x) in channel_mut::<T, IN, S>(y.as_mut_slice(), j, c)
@@ -202,6 +264,11 @@ impl<
         };
         let m = (B * S) as f64;
         let (eps, momentum) = (T::of(Self::EPS), T::of(Self::MOMENTUM));
+        if state.is_initial() {
+            // The all-zero state stands for PyTorch's initial one: make it explicit.
+            state.running_var.fill(T::ONE);
+        }
+        state.num_batches_tracked = state.num_batches_tracked.saturating_add(1);
         for c in 0..C {
             let values = || (0..B).flat_map(|j| channel::<T, IN, S>(x.as_slice(), j, c));
             let mean = values().fold(T::ZERO, |sum, &v| sum + v) / T::of(m);
@@ -267,10 +334,11 @@ impl<
         }
     }
 
-    /// Running mean 0 and variance 1, as PyTorch.
+    /// Running mean 0, variance 1 and no batch tracked, as PyTorch.
     fn init_state<R: Rng + ?Sized>(state: &mut Self::State, _rng: &mut R) {
         state.running_mean.fill(T::ZERO);
         state.running_var.fill(T::ONE);
+        state.num_batches_tracked = 0;
     }
 
     /// γ = 1 and β = 0, as PyTorch, whatever the scheme.
@@ -373,6 +441,7 @@ mod tests {
         let state = BatchNormState {
             running_mean: SMatrix::from_column_slice(&[1.0, -2.0]),
             running_var: SMatrix::from_column_slice(&[3.75, 0.75]),
+            num_batches_tracked: 0,
         };
         let x = SMatrix::<f64, 2, 1>::from_column_slice(&[5.0, 0.0]);
         let mut y = SMatrix::ZERO;
@@ -409,6 +478,7 @@ mod tests {
         let start = BatchNormState {
             running_mean: SMatrix::from_column_slice(&[0.5, -0.5, 1.0]),
             running_var: SMatrix::from_column_slice(&[2.0, 0.5, 1.0]),
+            num_batches_tracked: 0,
         };
         let mut state = start;
         let (mut y, mut cache) = (SMatrix::ZERO, BatchNormCache::ZERO);
@@ -440,6 +510,7 @@ mod tests {
         let state = BatchNormState {
             running_mean: SMatrix::from_column_slice(&[0.5, -0.5, 1.0]),
             running_var: SMatrix::from_column_slice(&[2.0, 0.5, 1.0]),
+            num_batches_tracked: 0,
         };
         let x = batch();
         let mut y = SMatrix::<f64, 12, 5>::ZERO;
@@ -469,6 +540,7 @@ mod tests {
         let state = BatchNormState {
             running_mean: SMatrix::from_column_slice(&[0.5, -0.5, 1.0]),
             running_var: SMatrix::from_column_slice(&[2.0, 0.5, 1.0]),
+            num_batches_tracked: 0,
         };
         let report = check_layer(&mut layer, &state, &batch());
         assert!(report.max_rel_error < 1e-7, "{report:?}");
@@ -505,6 +577,7 @@ mod tests {
         let mut state = BatchNormState {
             running_mean: SMatrix::repeat(3.0),
             running_var: SMatrix::repeat(3.0),
+            num_batches_tracked: 0,
         };
         Bn::init_state(&mut state, &mut Rng(1));
         assert_eq!(state.running_mean.as_slice(), &[0.0; 3]);
@@ -521,12 +594,70 @@ mod tests {
             ("bias", &[3][..], Role::Bias)
         );
         assert_eq!(<Bn as Params<f64>>::LEN, 6);
-        let names: [&str; 2] = [Bn::STATE_TENSORS[0].name, Bn::STATE_TENSORS[1].name];
-        assert_eq!(names, ["running_mean", "running_var"]);
-        assert!(Bn::STATE_TENSORS.iter().all(|t| t.shape == [3]));
+        let state_tensors = <Bn as Layer<f64, 12, 12>>::STATE_TENSORS;
+        let names: [(&str, &[usize], Role); 3] = core::array::from_fn(|i| {
+            (
+                state_tensors[i].name,
+                state_tensors[i].shape,
+                state_tensors[i].role,
+            )
+        });
+        assert_eq!(
+            names,
+            [
+                ("running_mean", &[3][..], Role::State),
+                ("running_var", &[3][..], Role::State),
+                ("num_batches_tracked", &[][..], Role::Count),
+            ]
+        );
         assert_eq!((Bn::EPS, Bn::MOMENTUM), (1e-5, 0.1));
         // The parameters are γ then β in the slice.
         assert_eq!(layer.as_slice(), &[1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_all_zero_state_is_pytorchs_initial_state() {
+        let layer = layer();
+        let x = batch();
+        let zero = BatchNormState::<f64, 3>::ZERO;
+        assert!(zero.is_initial());
+        let mut initial = BatchNormState::ZERO;
+        Bn::init_state(&mut initial, &mut Rng(0));
+        assert!(!initial.is_initial());
+        // Inference and saving see variance 1.
+        let (mut y_zero, mut y_initial) = (SMatrix::<f64, 12, 5>::ZERO, SMatrix::ZERO);
+        layer.forward(&zero, &x, &mut y_zero);
+        layer.forward(&initial, &x, &mut y_initial);
+        assert_eq!(y_zero, y_initial);
+        assert_eq!(Bn::state_value(&zero, 1, 2), StateValue::Real(1.0));
+        assert_eq!(Bn::state_value(&zero, 2, 0), StateValue::Count(0));
+        // Training updates from (0, 1) and counts the batch, as PyTorch.
+        let (mut a, mut b) = (zero, initial);
+        let (mut y, mut cache) = (SMatrix::ZERO, BatchNormCache::ZERO);
+        layer.forward_train(&mut a, &x, &mut y, &mut cache);
+        layer.forward_train(&mut b, &x, &mut y, &mut cache);
+        assert_eq!(a, b);
+        assert_eq!(a.num_batches_tracked, 1);
+        // A state with any value set is used as it is.
+        let mut set = BatchNormState::<f64, 3>::ZERO;
+        set.running_mean[1] = 0.5;
+        assert!(!set.is_initial());
+        assert_eq!(set.variance(0), 0.0);
+    }
+
+    #[test]
+    fn state_values_are_read_and_written_by_index() {
+        let mut state = BatchNormState::<f64, 3>::ZERO;
+        Bn::set_state_value(&mut state, 0, 2, StateValue::Real(-1.5));
+        Bn::set_state_value(&mut state, 1, 0, StateValue::Real(4.0));
+        Bn::set_state_value(&mut state, 2, 0, StateValue::Count(9));
+        assert_eq!(state.running_mean.as_slice(), &[0.0, 0.0, -1.5]);
+        assert_eq!(state.running_var.as_slice(), &[4.0, 0.0, 0.0]);
+        assert_eq!(state.num_batches_tracked, 9);
+        assert_eq!(Bn::state_value(&state, 0, 2), StateValue::Real(-1.5));
+        assert_eq!(Bn::state_value(&state, 1, 0), StateValue::Real(4.0));
+        assert_eq!(Bn::state_value(&state, 2, 0), StateValue::Count(9));
+        const { assert!(<Bn as Layer<f64, 12, 12>>::BATCH_STATISTICS) };
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! weight decay (`torch.optim.AdamW`). `amsgrad` is not implemented.
 
 use super::{Optimizer, check_lengths};
-use crate::{Params, Real};
+use crate::{ConstZero, Params, Real, Zeroable};
 use core::marker::PhantomData;
 use nalgebra::ComplexField;
 
@@ -199,8 +199,9 @@ impl<T: Real, S: Params<T>> Adam<T, S> {
         })
     }
 
-    /// Adam with the given hyper-parameters; its state is built by value (see
-    /// `new_boxed`, feature `alloc`, for large networks).
+    /// Adam with the given hyper-parameters, built by value: on the stack, for small
+    /// networks (for a big one use `new_boxed`, feature `alloc`, or `ZERO` and
+    /// [`Adam::reset_with`] in place).
     ///
     /// # Panics
     /// If a hyper-parameter is out of range (as PyTorch's constructor checks): negative `lr`,
@@ -220,14 +221,29 @@ impl<T: Real, S: Params<T>> Adam<T, S> {
         }
     }
 
-    /// As [`Adam::with_config`], on the heap: the state is zeroed in place, never built on the
-    /// stack, whatever its size.
+    /// As [`Adam::with_config`], on the heap: zeroed in place and configured there
+    /// ([`Adam::reset_with`]), never built on the stack, whatever its size. The way to make
+    /// one for a big network.
     ///
     /// # Panics
     /// As [`Adam::with_config`].
     #[cfg(feature = "alloc")]
     #[track_caller]
     pub fn new_boxed(config: AdamConfig) -> alloc::boxed::Box<Self> {
+        let mut adam = <Self as Zeroable>::new_boxed();
+        adam.reset_with(config);
+        adam
+    }
+
+    /// Validates and sets `config` and forgets the moments and step count, in place: how an
+    /// optimizer in `static` storage is made without an allocator (`static mut OPT:
+    /// Adam<f32, NetGrads<f32>> = Adam::ZERO;`, then `reset_with`), and what
+    /// [`Adam::new_boxed`] does on the heap.
+    ///
+    /// # Panics
+    /// As [`Adam::with_config`].
+    #[track_caller]
+    pub fn reset_with(&mut self, config: AdamConfig) {
         validate(
             "Adam",
             config.lr,
@@ -235,11 +251,8 @@ impl<T: Real, S: Params<T>> Adam<T, S> {
             config.eps,
             config.weight_decay,
         );
-        // SAFETY: the fields are an `AdamConfig` (`f64`s) and `Moments`: two `Params<T>`
-        // (`LEN` IEEE floats each), a `u64` and a `PhantomData`. All are valid as zero bytes.
-        let mut adam = unsafe { super::zeroed_box::<Self>() };
-        adam.config = config;
-        adam
+        self.config = config;
+        self.moments.reset();
     }
 
     /// Number of steps taken, `t`.
@@ -253,7 +266,28 @@ impl<T: Real, S: Params<T>> Adam<T, S> {
     }
 }
 
+/// An optimizer with an all-zero configuration (learning rate 0: its steps change nothing)
+/// and no state, usable in `static` items; give it its configuration with
+/// [`Adam::reset_with`].
+impl<T: Real, S: Params<T>> ConstZero for Adam<T, S> {
+    const ZERO: Self = Self {
+        config: AdamConfig {
+            lr: 0.0,
+            betas: (0.0, 0.0),
+            eps: 0.0,
+            weight_decay: 0.0,
+        },
+        moments: Moments::ZERO,
+    };
+}
+
+// SAFETY: the fields are a configuration of `f64`s and `Moments`: two `Params<T>` (`LEN` IEEE
+// floats each), a `u64` and a `PhantomData`; all-zero bytes are `ZERO`.
+unsafe impl<T: Real, S: Params<T>> Zeroable for Adam<T, S> {}
+
 impl<T: Real, S: Params<T>> Optimizer<T> for Adam<T, S> {
+    type Grads = S;
+
     /// One Adam step (see [`Adam`]).
     ///
     /// # Panics
@@ -318,8 +352,9 @@ impl<T: Real, S: Params<T>> AdamW<T, S> {
         })
     }
 
-    /// AdamW with the given hyper-parameters; its state is built by value (see
-    /// `new_boxed`, feature `alloc`, for large networks).
+    /// AdamW with the given hyper-parameters, built by value: on the stack, for small
+    /// networks (for a big one use `new_boxed`, feature `alloc`, or `ZERO` and
+    /// [`AdamW::reset_with`] in place).
     ///
     /// # Panics
     /// If a hyper-parameter is out of range (as PyTorch's constructor checks): negative `lr`,
@@ -339,14 +374,29 @@ impl<T: Real, S: Params<T>> AdamW<T, S> {
         }
     }
 
-    /// As [`AdamW::with_config`], on the heap: the state is zeroed in place, never built on
-    /// the stack, whatever its size.
+    /// As [`AdamW::with_config`], on the heap: zeroed in place and configured there
+    /// ([`AdamW::reset_with`]), never built on the stack, whatever its size. The way to make
+    /// one for a big network.
     ///
     /// # Panics
     /// As [`AdamW::with_config`].
     #[cfg(feature = "alloc")]
     #[track_caller]
     pub fn new_boxed(config: AdamWConfig) -> alloc::boxed::Box<Self> {
+        let mut adamw = <Self as Zeroable>::new_boxed();
+        adamw.reset_with(config);
+        adamw
+    }
+
+    /// Validates and sets `config` and forgets the moments and step count, in place: how an
+    /// optimizer in `static` storage is made without an allocator (`static mut OPT:
+    /// AdamW<f32, NetGrads<f32>> = AdamW::ZERO;`, then `reset_with`), and what
+    /// [`AdamW::new_boxed`] does on the heap.
+    ///
+    /// # Panics
+    /// As [`AdamW::with_config`].
+    #[track_caller]
+    pub fn reset_with(&mut self, config: AdamWConfig) {
         validate(
             "AdamW",
             config.lr,
@@ -354,11 +404,8 @@ impl<T: Real, S: Params<T>> AdamW<T, S> {
             config.eps,
             config.weight_decay,
         );
-        // SAFETY: the fields are an `AdamWConfig` (`f64`s) and `Moments`: two `Params<T>`
-        // (`LEN` IEEE floats each), a `u64` and a `PhantomData`. All are valid as zero bytes.
-        let mut adamw = unsafe { super::zeroed_box::<Self>() };
-        adamw.config = config;
-        adamw
+        self.config = config;
+        self.moments.reset();
     }
 
     /// Number of steps taken, `t`.
@@ -372,7 +419,28 @@ impl<T: Real, S: Params<T>> AdamW<T, S> {
     }
 }
 
+/// An optimizer with an all-zero configuration (learning rate 0: its steps change nothing)
+/// and no state, usable in `static` items; give it its configuration with
+/// [`AdamW::reset_with`].
+impl<T: Real, S: Params<T>> ConstZero for AdamW<T, S> {
+    const ZERO: Self = Self {
+        config: AdamWConfig {
+            lr: 0.0,
+            betas: (0.0, 0.0),
+            eps: 0.0,
+            weight_decay: 0.0,
+        },
+        moments: Moments::ZERO,
+    };
+}
+
+// SAFETY: the fields are a configuration of `f64`s and `Moments`: two `Params<T>` (`LEN` IEEE
+// floats each), a `u64` and a `PhantomData`; all-zero bytes are `ZERO`.
+unsafe impl<T: Real, S: Params<T>> Zeroable for AdamW<T, S> {}
+
 impl<T: Real, S: Params<T>> Optimizer<T> for AdamW<T, S> {
+    type Grads = S;
+
     /// One AdamW step (see [`AdamW`]).
     ///
     /// # Panics
@@ -587,6 +655,53 @@ mod tests {
                 [0.7842355822187786, 2.0806228182985427, 2.8198771810687755],
             ],
         );
+    }
+
+    #[test]
+    fn zero_configured_in_place_equals_with_config() {
+        // What a `static` holds: `ZERO` does nothing until `reset_with` configures it.
+        let mut adam = Adam::<f64, Pair<f64>>::ZERO;
+        let mut theta = [1.0, 2.0, 3.0];
+        adam.step(&mut theta, &[1.0, 1.0, 1.0]);
+        assert_eq!(theta, [1.0, 2.0, 3.0]);
+        let config = AdamConfig {
+            lr: 0.1,
+            weight_decay: 0.1,
+            ..AdamConfig::default()
+        };
+        adam.reset_with(config);
+        assert_eq!((adam.config, adam.steps()), (config, 0));
+        check_steps(
+            &mut adam,
+            &[
+                [0.9000000016666666, 2.09999999875, 2.900000000434783],
+                [0.8025029703202308, 2.1006958914927063, 2.8579373093766653],
+            ],
+        );
+        let mut adamw = AdamW::<f64, Pair<f64>>::ZERO;
+        adamw.reset_with(AdamWConfig {
+            lr: 0.1,
+            betas: (0.8, 0.9),
+            weight_decay: 0.1,
+            ..AdamWConfig::default()
+        });
+        check_steps(
+            &mut adamw,
+            &[
+                [0.890000002, 2.079999999, 2.8700000004999997],
+                [0.7842355822187786, 2.0806228182985427, 2.8198771810687755],
+            ],
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "Adam: invalid beta1 1")]
+    fn reset_with_validates() {
+        let mut adam = Adam::<f64, Pair<f64>>::ZERO;
+        adam.reset_with(AdamConfig {
+            betas: (1.0, 0.9),
+            ..AdamConfig::default()
+        });
     }
 
     #[test]

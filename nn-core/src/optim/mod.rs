@@ -8,8 +8,11 @@
 //! schedules ([`Constant`], [`StepDecay`], [`Exponential`], [`Cosine`], [`WarmUp`]) follow
 //! `torch.optim.lr_scheduler`, and [`clip_grad_norm`] is `torch.nn.utils.clip_grad_norm_`.
 //!
-//! A training loop, here on `f(θ) = ½‖θ‖²` (gradient `θ`) with an `SMatrix` as the parameter
-//! struct (a network and its gradient struct in practice):
+//! A network is stepped by type, `optimizer.update(&mut net, &grads)`: the optimizer's state
+//! is shaped like one network's gradient struct ([`Optimizer::Grads`]), so stepping another
+//! network does not compile. Parameters that are not a network go through the slices of
+//! [`Optimizer::step`], as in this loop on `f(θ) = ½‖θ‖²` (gradient `θ`) with an `SMatrix` as
+//! the parameter struct:
 //!
 //! ```
 //! use nn_core::optim::{Adam, Cosine, Optimizer, Schedule, WarmUp, clip_grad_norm};
@@ -30,12 +33,15 @@
 //! ```
 //!
 //! Each optimizer's state is a few values of the gradient type `S` (one for SGD, up to three
-//! for RMSprop), held inline: `new`/`with_config` return it by value, `new_boxed` (feature
-//! `alloc`) builds it zeroed on the heap, never on the stack, for networks whose state is
-//! megabytes. Arithmetic is done in `T` (`f32` for an `f32` network); hyper-parameters are
+//! for RMSprop), held inline, so as big as the network's parameters, or several times that.
+//! Build it in place: `new_boxed(config)` (feature `alloc`) zeroes it on the heap and
+//! configures it there, never on the stack; without an allocator, `static` storage holds
+//! `Adam::ZERO` (every optimizer is [`ConstZero`](crate::ConstZero) and
+//! [`Zeroable`](crate::Zeroable)) and `reset_with(config)` configures it in place.
+//! `new`/`with_config` return it by value, on the stack: for small networks only. Arithmetic is done in `T` (`f32` for an `f32` network); hyper-parameters are
 //! `f64` and converted with [`Real::of`] at each step.
 
-use crate::Real;
+use crate::{Network, Params, Real};
 
 mod adam;
 mod clip;
@@ -52,8 +58,33 @@ pub use schedule::{Constant, Cosine, Exponential, StepDecay, WarmUp};
 pub use sgd::{Sgd, SgdConfig};
 
 /// One update rule, applied to all parameters at once.
+///
+/// Its state has the shape of one gradient struct, [`Optimizer::Grads`], so it steps one
+/// network type: [`Optimizer::update`] takes the network and its gradients by type, and an
+/// optimizer built for another network is a compile error there (and in
+/// [`train_step`](crate::train::train_step) and the `Trainer`).
 pub trait Optimizer<T: Real> {
-    /// Applies one step to `params` given `grads` (same length, same order).
+    /// The gradient struct its state is shaped like (`NetGrads<T>`): the optimizer steps the
+    /// networks whose [`Network::Grads`] this is.
+    type Grads: Params<T>;
+
+    /// One step on `net`, given its gradients: `θ ← θ − α_t·(update from grads)`. The
+    /// network's gradient type must be the optimizer's, which the compiler checks. (Not
+    /// callable on a `dyn Optimizer`, which has [`Optimizer::step`].)
+    fn update<N: Network<T, Grads = Self::Grads>>(&mut self, net: &mut N, grads: &N::Grads)
+    where
+        Self: Sized,
+    {
+        self.step(net.as_mut_slice(), grads.as_slice());
+    }
+
+    /// Applies one step to `params` given `grads`, as flat slices of `Self::Grads::LEN`
+    /// scalars in the same order: what [`Optimizer::update`] calls, for parameters that are not
+    /// a network (a plain matrix, as in the example above).
+    ///
+    /// # Panics
+    /// If either slice has another length than the state (use [`Optimizer::update`] on a
+    /// network: its types rule that out).
     fn step(&mut self, params: &mut [T], grads: &[T]);
 
     /// The learning rate the next step uses.
@@ -84,16 +115,4 @@ fn check_lengths<T>(params: &[T], grads: &[T], len: usize) {
         len,
         "optimizer step: grads length differs from the state's"
     );
-}
-
-/// A `Box<O>` whose memory is all zero bytes, allocated in place (never built on the stack).
-///
-/// # Safety
-/// The all-zero bit pattern must be a valid `O`: every field a float (`0.0`), an integer, a
-/// `bool` (`false`), a `PhantomData`, a [`Params`](crate::Params) type, or a struct of these.
-#[cfg(feature = "alloc")]
-unsafe fn zeroed_box<O>() -> alloc::boxed::Box<O> {
-    let zeroed = alloc::boxed::Box::<O>::new_zeroed();
-    // SAFETY: the caller guarantees all-zero bytes are a valid `O`.
-    unsafe { zeroed.assume_init() }
 }

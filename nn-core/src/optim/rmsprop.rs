@@ -1,7 +1,7 @@
 //! RMSprop, optionally centered and with momentum: PyTorch's `torch.optim.RMSprop`.
 
 use super::{Optimizer, check_lengths};
-use crate::{Params, Real};
+use crate::{ConstZero, Params, Real, Zeroable};
 use core::marker::PhantomData;
 
 /// Hyper-parameters of [`RmsProp`]: PyTorch's names and defaults.
@@ -103,8 +103,9 @@ impl<T: Real, S: Params<T>> RmsProp<T, S> {
         })
     }
 
-    /// RMSprop with the given hyper-parameters; its state is built by value (see
-    /// `new_boxed`, feature `alloc`, for large networks).
+    /// RMSprop with the given hyper-parameters, built by value: on the stack, for small
+    /// networks (for a big one use `new_boxed`, feature `alloc`, or `ZERO` and
+    /// [`RmsProp::reset_with`] in place).
     ///
     /// # Panics
     /// If a hyper-parameter is out of range (as PyTorch's constructor checks): negative `lr`,
@@ -122,20 +123,32 @@ impl<T: Real, S: Params<T>> RmsProp<T, S> {
         }
     }
 
-    /// As [`RmsProp::with_config`], on the heap: the state is zeroed in place, never built on
-    /// the stack, whatever its size.
+    /// As [`RmsProp::with_config`], on the heap: zeroed in place and configured there
+    /// ([`RmsProp::reset_with`]), never built on the stack, whatever its size. The way to make
+    /// one for a big network.
     ///
     /// # Panics
     /// As [`RmsProp::with_config`].
     #[cfg(feature = "alloc")]
     #[track_caller]
     pub fn new_boxed(config: RmsPropConfig) -> alloc::boxed::Box<Self> {
-        config.validate();
-        // SAFETY: the fields are an `RmsPropConfig` (`f64`s and a `bool`), three `Params<T>`
-        // (`LEN` IEEE floats each), a `u64` and a `PhantomData`: all valid as zero bytes.
-        let mut rmsprop = unsafe { super::zeroed_box::<Self>() };
-        rmsprop.config = config;
+        let mut rmsprop = <Self as Zeroable>::new_boxed();
+        rmsprop.reset_with(config);
         rmsprop
+    }
+
+    /// Validates and sets `config` and forgets the averages, the momentum and the step count, in place: how an
+    /// optimizer in `static` storage is made without an allocator (`static mut OPT:
+    /// RmsProp<f32, NetGrads<f32>> = RmsProp::ZERO;`, then `reset_with`), and what
+    /// [`RmsProp::new_boxed`] does on the heap.
+    ///
+    /// # Panics
+    /// As [`RmsProp::with_config`].
+    #[track_caller]
+    pub fn reset_with(&mut self, config: RmsPropConfig) {
+        config.validate();
+        self.config = config;
+        self.reset();
     }
 
     /// Number of steps taken.
@@ -152,7 +165,34 @@ impl<T: Real, S: Params<T>> RmsProp<T, S> {
     }
 }
 
+/// An optimizer with an all-zero configuration (learning rate 0: its steps change nothing)
+/// and no state, usable in `static` items; give it its configuration with
+/// [`RmsProp::reset_with`].
+impl<T: Real, S: Params<T>> ConstZero for RmsProp<T, S> {
+    const ZERO: Self = Self {
+        config: RmsPropConfig {
+            lr: 0.0,
+            alpha: 0.0,
+            eps: 0.0,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            centered: false,
+        },
+        square_avg: S::ZERO,
+        grad_avg: S::ZERO,
+        momentum_buffer: S::ZERO,
+        steps: 0,
+        _scalar: PhantomData,
+    };
+}
+
+// SAFETY: the fields are an `RmsPropConfig` (`f64`s and a `bool`), three `Params<T>` (`LEN` IEEE floats
+// each), a `u64` and a `PhantomData`: all-zero bytes are `ZERO`.
+unsafe impl<T: Real, S: Params<T>> Zeroable for RmsProp<T, S> {}
+
 impl<T: Real, S: Params<T>> Optimizer<T> for RmsProp<T, S> {
+    type Grads = S;
+
     /// One RMSprop step (see [`RmsProp`]).
     ///
     /// # Panics

@@ -2,7 +2,7 @@
 //! PyTorch's `torch.optim.SGD`.
 
 use super::{Optimizer, check_lengths};
-use crate::{Params, Real};
+use crate::{ConstZero, Params, Real, Zeroable};
 use core::marker::PhantomData;
 
 /// Hyper-parameters of [`Sgd`]: PyTorch's names and defaults.
@@ -97,8 +97,9 @@ impl<T: Real, S: Params<T>> Sgd<T, S> {
         })
     }
 
-    /// SGD with the given hyper-parameters; its state is built by value (see
-    /// `new_boxed`, feature `alloc`, for large networks).
+    /// SGD with the given hyper-parameters, built by value: on the stack, for small
+    /// networks (for a big one use `new_boxed`, feature `alloc`, or `ZERO` and
+    /// [`Sgd::reset_with`] in place).
     ///
     /// # Panics
     /// If a hyper-parameter is out of range (as PyTorch's constructor checks): negative `lr`,
@@ -115,20 +116,32 @@ impl<T: Real, S: Params<T>> Sgd<T, S> {
         }
     }
 
-    /// As [`Sgd::with_config`], on the heap: the state is zeroed in place, never built on the
-    /// stack, whatever its size.
+    /// As [`Sgd::with_config`], on the heap: zeroed in place and configured there
+    /// ([`Sgd::reset_with`]), never built on the stack, whatever its size. The way to make
+    /// one for a big network.
     ///
     /// # Panics
     /// As [`Sgd::with_config`].
     #[cfg(feature = "alloc")]
     #[track_caller]
     pub fn new_boxed(config: SgdConfig) -> alloc::boxed::Box<Self> {
-        config.validate();
-        // SAFETY: the fields are an `SgdConfig` (`f64`s and a `bool`), a `Params<T>` (`LEN`
-        // IEEE floats), a `bool`, a `u64` and a `PhantomData`: all valid as zero bytes.
-        let mut sgd = unsafe { super::zeroed_box::<Self>() };
-        sgd.config = config;
+        let mut sgd = <Self as Zeroable>::new_boxed();
+        sgd.reset_with(config);
         sgd
+    }
+
+    /// Validates and sets `config` and forgets the momentum and the step count, in place: how an
+    /// optimizer in `static` storage is made without an allocator (`static mut OPT:
+    /// Sgd<f32, NetGrads<f32>> = Sgd::ZERO;`, then `reset_with`), and what
+    /// [`Sgd::new_boxed`] does on the heap.
+    ///
+    /// # Panics
+    /// As [`Sgd::with_config`].
+    #[track_caller]
+    pub fn reset_with(&mut self, config: SgdConfig) {
+        config.validate();
+        self.config = config;
+        self.reset();
     }
 
     /// Number of steps taken.
@@ -144,7 +157,32 @@ impl<T: Real, S: Params<T>> Sgd<T, S> {
     }
 }
 
+/// An optimizer with an all-zero configuration (learning rate 0: its steps change nothing)
+/// and no state, usable in `static` items; give it its configuration with
+/// [`Sgd::reset_with`].
+impl<T: Real, S: Params<T>> ConstZero for Sgd<T, S> {
+    const ZERO: Self = Self {
+        config: SgdConfig {
+            lr: 0.0,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        },
+        momentum_buffer: S::ZERO,
+        has_buffer: false,
+        steps: 0,
+        _scalar: PhantomData,
+    };
+}
+
+// SAFETY: the fields are an `SgdConfig` (`f64`s and a `bool`), a `Params<T>` (`LEN` IEEE floats), a `bool`, a
+// `u64` and a `PhantomData`: all-zero bytes are `ZERO`.
+unsafe impl<T: Real, S: Params<T>> Zeroable for Sgd<T, S> {}
+
 impl<T: Real, S: Params<T>> Optimizer<T> for Sgd<T, S> {
+    type Grads = S;
+
     /// One SGD step (see [`Sgd`]).
     ///
     /// # Panics

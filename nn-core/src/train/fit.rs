@@ -1,45 +1,47 @@
 //! The trainer: epochs of shuffled mini-batches, validation, early stopping, a progress bar
 //! and a returned history. Needs `std`.
 
+use super::OutputLoss;
 use super::step::{StepError, StepOptions, train_step};
 use crate::optim::Schedule;
-use crate::{ConstZero, Loss, Network, Optimizer, Real, SMatrix, Zeroable};
+use crate::{Batch, Network, Optimizer, Real, Values, Zeroable};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand_core::{Rng, SeedableRng};
-use std::boxed::Box;
 use std::fmt;
 use std::format;
 use std::time::Instant;
 use std::vec::Vec;
 
-/// A data set: inputs (one vector each) and their targets, index for index.
+/// A data set: inputs and their targets, index for index.
+///
+/// An input is one sample of the network's input: an `SMatrix<T, N, 1>`, or a tuple of them
+/// for a network with several inputs (`(SMatrix<f32, 4, 1>, SMatrix<f32, 3, 1>)`). A target
+/// is what the loss takes: a class index, a vector, or a tuple of them for a network with
+/// several outputs (one per output, with a [`Weighted`](super::Weighted) loss each).
 #[derive(Debug)]
-pub struct Samples<'a, T: Real, const IN: usize, Target> {
+pub struct Samples<'a, X, Target> {
     /// The inputs.
-    pub inputs: &'a [SMatrix<T, IN, 1>],
+    pub inputs: &'a [X],
     /// The target of each input.
     pub targets: &'a [Target],
 }
 
-impl<T: Real, const IN: usize, Target> Clone for Samples<'_, T, IN, Target> {
+impl<X, Target> Clone for Samples<'_, X, Target> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<T: Real, const IN: usize, Target> Copy for Samples<'_, T, IN, Target> {}
+impl<X, Target> Copy for Samples<'_, X, Target> {}
 
-impl<'a, T: Real, const IN: usize, Target> Samples<'a, T, IN, Target> {
-    /// Pairs inputs with targets (the shorter length counts).
-    pub fn new(inputs: &'a [SMatrix<T, IN, 1>], targets: &'a [Target]) -> Self {
-        let n = inputs.len().min(targets.len());
-        Samples {
-            inputs: &inputs[..n],
-            targets: &targets[..n],
-        }
+impl<'a, X, Target> Samples<'a, X, Target> {
+    /// Pairs inputs with targets. Both must have the same length: [`Trainer::fit`] refuses a
+    /// data set whose lengths differ ([`TrainError::LengthMismatch`]), never truncates it.
+    pub fn new(inputs: &'a [X], targets: &'a [Target]) -> Self {
+        Samples { inputs, targets }
     }
 
-    /// Number of samples.
+    /// Number of samples (of inputs).
     pub fn len(&self) -> usize {
         self.inputs.len()
     }
@@ -81,9 +83,9 @@ pub struct TrainConfig {
     pub progress: bool,
     /// With `progress`, print the line of every `log_every`-th epoch (and of the last).
     pub log_every: usize,
-    /// Skip the last batch of an epoch when it is partial. Needed for layers that mix the
-    /// samples of a batch (batch normalization): a partial batch is padded with zero columns,
-    /// which would enter its statistics.
+    /// Skip the last batch of an epoch when it is partial. A network whose training uses
+    /// batch statistics (batch normalization, [`Network::BATCH_STATISTICS`]) always does: its
+    /// padding columns would enter them.
     pub drop_last: bool,
     /// Regularization and gradient clipping of each step.
     pub step: StepOptions,
@@ -135,34 +137,131 @@ pub struct History {
     pub best_epoch: usize,
 }
 
-/// Training stopped because a step failed; the parameters are those before that step.
+/// Which data set an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TrainError {
-    /// Epoch of the failed step.
-    pub epoch: usize,
-    /// Batch within the epoch.
-    pub batch: usize,
-    /// What failed.
-    pub error: StepError,
+pub enum DataSet {
+    /// The training samples.
+    Training,
+    /// The validation samples.
+    Validation,
+}
+
+impl fmt::Display for DataSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DataSet::Training => "training",
+            DataSet::Validation => "validation",
+        })
+    }
+}
+
+/// Why [`Trainer::fit`] refused to train or stopped.
+///
+/// Every variant but [`Step`](TrainError::Step) and
+/// [`NonFiniteValidationLoss`](TrainError::NonFiniteValidationLoss) is found before the first
+/// step, and the network is then untouched.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A step failed; the parameters are those before that step.
+    Step {
+        /// Epoch of the failed step.
+        epoch: usize,
+        /// Batch within the epoch.
+        batch: usize,
+        /// What failed.
+        error: StepError,
+    },
+    /// A data set has no sample.
+    Empty(DataSet),
+    /// A data set has a different number of inputs and targets.
+    LengthMismatch {
+        /// Which.
+        set: DataSet,
+        /// Its inputs.
+        inputs: usize,
+        /// Its targets.
+        targets: usize,
+    },
+    /// `validation_split` is not in `[0, 1)` (or is NaN).
+    ValidationSplit(f64),
+    /// Not one batch to train on: the samples left after the validation split are fewer
+    /// than the batch size where only full batches train (`drop_last`, or a network with
+    /// batch statistics), or there are none.
+    NoTrainingBatch {
+        /// Training samples after the split.
+        samples: usize,
+        /// The batch size `B`.
+        batch_size: usize,
+        /// Whether only full batches train.
+        full_batches_only: bool,
+    },
+    /// A validation input holds a NaN or an infinity.
+    NonFiniteValidationInput {
+        /// Its index in the validation data (in the training data for a split).
+        sample: usize,
+    },
+    /// The validation loss after an epoch is not finite (a target the loss cannot score, or
+    /// a network driven to overflow); the parameters are those after that epoch.
+    NonFiniteValidationLoss {
+        /// The epoch.
+        epoch: usize,
+    },
 }
 
 impl fmt::Display for TrainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "epoch {}, batch {}: {}",
-            self.epoch, self.batch, self.error
-        )
+        match self {
+            TrainError::Step {
+                epoch,
+                batch,
+                error,
+            } => write!(f, "epoch {epoch}, batch {batch}: {error}"),
+            TrainError::Empty(set) => write!(f, "the {set} data has no sample"),
+            TrainError::LengthMismatch {
+                set,
+                inputs,
+                targets,
+            } => write!(
+                f,
+                "the {set} data has {inputs} inputs but {targets} targets"
+            ),
+            TrainError::ValidationSplit(split) => {
+                write!(f, "validation_split is {split}, not in [0, 1)")
+            }
+            TrainError::NoTrainingBatch {
+                samples,
+                batch_size,
+                full_batches_only,
+            } => {
+                write!(
+                    f,
+                    "no batch to train on: {samples} training samples for batches of {batch_size}"
+                )?;
+                if *full_batches_only {
+                    f.write_str(" (only full batches train: drop_last, or batch statistics)")?;
+                }
+                Ok(())
+            }
+            TrainError::NonFiniteValidationInput { sample } => {
+                write!(f, "validation input {sample} is not finite")
+            }
+            TrainError::NonFiniteValidationLoss { epoch } => {
+                write!(f, "epoch {epoch}: the validation loss is not finite")
+            }
+        }
     }
 }
 
 impl std::error::Error for TrainError {}
 
-/// Scores one output column against its target (e.g. [`argmax_accuracy`](super::argmax_accuracy)).
+/// Scores one sample's output against its target (e.g.
+/// [`argmax_accuracy`](super::argmax_accuracy)): the sample's column of the output, or of
+/// every output in order for a network with several.
 pub type AccuracyFn<T, Target> = fn(&[T], &Target) -> bool;
 
-/// Trains a single-input, single-output network over a data set in mini-batches of a const
-/// size `B`.
+/// Trains a network over a data set in mini-batches of a const size `B`: any network, with
+/// one or several inputs and outputs.
 ///
 /// See the `nn` crate's README (section "Training") and `examples/digits.rs`.
 pub struct Trainer<'a, T: Real, Target> {
@@ -194,46 +293,65 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
     }
 
     /// Trains `net` on `train` (validating on `valid`, or on the configured split of
-    /// `train`), and returns the history.
+    /// `train`), and returns the history. Name only the batch size:
+    /// `fit::<_, _, _, 32>(&mut net, &mut optimizer, &loss, train, None)`; the sample types
+    /// come from the network's.
     ///
-    /// Each step allocates nothing: the tape and gradients are allocated once, on the heap.
-    /// The last batch of an epoch may be partial; its padding columns get no gradient.
-    pub fn fit<N, L, O, const IN: usize, const OUT: usize, const B: usize>(
+    /// Refuses, before any step and with the network untouched: an empty data set, inputs and
+    /// targets of different lengths, a `validation_split` outside `[0, 1)`, no training batch
+    /// left (after the split, with `drop_last` or batch statistics), a non-finite validation
+    /// input. A non-finite validation loss after an epoch stops training with an error.
+    ///
+    /// Everything batch- or weight-sized (tape, gradients, the input batch, the best
+    /// parameters kept by early stopping) is allocated once, on the heap; each step allocates
+    /// nothing. The last batch of an epoch may be partial (unless `drop_last`, or the network
+    /// has batch statistics: then it is skipped); its padding columns get no gradient.
+    #[allow(clippy::type_complexity)]
+    pub fn fit<N, L, O, const B: usize>(
         &self,
         net: &mut N,
         optimizer: &mut O,
         loss: &L,
-        train: Samples<'_, T, IN, Target>,
-        valid: Option<Samples<'_, T, IN, Target>>,
+        train: Samples<'_, <N::Input<B> as Batch<T>>::Sample, Target>,
+        valid: Option<Samples<'_, <N::Input<B> as Batch<T>>::Sample, Target>>,
     ) -> Result<History, TrainError>
     where
-        N: Network<T, Input<B> = SMatrix<T, IN, B>, Output<B> = SMatrix<T, OUT, B>>,
-        L: Loss<T, OUT, Target>,
-        O: Optimizer<T>,
+        N: Network<T>,
+        L: OutputLoss<T, N::Output<B>, Target>,
+        O: Optimizer<T, Grads = N::Grads>,
         Target: Clone,
     {
         let config = &self.config;
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(config.seed);
-        // Indices into `train` of the training samples, and the validation set with its
-        // indices: a seeded random subset of `train` for `validation_split`.
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        let valid = match valid {
-            Some(valid) => Some((valid, (0..valid.len()).collect::<Vec<_>>())),
-            None if config.validation_split > 0.0 => {
-                shuffle(&mut order, &mut rng);
-                let n = (train.len() as f64 * config.validation_split).round() as usize;
-                let held_out = order.split_off(order.len() - n.min(order.len()));
-                order.sort_unstable();
-                (!held_out.is_empty()).then_some((train, held_out))
-            }
-            None => None,
+        let (order, valid) = split::<T, N::Input<B>, Target>(train, valid, config, &mut rng)?;
+        let mut order = order;
+        let full_batches_only = config.drop_last || N::BATCH_STATISTICS;
+        let batches = if full_batches_only {
+            order.len() / B
+        } else {
+            order.len().div_ceil(B)
         };
+        if batches == 0 {
+            return Err(TrainError::NoTrainingBatch {
+                samples: order.len(),
+                batch_size: B,
+                full_batches_only,
+            });
+        }
 
-        let mut tape = N::Tape::<B>::new_boxed();
-        let mut grads = N::Grads::new_boxed();
-        let mut x = Box::new(<SMatrix<T, IN, B> as ConstZero>::ZERO);
+        let mut tape = <N::Tape<B> as Zeroable>::new_boxed();
+        let mut grads = <N::Grads as Zeroable>::new_boxed();
+        let mut x = <N::Input<B> as Zeroable>::new_boxed();
         let mut batch_targets: Vec<Target> = Vec::with_capacity(B);
-        let mut best: Option<(f64, usize, Vec<T>)> = None;
+        let mut output_column =
+            std::vec![T::ZERO; <<N::Output<B> as Batch<T>>::Sample as Values<T>>::LEN];
+        let mut best: Option<(f64, usize)> = None;
+        let keep_best = config.early_stopping.is_some_and(|e| e.restore_best);
+        let mut best_params: Vec<T> = if keep_best {
+            net.as_slice().to_vec()
+        } else {
+            Vec::new()
+        };
         let mut history = History::default();
         let mut epochs_without_improvement = 0;
 
@@ -245,20 +363,15 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
             if config.shuffle {
                 shuffle(&mut order, &mut rng);
             }
-            let batches = if config.drop_last {
-                order.len() / B
-            } else {
-                order.len().div_ceil(B)
-            };
             let bar = progress_bar(config.progress, batches, epoch, config.epochs);
             let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
             for (batch, indices) in order.chunks(B).take(batches).enumerate() {
-                fill_batch(&mut x, &mut batch_targets, train, indices);
+                fill_batch(&mut *x, &mut batch_targets, train, indices);
                 let outcome = train_step(
                     net,
-                    &mut tape,
-                    &mut grads,
-                    &x,
+                    &mut *tape,
+                    &mut *grads,
+                    &*x,
                     &batch_targets,
                     loss,
                     optimizer,
@@ -266,7 +379,7 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
                 );
                 let outcome = outcome.map_err(|error| {
                     bar.abandon();
-                    TrainError {
+                    TrainError::Step {
                         epoch,
                         batch,
                         error,
@@ -276,7 +389,12 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
                 seen += indices.len();
                 if let Some(accuracy) = self.accuracy {
                     // The outputs of this step's forward pass, before its update.
-                    correct += count_correct(&outcome.output, &batch_targets, accuracy);
+                    correct += count_correct(
+                        &outcome.output,
+                        &batch_targets,
+                        accuracy,
+                        &mut output_column,
+                    );
                 }
                 bar.inc(1);
                 if batch % 8 == 0 {
@@ -287,14 +405,18 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
 
             let (valid_loss, valid_accuracy) = match &valid {
                 Some((data, indices)) => {
-                    let (l, a) = self.evaluate::<N, L, IN, OUT, B>(
+                    let (l, a) = self.evaluate::<N, L, B>(
                         net,
                         loss,
                         *data,
                         indices,
                         &mut x,
                         &mut batch_targets,
+                        &mut output_column,
                     );
+                    if !l.is_finite() {
+                        return Err(TrainError::NonFiniteValidationLoss { epoch });
+                    }
                     (Some(l), a)
                 }
                 None => (None, None),
@@ -316,17 +438,13 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
 
             let monitored = valid_loss.unwrap_or(stats.train_loss);
             let min_delta = config.early_stopping.map_or(0.0, |e| e.min_delta);
-            let improved = best
-                .as_ref()
-                .is_none_or(|(b, _, _)| monitored < b - min_delta);
+            let improved = best.is_none_or(|(b, _)| monitored < b - min_delta);
             if improved {
-                let keep = config.early_stopping.is_some_and(|e| e.restore_best);
-                let saved = if keep {
-                    net.as_slice().to_vec()
-                } else {
-                    Vec::new()
-                };
-                best = Some((monitored, epoch, saved));
+                if keep_best {
+                    // Into the buffer allocated once, not a new copy per improvement.
+                    best_params.copy_from_slice(net.as_slice());
+                }
+                best = Some((monitored, epoch));
                 epochs_without_improvement = 0;
             } else {
                 epochs_without_improvement += 1;
@@ -338,10 +456,10 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
                 break;
             }
         }
-        if let Some((_, epoch, saved)) = best {
+        if let Some((_, epoch)) = best {
             history.best_epoch = epoch;
-            if config.early_stopping.is_some_and(|e| e.restore_best) && !saved.is_empty() {
-                net.as_mut_slice().copy_from_slice(&saved);
+            if keep_best {
+                net.as_mut_slice().copy_from_slice(&best_params);
             }
         }
         Ok(history)
@@ -350,27 +468,28 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
     /// Mean loss and accuracy of `net` over the samples `indices` of `data`, in batches of
     /// `B`.
     #[allow(clippy::too_many_arguments)]
-    fn evaluate<N, L, const IN: usize, const OUT: usize, const B: usize>(
+    fn evaluate<N, L, const B: usize>(
         &self,
         net: &N,
         loss: &L,
-        data: Samples<'_, T, IN, Target>,
+        data: Samples<'_, <N::Input<B> as Batch<T>>::Sample, Target>,
         indices: &[usize],
-        x: &mut SMatrix<T, IN, B>,
+        x: &mut N::Input<B>,
         batch_targets: &mut Vec<Target>,
+        output_column: &mut [T],
     ) -> (f64, Option<f64>)
     where
-        N: Network<T, Input<B> = SMatrix<T, IN, B>, Output<B> = SMatrix<T, OUT, B>>,
-        L: Loss<T, OUT, Target>,
+        N: Network<T>,
+        L: OutputLoss<T, N::Output<B>, Target>,
         Target: Clone,
     {
         let (mut loss_sum, mut correct) = (0.0, 0);
         for chunk in indices.chunks(B) {
             fill_batch(x, batch_targets, data, chunk);
-            let y = Network::forward::<B>(net, x);
-            loss_sum += loss.loss(&y, batch_targets).to_f64() * chunk.len() as f64;
+            let y = net.forward(x);
+            loss_sum += loss.total(&y, batch_targets).to_f64() * chunk.len() as f64;
             if let Some(accuracy) = self.accuracy {
-                correct += count_correct(&y, batch_targets, accuracy);
+                correct += count_correct(&y, batch_targets, accuracy, output_column);
             }
         }
         let n = indices.len().max(1) as f64;
@@ -378,24 +497,91 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
     }
 }
 
-fn count_correct<T: Real, Target, const OUT: usize, const B: usize>(
-    y: &SMatrix<T, OUT, B>,
+/// The training samples' indices into `train` and the validation set with its indices,
+/// after every check that can be made before training.
+#[allow(clippy::type_complexity)]
+fn split<'a, T: Real, X: Batch<T>, Target>(
+    train: Samples<'a, X::Sample, Target>,
+    valid: Option<Samples<'a, X::Sample, Target>>,
+    config: &TrainConfig,
+    rng: &mut impl Rng,
+) -> Result<
+    (
+        Vec<usize>,
+        Option<(Samples<'a, X::Sample, Target>, Vec<usize>)>,
+    ),
+    TrainError,
+> {
+    let check = |data: Samples<'_, X::Sample, Target>, set| {
+        if data.inputs.len() != data.targets.len() {
+            return Err(TrainError::LengthMismatch {
+                set,
+                inputs: data.inputs.len(),
+                targets: data.targets.len(),
+            });
+        }
+        if data.is_empty() {
+            return Err(TrainError::Empty(set));
+        }
+        Ok(())
+    };
+    check(train, DataSet::Training)?;
+    let split = config.validation_split;
+    if !(0.0..1.0).contains(&split) {
+        return Err(TrainError::ValidationSplit(split));
+    }
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let valid = match valid {
+        Some(valid) => {
+            check(valid, DataSet::Validation)?;
+            Some((valid, (0..valid.len()).collect::<Vec<_>>()))
+        }
+        None if split > 0.0 => {
+            shuffle(&mut order, rng);
+            let n = (train.len() as f64 * split).round() as usize;
+            let held_out = order.split_off(order.len() - n.min(order.len()));
+            order.sort_unstable();
+            (!held_out.is_empty()).then_some((train, held_out))
+        }
+        None => None,
+    };
+    if let Some((data, indices)) = &valid
+        && let Some(&sample) = indices.iter().find(|&&i| !is_finite(&data.inputs[i]))
+    {
+        return Err(TrainError::NonFiniteValidationInput { sample });
+    }
+    Ok((order, valid))
+}
+
+/// Whether every value of a sample is finite.
+fn is_finite<T: Real, V: Values<T>>(sample: &V) -> bool {
+    (0..V::LEN).all(|i| sample.get(i).is_finite())
+}
+
+/// Samples of the batch `y` whose output (every output's column, in order) `accuracy` scores
+/// right against their target.
+fn count_correct<T: Real, Y: Batch<T>, Target>(
+    y: &Y,
     targets: &[Target],
     accuracy: AccuracyFn<T, Target>,
+    column: &mut [T],
 ) -> usize {
     targets
         .iter()
         .enumerate()
-        .filter(|(j, target)| accuracy(y.column(*j).as_slice(), target))
+        .filter(|(j, target)| {
+            y.copy_column(*j, column);
+            accuracy(column, target)
+        })
         .count()
 }
 
 /// Copies the samples at `indices` into the columns of `x` (zeroing the rest) and their
 /// targets into `targets`. Allocates nothing once `targets` has capacity `B`.
-fn fill_batch<T: Real, Target: Clone, const IN: usize, const B: usize>(
-    x: &mut SMatrix<T, IN, B>,
+fn fill_batch<T: Real, X: Batch<T>, Target: Clone>(
+    x: &mut X,
     targets: &mut Vec<Target>,
-    data: Samples<'_, T, IN, Target>,
+    data: Samples<'_, X::Sample, Target>,
     indices: &[usize],
 ) {
     targets.clear();
@@ -403,8 +589,8 @@ fn fill_batch<T: Real, Target: Clone, const IN: usize, const B: usize>(
         x.set_column(j, &data.inputs[i]);
         targets.push(data.targets[i].clone());
     }
-    for j in indices.len()..B {
-        x.column_mut(j).fill(T::ZERO);
+    for j in indices.len()..X::COLUMNS {
+        x.clear_column(j);
     }
 }
 

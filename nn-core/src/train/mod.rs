@@ -2,13 +2,17 @@
 //! never allocates and never corrupts the parameters, and, with `std`, a trainer over a data
 //! set (epochs, shuffled mini-batches, validation, early stopping, a progress bar).
 
+mod output_loss;
 mod step;
+pub use output_loss::{OutputLoss, Weighted};
 pub use step::{StepError, StepOptions, StepOutcome, train_step};
 
 #[cfg(feature = "std")]
 mod fit;
 #[cfg(feature = "std")]
-pub use fit::{EarlyStopping, EpochStats, History, Samples, TrainConfig, TrainError, Trainer};
+pub use fit::{
+    DataSet, EarlyStopping, EpochStats, History, Samples, TrainConfig, TrainError, Trainer,
+};
 
 #[cfg(feature = "std")]
 mod parallel;

@@ -84,11 +84,14 @@ impl<T: Real, N: Network<T>, const IN: usize, const OUT: usize, const CHUNK: usi
 ///
 /// Layer state (batch normalization's running statistics, a dropout generator) is updated
 /// by chunk 0 only, in `net`; the copies keep their own, so prefer this for networks
-/// without state.
+/// without state. Batch normalization normalises each chunk with its own statistics (as
+/// PyTorch's `DataParallel` without `SyncBatchNorm`).
 ///
 /// # Panics
 /// If `targets` is empty or longer than `B`, or the batch needs more chunks than
-/// `workspace` has.
+/// `workspace` has, or the network uses batch statistics
+/// ([`Network::BATCH_STATISTICS`](crate::Network::BATCH_STATISTICS)) and the last chunk is
+/// partial (its zero padding would enter them).
 pub fn parallel_gradients<
     T,
     N,
@@ -120,6 +123,11 @@ where
     assert!(
         (1..=B).contains(&n),
         "parallel_gradients: {n} targets for a batch of {B} samples"
+    );
+    assert!(
+        !N::BATCH_STATISTICS || n.is_multiple_of(CHUNK),
+        "parallel_gradients: {n} samples leave a partial chunk of {CHUNK}, whose padding would \
+         enter the batch statistics"
     );
     let chunks = n.div_ceil(CHUNK);
     assert!(

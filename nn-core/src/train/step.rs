@@ -1,7 +1,8 @@
 //! One training step, with no allocation, that leaves the parameters untouched on error.
 
+use super::OutputLoss;
 use crate::optim::{clip_grad_norm, global_norm};
-use crate::{Loss, Network, Optimizer, Params, Real, Regularization, SMatrix};
+use crate::{ConstZero, Network, Optimizer, Params, Real, Regularization};
 use core::fmt;
 
 /// What a step does besides forward, loss, backward and the update.
@@ -36,6 +37,9 @@ pub enum StepError {
     NonFiniteGradient,
     /// No targets were given, or more than the batch holds.
     BadBatchSize,
+    /// Fewer targets than the batch holds, for a network whose training uses batch statistics
+    /// ([`Network::BATCH_STATISTICS`]): the padding columns would enter them.
+    PartialBatch,
 }
 
 impl fmt::Display for StepError {
@@ -46,6 +50,10 @@ impl fmt::Display for StepError {
                 "a gradient is not finite; the parameters were not updated"
             }
             StepError::BadBatchSize => "a batch needs between 1 and B targets",
+            StepError::PartialBatch => {
+                "the network uses batch statistics (batch norm): a batch needs exactly B targets, \
+                 since padding would enter the statistics"
+            }
         })
     }
 }
@@ -55,35 +63,42 @@ impl core::error::Error for StepError {}
 /// One step of training on a batch: forward, loss, backward, regularization, clipping, and
 /// the optimizer's update, in place and without allocating.
 ///
-/// `x` holds the batch, one sample per column; only the first `targets.len()` columns are
-/// samples (the rest, padding of a last partial batch, get a zero gradient). `tape` and
+/// `x` holds the batch, one sample per column (a tuple of batches for a network with
+/// several inputs); only the first `targets.len()` columns are samples (the rest, padding of
+/// a last partial batch, get a zero gradient). A network with several outputs takes a
+/// [`Weighted`](super::Weighted) loss per output (`(Weighted::new(Mse, 1.0),
+/// Weighted::new(SoftmaxCrossEntropy, 0.5))`) and a tuple of targets per sample. `tape` and
 /// `grads` are work space; `grads` holds the step's gradient afterwards.
 ///
 /// On a non-finite loss or gradient, returns an error and leaves `net` and `optimizer`
-/// unchanged.
+/// unchanged. A network with batch statistics ([`Network::BATCH_STATISTICS`]) refuses a
+/// partial batch, before anything runs.
 #[allow(clippy::too_many_arguments)]
-pub fn train_step<T, N, L, O, Target, const IN: usize, const OUT: usize, const B: usize>(
+pub fn train_step<T, N, L, O, Target, const B: usize>(
     net: &mut N,
     tape: &mut N::Tape<B>,
     grads: &mut N::Grads,
-    x: &SMatrix<T, IN, B>,
+    x: &N::Input<B>,
     targets: &[Target],
     loss: &L,
     optimizer: &mut O,
     options: &StepOptions,
-) -> Result<StepOutcome<T, SMatrix<T, OUT, B>>, StepError>
+) -> Result<StepOutcome<T, N::Output<B>>, StepError>
 where
     T: Real,
-    N: Network<T, Input<B> = SMatrix<T, IN, B>, Output<B> = SMatrix<T, OUT, B>>,
-    L: Loss<T, OUT, Target>,
-    O: Optimizer<T>,
+    N: Network<T>,
+    L: OutputLoss<T, N::Output<B>, Target>,
+    O: Optimizer<T, Grads = N::Grads>,
 {
     if targets.is_empty() || targets.len() > B {
         return Err(StepError::BadBatchSize);
     }
+    if N::BATCH_STATISTICS && targets.len() < B {
+        return Err(StepError::PartialBatch);
+    }
     let y = net.forward_train(x, tape);
-    let mut d_y = SMatrix::<T, OUT, B>::zeros();
-    let data_loss = loss.loss_and_grad(&y, targets, &mut d_y);
+    let mut d_y = <N::Output<B> as ConstZero>::ZERO;
+    let data_loss = loss.total_and_grad(&y, targets, &mut d_y);
     if !data_loss.is_finite() {
         return Err(StepError::NonFiniteLoss);
     }
@@ -99,7 +114,7 @@ where
     if !grad_norm.is_finite() || !penalty.is_finite() {
         return Err(StepError::NonFiniteGradient);
     }
-    optimizer.step(net.as_mut_slice(), grads.as_slice());
+    optimizer.update(net, grads);
     Ok(StepOutcome {
         output: y,
         loss: data_loss,

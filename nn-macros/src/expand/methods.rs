@@ -358,6 +358,7 @@ impl Expander<'_> {
         let (rng, visit) = (local("rng"), local("visit"));
         let full_backward = self.backward_body(false);
         let params_backward = self.backward_body(true);
+        let state_items = self.state_items();
         quote! {
             impl<T: #nn::Real> #nn::Network<T> for #name<T> {
                 type Grads = #grads<T>;
@@ -413,6 +414,8 @@ impl Expander<'_> {
                 fn init<R: #nn::rand_core::Rng + ?Sized>(&mut self, #rng: &mut R) {
                     #name::init(self, #rng)
                 }
+
+                #state_items
             }
         }
     }

@@ -5,17 +5,20 @@
 //! adds its contribution to its parents' gradients (`d_<node>`).
 //!
 //! One function per generated item: the structs and their trait impls in [`structs`], the
-//! methods and the `Network` impl in [`methods`], the bodies of the passes in [`passes`].
+//! methods and the `Network` impl in [`methods`], the bodies of the passes in [`passes`],
+//! the `Network` items about saved state and batch statistics in [`state`].
 //! Every path into the `nn` crate goes through [`Expander::nn`]: `krate::path`, from the
 //! user's Cargo.toml or `#[nn(crate = path)]`.
 
 mod methods;
 mod passes;
+mod state;
 mod structs;
 
 use crate::model::memory::{self, Memory};
 use crate::model::{LayerDecl, LayerKind, Model, Node, NodeId};
-use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
+use crate::shape::Dim;
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::Ident;
 use syn::spanned::Spanned;
@@ -42,6 +45,7 @@ pub fn expand(
     let network_trait_impl = expander.network_trait_impl();
     let const_tensors_impl = expander.const_tensors_impl();
     let state_item = state.item;
+    let checks = shape_checks(model);
     let tokens = quote! {
         #network_struct
         #state_item
@@ -55,12 +59,39 @@ pub fn expand(
         #inherent_impl
         #network_trait_impl
         #const_tensors_impl
+        #checks
     };
     if model.name == SCALAR {
         rename_scalar(tokens, &model.name)
     } else {
         tokens
     }
+}
+
+/// The shape rules the macro could not decide, as const assertions that rustc evaluates
+/// (`cargo check` too: the items are not generic), each spanned on the token to change and
+/// with the message the macro would have given. Each is the length of an array in a struct's
+/// field, inside an anonymous constant: rustc checks a struct's fields before the functions'
+/// bodies, so the failed rule is the first message, before the type errors of the passes it
+/// makes (a bare `const _: () = assert!(..)` is evaluated after them).
+fn shape_checks(model: &Model) -> TokenStream {
+    model
+        .checks
+        .iter()
+        .map(|check| {
+            let (condition, message) = (&check.condition, &check.message);
+            // The assertion runs from the first blamed token to the last, so that rustc
+            // underlines them all.
+            let mut arguments = Group::new(Delimiter::Parenthesis, quote!(#condition, #message));
+            arguments.set_span(check.end);
+            quote_spanned! {check.span=>
+                const _: () = {
+                    #[allow(dead_code)]
+                    struct NnShapeCheck([(); { ::core::assert! #arguments; 0 }]);
+                };
+            }
+        })
+        .collect()
 }
 
 /// The scalar type's parameter in the generated code (and the name the DSL gives it).
@@ -257,7 +288,7 @@ impl LayerCode {
             ),
             LayerKind::Custom(ty) => (ty.to_token_stream(), ty.span()),
         };
-        let input = size(layer.input);
+        let input = size(&layer.input);
         let output = size(layer.output.size());
         let as_layer = quote! { <#ty as #nn::Layer<T, #input, #output>> };
         LayerCode { ty, as_layer, span }
@@ -285,9 +316,10 @@ fn local(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
 }
 
-/// A size as an unsuffixed literal (`16`, not `16usize`), for readable generated code.
-fn size(n: usize) -> Literal {
-    Literal::usize_unsuffixed(n)
+/// A size as a const generic argument: an unsuffixed literal (`16`, not `16usize`), for
+/// readable generated code, or a constant's expression in braces (`{ H }`).
+fn size(n: impl Into<Dim>) -> TokenStream {
+    n.into().generic()
 }
 
 /// Returns `name`, or a tuple of names.

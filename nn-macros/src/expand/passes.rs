@@ -14,6 +14,7 @@ use super::{Expander, Fields, cache_name, invented, local, size};
 use crate::builtins::{ActivationInfo, Reads};
 use crate::model::memory::Placement;
 use crate::model::{BinOp, LayerKind, Node, NodeId, Op};
+use crate::shape::Dim;
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
@@ -110,7 +111,7 @@ impl Expander<'_> {
     }
 
     /// `&mut #storage.slotK` viewed as `size × B`, bound to `binding`.
-    fn bind_slot(&self, storage: &Ident, slot: usize, binding: &Ident, rows: usize) -> TokenStream {
+    fn bind_slot(&self, storage: &Ident, slot: usize, binding: &Ident, rows: Dim) -> TokenStream {
         let nn = &self.nn;
         let slot = &self.fields.slots[slot];
         let rows = size(rows);
@@ -135,7 +136,7 @@ impl Expander<'_> {
         };
         let binding = invented(&format_ident!("{}_scratch", node.name));
         let rows = self.model.layers[layer].scratch_per_sample();
-        let bind = self.bind_slot(storage, slot, &binding, rows);
+        let bind = self.bind_slot(storage, slot, &binding, Dim::Known(rows));
         (bind, quote! { #binding.as_mut_slice() })
     }
 
@@ -288,13 +289,14 @@ impl Expander<'_> {
                 quote! { #nn::ops::copy(#x, #out_ref); }
             }
             Op::Concat(parts) => {
-                let mut offset = 0;
+                let mut offset = Dim::Known(0);
                 let mut copies = TokenStream::new();
                 for &part in parts {
+                    let part_size = model.nodes[part].size();
                     let x = arg(part);
-                    let start = size(offset);
+                    let start = offset.expr();
                     copies.extend(quote! { #nn::ops::copy_rows(#x, #out_ref, #start); });
-                    offset += model.nodes[part].size();
+                    offset = offset.add(&part_size);
                 }
                 copies
             }
@@ -484,14 +486,15 @@ impl<'e, 'a> Backward<'e, 'a> {
             }
             Op::Flatten(_) => quote! {},
             Op::Concat(parts) => {
-                let mut offset = 0;
+                let mut offset = Dim::Known(0);
                 let mut slices = TokenStream::new();
                 for &part in parts {
+                    let part_size = model.nodes[part].size();
                     if needs[part] {
-                        let (d_part, start) = (d(part), size(offset));
+                        let (d_part, start) = (d(part), offset.expr());
                         slices.extend(quote! { #nn::ops::acc_rows(#d_out, #d_part, #start); });
                     }
-                    offset += model.nodes[part].size();
+                    offset = offset.add(&part_size);
                 }
                 slices
             }

@@ -3,6 +3,7 @@
 
 use super::{Expander, cache_name};
 use crate::model::{LayerKind, Op};
+use crate::shape::Dim;
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Ident;
@@ -200,13 +201,13 @@ impl Expander<'_> {
     /// Slot fields: `slot0: SMatrix<T, 32, B>`, ...
     fn slot_fields(
         &self,
-        sizes: &[usize],
+        sizes: &[Dim],
         names: &mut Vec<Ident>,
         types: &mut Vec<TokenStream>,
         docs: &mut Vec<String>,
     ) {
         let nn = &self.nn;
-        for (k, &rows) in sizes.iter().enumerate() {
+        for (k, rows) in sizes.iter().enumerate() {
             let rows = super::size(rows);
             names.push(self.fields.slots[k].clone());
             types.push(quote! { #nn::SMatrix<T, #rows, { B }> });

@@ -3,6 +3,7 @@
 use crate::layers::{BuiltinLayer, Use};
 use crate::math::{Math, numbers};
 use crate::model::{LayerKind, Model, NodeId, Op};
+use crate::shape::Dim;
 
 /// The model with what the derivation needs precomputed.
 pub struct Graph<'a> {
@@ -88,17 +89,23 @@ impl<'a> Graph<'a> {
     /// The rows (from 1) that the `k`-th part of a concatenation fills, if `child` is one:
     /// along the first dimension, or, for a vector, of the parts' values (a recurrent
     /// layer's sequence and initial state are packed so).
-    pub fn concat_rows(&self, child: NodeId, k: usize) -> Option<(usize, usize)> {
+    pub fn concat_rows(&self, child: NodeId, k: usize) -> Option<(Dim, Dim)> {
         let Op::Concat(parts) = &self.model.nodes[child].op else {
             return None;
         };
         let flat = self.model.nodes[child].shape.rank() == 1;
         let rows = |part: NodeId| {
             let shape = &self.model.nodes[part].shape;
-            if flat { shape.size() } else { shape.dims()[0] }
+            if flat {
+                shape.size()
+            } else {
+                shape.dims()[0].clone()
+            }
         };
-        let before: usize = parts[..k].iter().map(|&p| rows(p)).sum();
-        Some((before + 1, before + rows(parts[k])))
+        let before = parts[..k]
+            .iter()
+            .fold(Dim::Known(0), |sum, &p| sum.add(&rows(p)));
+        Some((before.add(&Dim::Known(1)), before.add(&rows(parts[k]))))
     }
 
     /// If node `id` applies a built-in layer: the layer, and the use as its equations name

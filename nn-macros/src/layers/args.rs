@@ -6,6 +6,7 @@
 
 use crate::diagnostics::{Errors, closest};
 use crate::parse::{ArgValue, LayerArg, Size};
+use crate::shape::Dim;
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::Ident;
@@ -14,7 +15,7 @@ use syn::Ident;
 /// (`Dense<IN, OUT>`'s `IN`, `in_channels = 3`, the number of heads).
 #[derive(Clone)]
 pub struct Stated {
-    pub value: usize,
+    pub value: Dim,
     pub tokens: TokenStream,
 }
 
@@ -22,9 +23,15 @@ impl From<Size> for Stated {
     fn from(size: Size) -> Self {
         Stated {
             value: size.value,
-            tokens: size.lit.to_token_stream(),
+            tokens: size.tokens,
         }
     }
+}
+
+/// A size per spatial dimension, or a word standing for one (`padding = same`).
+pub enum PairOrWord {
+    Pair([usize; 2]),
+    Word(Ident),
 }
 
 /// Reads a layer's arguments in order, collecting errors.
@@ -85,11 +92,11 @@ impl<'a> Args<'a> {
 
     fn size(&mut self, value: &ArgValue, what: &str) -> Option<Size> {
         match value {
-            ArgValue::Int(size) if size.value > 0 => Some(size.clone()),
-            ArgValue::Int(size) => {
-                self.error(&size.lit, "a size must be at least 1");
+            ArgValue::Int(size) if size.value.known() == Some(0) => {
+                self.error(&size.tokens, "a size must be at least 1");
                 None
             }
+            ArgValue::Int(size) => Some(size.clone()),
             other => {
                 self.error(other.tokens(), format!("expected {what}, an integer"));
                 None
@@ -111,7 +118,10 @@ impl<'a> Args<'a> {
         self.next += 1;
         match value {
             ArgValue::Float { value, tokens } => Some((*value, tokens.clone())),
-            ArgValue::Int(size) => Some((size.value as f64, size.lit.to_token_stream())),
+            ArgValue::Int(size) => {
+                let n = self.known(size, what)?;
+                Some((n as f64, size.tokens.clone()))
+            }
             other => {
                 self.error(other.tokens(), format!("expected {what}, a number"));
                 None
@@ -128,18 +138,20 @@ impl<'a> Args<'a> {
         what: &str,
     ) -> Option<[usize; 2]> {
         let check = |reader: &mut Self, size: &Size| {
-            if size.value == 0 && !zero_ok {
-                reader.error(&size.lit, format!("{what} must be at least 1"));
-                false
+            let n = reader.known(size, what)?;
+            if n == 0 && !zero_ok {
+                reader.error(&size.tokens, format!("{what} must be at least 1"));
+                None
             } else {
-                true
+                Some(n)
             }
         };
         match value {
-            ArgValue::Int(size) => check(self, size).then_some([size.value; 2]),
+            ArgValue::Int(size) => check(self, size).map(|n| [n; 2]),
             ArgValue::Pair { sizes, .. } if sizes.len() == dims => {
-                let ok = sizes.iter().all(|s| check(self, s));
-                ok.then(|| [sizes[0].value, sizes[dims - 1].value])
+                let values: Vec<Option<usize>> = sizes.iter().map(|s| check(self, s)).collect();
+                let values: Option<Vec<usize>> = values.into_iter().collect();
+                values.map(|v| [v[0], v[dims - 1]])
             }
             ArgValue::Pair { tokens, .. } => {
                 self.error(
@@ -156,6 +168,22 @@ impl<'a> Args<'a> {
                 None
             }
         }
+    }
+
+    /// The number a size must be where the macro computes with it (a kernel, a stride, a
+    /// number of heads), or an error if it is a constant.
+    pub fn known(&mut self, size: &Size, what: &str) -> Option<usize> {
+        if let Some(n) = size.value.known() {
+            return Some(n);
+        }
+        self.error(
+            &size.tokens,
+            format!(
+                "{what} must be a number: constants are allowed as channel, feature and \
+                 sequence sizes, not here"
+            ),
+        );
+        None
     }
 
     /// The next positional argument, a size per spatial dimension (`3` or `(3, 5)`).
@@ -193,6 +221,35 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// The option `name = 3`, `name = (3, 5)` or `name = word` for one of `words` (`padding =
+    /// same`), or `default` in every dimension.
+    pub fn named_pair_or_word(
+        &mut self,
+        name: &'static str,
+        dims: usize,
+        default: usize,
+        words: &[&str],
+    ) -> PairOrWord {
+        match self.take_named(name) {
+            Some(ArgValue::Word(word)) if words.iter().any(|w| word == w) => {
+                PairOrWord::Word(word.clone())
+            }
+            Some(ArgValue::Word(word)) => {
+                let words: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+                self.error(
+                    word,
+                    format!("`{name}` is a size, a pair or one of {}", words.join(", ")),
+                );
+                PairOrWord::Pair([default; 2])
+            }
+            Some(value) => PairOrWord::Pair(
+                self.pair(value, dims, true, &format!("`{name}`"))
+                    .unwrap_or([default; 2]),
+            ),
+            None => PairOrWord::Pair([default; 2]),
+        }
+    }
+
     /// The option `name = 3`, if written.
     pub fn named_size(&mut self, name: &'static str) -> Option<Size> {
         let value = self.take_named(name)?;
@@ -221,7 +278,10 @@ impl<'a> Args<'a> {
     ) -> f64 {
         let (value, tokens) = match self.take_named(name) {
             Some(ArgValue::Float { value, tokens }) => (*value, tokens.clone()),
-            Some(ArgValue::Int(size)) => (size.value as f64, size.lit.to_token_stream()),
+            Some(ArgValue::Int(size)) => match self.known(size, &format!("`{name}`")) {
+                Some(n) => (n as f64, size.tokens.clone()),
+                None => return default,
+            },
             Some(other) => {
                 self.error(other.tokens(), format!("`{name}` is {what}"));
                 return default;

@@ -6,7 +6,7 @@ use super::{
     Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Stated, Use, n,
 };
 use crate::math::{Definition, Equation, Func, Math, ParamName};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 
@@ -14,6 +14,8 @@ use quote::{ToTokens, quote};
 pub struct Attention {
     /// The number of heads as written (blamed when it does not divide the features).
     heads: Stated,
+    /// That number (the macro must know it).
+    count: usize,
     causal: bool,
 }
 
@@ -29,8 +31,11 @@ const B_OUT: ParamName = ParamName::BIAS.indexed("out");
 /// `MultiHeadAttention<HEADS, causal = ..>`.
 pub fn parse_multi_head(args: &mut Args) -> Option<Box<dyn BuiltinLayer>> {
     let heads = args.positional_size("the number of heads");
+    let count = heads
+        .as_ref()
+        .and_then(|h| args.known(h, "the number of heads"));
     let causal = args.named_bool("causal", false);
-    let Some(heads) = heads else {
+    let (Some(heads), Some(count)) = (heads, count) else {
         if !args.has_errors() {
             args.error_on_layer(
                 "`MultiHeadAttention` takes its number of heads, e.g. `MultiHeadAttention<4>`",
@@ -40,6 +45,7 @@ pub fn parse_multi_head(args: &mut Args) -> Option<Box<dyn BuiltinLayer>> {
     };
     Some(Box::new(Attention {
         heads: heads.into(),
+        count,
         causal,
     }))
 }
@@ -48,10 +54,14 @@ pub fn parse_multi_head(args: &mut Args) -> Option<Box<dyn BuiltinLayer>> {
 pub fn parse_single_head(args: &mut Args) -> Option<Box<dyn BuiltinLayer>> {
     let causal = args.named_bool("causal", false);
     let heads = Stated {
-        value: 1,
+        value: Dim::Known(1),
         tokens: args.kind.to_token_stream(),
     };
-    Some(Box::new(Attention { heads, causal }))
+    Some(Box::new(Attention {
+        heads,
+        count: 1,
+        causal,
+    }))
 }
 
 impl BuiltinLayer for Attention {
@@ -60,17 +70,17 @@ impl BuiltinLayer for Attention {
     }
 
     fn output_shape(&self, input: &Shape, at: &Site) -> Result<Shape, Misfit> {
-        let heads = self.heads.value;
+        let heads = self.count;
         match input.dims() {
-            [_, d] if d % heads == 0 => Ok(input.clone()),
-            [_, d] => Err(Misfit::at_argument(
-                format!(
+            [_, d] => {
+                let message = format!(
                     "`{}` splits `{}`'s {d} features into {heads} heads, but {d} is not a \
                      multiple of {heads}",
                     at.layer, at.arg
-                ),
-                &self.heads,
-            )),
+                );
+                at.require_divides(heads, d, message, Some(&self.heads))?;
+                Ok(input.clone())
+            }
             _ => Err(at.wrong_rank(self.name(), "sequence [S, D]", input)),
         }
     }
@@ -81,9 +91,10 @@ impl BuiltinLayer for Attention {
 
     fn parameters(&self, input: &Shape) -> Vec<Parameter> {
         let d = input.last();
+        let d3 = Dim::Known(3).mul(d);
         vec![
-            Parameter::new(W_IN, [3 * d, d]),
-            Parameter::new(B_IN, [3 * d]),
+            Parameter::new(W_IN, [&d3, d]),
+            Parameter::new(B_IN, [&d3]),
             Parameter::new(W_OUT, [d, d]),
             Parameter::new(B_OUT, [d]),
         ]
@@ -104,7 +115,7 @@ impl BuiltinLayer for Attention {
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
         format!(
             "MultiHeadAttention({} heads{})",
-            self.heads.value,
+            self.count,
             if self.causal { ", causal" } else { "" }
         )
     }
@@ -116,8 +127,9 @@ impl BuiltinLayer for Attention {
         _output: &Shape,
         _with_state: bool,
     ) -> TokenStream {
-        let (steps, d) = (input.dims()[0], input.dims()[1]);
-        let (s, d, h, d3) = (n(steps), n(d), n(self.heads.value), n(3 * d));
+        let (steps, d) = (&input.dims()[0], &input.dims()[1]);
+        let (s, h, d3) = (n(steps), n(self.count), n(Dim::Known(3).mul(d)));
+        let d = n(d);
         let (in_size, causal) = (n(input.size()), self.causal);
         quote! { #nn::layers::MultiHeadAttention<T, #d, #h, #s, #in_size, #d3, #causal> }
     }
@@ -126,8 +138,9 @@ impl BuiltinLayer for Attention {
     // reads it; head `h` uses `E = D/H` columns of each of `Q`, `K` and `V`.
 
     fn forward_equations(&self, at: &Use) -> Forward {
-        let (steps, d) = (at.input.dims()[0], at.input.dims()[1]);
-        let (heads, e) = (self.heads.value, d / self.heads.value);
+        let (steps, d) = (at.input.dims()[0].clone(), at.input.dims()[1].clone());
+        let (heads, e) = (self.count, d.div(self.count));
+        let d3 = Dim::Known(3).mul(&d);
         let masked = if self.causal {
             "; causal: −∞ above the diagonal"
         } else {
@@ -140,7 +153,7 @@ impl BuiltinLayer for Attention {
                     Math::Product(vec![at.x.clone(), Math::transpose(at.param(W_IN))]),
                     Math::Product(vec![Math::Ones, Math::transpose(at.param(B_IN))]),
                 ]),
-                [steps, 3 * d],
+                [&steps, &d3],
             )
             .note(match heads {
                 1 => format!("{}: queries, keys and values, one head", at.layer),
@@ -153,23 +166,23 @@ impl BuiltinLayer for Attention {
                 sym("A_h", "A_h"),
                 Math::over(
                     Math::Product(vec![sym("Q_h", "Q_h"), Math::transpose(sym("K_h", "K_h"))]),
-                    root(e),
+                    root(&e),
                 ),
-                [steps, steps],
+                [&steps, &steps],
             )
             .note(format!("{}{masked}", for_each_head(heads))),
             Equation::new(
                 sym("P_h", "P_h"),
                 Func::apply("softmax", vec![sym("A_h", "A_h")]),
-                [steps, steps],
+                [&steps, &steps],
             )
             .note("row by row"),
             Equation::new(
                 sym("O_h", "O_h"),
                 Math::Product(vec![sym("P_h", "P_h"), sym("V_h", "V_h")]),
-                [steps, e],
+                [&steps, &e],
             ),
-            Equation::new(sym("O", "O"), heads_side_by_side(heads), [steps, d])
+            Equation::new(sym("O", "O"), heads_side_by_side(heads), [&steps, &d])
                 .note("the heads side by side"),
         ];
         Forward {
@@ -183,8 +196,9 @@ impl BuiltinLayer for Attention {
     }
 
     fn backward_equations(&self, at: &Use) -> Backward {
-        let (steps, d) = (at.input.dims()[0], at.input.dims()[1]);
-        let (heads, e) = (self.heads.value, d / self.heads.value);
+        let (steps, d) = (at.input.dims()[0].clone(), at.input.dims()[1].clone());
+        let (heads, e) = (self.count, d.div(self.count));
+        let d3 = Dim::Known(3).mul(&d);
         let (p, dp) = (sym("P_h", "P_h"), sym("∂P_h", "\\partial P_h"));
         let d_qkv = sym(
             "∂[Q K V]",
@@ -194,7 +208,7 @@ impl BuiltinLayer for Attention {
             Equation::new(
                 sym("∂O", "\\partial O"),
                 Math::Product(vec![at.dy(), at.param(W_OUT)]),
-                [steps, d],
+                [&steps, &d],
             )
             .note(at.layer.clone()),
             Equation::new(
@@ -203,7 +217,7 @@ impl BuiltinLayer for Attention {
                     sym("∂O_h", "\\partial O_h"),
                     Math::transpose(sym("V_h", "V_h")),
                 ]),
-                [steps, steps],
+                [&steps, &steps],
             )
             .note(for_each_head(heads)),
             Equation::new(
@@ -212,7 +226,7 @@ impl BuiltinLayer for Attention {
                     Math::transpose(p.clone()),
                     sym("∂O_h", "\\partial O_h"),
                 ]),
-                [steps, e],
+                [&steps, &e],
             ),
             Equation::new(
                 sym("∂A_h", "\\partial A_h"),
@@ -226,16 +240,16 @@ impl BuiltinLayer for Attention {
                         ]),
                     ),
                 ),
-                [steps, steps],
+                [&steps, &steps],
             )
             .note("softmax's vector-Jacobian product, row by row"),
             Equation::new(
                 sym("∂Q_h", "\\partial Q_h"),
                 Math::over(
                     Math::Product(vec![sym("∂A_h", "\\partial A_h"), sym("K_h", "K_h")]),
-                    root(e),
+                    root(&e),
                 ),
-                [steps, e],
+                [&steps, &e],
             ),
             Equation::new(
                 sym("∂K_h", "\\partial K_h"),
@@ -244,9 +258,9 @@ impl BuiltinLayer for Attention {
                         Math::transpose(sym("∂A_h", "\\partial A_h")),
                         sym("Q_h", "Q_h"),
                     ]),
-                    root(e),
+                    root(&e),
                 ),
-                [steps, e],
+                [&steps, &e],
             ),
             Equation::new(
                 d_qkv.clone(),
@@ -254,7 +268,7 @@ impl BuiltinLayer for Attention {
                     "[∂Q ∂K ∂V]",
                     "\\begin{bmatrix} \\partial Q & \\partial K & \\partial V \\end{bmatrix}",
                 ),
-                [steps, 3 * d],
+                [&steps, &d3],
             )
             .note("each the heads' side by side"),
         ];
@@ -324,7 +338,7 @@ fn heads_side_by_side(heads: usize) -> Math {
 }
 
 /// `√E`, for a head size `E`.
-fn root(e: usize) -> Math {
+fn root(e: &Dim) -> Math {
     Math::Sqrt(Box::new(sym(e.to_string(), e.to_string())))
 }
 

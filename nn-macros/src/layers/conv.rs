@@ -1,19 +1,20 @@
 //! `Conv1d<OUT_CHANNELS, KERNEL, ..>` and `Conv2d<..>`: `nn_core::layers::{Conv1d, Conv2d}`
 //! (PyTorch's `nn.Conv1d`, `nn.Conv2d`) on `[C, L]` and `[C, H, W]`.
 
+use super::args::PairOrWord;
 use super::{
     Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Stated, Use,
     axis_name, n, times,
 };
 use crate::math::{Definition, Func, Index, Math, Operator, ParamName};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 use proc_macro2::TokenStream;
 use quote::quote;
 
 /// A convolution over `dims` spatial dimensions (the second entry of each pair unused for 1).
 pub struct Conv {
     dims: usize,
-    out_channels: usize,
+    out_channels: Dim,
     /// `in_channels = ..`, checked against the graph.
     stated_in: Option<Stated>,
     kernel: [usize; 2],
@@ -29,17 +30,25 @@ pub fn parse(args: &mut Args, dims: usize) -> Option<Box<dyn BuiltinLayer>> {
     let out = args.positional_size("the number of output channels");
     let kernel = args.positional_pair(dims, "the kernel size");
     let stride = args.named_pair("stride", dims, 1, false);
-    let padding = args.named_pair("padding", dims, 0, true);
+    let padding = args.named_pair_or_word("padding", dims, 0, &["same", "valid"]);
     let dilation = args.named_pair("dilation", dims, 1, false);
     let bias = args.named_bool("bias", true);
     let stated_in = args.named_size("in_channels").map(Stated::from);
     let (Some(out), Some(kernel)) = (out, kernel) else {
+        if args.has_errors() {
+            return None;
+        }
         let text = args.kind.to_string();
         args.error_on_layer(format!(
             "`{text}` takes the output channels and the kernel size, e.g. `{text}<16, 3>`, then \
              named options `stride`, `padding`, `dilation`, `bias`, `in_channels`"
         ));
         return None;
+    };
+    let padding = match padding {
+        PairOrWord::Pair(padding) => padding,
+        PairOrWord::Word(word) if word == "valid" => [0; 2],
+        PairOrWord::Word(same) => same_padding(args, &same, dims, kernel, stride, dilation)?,
     };
     Some(Box::new(Conv {
         dims,
@@ -53,6 +62,52 @@ pub fn parse(args: &mut Args, dims: usize) -> Option<Box<dyn BuiltinLayer>> {
     }))
 }
 
+/// PyTorch's `padding='same'`: the padding that keeps every spatial size, `d·(k − 1)/2` on
+/// each side. Like PyTorch, only with stride 1; and only where that total is even, since the
+/// layer pads both sides alike (PyTorch pads the extra position on one side).
+fn same_padding(
+    args: &mut Args,
+    same: &syn::Ident,
+    dims: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+) -> Option<[usize; 2]> {
+    let mut padding = [0; 2];
+    for d in 0..dims {
+        let total = dilation[d] * (kernel[d] - 1);
+        let half = total / 2;
+        if stride[d] != 1 {
+            args.error(
+                same,
+                format!(
+                    "`padding = same` needs `stride = 1`, as in PyTorch; with a stride, write \
+                     the padding: `padding = {half}` keeps the kernel centred"
+                ),
+            );
+            return None;
+        }
+        if total % 2 == 1 {
+            args.error(
+                same,
+                format!(
+                    "`padding = same` with a kernel of {} needs {total} padding positions in \
+                     {}, {half} on one side and {} on the other, but this layer pads both sides \
+                     alike: use an odd kernel, or write `padding = {half}` (an output one \
+                     shorter than its input) or `padding = {}` (one longer)",
+                    kernel[d],
+                    axis_name(dims, d),
+                    half + 1,
+                    half + 1
+                ),
+            );
+            return None;
+        }
+        padding[d] = half;
+    }
+    Some(padding)
+}
+
 impl BuiltinLayer for Conv {
     fn name(&self) -> &'static str {
         if self.dims == 1 { "Conv1d" } else { "Conv2d" }
@@ -64,34 +119,29 @@ impl BuiltinLayer for Conv {
             let wanted = if dims == 1 { "[C, L]" } else { "[C, H, W]" };
             return Err(at.wrong_rank(self.name(), wanted, input));
         }
-        let mut out = vec![self.out_channels];
+        let mut out = vec![self.out_channels.clone()];
         for d in 0..dims {
-            let size = input.dims()[1 + d];
+            let size = &input.dims()[1 + d];
             let (kernel, dilation) = (self.kernel[d], self.dilation[d]);
             let span = dilation * (kernel - 1) + 1;
-            let padded = size + 2 * self.padding[d];
-            if span > padded {
-                let (layer, arg, axis) = (at.layer, at.arg, axis_name(dims, d));
-                return Err(Misfit::at_call(format!(
-                    "`{layer}`'s kernel spans {span} positions in {axis} (kernel {kernel}, \
-                     dilation {dilation}), more than `{arg}`'s {size} (padded: {padded}); use a \
-                     smaller kernel or add `padding`"
-                )));
-            }
-            out.push((padded - span) / self.stride[d] + 1);
+            let padded = size.add(&Dim::Known(2 * self.padding[d]));
+            let (layer, arg, axis) = (at.layer, at.arg, axis_name(dims, d));
+            let message = format!(
+                "`{layer}`'s kernel spans {span} positions in {axis} (kernel {kernel}, \
+                 dilation {dilation}), more than `{arg}`'s {size} (padded: {padded}); use a \
+                 smaller kernel or add `padding`"
+            );
+            at.require_at_most(&Dim::Known(span), &padded, message)?;
+            out.push(padded.sub(span).div(self.stride[d]).add(&Dim::Known(1)));
         }
-        if let Some(stated) = &self.stated_in
-            && stated.value != input.dims()[0]
-        {
-            let actual = input.dims()[0];
-            return Err(Misfit::at_argument(
-                format!(
-                    "`{}` is declared with {} input channels, but its input `{}` {input} has \
-                     {actual}: write `in_channels = {actual}` or leave it out",
-                    at.layer, stated.value, at.arg
-                ),
-                stated,
-            ));
+        if let Some(stated) = &self.stated_in {
+            let actual = &input.dims()[0];
+            let message = format!(
+                "`{}` is declared with {} input channels, but its input `{}` {input} has \
+                 {actual}: write `in_channels = {actual}` or leave it out",
+                at.layer, stated.value, at.arg
+            );
+            at.require_equal(&stated.value, actual, message, Some(stated))?;
         }
         Ok(Shape::new(out))
     }
@@ -101,11 +151,11 @@ impl BuiltinLayer for Conv {
     }
 
     fn parameters(&self, input: &Shape) -> Vec<Parameter> {
-        let mut weight = vec![self.out_channels, input.dims()[0]];
-        weight.extend_from_slice(&self.kernel[..self.dims]);
-        let mut parameters = vec![Parameter::new(ParamName::WEIGHT, weight)];
+        let mut weight = vec![self.out_channels.clone(), input.dims()[0].clone()];
+        weight.extend(self.kernel[..self.dims].iter().map(Dim::from));
+        let mut parameters = vec![Parameter::new(ParamName::WEIGHT, Shape::new(weight))];
         if self.bias {
-            parameters.push(Parameter::new(ParamName::BIAS, [self.out_channels]));
+            parameters.push(Parameter::new(ParamName::BIAS, [self.out_channels.clone()]));
         }
         parameters
     }
@@ -156,13 +206,18 @@ impl BuiltinLayer for Conv {
         let (in_size, out_size) = (n(input.size()), n(output.size()));
         let (kernel, stride, padding, dilation) =
             (self.kernel, self.stride, self.padding, self.dilation);
-        let co = n(self.out_channels);
-        let k = n(input.dims()[0] * kernel[..self.dims].iter().product::<usize>());
-        let nb = n(if self.bias { self.out_channels } else { 0 });
-        let ci = n(input.dims()[0]);
+        let co = n(&self.out_channels);
+        let taps = kernel[..self.dims].iter().product::<usize>();
+        let k = n(input.dims()[0].mul(&Dim::Known(taps)));
+        let nb = n(if self.bias {
+            self.out_channels.clone()
+        } else {
+            Dim::Known(0)
+        });
+        let ci = n(&input.dims()[0]);
         if self.dims == 1 {
             let (l, kl, s, p, d) = (
-                n(input.dims()[1]),
+                n(&input.dims()[1]),
                 n(kernel[0]),
                 n(stride[0]),
                 n(padding[0]),
@@ -173,7 +228,7 @@ impl BuiltinLayer for Conv {
                     #nn::layers::Geometry1d<#ci, #l, #kl, #s, #p, #d>>
             }
         } else {
-            let (h, w) = (n(input.dims()[1]), n(input.dims()[2]));
+            let (h, w) = (n(&input.dims()[1]), n(&input.dims()[2]));
             let (kh, kw) = (n(kernel[0]), n(kernel[1]));
             let (sh, sw) = (n(stride[0]), n(stride[1]));
             let (ph, pw) = (n(padding[0]), n(padding[1]));

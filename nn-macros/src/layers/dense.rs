@@ -5,13 +5,13 @@ use super::{
     Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Stated, Use, n,
 };
 use crate::math::{Definition, Math, ParamName};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 use proc_macro2::TokenStream;
 use quote::quote;
 
 /// A fully connected layer of `out` features.
 pub struct Dense {
-    out: usize,
+    out: Dim,
     /// `IN` of `Dense<IN, OUT>`, checked against the graph.
     stated_in: Option<Stated>,
 }
@@ -49,13 +49,13 @@ impl BuiltinLayer for Dense {
     }
 
     fn output_shape(&self, input: &Shape, at: &Site) -> Result<Shape, Misfit> {
-        let out = self.out;
+        let out = &self.out;
         let output = match input.dims() {
-            [_] => Shape::from([out]),
+            [_] => Shape::new(vec![out.clone()]),
             // PyTorch's `nn.Linear` on `(N, S, D)`: the same layer at every position.
-            [steps, _] => Shape::from([*steps, out]),
+            [steps, _] => Shape::new(vec![steps.clone(), out.clone()]),
             _ => {
-                let Site { layer, arg } = at;
+                let Site { layer, arg, .. } = at;
                 return Err(Misfit::at_call(format!(
                     "`{layer}` is a Dense layer and needs a vector (or a sequence [S, D], taken \
                      position by position), but `{arg}` has shape {input}; \
@@ -64,18 +64,14 @@ impl BuiltinLayer for Dense {
                 )));
             }
         };
-        if let Some(stated) = &self.stated_in
-            && stated.value != input.last()
-        {
+        if let Some(stated) = &self.stated_in {
             let (layer, actual) = (at.layer, input.last());
-            return Err(Misfit::at_argument(
-                format!(
-                    "`{layer}` is declared with {} inputs, but its input `{}` has {actual} \
-                     features: write `Dense<{actual}, {out}>` or `Dense<{out}>`",
-                    stated.value, at.arg
-                ),
-                stated,
-            ));
+            let message = format!(
+                "`{layer}` is declared with {} inputs, but its input `{}` has {actual} \
+                 features: write `Dense<{actual}, {out}>` or `Dense<{out}>`",
+                stated.value, at.arg
+            );
+            at.require_equal(&stated.value, actual, message, Some(stated))?;
         }
         Ok(output)
     }
@@ -86,8 +82,8 @@ impl BuiltinLayer for Dense {
 
     fn parameters(&self, input: &Shape) -> Vec<Parameter> {
         vec![
-            Parameter::new(ParamName::WEIGHT, [self.out, input.last()]),
-            Parameter::new(ParamName::BIAS, [self.out]),
+            Parameter::new(ParamName::WEIGHT, [self.out.clone(), input.last().clone()]),
+            Parameter::new(ParamName::BIAS, [self.out.clone()]),
         ]
     }
 
@@ -121,7 +117,7 @@ impl BuiltinLayer for Dense {
         let (in_size, out_size) = (n(input.size()), n(output.size()));
         match input.dims() {
             [steps, features] => {
-                let (s, d, o) = (n(*steps), n(*features), n(self.out));
+                let (s, d, o) = (n(steps), n(features), n(&self.out));
                 quote! {
                     #nn::layers::PositionWise<T, #nn::layers::Dense<T, #d, #o>, #d, #o, #s,
                         #in_size, #out_size>

@@ -3,14 +3,14 @@
 
 use super::{Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Use, n};
 use crate::math::{Definition, Func, Math, ParamName};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 use proc_macro2::TokenStream;
 use quote::quote;
 
 /// A table of `vocab` vectors of `dim` features.
 pub struct Embedding {
-    vocab: usize,
-    dim: usize,
+    vocab: Dim,
+    dim: Dim,
 }
 
 /// `Embedding<VOCAB, DIM>`.
@@ -38,7 +38,7 @@ impl BuiltinLayer for Embedding {
 
     fn output_shape(&self, input: &Shape, at: &Site) -> Result<Shape, Misfit> {
         match input.dims() {
-            [steps] => Ok(Shape::from([*steps, self.dim])),
+            [steps] => Ok(Shape::from([steps, &self.dim])),
             _ => Err(at.wrong_rank(self.name(), "sequence of token ids [S]", input)),
         }
     }
@@ -48,7 +48,7 @@ impl BuiltinLayer for Embedding {
     }
 
     fn parameters(&self, _input: &Shape) -> Vec<Parameter> {
-        vec![Parameter::new(ParamName::WEIGHT, [self.vocab, self.dim])]
+        vec![Parameter::new(ParamName::WEIGHT, [&self.vocab, &self.dim])]
     }
 
     fn has_state(&self) -> bool {
@@ -74,7 +74,7 @@ impl BuiltinLayer for Embedding {
         output: &Shape,
         _with_state: bool,
     ) -> TokenStream {
-        let (v, d, s) = (n(self.vocab), n(self.dim), n(input.dims()[0]));
+        let (v, d, s) = (n(&self.vocab), n(&self.dim), n(&input.dims()[0]));
         let out_size = n(output.size());
         quote! { #nn::layers::Embedding<T, #v, #d, #s, #out_size> }
     }

@@ -9,7 +9,7 @@ use super::{
     bits, n,
 };
 use crate::math::{Definition, Math};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -17,14 +17,19 @@ use quote::quote;
 pub struct GroupNorm {
     /// The number of groups as written (blamed when it does not divide the channels).
     groups: Stated,
+    /// That number (the macro must know it).
+    count: usize,
     eps: f64,
 }
 
 /// `GroupNorm<GROUPS, eps = ..>`.
 pub fn parse(args: &mut Args) -> Option<Box<dyn BuiltinLayer>> {
     let groups = args.positional_size("the number of groups");
+    let count = groups
+        .as_ref()
+        .and_then(|g| args.known(g, "the number of groups"));
     let eps = eps(args);
-    let Some(groups) = groups else {
+    let (Some(groups), Some(count)) = (groups, count) else {
         if !args.has_errors() {
             args.error_on_layer("`GroupNorm` takes its number of groups, e.g. `GroupNorm<4>`");
         }
@@ -32,6 +37,7 @@ pub fn parse(args: &mut Args) -> Option<Box<dyn BuiltinLayer>> {
     };
     Some(Box::new(GroupNorm {
         groups: groups.into(),
+        count,
         eps,
     }))
 }
@@ -42,17 +48,13 @@ impl BuiltinLayer for GroupNorm {
     }
 
     fn output_shape(&self, input: &Shape, at: &Site) -> Result<Shape, Misfit> {
-        let (channels, groups) = (input.dims()[0], self.groups.value);
-        if !channels.is_multiple_of(groups) {
-            return Err(Misfit::at_argument(
-                format!(
-                    "`{}` splits `{}`'s {channels} channels into {groups} groups, but \
-                     {channels} is not a multiple of {groups}",
-                    at.layer, at.arg
-                ),
-                &self.groups,
-            ));
-        }
+        let (channels, groups) = (&input.dims()[0], self.count);
+        let message = format!(
+            "`{}` splits `{}`'s {channels} channels into {groups} groups, but {channels} is not \
+             a multiple of {groups}",
+            at.layer, at.arg
+        );
+        at.require_divides(groups, channels, message, Some(&self.groups))?;
         Ok(input.clone())
     }
 
@@ -61,7 +63,7 @@ impl BuiltinLayer for GroupNorm {
     }
 
     fn parameters(&self, input: &Shape) -> Vec<Parameter> {
-        let channels = input.dims()[0];
+        let channels = &input.dims()[0];
         vec![
             Parameter::new(GAMMA, [channels]),
             Parameter::new(BETA, [channels]),
@@ -96,14 +98,14 @@ impl BuiltinLayer for GroupNorm {
         _output: &Shape,
         _with_state: bool,
     ) -> TokenStream {
-        let c = n(input.dims()[0]);
-        let s = n(input.dims()[1..].iter().product());
-        let (g, in_size, eps) = (n(self.groups.value), n(input.size()), bits(self.eps));
+        let c = n(&input.dims()[0]);
+        let s = n(input.dims()[1..].iter().product::<Dim>());
+        let (g, in_size, eps) = (n(self.count), n(input.size()), bits(self.eps));
         quote! { #nn::layers::GroupNorm<T, #c, #s, #g, #in_size, #eps> }
     }
 
     fn forward_equations(&self, at: &Use) -> Forward {
-        let per_group = at.input.dims()[0] / self.groups.value;
+        let per_group = at.input.dims()[0].div(self.count);
         let statistics = format!(
             "μ and σ² of each group of {per_group} channels over their positions, in each sample"
         );

@@ -28,8 +28,9 @@ use args::{Args, Stated};
 use crate::diagnostics::article;
 use crate::math::{Definition, Equation, Math, ParamName};
 use crate::parse::LayerArg;
-use crate::shape::Shape;
+use crate::shape::{Dim, Relation, Shape};
 use proc_macro2::{Literal, TokenStream};
+use std::cell::RefCell;
 use syn::Ident;
 
 /// A built-in layer, with its arguments checked: everything the checker, the code generator
@@ -89,8 +90,10 @@ pub trait BuiltinLayer {
     fn definitions(&self, at: &Use) -> Vec<Definition>;
 
     /// Number of trainable scalars: the sizes of the parameters.
-    fn param_count(&self, input: &Shape) -> usize {
-        self.parameters(input).iter().map(|p| p.shape.size()).sum()
+    fn param_count(&self, input: &Shape) -> Dim {
+        self.parameters(input)
+            .iter()
+            .fold(Dim::Known(0), |count, p| count.add(&p.shape.size()))
     }
 }
 
@@ -154,19 +157,104 @@ pub struct Backward {
 /// (`h0`, or `h0` and `c0`).
 pub struct InitialState {
     pub count: usize,
-    pub size: usize,
+    pub size: Dim,
 }
 
-/// Where a layer is applied, for messages: the layer's name and its input's label.
+/// Where a layer is applied, for messages: the layer's name and its input's label; and the
+/// rules about it the macro could not decide (a size is a constant), for rustc to check.
 pub struct Site<'a> {
     pub layer: &'a str,
     pub arg: &'a str,
+    pub deferred: RefCell<Vec<Deferred>>,
 }
 
-impl Site<'_> {
+/// A rule of a layer's use left to rustc: its condition, the message if it fails, and the
+/// argument of the declaration to blame (`None`: the call).
+pub struct Deferred {
+    pub condition: TokenStream,
+    pub message: String,
+    pub blame: Option<TokenStream>,
+}
+
+impl<'a> Site<'a> {
+    /// Applying `layer` to the node labelled `arg`.
+    pub fn new(layer: &'a str, arg: &'a str) -> Self {
+        Site {
+            layer,
+            arg,
+            deferred: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A rule: `Err` if the macro knows it fails (`holds` is `Some(false)`), recorded for
+    /// rustc as `condition` if it cannot tell (`None`), with the same message either way.
+    fn require(
+        &self,
+        holds: Option<bool>,
+        condition: TokenStream,
+        message: String,
+        blame: Option<&Stated>,
+    ) -> Result<(), Misfit> {
+        match holds {
+            Some(true) => Ok(()),
+            Some(false) => Err(Misfit {
+                message,
+                blame: blame.map(|stated| stated.tokens.clone()),
+            }),
+            None => {
+                self.deferred.borrow_mut().push(Deferred {
+                    condition,
+                    message,
+                    blame: blame.map(|stated| stated.tokens.clone()),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// The rule `a == b`.
+    fn require_equal(
+        &self,
+        a: &Dim,
+        b: &Dim,
+        message: String,
+        blame: Option<&Stated>,
+    ) -> Result<(), Misfit> {
+        let holds = match a.relation(b) {
+            Relation::Equal => Some(true),
+            Relation::Different => Some(false),
+            Relation::Unknown => None,
+        };
+        let (x, y) = (a.expr(), b.expr());
+        self.require(holds, quote::quote!(#x == #y), message, blame)
+    }
+
+    /// The rule `a <= b`.
+    fn require_at_most(&self, a: &Dim, b: &Dim, message: String) -> Result<(), Misfit> {
+        let holds = match (a.known(), b.known()) {
+            (Some(a), Some(b)) => Some(a <= b),
+            _ => None,
+        };
+        let (x, y) = (a.expr(), b.expr());
+        self.require(holds, quote::quote!(#x <= #y), message, None)
+    }
+
+    /// The rule `k` divides `a`.
+    fn require_divides(
+        &self,
+        k: usize,
+        a: &Dim,
+        message: String,
+        blame: Option<&Stated>,
+    ) -> Result<(), Misfit> {
+        let holds = a.known().map(|a| a.is_multiple_of(k));
+        let x = a.expr();
+        self.require(holds, quote::quote!(#x % #k == 0), message, blame)
+    }
+
     /// The input has the wrong number of dimensions: `wanted` describes the right ones.
     fn wrong_rank(&self, kind: &str, wanted: &str, input: &Shape) -> Misfit {
-        let Site { layer, arg } = self;
+        let Site { layer, arg, .. } = self;
         Misfit::at_call(format!(
             "`{layer}` is {} {kind} layer and needs a {wanted} input, but `{arg}` has shape \
              {input}",
@@ -187,13 +275,6 @@ impl Misfit {
         Misfit {
             message,
             blame: None,
-        }
-    }
-
-    fn at_argument(message: String, argument: &Stated) -> Self {
-        Misfit {
-            message,
-            blame: Some(argument.tokens.clone()),
         }
     }
 }
@@ -323,9 +404,10 @@ impl Builtin {
     }
 }
 
-/// A size as an unsuffixed literal (`16`, not `16usize`), for readable generated code.
-fn n(value: usize) -> Literal {
-    Literal::usize_unsuffixed(value)
+/// A size as a const generic argument: an unsuffixed literal (`16`, not `16usize`), for
+/// readable generated code, or a constant's expression in braces (`{ H }`).
+fn n(value: impl Into<Dim>) -> TokenStream {
+    value.into().generic()
 }
 
 /// A hyper-parameter as the `u64` const generic holding its `f64::to_bits`.

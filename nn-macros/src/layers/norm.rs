@@ -7,7 +7,7 @@ use super::{
     Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Use, bits, n,
 };
 use crate::math::{Definition, Equation, Func, Index, Math, ParamName, tex_escape};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -66,7 +66,7 @@ impl BuiltinLayer for BatchNorm {
     }
 
     fn parameters(&self, input: &Shape) -> Vec<Parameter> {
-        let channels = input.dims()[0];
+        let channels = &input.dims()[0];
         vec![
             Parameter::new(GAMMA, [channels]),
             Parameter::new(BETA, [channels]),
@@ -102,8 +102,8 @@ impl BuiltinLayer for BatchNorm {
         _output: &Shape,
         _with_state: bool,
     ) -> TokenStream {
-        let c = n(input.dims()[0]);
-        let s = n(input.dims()[1..].iter().product());
+        let c = n(&input.dims()[0]);
+        let s = n(input.dims()[1..].iter().product::<Dim>());
         let in_size = n(input.size());
         let (eps, momentum) = (bits(self.eps), bits(self.momentum));
         quote! { #nn::layers::BatchNorm<T, #c, #s, #in_size, #eps, #momentum> }
@@ -207,7 +207,7 @@ impl BuiltinLayer for LayerNorm {
         _with_state: bool,
     ) -> TokenStream {
         let d = n(input.last());
-        let rows = n(input.dims()[..input.rank() - 1].iter().product());
+        let rows = n(input.dims()[..input.rank() - 1].iter().product::<Dim>());
         let in_size = n(input.size());
         let eps = bits(self.eps);
         quote! { #nn::layers::LayerNorm<T, #d, #rows, #in_size, #eps> }

@@ -7,7 +7,7 @@ use super::{
     n, times,
 };
 use crate::math::{Definition, Func, Math};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -61,19 +61,18 @@ impl BuiltinLayer for Pool {
             let wanted = if dims == 1 { "[C, L]" } else { "[C, H, W]" };
             return Err(at.wrong_rank(self.name(), wanted, input));
         }
-        let mut out = vec![input.dims()[0]];
+        let mut out = vec![input.dims()[0].clone()];
         for d in 0..dims {
-            let (size, kernel) = (input.dims()[1 + d], self.kernel[d]);
-            if kernel > size {
-                return Err(Misfit::at_call(format!(
-                    "`{}`'s window of {kernel} is larger than `{}`'s {size} positions in {}; \
-                     use a smaller window",
-                    at.layer,
-                    at.arg,
-                    axis_name(dims, d)
-                )));
-            }
-            out.push((size - kernel) / self.stride[d] + 1);
+            let (size, kernel) = (&input.dims()[1 + d], self.kernel[d]);
+            let message = format!(
+                "`{}`'s window of {kernel} is larger than `{}`'s {size} positions in {}; use a \
+                 smaller window",
+                at.layer,
+                at.arg,
+                axis_name(dims, d)
+            );
+            at.require_at_most(&Dim::Known(kernel), size, message)?;
+            out.push(size.sub(kernel).div(self.stride[d]).add(&Dim::Known(1)));
         }
         Ok(Shape::new(out))
     }
@@ -116,12 +115,12 @@ impl BuiltinLayer for Pool {
     ) -> TokenStream {
         let (in_size, out_size) = (n(input.size()), n(output.size()));
         let (kernel, stride) = (self.kernel, self.stride);
-        let c = n(input.dims()[0]);
+        let c = n(&input.dims()[0]);
         let geometry = if self.dims == 1 {
-            let (l, k, s) = (n(input.dims()[1]), n(kernel[0]), n(stride[0]));
+            let (l, k, s) = (n(&input.dims()[1]), n(kernel[0]), n(stride[0]));
             quote! { #nn::layers::PoolGeometry1dOf<#c, #l, #k, #s> }
         } else {
-            let (h, w) = (n(input.dims()[1]), n(input.dims()[2]));
+            let (h, w) = (n(&input.dims()[1]), n(&input.dims()[2]));
             let (kh, kw, sh, sw) = (n(kernel[0]), n(kernel[1]), n(stride[0]), n(stride[1]));
             quote! { #nn::layers::PoolGeometry2dOf<#c, #h, #w, #kh, #kw, #sh, #sw> }
         };
@@ -242,7 +241,7 @@ impl BuiltinLayer for GlobalAvgPool {
 
     fn output_shape(&self, input: &Shape, at: &Site) -> Result<Shape, Misfit> {
         match input.dims() {
-            [channels, _, ..] => Ok(Shape::from([*channels])),
+            [channels, _, ..] => Ok(Shape::new(vec![channels.clone()])),
             _ => Err(at.wrong_rank(self.name(), "[C, L] or [C, H, W]", input)),
         }
     }
@@ -278,8 +277,8 @@ impl BuiltinLayer for GlobalAvgPool {
         _output: &Shape,
         _with_state: bool,
     ) -> TokenStream {
-        let c = n(input.dims()[0]);
-        let s = n(input.dims()[1..].iter().product());
+        let c = n(&input.dims()[0]);
+        let s = n(input.dims()[1..].iter().product::<Dim>());
         let in_size = n(input.size());
         quote! { #nn::layers::GlobalAvgPool<T, #c, #s, #in_size> }
     }
@@ -315,7 +314,7 @@ impl BuiltinLayer for GlobalAvgPool {
 impl GlobalAvgPool {
     /// `v/S`, `S` the number of positions of a channel of the input.
     fn over_positions(&self, at: &Use, v: Math) -> Math {
-        let positions: usize = at.input.dims()[1..].iter().product();
+        let positions: Dim = at.input.dims()[1..].iter().product();
         let count = positions.to_string();
         Math::over(v, Math::symbol(count.clone(), count))
     }

@@ -71,7 +71,7 @@ impl BuiltinLayer for Positions {
         _output: &Shape,
         _with_state: bool,
     ) -> TokenStream {
-        let (s, d, in_size) = (n(input.dims()[0]), n(input.dims()[1]), n(input.size()));
+        let (s, d, in_size) = (n(&input.dims()[0]), n(&input.dims()[1]), n(input.size()));
         if self.learned {
             quote! { #nn::layers::LearnedPositions<T, #s, #d, #in_size> }
         } else {

@@ -5,7 +5,7 @@
 
 use super::{Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Use, n};
 use crate::math::{Definition, Equation, Func, Index, Math, ParamName};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -40,7 +40,7 @@ impl Cell {
 /// last one.
 pub struct Recurrent {
     cell: Cell,
-    hidden: usize,
+    hidden: Dim,
     last: bool,
 }
 
@@ -82,8 +82,8 @@ impl BuiltinLayer for Recurrent {
 
     fn output_shape(&self, input: &Shape, at: &Site) -> Result<Shape, Misfit> {
         match input.dims() {
-            [_, _] if self.last => Ok(Shape::from([self.hidden])),
-            [steps, _] => Ok(Shape::from([*steps, self.hidden])),
+            [_, _] if self.last => Ok(Shape::from([&self.hidden])),
+            [steps, _] => Ok(Shape::from([steps, &self.hidden])),
             _ => Err(at.wrong_rank(self.name(), "sequence [S, D]", input)),
         }
     }
@@ -91,17 +91,17 @@ impl BuiltinLayer for Recurrent {
     fn initial_state(&self) -> Option<InitialState> {
         Some(InitialState {
             count: self.cell.state_inputs(),
-            size: self.hidden,
+            size: self.hidden.clone(),
         })
     }
 
     fn parameters(&self, input: &Shape) -> Vec<Parameter> {
-        let (gh, h) = (self.cell.gates() * self.hidden, self.hidden);
+        let (gh, h) = (self.gates(), &self.hidden);
         vec![
-            Parameter::new(W_IH, [gh, input.dims()[1]]),
-            Parameter::new(W_HH, [gh, h]),
-            Parameter::new(B_IH, [gh]),
-            Parameter::new(B_HH, [gh]),
+            Parameter::new(W_IH, [&gh, &input.dims()[1]]),
+            Parameter::new(W_HH, [&gh, h]),
+            Parameter::new(B_IH, [&gh]),
+            Parameter::new(B_HH, [&gh]),
         ]
     }
 
@@ -134,16 +134,16 @@ impl BuiltinLayer for Recurrent {
         output: &Shape,
         with_state: bool,
     ) -> TokenStream {
-        let (cell, hidden, last) = (self.cell, self.hidden, self.last);
-        let (d, h, s) = (n(input.dims()[1]), n(hidden), n(input.dims()[0]));
+        let (cell, hidden, last) = (self.cell, &self.hidden, self.last);
+        let (d, h, s) = (n(&input.dims()[1]), n(hidden), n(&input.dims()[0]));
         let state_size = if with_state {
-            cell.state_inputs() * hidden
+            Dim::Known(cell.state_inputs()).mul(hidden)
         } else {
-            0
+            Dim::Known(0)
         };
-        let packed = n(input.size() + state_size);
+        let packed = n(input.size().add(&state_size));
         let out_size = n(output.size());
-        let gh = n(cell.gates() * hidden);
+        let gh = n(self.gates());
         let init = with_state;
         match cell {
             Cell::Rnn => {
@@ -159,7 +159,7 @@ impl BuiltinLayer for Recurrent {
     }
 
     fn forward_equations(&self, at: &Use) -> Forward {
-        let (steps, h) = (at.input.dims()[0], self.hidden);
+        let (steps, h) = (at.input.dims()[0].clone(), self.hidden.clone());
         let x_t = Math::at_step(sequence(at));
         let (w_ih, b_ih) = (at.param(W_IH), at.param(B_IH));
         let (w_hh, b_hh) = (at.param(W_HH), at.param(B_HH));
@@ -168,25 +168,25 @@ impl BuiltinLayer for Recurrent {
             Math::Product(vec![w_hh, sym("h_{t−1}", "h_{t-1}")]),
             b_hh,
         ]);
-        let gates = self.cell.gates() * h;
+        let gates = self.gates();
         let sigmoid = |v: Math| Func::apply("sigmoid", vec![v]);
         let tanh = |v: Math| Func::apply("tanh", vec![v]);
         let mut equations = match self.cell {
             Cell::Rnn => vec![Equation::new(
                 sym("h_t", "h_t"),
                 tanh(both_parts(input_part, hidden_part)),
-                [h],
+                [&h],
             )],
             Cell::Gru => vec![
-                Equation::new(sym("gi_t", "g^{i}_{t}"), input_part, [gates]),
-                Equation::new(sym("gh_t", "g^{h}_{t}"), hidden_part, [gates]),
+                Equation::new(sym("gi_t", "g^{i}_{t}"), input_part, [&gates]),
+                Equation::new(sym("gh_t", "g^{h}_{t}"), hidden_part, [&gates]),
                 Equation::new(
                     sym("r_t", "r_t"),
                     sigmoid(Math::Sum(vec![
                         sym("gi_t[r]", "g^{i}_{t}[r]"),
                         sym("gh_t[r]", "g^{h}_{t}[r]"),
                     ])),
-                    [h],
+                    [&h],
                 ),
                 Equation::new(
                     sym("z_t", "z_t"),
@@ -194,7 +194,7 @@ impl BuiltinLayer for Recurrent {
                         sym("gi_t[z]", "g^{i}_{t}[z]"),
                         sym("gh_t[z]", "g^{h}_{t}[z]"),
                     ])),
-                    [h],
+                    [&h],
                 ),
                 Equation::new(
                     sym("n_t", "n_t"),
@@ -202,7 +202,7 @@ impl BuiltinLayer for Recurrent {
                         sym("gi_t[n]", "g^{i}_{t}[n]"),
                         Math::hadamard(sym("r_t", "r_t"), sym("gh_t[n]", "g^{h}_{t}[n]")),
                     ])),
-                    [h],
+                    [&h],
                 ),
                 Equation::new(
                     sym("h_t", "h_t"),
@@ -210,7 +210,7 @@ impl BuiltinLayer for Recurrent {
                         Math::hadamard(one_minus(sym("z_t", "z_t")), sym("n_t", "n_t")),
                         Math::hadamard(sym("z_t", "z_t"), sym("h_{t−1}", "h_{t-1}")),
                     ]),
-                    [h],
+                    [&h],
                 ),
             ],
             Cell::Lstm => {
@@ -219,24 +219,24 @@ impl BuiltinLayer for Recurrent {
                     Equation::new(
                         sym("α_t", "\\alpha_t"),
                         both_parts(input_part, hidden_part),
-                        [gates],
+                        [&gates],
                     ),
-                    Equation::new(sym("i_t", "i_t"), sigmoid(a("i")), [h]),
-                    Equation::new(sym("f_t", "f_t"), sigmoid(a("f")), [h]),
-                    Equation::new(sym("g_t", "g_t"), tanh(a("g")), [h]),
-                    Equation::new(sym("o_t", "o_t"), sigmoid(a("o")), [h]),
+                    Equation::new(sym("i_t", "i_t"), sigmoid(a("i")), [&h]),
+                    Equation::new(sym("f_t", "f_t"), sigmoid(a("f")), [&h]),
+                    Equation::new(sym("g_t", "g_t"), tanh(a("g")), [&h]),
+                    Equation::new(sym("o_t", "o_t"), sigmoid(a("o")), [&h]),
                     Equation::new(
                         sym("c_t", "c_t"),
                         Math::Sum(vec![
                             Math::hadamard(sym("f_t", "f_t"), sym("c_{t−1}", "c_{t-1}")),
                             Math::hadamard(sym("i_t", "i_t"), sym("g_t", "g_t")),
                         ]),
-                        [h],
+                        [&h],
                     ),
                     Equation::new(
                         sym("h_t", "h_t"),
                         Math::hadamard(sym("o_t", "o_t"), tanh(sym("c_t", "c_t"))),
-                        [h],
+                        [&h],
                     ),
                 ]
             }
@@ -265,8 +265,8 @@ impl BuiltinLayer for Recurrent {
     }
 
     fn backward_equations(&self, at: &Use) -> Backward {
-        let (steps, h) = (at.input.dims()[0], self.hidden);
-        let gates = self.cell.gates() * h;
+        let (steps, h) = (at.input.dims()[0].clone(), self.hidden.clone());
+        let gates = self.gates();
         let w_hh = Math::transpose(at.param(W_HH));
         let dh = sym("∂h_t", "\\partial h_t");
         let carried = sym("∂h′_t", "\\partial h'_t");
@@ -282,7 +282,7 @@ impl BuiltinLayer for Recurrent {
             Cell::Lstm => format!("{from}, ∂c′_{steps} = 0"),
             Cell::Rnn | Cell::Gru => from,
         };
-        let mut equations = vec![Equation::new(dh.clone(), incoming, [h]).note(format!(
+        let mut equations = vec![Equation::new(dh.clone(), incoming, [&h]).note(format!(
             "{}, back through time: t = {steps}…1, from {from}",
             at.layer
         ))];
@@ -294,9 +294,9 @@ impl BuiltinLayer for Recurrent {
                     Equation::new(
                         da.clone(),
                         Math::hadamard(dh, one_minus(Math::Square(Box::new(sym("h_t", "h_t"))))),
-                        [h],
+                        [&h],
                     ),
-                    Equation::new(back, Math::Product(vec![w_hh, da]), [h]).note("to step t − 1"),
+                    Equation::new(back, Math::Product(vec![w_hh, da]), [&h]).note("to step t − 1"),
                 ]);
             }
             Cell::Gru => {
@@ -313,7 +313,7 @@ impl BuiltinLayer for Recurrent {
                     Equation::new(
                         dn.clone(),
                         Math::hadamard(dh.clone(), one_minus(z.clone())),
-                        [h],
+                        [&h],
                     ),
                     Equation::new(
                         dz.clone(),
@@ -321,12 +321,12 @@ impl BuiltinLayer for Recurrent {
                             dh.clone(),
                             Math::minus(sym("h_{t−1}", "h_{t-1}"), n.clone()),
                         ),
-                        [h],
+                        [&h],
                     ),
                     Equation::new(
                         dgi("n"),
                         Math::hadamard(dn, one_minus(Math::Square(Box::new(n)))),
-                        [h],
+                        [&h],
                     ),
                     Equation::new(
                         dgi("r"),
@@ -336,27 +336,27 @@ impl BuiltinLayer for Recurrent {
                             r.clone(),
                             one_minus(r.clone()),
                         ]),
-                        [h],
+                        [&h],
                     ),
                     Equation::new(
                         dgi("z"),
                         hadamards(vec![dz, z.clone(), one_minus(z.clone())]),
-                        [h],
+                        [&h],
                     ),
                     Equation::new(
                         sym("∂gi_t", "\\partial g^{i}_{t}"),
                         Math::Stack(vec![dgi("r"), dgi("z"), dgi("n")]),
-                        [gates],
+                        [&gates],
                     ),
                     Equation::new(
                         dgh.clone(),
                         Math::Stack(vec![dgi("r"), dgi("z"), Math::hadamard(r, dgi("n"))]),
-                        [gates],
+                        [&gates],
                     ),
                     Equation::new(
                         back,
                         Math::Sum(vec![Math::hadamard(dh, z), Math::Product(vec![w_hh, dgh])]),
-                        [h],
+                        [&h],
                     )
                     .note("to step t − 1"),
                 ]);
@@ -382,7 +382,7 @@ impl BuiltinLayer for Recurrent {
                                 one_minus(Math::Square(Box::new(tanh_c.clone()))),
                             ]),
                         ]),
-                        [h],
+                        [&h],
                     ),
                     Equation::new(
                         da.clone(),
@@ -397,13 +397,13 @@ impl BuiltinLayer for Recurrent {
                             hadamards(vec![dc.clone(), i, one_minus(Math::Square(Box::new(g)))]),
                             hadamards(vec![dh, tanh_c, o.clone(), one_minus(o)]),
                         ]),
-                        [gates],
+                        [&gates],
                     ),
-                    Equation::new(back, Math::Product(vec![w_hh, da]), [h]).note("to step t − 1"),
+                    Equation::new(back, Math::Product(vec![w_hh, da]), [&h]).note("to step t − 1"),
                     Equation::new(
                         sym("∂c′_{t−1}", "\\partial c'_{t-1}"),
                         Math::hadamard(dc, f),
-                        [h],
+                        [&h],
                     ),
                 ]);
             }
@@ -483,6 +483,11 @@ impl BuiltinLayer for Recurrent {
 }
 
 impl Recurrent {
+    /// The gates' rows of the stacked weights: `gates · hidden`.
+    fn gates(&self) -> Dim {
+        Dim::Known(self.cell.gates()).mul(&self.hidden)
+    }
+
     /// What a step passes back through `W_ih`: `∂gi_t` for a GRU, `δ_t` otherwise.
     fn input_side_delta(&self) -> Math {
         match self.cell {

@@ -19,11 +19,12 @@
 use super::{Model, NodeId, Op};
 use crate::builtins::Reads;
 use crate::plan::{self, Value};
+use crate::shape::Dim;
 
 /// The plan of one pass (inference, or training's forward and backward together).
 pub struct Placement {
-    /// Each slot's size per sample (scalars).
-    pub slot_sizes: Vec<usize>,
+    /// Each slot's size per sample (scalars): the largest of its values.
+    pub slot_sizes: Vec<Dim>,
     /// The slot of each node's value, if it has one.
     pub value_slot: Vec<Option<usize>>,
     /// The slot of each node's gradient, if it has one (training).
@@ -32,12 +33,12 @@ pub struct Placement {
     pub scratch_slot: Vec<Option<usize>>,
     pub backward_scratch_slot: Vec<Option<usize>>,
     /// Scalars per sample no plan can go below: the most live at one step.
-    pub lower_bound: usize,
+    pub lower_bound: Dim,
 }
 
 impl Placement {
     /// Scalars per sample over all slots.
-    pub fn total(&self) -> usize {
+    pub fn total(&self) -> Dim {
         self.slot_sizes.iter().sum()
     }
 }
@@ -56,38 +57,37 @@ pub struct Memory {
 /// them (`nn::MemoryPlan`).
 pub struct PerSample {
     /// The workspace: the outputs and the inference slots.
-    pub workspace: usize,
+    pub workspace: Dim,
     /// The most the values of one inference step need.
-    pub workspace_lower_bound: usize,
+    pub workspace_lower_bound: Dim,
     /// The values the tape keeps for the backward pass (besides the outputs).
-    pub tape_saved: usize,
+    pub tape_saved: Dim,
     /// The outputs, their gradients and the inputs' gradients.
-    pub tape_ends: usize,
+    pub tape_ends: Dim,
     /// The tape's slots.
-    pub tape_work: usize,
+    pub tape_work: Dim,
     /// The most the values in those slots need at one step.
-    pub tape_work_lower_bound: usize,
+    pub tape_work_lower_bound: Dim,
 }
 
 impl Memory {
     /// The plan's sizes per sample.
     pub fn per_sample(&self, model: &Model) -> PerSample {
-        let size_of = |ids: &[NodeId]| ids.iter().map(|&id| model.nodes[id].size()).sum::<usize>();
+        let size_of = |ids: &[NodeId]| -> Dim {
+            let sizes: Vec<Dim> = ids.iter().map(|&id| model.nodes[id].size()).collect();
+            sizes.iter().sum()
+        };
         let outputs = size_of(&model.outputs);
-        let saved = model
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|&(id, _)| self.saved[id] && !model.outputs.contains(&id))
-            .map(|(_, node)| node.size())
-            .sum();
+        let saved: Vec<NodeId> = (0..model.nodes.len())
+            .filter(|&id| self.saved[id] && !model.outputs.contains(&id))
+            .collect();
         PerSample {
-            workspace: outputs + self.infer.total(),
-            workspace_lower_bound: outputs + self.infer.lower_bound,
-            tape_saved: saved,
-            tape_ends: 2 * outputs + size_of(&model.inputs),
+            workspace: outputs.add(&self.infer.total()),
+            workspace_lower_bound: outputs.add(&self.infer.lower_bound),
+            tape_saved: size_of(&saved),
+            tape_ends: outputs.add(&outputs).add(&size_of(&model.inputs)),
             tape_work: self.train.total(),
-            tape_work_lower_bound: self.train.lower_bound,
+            tape_work_lower_bound: self.train.lower_bound.clone(),
         }
     }
 }
@@ -156,13 +156,20 @@ fn scratch(model: &Model, node: NodeId) -> usize {
     }
 }
 
+/// A value to place: its size, as the macro knows it, and its live range.
+struct Sized {
+    size: Dim,
+    first: usize,
+    last: usize,
+}
+
 fn infer_placement(model: &Model) -> Placement {
     let last = last_reads(model);
     let mut values = Vec::new();
     let mut owners = Vec::new();
     for (id, node) in model.nodes.iter().enumerate() {
         if !matches!(node.op, Op::Input) && !model.outputs.contains(&id) {
-            values.push(Value {
+            values.push(Sized {
                 size: node.size(),
                 first: id,
                 last: last[id],
@@ -171,8 +178,8 @@ fn infer_placement(model: &Model) -> Placement {
         }
         let scratch = scratch(model, id);
         if scratch > 0 {
-            values.push(Value {
-                size: scratch,
+            values.push(Sized {
+                size: Dim::Known(scratch),
                 first: id,
                 last: id,
             });
@@ -198,7 +205,7 @@ fn train_placement(model: &Model, saved: &[bool]) -> Placement {
         let output = model.outputs.contains(&id);
         let input = matches!(node.op, Op::Input);
         if !input && !output && !saved[id] {
-            values.push(Value {
+            values.push(Sized {
                 size: node.size(),
                 first: id,
                 last: last[id],
@@ -209,7 +216,7 @@ fn train_placement(model: &Model, saved: &[bool]) -> Placement {
             && !output
             && let Some(child) = last_child[id]
         {
-            values.push(Value {
+            values.push(Sized {
                 size: node.size(),
                 first: backward_step(child),
                 last: backward_step(id),
@@ -218,14 +225,14 @@ fn train_placement(model: &Model, saved: &[bool]) -> Placement {
         }
         let scratch = scratch(model, id);
         if scratch > 0 {
-            values.push(Value {
-                size: scratch,
+            values.push(Sized {
+                size: Dim::Known(scratch),
                 first: id,
                 last: id,
             });
             owners.push(Owner::Scratch(id));
-            values.push(Value {
-                size: scratch,
+            values.push(Sized {
+                size: Dim::Known(scratch),
                 first: backward_step(id),
                 last: backward_step(id),
             });
@@ -235,16 +242,33 @@ fn train_placement(model: &Model, saved: &[bool]) -> Placement {
     place(model, &values, &owners)
 }
 
-fn place(model: &Model, values: &[Value], owners: &[Owner]) -> Placement {
-    let assignment = plan::assign(values);
+/// Slots for `values`. When every size is a number, [`plan::assign`] weighs them; when one is
+/// a constant of the user's (`Dense<H>`), the macro cannot compare sizes, so it gives every
+/// value the same weight: the fewest slots any plan can have (one per value live at the
+/// busiest step), each as large as its largest value, `max(H, 2 * H)` for rustc to evaluate.
+fn place(model: &Model, values: &[Sized], owners: &[Owner]) -> Placement {
+    let all_known = values.iter().all(|v| v.size.known().is_some());
+    let weighed: Vec<Value> = values
+        .iter()
+        .map(|v| Value {
+            size: if all_known { v.size.known().unwrap_or(1) } else { 1 },
+            first: v.first,
+            last: v.last,
+        })
+        .collect();
+    let assignment = plan::assign(&weighed);
+    let mut slot_sizes = vec![Dim::Known(0); assignment.slot_sizes.len()];
+    for (value, &slot) in values.iter().zip(&assignment.slot_of) {
+        slot_sizes[slot] = slot_sizes[slot].max(&value.size);
+    }
     let n = model.nodes.len();
     let mut placement = Placement {
-        slot_sizes: assignment.slot_sizes.clone(),
+        slot_sizes,
         value_slot: vec![None; n],
         grad_slot: vec![None; n],
         scratch_slot: vec![None; n],
         backward_scratch_slot: vec![None; n],
-        lower_bound: plan::lower_bound(values),
+        lower_bound: lower_bound(values),
     };
     for (owner, &slot) in owners.iter().zip(&assignment.slot_of) {
         match *owner {
@@ -255,4 +279,33 @@ fn place(model: &Model, values: &[Value], owners: &[Owner]) -> Placement {
         }
     }
     placement
+}
+
+/// The most memory (scalars per sample) live at one step: [`plan::lower_bound`], or, when a
+/// size is symbolic, the expression of the largest sum over the steps.
+fn lower_bound(values: &[Sized]) -> Dim {
+    let known: Option<Vec<Value>> = values
+        .iter()
+        .map(|v| {
+            v.size.known().map(|size| Value {
+                size,
+                first: v.first,
+                last: v.last,
+            })
+        })
+        .collect();
+    if let Some(known) = known {
+        return Dim::Known(plan::lower_bound(&known));
+    }
+    let steps = values.iter().map(|v| v.last + 1).max().unwrap_or(0);
+    (0..steps)
+        .map(|step| {
+            let live: Vec<Dim> = values
+                .iter()
+                .filter(|v| v.first <= step && step <= v.last)
+                .map(|v| v.size.clone())
+                .collect();
+            live.iter().sum::<Dim>()
+        })
+        .fold(Dim::Known(0), |bound, live| bound.max(&live))
 }

@@ -10,7 +10,7 @@ pub use check::build;
 
 use crate::builtins::ActivationInfo;
 use crate::layers::BuiltinLayer;
-use crate::shape::Shape;
+use crate::shape::{Check, Dim, Shape};
 use proc_macro2::Span;
 use quote::ToTokens;
 use syn::{Attribute, Ident, Type, Visibility};
@@ -27,6 +27,8 @@ pub struct Model {
     pub nodes: Vec<Node>,
     pub inputs: Vec<NodeId>,
     pub outputs: Vec<NodeId>,
+    /// The shape rules the macro could not decide (a size is a constant), for rustc.
+    pub checks: Vec<Check>,
 }
 
 /// A parameterised layer: a field of the network struct. Its input is that of its first
@@ -36,7 +38,7 @@ pub struct LayerDecl {
     pub kind: LayerKind,
     /// Input features: the rows of the matrix the layer reads (for a recurrent layer called
     /// with an initial state, the sequence and the state packed together).
-    pub input: usize,
+    pub input: Dim,
     /// Input shape, as the layer's rules see it (for a recurrent layer, the sequence's).
     pub input_shape: Shape,
     /// Output shape.
@@ -67,7 +69,7 @@ impl LayerDecl {
     }
 
     /// The number of trainable scalars, if the macro knows it (a user's type knows its own).
-    pub fn param_count(&self) -> Option<usize> {
+    pub fn param_count(&self) -> Option<Dim> {
         match &self.kind {
             LayerKind::Builtin(builtin) => Some(builtin.param_count(&self.input_shape)),
             LayerKind::Custom(_) => None,
@@ -118,7 +120,7 @@ pub struct Node {
 
 impl Node {
     /// Number of features of one sample.
-    pub fn size(&self) -> usize {
+    pub fn size(&self) -> Dim {
         self.shape.size()
     }
 }

@@ -6,7 +6,7 @@ use crate::builtins::{self, ActivationInfo};
 use crate::diagnostics::{closest, unknown};
 use crate::model::{BinOp, NodeId, Op};
 use crate::parse::{self, Arg, Call, Expr};
-use crate::shape::Shape;
+use crate::shape::{Check, Relation, Shape};
 use proc_macro2::TokenStream;
 use syn::Ident;
 
@@ -26,17 +26,24 @@ impl Builder {
                 let right = self.lower(right, None, scope);
                 let (left, right) = (left?, right?);
                 let (a, b) = (&self.nodes[left], &self.nodes[right]);
-                if a.shape != b.shape {
-                    let verb = match op {
-                        parse::BinOp::Add => "add",
-                        parse::BinOp::Mul => "multiply",
-                    };
-                    let message = format!(
-                        "cannot {verb} `{}` {} and `{}` {}: element-wise operations need equal shapes",
-                        a.label, a.shape, b.label, b.shape
-                    );
-                    self.errors.spanned(tokens, message);
-                    return None;
+                let verb = match op {
+                    parse::BinOp::Add => "add",
+                    parse::BinOp::Mul => "multiply",
+                };
+                let message = format!(
+                    "cannot {verb} `{}` {} and `{}` {}: element-wise operations need equal shapes",
+                    a.label, a.shape, b.label, b.shape
+                );
+                match a.shape.relation(&b.shape) {
+                    Relation::Equal => {}
+                    Relation::Different => {
+                        self.errors.spanned(tokens, message);
+                        return None;
+                    }
+                    Relation::Unknown => {
+                        let condition = a.shape.equal_condition(&b.shape);
+                        self.checks.push(Check::new(condition, message, tokens));
+                    }
                 }
                 let (symbol, op) = match op {
                     parse::BinOp::Add => ("+", BinOp::Add),
@@ -163,21 +170,34 @@ impl Builder {
         let first = &self.nodes[parts[0]];
         for &part in &parts[1..] {
             let node = &self.nodes[part];
-            if node.shape.rank() != first.shape.rank()
-                || node.shape.dims()[1..] != first.shape.dims()[1..]
-            {
-                let message = format!(
-                    "cannot concatenate `{}` {} and `{}` {}: they must agree in every \
-                     dimension but the first",
-                    first.label, first.shape, node.label, node.shape
-                );
-                self.errors.spanned(&call.tokens, message);
-                return None;
+            let message = format!(
+                "cannot concatenate `{}` {} and `{}` {}: they must agree in every dimension but \
+                 the first",
+                first.label, first.shape, node.label, node.shape
+            );
+            // Both shapes with their first size left out.
+            let rest = |shape: &Shape| Shape::new(shape.dims()[1..].to_vec());
+            let (a, b) = (rest(&first.shape), rest(&node.shape));
+            match a.relation(&b) {
+                _ if node.shape.rank() != first.shape.rank() => {
+                    self.errors.spanned(&call.tokens, message);
+                    return None;
+                }
+                Relation::Equal => {}
+                Relation::Different => {
+                    self.errors.spanned(&call.tokens, message);
+                    return None;
+                }
+                Relation::Unknown => {
+                    let condition = a.equal_condition(&b);
+                    self.checks
+                        .push(Check::new(condition, message, &call.tokens));
+                }
             }
         }
         let shape = first
             .shape
-            .with_first(parts.iter().map(|&p| self.nodes[p].shape.dims()[0]).sum());
+            .with_first(parts.iter().map(|&p| &self.nodes[p].shape.dims()[0]).sum());
         let labels: Vec<&str> = parts
             .iter()
             .map(|&p| self.nodes[p].label.as_str())
@@ -280,7 +300,7 @@ impl Builder {
         label: String,
     ) -> Lowered {
         let size = self.nodes[arg].size();
-        Some(self.push(name, Op::Flatten(arg), Shape::from([size]), label))
+        Some(self.push(name, Op::Flatten(arg), Shape::new(vec![size]), label))
     }
 
     pub(super) fn apply_activation(

@@ -5,8 +5,8 @@ use crate::builtins;
 use crate::diagnostics::{closest, unknown};
 use crate::layers::{self, Site};
 use crate::model::{LayerDecl, LayerKind, NodeId, Op};
-use crate::parse::{Arg, Call, LayerSpec};
-use crate::shape::Shape;
+use crate::parse::{Arg, ArgValue, Call, LayerSpec};
+use crate::shape::{Check, Dim, Shape};
 use quote::ToTokens;
 use syn::Ident;
 
@@ -22,6 +22,21 @@ impl Builder {
         if !self.check_new_name(name) {
             return None;
         }
+        let text = name.to_string();
+        if builtins::activation_by_func(&text).is_some()
+            || [builtins::CONCAT, builtins::FLATTEN].contains(&text.as_str())
+        {
+            // `relu(x)` in a `forward` block would call the layer, not the activation.
+            self.errors.spanned(
+                name,
+                format!(
+                    "`{text}` is a built-in function of the `forward` block, so it cannot name \
+                     a layer: choose another name, e.g. `{text}_layer`"
+                ),
+            );
+            self.failed_layers.insert(text);
+            return None;
+        }
         let Some((kind, output)) = self.layer_spec(name, spec) else {
             self.failed_layers.insert(name.to_string());
             return None;
@@ -30,7 +45,7 @@ impl Builder {
             decl: LayerDecl {
                 name: name.clone(),
                 kind,
-                input: 0,
+                input: Dim::Known(0),
                 input_shape: Shape::default(),
                 output,
                 with_state: false,
@@ -110,6 +125,15 @@ impl Builder {
                 Some((LayerKind::Custom(ty.clone()), self.check_shape(out)?))
             }
             LayerSpec::Builtin { kind, args } => {
+                // A constant is at least 1 (the layer's reader reports a literal 0, which an
+                // option such as `padding` may take).
+                for arg in args {
+                    if let ArgValue::Int(size) = &arg.value
+                        && size.value.known().is_none()
+                    {
+                        self.check_size(size);
+                    }
+                }
                 let text = kind.to_string();
                 let Some(builtin) = layers::builtin(&text) else {
                     let hint = closest(&text, layers::names());
@@ -213,22 +237,23 @@ impl Builder {
         layer: usize,
         x: NodeId,
         state: &[NodeId],
-        hidden: usize,
+        hidden: Dim,
         name: Option<&Ident>,
         call: &Call,
     ) -> Lowered {
         for (&part, arg) in state.iter().zip(&call.args[1..]) {
             let node = &self.nodes[part];
-            if node.shape != Shape::from([hidden]) {
-                let message = format!(
-                    "the initial state of `{}` is a vector [{hidden}], but `{}` has shape {}",
-                    call.func, node.label, node.shape
-                );
-                let tokens = match arg {
-                    Arg::Expr(expr) => expr.tokens(),
-                    Arg::Number { tokens, .. } => tokens.clone(),
-                };
-                self.errors.spanned(tokens, message);
+            let wanted = Shape::new(vec![hidden.clone()]);
+            let message = format!(
+                "the initial state of `{}` is a vector [{hidden}], but `{}` has shape {}",
+                call.func, node.label, node.shape
+            );
+            let tokens = match arg {
+                Arg::Expr(expr) => expr.tokens(),
+                Arg::Number { tokens, .. } => tokens.clone(),
+            };
+            let shape = node.shape.clone();
+            if !self.require_equal_shapes(&shape, &wanted, message, tokens) {
                 return None;
             }
         }
@@ -238,9 +263,11 @@ impl Builder {
             .map(|&p| self.nodes[p].label.as_str())
             .collect();
         let label = format!("{}({})", call.func, labels.join(", "));
-        let size = parts.iter().map(|&p| self.nodes[p].size()).sum();
+        let size = parts
+            .iter()
+            .fold(Dim::Known(0), |sum, &p| sum.add(&self.nodes[p].size()));
         let packed_expr = format!("({})", labels.join(", "));
-        let packed = self.push(None, Op::Concat(parts), Shape::from([size]), packed_expr);
+        let packed = self.push(None, Op::Concat(parts), Shape::new(vec![size]), packed_expr);
         self.apply_layer_to(layer, packed, x, true, name.cloned(), label, &call.tokens)
     }
 
@@ -268,41 +295,50 @@ impl Builder {
         label: String,
         at: impl ToTokens,
     ) -> Lowered {
+        let at = at.into_token_stream();
         let input = &self.nodes[logical];
         let Declared {
             decl, first_use, ..
         } = &self.layers[layer];
         let shared = first_use.is_some();
         if let Some(first) = *first_use {
-            let fits = match decl.kind {
-                LayerKind::Builtin(_) => {
-                    decl.input_shape == input.shape && decl.with_state == with_state
-                }
-                LayerKind::Custom(_) => decl.input == input.size(),
+            let (before, here) = match decl.kind {
+                LayerKind::Builtin(_) => (decl.input_shape.clone(), input.shape.clone()),
+                LayerKind::Custom(_) => (
+                    Shape::new(vec![decl.input.clone()]),
+                    Shape::new(vec![self.nodes[arg].size()]),
+                ),
             };
-            if !fits {
-                let message = format!(
-                    "layer `{}` was first applied to `{}` {} and here to `{}` {}; a layer used \
-                     twice shares its weights, so its inputs must have the same shape",
-                    decl.name,
-                    self.nodes[first].label,
-                    self.nodes[first].shape,
-                    input.label,
-                    input.shape
-                );
+            let message = format!(
+                "layer `{}` was first applied to `{}` {} and here to `{}` {}; a layer used twice \
+                 shares its weights, so its inputs must have the same shape",
+                decl.name,
+                self.nodes[first].label,
+                self.nodes[first].shape,
+                input.label,
+                input.shape
+            );
+            if decl.with_state != with_state {
                 self.errors.spanned(at, message);
                 return None;
             }
+            if !self.require_equal_shapes(&before, &here, message, &at) {
+                return None;
+            }
         }
+        let (input, decl) = (&self.nodes[logical], &self.layers[layer].decl);
         let output = match &decl.kind {
             LayerKind::Custom(_) => decl.output.clone(),
             LayerKind::Builtin(builtin) => {
                 let layer_name = decl.name.to_string();
-                let site = Site {
-                    layer: &layer_name,
-                    arg: &input.label,
-                };
-                match builtin.output_shape(&input.shape, &site) {
+                let site = Site::new(&layer_name, &input.label);
+                let output = builtin.output_shape(&input.shape, &site);
+                for deferred in site.deferred.into_inner() {
+                    let blame = deferred.blame.unwrap_or_else(|| at.clone());
+                    let check = Check::new(deferred.condition, deferred.message, blame);
+                    self.checks.push(check);
+                }
+                match output {
                     Ok(output) => output,
                     Err(misfit) => {
                         match misfit.blame {

@@ -8,6 +8,7 @@
 //! layers and a `forward` block) and names the nodes; [`layers`] declares and applies
 //! layers; [`expressions`] lowers the expressions of a `forward` block.
 
+mod attributes;
 mod expressions;
 mod layers;
 
@@ -15,8 +16,9 @@ use super::{BinOp, LayerDecl, Model, Node, NodeId, Op};
 use crate::builtins;
 use crate::diagnostics::{Errors, closest, unknown};
 use crate::parse::{Arg, Call, Entry, Forward, NetworkDef, ShapeSpec, Size};
-use crate::shape::Shape;
+use crate::shape::{Check, Relation, Shape};
 use proc_macro2::Span;
+use quote::{ToTokens, quote};
 use std::collections::{HashMap, HashSet};
 use syn::Ident;
 
@@ -30,6 +32,7 @@ pub fn build(def: NetworkDef) -> Result<Model, syn::Error> {
         used: HashSet::new(),
         mentioned_layers: HashSet::new(),
         failed_layers: HashSet::new(),
+        checks: Vec::new(),
     };
     let (inputs, outputs) = match &def.forward {
         Some(forward) => builder.graph(&def, forward),
@@ -39,15 +42,17 @@ pub fn build(def: NetworkDef) -> Result<Model, syn::Error> {
     builder.choose_default_inits();
     builder.name_intermediate_nodes();
     builder.check_cache_fields();
+    let attrs = builder.user_attributes(&def.attrs);
     builder.errors.into_result()?;
     Ok(Model {
-        attrs: def.attrs,
+        attrs,
         vis: def.vis,
         name: def.name,
         layers: builder.layers.into_iter().map(|l| l.decl).collect(),
         nodes: builder.nodes,
         inputs,
         outputs,
+        checks: builder.checks,
     })
 }
 
@@ -64,6 +69,8 @@ struct Builder {
     mentioned_layers: HashSet<String>,
     /// Layers whose declaration had an error: calls to them are not errors again.
     failed_layers: HashSet<String>,
+    /// The rules left to rustc (a size is a constant).
+    checks: Vec<Check>,
 }
 
 /// A node under construction: `None` once an error made its value unknowable (no further
@@ -265,16 +272,13 @@ impl Builder {
                     .spanned(name, format!("`{name}` is returned twice"));
             }
             if let Some(declared) = declared {
-                let dims = Shape::new(declared.dims.iter().map(|d| d.value).collect());
-                if dims != self.nodes[node].shape {
-                    self.errors.at(
-                        declared.span,
-                        format!(
-                            "output `{name}` is declared {} but computes {}",
-                            dims, self.nodes[node].shape
-                        ),
-                    );
-                }
+                let dims = Shape::new(declared.dims.iter().map(|d| d.value.clone()).collect());
+                let computed = &self.nodes[node].shape;
+                let message = format!("output `{name}` is declared {dims} but computes {computed}");
+                let computed = computed.clone();
+                // The brackets, as the span of the declared shape.
+                let at = quote::quote_spanned!(declared.span=> [_]);
+                self.require_equal_shapes(&dims, &computed, message, at);
             }
             outputs.push(node);
         }
@@ -306,14 +310,49 @@ impl Builder {
         for dim in &shape.dims {
             ok &= self.check_size(dim);
         }
-        ok.then(|| Shape::new(shape.dims.iter().map(|d| d.value).collect()))
+        ok.then(|| Shape::new(shape.dims.iter().map(|d| d.value.clone()).collect()))
     }
 
-    fn check_size(&mut self, size: &Size) -> bool {
-        if size.value == 0 {
-            self.errors.spanned(&size.lit, "a size must be at least 1");
+    /// A rule that two shapes of the same rank are equal: reported (on `at`) if the macro
+    /// knows they differ, a const assertion with the same message if it cannot tell. False if
+    /// they are known to differ.
+    fn require_equal_shapes(
+        &mut self,
+        a: &Shape,
+        b: &Shape,
+        message: String,
+        at: impl ToTokens,
+    ) -> bool {
+        match a.relation(b) {
+            Relation::Equal => true,
+            Relation::Different => {
+                self.errors.spanned(at, message);
+                false
+            }
+            Relation::Unknown => {
+                self.checks
+                    .push(Check::new(a.equal_condition(b), message, at));
+                true
+            }
         }
-        size.value > 0
+    }
+
+    /// Reports a size of 0, or has rustc check a constant's.
+    fn check_size(&mut self, size: &Size) -> bool {
+        const MESSAGE: &str = "a size must be at least 1";
+        match size.value.known() {
+            Some(0) => {
+                self.errors.spanned(&size.tokens, MESSAGE);
+                false
+            }
+            Some(_) => true,
+            None => {
+                let value = size.value.expr();
+                let check = Check::new(quote!(#value >= 1), MESSAGE.to_string(), &size.tokens);
+                self.checks.push(check);
+                true
+            }
+        }
     }
 
     /// Reports a name already taken by a layer, input or node; true if the name is new.

@@ -99,7 +99,7 @@ fn check<N: Network<f64>, const B: usize>(net: &mut N, input: &N::Input<B>) {
     assert!(report.max_rel_error < 1e-7, "{report:?}");
     assert_eq!(
         report.checked,
-        N::PARAM_COUNT + <N::Input<B> as Values<f64>>::LEN
+        2 * N::PARAM_COUNT + <N::Input<B> as Values<f64>>::LEN
     );
 }
 
@@ -133,7 +133,7 @@ fn lecture_single_neuron_gradients_match_the_closed_form() {
     let u = net.forward_train(&input, &mut tape)[0];
     let loss = 0.5 * (u - y) * (u - y) + lambda * w * w;
     let mut grads = NeuronGrads::ZERO;
-    net.backward(&tape, &SMatrix::<f64, 1, 1>::new(u - y), &mut grads);
+    net.backward(&mut tape, &SMatrix::<f64, 1, 1>::new(u - y), &mut grads);
     let dl_dw = grads.unit.weight[0] + 2.0 * lambda * w;
     let dl_db = grads.unit.bias[0];
 
@@ -162,9 +162,10 @@ fn gradcheck_fan_out_and_add() {
     randomize(&mut net, 3, 0.5);
     // ReLU has a kink at 0: check that no pre-activation sits within 1e-4 of it.
     let x = random_matrix::<16, 2>(4, 1.0);
-    let mut tape = ResMlpTape::ZERO;
-    net.forward_train(&x, &mut tape);
-    for value in tape.fc1_out.iter().chain(tape.fc2_out.iter()) {
+    let (mut fc1_out, mut fc2_out) = (SMatrix::<f64, 32, 2>::ZERO, SMatrix::<f64, 32, 2>::ZERO);
+    net.fc1.forward(&(), &x, &mut fc1_out, &mut []);
+    net.fc2.forward(&(), &fc1_out.map(|v| v.max(0.0)), &mut fc2_out, &mut []);
+    for value in fc1_out.iter().chain(fc2_out.iter()) {
         assert!(value.abs() > 1e-4);
     }
     check::<_, 2>(&mut net, &x);
@@ -211,77 +212,70 @@ fn shared_layer_gradient_is_the_sum_of_both_uses() {
         random_matrix::<3, 1>(14, 1.0),
     );
     let mut grads = TwoHeadsGrads::ZERO;
-    net.backward(&tape, &d_out.0, &d_out.1, &mut grads);
+    net.backward(&mut tape, &d_out.0, &d_out.1, &mut grads);
 
-    // Redo both uses of `shared` by hand from the tape: the layer sees `g` then `s1`.
+    // The forward values by hand (the tape keeps only what the backward pass reads).
+    use nn::activations::{Elu, Gelu, LeakyRelu, LogSoftmax, Silu, Tanh};
+    fn dense<const I: usize, const O: usize>(
+        layer: &nn::layers::Dense<f64, I, O>,
+        x: &SMatrix<f64, I, 1>,
+    ) -> SMatrix<f64, O, 1> {
+        let mut y = SMatrix::ZERO;
+        layer.forward(&(), x, &mut y, &mut []);
+        y
+    }
+    fn act<A: nn::Activation<f64>, const N: usize>(a: &A, x: &SMatrix<f64, N, 1>) -> SMatrix<f64, N, 1> {
+        let mut y = SMatrix::ZERO;
+        a.forward(x, &mut y);
+        y
+    }
+    let ha = act(&Tanh, &dense(&net.fa, &input.0));
+    let hb = act(&Gelu, &dense(&net.fb, &input.1));
+    let mut c = SMatrix::<f64, 11, 1>::zeros();
+    c.fixed_rows_mut::<6>(0).copy_from(&ha);
+    c.fixed_rows_mut::<5>(6).copy_from(&hb);
+    let m = act(&Silu, &dense(&net.mix, &c));
+    let g = m.component_mul(&ha);
+    let shared_out = dense(&net.shared, &g);
+    let s1 = act(&Elu { alpha: 0.7 }, &shared_out);
+    let shared_out_2 = dense(&net.shared, &s1);
+    let s2 = act(&LeakyRelu { alpha: 0.2 }, &shared_out_2);
+    let sum = s2 + g;
+    let mut cat = SMatrix::<f64, 12, 1>::zeros();
+    cat.fixed_rows_mut::<6>(0).copy_from(&s2);
+    cat.fixed_rows_mut::<6>(6).copy_from(&m);
+    let z = act(&LogSoftmax, &dense(&net.head_z, &cat));
+
+    // Redo both uses of `shared` backward by hand: the layer sees `g` then `s1`.
     let mut d_s2 = SMatrix::<f64, 6, 1>::zeros();
     let mut d_m = SMatrix::<f64, 6, 1>::zeros();
     let mut unused = TwoHeadsGrads::ZERO;
     let mut d_cat = SMatrix::<f64, 12, 1>::zeros();
     let mut d_z = SMatrix::<f64, 3, 1>::zeros();
-    nn::Activation::backward(
-        &nn::activations::LogSoftmax,
-        &tape.head_z_out,
-        &tape.z,
-        &d_out.1,
-        &mut d_z,
-    );
-    net.head_z.backward(
-        &tape.cat,
-        &tape.head_z_out,
-        &(),
-        &d_z,
-        &mut d_cat,
-        &mut unused.head_z,
-    );
+    // Log-softmax reads its output.
+    nn::Activation::backward(&LogSoftmax, &z, &d_out.1, &mut d_z);
+    net.head_z
+        .backward(&cat, &(), &d_z, Some(&mut d_cat), &mut unused.head_z, &mut []);
     d_s2 += d_cat.fixed_rows::<6>(0);
     d_m += d_cat.fixed_rows::<6>(6);
     let mut d_sum = SMatrix::<f64, 6, 1>::zeros();
-    net.head_y.backward(
-        &tape.sum,
-        &tape.y,
-        &(),
-        &d_out.0,
-        &mut d_sum,
-        &mut unused.head_y,
-    );
+    net.head_y
+        .backward(&sum, &(), &d_out.0, Some(&mut d_sum), &mut unused.head_y, &mut []);
     d_s2 += d_sum;
     let mut d_shared2 = SMatrix::<f64, 6, 1>::zeros();
-    nn::Activation::backward(
-        &nn::activations::LeakyRelu { alpha: 0.2 },
-        &tape.shared_out_2,
-        &tape.s2,
-        &d_s2,
-        &mut d_shared2,
-    );
+    // Leaky ReLU and ELU read their inputs.
+    nn::Activation::backward(&LeakyRelu { alpha: 0.2 }, &shared_out_2, &d_s2, &mut d_shared2);
     let mut second_use = nn::layers::Dense::<f64, 6, 6>::ZERO;
     let mut d_s1 = SMatrix::<f64, 6, 1>::zeros();
-    net.shared.backward(
-        &tape.s1,
-        &tape.shared_out_2,
-        &(),
-        &d_shared2,
-        &mut d_s1,
-        &mut second_use,
-    );
+    net.shared
+        .backward(&s1, &(), &d_shared2, Some(&mut d_s1), &mut second_use, &mut []);
     let mut d_shared1 = SMatrix::<f64, 6, 1>::zeros();
-    nn::Activation::backward(
-        &nn::activations::Elu { alpha: 0.7 },
-        &tape.shared_out,
-        &tape.s1,
-        &d_s1,
-        &mut d_shared1,
-    );
+    nn::Activation::backward(&Elu { alpha: 0.7 }, &shared_out, &d_s1, &mut d_shared1);
     let mut first_use = nn::layers::Dense::<f64, 6, 6>::ZERO;
     let mut d_g = SMatrix::<f64, 6, 1>::zeros();
-    net.shared.backward(
-        &tape.g,
-        &tape.shared_out,
-        &(),
-        &d_shared1,
-        &mut d_g,
-        &mut first_use,
-    );
+    net.shared
+        .backward(&g, &(), &d_shared1, Some(&mut d_g), &mut first_use, &mut []);
+    let _ = d_m;
 
     let mut both = first_use;
     both.weight += second_use.weight;
@@ -298,16 +292,16 @@ macro_rules! assert_batch_equals_samples {
         let x = random_matrix::<$in, 4>($seed, 1.0);
         let dy = random_matrix::<$out, 4>($seed + 1, 1.0);
         let mut tape = $tape::<f64, 4>::ZERO;
-        let y = net.forward_train(&x, &mut tape);
+        let y = *net.forward_train(&x, &mut tape);
         let mut grads = $grads::ZERO;
-        let dx = net.backward(&tape, &dy, &mut grads);
+        let dx = *net.backward(&mut tape, &dy, &mut grads);
         let mut single_grads = $grads::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, $in, 1> = x.column(j).into();
             let dyj: SMatrix<f64, $out, 1> = dy.column(j).into();
             let mut tape = $tape::<f64, 1>::ZERO;
-            let yj = net.forward_train(&xj, &mut tape);
-            let dxj = net.backward(&tape, &dyj, &mut single_grads);
+            let yj = *net.forward_train(&xj, &mut tape);
+            let dxj = *net.backward(&mut tape, &dyj, &mut single_grads);
             assert!((yj - y.column(j)).amax() < 1e-14);
             assert!((dxj - dx.column(j)).amax() < 1e-14);
             assert!((net.forward(&xj) - yj).amax() == 0.0);
@@ -356,10 +350,10 @@ fn backward_accumulates_into_grads() {
     let mut tape = ResMlpTape::ZERO;
     net.forward_train(&x, &mut tape);
     let mut once = ResMlpGrads::ZERO;
-    net.backward(&tape, &dy, &mut once);
+    net.backward(&mut tape, &dy, &mut once);
     let mut twice = ResMlpGrads::ZERO;
-    net.backward(&tape, &dy, &mut twice);
-    net.backward(&tape, &dy, &mut twice);
+    net.backward(&mut tape, &dy, &mut twice);
+    net.backward(&mut tape, &dy, &mut twice);
     let doubled: Vec<f64> = once.as_slice().iter().map(|g| 2.0 * g).collect();
     assert!(max_diff(&doubled, twice.as_slice()) < 1e-15);
 }
@@ -377,15 +371,15 @@ where
 {
     let mut tape = <N::Tape<B> as ConstZero>::ZERO;
     let mut grads = <N::Grads as ConstZero>::ZERO;
-    let y = net.forward_train(x, &mut tape);
-    let mut dy = y.clone();
+    net.forward_train(x, &mut tape);
+    let (y, dy) = tape.output_and_d_output();
     let mut loss = 0.0;
     for i in 0..<N::Output<B> as Values<f64>>::LEN {
         let error = y.get(i) - target.get(i);
         loss += 0.5 * error * error / B as f64;
         *dy.get_mut(i) = error / B as f64;
     }
-    net.backward(&tape, &dy, &mut grads);
+    net.backward(&mut tape, &mut grads);
     for (p, g) in net.as_mut_slice().iter_mut().zip(grads.as_slice()) {
         *p -= learning_rate * g;
     }
@@ -430,7 +424,8 @@ hidden_tanh  tanh                  [8]                0
 out          out: Dense(8 → 1)     [1]                9
 out_sigmoid  sigmoid               [1]                0
 =======================================================
-Trainable params: 33 (132 B)";
+Trainable params: 33 (132 B)
+Memory per sample (scalars): workspace 17 (lower bound 17); tape 10 saved + 4 inputs/outputs + 16 in slots (lower bound 16)";
     assert_eq!(xor, expected);
 }
 
@@ -441,7 +436,23 @@ fn default_scalar_is_f32_and_layouts_follow_pytorch() {
     assert_eq!(weight.shape(), (8, 2));
     assert_eq!(<Xor as Params<f32>>::LEN, Xor::<f32>::PARAM_COUNT);
     assert_eq!(size_of::<Xor>(), 33 * 4);
-    assert_eq!(size_of::<XorTape<f64, 2>>(), (2 + 8 + 8 + 1 + 1) * 2 * 8);
+    // Per sample: the output, its gradient and the input's (1 + 1 + 2); the values backward
+    // reads, the input and tanh's output (2 + 8); two slots of 8 for the rest (the gradients
+    // of `hidden_tanh` and `hidden` are live together at tanh's backward step).
+    assert_eq!(size_of::<XorTape<f64, 2>>(), (1 + 1 + 2 + 2 + 8 + 8 + 8) * 2 * 8);
+    assert_eq!(
+        (
+            Xor::<f32>::TAPE_ENDS_PER_SAMPLE,
+            Xor::<f32>::TAPE_SAVED_PER_SAMPLE,
+            Xor::<f32>::TAPE_WORK_PER_SAMPLE,
+            Xor::<f32>::TAPE_WORK_LOWER_BOUND
+        ),
+        (4, 10, 16, 16)
+    );
+    // Inference: the output (1) and two slots of 8 (`hidden` and `hidden_tanh` are live
+    // together at tanh's step; `out` reuses the first).
+    assert_eq!(Xor::<f64>::WORKSPACE_PER_SAMPLE, 1 + 8 + 8);
+    assert_eq!(size_of::<XorWorkspace<f64, 2>>(), 17 * 2 * 8);
 }
 
 #[test]
@@ -450,21 +461,27 @@ fn footprint_is_known_at_compile_time() {
     assert_eq!(Xor::<f32>::PARAM_BYTES, 33 * 4);
     assert_eq!(Xor::<f64>::GRAD_BYTES, 33 * 8);
     assert_eq!(Xor::<f32>::BYTES, 33 * 4);
-    assert_eq!(Xor::<f32>::tape_bytes::<4>(), (2 + 8 + 8 + 1 + 1) * 4 * 4);
+    assert_eq!(Xor::<f32>::tape_bytes::<4>(), 30 * 4 * 4);
+    assert_eq!(Xor::<f32>::workspace_bytes::<4>(), Xor::<f32>::WORKSPACE_PER_SAMPLE * 4 * 4);
 }
 
 /// `backward_params` (used by training) gives exactly the parameter gradients of `backward`.
 fn backward_params_agrees<N: Network<f64>, const B: usize>(net: &mut N, input: &N::Input<B>) {
     let mut tape = <N::Tape<B> as ConstZero>::ZERO;
     net.forward_train(input, &mut tape);
-    let mut d_out = <N::Output<B> as ConstZero>::ZERO;
-    for i in 0..<N::Output<B> as Values<f64>>::LEN {
-        *d_out.get_mut(i) = ((i * 7 % 11) as f64 - 5.0) * 0.1;
-    }
+    // The backward pass may add into `∂L/∂output` (an output that feeds another), so it is
+    // written before each pass.
+    let set_d_out = |tape: &mut N::Tape<B>| {
+        for i in 0..<N::Output<B> as Values<f64>>::LEN {
+            *tape.d_output_mut().get_mut(i) = ((i * 7 % 11) as f64 - 5.0) * 0.1;
+        }
+    };
+    set_d_out(&mut tape);
     let mut full = <N::Grads as ConstZero>::ZERO;
-    net.backward(&tape, &d_out, &mut full);
+    net.backward(&mut tape, &mut full);
+    set_d_out(&mut tape);
     let mut params_only = <N::Grads as ConstZero>::ZERO;
-    net.backward_params(&tape, &d_out, &mut params_only);
+    net.backward_params(&mut tape, &mut params_only);
     assert_eq!(full.as_slice(), params_only.as_slice());
     assert!(full.as_slice().iter().any(|&g| g != 0.0));
 }

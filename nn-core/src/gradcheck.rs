@@ -48,7 +48,8 @@ pub struct Worst {
 pub struct Report {
     /// Largest error over all components (see the module docs for its definition).
     pub max_rel_error: f64,
-    /// Number of components compared.
+    /// Number of comparisons made: each parameter twice (the gradients of the full backward
+    /// pass and of the training one), each input component once.
     pub checked: usize,
     /// The component with the largest error.
     pub worst: Option<Worst>,

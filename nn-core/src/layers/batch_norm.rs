@@ -626,16 +626,16 @@ mod tests {
         assert!(!initial.is_initial());
         // Inference and saving see variance 1.
         let (mut y_zero, mut y_initial) = (SMatrix::<f64, 12, 5>::ZERO, SMatrix::ZERO);
-        layer.forward(&zero, &x, &mut y_zero);
-        layer.forward(&initial, &x, &mut y_initial);
+        layer.forward(&zero, &x, &mut y_zero, &mut []);
+        layer.forward(&initial, &x, &mut y_initial, &mut []);
         assert_eq!(y_zero, y_initial);
         assert_eq!(Bn::state_value(&zero, 1, 2), StateValue::Real(1.0));
         assert_eq!(Bn::state_value(&zero, 2, 0), StateValue::Count(0));
         // Training updates from (0, 1) and counts the batch, as PyTorch.
         let (mut a, mut b) = (zero, initial);
         let (mut y, mut cache) = (SMatrix::ZERO, BatchNormCache::ZERO);
-        layer.forward_train(&mut a, &x, &mut y, &mut cache);
-        layer.forward_train(&mut b, &x, &mut y, &mut cache);
+        layer.forward_train(&mut a, &x, &mut y, &mut cache, &mut []);
+        layer.forward_train(&mut b, &x, &mut y, &mut cache, &mut []);
         assert_eq!(a, b);
         assert_eq!(a.num_batches_tracked, 1);
         // A state with any value set is used as it is.

@@ -4,6 +4,7 @@
 use super::OutputLoss;
 use super::step::{StepError, StepOptions, train_step};
 use crate::optim::Schedule;
+use crate::memory::Outputs;
 use crate::{Batch, Network, Optimizer, Real, Values, Zeroable};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand_core::{Rng, SeedableRng};
@@ -340,6 +341,7 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
         }
 
         let mut tape = <N::Tape<B> as Zeroable>::new_boxed();
+        let mut workspace = <N::Workspace<B> as Zeroable>::new_boxed();
         let mut grads = <N::Grads as Zeroable>::new_boxed();
         let mut x = <N::Input<B> as Zeroable>::new_boxed();
         let mut batch_targets: Vec<Target> = Vec::with_capacity(B);
@@ -390,7 +392,7 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
                 if let Some(accuracy) = self.accuracy {
                     // The outputs of this step's forward pass, before its update.
                     correct += count_correct(
-                        &outcome.output,
+                        tape.output(),
                         &batch_targets,
                         accuracy,
                         &mut output_column,
@@ -411,6 +413,7 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
                         *data,
                         indices,
                         &mut x,
+                        &mut workspace,
                         &mut batch_targets,
                         &mut output_column,
                     );
@@ -475,6 +478,7 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
         data: Samples<'_, <N::Input<B> as Batch<T>>::Sample, Target>,
         indices: &[usize],
         x: &mut N::Input<B>,
+        workspace: &mut N::Workspace<B>,
         batch_targets: &mut Vec<Target>,
         output_column: &mut [T],
     ) -> (f64, Option<f64>)
@@ -486,10 +490,11 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
         let (mut loss_sum, mut correct) = (0.0, 0);
         for chunk in indices.chunks(B) {
             fill_batch(x, batch_targets, data, chunk);
-            let y = net.forward(x);
-            loss_sum += loss.total(&y, batch_targets).to_f64() * chunk.len() as f64;
+            net.forward_in(x, workspace);
+            let y = workspace.output();
+            loss_sum += loss.total(y, batch_targets).to_f64() * chunk.len() as f64;
             if let Some(accuracy) = self.accuracy {
-                correct += count_correct(&y, batch_targets, accuracy, output_column);
+                correct += count_correct(y, batch_targets, accuracy, output_column);
             }
         }
         let n = indices.len().max(1) as f64;

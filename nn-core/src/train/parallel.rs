@@ -10,6 +10,7 @@
 //! single-threaded gradient of the whole batch up to rounding (the sums are associated
 //! differently).
 
+use crate::memory::TapeIo;
 use crate::{Loss, Network, Params, Real, SMatrix, Zeroable};
 use rayon::prelude::*;
 use std::boxed::Box;
@@ -37,7 +38,6 @@ struct Worker<T: Real, N: Network<T>, const IN: usize, const OUT: usize, const C
     copy: Option<(Box<N>, Box<N::Grads>)>,
     tape: Box<N::Tape<CHUNK>>,
     x: Box<SMatrix<T, IN, CHUNK>>,
-    dy: Box<SMatrix<T, OUT, CHUNK>>,
     loss: T,
 }
 
@@ -57,7 +57,6 @@ impl<T: Real, N: Network<T>, const IN: usize, const OUT: usize, const CHUNK: usi
                 copy: (c > 0).then(|| (N::new_boxed(), N::Grads::new_boxed())),
                 tape: <N::Tape<CHUNK> as Zeroable>::new_boxed(),
                 x: SMatrix::new_boxed(),
-                dy: SMatrix::new_boxed(),
                 loss: T::ZERO,
             })
             .collect();
@@ -156,12 +155,13 @@ where
                     w.x.column_mut(j).fill(T::ZERO);
                 }
             }
-            let y = net.forward_train(&*w.x, &mut *w.tape);
-            let chunk_loss = loss.loss_and_grad(&y, &targets[start..start + count], &mut *w.dy);
+            net.forward_train(&*w.x, &mut *w.tape);
+            let (y, dy) = w.tape.output_and_d_output();
+            let chunk_loss = loss.loss_and_grad(y, &targets[start..start + count], dy);
             // The chunk's loss and gradient are means over its `count` samples.
             let share = T::of(count as f64 / n as f64);
-            *w.dy *= share;
-            let _ = net.backward(&*w.tape, &*w.dy, grads);
+            *dy *= share;
+            net.backward_params(&mut *w.tape, grads);
             w.loss = chunk_loss * share;
         };
     {

@@ -2,7 +2,8 @@
 
 use super::OutputLoss;
 use crate::optim::{clip_grad_norm, global_norm};
-use crate::{ConstZero, Network, Optimizer, Params, Real, Regularization};
+use crate::memory::TapeIo;
+use crate::{Network, Optimizer, Params, Real, Regularization};
 use core::fmt;
 
 /// What a step does besides forward, loss, backward and the update.
@@ -15,11 +16,10 @@ pub struct StepOptions {
     pub clip_grad_norm: Option<f64>,
 }
 
-/// Result of a successful step.
+/// Result of a successful step. The network's outputs on the batch, before the update, are
+/// in the tape: `tape.output()` ([`Outputs`](crate::memory::Outputs)).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StepOutcome<T, Y> {
-    /// The network's output on the batch, before the update.
-    pub output: Y,
+pub struct StepOutcome<T> {
     /// The data loss (mean over the batch), before the update.
     pub loss: T,
     /// The regularization penalty `R(W)`, before the update.
@@ -83,7 +83,7 @@ pub fn train_step<T, N, L, O, Target, const B: usize>(
     loss: &L,
     optimizer: &mut O,
     options: &StepOptions,
-) -> Result<StepOutcome<T, N::Output<B>>, StepError>
+) -> Result<StepOutcome<T>, StepError>
 where
     T: Real,
     N: Network<T>,
@@ -96,15 +96,16 @@ where
     if N::BATCH_STATISTICS && targets.len() < B {
         return Err(StepError::PartialBatch);
     }
-    let y = net.forward_train(x, tape);
-    let mut d_y = <N::Output<B> as ConstZero>::ZERO;
-    let data_loss = loss.total_and_grad(&y, targets, &mut d_y);
+    net.forward_train(x, tape);
+    // The loss reads the outputs and writes their gradient, both in the tape.
+    let (y, d_y) = tape.output_and_d_output();
+    let data_loss = loss.total_and_grad(y, targets, d_y);
     if !data_loss.is_finite() {
         return Err(StepError::NonFiniteLoss);
     }
     grads.set_zero();
     // No gradient for the input: the first layers skip their ∂L/∂x products.
-    net.backward_params(tape, &d_y, grads);
+    net.backward_params(tape, grads);
     let penalty = options.regularization.apply(net, grads);
     // Clipping leaves non-finite gradients as they are, and returns their norm.
     let grad_norm = match options.clip_grad_norm {
@@ -116,7 +117,6 @@ where
     }
     optimizer.update(net, grads);
     Ok(StepOutcome {
-        output: y,
         loss: data_loss,
         penalty,
         grad_norm,

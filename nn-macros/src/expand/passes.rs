@@ -224,6 +224,9 @@ impl Expander<'_> {
         let node = &model.nodes[id];
         let storage = Self::storage(pass);
         let arg = |parent: NodeId| self.value_place(pass, parent).read();
+        if matches!(node.op, Op::Input) && !model.outputs.contains(&id) {
+            return quote! {};
+        }
         let out_ref = out.write();
         match &node.op {
             Op::Input if model.outputs.contains(&id) => {

@@ -52,7 +52,7 @@ fn main() {
     let x = SMatrix::<f32, IN, 32>::new_boxed();
     let y = net.forward_train(&*x, &mut *tape);
     let dy = SMatrix::<f32, OUT, 32>::from_element(0.1);
-    let dx = net.backward(&*tape, &dy, &mut *grads);
+    let dx = net.backward(&mut *tape, &dy, &mut *grads);
     println!("{} {}", y.sum(), dx.sum());
 }
 RS

@@ -81,7 +81,7 @@ fn main() {
             (y - t) / (y * (1.0 - y)) / 32.0
         });
         grads.set_zero();
-        net.backward(&tape, &d_y, &mut grads);
+        net.backward(&mut tape, &d_y, &mut grads);
         descend(&mut net, &grads, 0.5);
         if step % 50 == 0 {
             println!("step {step:>3}  loss {loss:.4}  batch accuracy {correct}/32");
@@ -117,7 +117,7 @@ fn main() {
             }
         });
         grads.set_zero();
-        net.backward(&tape, &d_v, &d_p, &mut grads);
+        net.backward(&mut tape, &d_v, &d_p, &mut grads);
         descend(&mut net, &grads, 0.2);
         if step % 100 == 0 {
             println!("step {step:>3}  value mse {mse:.4}  class nll {nll:.4}");

@@ -110,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         hidden = net.gru.step(&SMatrix::<f32, 1, 1>::new(value), &mut state);
     }
     let mut streamed = SMatrix::<f32, 1, 1>::zeros();
-    nn::Layer::forward(&net.head, &(), &hidden, &mut streamed);
+    nn::Layer::forward(&net.head, &(), &hidden, &mut streamed, &mut []);
     println!(
         "\nstreaming the first test wave value by value: {:.6} (whole-sequence forward: {:.6})",
         streamed[0],

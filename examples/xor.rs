@@ -54,7 +54,7 @@ fn main() {
         let d_y = error / 4.0;
         // Backward: gradients accumulate, so start from zero.
         grads.set_zero();
-        net.backward(&tape, &d_y, &mut grads);
+        net.backward(&mut tape, &d_y, &mut grads);
         // Gradient descent: θ ← θ − α·∂L/∂θ, over all parameters as one slice.
         for (theta, g) in net.as_mut_slice().iter_mut().zip(grads.as_slice()) {
             *theta -= learning_rate * g;

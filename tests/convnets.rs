@@ -72,9 +72,9 @@ fn lenet_runs_forward_and_backward() {
     let x = SMatrix::<f32, 784, 4>::from_fn(|i, j| ((i * 7 + j * 13) % 17) as f32 / 17.0);
     let mut tape = LeNetTape::<f32, 4>::new_boxed();
     let mut grads = LeNetGrads::<f32>::new_boxed();
-    let y = net.forward_train(&x, &mut tape);
+    let y = *net.forward_train(&x, &mut tape);
     assert!((net.forward(&x) - y).amax() < 1e-5);
-    let d_x = net.backward(&tape, &SMatrix::from_element(0.1), &mut grads);
+    let d_x = net.backward(&mut tape, &SMatrix::from_element(0.1), &mut grads);
     assert!(d_x.iter().all(|v| v.is_finite()));
     assert!(grads.conv1.weight.iter().any(|&g| g != 0.0));
     assert!(grads.as_slice().iter().all(|g| g.is_finite()));
@@ -145,7 +145,7 @@ fn backward_params_gives_the_parameter_gradients_of_backward() {
     net.forward_train(&input.0, &input.1, &mut tape);
     let d_y = random_matrix::<2, 3>(25, 1.0);
     let (mut full, mut params_only) = (NormPoolGrads::ZERO, NormPoolGrads::ZERO);
-    net.backward(&tape, &d_y, &mut full);
-    net.backward_params(&tape, &d_y, &mut params_only);
+    net.backward(&mut tape, &d_y, &mut full);
+    net.backward_params(&mut tape, &d_y, &mut params_only);
     assert_eq!(full, params_only);
 }

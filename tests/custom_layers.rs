@@ -30,6 +30,7 @@ impl<T: Real, const N: usize> Layer<T, N, N> for Center<T, N> {
         state: &Self::State,
         x: &SMatrix<T, N, B>,
         y: &mut SMatrix<T, N, B>,
+        _scratch: &mut [T],
     ) {
         for (j, mut column) in y.column_iter_mut().enumerate() {
             column.copy_from(&(x.column(j) - state.mean).component_mul(&self.scale));
@@ -42,6 +43,7 @@ impl<T: Real, const N: usize> Layer<T, N, N> for Center<T, N> {
         x: &SMatrix<T, N, B>,
         y: &mut SMatrix<T, N, B>,
         mean: &mut SMatrix<T, N, 1>,
+        _scratch: &mut [T],
     ) {
         *mean = x.column_mean();
         for (j, mut column) in y.column_iter_mut().enumerate() {
@@ -53,18 +55,23 @@ impl<T: Real, const N: usize> Layer<T, N, N> for Center<T, N> {
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, N, B>,
-        _y: &SMatrix<T, N, B>,
         mean: &SMatrix<T, N, 1>,
         dy: &SMatrix<T, N, B>,
-        dx: &mut SMatrix<T, N, B>,
+        dx: Option<&mut SMatrix<T, N, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
-        // ∂L/∂x_j = s ⊙ (dy_j − mean_k dy_k), since μ depends on every x_k.
-        let dy_mean = dy.column_mean();
         for j in 0..B {
             grads.scale += dy.column(j).component_mul(&(x.column(j) - mean));
-            let mut dx_j = dx.column_mut(j);
-            dx_j += (dy.column(j) - dy_mean).component_mul(&self.scale);
+        }
+        // ∂L/∂x_j = s ⊙ (dy_j − mean_k dy_k), since μ depends on every x_k; not computed
+        // when the input needs no gradient (`None`).
+        if let Some(dx) = dx {
+            let dy_mean = dy.column_mean();
+            for j in 0..B {
+                let mut dx_j = dx.column_mut(j);
+                dx_j += (dy.column(j) - dy_mean).component_mul(&self.scale);
+            }
         }
     }
 }
@@ -92,7 +99,7 @@ fn state_is_updated_by_training_and_read_by_inference() {
     assert!((tape.center_out_cache - tape.fc_out.column_mean()).amax() < 1e-15);
     assert!((net.state.center.mean - tape.center_out_cache * 0.1).amax() < 1e-15);
     // Inference uses the running mean, so it differs from the training pass.
-    assert!((net.forward(&x) - tape.y).amax() > 1e-3);
+    assert!((net.forward(&x) - tape.output).amax() > 1e-3);
     // The state is not part of the parameters.
     assert_eq!(Centered::<f64>::PARAM_COUNT, (3 * 4 + 4) + 4 + (4 * 2 + 2));
 }

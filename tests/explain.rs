@@ -132,7 +132,13 @@ impl<T: Real, const N: usize> Layer<T, N, N> for Scale<T, N> {
     type Cache<const B: usize> = ();
     type State = ();
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, N, B>, y: &mut SMatrix<T, N, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, N, B>,
+        y: &mut SMatrix<T, N, B>,
+        _scratch: &mut [T],
+    ) {
         for (j, mut column) in y.column_iter_mut().enumerate() {
             column.copy_from(&x.column(j).component_mul(&self.s));
         }
@@ -141,16 +147,20 @@ impl<T: Real, const N: usize> Layer<T, N, N> for Scale<T, N> {
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, N, B>,
-        _y: &SMatrix<T, N, B>,
         _cache: &(),
         dy: &SMatrix<T, N, B>,
-        dx: &mut SMatrix<T, N, B>,
+        dx: Option<&mut SMatrix<T, N, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         for j in 0..B {
             grads.s += dy.column(j).component_mul(&x.column(j));
-            let mut dx_j = dx.column_mut(j);
-            dx_j += dy.column(j).component_mul(&self.s);
+        }
+        if let Some(dx) = dx {
+            for j in 0..B {
+                let mut dx_j = dx.column_mut(j);
+                dx_j += dy.column(j).component_mul(&self.s);
+            }
         }
     }
 }
@@ -342,9 +352,9 @@ fn lecture_neuron_yields_the_lecture_gradient() {
     net.unit.weight[0] = w;
     net.unit.bias[0] = b;
     let mut tape = LectureNeuronTape::ZERO;
-    let output = net.forward_train(&SMatrix::<f64, 1, 1>::new(x), &mut tape);
+    let output = *net.forward_train(&SMatrix::<f64, 1, 1>::new(x), &mut tape);
     let mut grads = LectureNeuronGrads::ZERO;
-    net.backward(&tape, &SMatrix::<f64, 1, 1>::new(output[0] - y), &mut grads);
+    net.backward(&mut tape, &SMatrix::<f64, 1, 1>::new(output[0] - y), &mut grads);
     assert!((grads.unit.weight[0] + 2.0 * lambda * w - lecture_formula).abs() < 1e-15);
 }
 
@@ -1011,7 +1021,7 @@ fn batch_norms_three_term_gradient_is_what_backward_computes() {
     net.forward_train(&x, &mut tape);
     let g = random_matrix::<4, B>(9, 1.0); // ∂L/∂bn
     let mut grads = BatchNormOnlyGrads::ZERO;
-    let d_x = net.backward(&tape, &g, &mut grads);
+    let d_x = net.backward(&mut tape, &g, &mut grads);
 
     let eps = 0.001;
     for c in 0..4 {
@@ -1061,7 +1071,7 @@ fn group_norms_gradient_is_what_backward_computes() {
     net.forward_train(&x, &mut tape);
     let dy = random_matrix::<12, B>(13, 1.0);
     let mut grads = GroupNormOnlyGrads::ZERO;
-    let d_x = net.backward(&tape, &dy, &mut grads);
+    let d_x = net.backward(&mut tape, &dy, &mut grads);
     for j in 0..B {
         // Group k holds channels 2k and 2k + 1, values 6k..6k + 6 of the sample.
         for k in 0..2 {
@@ -1130,7 +1140,7 @@ fn a_convolutions_weight_gradient_is_the_correlation_of_its_input_and_output_gra
     let mut tape = StridedTape::<f64, 1>::ZERO;
     net.forward_train(&x, &mut tape);
     let mut grads = StridedGrads::ZERO;
-    let d_x = net.backward(&tape, &g, &mut grads);
+    let d_x = net.backward(&mut tape, &g, &mut grads);
 
     // The input position that output i and kernel tap u meet at, if inside the input.
     let position = |i: usize, u: usize| (s * i + d * u).checked_sub(p).filter(|&m| m < length);

@@ -67,7 +67,7 @@ fn passes<const B: usize>(net: &mut ResMlp<f32>) -> [usize; 3] {
             std::hint::black_box(net.forward_train(&x, &c, &mut tape));
         }),
         allocations_during(|| {
-            std::hint::black_box(net.backward(&tape, &dy, &dp, &mut grads));
+            std::hint::black_box(net.backward(&mut tape, &dy, &dp, &mut grads));
         }),
     ]
 }

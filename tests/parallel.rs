@@ -40,7 +40,7 @@ fn single<T: Real>(
     let y = net.forward_train(x, &mut tape);
     let mut dy = SMatrix::<T, 5, B>::zeros();
     let loss = SoftmaxCrossEntropy.loss_and_grad(&y, targets, &mut dy);
-    net.backward(&tape, &dy, &mut grads);
+    net.backward(&mut tape, &dy, &mut grads);
     (loss, grads)
 }
 

@@ -476,7 +476,7 @@ fn gradients_export_under_pytorchs_names() {
     let mut tape = TorchMlpTape::<f64, 4>::new_boxed();
     let mut grads = TorchMlpGrads::<f64>::new_boxed();
     net.forward_train(&x, &mut tape);
-    net.backward(&tape, &d_y, &mut grads);
+    net.backward(&mut tape, &d_y, &mut grads);
 
     let bytes = io::safetensors::save_gradients(&*net, &*grads, &Options::default()).unwrap();
     let names: Vec<String> = tensor_list(&bytes).into_keys().collect();

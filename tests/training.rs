@@ -783,7 +783,7 @@ mod trainer_edges {
         assert!((outcome.loss - expected_loss).abs() < 1e-14);
         let mut expected = TwoHeadsGrads::<f64>::new_boxed();
         net.forward_train(&x.0, &x.1, &mut tape);
-        net.backward(&tape, &dv, &(dp * 0.5), &mut expected);
+        net.backward(&mut tape, &dv, &(dp * 0.5), &mut expected);
         assert!(common::max_diff(grads.as_slice(), expected.as_slice()) < 1e-14);
 
         // The trainer: tuples of inputs and of targets, the same loss.

@@ -51,7 +51,7 @@ fn main() {
     let mut grads = SequentialGrads::<f64>::ZERO;
     let y = net.forward_train(&x, &mut tape);
     assert_eq!(y, SMatrix::<f64, 2, 2>::from_element(1.0));
-    let _ = net.backward(&tape, &y, &mut grads);
+    let _ = net.backward(&mut tape, &y, &mut grads);
     // A node the macro named (its hygiene does not hide it as a field).
     assert_eq!(tape.hidden_relu.nrows(), 4);
     assert_eq!(grads.out.bias, SMatrix::<f64, 2, 1>::from_element(2.0));

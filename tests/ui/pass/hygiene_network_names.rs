@@ -29,7 +29,7 @@ fn main() {
     let mut grads = BGrads::<f64>::ZERO;
     let y = net.forward_train(&SMatrix::<f64, 2, 4>::zeros(), &mut tape);
     assert_eq!(y, SMatrix::<f64, 1, 4>::from_element(0.5));
-    let _ = net.backward(&tape, &y, &mut grads);
+    let _ = net.backward(&mut tape, &y, &mut grads);
     assert_eq!(grads.out.bias[0], 2.0);
     assert_eq!(B::<f32>::PARAM_COUNT, (2 * 3 + 3) + (3 + 1));
 

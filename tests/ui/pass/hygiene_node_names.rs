@@ -26,7 +26,7 @@ fn main() {
     let mut grads = NetGrads::<f64>::ZERO;
     let (y, v) = net.forward_train(&x, &other, &mut tape);
     assert_eq!((y, v), net.forward(&x, &other));
-    let (d_x, d_other) = net.backward(&tape, &y, &v, &mut grads);
+    let (d_x, d_other) = net.backward(&mut tape, &y, &v, &mut grads);
     assert_eq!((d_x.nrows(), d_other.nrows()), (3, 4));
     assert_eq!(tape.info.nrows(), 4);
     let mut count = 0;

@@ -354,7 +354,11 @@ fn lecture_neuron_yields_the_lecture_gradient() {
     let mut tape = LectureNeuronTape::ZERO;
     let output = *net.forward_train(&SMatrix::<f64, 1, 1>::new(x), &mut tape);
     let mut grads = LectureNeuronGrads::ZERO;
-    net.backward(&mut tape, &SMatrix::<f64, 1, 1>::new(output[0] - y), &mut grads);
+    net.backward(
+        &mut tape,
+        &SMatrix::<f64, 1, 1>::new(output[0] - y),
+        &mut grads,
+    );
     assert!((grads.unit.weight[0] + 2.0 * lambda * w - lecture_formula).abs() < 1e-15);
 }
 

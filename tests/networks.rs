@@ -164,7 +164,8 @@ fn gradcheck_fan_out_and_add() {
     let x = random_matrix::<16, 2>(4, 1.0);
     let (mut fc1_out, mut fc2_out) = (SMatrix::<f64, 32, 2>::ZERO, SMatrix::<f64, 32, 2>::ZERO);
     net.fc1.forward(&(), &x, &mut fc1_out, &mut []);
-    net.fc2.forward(&(), &fc1_out.map(|v| v.max(0.0)), &mut fc2_out, &mut []);
+    net.fc2
+        .forward(&(), &fc1_out.map(|v| v.max(0.0)), &mut fc2_out, &mut []);
     for value in fc1_out.iter().chain(fc2_out.iter()) {
         assert!(value.abs() > 1e-4);
     }
@@ -224,7 +225,10 @@ fn shared_layer_gradient_is_the_sum_of_both_uses() {
         layer.forward(&(), x, &mut y, &mut []);
         y
     }
-    fn act<A: nn::Activation<f64>, const N: usize>(a: &A, x: &SMatrix<f64, N, 1>) -> SMatrix<f64, N, 1> {
+    fn act<A: nn::Activation<f64>, const N: usize>(
+        a: &A,
+        x: &SMatrix<f64, N, 1>,
+    ) -> SMatrix<f64, N, 1> {
         let mut y = SMatrix::ZERO;
         a.forward(x, &mut y);
         y
@@ -254,21 +258,44 @@ fn shared_layer_gradient_is_the_sum_of_both_uses() {
     let mut d_z = SMatrix::<f64, 3, 1>::zeros();
     // Log-softmax reads its output.
     nn::Activation::backward(&LogSoftmax, &z, &d_out.1, &mut d_z);
-    net.head_z
-        .backward(&cat, &(), &d_z, Some(&mut d_cat), &mut unused.head_z, &mut []);
+    net.head_z.backward(
+        &cat,
+        &(),
+        &d_z,
+        Some(&mut d_cat),
+        &mut unused.head_z,
+        &mut [],
+    );
     d_s2 += d_cat.fixed_rows::<6>(0);
     d_m += d_cat.fixed_rows::<6>(6);
     let mut d_sum = SMatrix::<f64, 6, 1>::zeros();
-    net.head_y
-        .backward(&sum, &(), &d_out.0, Some(&mut d_sum), &mut unused.head_y, &mut []);
+    net.head_y.backward(
+        &sum,
+        &(),
+        &d_out.0,
+        Some(&mut d_sum),
+        &mut unused.head_y,
+        &mut [],
+    );
     d_s2 += d_sum;
     let mut d_shared2 = SMatrix::<f64, 6, 1>::zeros();
     // Leaky ReLU and ELU read their inputs.
-    nn::Activation::backward(&LeakyRelu { alpha: 0.2 }, &shared_out_2, &d_s2, &mut d_shared2);
+    nn::Activation::backward(
+        &LeakyRelu { alpha: 0.2 },
+        &shared_out_2,
+        &d_s2,
+        &mut d_shared2,
+    );
     let mut second_use = nn::layers::Dense::<f64, 6, 6>::ZERO;
     let mut d_s1 = SMatrix::<f64, 6, 1>::zeros();
-    net.shared
-        .backward(&s1, &(), &d_shared2, Some(&mut d_s1), &mut second_use, &mut []);
+    net.shared.backward(
+        &s1,
+        &(),
+        &d_shared2,
+        Some(&mut d_s1),
+        &mut second_use,
+        &mut [],
+    );
     let mut d_shared1 = SMatrix::<f64, 6, 1>::zeros();
     nn::Activation::backward(&Elu { alpha: 0.7 }, &shared_out, &d_s1, &mut d_shared1);
     let mut first_use = nn::layers::Dense::<f64, 6, 6>::ZERO;
@@ -439,7 +466,10 @@ fn default_scalar_is_f32_and_layouts_follow_pytorch() {
     // Per sample: the output, its gradient and the input's (1 + 1 + 2); the values backward
     // reads, the input and tanh's output (2 + 8); two slots of 8 for the rest (the gradients
     // of `hidden_tanh` and `hidden` are live together at tanh's backward step).
-    assert_eq!(size_of::<XorTape<f64, 2>>(), (1 + 1 + 2 + 2 + 8 + 8 + 8) * 2 * 8);
+    assert_eq!(
+        size_of::<XorTape<f64, 2>>(),
+        (1 + 1 + 2 + 2 + 8 + 8 + 8) * 2 * 8
+    );
     assert_eq!(
         (
             Xor::<f32>::TAPE_ENDS_PER_SAMPLE,
@@ -462,7 +492,10 @@ fn footprint_is_known_at_compile_time() {
     assert_eq!(Xor::<f64>::GRAD_BYTES, 33 * 8);
     assert_eq!(Xor::<f32>::BYTES, 33 * 4);
     assert_eq!(Xor::<f32>::tape_bytes::<4>(), 30 * 4 * 4);
-    assert_eq!(Xor::<f32>::workspace_bytes::<4>(), Xor::<f32>::WORKSPACE_PER_SAMPLE * 4 * 4);
+    assert_eq!(
+        Xor::<f32>::workspace_bytes::<4>(),
+        Xor::<f32>::WORKSPACE_PER_SAMPLE * 4 * 4
+    );
 }
 
 /// `backward_params` (used by training) gives exactly the parameter gradients of `backward`.

@@ -39,209 +39,6 @@ nn::network! {
     }
 }
 
-/// [`nn::activations::TanhFast`] as a parameter-free layer, so that a network can use it
-/// before the macro knows it as an activation: the generated code is the same as for an
-/// activation node (one forward call, one backward call, one tape entry).
-#[derive(Clone, Debug, PartialEq)]
-#[repr(C)]
-pub struct FastTanh<T: Real, const N: usize>([T; 0]);
-
-impl<T: Real, const N: usize> ConstZero for FastTanh<T, N> {
-    const ZERO: Self = FastTanh([]);
-}
-
-// SAFETY: repr(C), no bytes.
-unsafe impl<T: Real, const N: usize> Zeroable for FastTanh<T, N> {}
-
-// SAFETY: repr(C), zero scalars, aligned as `T`.
-unsafe impl<T: Real, const N: usize> Params<T> for FastTanh<T, N> {
-    const LEN: usize = 0;
-}
-
-impl<T: Real, const N: usize> Layer<T, N, N> for FastTanh<T, N> {
-    type Cache<const B: usize> = ();
-    type State = ();
-
-    #[inline]
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, N, B>, y: &mut SMatrix<T, N, B>) {
-        nn::activations::TanhFast.forward(x, y);
-    }
-
-    #[inline]
-    fn backward<const B: usize>(
-        &self,
-        x: &SMatrix<T, N, B>,
-        y: &SMatrix<T, N, B>,
-        _: &(),
-        dy: &SMatrix<T, N, B>,
-        dx: &mut SMatrix<T, N, B>,
-        _: &mut Self,
-    ) {
-        nn::activations::TanhFast.backward(x, y, dy, dx);
-    }
-}
-
-nn::network! {
-    /// W1, W4 with `TanhFast`.
-    pub struct TinyFast {
-        input: [2],
-        l1: Dense<16>,
-        a1: FastTanh<T, 16> -> [16],
-        l2: Dense<16>,
-        a2: FastTanh<T, 16> -> [16],
-        l3: Dense<1>,
-    }
-}
-
-/// ReLU as a parameter-free layer whose loops run over the matrices' slices: what
-/// `nn::activations`' element-wise loops would be with `as_slice()` instead of nalgebra's
-/// strided iterators (the change the benchmarks recommend; measured as "slice ReLU").
-#[derive(Clone, Debug, PartialEq)]
-#[repr(C)]
-pub struct SliceRelu<T: Real, const N: usize>([T; 0]);
-
-impl<T: Real, const N: usize> ConstZero for SliceRelu<T, N> {
-    const ZERO: Self = SliceRelu([]);
-}
-
-// SAFETY: repr(C), no bytes.
-unsafe impl<T: Real, const N: usize> Zeroable for SliceRelu<T, N> {}
-
-// SAFETY: repr(C), zero scalars, aligned as `T`.
-unsafe impl<T: Real, const N: usize> Params<T> for SliceRelu<T, N> {
-    const LEN: usize = 0;
-}
-
-impl<T: Real, const N: usize> Layer<T, N, N> for SliceRelu<T, N> {
-    type Cache<const B: usize> = ();
-    type State = ();
-
-    #[inline]
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, N, B>, y: &mut SMatrix<T, N, B>) {
-        use nn::activations::Elementwise;
-        for (y, &x) in y.as_mut_slice().iter_mut().zip(x.as_slice()) {
-            *y = nn::activations::Relu.value(x);
-        }
-    }
-
-    #[inline]
-    fn backward<const B: usize>(
-        &self,
-        x: &SMatrix<T, N, B>,
-        y: &SMatrix<T, N, B>,
-        _: &(),
-        dy: &SMatrix<T, N, B>,
-        dx: &mut SMatrix<T, N, B>,
-        _: &mut Self,
-    ) {
-        use nn::activations::Elementwise;
-        let inputs = x.as_slice().iter().zip(y.as_slice()).zip(dy.as_slice());
-        for (dx, ((&x, &y), &dy)) in dx.as_mut_slice().iter_mut().zip(inputs) {
-            *dx += nn::activations::Relu.derivative(x, y) * dy;
-        }
-    }
-}
-
-nn::network! {
-    /// W2 with [`SliceRelu`].
-    pub struct SmallSlices {
-        input: [64],
-        l1: Dense<32>,
-        a1: SliceRelu<T, 32> -> [32],
-        l2: Dense<16>,
-        a2: SliceRelu<T, 16> -> [16],
-        l3: Dense<10>,
-    }
-}
-
-nn::network! {
-    /// W3 with [`SliceRelu`].
-    pub struct MnistSlices {
-        input: [784],
-        l1: Dense<256>,
-        a1: SliceRelu<T, 256> -> [256],
-        l2: Dense<128>,
-        a2: SliceRelu<T, 128> -> [128],
-        l3: Dense<10>,
-    }
-}
-
-/// The backward pass the macro generates for [`MnistSlices`] (or [`SmallSlices`]), except
-/// that the first layer computes only its parameter gradients: both recommended changes.
-macro_rules! backward_no_dx {
-    ($name:ident, $net:ident, $tape:ident, $grads:ident, $h1:literal, $h2:literal) => {
-        pub fn $name<const B: usize>(
-            net: &$net<f32>,
-            tape: &$tape<f32, B>,
-            d_l3: &SMatrix<f32, 10, B>,
-            grads: &mut $grads<f32>,
-        ) {
-            let mut d_a2 = SMatrix::<f32, $h2, B>::zeros();
-            net.l3
-                .backward(&tape.a2, &tape.l3, &(), d_l3, &mut d_a2, &mut grads.l3);
-            let mut d_l2 = SMatrix::<f32, $h2, B>::zeros();
-            net.a2
-                .backward(&tape.l2, &tape.a2, &(), &d_a2, &mut d_l2, &mut grads.a2);
-            let mut d_a1 = SMatrix::<f32, $h1, B>::zeros();
-            net.l2
-                .backward(&tape.a1, &tape.l2, &(), &d_l2, &mut d_a1, &mut grads.l2);
-            let mut d_l1 = SMatrix::<f32, $h1, B>::zeros();
-            net.a1
-                .backward(&tape.l1, &tape.a1, &(), &d_a1, &mut d_l1, &mut grads.a1);
-            net.l1.param_gradients(&tape.input, &d_l1, &mut grads.l1);
-        }
-    };
-}
-
-/// As [`mnist_slices_backward_no_dx`], with every parameter gradient *written* (not added
-/// to a zeroed struct): what a backward pass with overwrite semantics for layers used once
-/// would cost (no `set_zero`, no read of the old gradient in the products).
-pub fn mnist_slices_backward_overwrite<const B: usize>(
-    net: &MnistSlices<f32>,
-    tape: &MnistSlicesTape<f32, B>,
-    d_l3: &SMatrix<f32, 10, B>,
-    grads: &mut MnistSlicesGrads<f32>,
-) {
-    fn dense<const I: usize, const O: usize, const B: usize>(
-        x: &SMatrix<f32, I, B>,
-        dy: &SMatrix<f32, O, B>,
-        grads: &mut nn::layers::Dense<f32, I, O>,
-    ) {
-        nn::kernels::matmul_abt(&mut grads.weight, dy, x, false);
-        grads.bias = dy.column_sum();
-    }
-    let mut d_a2 = SMatrix::<f32, 128, B>::zeros();
-    dense(&tape.a2, d_l3, &mut grads.l3);
-    nn::kernels::matmul_atb(&mut d_a2, &net.l3.weight, d_l3, false);
-    let mut d_l2 = SMatrix::<f32, 128, B>::zeros();
-    net.a2
-        .backward(&tape.l2, &tape.a2, &(), &d_a2, &mut d_l2, &mut grads.a2);
-    let mut d_a1 = SMatrix::<f32, 256, B>::zeros();
-    dense(&tape.a1, &d_l2, &mut grads.l2);
-    nn::kernels::matmul_atb(&mut d_a1, &net.l2.weight, &d_l2, false);
-    let mut d_l1 = SMatrix::<f32, 256, B>::zeros();
-    net.a1
-        .backward(&tape.l1, &tape.a1, &(), &d_a1, &mut d_l1, &mut grads.a1);
-    dense(&tape.input, &d_l1, &mut grads.l1);
-}
-
-backward_no_dx!(
-    small_slices_backward_no_dx,
-    SmallSlices,
-    SmallSlicesTape,
-    SmallSlicesGrads,
-    32,
-    16
-);
-backward_no_dx!(
-    mnist_slices_backward_no_dx,
-    MnistSlices,
-    MnistSlicesTape,
-    MnistSlicesGrads,
-    256,
-    128
-);
-
 nn::network! {
     /// C1: LeNet-5 on 28×28 images.
     pub struct LeNet {
@@ -577,7 +374,6 @@ pub struct NnTrain<N: Network<f32>, Tg: 'static, const IN: usize, const OUT: usi
     pub grads: Box<N::Grads>,
     pub opt: Box<Sgd<f32, N::Grads>>,
     pub x: Box<SMatrix<f32, IN, B>>,
-    pub dy: Box<SMatrix<f32, OUT, B>>,
     pub targets: Vec<Tg>,
 }
 
@@ -607,7 +403,6 @@ where
                 ..SgdConfig::default()
             }),
             x,
-            dy: boxed(),
             targets,
         }
     }
@@ -630,10 +425,12 @@ where
 
     /// The bare step: forward, loss, backward (through the generated code), SGD update.
     pub fn raw_step<L: Loss<f32, OUT, Tg>>(&mut self, loss: &L) -> f32 {
-        let y = self.net.forward_train(&*self.x, &mut *self.tape);
-        let value = loss.loss_and_grad(&y, &self.targets, &mut *self.dy);
+        self.net.forward_train(&*self.x, &mut *self.tape);
+        let (y, dy) = self.tape.output_and_d_output();
+        let value = loss.loss_and_grad(y, &self.targets, dy);
         self.grads.set_zero();
-        black_box(self.net.backward(&*self.tape, &*self.dy, &mut *self.grads));
+        self.net.backward_params(&mut *self.tape, &mut *self.grads);
+        black_box(&*self.grads);
         self.opt
             .step(self.net.as_mut_slice(), self.grads.as_slice());
         value
@@ -660,72 +457,6 @@ pub fn classes(d: &Data) -> Vec<usize> {
 pub const MSE: Mse = Mse;
 /// Softmax cross-entropy on logits, mean over the batch.
 pub const CE: SoftmaxCrossEntropy = SoftmaxCrossEntropy;
-
-/// The backward pass the macro generates for `Mnist`, except that the first layer computes
-/// only its parameter gradients (`Dense::param_gradients`), not `∂L/∂input`: the change the
-/// benchmarks recommend for the macro (measured as "nn, no ∂input").
-pub fn mnist_backward_no_dx<const B: usize>(
-    net: &Mnist<f32>,
-    tape: &MnistTape<f32, B>,
-    d_l3: &SMatrix<f32, 10, B>,
-    grads: &mut MnistGrads<f32>,
-) {
-    let mut d_l2_relu = SMatrix::<f32, 128, B>::zeros();
-    net.l3.backward(
-        &tape.l2_relu,
-        &tape.l3,
-        &(),
-        d_l3,
-        &mut d_l2_relu,
-        &mut grads.l3,
-    );
-    let mut d_l2 = SMatrix::<f32, 128, B>::zeros();
-    nn::activations::Relu.backward(&tape.l2, &tape.l2_relu, &d_l2_relu, &mut d_l2);
-    let mut d_l1_relu = SMatrix::<f32, 256, B>::zeros();
-    net.l2.backward(
-        &tape.l1_relu,
-        &tape.l2,
-        &(),
-        &d_l2,
-        &mut d_l1_relu,
-        &mut grads.l2,
-    );
-    let mut d_l1 = SMatrix::<f32, 256, B>::zeros();
-    nn::activations::Relu.backward(&tape.l1, &tape.l1_relu, &d_l1_relu, &mut d_l1);
-    net.l1.param_gradients(&tape.input, &d_l1, &mut grads.l1);
-}
-
-/// As [`mnist_backward_no_dx`], for `Small`.
-pub fn small_backward_no_dx<const B: usize>(
-    net: &Small<f32>,
-    tape: &SmallTape<f32, B>,
-    d_l3: &SMatrix<f32, 10, B>,
-    grads: &mut SmallGrads<f32>,
-) {
-    let mut d_l2_relu = SMatrix::<f32, 16, B>::zeros();
-    net.l3.backward(
-        &tape.l2_relu,
-        &tape.l3,
-        &(),
-        d_l3,
-        &mut d_l2_relu,
-        &mut grads.l3,
-    );
-    let mut d_l2 = SMatrix::<f32, 16, B>::zeros();
-    nn::activations::Relu.backward(&tape.l2, &tape.l2_relu, &d_l2_relu, &mut d_l2);
-    let mut d_l1_relu = SMatrix::<f32, 32, B>::zeros();
-    net.l2.backward(
-        &tape.l1_relu,
-        &tape.l2,
-        &(),
-        &d_l2,
-        &mut d_l1_relu,
-        &mut grads.l2,
-    );
-    let mut d_l1 = SMatrix::<f32, 32, B>::zeros();
-    nn::activations::Relu.backward(&tape.l1, &tape.l1_relu, &d_l1_relu, &mut d_l1);
-    net.l1.param_gradients(&tape.input, &d_l1, &mut grads.l1);
-}
 
 // ---------------------------------------------------------------------------------------
 // Hand-written nalgebra
@@ -1083,8 +814,6 @@ pub fn w1() -> Workload {
     let d = w1_data();
     let mut a = NnTrain::<Tiny<f32>, f32, 2, 1, 1>::new(&d, values(&d));
     let mut b = NnTrain::<Tiny<f32>, f32, 2, 1, 1>::new(&d, values(&d));
-    let mut c = NnTrain::<TinyFast<f32>, f32, 2, 1, 1>::new(&d, values(&d));
-    let mut e = NnTrain::<TinyFast<f32>, f32, 2, 1, 1>::new(&d, values(&d));
     let mut h = HandTiny::<NALGEBRA>::new(&d);
 
     Workload {
@@ -1094,8 +823,6 @@ pub fn w1() -> Workload {
         contestants: vec![
             entry("nn train_step", move || a.train_step(&MSE)),
             entry("nn bare step", move || b.raw_step(&MSE)),
-            entry("nn train_step, TanhFast", move || c.train_step(&MSE)),
-            entry("nn bare step, TanhFast", move || e.raw_step(&MSE)),
             entry("nalgebra by hand", move || h.step()),
         ],
     }
@@ -1106,8 +833,6 @@ pub fn w4() -> Workload {
     let d = w1_data();
     let mut net = boxed::<Tiny<f32>>();
     load(&mut *net, &d);
-    let mut fast = boxed::<TinyFast<f32>>();
-    load(&mut *fast, &d);
     let x = nn::SMatrix::<f32, 2, 1>::from_column_slice(&d.x);
     let mut h = HandTiny::<NALGEBRA>::new(&d);
 
@@ -1119,9 +844,6 @@ pub fn w4() -> Workload {
             entry("nn forward", move || {
                 checksum(net.forward(std::hint::black_box(&x)).as_slice())
             }),
-            entry("nn forward, TanhFast", move || {
-                checksum(fast.forward(std::hint::black_box(&x)).as_slice())
-            }),
             entry("nalgebra by hand", move || h.infer()),
         ],
     }
@@ -1132,8 +854,6 @@ pub fn w2() -> Workload {
     let d = w2_data();
     let mut a = NnTrain::<Small<f32>, usize, 64, 10, 32>::new(&d, classes(&d));
     let mut b = NnTrain::<Small<f32>, usize, 64, 10, 32>::new(&d, classes(&d));
-    let mut c = NnTrain::<Small<f32>, usize, 64, 10, 32>::new(&d, classes(&d));
-    let mut e = NnTrain::<SmallSlices<f32>, usize, 64, 10, 32>::new(&d, classes(&d));
     let mut h = HandSmall::<NALGEBRA>::new(&d);
     let mut m = HandSmall::<MATRIXMULTIPLY>::new(&d);
 
@@ -1144,30 +864,6 @@ pub fn w2() -> Workload {
         contestants: vec![
             entry("nn train_step", move || a.train_step(&CE)),
             entry("nn bare step", move || b.raw_step(&CE)),
-            entry("nn bare step, no ∂input", move || {
-                let y = c.net.forward_train(&*c.x, &mut *c.tape);
-                let loss = CE.loss_and_grad(&y, &c.targets, &mut *c.dy);
-                nn::Params::set_zero(&mut *c.grads);
-                small_backward_no_dx(&c.net, &c.tape, &c.dy, &mut c.grads);
-                nn::Optimizer::step(
-                    &mut *c.opt,
-                    nn::Params::as_mut_slice(&mut *c.net),
-                    nn::Params::as_slice(&*c.grads),
-                );
-                loss
-            }),
-            entry("nn bare step, no ∂input, slice ReLU", move || {
-                let y = e.net.forward_train(&*e.x, &mut *e.tape);
-                let loss = CE.loss_and_grad(&y, &e.targets, &mut *e.dy);
-                nn::Params::set_zero(&mut *e.grads);
-                small_slices_backward_no_dx(&e.net, &e.tape, &e.dy, &mut e.grads);
-                nn::Optimizer::step(
-                    &mut *e.opt,
-                    nn::Params::as_mut_slice(&mut *e.net),
-                    nn::Params::as_slice(&*e.grads),
-                );
-                loss
-            }),
             entry("nalgebra by hand", move || h.step()),
             entry("nalgebra by hand + matrixmultiply", move || m.step()),
         ],
@@ -1179,9 +875,6 @@ pub fn w3() -> Workload {
     let d = w3_data(64);
     let mut a = NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
     let mut b = NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
-    let mut c = NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
-    let mut o = NnTrain::<MnistSlices<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
-    let mut e = NnTrain::<MnistSlices<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
     let mut h = HandMnist::<64, NALGEBRA>::new(&d);
     let mut m = HandMnist::<64, MATRIXMULTIPLY>::new(&d);
 
@@ -1192,44 +885,6 @@ pub fn w3() -> Workload {
         contestants: vec![
             entry("nn train_step", move || a.train_step(&CE)),
             entry("nn bare step", move || b.raw_step(&CE)),
-            entry("nn bare step, no ∂input", move || {
-                let y = c.net.forward_train(&*c.x, &mut *c.tape);
-                let loss = CE.loss_and_grad(&y, &c.targets, &mut *c.dy);
-                nn::Params::set_zero(&mut *c.grads);
-                mnist_backward_no_dx(&c.net, &c.tape, &c.dy, &mut c.grads);
-                nn::Optimizer::step(
-                    &mut *c.opt,
-                    nn::Params::as_mut_slice(&mut *c.net),
-                    nn::Params::as_slice(&*c.grads),
-                );
-                loss
-            }),
-            entry("nn bare step, no ∂input, slice ReLU", move || {
-                let y = e.net.forward_train(&*e.x, &mut *e.tape);
-                let loss = CE.loss_and_grad(&y, &e.targets, &mut *e.dy);
-                nn::Params::set_zero(&mut *e.grads);
-                mnist_slices_backward_no_dx(&e.net, &e.tape, &e.dy, &mut e.grads);
-                nn::Optimizer::step(
-                    &mut *e.opt,
-                    nn::Params::as_mut_slice(&mut *e.net),
-                    nn::Params::as_slice(&*e.grads),
-                );
-                loss
-            }),
-            entry(
-                "nn bare step, no ∂input, slice ReLU, gradients overwritten",
-                move || {
-                    let y = o.net.forward_train(&*o.x, &mut *o.tape);
-                    let loss = CE.loss_and_grad(&y, &o.targets, &mut *o.dy);
-                    mnist_slices_backward_overwrite(&o.net, &o.tape, &o.dy, &mut o.grads);
-                    nn::Optimizer::step(
-                        &mut *o.opt,
-                        nn::Params::as_mut_slice(&mut *o.net),
-                        nn::Params::as_slice(&*o.grads),
-                    );
-                    loss
-                },
-            ),
             entry("nalgebra by hand", move || h.step()),
             entry("nalgebra by hand + matrixmultiply", move || m.step()),
         ],
@@ -1241,11 +896,11 @@ pub fn w5() -> Workload {
     let d = w3_data(1);
     let mut net = boxed::<Mnist<f32>>();
     load(&mut *net, &d);
-    let mut slices = boxed::<MnistSlices<f32>>();
-    load(&mut *slices, &d);
     let on_huge = huge::<Mnist<f32>>();
     load(on_huge, &d);
     let x = nn::SMatrix::<f32, 784, 1>::from_column_slice(&d.x);
+    let net_in = net.clone();
+    let mut workspace = boxed::<MnistWorkspace<f32, 1>>();
     let mut h = HandMnist::<1, NALGEBRA>::new(&d);
 
     Workload {
@@ -1256,8 +911,12 @@ pub fn w5() -> Workload {
             entry("nn forward", move || {
                 checksum(net.forward(std::hint::black_box(&x)).as_slice())
             }),
-            entry("nn forward, slice ReLU", move || {
-                checksum(slices.forward(std::hint::black_box(&x)).as_slice())
+            entry("nn forward_in (a boxed workspace)", move || {
+                checksum(
+                    net_in
+                        .forward_in(std::hint::black_box(&x), &mut workspace)
+                        .as_slice(),
+                )
             }),
             entry("nn forward, weights on 2 MiB pages", move || {
                 checksum(on_huge.forward(std::hint::black_box(&x)).as_slice())
@@ -1272,8 +931,8 @@ pub fn w6() -> Workload {
     let d = w3_data(64);
     let mut net = boxed::<Mnist<f32>>();
     load(&mut *net, &d);
-    let mut slices = boxed::<MnistSlices<f32>>();
-    load(&mut *slices, &d);
+    let net_in = net.clone();
+    let mut workspace = boxed::<MnistWorkspace<f32, 64>>();
     let mut x = boxed::<nn::SMatrix<f32, 784, 64>>();
     x.as_mut_slice().copy_from_slice(&d.x);
     let x2 = x.clone();
@@ -1292,8 +951,12 @@ pub fn w6() -> Workload {
             entry("nn forward", move || {
                 checksum(net.forward(std::hint::black_box(&*x)).as_slice())
             }),
-            entry("nn forward, slice ReLU", move || {
-                checksum(slices.forward(std::hint::black_box(&*x2)).as_slice())
+            entry("nn forward_in (a boxed workspace)", move || {
+                checksum(
+                    net_in
+                        .forward_in(std::hint::black_box(&*x2), &mut workspace)
+                        .as_slice(),
+                )
             }),
             entry("nn forward, weights on 2 MiB pages", move || {
                 checksum(on_huge.forward(std::hint::black_box(&*x3)).as_slice())

@@ -89,16 +89,21 @@ fn run() -> Result<(), &'static str> {
     let mut net = Gated::<f32>::ZERO;
     start(&mut net);
 
-    // The passes by hand: forward, forward_train, backward into zeroed gradients.
-    let y = net.forward(&x);
+    // The passes by hand: forward (in a workspace of the planned size), forward_train,
+    // backward into zeroed gradients.
+    let mut workspace = GatedWorkspace::<f32, 4>::ZERO;
+    let y = *net.forward_in(&x, &mut workspace);
+    if y != net.forward(&x) {
+        return Err("forward_in and forward differ");
+    }
     let mut tape = GatedTape::<f32, 4>::ZERO;
     let mut grads = GatedGrads::<f32>::ZERO;
-    let y_train = net.forward_train(&x, &mut tape);
+    let y_train = *net.forward_train(&x, &mut tape);
     if y != y_train {
         return Err("forward and forward_train differ");
     }
     let d_y = SMatrix::<f32, 1, 4>::from_fn(|_, j| (y[j] - targets[j]) / 4.0);
-    let d_x = net.backward(&tape, &d_y, &mut grads);
+    let d_x = net.backward(&mut tape, &d_y, &mut grads);
     if grads.as_slice().iter().all(|g| *g == 0.0) || !d_x.iter().all(|v| v.is_finite()) {
         return Err("backward gave no gradient");
     }

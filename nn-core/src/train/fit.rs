@@ -3,8 +3,8 @@
 
 use super::OutputLoss;
 use super::step::{StepError, StepOptions, train_step};
-use crate::optim::Schedule;
 use crate::memory::Outputs;
+use crate::optim::Schedule;
 use crate::{Batch, Network, Optimizer, Real, Values, Zeroable};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand_core::{Rng, SeedableRng};
@@ -391,12 +391,8 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
                 seen += indices.len();
                 if let Some(accuracy) = self.accuracy {
                     // The outputs of this step's forward pass, before its update.
-                    correct += count_correct(
-                        tape.output(),
-                        &batch_targets,
-                        accuracy,
-                        &mut output_column,
-                    );
+                    correct +=
+                        count_correct(tape.output(), &batch_targets, accuracy, &mut output_column);
                 }
                 bar.inc(1);
                 if batch % 8 == 0 {

@@ -1,8 +1,8 @@
 //! One training step, with no allocation, that leaves the parameters untouched on error.
 
 use super::OutputLoss;
-use crate::optim::{clip_grad_norm, global_norm};
 use crate::memory::TapeIo;
+use crate::optim::{clip_grad_norm, global_norm};
 use crate::{Network, Optimizer, Params, Real, Regularization};
 use core::fmt;
 

@@ -251,7 +251,11 @@ fn place(model: &Model, values: &[Sized], owners: &[Owner]) -> Placement {
     let weighed: Vec<Value> = values
         .iter()
         .map(|v| Value {
-            size: if all_known { v.size.known().unwrap_or(1) } else { 1 },
+            size: if all_known {
+                v.size.known().unwrap_or(1)
+            } else {
+                1
+            },
             first: v.first,
             last: v.last,
         })

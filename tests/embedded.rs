@@ -78,8 +78,12 @@ fn footprint_constants_add_up() {
     assert_eq!(Sine::<f32>::PARAM_BYTES, 1284);
     assert_eq!(Sine::<f32>::BYTES, 1284);
     assert_eq!(Sine::<f32>::GRAD_BYTES, 1284);
-    // Nodes x, fc1, relu, fc2, relu, out: (1 + 16 + 16 + 16 + 16 + 1) · B floats.
-    assert_eq!(Sine::<f32>::tape_bytes::<16>(), 66 * 16 * 4);
+    // Per sample: the output, its gradient and the input's (3); what backward reads, the
+    // input and both ReLUs' outputs (1 + 16 + 16); two slots of 16 for the rest (the
+    // pre-activations forward, the gradients backward, two of which are live at each step).
+    assert_eq!(Sine::<f32>::tape_bytes::<16>(), (3 + 33 + 32) * 16 * 4);
+    // Inference: the output and two slots of 16.
+    assert_eq!(Sine::<f32>::workspace_bytes::<1>(), (1 + 32) * 4);
     // Adam's state: two moments of the gradients' shape, its configuration and the step count.
     assert_eq!(
         size_of::<Adam<f32, SineGrads<f32>>>(),

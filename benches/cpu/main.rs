@@ -20,17 +20,6 @@ use std::time::Duration;
 use workloads::*;
 
 fn main() {
-    // The generated code keeps each node's batch on the stack (LeNet at batch 64: a few
-    // MB in all); a thread with a stack of its own for every build.
-    std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(run_all)
-        .unwrap()
-        .join()
-        .unwrap();
-}
-
-fn run_all() {
     if let Some(dir) = std::env::var_os("NN_BENCH_EXPORT") {
         export::export_all(std::path::Path::new(&dir));
         println!("exported to {}", dir.to_string_lossy());

@@ -46,7 +46,9 @@ pub fn expand(
     let const_tensors_impl = expander.const_tensors_impl();
     let state_item = state.item;
     let checks = shape_checks(model);
+    // The checks first: see `shape_checks`.
     let tokens = quote! {
+        #checks
         #network_struct
         #state_item
         #grads_struct
@@ -59,7 +61,6 @@ pub fn expand(
         #inherent_impl
         #network_trait_impl
         #const_tensors_impl
-        #checks
     };
     if model.name == SCALAR {
         rename_scalar(tokens, &model.name)

@@ -8,10 +8,16 @@ pub struct Scale<T: Real, const N: usize> {
 }
 
 impl<T: Real, const N: usize> Layer<T, N, N> for Scale<T, N> {
-    type Cache<const B: usize> = (); // nothing to keep besides x and y
+    type Cache<const B: usize> = (); // nothing to keep besides x
     type State = (); // no running statistics
 
-    fn forward<const B: usize>(&self, _: &(), x: &SMatrix<T, N, B>, y: &mut SMatrix<T, N, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &(),
+        x: &SMatrix<T, N, B>,
+        y: &mut SMatrix<T, N, B>,
+        _scratch: &mut [T],
+    ) {
         for j in 0..B {
             for i in 0..N {
                 y[(i, j)] = self.s[i] * x[(i, j)];
@@ -22,16 +28,18 @@ impl<T: Real, const N: usize> Layer<T, N, N> for Scale<T, N> {
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, N, B>,
-        _y: &SMatrix<T, N, B>,
         _cache: &(),
         dy: &SMatrix<T, N, B>,
-        dx: &mut SMatrix<T, N, B>,
+        mut dx: Option<&mut SMatrix<T, N, B>>,
         grads: &mut Self,
+        _scratch: &mut [T],
     ) {
         for j in 0..B {
             for i in 0..N {
                 grads.s[i] += dy[(i, j)] * x[(i, j)];
-                dx[(i, j)] += dy[(i, j)] * self.s[i];
+                if let Some(dx) = dx.as_deref_mut() {
+                    dx[(i, j)] += dy[(i, j)] * self.s[i];
+                }
             }
         }
     }

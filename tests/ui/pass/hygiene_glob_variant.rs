@@ -49,7 +49,7 @@ fn main() {
     let x = SMatrix::<f64, 3, 2>::zeros();
     let mut tape = SequentialTape::<f64, 2>::ZERO;
     let mut grads = SequentialGrads::<f64>::ZERO;
-    let y = net.forward_train(&x, &mut tape);
+    let y = *net.forward_train(&x, &mut tape);
     assert_eq!(y, SMatrix::<f64, 2, 2>::from_element(1.0));
     let _ = net.backward(&mut tape, &y, &mut grads);
     // A node the macro named (its hygiene does not hide it as a field).

@@ -27,7 +27,7 @@ fn main() {
     net.out.bias.fill(0.5);
     let mut tape = BTape::<f64, 4>::ZERO;
     let mut grads = BGrads::<f64>::ZERO;
-    let y = net.forward_train(&SMatrix::<f64, 2, 4>::zeros(), &mut tape);
+    let y = *net.forward_train(&SMatrix::<f64, 2, 4>::zeros(), &mut tape);
     assert_eq!(y, SMatrix::<f64, 1, 4>::from_element(0.5));
     let _ = net.backward(&mut tape, &y, &mut grads);
     assert_eq!(grads.out.bias[0], 2.0);

@@ -25,6 +25,7 @@ fn main() {
     let mut tape = NetTape::<f64, 2>::ZERO;
     let mut grads = NetGrads::<f64>::ZERO;
     let (y, v) = net.forward_train(&x, &other, &mut tape);
+    let (y, v) = (*y, *v);
     assert_eq!((y, v), net.forward(&x, &other));
     let (d_x, d_other) = net.backward(&mut tape, &y, &v, &mut grads);
     assert_eq!((d_x.nrows(), d_other.nrows()), (3, 4));

@@ -20,10 +20,10 @@ fn main() {
 
     // The generated training passes and the `Network` trait.
     let mut tape = XorTape::<f64, 3>::ZERO;
-    let y_train = net.forward_train(&x, &mut tape);
+    let y_train = *net.forward_train(&x, &mut tape);
     assert_eq!(y_train, y);
     let mut grads = XorGrads::<f64>::ZERO;
-    let dx = net.backward(&mut tape, &SMatrix::<f64, 1, 3>::repeat(1.0), &mut grads);
+    let dx = *net.backward(&mut tape, &SMatrix::<f64, 1, 3>::repeat(1.0), &mut grads);
     assert_eq!(dx, SMatrix::<f64, 2, 3>::zeros());
     assert!(grads.out.bias[0] > 0.0);
     assert_eq!(<Xor<f64> as Network<f64>>::forward(&net, &x), y);

@@ -706,9 +706,9 @@ fn the_trybuild_weight_files_are_what_they_claim() {
         flat_const::load::<f32, Scaled<f32>>(&bytes)
             .unwrap_err()
             .message(),
-        "state tensor `scale.running_mean` has no place in its layer's state \
-         (`Layer::STATE_OFFSETS`): the network cannot be built at compile time (load it at \
-         run time with `flat::load`)"
+        "state tensor `scale.running_mean` has no place in its layer's state: give the layer \
+         `Layer::STATE_OFFSETS` to build the network at compile time, or load it at run time \
+         with `flat::load`"
     );
 }
 

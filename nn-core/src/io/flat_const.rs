@@ -34,7 +34,7 @@
 //! file's checks:
 //!
 //! ```text
-//! error[E0080]: evaluation panicked: state tensor `center.running_mean` has no place in its layer's state (`Layer::STATE_OFFSETS`): the network cannot be built at compile time (load it at run time with `flat::load`)
+//! error[E0080]: evaluation panicked: state tensor `scale.running_mean` has no place in its layer's state: give the layer `Layer::STATE_OFFSETS` to build the network at compile time, or load it at run time with `flat::load`
 //! ```
 //!
 //! The compiler interprets this code, slowly: a file of a few kilobytes costs nothing, but the
@@ -294,8 +294,9 @@ const fn check_places(
                 m.push("state tensor `");
                 m.push_tensor(layer, tensor);
                 m.push(
-                    "` has no place in its layer's state (`Layer::STATE_OFFSETS`): the network \
-                     cannot be built at compile time (load it at run time with `flat::load`)",
+                    "` has no place in its layer's state: give the layer `Layer::STATE_OFFSETS` \
+                     to build the network at compile time, or load it at run time with \
+                     `flat::load`",
                 );
                 return Err(ConstLoadError { message: m });
             }

@@ -108,7 +108,7 @@ impl LayerState {
 /// # Safety
 ///
 /// [`load`] writes a file's bytes into the state that [`STATE`](ConstTensors::STATE) places:
-/// for every entry with `offsets`, the bytes `at .. at + size` of `Self` must hold a value of
+/// for every entry whose `offsets` is not empty, the bytes `at .. at + size` of `Self` must hold a value of
 /// which every bit pattern is valid (a layer's `State` whose
 /// [`StateOffsets::new`](crate::StateOffsets::new) says so). `load` checks that each tensor
 /// ends within those bytes and those within `Self`.
@@ -145,8 +145,10 @@ macro_rules! include_flat {
 }
 
 /// The network `N` with the weights in `bytes` (the flat format, as
-/// [`flat::save`](super::flat::save) writes it), after the checks of
-/// [`flat::load`](super::flat::load); the error's message is that loader's.
+/// [`flat::save`](super::flat::save) writes it: the parameters, then the saved state), after
+/// the checks of [`flat::load`](super::flat::load); the error's message is that loader's.
+/// Then, for a network that `flat::load` would load, one more check: every state tensor must
+/// have a place ([`Layer::STATE_OFFSETS`](crate::Layer::STATE_OFFSETS)).
 ///
 /// A `const fn`, for `const` and `static` items (through [`include_flat!`](crate::include_flat)).
 /// At run time it works too, but builds the network by value, on the stack: there, load into
@@ -1043,6 +1045,68 @@ mod tests {
         }
         assert!(m.as_str().ends_with('…'));
         assert!(m.as_str().len() <= Message::CAPACITY);
+    }
+
+    #[test]
+    fn state_is_written_only_where_it_fits() {
+        const MEAN: TensorInfo = TensorInfo {
+            name: "running_mean",
+            shape: &[3],
+            role: Role::State,
+        };
+        const COUNT: TensorInfo = TensorInfo {
+            name: "num_batches_tracked",
+            shape: &[],
+            role: Role::Count,
+        };
+        const HUGE: TensorInfo = TensorInfo {
+            name: "huge",
+            shape: &[usize::MAX, 2],
+            role: Role::State,
+        };
+        let layer = |tensors, at, size, offsets| LayerState {
+            layer: "bn",
+            tensors,
+            at,
+            size,
+            offsets,
+        };
+        let message = |state: LayerState| {
+            let result = check_places(&[state], 4, 64);
+            result.map_err(|e| std::string::String::from(e.message()))
+        };
+        // Three f32 and a u64 in 24 bytes, at byte 40 of 64: fits exactly.
+        assert_eq!(message(layer(&[MEAN, COUNT], 40, 24, &[0, 16])), Ok(()));
+        assert_eq!(message(layer(&[], 0, 0, &[])), Ok(()));
+        let too_far = "state tensor `bn.num_batches_tracked` does not fit in its layer's \
+                       state at the offset `Layer::STATE_OFFSETS` gives";
+        assert_eq!(
+            message(layer(&[MEAN, COUNT], 40, 24, &[0, 17])).unwrap_err(),
+            too_far
+        );
+        assert_eq!(
+            message(layer(&[MEAN, COUNT], 40, 24, &[0, usize::MAX])).unwrap_err(),
+            too_far
+        );
+        assert!(
+            message(layer(&[HUGE], 0, 64, &[0]))
+                .unwrap_err()
+                .starts_with("state tensor `bn.huge` does not fit")
+        );
+        assert_eq!(
+            message(layer(&[MEAN, COUNT], 48, 24, &[0, 16])).unwrap_err(),
+            "the state of layer `bn` is not within the network"
+        );
+        assert_eq!(
+            message(layer(&[MEAN], 0, 24, &[0, 16])).unwrap_err(),
+            "layer `bn`'s `Layer::STATE_OFFSETS` places more tensors than its \
+             `Layer::STATE_TENSORS` lists"
+        );
+        assert!(
+            message(layer(&[MEAN, COUNT], 0, 24, &[0]))
+                .unwrap_err()
+                .starts_with("state tensor `bn.num_batches_tracked` has no place")
+        );
     }
 
     #[test]

@@ -311,8 +311,8 @@ impl Expander<'_> {
         };
         quote! {
             // SAFETY: each `STATE` entry is a layer's `State`, at its offset in the network,
-            // with the `StateOffsets` of that `State` type, whose unsafe constructor promises
-            // that every bit pattern of it is valid.
+            // with the `StateOffsets` of that `State` type: empty (`NONE`), or made by its
+            // unsafe constructor, which promises that every bit pattern of it is valid.
             unsafe impl<T: #nn::Real> #nn::io::flat_const::ConstTensors for #name<T> {
                 const LAYERS: &'static [#nn::io::flat_const::LayerTensors] = &[
                     #( #nn::io::flat_const::LayerTensors {

@@ -2,7 +2,8 @@
 
 use crate::init::{self, Init};
 use crate::{ConstZero, Params, Real, Zeroable};
-use core::fmt::Debug;
+use core::fmt::{self, Debug};
+use core::marker::PhantomData;
 use nalgebra::SMatrix;
 use rand_core::Rng;
 
@@ -29,6 +30,88 @@ pub enum StateValue<T> {
     Real(T),
     /// The value of a tensor of role [`Role::Count`].
     Count(u64),
+}
+
+/// Where a layer's saved state tensors ([`Layer::STATE_TENSORS`]) are in its
+/// [`State`](Layer::State) `S`: the byte offset in `S` of each, in order, for
+/// [`Layer::STATE_OFFSETS`]. A network built at compile time
+/// ([`flat_const`](crate::io::flat_const), a `const fn`, which cannot call
+/// [`Layer::set_state_value`]) writes a file's state values there.
+///
+/// At `offsets[i]` starts tensor `i`: for one of role [`Role::State`], its `len()` values of
+/// `T` laid out as a parameter tensor of that shape is (the column-major `d0 × (d1·…)`
+/// matrix of [`storage_index`](crate::io::storage_index); a vector `[C]` is `C` contiguous
+/// values, as an `SMatrix<T, C, 1>` field holds them); for one of role [`Role::Count`], a
+/// `u64`. Writing a value there must do what [`Layer::set_state_value`] does with it, so that
+/// the network built at compile time equals the one loaded at run time. `offset_of!` gives
+/// the offsets:
+///
+/// ```ignore
+/// // SAFETY: `BatchNormState` holds floats and a `u64` only: every bit pattern is valid.
+/// const STATE_OFFSETS: StateOffsets<Self::State> = unsafe {
+///     StateOffsets::new(&[
+///         offset_of!(BatchNormState<T, C>, running_mean),
+///         offset_of!(BatchNormState<T, C>, running_var),
+///         offset_of!(BatchNormState<T, C>, num_batches_tracked),
+///     ])
+/// };
+/// ```
+pub struct StateOffsets<S> {
+    offsets: &'static [usize],
+    state: PhantomData<fn() -> S>,
+}
+
+impl<S> StateOffsets<S> {
+    /// No offsets: the layer's state cannot be built at compile time (a network with state
+    /// tensors placed nowhere is refused by [`flat_const::load`](crate::io::flat_const::load)).
+    pub const NONE: Self = StateOffsets {
+        offsets: &[],
+        state: PhantomData,
+    };
+
+    /// The offsets `offsets` (see the [type](StateOffsets)'s docs) in `S`.
+    ///
+    /// The compile-time loader checks that each tensor ends within `S`, and writes it there
+    /// byte by byte: whatever the offsets, it only writes inside `S`.
+    ///
+    /// # Safety
+    ///
+    /// Every bit pattern of `size_of::<S>()` bytes is a valid `S`: `S` is made of floats,
+    /// integers, arrays and `repr(C)` structs of them and padding (no `bool`, `char`, enum,
+    /// reference or pointer), since the loader may write any byte anywhere inside `S`.
+    pub const unsafe fn new(offsets: &'static [usize]) -> Self {
+        StateOffsets {
+            offsets,
+            state: PhantomData,
+        }
+    }
+
+    /// The byte offset of each state tensor in `S`.
+    pub const fn offsets(&self) -> &'static [usize] {
+        self.offsets
+    }
+
+    /// Bytes of `S`: each tensor must end within them.
+    pub const fn size(&self) -> usize {
+        size_of::<S>()
+    }
+}
+
+impl<S> Clone for StateOffsets<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for StateOffsets<S> {}
+
+impl<S> Debug for StateOffsets<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateOffsets")
+            .field("offsets", &self.offsets)
+            .field("size", &self.size())
+            .finish()
+    }
 }
 
 /// One named tensor of a layer's parameters, in [`Params::as_slice`] order.
@@ -115,6 +198,14 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
     /// by [`Layer::state_value`] and [`Layer::set_state_value`]. The default is none: state
     /// that PyTorch does not save (dropout's generator) is not saved.
     const STATE_TENSORS: &'static [TensorInfo] = &[];
+
+    /// Where each of [`Layer::STATE_TENSORS`] is in [`State`](Layer::State), for networks
+    /// built at compile time (`nn::include_flat!`, [`flat_const`](crate::io::flat_const)),
+    /// which write the state bytes in place as they cannot call
+    /// [`set_state_value`](Layer::set_state_value). The default places none: a layer that
+    /// saves state tensors and keeps the default can be loaded at run time, but a network
+    /// with it cannot be built by `include_flat!` (a compile error says so).
+    const STATE_OFFSETS: StateOffsets<Self::State> = StateOffsets::NONE;
 
     /// Whether `forward_train` mixes the samples of a batch (batch statistics): then a batch
     /// padded with zero columns trains differently from the same samples alone, and the

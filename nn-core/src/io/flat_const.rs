@@ -10,7 +10,7 @@
 //! [`include_flat!`](crate::include_flat) reads the file with `include_bytes!` and evaluates
 //! [`load`] on it in a `const` block. `load` makes every check the run-time loader
 //! [`flat::load`](super::flat::load) makes, in the same order, and fails with the same message,
-//! so a truncated or corrupt file, a tensor of another name or shape, a missing or extra
+//! so a truncated or corrupt file, a tensor of another name, kind or shape, a missing or extra
 //! tensor, or the wrong dtype is a *compile* error that names the tensor:
 //!
 //! ```text
@@ -21,10 +21,21 @@
 //! none of the parser, its messages or the file's header.
 //!
 //! The network's tensors come from [`ConstTensors`], which `network!` implements: the same
-//! list, in the same order, as [`Network::visit_tensors`](crate::Network::visit_tensors), but
-//! as a constant, since a `const fn` can call no trait method. Like the run-time loaders, this
-//! loads the trainable parameters only; a layer's state (batch normalization's running
-//! statistics) starts at [`ConstZero::ZERO`](crate::ConstZero).
+//! lists, in the same order, as [`Network::visit_tensors`](crate::Network::visit_tensors) and
+//! [`Network::visit_state_tensors`](crate::Network::visit_state_tensors), but as constants,
+//! since a `const fn` can call no trait method. Like the run-time loader, this loads the
+//! trainable parameters *and* the saved state (batch normalization's `running_mean`,
+//! `running_var` and `num_batches_tracked`), which the file must hold: the network built here
+//! equals, bit for bit, the one `flat::load` loads from the same file. As a `const fn` cannot
+//! call [`Layer::set_state_value`](crate::Layer::set_state_value), it writes each state
+//! tensor's bytes where the layer's [`Layer::STATE_OFFSETS`](crate::Layer::STATE_OFFSETS) says
+//! the tensor is; a network with a layer of your own that saves state tensors but keeps the
+//! default `STATE_OFFSETS` (no places) loads at run time, but is refused here, after the
+//! file's checks:
+//!
+//! ```text
+//! error[E0080]: evaluation panicked: state tensor `scale.running_mean` has no place in its layer's state: give the layer `Layer::STATE_OFFSETS` to build the network at compile time, or load it at run time with `flat::load`
+//! ```
 //!
 //! The compiler interprets this code, slowly: a file of a few kilobytes costs nothing, but the
 //! 940 KB of a 784 → 256 → 128 → 10 network took 18 s of CPU time to build (and built the same
@@ -37,8 +48,8 @@
 #![allow(clippy::result_large_err)]
 
 use super::Dtype;
-use super::flat::{HEADER_LEN, KIND_PARAMETER, MAGIC, VERSION};
-use crate::{Params, Real, TensorInfo};
+use super::flat::{HEADER_LEN, KIND_COUNT, KIND_PARAMETER, KIND_STATE, MAGIC, VERSION};
+use crate::{Params, Real, Role, StateOffsets, TensorInfo};
 use core::fmt;
 
 /// One layer's tensors, for [`ConstTensors::LAYERS`].
@@ -51,12 +62,63 @@ pub struct LayerTensors {
     pub tensors: &'static [TensorInfo],
 }
 
-/// A network's tensors as a constant, layer by layer in parameter-slice order: what
-/// [`Network::visit_tensors`](crate::Network::visit_tensors) visits, usable in a `const fn`.
-/// Every network `network!` generates implements it.
-pub trait ConstTensors {
+/// One layer's saved state, for [`ConstTensors::STATE`]: its state tensors and where they are
+/// in the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerState {
+    /// The layer's field name: `bn`.
+    pub layer: &'static str,
+    /// Its state tensors, in order (the layer's
+    /// [`Layer::STATE_TENSORS`](crate::Layer::STATE_TENSORS)).
+    pub tensors: &'static [TensorInfo],
+    /// Byte offset of the layer's [`State`](crate::Layer::State) in the network:
+    /// `offset_of!(Net<T>, state.bn)`.
+    pub at: usize,
+    /// Bytes of the layer's `State`.
+    pub size: usize,
+    /// Byte offset of each tensor in the layer's `State` (the layer's
+    /// [`Layer::STATE_OFFSETS`](crate::Layer::STATE_OFFSETS)); empty if the layer places none.
+    pub offsets: &'static [usize],
+}
+
+impl LayerState {
+    /// Layer `layer`'s state tensors `tensors`, placed in its `State` (`S`) by `offsets`, that
+    /// state at byte `at` of the network: what `network!` generates for each stateful layer.
+    pub const fn new<S>(
+        layer: &'static str,
+        tensors: &'static [TensorInfo],
+        at: usize,
+        offsets: StateOffsets<S>,
+    ) -> LayerState {
+        LayerState {
+            layer,
+            tensors,
+            at,
+            size: offsets.size(),
+            offsets: offsets.offsets(),
+        }
+    }
+}
+
+/// A network's tensors as constants, layer by layer: its parameters in parameter-slice order,
+/// what [`Network::visit_tensors`](crate::Network::visit_tensors) visits, and its saved state,
+/// what [`Network::visit_state_tensors`](crate::Network::visit_state_tensors) visits, usable
+/// in a `const fn`. Every network `network!` generates implements it.
+///
+/// # Safety
+///
+/// [`load`] writes a file's bytes into the state that [`STATE`](ConstTensors::STATE) places:
+/// for every entry whose `offsets` is not empty, the bytes `at .. at + size` of `Self` must hold a value of
+/// which every bit pattern is valid (a layer's `State` whose
+/// [`StateOffsets::new`](crate::StateOffsets::new) says so). `load` checks that each tensor
+/// ends within those bytes and those within `Self`.
+pub unsafe trait ConstTensors {
     /// Every layer with parameters, in declaration order.
     const LAYERS: &'static [LayerTensors];
+
+    /// Every layer with state, in declaration order; the default (a network without state)
+    /// is none.
+    const STATE: &'static [LayerState] = &[];
 }
 
 /// Builds a network from `$path`, a weight file in the flat format, at compile time: a
@@ -83,29 +145,31 @@ macro_rules! include_flat {
 }
 
 /// The network `N` with the weights in `bytes` (the flat format, as
-/// [`flat::save`](super::flat::save) writes it), after the checks of
-/// [`flat::load`](super::flat::load); the error's message is that loader's.
+/// [`flat::save`](super::flat::save) writes it: the parameters, then the saved state), after
+/// the checks of [`flat::load`](super::flat::load); the error's message is that loader's.
+/// Then, for a network that `flat::load` would load, one more check: every state tensor must
+/// have a place ([`Layer::STATE_OFFSETS`](crate::Layer::STATE_OFFSETS)).
 ///
 /// A `const fn`, for `const` and `static` items (through [`include_flat!`](crate::include_flat)).
 /// At run time it works too, but builds the network by value, on the stack: there, load into
 /// existing storage with [`flat::load`](super::flat::load).
 pub const fn load<T: Real, N: Params<T> + ConstTensors>(bytes: &[u8]) -> Result<N, ConstLoadError> {
-    let values = match check(bytes, Dtype::of::<T>(), N::LAYERS, N::LEN) {
+    let size = size_of::<T>();
+    let values = match check(bytes, Dtype::of::<T>(), N::LAYERS, N::STATE, N::LEN) {
         Ok(values) => values,
         Err(error) => return Err(error),
     };
-    if size_of::<N>() < N::LEN * size_of::<T>() {
+    if size_of::<N>() < N::LEN * size {
         return Err(ConstLoadError::new(
             "the network is smaller than its parameter count says",
         ));
     }
+    if let Err(error) = check_places(N::STATE, size, size_of::<N>()) {
+        return Err(error);
+    }
     let mut net = N::ZERO;
-    let size = size_of::<T>();
-    // SAFETY: by `Params`' contract `N` starts with `N::LEN` contiguous `T`s (checked to fit
-    // just above), and every byte pattern of the `f32` or `f64` that `T` is, is a valid value.
-    let params =
-        unsafe { core::slice::from_raw_parts_mut((&raw mut net).cast::<u8>(), N::LEN * size) };
-    // Each tensor's row-major elements go to their column-major places (`storage_index`).
+    let base = (&raw mut net).cast::<u8>();
+    // The values are the parameters' in table order, then the state's: `check` matched them.
     let mut at = 0;
     let mut offset = 0;
     let mut l = 0;
@@ -113,36 +177,167 @@ pub const fn load<T: Real, N: Params<T> + ConstTensors>(bytes: &[u8]) -> Result<
         let tensors = N::LAYERS[l].tensors;
         let mut t = 0;
         while t < tensors.len() {
-            let shape = tensors[t].shape;
-            let len = tensors[t].len();
-            let (rows, columns) = matrix_view(shape);
-            let mut r = 0;
-            while r < rows {
-                let mut c = 0;
-                while c < columns {
-                    let to = (offset + r + c * rows) * size;
-                    let mut b = 0;
-                    while b < size {
-                        // The file is little-endian; `T` is stored in the target's order.
-                        let from = if cfg!(target_endian = "little") {
-                            at + b
-                        } else {
-                            at + size - 1 - b
-                        };
-                        params[to + b] = values[from];
-                        b += 1;
-                    }
-                    at += size;
-                    c += 1;
-                }
-                r += 1;
-            }
-            offset += len;
+            // SAFETY: by `Params`' contract `N` starts with `N::LEN` contiguous `T`s (checked
+            // to fit just above), which the tensors cover (checked by `check`); every byte
+            // pattern of the `f32` or `f64` that `T` is, is a valid value.
+            unsafe {
+                place(
+                    base.add(offset * size),
+                    tensors[t].shape,
+                    size,
+                    values,
+                    &mut at,
+                )
+            };
+            offset += tensors[t].len();
+            t += 1;
+        }
+        l += 1;
+    }
+    let mut l = 0;
+    while l < N::STATE.len() {
+        let state = N::STATE[l];
+        let mut t = 0;
+        while t < state.tensors.len() {
+            let count = matches!(state.tensors[t].role, Role::Count);
+            // A count is one `u64`, whatever its shape says, as `flat::load` reads it.
+            let (shape, size): (&[usize], usize) = if count {
+                (&[], 8)
+            } else {
+                (state.tensors[t].shape, size)
+            };
+            // SAFETY: the tensor ends within the layer's state, and the state within `N`
+            // (`check_places`), where every bit pattern is valid (`ConstTensors`' contract).
+            unsafe {
+                place(
+                    base.add(state.at + state.offsets[t]),
+                    shape,
+                    size,
+                    values,
+                    &mut at,
+                )
+            };
             t += 1;
         }
         l += 1;
     }
     Ok(net)
+}
+
+/// Writes the tensor of PyTorch shape `shape` whose row-major little-endian elements of `size`
+/// bytes are at `values[*at..]`, to `to` as the column-major matrix the network stores
+/// (`storage_index`), each element in the target's byte order; advances `*at` past them.
+///
+/// # Safety
+///
+/// The tensor's bytes from `to` are within one value in which any bit pattern is valid.
+const unsafe fn place(to: *mut u8, shape: &[usize], size: usize, values: &[u8], at: &mut usize) {
+    let (rows, columns) = matrix_view(shape);
+    let mut r = 0;
+    while r < rows {
+        let mut c = 0;
+        while c < columns {
+            let element = (r + c * rows) * size;
+            let mut b = 0;
+            while b < size {
+                // The file is little-endian; values are stored in the target's order.
+                let from = if cfg!(target_endian = "little") {
+                    *at + b
+                } else {
+                    *at + size - 1 - b
+                };
+                // SAFETY: within the tensor's bytes, by the caller's promise.
+                unsafe { to.add(element + b).write(values[from]) };
+                b += 1;
+            }
+            *at += size;
+            c += 1;
+        }
+        r += 1;
+    }
+}
+
+/// Checks that each state tensor of `state` (of values of `size` bytes, a count of 8) ends
+/// within its layer's state, and that state within the network of `network_size` bytes, so
+/// that [`load`] writes only there; and that every state tensor has a place.
+const fn check_places(
+    state: &[LayerState],
+    size: usize,
+    network_size: usize,
+) -> Result<(), ConstLoadError> {
+    let mut l = 0;
+    while l < state.len() {
+        let LayerState {
+            layer,
+            tensors,
+            at,
+            size: state_size,
+            offsets,
+        } = state[l];
+        if offsets.len() > tensors.len() {
+            let mut m = Message::new();
+            m.push("layer `");
+            m.push(layer);
+            m.push("`'s `Layer::STATE_OFFSETS` places more tensors than its `Layer::STATE_TENSORS` lists");
+            return Err(ConstLoadError { message: m });
+        }
+        if at > network_size || state_size > network_size - at {
+            let mut m = Message::new();
+            m.push("the state of layer `");
+            m.push(layer);
+            m.push("` is not within the network");
+            return Err(ConstLoadError { message: m });
+        }
+        let mut t = 0;
+        while t < tensors.len() {
+            let tensor = &tensors[t];
+            if t >= offsets.len() {
+                let mut m = Message::new();
+                m.push("state tensor `");
+                m.push_tensor(layer, tensor);
+                m.push(
+                    "` has no place in its layer's state: give the layer `Layer::STATE_OFFSETS` \
+                     to build the network at compile time, or load it at run time with \
+                     `flat::load`",
+                );
+                return Err(ConstLoadError { message: m });
+            }
+            // Checked: a wrapped product would let a huge tensor pass.
+            let bytes = if matches!(tensor.role, Role::Count) {
+                Some(8)
+            } else {
+                checked_bytes(tensor.shape, size)
+            };
+            let fits = match bytes {
+                Some(bytes) => offsets[t] <= state_size && bytes <= state_size - offsets[t],
+                None => false,
+            };
+            if !fits {
+                let mut m = Message::new();
+                m.push("state tensor `");
+                m.push_tensor(layer, tensor);
+                m.push("` does not fit in its layer's state at the offset `Layer::STATE_OFFSETS` gives");
+                return Err(ConstLoadError { message: m });
+            }
+            t += 1;
+        }
+        l += 1;
+    }
+    Ok(())
+}
+
+/// Bytes of a tensor of `shape` with elements of `size` bytes, if they fit a `usize`.
+const fn checked_bytes(shape: &[usize], size: usize) -> Option<usize> {
+    let mut bytes = size;
+    let mut i = 0;
+    while i < shape.len() {
+        bytes = match bytes.checked_mul(shape[i]) {
+            Some(bytes) => bytes,
+            None => return None,
+        };
+        i += 1;
+    }
+    Some(bytes)
 }
 
 /// A tensor of PyTorch shape `[d0, d1, …]` as the `d0 × (d1·…)` matrix the network stores
@@ -544,6 +739,7 @@ const fn check<'a>(
     bytes: &'a [u8],
     expected_dtype: Dtype,
     layers: &[LayerTensors],
+    state: &[LayerState],
     param_len: usize,
 ) -> Result<&'a [u8], ConstLoadError> {
     let mut i = 0;
@@ -635,76 +831,63 @@ const fn check<'a>(
 
     // The table is within `bytes`: `total` covers it.
     let (table, values) = bytes.split_at(HEADER_LEN).1.split_at(table_len as usize);
-    let mut pos = 0;
-    let mut ours = 0u64;
+    let mut table = Table {
+        bytes: table,
+        pos: 0,
+        tensor_count,
+        ours: 0,
+    };
+    // Scalars of the parameters, then value slots of the state (a count takes 8 bytes).
     let mut scalars = 0;
     let mut l = 0;
     while l < layers.len() {
         let LayerTensors { layer, tensors } = layers[l];
         let mut t = 0;
         while t < tensors.len() {
-            let tensor = &tensors[t];
-            if ours >= tensor_count {
-                let mut m = Message::new();
-                m.push("tensor `");
-                m.push_tensor(layer, tensor);
-                m.push("` is missing from the file");
-                return Err(ConstLoadError { message: m });
+            if let Err(error) = table.check_next(layer, &tensors[t], KIND_PARAMETER) {
+                return Err(error);
             }
-            ours += 1;
-            let entry = match entry(table, &mut pos) {
-                Ok(entry) => entry,
-                Err(error) => return Err(error),
-            };
-            let name = table.split_at(entry.name_at).1.split_at(entry.name_len).0;
-            if !is_named(name, layer, tensor.name) {
-                let mut m = Message::new();
-                m.push("the file has a tensor `");
-                m.push_lossy(name);
-                m.push("` where the network has `");
-                m.push_tensor(layer, tensor);
-                m.push("`");
-                return Err(ConstLoadError { message: m });
-            }
-            if entry.kind != KIND_PARAMETER {
-                let mut m = Message::new();
-                m.push(
-                    "malformed file: a table entry is not a trainable parameter \
-                     (state tensors are not supported yet): ",
-                );
-                m.push_lossy(name);
-                return Err(ConstLoadError { message: m });
-            }
-            let dims = table.split_at(entry.dims_at).1;
-            if !same_shape(dims, entry.rank, tensor.shape) {
-                let mut m = Message::new();
-                m.push("tensor `");
-                m.push_tensor(layer, tensor);
-                m.push("` has shape ");
-                m.push_file_dims(dims, entry.rank);
-                m.push(" in the file, but ");
-                m.push_dims(tensor.shape);
-                m.push(" in the network");
-                return Err(ConstLoadError { message: m });
-            }
-            scalars += tensor.len();
+            scalars += tensors[t].len();
             t += 1;
         }
         l += 1;
     }
-    if tensor_count > ours {
-        let extra = match entry(table, &mut pos) {
+    let mut slots = scalars;
+    let mut l = 0;
+    while l < state.len() {
+        let LayerState { layer, tensors, .. } = state[l];
+        let mut t = 0;
+        while t < tensors.len() {
+            let (kind, tensor_slots) = match tensors[t].role {
+                Role::Count => (KIND_COUNT, 8 / dtype.size()),
+                _ => (KIND_STATE, tensors[t].len()),
+            };
+            if let Err(error) = table.check_next(layer, &tensors[t], kind) {
+                return Err(error);
+            }
+            slots += tensor_slots;
+            t += 1;
+        }
+        l += 1;
+    }
+    if tensor_count > table.ours {
+        let extra = match entry(table.bytes, &mut table.pos) {
             Ok(entry) => entry,
             Err(error) => return Err(error),
         };
-        let name = table.split_at(extra.name_at).1.split_at(extra.name_len).0;
+        let name = table
+            .bytes
+            .split_at(extra.name_at)
+            .1
+            .split_at(extra.name_len)
+            .0;
         let mut m = Message::new();
         m.push("the file has a tensor `");
         m.push_lossy(name);
         m.push("` that the network does not have");
         return Err(ConstLoadError { message: m });
     }
-    let padding = table.split_at(pos).1;
+    let padding = table.bytes.split_at(table.pos).1;
     let mut nonzero = false;
     let mut i = 0;
     while i < padding.len() {
@@ -714,12 +897,12 @@ const fn check<'a>(
     if padding.len() >= 8 || nonzero {
         return Err(malformed("the tensor table has bytes after its last entry"));
     }
-    if param_count != param_len as u64 {
+    if param_count != slots as u64 {
         let mut m = Message::new();
         m.push("the file holds ");
         m.push_u64(param_count);
-        m.push(" parameters, but the network has ");
-        m.push_u64(param_len as u64);
+        m.push(" values, but the network saves ");
+        m.push_u64(slots as u64);
         return Err(ConstLoadError { message: m });
     }
     // A network whose tensors do not cover its parameters (a custom layer's `TENSORS` that
@@ -730,6 +913,83 @@ const fn check<'a>(
         ));
     }
     Ok(values)
+}
+
+/// The tensor table as [`check`] walks it, entry by entry against the network's tensors.
+struct Table<'a> {
+    bytes: &'a [u8],
+    /// Where the next entry starts.
+    pos: usize,
+    /// Entries the header announces.
+    tensor_count: u64,
+    /// The network's tensors checked so far.
+    ours: u64,
+}
+
+impl Table<'_> {
+    /// Checks the next entry against the network's tensor `layer.tensor`, of table kind
+    /// `kind`, as `flat::load` does: present, same name, same kind, same shape.
+    const fn check_next(
+        &mut self,
+        layer: &str,
+        tensor: &TensorInfo,
+        kind: u8,
+    ) -> Result<(), ConstLoadError> {
+        if self.ours >= self.tensor_count {
+            let mut m = Message::new();
+            m.push("tensor `");
+            m.push_tensor(layer, tensor);
+            m.push("` is missing from the file");
+            return Err(ConstLoadError { message: m });
+        }
+        self.ours += 1;
+        let entry = match entry(self.bytes, &mut self.pos) {
+            Ok(entry) => entry,
+            Err(error) => return Err(error),
+        };
+        let name = self
+            .bytes
+            .split_at(entry.name_at)
+            .1
+            .split_at(entry.name_len)
+            .0;
+        if !is_named(name, layer, tensor.name) {
+            let mut m = Message::new();
+            m.push("the file has a tensor `");
+            m.push_lossy(name);
+            m.push("` where the network has `");
+            m.push_tensor(layer, tensor);
+            m.push("`");
+            return Err(ConstLoadError { message: m });
+        }
+        if entry.kind != kind {
+            // The name matched, so the detail is never empty.
+            let mut m = Message::new();
+            m.push("malformed file: ");
+            m.push(match entry.kind {
+                KIND_PARAMETER | KIND_STATE | KIND_COUNT => {
+                    "a table entry's kind (parameter, state or count) is not the tensor's"
+                }
+                _ => "a table entry has an unknown kind",
+            });
+            m.push(": ");
+            m.push_lossy(name);
+            return Err(ConstLoadError { message: m });
+        }
+        let dims = self.bytes.split_at(entry.dims_at).1;
+        if !same_shape(dims, entry.rank, tensor.shape) {
+            let mut m = Message::new();
+            m.push("tensor `");
+            m.push_tensor(layer, tensor);
+            m.push("` has shape ");
+            m.push_file_dims(dims, entry.rank);
+            m.push(" in the file, but ");
+            m.push_dims(tensor.shape);
+            m.push(" in the network");
+            return Err(ConstLoadError { message: m });
+        }
+        Ok(())
+    }
 }
 
 /// `truncated data: …`, as [`LoadError::Truncated`](super::LoadError::Truncated) says it.
@@ -785,6 +1045,68 @@ mod tests {
         }
         assert!(m.as_str().ends_with('…'));
         assert!(m.as_str().len() <= Message::CAPACITY);
+    }
+
+    #[test]
+    fn state_is_written_only_where_it_fits() {
+        const MEAN: TensorInfo = TensorInfo {
+            name: "running_mean",
+            shape: &[3],
+            role: Role::State,
+        };
+        const COUNT: TensorInfo = TensorInfo {
+            name: "num_batches_tracked",
+            shape: &[],
+            role: Role::Count,
+        };
+        const HUGE: TensorInfo = TensorInfo {
+            name: "huge",
+            shape: &[usize::MAX, 2],
+            role: Role::State,
+        };
+        let layer = |tensors, at, size, offsets| LayerState {
+            layer: "bn",
+            tensors,
+            at,
+            size,
+            offsets,
+        };
+        let message = |state: LayerState| {
+            let result = check_places(&[state], 4, 64);
+            result.map_err(|e| std::string::String::from(e.message()))
+        };
+        // Three f32 and a u64 in 24 bytes, at byte 40 of 64: fits exactly.
+        assert_eq!(message(layer(&[MEAN, COUNT], 40, 24, &[0, 16])), Ok(()));
+        assert_eq!(message(layer(&[], 0, 0, &[])), Ok(()));
+        let too_far = "state tensor `bn.num_batches_tracked` does not fit in its layer's \
+                       state at the offset `Layer::STATE_OFFSETS` gives";
+        assert_eq!(
+            message(layer(&[MEAN, COUNT], 40, 24, &[0, 17])).unwrap_err(),
+            too_far
+        );
+        assert_eq!(
+            message(layer(&[MEAN, COUNT], 40, 24, &[0, usize::MAX])).unwrap_err(),
+            too_far
+        );
+        assert!(
+            message(layer(&[HUGE], 0, 64, &[0]))
+                .unwrap_err()
+                .starts_with("state tensor `bn.huge` does not fit")
+        );
+        assert_eq!(
+            message(layer(&[MEAN, COUNT], 48, 24, &[0, 16])).unwrap_err(),
+            "the state of layer `bn` is not within the network"
+        );
+        assert_eq!(
+            message(layer(&[MEAN], 0, 24, &[0, 16])).unwrap_err(),
+            "layer `bn`'s `Layer::STATE_OFFSETS` places more tensors than its \
+             `Layer::STATE_TENSORS` lists"
+        );
+        assert!(
+            message(layer(&[MEAN, COUNT], 0, 24, &[0]))
+                .unwrap_err()
+                .starts_with("state tensor `bn.num_batches_tracked` has no place")
+        );
     }
 
     #[test]

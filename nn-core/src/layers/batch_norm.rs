@@ -1,7 +1,8 @@
 //! Batch normalization over the batch and the spatial positions of each channel.
 
 use crate::init::Init;
-use crate::{ConstZero, Layer, Params, Real, Role, StateValue, TensorInfo, Zeroable};
+use crate::{ConstZero, Layer, Params, Real, Role, StateOffsets, StateValue, TensorInfo, Zeroable};
+use core::mem::offset_of;
 use nalgebra::SMatrix;
 use rand_core::Rng;
 
@@ -192,6 +193,16 @@ impl<
             role: Role::Count,
         },
     ];
+
+    // SAFETY: `BatchNormState` (`repr(C)`) holds two matrices of `T` (`f32` or `f64`) and a
+    // `u64`: every bit pattern is a valid value.
+    const STATE_OFFSETS: StateOffsets<Self::State> = unsafe {
+        StateOffsets::new(&[
+            offset_of!(BatchNormState<T, C>, running_mean),
+            offset_of!(BatchNormState<T, C>, running_var),
+            offset_of!(BatchNormState<T, C>, num_batches_tracked),
+        ])
+    };
 
     /// Training normalises with the statistics of the whole batch.
     const BATCH_STATISTICS: bool = true;
@@ -658,6 +669,47 @@ mod tests {
         assert_eq!(Bn::state_value(&state, 1, 0), StateValue::Real(4.0));
         assert_eq!(Bn::state_value(&state, 2, 0), StateValue::Count(9));
         const { assert!(<Bn as Layer<f64, 12, 12>>::BATCH_STATISTICS) };
+    }
+
+    /// `STATE_OFFSETS` (what the compile-time loader writes through) points at the values
+    /// that `set_state_value` (what the run-time loader calls) writes, in `f32` and `f64`.
+    #[test]
+    fn state_offsets_are_where_set_state_value_writes() {
+        fn check<T: Real, const C: usize>() {
+            type Of<T, const C: usize> =
+                BatchNorm<T, C, 1, C, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS>;
+            let offsets = <Of<T, C> as Layer<T, C, C>>::STATE_OFFSETS;
+            let tensors = <Of<T, C> as Layer<T, C, C>>::STATE_TENSORS;
+            assert_eq!(offsets.offsets().len(), tensors.len());
+            assert_eq!(offsets.size(), size_of::<BatchNormState<T, C>>());
+            for (t, tensor) in tensors.iter().enumerate() {
+                for e in 0..tensor.len() {
+                    let mut state = BatchNormState::<T, C>::ZERO;
+                    let count = tensor.role == Role::Count;
+                    let size = if count { 8 } else { size_of::<T>() };
+                    let at = offsets.offsets()[t] + e * size;
+                    assert!(at + size <= offsets.size());
+                    let n = 0x0102_0304_0506_0708 + e as u64;
+                    let v = T::of(1.5 + e as f64);
+                    if count {
+                        Of::<T, C>::set_state_value(&mut state, t, e, StateValue::Count(n));
+                        let base = (&raw const state).cast::<u8>();
+                        // SAFETY: within the state (asserted above), a `u64` field's bytes.
+                        let read = unsafe { base.add(at).cast::<u64>().read_unaligned() };
+                        assert_eq!(read, n, "{}", tensor.name);
+                    } else {
+                        Of::<T, C>::set_state_value(&mut state, t, e, StateValue::Real(v));
+                        let base = (&raw const state).cast::<u8>();
+                        // SAFETY: within the state, a value of `T` in a matrix field.
+                        let read = unsafe { base.add(at).cast::<T>().read_unaligned() };
+                        assert_eq!(read, v, "{}[{e}]", tensor.name);
+                    }
+                }
+            }
+        }
+        check::<f32, 3>();
+        check::<f64, 3>();
+        check::<f32, 4>();
     }
 
     #[test]

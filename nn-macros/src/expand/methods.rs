@@ -435,21 +435,45 @@ fn tuple_fields(name: &Ident, count: usize) -> TokenStream {
 }
 
 impl Expander<'_> {
-    /// `impl nn::io::flat_const::ConstTensors for Net<T>`: the tensors of `visit_tensors` as
-    /// a constant, layer by layer, for weights built at compile time (`nn::include_flat!`).
+    /// `impl nn::io::flat_const::ConstTensors for Net<T>`: the tensors of `visit_tensors` and
+    /// `visit_state_tensors` as constants, layer by layer, with where each stateful layer's
+    /// state is in the network, for weights built at compile time (`nn::include_flat!`).
     pub(super) fn const_tensors_impl(&self) -> TokenStream {
         let nn = &self.nn;
         let name = &self.network;
         let layer_traits = self.layers.iter().map(|l| &l.as_layer);
         let layer_names = self.model.layers.iter().map(|l| l.name.to_string());
+        let (state_names, state_traits): (Vec<_>, Vec<_>) = self
+            .stateful()
+            .map(|(layer, code)| (&layer.name, &code.as_layer))
+            .unzip();
+        let state = if state_names.is_empty() {
+            quote! {}
+        } else {
+            let texts = state_names.iter().map(|n| n.to_string());
+            quote! {
+                const STATE: &'static [#nn::io::flat_const::LayerState] = &[
+                    #( #nn::io::flat_const::LayerState::new(
+                        #texts,
+                        #state_traits::STATE_TENSORS,
+                        ::core::mem::offset_of!(#name<T>, state.#state_names),
+                        #state_traits::STATE_OFFSETS,
+                    ), )*
+                ];
+            }
+        };
         quote! {
-            impl<T: #nn::Real> #nn::io::flat_const::ConstTensors for #name<T> {
+            // SAFETY: each `STATE` entry is a layer's `State`, at its offset in the network,
+            // with the `StateOffsets` of that `State` type: empty (`NONE`), or made by its
+            // unsafe constructor, which promises that every bit pattern of it is valid.
+            unsafe impl<T: #nn::Real> #nn::io::flat_const::ConstTensors for #name<T> {
                 const LAYERS: &'static [#nn::io::flat_const::LayerTensors] = &[
                     #( #nn::io::flat_const::LayerTensors {
                         layer: #layer_names,
                         tensors: #layer_traits::TENSORS,
                     }, )*
                 ];
+                #state
             }
         }
     }

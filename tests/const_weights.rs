@@ -84,6 +84,7 @@ impl<T: Real, const N: usize> Layer<T, N, N> for Scale<T, N> {
         _: &Self::State,
         x: &SMatrix<T, N, B>,
         y: &mut SMatrix<T, N, B>,
+        _: &mut [T],
     ) {
         for (j, mut column) in y.column_iter_mut().enumerate() {
             column.copy_from(&x.column(j).component_mul(&self.s));
@@ -96,24 +97,29 @@ impl<T: Real, const N: usize> Layer<T, N, N> for Scale<T, N> {
         x: &SMatrix<T, N, B>,
         y: &mut SMatrix<T, N, B>,
         _: &mut (),
+        scratch: &mut [T],
     ) {
-        self.forward(state, x, y);
+        self.forward(state, x, y, scratch);
         state.mean = state.mean * T::of(0.9) + x.column_mean() * T::of(0.1);
     }
 
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, N, B>,
-        _: &SMatrix<T, N, B>,
         _: &(),
         dy: &SMatrix<T, N, B>,
-        dx: &mut SMatrix<T, N, B>,
+        dx: Option<&mut SMatrix<T, N, B>>,
         grads: &mut Self,
+        _: &mut [T],
     ) {
         for j in 0..B {
             grads.s += dy.column(j).component_mul(&x.column(j));
-            let mut dx_j = dx.column_mut(j);
-            dx_j += dy.column(j).component_mul(&self.s);
+        }
+        if let Some(dx) = dx {
+            for j in 0..B {
+                let mut dx_j = dx.column_mut(j);
+                dx_j += dy.column(j).component_mul(&self.s);
+            }
         }
     }
 

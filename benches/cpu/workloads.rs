@@ -1009,7 +1009,10 @@ fn lenet_infer<const B: usize>(name: &'static str) -> Workload {
         goal_ns: f64::INFINITY,
         steps: 1,
         contestants: vec![entry("nn forward_in", move || {
-            checksum(net.forward_in(std::hint::black_box(&*x), &mut workspace).as_slice())
+            checksum(
+                net.forward_in(std::hint::black_box(&*x), &mut workspace)
+                    .as_slice(),
+            )
         })],
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod stack;
+
 use nn::prelude::*;
 
 /// Fills every parameter with a deterministic pseudo-random value in `[-scale, scale]`.

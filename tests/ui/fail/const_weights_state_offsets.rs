@@ -27,7 +27,13 @@ impl<T: Real, const N: usize> Layer<T, N, N> for Scale<T, N> {
     type Cache<const B: usize> = ();
     type State = RunningMean<T, N>;
 
-    fn forward<const B: usize>(&self, _: &Self::State, x: &SMatrix<T, N, B>, y: &mut SMatrix<T, N, B>) {
+    fn forward<const B: usize>(
+        &self,
+        _: &Self::State,
+        x: &SMatrix<T, N, B>,
+        y: &mut SMatrix<T, N, B>,
+        _: &mut [T],
+    ) {
         for (j, mut column) in y.column_iter_mut().enumerate() {
             column.copy_from(&x.column(j).component_mul(&self.s));
         }
@@ -36,16 +42,20 @@ impl<T: Real, const N: usize> Layer<T, N, N> for Scale<T, N> {
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, N, B>,
-        _: &SMatrix<T, N, B>,
         _: &(),
         dy: &SMatrix<T, N, B>,
-        dx: &mut SMatrix<T, N, B>,
+        dx: Option<&mut SMatrix<T, N, B>>,
         grads: &mut Self,
+        _: &mut [T],
     ) {
         for j in 0..B {
             grads.s += dy.column(j).component_mul(&x.column(j));
-            let mut dx_j = dx.column_mut(j);
-            dx_j += dy.column(j).component_mul(&self.s);
+        }
+        if let Some(dx) = dx {
+            for j in 0..B {
+                let mut dx_j = dx.column_mut(j);
+                dx_j += dy.column(j).component_mul(&self.s);
+            }
         }
     }
 

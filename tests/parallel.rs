@@ -39,7 +39,7 @@ fn single<T: Real>(
     let mut grads = NetGrads::<T>::new_boxed();
     let y = net.forward_train(x, &mut tape);
     let mut dy = SMatrix::<T, 5, B>::zeros();
-    let loss = SoftmaxCrossEntropy.loss_and_grad(&y, targets, &mut dy);
+    let loss = SoftmaxCrossEntropy.loss_and_grad(y, targets, &mut dy);
     net.backward(&mut tape, &dy, &mut grads);
     (loss, grads)
 }

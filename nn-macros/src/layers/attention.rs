@@ -108,8 +108,11 @@ impl BuiltinLayer for Attention {
         true
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> usize {
-        0
+    /// `S·(5D + 1)`: one sample's `∂O`, `∂[Q; K; V]` and `∂X` (`5D·S`) and one row of the
+    /// attention weights' gradient (`S`), as `nn_core`'s `MultiHeadAttention::SCRATCH`.
+    fn scratch_per_sample(&self, input: &Shape) -> Dim {
+        let (steps, d) = (&input.dims()[0], &input.dims()[1]);
+        steps.mul(&Dim::Known(5).mul(d).add(&Dim::Known(1)))
     }
 
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {

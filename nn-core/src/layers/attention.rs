@@ -43,10 +43,10 @@ use nalgebra::SMatrix;
 ///
 /// The passes work one sample at a time, reading and writing the batch's columns in place;
 /// one sample's temporaries live in the layer's scratch memory ([`Layer::SCRATCH`]
-/// `= S·(5D + 1)` per sample, the most a pass needs: backward's `∂O`, `∂[Q; K; V]`, `∂X` of
-/// a sample and one row of `∂P`; `forward` needs `[Q; K; V]`, `O` and one row of `P`), so
-/// nothing sequence-sized is on the stack. As the scratch is sized per sample, a batch of
-/// `B` gets `B` times what one sample uses.
+/// `= S·(4D + 1)` per sample: `forward`'s `[Q; K; V]`, `O` and one row of `P`, backward's
+/// `∂[Q; K; V]`, `∂O` (then `∂X`) and one row of `∂P`), so nothing sequence-sized is on the
+/// stack. As the scratch is sized per sample, a batch of `B` gets `B` times what one sample
+/// uses.
 #[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct MultiHeadAttention<
@@ -225,9 +225,9 @@ impl<
         },
     ];
 
-    /// Per sample: backward's `∂O` (`D·S`), `∂[Q; K; V]` (`3D·S`), `∂X` (`D·S`) of one sample
-    /// and one row of `∂P` (`S`); `forward` needs `4D·S + S`.
-    const SCRATCH: usize = S * (5 * D + 1);
+    /// Per sample: one sample's `[Q; K; V]` (`3D·S`) and `O` (`D·S`) in `forward`, its
+    /// `∂[Q; K; V]` and `∂O` (then `∂X`) in `backward`, and one row of `P` or `∂P` (`S`).
+    const SCRATCH: usize = S * (4 * D + 1);
 
     type Cache<const B: usize> = AttentionCache<T, D, HEADS, S, D3, B>;
     type State = ();
@@ -277,9 +277,9 @@ impl<
         const { check(D, HEADS, S, IN, D3) };
         let e = D / HEADS;
         let scale = Self::scale();
+        // ∂O of a sample; once the heads have read it, the same memory holds its ∂X.
         let d_context: &mut SMatrix<T, D, S> = carve(&mut scratch);
         let d_qkv: &mut SMatrix<T, D3, S> = carve(&mut scratch);
-        let dx_j: &mut SMatrix<T, D, S> = carve(&mut scratch);
         let dp: &mut SMatrix<T, S, 1> = carve(&mut scratch);
         for j in 0..B {
             let (x_j, dy_j): (&SMatrix<T, D, S>, _) = (sample(x, j), sample(dy, j));
@@ -323,6 +323,7 @@ impl<
             let Some(dx) = dx.as_deref_mut() else {
                 continue;
             };
+            let dx_j = &mut *d_context;
             kernels::matmul_atb(dx_j, &self.in_proj_weight, d_qkv, false);
             let dx = &mut dx.as_mut_slice()[j * IN..(j + 1) * IN];
             for (dx, &g) in dx.iter_mut().zip(dx_j.as_slice()) {

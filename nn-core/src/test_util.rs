@@ -97,6 +97,26 @@ where
     alloc::vec![f64::NAN; L::SCRATCH * B]
 }
 
+/// `layer`'s training forward pass on `x` (from the zero state) and its backward pass from
+/// `∂L/∂y = dy`, with NaN scratch memory: the output, the cache, `∂L/∂x` and the parameter
+/// gradients.
+#[allow(clippy::type_complexity)]
+pub fn train_pass<L, const IN: usize, const OUT: usize, const B: usize>(
+    layer: &L,
+    x: &SMatrix<f64, IN, B>,
+    dy: &SMatrix<f64, OUT, B>,
+) -> (SMatrix<f64, OUT, B>, L::Cache<B>, SMatrix<f64, IN, B>, L)
+where
+    L: Layer<f64, IN, OUT>,
+{
+    let mut scratch = alloc::vec![f64::NAN; L::SCRATCH * B];
+    let (mut state, mut y, mut cache) = (L::State::ZERO, SMatrix::ZERO, L::Cache::<B>::ZERO);
+    layer.forward_train(&mut state, x, &mut y, &mut cache, &mut scratch);
+    let (mut dx, mut grads) = (SMatrix::ZERO, L::ZERO);
+    layer.backward(x, &cache, dy, Some(&mut dx), &mut grads, &mut scratch);
+    (y, cache, dx, grads)
+}
+
 /// [`gradcheck::check_layer`](crate::gradcheck::check_layer), after checking that
 /// `backward` without `dx` adds exactly (bit for bit) the parameter gradients it adds with
 /// one: skipping `∂L/∂x` must not change the order of any sum.

@@ -338,7 +338,7 @@ mod tests {
     use super::*;
     use crate::test_util::{
         assert_close, check_f32, check_layer, det_batch, det_matrix, max_diff, random_matrix,
-        randomize, scratch_for,
+        randomize, scratch_for, train_pass,
     };
 
     fn example<
@@ -483,15 +483,9 @@ mod tests {
     fn training_forward_equals_inference_forward() {
         let layer = example::<6, 2, 4, 24, 18, false>(12);
         let x = random_matrix::<24, 3>(13, 1.0);
-        let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, AttentionCache::ZERO);
+        let mut y = SMatrix::ZERO;
         layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
-        layer.forward_train(
-            &mut (),
-            &x,
-            &mut y_train,
-            &mut cache,
-            &mut scratch_for(&layer, &x),
-        );
+        let (y_train, ..) = train_pass(&layer, &x, &SMatrix::ZERO);
         assert_eq!(y, y_train);
     }
 
@@ -500,27 +494,7 @@ mod tests {
         let layer = example::<4, 2, 3, 12, 12, true>(14);
         let x = random_matrix::<12, 4>(15, 1.0);
         let dy = random_matrix::<12, 4>(16, 1.0);
-        let (mut y, mut cache, mut dx, mut grads) = (
-            SMatrix::ZERO,
-            AttentionCache::ZERO,
-            SMatrix::ZERO,
-            MultiHeadAttention::ZERO,
-        );
-        layer.forward_train(
-            &mut (),
-            &x,
-            &mut y,
-            &mut cache,
-            &mut scratch_for(&layer, &x),
-        );
-        layer.backward(
-            &x,
-            &cache,
-            &dy,
-            Some(&mut dx),
-            &mut grads,
-            &mut scratch_for(&layer, &x),
-        );
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
         let mut single_grads = MultiHeadAttention::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 12, 1> = x.column(j).into();

@@ -336,7 +336,7 @@ mod tests {
     use super::*;
     use crate::test_util::{
         assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
-        scratch_for,
+        scratch_for, train_pass,
     };
 
     type Small<
@@ -418,23 +418,7 @@ mod tests {
         let layer = example::<S, 16, 16, false, true>(3);
         let x = random_matrix::<16, 2>(4, 1.0);
         let dy = random_matrix::<16, 2>(5, 1.0);
-        let (mut y, mut cache, mut dx, mut grads) =
-            (SMatrix::ZERO, GruCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(
-            &mut (),
-            &x,
-            &mut y,
-            &mut cache,
-            &mut scratch_for(&layer, &x),
-        );
-        layer.backward(
-            &x,
-            &cache,
-            &dy,
-            Some(&mut dx),
-            &mut grads,
-            &mut scratch_for(&layer, &x),
-        );
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
 
         let cell: Small<1, 7, 4, true, true> = same_params(&layer);
         let mut inputs = [SMatrix::<f64, 7, 2>::ZERO; S];
@@ -533,15 +517,9 @@ mod tests {
     fn training_forward_equals_inference_forward() {
         let layer = example::<5, 19, 20, false, true>(11);
         let x = random_matrix::<19, 3>(12, 1.0);
-        let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, GruCache::ZERO);
+        let mut y = SMatrix::ZERO;
         layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
-        layer.forward_train(
-            &mut (),
-            &x,
-            &mut y_train,
-            &mut cache,
-            &mut scratch_for(&layer, &x),
-        );
+        let (y_train, ..) = train_pass(&layer, &x, &SMatrix::ZERO);
         assert_eq!(y, y_train);
     }
 
@@ -550,23 +528,7 @@ mod tests {
         let layer = example::<3, 13, 12, false, true>(13);
         let x = random_matrix::<13, 4>(14, 1.0);
         let dy = random_matrix::<12, 4>(15, 1.0);
-        let (mut y, mut cache, mut dx, mut grads) =
-            (SMatrix::ZERO, GruCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(
-            &mut (),
-            &x,
-            &mut y,
-            &mut cache,
-            &mut scratch_for(&layer, &x),
-        );
-        layer.backward(
-            &x,
-            &cache,
-            &dy,
-            Some(&mut dx),
-            &mut grads,
-            &mut scratch_for(&layer, &x),
-        );
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
         let mut single_grads = Small::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 13, 1> = x.column(j).into();

@@ -373,7 +373,7 @@ mod tests {
     use super::*;
     use crate::test_util::{
         assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
-        scratch_for,
+        scratch_for, train_pass,
     };
 
     type Small<
@@ -456,23 +456,7 @@ mod tests {
         let layer = example::<S, 20, 16, false, true>(3);
         let x = random_matrix::<20, 1>(4, 1.0);
         let dy = random_matrix::<16, 1>(5, 1.0);
-        let (mut y, mut cache, mut dx, mut grads) =
-            (SMatrix::ZERO, LstmCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(
-            &mut (),
-            &x,
-            &mut y,
-            &mut cache,
-            &mut scratch_for(&layer, &x),
-        );
-        layer.backward(
-            &x,
-            &cache,
-            &dy,
-            Some(&mut dx),
-            &mut grads,
-            &mut scratch_for(&layer, &x),
-        );
+        let (_, _, _, grads) = train_pass(&layer, &x, &dy);
 
         // L = Σ_t dy_t · h_t, with step `perturbed` run by `probe` and the others by `layer`.
         let loss = |probe: &Small<S, 20, 16, false, true>, perturbed: usize| {
@@ -553,15 +537,9 @@ mod tests {
     fn training_forward_equals_inference_forward() {
         let layer = example::<5, 23, 20, false, true>(11);
         let x = random_matrix::<23, 3>(12, 1.0);
-        let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, LstmCache::ZERO);
+        let mut y = SMatrix::ZERO;
         layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
-        layer.forward_train(
-            &mut (),
-            &x,
-            &mut y_train,
-            &mut cache,
-            &mut scratch_for(&layer, &x),
-        );
+        let (y_train, ..) = train_pass(&layer, &x, &SMatrix::ZERO);
         assert_eq!(y, y_train);
     }
 
@@ -570,23 +548,7 @@ mod tests {
         let layer = example::<3, 17, 12, false, true>(13);
         let x = random_matrix::<17, 4>(14, 1.0);
         let dy = random_matrix::<12, 4>(15, 1.0);
-        let (mut y, mut cache, mut dx, mut grads) =
-            (SMatrix::ZERO, LstmCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(
-            &mut (),
-            &x,
-            &mut y,
-            &mut cache,
-            &mut scratch_for(&layer, &x),
-        );
-        layer.backward(
-            &x,
-            &cache,
-            &dy,
-            Some(&mut dx),
-            &mut grads,
-            &mut scratch_for(&layer, &x),
-        );
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
         let mut single_grads = Small::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 17, 1> = x.column(j).into();

@@ -298,7 +298,7 @@ mod tests {
     use super::*;
     use crate::test_util::{
         assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
-        scratch_for,
+        scratch_for, train_pass,
     };
 
     type Small<
@@ -357,22 +357,8 @@ mod tests {
         let layer = example::<S, 16, 4, true, true>(3);
         let x = random_matrix::<16, 2>(4, 1.0);
         let dy = random_matrix::<4, 2>(5, 1.0);
-        let (mut y, mut hs, mut dx, mut grads) = (
-            SMatrix::ZERO,
-            <[SMatrix<f64, 4, 2>; S]>::ZERO,
-            SMatrix::ZERO,
-            Small::ZERO,
-        );
         let mut none = ();
-        layer.forward_train(&mut none, &x, &mut y, &mut hs, &mut scratch_for(&layer, &x));
-        layer.backward(
-            &x,
-            &hs,
-            &dy,
-            Some(&mut dx),
-            &mut grads,
-            &mut scratch_for(&layer, &x),
-        );
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
 
         let cell: Small<1, 7, 4, true, true> = same_params(&layer);
         // Forward, one step at a time: input [x_t; h_{t−1}].
@@ -498,19 +484,9 @@ mod tests {
     fn training_forward_equals_inference_forward() {
         let layer = example::<5, 19, 20, false, true>(11);
         let x = random_matrix::<19, 3>(12, 1.0);
-        let (mut y, mut y_train, mut hs) = (
-            SMatrix::ZERO,
-            SMatrix::ZERO,
-            <[SMatrix<f64, 4, 3>; 5]>::ZERO,
-        );
+        let mut y = SMatrix::ZERO;
         layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
-        layer.forward_train(
-            &mut (),
-            &x,
-            &mut y_train,
-            &mut hs,
-            &mut scratch_for(&layer, &x),
-        );
+        let (y_train, ..) = train_pass(&layer, &x, &SMatrix::ZERO);
         assert_eq!(y, y_train);
     }
 
@@ -519,21 +495,7 @@ mod tests {
         let layer = example::<3, 13, 12, false, true>(13);
         let x = random_matrix::<13, 4>(14, 1.0);
         let dy = random_matrix::<12, 4>(15, 1.0);
-        let (mut y, mut hs, mut dx, mut grads) = (
-            SMatrix::ZERO,
-            <[SMatrix<f64, 4, 4>; 3]>::ZERO,
-            SMatrix::ZERO,
-            Small::ZERO,
-        );
-        layer.forward_train(&mut (), &x, &mut y, &mut hs, &mut scratch_for(&layer, &x));
-        layer.backward(
-            &x,
-            &hs,
-            &dy,
-            Some(&mut dx),
-            &mut grads,
-            &mut scratch_for(&layer, &x),
-        );
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
         let mut single_grads = Small::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 13, 1> = x.column(j).into();

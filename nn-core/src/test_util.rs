@@ -85,6 +85,38 @@ pub fn det_batch<const N: usize, const B: usize>(seed: f64) -> SMatrix<f64, N, B
     SMatrix::from_fn(|i, j| det(j * N + i, seed))
 }
 
+/// `L::SCRATCH · B` scalars of NaN: `layer`'s scratch memory for a batch like `x`, as the
+/// checkers give it (a layer that reads scratch it has not written returns NaN).
+pub fn scratch_for<L, const IN: usize, const OUT: usize, const B: usize>(
+    _layer: &L,
+    _x: &SMatrix<f64, IN, B>,
+) -> alloc::vec::Vec<f64>
+where
+    L: Layer<f64, IN, OUT>,
+{
+    alloc::vec![f64::NAN; L::SCRATCH * B]
+}
+
+/// `layer`'s training forward pass on `x` (from the zero state) and its backward pass from
+/// `∂L/∂y = dy`, with NaN scratch memory: the output, the cache, `∂L/∂x` and the parameter
+/// gradients.
+#[allow(clippy::type_complexity)]
+pub fn train_pass<L, const IN: usize, const OUT: usize, const B: usize>(
+    layer: &L,
+    x: &SMatrix<f64, IN, B>,
+    dy: &SMatrix<f64, OUT, B>,
+) -> (SMatrix<f64, OUT, B>, L::Cache<B>, SMatrix<f64, IN, B>, L)
+where
+    L: Layer<f64, IN, OUT>,
+{
+    let mut scratch = alloc::vec![f64::NAN; L::SCRATCH * B];
+    let (mut state, mut y, mut cache) = (L::State::ZERO, SMatrix::ZERO, L::Cache::<B>::ZERO);
+    layer.forward_train(&mut state, x, &mut y, &mut cache, &mut scratch);
+    let (mut dx, mut grads) = (SMatrix::ZERO, L::ZERO);
+    layer.backward(x, &cache, dy, Some(&mut dx), &mut grads, &mut scratch);
+    (y, cache, dx, grads)
+}
+
 /// [`gradcheck::check_layer`](crate::gradcheck::check_layer), after checking that
 /// `backward` without `dx` adds exactly (bit for bit) the parameter gradients it adds with
 /// one: skipping `∂L/∂x` must not change the order of any sum.
@@ -107,7 +139,7 @@ where
     crate::gradcheck::check_layer(layer, state, x)
 }
 
-/// Runs `layer` (one without scratch) and its `f32` copy (parameters rounded) on `x`:
+/// Runs `layer` and its `f32` copy (parameters rounded) on `x`, each with NaN scratch memory:
 /// forward, training forward and backward (with `∂L/∂y = 1`) agree within `tol` (relative
 /// to 1).
 pub fn check_f32<L64, L32, const IN: usize, const OUT: usize, const B: usize>(
@@ -123,27 +155,36 @@ pub fn check_f32<L64, L32, const IN: usize, const OUT: usize, const B: usize>(
         *s = d as f32;
     }
     let x32 = x.cast::<f32>();
+    let mut scratch64 = alloc::vec![f64::NAN; L64::SCRATCH * B];
+    let mut scratch32 = alloc::vec![f32::NAN; L32::SCRATCH * B];
     let (mut y64, mut y32) = (SMatrix::<f64, OUT, B>::ZERO, SMatrix::<f32, OUT, B>::ZERO);
-    layer.forward(&L64::State::ZERO, x, &mut y64, &mut []);
-    single.forward(&L32::State::ZERO, &x32, &mut y32, &mut []);
+    layer.forward(&L64::State::ZERO, x, &mut y64, &mut scratch64);
+    single.forward(&L32::State::ZERO, &x32, &mut y32, &mut scratch32);
     assert_close(y32.cast::<f64>().as_slice(), y64.as_slice(), tol);
 
     let mut cache64 = <L64 as Layer<f64, IN, OUT>>::Cache::<B>::ZERO;
     let mut cache32 = <L32 as Layer<f32, IN, OUT>>::Cache::<B>::ZERO;
     let (mut state64, mut state32) = (L64::State::ZERO, L32::State::ZERO);
-    layer.forward_train(&mut state64, x, &mut y64, &mut cache64, &mut []);
-    single.forward_train(&mut state32, &x32, &mut y32, &mut cache32, &mut []);
+    layer.forward_train(&mut state64, x, &mut y64, &mut cache64, &mut scratch64);
+    single.forward_train(&mut state32, &x32, &mut y32, &mut cache32, &mut scratch32);
     let (mut dx64, mut dx32) = (SMatrix::<f64, IN, B>::ZERO, SMatrix::<f32, IN, B>::ZERO);
     let (mut grads64, mut grads32) = (L64::ZERO, L32::ZERO);
     let (dy64, dy32) = (SMatrix::repeat(1.0), SMatrix::repeat(1.0));
-    layer.backward(x, &cache64, &dy64, Some(&mut dx64), &mut grads64, &mut []);
+    layer.backward(
+        x,
+        &cache64,
+        &dy64,
+        Some(&mut dx64),
+        &mut grads64,
+        &mut scratch64,
+    );
     single.backward(
         &x32,
         &cache32,
         &dy32,
         Some(&mut dx32),
         &mut grads32,
-        &mut [],
+        &mut scratch32,
     );
     assert_close(dx32.cast::<f64>().as_slice(), dx64.as_slice(), tol);
     for (&g32, &g64) in grads32.as_slice().iter().zip(grads64.as_slice()) {

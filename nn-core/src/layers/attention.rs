@@ -2,6 +2,7 @@
 //! as `attn(x, x, x)`), and its cache [`AttentionCache`].
 
 use super::recurrent::add_column_sums;
+use crate::memory::{carve, sample, sample_mut};
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
 
@@ -39,7 +40,13 @@ use nalgebra::SMatrix;
 /// `D3 = 3·D`, `D % HEADS == 0`, `IN = S·D` are checked at compile time where the layer is
 /// used. Work per sample: `O(S·D²)` for the projections, `O(S²·D)` for the attention; the
 /// cache holds `Q, K, V`, `O` and the `HEADS` attention matrices `S × S` of every sample.
-/// `forward` keeps one sample's `[Q; K; V]`, `O` and one row of `P` on the stack.
+///
+/// The passes work one sample at a time, reading and writing the batch's columns in place;
+/// one sample's temporaries live in the layer's scratch memory ([`Layer::SCRATCH`]
+/// `= S·(4D + 1)` per sample: `forward`'s `[Q; K; V]`, `O` and one row of `P`, backward's
+/// `∂[Q; K; V]`, `∂O` (then `∂X`) and one row of `∂P`), so nothing sequence-sized is on the
+/// stack. As the scratch is sized per sample, a batch of `B` gets `B` times what one sample
+/// uses.
 #[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct MultiHeadAttention<
@@ -125,13 +132,15 @@ impl<
     }
 
     /// The forward pass of one sample `x` (`D × S`): writes `[Q; K; V]`, `O`, `y` and, when
-    /// given, the attention weights (transposed, see [`AttentionCache::weights`]).
+    /// given, the attention weights (transposed, see [`AttentionCache::weights`]); `p` holds
+    /// one query's weights at a time.
     fn attend(
         &self,
         x: &SMatrix<T, D, S>,
         qkv: &mut SMatrix<T, D3, S>,
         context: &mut SMatrix<T, D, S>,
         mut weights: Option<&mut [SMatrix<T, S, S>; HEADS]>,
+        p: &mut SMatrix<T, S, 1>,
         y: &mut SMatrix<T, D, S>,
     ) {
         const { check(D, HEADS, S, IN, D3) };
@@ -142,7 +151,6 @@ impl<
         }
         kernels::matmul(qkv, &self.in_proj_weight, x, true);
         let qkv = qkv.as_slice();
-        let mut p = SMatrix::<T, S, 1>::ZERO;
         for h in 0..HEADS {
             let (q0, k0, v0) = (h * e, D + h * e, 2 * D + h * e);
             for s in 0..S {
@@ -173,7 +181,7 @@ impl<
                     }
                 }
                 if let Some(weights) = weights.as_deref_mut() {
-                    weights[h].column_mut(s).copy_from(&p);
+                    weights[h].column_mut(s).copy_from(p);
                 }
             }
         }
@@ -181,12 +189,6 @@ impl<
             column.copy_from(&self.out_proj_bias);
         }
         kernels::matmul(y, &self.out_proj_weight, context, true);
-    }
-
-    /// Sample `j` of a batch as a `D × S` matrix (token `t` in column `t`).
-    #[inline]
-    fn sample<const B: usize>(x: &SMatrix<T, IN, B>, j: usize) -> SMatrix<T, D, S> {
-        SMatrix::from_column_slice(&x.as_slice()[j * IN..(j + 1) * IN])
     }
 }
 
@@ -223,6 +225,10 @@ impl<
         },
     ];
 
+    /// Per sample: one sample's `[Q; K; V]` (`3D·S`) and `O` (`D·S`) in `forward`, its
+    /// `∂[Q; K; V]` and `∂O` (then `∂X`) in `backward`, and one row of `P` or `∂P` (`S`).
+    const SCRATCH: usize = S * (4 * D + 1);
+
     type Cache<const B: usize> = AttentionCache<T, D, HEADS, S, D3, B>;
     type State = ();
 
@@ -231,14 +237,14 @@ impl<
         _: &(),
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, IN, B>,
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check(D, HEADS, S, IN, D3) };
-        let mut qkv = SMatrix::<T, D3, S>::ZERO;
-        let (mut context, mut y_j) = (SMatrix::<T, D, S>::ZERO, SMatrix::<T, D, S>::ZERO);
+        let qkv: &mut SMatrix<T, D3, S> = carve(&mut scratch);
+        let context: &mut SMatrix<T, D, S> = carve(&mut scratch);
+        let p: &mut SMatrix<T, S, 1> = carve(&mut scratch);
         for j in 0..B {
-            self.attend(&Self::sample(x, j), &mut qkv, &mut context, None, &mut y_j);
-            y.as_mut_slice()[j * IN..(j + 1) * IN].copy_from_slice(y_j.as_slice());
+            self.attend(sample(x, j), qkv, context, None, p, sample_mut(y, j));
         }
     }
 
@@ -248,15 +254,14 @@ impl<
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, IN, B>,
         cache: &mut AttentionCache<T, D, HEADS, S, D3, B>,
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check(D, HEADS, S, IN, D3) };
-        let mut y_j = SMatrix::<T, D, S>::ZERO;
+        let p: &mut SMatrix<T, S, 1> = carve(&mut scratch);
         for j in 0..B {
             let weights = Some(&mut cache.weights[j]);
             let (qkv, context) = (&mut cache.qkv[j], &mut cache.context[j]);
-            self.attend(&Self::sample(x, j), qkv, context, weights, &mut y_j);
-            y.as_mut_slice()[j * IN..(j + 1) * IN].copy_from_slice(y_j.as_slice());
+            self.attend(sample(x, j), qkv, context, weights, p, sample_mut(y, j));
         }
     }
 
@@ -267,22 +272,22 @@ impl<
         dy: &SMatrix<T, IN, B>,
         mut dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check(D, HEADS, S, IN, D3) };
         let e = D / HEADS;
         let scale = Self::scale();
-        let mut d_context = SMatrix::<T, D, S>::ZERO;
-        let mut d_qkv = SMatrix::<T, D3, S>::ZERO;
-        let mut dx_j = SMatrix::<T, D, S>::ZERO;
-        let mut dp = SMatrix::<T, S, 1>::ZERO;
+        // ∂O of a sample; once the heads have read it, the same memory holds its ∂X.
+        let d_context: &mut SMatrix<T, D, S> = carve(&mut scratch);
+        let d_qkv: &mut SMatrix<T, D3, S> = carve(&mut scratch);
+        let dp: &mut SMatrix<T, S, 1> = carve(&mut scratch);
         for j in 0..B {
-            let (x_j, dy_j) = (Self::sample(x, j), Self::sample(dy, j));
+            let (x_j, dy_j): (&SMatrix<T, D, S>, _) = (sample(x, j), sample(dy, j));
             let (qkv, context) = (cache.qkv[j].as_slice(), &cache.context[j]);
             // Output projection.
-            kernels::matmul_abt(&mut grads.out_proj_weight, &dy_j, context, true);
-            add_column_sums(&mut grads.out_proj_bias, &dy_j);
-            kernels::matmul_atb(&mut d_context, &self.out_proj_weight, &dy_j, false);
+            kernels::matmul_abt(&mut grads.out_proj_weight, dy_j, context, true);
+            add_column_sums(&mut grads.out_proj_bias, dy_j);
+            kernels::matmul_atb(d_context, &self.out_proj_weight, dy_j, false);
             // Attention, head by head, query by query.
             d_qkv.fill(T::ZERO);
             let d = d_qkv.as_mut_slice();
@@ -313,12 +318,13 @@ impl<
                 }
             }
             // Input projection.
-            kernels::matmul_abt(&mut grads.in_proj_weight, &d_qkv, &x_j, true);
-            add_column_sums(&mut grads.in_proj_bias, &d_qkv);
+            kernels::matmul_abt(&mut grads.in_proj_weight, d_qkv, x_j, true);
+            add_column_sums(&mut grads.in_proj_bias, d_qkv);
             let Some(dx) = dx.as_deref_mut() else {
                 continue;
             };
-            kernels::matmul_atb(&mut dx_j, &self.in_proj_weight, &d_qkv, false);
+            let dx_j = &mut *d_context;
+            kernels::matmul_atb(dx_j, &self.in_proj_weight, d_qkv, false);
             let dx = &mut dx.as_mut_slice()[j * IN..(j + 1) * IN];
             for (dx, &g) in dx.iter_mut().zip(dx_j.as_slice()) {
                 *dx += g;
@@ -332,7 +338,7 @@ mod tests {
     use super::*;
     use crate::test_util::{
         assert_close, check_f32, check_layer, det_batch, det_matrix, max_diff, random_matrix,
-        randomize,
+        randomize, scratch_for, train_pass,
     };
 
     fn example<
@@ -397,13 +403,23 @@ mod tests {
                 *v += 0.75;
             }
             let (mut y, mut y_changed) = (SMatrix::ZERO, SMatrix::ZERO);
-            causal.forward(&(), &x, &mut y, &mut []);
-            causal.forward(&(), &changed, &mut y_changed, &mut []);
+            causal.forward(&(), &x, &mut y, &mut scratch_for(&causal, &x));
+            causal.forward(
+                &(),
+                &changed,
+                &mut y_changed,
+                &mut scratch_for(&causal, &changed),
+            );
             let visible = (t + 1) * 4;
             assert_eq!(y.as_slice()[..visible], y_changed.as_slice()[..visible]);
             assert_ne!(y.as_slice()[visible..], y_changed.as_slice()[visible..]);
-            full.forward(&(), &x, &mut y, &mut []);
-            full.forward(&(), &changed, &mut y_changed, &mut []);
+            full.forward(&(), &x, &mut y, &mut scratch_for(&full, &x));
+            full.forward(
+                &(),
+                &changed,
+                &mut y_changed,
+                &mut scratch_for(&full, &changed),
+            );
             assert!(max_diff(&y.as_slice()[..visible], &y_changed.as_slice()[..visible]) > 1e-3);
 
             // ∂y_t/∂x_u = 0 for u > t.
@@ -414,8 +430,21 @@ mod tests {
                 SMatrix::ZERO,
                 MultiHeadAttention::ZERO,
             );
-            causal.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
-            causal.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
+            causal.forward_train(
+                &mut (),
+                &x,
+                &mut y,
+                &mut cache,
+                &mut scratch_for(&causal, &x),
+            );
+            causal.backward(
+                &x,
+                &cache,
+                &dy,
+                Some(&mut dx),
+                &mut grads,
+                &mut scratch_for(&causal, &x),
+            );
             assert!(dx.as_slice()[visible..].iter().all(|&g| g == 0.0));
             assert!(dx.as_slice()[..visible].iter().any(|&g| g != 0.0));
         }
@@ -426,7 +455,13 @@ mod tests {
         let layer = example::<6, 3, 4, 24, 18, true>(10);
         let x = random_matrix::<24, 2>(11, 2.0);
         let (mut y, mut cache) = (SMatrix::ZERO, AttentionCache::ZERO);
-        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+        layer.forward_train(
+            &mut (),
+            &x,
+            &mut y,
+            &mut cache,
+            &mut scratch_for(&layer, &x),
+        );
         for weights in cache.weights.iter().flatten() {
             for s in 0..4 {
                 let column = weights.column(s);
@@ -448,9 +483,9 @@ mod tests {
     fn training_forward_equals_inference_forward() {
         let layer = example::<6, 2, 4, 24, 18, false>(12);
         let x = random_matrix::<24, 3>(13, 1.0);
-        let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, AttentionCache::ZERO);
-        layer.forward(&(), &x, &mut y, &mut []);
-        layer.forward_train(&mut (), &x, &mut y_train, &mut cache, &mut []);
+        let mut y = SMatrix::ZERO;
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
+        let (y_train, ..) = train_pass(&layer, &x, &SMatrix::ZERO);
         assert_eq!(y, y_train);
     }
 
@@ -459,28 +494,27 @@ mod tests {
         let layer = example::<4, 2, 3, 12, 12, true>(14);
         let x = random_matrix::<12, 4>(15, 1.0);
         let dy = random_matrix::<12, 4>(16, 1.0);
-        let (mut y, mut cache, mut dx, mut grads) = (
-            SMatrix::ZERO,
-            AttentionCache::ZERO,
-            SMatrix::ZERO,
-            MultiHeadAttention::ZERO,
-        );
-        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
-        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
         let mut single_grads = MultiHeadAttention::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 12, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
             let (mut yj, mut cachej, mut dxj) =
                 (SMatrix::ZERO, AttentionCache::ZERO, SMatrix::ZERO);
-            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej, &mut []);
+            layer.forward_train(
+                &mut (),
+                &xj,
+                &mut yj,
+                &mut cachej,
+                &mut scratch_for(&layer, &xj),
+            );
             layer.backward(
                 &xj,
                 &cachej,
                 &dyj,
                 Some(&mut dxj),
                 &mut single_grads,
-                &mut [],
+                &mut scratch_for(&layer, &xj),
             );
             assert_eq!(yj.as_slice(), y.column(j).as_slice());
             assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
@@ -500,7 +534,7 @@ mod tests {
         };
         let x = det_batch::<12, 2>(1.3);
         let mut y = SMatrix::ZERO;
-        full.forward(&(), &x, &mut y, &mut []);
+        full.forward(&(), &x, &mut y, &mut scratch_for(&full, &x));
         assert_close(y.as_slice(), &REFERENCE_ATTENTION, 1e-13);
         let causal = MultiHeadAttention::<f64, 4, 2, 3, 12, 12, true> {
             in_proj_weight: full.in_proj_weight,
@@ -508,7 +542,7 @@ mod tests {
             out_proj_weight: full.out_proj_weight,
             out_proj_bias: full.out_proj_bias,
         };
-        causal.forward(&(), &x, &mut y, &mut []);
+        causal.forward(&(), &x, &mut y, &mut scratch_for(&causal, &x));
         assert_close(y.as_slice(), &REFERENCE_ATTENTION_CAUSAL, 1e-13);
     }
 

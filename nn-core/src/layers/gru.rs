@@ -5,6 +5,7 @@ use super::recurrent::{
     add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
 };
 use super::rnn::RnnState;
+use crate::memory::carve;
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
 
@@ -111,7 +112,7 @@ impl<
 > Gru<T, D, H, GH, S, IN, OUT, LAST, INIT>
 {
     /// One time step for `B` columns: writes the gates `[r; z; n]`, `W_hn·h_prev + b_hn`
-    /// and the new state `h`.
+    /// and the new state `h`, using `gh` for `W_hh·h_prev`.
     #[inline]
     fn cell<const B: usize>(
         &self,
@@ -120,12 +121,12 @@ impl<
         gates: &mut SMatrix<T, GH, B>,
         hn: &mut SMatrix<T, H, B>,
         h: &mut SMatrix<T, H, B>,
+        gh: &mut SMatrix<T, GH, B>,
     ) {
         const { assert!(GH == 3 * H, "Gru: GH must be 3·H") };
         // The input and hidden halves apart: n needs W_hn·h + b_hn on its own.
         kernels::matmul(gates, &self.weight_ih_l0, x_t, false);
-        let mut gh = SMatrix::<T, GH, B>::ZERO;
-        kernels::matmul(&mut gh, &self.weight_hh_l0, h_prev, false);
+        kernels::matmul(gh, &self.weight_hh_l0, h_prev, false);
         let (b_ih, b_hh) = (&self.bias_ih_l0, &self.bias_hh_l0);
         for j in 0..B {
             for k in 0..H {
@@ -149,8 +150,9 @@ impl<
     /// [`Layer::forward`]; no allocation, and no limit on the number of steps.
     #[inline]
     pub fn step(&self, x_t: &SMatrix<T, D, 1>, state: &mut GruState<T, H>) -> SMatrix<T, H, 1> {
-        let (mut gates, mut hn, mut h) = (SMatrix::ZERO, SMatrix::ZERO, SMatrix::ZERO);
-        self.cell(x_t, &state.h, &mut gates, &mut hn, &mut h);
+        let (mut gates, mut gh) = (SMatrix::ZERO, SMatrix::ZERO);
+        let (mut hn, mut h) = (SMatrix::ZERO, SMatrix::ZERO);
+        self.cell(x_t, &state.h, &mut gates, &mut hn, &mut h, &mut gh);
         state.h = h;
         h
     }
@@ -191,6 +193,12 @@ impl<
         },
     ];
 
+    /// Per sample, backward's `x_t` and `∂x_t` (`D` each), `h_0`, `∂L/∂h_t` carried from
+    /// step `t + 1` and its sum with the output's gradient (`H` each), and the input-side and
+    /// hidden-side gate gradients (`3H` each): `2D + 9H`. Forward's `x_t`, gates,
+    /// `W_hh·h_{t−1}`, `W_hn·h_{t−1} + b_hn`, `h_{t−1}` and `h_t` take `D + 9H`.
+    const SCRATCH: usize = 2 * D + 9 * H;
+
     type Cache<const B: usize> = GruCache<T, H, GH, S, B>;
     type State = ();
 
@@ -199,22 +207,27 @@ impl<
         _: &(),
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let mut x_t = SMatrix::<T, D, B>::ZERO;
-        let (mut gates, mut hn) = (SMatrix::<T, GH, B>::ZERO, SMatrix::<T, H, B>::ZERO);
-        let mut h = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let gates: &mut SMatrix<T, GH, B> = carve(&mut scratch);
+        let gh: &mut SMatrix<T, GH, B> = carve(&mut scratch);
+        let hn: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        // h_t and h_{t−1}, swapped at each step.
+        let mut h: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        let mut h_prev: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        initial(x, INIT.then_some(S * D), h);
         for t in 0..S {
-            read_rows(x, t * D, &mut x_t);
-            let h_prev = h;
-            self.cell(&x_t, &h_prev, &mut gates, &mut hn, &mut h);
+            read_rows(x, t * D, x_t);
+            core::mem::swap(&mut h, &mut h_prev);
+            self.cell(x_t, h_prev, gates, hn, h, gh);
             if !LAST {
-                write_rows(y, t * H, &h);
+                write_rows(y, t * H, h);
             }
         }
         if LAST {
-            write_rows(y, 0, &h);
+            write_rows(y, 0, h);
         }
     }
 
@@ -224,21 +237,24 @@ impl<
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
         cache: &mut GruCache<T, H, GH, S, B>,
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let mut x_t = SMatrix::<T, D, B>::ZERO;
-        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let gh: &mut SMatrix<T, GH, B> = carve(&mut scratch);
+        let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        initial(x, INIT.then_some(S * D), h0);
         for t in 0..S {
-            read_rows(x, t * D, &mut x_t);
+            read_rows(x, t * D, x_t);
             let (done, rest) = cache.h.split_at_mut(t);
-            let h_prev = done.last().unwrap_or(&h0);
+            let h_prev = done.last().unwrap_or(h0);
             self.cell(
-                &x_t,
+                x_t,
                 h_prev,
                 &mut cache.gates[t],
                 &mut cache.hn[t],
                 &mut rest[0],
+                gh,
             );
             if !LAST {
                 write_rows(y, t * H, &rest[0]);
@@ -256,24 +272,26 @@ impl<
         dy: &SMatrix<T, OUT, B>,
         mut dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let mut x_t = SMatrix::<T, D, B>::ZERO;
-        let mut dx_t = SMatrix::<T, D, B>::ZERO;
-        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let dx_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        initial(x, INIT.then_some(S * D), h0);
         // ∂L/∂h_t: what step t + 1 sends back, then plus the output's gradient.
-        let mut carry = SMatrix::<T, H, B>::ZERO;
-        let mut g = SMatrix::<T, H, B>::ZERO;
+        let carry: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        carry.fill(T::ZERO);
+        let g: &mut SMatrix<T, H, B> = carve(&mut scratch);
         // Gradients of the input-side and hidden-side pre-activations.
-        let mut d_in = SMatrix::<T, GH, B>::ZERO;
-        let mut d_hid = SMatrix::<T, GH, B>::ZERO;
+        let d_in: &mut SMatrix<T, GH, B> = carve(&mut scratch);
+        let d_hid: &mut SMatrix<T, GH, B> = carve(&mut scratch);
         for t in (0..S).rev() {
-            g.copy_from(&carry);
+            g.copy_from(carry);
             if let Some(row) = output_row::<S, H, LAST>(t) {
-                g += dy.fixed_rows::<H>(row);
+                *g += dy.fixed_rows::<H>(row);
             }
-            let h_prev = if t == 0 { &h0 } else { &cache.h[t - 1] };
+            let h_prev = if t == 0 { &*h0 } else { &cache.h[t - 1] };
             let (gates, hn) = (&cache.gates[t], &cache.hn[t]);
             for j in 0..B {
                 for k in 0..H {
@@ -293,22 +311,22 @@ impl<
                     carry[(k, j)] = g * z;
                 }
             }
-            read_rows(x, t * D, &mut x_t);
-            kernels::matmul_abt(&mut grads.weight_ih_l0, &d_in, &x_t, true);
-            kernels::matmul_abt(&mut grads.weight_hh_l0, &d_hid, h_prev, true);
-            add_column_sums(&mut grads.bias_ih_l0, &d_in);
-            add_column_sums(&mut grads.bias_hh_l0, &d_hid);
+            read_rows(x, t * D, x_t);
+            kernels::matmul_abt(&mut grads.weight_ih_l0, d_in, x_t, true);
+            kernels::matmul_abt(&mut grads.weight_hh_l0, d_hid, h_prev, true);
+            add_column_sums(&mut grads.bias_ih_l0, d_in);
+            add_column_sums(&mut grads.bias_hh_l0, d_hid);
             if let Some(dx) = dx.as_deref_mut() {
-                kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &d_in, false);
-                add_rows(dx, t * D, &dx_t);
+                kernels::matmul_atb(dx_t, &self.weight_ih_l0, d_in, false);
+                add_rows(dx, t * D, dx_t);
             }
             // Step t − 1's gradient; at step 0 that of the initial state, an input.
             if t > 0 || (INIT && dx.is_some()) {
-                kernels::matmul_atb(&mut carry, &self.weight_hh_l0, &d_hid, true);
+                kernels::matmul_atb(carry, &self.weight_hh_l0, d_hid, true);
             }
         }
         if INIT && let Some(dx) = dx {
-            add_rows(dx, S * D, &carry);
+            add_rows(dx, S * D, carry);
         }
     }
 }
@@ -318,6 +336,7 @@ mod tests {
     use super::*;
     use crate::test_util::{
         assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
+        scratch_for, train_pass,
     };
 
     type Small<
@@ -399,10 +418,7 @@ mod tests {
         let layer = example::<S, 16, 16, false, true>(3);
         let x = random_matrix::<16, 2>(4, 1.0);
         let dy = random_matrix::<16, 2>(5, 1.0);
-        let (mut y, mut cache, mut dx, mut grads) =
-            (SMatrix::ZERO, GruCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
-        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
 
         let cell: Small<1, 7, 4, true, true> = same_params(&layer);
         let mut inputs = [SMatrix::<f64, 7, 2>::ZERO; S];
@@ -419,7 +435,7 @@ mod tests {
                 &inputs[t],
                 &mut outputs[t],
                 &mut caches[t],
-                &mut [],
+                &mut scratch_for(&cell, &inputs[t]),
             );
             h = outputs[t];
             assert_close(
@@ -440,7 +456,7 @@ mod tests {
                 &upstream,
                 Some(&mut dx_t),
                 &mut sum,
-                &mut [],
+                &mut scratch_for(&cell, &inputs[t]),
             );
             add_rows(
                 &mut dx_unrolled,
@@ -460,7 +476,7 @@ mod tests {
         let layer = example::<S, 22, 24, false, true>(7);
         let x = random_matrix::<22, 1>(8, 1.0);
         let mut y = SMatrix::<f64, 24, 1>::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
         let mut state = GruState {
             h: x.fixed_rows::<4>(S * 3).into_owned(),
         };
@@ -471,7 +487,8 @@ mod tests {
         // From the zero state (no INIT), last state only.
         let layer: Small<S, 18, 4, true, false> = same_params(&layer);
         let mut y = SMatrix::<f64, 4, 1>::ZERO;
-        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y, &mut []);
+        let sequence = x.fixed_rows::<18>(0).into_owned();
+        layer.forward(&(), &sequence, &mut y, &mut scratch_for(&layer, &sequence));
         let mut state = GruState::default();
         let mut h = SMatrix::ZERO;
         for t in 0..S {
@@ -500,9 +517,9 @@ mod tests {
     fn training_forward_equals_inference_forward() {
         let layer = example::<5, 19, 20, false, true>(11);
         let x = random_matrix::<19, 3>(12, 1.0);
-        let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, GruCache::ZERO);
-        layer.forward(&(), &x, &mut y, &mut []);
-        layer.forward_train(&mut (), &x, &mut y_train, &mut cache, &mut []);
+        let mut y = SMatrix::ZERO;
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
+        let (y_train, ..) = train_pass(&layer, &x, &SMatrix::ZERO);
         assert_eq!(y, y_train);
     }
 
@@ -511,23 +528,26 @@ mod tests {
         let layer = example::<3, 13, 12, false, true>(13);
         let x = random_matrix::<13, 4>(14, 1.0);
         let dy = random_matrix::<12, 4>(15, 1.0);
-        let (mut y, mut cache, mut dx, mut grads) =
-            (SMatrix::ZERO, GruCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
-        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
         let mut single_grads = Small::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 13, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
             let (mut yj, mut cachej, mut dxj) = (SMatrix::ZERO, GruCache::ZERO, SMatrix::ZERO);
-            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej, &mut []);
+            layer.forward_train(
+                &mut (),
+                &xj,
+                &mut yj,
+                &mut cachej,
+                &mut scratch_for(&layer, &xj),
+            );
             layer.backward(
                 &xj,
                 &cachej,
                 &dyj,
                 Some(&mut dxj),
                 &mut single_grads,
-                &mut [],
+                &mut scratch_for(&layer, &xj),
             );
             assert_close(yj.as_slice(), y.column(j).as_slice(), 1e-14);
             assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
@@ -547,7 +567,7 @@ mod tests {
         };
         let x = det_batch::<9, 2>(0.5);
         let mut y = SMatrix::<f64, 12, 2>::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
         assert_close(y.as_slice(), &REFERENCE_GRU, 1e-13);
     }
 

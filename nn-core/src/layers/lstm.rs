@@ -4,6 +4,7 @@
 use super::recurrent::{
     add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
 };
+use crate::memory::carve;
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
 
@@ -224,6 +225,12 @@ impl<
         },
     ];
 
+    /// Per sample, backward's `x_t` and `∂x_t` (`D` each), `h_0`, `c_0`, `∂L/∂h_t` and
+    /// `∂L/∂c_t` carried from step `t + 1`, `∂L/∂h_t` with the output's gradient (`H` each)
+    /// and the gates' gradient (`4H`): `2D + 9H`. Forward's `x_t`, gates, `h_{t−1}`, `h_t`,
+    /// `c_{t−1}` and `c_t` take `D + 8H`.
+    const SCRATCH: usize = 2 * D + 9 * H;
+
     type Cache<const B: usize> = LstmCache<T, H, GH, S, B>;
     type State = ();
 
@@ -232,23 +239,29 @@ impl<
         _: &(),
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let mut x_t = SMatrix::<T, D, B>::ZERO;
-        let mut gates = SMatrix::<T, GH, B>::ZERO;
-        let mut h = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
-        let mut c = initial::<T, IN, H, B>(x, INIT.then_some(S * D + H));
+        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let gates: &mut SMatrix<T, GH, B> = carve(&mut scratch);
+        // The states of steps t and t − 1, swapped at each step.
+        let mut h: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        let mut h_prev: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        let mut c: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        let mut c_prev: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        initial(x, INIT.then_some(S * D), h);
+        initial(x, INIT.then_some(S * D + H), c);
         for t in 0..S {
-            read_rows(x, t * D, &mut x_t);
-            let (h_prev, c_prev) = (h, c);
-            self.cell(&x_t, &h_prev, &c_prev, &mut gates, &mut c, &mut h);
+            read_rows(x, t * D, x_t);
+            core::mem::swap(&mut h, &mut h_prev);
+            core::mem::swap(&mut c, &mut c_prev);
+            self.cell(x_t, h_prev, c_prev, gates, c, h);
             if !LAST {
-                write_rows(y, t * H, &h);
+                write_rows(y, t * H, h);
             }
         }
         if LAST {
-            write_rows(y, 0, &h);
+            write_rows(y, 0, h);
         }
     }
 
@@ -258,20 +271,22 @@ impl<
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
         cache: &mut LstmCache<T, H, GH, S, B>,
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let mut x_t = SMatrix::<T, D, B>::ZERO;
-        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
-        let c0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D + H));
+        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        let c0: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        initial(x, INIT.then_some(S * D), h0);
+        initial(x, INIT.then_some(S * D + H), c0);
         for t in 0..S {
-            read_rows(x, t * D, &mut x_t);
+            read_rows(x, t * D, x_t);
             let (h_done, h_rest) = cache.h.split_at_mut(t);
             let (c_done, c_rest) = cache.c.split_at_mut(t);
-            let h_prev = h_done.last().unwrap_or(&h0);
-            let c_prev = c_done.last().unwrap_or(&c0);
+            let h_prev = h_done.last().unwrap_or(h0);
+            let c_prev = c_done.last().unwrap_or(c0);
             let (c, h) = (&mut c_rest[0], &mut h_rest[0]);
-            self.cell(&x_t, h_prev, c_prev, &mut cache.gates[t], c, h);
+            self.cell(x_t, h_prev, c_prev, &mut cache.gates[t], c, h);
             if !LAST {
                 write_rows(y, t * H, h);
             }
@@ -288,26 +303,30 @@ impl<
         dy: &SMatrix<T, OUT, B>,
         mut dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let mut x_t = SMatrix::<T, D, B>::ZERO;
-        let mut dx_t = SMatrix::<T, D, B>::ZERO;
-        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
-        let c0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D + H));
+        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let dx_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        let c0: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        initial(x, INIT.then_some(S * D), h0);
+        initial(x, INIT.then_some(S * D + H), c0);
         // ∂L/∂h_t and ∂L/∂c_t sent back by step t + 1 (zero after the last step).
-        let mut carry_h = SMatrix::<T, H, B>::ZERO;
-        let mut carry_c = SMatrix::<T, H, B>::ZERO;
-        let mut dh = SMatrix::<T, H, B>::ZERO;
+        let carry_h: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        let carry_c: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        carry_h.fill(T::ZERO);
+        carry_c.fill(T::ZERO);
+        let dh: &mut SMatrix<T, H, B> = carve(&mut scratch);
         // Gradient of the gates' pre-activations.
-        let mut delta = SMatrix::<T, GH, B>::ZERO;
+        let delta: &mut SMatrix<T, GH, B> = carve(&mut scratch);
         for t in (0..S).rev() {
-            dh.copy_from(&carry_h);
+            dh.copy_from(carry_h);
             if let Some(row) = output_row::<S, H, LAST>(t) {
-                dh += dy.fixed_rows::<H>(row);
+                *dh += dy.fixed_rows::<H>(row);
             }
-            let h_prev = if t == 0 { &h0 } else { &cache.h[t - 1] };
-            let c_prev = if t == 0 { &c0 } else { &cache.c[t - 1] };
+            let h_prev = if t == 0 { &*h0 } else { &cache.h[t - 1] };
+            let c_prev = if t == 0 { &*c0 } else { &cache.c[t - 1] };
             let (gates, c) = (&cache.gates[t], &cache.c[t]);
             for j in 0..B {
                 for k in 0..H {
@@ -328,23 +347,23 @@ impl<
                     carry_c[(k, j)] = dc * f;
                 }
             }
-            read_rows(x, t * D, &mut x_t);
-            kernels::matmul_abt(&mut grads.weight_ih_l0, &delta, &x_t, true);
-            kernels::matmul_abt(&mut grads.weight_hh_l0, &delta, h_prev, true);
-            add_column_sums(&mut grads.bias_ih_l0, &delta);
-            add_column_sums(&mut grads.bias_hh_l0, &delta);
+            read_rows(x, t * D, x_t);
+            kernels::matmul_abt(&mut grads.weight_ih_l0, delta, x_t, true);
+            kernels::matmul_abt(&mut grads.weight_hh_l0, delta, h_prev, true);
+            add_column_sums(&mut grads.bias_ih_l0, delta);
+            add_column_sums(&mut grads.bias_hh_l0, delta);
             if let Some(dx) = dx.as_deref_mut() {
-                kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &delta, false);
-                add_rows(dx, t * D, &dx_t);
+                kernels::matmul_atb(dx_t, &self.weight_ih_l0, delta, false);
+                add_rows(dx, t * D, dx_t);
             }
             // Step t − 1's gradient; at step 0 that of the initial state, an input.
             if t > 0 || (INIT && dx.is_some()) {
-                kernels::matmul_atb(&mut carry_h, &self.weight_hh_l0, &delta, false);
+                kernels::matmul_atb(carry_h, &self.weight_hh_l0, delta, false);
             }
         }
         if INIT && let Some(dx) = dx {
-            add_rows(dx, S * D, &carry_h);
-            add_rows(dx, S * D + H, &carry_c);
+            add_rows(dx, S * D, carry_h);
+            add_rows(dx, S * D + H, carry_c);
         }
     }
 }
@@ -354,6 +373,7 @@ mod tests {
     use super::*;
     use crate::test_util::{
         assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
+        scratch_for, train_pass,
     };
 
     type Small<
@@ -436,10 +456,7 @@ mod tests {
         let layer = example::<S, 20, 16, false, true>(3);
         let x = random_matrix::<20, 1>(4, 1.0);
         let dy = random_matrix::<16, 1>(5, 1.0);
-        let (mut y, mut cache, mut dx, mut grads) =
-            (SMatrix::ZERO, LstmCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
-        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
+        let (_, _, _, grads) = train_pass(&layer, &x, &dy);
 
         // L = Σ_t dy_t · h_t, with step `perturbed` run by `probe` and the others by `layer`.
         let loss = |probe: &Small<S, 20, 16, false, true>, perturbed: usize| {
@@ -478,7 +495,7 @@ mod tests {
         let layer = example::<S, 26, 24, false, true>(7);
         let x = random_matrix::<26, 1>(8, 1.0);
         let mut y = SMatrix::<f64, 24, 1>::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
         let mut state = LstmState {
             h: x.fixed_rows::<4>(S * 3).into_owned(),
             c: x.fixed_rows::<4>(S * 3 + 4).into_owned(),
@@ -490,7 +507,8 @@ mod tests {
         // From the zero state (no INIT), last state only.
         let layer: Small<S, 18, 4, true, false> = same_params(&layer);
         let mut y = SMatrix::<f64, 4, 1>::ZERO;
-        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y, &mut []);
+        let sequence = x.fixed_rows::<18>(0).into_owned();
+        layer.forward(&(), &sequence, &mut y, &mut scratch_for(&layer, &sequence));
         let mut state = LstmState::default();
         let mut h = SMatrix::ZERO;
         for t in 0..S {
@@ -519,9 +537,9 @@ mod tests {
     fn training_forward_equals_inference_forward() {
         let layer = example::<5, 23, 20, false, true>(11);
         let x = random_matrix::<23, 3>(12, 1.0);
-        let (mut y, mut y_train, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, LstmCache::ZERO);
-        layer.forward(&(), &x, &mut y, &mut []);
-        layer.forward_train(&mut (), &x, &mut y_train, &mut cache, &mut []);
+        let mut y = SMatrix::ZERO;
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
+        let (y_train, ..) = train_pass(&layer, &x, &SMatrix::ZERO);
         assert_eq!(y, y_train);
     }
 
@@ -530,23 +548,26 @@ mod tests {
         let layer = example::<3, 17, 12, false, true>(13);
         let x = random_matrix::<17, 4>(14, 1.0);
         let dy = random_matrix::<12, 4>(15, 1.0);
-        let (mut y, mut cache, mut dx, mut grads) =
-            (SMatrix::ZERO, LstmCache::ZERO, SMatrix::ZERO, Small::ZERO);
-        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
-        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
         let mut single_grads = Small::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 17, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
             let (mut yj, mut cachej, mut dxj) = (SMatrix::ZERO, LstmCache::ZERO, SMatrix::ZERO);
-            layer.forward_train(&mut (), &xj, &mut yj, &mut cachej, &mut []);
+            layer.forward_train(
+                &mut (),
+                &xj,
+                &mut yj,
+                &mut cachej,
+                &mut scratch_for(&layer, &xj),
+            );
             layer.backward(
                 &xj,
                 &cachej,
                 &dyj,
                 Some(&mut dxj),
                 &mut single_grads,
-                &mut [],
+                &mut scratch_for(&layer, &xj),
             );
             assert_close(yj.as_slice(), y.column(j).as_slice(), 1e-14);
             assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
@@ -566,7 +587,7 @@ mod tests {
         };
         let x = det_batch::<17, 2>(0.5);
         let mut y = SMatrix::<f64, 12, 2>::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
         assert_close(y.as_slice(), &REFERENCE_LSTM, 1e-13);
     }
 

@@ -2,9 +2,15 @@
 //! [`Lstm`](super::Lstm)) share: their size rules, the time steps of a batch as row ranges
 //! of its matrix (step `t` of every sample is rows `t·D .. (t + 1)·D`), the initial state,
 //! and the sums and activation their backward and gates use.
+//!
+//! Their batch-sized temporaries (a step's input `x_t`, the states, the gates and the
+//! gradients carried through time) live in the layer's scratch memory
+//! ([`Layer::SCRATCH`](crate::Layer::SCRATCH)` · B` scalars, planned by the `network!`
+//! macro), carved into matrices by [`carve`](crate::memory::carve): nothing batch-sized is
+//! on the stack.
 
+use crate::Real;
 use crate::activations::{Elementwise, Sigmoid};
-use crate::{ConstZero, Real};
 use nalgebra::SMatrix;
 
 /// Compile-time size rules of a recurrent layer with `init` initial-state values.
@@ -50,17 +56,17 @@ pub(super) fn output_row<const S: usize, const H: usize, const LAST: bool>(
     }
 }
 
-/// The initial state: rows `start..start + H` of `x`, or zero for `None`.
+/// Writes the initial state into `h`: rows `start..start + H` of `x`, or zero for `None`.
 #[inline]
 pub(super) fn initial<T: Real, const IN: usize, const H: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
     start: Option<usize>,
-) -> SMatrix<T, H, B> {
-    let mut h = SMatrix::ZERO;
-    if let Some(start) = start {
-        read_rows(x, start, &mut h);
+    h: &mut SMatrix<T, H, B>,
+) {
+    match start {
+        Some(start) => read_rows(x, start, h),
+        None => h.fill(T::ZERO),
     }
-    h
 }
 
 /// Copies rows `start..start + M` of `x` (one time step of every sample) into `out`.

@@ -6,6 +6,7 @@
 use super::recurrent::{
     add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, write_rows,
 };
+use crate::memory::carve;
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
 
@@ -47,8 +48,12 @@ use nalgebra::SMatrix;
 /// the gates of a GRU or LSTM) of every step are kept in the cache, in the tape.
 /// `backward` is backpropagation through time over the fixed `S` steps, from the last one
 /// to the first, carrying `∂L/∂h_t` (and `∂L/∂c_t`) backwards, the parameter gradients
-/// being the sums of every step's. Temporaries are a few `H × B`, `D × B` (and `GH × B`)
-/// matrices on the stack; nothing is allocated.
+/// being the sums of every step's. Temporaries (a few `H × B`, `D × B` and `GH × B`
+/// matrices) are carved from the layer's scratch memory, [`Layer::SCRATCH`]` · B` scalars
+/// that the `network!` macro plans with the network's other values: nothing batch-sized is
+/// on the stack and nothing is allocated. `SCRATCH` is the most any one pass needs, per
+/// sample: `2D + 3H` for an RNN (backward's `x_t`, `∂x_t`, `h_0`, the carried gradient and
+/// `δ_t`), `2D + 9H` for a GRU and an LSTM (see theirs).
 ///
 /// # Streaming
 /// `step(&x_t, &mut state)` ([`Rnn::step`], [`Gru::step`](super::Gru::step),
@@ -182,6 +187,10 @@ impl<
         },
     ];
 
+    /// Per sample, backward's `x_t` and `∂x_t` (`D` each), `h_0`, `∂L/∂h_t` from step
+    /// `t + 1` and `δ_t` (`H` each); forward needs `x_t`, `h_{t−1}` and `h_t`, fewer.
+    const SCRATCH: usize = 2 * D + 3 * H;
+
     /// The hidden state after each step `t = 0 … S−1`, `H × B` each.
     type Cache<const B: usize> = [SMatrix<T, H, B>; S];
     type State = ();
@@ -191,21 +200,24 @@ impl<
         _: &(),
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
-        let mut x_t = SMatrix::<T, D, B>::ZERO;
-        let mut h = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        // h_t and h_{t−1}, swapped at each step.
+        let mut h: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        let mut h_prev: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        initial(x, INIT.then_some(S * D), h);
         for t in 0..S {
-            read_rows(x, t * D, &mut x_t);
-            let h_prev = h;
-            self.cell(&x_t, &h_prev, &mut h);
+            read_rows(x, t * D, x_t);
+            core::mem::swap(&mut h, &mut h_prev);
+            self.cell(x_t, h_prev, h);
             if !LAST {
-                write_rows(y, t * H, &h);
+                write_rows(y, t * H, h);
             }
         }
         if LAST {
-            write_rows(y, 0, &h);
+            write_rows(y, 0, h);
         }
     }
 
@@ -215,16 +227,17 @@ impl<
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
         hs: &mut [SMatrix<T, H, B>; S],
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
-        let mut x_t = SMatrix::<T, D, B>::ZERO;
-        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        initial(x, INIT.then_some(S * D), h0);
         for t in 0..S {
-            read_rows(x, t * D, &mut x_t);
+            read_rows(x, t * D, x_t);
             let (done, rest) = hs.split_at_mut(t);
-            let h_prev = done.last().unwrap_or(&h0);
-            self.cell(&x_t, h_prev, &mut rest[0]);
+            let h_prev = done.last().unwrap_or(h0);
+            self.cell(x_t, h_prev, &mut rest[0]);
             if !LAST {
                 write_rows(y, t * H, &rest[0]);
             }
@@ -241,39 +254,41 @@ impl<
         dy: &SMatrix<T, OUT, B>,
         mut dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
-        _scratch: &mut [T],
+        mut scratch: &mut [T],
     ) {
         const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
-        let mut x_t = SMatrix::<T, D, B>::ZERO;
-        let mut dx_t = SMatrix::<T, D, B>::ZERO;
-        let h0 = initial::<T, IN, H, B>(x, INIT.then_some(S * D));
+        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let dx_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        initial(x, INIT.then_some(S * D), h0);
         // ∂L/∂h_t coming from step t + 1 (zero after the last step).
-        let mut carry = SMatrix::<T, H, B>::ZERO;
-        let mut delta = SMatrix::<T, H, B>::ZERO;
+        let carry: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        carry.fill(T::ZERO);
+        let delta: &mut SMatrix<T, H, B> = carve(&mut scratch);
         for t in (0..S).rev() {
             // δ_t = (∂L/∂h_t) ⊙ (1 − h_t²), ∂L/∂h_t = dy_t + carry.
-            delta.copy_from(&carry);
+            delta.copy_from(carry);
             if let Some(row) = output_row::<S, H, LAST>(t) {
-                delta += dy.fixed_rows::<H>(row);
+                *delta += dy.fixed_rows::<H>(row);
             }
             delta.zip_apply(&hs[t], |d, h| *d *= T::ONE - h * h);
-            let h_prev = if t == 0 { &h0 } else { &hs[t - 1] };
-            read_rows(x, t * D, &mut x_t);
-            kernels::matmul_abt(&mut grads.weight_ih_l0, &delta, &x_t, true);
-            kernels::matmul_abt(&mut grads.weight_hh_l0, &delta, h_prev, true);
-            add_column_sums(&mut grads.bias_ih_l0, &delta);
-            add_column_sums(&mut grads.bias_hh_l0, &delta);
+            let h_prev = if t == 0 { &*h0 } else { &hs[t - 1] };
+            read_rows(x, t * D, x_t);
+            kernels::matmul_abt(&mut grads.weight_ih_l0, delta, x_t, true);
+            kernels::matmul_abt(&mut grads.weight_hh_l0, delta, h_prev, true);
+            add_column_sums(&mut grads.bias_ih_l0, delta);
+            add_column_sums(&mut grads.bias_hh_l0, delta);
             if let Some(dx) = dx.as_deref_mut() {
-                kernels::matmul_atb(&mut dx_t, &self.weight_ih_l0, &delta, false);
-                add_rows(dx, t * D, &dx_t);
+                kernels::matmul_atb(dx_t, &self.weight_ih_l0, delta, false);
+                add_rows(dx, t * D, dx_t);
             }
             // Step t − 1's gradient; at step 0 that of the initial state, an input.
             if t > 0 || (INIT && dx.is_some()) {
-                kernels::matmul_atb(&mut carry, &self.weight_hh_l0, &delta, false);
+                kernels::matmul_atb(carry, &self.weight_hh_l0, delta, false);
             }
         }
         if INIT && let Some(dx) = dx {
-            add_rows(dx, S * D, &carry);
+            add_rows(dx, S * D, carry);
         }
     }
 }
@@ -283,6 +298,7 @@ mod tests {
     use super::*;
     use crate::test_util::{
         assert_close, check_f32, check_layer, det_batch, det_matrix, random_matrix, randomize,
+        scratch_for, train_pass,
     };
 
     type Small<
@@ -341,15 +357,8 @@ mod tests {
         let layer = example::<S, 16, 4, true, true>(3);
         let x = random_matrix::<16, 2>(4, 1.0);
         let dy = random_matrix::<4, 2>(5, 1.0);
-        let (mut y, mut hs, mut dx, mut grads) = (
-            SMatrix::ZERO,
-            <[SMatrix<f64, 4, 2>; S]>::ZERO,
-            SMatrix::ZERO,
-            Small::ZERO,
-        );
         let mut none = ();
-        layer.forward_train(&mut none, &x, &mut y, &mut hs, &mut []);
-        layer.backward(&x, &hs, &dy, Some(&mut dx), &mut grads, &mut []);
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
 
         let cell: Small<1, 7, 4, true, true> = same_params(&layer);
         // Forward, one step at a time: input [x_t; h_{t−1}].
@@ -362,7 +371,13 @@ mod tests {
                 .copy_from(&x.fixed_rows::<3>(t * 3));
             inputs[t].fixed_rows_mut::<4>(3).copy_from(&h);
             let mut cache = <[SMatrix<f64, 4, 2>; 1]>::ZERO;
-            cell.forward_train(&mut none, &inputs[t], &mut outputs[t], &mut cache, &mut []);
+            cell.forward_train(
+                &mut none,
+                &inputs[t],
+                &mut outputs[t],
+                &mut cache,
+                &mut scratch_for(&cell, &inputs[t]),
+            );
             h = outputs[t];
         }
         assert_close(y.as_slice(), h.as_slice(), 0.0);
@@ -379,7 +394,7 @@ mod tests {
                 &upstream,
                 Some(&mut dx_t),
                 &mut sum,
-                &mut [],
+                &mut scratch_for(&cell, &inputs[t]),
             );
             add_rows(
                 &mut dx_unrolled,
@@ -399,7 +414,7 @@ mod tests {
         let layer = example::<S, 22, 24, false, true>(7);
         let x = random_matrix::<22, 1>(8, 1.0);
         let mut y = SMatrix::<f64, 24, 1>::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
         let mut state = RnnState {
             h: x.fixed_rows::<4>(S * 3).into_owned(),
         };
@@ -411,7 +426,8 @@ mod tests {
         // From the zero state (no INIT).
         let layer: Rnn<f64, 3, 4, S, 18, 4, true, false> = same_params(&layer);
         let mut y = SMatrix::<f64, 4, 1>::ZERO;
-        layer.forward(&(), &x.fixed_rows::<18>(0).into_owned(), &mut y, &mut []);
+        let sequence = x.fixed_rows::<18>(0).into_owned();
+        layer.forward(&(), &sequence, &mut y, &mut scratch_for(&layer, &sequence));
         let mut state = RnnState::default();
         let mut h = SMatrix::ZERO;
         for t in 0..S {
@@ -468,13 +484,9 @@ mod tests {
     fn training_forward_equals_inference_forward() {
         let layer = example::<5, 19, 20, false, true>(11);
         let x = random_matrix::<19, 3>(12, 1.0);
-        let (mut y, mut y_train, mut hs) = (
-            SMatrix::ZERO,
-            SMatrix::ZERO,
-            <[SMatrix<f64, 4, 3>; 5]>::ZERO,
-        );
-        layer.forward(&(), &x, &mut y, &mut []);
-        layer.forward_train(&mut (), &x, &mut y_train, &mut hs, &mut []);
+        let mut y = SMatrix::ZERO;
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
+        let (y_train, ..) = train_pass(&layer, &x, &SMatrix::ZERO);
         assert_eq!(y, y_train);
     }
 
@@ -483,14 +495,7 @@ mod tests {
         let layer = example::<3, 13, 12, false, true>(13);
         let x = random_matrix::<13, 4>(14, 1.0);
         let dy = random_matrix::<12, 4>(15, 1.0);
-        let (mut y, mut hs, mut dx, mut grads) = (
-            SMatrix::ZERO,
-            <[SMatrix<f64, 4, 4>; 3]>::ZERO,
-            SMatrix::ZERO,
-            Small::ZERO,
-        );
-        layer.forward_train(&mut (), &x, &mut y, &mut hs, &mut []);
-        layer.backward(&x, &hs, &dy, Some(&mut dx), &mut grads, &mut []);
+        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
         let mut single_grads = Small::ZERO;
         for j in 0..4 {
             let xj: SMatrix<f64, 13, 1> = x.column(j).into();
@@ -500,8 +505,21 @@ mod tests {
                 <[SMatrix<f64, 4, 1>; 3]>::ZERO,
                 SMatrix::ZERO,
             );
-            layer.forward_train(&mut (), &xj, &mut yj, &mut hsj, &mut []);
-            layer.backward(&xj, &hsj, &dyj, Some(&mut dxj), &mut single_grads, &mut []);
+            layer.forward_train(
+                &mut (),
+                &xj,
+                &mut yj,
+                &mut hsj,
+                &mut scratch_for(&layer, &xj),
+            );
+            layer.backward(
+                &xj,
+                &hsj,
+                &dyj,
+                Some(&mut dxj),
+                &mut single_grads,
+                &mut scratch_for(&layer, &xj),
+            );
             assert_close(yj.as_slice(), y.column(j).as_slice(), 1e-14);
             assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
         }
@@ -520,7 +538,7 @@ mod tests {
         };
         let x = det_batch::<13, 2>(0.5);
         let mut y = SMatrix::<f64, 12, 2>::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
         assert_close(y.as_slice(), &REFERENCE_RNN, 1e-13);
     }
 

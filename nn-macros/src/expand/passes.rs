@@ -136,7 +136,7 @@ impl Expander<'_> {
         };
         let binding = invented(&format_ident!("{}_scratch", node.name));
         let rows = self.model.layers[layer].scratch_per_sample();
-        let bind = self.bind_slot(storage, slot, &binding, Dim::Known(rows));
+        let bind = self.bind_slot(storage, slot, &binding, rows);
         (bind, quote! { #binding.as_mut_slice() })
     }
 

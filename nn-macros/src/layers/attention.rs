@@ -108,8 +108,11 @@ impl BuiltinLayer for Attention {
         true
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> usize {
-        0
+    /// `S·(4D + 1)`, `nn_core`'s `MultiHeadAttention::SCRATCH`: one sample's `[Q; K; V]` and
+    /// `O` (their gradients in backward), and one row of the attention weights (or theirs).
+    fn scratch_per_sample(&self, input: &Shape) -> Dim {
+        let (steps, d) = (&input.dims()[0], &input.dims()[1]);
+        steps.mul(&Dim::Known(4).mul(d).add(&Dim::Known(1)))
     }
 
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {

@@ -96,8 +96,8 @@ impl BuiltinLayer for Dense {
         input.rank() > 1
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> usize {
-        0
+    fn scratch_per_sample(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
     }
 
     fn describe(&self, input: &Shape, _output: &Shape) -> String {

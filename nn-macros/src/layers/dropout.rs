@@ -4,7 +4,7 @@ use super::{
     Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Use, bits, n,
 };
 use crate::math::{Definition, Math, tex_escape};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -57,8 +57,8 @@ impl BuiltinLayer for Dropout {
         true
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> usize {
-        0
+    fn scratch_per_sample(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
     }
 
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {

@@ -59,8 +59,8 @@ impl BuiltinLayer for Embedding {
         true
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> usize {
-        0
+    fn scratch_per_sample(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
     }
 
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {

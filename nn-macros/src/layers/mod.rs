@@ -58,8 +58,9 @@ pub trait BuiltinLayer {
     fn has_cache(&self, input: &Shape) -> bool;
 
     /// Scalars of scratch memory per sample the layer's passes use (its `Layer::SCRATCH`,
-    /// which the generated code asserts equal), for an input of shape `input`.
-    fn scratch_per_sample(&self, input: &Shape) -> usize;
+    /// which the generated code asserts equal), for an input of shape `input`: symbolic when
+    /// it depends on a symbolic size.
+    fn scratch_per_sample(&self, input: &Shape) -> Dim;
 
     /// The operation as the summary shows it: `Conv2d(1 → 6, 5×5, stride 2×2)`.
     fn describe(&self, input: &Shape, output: &Shape) -> String;

@@ -81,8 +81,8 @@ impl BuiltinLayer for BatchNorm {
         true
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> usize {
-        0
+    fn scratch_per_sample(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
     }
 
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
@@ -191,8 +191,8 @@ impl BuiltinLayer for LayerNorm {
         true
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> usize {
-        0
+    fn scratch_per_sample(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
     }
 
     fn describe(&self, input: &Shape, _output: &Shape) -> String {

@@ -93,8 +93,8 @@ impl BuiltinLayer for Pool {
         true
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> usize {
-        0
+    fn scratch_per_sample(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
     }
 
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
@@ -262,8 +262,8 @@ impl BuiltinLayer for GlobalAvgPool {
         true
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> usize {
-        0
+    fn scratch_per_sample(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
     }
 
     fn describe(&self, input: &Shape, output: &Shape) -> String {

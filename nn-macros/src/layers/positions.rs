@@ -3,7 +3,7 @@
 
 use super::{Args, Backward, BuiltinLayer, Forward, InitialState, Misfit, Parameter, Site, Use, n};
 use crate::math::{Definition, Math, ParamName};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -56,8 +56,8 @@ impl BuiltinLayer for Positions {
         true
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> usize {
-        0
+    fn scratch_per_sample(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
     }
 
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {

@@ -27,6 +27,18 @@ impl Cell {
         }
     }
 
+    /// Rows of `H` in the layer's scratch memory per sample (`Layer::SCRATCH = 2D + k·H`,
+    /// the most a pass needs: backward's `x_t`, `∂x_t` and its states and gradients):
+    /// `h_0`, the carried `∂L/∂h` and `δ` for an RNN; also the gates' two gradients (`3H`
+    /// each) for a GRU; `c_0`, the carried `∂L/∂c`, `∂L/∂h` and the gates' gradient (`4H`)
+    /// for an LSTM.
+    fn scratch_hidden_rows(self) -> usize {
+        match self {
+            Cell::Rnn => 3,
+            Cell::Gru | Cell::Lstm => 9,
+        }
+    }
+
     /// Initial-state inputs: `h0`, or `h0` and `c0`.
     fn state_inputs(self) -> usize {
         match self {
@@ -113,8 +125,10 @@ impl BuiltinLayer for Recurrent {
         true
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> usize {
-        0
+    fn scratch_per_sample(&self, input: &Shape) -> Dim {
+        let features = Dim::Known(2).mul(&input.dims()[1]);
+        let hidden = Dim::Known(self.cell.scratch_hidden_rows()).mul(&self.hidden);
+        features.add(&hidden)
     }
 
     fn describe(&self, input: &Shape, _output: &Shape) -> String {

@@ -148,11 +148,13 @@ fn last_reads(model: &Model) -> Vec<usize> {
     last
 }
 
-/// Scratch memory per sample of the layer application computing `node` (0 if none).
-fn scratch(model: &Model, node: NodeId) -> usize {
+/// Scratch memory per sample of the layer application computing `node`, if it has any.
+fn scratch(model: &Model, node: NodeId) -> Option<Dim> {
     match model.nodes[node].op {
-        Op::Layer { layer, .. } => model.layers[layer].scratch_per_sample(),
-        _ => 0,
+        Op::Layer { layer, .. } => {
+            Some(model.layers[layer].scratch_per_sample()).filter(|size| size.known() != Some(0))
+        }
+        _ => None,
     }
 }
 
@@ -176,10 +178,9 @@ fn infer_placement(model: &Model) -> Placement {
             });
             owners.push(Owner::Value(id));
         }
-        let scratch = scratch(model, id);
-        if scratch > 0 {
+        if let Some(scratch) = scratch(model, id) {
             values.push(Sized {
-                size: Dim::Known(scratch),
+                size: scratch,
                 first: id,
                 last: id,
             });
@@ -223,16 +224,15 @@ fn train_placement(model: &Model, saved: &[bool]) -> Placement {
             });
             owners.push(Owner::Grad(id));
         }
-        let scratch = scratch(model, id);
-        if scratch > 0 {
+        if let Some(scratch) = scratch(model, id) {
             values.push(Sized {
-                size: Dim::Known(scratch),
+                size: scratch.clone(),
                 first: id,
                 last: id,
             });
             owners.push(Owner::Scratch(id));
             values.push(Sized {
-                size: Dim::Known(scratch),
+                size: scratch,
                 first: backward_step(id),
                 last: backward_step(id),
             });

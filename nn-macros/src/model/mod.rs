@@ -87,10 +87,10 @@ impl LayerDecl {
 
     /// Scalars of scratch memory per sample its passes use: a built-in layer's rule; none
     /// for a user's layer (the generated code checks its `Layer::SCRATCH` is 0).
-    pub fn scratch_per_sample(&self) -> usize {
+    pub fn scratch_per_sample(&self) -> Dim {
         match &self.kind {
             LayerKind::Builtin(builtin) => builtin.scratch_per_sample(&self.input_shape),
-            LayerKind::Custom(_) => 0,
+            LayerKind::Custom(_) => Dim::Known(0),
         }
     }
 

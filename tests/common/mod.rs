@@ -5,9 +5,6 @@ pub mod stack;
 
 use nn::prelude::*;
 
-// scratch11: declared here, as tests/memory_plan.rs (and tests/recurrent_stack.rs) import it.
-pub mod stack;
-
 /// Fills every parameter with a deterministic pseudo-random value in `[-scale, scale]`.
 pub fn randomize<T: Real, P: Params<T>>(params: &mut P, seed: u64, scale: f64) {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

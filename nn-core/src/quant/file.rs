@@ -1,0 +1,420 @@
+//! A flat int8 weight file, and a `const fn` reader of it: an int8 network built while
+//! compiling, a `static` in flash, as [`include_flat!`](crate::include_flat) does for `f32`.
+//!
+//! Written on the host by [`Writer`] (feature `alloc`) from quantized layers; read by
+//! [`Reader`] in a `const` block:
+//!
+//! ```ignore
+//! static NET: SineQ8 = {
+//!     let mut file = Reader::new(include_bytes!("sine.q8"));
+//!     let fc1 = file.dense::<1, 16>("fc1");
+//!     let fc2 = file.dense::<16, 16>("fc2");
+//!     let out = file.dense::<16, 1>("out");
+//!     file.finish();
+//!     Chain { first: Chain { first: fc1, second: fc2 }, second: out }
+//! };
+//! ```
+//!
+//! A file that does not fit (another magic or version, a layer of another name or shape,
+//! a layer whose input scale is not the previous layer's output scale, missing or extra
+//! bytes) is a compile error that says so.
+//!
+//! # Format (little-endian)
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 0..4 | magic `NNQ8` |
+//! | 4..8 | version, `u32` = 1 |
+//! | 8..12 | number of layers, `u32` |
+//!
+//! then each layer, in order: name length (`u8`) and name (UTF-8); `IN` and `OUT` (`u32`);
+//! input scale (`f32`) and zero point (`i32`); output scale (`f32`) and zero point (`i32`);
+//! `min` and `max` (`i8`); the weights, `OUT · IN` `i8`, row-major (`[out, in]`, PyTorch's
+//! layout); the folded biases, `OUT` `i32`; the multipliers' `m0`, `OUT` `i32`; their shifts,
+//! `OUT` `i8`.
+
+use super::{DenseQ8, Multiplier, QuantParams};
+
+/// The file's first bytes.
+pub const MAGIC: [u8; 4] = *b"NNQ8";
+/// The format's version.
+pub const VERSION: u32 = 1;
+
+/// Reads an int8 weight file in a `const fn`; every mismatch panics with a message (in a
+/// `const`, a compile error).
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    layers_left: u32,
+    previous: Option<QuantParams>,
+}
+
+impl<'a> Reader<'a> {
+    /// Checks the header.
+    pub const fn new(bytes: &'a [u8]) -> Reader<'a> {
+        let mut reader = Reader {
+            bytes,
+            at: 0,
+            layers_left: 0,
+            previous: None,
+        };
+        if bytes.len() < 12
+            || bytes[0] != MAGIC[0]
+            || bytes[1] != MAGIC[1]
+            || bytes[2] != MAGIC[2]
+            || bytes[3] != MAGIC[3]
+        {
+            panic!("int8 weight file: not an NNQ8 file (no magic `NNQ8`)");
+        }
+        reader.at = 4;
+        if reader.u32() != VERSION {
+            panic!("int8 weight file: version is not 1");
+        }
+        reader.layers_left = reader.u32();
+        reader
+    }
+
+    /// The next layer, a [`DenseQ8`] named `name` from `IN` to `OUT` values.
+    pub const fn dense<const IN: usize, const OUT: usize>(
+        &mut self,
+        name: &str,
+    ) -> DenseQ8<IN, OUT> {
+        if self.layers_left == 0 {
+            fail("the file has no more layers; the network expects", name, "");
+        }
+        self.layers_left -= 1;
+        let len = self.u8() as usize;
+        let found = self.take(len);
+        if !eq(found, name.as_bytes()) {
+            fail("the next layer in the file is not", name, "");
+        }
+        if self.u32() as usize != IN || self.u32() as usize != OUT {
+            fail(
+                "layer",
+                name,
+                " has another shape [out, in] in the file than in the network",
+            );
+        }
+        let input = self.params();
+        let output = self.params();
+        if let Some(previous) = self.previous
+            && (previous.scale != input.scale || previous.zero_point != input.zero_point)
+        {
+            fail(
+                "layer",
+                name,
+                " quantizes its input differently from the previous layer's output",
+            );
+        }
+        self.previous = Some(output);
+        let min = self.u8() as i8;
+        let max = self.u8() as i8;
+        let mut weight = [[0; IN]; OUT];
+        let mut c = 0;
+        while c < OUT {
+            let mut k = 0;
+            while k < IN {
+                weight[c][k] = self.u8() as i8;
+                k += 1;
+            }
+            c += 1;
+        }
+        let mut bias = [0; OUT];
+        let mut c = 0;
+        while c < OUT {
+            bias[c] = self.u32() as i32;
+            c += 1;
+        }
+        let mut multiplier = [Multiplier { m0: 0, shift: 0 }; OUT];
+        let mut c = 0;
+        while c < OUT {
+            multiplier[c].m0 = self.u32() as i32;
+            c += 1;
+        }
+        let mut c = 0;
+        while c < OUT {
+            multiplier[c].shift = self.u8() as i8 as i32;
+            c += 1;
+        }
+        DenseQ8 {
+            weight,
+            bias,
+            multiplier,
+            input,
+            output,
+            min,
+            max,
+        }
+    }
+
+    /// Checks that every layer and byte of the file was read.
+    pub const fn finish(self) {
+        if self.layers_left != 0 {
+            panic!("int8 weight file: it has more layers than the network");
+        }
+        if self.at != self.bytes.len() {
+            panic!("int8 weight file: bytes after the last layer");
+        }
+    }
+
+    const fn params(&mut self) -> QuantParams {
+        let scale = f32::from_bits(self.u32());
+        let zero_point = self.u32() as i32;
+        if !(scale > 0.0 && scale < f32::INFINITY) || zero_point < -128 || zero_point > 127 {
+            panic!("int8 weight file: a scale or zero point is out of range");
+        }
+        QuantParams { scale, zero_point }
+    }
+
+    const fn take(&mut self, n: usize) -> &'a [u8] {
+        if self.bytes.len() - self.at < n {
+            panic!("int8 weight file: truncated");
+        }
+        let (_, rest) = self.bytes.split_at(self.at);
+        let (taken, _) = rest.split_at(n);
+        self.at += n;
+        taken
+    }
+
+    const fn u8(&mut self) -> u8 {
+        self.take(1)[0]
+    }
+
+    const fn u32(&mut self) -> u32 {
+        let b = self.take(4);
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+}
+
+const fn eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Panics with `int8 weight file: <before> `<name>`<after>` (a `const fn` cannot format: the
+/// message is assembled in a buffer).
+const fn fail(before: &str, name: &str, after: &str) -> ! {
+    let mut buffer = [0u8; 200];
+    let mut at = 0;
+    let parts: [&[u8]; 6] = [
+        b"int8 weight file: ",
+        before.as_bytes(),
+        b" `",
+        name.as_bytes(),
+        b"`",
+        after.as_bytes(),
+    ];
+    let mut p = 0;
+    while p < parts.len() {
+        let mut i = 0;
+        while i < parts[p].len() && at < buffer.len() {
+            buffer[at] = parts[p][i];
+            at += 1;
+            i += 1;
+        }
+        p += 1;
+    }
+    let (message, _) = buffer.split_at(at);
+    match core::str::from_utf8(message) {
+        Ok(message) => panic!("{}", message),
+        Err(_) => panic!("int8 weight file: a layer does not fit the network"),
+    }
+}
+
+/// Writes an int8 weight file (feature `alloc`).
+#[cfg(feature = "alloc")]
+pub struct Writer {
+    bytes: alloc::vec::Vec<u8>,
+    layers: u32,
+}
+
+#[cfg(feature = "alloc")]
+impl Default for Writer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Writer {
+    /// An empty file.
+    pub fn new() -> Writer {
+        let mut bytes = alloc::vec::Vec::new();
+        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        Writer { bytes, layers: 0 }
+    }
+
+    /// Appends `layer` under `name` (at most 255 bytes).
+    pub fn dense<const IN: usize, const OUT: usize>(
+        &mut self,
+        name: &str,
+        layer: &DenseQ8<IN, OUT>,
+    ) {
+        assert!(name.len() <= 255, "a layer name has at most 255 bytes");
+        let b = &mut self.bytes;
+        b.push(name.len() as u8);
+        b.extend_from_slice(name.as_bytes());
+        b.extend_from_slice(&(IN as u32).to_le_bytes());
+        b.extend_from_slice(&(OUT as u32).to_le_bytes());
+        for params in [layer.input, layer.output] {
+            b.extend_from_slice(&params.scale.to_bits().to_le_bytes());
+            b.extend_from_slice(&params.zero_point.to_le_bytes());
+        }
+        b.push(layer.min as u8);
+        b.push(layer.max as u8);
+        b.extend(layer.weight.iter().flatten().map(|&w| w as u8));
+        for bias in layer.bias {
+            b.extend_from_slice(&bias.to_le_bytes());
+        }
+        for m in layer.multiplier {
+            b.extend_from_slice(&m.m0.to_le_bytes());
+        }
+        // Shifts are within [−31, 8]: one byte each.
+        b.extend(layer.multiplier.iter().map(|m| m.shift as i8 as u8));
+        self.layers += 1;
+    }
+
+    /// The file's bytes.
+    pub fn finish(mut self) -> alloc::vec::Vec<u8> {
+        self.bytes[8..12].copy_from_slice(&self.layers.to_le_bytes());
+        self.bytes
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::super::{Chain, LayerQ8, Range};
+    use super::*;
+    use crate::layers::Dense;
+    use nalgebra::SMatrix;
+
+    fn layers() -> (DenseQ8<2, 3>, DenseQ8<3, 1>) {
+        let fc1 = Dense::<f32, 2, 3> {
+            weight: SMatrix::from_row_slice(&[0.5, -0.25, 1.0, 0.75, -1.0, 0.1]),
+            bias: SMatrix::from_row_slice(&[0.1, 0.0, -0.2]),
+        };
+        let fc2 = Dense::<f32, 3, 1> {
+            weight: SMatrix::from_row_slice(&[1.0, -2.0, 0.5]),
+            bias: SMatrix::from_row_slice(&[0.3]),
+        };
+        let p0 = QuantParams::from_range(Range::new(-1.0, 1.0));
+        let p1 = QuantParams::from_range(Range::new(0.0, 2.0));
+        let p2 = QuantParams::from_range(Range::new(-4.0, 4.0));
+        (
+            DenseQ8::quantize(&fc1, p0, p1, true).unwrap(),
+            DenseQ8::quantize(&fc2, p1, p2, false).unwrap(),
+        )
+    }
+
+    fn file() -> alloc::vec::Vec<u8> {
+        let (a, b) = layers();
+        let mut writer = Writer::new();
+        writer.dense("fc1", &a);
+        writer.dense("fc2", &b);
+        writer.finish()
+    }
+
+    #[test]
+    fn read_is_written() {
+        let bytes = file();
+        // 12 + (1 + 3 + 8 + 16 + 2 + 6 + 12 + 12 + 3) + (1 + 3 + 8 + 16 + 2 + 3 + 4 + 4 + 1).
+        assert_eq!(bytes.len(), 12 + 63 + 42);
+        let mut reader = Reader::new(&bytes);
+        let a = reader.dense::<2, 3>("fc1");
+        let b = reader.dense::<3, 1>("fc2");
+        reader.finish();
+        assert_eq!((a, b), layers());
+        let chain: Chain<_, _, 3> = Chain {
+            first: a,
+            second: b,
+        };
+        assert_eq!(
+            LayerQ8::forward(&chain, &[1, 2]),
+            b.forward(&a.forward(&[1, 2]))
+        );
+    }
+
+    fn panics(f: impl FnOnce() + std::panic::UnwindSafe) -> std::string::String {
+        let payload = std::panic::catch_unwind(f).unwrap_err();
+        payload
+            .downcast_ref::<std::string::String>()
+            .cloned()
+            .or_else(|| {
+                payload
+                    .downcast_ref::<&str>()
+                    .map(|s| std::string::String::from(*s))
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn mismatches_panic_with_the_layer_named() {
+        let bytes = file();
+        let message = panics(|| {
+            Reader::new(&bytes).dense::<2, 4>("fc1");
+        });
+        assert_eq!(
+            message,
+            "int8 weight file: layer `fc1` has another shape [out, in] in the file than in the network"
+        );
+        let message = panics(|| {
+            Reader::new(&bytes).dense::<2, 3>("hidden");
+        });
+        assert_eq!(
+            message,
+            "int8 weight file: the next layer in the file is not `hidden`"
+        );
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let message = panics(move || {
+            let mut reader = Reader::new(&longer);
+            reader.dense::<2, 3>("fc1");
+            reader.dense::<3, 1>("fc2");
+            reader.finish();
+        });
+        assert_eq!(message, "int8 weight file: bytes after the last layer");
+        let message = panics(|| {
+            Reader::new(&bytes[..40]).dense::<2, 3>("fc1");
+        });
+        assert_eq!(message, "int8 weight file: truncated");
+        let message = panics(|| {
+            let mut reader = Reader::new(&bytes);
+            reader.dense::<2, 3>("fc1");
+            reader.finish();
+        });
+        assert_eq!(
+            message,
+            "int8 weight file: it has more layers than the network"
+        );
+        let mut other = bytes.clone();
+        other[0] = b'X';
+        assert!(
+            panics(move || {
+                Reader::new(&other);
+            })
+            .contains("no magic")
+        );
+        // The second layer's input scale changed: no longer the first's output.
+        let mut other = bytes.clone();
+        other[12 + 63 + 12] ^= 1;
+        assert_eq!(
+            panics(move || {
+                let mut reader = Reader::new(&other);
+                reader.dense::<2, 3>("fc1");
+                reader.dense::<3, 1>("fc2");
+            }),
+            "int8 weight file: layer `fc2` quantizes its input differently from the previous layer's output"
+        );
+    }
+}

@@ -22,6 +22,15 @@ nn::network! {
     }
 }
 
+/// The same network in int8 (TensorFlow Lite's scheme, `nn::quant`): `i8` weights per output
+/// channel, `i8` activations, `i32` accumulators; its shapes checked by the compiler through
+/// the chain's trait bounds. Built from `weights/sine.q8` by `sine-int8`.
+pub type SineQ8 = nn::quant::Chain<
+    nn::quant::Chain<nn::quant::DenseQ8<1, 16>, nn::quant::DenseQ8<16, 16>, 16>,
+    nn::quant::DenseQ8<16, 1>,
+    16,
+>;
+
 /// 2π, the end of the input range.
 pub const TWO_PI: f32 = core::f32::consts::TAU;
 

@@ -15,18 +15,20 @@ pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
         return i32::MAX;
     }
     let ab = a as i64 * b as i64;
-    let nudge = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // `/` truncates toward zero, as C++'s does. With the nudge, positive products round half
-    // up; a negative one, `(ab − 2^30 + 1) / 2^31` truncated, rounds half up too (−3.5 → −3).
-    ((ab + nudge) / (1i64 << 31)) as i32
+    // gemmlowp writes `(ab + nudge) / 2^31` with `/` truncating toward zero and a nudge of
+    // `2^30` for `ab >= 0`, `1 − 2^30` below: for `ab < 0`, with `u = −ab`, that is
+    // `−floor((u + 2^30 − 1) / 2^31) = −ceil((u − 2^30) / 2^31) = floor((ab + 2^30) / 2^31)`.
+    // So one floor (an arithmetic shift) does for both signs, without the sign test
+    // (`gemmlowp_nudge_formula_is_one_floor` checks the two agree).
+    ((ab + (1 << 30)) >> 31) as i32
 }
 
 /// `round(x / 2^exponent)`, ties away from zero, for `exponent` in `0..=31` (gemmlowp's
-/// `RoundingDivideByPOT`).
+/// `RoundingDivideByPOT`); a larger exponent is taken as 31.
 #[inline]
 pub const fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
-    debug_assert!(exponent <= 31);
-    let mask = ((1i64 << exponent) - 1) as i32;
+    let exponent = if exponent > 31 { 31 } else { exponent };
+    let mask = ((1u32 << exponent) - 1) as i32;
     let remainder = x & mask;
     // A negative `x` rounds away from zero on a tie too: its threshold is one higher.
     let threshold = (mask >> 1) + (x < 0) as i32;
@@ -76,19 +78,17 @@ impl Multiplier {
     /// `round(acc · M)` in integers (TFLite's `MultiplyByQuantizedMultiplier`): a left shift for
     /// a positive `shift` (wrapping, as TFLite's; the int8 layers keep `M < 2^8` so that an
     /// accumulator never overflows it in practice), the doubling high multiplication, then a
-    /// rounding right shift.
+    /// rounding right shift for a negative one.
     #[inline]
     pub const fn apply(self, acc: i32) -> i32 {
-        let left = if self.shift > 0 { self.shift as u32 } else { 0 };
-        let right = if self.shift < 0 {
-            (-self.shift) as u32
+        if self.shift > 0 {
+            saturating_rounding_doubling_high_mul(acc.wrapping_shl(self.shift as u32), self.m0)
         } else {
-            0
-        };
-        rounding_divide_by_pot(
-            saturating_rounding_doubling_high_mul(acc.wrapping_mul(1 << left), self.m0),
-            right,
-        )
+            rounding_divide_by_pot(
+                saturating_rounding_doubling_high_mul(acc, self.m0),
+                self.shift.unsigned_abs(),
+            )
+        }
     }
 }
 
@@ -172,6 +172,48 @@ mod tests {
         assert_eq!(saturating_rounding_doubling_high_mul(0, i32::MIN), 0);
     }
 
+    /// gemmlowp's formula as written, with its sign-dependent nudge and `/` toward zero.
+    fn srdhm_gemmlowp(a: i32, b: i32) -> i32 {
+        if a == i32::MIN && b == i32::MIN {
+            return i32::MAX;
+        }
+        let ab = a as i64 * b as i64;
+        let nudge = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+        ((ab + nudge) / (1i64 << 31)) as i32
+    }
+
+    #[test]
+    fn gemmlowp_nudge_formula_is_one_floor() {
+        let mut state = 21;
+        for n in 0..1_000_000 {
+            let a = splitmix(&mut state) as i32;
+            // Ties and their neighbours: b a power of two, so a·b/2^31 ends in .5 often.
+            let b = match n % 3 {
+                0 => splitmix(&mut state) as i32,
+                1 => 1 << (splitmix(&mut state) % 31),
+                _ => (splitmix(&mut state) % 7) as i32 - 3,
+            };
+            assert_eq!(
+                saturating_rounding_doubling_high_mul(a, b),
+                srdhm_gemmlowp(a, b),
+                "srdhm({a}, {b})"
+            );
+        }
+        for (a, b) in [
+            (i32::MIN, i32::MIN),
+            (i32::MIN, i32::MAX),
+            (i32::MAX, i32::MAX),
+            (-1, 1 << 30),
+            (-3, 1 << 30),
+            (i32::MIN, 1),
+        ] {
+            assert_eq!(
+                saturating_rounding_doubling_high_mul(a, b),
+                srdhm_gemmlowp(a, b)
+            );
+        }
+    }
+
     #[test]
     fn divide_by_pot_worked_values() {
         assert_eq!(rounding_divide_by_pot(5, 1), 3);
@@ -189,6 +231,8 @@ mod tests {
         assert_eq!(rounding_divide_by_pot(1 << 30, 31), 1); // 0.5 → 1
         assert_eq!(rounding_divide_by_pot((1 << 30) - 1, 31), 0);
         assert_eq!(rounding_divide_by_pot(-(1 << 30), 31), -1);
+        // Beyond the contract: 40 is taken as 31, no panic.
+        assert_eq!(rounding_divide_by_pot(i32::MIN, 40), -1);
     }
 
     #[test]

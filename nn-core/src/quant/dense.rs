@@ -108,9 +108,10 @@ impl<const IN: usize, const OUT: usize> DenseQ8<IN, OUT> {
         relu: bool,
     ) -> Result<Self, QuantError> {
         for params in [input, output] {
-            if !(params.scale.is_finite() && params.scale > 0.0)
-                || !(-128..=127).contains(&params.zero_point)
-            {
+            let valid = params.scale.is_finite()
+                && params.scale > 0.0
+                && (-128..=127).contains(&params.zero_point);
+            if !valid {
                 return Err(QuantError::BadParams);
             }
         }
@@ -244,10 +245,10 @@ mod tests {
             };
             let mut acc =
                 (layer.bias[c] as f64 / (q.input.scale as f64 * sw as f64)).round() as i64;
-            for k in 0..IN {
+            for (k, &xk) in x.iter().enumerate() {
                 let qw = (layer.weight[(c, k)] as f64 / sw as f64).round() as i64;
                 assert_eq!(qw, q.weight[c][k] as i64);
-                acc += qw * (x[k] as i64 - q.input.zero_point as i64);
+                acc += qw * (xk as i64 - q.input.zero_point as i64);
             }
             let m = Multiplier::new(q.input.scale as f64 * sw as f64 / q.output.scale as f64);
             assert_eq!(m, q.multiplier[c]);

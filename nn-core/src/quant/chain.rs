@@ -51,7 +51,7 @@ impl<const IN: usize, const OUT: usize> LayerQ8<IN, OUT> for DenseQ8<IN, OUT> {
 /// `Chain<Chain<DenseQ8<1, 16>, DenseQ8<16, 16>, 16>, DenseQ8<16, 1>, 16>` (the sine model).
 /// The compiler checks the shapes (`first` must map to `MID` values, `second` from them), and
 /// [`new`](Self::new) that both quantize the node between them alike. The fields are public
-/// so that a `const` can build one (the [`file`](super::file) reader checks the scales there).
+/// so that a `const` can build one (the [`file`](crate::quant::file) reader checks the scales there).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Chain<A, B, const MID: usize> {
     /// The first layer.

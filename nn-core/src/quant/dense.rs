@@ -22,7 +22,7 @@ pub const MAX_INPUTS: usize = 66_000;
 /// - `min`, `max`: the output clamp, `[−128, 127]`, or `[Z_y, 127]` with a fused ReLU.
 ///
 /// Plain arrays: `Copy`, and constructible in a `const` (so a `static` in flash; see
-/// [`file`](super::file)).
+/// [`file`](crate::quant::file)).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DenseQ8<const IN: usize, const OUT: usize> {
     /// Quantized weights, `[OUT][IN]`.

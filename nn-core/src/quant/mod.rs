@@ -12,7 +12,7 @@
 //! - [`Chain`] and [`LayerQ8`]: a sequential int8 network whose shapes are checked at compile
 //!   time by the trait bounds (`Chain<A, B, MID>` needs `A: LayerQ8<IN, MID>` and
 //!   `B: LayerQ8<MID, OUT>`).
-//! - [`file`](crate::quant::file): a flat int8 weight file, written on the host and read by a `const fn`, so that an
+//! - [`file`](mod@file): a flat int8 weight file, written on the host and read by a `const fn`, so that an
 //!   int8 network is a `static` in flash.
 //!
 //! Only inference, and only Dense and ReLU: no quantization-aware training and no int8

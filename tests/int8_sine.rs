@@ -13,7 +13,9 @@ use nn::quant::{Chain, DenseQ8, LayerQ8, QuantParams, Range};
 use std::f32::consts::TAU;
 
 nn::network! {
-    /// firmware/src/lib.rs's network: the TensorFlow Lite Micro "hello world" model.
+    /// firmware/src/lib.rs's network: the TensorFlow Lite Micro "hello world" model, and with
+    /// `#[nn(int8)]` its int8 form `SineQ8`.
+    #[nn(int8)]
     pub struct Sine {
         input: [1],
         fc1: Dense<16>, Relu,
@@ -22,8 +24,9 @@ nn::network! {
     }
 }
 
-/// The int8 sine network, as firmware/src/lib.rs names it.
-type SineQ8 = Chain<Chain<DenseQ8<1, 16>, DenseQ8<16, 16>, 16>, DenseQ8<16, 1>, 16>;
+/// The int8 sine network assembled by hand from `nn::quant`'s layers, to check the generated
+/// `SineQ8` against.
+type SineChain = Chain<Chain<DenseQ8<1, 16>, DenseQ8<16, 16>, 16>, DenseQ8<16, 1>, 16>;
 
 const WEIGHTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/firmware/weights/sine.nnw");
 const INT8_WEIGHTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/firmware/weights/sine.q8");
@@ -54,17 +57,32 @@ fn calibrate(net: &Sine<f32>) -> [Range; 4] {
             TAU * (batch * BATCH + j) as f32 / (CALIBRATION - 1) as f32
         });
         net.forward_train(&x, &mut tape);
+        SineQ8::observe(&mut ranges, &tape);
+    }
+    ranges
+}
+
+/// Post-training quantization of the sine network: the generated `SineQ8::quantize`.
+fn quantize(net: &Sine<f32>) -> SineQ8 {
+    SineQ8::quantize(net, &calibrate(net)).unwrap()
+}
+
+/// The same by hand, layer by layer, from the tape's node values.
+fn quantize_by_hand(net: &Sine<f32>) -> SineChain {
+    let mut net_copy = net.clone();
+    let mut tape = SineTape::<f32, BATCH>::new_boxed();
+    let mut ranges = [Range::EMPTY; 4];
+    for batch in 0..CALIBRATION / BATCH {
+        let x = SMatrix::<f32, 1, BATCH>::from_fn(|_, j| {
+            TAU * (batch * BATCH + j) as f32 / (CALIBRATION - 1) as f32
+        });
+        net_copy.forward_train(&x, &mut tape);
         ranges[0].observe(tape.input.as_slice());
         ranges[1].observe(tape.fc1_relu.as_slice());
         ranges[2].observe(tape.fc2_relu.as_slice());
         ranges[3].observe(tape.out.as_slice());
     }
-    ranges
-}
-
-/// Post-training quantization of the sine network.
-fn quantize(net: &Sine<f32>) -> SineQ8 {
-    let p = calibrate(net).map(QuantParams::from_range);
+    let p = ranges.map(QuantParams::from_range);
     let fc1 = DenseQ8::quantize(&net.fc1, p[0], p[1], true).unwrap();
     let fc2 = DenseQ8::quantize(&net.fc2, p[1], p[2], true).unwrap();
     let out = DenseQ8::quantize(&net.out, p[2], p[3], false).unwrap();
@@ -72,15 +90,16 @@ fn quantize(net: &Sine<f32>) -> SineQ8 {
 }
 
 fn int8_file(q: &SineQ8) -> Vec<u8> {
-    let mut writer = Writer::new();
-    writer.dense("fc1", &q.first.first);
-    writer.dense("fc2", &q.first.second);
-    writer.dense("out", &q.second);
-    writer.finish()
+    let mut bytes = Vec::new();
+    q.write_file(&mut |b| bytes.extend_from_slice(b));
+    bytes
 }
 
 /// As firmware/src/bin/sine_int8.rs builds it: in a `static`, at compile time.
-static CONST_BUILT: SineQ8 = {
+static CONST_BUILT: SineQ8 = SineQ8::from_file(include_bytes!("../firmware/weights/sine.q8"));
+
+/// The same file read by `nn::quant::file::Reader` into the hand-assembled chain.
+static CHAIN_BUILT: SineChain = {
     let mut file = Reader::new(include_bytes!("../firmware/weights/sine.q8"));
     let fc1 = file.dense::<1, 16>("fc1");
     let fc2 = file.dense::<16, 16>("fc2");
@@ -111,6 +130,31 @@ fn the_committed_int8_weights_are_the_quantized_network() {
     assert_eq!(std::fs::read(INT8_WEIGHTS).unwrap(), int8_file(&q));
     // And the network built from them at compile time is that network.
     assert_eq!(CONST_BUILT, q);
+}
+
+#[test]
+fn the_generated_int8_network_is_the_hand_assembled_chain() {
+    let net = float_net();
+    let q = quantize(&net);
+    let chain = quantize_by_hand(&net);
+    assert_eq!(
+        (q.fc1, q.fc2, q.out),
+        (chain.first.first, chain.first.second, chain.second)
+    );
+    assert_eq!(
+        (CHAIN_BUILT.first.first, CHAIN_BUILT.second),
+        (q.fc1, q.out)
+    );
+    // The file `Writer` writes from the chain is the one `SineQ8::write_file` writes.
+    let mut writer = Writer::new();
+    writer.dense("fc1", &chain.first.first);
+    writer.dense("fc2", &chain.first.second);
+    writer.dense("out", &chain.second);
+    assert_eq!(writer.finish(), int8_file(&q));
+    for x in -128..=127 {
+        assert_eq!(q.forward(&[x]), LayerQ8::forward(&chain, &[x]));
+    }
+    assert_eq!(q.forward_f32(&[1.0]), chain.forward_f32(&[1.0]));
 }
 
 #[test]
@@ -175,7 +219,7 @@ fn int8_outputs_equal_the_numpy_reference_exactly() {
     let distinct: std::collections::BTreeSet<i8> = expected.iter().map(|&(_, y)| y).collect();
     assert!(distinct.len() > 100, "a sine takes many output levels");
     for (x, y) in expected {
-        assert_eq!(LayerQ8::forward(&CONST_BUILT, &[x]), [y], "input {x}");
+        assert_eq!(CONST_BUILT.forward(&[x]), [y], "input {x}");
     }
 }
 

@@ -13,7 +13,11 @@ pub mod instructions;
 pub use instructions::{InstructionClock, Instructions};
 
 nn::network! {
-    /// The TensorFlow Lite Micro "hello world" network: sin(x) for x in [0, 2π].
+    /// The TensorFlow Lite Micro "hello world" network: sin(x) for x in [0, 2π]. With
+    /// `#[nn(int8)]`, also `SineQ8`, the same network in int8 (TensorFlow Lite's scheme,
+    /// `nn::quant`: `i8` weights per output channel, `i8` activations, `i32` accumulators),
+    /// which `sine-int8` builds from `weights/sine.q8`.
+    #[nn(int8)]
     pub struct Sine {
         input: [1],
         fc1: Dense<16>, Relu,
@@ -21,15 +25,6 @@ nn::network! {
         out: Dense<1>,
     }
 }
-
-/// The same network in int8 (TensorFlow Lite's scheme, `nn::quant`): `i8` weights per output
-/// channel, `i8` activations, `i32` accumulators; its shapes checked by the compiler through
-/// the chain's trait bounds. Built from `weights/sine.q8` by `sine-int8`.
-pub type SineQ8 = nn::quant::Chain<
-    nn::quant::Chain<nn::quant::DenseQ8<1, 16>, nn::quant::DenseQ8<16, 16>, 16>,
-    nn::quant::DenseQ8<16, 1>,
-    16,
->;
 
 /// 2π, the end of the input range.
 pub const TWO_PI: f32 = core::f32::consts::TAU;

@@ -1,8 +1,10 @@
 //! A flat int8 weight file, and a `const fn` reader of it: an int8 network built while
 //! compiling, a `static` in flash, as [`include_flat!`](crate::include_flat) does for `f32`.
 //!
-//! Written on the host by [`Writer`] (feature `alloc`) from quantized layers; read by
-//! [`Reader`] in a `const` block:
+//! Written by [`write_header`] and [`write_dense`] (to any sink, no allocation; [`Writer`]
+//! collects them in a `Vec`, feature `alloc`); read by [`Reader`] in a `const` block (a
+//! network generated with `#[nn(int8)]` has both as `NetQ8::write_file` and
+//! `NetQ8::from_file`):
 //!
 //! ```ignore
 //! static NET: SineQ8 = {
@@ -230,7 +232,49 @@ const fn fail(before: &str, name: &str, after: &str) -> ! {
     }
 }
 
-/// Writes an int8 weight file (feature `alloc`).
+/// Writes the file's header for `layers` layers to `sink` (no allocation: a firmware can
+/// write to a buffer or a serial port).
+pub fn write_header(layers: u32, sink: &mut dyn FnMut(&[u8])) {
+    sink(&MAGIC);
+    sink(&VERSION.to_le_bytes());
+    sink(&layers.to_le_bytes());
+}
+
+/// Writes `layer` under `name` (at most 255 bytes) to `sink`, after the header and the
+/// layers before it.
+pub fn write_dense<const IN: usize, const OUT: usize>(
+    name: &str,
+    layer: &DenseQ8<IN, OUT>,
+    sink: &mut dyn FnMut(&[u8]),
+) {
+    assert!(name.len() <= 255, "a layer name has at most 255 bytes");
+    sink(&[name.len() as u8]);
+    sink(name.as_bytes());
+    sink(&(IN as u32).to_le_bytes());
+    sink(&(OUT as u32).to_le_bytes());
+    for params in [layer.input, layer.output] {
+        sink(&params.scale.to_bits().to_le_bytes());
+        sink(&params.zero_point.to_le_bytes());
+    }
+    sink(&[layer.min as u8, layer.max as u8]);
+    for row in &layer.weight {
+        for &w in row {
+            sink(&[w as u8]);
+        }
+    }
+    for bias in layer.bias {
+        sink(&bias.to_le_bytes());
+    }
+    for m in layer.multiplier {
+        sink(&m.m0.to_le_bytes());
+    }
+    // Shifts are within [−31, 8]: one byte each.
+    for m in layer.multiplier {
+        sink(&[m.shift as i8 as u8]);
+    }
+}
+
+/// Writes an int8 weight file into a `Vec` (feature `alloc`).
 #[cfg(feature = "alloc")]
 pub struct Writer {
     bytes: alloc::vec::Vec<u8>,
@@ -249,9 +293,7 @@ impl Writer {
     /// An empty file.
     pub fn new() -> Writer {
         let mut bytes = alloc::vec::Vec::new();
-        bytes.extend_from_slice(&MAGIC);
-        bytes.extend_from_slice(&VERSION.to_le_bytes());
-        bytes.extend_from_slice(&0u32.to_le_bytes());
+        write_header(0, &mut |b| bytes.extend_from_slice(b));
         Writer { bytes, layers: 0 }
     }
 
@@ -261,27 +303,7 @@ impl Writer {
         name: &str,
         layer: &DenseQ8<IN, OUT>,
     ) {
-        assert!(name.len() <= 255, "a layer name has at most 255 bytes");
-        let b = &mut self.bytes;
-        b.push(name.len() as u8);
-        b.extend_from_slice(name.as_bytes());
-        b.extend_from_slice(&(IN as u32).to_le_bytes());
-        b.extend_from_slice(&(OUT as u32).to_le_bytes());
-        for params in [layer.input, layer.output] {
-            b.extend_from_slice(&params.scale.to_bits().to_le_bytes());
-            b.extend_from_slice(&params.zero_point.to_le_bytes());
-        }
-        b.push(layer.min as u8);
-        b.push(layer.max as u8);
-        b.extend(layer.weight.iter().flatten().map(|&w| w as u8));
-        for bias in layer.bias {
-            b.extend_from_slice(&bias.to_le_bytes());
-        }
-        for m in layer.multiplier {
-            b.extend_from_slice(&m.m0.to_le_bytes());
-        }
-        // Shifts are within [−31, 8]: one byte each.
-        b.extend(layer.multiplier.iter().map(|m| m.shift as i8 as u8));
+        write_dense(name, layer, &mut |b| self.bytes.extend_from_slice(b));
         self.layers += 1;
     }
 

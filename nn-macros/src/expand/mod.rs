@@ -10,6 +10,7 @@
 //! Every path into the `nn` crate goes through [`Expander::nn`]: `krate::path`, from the
 //! user's Cargo.toml or `#[nn(crate = path)]`.
 
+mod int8;
 mod methods;
 mod passes;
 mod state;
@@ -41,6 +42,7 @@ pub fn expand(
     let inherent_impl = expander.inherent_impl();
     let network_trait_impl = expander.network_trait_impl();
     let const_tensors_impl = expander.const_tensors_impl();
+    let int8_items = expander.int8_items();
     let state_item = state.item;
     let checks = shape_checks(model);
     let tokens = quote! {
@@ -54,6 +56,7 @@ pub fn expand(
         #inherent_impl
         #network_trait_impl
         #const_tensors_impl
+        #int8_items
         #checks
     };
     if model.name == SCALAR {

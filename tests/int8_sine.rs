@@ -45,20 +45,25 @@ fn float_net() -> Box<Sine<f32>> {
     net
 }
 
-/// The min and max of every node over the calibration points (TFLite's calibration), read
-/// from the training tape, which keeps every node's value: the input, and the outputs of the
-/// two ReLUs and of the last layer (the nodes the int8 network stores).
-fn calibrate(net: &Sine<f32>) -> [Range; 4] {
+/// Runs the training forward pass over the calibration points, batch by batch, and gives
+/// `observe` each tape: it keeps every node's value.
+fn calibration_tapes(net: &Sine<f32>, mut observe: impl FnMut(&SineTape<f32, BATCH>)) {
     let mut net = net.clone();
     let mut tape = SineTape::<f32, BATCH>::new_boxed();
-    let mut ranges = [Range::EMPTY; 4];
     for batch in 0..CALIBRATION / BATCH {
         let x = SMatrix::<f32, 1, BATCH>::from_fn(|_, j| {
             TAU * (batch * BATCH + j) as f32 / (CALIBRATION - 1) as f32
         });
         net.forward_train(&x, &mut tape);
-        SineQ8::observe(&mut ranges, &tape);
+        observe(&tape);
     }
+}
+
+/// The min and max of every quantized node over the calibration points (TFLite's
+/// calibration): the input, and the outputs of the two ReLUs and of the last layer.
+fn calibrate(net: &Sine<f32>) -> [Range; 4] {
+    let mut ranges = [Range::EMPTY; SineQ8::NODES];
+    calibration_tapes(net, |tape| SineQ8::observe(&mut ranges, tape));
     ranges
 }
 
@@ -69,19 +74,13 @@ fn quantize(net: &Sine<f32>) -> SineQ8 {
 
 /// The same by hand, layer by layer, from the tape's node values.
 fn quantize_by_hand(net: &Sine<f32>) -> SineChain {
-    let mut net_copy = net.clone();
-    let mut tape = SineTape::<f32, BATCH>::new_boxed();
     let mut ranges = [Range::EMPTY; 4];
-    for batch in 0..CALIBRATION / BATCH {
-        let x = SMatrix::<f32, 1, BATCH>::from_fn(|_, j| {
-            TAU * (batch * BATCH + j) as f32 / (CALIBRATION - 1) as f32
-        });
-        net_copy.forward_train(&x, &mut tape);
+    calibration_tapes(net, |tape| {
         ranges[0].observe(tape.input.as_slice());
         ranges[1].observe(tape.fc1_relu.as_slice());
         ranges[2].observe(tape.fc2_relu.as_slice());
         ranges[3].observe(tape.out.as_slice());
-    }
+    });
     let p = ranges.map(QuantParams::from_range);
     let fc1 = DenseQ8::quantize(&net.fc1, p[0], p[1], true).unwrap();
     let fc2 = DenseQ8::quantize(&net.fc2, p[1], p[2], true).unwrap();

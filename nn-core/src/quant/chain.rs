@@ -96,14 +96,15 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::Range;
     use super::*;
     use crate::layers::Dense;
     use nalgebra::SMatrix;
 
-    #[test]
-    fn chain_is_the_layers_in_turn_and_checks_the_scales() {
+    /// A 2 → 3 → 1 network (ReLU after the first layer) and its nodes' parameters: the
+    /// input on [−1, 1], the hidden node on [0, 2], the output on [−4, 4].
+    pub(in crate::quant) fn example() -> (Dense<f32, 2, 3>, Dense<f32, 3, 1>, [QuantParams; 3]) {
         let fc1 = Dense::<f32, 2, 3> {
             weight: SMatrix::from_row_slice(&[0.5, -0.25, 1.0, 0.75, -1.0, 0.1]),
             bias: SMatrix::from_row_slice(&[0.1, 0.0, -0.2]),
@@ -112,9 +113,18 @@ mod tests {
             weight: SMatrix::from_row_slice(&[1.0, -2.0, 0.5]),
             bias: SMatrix::from_row_slice(&[0.3]),
         };
-        let p0 = QuantParams::from_range(Range::new(-1.0, 1.0));
-        let p1 = QuantParams::from_range(Range::new(0.0, 2.0));
-        let p2 = QuantParams::from_range(Range::new(-4.0, 4.0));
+        let params = [
+            Range::new(-1.0, 1.0),
+            Range::new(0.0, 2.0),
+            Range::new(-4.0, 4.0),
+        ]
+        .map(QuantParams::from_range);
+        (fc1, fc2, params)
+    }
+
+    #[test]
+    fn chain_is_the_layers_in_turn_and_checks_the_scales() {
+        let (fc1, fc2, [p0, p1, p2]) = example();
         let a = DenseQ8::quantize(&fc1, p0, p1, true).unwrap();
         let b = DenseQ8::quantize(&fc2, p1, p2, false).unwrap();
         let chain: Chain<_, _, 3> = Chain::new(a, b).unwrap();

@@ -316,23 +316,11 @@ impl Writer {
 
 #[cfg(all(test, feature = "alloc"))]
 mod tests {
-    use super::super::{Chain, LayerQ8, Range};
+    use super::super::{Chain, LayerQ8};
     use super::*;
-    use crate::layers::Dense;
-    use nalgebra::SMatrix;
 
     fn layers() -> (DenseQ8<2, 3>, DenseQ8<3, 1>) {
-        let fc1 = Dense::<f32, 2, 3> {
-            weight: SMatrix::from_row_slice(&[0.5, -0.25, 1.0, 0.75, -1.0, 0.1]),
-            bias: SMatrix::from_row_slice(&[0.1, 0.0, -0.2]),
-        };
-        let fc2 = Dense::<f32, 3, 1> {
-            weight: SMatrix::from_row_slice(&[1.0, -2.0, 0.5]),
-            bias: SMatrix::from_row_slice(&[0.3]),
-        };
-        let p0 = QuantParams::from_range(Range::new(-1.0, 1.0));
-        let p1 = QuantParams::from_range(Range::new(0.0, 2.0));
-        let p2 = QuantParams::from_range(Range::new(-4.0, 4.0));
+        let (fc1, fc2, [p0, p1, p2]) = super::super::chain::tests::example();
         (
             DenseQ8::quantize(&fc1, p0, p1, true).unwrap(),
             DenseQ8::quantize(&fc2, p1, p2, false).unwrap(),

@@ -82,20 +82,37 @@ impl<'a> Reader<'a> {
         name: &str,
     ) -> DenseQ8<IN, OUT> {
         if self.layers_left == 0 {
-            fail("the file has no more layers; the network expects", name, "");
+            fail(
+                "the file has no more layers; the network expects",
+                name,
+                " next",
+            );
         }
         self.layers_left -= 1;
         let len = self.u8() as usize;
         let found = self.take(len);
         if !eq(found, name.as_bytes()) {
-            fail("the next layer in the file is not", name, "");
-        }
-        if self.u32() as usize != IN || self.u32() as usize != OUT {
             fail(
-                "layer",
+                "the next layer in the file is not",
                 name,
-                " has another shape [out, in] in the file than in the network",
+                " (the network's)",
             );
+        }
+        let (file_in, file_out) = (self.u32() as usize, self.u32() as usize);
+        if file_in != IN || file_out != OUT {
+            let mut message = Message::new();
+            message.push("int8 weight file: layer `");
+            message.push(name);
+            message.push("` has shape [");
+            message.push_usize(file_out);
+            message.push(", ");
+            message.push_usize(file_in);
+            message.push("] ([out, in]) in the file, but [");
+            message.push_usize(OUT);
+            message.push(", ");
+            message.push_usize(IN);
+            message.push("] in the network");
+            message.panic();
         }
         let input = self.params();
         let output = self.params();
@@ -202,33 +219,72 @@ const fn eq(a: &[u8], b: &[u8]) -> bool {
     true
 }
 
-/// Panics with `int8 weight file: <before> `<name>`<after>` (a `const fn` cannot format: the
-/// message is assembled in a buffer).
+/// Panics with `int8 weight file: <before> `<name>`<after>`.
 const fn fail(before: &str, name: &str, after: &str) -> ! {
-    let mut buffer = [0u8; 200];
-    let mut at = 0;
-    let parts: [&[u8]; 6] = [
-        b"int8 weight file: ",
-        before.as_bytes(),
-        b" `",
-        name.as_bytes(),
-        b"`",
-        after.as_bytes(),
-    ];
-    let mut p = 0;
-    while p < parts.len() {
+    let mut message = Message::new();
+    message.push("int8 weight file: ");
+    message.push(before);
+    message.push(" `");
+    message.push(name);
+    message.push("`");
+    message.push(after);
+    message.panic()
+}
+
+/// A panic message assembled in a `const fn`, which cannot format: up to 200 bytes, the rest
+/// cut.
+struct Message {
+    buffer: [u8; 200],
+    len: usize,
+}
+
+impl Message {
+    const fn new() -> Message {
+        Message {
+            buffer: [0; 200],
+            len: 0,
+        }
+    }
+
+    const fn push(&mut self, s: &str) {
+        let bytes = s.as_bytes();
         let mut i = 0;
-        while i < parts[p].len() && at < buffer.len() {
-            buffer[at] = parts[p][i];
-            at += 1;
+        while i < bytes.len() && self.len < self.buffer.len() {
+            self.buffer[self.len] = bytes[i];
+            self.len += 1;
             i += 1;
         }
-        p += 1;
     }
-    let (message, _) = buffer.split_at(at);
-    match core::str::from_utf8(message) {
-        Ok(message) => panic!("{}", message),
-        Err(_) => panic!("int8 weight file: a layer does not fit the network"),
+
+    const fn push_usize(&mut self, mut n: usize) {
+        let mut digits = [0u8; 20];
+        let mut count = 0;
+        loop {
+            digits[count] = b'0' + (n % 10) as u8;
+            count += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        while count > 0 && self.len < self.buffer.len() {
+            count -= 1;
+            self.buffer[self.len] = digits[count];
+            self.len += 1;
+        }
+    }
+
+    const fn panic(&self) -> ! {
+        let (message, _) = self.buffer.split_at(self.len);
+        // A cut inside a character: up to it.
+        let valid = match core::str::from_utf8(message) {
+            Ok(_) => message.len(),
+            Err(error) => error.valid_up_to(),
+        };
+        match core::str::from_utf8(message.split_at(valid).0) {
+            Ok(message) => panic!("{}", message),
+            Err(_) => panic!("int8 weight file: a layer does not fit the network"),
+        }
     }
 }
 
@@ -376,14 +432,14 @@ mod tests {
         });
         assert_eq!(
             message,
-            "int8 weight file: layer `fc1` has another shape [out, in] in the file than in the network"
+            "int8 weight file: layer `fc1` has shape [3, 2] ([out, in]) in the file, but [4, 2] in the network"
         );
         let message = panics(|| {
             Reader::new(&bytes).dense::<2, 3>("hidden");
         });
         assert_eq!(
             message,
-            "int8 weight file: the next layer in the file is not `hidden`"
+            "int8 weight file: the next layer in the file is not `hidden` (the network's)"
         );
         let mut longer = bytes.clone();
         longer.push(0);

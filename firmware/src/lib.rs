@@ -13,7 +13,11 @@ pub mod instructions;
 pub use instructions::{InstructionClock, Instructions};
 
 nn::network! {
-    /// The TensorFlow Lite Micro "hello world" network: sin(x) for x in [0, 2π].
+    /// The TensorFlow Lite Micro "hello world" network: sin(x) for x in [0, 2π]. With
+    /// `#[nn(int8)]`, also `SineQ8`, the same network in int8 (TensorFlow Lite's scheme,
+    /// `nn::quant`: `i8` weights per output channel, `i8` activations, `i32` accumulators),
+    /// which `sine-int8` builds from `weights/sine.q8`.
+    #[nn(int8)]
     pub struct Sine {
         input: [1],
         fc1: Dense<16>, Relu,

@@ -32,6 +32,7 @@ mod network;
 pub mod ops;
 pub mod optim;
 mod params;
+pub mod quant;
 mod real;
 pub mod regularization;
 mod summary;

@@ -22,6 +22,7 @@ use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitInt, Token, Type, Visibility, bracketed, parenthesized};
 
 /// The whole macro input.
@@ -30,6 +31,8 @@ pub struct NetworkDef {
     pub attrs: Vec<Attribute>,
     /// `#[nn(crate = path)]`: the path of the `nn` crate, for crates that re-export it.
     pub krate: Option<syn::Path>,
+    /// `#[nn(int8)]`: also generate the int8 network (`NetQ8`), at this attribute.
+    pub int8: Option<Span>,
     pub vis: Visibility,
     pub name: Ident,
     pub entries: Vec<Entry>,
@@ -163,7 +166,7 @@ impl Parse for NetworkDef {
             .call(Attribute::parse_outer)?
             .into_iter()
             .partition(|attr| attr.path().is_ident("nn"));
-        let krate = crate_attribute(&nn_attrs)?;
+        let (krate, int8) = nn_attributes(&nn_attrs)?;
         let vis: Visibility = input.parse()?;
         input.parse::<Token![struct]>()?;
         let name: Ident = input.parse()?;
@@ -187,6 +190,7 @@ impl Parse for NetworkDef {
         Ok(NetworkDef {
             attrs,
             krate,
+            int8,
             vis,
             name,
             entries: entries.into_iter().collect(),
@@ -209,23 +213,28 @@ pub fn header(tokens: TokenStream) -> Option<(Visibility, Ident)> {
     syn::parse::Parser::parse2(parser, tokens).ok()
 }
 
-/// `#[nn(crate = path)]`, the only `nn` attribute of a network.
-fn crate_attribute(attrs: &[Attribute]) -> syn::Result<Option<syn::Path>> {
+/// The `nn` attributes of a network: `#[nn(crate = path)]` and `#[nn(int8)]`.
+fn nn_attributes(attrs: &[Attribute]) -> syn::Result<(Option<syn::Path>, Option<Span>)> {
     let mut krate = None;
+    let mut int8 = None;
     for attr in attrs {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("crate") {
                 krate = Some(meta.value()?.parse::<syn::Path>()?);
                 Ok(())
+            } else if meta.path.is_ident("int8") {
+                int8 = Some(meta.path.span());
+                Ok(())
             } else {
                 Err(meta.error(
                     "a network takes `#[nn(crate = path::to::nn)]`, the path of the `nn` crate \
-                     where another crate re-exports it",
+                     where another crate re-exports it, and `#[nn(int8)]`, which also generates \
+                     its int8 network",
                 ))
             }
         })?;
     }
-    Ok(krate)
+    Ok((krate, int8))
 }
 
 impl Parse for Entry {

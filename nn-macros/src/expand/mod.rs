@@ -10,6 +10,7 @@
 //! Every path into the `nn` crate goes through [`Expander::nn`]: `krate::path`, from the
 //! user's Cargo.toml or `#[nn(crate = path)]`.
 
+mod int8;
 mod methods;
 mod passes;
 mod state;
@@ -44,6 +45,7 @@ pub fn expand(
     let inherent_impl = expander.inherent_impl();
     let network_trait_impl = expander.network_trait_impl();
     let const_tensors_impl = expander.const_tensors_impl();
+    let int8_items = expander.int8_items();
     let state_item = state.item;
     let checks = shape_checks(model);
     // The checks first: see `shape_checks`.
@@ -61,6 +63,7 @@ pub fn expand(
         #inherent_impl
         #network_trait_impl
         #const_tensors_impl
+        #int8_items
     };
     if model.name == SCALAR {
         rename_scalar(tokens, &model.name)

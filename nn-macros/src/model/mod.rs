@@ -4,9 +4,11 @@
 //! and checks every rule. Nothing here refers to the syntax tree.
 
 mod check;
+mod int8;
 pub mod memory;
 
 pub use check::build;
+pub use int8::Int8Layer;
 
 use crate::builtins::ActivationInfo;
 use crate::layers::BuiltinLayer;
@@ -29,6 +31,9 @@ pub struct Model {
     pub outputs: Vec<NodeId>,
     /// The shape rules the macro could not decide (a size is a constant), for rustc.
     pub checks: Vec<Check>,
+    /// With `#[nn(int8)]`: the layers of the int8 network, in order (checked to be a
+    /// sequence of Dense layers, each maybe followed by a ReLU).
+    pub int8: Option<Vec<Int8Layer>>,
 }
 
 /// A parameterised layer: a field of the network struct. Its input is that of its first

@@ -44,7 +44,7 @@ pub fn build(def: NetworkDef) -> Result<Model, syn::Error> {
     builder.check_cache_fields();
     let attrs = builder.user_attributes(&def.attrs);
     builder.errors.into_result()?;
-    Ok(Model {
+    let mut model = Model {
         attrs,
         vis: def.vis,
         name: def.name,
@@ -53,7 +53,12 @@ pub fn build(def: NetworkDef) -> Result<Model, syn::Error> {
         inputs,
         outputs,
         checks: builder.checks,
-    })
+        int8: None,
+    };
+    if let Some(at) = def.int8 {
+        model.int8 = Some(super::int8::plan(&model, at)?);
+    }
+    Ok(model)
 }
 
 struct Builder {

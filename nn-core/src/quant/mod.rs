@@ -1,0 +1,32 @@
+//! int8 inference (TensorFlow Lite's integer scheme): post-training quantization of a trained
+//! `f32` network into `i8` weights and activations with `i32` accumulators, and the exact
+//! integer arithmetic of TFLite's reference kernels. See `docs/int8-design.md`.
+//!
+//! - [`fixed_point`]: gemmlowp's `SaturatingRoundingDoublingHighMul`, `RoundingDivideByPOT`,
+//!   TFLite's `QuantizeMultiplier` ([`Multiplier::new`]) and `MultiplyByQuantizedMultiplier`
+//!   ([`Multiplier::apply`]).
+//! - [`QuantParams`] and [`Range`]: affine per-tensor activations from calibration ranges.
+//! - [`DenseQ8`]: a fully connected layer with per-channel symmetric `i8` weights, a folded
+//!   `i32` bias, requantization and an optional fused ReLU; built from a float
+//!   [`Dense`](crate::layers::Dense) by [`DenseQ8::quantize`].
+//! - [`Chain`] and [`LayerQ8`]: a sequential int8 network whose shapes are checked at compile
+//!   time by the trait bounds (`Chain<A, B, MID>` needs `A: LayerQ8<IN, MID>` and
+//!   `B: LayerQ8<MID, OUT>`).
+//! - [`file`](mod@file): a flat int8 weight file, written on the host and read by a `const fn`, so that an
+//!   int8 network is a `static` in flash.
+//!
+//! Only inference, and only Dense and ReLU: no quantization-aware training and no int8
+//! convolution yet (the design says how they would fit).
+//!
+//! Nothing here allocates (the file writer, with `alloc`, aside).
+
+mod chain;
+mod dense;
+pub mod file;
+pub mod fixed_point;
+mod params;
+
+pub use chain::{Chain, LayerQ8};
+pub use dense::{DenseQ8, QuantError};
+pub use fixed_point::Multiplier;
+pub use params::{QuantParams, Range};

@@ -151,7 +151,8 @@ fn the_cifar_cnn_infers_and_trains_in_a_2_mib_stack() {
         let y0 = *net.forward_in(&x0, &mut one);
         assert!((y0 - y.column(0)).amax() < 1e-5);
 
-        // Training: one epoch of two batches of 32 through the trainer.
+        // Training: one epoch, one batch of 64, through the trainer (whose tape, gradients
+        // and workspace are on the heap).
         let inputs: Vec<SMatrix<f32, 3072, 1>> = (0..64).map(|j| x.column(j).into()).collect();
         let targets: Vec<usize> = (0..64).map(|j| j % 10).collect();
         let mut optimizer = Sgd::<f32, CifarGrads<f32>>::new_boxed(SgdConfig::default());
@@ -161,7 +162,7 @@ fn the_cifar_cnn_infers_and_trains_in_a_2_mib_stack() {
             ..TrainConfig::default()
         });
         let history = trainer
-            .fit::<_, _, _, 32>(
+            .fit::<_, _, _, 64>(
                 &mut *net,
                 &mut *optimizer,
                 &SoftmaxCrossEntropy,
@@ -201,6 +202,24 @@ fn a_784_1024_1024_10_network_trains_in_a_2_mib_stack() {
             losses.push(outcome.loss);
         }
         assert!(losses[2] < losses[0], "{losses:?}");
+        // The same network through the trainer: one epoch of two batches of 32.
+        let inputs: Vec<SMatrix<f32, 784, 1>> = (0..64).map(|j| x.column(j % 32).into()).collect();
+        let targets: Vec<usize> = (0..64).map(|j| j % 10).collect();
+        let trainer = Trainer::new(TrainConfig {
+            epochs: 1,
+            progress: false,
+            ..TrainConfig::default()
+        });
+        let history = trainer
+            .fit::<_, _, _, 32>(
+                &mut *net,
+                &mut *adam,
+                &SoftmaxCrossEntropy,
+                Samples::new(&inputs, &targets),
+                None,
+            )
+            .unwrap();
+        assert!(history.epochs[0].train_loss.is_finite());
         let mut workspace = WideWorkspace::<f32, 32>::new_boxed();
         assert!(
             net.forward_in(&x, &mut workspace)

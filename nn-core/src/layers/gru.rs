@@ -3,7 +3,7 @@
 
 use super::recurrent::{
     add_rows, add_slice_column_sums, check_sizes, flat, flat_mut, hidden_weight_gradient, initial,
-    input_gradients, input_products, output_row, sigmoid, take, write_rows,
+    input_gradients, input_products, output_row, sigmoid, take, tanh, write_rows,
 };
 use super::rnn::RnnState;
 use crate::memory::carve;
@@ -132,19 +132,21 @@ impl<
         let (b_ih, b_hh) = (self.bias_ih_l0.as_slice(), self.bias_hh_l0.as_slice());
         let (gh, h_prev) = (gh.as_slice(), h_prev.as_slice());
         let (hn, h) = (hn.as_mut_slice(), h.as_mut_slice());
+        let b_ih: &[T; GH] = b_ih.try_into().unwrap();
+        let b_hh: &[T; GH] = b_hh.try_into().unwrap();
         for j in 0..B {
             let start = (j * steps + t) * GH;
-            let a = &mut gates[start..start + GH];
-            let gh = &gh[j * GH..(j + 1) * GH];
-            let h_prev = &h_prev[j * H..(j + 1) * H];
-            let hn = &mut hn[j * H..(j + 1) * H];
-            let h = &mut h[j * H..(j + 1) * H];
+            let a: &mut [T; GH] = (&mut gates[start..start + GH]).try_into().unwrap();
+            let gh: &[T; GH] = gh[j * GH..(j + 1) * GH].try_into().unwrap();
+            let h_prev: &[T; H] = h_prev[j * H..(j + 1) * H].try_into().unwrap();
+            let hn: &mut [T; H] = (&mut hn[j * H..(j + 1) * H]).try_into().unwrap();
+            let h: &mut [T; H] = (&mut h[j * H..(j + 1) * H]).try_into().unwrap();
             for k in 0..H {
                 let (kr, kz, kn) = (k, H + k, 2 * H + k);
                 let r = sigmoid(a[kr] + b_ih[kr] + gh[kr] + b_hh[kr]);
                 let z = sigmoid(a[kz] + b_ih[kz] + gh[kz] + b_hh[kz]);
                 let hn_k = gh[kn] + b_hh[kn];
-                let n = (a[kn] + b_ih[kn] + r * hn_k).tanh();
+                let n = tanh(a[kn] + b_ih[kn] + r * hn_k);
                 a[kr] = r;
                 a[kz] = z;
                 a[kn] = n;
@@ -303,20 +305,25 @@ impl<
             let h_prev = if t == 0 { &*h0 } else { &cache.h[t - 1] };
             let mut rest = &mut d_hid[t * GH * B..(t + 1) * GH * B];
             let d_hid_t: &mut SMatrix<T, GH, B> = carve(&mut rest);
-            let (hn, g_s) = (cache.hn[t].as_slice(), g.as_slice());
-            let (h_prev_s, carry_s) = (h_prev.as_slice(), carry.as_mut_slice());
+            let (hn, g) = (cache.hn[t].as_slice(), g.as_slice());
+            let (h_prev, carry_s) = (h_prev.as_slice(), carry.as_mut_slice());
             for j in 0..B {
                 let start = (j * S + t) * GH;
-                let gates = &gates[start..start + GH];
-                let d_in = &mut d_in[start..start + GH];
+                let gates: &[T; GH] = gates[start..start + GH].try_into().unwrap();
+                let d_in: &mut [T; GH] = (&mut d_in[start..start + GH]).try_into().unwrap();
                 let d_hid = &mut d_hid_t.as_mut_slice()[j * GH..(j + 1) * GH];
+                let d_hid: &mut [T; GH] = d_hid.try_into().unwrap();
+                let hn: &[T; H] = hn[j * H..(j + 1) * H].try_into().unwrap();
+                let g: &[T; H] = g[j * H..(j + 1) * H].try_into().unwrap();
+                let h_prev: &[T; H] = h_prev[j * H..(j + 1) * H].try_into().unwrap();
+                let carry: &mut [T; H] = (&mut carry_s[j * H..(j + 1) * H]).try_into().unwrap();
                 for k in 0..H {
                     let (kr, kz, kn) = (k, H + k, 2 * H + k);
                     let (r, z, n) = (gates[kr], gates[kz], gates[kn]);
-                    let g = g_s[j * H + k];
+                    let g = g[k];
                     let da_n = g * (T::ONE - z) * (T::ONE - n * n);
-                    let da_z = g * (h_prev_s[j * H + k] - n) * z * (T::ONE - z);
-                    let da_r = da_n * hn[j * H + k] * r * (T::ONE - r);
+                    let da_z = g * (h_prev[k] - n) * z * (T::ONE - z);
+                    let da_r = da_n * hn[k] * r * (T::ONE - r);
                     d_in[kr] = da_r;
                     d_in[kz] = da_z;
                     d_in[kn] = da_n;
@@ -324,7 +331,7 @@ impl<
                     d_hid[kz] = da_z;
                     d_hid[kn] = da_n * r;
                     // The direct path h_t = … + z ⊙ h_{t−1}.
-                    carry_s[j * H + k] = g * z;
+                    carry[k] = g * z;
                 }
             }
             // Step t − 1's gradient; at step 0 that of the initial state, an input.

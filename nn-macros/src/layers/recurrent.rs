@@ -128,11 +128,6 @@ impl BuiltinLayer for Recurrent {
     }
 
     fn scratch_per_sample(&self, input: &Shape) -> Dim {
-        if self.cell != Cell::Gru {
-            let features = Dim::Known(2).mul(&input.dims()[1]);
-            let k = if self.cell == Cell::Rnn { 3 } else { 9 };
-            return features.add(&Dim::Known(k).mul(&self.hidden));
-        }
         let gradients = Dim::Known(2 * self.cell.gates()).mul(&input.dims()[0]);
         let rows = gradients.add(&Dim::Known(self.cell.scratch_hidden_rows()));
         rows.mul(&self.hidden)

@@ -33,10 +33,12 @@
 
 mod sets;
 mod stream;
+mod strided;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use sets::{F32Kernels, F64Kernels};
+pub use strided::{MatView, matmul_view};
 
 use crate::Real;
 use nalgebra::SMatrix;

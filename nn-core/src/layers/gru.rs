@@ -2,7 +2,8 @@
 //! and its streaming state [`GruState`].
 
 use super::recurrent::{
-    add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
+    add_rows, add_slice_column_sums, check_sizes, flat, flat_mut, hidden_weight_gradient, initial,
+    input_gradients, input_products, output_row, sigmoid, take, tanh, write_rows,
 };
 use super::rnn::RnnState;
 use crate::memory::carve;
@@ -70,8 +71,9 @@ pub struct Gru<
 #[derive(Clone, Copy, Debug, PartialEq, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct GruCache<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> {
-    /// `[r_t; z_t; n_t]` (after their activations), `3H × B` per step.
-    pub gates: [SMatrix<T, GH, B>; S],
+    /// `[r_t; z_t; n_t]` (after their activations), `3H × S` per sample (column `t` is step
+    /// `t`): where the input products of all the steps are computed, as one product.
+    pub gates: [SMatrix<T, GH, S>; B],
     /// `W_hn·h_{t−1} + b_hn`, `H × B` per step.
     pub hn: [SMatrix<T, H, B>; S],
     /// `h_t`, `H × B` per step.
@@ -111,35 +113,45 @@ impl<
     const INIT: bool,
 > Gru<T, D, H, GH, S, IN, OUT, LAST, INIT>
 {
-    /// One time step for `B` columns: writes the gates `[r; z; n]`, `W_hn·h_prev + b_hn`
-    /// and the new state `h`, using `gh` for `W_hh·h_prev`.
+    /// One time step for `B` columns: the gates of sample `j` are column `j·steps + t` of
+    /// `gates` (`3H` scalars each), which holds `W_ih·x_t` on entry and `[r; z; n]` on exit;
+    /// `gh` is `W_hh·h_prev`; writes `W_hn·h_prev + b_hn` and the new state `h`.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn cell<const B: usize>(
         &self,
-        x_t: &SMatrix<T, D, B>,
+        gates: &mut [T],
+        steps: usize,
+        t: usize,
+        gh: &SMatrix<T, GH, B>,
         h_prev: &SMatrix<T, H, B>,
-        gates: &mut SMatrix<T, GH, B>,
         hn: &mut SMatrix<T, H, B>,
         h: &mut SMatrix<T, H, B>,
-        gh: &mut SMatrix<T, GH, B>,
     ) {
         const { assert!(GH == 3 * H, "Gru: GH must be 3·H") };
-        // The input and hidden halves apart: n needs W_hn·h + b_hn on its own.
-        kernels::matmul(gates, &self.weight_ih_l0, x_t, false);
-        kernels::matmul(gh, &self.weight_hh_l0, h_prev, false);
-        let (b_ih, b_hh) = (&self.bias_ih_l0, &self.bias_hh_l0);
+        let (b_ih, b_hh) = (self.bias_ih_l0.as_slice(), self.bias_hh_l0.as_slice());
+        let (gh, h_prev) = (gh.as_slice(), h_prev.as_slice());
+        let (hn, h) = (hn.as_mut_slice(), h.as_mut_slice());
+        let b_ih: &[T; GH] = b_ih.try_into().unwrap();
+        let b_hh: &[T; GH] = b_hh.try_into().unwrap();
         for j in 0..B {
+            let start = (j * steps + t) * GH;
+            let a: &mut [T; GH] = (&mut gates[start..start + GH]).try_into().unwrap();
+            let gh: &[T; GH] = gh[j * GH..(j + 1) * GH].try_into().unwrap();
+            let h_prev: &[T; H] = h_prev[j * H..(j + 1) * H].try_into().unwrap();
+            let hn: &mut [T; H] = (&mut hn[j * H..(j + 1) * H]).try_into().unwrap();
+            let h: &mut [T; H] = (&mut h[j * H..(j + 1) * H]).try_into().unwrap();
             for k in 0..H {
                 let (kr, kz, kn) = (k, H + k, 2 * H + k);
-                let r = sigmoid(gates[(kr, j)] + b_ih[kr] + gh[(kr, j)] + b_hh[kr]);
-                let z = sigmoid(gates[(kz, j)] + b_ih[kz] + gh[(kz, j)] + b_hh[kz]);
-                let hn_k = gh[(kn, j)] + b_hh[kn];
-                let n = (gates[(kn, j)] + b_ih[kn] + r * hn_k).tanh();
-                gates[(kr, j)] = r;
-                gates[(kz, j)] = z;
-                gates[(kn, j)] = n;
-                hn[(k, j)] = hn_k;
-                h[(k, j)] = (T::ONE - z) * n + z * h_prev[(k, j)];
+                let r = sigmoid(a[kr] + b_ih[kr] + gh[kr] + b_hh[kr]);
+                let z = sigmoid(a[kz] + b_ih[kz] + gh[kz] + b_hh[kz]);
+                let hn_k = gh[kn] + b_hh[kn];
+                let n = tanh(a[kn] + b_ih[kn] + r * hn_k);
+                a[kr] = r;
+                a[kz] = z;
+                a[kn] = n;
+                hn[k] = hn_k;
+                h[k] = (T::ONE - z) * n + z * h_prev[k];
             }
         }
     }
@@ -150,9 +162,12 @@ impl<
     /// [`Layer::forward`]; no allocation, and no limit on the number of steps.
     #[inline]
     pub fn step(&self, x_t: &SMatrix<T, D, 1>, state: &mut GruState<T, H>) -> SMatrix<T, H, 1> {
-        let (mut gates, mut gh) = (SMatrix::ZERO, SMatrix::ZERO);
+        let (mut gates, mut gh) = (SMatrix::<T, GH, 1>::ZERO, SMatrix::ZERO);
         let (mut hn, mut h) = (SMatrix::ZERO, SMatrix::ZERO);
-        self.cell(x_t, &state.h, &mut gates, &mut hn, &mut h, &mut gh);
+        // The products as `forward` makes them (its input product of one column).
+        input_products::<T, GH, D, 1, D, 1>(&self.weight_ih_l0, x_t, gates.as_mut_slice());
+        kernels::matmul(&mut gh, &self.weight_hh_l0, &state.h, false);
+        self.cell(gates.as_mut_slice(), 1, 0, &gh, &state.h, &mut hn, &mut h);
         state.h = h;
         h
     }
@@ -193,11 +208,12 @@ impl<
         },
     ];
 
-    /// Per sample, backward's `x_t` and `∂x_t` (`D` each), `h_0`, `∂L/∂h_t` carried from
-    /// step `t + 1` and its sum with the output's gradient (`H` each), and the input-side and
-    /// hidden-side gate gradients (`3H` each): `2D + 9H`. Forward's `x_t`, gates,
-    /// `W_hh·h_{t−1}`, `W_hn·h_{t−1} + b_hn`, `h_{t−1}` and `h_t` take `D + 9H`.
-    const SCRATCH: usize = 2 * D + 9 * H;
+    /// Per sample, backward's input-side and hidden-side gate gradients of every step
+    /// (`3H·S` each), `h_0`, `∂L/∂h_t` carried from step `t + 1` and its sum with the
+    /// output's gradient (`H` each): `6H·S + 3H`. Forward's input products (then gates) of
+    /// every step (`3H·S`), `W_hh·h_{t−1}` (`3H`), `W_hn·h_{t−1} + b_hn`, `h_{t−1}` and `h_t`
+    /// take `3H·S + 6H`, no more; the training forward's `W_hh·h_{t−1}` and `h_0`, `4H`.
+    const SCRATCH: usize = 6 * H * S + 3 * H;
 
     type Cache<const B: usize> = GruCache<T, H, GH, S, B>;
     type State = ();
@@ -210,18 +226,19 @@ impl<
         mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
-        let gates: &mut SMatrix<T, GH, B> = carve(&mut scratch);
+        // The input products of every step, then (in place, step by step) the gates.
+        let gates = take(&mut scratch, GH * S * B);
         let gh: &mut SMatrix<T, GH, B> = carve(&mut scratch);
         let hn: &mut SMatrix<T, H, B> = carve(&mut scratch);
         // h_t and h_{t−1}, swapped at each step.
         let mut h: &mut SMatrix<T, H, B> = carve(&mut scratch);
         let mut h_prev: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        input_products::<T, GH, D, S, IN, B>(&self.weight_ih_l0, x, gates);
         initial(x, INIT.then_some(S * D), h);
         for t in 0..S {
-            read_rows(x, t * D, x_t);
             core::mem::swap(&mut h, &mut h_prev);
-            self.cell(x_t, h_prev, gates, hn, h, gh);
+            kernels::matmul(gh, &self.weight_hh_l0, h_prev, false);
+            self.cell(gates, S, t, gh, h_prev, hn, h);
             if !LAST {
                 write_rows(y, t * H, h);
             }
@@ -240,22 +257,16 @@ impl<
         mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
         let gh: &mut SMatrix<T, GH, B> = carve(&mut scratch);
         let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
         initial(x, INIT.then_some(S * D), h0);
+        let gates = flat_mut(&mut cache.gates);
+        input_products::<T, GH, D, S, IN, B>(&self.weight_ih_l0, x, gates);
         for t in 0..S {
-            read_rows(x, t * D, x_t);
             let (done, rest) = cache.h.split_at_mut(t);
             let h_prev = done.last().unwrap_or(h0);
-            self.cell(
-                x_t,
-                h_prev,
-                &mut cache.gates[t],
-                &mut cache.hn[t],
-                &mut rest[0],
-                gh,
-            );
+            kernels::matmul(gh, &self.weight_hh_l0, h_prev, false);
+            self.cell(gates, S, t, gh, h_prev, &mut cache.hn[t], &mut rest[0]);
             if !LAST {
                 write_rows(y, t * H, &rest[0]);
             }
@@ -275,56 +286,72 @@ impl<
         mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
-        let dx_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        // Gradients of the input-side pre-activations of every step, sample-major (as the
+        // input products), and of the hidden-side ones, step-major (as the states).
+        let d_in = take(&mut scratch, GH * S * B);
+        let d_hid = take(&mut scratch, GH * S * B);
         let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
         initial(x, INIT.then_some(S * D), h0);
         // ∂L/∂h_t: what step t + 1 sends back, then plus the output's gradient.
         let carry: &mut SMatrix<T, H, B> = carve(&mut scratch);
         carry.fill(T::ZERO);
         let g: &mut SMatrix<T, H, B> = carve(&mut scratch);
-        // Gradients of the input-side and hidden-side pre-activations.
-        let d_in: &mut SMatrix<T, GH, B> = carve(&mut scratch);
-        let d_hid: &mut SMatrix<T, GH, B> = carve(&mut scratch);
+        let gates = flat(&cache.gates);
         for t in (0..S).rev() {
             g.copy_from(carry);
             if let Some(row) = output_row::<S, H, LAST>(t) {
                 *g += dy.fixed_rows::<H>(row);
             }
             let h_prev = if t == 0 { &*h0 } else { &cache.h[t - 1] };
-            let (gates, hn) = (&cache.gates[t], &cache.hn[t]);
+            let mut rest = &mut d_hid[t * GH * B..(t + 1) * GH * B];
+            let d_hid_t: &mut SMatrix<T, GH, B> = carve(&mut rest);
+            let (hn, g) = (cache.hn[t].as_slice(), g.as_slice());
+            let (h_prev, carry_s) = (h_prev.as_slice(), carry.as_mut_slice());
             for j in 0..B {
+                let start = (j * S + t) * GH;
+                let gates: &[T; GH] = gates[start..start + GH].try_into().unwrap();
+                let d_in: &mut [T; GH] = (&mut d_in[start..start + GH]).try_into().unwrap();
+                let d_hid = &mut d_hid_t.as_mut_slice()[j * GH..(j + 1) * GH];
+                let d_hid: &mut [T; GH] = d_hid.try_into().unwrap();
+                let hn: &[T; H] = hn[j * H..(j + 1) * H].try_into().unwrap();
+                let g: &[T; H] = g[j * H..(j + 1) * H].try_into().unwrap();
+                let h_prev: &[T; H] = h_prev[j * H..(j + 1) * H].try_into().unwrap();
+                let carry: &mut [T; H] = (&mut carry_s[j * H..(j + 1) * H]).try_into().unwrap();
                 for k in 0..H {
                     let (kr, kz, kn) = (k, H + k, 2 * H + k);
-                    let (r, z, n) = (gates[(kr, j)], gates[(kz, j)], gates[(kn, j)]);
-                    let g = g[(k, j)];
+                    let (r, z, n) = (gates[kr], gates[kz], gates[kn]);
+                    let g = g[k];
                     let da_n = g * (T::ONE - z) * (T::ONE - n * n);
-                    let da_z = g * (h_prev[(k, j)] - n) * z * (T::ONE - z);
-                    let da_r = da_n * hn[(k, j)] * r * (T::ONE - r);
-                    d_in[(kr, j)] = da_r;
-                    d_in[(kz, j)] = da_z;
-                    d_in[(kn, j)] = da_n;
-                    d_hid[(kr, j)] = da_r;
-                    d_hid[(kz, j)] = da_z;
-                    d_hid[(kn, j)] = da_n * r;
+                    let da_z = g * (h_prev[k] - n) * z * (T::ONE - z);
+                    let da_r = da_n * hn[k] * r * (T::ONE - r);
+                    d_in[kr] = da_r;
+                    d_in[kz] = da_z;
+                    d_in[kn] = da_n;
+                    d_hid[kr] = da_r;
+                    d_hid[kz] = da_z;
+                    d_hid[kn] = da_n * r;
                     // The direct path h_t = … + z ⊙ h_{t−1}.
-                    carry[(k, j)] = g * z;
+                    carry[k] = g * z;
                 }
-            }
-            read_rows(x, t * D, x_t);
-            kernels::matmul_abt(&mut grads.weight_ih_l0, d_in, x_t, true);
-            kernels::matmul_abt(&mut grads.weight_hh_l0, d_hid, h_prev, true);
-            add_column_sums(&mut grads.bias_ih_l0, d_in);
-            add_column_sums(&mut grads.bias_hh_l0, d_hid);
-            if let Some(dx) = dx.as_deref_mut() {
-                kernels::matmul_atb(dx_t, &self.weight_ih_l0, d_in, false);
-                add_rows(dx, t * D, dx_t);
             }
             // Step t − 1's gradient; at step 0 that of the initial state, an input.
             if t > 0 || (INIT && dx.is_some()) {
-                kernels::matmul_atb(carry, &self.weight_hh_l0, d_hid, true);
+                kernels::matmul_atb(carry, &self.weight_hh_l0, d_hid_t, true);
             }
         }
+        // The weight gradients summed over every step, one product each.
+        let w_ih = &self.weight_ih_l0;
+        input_gradients::<T, GH, D, S, IN, B>(
+            w_ih,
+            x,
+            d_in,
+            &mut grads.weight_ih_l0,
+            dx.as_deref_mut(),
+        );
+        let h0 = INIT.then_some(&*h0);
+        hidden_weight_gradient(d_hid, &cache.h, h0, &mut grads.weight_hh_l0);
+        add_slice_column_sums(&mut grads.bias_ih_l0, d_in);
+        add_slice_column_sums(&mut grads.bias_hh_l0, d_hid);
         if INIT && let Some(dx) = dx {
             add_rows(dx, S * D, carry);
         }

@@ -2,7 +2,8 @@
 //! [`LstmCache`] and its streaming state [`LstmState`].
 
 use super::recurrent::{
-    add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, sigmoid, write_rows,
+    add_rows, add_slice_column_sums, check_sizes, flat, flat_mut, hidden_weight_gradient, initial,
+    input_gradients, input_products, output_row, sigmoid, take, tanh, write_rows,
 };
 use crate::memory::carve;
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
@@ -75,8 +76,9 @@ pub struct Lstm<
 #[derive(Clone, Copy, Debug, PartialEq, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct LstmCache<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize> {
-    /// `[i_t; f_t; g_t; o_t]` (after their activations), `4H × B` per step.
-    pub gates: [SMatrix<T, GH, B>; S],
+    /// `[i_t; f_t; g_t; o_t]` (after their activations), `4H × S` per sample (column `t`
+    /// is step `t`): where the input products of all the steps are computed, as one product.
+    pub gates: [SMatrix<T, GH, S>; B],
     /// `c_t`, `H × B` per step.
     pub c: [SMatrix<T, H, B>; S],
     /// `h_t`, `H × B` per step.
@@ -144,35 +146,46 @@ impl<
     const INIT: bool,
 > Lstm<T, D, H, GH, S, IN, OUT, LAST, INIT>
 {
-    /// One time step for `B` columns: writes the gates `[i; f; g; o]` and the new states.
+    /// One time step for `B` columns: the gates of sample `j` are column `j·steps + t` of
+    /// `gates` (`4H` scalars each), which holds `W_ih·x_t` on entry and `[i; f; g; o]` on
+    /// exit; `gh` is `W_hh·h_prev`; writes the new states `c` and `h`.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn cell<const B: usize>(
         &self,
-        x_t: &SMatrix<T, D, B>,
-        h_prev: &SMatrix<T, H, B>,
+        gates: &mut [T],
+        steps: usize,
+        t: usize,
+        gh: &SMatrix<T, GH, B>,
         c_prev: &SMatrix<T, H, B>,
-        gates: &mut SMatrix<T, GH, B>,
         c: &mut SMatrix<T, H, B>,
         h: &mut SMatrix<T, H, B>,
     ) {
         const { assert!(GH == 4 * H, "Lstm: GH must be 4·H") };
-        kernels::matmul(gates, &self.weight_ih_l0, x_t, false);
-        kernels::matmul(gates, &self.weight_hh_l0, h_prev, true);
-        let (b_ih, b_hh) = (&self.bias_ih_l0, &self.bias_hh_l0);
+        let b_ih: &[T; GH] = self.bias_ih_l0.as_slice().try_into().unwrap();
+        let b_hh: &[T; GH] = self.bias_hh_l0.as_slice().try_into().unwrap();
+        let (gh, c_prev) = (gh.as_slice(), c_prev.as_slice());
+        let (c, h) = (c.as_mut_slice(), h.as_mut_slice());
         for j in 0..B {
+            let start = (j * steps + t) * GH;
+            let a: &mut [T; GH] = (&mut gates[start..start + GH]).try_into().unwrap();
+            let gh: &[T; GH] = gh[j * GH..(j + 1) * GH].try_into().unwrap();
+            let c_prev: &[T; H] = c_prev[j * H..(j + 1) * H].try_into().unwrap();
+            let c: &mut [T; H] = (&mut c[j * H..(j + 1) * H]).try_into().unwrap();
+            let h: &mut [T; H] = (&mut h[j * H..(j + 1) * H]).try_into().unwrap();
             for k in 0..H {
                 let (ki, kf, kg, ko) = (k, H + k, 2 * H + k, 3 * H + k);
-                let i = sigmoid(gates[(ki, j)] + b_ih[ki] + b_hh[ki]);
-                let f = sigmoid(gates[(kf, j)] + b_ih[kf] + b_hh[kf]);
-                let g = (gates[(kg, j)] + b_ih[kg] + b_hh[kg]).tanh();
-                let o = sigmoid(gates[(ko, j)] + b_ih[ko] + b_hh[ko]);
-                gates[(ki, j)] = i;
-                gates[(kf, j)] = f;
-                gates[(kg, j)] = g;
-                gates[(ko, j)] = o;
-                let c_new = f * c_prev[(k, j)] + i * g;
-                c[(k, j)] = c_new;
-                h[(k, j)] = o * c_new.tanh();
+                let i = sigmoid(a[ki] + gh[ki] + b_ih[ki] + b_hh[ki]);
+                let f = sigmoid(a[kf] + gh[kf] + b_ih[kf] + b_hh[kf]);
+                let g = tanh(a[kg] + gh[kg] + b_ih[kg] + b_hh[kg]);
+                let o = sigmoid(a[ko] + gh[ko] + b_ih[ko] + b_hh[ko]);
+                a[ki] = i;
+                a[kf] = f;
+                a[kg] = g;
+                a[ko] = o;
+                let c_new = f * c_prev[k] + i * g;
+                c[k] = c_new;
+                h[k] = o * tanh(c_new);
             }
         }
     }
@@ -183,8 +196,12 @@ impl<
     /// [`Layer::forward`]; no allocation, and no limit on the number of steps.
     #[inline]
     pub fn step(&self, x_t: &SMatrix<T, D, 1>, state: &mut LstmState<T, H>) -> SMatrix<T, H, 1> {
-        let (mut gates, mut c, mut h) = (SMatrix::ZERO, SMatrix::ZERO, SMatrix::ZERO);
-        self.cell(x_t, &state.h, &state.c, &mut gates, &mut c, &mut h);
+        let (mut gates, mut gh) = (SMatrix::<T, GH, 1>::ZERO, SMatrix::ZERO);
+        let (mut c, mut h) = (SMatrix::ZERO, SMatrix::ZERO);
+        // The products as `forward` makes them (its input product of one column).
+        input_products::<T, GH, D, 1, D, 1>(&self.weight_ih_l0, x_t, gates.as_mut_slice());
+        kernels::matmul(&mut gh, &self.weight_hh_l0, &state.h, false);
+        self.cell(gates.as_mut_slice(), 1, 0, &gh, &state.c, &mut c, &mut h);
         *state = LstmState { h, c };
         h
     }
@@ -225,11 +242,13 @@ impl<
         },
     ];
 
-    /// Per sample, backward's `x_t` and `∂x_t` (`D` each), `h_0`, `c_0`, `∂L/∂h_t` and
-    /// `∂L/∂c_t` carried from step `t + 1`, `∂L/∂h_t` with the output's gradient (`H` each)
-    /// and the gates' gradient (`4H`): `2D + 9H`. Forward's `x_t`, gates, `h_{t−1}`, `h_t`,
-    /// `c_{t−1}` and `c_t` take `D + 8H`.
-    const SCRATCH: usize = 2 * D + 9 * H;
+    /// Per sample, backward's gate gradients of every step, twice (`4H·S` each: in the
+    /// input products' order and in the states'), `h_0`, `c_0`, `∂L/∂h_t` and `∂L/∂c_t`
+    /// carried from step `t + 1` and `∂L/∂h_t` with the output's gradient (`H` each):
+    /// `8H·S + 5H`. Forward's input products (then gates) of every step (`4H·S`),
+    /// `W_hh·h_{t−1}` (`4H`), `h_{t−1}`, `h_t`, `c_{t−1}` and `c_t` take `4H·S + 8H`, no more;
+    /// the training forward's `W_hh·h_{t−1}`, `h_0` and `c_0`, `6H`.
+    const SCRATCH: usize = 8 * H * S + 5 * H;
 
     type Cache<const B: usize> = LstmCache<T, H, GH, S, B>;
     type State = ();
@@ -242,20 +261,22 @@ impl<
         mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
-        let gates: &mut SMatrix<T, GH, B> = carve(&mut scratch);
+        // The input products of every step, then (in place, step by step) the gates.
+        let gates = take(&mut scratch, GH * S * B);
+        let gh: &mut SMatrix<T, GH, B> = carve(&mut scratch);
         // The states of steps t and t − 1, swapped at each step.
         let mut h: &mut SMatrix<T, H, B> = carve(&mut scratch);
         let mut h_prev: &mut SMatrix<T, H, B> = carve(&mut scratch);
         let mut c: &mut SMatrix<T, H, B> = carve(&mut scratch);
         let mut c_prev: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        input_products::<T, GH, D, S, IN, B>(&self.weight_ih_l0, x, gates);
         initial(x, INIT.then_some(S * D), h);
         initial(x, INIT.then_some(S * D + H), c);
         for t in 0..S {
-            read_rows(x, t * D, x_t);
             core::mem::swap(&mut h, &mut h_prev);
             core::mem::swap(&mut c, &mut c_prev);
-            self.cell(x_t, h_prev, c_prev, gates, c, h);
+            kernels::matmul(gh, &self.weight_hh_l0, h_prev, false);
+            self.cell(gates, S, t, gh, c_prev, c, h);
             if !LAST {
                 write_rows(y, t * H, h);
             }
@@ -274,19 +295,21 @@ impl<
         mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let gh: &mut SMatrix<T, GH, B> = carve(&mut scratch);
         let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
         let c0: &mut SMatrix<T, H, B> = carve(&mut scratch);
         initial(x, INIT.then_some(S * D), h0);
         initial(x, INIT.then_some(S * D + H), c0);
+        let gates = flat_mut(&mut cache.gates);
+        input_products::<T, GH, D, S, IN, B>(&self.weight_ih_l0, x, gates);
         for t in 0..S {
-            read_rows(x, t * D, x_t);
             let (h_done, h_rest) = cache.h.split_at_mut(t);
             let (c_done, c_rest) = cache.c.split_at_mut(t);
             let h_prev = h_done.last().unwrap_or(h0);
             let c_prev = c_done.last().unwrap_or(c0);
             let (c, h) = (&mut c_rest[0], &mut h_rest[0]);
-            self.cell(x_t, h_prev, c_prev, &mut cache.gates[t], c, h);
+            kernels::matmul(gh, &self.weight_hh_l0, h_prev, false);
+            self.cell(gates, S, t, gh, c_prev, c, h);
             if !LAST {
                 write_rows(y, t * H, h);
             }
@@ -306,8 +329,10 @@ impl<
         mut scratch: &mut [T],
     ) {
         const { check::<D, H, GH, S, IN, OUT, LAST, INIT>() };
-        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
-        let dx_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        // The gradient of the gates' pre-activations at every step, sample-major (as the
+        // input products) and step-major (as the states).
+        let d_in = take(&mut scratch, GH * S * B);
+        let d_hid = take(&mut scratch, GH * S * B);
         let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
         let c0: &mut SMatrix<T, H, B> = carve(&mut scratch);
         initial(x, INIT.then_some(S * D), h0);
@@ -318,49 +343,58 @@ impl<
         carry_h.fill(T::ZERO);
         carry_c.fill(T::ZERO);
         let dh: &mut SMatrix<T, H, B> = carve(&mut scratch);
-        // Gradient of the gates' pre-activations.
-        let delta: &mut SMatrix<T, GH, B> = carve(&mut scratch);
+        let gates = flat(&cache.gates);
         for t in (0..S).rev() {
             dh.copy_from(carry_h);
             if let Some(row) = output_row::<S, H, LAST>(t) {
                 *dh += dy.fixed_rows::<H>(row);
             }
-            let h_prev = if t == 0 { &*h0 } else { &cache.h[t - 1] };
             let c_prev = if t == 0 { &*c0 } else { &cache.c[t - 1] };
-            let (gates, c) = (&cache.gates[t], &cache.c[t]);
+            let mut rest = &mut d_hid[t * GH * B..(t + 1) * GH * B];
+            let delta_t: &mut SMatrix<T, GH, B> = carve(&mut rest);
+            let (dh_s, c_s, c_prev) = (dh.as_slice(), cache.c[t].as_slice(), c_prev.as_slice());
+            let (delta_s, carry_c) = (delta_t.as_mut_slice(), carry_c.as_mut_slice());
             for j in 0..B {
+                let start = (j * S + t) * GH;
+                let gates: &[T; GH] = gates[start..start + GH].try_into().unwrap();
+                let delta = &mut delta_s[j * GH..(j + 1) * GH];
+                let delta: &mut [T; GH] = delta.try_into().unwrap();
+                let dh: &[T; H] = dh_s[j * H..(j + 1) * H].try_into().unwrap();
+                let c: &[T; H] = c_s[j * H..(j + 1) * H].try_into().unwrap();
+                let c_prev: &[T; H] = c_prev[j * H..(j + 1) * H].try_into().unwrap();
+                let carry_c: &mut [T; H] = (&mut carry_c[j * H..(j + 1) * H]).try_into().unwrap();
                 for k in 0..H {
                     let (ki, kf, kg, ko) = (k, H + k, 2 * H + k, 3 * H + k);
-                    let (i, f, g, o) = (
-                        gates[(ki, j)],
-                        gates[(kf, j)],
-                        gates[(kg, j)],
-                        gates[(ko, j)],
-                    );
-                    let dh = dh[(k, j)];
-                    let tanh_c = c[(k, j)].tanh();
-                    let dc = carry_c[(k, j)] + dh * o * (T::ONE - tanh_c * tanh_c);
-                    delta[(ki, j)] = dc * g * i * (T::ONE - i);
-                    delta[(kf, j)] = dc * c_prev[(k, j)] * f * (T::ONE - f);
-                    delta[(kg, j)] = dc * i * (T::ONE - g * g);
-                    delta[(ko, j)] = dh * tanh_c * o * (T::ONE - o);
-                    carry_c[(k, j)] = dc * f;
+                    let (i, f, g, o) = (gates[ki], gates[kf], gates[kg], gates[ko]);
+                    let dh = dh[k];
+                    let tanh_c = tanh(c[k]);
+                    let dc = carry_c[k] + dh * o * (T::ONE - tanh_c * tanh_c);
+                    delta[ki] = dc * g * i * (T::ONE - i);
+                    delta[kf] = dc * c_prev[k] * f * (T::ONE - f);
+                    delta[kg] = dc * i * (T::ONE - g * g);
+                    delta[ko] = dh * tanh_c * o * (T::ONE - o);
+                    carry_c[k] = dc * f;
                 }
-            }
-            read_rows(x, t * D, x_t);
-            kernels::matmul_abt(&mut grads.weight_ih_l0, delta, x_t, true);
-            kernels::matmul_abt(&mut grads.weight_hh_l0, delta, h_prev, true);
-            add_column_sums(&mut grads.bias_ih_l0, delta);
-            add_column_sums(&mut grads.bias_hh_l0, delta);
-            if let Some(dx) = dx.as_deref_mut() {
-                kernels::matmul_atb(dx_t, &self.weight_ih_l0, delta, false);
-                add_rows(dx, t * D, dx_t);
+                d_in[start..start + GH].copy_from_slice(delta);
             }
             // Step t − 1's gradient; at step 0 that of the initial state, an input.
             if t > 0 || (INIT && dx.is_some()) {
-                kernels::matmul_atb(carry_h, &self.weight_hh_l0, delta, false);
+                kernels::matmul_atb(carry_h, &self.weight_hh_l0, delta_t, false);
             }
         }
+        // The weight gradients summed over every step, one product each.
+        let w_ih = &self.weight_ih_l0;
+        input_gradients::<T, GH, D, S, IN, B>(
+            w_ih,
+            x,
+            d_in,
+            &mut grads.weight_ih_l0,
+            dx.as_deref_mut(),
+        );
+        let h0 = INIT.then_some(&*h0);
+        hidden_weight_gradient(d_hid, &cache.h, h0, &mut grads.weight_hh_l0);
+        add_slice_column_sums(&mut grads.bias_ih_l0, d_in);
+        add_slice_column_sums(&mut grads.bias_hh_l0, d_hid);
         if INIT && let Some(dx) = dx {
             add_rows(dx, S * D, carry_h);
             add_rows(dx, S * D + H, carry_c);

@@ -4,7 +4,8 @@
 //! three are documented on [`Rnn`].
 
 use super::recurrent::{
-    add_column_sums, add_rows, check_sizes, initial, output_row, read_rows, write_rows,
+    add_rows, add_slice_column_sums, check_sizes, hidden_weight_gradient, initial, input_gradients,
+    input_products, output_row, take, tanh, write_rows,
 };
 use crate::memory::carve;
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
@@ -43,17 +44,25 @@ use nalgebra::SMatrix;
 /// PyTorch's `h_n[0]` (= `output[:, -1]`).
 ///
 /// # Computation
-/// `forward_train` runs the whole batch one time step at a time: the two products of a step
-/// (`W_ih·X_t` and `W_hh·H_{t−1}`, `B` columns each) go through [`kernels`]; the states (and
-/// the gates of a GRU or LSTM) of every step are kept in the cache, in the tape.
-/// `backward` is backpropagation through time over the fixed `S` steps, from the last one
-/// to the first, carrying `∂L/∂h_t` (and `∂L/∂c_t`) backwards, the parameter gradients
-/// being the sums of every step's. Temporaries (a few `H × B`, `D × B` and `GH × B`
-/// matrices) are carved from the layer's scratch memory, [`Layer::SCRATCH`]` · B` scalars
-/// that the `network!` macro plans with the network's other values: nothing batch-sized is
-/// on the stack and nothing is allocated. `SCRATCH` is the most any one pass needs, per
-/// sample: `2D + 3H` for an RNN (backward's `x_t`, `∂x_t`, `h_0`, the carried gradient and
-/// `δ_t`), `2D + 9H` for a GRU and an LSTM (see theirs).
+/// As cuDNN and oneDNN do, the input-to-hidden products of every time step of every sample
+/// are one product, before the time loop: without `INIT` the batch's sequences are one
+/// column-major `D × S·B` matrix `X` (column `j·S + t` is sample `j`'s `x_t`), so
+/// `W_ih·X` (`GH × S·B`, `GH` = `H`, `3H`, `4H`) is one GEMM ([`kernels::matmul_view`]; with
+/// `INIT` one per sample, the initial state sitting between the sequences). `forward_train`
+/// then runs the whole batch one time step at a time with only the hidden-to-hidden product
+/// `W_hh·H_{t−1}` (`B` columns) per step; the states (and the gates of a GRU or LSTM) of
+/// every step are kept in the cache, in the tape. `backward` is backpropagation through
+/// time over the fixed `S` steps, from the last one to the first, carrying `∂L/∂h_t` (and
+/// `∂L/∂c_t`) backwards with one product `W_hhᵀ·δ_t` per step and keeping every step's
+/// gate gradients `δ_t`; after the loop the parameter gradients, sums over the steps, are
+/// one product each (`∂W_ih += Δ·Xᵀ`, `∂W_hh += Δ·H_{prev}ᵀ`, `∂X += W_ihᵀ·Δ`).
+/// Temporaries (the input products and the gate gradients of every step, a few `H × B` and
+/// `GH × B` matrices) are carved from the layer's scratch memory, [`Layer::SCRATCH`]` · B`
+/// scalars that the `network!` macro plans with the network's other values: nothing
+/// batch-sized is on the stack and nothing is allocated. `SCRATCH` is the most any one pass
+/// needs, backward's, per sample: `2H·S + 2H` for an RNN (`δ_t` of every step in two
+/// orders, `h_0` and the carried gradient), `6H·S + 3H` for a GRU and `8H·S + 5H` for an
+/// LSTM (see theirs).
 ///
 /// # Streaming
 /// `step(&x_t, &mut state)` ([`Rnn::step`], [`Gru::step`](super::Gru::step),
@@ -122,20 +131,28 @@ impl<
     const INIT: bool,
 > Rnn<T, D, H, S, IN, OUT, LAST, INIT>
 {
-    /// One time step for `B` columns: `h = tanh(W_ih·x_t + W_hh·h_prev + b_ih + b_hh)`.
+    /// One time step for `B` columns: `h = tanh(W_ih·x_t + W_hh·h_prev + b_ih + b_hh)`, with
+    /// `W_ih·x_t` of sample `j` column `j·steps + t` of `xp` (`H` scalars each) and `gh`
+    /// `W_hh·h_prev`.
     #[inline]
     fn cell<const B: usize>(
         &self,
-        x_t: &SMatrix<T, D, B>,
-        h_prev: &SMatrix<T, H, B>,
+        xp: &[T],
+        steps: usize,
+        t: usize,
+        gh: &SMatrix<T, H, B>,
         h: &mut SMatrix<T, H, B>,
     ) {
-        kernels::matmul(h, &self.weight_ih_l0, x_t, false);
-        kernels::matmul(h, &self.weight_hh_l0, h_prev, true);
-        for mut column in h.column_iter_mut() {
-            let biases = self.bias_ih_l0.iter().zip(self.bias_hh_l0.iter());
-            for (h, (&b_ih, &b_hh)) in column.iter_mut().zip(biases) {
-                *h = (*h + b_ih + b_hh).tanh();
+        let b_ih: &[T; H] = self.bias_ih_l0.as_slice().try_into().unwrap();
+        let b_hh: &[T; H] = self.bias_hh_l0.as_slice().try_into().unwrap();
+        let (gh, h) = (gh.as_slice(), h.as_mut_slice());
+        for j in 0..B {
+            let start = (j * steps + t) * H;
+            let a: &[T; H] = xp[start..start + H].try_into().unwrap();
+            let gh: &[T; H] = gh[j * H..(j + 1) * H].try_into().unwrap();
+            let h: &mut [T; H] = (&mut h[j * H..(j + 1) * H]).try_into().unwrap();
+            for k in 0..H {
+                h[k] = tanh(a[k] + gh[k] + b_ih[k] + b_hh[k]);
             }
         }
     }
@@ -146,8 +163,11 @@ impl<
     /// [`Layer::forward`]; no allocation, and no limit on the number of steps.
     #[inline]
     pub fn step(&self, x_t: &SMatrix<T, D, 1>, state: &mut RnnState<T, H>) -> SMatrix<T, H, 1> {
-        let mut h = SMatrix::ZERO;
-        self.cell(x_t, &state.h, &mut h);
+        let (mut xp, mut gh, mut h) = (SMatrix::<T, H, 1>::ZERO, SMatrix::ZERO, SMatrix::ZERO);
+        // The products as `forward` makes them (its input product of one column).
+        input_products::<T, H, D, 1, D, 1>(&self.weight_ih_l0, x_t, xp.as_mut_slice());
+        kernels::matmul(&mut gh, &self.weight_hh_l0, &state.h, false);
+        self.cell(xp.as_slice(), 1, 0, &gh, &mut h);
         state.h = h;
         h
     }
@@ -187,9 +207,11 @@ impl<
         },
     ];
 
-    /// Per sample, backward's `x_t` and `∂x_t` (`D` each), `h_0`, `∂L/∂h_t` from step
-    /// `t + 1` and `δ_t` (`H` each); forward needs `x_t`, `h_{t−1}` and `h_t`, fewer.
-    const SCRATCH: usize = 2 * D + 3 * H;
+    /// Per sample, backward's `δ_t` of every step, twice (`H·S` each: in the input
+    /// products' order and in the states'), `h_0` and `∂L/∂h_t` from step `t + 1` (`H`
+    /// each): `2H·S + 2H`. Forward's input products of every step (`H·S`), `W_hh·h_{t−1}`,
+    /// `h_{t−1}` and `h_t` take `H·S + 3H`, no more.
+    const SCRATCH: usize = 2 * H * S + 2 * H;
 
     /// The hidden state after each step `t = 0 … S−1`, `H × B` each.
     type Cache<const B: usize> = [SMatrix<T, H, B>; S];
@@ -203,15 +225,17 @@ impl<
         mut scratch: &mut [T],
     ) {
         const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
-        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let xp = take(&mut scratch, H * S * B);
+        let gh: &mut SMatrix<T, H, B> = carve(&mut scratch);
         // h_t and h_{t−1}, swapped at each step.
         let mut h: &mut SMatrix<T, H, B> = carve(&mut scratch);
         let mut h_prev: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        input_products::<T, H, D, S, IN, B>(&self.weight_ih_l0, x, xp);
         initial(x, INIT.then_some(S * D), h);
         for t in 0..S {
-            read_rows(x, t * D, x_t);
             core::mem::swap(&mut h, &mut h_prev);
-            self.cell(x_t, h_prev, h);
+            kernels::matmul(gh, &self.weight_hh_l0, h_prev, false);
+            self.cell(xp, S, t, gh, h);
             if !LAST {
                 write_rows(y, t * H, h);
             }
@@ -230,14 +254,16 @@ impl<
         mut scratch: &mut [T],
     ) {
         const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
-        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        let xp = take(&mut scratch, H * S * B);
+        let gh: &mut SMatrix<T, H, B> = carve(&mut scratch);
         let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
+        input_products::<T, H, D, S, IN, B>(&self.weight_ih_l0, x, xp);
         initial(x, INIT.then_some(S * D), h0);
         for t in 0..S {
-            read_rows(x, t * D, x_t);
             let (done, rest) = hs.split_at_mut(t);
             let h_prev = done.last().unwrap_or(h0);
-            self.cell(x_t, h_prev, &mut rest[0]);
+            kernels::matmul(gh, &self.weight_hh_l0, h_prev, false);
+            self.cell(xp, S, t, gh, &mut rest[0]);
             if !LAST {
                 write_rows(y, t * H, &rest[0]);
             }
@@ -257,36 +283,45 @@ impl<
         mut scratch: &mut [T],
     ) {
         const { check_sizes(D, H, S, IN, OUT, LAST, if INIT { H } else { 0 }) };
-        let x_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
-        let dx_t: &mut SMatrix<T, D, B> = carve(&mut scratch);
+        // δ_t of every step, sample-major (as the input products) and step-major (as the
+        // states).
+        let d_in = take(&mut scratch, H * S * B);
+        let d_hid = take(&mut scratch, H * S * B);
         let h0: &mut SMatrix<T, H, B> = carve(&mut scratch);
         initial(x, INIT.then_some(S * D), h0);
         // ∂L/∂h_t coming from step t + 1 (zero after the last step).
         let carry: &mut SMatrix<T, H, B> = carve(&mut scratch);
         carry.fill(T::ZERO);
-        let delta: &mut SMatrix<T, H, B> = carve(&mut scratch);
         for t in (0..S).rev() {
+            let mut rest = &mut d_hid[t * H * B..(t + 1) * H * B];
+            let delta: &mut SMatrix<T, H, B> = carve(&mut rest);
             // δ_t = (∂L/∂h_t) ⊙ (1 − h_t²), ∂L/∂h_t = dy_t + carry.
             delta.copy_from(carry);
             if let Some(row) = output_row::<S, H, LAST>(t) {
                 *delta += dy.fixed_rows::<H>(row);
             }
             delta.zip_apply(&hs[t], |d, h| *d *= T::ONE - h * h);
-            let h_prev = if t == 0 { &*h0 } else { &hs[t - 1] };
-            read_rows(x, t * D, x_t);
-            kernels::matmul_abt(&mut grads.weight_ih_l0, delta, x_t, true);
-            kernels::matmul_abt(&mut grads.weight_hh_l0, delta, h_prev, true);
-            add_column_sums(&mut grads.bias_ih_l0, delta);
-            add_column_sums(&mut grads.bias_hh_l0, delta);
-            if let Some(dx) = dx.as_deref_mut() {
-                kernels::matmul_atb(dx_t, &self.weight_ih_l0, delta, false);
-                add_rows(dx, t * D, dx_t);
+            for j in 0..B {
+                let start = (j * S + t) * H;
+                d_in[start..start + H].copy_from_slice(&delta.as_slice()[j * H..(j + 1) * H]);
             }
             // Step t − 1's gradient; at step 0 that of the initial state, an input.
             if t > 0 || (INIT && dx.is_some()) {
                 kernels::matmul_atb(carry, &self.weight_hh_l0, delta, false);
             }
         }
+        // The weight gradients summed over every step, one product each.
+        let w_ih = &self.weight_ih_l0;
+        input_gradients::<T, H, D, S, IN, B>(
+            w_ih,
+            x,
+            d_in,
+            &mut grads.weight_ih_l0,
+            dx.as_deref_mut(),
+        );
+        hidden_weight_gradient(d_hid, hs, INIT.then_some(&*h0), &mut grads.weight_hh_l0);
+        add_slice_column_sums(&mut grads.bias_ih_l0, d_in);
+        add_slice_column_sums(&mut grads.bias_hh_l0, d_hid);
         if INIT && let Some(dx) = dx {
             add_rows(dx, S * D, carry);
         }

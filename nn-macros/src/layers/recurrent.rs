@@ -27,15 +27,17 @@ impl Cell {
         }
     }
 
-    /// Rows of `H` in the layer's scratch memory per sample (`Layer::SCRATCH = 2D + k·H`,
-    /// the most a pass needs: backward's `x_t`, `∂x_t` and its states and gradients):
-    /// `h_0`, the carried `∂L/∂h` and `δ` for an RNN; also the gates' two gradients (`3H`
-    /// each) for a GRU; `c_0`, the carried `∂L/∂c`, `∂L/∂h` and the gates' gradient (`4H`)
-    /// for an LSTM.
+    /// Rows of `H` in the layer's scratch memory per sample besides the gate gradients of
+    /// every step (`Layer::SCRATCH = 2·gates·H·S + k·H`, the most a pass needs: backward's,
+    /// which keeps the gates' gradients of every step twice, for the products over all the
+    /// steps, and its states and gradients): `h_0` and the carried `∂L/∂h` for an RNN; also
+    /// `∂L/∂h_t` with the output's gradient for a GRU; and `c_0`, the carried `∂L/∂c` for
+    /// an LSTM.
     fn scratch_hidden_rows(self) -> usize {
         match self {
-            Cell::Rnn => 3,
-            Cell::Gru | Cell::Lstm => 9,
+            Cell::Rnn => 2,
+            Cell::Gru => 3,
+            Cell::Lstm => 5,
         }
     }
 
@@ -126,9 +128,9 @@ impl BuiltinLayer for Recurrent {
     }
 
     fn scratch_per_sample(&self, input: &Shape) -> Dim {
-        let features = Dim::Known(2).mul(&input.dims()[1]);
-        let hidden = Dim::Known(self.cell.scratch_hidden_rows()).mul(&self.hidden);
-        features.add(&hidden)
+        let gradients = Dim::Known(2 * self.cell.gates()).mul(&input.dims()[0]);
+        let rows = gradients.add(&Dim::Known(self.cell.scratch_hidden_rows()));
+        rows.mul(&self.hidden)
     }
 
     fn describe(&self, input: &Shape, _output: &Shape) -> String {

@@ -94,6 +94,22 @@ impl fmt::Display for QuantError {
 
 impl core::error::Error for QuantError {}
 
+/// The scale of a weight row whose largest magnitude is `max_abs`: `max_abs / 127` (as
+/// `f32`), 1 for a zero row. Shared with quantization-aware training
+/// ([`QatDense`](super::QatDense)), so that it trains with the weights `quantize` gives.
+pub(super) fn weight_scale(max_abs: f64) -> f32 {
+    if max_abs == 0.0 {
+        1.0
+    } else {
+        (max_abs / 127.0) as f32
+    }
+}
+
+/// `clamp(round(w / S_w), −127, 127)`, half away from zero, in `f64`.
+pub(super) fn quantize_weight(w: f64, scale: f32) -> f64 {
+    round_half_away(w / scale as f64).clamp(-127.0, 127.0)
+}
+
 impl<const IN: usize, const OUT: usize> DenseQ8<IN, OUT> {
     /// Post-training quantization of `layer` (TFLite's converter), all in `f64`:
     /// `S_w[c] = max_k |W[c, k]| / 127` (1 for a zero row), `q_w = round(W / S_w[c])`,
@@ -133,15 +149,11 @@ impl<const IN: usize, const OUT: usize> DenseQ8<IN, OUT> {
                 }
                 max_abs = max_abs.max(w.abs());
             }
-            let weight_scale = if max_abs == 0.0 {
-                1.0f32
-            } else {
-                (max_abs / 127.0) as f32
-            };
+            let weight_scale = weight_scale(max_abs);
             let mut row_sum = 0i64;
             for k in 0..IN {
                 let w = layer.weight[(c, k)].to_f64();
-                let qw = round_half_away(w / weight_scale as f64).clamp(-127.0, 127.0) as i8;
+                let qw = quantize_weight(w, weight_scale) as i8;
                 q.weight[c][k] = qw;
                 row_sum += qw as i64;
             }

@@ -15,8 +15,11 @@
 //! - [`file`](mod@file): a flat int8 weight file, written on the host and read by a `const fn`, so that an
 //!   int8 network is a `static` in flash.
 //!
-//! Only inference, and only Dense and ReLU: no quantization-aware training and no int8
-//! convolution yet (the design says how they would fit).
+//! - [`qat`](mod@qat): quantization-aware training, [`FakeQuant`] (activations, per tensor,
+//!   moving-average ranges, straight-through gradient) and [`QatDense`] (weights, symmetric
+//!   per channel), whose trained weights and observed ranges `quantize` then takes.
+//!
+//! Only Dense and ReLU: no int8 convolution yet (the design says how it would fit).
 //!
 //! Nothing here allocates (the file writer, with `alloc`, aside).
 
@@ -25,8 +28,10 @@ mod dense;
 pub mod file;
 pub mod fixed_point;
 mod params;
+pub mod qat;
 
 pub use chain::{Chain, LayerQ8};
 pub use dense::{DenseQ8, QuantError};
 pub use fixed_point::Multiplier;
 pub use params::{QuantParams, Range};
+pub use qat::{FakeQuant, FakeQuantState, QatDense};

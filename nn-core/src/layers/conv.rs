@@ -320,7 +320,8 @@ fn inside(
 ) -> (usize, usize) {
     // ow·S + offset ≥ pad  ⇔  ow ≥ ⌈(pad − offset)/S⌉.
     let lo = pad.saturating_sub(offset).div_ceil(stride);
-    // ow·S + offset − pad < width  ⇔  ow·S < width + pad − offset  ⇔  ow < ⌈(width + pad − offset)/S⌉.
+    // ow·S + offset − pad < width  ⇔  ow·S < width + pad − offset
+    //                             ⇔  ow < ⌈(width + pad − offset)/S⌉.
     let hi = (width + pad).saturating_sub(offset).div_ceil(stride);
     let hi = hi.min(outputs);
     (lo.min(hi), hi)

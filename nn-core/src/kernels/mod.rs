@@ -290,6 +290,146 @@ pub fn matmul_atb<T: Real, const M: usize, const K: usize, const N: usize>(
     unsafe { product::<T, M, K, N>(c, Operand::Transposed(a), view(b), accumulate) }
 }
 
+/// A matrix in a slice, for [`matmul_strided`]: `rows × cols`, column-major with leading
+/// dimension `ld` (element `(i, j)` at `i + j·ld`), or the transpose of such a matrix
+/// ([`Strided::t`]: element `(i, j)` at `j + i·ld`). The constructor checks that the slice
+/// holds every element, so the products on it are safe.
+#[derive(Clone, Copy, Debug)]
+pub struct Strided<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    transposed: bool,
+}
+
+impl<'a, T> Strided<'a, T> {
+    /// The column-major `rows × cols` matrix whose column `j` starts at `data[j·ld]`.
+    ///
+    /// # Panics
+    /// If `ld < rows` or `data` is too short to hold the last column.
+    #[inline]
+    pub fn new(data: &'a [T], rows: usize, cols: usize, ld: usize) -> Self {
+        assert!(ld >= rows, "Strided: leading dimension {ld} < {rows} rows");
+        assert!(
+            rows == 0 || cols == 0 || data.len() >= (cols - 1) * ld + rows,
+            "Strided: {} scalars cannot hold a {rows} × {cols} matrix with leading dimension {ld}",
+            data.len()
+        );
+        Strided {
+            data,
+            rows,
+            cols,
+            ld,
+            transposed: false,
+        }
+    }
+
+    /// The transposed matrix (no copy).
+    #[inline]
+    pub fn t(self) -> Self {
+        Strided {
+            rows: self.cols,
+            cols: self.rows,
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    /// Rows.
+    #[inline]
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns.
+    #[inline]
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The kernels' view of the matrix.
+    #[inline(always)]
+    fn view(&self) -> View<T> {
+        let (rs, cs) = if self.transposed {
+            (self.ld, 1)
+        } else {
+            (1, self.ld)
+        };
+        View {
+            ptr: self.data.as_ptr(),
+            rs,
+            cs,
+        }
+    }
+}
+
+/// `C = A·B`, or `C += A·B` when `accumulate`, on matrices in slices whose sizes are known
+/// only at run time (or are constants the type system cannot name, as a convolution's
+/// `OH·OW`): `A` `m × k`, `B` `k × n`, either stored transposed, and `C` the column-major
+/// `m × n` matrix whose column `j` starts at `c[j·ldc]`.
+///
+/// The algorithm is [`algorithm`]'s for these sizes, where it has a kernel that takes run-time
+/// sizes: the kernel set's matrix-vector loop ([`Algorithm::MatrixVectorInline`] and
+/// [`Algorithm::MatrixVector`]), its dot products ([`Algorithm::Dots`], and
+/// [`Algorithm::RowDots`], when `B` is column-major), its blocked GEMM otherwise (also for
+/// [`Algorithm::Direct`] and [`Algorithm::TransposedDirect`], whose loops need the sizes as
+/// constants). Inlined, so that constant sizes make the choice at compile time.
+///
+/// # Panics
+/// If `A`'s columns are not `B`'s rows, `ldc < m`, or `c` cannot hold `C`.
+#[inline]
+pub fn matmul_strided<T: Real>(
+    c: &mut [T],
+    ldc: usize,
+    a: Strided<'_, T>,
+    b: Strided<'_, T>,
+    accumulate: bool,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(
+        b.rows, k,
+        "matmul_strided: A is {m} × {k} but B is {} × {n}",
+        b.rows
+    );
+    assert!(ldc >= m, "matmul_strided: ldc {ldc} < {m} rows");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        c.len() >= (n - 1) * ldc + m,
+        "matmul_strided: {} scalars cannot hold a {m} × {n} C with ldc {ldc}",
+        c.len()
+    );
+    if k == 0 {
+        if !accumulate {
+            for column in c.chunks_mut(ldc).take(n) {
+                column[..m].fill(T::ZERO);
+            }
+        }
+        return;
+    }
+    let (a_view, b_view, y) = (a.view(), b.view(), c.as_mut_ptr());
+    // SAFETY (every arm): the constructors of `a` and `b` checked that their slices hold
+    // their `m × k` and `k × n` extents, and the asserts above that `c` holds the `m × n`
+    // block with leading dimension `ldc`; `c` is borrowed mutably, so it overlaps neither.
+    // Each kernel's layout conditions are those of its arm: a column-major `A`
+    // (`a_view.rs == 1`) for the matrix-vector loop, a transposed `A` (`cs == 1`) and a
+    // column-major `B` (`rs == 1`) for the dot products; the GEMM takes any `View` with a
+    // unit stride, which every `Strided` has.
+    unsafe {
+        match algorithm(m, k, n, a.transposed, size_of::<T>()) {
+            Algorithm::MatrixVectorInline | Algorithm::MatrixVector => {
+                T::Kernels::gemv(m, k, a_view, b_view, y, accumulate)
+            }
+            Algorithm::Dots | Algorithm::RowDots if !b.transposed => {
+                T::Kernels::dots(m, n, k, a_view, b_view, y, ldc, accumulate)
+            }
+            _ => T::Kernels::gemm(m, n, k, a_view, b_view, y, ldc, accumulate),
+        }
+    }
+}
+
 /// The left operand `A` (`M × K`) of a product: a matrix, or the transpose of one.
 #[derive(Clone, Copy)]
 enum Operand<'a, T: Real, const M: usize, const K: usize> {

@@ -498,3 +498,93 @@ fn stack_use_does_not_grow_with_the_sizes() {
         assert!(large <= mid + 512, "{large} vs {mid}");
     });
 }
+
+/// [`matmul_strided`] on `m × k` by `k × n`, every combination of transposed operands and
+/// accumulation, with leading dimensions larger than the matrices (the gaps, and `C`'s, must
+/// be neither read into the result nor written).
+fn check_strided<T: Real>(m: usize, k: usize, n: usize) {
+    for (a_t, b_t, accumulate) in (0..8).map(|f| (f & 1 != 0, f & 2 != 0, f & 4 != 0)) {
+        // Stored (before any transposition): A as rows_a × cols_a with ld rows_a + 3.
+        let (ra, ca) = if a_t { (k, m) } else { (m, k) };
+        let (rb, cb) = if b_t { (n, k) } else { (k, n) };
+        let (lda, ldb, ldc) = (ra + 3, rb + 2, m + 5);
+        let a: Vec<T> = (0..lda * ca).map(|s| T::of(value(s + 21))).collect();
+        let b: Vec<T> = (0..ldb * cb).map(|s| T::of(value(s + 22))).collect();
+        let c0: Vec<T> = (0..ldc * n).map(|s| T::of(value(s + 23))).collect();
+        // (i, j) of op(A), op(B).
+        let a_at = |i: usize, p: usize| if a_t { a[p + i * lda] } else { a[i + p * lda] };
+        let b_at = |p: usize, j: usize| if b_t { b[j + p * ldb] } else { b[p + j * ldb] };
+        let want = reference(
+            m,
+            n,
+            k,
+            |i, p| a_at(i, p).to_f64(),
+            |p, j| b_at(p, j).to_f64(),
+            |i, j| c0[i + j * ldc].to_f64(),
+            accumulate,
+        );
+        let sa = Strided::new(&a, ra, ca, lda);
+        let sb = Strided::new(&b, rb, cb, ldb);
+        let (sa, sb) = (if a_t { sa.t() } else { sa }, if b_t { sb.t() } else { sb });
+        assert_eq!((sa.rows(), sa.cols(), sb.rows(), sb.cols()), (m, k, k, n));
+        let mut c = c0.clone();
+        matmul_strided(&mut c, ldc, sa, sb, accumulate);
+        let got: Vec<T> = (0..m * n).map(|s| c[s % m + s / m * ldc]).collect();
+        let e = max_error(&got, &want);
+        let what = std::format!("{m}×{k}×{n} a_t={a_t} b_t={b_t} acc={accumulate}");
+        assert!(e < tolerance::<T>(k), "matmul_strided {what}: {e:e}");
+        for j in 0..n {
+            assert_eq!(
+                c[j * ldc + m..(j + 1) * ldc],
+                c0[j * ldc + m..(j + 1) * ldc],
+                "{what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn strided_products_match_the_definition() {
+    on_every_path(|| {
+        // One column (matrix-vector loop, row dots), small (direct sizes: the GEMM), deep
+        // Aᵀ·B (dot products), large (GEMM), edges of every block, and zero depth.
+        for (m, k, n) in [
+            (1, 1, 1),
+            (7, 5, 1),
+            (300, 50, 1),
+            (10, 700, 1),
+            (5, 3, 7),
+            (16, 16, 4),
+            (6, 784, 25),
+            (16, 100, 150),
+            (784, 25, 6),
+            (100, 150, 16),
+            (70, 300, 70),
+            (3, 0, 4),
+        ] {
+            check_strided::<f64>(m, k, n);
+            check_strided::<f32>(m, k, n);
+        }
+    });
+}
+
+#[test]
+#[should_panic(expected = "cannot hold")]
+fn strided_operands_are_checked() {
+    let data = [0.0f32; 11];
+    let _ = Strided::new(&data, 4, 3, 4);
+}
+
+#[test]
+#[should_panic(expected = "cannot hold")]
+fn strided_product_checks_its_output() {
+    let a = [1.0f32; 12];
+    let mut c = [0.0f32; 15];
+    matmul_strided(
+        &mut c,
+        4,
+        Strided::new(&a, 4, 3, 4),
+        Strided::new(&a, 3, 4, 3),
+        false,
+    );
+}

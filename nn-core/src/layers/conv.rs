@@ -1,10 +1,11 @@
 //! Convolutions: [`Conv2d`] and [`Conv1d`] (a 1-d convolution is computed as a 2-d one of
 //! height 1), with zero padding, stride and dilation.
 //!
-//! The computation (an im2col lowering, one output position at a time) is described on
+//! The computation (an im2col lowering per sample, then the matrix kernels) is described on
 //! [`Conv2d`].
 
 use super::geometry::{ConvGeometry1d, ConvGeometry2d, Lift1d};
+use crate::kernels::{Strided, matmul_strided};
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
 use core::marker::PhantomData;
 use nalgebra::SMatrix;
@@ -35,25 +36,25 @@ use nalgebra::SMatrix;
 /// transpose of PyTorch's row-major bytes of `weight.view(CO, K)`.
 ///
 /// # Lowering
-/// The convolution of one sample is the matrix product `Y = W·X̃ + b·1ᵀ` (`CO × OH·OW`) of
-/// the weight with the im2col matrix `X̃` (`K × OH·OW`): column `p = oh·OW + ow` of `X̃` holds
-/// the `K` inputs the kernel sees at output position `(oh, ow)`,
+/// The convolution of one sample is the matrix product `Y = W·X̃ + b·1ᵀ` (`CO × P`,
+/// `P = OH·OW`) of the weight with the im2col matrix `X̃` (`K × P`): column `p = oh·OW + ow`
+/// of `X̃` holds the `K` inputs the kernel sees at output position `(oh, ow)`,
 /// `X̃[(ci, kh, kw), p] = x[ci, oh·SH − PH + kh·DH, ow·SW − PW + kw·DW]`, zero in the padding.
-/// Stable Rust cannot name the type of a `K × OH·OW` buffer here (`OH·OW` is not a const
-/// parameter of the layer), so `X̃` is built one column at a time into a `K`-vector on the
-/// stack, and the product is done column by column, as nalgebra's static `gemm` does anyway:
+/// A sample's output `[CO, OH, OW]` is `Yᵀ`, a `P × CO` column-major matrix, so each sample
+/// is computed as `Yᵀ = X̃ᵀ·Wᵀ (+ b)` by the [matrix kernels](crate::kernels::matmul_strided),
+/// `X̃ᵀ` (`P × K`, element `(p, k)` at `k·P + p`) built in the layer's scratch memory
+/// ([`Layer::SCRATCH`] `= K·P` per sample, one tile used whatever the batch) a kernel row at a
+/// time (contiguous copies when `SW = 1`), `Wᵀ` a transposed view of the weight:
 ///
-/// - forward: `y[:, p] = W·x̃_p + b` (a matrix-vector product, `CO × K`);
-/// - backward, with `δ_p = ∂L/∂y[:, p]`: `∂L/∂W += δ_p·x̃_pᵀ` (a rank-1 update),
-///   `∂L/∂b += δ_p`, and `Wᵀ·δ_p` added back to the inputs `x̃_p` was gathered from (col2im).
+/// - forward: `Yᵀ = X̃ᵀ·Wᵀ`, on `Yᵀ`'s columns preset to the bias;
+/// - backward, with `∂Yᵀ` the sample's `∂L/∂y` as `P × CO`: `X̃ᵀ` rebuilt from the input,
+///   `∂L/∂W += ∂Yᵀᵀ·X̃ᵀ`, `∂L/∂b +=` the column sums of `∂Yᵀ`, and, when `∂L/∂x` is wanted,
+///   `∂X̃ᵀ = ∂Yᵀ·W` into the same tile, added back to the inputs it was gathered from (col2im).
 ///
-/// Nothing is allocated and nothing depends on the batch size but the outer loop. Measured
-/// in `f32` on one core (x86-64 baseline, no `target-cpu`) against a direct loop (one AXPY per
-/// kernel tap and output row, no gathering): this lowering was 1.5–3.8× faster forward and
-/// 1.25–3.5× faster backward with several input channels (8→16 and 16→32 channels on 14×14,
-/// 3→16 on 32×32 with a 5×5 kernel, 16→32 with stride 2, 64→64 on 8×8), even with one
-/// channel on 8×8; the direct loop was faster forward only for one input channel on a large
-/// image (1→8 on 28×28: 2.3–2.9×), where its slower backward made the training step even.
+/// Nothing is allocated and nothing on the stack depends on the sizes. This replaced a
+/// lowering one output position at a time (a `K`-vector gathered on the stack, then a
+/// matrix-vector product forward and a rank-1 update backward), which ran at a few percent of
+/// the core's peak (BENCHMARKS.md, C1–C3).
 #[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct Conv2d<
@@ -188,6 +189,8 @@ where
         }]
     };
 
+    const SCRATCH: usize = tile::<G, K>();
+
     type Cache<const B: usize> = ();
     type State = ();
 
@@ -197,10 +200,10 @@ where
         _: &(),
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
-        _scratch: &mut [T],
+        scratch: &mut [T],
     ) {
         const { check_sizes::<G, CO, K, NB, IN, OUT>() };
-        forward_batch::<T, G, CO, K, NB, IN, OUT, B>(&self.weight, &self.bias, x, y);
+        forward_batch::<T, G, CO, K, NB, IN, OUT, B>(&self.weight, &self.bias, x, y, scratch);
     }
 
     #[inline]
@@ -211,7 +214,7 @@ where
         dy: &SMatrix<T, OUT, B>,
         dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
-        _scratch: &mut [T],
+        scratch: &mut [T],
     ) {
         const { check_sizes::<G, CO, K, NB, IN, OUT>() };
         backward_batch::<T, G, CO, K, NB, IN, OUT, B>(
@@ -221,6 +224,7 @@ where
             dx,
             &mut grads.weight,
             &mut grads.bias,
+            scratch,
         );
     }
 }
@@ -252,6 +256,8 @@ where
         }]
     };
 
+    const SCRATCH: usize = tile::<Lift1d<G>, K>();
+
     type Cache<const B: usize> = ();
     type State = ();
 
@@ -261,10 +267,16 @@ where
         _: &(),
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
-        _scratch: &mut [T],
+        scratch: &mut [T],
     ) {
         const { check_sizes::<Lift1d<G>, CO, K, NB, IN, OUT>() };
-        forward_batch::<T, Lift1d<G>, CO, K, NB, IN, OUT, B>(&self.weight, &self.bias, x, y);
+        forward_batch::<T, Lift1d<G>, CO, K, NB, IN, OUT, B>(
+            &self.weight,
+            &self.bias,
+            x,
+            y,
+            scratch,
+        );
     }
 
     #[inline]
@@ -275,7 +287,7 @@ where
         dy: &SMatrix<T, OUT, B>,
         dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
-        _scratch: &mut [T],
+        scratch: &mut [T],
     ) {
         const { check_sizes::<Lift1d<G>, CO, K, NB, IN, OUT>() };
         backward_batch::<T, Lift1d<G>, CO, K, NB, IN, OUT, B>(
@@ -285,54 +297,116 @@ where
             dx,
             &mut grads.weight,
             &mut grads.bias,
+            scratch,
         );
     }
 }
 
-/// Calls `tap(k, index)` for every kernel tap `k = (ci·KH + kh)·KW + kw` of the output
-/// position `p = oh·OW + ow`: `index` is the offset in the sample of the input the tap reads
-/// (`ci·H·W + ih·W + iw` with `ih = oh·SH − PH + kh·DH`, `iw = ow·SW − PW + kw·DW`), or
-/// `None` where the tap falls in the zero padding.
+/// Scalars of one sample's im2col tile, `K × OH·OW`: the layer's scratch per sample.
+const fn tile<G: ConvGeometry2d, const K: usize>() -> usize {
+    K * G::OH * G::OW
+}
+
+/// The output positions `ow` in `lo..hi` (of `0..OW`) where a kernel column reading input
+/// column `ow·S + offset − pad` is inside the input's `width` columns; outside them the tap is
+/// in the zero padding.
 #[inline(always)]
-fn for_each_tap<G: ConvGeometry2d>(p: usize, mut tap: impl FnMut(usize, Option<usize>)) {
-    let (oh, ow) = (p / G::OW, p % G::OW);
+fn inside(
+    offset: usize,
+    pad: usize,
+    stride: usize,
+    width: usize,
+    outputs: usize,
+) -> (usize, usize) {
+    // ow·S + offset ≥ pad  ⇔  ow ≥ ⌈(pad − offset)/S⌉.
+    let lo = pad.saturating_sub(offset).div_ceil(stride);
+    // ow·S + offset − pad < width  ⇔  ow·S < width + pad − offset
+    //                             ⇔  ow < ⌈(width + pad − offset)/S⌉.
+    let hi = (width + pad).saturating_sub(offset).div_ceil(stride);
+    let hi = hi.min(outputs);
+    (lo.min(hi), hi)
+}
+
+/// Calls `row(k, oh, lo, hi, start)` for every column `k = (ci·KH + kh)·KW + kw` of the
+/// im2col matrix and every output row `oh`: the positions `oh·OW + ow` for `ow` in `lo..hi`
+/// read the inputs `start + (ow − lo)·SW` of the sample (channel `ci`, row
+/// `ih = oh·SH − PH + kh·DH`); the others (all of them when `start` is `None`: `ih` is in the
+/// padding) read zeros.
+#[inline(always)]
+fn for_each_row<G: ConvGeometry2d>(mut row: impl FnMut(usize, usize, usize, usize, Option<usize>)) {
     let mut k = 0;
     for ci in 0..G::CI {
         for kh in 0..G::KH {
-            // ih = oh·SH + kh·DH − PH, when it is in [0, H).
-            let ih = (oh * G::SH + kh * G::DH)
-                .checked_sub(G::PH)
-                .filter(|&ih| ih < G::H);
             for kw in 0..G::KW {
-                let iw = (ow * G::SW + kw * G::DW)
-                    .checked_sub(G::PW)
-                    .filter(|&iw| iw < G::W);
-                let index = match (ih, iw) {
-                    (Some(ih), Some(iw)) => Some((ci * G::H + ih) * G::W + iw),
-                    _ => None,
-                };
-                tap(k, index);
+                let (lo, hi) = inside(kw * G::DW, G::PW, G::SW, G::W, G::OW);
+                for oh in 0..G::OH {
+                    // ih = oh·SH + kh·DH − PH, when it is in [0, H).
+                    let ih = (oh * G::SH + kh * G::DH)
+                        .checked_sub(G::PH)
+                        .filter(|&ih| ih < G::H);
+                    // The input column of position lo, lo·SW + kw·DW − PW, is in [0, W) when
+                    // lo < hi (`inside`).
+                    let start = ih
+                        .filter(|_| lo < hi)
+                        .map(|ih| (ci * G::H + ih) * G::W + lo * G::SW + kw * G::DW - G::PW);
+                    row(k, oh, lo, hi, start);
+                }
                 k += 1;
             }
         }
     }
 }
 
-/// Column `p` of the im2col matrix of one sample: the `K` inputs the kernel sees at output
-/// position `p`, zero in the padding.
-#[inline(always)]
-fn gather_patch<T: Real, G: ConvGeometry2d, const K: usize>(
-    p: usize,
-    x: &[T],
-    patch: &mut SMatrix<T, K, 1>,
-) {
-    for_each_tap::<G>(p, |k, index| {
-        patch[k] = index.map_or(T::ZERO, |i| x[i]);
+/// Writes the im2col matrix of one sample `x` into `cols` as a `P × K` column-major matrix
+/// (`P = OH·OW`): element `(p, k)` at `k·P + p` is the input tap `k` reads at output position
+/// `p`, zero in the padding.
+#[inline]
+fn im2col<T: Real, G: ConvGeometry2d>(x: &[T], cols: &mut [T]) {
+    let plane = G::OH * G::OW;
+    for_each_row::<G>(|k, oh, lo, hi, start| {
+        let row = &mut cols[k * plane + oh * G::OW..k * plane + (oh + 1) * G::OW];
+        let Some(start) = start else {
+            row.fill(T::ZERO);
+            return;
+        };
+        row[..lo].fill(T::ZERO);
+        row[hi..].fill(T::ZERO);
+        if G::SW == 1 {
+            row[lo..hi].copy_from_slice(&x[start..start + (hi - lo)]);
+        } else {
+            let input = x[start..].iter().step_by(G::SW);
+            for (value, &input) in row[lo..hi].iter_mut().zip(input) {
+                *value = input;
+            }
+        }
     });
 }
 
-/// `Y = W ⋆ X + b` for a batch, one output position of one sample at a time:
-/// `y[:, p] = W·x̃[:, p] + b`.
+/// Adds the `P × K` matrix `d_cols` (laid out as [`im2col`]'s) back into the inputs each of
+/// its elements was gathered from (col2im): the transpose of [`im2col`].
+#[inline]
+fn col2im_add<T: Real, G: ConvGeometry2d>(d_cols: &[T], dx: &mut [T]) {
+    let plane = G::OH * G::OW;
+    for_each_row::<G>(|k, oh, lo, hi, start| {
+        let Some(start) = start else {
+            return;
+        };
+        let row = &d_cols[k * plane + oh * G::OW + lo..k * plane + oh * G::OW + hi];
+        if G::SW == 1 {
+            for (dx, &d) in dx[start..start + (hi - lo)].iter_mut().zip(row) {
+                *dx += d;
+            }
+        } else {
+            for (dx, &d) in dx[start..].iter_mut().step_by(G::SW).zip(row) {
+                *dx += d;
+            }
+        }
+    });
+}
+
+/// `Y = W ⋆ X + b` for a batch, one sample at a time: the im2col matrix `X̃ᵀ` (`P × K`) into
+/// `scratch`, then `Y_s = X̃ᵀ·Wᵀ (+ b)`, the sample's output as a `P × CO` column-major
+/// matrix (channel `co` of position `p` at `co·P + p`, PyTorch's layout).
 fn forward_batch<
     T: Real,
     G: ConvGeometry2d,
@@ -347,27 +421,33 @@ fn forward_batch<
     bias: &SMatrix<T, NB, 1>,
     x: &SMatrix<T, IN, B>,
     y: &mut SMatrix<T, OUT, B>,
+    scratch: &mut [T],
 ) {
+    if B == 0 {
+        return;
+    }
     let plane = G::OH * G::OW;
-    let mut patch = SMatrix::<T, K, 1>::ZERO;
-    let mut out = SMatrix::<T, CO, 1>::ZERO;
+    let cols = &mut scratch[..tile::<G, K>()];
+    // Wᵀ, K × CO: the transposed view of the CO × K weight.
+    let w_t = Strided::new(weight.as_slice(), CO, K, CO).t();
     let samples = x.as_slice().chunks_exact(IN);
     for (x, y) in samples.zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
-        for p in 0..plane {
-            gather_patch::<T, G, K>(p, x, &mut patch);
-            out.gemv(T::ONE, weight, &patch, T::ZERO);
-            // Channel co of position p is at co·OH·OW + p.
-            for (co, &value) in out.iter().enumerate() {
-                y[co * plane + p] = if NB > 0 { value + bias[co] } else { value };
+        im2col::<T, G>(x, cols);
+        if NB > 0 {
+            for (co, y) in y.chunks_exact_mut(plane).enumerate() {
+                y.fill(bias[co]);
             }
         }
+        matmul_strided(y, plane, Strided::new(cols, plane, K, plane), w_t, NB > 0);
     }
 }
 
 /// Adds `∂L/∂W`, `∂L/∂b` (when `NB > 0`) and, when `dx` is given, `∂L/∂X` for a batch, one
-/// output position of one sample at a time: with `δ = ∂L/∂y[:, p]`, `∂L/∂W += δ·x̃[:, p]ᵀ`,
-/// `∂L/∂b += δ`, and `Wᵀ·δ` added to the inputs column `p` of `x̃` was gathered from
-/// (col2im).
+/// sample at a time, with `∂Y_s` the sample's `∂L/∂y` as a `P × CO` matrix and `X̃ᵀ` its
+/// im2col matrix rebuilt in `scratch`: `∂L/∂W += ∂Y_sᵀ·X̃ᵀ`, `∂L/∂b +=` the column sums of
+/// `∂Y_s`, and `∂X̃ᵀ = ∂Y_s·W` (into the same scratch, `X̃ᵀ` being used up) added back to the
+/// inputs it was gathered from (col2im).
+#[allow(clippy::too_many_arguments)]
 fn backward_batch<
     T: Real,
     G: ConvGeometry2d,
@@ -384,35 +464,35 @@ fn backward_batch<
     mut dx: Option<&mut SMatrix<T, IN, B>>,
     d_weight: &mut SMatrix<T, CO, K>,
     d_bias: &mut SMatrix<T, NB, 1>,
+    scratch: &mut [T],
 ) {
+    if B == 0 {
+        return;
+    }
     let plane = G::OH * G::OW;
-    let mut patch = SMatrix::<T, K, 1>::ZERO;
-    let mut d_patch = SMatrix::<T, K, 1>::ZERO;
-    let mut delta = SMatrix::<T, CO, 1>::ZERO;
+    let cols = &mut scratch[..tile::<G, K>()];
+    let w = Strided::new(weight.as_slice(), CO, K, CO);
     let samples = x.as_slice().chunks_exact(IN);
     for (j, (x, dy)) in samples.zip(dy.as_slice().chunks_exact(OUT)).enumerate() {
-        for p in 0..plane {
-            for (co, delta) in delta.iter_mut().enumerate() {
-                *delta = dy[co * plane + p];
+        let dy_s = Strided::new(dy, plane, CO, plane);
+        if NB > 0 {
+            for (co, dy) in dy.chunks_exact(plane).enumerate() {
+                d_bias[co] += dy.iter().fold(T::ZERO, |sum, &d| sum + d);
             }
-            if NB > 0 {
-                for (co, &delta) in delta.iter().enumerate() {
-                    d_bias[co] += delta;
-                }
-            }
-            gather_patch::<T, G, K>(p, x, &mut patch);
-            d_weight.ger(T::ONE, &delta, &patch, T::ONE);
-            let Some(dx) = dx.as_deref_mut() else {
-                continue;
-            };
-            let dx = &mut dx.as_mut_slice()[j * IN..(j + 1) * IN];
-            d_patch.gemv_tr(T::ONE, weight, &delta, T::ZERO);
-            for_each_tap::<G>(p, |k, index| {
-                if let Some(i) = index {
-                    dx[i] += d_patch[k];
-                }
-            });
         }
+        im2col::<T, G>(x, cols);
+        matmul_strided(
+            d_weight.as_mut_slice(),
+            CO,
+            dy_s.t(),
+            Strided::new(cols, plane, K, plane),
+            true,
+        );
+        let Some(dx) = dx.as_deref_mut() else {
+            continue;
+        };
+        matmul_strided(cols, plane, dy_s, w, false);
+        col2im_add::<T, G>(cols, &mut dx.as_mut_slice()[j * IN..(j + 1) * IN]);
     }
 }
 
@@ -421,7 +501,7 @@ mod tests {
     use super::*;
     use crate::init::Init;
     use crate::layers::geometry::{Geometry1d, Geometry2d};
-    use crate::test_util::{check_layer, max_diff, random_matrix};
+    use crate::test_util::{check_layer, max_diff, random_matrix, scratch_for};
 
     /// The naive direct convolution of one sample, from the definition: every output, every
     /// tap, with the padding tested in signed arithmetic.
@@ -479,7 +559,7 @@ mod tests {
         );
         let x = random_matrix::<IN, 3>(seed + 2, 1.0);
         let mut y = SMatrix::<f64, OUT, 3>::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
         for j in 0..3 {
             let expected =
                 naive::<G, CO, K, NB, OUT>(&layer.weight, &layer.bias, x.column(j).as_slice());
@@ -489,6 +569,136 @@ mod tests {
                 core::any::type_name::<G>()
             );
         }
+    }
+
+    /// `(∂L/∂W, ∂L/∂b, ∂L/∂x)` of one sample by the definition, for the upstream gradient
+    /// `dy`: every term `W[co, k]·x[i]` of [`naive`] sends `dy[co, p]·x[i]` to `∂W[co, k]`
+    /// and `dy[co, p]·W[co, k]` to `∂x[i]`.
+    fn naive_backward<
+        G: ConvGeometry2d,
+        const CO: usize,
+        const K: usize,
+        const NB: usize,
+        const IN: usize,
+    >(
+        weight: &SMatrix<f64, CO, K>,
+        x: &[f64],
+        dy: &[f64],
+    ) -> (
+        SMatrix<f64, CO, K>,
+        SMatrix<f64, NB, 1>,
+        SMatrix<f64, IN, 1>,
+    ) {
+        let (mut dw, mut db, mut dx) = (SMatrix::ZERO, SMatrix::ZERO, SMatrix::ZERO);
+        for co in 0..CO {
+            for oh in 0..G::OH {
+                for ow in 0..G::OW {
+                    let d = dy[(co * G::OH + oh) * G::OW + ow];
+                    if NB > 0 {
+                        db[co] += d;
+                    }
+                    for ci in 0..G::CI {
+                        for kh in 0..G::KH {
+                            for kw in 0..G::KW {
+                                let ih = (oh * G::SH + kh * G::DH) as isize - G::PH as isize;
+                                let iw = (ow * G::SW + kw * G::DW) as isize - G::PW as isize;
+                                if ih < 0 || iw < 0 || ih >= G::H as isize || iw >= G::W as isize {
+                                    continue;
+                                }
+                                let i = (ci * G::H + ih as usize) * G::W + iw as usize;
+                                let k = (ci * G::KH + kh) * G::KW + kw;
+                                dw[(co, k)] += d * x[i];
+                                dx[i] += d * weight[(co, k)];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (dw, db, dx)
+    }
+
+    /// Compares the batched forward and backward passes (`B` samples, from non-zero
+    /// gradients, with scratch full of NaN) with [`naive`] and [`naive_backward`].
+    fn agrees_with_naive_both_ways<
+        G: ConvGeometry2d + Copy + core::fmt::Debug + PartialEq,
+        const CO: usize,
+        const K: usize,
+        const NB: usize,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        seed: u64,
+    ) {
+        let name = core::any::type_name::<G>();
+        let layer = Conv2d::<f64, CO, K, NB, IN, OUT, G>::new(
+            random_matrix(seed, 1.0),
+            random_matrix(seed + 1, 1.0),
+        );
+        let x = random_matrix::<IN, B>(seed + 2, 1.0);
+        let dy = random_matrix::<OUT, B>(seed + 3, 1.0);
+        let start_dx = random_matrix::<IN, B>(seed + 4, 1.0);
+        let start = Conv2d::new(random_matrix(seed + 5, 1.0), random_matrix(seed + 6, 1.0));
+        let mut scratch = scratch_for(&layer, &x);
+        assert_eq!(scratch.len(), K * G::OH * G::OW * B);
+        let mut y = SMatrix::<f64, OUT, B>::ZERO;
+        layer.forward(&(), &x, &mut y, &mut scratch);
+        let (mut dx, mut grads) = (start_dx, start);
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut scratch);
+        // Without ∂L/∂x: the same parameter gradients.
+        let mut params_only = start;
+        layer.backward(&x, &(), &dy, None, &mut params_only, &mut scratch);
+        assert_eq!(params_only, grads, "{name}");
+        let (mut dw, mut db) = (start.weight, start.bias);
+        for j in 0..B {
+            let (xj, dyj) = (x.column(j), dy.column(j));
+            let expected = naive::<G, CO, K, NB, OUT>(&layer.weight, &layer.bias, xj.as_slice());
+            assert!(
+                max_diff(y.column(j).as_slice(), expected.as_slice()) < 1e-12,
+                "forward {name}"
+            );
+            let (w, b, dxj) =
+                naive_backward::<G, CO, K, NB, IN>(&layer.weight, xj.as_slice(), dyj.as_slice());
+            (dw, db) = (dw + w, db + b);
+            let expected_dx = dxj + start_dx.column(j);
+            assert!(
+                max_diff(dx.column(j).as_slice(), expected_dx.as_slice()) < 1e-12,
+                "dx {name}"
+            );
+        }
+        assert!(
+            max_diff(grads.weight.as_slice(), dw.as_slice()) < 1e-12,
+            "dW {name}"
+        );
+        assert!(
+            max_diff(grads.bias.as_slice(), db.as_slice()) < 1e-12,
+            "db {name}"
+        );
+    }
+
+    #[test]
+    fn dilation_stride_padding_channels_batches_match_naive_both_ways() {
+        // <CI, H, W, KH, KW, SH, SW, PH, PW, DH, DW>, CO, K = CI·KH·KW, NB, IN, OUT, B.
+        // 3 channels of 9×8, kernel 3×3, stride 2, padding 2, dilation 2: OH = OW = 4
+        // ((9 + 4 − 4 − 1)/2 + 1 = 5 rows; (8 + 4 − 4 − 1)/2 + 1 = 4 columns).
+        type A = Geometry2d<3, 9, 8, 3, 3, 2, 2, 2, 2, 2, 2>;
+        assert_eq!((A::OH, A::OW), (5, 4));
+        agrees_with_naive_both_ways::<A, 4, 27, 4, 216, 80, 3>(50);
+        agrees_with_naive_both_ways::<A, 4, 27, 4, 216, 80, 1>(51);
+        agrees_with_naive_both_ways::<A, 4, 27, 0, 216, 80, 2>(52);
+        // Stride 1 across (contiguous rows), dilation 3 across, stride 3 down, padding 1 × 4.
+        type Bg = Geometry2d<2, 7, 10, 2, 3, 3, 1, 1, 4, 1, 3>;
+        agrees_with_naive_both_ways::<Bg, 5, 12, 5, 140, 180, 4>(53);
+        // Padding larger than the kernel's reach (whole rows and kernel columns in the
+        // padding), and a 1×1 kernel with stride 2.
+        type C = Geometry2d<2, 3, 4, 2, 2, 1, 2, 3, 2, 1, 1>;
+        agrees_with_naive_both_ways::<C, 3, 8, 3, 24, 96, 2>(54);
+        type D = Geometry2d<3, 4, 5, 1, 1, 2, 2, 0, 0, 1, 1>;
+        agrees_with_naive_both_ways::<D, 2, 3, 0, 60, 12, 3>(55);
+        // Bigger than the direct products (the blocked GEMM's edges): 8 → 16 channels on 12×12.
+        type E = Geometry2d<8, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1>;
+        agrees_with_naive_both_ways::<E, 16, 72, 16, 1152, 2304, 2>(56);
     }
 
     /// The numbers of the numpy reference: `x[i] = ((7i) mod 11 − 5)/4` over the flat
@@ -517,7 +727,7 @@ mod tests {
         );
         let x = SMatrix::<f64, 16, 1>::from_fn(|i, _| i as f64 + 1.0);
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
         assert_eq!(y.as_slice(), &[24.5, 50.5, 68.5, 128.5]);
 
         // With ∂L/∂y = 1: ∂L/∂W[kh, kw] is the sum of the inputs tap (kh, kw) reads:
@@ -532,7 +742,7 @@ mod tests {
             &SMatrix::repeat(1.0),
             Some(&mut dx),
             &mut grads,
-            &mut [],
+            &mut scratch_for(&layer, &x),
         );
         assert_eq!(grads.weight.as_slice(), &[6.0, 14.0, 20.0, 44.0]);
         assert_eq!(grads.bias.as_slice(), &[4.0]);
@@ -558,7 +768,7 @@ mod tests {
         );
         let x = SMatrix::<f64, 40, 1>::from_fn(|i, _| reference_x(i));
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
         #[rustfmt::skip]
         let expected = [
             -1.78125, -0.96875, 0.25, 0.3125, -0.21875, -0.9375, 0.0, -0.34375,
@@ -581,7 +791,7 @@ mod tests {
         );
         let x = SMatrix::<f64, 14, 1>::from_fn(|i, _| reference_x(i));
         let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
         assert_eq!(
             y.as_slice(),
             &[0.5, 0.1875, -0.40625, -1.875, -0.28125, -1.03125]
@@ -620,13 +830,27 @@ mod tests {
         let x = random_matrix::<33, 2>(12, 1.0);
         let dy = random_matrix::<24, 2>(13, 1.0);
         let (mut y1, mut y2) = (SMatrix::ZERO, SMatrix::ZERO);
-        one.forward(&(), &x, &mut y1, &mut []);
-        two.forward(&(), &x, &mut y2, &mut []);
+        one.forward(&(), &x, &mut y1, &mut scratch_for(&one, &x));
+        two.forward(&(), &x, &mut y2, &mut scratch_for(&two, &x));
         assert_eq!(y1, y2);
         let (mut dx1, mut dx2) = (SMatrix::ZERO, SMatrix::ZERO);
         let (mut g1, mut g2) = (Conv1d::ZERO, Conv2d::ZERO);
-        one.backward(&x, &(), &dy, Some(&mut dx1), &mut g1, &mut []);
-        two.backward(&x, &(), &dy, Some(&mut dx2), &mut g2, &mut []);
+        one.backward(
+            &x,
+            &(),
+            &dy,
+            Some(&mut dx1),
+            &mut g1,
+            &mut scratch_for(&one, &x),
+        );
+        two.backward(
+            &x,
+            &(),
+            &dy,
+            Some(&mut dx2),
+            &mut g2,
+            &mut scratch_for(&two, &x),
+        );
         assert_eq!(dx1, dx2);
         assert_eq!(g1.as_slice(), g2.as_slice());
     }
@@ -668,15 +892,29 @@ mod tests {
         let start_dx = random_matrix::<60, 4>(34, 1.0);
         let start_grads = L::new(random_matrix(35, 1.0), random_matrix(36, 1.0));
         let (mut y, mut dx, mut grads) = (SMatrix::ZERO, start_dx, start_grads);
-        layer.forward(&(), &x, &mut y, &mut []);
-        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
+        layer.backward(
+            &x,
+            &(),
+            &dy,
+            Some(&mut dx),
+            &mut grads,
+            &mut scratch_for(&layer, &x),
+        );
         let mut single_grads = start_grads;
         for j in 0..4 {
             let xj: SMatrix<f64, 60, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 90, 1> = dy.column(j).into();
             let (mut yj, mut dxj) = (SMatrix::ZERO, SMatrix::<f64, 60, 1>::ZERO);
-            layer.forward(&(), &xj, &mut yj, &mut []);
-            layer.backward(&xj, &(), &dyj, Some(&mut dxj), &mut single_grads, &mut []);
+            layer.forward(&(), &xj, &mut yj, &mut scratch_for(&layer, &xj));
+            layer.backward(
+                &xj,
+                &(),
+                &dyj,
+                Some(&mut dxj),
+                &mut single_grads,
+                &mut scratch_for(&layer, &xj),
+            );
             assert!((yj - y.column(j)).amax() < 1e-12);
             assert!((dxj + start_dx.column(j) - dx.column(j)).amax() < 1e-12);
         }
@@ -737,8 +975,9 @@ mod tests {
         let x = random_matrix::<40, 2>(42, 1.0);
         let dy = random_matrix::<36, 2>(43, 1.0);
         let (mut y, mut y32) = (SMatrix::ZERO, SMatrix::<f32, 36, 2>::ZERO);
-        layer.forward(&(), &x, &mut y, &mut []);
-        single.forward(&(), &x.cast(), &mut y32, &mut []);
+        let mut scratch32 = std::vec![f32::NAN; scratch_for(&layer, &x).len()];
+        layer.forward(&(), &x, &mut y, &mut scratch_for(&layer, &x));
+        single.forward(&(), &x.cast(), &mut y32, &mut scratch32);
         assert!((y32.cast::<f64>() - y).amax() < 1e-5);
         let (mut dx, mut dx32, mut g, mut g32) = (
             SMatrix::ZERO,
@@ -746,14 +985,21 @@ mod tests {
             Conv2d::ZERO,
             Conv2d::ZERO,
         );
-        layer.backward(&x, &(), &dy, Some(&mut dx), &mut g, &mut []);
+        layer.backward(
+            &x,
+            &(),
+            &dy,
+            Some(&mut dx),
+            &mut g,
+            &mut scratch_for(&layer, &x),
+        );
         single.backward(
             &x.cast(),
             &(),
             &dy.cast(),
             Some(&mut dx32),
             &mut g32,
-            &mut [],
+            &mut scratch32,
         );
         assert!((dx32.cast::<f64>() - dx).amax() < 1e-5);
         assert!((g32.weight.cast::<f64>() - g.weight).amax() < 1e-5);

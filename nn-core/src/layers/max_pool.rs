@@ -113,25 +113,23 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN,
     }
 }
 
-/// The offset, within its channel's `H·W` plane, of the maximum of window `(oh, ow)`: the
-/// first maximum in row-major order, or the last NaN if there is one (PyTorch's rule:
-/// replace when `v > max` or `v` is NaN, starting from `−∞` at the window's first element).
+/// Whether `value` replaces `best` as a window's maximum, PyTorch's rule: when it is larger
+/// or NaN. Scanning a window in row-major order from its first element, this keeps the first
+/// maximum, or the last NaN if there is one (whose value, NaN, is the output). Written to
+/// compile to a compare and a select, not a branch (which mispredicts on random data).
 #[inline(always)]
-fn window_argmax<T: Real, G: PoolGeometry2d>(plane: &[T], oh: usize, ow: usize) -> usize {
-    let first = oh * G::SH * G::W + ow * G::SW;
-    let (mut best, mut best_value) = (first, plane[first]);
-    for kh in 0..G::KH {
-        let row = first + kh * G::W;
-        for (i, &value) in plane[row..row + G::KW].iter().enumerate() {
-            if value > best_value || value.to_f64().is_nan() {
-                (best, best_value) = (row + i, value);
-            }
-        }
-    }
-    best
+fn replaces<T: Real>(value: T, best: T) -> bool {
+    #[allow(clippy::eq_op)]
+    let nan = value != value;
+    (value > best) | nan
 }
 
-/// `y = maxpool(x)` for a batch.
+/// Outputs of a row whose arg-maxes the backward pass keeps on the stack at a time.
+const CHUNK: usize = 64;
+
+/// `y = maxpool(x)` for a batch, one output row at a time: the row starts as the first
+/// element of each window, then each other window element (row-major order) is swept across
+/// the row's windows, so that the inner loop is a branch-free select over the outputs.
 fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
     y: &mut SMatrix<T, OUT, B>,
@@ -139,32 +137,110 @@ fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, 
     let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
     let x_planes = x.as_slice().chunks_exact(in_plane);
     for (x, y) in x_planes.zip(y.as_mut_slice().chunks_exact_mut(out_plane)) {
-        for oh in 0..G::OH {
-            for ow in 0..G::OW {
-                y[oh * G::OW + ow] = x[window_argmax::<T, G>(x, oh, ow)];
+        for (oh, out) in y.chunks_exact_mut(G::OW).enumerate() {
+            // The KH input rows of this output row.
+            let rows = &x[oh * G::SH * G::W..(oh * G::SH + G::KH) * G::W];
+            for (o, &v) in out.iter_mut().zip(rows.iter().step_by(G::SW)) {
+                *o = v;
+            }
+            for kh in 0..G::KH {
+                let row = &rows[kh * G::W..(kh + 1) * G::W];
+                for kw in (kh == 0) as usize..G::KW {
+                    for (o, &v) in out.iter_mut().zip(row[kw..].iter().step_by(G::SW)) {
+                        // Stored unconditionally: a select, not a branch.
+                        *o = if replaces(v, *o) { v } else { *o };
+                    }
+                }
             }
         }
     }
 }
 
-/// Adds `∂L/∂x`: each output's gradient to its window's arg-max.
+/// Adds `∂L/∂x`: each output's gradient to its window's arg-max, recomputed as the forward
+/// pass does (the same sweeps, with the window element `kh·KW + kw` of each maximum kept
+/// beside it), a row of outputs at a time, or [`CHUNK`] of them in longer rows (on the
+/// stack).
 fn backward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
     dy: &SMatrix<T, OUT, B>,
     dx: &mut SMatrix<T, IN, B>,
 ) {
+    const {
+        assert!(
+            G::KH * G::KW <= 1 << 24,
+            "max pooling: a window over 2²⁴ values (their indices are kept as floats)"
+        )
+    };
     let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
     let planes = x.as_slice().chunks_exact(in_plane);
     let dy_planes = dy.as_slice().chunks_exact(out_plane);
+    let mut best = [T::ZERO; CHUNK];
+    let mut element = [T::ZERO; CHUNK];
     for ((x, dy), dx) in planes
         .zip(dy_planes)
         .zip(dx.as_mut_slice().chunks_exact_mut(in_plane))
     {
-        for oh in 0..G::OH {
-            for ow in 0..G::OW {
-                dx[window_argmax::<T, G>(x, oh, ow)] += dy[oh * G::OW + ow];
+        for (oh, dy) in dy.chunks_exact(G::OW).enumerate() {
+            let top = oh * G::SH * G::W;
+            if G::OW <= CHUNK {
+                // The whole row at once: a constant trip count for the compiler.
+                backward_outputs::<T, G>(
+                    x,
+                    dy,
+                    dx,
+                    top,
+                    0,
+                    &mut best[..G::OW],
+                    &mut element[..G::OW],
+                );
+            } else {
+                for (c, dy) in dy.chunks(CHUNK).enumerate() {
+                    let n = dy.len();
+                    let (best, element) = (&mut best[..n], &mut element[..n]);
+                    backward_outputs::<T, G>(x, dy, dx, top, c * CHUNK, best, element);
+                }
             }
         }
+    }
+}
+
+/// The backward pass of the outputs `first..first + dy.len()` of the output row whose
+/// windows start at plane offset `top`, with `best` and `element` (as long as `dy`) to keep
+/// each window's maximum and its element `kh·KW + kw` (as a `T`, exact below 2²⁴: selects on
+/// one type vectorise).
+#[inline(always)]
+fn backward_outputs<T: Real, G: PoolGeometry2d>(
+    x: &[T],
+    dy: &[T],
+    dx: &mut [T],
+    top: usize,
+    first: usize,
+    best: &mut [T],
+    element: &mut [T],
+) {
+    // The KH input rows of this output row, from the first window's left column.
+    let left = top + first * G::SW;
+    for (best, &v) in best.iter_mut().zip(x[left..].iter().step_by(G::SW)) {
+        *best = v;
+    }
+    element.fill(T::ZERO);
+    for kh in 0..G::KH {
+        for kw in (kh == 0) as usize..G::KW {
+            let code = T::of((kh * G::KW + kw) as f64);
+            let values = x[left + kh * G::W + kw..].iter().step_by(G::SW);
+            for ((best, element), &v) in best.iter_mut().zip(element.iter_mut()).zip(values) {
+                // Stored unconditionally: selects on values of one type, which the compiler
+                // vectorises (a branch would mispredict on random data).
+                let replace = replaces(v, *best);
+                *best = if replace { v } else { *best };
+                *element = if replace { code } else { *element };
+            }
+        }
+    }
+    for (i, (&element, &d)) in element.iter().zip(dy).enumerate() {
+        let element = element.to_f64() as usize;
+        let (kh, kw) = (element / G::KW, element % G::KW);
+        dx[left + kh * G::W + i * G::SW + kw] += d;
     }
 }
 
@@ -291,6 +367,32 @@ mod tests {
         agrees_with_naive::<PoolGeometry2dOf<2, 6, 7, 3, 2, 1, 3>, 84, 16>(4);
         // a window over the whole plane
         agrees_with_naive::<PoolGeometry2dOf<4, 3, 3, 3, 3, 3, 3>, 36, 4>(5);
+        // rows of more outputs than the backward pass keeps at a time (74 = 64 + 10, and
+        // 130 = 2·64 + 2, overlapping)
+        agrees_with_naive::<PoolGeometry2dOf<2, 3, 150, 2, 3, 1, 2>, 900, 296>(6);
+        agrees_with_naive::<PoolGeometry2dOf<1, 4, 132, 3, 3, 1, 1>, 528, 260>(7);
+    }
+
+    #[test]
+    fn many_ties_match_naive_pooling() {
+        // Values on a grid of 5 levels: most windows have several maxima, the first wins.
+        type G = PoolGeometry2dOf<2, 6, 140, 3, 2, 1, 1>;
+        let layer = MaxPool2d::<f64, 1680, 1112, G>::ZERO;
+        let x = random_matrix::<1680, 2>(8, 1.0).map(|v| (v * 2.0).round());
+        let dy = random_matrix::<1112, 2>(9, 1.0);
+        let (mut y, mut dx) = (SMatrix::<f64, 1112, 2>::ZERO, SMatrix::<f64, 1680, 2>::ZERO);
+        layer.forward(&(), &x, &mut y, &mut []);
+        let mut grads = MaxPool2d::ZERO;
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
+        for j in 0..2 {
+            let (expected, arg) = naive::<G, 1680, 1112>(x.column(j).as_slice());
+            assert_eq!(y.column(j).as_slice(), &expected);
+            let mut expected_dx = [0.0; 1680];
+            for (o, &i) in arg.iter().enumerate() {
+                expected_dx[i] += dy[(o, j)];
+            }
+            assert!(max_diff(dx.column(j).as_slice(), &expected_dx) < 1e-15);
+        }
     }
 
     #[test]

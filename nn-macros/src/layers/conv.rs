@@ -108,6 +108,19 @@ fn same_padding(
     Some(padding)
 }
 
+impl Conv {
+    /// The output's size along spatial axis `d` (PyTorch's formula), for an input that fits.
+    fn output_size(&self, input: &Shape, d: usize) -> Dim {
+        let span = self.dilation[d] * (self.kernel[d] - 1) + 1;
+        let padded = input.dims()[1 + d].add(&Dim::Known(2 * self.padding[d]));
+        if padded.known().is_some_and(|padded| padded < span) {
+            // Reported by `output_shape`.
+            return Dim::Known(0);
+        }
+        padded.sub(span).div(self.stride[d]).add(&Dim::Known(1))
+    }
+}
+
 impl BuiltinLayer for Conv {
     fn name(&self) -> &'static str {
         if self.dims == 1 { "Conv1d" } else { "Conv2d" }
@@ -132,7 +145,7 @@ impl BuiltinLayer for Conv {
                  smaller kernel or add `padding`"
             );
             at.require_at_most(&Dim::Known(span), &padded, message)?;
-            out.push(padded.sub(span).div(self.stride[d]).add(&Dim::Known(1)));
+            out.push(self.output_size(input, d));
         }
         if let Some(stated) = &self.stated_in {
             let actual = &input.dims()[0];
@@ -168,8 +181,13 @@ impl BuiltinLayer for Conv {
         true
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> Dim {
-        Dim::Known(0)
+    /// One sample's im2col tile, `K × P` (`K = CI·KH·KW` taps, `P = OH·OW` output
+    /// positions): nn_core's `Conv2d::SCRATCH`.
+    fn scratch_per_sample(&self, input: &Shape) -> Dim {
+        let taps: usize = self.kernel[..self.dims].iter().product();
+        (0..self.dims).fold(input.dims()[0].mul(&Dim::Known(taps)), |size, d| {
+            size.mul(&self.output_size(input, d))
+        })
     }
 
     fn describe(&self, input: &Shape, _output: &Shape) -> String {

@@ -5,7 +5,7 @@
 //! [`Conv2d`].
 
 use super::geometry::{ConvGeometry1d, ConvGeometry2d, Lift1d};
-use crate::kernels::{Strided, matmul_strided};
+use crate::kernels::{MatView, matmul_view};
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
 use core::marker::PhantomData;
 use nalgebra::SMatrix;
@@ -41,7 +41,7 @@ use nalgebra::SMatrix;
 /// of `X̃` holds the `K` inputs the kernel sees at output position `(oh, ow)`,
 /// `X̃[(ci, kh, kw), p] = x[ci, oh·SH − PH + kh·DH, ow·SW − PW + kw·DW]`, zero in the padding.
 /// A sample's output `[CO, OH, OW]` is `Yᵀ`, a `P × CO` column-major matrix, so each sample
-/// is computed as `Yᵀ = X̃ᵀ·Wᵀ (+ b)` by the [matrix kernels](crate::kernels::matmul_strided),
+/// is computed as `Yᵀ = X̃ᵀ·Wᵀ (+ b)` by the [matrix kernels](crate::kernels::matmul_view),
 /// `X̃ᵀ` (`P × K`, element `(p, k)` at `k·P + p`) built in the layer's scratch memory
 /// ([`Layer::SCRATCH`] `= K·P` per sample, one tile used whatever the batch) a kernel row at a
 /// time (contiguous copies when `SW = 1`), `Wᵀ` a transposed view of the weight:
@@ -429,7 +429,7 @@ fn forward_batch<
     let plane = G::OH * G::OW;
     let cols = &mut scratch[..tile::<G, K>()];
     // Wᵀ, K × CO: the transposed view of the CO × K weight.
-    let w_t = Strided::new(weight.as_slice(), CO, K, CO).t();
+    let w_t = MatView::new(weight.as_slice(), CO).t();
     let samples = x.as_slice().chunks_exact(IN);
     for (x, y) in samples.zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
         im2col::<T, G>(x, cols);
@@ -438,7 +438,17 @@ fn forward_batch<
                 y.fill(bias[co]);
             }
         }
-        matmul_strided(y, plane, Strided::new(cols, plane, K, plane), w_t, NB > 0);
+        // Y_s (P × CO) = X̃ᵀ (P × K) · Wᵀ (K × CO).
+        matmul_view(
+            plane,
+            CO,
+            K,
+            y,
+            plane,
+            MatView::new(cols, plane),
+            w_t,
+            NB > 0,
+        );
     }
 }
 
@@ -471,27 +481,32 @@ fn backward_batch<
     }
     let plane = G::OH * G::OW;
     let cols = &mut scratch[..tile::<G, K>()];
-    let w = Strided::new(weight.as_slice(), CO, K, CO);
+    let w = MatView::new(weight.as_slice(), CO);
     let samples = x.as_slice().chunks_exact(IN);
     for (j, (x, dy)) in samples.zip(dy.as_slice().chunks_exact(OUT)).enumerate() {
-        let dy_s = Strided::new(dy, plane, CO, plane);
+        let dy_s = MatView::new(dy, plane);
         if NB > 0 {
             for (co, dy) in dy.chunks_exact(plane).enumerate() {
                 d_bias[co] += dy.iter().fold(T::ZERO, |sum, &d| sum + d);
             }
         }
         im2col::<T, G>(x, cols);
-        matmul_strided(
+        // ∂W (CO × K) += ∂Y_sᵀ (CO × P) · X̃ᵀ (P × K).
+        matmul_view(
+            CO,
+            K,
+            plane,
             d_weight.as_mut_slice(),
             CO,
             dy_s.t(),
-            Strided::new(cols, plane, K, plane),
+            MatView::new(cols, plane),
             true,
         );
         let Some(dx) = dx.as_deref_mut() else {
             continue;
         };
-        matmul_strided(cols, plane, dy_s, w, false);
+        // ∂X̃ᵀ (P × K) = ∂Y_s (P × CO) · W (CO × K).
+        matmul_view(plane, K, CO, cols, plane, dy_s, w, false);
         col2im_add::<T, G>(cols, &mut dx.as_mut_slice()[j * IN..(j + 1) * IN]);
     }
 }

@@ -325,7 +325,7 @@ impl Expander<'_> {
             for &id in &model.inputs {
                 if !model.outputs.contains(&id) {
                     let field = tuple_element(quote! { #tape.#d_input }, &model.inputs, id);
-                    body.extend(quote! { #field.fill(T::ZERO); });
+                    body.extend(quote! { #field.as_mut_slice().fill(T::ZERO); });
                     declared[id] = true;
                 }
             }
@@ -341,7 +341,7 @@ impl Expander<'_> {
                         .expect("a gradient that is not an input's or an output's has a slot");
                     let d = backward.grad_binding(parent);
                     body.extend(self.bind_slot(&tape, slot, &d, model.nodes[parent].size()));
-                    body.extend(quote! { #d.fill(T::ZERO); });
+                    body.extend(quote! { #d.as_mut_slice().fill(T::ZERO); });
                 }
             }
             body.extend(backward.statement(id));

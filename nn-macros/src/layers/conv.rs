@@ -376,3 +376,83 @@ const TRANSPOSED: Operator = Operator {
     text: "⋆ᵀ",
     tex: "\\star^{\\top}",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::Site;
+
+    fn conv2d(kernel: usize, stride: usize, padding: usize, dilation: usize) -> Conv {
+        Conv {
+            dims: 2,
+            out_channels: Dim::Known(8),
+            stated_in: None,
+            kernel: [kernel, kernel],
+            stride: [stride, stride],
+            padding: [padding, padding],
+            dilation: [dilation, dilation],
+            bias: true,
+        }
+    }
+
+    /// PyTorch's `nn.Conv2d` output size, from its documentation.
+    fn pytorch(size: usize, k: usize, s: usize, p: usize, d: usize) -> usize {
+        (size + 2 * p - d * (k - 1) - 1) / s + 1
+    }
+
+    #[test]
+    fn output_sizes_are_pytorchs() {
+        for (size, k, s, p, d) in [
+            (28, 5, 1, 2, 1),
+            (28, 5, 1, 0, 1),
+            (32, 3, 1, 1, 1),
+            (32, 3, 2, 1, 1),
+            (9, 3, 2, 0, 1),
+            (10, 3, 3, 1, 2),
+            (7, 7, 1, 0, 1),
+            (5, 2, 1, 0, 3),
+        ] {
+            let conv = conv2d(k, s, p, d);
+            let input = Shape::new(vec![Dim::Known(3), Dim::Known(size), Dim::Known(size)]);
+            let out = conv
+                .output_shape(&input, &Site::new("c", "x"))
+                .unwrap_or_else(|misfit| panic!("{}", misfit.message));
+            let want = pytorch(size, k, s, p, d);
+            assert_eq!(
+                out.dims().iter().map(Dim::known).collect::<Vec<_>>(),
+                [Some(8), Some(want), Some(want)],
+                "size {size}, kernel {k}, stride {s}, padding {p}, dilation {d}"
+            );
+            // One im2col tile per sample: every tap at every output position.
+            assert_eq!(
+                conv.scratch_per_sample(&input).known(),
+                Some(3 * k * k * want * want)
+            );
+        }
+    }
+
+    #[test]
+    fn a_kernel_wider_than_the_padded_input_is_refused() {
+        let input = Shape::new(vec![Dim::Known(1), Dim::Known(4), Dim::Known(4)]);
+        // Span 2·(3 − 1) + 1 = 5 > 4.
+        let misfit = conv2d(3, 1, 0, 2).output_shape(&input, &Site::new("c", "x"));
+        assert!(misfit.is_err());
+        // With padding 1 the padded input is 6: one output position.
+        let out = conv2d(3, 1, 1, 2)
+            .output_shape(&input, &Site::new("c", "x"))
+            .unwrap_or_else(|misfit| panic!("{}", misfit.message));
+        assert_eq!(out.dims()[1].known(), Some(2));
+    }
+
+    #[test]
+    fn a_named_size_gives_an_expression_not_a_number() {
+        let h = Dim::symbolic(quote!(H), "H".into());
+        let input = Shape::new(vec![Dim::Known(1), h.clone(), h]);
+        let out = conv2d(3, 2, 1, 1)
+            .output_shape(&input, &Site::new("c", "x"))
+            .unwrap_or_else(|misfit| panic!("{}", misfit.message));
+        assert_eq!(out.dims()[1].known(), None);
+        let text = out.dims()[1].expr().to_string();
+        assert!(text.contains('H'), "{text}");
+    }
+}

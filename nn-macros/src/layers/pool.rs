@@ -319,3 +319,47 @@ impl GlobalAvgPool {
         Math::over(v, Math::symbol(count.clone(), count))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PyTorch's `nn.MaxPool2d` / `nn.AvgPool2d` output size (no padding, no ceil mode).
+    fn pytorch(size: usize, k: usize, s: usize) -> usize {
+        (size - k) / s + 1
+    }
+
+    #[test]
+    fn output_sizes_are_pytorchs() {
+        for kind in [Kind::Max, Kind::Average] {
+            for (h, w, k, s) in [(28, 28, 2, 2), (10, 10, 2, 2), (7, 9, 3, 2), (5, 4, 2, 1)] {
+                let pool = Pool {
+                    kind,
+                    dims: 2,
+                    kernel: [k, k],
+                    stride: [s, s],
+                };
+                let input = Shape::new(vec![Dim::Known(6), Dim::Known(h), Dim::Known(w)]);
+                let out = pool
+                    .output_shape(&input, &Site::new("p", "x"))
+                    .unwrap_or_else(|misfit| panic!("{}", misfit.message));
+                assert_eq!(
+                    out.dims().iter().map(Dim::known).collect::<Vec<_>>(),
+                    [Some(6), Some(pytorch(h, k, s)), Some(pytorch(w, k, s))]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_larger_than_the_input_is_refused() {
+        let pool = Pool {
+            kind: Kind::Max,
+            dims: 1,
+            kernel: [5, 1],
+            stride: [5, 1],
+        };
+        let input = Shape::new(vec![Dim::Known(2), Dim::Known(4)]);
+        assert!(pool.output_shape(&input, &Site::new("p", "x")).is_err());
+    }
+}

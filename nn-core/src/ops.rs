@@ -9,14 +9,28 @@
 use crate::Real;
 use nalgebra::SMatrix;
 
+/// The sizes of an element-wise operation's operands agree. They always do in a network
+/// the macro accepted; where a size is a named constant, the macro's own const assertion
+/// (on the user's tokens) reports a mismatch, and taking each operand's size as its own
+/// parameter keeps rustc from adding a type error on the whole macro after it. Checked
+/// when the function is instantiated.
+macro_rules! same_sizes {
+    ($($n:ident),+) => {
+        const { assert!(same_sizes!(@all $($n),+), "element-wise operands of different sizes") }
+    };
+    (@all $first:ident $(, $rest:ident)*) => { true $(&& $first == $rest)* };
+}
+
 /// Writes `out = a + b`.
 #[inline]
-pub fn add<T: Real, const N: usize, const B: usize>(
+pub fn add<T: Real, const N: usize, const M: usize, const P: usize, const B: usize>(
     a: &SMatrix<T, N, B>,
-    b: &SMatrix<T, N, B>,
-    out: &mut SMatrix<T, N, B>,
+    b: &SMatrix<T, M, B>,
+    out: &mut SMatrix<T, P, B>,
 ) {
-    for ((out, &a), &b) in out.iter_mut().zip(a.iter()).zip(b.iter()) {
+    same_sizes!(N, M, P);
+    let (a, b) = (a.as_slice(), b.as_slice());
+    for ((out, &a), &b) in out.as_mut_slice().iter_mut().zip(a).zip(b) {
         *out = a + b;
     }
 }
@@ -32,11 +46,14 @@ pub fn copy<T: Real, const N: usize, const B: usize>(
 
 /// Adds `d` to `acc`: the backward step of [`add`] for one operand, and of [`copy`].
 #[inline]
-pub fn acc<T: Real, const N: usize, const B: usize>(
+pub fn acc<T: Real, const N: usize, const M: usize, const B: usize>(
     d: &SMatrix<T, N, B>,
-    acc: &mut SMatrix<T, N, B>,
+    acc: &mut SMatrix<T, M, B>,
 ) {
-    *acc += d;
+    same_sizes!(N, M);
+    for (acc, &d) in acc.as_mut_slice().iter_mut().zip(d.as_slice()) {
+        *acc += d;
+    }
 }
 
 /// Writes `x` into rows `start .. start + R` of `out`: one part of `concat`.
@@ -61,12 +78,14 @@ pub fn acc_rows<T: Real, const R: usize, const N: usize, const B: usize>(
 
 /// Writes `out = a ⊙ b` (element-wise product).
 #[inline]
-pub fn mul<T: Real, const N: usize, const B: usize>(
+pub fn mul<T: Real, const N: usize, const M: usize, const P: usize, const B: usize>(
     a: &SMatrix<T, N, B>,
-    b: &SMatrix<T, N, B>,
-    out: &mut SMatrix<T, N, B>,
+    b: &SMatrix<T, M, B>,
+    out: &mut SMatrix<T, P, B>,
 ) {
-    for ((out, &a), &b) in out.iter_mut().zip(a.iter()).zip(b.iter()) {
+    same_sizes!(N, M, P);
+    let (a, b) = (a.as_slice(), b.as_slice());
+    for ((out, &a), &b) in out.as_mut_slice().iter_mut().zip(a).zip(b) {
         *out = a * b;
     }
 }
@@ -74,12 +93,14 @@ pub fn mul<T: Real, const N: usize, const B: usize>(
 /// Adds `a ⊙ b` to `acc`: the backward step of [`mul`] for one operand
 /// (`∂L/∂a += ∂L/∂out ⊙ b`).
 #[inline]
-pub fn mul_acc<T: Real, const N: usize, const B: usize>(
+pub fn mul_acc<T: Real, const N: usize, const M: usize, const P: usize, const B: usize>(
     a: &SMatrix<T, N, B>,
-    b: &SMatrix<T, N, B>,
-    acc: &mut SMatrix<T, N, B>,
+    b: &SMatrix<T, M, B>,
+    acc: &mut SMatrix<T, P, B>,
 ) {
-    for ((acc, &a), &b) in acc.iter_mut().zip(a.iter()).zip(b.iter()) {
+    same_sizes!(N, M, P);
+    let (a, b) = (a.as_slice(), b.as_slice());
+    for ((acc, &a), &b) in acc.as_mut_slice().iter_mut().zip(a).zip(b) {
         *acc += a * b;
     }
 }

@@ -131,7 +131,7 @@ conv_common!(Conv2d);
 conv_common!(Conv1d);
 
 /// Compile-time checks of a convolution's sizes against its geometry.
-const fn check_sizes<
+pub(crate) const fn check_sizes<
     G: ConvGeometry2d,
     const CO: usize,
     const K: usize,
@@ -294,7 +294,7 @@ where
 /// (`ci·H·W + ih·W + iw` with `ih = oh·SH − PH + kh·DH`, `iw = ow·SW − PW + kw·DW`), or
 /// `None` where the tap falls in the zero padding.
 #[inline(always)]
-fn for_each_tap<G: ConvGeometry2d>(p: usize, mut tap: impl FnMut(usize, Option<usize>)) {
+pub(crate) fn for_each_tap<G: ConvGeometry2d>(p: usize, mut tap: impl FnMut(usize, Option<usize>)) {
     let (oh, ow) = (p / G::OW, p % G::OW);
     let mut k = 0;
     for ci in 0..G::CI {

@@ -4,7 +4,8 @@ use super::dense::{MAX_INPUTS, dot, quantize_channels, requantize};
 use super::{Multiplier, QuantError, QuantParams};
 use crate::Real;
 use crate::layers::{
-    Conv2d, ConvGeometry2d, PoolGeometry2d, check_conv_sizes, check_pool_sizes, for_each_tap,
+    Conv2d, ConvGeometry2d, Dense, MaxPool2d, PoolGeometry2d, check_conv_sizes, check_pool_sizes,
+    for_each_tap,
 };
 use core::marker::PhantomData;
 
@@ -216,6 +217,35 @@ impl<const IN: usize, const OUT: usize, G: PoolGeometry2d> MaxPool2dQ8<IN, OUT, 
             }
         }
     }
+}
+
+/// The int8 form of a float layer: the type of its field in the int8 network `#[nn(int8)]`
+/// generates (`<Conv2d<f32, ..> as Int8Form>::Q8` is a [`Conv2dQ8`] of the same sizes and
+/// geometry).
+pub trait Int8Form {
+    /// The int8 layer.
+    type Q8;
+}
+
+impl<T: Real, const IN: usize, const OUT: usize> Int8Form for Dense<T, IN, OUT> {
+    type Q8 = super::DenseQ8<IN, OUT>;
+}
+
+impl<
+    T: Real,
+    const CO: usize,
+    const K: usize,
+    const NB: usize,
+    const IN: usize,
+    const OUT: usize,
+    G,
+> Int8Form for Conv2d<T, CO, K, NB, IN, OUT, G>
+{
+    type Q8 = Conv2dQ8<CO, K, IN, OUT, G>;
+}
+
+impl<T: Real, const IN: usize, const OUT: usize, G> Int8Form for MaxPool2d<T, IN, OUT, G> {
+    type Q8 = MaxPool2dQ8<IN, OUT, G>;
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ mod params;
 pub mod qat;
 
 pub use chain::{Chain, LayerQ8};
-pub use conv::{Conv2dQ8, MaxPool2dQ8};
+pub use conv::{Conv2dQ8, Int8Form, MaxPool2dQ8};
 pub use dense::{DenseQ8, QuantError};
 pub use fixed_point::Multiplier;
 pub use params::{QuantParams, Range};

@@ -132,7 +132,7 @@ conv_common!(Conv2d);
 conv_common!(Conv1d);
 
 /// Compile-time checks of a convolution's sizes against its geometry.
-const fn check_sizes<
+pub(crate) const fn check_sizes<
     G: ConvGeometry2d,
     const CO: usize,
     const K: usize,
@@ -351,6 +351,36 @@ fn for_each_row<G: ConvGeometry2d>(mut row: impl FnMut(usize, usize, usize, usiz
                         .map(|ih| (ci * G::H + ih) * G::W + lo * G::SW + kw * G::DW - G::PW);
                     row(k, oh, lo, hi, start);
                 }
+                k += 1;
+            }
+        }
+    }
+}
+
+/// Calls `tap(k, index)` for every kernel tap `k = (ci·KH + kh)·KW + kw` of the output
+/// position `p = oh·OW + ow`: `index` is the offset in the sample of the input the tap reads
+/// (`ci·H·W + ih·W + iw` with `ih = oh·SH − PH + kh·DH`, `iw = ow·SW − PW + kw·DW`), or
+/// `None` where the tap falls in the zero padding. One position at a time: the int8
+/// convolution's gather (`quant::conv`), whose padding reads the input's zero point.
+#[inline(always)]
+pub(crate) fn for_each_tap<G: ConvGeometry2d>(p: usize, mut tap: impl FnMut(usize, Option<usize>)) {
+    let (oh, ow) = (p / G::OW, p % G::OW);
+    let mut k = 0;
+    for ci in 0..G::CI {
+        for kh in 0..G::KH {
+            // ih = oh·SH + kh·DH − PH, when it is in [0, H).
+            let ih = (oh * G::SH + kh * G::DH)
+                .checked_sub(G::PH)
+                .filter(|&ih| ih < G::H);
+            for kw in 0..G::KW {
+                let iw = (ow * G::SW + kw * G::DW)
+                    .checked_sub(G::PW)
+                    .filter(|&iw| iw < G::W);
+                let index = match (ih, iw) {
+                    (Some(ih), Some(iw)) => Some((ci * G::H + ih) * G::W + iw),
+                    _ => None,
+                };
+                tap(k, index);
                 k += 1;
             }
         }

@@ -47,9 +47,11 @@ pub use batch_norm::{
     BatchNorm, BatchNormCache, BatchNormState, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS,
 };
 pub use conv::{Conv1d, Conv2d};
+pub(crate) use conv::{check_sizes as check_conv_sizes, for_each_tap};
 pub use dense::Dense;
 pub use dropout::{Dropout, DropoutState};
 pub use embedding::Embedding;
+pub(crate) use geometry::check_pool_sizes;
 pub use geometry::{
     ConvGeometry1d, ConvGeometry2d, Geometry1d, Geometry2d, PoolGeometry1d, PoolGeometry1dOf,
     PoolGeometry2d, PoolGeometry2dOf,

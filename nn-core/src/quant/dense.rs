@@ -110,6 +110,103 @@ pub(super) fn quantize_weight(w: f64, scale: f32) -> f64 {
     round_half_away(w / scale as f64).clamp(-127.0, 127.0)
 }
 
+/// Checks that `params` are usable: a positive finite scale, a zero point in `[−128, 127]`.
+pub(super) fn check_params(params: QuantParams) -> Result<(), QuantError> {
+    let valid =
+        params.scale.is_finite() && params.scale > 0.0 && (-128..=127).contains(&params.zero_point);
+    if valid {
+        Ok(())
+    } else {
+        Err(QuantError::BadParams)
+    }
+}
+
+/// Post-training quantization of `CO` output channels of `K` weights each (a Dense layer's
+/// rows, a convolution's `[ci, kh, kw]` kernels), shared by [`DenseQ8::quantize`] and
+/// [`Conv2dQ8::quantize`](super::Conv2dQ8::quantize): symmetric per-channel weights, the
+/// bias in units of `S_x · S_w[c]` with `Z_x` folded in, and the multipliers `S_x · S_w[c] /
+/// S_y`, in `f64` (scales as `f32`).
+pub(super) fn quantize_channels<const K: usize, const CO: usize>(
+    weight: impl Fn(usize, usize) -> f64,
+    bias: impl Fn(usize) -> f64,
+    input: QuantParams,
+    output: QuantParams,
+    q_weight: &mut [[i8; K]; CO],
+    q_bias: &mut [i32; CO],
+    q_multiplier: &mut [Multiplier; CO],
+) -> Result<(), QuantError> {
+    check_params(input)?;
+    check_params(output)?;
+    for c in 0..CO {
+        let mut max_abs = 0.0f64;
+        for k in 0..K {
+            let w = weight(c, k);
+            if !w.is_finite() {
+                return Err(QuantError::NotFinite { channel: c });
+            }
+            max_abs = max_abs.max(w.abs());
+        }
+        let weight_scale = weight_scale(max_abs);
+        let mut row_sum = 0i64;
+        for (k, q) in q_weight[c].iter_mut().enumerate() {
+            *q = quantize_weight(weight(c, k), weight_scale) as i8;
+            row_sum += *q as i64;
+        }
+        let bias = bias(c);
+        if !bias.is_finite() {
+            return Err(QuantError::NotFinite { channel: c });
+        }
+        let bias_scale = input.scale as f64 * weight_scale as f64;
+        let qb = round_half_away(bias / bias_scale);
+        // The accumulator is q_b + Σ q_w · (q_x − Z_x): keep it within i32 for any input.
+        let bound = (i32::MAX as i64 - 127 * 255 * K as i64) as f64;
+        if qb.abs() > bound {
+            return Err(QuantError::BiasTooLarge { channel: c });
+        }
+        q_bias[c] = (qb as i64 - input.zero_point as i64 * row_sum) as i32;
+        let m = bias_scale / output.scale as f64;
+        if m >= 256.0 {
+            return Err(QuantError::MultiplierTooLarge { channel: c });
+        }
+        q_multiplier[c] = Multiplier::new(m);
+    }
+    Ok(())
+}
+
+/// `acc + Σ_k w[k] · x[k]`, wrapping. Four products at a time (each at most 2^14 in
+/// magnitude, so their sum fits): the loop's overhead is paid once per four (measured on the
+/// Cortex-M4: 3.8 instructions per product against 6 one at a time).
+#[inline(always)]
+pub(super) fn dot<const N: usize>(w: &[i8; N], x: &[i8; N], mut acc: i32) -> i32 {
+    let (x4, x_rest) = x.as_chunks::<4>();
+    let (w4, w_rest) = w.as_chunks::<4>();
+    for (w, v) in w4.iter().zip(x4) {
+        let sum = w[0] as i32 * v[0] as i32
+            + w[1] as i32 * v[1] as i32
+            + w[2] as i32 * v[2] as i32
+            + w[3] as i32 * v[3] as i32;
+        acc = acc.wrapping_add(sum);
+    }
+    for (&w, &v) in w_rest.iter().zip(x_rest) {
+        acc = acc.wrapping_add(w as i32 * v as i32);
+    }
+    acc
+}
+
+/// `clamp(Z_y + M · acc, min, max)`: the accumulator back to the output's scale.
+#[inline(always)]
+pub(super) fn requantize(
+    acc: i32,
+    multiplier: Multiplier,
+    output: QuantParams,
+    min: i8,
+    max: i8,
+) -> i8 {
+    let v = output.zero_point.wrapping_add(multiplier.apply(acc));
+    // `max` then `min`, not `clamp`, which panics for `min > max` (fields are public).
+    v.max(min as i32).min(max as i32) as i8
+}
+
 impl<const IN: usize, const OUT: usize> DenseQ8<IN, OUT> {
     /// Post-training quantization of `layer` (TFLite's converter), all in `f64`:
     /// `S_w[c] = max_k |W[c, k]| / 127` (1 for a zero row), `q_w = round(W / S_w[c])`,
@@ -123,14 +220,6 @@ impl<const IN: usize, const OUT: usize> DenseQ8<IN, OUT> {
         output: QuantParams,
         relu: bool,
     ) -> Result<Self, QuantError> {
-        for params in [input, output] {
-            let valid = params.scale.is_finite()
-                && params.scale > 0.0
-                && (-128..=127).contains(&params.zero_point);
-            if !valid {
-                return Err(QuantError::BadParams);
-            }
-        }
         let mut q = DenseQ8 {
             weight: [[0; IN]; OUT],
             bias: [0; OUT],
@@ -140,41 +229,15 @@ impl<const IN: usize, const OUT: usize> DenseQ8<IN, OUT> {
             min: if relu { output.zero_point as i8 } else { -128 },
             max: 127,
         };
-        for c in 0..OUT {
-            let mut max_abs = 0.0f64;
-            for k in 0..IN {
-                let w = layer.weight[(c, k)].to_f64();
-                if !w.is_finite() {
-                    return Err(QuantError::NotFinite { channel: c });
-                }
-                max_abs = max_abs.max(w.abs());
-            }
-            let weight_scale = weight_scale(max_abs);
-            let mut row_sum = 0i64;
-            for k in 0..IN {
-                let w = layer.weight[(c, k)].to_f64();
-                let qw = quantize_weight(w, weight_scale) as i8;
-                q.weight[c][k] = qw;
-                row_sum += qw as i64;
-            }
-            let bias = layer.bias[c].to_f64();
-            if !bias.is_finite() {
-                return Err(QuantError::NotFinite { channel: c });
-            }
-            let bias_scale = input.scale as f64 * weight_scale as f64;
-            let qb = round_half_away(bias / bias_scale);
-            // The accumulator is q_b + Σ q_w · (q_x − Z_x): keep it within i32 for any input.
-            let bound = (i32::MAX as i64 - 127 * 255 * IN as i64) as f64;
-            if qb.abs() > bound {
-                return Err(QuantError::BiasTooLarge { channel: c });
-            }
-            q.bias[c] = (qb as i64 - input.zero_point as i64 * row_sum) as i32;
-            let m = bias_scale / output.scale as f64;
-            if m >= 256.0 {
-                return Err(QuantError::MultiplierTooLarge { channel: c });
-            }
-            q.multiplier[c] = Multiplier::new(m);
-        }
+        quantize_channels(
+            |c, k| layer.weight[(c, k)].to_f64(),
+            |c| layer.bias[c].to_f64(),
+            input,
+            output,
+            &mut q.weight,
+            &mut q.bias,
+            &mut q.multiplier,
+        )?;
         Ok(q)
     }
 
@@ -190,36 +253,16 @@ impl<const IN: usize, const OUT: usize> DenseQ8<IN, OUT> {
             )
         };
         let mut y = [0; OUT];
-        let (x4, x_rest) = x.as_chunks::<4>();
         for (c, out) in y.iter_mut().enumerate() {
-            // Four products at a time (each at most 2^14 in magnitude, so their sum fits):
-            // the loop's overhead is paid once per four (measured on the Cortex-M4: 3.8
-            // instructions per product against 6 one at a time).
-            let (w4, w_rest) = self.weight[c].as_chunks::<4>();
-            let mut acc = self.bias[c];
-            for (w, v) in w4.iter().zip(x4) {
-                let sum = w[0] as i32 * v[0] as i32
-                    + w[1] as i32 * v[1] as i32
-                    + w[2] as i32 * v[2] as i32
-                    + w[3] as i32 * v[3] as i32;
-                acc = acc.wrapping_add(sum);
-            }
-            for (&w, &v) in w_rest.iter().zip(x_rest) {
-                acc = acc.wrapping_add(w as i32 * v as i32);
-            }
-            let v = self
-                .output
-                .zero_point
-                .wrapping_add(self.multiplier[c].apply(acc));
-            // `max` then `min`, not `clamp`, which panics for `min > max` (fields are public).
-            *out = v.max(self.min as i32).min(self.max as i32) as i8;
+            let acc = dot(&self.weight[c], x, self.bias[c]);
+            *out = requantize(acc, self.multiplier[c], self.output, self.min, self.max);
         }
         y
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::{Range, fixed_point::Multiplier};
     use super::*;
     use nalgebra::SMatrix;
@@ -227,7 +270,7 @@ mod tests {
     /// TFLite's requantization written from its definitions in `i64`: the doubling high
     /// multiplication as `floor((a·b + 2^30) / 2^31)` (half up), then the right shift as
     /// `sign · (|v| + 2^(e−1)) / 2^e` (half away from zero, by magnitudes).
-    fn requantize_reference(acc: i64, m: Multiplier) -> i64 {
+    pub(in crate::quant) fn requantize_reference(acc: i64, m: Multiplier) -> i64 {
         let shifted = acc << m.shift.max(0);
         let ab = shifted * m.m0 as i64;
         let high = (ab + (1 << 30)).div_euclid(1 << 31);
@@ -269,7 +312,7 @@ mod tests {
         })
     }
 
-    fn splitmix(state: &mut u64) -> f32 {
+    pub(in crate::quant) fn splitmix(state: &mut u64) -> f32 {
         *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = *state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -19,11 +19,14 @@
 //!   moving-average ranges, straight-through gradient) and [`QatDense`] (weights, symmetric
 //!   per channel), whose trained weights and observed ranges `quantize` then takes.
 //!
-//! Only Dense and ReLU: no int8 convolution yet (the design says how it would fit).
+//! - [`Conv2dQ8`]: a 2-d convolution in int8 (the same arithmetic over im2col columns, the
+//!   padding reading the input's zero point), built by [`Conv2dQ8::quantize`]; and
+//!   [`MaxPool2dQ8`], max pooling of the `i8` values (exact, scales unchanged).
 //!
 //! Nothing here allocates (the file writer, with `alloc`, aside).
 
 mod chain;
+mod conv;
 mod dense;
 pub mod file;
 pub mod fixed_point;
@@ -31,6 +34,7 @@ mod params;
 pub mod qat;
 
 pub use chain::{Chain, LayerQ8};
+pub use conv::{Conv2dQ8, Int8Form, MaxPool2dQ8};
 pub use dense::{DenseQ8, QuantError};
 pub use fixed_point::Multiplier;
 pub use params::{QuantParams, Range};

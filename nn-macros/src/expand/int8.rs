@@ -1,12 +1,31 @@
-//! `#[nn(int8)]`: the int8 network `NetQ8`, one `nn::quant::DenseQ8` field per layer of the
-//! checked model's [`Int8Layer`] plan, with post-training quantization from the `f32`
-//! network, a straight-line integer `forward`, and its weight file's reader (a `const fn`)
-//! and writer.
+//! `#[nn(int8)]`: the int8 network `NetQ8`, one field per layer of the checked model's
+//! [`Int8Layer`] plan (`nn::quant::DenseQ8`, `Conv2dQ8`, `MaxPool2dQ8`), with post-training
+//! quantization from the `f32` network, a straight-line integer `forward`, and its weight
+//! file's reader (a `const fn`) and writer. Flatten and Dropout have no field: the one
+//! passes the same bytes on, the other is the identity in inference.
 
 use super::{Expander, size};
-use crate::model::Int8Layer;
-use proc_macro2::{Literal, TokenStream};
+use crate::model::{Int8Kind, Int8Layer};
+use proc_macro2::{Group, Literal, TokenStream, TokenTree};
 use quote::{format_ident, quote};
+
+/// `tokens` with every identifier `T` replaced by `f32`: a layer's type in the `f32` network.
+fn with_f32(tokens: TokenStream) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Ident(ident) if ident == "T" => {
+                TokenTree::Ident(proc_macro2::Ident::new("f32", ident.span()))
+            }
+            TokenTree::Group(group) => {
+                let mut new = Group::new(group.delimiter(), with_f32(group.stream()));
+                new.set_span(group.span());
+                TokenTree::Group(new)
+            }
+            other => other,
+        })
+        .collect()
+}
 
 impl Expander<'_> {
     /// The int8 network's struct and inherent impl, or nothing without `#[nn(int8)]`.
@@ -28,49 +47,97 @@ impl Expander<'_> {
             .iter()
             .map(|l| {
                 let (input, output) = sizes(l);
-                quote! { #nn::quant::DenseQ8<#input, #output> }
+                match l.kind {
+                    Int8Kind::Dense => quote! { #nn::quant::DenseQ8<#input, #output> },
+                    Int8Kind::Conv2d | Int8Kind::MaxPool2d => {
+                        let ty = with_f32(self.layers[l.layer].ty.clone());
+                        quote! { <#ty as #nn::quant::Int8Form>::Q8 }
+                    }
+                }
             })
             .collect();
+        let quantizing: Vec<&Int8Layer> = plan.iter().filter(|l| l.quantizes()).collect();
         let input_node = &model.nodes[model.inputs[0]];
         let input_size = size(input_node.size());
         let output_size = size(model.nodes[model.outputs[0]].size());
-        let nodes = Literal::usize_unsuffixed(plan.len() + 1);
-        // The nodes the int8 network quantizes, in order: the input, each layer's output. The
-        // tape keeps each of them: the input and the hidden ones are read by the next layer's
-        // backward pass (saved, a field named after the node), the last is the output.
-        let observed = std::iter::once(model.inputs[0])
-            .chain(plan.iter().map(|l| l.node))
-            .map(|id| {
-                if model.outputs.contains(&id) {
-                    let field = &self.fields.output;
-                    quote! { #field }
-                } else {
-                    debug_assert!(self.memory.saved[id], "a layer's input is saved");
-                    let name = &model.nodes[id].name;
-                    quote! { #name }
-                }
-            });
-        let indices = (0..=plan.len()).map(Literal::usize_unsuffixed);
-        let quantized = plan.iter().enumerate().map(|(i, l)| {
+        let nodes = Literal::usize_unsuffixed(quantizing.len() + 1);
+        // The nodes the int8 network quantizes, in order: the input, each Dense or Conv2d
+        // layer's output (after its ReLU). The tape keeps each of them, or its flattened copy:
+        // the input and the hidden ones are read by the next layer's backward pass (saved, a
+        // field named after the node), the last may be the output.
+        let field = |id| {
+            if model.outputs.contains(&id) {
+                let field = &self.fields.output;
+                Some(quote! { #field })
+            } else if self.memory.saved[id] {
+                let name = &model.nodes[id].name;
+                Some(quote! { #name })
+            } else {
+                None
+            }
+        };
+        let observed = std::iter::once(field(model.inputs[0]).expect("the input is saved")).chain(
+            quantizing.iter().map(|l| {
+                l.same_values
+                    .iter()
+                    .find_map(|&id| field(id))
+                    .expect("a layer's output is read by the next layer, or is the output")
+            }),
+        );
+        let indices = (0..=quantizing.len()).map(Literal::usize_unsuffixed);
+        let mut at = 0;
+        let quantized = plan.iter().map(|l| {
             let name = &model.layers[l.layer].name;
-            let (at, next) = (
-                Literal::usize_unsuffixed(i),
-                Literal::usize_unsuffixed(i + 1),
-            );
             let relu = l.relu;
-            quote! {
-                #name: #nn::quant::DenseQ8::quantize(&net.#name, params[#at], params[#next], #relu)?,
+            let (input, output) = (
+                Literal::usize_unsuffixed(at),
+                Literal::usize_unsuffixed(at + 1),
+            );
+            match l.kind {
+                Int8Kind::Dense => {
+                    at += 1;
+                    quote! {
+                        #name: #nn::quant::DenseQ8::quantize(
+                            &net.#name, params[#input], params[#output], #relu)?,
+                    }
+                }
+                Int8Kind::Conv2d => {
+                    at += 1;
+                    quote! {
+                        #name: #nn::quant::Conv2dQ8::quantize(
+                            &net.#name, params[#input], params[#output], #relu)?,
+                    }
+                }
+                Int8Kind::MaxPool2d => quote! { #name: #nn::quant::MaxPool2dQ8::new(), },
             }
         });
-        let first = names[0];
-        let last = names[names.len() - 1];
+        let quantized: Vec<TokenStream> = quantized.collect();
+        let first = &model.layers[quantizing[0].layer].name;
+        let last = &model.layers[quantizing[quantizing.len() - 1].layer].name;
         let read = plan.iter().map(|l| {
             let name = &model.layers[l.layer].name;
             let text = name.to_string();
             let (input, output) = sizes(l);
-            quote! { let #name = file.dense::<#input, #output>(#text); }
+            match l.kind {
+                Int8Kind::Dense => quote! { let #name = file.dense::<#input, #output>(#text); },
+                Int8Kind::Conv2d => quote! { let #name = file.conv2d(#text); },
+                Int8Kind::MaxPool2d => quote! { let #name = file.max_pool2d(); },
+            }
         });
-        let count = Literal::u32_unsuffixed(plan.len() as u32);
+        let write = plan.iter().map(|l| {
+            let name = &model.layers[l.layer].name;
+            let text = name.to_string();
+            match l.kind {
+                Int8Kind::Dense => {
+                    quote! { #nn::quant::file::write_dense(#text, &self.#name, sink); }
+                }
+                Int8Kind::Conv2d => {
+                    quote! { #nn::quant::file::write_conv2d(#text, &self.#name, sink); }
+                }
+                Int8Kind::MaxPool2d => quote! {},
+            }
+        });
+        let count = Literal::u32_unsuffixed(quantizing.len() as u32);
         let doc = format!(
             " [`{network}`] in int8 (`#[nn(int8)]`): `i8` weights per output channel, `i8` \
              activations, `i32` accumulators (TensorFlow Lite's scheme, `nn::quant`). Built by \
@@ -85,13 +152,15 @@ impl Expander<'_> {
             }
 
             impl #q8 {
-                /// The nodes it quantizes: the input, then each layer's output (after its
-                /// ReLU). [`quantize`](Self::quantize) takes a range for each, in this order.
+                /// The nodes it quantizes: the input, then each Dense or Conv2d layer's output
+                /// (after its ReLU; max pooling keeps the scale). [`quantize`](Self::quantize)
+                /// takes a range for each, in this order.
                 pub const NODES: usize = #nodes;
 
                 /// Widens `ranges` (one per node, see [`NODES`](Self::NODES); start from
                 /// `Range::EMPTY`) to the values the tape of a training forward pass holds:
-                /// calibration over the batches of your data.
+                /// calibration over the batches of your data. (A Dropout layer drops values
+                /// in a training pass: the nodes after it see them dropped and rescaled.)
                 pub fn observe<const B: usize>(
                     ranges: &mut [#nn::quant::Range; #nodes],
                     tape: &#tape<f32, { B }>,
@@ -146,7 +215,7 @@ impl Expander<'_> {
                 /// piece by piece, to `sink`.
                 pub fn write_file(&self, sink: &mut dyn FnMut(&[u8])) {
                     #nn::quant::file::write_header(#count, sink);
-                    #( #nn::quant::file::write_dense(#name_strings, &self.#names, sink); )*
+                    #( #write )*
                 }
             }
         }

@@ -8,7 +8,7 @@ mod int8;
 pub mod memory;
 
 pub use check::build;
-pub use int8::Int8Layer;
+pub use int8::{Int8Kind, Int8Layer};
 
 use crate::builtins::ActivationInfo;
 use crate::layers::BuiltinLayer;
@@ -32,7 +32,8 @@ pub struct Model {
     /// The shape rules the macro could not decide (a size is a constant), for rustc.
     pub checks: Vec<Check>,
     /// With `#[nn(int8)]`: the layers of the int8 network, in order (checked to be a
-    /// sequence of Dense layers, each maybe followed by a ReLU).
+    /// sequence of Dense and Conv2d layers, each maybe followed by a ReLU, with MaxPool2d,
+    /// Flatten and Dropout between them).
     pub int8: Option<Vec<Int8Layer>>,
 }
 

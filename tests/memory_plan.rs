@@ -329,7 +329,8 @@ fn the_tape_keeps_only_what_backward_reads() {
         ($net:ident, $b:literal, $before:literal) => {{
             let total = $net::<f32>::tape_bytes::<$b>();
             let moving =
-                ($net::<f32>::TAPE_ENDS_PER_SAMPLE + $net::<f32>::TAPE_WORK_PER_SAMPLE) * 4 * $b;
+                ($net::<f32>::TAPE_ENDS_PER_SAMPLE + $net::<f32>::TAPE_WORK_PER_SAMPLE) * 4 * $b
+                    + $net::<f32>::SCRATCH_PER_CALL * 4;
             let kept = total - moving;
             println!(
                 "{} B={}: tape {total} B, of which kept for backward {kept} B (before the \

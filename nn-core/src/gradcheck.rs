@@ -154,7 +154,7 @@ pub fn check_network<N: Network<f64>, const B: usize>(net: &mut N, input: &N::In
 ///
 /// Every parameter is compared twice: with the gradients of `backward` given a `dx`, and with
 /// those of `backward` without one (`dx: None`, which must add the same parameter
-/// gradients). The passes get `Layer::SCRATCH · B` scalars of scratch, NaN at first, so
+/// gradients). The passes get `Layer::SCRATCH · B + Layer::SCRATCH_PER_CALL` scalars of scratch, NaN at first, so
 /// that a layer reading scratch it has not written fails the check (a layer with scratch
 /// needs the `alloc` feature here).
 pub fn check_layer<L, const IN: usize, const OUT: usize, const B: usize>(
@@ -165,7 +165,7 @@ pub fn check_layer<L, const IN: usize, const OUT: usize, const B: usize>(
 where
     L: Layer<f64, IN, OUT>,
 {
-    let mut scratch = scratch(L::SCRATCH * B);
+    let mut scratch = scratch(L::SCRATCH * B + L::SCRATCH_PER_CALL);
     let scratch = &mut scratch[..];
     let forward =
         |layer: &L, x: &SMatrix<f64, IN, B>, cache: &mut L::Cache<B>, scratch: &mut [f64]| {

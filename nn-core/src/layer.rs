@@ -172,8 +172,9 @@ impl TensorInfo {
 /// - `backward` does not get the output `y`: the tape keeps a layer's input, not its output
 ///   (the activation after it usually differentiates from its own output). A layer that
 ///   needs `y` keeps it in its cache, as PyTorch's `ctx.save_for_backward`.
-/// - `scratch` is working memory of [`SCRATCH`](Layer::SCRATCH)` · B` scalars, shared with
-///   other layers: its contents on entry are unspecified.
+/// - `scratch` is working memory of [`SCRATCH`](Layer::SCRATCH)` · B +`
+///   [`SCRATCH_PER_CALL`](Layer::SCRATCH_PER_CALL) scalars, shared with other layers: its
+///   contents on entry are unspecified.
 ///
 /// Check an implementation with
 /// [`gradcheck::check_layer`](crate::gradcheck::check_layer).
@@ -216,6 +217,13 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
     /// `SCRATCH · B` of them). The `network!` macro plans it with the other intermediate
     /// values; a layer of your own gets none (0, the default, is checked).
     const SCRATCH: usize = 0;
+
+    /// Scalars of working memory a pass needs whatever the batch size (one sample's
+    /// temporaries reused sample after sample, as a convolution's im2col tile): `scratch`
+    /// holds `SCRATCH · B + SCRATCH_PER_CALL` of them. Planned by the `network!` macro as one
+    /// buffer of the workspace and of the tape, shared by the layers (one runs at a time); a
+    /// layer of your own gets none (0, the default, is checked).
+    const SCRATCH_PER_CALL: usize = 0;
 
     /// What `forward_train` keeps for `backward` besides the input `x`, for `B` samples.
     type Cache<const B: usize>: ConstZero + Zeroable + Clone + Debug + PartialEq;

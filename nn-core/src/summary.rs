@@ -46,6 +46,9 @@ pub struct MemoryPlan {
     pub tape_work: usize,
     /// The slots' lower bound.
     pub tape_work_lower_bound: usize,
+    /// Scalars (not per sample) of the layers' shared working memory that does not grow with
+    /// the batch, in the workspace and in the tape: `SCRATCH_PER_CALL`.
+    pub scratch_per_call: usize,
 }
 
 impl fmt::Display for MemoryPlan {
@@ -60,7 +63,15 @@ impl fmt::Display for MemoryPlan {
             self.tape_ends,
             self.tape_work,
             self.tape_work_lower_bound
-        )
+        )?;
+        if self.scratch_per_call > 0 {
+            write!(
+                f,
+                "; and {} scalars of scratch, whatever the batch",
+                self.scratch_per_call
+            )?;
+        }
+        Ok(())
     }
 }
 

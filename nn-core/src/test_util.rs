@@ -85,7 +85,7 @@ pub fn det_batch<const N: usize, const B: usize>(seed: f64) -> SMatrix<f64, N, B
     SMatrix::from_fn(|i, j| det(j * N + i, seed))
 }
 
-/// `L::SCRATCH · B` scalars of NaN: `layer`'s scratch memory for a batch like `x`, as the
+/// `L::SCRATCH · B + L::SCRATCH_PER_CALL` scalars of NaN: `layer`'s scratch memory for a batch like `x`, as the
 /// checkers give it (a layer that reads scratch it has not written returns NaN).
 pub fn scratch_for<L, const IN: usize, const OUT: usize, const B: usize>(
     _layer: &L,
@@ -94,7 +94,7 @@ pub fn scratch_for<L, const IN: usize, const OUT: usize, const B: usize>(
 where
     L: Layer<f64, IN, OUT>,
 {
-    alloc::vec![f64::NAN; L::SCRATCH * B]
+    alloc::vec![f64::NAN; L::SCRATCH * B + L::SCRATCH_PER_CALL]
 }
 
 /// `layer`'s training forward pass on `x` (from the zero state) and its backward pass from
@@ -109,7 +109,7 @@ pub fn train_pass<L, const IN: usize, const OUT: usize, const B: usize>(
 where
     L: Layer<f64, IN, OUT>,
 {
-    let mut scratch = alloc::vec![f64::NAN; L::SCRATCH * B];
+    let mut scratch = alloc::vec![f64::NAN; L::SCRATCH * B + L::SCRATCH_PER_CALL];
     let (mut state, mut y, mut cache) = (L::State::ZERO, SMatrix::ZERO, L::Cache::<B>::ZERO);
     layer.forward_train(&mut state, x, &mut y, &mut cache, &mut scratch);
     let (mut dx, mut grads) = (SMatrix::ZERO, L::ZERO);
@@ -128,7 +128,7 @@ pub fn check_layer<L, const IN: usize, const OUT: usize, const B: usize>(
 where
     L: Layer<f64, IN, OUT>,
 {
-    let mut scratch = alloc::vec![f64::NAN; L::SCRATCH * B];
+    let mut scratch = alloc::vec![f64::NAN; L::SCRATCH * B + L::SCRATCH_PER_CALL];
     let (mut y, mut cache) = (SMatrix::<f64, OUT, B>::ZERO, L::Cache::<B>::ZERO);
     layer.forward_train(&mut state.clone(), x, &mut y, &mut cache, &mut scratch);
     let dy = random_matrix::<OUT, B>(77, 1.0);
@@ -155,8 +155,8 @@ pub fn check_f32<L64, L32, const IN: usize, const OUT: usize, const B: usize>(
         *s = d as f32;
     }
     let x32 = x.cast::<f32>();
-    let mut scratch64 = alloc::vec![f64::NAN; L64::SCRATCH * B];
-    let mut scratch32 = alloc::vec![f32::NAN; L32::SCRATCH * B];
+    let mut scratch64 = alloc::vec![f64::NAN; L64::SCRATCH * B + L64::SCRATCH_PER_CALL];
+    let mut scratch32 = alloc::vec![f32::NAN; L32::SCRATCH * B + L32::SCRATCH_PER_CALL];
     let (mut y64, mut y32) = (SMatrix::<f64, OUT, B>::ZERO, SMatrix::<f32, OUT, B>::ZERO);
     layer.forward(&L64::State::ZERO, x, &mut y64, &mut scratch64);
     single.forward(&L32::State::ZERO, &x32, &mut y32, &mut scratch32);

@@ -43,7 +43,7 @@ use nalgebra::SMatrix;
 /// A sample's output `[CO, OH, OW]` is `Yᵀ`, a `P × CO` column-major matrix, so each sample
 /// is computed as `Yᵀ = X̃ᵀ·Wᵀ (+ b)` by the [matrix kernels](crate::kernels::matmul_view),
 /// `X̃ᵀ` (`P × K`, element `(p, k)` at `k·P + p`) built in the layer's scratch memory
-/// ([`Layer::SCRATCH`] `= K·P` per sample, one tile used whatever the batch) a kernel row at a
+/// ([`Layer::SCRATCH_PER_CALL`] `= K·P`: one tile, reused sample after sample) a kernel row at a
 /// time (contiguous copies when `SW = 1`), `Wᵀ` a transposed view of the weight:
 ///
 /// - forward: `Yᵀ = X̃ᵀ·Wᵀ`, on `Yᵀ`'s columns preset to the bias;
@@ -189,7 +189,7 @@ where
         }]
     };
 
-    const SCRATCH: usize = tile::<G, K>();
+    const SCRATCH_PER_CALL: usize = tile::<G, K>();
 
     type Cache<const B: usize> = ();
     type State = ();
@@ -256,7 +256,7 @@ where
         }]
     };
 
-    const SCRATCH: usize = tile::<Lift1d<G>, K>();
+    const SCRATCH_PER_CALL: usize = tile::<Lift1d<G>, K>();
 
     type Cache<const B: usize> = ();
     type State = ();
@@ -686,7 +686,8 @@ mod tests {
         let start_dx = random_matrix::<IN, B>(seed + 4, 1.0);
         let start = Conv2d::new(random_matrix(seed + 5, 1.0), random_matrix(seed + 6, 1.0));
         let mut scratch = scratch_for(&layer, &x);
-        assert_eq!(scratch.len(), K * G::OH * G::OW * B);
+        // One im2col tile, whatever the batch.
+        assert_eq!(scratch.len(), K * G::OH * G::OW);
         let mut y = SMatrix::<f64, OUT, B>::ZERO;
         layer.forward(&(), &x, &mut y, &mut scratch);
         let (mut dx, mut grads) = (start_dx, start);

@@ -54,8 +54,12 @@ where
 {
     const TENSORS: &'static [TensorInfo] = L::TENSORS;
 
-    /// The inner layer's, which runs one position at a time (a batch of 1).
-    const SCRATCH: usize = L::SCRATCH;
+    /// None per sample: the inner layer runs one position at a time (a batch of 1), so one
+    /// call's worth of its scratch serves every position.
+    const SCRATCH: usize = 0;
+
+    /// The inner layer's scratch for a batch of 1.
+    const SCRATCH_PER_CALL: usize = L::SCRATCH + L::SCRATCH_PER_CALL;
 
     /// The inner layer's cache for each position of each sample.
     type Cache<const B: usize> = [[L::Cache<1>; S]; B];
@@ -76,7 +80,7 @@ where
                     &(),
                     &position::<T, SD, D, B>(x, t, j),
                     &mut y_t,
-                    &mut scratch[..L::SCRATCH],
+                    &mut scratch[..Self::SCRATCH_PER_CALL],
                 );
                 y.fixed_view_mut::<O, 1>(t * O, j).copy_from(&y_t);
             }
@@ -100,7 +104,7 @@ where
                     &position::<T, SD, D, B>(x, t, j),
                     &mut y_t,
                     cache,
-                    &mut scratch[..L::SCRATCH],
+                    &mut scratch[..Self::SCRATCH_PER_CALL],
                 );
                 y.fixed_view_mut::<O, 1>(t * O, j).copy_from(&y_t);
             }
@@ -120,7 +124,7 @@ where
             for (t, cache) in caches.iter().enumerate() {
                 let x_t = position::<T, SD, D, B>(x, t, j);
                 let dy_t = position::<T, SO, O, B>(dy, t, j);
-                let scratch = &mut scratch[..L::SCRATCH];
+                let scratch = &mut scratch[..Self::SCRATCH_PER_CALL];
                 let Some(dx) = dx.as_deref_mut() else {
                     self.layer
                         .backward(&x_t, cache, &dy_t, None, &mut grads.layer, scratch);
@@ -236,15 +240,18 @@ mod tests {
     #[test]
     fn passes_its_scratch_to_the_inner_layer() {
         type Scaled = PositionWise<f64, ScaledThroughScratch<f64, 3>, 3, 3, 4, 12, 12>;
-        assert_eq!(<Scaled as Layer<f64, 12, 12>>::SCRATCH, 3);
+        // One position's worth, whatever the batch.
+        assert_eq!(<Scaled as Layer<f64, 12, 12>>::SCRATCH, 0);
+        assert_eq!(<Scaled as Layer<f64, 12, 12>>::SCRATCH_PER_CALL, 3);
         let mut layer = Scaled::ZERO;
         layer.layer.w[0] = -1.5;
         let x = SMatrix::<f64, 12, 2>::from_fn(|i, j| i as f64 * 0.25 - j as f64);
-        // The network's scratch for B = 2; the inner layer gets 3 scalars at each position.
-        let (mut y, mut scratch) = (SMatrix::ZERO, [f64::NAN; 6]);
+        // The network's scratch for B = 2; the inner layer gets the same 3 scalars at each
+        // position.
+        let (mut y, mut scratch) = (SMatrix::ZERO, [f64::NAN; 3]);
         layer.forward(&(), &x, &mut y, &mut scratch);
         assert_eq!(y, x * -1.5);
-        // The checker gives the layer NaN scratch of SCRATCH · B scalars.
+        // The checker gives the layer NaN scratch of SCRATCH · B + SCRATCH_PER_CALL scalars.
         let report = check_layer(&mut layer, &(), &x);
         assert!(report.max_rel_error < 1e-8, "{report:?}");
     }

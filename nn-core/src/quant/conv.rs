@@ -374,7 +374,7 @@ mod tests {
                     input.scale as f64 * (x[i] as i64 - input.zero_point as i64) as f64
                 });
                 let mut exact = SMatrix::<f64, OUT, 1>::zeros();
-                let mut scratch = std::vec![0.0; <Conv2d<f64, CO, K, CO, IN, OUT, G> as Layer<f64, IN, OUT>>::SCRATCH];
+                let mut scratch = std::vec![0.0; <Conv2d<f64, CO, K, CO, IN, OUT, G> as Layer<f64, IN, OUT>>::SCRATCH_PER_CALL];
                 grid.forward::<1>(&(), &real, &mut exact, &mut scratch);
                 for o in 0..OUT {
                     let r = exact[o] / output.scale as f64;

@@ -211,7 +211,12 @@ impl Expander<'_> {
         let ends = size(plan.tape_ends);
         let work = size(plan.tape_work);
         let work_bound = size(plan.tape_work_lower_bound);
+        let per_call = size(crate::model::LayerDecl::call_scratch(&self.model.layers));
         quote! {
+            /// Scalars of the workspace and of the tape that do not grow with the batch: the
+            /// layers' shared working memory (a convolution's im2col tile).
+            pub const SCRATCH_PER_CALL: usize = #per_call;
+
             /// Scalars per sample of the workspace: the outputs and the slots of the plan.
             pub const WORKSPACE_PER_SAMPLE: usize = #workspace;
 
@@ -331,6 +336,7 @@ impl Expander<'_> {
                     tape_ends: Self::TAPE_ENDS_PER_SAMPLE,
                     tape_work: Self::TAPE_WORK_PER_SAMPLE,
                     tape_work_lower_bound: Self::TAPE_WORK_LOWER_BOUND,
+                    scratch_per_call: Self::SCRATCH_PER_CALL,
                 },
                 }
             }

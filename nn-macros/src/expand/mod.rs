@@ -190,6 +190,8 @@ struct Fields {
     d_input: Ident,
     /// The slots, `slot0`, `slot1`, ...
     slots: Vec<Ident>,
+    /// The layers' scratch that does not grow with the batch, `scratch`.
+    call_scratch: Ident,
 }
 
 /// A layer's types in the generated code.

@@ -121,18 +121,27 @@ impl Expander<'_> {
     }
 
     /// The scratch argument of the layer application computing `id`: a view of its slot as
-    /// a slice, or an empty one.
+    /// a slice, the shared buffer of scratch that does not grow with the batch, or an empty
+    /// slice.
     fn scratch(
         &self,
         storage: &Ident,
         slot: Option<usize>,
         node: &Node,
     ) -> (TokenStream, TokenStream) {
-        let Some(slot) = slot else {
-            return (quote! {}, quote! { &mut [] });
-        };
         let Op::Layer { layer, .. } = node.op else {
             unreachable!("only layers have scratch memory");
+        };
+        if self.model.layers[layer].scratch_per_call().known() != Some(0) {
+            assert!(
+                slot.is_none(),
+                "a built-in layer has scratch per sample or per call, not both"
+            );
+            let call_scratch = &self.fields.call_scratch;
+            return (quote! {}, quote! { #storage.#call_scratch.as_mut_slice() });
+        }
+        let Some(slot) = slot else {
+            return (quote! {}, quote! { &mut [] });
         };
         let binding = invented(&format_ident!("{}_scratch", node.name));
         let rows = self.model.layers[layer].scratch_per_sample();
@@ -148,16 +157,18 @@ impl Expander<'_> {
         for (decl, code) in self.model.layers.iter().zip(&self.layers) {
             let layer = &code.as_layer;
             let scratch = size(decl.scratch_per_sample());
+            let per_call = size(decl.scratch_per_call());
             let message = match decl.kind {
                 LayerKind::Builtin(_) => {
                     "the network! macro and the layer disagree on its scratch memory"
                 }
                 LayerKind::Custom(_) => {
-                    "a layer of your own gets no scratch memory: its `Layer::SCRATCH` must be 0"
+                    "a layer of your own gets no scratch memory: its `Layer::SCRATCH` and \
+                     `Layer::SCRATCH_PER_CALL` must be 0"
                 }
             };
             checks.extend(quote_spanned! {code.span=>
-                const { assert!(#layer::SCRATCH == #scratch, #message) };
+                const { assert!(#layer::SCRATCH == #scratch && #layer::SCRATCH_PER_CALL == #per_call, #message) };
             });
         }
         let mut seen = Vec::new();
@@ -524,11 +535,13 @@ impl Fields {
         let d_output = fresh("d_output");
         let d_input = fresh("d_input");
         let slots = (0..slots).map(|k| fresh(&format!("slot{k}"))).collect();
+        let call_scratch = fresh("scratch");
         Fields {
             output,
             d_output,
             d_input,
             slots,
+            call_scratch,
         }
     }
 }

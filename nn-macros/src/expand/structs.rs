@@ -217,6 +217,28 @@ impl Expander<'_> {
         }
     }
 
+    /// The buffer of the layers' scratch that does not grow with the batch (a convolution's
+    /// im2col tile), when a layer has such scratch.
+    fn call_scratch_field(
+        &self,
+        names: &mut Vec<Ident>,
+        types: &mut Vec<TokenStream>,
+        docs: &mut Vec<String>,
+    ) {
+        let rows = crate::model::LayerDecl::call_scratch(&self.model.layers);
+        if rows.known() == Some(0) {
+            return;
+        }
+        let (nn, rows) = (&self.nn, super::size(&rows));
+        names.push(self.fields.call_scratch.clone());
+        types.push(quote! { #nn::SMatrix<T, #rows, 1> });
+        docs.push(
+            " The layers' working memory that does not grow with the batch (one layer runs at \
+             a time)."
+                .to_string(),
+        );
+    }
+
     /// The tape's fields: names, types and doc comments.
     fn tape_fields(&self) -> (Vec<Ident>, Vec<TokenStream>, Vec<String>) {
         let model = self.model;
@@ -267,6 +289,7 @@ impl Expander<'_> {
             &mut types,
             &mut docs,
         );
+        self.call_scratch_field(&mut names, &mut types, &mut docs);
         (names, types, docs)
     }
 
@@ -281,6 +304,7 @@ impl Expander<'_> {
             &mut types,
             &mut docs,
         );
+        self.call_scratch_field(&mut names, &mut types, &mut docs);
         (names, types, docs)
     }
 

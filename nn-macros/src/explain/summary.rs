@@ -92,5 +92,12 @@ pub fn summary_text(model: &Model) -> String {
         plan.tape_work,
         plan.tape_work_lower_bound
     );
+    let per_call = crate::model::LayerDecl::call_scratch(&model.layers);
+    if per_call.known() != Some(0) {
+        let _ = write!(
+            out,
+            "; and {per_call} scalars of scratch, whatever the batch"
+        );
+    }
     out
 }

@@ -115,6 +115,10 @@ impl BuiltinLayer for Attention {
         steps.mul(&Dim::Known(4).mul(d).add(&Dim::Known(1)))
     }
 
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
         format!(
             "MultiHeadAttention({} heads{})",

@@ -181,9 +181,14 @@ impl BuiltinLayer for Conv {
         true
     }
 
-    /// One sample's im2col tile, `K × P` (`K = CI·KH·KW` taps, `P = OH·OW` output
-    /// positions): nn_core's `Conv2d::SCRATCH`.
-    fn scratch_per_sample(&self, input: &Shape) -> Dim {
+    /// None per sample: one im2col tile serves every sample (see `scratch_per_call`).
+    fn scratch_per_sample(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
+    /// One sample's im2col tile, `CI·KH·KW × OH·OW` (every tap at every output
+    /// position), reused sample after sample: nn_core's `Conv2d::SCRATCH_PER_CALL`.
+    fn scratch_per_call(&self, input: &Shape) -> Dim {
         let taps: usize = self.kernel[..self.dims].iter().product();
         (0..self.dims).fold(input.dims()[0].mul(&Dim::Known(taps)), |size, d| {
             size.mul(&self.output_size(input, d))
@@ -423,9 +428,10 @@ mod tests {
                 [Some(8), Some(want), Some(want)],
                 "size {size}, kernel {k}, stride {s}, padding {p}, dilation {d}"
             );
-            // One im2col tile per sample: every tap at every output position.
+            // One im2col tile, whatever the batch: every tap at every output position.
+            assert_eq!(conv.scratch_per_sample(&input).known(), Some(0));
             assert_eq!(
-                conv.scratch_per_sample(&input).known(),
+                conv.scratch_per_call(&input).known(),
                 Some(3 * k * k * want * want)
             );
         }

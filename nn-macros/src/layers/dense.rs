@@ -100,6 +100,10 @@ impl BuiltinLayer for Dense {
         Dim::Known(0)
     }
 
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
         match input.dims() {
             [_, features] => format!("Dense({features} → {}), per position", self.out),

@@ -61,6 +61,10 @@ impl BuiltinLayer for Dropout {
         Dim::Known(0)
     }
 
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
         format!("Dropout({})", self.p)
     }

@@ -63,6 +63,10 @@ impl BuiltinLayer for Embedding {
         Dim::Known(0)
     }
 
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
         format!("Embedding({} × {})", self.vocab, self.dim)
     }

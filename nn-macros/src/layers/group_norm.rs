@@ -82,6 +82,10 @@ impl BuiltinLayer for GroupNorm {
         Dim::Known(0)
     }
 
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
         format!(
             "GroupNorm({} channels, {} groups, eps {})",

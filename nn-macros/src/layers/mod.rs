@@ -62,6 +62,11 @@ pub trait BuiltinLayer {
     /// it depends on a symbolic size.
     fn scratch_per_sample(&self, input: &Shape) -> Dim;
 
+    /// Scalars of scratch memory the layer's passes use whatever the batch (its
+    /// `Layer::SCRATCH_PER_CALL`, asserted equal): one buffer of the workspace and of the tape,
+    /// shared by every layer. A layer has scratch of one kind or the other, not both.
+    fn scratch_per_call(&self, input: &Shape) -> Dim;
+
     /// The operation as the summary shows it: `Conv2d(1 → 6, 5×5, stride 2×2)`.
     fn describe(&self, input: &Shape, output: &Shape) -> String;
 

@@ -85,6 +85,10 @@ impl BuiltinLayer for BatchNorm {
         Dim::Known(0)
     }
 
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
         format!(
             "{}({}, eps {}, momentum {})",
@@ -192,6 +196,10 @@ impl BuiltinLayer for LayerNorm {
     }
 
     fn scratch_per_sample(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
         Dim::Known(0)
     }
 

@@ -97,6 +97,10 @@ impl BuiltinLayer for Pool {
         Dim::Known(0)
     }
 
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
         let d = self.dims;
         let mut text = format!("{}({}", self.name(), times(&self.kernel[..d]));
@@ -263,6 +267,10 @@ impl BuiltinLayer for GlobalAvgPool {
     }
 
     fn scratch_per_sample(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
         Dim::Known(0)
     }
 

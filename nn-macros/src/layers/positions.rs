@@ -60,6 +60,10 @@ impl BuiltinLayer for Positions {
         Dim::Known(0)
     }
 
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {
         self.name().to_string()
     }

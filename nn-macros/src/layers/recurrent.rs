@@ -133,6 +133,10 @@ impl BuiltinLayer for Recurrent {
         rows.mul(&self.hidden)
     }
 
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
+    }
+
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
         format!(
             "{}({} → {}{})",

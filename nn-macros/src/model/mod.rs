@@ -100,6 +100,24 @@ impl LayerDecl {
         }
     }
 
+    /// Scalars of scratch memory its passes use whatever the batch: a built-in layer's rule;
+    /// none for a user's layer (the generated code checks its `Layer::SCRATCH_PER_CALL` is 0).
+    pub fn scratch_per_call(&self) -> Dim {
+        match &self.kind {
+            LayerKind::Builtin(builtin) => builtin.scratch_per_call(&self.input_shape),
+            LayerKind::Custom(_) => Dim::Known(0),
+        }
+    }
+
+    /// Scalars of the buffer shared by the layers' scratch that does not grow with the batch:
+    /// the largest layer's.
+    pub fn call_scratch(layers: &[Self]) -> Dim {
+        layers
+            .iter()
+            .map(Self::scratch_per_call)
+            .fold(Dim::Known(0), |most, size| most.max(&size))
+    }
+
     /// Whether the layer may keep a cache in the tape for its backward pass.
     pub fn has_cache(&self) -> bool {
         match &self.kind {

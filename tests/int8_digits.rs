@@ -16,14 +16,16 @@
 #[allow(dead_code)]
 #[path = "../examples/common/digits.rs"]
 mod digits;
+#[path = "common/int8_digits.rs"]
+mod int8_digits;
 
 use digits::{Image, Part, SEED, load_split};
+use int8_digits::{BATCH, accuracy, pixels};
 use nn::loss::SoftmaxCrossEntropy;
 use nn::optim::Adam;
 use nn::prelude::*;
 use nn::quant::{FakeQuant, QatDense, Range};
 use nn::train::{Samples, TrainConfig, Trainer, argmax};
-use rand_core::SeedableRng;
 use std::sync::OnceLock;
 
 nn::network! {
@@ -51,33 +53,12 @@ nn::network! {
     }
 }
 
-const BATCH: usize = 32;
-
 /// The example's training (Adam 0.003, batches of 32, seed 2024), fewer epochs and no
 /// validation split so that it takes a few seconds in a debug build.
 const EPOCHS: usize = 15;
 
 fn train(train: &Part) -> Box<DigitsMlp<f32>> {
-    let mut net = DigitsMlp::<f32>::new_boxed();
-    net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(SEED));
-    let mut optimizer = Adam::<f32, DigitsMlpGrads<f32>>::new(0.003);
-    let config = TrainConfig {
-        epochs: EPOCHS,
-        seed: SEED,
-        validation_split: 0.0,
-        progress: false,
-        ..TrainConfig::default()
-    };
-    Trainer::new(config)
-        .fit::<_, _, _, BATCH>(
-            &mut *net,
-            &mut optimizer,
-            &SoftmaxCrossEntropy,
-            Samples::new(&train.0, &train.1),
-            None,
-        )
-        .unwrap();
-    net
+    int8_digits::train(train, EPOCHS)
 }
 
 /// The min and max of every quantized node (the input, the hidden ReLU, the logits) over the
@@ -93,10 +74,6 @@ fn calibrate(net: &mut DigitsMlp<f32>, images: &[Image]) -> [Range; DigitsMlpQ8:
         DigitsMlpQ8::observe(&mut ranges, &tape);
     }
     ranges
-}
-
-fn pixels(x: &Image) -> [f32; 64] {
-    core::array::from_fn(|i| x[i])
 }
 
 /// The predicted class of every test image, by the `f32` network and by the int8 one (the
@@ -117,11 +94,6 @@ fn predictions(net: &DigitsMlp<f32>, q: &DigitsMlpQ8, test: &Part) -> (Vec<usize
         })
         .collect();
     (f32_classes, int8_classes)
-}
-
-fn accuracy(classes: &[usize], labels: &[usize]) -> f64 {
-    let correct = classes.iter().zip(labels).filter(|(c, l)| c == l).count();
-    correct as f64 / labels.len() as f64
 }
 
 /// The data and the trained `f32` network, trained once for the tests that need it.

@@ -16,14 +16,14 @@
 #[allow(dead_code)]
 #[path = "../examples/common/digits.rs"]
 mod digits;
+#[path = "common/int8_digits.rs"]
+mod int8_digits;
 
-use digits::{Image, Part, SEED, load_split};
-use nn::loss::SoftmaxCrossEntropy;
-use nn::optim::Adam;
+use digits::{Image, Part, load_split};
+use int8_digits::{BATCH, accuracy, pixels};
 use nn::prelude::*;
 use nn::quant::Range;
-use nn::train::{Samples, TrainConfig, Trainer, argmax};
-use rand_core::SeedableRng;
+use nn::train::argmax;
 use std::sync::OnceLock;
 
 nn::network! {
@@ -42,34 +42,13 @@ nn::network! {
     }
 }
 
-const BATCH: usize = 32;
-
 /// The example's training (Adam 0.003, batches of 32, seed 2024), far fewer epochs (the
 /// example trains 40 with a cosine schedule) and no validation split, so that it takes a few
 /// seconds in a debug build.
 const EPOCHS: usize = 3;
 
 fn train(train: &Part) -> Box<DigitsCnn<f32>> {
-    let mut net = DigitsCnn::<f32>::new_boxed();
-    net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(SEED));
-    let mut optimizer = Adam::<f32, DigitsCnnGrads<f32>>::new(0.003);
-    let config = TrainConfig {
-        epochs: EPOCHS,
-        seed: SEED,
-        validation_split: 0.0,
-        progress: false,
-        ..TrainConfig::default()
-    };
-    Trainer::new(config)
-        .fit::<_, _, _, BATCH>(
-            &mut *net,
-            &mut optimizer,
-            &SoftmaxCrossEntropy,
-            Samples::new(&train.0, &train.1),
-            None,
-        )
-        .unwrap();
-    net
+    int8_digits::train(train, EPOCHS)
 }
 
 /// The min and max of every quantized node (the input, each convolution's and Dense layer's
@@ -88,10 +67,6 @@ fn calibrate(net: &mut DigitsCnn<f32>, images: &[Image]) -> [Range; DigitsCnnQ8:
     ranges
 }
 
-fn pixels(x: &Image) -> [f32; 64] {
-    core::array::from_fn(|i| x[i])
-}
-
 /// The predicted class of every test image, by the `f32` network and by the int8 one.
 fn predictions(net: &DigitsCnn<f32>, q: &DigitsCnnQ8, test: &Part) -> (Vec<usize>, Vec<usize>) {
     let f32_classes = test
@@ -108,11 +83,6 @@ fn predictions(net: &DigitsCnn<f32>, q: &DigitsCnnQ8, test: &Part) -> (Vec<usize
         })
         .collect();
     (f32_classes, int8_classes)
-}
-
-fn accuracy(classes: &[usize], labels: &[usize]) -> f64 {
-    let correct = classes.iter().zip(labels).filter(|(c, l)| c == l).count();
-    correct as f64 / labels.len() as f64
 }
 
 /// The trained network quantized after training, calibrated on the training images.

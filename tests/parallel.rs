@@ -1,5 +1,7 @@
-//! `parallel_gradients`: bit-reproducible whatever the number of threads, and equal (to
-//! rounding) to the single-threaded gradient of the whole batch.
+//! Several threads for one step. `parallel_gradients`: bit-reproducible whatever the number
+//! of threads, and equal (to rounding) to the single-threaded gradient of the whole batch.
+//! `train_step` on a rayon pool (products and parameter passes split, `nn::parallel`): the
+//! same bits as on one thread.
 
 use nn::loss::SoftmaxCrossEntropy;
 use nn::prelude::*;
@@ -158,4 +160,111 @@ fn a_workspace_too_small_panics() {
         &SoftmaxCrossEntropy,
         &mut grads,
     );
+}
+
+nn::network! {
+    /// Layers large enough for their products to be split across a pool's threads
+    /// (`nn::parallel::PARALLEL_MIN_WORK`) and a gradient large enough for the optimizer's and
+    /// the norm's passes to be split (`nn::parallel::ELEMENTWISE_MIN_LEN`).
+    pub struct Wide {
+        input: [300],
+        l1: Dense<256>, Relu,
+        l2: Dense<130>, Tanh,
+        l3: Dense<7>,
+    }
+}
+
+const WIDE_B: usize = 48;
+
+/// The parameters after three `train_step`s with `optimizer` (made by `make`), run on a pool
+/// of `threads` threads (`None`: on the test's own thread), and each step's loss and norm.
+fn wide_steps<T: Real, O: Optimizer<T, Grads = WideGrads<T>> + Send>(
+    threads: Option<usize>,
+    make: impl Fn() -> Box<O>,
+) -> (Vec<T>, Vec<(T, f64)>) {
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
+    let mut net = Wide::<T>::new_boxed();
+    net.init(&mut rng);
+    let mut x = SMatrix::<T, 300, WIDE_B>::new_boxed();
+    for (s, v) in x.iter_mut().enumerate() {
+        *v = T::of(((s * 7919) % 1013) as f64 / 506.5 - 1.0);
+    }
+    let targets: Vec<usize> = (0..WIDE_B).map(|j| (j * 5) % 7).collect();
+    let mut tape = WideTape::<T, WIDE_B>::new_boxed();
+    let mut grads = WideGrads::<T>::new_boxed();
+    let mut optimizer = make();
+    let options = nn::train::StepOptions {
+        clip_grad_norm: Some(0.5),
+        ..Default::default()
+    };
+    let mut run = || {
+        (0..3)
+            .map(|_| {
+                let out = nn::train::train_step(
+                    &mut *net,
+                    &mut *tape,
+                    &mut *grads,
+                    &*x,
+                    &targets,
+                    &SoftmaxCrossEntropy,
+                    &mut *optimizer,
+                    &options,
+                )
+                .unwrap();
+                (out.loss, out.grad_norm)
+            })
+            .collect::<Vec<_>>()
+    };
+    let outcomes = match threads {
+        None => run(),
+        Some(t) => rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap()
+            .install(run),
+    };
+    (net.as_slice().to_vec(), outcomes)
+}
+
+#[test]
+fn train_step_on_a_pool_gives_the_same_bits_on_any_number_of_threads() {
+    fn check<T: Real, O: Optimizer<T, Grads = WideGrads<T>> + Send>(
+        what: &str,
+        make: impl Fn() -> Box<O> + Copy,
+    ) {
+        let alone = wide_steps::<T, O>(None, make);
+        assert!(alone.1.iter().all(|(l, n)| l.is_finite() && n.is_finite()));
+        for threads in [1, 2, 3] {
+            let pooled = wide_steps::<T, O>(Some(threads), make);
+            assert!(
+                pooled.1 == alone.1,
+                "{what}: losses or norms differ on {threads} threads"
+            );
+            assert!(
+                pooled.0 == alone.0,
+                "{what}: parameters differ on {threads} threads"
+            );
+        }
+    }
+    use nn::optim::{Adam, AdamConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig};
+    check::<f32, _>("SGD with momentum, f32", || {
+        Sgd::<f32, WideGrads<f32>>::new_boxed(SgdConfig {
+            lr: 0.05,
+            momentum: 0.9,
+            ..Default::default()
+        })
+    });
+    check::<f64, _>("Adam, f64", || {
+        Adam::<f64, WideGrads<f64>>::new_boxed(AdamConfig {
+            weight_decay: 0.01,
+            ..Default::default()
+        })
+    });
+    check::<f32, _>("RMSprop centered with momentum, f32", || {
+        RmsProp::<f32, WideGrads<f32>>::new_boxed(RmsPropConfig {
+            momentum: 0.5,
+            centered: true,
+            ..Default::default()
+        })
+    });
 }

@@ -21,9 +21,9 @@ pub struct Workload {
     pub contestants: Contestants<'static>,
 }
 
-/// Every workload, in the order of BENCHMARKS.md (P3 is W3 on threads).
+/// Every workload, in the order of BENCHMARKS.md (P3 is W3 on threads, P1 C1).
 pub const SUITE: &[fn() -> Workload] = &[
-    w1, w4, w2, w3, w5, w6, c1, c2, c3, g1, p3, k1, k2, k3, k4, k5, n1,
+    w1, w4, w2, w3, w5, w6, c1, c2, c3, g1, p3, p1, k1, k2, k3, k4, k5, n1,
 ];
 
 /// Learning rate of every training workload (plain SGD).
@@ -1052,50 +1052,100 @@ pub fn g1() -> Workload {
     }
 }
 
-/// P3: W3's training step with the batch's gradient computed on 1 or 2 threads
-pub fn p3() -> Workload {
-    // (`parallel_gradients`, chunks of 32). Run without `taskset` to give it two cores.
-    let d = w3_data(64);
-    let mut single = NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
-    let parallel_step = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let mut state = NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
-        let mut workspace = nn::train::ParallelWorkspace::<f32, Mnist<f32>, 784, 10, 32>::new(64);
-        move || {
-            let s = &mut state;
-            // The whole step on the pool's threads (the caller's thread would otherwise
-            // pull the network and its gradient into its own core's cache every step).
-            pool.install(|| {
-                nn::Params::set_zero(&mut *s.grads);
-                let loss = nn::train::parallel_gradients(
-                    &mut *s.net,
-                    &mut workspace,
-                    &*s.x,
-                    &s.targets,
-                    &CE,
-                    &mut *s.grads,
-                );
-                nn::Optimizer::step(
-                    &mut *s.opt,
-                    nn::Params::as_mut_slice(&mut *s.net),
-                    nn::Params::as_slice(&*s.grads),
-                );
-                loss
-            })
-        }
-    };
+/// Runs `step` inside a rayon pool of `threads` threads (made once): the products the step's
+/// layers make split their rows across the pool's threads (`nn::kernels::parallel`).
+fn in_pool(threads: usize, mut step: impl FnMut() -> f32 + Send) -> impl FnMut() -> f32 {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    move || pool.install(&mut step)
+}
 
+/// A training step whose batch gradient comes from `nn::train::parallel_gradients` (chunks
+/// of `CHUNK`) on a pool of `threads`, then SGD; the whole step inside the pool.
+fn chunked_step<N, const IN: usize, const B: usize, const CHUNK: usize>(
+    mut state: NnTrain<N, usize, IN, 10, B>,
+    threads: usize,
+) -> impl FnMut() -> f32
+where
+    N: Network<
+            f32,
+            Input<CHUNK> = SMatrix<f32, IN, CHUNK>,
+            Output<CHUNK> = SMatrix<f32, 10, CHUNK>,
+        > + Network<f32, Input<B> = SMatrix<f32, IN, B>, Output<B> = SMatrix<f32, 10, B>>
+        + Send
+        + Sync
+        + 'static,
+    N::Grads: Send + Sync,
+    N::Tape<CHUNK>: Send + Sync,
+    N::Tape<B>: Send,
+{
+    let mut workspace = nn::train::ParallelWorkspace::<f32, N, IN, 10, CHUNK>::new(B);
+    in_pool(threads, move || {
+        let s = &mut state;
+        nn::Params::set_zero(&mut *s.grads);
+        let loss = nn::train::parallel_gradients(
+            &mut *s.net,
+            &mut workspace,
+            &*s.x,
+            &s.targets,
+            &CE,
+            &mut *s.grads,
+        );
+        nn::Optimizer::step(
+            &mut *s.opt,
+            nn::Params::as_mut_slice(&mut *s.net),
+            nn::Params::as_slice(&*s.grads),
+        );
+        loss
+    })
+}
+
+/// P3: W3's training step on 1 and 2 threads: the generated step with its products split
+/// across a pool's threads, and the batch split into chunks (`parallel_gradients`, chunks of
+/// 32). Run without `taskset` to give it two cores.
+pub fn p3() -> Workload {
+    let d = w3_data(64);
+    let state = || NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
+    let (mut one, mut two) = (state(), state());
     Workload {
         name: "P3 train (W3, threads)",
         goal_ns: f64::INFINITY,
         steps: 3,
         contestants: vec![
-            entry("nn bare step, 1 thread", move || single.raw_step(&CE)),
-            entry("nn parallel_gradients, 1 thread", parallel_step(1)),
-            entry("nn parallel_gradients, 2 threads", parallel_step(2)),
+            entry("nn train_step, 1 thread", move || one.train_step(&CE)),
+            entry(
+                "nn train_step, products on 2 threads",
+                in_pool(2, move || two.train_step(&CE)),
+            ),
+            entry(
+                "nn parallel_gradients, 2 threads",
+                chunked_step::<Mnist<f32>, 784, 64, 32>(state(), 2),
+            ),
+        ],
+    }
+}
+
+/// P1: C1 (LeNet-5, batch 32) on 1 and 2 threads: the generated step with its products split
+/// across a pool's threads, and the batch split into chunks of 16 (`parallel_gradients`).
+/// Run without `taskset` to give it two cores.
+pub fn p1() -> Workload {
+    let (mut one, mut two) = (c1_state(), c1_state());
+    Workload {
+        name: "P1 train (C1, threads)",
+        goal_ns: f64::INFINITY,
+        steps: 3,
+        contestants: vec![
+            entry("nn train_step, 1 thread", move || one.train_step(&CE)),
+            entry(
+                "nn train_step, products on 2 threads",
+                in_pool(2, move || two.train_step(&CE)),
+            ),
+            entry(
+                "nn parallel_gradients, 2 threads",
+                chunked_step::<LeNet<f32>, 784, 32, 16>(c1_state(), 2),
+            ),
         ],
     }
 }

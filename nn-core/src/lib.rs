@@ -31,6 +31,7 @@ pub mod memory;
 mod network;
 pub mod ops;
 pub mod optim;
+pub mod parallel;
 mod params;
 pub mod quant;
 mod real;

@@ -41,6 +41,7 @@ pub use sets::{F32Kernels, F64Kernels};
 pub use strided::{MatView, matmul_view};
 
 use crate::Real;
+use crate::parallel;
 use nalgebra::SMatrix;
 
 /// The most stack memory, in bytes, that any kernel of this module keeps in locals for
@@ -243,6 +244,12 @@ impl<T: Copy> View<T> {
     }
 }
 
+// SAFETY: a view only reads, and the functions of this module that share one between threads
+// (`split_rows`) only read through it while the owner's borrow lasts.
+unsafe impl<T> Send for View<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for View<T> {}
+
 /// A column-major `R × C` matrix as a view.
 #[inline(always)]
 fn view<T: Real, const R: usize, const C: usize>(m: &SMatrix<T, R, C>) -> View<T> {
@@ -335,11 +342,39 @@ unsafe fn product<T: Real, const M: usize, const K: usize, const N: usize>(
             (Algorithm::TransposedDirect, Operand::Transposed(a)) => {
                 transposed_direct::<T, M, K, N>(c, a, b, accumulate)
             }
-            (Algorithm::Dots, _) => T::Kernels::dots(M, N, K, a_view, b, y, ldc, accumulate),
-            (Algorithm::Gemm, _) => T::Kernels::gemm(M, N, K, a_view, b, y, ldc, accumulate),
+            (Algorithm::Dots, _) => split_rows(M, N, K, a_view, y, |m, a, c| {
+                T::Kernels::dots(m, N, K, a, b, c, ldc, accumulate)
+            }),
+            (Algorithm::Gemm, _) => split_rows(M, N, K, a_view, y, |m, a, c| {
+                T::Kernels::gemm(m, N, K, a, b, c, ldc, accumulate)
+            }),
             _ => unreachable!("`algorithm` pairs each inlined algorithm with its layout"),
         }
     }
+}
+
+/// Runs `kernel(rows, A's first row, C's first row)` on parts of the rows of an `m × n`
+/// product, across the threads of the rayon pool it is called in when it is large enough
+/// (see [`crate::parallel`]), else whole.
+///
+/// # Safety
+/// `kernel` is safe to call on any range of rows of the `m × n × k` product whose operand
+/// `a` and result `c` (leading dimension `ldc`) the caller's contract covers.
+#[inline(always)]
+pub(crate) unsafe fn split_rows<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<T>,
+    c: *mut T,
+    kernel: impl Fn(usize, View<T>, *mut T) + Sync,
+) {
+    let c = parallel::SharedPtr(c);
+    parallel::for_row_parts(m, m * n * k, |first, rows| {
+        // SAFETY: `first + rows ≤ m`: the part's rows are inside A and C, and parts write
+        // disjoint rows of C.
+        unsafe { kernel(rows, a.offset(first, 0), c.get().add(first)) }
+    });
 }
 
 /// `y (+)= A·x` for a small column-major `A` (`M ≤` [`DIRECT_MAX_ROWS`]):

@@ -565,3 +565,75 @@ fn strided_products_match_the_definition() {
         }
     });
 }
+
+/// The bits of every product of `M × K` by `K × N` (all three entry points, and
+/// [`matmul_view`] with both operands transposed), overwriting and accumulating.
+fn product_bits<T: Real, const M: usize, const K: usize, const N: usize>() -> Vec<u64> {
+    let a = boxed::<T, M, K>(1);
+    let at = boxed::<T, K, M>(2);
+    let b = boxed::<T, K, N>(3);
+    let bt = boxed::<T, N, K>(4);
+    let mut c = boxed::<T, M, N>(5);
+    let mut bits = Vec::new();
+    let mut record = |c: &SMatrix<T, M, N>| bits.extend(c.iter().map(|v| v.to_f64().to_bits()));
+    for accumulate in [false, true] {
+        matmul(&mut *c, &*a, &*b, accumulate);
+        record(&c);
+        matmul_abt(&mut *c, &*a, &*bt, accumulate);
+        record(&c);
+        matmul_atb(&mut *c, &*at, &*b, accumulate);
+        record(&c);
+        let (va, vb) = (
+            MatView::new(at.as_slice(), K).t(),
+            MatView::new(bt.as_slice(), N).t(),
+        );
+        matmul_view(M, N, K, c.as_mut_slice(), M, va, vb, accumulate);
+        record(&c);
+    }
+    bits
+}
+
+/// Products large enough to be split across a pool's threads give the same bits as on the
+/// calling thread alone, whatever the number of threads (the parts start at multiples of
+/// `ROW_GRANULE` rows; see `parallel`). Sizes: every algorithm that splits (the GEMM, the dot
+/// products), row counts that are not multiples of the granule, above and at the threshold.
+#[test]
+fn split_products_equal_whole_ones_bit_for_bit() {
+    fn check<T: Real, const M: usize, const K: usize, const N: usize>() {
+        assert!(M * K * N >= parallel::PARALLEL_MIN_WORK);
+        let whole = product_bits::<T, M, K, N>();
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for portable in [true, false] {
+                #[cfg(target_arch = "x86_64")]
+                pool.broadcast(|_| x86::tests::PORTABLE_ONLY.with(|p| p.set(portable)));
+                let whole_on_path = if portable {
+                    let mut bits = Vec::new();
+                    on_path(true, || bits = product_bits::<T, M, K, N>());
+                    on_path(false, || {});
+                    bits
+                } else {
+                    whole.clone()
+                };
+                let before = parallel::SPLITS.load(core::sync::atomic::Ordering::Relaxed);
+                let split = pool.install(product_bits::<T, M, K, N>);
+                let splits = parallel::SPLITS.load(core::sync::atomic::Ordering::Relaxed) - before;
+                assert!(
+                    splits >= 8,
+                    "{M}×{K}×{N}: only {splits} products were split"
+                );
+                assert!(
+                    split == whole_on_path,
+                    "{M}×{K}×{N} ({}), {threads} threads, portable {portable}",
+                    core::any::type_name::<T>()
+                );
+            }
+        }
+    }
+    check::<f32, 256, 128, 64>();
+    check::<f64, 197, 129, 33>();
+    check::<f32, 70, 300, 25>();
+}

@@ -2,7 +2,7 @@
 //! weight decay (`torch.optim.AdamW`). `amsgrad` is not implemented.
 
 use super::{Optimizer, check_lengths};
-use crate::{ConstZero, Params, Real, Zeroable};
+use crate::{ConstZero, Params, Real, Zeroable, parallel};
 use core::marker::PhantomData;
 use nalgebra::ComplexField;
 
@@ -140,22 +140,28 @@ impl<T: Real, S: Params<T>> Moments<T, S> {
         let (params, grads) = (&mut params[..n], &grads[..n]);
         let exp_avg = &mut self.exp_avg.as_mut_slice()[..n];
         let exp_avg_sq = &mut self.exp_avg_sq.as_mut_slice()[..n];
-        for i in 0..n {
-            let mut p = params[i];
-            let mut g = grads[i];
-            if coupled {
-                g += lambda * p;
-            }
-            if shrink {
-                p *= shrink_factor;
-            }
-            let m = beta1_t * exp_avg[i] + one_minus_beta1 * g;
-            let v = beta2_t * exp_avg_sq[i] + one_minus_beta2 * (g * g);
-            exp_avg[i] = m;
-            exp_avg_sq[i] = v;
-            let denominator = v.sqrt() / bias_correction2_sqrt + eps;
-            params[i] = p + neg_step_size * (m / denominator);
-        }
+        parallel::elementwise(
+            [params, exp_avg, exp_avg_sq],
+            [grads],
+            |[params, exp_avg, exp_avg_sq], [grads]| {
+                for i in 0..params.len() {
+                    let mut p = params[i];
+                    let mut g = grads[i];
+                    if coupled {
+                        g += lambda * p;
+                    }
+                    if shrink {
+                        p *= shrink_factor;
+                    }
+                    let m = beta1_t * exp_avg[i] + one_minus_beta1 * g;
+                    let v = beta2_t * exp_avg_sq[i] + one_minus_beta2 * (g * g);
+                    exp_avg[i] = m;
+                    exp_avg_sq[i] = v;
+                    let denominator = v.sqrt() / bias_correction2_sqrt + eps;
+                    params[i] = p + neg_step_size * (m / denominator);
+                }
+            },
+        );
     }
 }
 

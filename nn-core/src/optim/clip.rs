@@ -1,6 +1,6 @@
 //! Gradient clipping by total norm: PyTorch's `torch.nn.utils.clip_grad_norm_`.
 
-use crate::Real;
+use crate::{Real, parallel};
 use nalgebra::ComplexField;
 
 /// Scales `grads` so that their total L2 norm is at most about `max_norm`, PyTorch's
@@ -38,30 +38,23 @@ pub fn clip_grad_norm<T: Real>(grads: &mut [T], max_norm: f64) -> f64 {
     let coefficient = max_norm / (norm + 1e-6);
     if coefficient < 1.0 {
         let coefficient = T::of(coefficient);
-        for g in grads {
-            *g *= coefficient;
-        }
+        parallel::elementwise([grads], [], |[grads], []| {
+            for g in grads {
+                *g *= coefficient;
+            }
+        });
     }
     norm
 }
 
 /// The global L2 norm `√Σ xᵢ²` of all gradients, in `f64`, without overflow of the squares
 /// of finite values; NaN or infinite if a value is.
+///
+/// The squares are summed in blocks of 4,096 values (eight interleaved partial sums
+/// each), and the blocks' sums added pairwise in a tree fixed by their number: the same bits
+/// whether the blocks run on one thread or on a rayon pool's threads ([`crate::parallel`]).
 pub fn global_norm<T: Real>(xs: &[T]) -> f64 {
-    // Eight partial sums: independent chains the processor overlaps (one chain is bound
-    // by the latency of the additions).
-    let mut partial = [0.0f64; 8];
-    let chunks = xs.chunks_exact(8);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for (sum, &x) in partial.iter_mut().zip(chunk) {
-            *sum += x.to_f64() * x.to_f64();
-        }
-    }
-    for (sum, &x) in partial.iter_mut().zip(rest) {
-        *sum += x.to_f64() * x.to_f64();
-    }
-    let sum: f64 = partial.iter().sum();
+    let sum = parallel::tree_sum(xs, NORM_BLOCK, &sum_of_squares);
     if sum.is_finite() {
         return <f64 as ComplexField>::sqrt(sum);
     }
@@ -87,6 +80,26 @@ pub fn global_norm<T: Real>(xs: &[T]) -> f64 {
         })
         .sum();
     largest * <f64 as ComplexField>::sqrt(scaled)
+}
+
+/// Scalars per block of [`global_norm`]'s sum.
+const NORM_BLOCK: usize = 4096;
+
+/// `Σ xᵢ²` in `f64`, in eight partial sums: independent chains the processor overlaps (one
+/// chain is bound by the latency of the additions).
+fn sum_of_squares<T: Real>(xs: &[T]) -> f64 {
+    let mut partial = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (sum, &x) in partial.iter_mut().zip(chunk) {
+            *sum += x.to_f64() * x.to_f64();
+        }
+    }
+    for (sum, &x) in partial.iter_mut().zip(rest) {
+        *sum += x.to_f64() * x.to_f64();
+    }
+    partial.iter().sum()
 }
 
 #[cfg(test)]

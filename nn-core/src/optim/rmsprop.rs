@@ -1,7 +1,7 @@
 //! RMSprop, optionally centered and with momentum: PyTorch's `torch.optim.RMSprop`.
 
 use super::{Optimizer, check_lengths};
-use crate::{ConstZero, Params, Real, Zeroable};
+use crate::{ConstZero, Params, Real, Zeroable, parallel};
 use core::marker::PhantomData;
 
 /// Hyper-parameters of [`RmsProp`]: PyTorch's names and defaults.
@@ -221,37 +221,43 @@ impl<T: Real, S: Params<T>> Optimizer<T> for RmsProp<T, S> {
         let square_avg = &mut self.square_avg.as_mut_slice()[..n];
         let grad_avg = &mut self.grad_avg.as_mut_slice()[..n];
         let buffer = &mut self.momentum_buffer.as_mut_slice()[..n];
-        for i in 0..n {
-            let p = params[i];
-            let g = if decay {
-                grads[i] + lambda * p
-            } else {
-                grads[i]
-            };
-            let v = alpha_t * square_avg[i] + one_minus_alpha * (g * g);
-            square_avg[i] = v;
-            let v = if centered {
-                let mean = alpha_t * grad_avg[i] + one_minus_alpha * g;
-                grad_avg[i] = mean;
-                let variance = v - mean * mean;
-                // Not `max`, which would turn a NaN into 0.
-                if variance < T::ZERO {
-                    T::ZERO
-                } else {
-                    variance
+        parallel::elementwise(
+            [params, square_avg, grad_avg, buffer],
+            [grads],
+            |[params, square_avg, grad_avg, buffer], [grads]| {
+                for i in 0..params.len() {
+                    let p = params[i];
+                    let g = if decay {
+                        grads[i] + lambda * p
+                    } else {
+                        grads[i]
+                    };
+                    let v = alpha_t * square_avg[i] + one_minus_alpha * (g * g);
+                    square_avg[i] = v;
+                    let v = if centered {
+                        let mean = alpha_t * grad_avg[i] + one_minus_alpha * g;
+                        grad_avg[i] = mean;
+                        let variance = v - mean * mean;
+                        // Not `max`, which would turn a NaN into 0.
+                        if variance < T::ZERO {
+                            T::ZERO
+                        } else {
+                            variance
+                        }
+                    } else {
+                        v
+                    };
+                    let denominator = v.sqrt() + eps;
+                    params[i] = if with_momentum {
+                        let b = mu * buffer[i] + g / denominator;
+                        buffer[i] = b;
+                        p + neg_lr * b
+                    } else {
+                        p + neg_lr * (g / denominator)
+                    };
                 }
-            } else {
-                v
-            };
-            let denominator = v.sqrt() + eps;
-            params[i] = if with_momentum {
-                let b = mu * buffer[i] + g / denominator;
-                buffer[i] = b;
-                p + neg_lr * b
-            } else {
-                p + neg_lr * (g / denominator)
-            };
-        }
+            },
+        );
         self.steps += 1;
     }
 

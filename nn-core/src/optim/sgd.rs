@@ -2,7 +2,7 @@
 //! PyTorch's `torch.optim.SGD`.
 
 use super::{Optimizer, check_lengths};
-use crate::{ConstZero, Params, Real, Zeroable};
+use crate::{ConstZero, Params, Real, Zeroable, parallel};
 use core::marker::PhantomData;
 
 /// Hyper-parameters of [`Sgd`]: PyTorch's names and defaults.
@@ -199,22 +199,28 @@ impl<T: Real, S: Params<T>> Optimizer<T> for Sgd<T, S> {
         let neg_lr = T::of(-lr);
         let lambda = T::of(weight_decay);
         let decay = weight_decay != 0.0;
+        let n = S::LEN;
+        let (params, grads) = (&mut params[..n], &grads[..n]);
         if momentum == 0.0 {
-            for (p, &g) in params.iter_mut().zip(grads) {
-                let g = if decay { g + lambda * *p } else { g };
-                *p += neg_lr * g;
-            }
+            parallel::elementwise([params], [grads], |[params], [grads]| {
+                for (p, &g) in params.iter_mut().zip(grads) {
+                    let g = if decay { g + lambda * *p } else { g };
+                    *p += neg_lr * g;
+                }
+            });
         } else {
             let mu = T::of(momentum);
             let undamped = T::of(1.0 - dampening);
             let first = !self.has_buffer;
-            let buffer = self.momentum_buffer.as_mut_slice();
-            for ((p, &g), b) in params.iter_mut().zip(grads).zip(buffer) {
-                let g = if decay { g + lambda * *p } else { g };
-                *b = if first { g } else { mu * *b + undamped * g };
-                let g = if nesterov { g + mu * *b } else { *b };
-                *p += neg_lr * g;
-            }
+            let buffer = &mut self.momentum_buffer.as_mut_slice()[..n];
+            parallel::elementwise([params, buffer], [grads], |[params, buffer], [grads]| {
+                for ((p, &g), b) in params.iter_mut().zip(grads).zip(buffer) {
+                    let g = if decay { g + lambda * *p } else { g };
+                    *b = if first { g } else { mu * *b + undamped * g };
+                    let g = if nesterov { g + mu * *b } else { *b };
+                    *p += neg_lr * g;
+                }
+            });
             self.has_buffer = true;
         }
         self.steps += 1;

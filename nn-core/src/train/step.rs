@@ -3,7 +3,7 @@
 use super::OutputLoss;
 use crate::memory::TapeIo;
 use crate::optim::{clip_grad_norm, global_norm};
-use crate::{Network, Optimizer, Params, Real, Regularization};
+use crate::{Network, Optimizer, Params, Real, Regularization, parallel};
 use core::fmt;
 
 /// What a step does besides forward, loss, backward and the update.
@@ -103,7 +103,10 @@ where
     if !data_loss.is_finite() {
         return Err(StepError::NonFiniteLoss);
     }
-    grads.set_zero();
+    // On a pool's threads when the gradient is large (`crate::parallel`).
+    parallel::elementwise([grads.as_mut_slice()], [], |[grads], []| {
+        grads.fill(T::ZERO)
+    });
     // No gradient for the input: the first layers skip their ∂L/∂x products.
     net.backward_params(tape, grads);
     let penalty = options.regularization.apply(net, grads);

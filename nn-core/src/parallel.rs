@@ -168,6 +168,7 @@ fn join(a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
 ///
 /// # Panics
 /// If the slices' lengths differ.
+#[inline]
 pub(crate) fn elementwise<T: Send + Sync, const M: usize, const R: usize>(
     mutable: [&mut [T]; M],
     read: [&[T]; R],
@@ -182,11 +183,25 @@ pub(crate) fn elementwise<T: Send + Sync, const M: usize, const R: usize>(
         mutable.iter().all(|s| s.len() == len) && read.iter().all(|s| s.len() == len),
         "elementwise: slices of different lengths"
     );
-    let threads = pool_threads();
-    if len < ELEMENTWISE_MIN_LEN || threads < 2 {
-        body(mutable, read);
-        return;
+    if len >= ELEMENTWISE_MIN_LEN {
+        let threads = pool_threads();
+        if threads > 1 {
+            elementwise_in_parts(len, threads, mutable, read, &body);
+            return;
+        }
     }
+    body(mutable, read);
+}
+
+/// [`elementwise`] on `threads` parts.
+#[inline(never)]
+fn elementwise_in_parts<T: Send + Sync, const M: usize, const R: usize>(
+    len: usize,
+    threads: usize,
+    mutable: [&mut [T]; M],
+    read: [&[T]; R],
+    body: &(impl Fn([&mut [T]; M], [&[T]; R]) + Sync),
+) {
     let mutable = mutable.map(|s| SharedPtr(s.as_mut_ptr()));
     let read = read.map(|s| SharedPtr(s.as_ptr().cast_mut()));
     for_parts(len, ELEMENT_GRANULE, threads, &|start, count| {

@@ -143,7 +143,7 @@ impl<T: Real, S: Params<T>> Moments<T, S> {
         parallel::elementwise(
             [params, exp_avg, exp_avg_sq],
             [grads],
-            |[params, exp_avg, exp_avg_sq], [grads]| {
+            move |[params, exp_avg, exp_avg_sq], [grads]| {
                 for i in 0..params.len() {
                     let mut p = params[i];
                     let mut g = grads[i];

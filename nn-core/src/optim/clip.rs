@@ -38,7 +38,7 @@ pub fn clip_grad_norm<T: Real>(grads: &mut [T], max_norm: f64) -> f64 {
     let coefficient = max_norm / (norm + 1e-6);
     if coefficient < 1.0 {
         let coefficient = T::of(coefficient);
-        parallel::elementwise([grads], [], |[grads], []| {
+        parallel::elementwise([grads], [], move |[grads], []| {
             for g in grads {
                 *g *= coefficient;
             }

@@ -224,7 +224,7 @@ impl<T: Real, S: Params<T>> Optimizer<T> for RmsProp<T, S> {
         parallel::elementwise(
             [params, square_avg, grad_avg, buffer],
             [grads],
-            |[params, square_avg, grad_avg, buffer], [grads]| {
+            move |[params, square_avg, grad_avg, buffer], [grads]| {
                 for i in 0..params.len() {
                     let p = params[i];
                     let g = if decay {

@@ -202,7 +202,7 @@ impl<T: Real, S: Params<T>> Optimizer<T> for Sgd<T, S> {
         let n = S::LEN;
         let (params, grads) = (&mut params[..n], &grads[..n]);
         if momentum == 0.0 {
-            parallel::elementwise([params], [grads], |[params], [grads]| {
+            parallel::elementwise([params], [grads], move |[params], [grads]| {
                 for (p, &g) in params.iter_mut().zip(grads) {
                     let g = if decay { g + lambda * *p } else { g };
                     *p += neg_lr * g;
@@ -213,14 +213,18 @@ impl<T: Real, S: Params<T>> Optimizer<T> for Sgd<T, S> {
             let undamped = T::of(1.0 - dampening);
             let first = !self.has_buffer;
             let buffer = &mut self.momentum_buffer.as_mut_slice()[..n];
-            parallel::elementwise([params, buffer], [grads], |[params, buffer], [grads]| {
-                for ((p, &g), b) in params.iter_mut().zip(grads).zip(buffer) {
-                    let g = if decay { g + lambda * *p } else { g };
-                    *b = if first { g } else { mu * *b + undamped * g };
-                    let g = if nesterov { g + mu * *b } else { *b };
-                    *p += neg_lr * g;
-                }
-            });
+            parallel::elementwise(
+                [params, buffer],
+                [grads],
+                move |[params, buffer], [grads]| {
+                    for ((p, &g), b) in params.iter_mut().zip(grads).zip(buffer) {
+                        let g = if decay { g + lambda * *p } else { g };
+                        *b = if first { g } else { mu * *b + undamped * g };
+                        let g = if nesterov { g + mu * *b } else { *b };
+                        *p += neg_lr * g;
+                    }
+                },
+            );
             self.has_buffer = true;
         }
         self.steps += 1;

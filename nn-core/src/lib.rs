@@ -56,6 +56,9 @@ pub use optim::{Optimizer, Schedule};
 pub use nn_macros::{ConstZero, Params, Zeroable};
 pub use params::{ConstZero, Params, Zeroable};
 pub use rand_core;
+/// The thread pools that [`parallel`] and [`train::parallel_gradients`] run on.
+#[cfg(feature = "std")]
+pub use rayon;
 pub use real::Real;
 pub use regularization::Regularization;
 pub use summary::{MemoryPlan, Summary, SummaryRow};

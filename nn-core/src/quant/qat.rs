@@ -210,25 +210,47 @@ impl<T: Real, const IN: usize, const OUT: usize> QatDense<T, IN, OUT> {
 
     /// The weight scale of output channel `c`: `max_k |W[c, k]| / 127` (1 for a zero row).
     pub fn weight_scale(&self, c: usize) -> f32 {
-        let max_abs = (0..IN)
-            .map(|k| self.weight[(c, k)].to_f64().abs())
-            .fold(0.0, f64::max);
-        weight_scale(max_abs)
+        channel_scale(&self.weight, c)
     }
 
     /// Writes `fq(W)`: `W[c, k]` rounded to the grid of `S_w[c]`.
     pub fn fake_quantized_weight(&self, out: &mut SMatrix<T, OUT, IN>) {
-        for c in 0..OUT {
-            let scale = self.weight_scale(c);
-            for k in 0..IN {
-                out[(c, k)] = Self::fake_weight(self.weight[(c, k)], scale);
-            }
-        }
+        fake_quantize_channels(&self.weight, out.as_mut_slice());
     }
+}
 
-    #[inline]
-    fn fake_weight(w: T, scale: f32) -> T {
-        T::of(quantize_weight(w.to_f64(), scale) * scale as f64)
+/// The weight scale of output channel (row) `c` of a `CO × K` weight, as the int8 conversion
+/// computes it (`quantize_channels`): `max_k |W[c, k]| / 127` in `f64`, as `f32`; 1 for a zero
+/// row.
+pub(super) fn channel_scale<T: Real, const CO: usize, const K: usize>(
+    weight: &SMatrix<T, CO, K>,
+    c: usize,
+) -> f32 {
+    let max_abs = (0..K)
+        .map(|k| weight[(c, k)].to_f64().abs())
+        .fold(0.0, f64::max);
+    weight_scale(max_abs)
+}
+
+/// `fq(w)` on the grid of `scale`: the int8 conversion's integer (`quantize_weight`, in
+/// `f64`) times the scale.
+#[inline]
+pub(super) fn fake_weight<T: Real>(w: T, scale: f32) -> T {
+    T::of(quantize_weight(w.to_f64(), scale) * scale as f64)
+}
+
+/// Writes `fq(W)` of a `CO × K` weight (rows are output channels) into `out`, `CO · K` values
+/// column-major like the weight: `W[c, k]` rounded to the grid of [`channel_scale`]`(c)`.
+pub(super) fn fake_quantize_channels<T: Real, const CO: usize, const K: usize>(
+    weight: &SMatrix<T, CO, K>,
+    out: &mut [T],
+) {
+    let out = &mut out[..CO * K];
+    for c in 0..CO {
+        let scale = channel_scale(weight, c);
+        for k in 0..K {
+            out[k * CO + c] = fake_weight(weight[(c, k)], scale);
+        }
     }
 }
 
@@ -263,7 +285,7 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for QatDense<
         for c in 0..OUT {
             let scale = self.weight_scale(c);
             for k in 0..IN {
-                let w = Self::fake_weight(self.weight[(c, k)], scale);
+                let w = fake_weight(self.weight[(c, k)], scale);
                 for j in 0..B {
                     y[(c, j)] += w * x[(k, j)];
                 }

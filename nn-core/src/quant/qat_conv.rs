@@ -45,8 +45,15 @@ pub struct QatConv2d<
     _geometry: PhantomData<G>,
 }
 
-impl<T: Real, const CO: usize, const K: usize, const NB: usize, const IN: usize, const OUT: usize, G>
-    QatConv2d<T, CO, K, NB, IN, OUT, G>
+impl<
+    T: Real,
+    const CO: usize,
+    const K: usize,
+    const NB: usize,
+    const IN: usize,
+    const OUT: usize,
+    G,
+> QatConv2d<T, CO, K, NB, IN, OUT, G>
 {
     /// A layer with these parameters.
     pub const fn new(weight: SMatrix<T, CO, K>, bias: SMatrix<T, NB, 1>) -> Self {
@@ -211,7 +218,11 @@ mod tests {
                 assert!(q8.weight[co].iter().any(|q| q.abs() == 127), "{name}");
             }
             for k in 0..K {
-                assert_eq!(wq[(co, k)], q8.weight[co][k] as f64 * scale as f64, "{name}");
+                assert_eq!(
+                    wq[(co, k)],
+                    q8.weight[co][k] as f64 * scale as f64,
+                    "{name}"
+                );
             }
         }
         let conv = Conv2d::<f64, CO, K, NB, IN, OUT, G>::new(wq, layer.bias);
@@ -353,10 +364,8 @@ mod tests {
         // In f32 the fake-quantized weight is q·S_w rounded once to f32.
         type G = Geometry2d<2, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1>;
         let layer64 = example::<G, 3, 18, 3, 32, 48>(11);
-        let layer = QatConv2d::<f32, 3, 18, 3, 32, 48, G>::new(
-            layer64.weight.cast(),
-            layer64.bias.cast(),
-        );
+        let layer =
+            QatConv2d::<f32, 3, 18, 3, 32, 48, G>::new(layer64.weight.cast(), layer64.bias.cast());
         let mut wq = SMatrix::ZERO;
         layer.fake_quantized_weight(&mut wq);
         let p = QuantParams::from_range(Range::new(-1.0, 1.0));

@@ -13,11 +13,32 @@
 //!   stays real. Backward: the gradients of a `Dense` with the fake-quantized weights, the
 //!   weight gradient passed straight through to the real weights (no weight is ever clamped:
 //!   the largest of each row maps to ±127).
+//! - [`QatConv2d`](super::QatConv2d): the same for a [`Conv2d`](crate::layers::Conv2d), its
+//!   `CO` kernels fake-quantized as [`Conv2dQ8::quantize`](super::Conv2dQ8::quantize) will
+//!   quantize them, the passes `Conv2d`'s (im2col and the matrix kernels) with `fq(W)`. In
+//!   `network!` it is a built-in layer with `Conv2d`'s arguments (`QatConv2d<16, 3, padding =
+//!   1>`): its scratch memory, which a user's layer cannot have, holds the im2col tile and, in
+//!   inference, `fq(W)`.
 //!
-//! A QAT network is the `f32` network with `QatDense` for `Dense` and a `FakeQuant` after the
-//! input and after each layer (after its ReLU); after training, [`QatDense::to_dense`] gives
-//! the weights and [`FakeQuantState::range`] each node's range for the int8 network's
-//! `quantize` (`NetQ8::quantize(&net, &ranges)`).
+//! A QAT network is the `f32` network with `QatDense` for `Dense`, `QatConv2d` for `Conv2d` and
+//! a `FakeQuant` after the input and after each layer (after its ReLU; max pooling and
+//! flattening keep the int8 values, so none is needed after them):
+//!
+//! ```text
+//! input: [1, 8, 8],
+//! input_fq: FakeQuant<T, 64> -> [1, 8, 8],
+//! conv1: QatConv2d<16, 3, padding = 1>, Relu,
+//! conv1_fq: FakeQuant<T, 1024> -> [16, 8, 8],
+//! pool1: MaxPool2d<2>,
+//! Flatten,
+//! fc: QatDense<T, 256, 10> -> [10],
+//! fc_fq: FakeQuant<T, 10> -> [10],
+//! ```
+//!
+//! After training, [`QatDense::to_dense`] and [`QatConv2d::to_conv`](super::QatConv2d::to_conv)
+//! give the weights and [`FakeQuantState::range`] each node's range for the int8 network's
+//! `quantize` (`NetQ8::quantize(&net, &ranges)`), which then holds exactly the integers
+//! training used (`tests/int8_digits.rs`, `tests/int8_digits_cnn.rs`).
 
 use super::dense::{quantize_weight, weight_scale};
 use super::{QuantParams, Range};

@@ -286,7 +286,7 @@ fn qat_fine_tuning_against_post_training_quantization() {
     qat.conv2 = QatConv2d::from_conv(&net.conv2);
     qat.fc = QatDense::from_dense(&net.fc);
     qat.logits = QatDense::from_dense(&net.logits);
-    qat.state.drop = net.state.drop.clone();
+    qat.state.drop = net.state.drop;
     let config = TrainConfig {
         epochs: QAT_EPOCHS,
         seed: SEED + 1,

@@ -140,11 +140,10 @@ fn qat_convolutions_compute_with_the_fake_quantized_weights() {
     assert!(text.contains("fq(W_conv1)"), "{text}");
     assert!(text.contains("straight through"), "{text}");
     // The summary names the layer and its scratch holds fq(W) besides the im2col tile:
-    // conv1 (3 × 18 weights, 18 taps at 9×8 positions), conv2 (4 × 18 weights, 18 taps at
-    // 8×3 positions).
+    // The larger of conv1's (3 × 18 weights, 18 taps at 9×8 positions) and conv2's (4 × 18
+    // weights, 18 taps at 8×3 positions).
     assert!(QatImages::<f32>::SUMMARY_TEXT.contains("QatConv2d(2 → 3, 3×3"));
-    assert_eq!(
-        QatImages::<f32>::SCRATCH_PER_CALL,
-        (3 * 18 + 18 * 72).max(4 * 18 + 18 * 8 * 3)
-    );
+    let (conv1, conv2) = (3 * 18 + 18 * 72, 4 * 18 + 18 * 8 * 3);
+    assert!(conv1 > conv2);
+    assert_eq!(QatImages::<f32>::SCRATCH_PER_CALL, conv1);
 }

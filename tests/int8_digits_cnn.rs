@@ -2,9 +2,10 @@
 //! of the trained `f32` network (`#[nn(int8)]` generates `DigitsCnnQ8`: two int8
 //! convolutions with fused ReLU, int8 max pooling, flatten, two int8 Dense layers; the
 //! dropout is the identity in inference), calibrated on the training images, and its test
-//! accuracy against the `f32` network's on the held-out split.
+//! accuracy against the `f32` network's on the held-out split; and quantization-aware
+//! fine-tuning of the same trained network (`QatConv2d`, `QatDense`, `FakeQuant`) against PTQ.
 //!
-//! Run: `cargo test --test int8_digits_cnn -- --nocapture` (prints both accuracies).
+//! Run: `cargo test --test int8_digits_cnn -- --nocapture` (prints the accuracies).
 //!
 //! As for the MLP (tests/int8_digits.rs), the exact check against NumPy uses a committed
 //! network, `tests/fixtures/digits_cnn.q8` (this test's PTQ network, written on purpose with
@@ -19,11 +20,14 @@ mod digits;
 #[path = "common/int8_digits.rs"]
 mod int8_digits;
 
-use digits::{Image, Part, load_split};
+use digits::{Image, Part, SEED, load_split};
 use int8_digits::{BATCH, accuracy, pixels};
+use nn::loss::SoftmaxCrossEntropy;
+use nn::optim::Adam;
 use nn::prelude::*;
-use nn::quant::Range;
-use nn::train::argmax;
+use nn::quant::{FakeQuant, QatConv2d, QatDense, Range};
+use nn::train::{Samples, TrainConfig, Trainer, argmax};
+use rand_core::SeedableRng;
 use std::sync::OnceLock;
 
 nn::network! {
@@ -39,6 +43,29 @@ nn::network! {
         fc: Dense<64>, Relu,
         drop: Dropout<0.25>,
         logits: Dense<10>,
+    }
+}
+
+nn::network! {
+    /// The same network for quantization-aware training: fake quantization of the input and
+    /// of each layer's output after its ReLU (the nodes `DigitsCnnQ8` quantizes; max pooling
+    /// and flattening keep the int8 values), and of the weights (`QatConv2d`, `QatDense`).
+    /// Its weights and observed ranges give a `DigitsCnnQ8`.
+    pub struct DigitsCnnQat {
+        input: [1, 8, 8],
+        input_fq: FakeQuant<T, 64> -> [1, 8, 8],
+        conv1: QatConv2d<16, 3, padding = 1>, Relu,
+        conv1_fq: FakeQuant<T, 1024> -> [16, 8, 8],
+        pool1: MaxPool2d<2>,
+        conv2: QatConv2d<32, 3, padding = 1>, Relu,
+        conv2_fq: FakeQuant<T, 512> -> [32, 4, 4],
+        pool2: MaxPool2d<2>,
+        Flatten,
+        fc: QatDense<T, 128, 64> -> [64], Relu,
+        fc_fq: FakeQuant<T, 64> -> [64],
+        drop: Dropout<0.25>,
+        logits: QatDense<T, 64, 10> -> [10],
+        logits_fq: FakeQuant<T, 10> -> [10],
     }
 }
 
@@ -85,27 +112,34 @@ fn predictions(net: &DigitsCnn<f32>, q: &DigitsCnnQ8, test: &Part) -> (Vec<usize
     (f32_classes, int8_classes)
 }
 
-/// The trained network quantized after training, calibrated on the training images.
-fn post_training_quantization() -> &'static (Box<DigitsCnn<f32>>, DigitsCnnQ8, Part) {
-    static PTQ: OnceLock<(Box<DigitsCnn<f32>>, DigitsCnnQ8, Part)> = OnceLock::new();
+/// The trained network quantized after training, calibrated on the training images: (the
+/// `f32` network, the int8 one, the test part, the training part).
+#[allow(clippy::type_complexity)]
+fn post_training_quantization() -> &'static (Box<DigitsCnn<f32>>, DigitsCnnQ8, Part, Part) {
+    static PTQ: OnceLock<(Box<DigitsCnn<f32>>, DigitsCnnQ8, Part, Part)> = OnceLock::new();
     PTQ.get_or_init(|| {
         let (train_part, test) = load_split();
         let mut net = train(&train_part);
-        let ranges = calibrate(&mut net, &train_part.0);
-        // Pixels are in [0, 1]; the convolutions' and the hidden Dense layer's outputs are
-        // ReLU outputs.
-        assert_eq!((ranges[0].min, ranges[0].max), (0.0, 1.0));
-        for range in &ranges[1..4] {
-            assert_eq!(range.min, 0.0);
-        }
-        let q = DigitsCnnQ8::quantize(&net, &ranges).unwrap();
-        (net, q, test)
+        let q = quantize(&mut net, &train_part.0);
+        (net, q, test, train_part)
     })
+}
+
+/// PTQ of `net`, calibrated on `images`.
+fn quantize(net: &mut DigitsCnn<f32>, images: &[Image]) -> DigitsCnnQ8 {
+    let ranges = calibrate(net, images);
+    // Pixels are in [0, 1]; the convolutions' and the hidden Dense layer's outputs are ReLU
+    // outputs.
+    assert_eq!((ranges[0].min, ranges[0].max), (0.0, 1.0));
+    for range in &ranges[1..4] {
+        assert_eq!(range.min, 0.0);
+    }
+    DigitsCnnQ8::quantize(net, &ranges).unwrap()
 }
 
 #[test]
 fn int8_digits_cnn_is_as_accurate_as_f32() {
-    let (net, q, test) = post_training_quantization();
+    let (net, q, test, _) = post_training_quantization();
     let (f32_classes, int8_classes) = predictions(net, q, test);
     let f32_accuracy = accuracy(&f32_classes, &test.1);
     let int8_accuracy = accuracy(&int8_classes, &test.1);
@@ -137,7 +171,7 @@ fn int8_digits_cnn_is_as_accurate_as_f32() {
 /// logits range aside).
 #[test]
 fn int8_logits_are_close_to_f32() {
-    let (net, q, test) = post_training_quantization();
+    let (net, q, test, _) = post_training_quantization();
     let step = q.logits.output.scale;
     let mut errors: Vec<f32> = test
         .0
@@ -221,7 +255,7 @@ const COMMITTED_CORRECT: usize = 348;
 #[test]
 #[ignore = "writes tests/fixtures/digits_cnn.q8 when NN_WRITE_FIXTURES=1"]
 fn write_int8_digits_cnn_fixture() {
-    let (_, q, _) = post_training_quantization();
+    let (_, q, _, _) = post_training_quantization();
     let mut bytes = Vec::new();
     q.write_file(&mut |b| bytes.extend_from_slice(b));
     println!("{} bytes of weights", bytes.len());
@@ -229,4 +263,161 @@ fn write_int8_digits_cnn_fixture() {
         std::fs::write(INT8_WEIGHTS, bytes).unwrap();
         println!("wrote {INT8_WEIGHTS}");
     }
+}
+
+/// Epochs of QAT fine-tuning from the trained network, and its learning rate (a tenth of the
+/// training's), as for the MLP (tests/int8_digits.rs) but fewer epochs: each costs about as
+/// much as a training epoch.
+const QAT_EPOCHS: usize = 2;
+const QAT_LEARNING_RATE: f64 = 0.0003;
+
+/// Quantization-aware fine-tuning of the trained network, then its int8 form from the
+/// trained weights and the ranges the `FakeQuant` layers observed; against PTQ of the trained
+/// network and of a control, the same fine-tuning without fake quantization (so that what QAT
+/// gains is not merely the extra epochs). The QAT run and the control train side by side.
+#[test]
+fn qat_fine_tuning_against_post_training_quantization() {
+    let (net, ptq, test, train_part) = post_training_quantization();
+    let mut qat = DigitsCnnQat::<f32>::new_boxed();
+    // init seeds the dropout's generator; the weights are then the trained network's, and
+    // the dropout continues where the trained network's stopped, as the control's does.
+    qat.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(SEED));
+    qat.conv1 = QatConv2d::from_conv(&net.conv1);
+    qat.conv2 = QatConv2d::from_conv(&net.conv2);
+    qat.fc = QatDense::from_dense(&net.fc);
+    qat.logits = QatDense::from_dense(&net.logits);
+    qat.state.drop = net.state.drop;
+    let config = TrainConfig {
+        epochs: QAT_EPOCHS,
+        seed: SEED + 1,
+        validation_split: 0.0,
+        progress: false,
+        ..TrainConfig::default()
+    };
+    let samples = Samples::new(&train_part.0, &train_part.1);
+    let mut control = net.clone();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            Trainer::new(config)
+                .fit::<_, _, _, BATCH>(
+                    &mut *qat,
+                    &mut Adam::<f32, DigitsCnnQatGrads<f32>>::new(QAT_LEARNING_RATE),
+                    &SoftmaxCrossEntropy,
+                    samples,
+                    None,
+                )
+                .unwrap();
+        });
+        Trainer::new(config)
+            .fit::<_, _, _, BATCH>(
+                &mut *control,
+                &mut Adam::<f32, DigitsCnnGrads<f32>>::new(QAT_LEARNING_RATE),
+                &SoftmaxCrossEntropy,
+                samples,
+                None,
+            )
+            .unwrap();
+    });
+    let control_q = quantize(&mut control, &train_part.0);
+    // The hand-over: the fine-tuned weights into the f32 network, the observed ranges.
+    let mut tuned = net.clone();
+    tuned.conv1 = qat.conv1.to_conv();
+    tuned.conv2 = qat.conv2.to_conv();
+    tuned.fc = qat.fc.to_dense();
+    tuned.logits = qat.logits.to_dense();
+    let ranges = [
+        qat.state.input_fq.range(),
+        qat.state.conv1_fq.range(),
+        qat.state.conv2_fq.range(),
+        qat.state.fc_fq.range(),
+        qat.state.logits_fq.range(),
+    ];
+    assert_eq!((ranges[0].min, ranges[0].max), (0.0, 1.0));
+    for range in &ranges[1..4] {
+        assert_eq!(range.min, 0.0);
+    }
+    let q = DigitsCnnQ8::quantize(&tuned, &ranges).unwrap();
+    // The int8 network holds exactly the integers QAT trained with: its weights times the
+    // channel scales are the fake-quantized weights of the last training pass's weights.
+    let mut conv1 = SMatrix::zeros();
+    qat.conv1.fake_quantized_weight(&mut conv1);
+    let mut conv2 = SMatrix::zeros();
+    qat.conv2.fake_quantized_weight(&mut conv2);
+    for (c, row) in q.conv1.weight.iter().enumerate() {
+        let scale = qat.conv1.weight_scale(c) as f64;
+        for (k, &w) in row.iter().enumerate() {
+            assert_eq!(conv1[(c, k)], (w as f64 * scale) as f32, "conv1 [{c}, {k}]");
+        }
+    }
+    for (c, row) in q.conv2.weight.iter().enumerate() {
+        let scale = qat.conv2.weight_scale(c) as f64;
+        for (k, &w) in row.iter().enumerate() {
+            assert_eq!(conv2[(c, k)], (w as f64 * scale) as f32, "conv2 [{c}, {k}]");
+        }
+    }
+
+    let (f32_classes, ptq_classes) = predictions(net, ptq, test);
+    let (tuned_classes, qat_classes) = predictions(&tuned, &q, test);
+    let (control_classes, control_int8_classes) = predictions(&control, &control_q, test);
+    // The QAT network's own (fake-quantized) inference models the int8 network: the same
+    // classes, and logits within a few output steps.
+    let mut simulated = Vec::new();
+    let mut max_gap = 0.0f32;
+    for x in &test.0 {
+        let logits = qat.forward(x);
+        simulated.push(argmax(logits.as_slice()).unwrap());
+        let int8 = q.forward_f32(&pixels(x));
+        for (a, b) in logits.iter().zip(int8) {
+            max_gap = max_gap.max((a - b).abs());
+        }
+    }
+    let simulated_agree = simulated
+        .iter()
+        .zip(&qat_classes)
+        .filter(|(a, b)| a == b)
+        .count();
+    let step = q.logits.output.scale;
+    let f32_accuracy = accuracy(&f32_classes, &test.1);
+    let ptq_accuracy = accuracy(&ptq_classes, &test.1);
+    let simulated_accuracy = accuracy(&simulated, &test.1);
+    let tuned_accuracy = accuracy(&tuned_classes, &test.1);
+    let qat_accuracy = accuracy(&qat_classes, &test.1);
+    let control_accuracy = accuracy(&control_classes, &test.1);
+    let control_int8_accuracy = accuracy(&control_int8_classes, &test.1);
+    println!(
+        "digits CNN, {} test images: f32 ({EPOCHS} epochs) {:.2}%, int8 PTQ {:.2}%; \
+         {QAT_EPOCHS} more epochs with QAT: int8 {:.2}% (QAT's fake-quantized f32 {:.2}%, its \
+         weights in plain f32 {:.2}%); {QAT_EPOCHS} more epochs without (control): f32 \
+         {:.2}%, int8 PTQ {:.2}%; QAT's simulation and int8 agree on {simulated_agree}, \
+         logits within {:.1} output steps",
+        test.1.len(),
+        100.0 * f32_accuracy,
+        100.0 * ptq_accuracy,
+        100.0 * qat_accuracy,
+        100.0 * simulated_accuracy,
+        100.0 * tuned_accuracy,
+        100.0 * control_accuracy,
+        100.0 * control_int8_accuracy,
+        max_gap / step,
+    );
+    // Measured (x86-64, AVX-512): f32 96.66%, PTQ 96.94% (348/359); QAT int8 97.49%
+    // (350/359), its simulation and its weights in f32 97.49%; control f32 97.21%, control PTQ
+    // 97.21% (349/359); simulation and int8 agree on all 359, logits within 1.0 output step.
+    // PTQ loses nothing on this network either, so QAT has little to win back (one image
+    // over the control). Asserted, with margin for other machines' training: QAT is no worse
+    // than PTQ of either network by more than 2 points, and its simulation models the int8
+    // network.
+    for ptq in [ptq_accuracy, control_int8_accuracy] {
+        assert!(
+            qat_accuracy >= ptq - 0.02,
+            "QAT int8 {qat_accuracy} vs PTQ int8 {ptq}"
+        );
+    }
+    assert!(qat_accuracy > 0.9, "QAT int8 accuracy {qat_accuracy}");
+    assert!(
+        simulated_agree + 4 >= test.1.len(),
+        "{simulated_agree} of {}",
+        test.1.len()
+    );
+    assert!(max_gap <= 3.0 * step, "{max_gap} vs step {step}");
 }

@@ -33,6 +33,17 @@ nn::network! {
 }
 
 nn::network! {
+    /// Quantization-aware training: `QatConv2d` takes `Conv2d`'s arguments (padding, stride,
+    /// dilation, no bias) and has its parameters.
+    pub struct QatImages {
+        input: [2, 9, 8],
+        conv1: QatConv2d<3, 3, padding = 1>, Relu,
+        conv2: QatConv2d<4, (2, 3), stride = (1, 2), dilation = (2, 1), bias = false>,
+        global: GlobalAvgPool,
+    }
+}
+
+nn::network! {
     /// Signals: 1-d convolutions, batch and group norm over channels and positions, 1-d
     /// pooling.
     pub struct Signals {
@@ -82,6 +93,7 @@ fn the_macros_parameter_counts_are_the_layers_params_len() {
     summaries(Vectors::<f32>::SUMMARY_TEXT, Vectors::<f32>::summary());
     summaries(Images::<f32>::SUMMARY_TEXT, Images::<f32>::summary());
     summaries(Signals::<f32>::SUMMARY_TEXT, Signals::<f32>::summary());
+    summaries(QatImages::<f32>::SUMMARY_TEXT, QatImages::<f32>::summary());
     summaries(Sequences::<f32>::SUMMARY_TEXT, Sequences::<f32>::summary());
 }
 
@@ -98,6 +110,8 @@ fn the_counts_are_pytorchs() {
         Images::<f32>::PARAM_COUNT,
         (3 * 2 * 9 + 3) + 2 * 3 + 2 * 3 + 4 * 3 * 6 + (4 * 2 + 2)
     );
+    // nn.Conv2d(2, 3, 3), nn.Conv2d(3, 4, (2, 3), bias=False): the same as without QAT.
+    assert_eq!(QatImages::<f32>::PARAM_COUNT, (3 * 2 * 9 + 3) + 4 * 3 * 6);
     // nn.Conv1d(3, 4, 3), nn.BatchNorm1d(4), nn.GroupNorm(2, 4), nn.Conv1d(4, 2, 1,
     // bias=False).
     assert_eq!(
@@ -117,4 +131,19 @@ fn the_counts_are_pytorchs() {
             + (8 * 3 + 3) // nn.Linear(8, 3)
             + recurrent(4, 3, 4) // nn.LSTM(3, 4)
     );
+}
+
+#[test]
+fn qat_convolutions_compute_with_the_fake_quantized_weights() {
+    // The derivation names fq(W) in the forward and the input gradient, and defines it.
+    let text = QatImages::<f32>::EQUATIONS_TEXT;
+    assert!(text.contains("fq(W_conv1)"), "{text}");
+    assert!(text.contains("straight through"), "{text}");
+    // The summary names the layer and its scratch holds fq(W) besides the im2col tile:
+    // The larger of conv1's (3 × 18 weights, 18 taps at 9×8 positions) and conv2's (4 × 18
+    // weights, 18 taps at 8×3 positions).
+    assert!(QatImages::<f32>::SUMMARY_TEXT.contains("QatConv2d(2 → 3, 3×3"));
+    let (conv1, conv2) = (3 * 18 + 18 * 72, 4 * 18 + 18 * 8 * 3);
+    assert!(conv1 > conv2);
+    assert_eq!(QatImages::<f32>::SCRATCH_PER_CALL, conv1);
 }

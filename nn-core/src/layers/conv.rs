@@ -203,7 +203,13 @@ where
         scratch: &mut [T],
     ) {
         const { check_sizes::<G, CO, K, NB, IN, OUT>() };
-        forward_batch::<T, G, CO, K, NB, IN, OUT, B>(&self.weight, &self.bias, x, y, scratch);
+        forward_batch::<T, G, CO, K, NB, IN, OUT, B>(
+            self.weight.as_slice(),
+            &self.bias,
+            x,
+            y,
+            scratch,
+        );
     }
 
     #[inline]
@@ -218,7 +224,7 @@ where
     ) {
         const { check_sizes::<G, CO, K, NB, IN, OUT>() };
         backward_batch::<T, G, CO, K, NB, IN, OUT, B>(
-            &self.weight,
+            self.weight.as_slice(),
             x,
             dy,
             dx,
@@ -271,7 +277,7 @@ where
     ) {
         const { check_sizes::<Lift1d<G>, CO, K, NB, IN, OUT>() };
         forward_batch::<T, Lift1d<G>, CO, K, NB, IN, OUT, B>(
-            &self.weight,
+            self.weight.as_slice(),
             &self.bias,
             x,
             y,
@@ -291,7 +297,7 @@ where
     ) {
         const { check_sizes::<Lift1d<G>, CO, K, NB, IN, OUT>() };
         backward_batch::<T, Lift1d<G>, CO, K, NB, IN, OUT, B>(
-            &self.weight,
+            self.weight.as_slice(),
             x,
             dy,
             dx,
@@ -302,8 +308,8 @@ where
     }
 }
 
-/// Scalars of one sample's im2col tile, `K × OH·OW`: the layer's scratch per sample.
-const fn tile<G: ConvGeometry2d, const K: usize>() -> usize {
+/// Scalars of one sample's im2col tile, `K × OH·OW`: the layer's scratch per call.
+pub(crate) const fn tile<G: ConvGeometry2d, const K: usize>() -> usize {
     K * G::OH * G::OW
 }
 
@@ -436,8 +442,10 @@ fn col2im_add<T: Real, G: ConvGeometry2d>(d_cols: &[T], dx: &mut [T]) {
 
 /// `Y = W ⋆ X + b` for a batch, one sample at a time: the im2col matrix `X̃ᵀ` (`P × K`) into
 /// `scratch`, then `Y_s = X̃ᵀ·Wᵀ (+ b)`, the sample's output as a `P × CO` column-major
-/// matrix (channel `co` of position `p` at `co·P + p`, PyTorch's layout).
-fn forward_batch<
+/// matrix (channel `co` of position `p` at `co·P + p`, PyTorch's layout). `weight`: the
+/// `CO × K` weight's column-major values (a [`Conv2d`]'s, or the fake-quantized ones of
+/// [`QatConv2d`](crate::quant::QatConv2d)).
+pub(crate) fn forward_batch<
     T: Real,
     G: ConvGeometry2d,
     const CO: usize,
@@ -447,7 +455,7 @@ fn forward_batch<
     const OUT: usize,
     const B: usize,
 >(
-    weight: &SMatrix<T, CO, K>,
+    weight: &[T],
     bias: &SMatrix<T, NB, 1>,
     x: &SMatrix<T, IN, B>,
     y: &mut SMatrix<T, OUT, B>,
@@ -459,7 +467,7 @@ fn forward_batch<
     let plane = G::OH * G::OW;
     let cols = &mut scratch[..tile::<G, K>()];
     // Wᵀ, K × CO: the transposed view of the CO × K weight.
-    let w_t = MatView::new(weight.as_slice(), CO).t();
+    let w_t = MatView::new(&weight[..CO * K], CO).t();
     let samples = x.as_slice().chunks_exact(IN);
     for (x, y) in samples.zip(y.as_mut_slice().chunks_exact_mut(OUT)) {
         im2col::<T, G>(x, cols);
@@ -486,9 +494,9 @@ fn forward_batch<
 /// sample at a time, with `∂Y_s` the sample's `∂L/∂y` as a `P × CO` matrix and `X̃ᵀ` its
 /// im2col matrix rebuilt in `scratch`: `∂L/∂W += ∂Y_sᵀ·X̃ᵀ`, `∂L/∂b +=` the column sums of
 /// `∂Y_s`, and `∂X̃ᵀ = ∂Y_s·W` (into the same scratch, `X̃ᵀ` being used up) added back to the
-/// inputs it was gathered from (col2im).
+/// inputs it was gathered from (col2im). `weight`: the `CO × K` weight's column-major values.
 #[allow(clippy::too_many_arguments)]
-fn backward_batch<
+pub(crate) fn backward_batch<
     T: Real,
     G: ConvGeometry2d,
     const CO: usize,
@@ -498,7 +506,7 @@ fn backward_batch<
     const OUT: usize,
     const B: usize,
 >(
-    weight: &SMatrix<T, CO, K>,
+    weight: &[T],
     x: &SMatrix<T, IN, B>,
     dy: &SMatrix<T, OUT, B>,
     mut dx: Option<&mut SMatrix<T, IN, B>>,
@@ -511,7 +519,7 @@ fn backward_batch<
     }
     let plane = G::OH * G::OW;
     let cols = &mut scratch[..tile::<G, K>()];
-    let w = MatView::new(weight.as_slice(), CO);
+    let w = MatView::new(&weight[..CO * K], CO);
     let samples = x.as_slice().chunks_exact(IN);
     for (j, (x, dy)) in samples.zip(dy.as_slice().chunks_exact(OUT)).enumerate() {
         let dy_s = MatView::new(dy, plane);

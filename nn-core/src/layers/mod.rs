@@ -47,7 +47,10 @@ pub use batch_norm::{
     BatchNorm, BatchNormCache, BatchNormState, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS,
 };
 pub use conv::{Conv1d, Conv2d};
-pub(crate) use conv::{check_sizes as check_conv_sizes, for_each_tap};
+pub(crate) use conv::{
+    backward_batch as conv_backward_batch, check_sizes as check_conv_sizes, for_each_tap,
+    forward_batch as conv_forward_batch, tile as conv_tile,
+};
 pub use dense::Dense;
 pub use dropout::{Dropout, DropoutState};
 pub use embedding::Embedding;

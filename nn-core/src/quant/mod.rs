@@ -16,8 +16,9 @@
 //!   int8 network is a `static` in flash.
 //!
 //! - [`qat`](mod@qat): quantization-aware training, [`FakeQuant`] (activations, per tensor,
-//!   moving-average ranges, straight-through gradient) and [`QatDense`] (weights, symmetric
-//!   per channel), whose trained weights and observed ranges `quantize` then takes.
+//!   moving-average ranges, straight-through gradient), [`QatDense`] and [`QatConv2d`]
+//!   (weights, symmetric per channel), whose trained weights and observed ranges `quantize`
+//!   then takes.
 //!
 //! - [`Conv2dQ8`]: a 2-d convolution in int8 (the same arithmetic over im2col columns, the
 //!   padding reading the input's zero point), built by [`Conv2dQ8::quantize`]; and
@@ -32,6 +33,7 @@ pub mod file;
 pub mod fixed_point;
 mod params;
 pub mod qat;
+mod qat_conv;
 
 pub use chain::{Chain, LayerQ8};
 pub use conv::{Conv2dQ8, Int8Form, MaxPool2dQ8};
@@ -39,3 +41,4 @@ pub use dense::{DenseQ8, QuantError};
 pub use fixed_point::Multiplier;
 pub use params::{QuantParams, Range};
 pub use qat::{FakeQuant, FakeQuantState, QatDense};
+pub use qat_conv::QatConv2d;

@@ -13,11 +13,32 @@
 //!   stays real. Backward: the gradients of a `Dense` with the fake-quantized weights, the
 //!   weight gradient passed straight through to the real weights (no weight is ever clamped:
 //!   the largest of each row maps to ±127).
+//! - [`QatConv2d`](super::QatConv2d): the same for a [`Conv2d`](crate::layers::Conv2d), its
+//!   `CO` kernels fake-quantized as [`Conv2dQ8::quantize`](super::Conv2dQ8::quantize) will
+//!   quantize them, the passes `Conv2d`'s (im2col and the matrix kernels) with `fq(W)`. In
+//!   `network!` it is a built-in layer with `Conv2d`'s arguments (`QatConv2d<16, 3, padding =
+//!   1>`): its scratch memory, which a user's layer cannot have, holds the im2col tile and, in
+//!   inference, `fq(W)`.
 //!
-//! A QAT network is the `f32` network with `QatDense` for `Dense` and a `FakeQuant` after the
-//! input and after each layer (after its ReLU); after training, [`QatDense::to_dense`] gives
-//! the weights and [`FakeQuantState::range`] each node's range for the int8 network's
-//! `quantize` (`NetQ8::quantize(&net, &ranges)`).
+//! A QAT network is the `f32` network with `QatDense` for `Dense`, `QatConv2d` for `Conv2d` and
+//! a `FakeQuant` after the input and after each layer (after its ReLU; max pooling and
+//! flattening keep the int8 values, so none is needed after them):
+//!
+//! ```text
+//! input: [1, 8, 8],
+//! input_fq: FakeQuant<T, 64> -> [1, 8, 8],
+//! conv1: QatConv2d<16, 3, padding = 1>, Relu,
+//! conv1_fq: FakeQuant<T, 1024> -> [16, 8, 8],
+//! pool1: MaxPool2d<2>,
+//! Flatten,
+//! fc: QatDense<T, 256, 10> -> [10],
+//! fc_fq: FakeQuant<T, 10> -> [10],
+//! ```
+//!
+//! After training, [`QatDense::to_dense`] and [`QatConv2d::to_conv`](super::QatConv2d::to_conv)
+//! give the weights and [`FakeQuantState::range`] each node's range for the int8 network's
+//! `quantize` (`NetQ8::quantize(&net, &ranges)`), which then holds exactly the integers
+//! training used (`tests/int8_digits.rs`, `tests/int8_digits_cnn.rs`).
 
 use super::dense::{quantize_weight, weight_scale};
 use super::{QuantParams, Range};
@@ -210,25 +231,47 @@ impl<T: Real, const IN: usize, const OUT: usize> QatDense<T, IN, OUT> {
 
     /// The weight scale of output channel `c`: `max_k |W[c, k]| / 127` (1 for a zero row).
     pub fn weight_scale(&self, c: usize) -> f32 {
-        let max_abs = (0..IN)
-            .map(|k| self.weight[(c, k)].to_f64().abs())
-            .fold(0.0, f64::max);
-        weight_scale(max_abs)
+        channel_scale(&self.weight, c)
     }
 
     /// Writes `fq(W)`: `W[c, k]` rounded to the grid of `S_w[c]`.
     pub fn fake_quantized_weight(&self, out: &mut SMatrix<T, OUT, IN>) {
-        for c in 0..OUT {
-            let scale = self.weight_scale(c);
-            for k in 0..IN {
-                out[(c, k)] = Self::fake_weight(self.weight[(c, k)], scale);
-            }
-        }
+        fake_quantize_channels(&self.weight, out.as_mut_slice());
     }
+}
 
-    #[inline]
-    fn fake_weight(w: T, scale: f32) -> T {
-        T::of(quantize_weight(w.to_f64(), scale) * scale as f64)
+/// The weight scale of output channel (row) `c` of a `CO × K` weight, as the int8 conversion
+/// computes it (`quantize_channels`): `max_k |W[c, k]| / 127` in `f64`, as `f32`; 1 for a zero
+/// row.
+pub(super) fn channel_scale<T: Real, const CO: usize, const K: usize>(
+    weight: &SMatrix<T, CO, K>,
+    c: usize,
+) -> f32 {
+    let max_abs = (0..K)
+        .map(|k| weight[(c, k)].to_f64().abs())
+        .fold(0.0, f64::max);
+    weight_scale(max_abs)
+}
+
+/// `fq(w)` on the grid of `scale`: the int8 conversion's integer (`quantize_weight`, in
+/// `f64`) times the scale.
+#[inline]
+pub(super) fn fake_weight<T: Real>(w: T, scale: f32) -> T {
+    T::of(quantize_weight(w.to_f64(), scale) * scale as f64)
+}
+
+/// Writes `fq(W)` of a `CO × K` weight (rows are output channels) into `out`, `CO · K` values
+/// column-major like the weight: `W[c, k]` rounded to the grid of [`channel_scale`]`(c)`.
+pub(super) fn fake_quantize_channels<T: Real, const CO: usize, const K: usize>(
+    weight: &SMatrix<T, CO, K>,
+    out: &mut [T],
+) {
+    let out = &mut out[..CO * K];
+    for c in 0..CO {
+        let scale = channel_scale(weight, c);
+        for k in 0..K {
+            out[k * CO + c] = fake_weight(weight[(c, k)], scale);
+        }
     }
 }
 
@@ -263,7 +306,7 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for QatDense<
         for c in 0..OUT {
             let scale = self.weight_scale(c);
             for k in 0..IN {
-                let w = Self::fake_weight(self.weight[(c, k)], scale);
+                let w = fake_weight(self.weight[(c, k)], scale);
                 for j in 0..B {
                     y[(c, j)] += w * x[(k, j)];
                 }

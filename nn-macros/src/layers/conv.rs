@@ -1,5 +1,7 @@
 //! `Conv1d<OUT_CHANNELS, KERNEL, ..>` and `Conv2d<..>`: `nn_core::layers::{Conv1d, Conv2d}`
-//! (PyTorch's `nn.Conv1d`, `nn.Conv2d`) on `[C, L]` and `[C, H, W]`.
+//! (PyTorch's `nn.Conv1d`, `nn.Conv2d`) on `[C, L]` and `[C, H, W]`; and `QatConv2d<..>`,
+//! `nn_core::quant::QatConv2d`, a `Conv2d` trained with fake-quantized weights (the same
+//! arguments, shapes and parameters; its scratch also holds the fake-quantized weights).
 
 use super::args::PairOrWord;
 use super::{
@@ -22,11 +24,14 @@ pub struct Conv {
     padding: [usize; 2],
     dilation: [usize; 2],
     bias: bool,
+    /// `QatConv2d`: the weights fake-quantized per output channel (2-d only).
+    qat: bool,
 }
 
 /// `Conv2d<OUT_CHANNELS, KERNEL, stride = .., padding = .., dilation = .., bias = ..,
-/// in_channels = ..>`; `Conv1d` likewise with one spatial dimension.
-pub fn parse(args: &mut Args, dims: usize) -> Option<Box<dyn BuiltinLayer>> {
+/// in_channels = ..>`; `Conv1d` likewise with one spatial dimension; `QatConv2d` (`qat`) as
+/// `Conv2d`.
+pub fn parse(args: &mut Args, dims: usize, qat: bool) -> Option<Box<dyn BuiltinLayer>> {
     let out = args.positional_size("the number of output channels");
     let kernel = args.positional_pair(dims, "the kernel size");
     let stride = args.named_pair("stride", dims, 1, false);
@@ -59,6 +64,7 @@ pub fn parse(args: &mut Args, dims: usize) -> Option<Box<dyn BuiltinLayer>> {
         padding,
         dilation,
         bias,
+        qat,
     }))
 }
 
@@ -121,9 +127,26 @@ impl Conv {
     }
 }
 
+impl Conv {
+    /// The weight the passes compute with: `W`, or `fq(W)` for `QatConv2d` (whose weight
+    /// gradient passes straight through `fq`).
+    fn used_weight(&self, at: &Use) -> Math {
+        let w = at.param(ParamName::WEIGHT);
+        if self.qat {
+            Math::Apply(Func::named("fq"), vec![w])
+        } else {
+            w
+        }
+    }
+}
+
 impl BuiltinLayer for Conv {
     fn name(&self) -> &'static str {
-        if self.dims == 1 { "Conv1d" } else { "Conv2d" }
+        match (self.dims, self.qat) {
+            (1, _) => "Conv1d",
+            (_, false) => "Conv2d",
+            (_, true) => "QatConv2d",
+        }
     }
 
     fn output_shape(&self, input: &Shape, at: &Site) -> Result<Shape, Misfit> {
@@ -187,12 +210,17 @@ impl BuiltinLayer for Conv {
     }
 
     /// One sample's im2col tile, `CI·KH·KW × OH·OW` (every tap at every output
-    /// position), reused sample after sample: nn_core's `Conv2d::SCRATCH_PER_CALL`.
+    /// position), reused sample after sample: nn_core's `Conv2d::SCRATCH_PER_CALL`; for
+    /// `QatConv2d`, also the fake-quantized weights, `CO·CI·KH·KW`.
     fn scratch_per_call(&self, input: &Shape) -> Dim {
         let taps: usize = self.kernel[..self.dims].iter().product();
-        (0..self.dims).fold(input.dims()[0].mul(&Dim::Known(taps)), |size, d| {
-            size.mul(&self.output_size(input, d))
-        })
+        let k = input.dims()[0].mul(&Dim::Known(taps));
+        let tile = (0..self.dims).fold(k.clone(), |size, d| size.mul(&self.output_size(input, d)));
+        if self.qat {
+            tile.add(&self.out_channels.mul(&k))
+        } else {
+            tile
+        }
     }
 
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
@@ -256,15 +284,20 @@ impl BuiltinLayer for Conv {
             let (sh, sw) = (n(stride[0]), n(stride[1]));
             let (ph, pw) = (n(padding[0]), n(padding[1]));
             let (dh, dw) = (n(dilation[0]), n(dilation[1]));
+            let layer = if self.qat {
+                quote!(#nn::quant::QatConv2d)
+            } else {
+                quote!(#nn::layers::Conv2d)
+            };
             quote! {
-                #nn::layers::Conv2d<T, #co, #k, #nb, #in_size, #out_size,
+                #layer<T, #co, #k, #nb, #in_size, #out_size,
                     #nn::layers::Geometry2d<#ci, #h, #w, #kh, #kw, #sh, #sw, #ph, #pw, #dh, #dw>>
             }
         }
     }
 
     fn forward_equations(&self, at: &Use) -> Forward {
-        let w = at.param(ParamName::WEIGHT);
+        let w = self.used_weight(at);
         let correlation = Math::Infix(Box::new(w), CORRELATION, Box::new(at.x.clone()));
         let value = if self.bias {
             Math::Sum(vec![correlation, at.param(ParamName::BIAS)])
@@ -285,7 +318,7 @@ impl BuiltinLayer for Conv {
     }
 
     fn backward_equations(&self, at: &Use) -> Backward {
-        let w = at.param(ParamName::WEIGHT);
+        let w = self.used_weight(at);
         Backward {
             steps: Vec::new(),
             input_gradient: Math::Infix(Box::new(w), TRANSPOSED, Box::new(at.dy())),
@@ -366,6 +399,16 @@ impl BuiltinLayer for Conv {
         if self.bias {
             definitions.push(Definition::sum_over_positions());
         }
+        if self.qat {
+            definitions.push(Definition::new(
+                "fq(W)[o, ·] = S[o]·clamp(round(W[o, ·]/S[o]), −127, 127), S[o] = max|W[o, ·]|/127: \
+                 the weights fake-quantized per output channel as the int8 layer holds them; \
+                 their gradient passes straight through (∂fq(W)/∂W taken as 1)",
+                "\\operatorname{fq}(W)[o] &= S_o \\operatorname{clamp}(\\operatorname{round}(W[o] / S_o), \
+                 -127, 127), \\quad S_o = \\max |W[o]| / 127 \\quad \\text{(straight-through \
+                 gradient)}",
+            ));
+        }
         definitions
     }
 }
@@ -397,6 +440,7 @@ mod tests {
             padding: [padding, padding],
             dilation: [dilation, dilation],
             bias: true,
+            qat: false,
         }
     }
 
@@ -435,6 +479,34 @@ mod tests {
                 Some(3 * k * k * want * want)
             );
         }
+    }
+
+    #[test]
+    fn a_qat_convolution_is_a_conv2d_whose_scratch_also_holds_its_weights() {
+        let conv = conv2d(3, 2, 1, 1);
+        let qat = Conv {
+            qat: true,
+            ..conv2d(3, 2, 1, 1)
+        };
+        let input = Shape::new(vec![Dim::Known(3), Dim::Known(10), Dim::Known(10)]);
+        let at = Site::new("c", "x");
+        let out = qat
+            .output_shape(&input, &at)
+            .unwrap_or_else(|m| panic!("{}", m.message));
+        let known = |shape: &Shape| shape.dims().iter().map(Dim::known).collect::<Vec<_>>();
+        assert_eq!(known(&out), [Some(8), Some(5), Some(5)]);
+        assert_eq!(qat.param_count(&input).known(), Some(8 * 27 + 8));
+        // The im2col tile (27 taps at 5×5 positions) and fq(W) (8 × 27).
+        assert_eq!(qat.scratch_per_call(&input).known(), Some(27 * 25 + 8 * 27));
+        assert_eq!(conv.scratch_per_call(&input).known(), Some(27 * 25));
+        assert_eq!(qat.name(), "QatConv2d");
+        let ty = qat
+            .type_tokens(&quote!(nn), &input, &out, false)
+            .to_string();
+        assert!(
+            ty.starts_with("nn :: quant :: QatConv2d < T , 8 , 27 , 8 , 300 , 200"),
+            "{ty}"
+        );
     }
 
     #[test]

@@ -301,11 +301,11 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "Conv1d",
-        parse: |args| conv::parse(args, 1),
+        parse: |args| conv::parse(args, 1, false),
     },
     Builtin {
         name: "Conv2d",
-        parse: |args| conv::parse(args, 2),
+        parse: |args| conv::parse(args, 2, false),
     },
     Builtin {
         name: "MaxPool1d",
@@ -378,6 +378,10 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "LearnedPositions",
         parse: |args| positions::parse(args, true),
+    },
+    Builtin {
+        name: "QatConv2d",
+        parse: |args| conv::parse(args, 2, true),
     },
 ];
 

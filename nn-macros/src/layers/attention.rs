@@ -108,15 +108,17 @@ impl BuiltinLayer for Attention {
         true
     }
 
-    /// `S·(4D + 1)`, `nn_core`'s `MultiHeadAttention::SCRATCH`: one sample's `[Q; K; V]` and
-    /// `O` (their gradients in backward), and one row of the attention weights (or theirs).
+    /// `4D·S`, `nn_core`'s `MultiHeadAttention::SCRATCH`: a sample's `[Q; K; V]` and `O`
+    /// (their gradients in backward), the batch's side by side for the projections' products.
     fn scratch_per_sample(&self, input: &Shape) -> Dim {
         let (steps, d) = (&input.dims()[0], &input.dims()[1]);
-        steps.mul(&Dim::Known(4).mul(d).add(&Dim::Known(1)))
+        Dim::Known(4).mul(d).mul(steps)
     }
 
-    fn scratch_per_call(&self, _input: &Shape) -> Dim {
-        Dim::Known(0)
+    /// `S`, `nn_core`'s `MultiHeadAttention::SCRATCH_PER_CALL`: one row of the attention
+    /// weights (or of their gradient), reused sample after sample.
+    fn scratch_per_call(&self, input: &Shape) -> Dim {
+        input.dims()[0].clone()
     }
 
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {

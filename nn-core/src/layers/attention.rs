@@ -49,9 +49,9 @@ use nalgebra::SMatrix;
 /// layers' input projections). The attention itself (softmax, `P·V` and their gradients) runs
 /// sample by sample, head by head. The batch's `[Q; K; V]` and `O` (in backward their
 /// gradients) live in the layer's scratch memory, one sample's after another as columns of
-/// one matrix ([`Layer::SCRATCH`] `= 4D·S` per sample; in training the cache holds
-/// `[Q; K; V]` and `O`), with one row of `P` or `∂P` ([`Layer::SCRATCH_PER_CALL`] `= S`), so
-/// nothing sequence-sized is on the stack.
+/// one matrix, and one row of `P` or `∂P` after them ([`Layer::SCRATCH`] `= S·(4D + 1)` per
+/// sample, as the macro plans only per-sample scratch for a layer that needs any; in
+/// training the cache holds `[Q; K; V]` and `O`), so nothing sequence-sized is on the stack.
 #[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct MultiHeadAttention<
@@ -282,11 +282,9 @@ impl<
     ];
 
     /// Per sample: its `[Q; K; V]` (`3D·S`) and `O` (`D·S`) in `forward`, its `∂[Q; K; V]`
-    /// and `∂O` in `backward` (the batch's side by side, for the projections' products).
-    const SCRATCH: usize = 4 * D * S;
-
-    /// One row of `P` or `∂P` (`S`), reused sample after sample.
-    const SCRATCH_PER_CALL: usize = S;
+    /// and `∂O` in `backward` (the batch's side by side, for the projections' products), and
+    /// `S` more, of which the batch's first `S` hold one row of `P` or `∂P`.
+    const SCRATCH: usize = S * (4 * D + 1);
 
     type Cache<const B: usize> = AttentionCache<T, D, HEADS, S, D3, B>;
     type State = ();
@@ -303,7 +301,10 @@ impl<
         let context = take(&mut scratch, D * S * B);
         let p: &mut SMatrix<T, S, 1> = carve(&mut scratch);
         self.project_in(x, qkv);
-        for (qkv, context) in qkv.chunks_exact(D3 * S).zip(context.chunks_exact_mut(D * S)) {
+        for (qkv, context) in qkv
+            .chunks_exact(D3 * S)
+            .zip(context.chunks_exact_mut(D * S))
+        {
             Self::attend(qkv, context, None, p);
         }
         self.project_out(context, y);
@@ -559,7 +560,11 @@ mod tests {
             assert_eq!(cachej.context[0], cache.context[j]);
             assert_eq!(cachej.weights[0], cache.weights[j]);
             assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
-            for (sum, &g) in single_grads.as_mut_slice().iter_mut().zip(gradsj.as_slice()) {
+            for (sum, &g) in single_grads
+                .as_mut_slice()
+                .iter_mut()
+                .zip(gradsj.as_slice())
+            {
                 *sum += g;
             }
         }

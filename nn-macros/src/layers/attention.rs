@@ -108,17 +108,16 @@ impl BuiltinLayer for Attention {
         true
     }
 
-    /// `4D·S`, `nn_core`'s `MultiHeadAttention::SCRATCH`: a sample's `[Q; K; V]` and `O`
-    /// (their gradients in backward), the batch's side by side for the projections' products.
+    /// `S·(4D + 1)`, `nn_core`'s `MultiHeadAttention::SCRATCH`: a sample's `[Q; K; V]` and
+    /// `O` (their gradients in backward), the batch's side by side for the projections'
+    /// products, and one row of the attention weights (or of their gradient) after them.
     fn scratch_per_sample(&self, input: &Shape) -> Dim {
         let (steps, d) = (&input.dims()[0], &input.dims()[1]);
-        Dim::Known(4).mul(d).mul(steps)
+        steps.mul(&Dim::Known(4).mul(d).add(&Dim::Known(1)))
     }
 
-    /// `S`, `nn_core`'s `MultiHeadAttention::SCRATCH_PER_CALL`: one row of the attention
-    /// weights (or of their gradient), reused sample after sample.
-    fn scratch_per_call(&self, input: &Shape) -> Dim {
-        input.dims()[0].clone()
+    fn scratch_per_call(&self, _input: &Shape) -> Dim {
+        Dim::Known(0)
     }
 
     fn describe(&self, _input: &Shape, _output: &Shape) -> String {

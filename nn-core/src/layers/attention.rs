@@ -184,6 +184,7 @@ impl<
     /// The attention of one sample, head by head: from its `[Q; K; V]` (`qkv`, `3D × S`)
     /// writes `O` (`context`, `D × S`) and, when given, the attention weights (transposed,
     /// see [`AttentionCache::weights`]); `p` holds one query's weights at a time.
+    #[inline(always)]
     fn attend(
         qkv: &[T],
         context: &mut [T],
@@ -228,6 +229,7 @@ impl<
     /// The backward pass of one sample's attention, head by head, query by query: from its
     /// `[Q; K; V]` (`qkv`), attention weights and `∂O` (`d_context`), adds `∂[Q; K; V]` to
     /// `d_qkv`; `dp` holds one row of `∂P` at a time.
+    #[inline(always)]
     fn attend_backward(
         qkv: &[T],
         weights: &[SMatrix<T, S, S>; HEADS],
@@ -266,6 +268,103 @@ impl<
                 }
             }
         }
+    }
+
+    /// Every sample's attention ([`attend`](Self::attend)), sample after sample: `qkv` and
+    /// `context` hold the batch's `[Q; K; V]` and `O` side by side, `weights` (when given)
+    /// one sample's attention weights after another.
+    #[inline(always)]
+    fn heads(
+        qkv: &[T],
+        context: &mut [T],
+        mut weights: Option<&mut [[SMatrix<T, S, S>; HEADS]]>,
+        p: &mut SMatrix<T, S, 1>,
+    ) {
+        let samples = qkv
+            .chunks_exact(D3 * S)
+            .zip(context.chunks_exact_mut(D * S));
+        for (j, (qkv, context)) in samples.enumerate() {
+            let weights = weights.as_deref_mut().map(|weights| &mut weights[j]);
+            Self::attend(qkv, context, weights, p);
+        }
+    }
+
+    /// Every sample's attention backward ([`attend_backward`](Self::attend_backward)),
+    /// sample after sample (the batch's matrices side by side, as [`heads`](Self::heads)).
+    #[inline(always)]
+    fn heads_backward(
+        qkv: &[T],
+        weights: &[[SMatrix<T, S, S>; HEADS]],
+        d_context: &[T],
+        d_qkv: &mut [T],
+        dp: &mut SMatrix<T, S, 1>,
+    ) {
+        let samples = d_context
+            .chunks_exact(D * S)
+            .zip(d_qkv.chunks_exact_mut(D3 * S));
+        for (j, (d_context, d_qkv)) in samples.enumerate() {
+            let qkv = &qkv[j * D3 * S..][..D3 * S];
+            Self::attend_backward(qkv, &weights[j], d_context, d_qkv, dp);
+        }
+    }
+
+    /// [`heads`](Self::heads) compiled for AVX-512: the same operations in the same order
+    /// (Rust fuses no multiply-add), so the same results bit for bit, in wider vectors.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn heads_avx512(
+        qkv: &[T],
+        context: &mut [T],
+        weights: Option<&mut [[SMatrix<T, S, S>; HEADS]]>,
+        p: &mut SMatrix<T, S, 1>,
+    ) {
+        Self::heads(qkv, context, weights, p);
+    }
+
+    /// [`heads_backward`](Self::heads_backward) compiled for AVX-512 (as
+    /// [`heads_avx512`](Self::heads_avx512)).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn heads_backward_avx512(
+        qkv: &[T],
+        weights: &[[SMatrix<T, S, S>; HEADS]],
+        d_context: &[T],
+        d_qkv: &mut [T],
+        dp: &mut SMatrix<T, S, 1>,
+    ) {
+        Self::heads_backward(qkv, weights, d_context, d_qkv, dp);
+    }
+
+    /// [`heads`](Self::heads), compiled for AVX-512 where the CPU has it (the layer's loops
+    /// are otherwise compiled for the baseline: SSE2 on x86-64).
+    fn run_heads(
+        qkv: &[T],
+        context: &mut [T],
+        weights: Option<&mut [[SMatrix<T, S, S>; HEADS]]>,
+        p: &mut SMatrix<T, S, 1>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { Self::heads_avx512(qkv, context, weights, p) };
+        }
+        Self::heads(qkv, context, weights, p);
+    }
+
+    /// [`heads_backward`](Self::heads_backward), compiled for AVX-512 where the CPU has it.
+    fn run_heads_backward(
+        qkv: &[T],
+        weights: &[[SMatrix<T, S, S>; HEADS]],
+        d_context: &[T],
+        d_qkv: &mut [T],
+        dp: &mut SMatrix<T, S, 1>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { Self::heads_backward_avx512(qkv, weights, d_context, d_qkv, dp) };
+        }
+        Self::heads_backward(qkv, weights, d_context, d_qkv, dp);
     }
 }
 
@@ -322,12 +421,7 @@ impl<
         let context = take(&mut scratch, D * S * B);
         let p: &mut SMatrix<T, S, 1> = carve(&mut scratch);
         self.project_in(x, qkv);
-        for (qkv, context) in qkv
-            .chunks_exact(D3 * S)
-            .zip(context.chunks_exact_mut(D * S))
-        {
-            Self::attend(qkv, context, None, p);
-        }
+        Self::run_heads(qkv, context, None, p);
         self.project_out(context, y);
     }
 
@@ -342,10 +436,8 @@ impl<
         const { check(D, HEADS, S, IN, D3) };
         let p: &mut SMatrix<T, S, 1> = carve(&mut scratch);
         self.project_in(x, flat_mut(&mut cache.qkv));
-        for j in 0..B {
-            let (qkv, context) = (cache.qkv[j].as_slice(), cache.context[j].as_mut_slice());
-            Self::attend(qkv, context, Some(&mut cache.weights[j]), p);
-        }
+        let (qkv, context) = (flat(&cache.qkv), flat_mut(&mut cache.context));
+        Self::run_heads(qkv, context, Some(&mut cache.weights), p);
         self.project_out(flat(&cache.context), y);
     }
 
@@ -373,13 +465,7 @@ impl<
         kernels::matmul_view(D, S * B, D, d_context, D, w_out, dys, false);
         // Attention, sample by sample.
         d_qkv.fill(T::ZERO);
-        let samples = d_context
-            .chunks_exact(D * S)
-            .zip(d_qkv.chunks_exact_mut(D3 * S));
-        for (j, (d_context, d_qkv)) in samples.enumerate() {
-            let (qkv, weights) = (cache.qkv[j].as_slice(), &cache.weights[j]);
-            Self::attend_backward(qkv, weights, d_context, d_qkv, dp);
-        }
+        Self::run_heads_backward(flat(&cache.qkv), &cache.weights, d_context, d_qkv, dp);
         // Input projection, over every token of every sample: ∂W_in += ∂[Q; K; V]·Xᵀ,
         // ∂b_in += ∂[Q; K; V]·1, ∂X += W_inᵀ·∂[Q; K; V].
         input_gradients::<T, D3, D, S, IN, B>(
@@ -603,6 +689,43 @@ mod tests {
         // Large enough for the projections to run the blocked GEMM.
         batch_equals_single_samples_for::<32, 4, 8, 256, 96, true, 6>(23);
         batch_equals_single_samples_for::<32, 2, 16, 512, 96, false, 3>(24);
+    }
+
+    /// The heads' loops compiled for AVX-512 give the baseline build's results bit for bit.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx512_heads_equal_the_baseline_heads() {
+        type Mha = MultiHeadAttention<f32, 32, 2, 7, 224, 96, true>;
+        if !kernels::has_avx512() {
+            return;
+        }
+        let values = |n: usize, seed: u64| -> std::vec::Vec<f32> {
+            let m = random_matrix::<1, 1>(seed, 1.0)[0];
+            (0..n)
+                .map(|i| ((i as f64 * 0.37 + m).sin() * 2.0) as f32)
+                .collect()
+        };
+        const B: usize = 3;
+        let qkv = values(96 * 7 * B, 30);
+        let d_context = values(32 * 7 * B, 31);
+        let (mut p, mut w, mut w_avx) = (
+            SMatrix::ZERO,
+            [[SMatrix::ZERO; 2]; B],
+            [[SMatrix::ZERO; 2]; B],
+        );
+        let (mut context, mut context_avx) =
+            (std::vec![0.0; 32 * 7 * B], std::vec![0.0; 32 * 7 * B]);
+        Mha::heads(&qkv, &mut context, Some(&mut w), &mut p);
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { Mha::heads_avx512(&qkv, &mut context_avx, Some(&mut w_avx), &mut p) };
+        assert_eq!(context, context_avx);
+        assert_eq!(w, w_avx);
+        let (mut d_qkv, mut d_qkv_avx) = (std::vec![0.0; 96 * 7 * B], std::vec![0.0; 96 * 7 * B]);
+        Mha::heads_backward(&qkv, &w, &d_context, &mut d_qkv, &mut p);
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { Mha::heads_backward_avx512(&qkv, &w, &d_context, &mut d_qkv_avx, &mut p) };
+        assert_eq!(d_qkv, d_qkv_avx);
+        assert!(d_qkv.iter().all(|g| g.is_finite()) && d_qkv.iter().any(|&g| g != 0.0));
     }
 
     /// `forward` against `tests/layers_reference.py` (numpy, PyTorch's equations):

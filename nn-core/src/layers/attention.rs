@@ -47,7 +47,8 @@ use nalgebra::SMatrix;
 /// so `[Q; K; V]` of every token is one product (`3D × D` by `D × S·B`), as are `Y`, and in
 /// backward `∂W_in`, `∂X`, `∂W_out` and `∂O` (the products of issue 16, as the recurrent
 /// layers' input projections). The attention itself (softmax, `P·V` and their gradients) runs
-/// sample by sample, head by head. The batch's `[Q; K; V]` and `O` (in backward their
+/// sample by sample, head by head, in loops also compiled for AVX-512 and run so where the
+/// CPU has it (the same results bit for bit). The batch's `[Q; K; V]` and `O` (in backward their
 /// gradients) live in the layer's scratch memory, one sample's after another as columns of
 /// one matrix, and one row of `P` or `∂P` after them ([`Layer::SCRATCH`] `= S·(4D + 1)` per
 /// sample, as the macro plans only per-sample scratch for a layer that needs any; in

@@ -1,9 +1,9 @@
 //! CPU benchmark (BENCHMARKS.md, "CPU performance"): the workloads W1–W6, nn against the
 //! same networks written by hand over nalgebra fixed-size matrices (with nalgebra's products,
-//! and with matrixmultiply's); LeNet-5 training (C1) and inference (C2, C3) and a GRU
-//! training step (G1); W3 on two threads (P3); the kernels against matrixmultiply (K); the
-//! gradient norm (N). Every contestant is first checked to compute the same losses (or
-//! outputs).
+//! and with matrixmultiply's); LeNet-5 training (C1) and inference (C2, C3), a GRU
+//! training step (G1) and a multi-head attention training step (A1); W3 on two threads (P3);
+//! the kernels against matrixmultiply (K); the gradient norm (N). Every contestant is first
+//! checked to compute the same losses (or outputs).
 //!
 //! `taskset -c 0 cargo bench --bench cpu` (P3 without `taskset`); `NN_BENCH_ONLY=W3` runs the
 //! workloads whose name starts so, `NN_BENCH_WHO=bare` the contestants whose name contains

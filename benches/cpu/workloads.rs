@@ -23,7 +23,7 @@ pub struct Workload {
 
 /// Every workload, in the order of BENCHMARKS.md (P3 is W3 on threads, P1 C1).
 pub const SUITE: &[fn() -> Workload] = &[
-    w1, w4, w2, w3, w5, w6, c1, c2, c3, g1, p3, p1, k1, k2, k3, k4, k5, n1,
+    w1, w4, w2, w3, w5, w6, c1, c2, c3, g1, a1, p3, p1, k1, k2, k3, k4, k5, n1,
 ];
 
 /// Learning rate of every training workload (plain SGD).
@@ -60,6 +60,17 @@ nn::network! {
     pub struct GruNet {
         input: [32, 16],
         gru: Gru<64, last = true>,
+        head: Dense<10>,
+    }
+}
+
+nn::network! {
+    /// A1: multi-head self-attention (4 heads) over 32 tokens of 64 features, flattened into a
+    /// dense layer of 10 logits.
+    pub struct AttentionNet {
+        input: [32, 64],
+        attention: MultiHeadAttention<4>,
+        Flatten,
         head: Dense<10>,
     }
 }
@@ -1043,6 +1054,31 @@ pub fn g1() -> Workload {
     let (mut a, mut b) = (g1_state(), g1_state());
     Workload {
         name: "G1 train (GRU, batch 16)",
+        goal_ns: f64::INFINITY,
+        steps: 3,
+        contestants: vec![
+            entry("nn train_step", move || a.train_step(&CE)),
+            entry("nn bare step", move || b.raw_step(&CE)),
+        ],
+    }
+}
+
+/// A1's state: the attention network initialised by `init` (seed 6), a batch of 16
+/// sequences of 32 × 64 values in `[-1, 1)` with classes `0..10`.
+pub fn a1_state() -> NnTrain<AttentionNet<f32>, usize, 2048, 10, 16> {
+    use rand_core::SeedableRng;
+    let d = data(&[2048, 10], 16, true, 6);
+    let mut state = NnTrain::<AttentionNet<f32>, usize, 2048, 10, 16>::new(&d, classes(&d));
+    state.net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(6));
+    state
+}
+
+/// A1: train step of multi-head self-attention (32 tokens × 64 features, 4 heads) and a
+/// dense layer of 10 logits on the flattened sequence, softmax-CE, batch 16, SGD. nn only.
+pub fn a1() -> Workload {
+    let (mut a, mut b) = (a1_state(), a1_state());
+    Workload {
+        name: "A1 train (attention, batch 16)",
         goal_ns: f64::INFINITY,
         steps: 3,
         contestants: vec![

@@ -39,6 +39,8 @@ mod x86;
 
 pub use sets::{F32Kernels, F64Kernels};
 pub use strided::{MatView, matmul_view};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86::has_avx512;
 
 use crate::Real;
 use crate::parallel;

@@ -1,9 +1,10 @@
 //! Multi-head self-attention: [`MultiHeadAttention`] (PyTorch's `nn.MultiheadAttention` used
 //! as `attn(x, x, x)`), and its cache [`AttentionCache`].
 
-use super::recurrent::add_column_sums;
-use crate::memory::{carve, sample, sample_mut};
-use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
+use super::recurrent::{add_slice_column_sums, flat, flat_mut, input_gradients, take};
+use crate::kernels::{self, MatView};
+use crate::memory::carve;
+use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
 use nalgebra::SMatrix;
 
 /// Multi-head scaled dot-product self-attention over a sequence `[S, D]` (`IN = S·D`, token
@@ -41,12 +42,17 @@ use nalgebra::SMatrix;
 /// used. Work per sample: `O(S·D²)` for the projections, `O(S²·D)` for the attention; the
 /// cache holds `Q, K, V`, `O` and the `HEADS` attention matrices `S × S` of every sample.
 ///
-/// The passes work one sample at a time, reading and writing the batch's columns in place;
-/// one sample's temporaries live in the layer's scratch memory ([`Layer::SCRATCH`]
-/// `= S·(4D + 1)` per sample: `forward`'s `[Q; K; V]`, `O` and one row of `P`, backward's
-/// `∂[Q; K; V]`, `∂O` (then `∂X`) and one row of `∂P`), so nothing sequence-sized is on the
-/// stack. As the scratch is sized per sample, a batch of `B` gets `B` times what one sample
-/// uses.
+/// The projections run over the whole batch at once: the batch is the `D × S·B` matrix of
+/// every sample's tokens (column-major, sample `j`'s in columns `j·S .. (j + 1)·S`, in place),
+/// so `[Q; K; V]` of every token is one product (`3D × D` by `D × S·B`), as are `Y`, and in
+/// backward `∂W_in`, `∂X`, `∂W_out` and `∂O` (the products of issue 16, as the recurrent
+/// layers' input projections). The attention itself (softmax, `P·V` and their gradients) runs
+/// sample by sample, head by head, in loops also compiled for AVX-512 and run so where the
+/// CPU has it (the same results bit for bit). The batch's `[Q; K; V]` and `O` (in backward their
+/// gradients) live in the layer's scratch memory, one sample's after another as columns of
+/// one matrix, and one row of `P` or `∂P` after them ([`Layer::SCRATCH`] `= S·(4D + 1)` per
+/// sample, as the macro plans only per-sample scratch for a layer that needs any; in
+/// training the cache holds `[Q; K; V]` and `O`), so nothing sequence-sized is on the stack.
 #[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct MultiHeadAttention<
@@ -103,10 +109,32 @@ const fn check(d: usize, heads: usize, s: usize, input: usize, d3: usize) {
     assert!(input == s * d, "MultiHeadAttention: IN must be S·D");
 }
 
-/// `a · b`.
+/// `a · b`, in 8 interleaved partial sums (element `i` into sum `i mod 8`, added pairwise at
+/// the end): 8 independent chains the compiler makes one vector, where one sum would be a
+/// chain of `len` dependent multiply-adds (a head of 16 features: 16 latencies per score).
+/// The order depends on the length only, so every sample's scores round alike.
 #[inline]
 fn dot<T: Real>(a: &[T], b: &[T]) -> T {
-    a.iter().zip(b).fold(T::ZERO, |sum, (&a, &b)| sum + a * b)
+    let (a_chunks, a_rest) = a.as_chunks::<8>();
+    let (b_chunks, b_rest) = b[..a.len()].as_chunks::<8>();
+    let mut sums = [T::ZERO; 8];
+    for (a, b) in a_chunks.iter().zip(b_chunks) {
+        for ((sum, &a), &b) in sums.iter_mut().zip(a).zip(b) {
+            *sum += a * b;
+        }
+    }
+    for ((sum, &a), &b) in sums.iter_mut().zip(a_rest).zip(b_rest) {
+        *sum += a * b;
+    }
+    ((sums[0] + sums[4]) + (sums[2] + sums[6])) + ((sums[1] + sums[5]) + (sums[3] + sums[7]))
+}
+
+/// `y += alpha·x`.
+#[inline]
+fn axpy<T: Real>(y: &mut [T], alpha: T, x: &[T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += alpha * x;
+    }
 }
 
 impl<
@@ -131,26 +159,41 @@ impl<
         T::ONE / T::of((D / HEADS) as f64).sqrt()
     }
 
-    /// The forward pass of one sample `x` (`D × S`): writes `[Q; K; V]`, `O`, `y` and, when
-    /// given, the attention weights (transposed, see [`AttentionCache::weights`]); `p` holds
-    /// one query's weights at a time.
+    /// `[Q; K; V] = W_in·X + b_in·1ᵀ` for every token of every sample: `qkv` (`3D × S·B`,
+    /// sample `j`'s tokens in columns `j·S .. (j + 1)·S`) from the batch `x`, which is the
+    /// `D × S·B` matrix of all the tokens: one product.
+    fn project_in<const B: usize>(&self, x: &SMatrix<T, IN, B>, qkv: &mut [T]) {
+        for column in qkv.chunks_exact_mut(D3) {
+            column.copy_from_slice(self.in_proj_bias.as_slice());
+        }
+        let w = MatView::new(self.in_proj_weight.as_slice(), D3);
+        let x = MatView::new(x.as_slice(), D);
+        kernels::matmul_view(D3, S * B, D, qkv, D3, w, x, true);
+    }
+
+    /// `Y = W_out·O + b_out·1ᵀ` for every token of every sample: `context` is `O`
+    /// (`D × S·B`, as [`project_in`](Self::project_in)'s `qkv`), `y` the batch: one product.
+    fn project_out<const B: usize>(&self, context: &[T], y: &mut SMatrix<T, IN, B>) {
+        for column in y.as_mut_slice().chunks_exact_mut(D) {
+            column.copy_from_slice(self.out_proj_bias.as_slice());
+        }
+        let w = MatView::new(self.out_proj_weight.as_slice(), D);
+        let context = MatView::new(context, D);
+        kernels::matmul_view(D, S * B, D, y.as_mut_slice(), D, w, context, true);
+    }
+
+    /// The attention of one sample, head by head: from its `[Q; K; V]` (`qkv`, `3D × S`)
+    /// writes `O` (`context`, `D × S`) and, when given, the attention weights (transposed,
+    /// see [`AttentionCache::weights`]); `p` holds one query's weights at a time.
+    #[inline(always)]
     fn attend(
-        &self,
-        x: &SMatrix<T, D, S>,
-        qkv: &mut SMatrix<T, D3, S>,
-        context: &mut SMatrix<T, D, S>,
+        qkv: &[T],
+        context: &mut [T],
         mut weights: Option<&mut [SMatrix<T, S, S>; HEADS]>,
         p: &mut SMatrix<T, S, 1>,
-        y: &mut SMatrix<T, D, S>,
     ) {
-        const { check(D, HEADS, S, IN, D3) };
         let e = D / HEADS;
         let scale = Self::scale();
-        for mut column in qkv.column_iter_mut() {
-            column.copy_from(&self.in_proj_bias);
-        }
-        kernels::matmul(qkv, &self.in_proj_weight, x, true);
-        let qkv = qkv.as_slice();
         for h in 0..HEADS {
             let (q0, k0, v0) = (h * e, D + h * e, 2 * D + h * e);
             for s in 0..S {
@@ -172,23 +215,157 @@ impl<
                 for p in p.iter_mut().skip(keys) {
                     *p = T::ZERO;
                 }
-                let o = &mut context.as_mut_slice()[s * D + h * e..][..e];
+                let o = &mut context[s * D + h * e..][..e];
                 o.fill(T::ZERO);
                 for (t, &p) in p.iter().enumerate().take(keys) {
-                    let v = &qkv[t * D3 + v0..][..e];
-                    for (o, &v) in o.iter_mut().zip(v) {
-                        *o += p * v;
-                    }
+                    axpy(o, p, &qkv[t * D3 + v0..][..e]);
                 }
                 if let Some(weights) = weights.as_deref_mut() {
                     weights[h].column_mut(s).copy_from(p);
                 }
             }
         }
-        for mut column in y.column_iter_mut() {
-            column.copy_from(&self.out_proj_bias);
+    }
+
+    /// The backward pass of one sample's attention, head by head, query by query: from its
+    /// `[Q; K; V]` (`qkv`), attention weights and `∂O` (`d_context`), adds `∂[Q; K; V]` to
+    /// `d_qkv`; `dp` holds one row of `∂P` at a time.
+    #[inline(always)]
+    fn attend_backward(
+        qkv: &[T],
+        weights: &[SMatrix<T, S, S>; HEADS],
+        d_context: &[T],
+        d_qkv: &mut [T],
+        dp: &mut SMatrix<T, S, 1>,
+    ) {
+        let e = D / HEADS;
+        let scale = Self::scale();
+        let d = d_qkv;
+        for h in 0..HEADS {
+            let (q0, k0, v0) = (h * e, D + h * e, 2 * D + h * e);
+            for s in 0..S {
+                let keys = Self::keys(s);
+                let p = &weights[h].as_slice()[s * S..][..keys];
+                let d_o = &d_context[s * D + h * e..][..e];
+                // ∂P[s, t] = ∂o_s · v_t and ∂v_t += P[s, t]·∂o_s.
+                let mut weighted = T::ZERO;
+                for (t, &p) in p.iter().enumerate() {
+                    dp[t] = dot(d_o, &qkv[t * D3 + v0..][..e]);
+                    weighted += p * dp[t];
+                    axpy(&mut d[t * D3 + v0..][..e], p, d_o);
+                }
+                // ∂A[s, t] = P[s, t]·(∂P[s, t] − Σ_u P[s, u]·∂P[s, u]), through the
+                // scaling into ∂q_s and ∂k_t (∂A's row in `dp`).
+                for (dp, &p) in dp.iter_mut().zip(p) {
+                    *dp = p * (*dp - weighted) * scale;
+                }
+                let q = &qkv[s * D3 + q0..][..e];
+                for (t, &da) in dp.iter().enumerate().take(keys) {
+                    axpy(&mut d[t * D3 + k0..][..e], da, q);
+                }
+                let dq = &mut d[s * D3 + q0..][..e];
+                for (t, &da) in dp.iter().enumerate().take(keys) {
+                    axpy(dq, da, &qkv[t * D3 + k0..][..e]);
+                }
+            }
         }
-        kernels::matmul(y, &self.out_proj_weight, context, true);
+    }
+
+    /// Every sample's attention ([`attend`](Self::attend)), sample after sample: `qkv` and
+    /// `context` hold the batch's `[Q; K; V]` and `O` side by side, `weights` (when given)
+    /// one sample's attention weights after another.
+    #[inline(always)]
+    fn heads(
+        qkv: &[T],
+        context: &mut [T],
+        mut weights: Option<&mut [[SMatrix<T, S, S>; HEADS]]>,
+        p: &mut SMatrix<T, S, 1>,
+    ) {
+        let samples = qkv
+            .chunks_exact(D3 * S)
+            .zip(context.chunks_exact_mut(D * S));
+        for (j, (qkv, context)) in samples.enumerate() {
+            let weights = weights.as_deref_mut().map(|weights| &mut weights[j]);
+            Self::attend(qkv, context, weights, p);
+        }
+    }
+
+    /// Every sample's attention backward ([`attend_backward`](Self::attend_backward)),
+    /// sample after sample (the batch's matrices side by side, as [`heads`](Self::heads)).
+    #[inline(always)]
+    fn heads_backward(
+        qkv: &[T],
+        weights: &[[SMatrix<T, S, S>; HEADS]],
+        d_context: &[T],
+        d_qkv: &mut [T],
+        dp: &mut SMatrix<T, S, 1>,
+    ) {
+        let samples = d_context
+            .chunks_exact(D * S)
+            .zip(d_qkv.chunks_exact_mut(D3 * S));
+        for (j, (d_context, d_qkv)) in samples.enumerate() {
+            let qkv = &qkv[j * D3 * S..][..D3 * S];
+            Self::attend_backward(qkv, &weights[j], d_context, d_qkv, dp);
+        }
+    }
+
+    /// [`heads`](Self::heads) compiled for AVX-512: the same operations in the same order
+    /// (Rust fuses no multiply-add), so the same results bit for bit, in wider vectors.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn heads_avx512(
+        qkv: &[T],
+        context: &mut [T],
+        weights: Option<&mut [[SMatrix<T, S, S>; HEADS]]>,
+        p: &mut SMatrix<T, S, 1>,
+    ) {
+        Self::heads(qkv, context, weights, p);
+    }
+
+    /// [`heads_backward`](Self::heads_backward) compiled for AVX-512 (as
+    /// [`heads_avx512`](Self::heads_avx512)).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn heads_backward_avx512(
+        qkv: &[T],
+        weights: &[[SMatrix<T, S, S>; HEADS]],
+        d_context: &[T],
+        d_qkv: &mut [T],
+        dp: &mut SMatrix<T, S, 1>,
+    ) {
+        Self::heads_backward(qkv, weights, d_context, d_qkv, dp);
+    }
+
+    /// [`heads`](Self::heads), compiled for AVX-512 where the CPU has it (the layer's loops
+    /// are otherwise compiled for the baseline: SSE2 on x86-64).
+    fn run_heads(
+        qkv: &[T],
+        context: &mut [T],
+        weights: Option<&mut [[SMatrix<T, S, S>; HEADS]]>,
+        p: &mut SMatrix<T, S, 1>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { Self::heads_avx512(qkv, context, weights, p) };
+        }
+        Self::heads(qkv, context, weights, p);
+    }
+
+    /// [`heads_backward`](Self::heads_backward), compiled for AVX-512 where the CPU has it.
+    fn run_heads_backward(
+        qkv: &[T],
+        weights: &[[SMatrix<T, S, S>; HEADS]],
+        d_context: &[T],
+        d_qkv: &mut [T],
+        dp: &mut SMatrix<T, S, 1>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { Self::heads_backward_avx512(qkv, weights, d_context, d_qkv, dp) };
+        }
+        Self::heads_backward(qkv, weights, d_context, d_qkv, dp);
     }
 }
 
@@ -225,8 +402,9 @@ impl<
         },
     ];
 
-    /// Per sample: one sample's `[Q; K; V]` (`3D·S`) and `O` (`D·S`) in `forward`, its
-    /// `∂[Q; K; V]` and `∂O` (then `∂X`) in `backward`, and one row of `P` or `∂P` (`S`).
+    /// Per sample: its `[Q; K; V]` (`3D·S`) and `O` (`D·S`) in `forward`, its `∂[Q; K; V]`
+    /// and `∂O` in `backward` (the batch's side by side, for the projections' products), and
+    /// `S` more, of which the batch's first `S` hold one row of `P` or `∂P`.
     const SCRATCH: usize = S * (4 * D + 1);
 
     type Cache<const B: usize> = AttentionCache<T, D, HEADS, S, D3, B>;
@@ -240,12 +418,12 @@ impl<
         mut scratch: &mut [T],
     ) {
         const { check(D, HEADS, S, IN, D3) };
-        let qkv: &mut SMatrix<T, D3, S> = carve(&mut scratch);
-        let context: &mut SMatrix<T, D, S> = carve(&mut scratch);
+        let qkv = take(&mut scratch, D3 * S * B);
+        let context = take(&mut scratch, D * S * B);
         let p: &mut SMatrix<T, S, 1> = carve(&mut scratch);
-        for j in 0..B {
-            self.attend(sample(x, j), qkv, context, None, p, sample_mut(y, j));
-        }
+        self.project_in(x, qkv);
+        Self::run_heads(qkv, context, None, p);
+        self.project_out(context, y);
     }
 
     fn forward_train<const B: usize>(
@@ -258,11 +436,10 @@ impl<
     ) {
         const { check(D, HEADS, S, IN, D3) };
         let p: &mut SMatrix<T, S, 1> = carve(&mut scratch);
-        for j in 0..B {
-            let weights = Some(&mut cache.weights[j]);
-            let (qkv, context) = (&mut cache.qkv[j], &mut cache.context[j]);
-            self.attend(sample(x, j), qkv, context, weights, p, sample_mut(y, j));
-        }
+        self.project_in(x, flat_mut(&mut cache.qkv));
+        let (qkv, context) = (flat(&cache.qkv), flat_mut(&mut cache.context));
+        Self::run_heads(qkv, context, Some(&mut cache.weights), p);
+        self.project_out(flat(&cache.context), y);
     }
 
     fn backward<const B: usize>(
@@ -270,66 +447,36 @@ impl<
         x: &SMatrix<T, IN, B>,
         cache: &AttentionCache<T, D, HEADS, S, D3, B>,
         dy: &SMatrix<T, IN, B>,
-        mut dx: Option<&mut SMatrix<T, IN, B>>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
         mut scratch: &mut [T],
     ) {
         const { check(D, HEADS, S, IN, D3) };
-        let e = D / HEADS;
-        let scale = Self::scale();
-        // ∂O of a sample; once the heads have read it, the same memory holds its ∂X.
-        let d_context: &mut SMatrix<T, D, S> = carve(&mut scratch);
-        let d_qkv: &mut SMatrix<T, D3, S> = carve(&mut scratch);
+        let d_context = take(&mut scratch, D * S * B);
+        let d_qkv = take(&mut scratch, D3 * S * B);
         let dp: &mut SMatrix<T, S, 1> = carve(&mut scratch);
-        for j in 0..B {
-            let (x_j, dy_j): (&SMatrix<T, D, S>, _) = (sample(x, j), sample(dy, j));
-            let (qkv, context) = (cache.qkv[j].as_slice(), &cache.context[j]);
-            // Output projection.
-            kernels::matmul_abt(&mut grads.out_proj_weight, dy_j, context, true);
-            add_column_sums(&mut grads.out_proj_bias, dy_j);
-            kernels::matmul_atb(d_context, &self.out_proj_weight, dy_j, false);
-            // Attention, head by head, query by query.
-            d_qkv.fill(T::ZERO);
-            let d = d_qkv.as_mut_slice();
-            for h in 0..HEADS {
-                let (q0, k0, v0) = (h * e, D + h * e, 2 * D + h * e);
-                for s in 0..S {
-                    let keys = Self::keys(s);
-                    let p = &cache.weights[j][h].as_slice()[s * S..][..keys];
-                    let d_o = &d_context.as_slice()[s * D + h * e..][..e];
-                    // ∂P[s, t] = ∂o_s · v_t and ∂v_t += P[s, t]·∂o_s.
-                    let mut weighted = T::ZERO;
-                    for (t, &p) in p.iter().enumerate() {
-                        dp[t] = dot(d_o, &qkv[t * D3 + v0..][..e]);
-                        weighted += p * dp[t];
-                        for (dv, &d_o) in d[t * D3 + v0..][..e].iter_mut().zip(d_o) {
-                            *dv += p * d_o;
-                        }
-                    }
-                    // ∂A[s, t] = P[s, t]·(∂P[s, t] − Σ_u P[s, u]·∂P[s, u]), through the
-                    // scaling into ∂q_s and ∂k_t.
-                    for (t, &p) in p.iter().enumerate() {
-                        let da = p * (dp[t] - weighted) * scale;
-                        for i in 0..e {
-                            d[s * D3 + q0 + i] += da * qkv[t * D3 + k0 + i];
-                            d[t * D3 + k0 + i] += da * qkv[s * D3 + q0 + i];
-                        }
-                    }
-                }
-            }
-            // Input projection.
-            kernels::matmul_abt(&mut grads.in_proj_weight, d_qkv, x_j, true);
-            add_column_sums(&mut grads.in_proj_bias, d_qkv);
-            let Some(dx) = dx.as_deref_mut() else {
-                continue;
-            };
-            let dx_j = &mut *d_context;
-            kernels::matmul_atb(dx_j, &self.in_proj_weight, d_qkv, false);
-            let dx = &mut dx.as_mut_slice()[j * IN..(j + 1) * IN];
-            for (dx, &g) in dx.iter_mut().zip(dx_j.as_slice()) {
-                *dx += g;
-            }
-        }
+        // Output projection, over every token of every sample: ∂W_out += ∂Y·Oᵀ,
+        // ∂b_out += ∂Y·1, ∂O = W_outᵀ·∂Y.
+        let dys = MatView::new(dy.as_slice(), D);
+        let context = MatView::new(flat(&cache.context), D);
+        let dw = grads.out_proj_weight.as_mut_slice();
+        kernels::matmul_view(D, D, S * B, dw, D, dys, context.t(), true);
+        add_slice_column_sums(&mut grads.out_proj_bias, dy.as_slice());
+        let w_out = MatView::new(self.out_proj_weight.as_slice(), D).t();
+        kernels::matmul_view(D, S * B, D, d_context, D, w_out, dys, false);
+        // Attention, sample by sample.
+        d_qkv.fill(T::ZERO);
+        Self::run_heads_backward(flat(&cache.qkv), &cache.weights, d_context, d_qkv, dp);
+        // Input projection, over every token of every sample: ∂W_in += ∂[Q; K; V]·Xᵀ,
+        // ∂b_in += ∂[Q; K; V]·1, ∂X += W_inᵀ·∂[Q; K; V].
+        input_gradients::<T, D3, D, S, IN, B>(
+            &self.in_proj_weight,
+            x,
+            d_qkv,
+            &mut grads.in_proj_weight,
+            dx,
+        );
+        add_slice_column_sums(&mut grads.in_proj_bias, d_qkv);
     }
 }
 
@@ -489,37 +636,97 @@ mod tests {
         assert_eq!(y, y_train);
     }
 
+    /// A batch of `B` samples against `B` passes of one sample each: the outputs bit for bit
+    /// (each column of the projections' products is the same whatever the other columns),
+    /// inference's as training's, and `∂X` and the parameter gradients (sums over the batch's
+    /// tokens in another order) to rounding.
+    fn batch_equals_single_samples_for<
+        const D: usize,
+        const HEADS: usize,
+        const S: usize,
+        const IN: usize,
+        const D3: usize,
+        const CAUSAL: bool,
+        const B: usize,
+    >(
+        seed: u64,
+    ) {
+        let layer = example::<D, HEADS, S, IN, D3, CAUSAL>(seed);
+        let x = random_matrix::<IN, B>(seed + 1, 1.0);
+        let dy = random_matrix::<IN, B>(seed + 2, 1.0);
+        let (y, cache, dx, grads) = train_pass(&layer, &x, &dy);
+        let mut y_inference = SMatrix::ZERO;
+        layer.forward(&(), &x, &mut y_inference, &mut scratch_for(&layer, &x));
+        assert_eq!(y, y_inference);
+        let mut single_grads = MultiHeadAttention::<f64, D, HEADS, S, IN, D3, CAUSAL>::ZERO;
+        for j in 0..B {
+            let xj: SMatrix<f64, IN, 1> = x.column(j).into();
+            let dyj: SMatrix<f64, IN, 1> = dy.column(j).into();
+            let (yj, cachej, dxj, gradsj) = train_pass(&layer, &xj, &dyj);
+            assert_eq!(yj.as_slice(), y.column(j).as_slice());
+            assert_eq!(cachej.qkv[0], cache.qkv[j]);
+            assert_eq!(cachej.context[0], cache.context[j]);
+            assert_eq!(cachej.weights[0], cache.weights[j]);
+            assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
+            for (sum, &g) in single_grads
+                .as_mut_slice()
+                .iter_mut()
+                .zip(gradsj.as_slice())
+            {
+                *sum += g;
+            }
+        }
+        let scale = grads.as_slice().iter().fold(1.0f64, |m, g| m.max(g.abs()));
+        assert_close(single_grads.as_slice(), grads.as_slice(), 1e-14 * scale);
+    }
+
     #[test]
     fn batch_equals_single_samples() {
-        let layer = example::<4, 2, 3, 12, 12, true>(14);
-        let x = random_matrix::<12, 4>(15, 1.0);
-        let dy = random_matrix::<12, 4>(16, 1.0);
-        let (y, _, dx, grads) = train_pass(&layer, &x, &dy);
-        let mut single_grads = MultiHeadAttention::ZERO;
-        for j in 0..4 {
-            let xj: SMatrix<f64, 12, 1> = x.column(j).into();
-            let dyj: SMatrix<f64, 12, 1> = dy.column(j).into();
-            let (mut yj, mut cachej, mut dxj) =
-                (SMatrix::ZERO, AttentionCache::ZERO, SMatrix::ZERO);
-            layer.forward_train(
-                &mut (),
-                &xj,
-                &mut yj,
-                &mut cachej,
-                &mut scratch_for(&layer, &xj),
-            );
-            layer.backward(
-                &xj,
-                &cachej,
-                &dyj,
-                Some(&mut dxj),
-                &mut single_grads,
-                &mut scratch_for(&layer, &xj),
-            );
-            assert_eq!(yj.as_slice(), y.column(j).as_slice());
-            assert_close(dxj.as_slice(), dx.column(j).as_slice(), 1e-14);
+        batch_equals_single_samples_for::<4, 2, 3, 12, 12, true, 4>(14);
+        batch_equals_single_samples_for::<4, 2, 3, 12, 12, false, 3>(20);
+        // One token per sample: the batch's tokens are its samples.
+        batch_equals_single_samples_for::<4, 1, 1, 4, 12, false, 5>(21);
+        batch_equals_single_samples_for::<6, 3, 1, 6, 18, true, 2>(22);
+        // Large enough for the projections to run the blocked GEMM.
+        batch_equals_single_samples_for::<32, 4, 8, 256, 96, true, 6>(23);
+        batch_equals_single_samples_for::<32, 2, 16, 512, 96, false, 3>(24);
+    }
+
+    /// The heads' loops compiled for AVX-512 give the baseline build's results bit for bit.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx512_heads_equal_the_baseline_heads() {
+        type Mha = MultiHeadAttention<f32, 32, 2, 7, 224, 96, true>;
+        if !kernels::has_avx512() {
+            return;
         }
-        assert_close(single_grads.as_slice(), grads.as_slice(), 1e-13);
+        let values = |n: usize, seed: u64| -> std::vec::Vec<f32> {
+            let m = random_matrix::<1, 1>(seed, 1.0)[0];
+            (0..n)
+                .map(|i| ((i as f64 * 0.37 + m).sin() * 2.0) as f32)
+                .collect()
+        };
+        const B: usize = 3;
+        let qkv = values(96 * 7 * B, 30);
+        let d_context = values(32 * 7 * B, 31);
+        let (mut p, mut w, mut w_avx) = (
+            SMatrix::ZERO,
+            [[SMatrix::ZERO; 2]; B],
+            [[SMatrix::ZERO; 2]; B],
+        );
+        let (mut context, mut context_avx) =
+            (std::vec![0.0; 32 * 7 * B], std::vec![0.0; 32 * 7 * B]);
+        Mha::heads(&qkv, &mut context, Some(&mut w), &mut p);
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { Mha::heads_avx512(&qkv, &mut context_avx, Some(&mut w_avx), &mut p) };
+        assert_eq!(context, context_avx);
+        assert_eq!(w, w_avx);
+        let (mut d_qkv, mut d_qkv_avx) = (std::vec![0.0; 96 * 7 * B], std::vec![0.0; 96 * 7 * B]);
+        Mha::heads_backward(&qkv, &w, &d_context, &mut d_qkv, &mut p);
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { Mha::heads_backward_avx512(&qkv, &w, &d_context, &mut d_qkv_avx, &mut p) };
+        assert_eq!(d_qkv, d_qkv_avx);
+        assert!(d_qkv.iter().all(|g| g.is_finite()) && d_qkv.iter().any(|&g| g != 0.0));
     }
 
     /// `forward` against `tests/layers_reference.py` (numpy, PyTorch's equations):

@@ -114,17 +114,6 @@ pub(super) fn add_rows<T: Real, const N: usize, const M: usize, const B: usize>(
     rows += value;
 }
 
-/// `sum += m·1` (the sum of `m`'s columns): a bias gradient.
-#[inline]
-pub(super) fn add_column_sums<T: Real, const M: usize, const B: usize>(
-    sum: &mut SMatrix<T, M, 1>,
-    m: &SMatrix<T, M, B>,
-) {
-    for column in m.column_iter() {
-        *sum += column;
-    }
-}
-
 /// The logistic sigmoid, stable for large `|x|` (the activation's own).
 #[inline]
 pub(super) fn sigmoid<T: Real>(x: T) -> T {

@@ -108,8 +108,9 @@ impl BuiltinLayer for Attention {
         true
     }
 
-    /// `S·(4D + 1)`, `nn_core`'s `MultiHeadAttention::SCRATCH`: one sample's `[Q; K; V]` and
-    /// `O` (their gradients in backward), and one row of the attention weights (or theirs).
+    /// `S·(4D + 1)`, `nn_core`'s `MultiHeadAttention::SCRATCH`: a sample's `[Q; K; V]` and
+    /// `O` (their gradients in backward), the batch's side by side for the projections'
+    /// products, and one row of the attention weights (or of their gradient) after them.
     fn scratch_per_sample(&self, input: &Shape) -> Dim {
         let (steps, d) = (&input.dims()[0], &input.dims()[1]);
         steps.mul(&Dim::Known(4).mul(d).add(&Dim::Known(1)))

@@ -12,9 +12,10 @@
 //! its own part (`rayon::join`, so idle threads steal the parts):
 //!
 //! - **Matrix products** ([`kernels`](crate::kernels)) of at least [`PARALLEL_MIN_WORK`]
-//!   multiply-adds: the rows of `C`, in parts starting at multiples of [`ROW_GRANULE`]. `A`'s
-//!   rows (a layer's weights, in the forward pass and the weight gradient) are read by one
-//!   thread each, so two cores also bring two L2 caches to the weights.
+//!   multiply-adds: the columns of `C` (when it has at least as many columns as rows: a
+//!   weight gradient `∂Y·Xᵀ`, each part a contiguous block) or its rows (a forward product
+//!   `W·X`: each thread reads its rows of the weights, so two cores bring two L2 caches to
+//!   them), in parts starting at multiples of [`COLUMN_GRANULE`] or [`ROW_GRANULE`].
 //! - **Passes over every parameter** of at least [`ELEMENTWISE_MIN_LEN`] scalars: the
 //!   optimizers' updates, the zeroing of the gradient in `train_step`, and the gradient's
 //!   norm ([`global_norm`](crate::optim::global_norm)).
@@ -23,8 +24,8 @@
 //! `no_std` build) the work runs whole on the calling thread.
 //!
 //! **Results do not depend on the number of threads**, bit for bit: the parts of a product
-//! start at multiples of every kernel's row tile and no kernel's summation order for an
-//! element depends on which rows it computes alongside; the element-wise passes compute each
+//! start at multiples of every kernel's tiles and no kernel's summation order for an element
+//! depends on which elements it computes alongside; the element-wise passes compute each
 //! element alone; the norm's sum has the same tree (fixed blocks, added pairwise) on one
 //! thread as on many. (`kernels::tests::split_products_equal_whole_ones_bit_for_bit`,
 //! `tests/parallel.rs`.)
@@ -38,10 +39,15 @@
 /// it to another thread and waiting for it.
 pub const PARALLEL_MIN_WORK: usize = 512 * 1024;
 
-/// The parts of a split product start at multiples of this many rows: a multiple of every
-/// kernel's row tile (`MR` is at most 32, the dot-product kernel takes 4 rows), so that a
-/// split never changes which rows share a tile.
+/// The parts of a product split by rows start at multiples of this many rows: a multiple of
+/// every kernel's row tile (the GEMM's `MR` is at most 32, the dot-product kernel takes 4), so
+/// that a split never changes which rows share a tile.
 pub const ROW_GRANULE: usize = 32;
+
+/// The parts of a product split by columns start at multiples of this many columns: a
+/// multiple of every kernel's column blocks (the GEMM's `NC = 64`, the dot-product kernel's
+/// 16).
+pub const COLUMN_GRANULE: usize = 64;
 
 /// Element-wise passes over fewer scalars than this run on the calling thread (about 10 µs
 /// of memory traffic for `f32`).
@@ -93,21 +99,27 @@ unsafe impl<T> Send for SharedPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for SharedPtr<T> {}
 
-/// Runs `part(first_row, rows)` over `0..m`: on the calling thread in one call, or, on a
-/// thread of a rayon pool with several threads and for `work ≥` [`PARALLEL_MIN_WORK`], in
-/// one call per thread on parts starting at multiples of [`ROW_GRANULE`].
+/// Runs `part(first, len)` over `0..extent` (the rows or the columns of a product's result):
+/// on the calling thread in one call, or, on a thread of a rayon pool with several threads
+/// and for `work ≥` [`PARALLEL_MIN_WORK`], in one call per thread on parts starting at
+/// multiples of `granule` ([`ROW_GRANULE`] or [`COLUMN_GRANULE`]).
 #[inline]
-pub(crate) fn for_row_parts<F: Fn(usize, usize) + Sync>(m: usize, work: usize, part: F) {
+pub(crate) fn for_parts_of_product<F: Fn(usize, usize) + Sync>(
+    extent: usize,
+    granule: usize,
+    work: usize,
+    part: F,
+) {
     if work >= PARALLEL_MIN_WORK {
         let threads = pool_threads();
-        if threads > 1 && m > ROW_GRANULE {
+        if threads > 1 && extent > granule {
             #[cfg(test)]
             SPLITS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-            for_parts(m, ROW_GRANULE, threads, &part);
+            for_parts(extent, granule, threads, &part);
             return;
         }
     }
-    part(0, m);
+    part(0, extent);
 }
 
 /// Runs `part(start, len)` over `0..len` in `threads` parts (fewer if there are fewer

@@ -247,7 +247,7 @@ impl<T: Copy> View<T> {
 }
 
 // SAFETY: a view only reads, and the functions of this module that share one between threads
-// (`split_rows`) only read through it while the owner's borrow lasts.
+// (`split_product`) only read through it while the owner's borrow lasts.
 unsafe impl<T> Send for View<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for View<T> {}
@@ -344,38 +344,56 @@ unsafe fn product<T: Real, const M: usize, const K: usize, const N: usize>(
             (Algorithm::TransposedDirect, Operand::Transposed(a)) => {
                 transposed_direct::<T, M, K, N>(c, a, b, accumulate)
             }
-            (Algorithm::Dots, _) => split_rows(M, N, K, a_view, y, |m, a, c| {
-                T::Kernels::dots(m, N, K, a, b, c, ldc, accumulate)
+            (Algorithm::Dots, _) => split_product(M, N, K, a_view, b, y, ldc, |m, n, a, b, c| {
+                T::Kernels::dots(m, n, K, a, b, c, ldc, accumulate)
             }),
-            (Algorithm::Gemm, _) => split_rows(M, N, K, a_view, y, |m, a, c| {
-                T::Kernels::gemm(m, N, K, a, b, c, ldc, accumulate)
+            (Algorithm::Gemm, _) => split_product(M, N, K, a_view, b, y, ldc, |m, n, a, b, c| {
+                T::Kernels::gemm(m, n, K, a, b, c, ldc, accumulate)
             }),
             _ => unreachable!("`algorithm` pairs each inlined algorithm with its layout"),
         }
     }
 }
 
-/// Runs `kernel(rows, A's first row, C's first row)` on parts of the rows of an `m × n`
-/// product, across the threads of the rayon pool it is called in when it is large enough
-/// (see [`crate::parallel`]), else whole.
+/// Runs `kernel(rows, columns, A from the part's first row, B from its first column, C at
+/// the part's first element)` on parts of an `m × n` product: whole, or across the threads of
+/// the rayon pool it is called in when it is large enough (see [`crate::parallel`]), cut
+/// along `C`'s columns when it has at least as many columns as rows (each part then writes
+/// one contiguous block of `C`), else along its rows.
 ///
 /// # Safety
-/// `kernel` is safe to call on any range of rows of the `m × n × k` product whose operand
-/// `a` and result `c` (leading dimension `ldc`) the caller's contract covers.
+/// `kernel` is safe to call on any block of rows and columns of the `m × n × k` product
+/// whose operands `a`, `b` and result `c` (leading dimension `ldc`) the caller's contract
+/// covers.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) unsafe fn split_rows<T: Real>(
+pub(crate) unsafe fn split_product<T: Real>(
     m: usize,
     n: usize,
     k: usize,
     a: View<T>,
+    b: View<T>,
     c: *mut T,
-    kernel: impl Fn(usize, View<T>, *mut T) + Sync,
+    ldc: usize,
+    kernel: impl Fn(usize, usize, View<T>, View<T>, *mut T) + Sync,
 ) {
     let c = parallel::SharedPtr(c);
-    parallel::for_row_parts(m, m * n * k, |first, rows| {
-        // SAFETY: `first + rows ≤ m`: the part's rows are inside A and C, and parts write
-        // disjoint rows of C.
-        unsafe { kernel(rows, a.offset(first, 0), c.get().add(first)) }
+    let by_columns = n >= m;
+    let (extent, granule) = if by_columns {
+        (n, parallel::COLUMN_GRANULE)
+    } else {
+        (m, parallel::ROW_GRANULE)
+    };
+    parallel::for_parts_of_product(extent, granule, m * n * k, |first, len| {
+        // SAFETY: `first + len` is at most `n` (columns) or `m` (rows): the part's block is
+        // inside A, B and C, and parts write disjoint blocks of C.
+        unsafe {
+            if by_columns {
+                kernel(m, len, a, b.offset(0, first), c.get().add(first * ldc))
+            } else {
+                kernel(len, n, a.offset(first, 0), b, c.get().add(first))
+            }
+        }
     });
 }
 

@@ -595,7 +595,7 @@ fn product_bits<T: Real, const M: usize, const K: usize, const N: usize>() -> Ve
 
 /// Products large enough to be split across a pool's threads give the same bits as on the
 /// calling thread alone, whatever the number of threads (the parts start at multiples of
-/// `ROW_GRANULE` rows; see `parallel`). Sizes: every algorithm that splits (the GEMM, the dot
+/// `ROW_GRANULE` rows or `COLUMN_GRANULE` columns; see `parallel`). Sizes: every algorithm that splits (the GEMM, the dot
 /// products), row counts that are not multiples of the granule, above and at the threshold.
 #[test]
 fn split_products_equal_whole_ones_bit_for_bit() {
@@ -636,4 +636,7 @@ fn split_products_equal_whole_ones_bit_for_bit() {
     check::<f32, 256, 128, 64>();
     check::<f64, 197, 129, 33>();
     check::<f32, 70, 300, 25>();
+    // More columns than rows: split by columns.
+    check::<f32, 40, 70, 300>();
+    check::<f64, 64, 64, 197>();
 }

@@ -34,6 +34,8 @@ nn::network! {
         dropout: Dropout<0.5>,
         embedding: Embedding<10, 6>,
         attention: MultiHeadAttention<2>,
+        self_attention: SelfAttention,
+        learned_positions: LearnedPositions,
         layer_norm: LayerNorm,
         rnn: Rnn<4>,
         gru: Gru<4>,
@@ -48,7 +50,7 @@ nn::network! {
         let e = maxpool2d(bn2d(conv2d(img)));
         let f = gap(avgpool2d(group_norm(e)));
         let s = positions(embedding(tokens));
-        let h = layer_norm(s + attention(s));
+        let h = layer_norm(s + attention(s) + self_attention(learned_positions(s)));
         let y = concat(a, flatten(b), c, f, flatten(rnn(h)), flatten(gru(h)), flatten(lstm(h)), flatten(position_wise(h)));
     }
 }
@@ -142,7 +144,7 @@ fn every_layer_saves_pytorchs_state_dict_keys() {
     // Every layer is compared, except the sinusoidal encoding (no PyTorch module), which has
     // no tensor.
     let compared: Vec<&str> = torch.keys().map(String::as_str).collect();
-    assert_eq!(compared.len(), 20);
+    assert_eq!(compared.len(), 22);
     assert!(
         ours.iter()
             .all(|(l, ..)| compared.contains(&l.as_str()) && l != "positions")

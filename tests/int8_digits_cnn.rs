@@ -300,10 +300,7 @@ const FIRMWARE_WEIGHTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/firmware/weights/digits_cnn.q8"
 );
-const FIRMWARE_IMAGES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/firmware/src/digits_images.rs"
-);
+const FIRMWARE_IMAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/firmware/src/digits_images.rs");
 
 /// Test images the firmware embeds.
 const FIRMWARE_IMAGE_COUNT: usize = 16;
@@ -345,7 +342,10 @@ fn firmware_digits_images() -> String {
     text += "/// The images, quantized: the int8 network's input (S = 1/255, Z = -128).\n";
     text += &format!("pub const IMAGES: [[i8; 64]; {n}] = [\n");
     for &i in &indices {
-        text += &format!("    [{}],\n", list(&mut inputs[i].iter().map(|v| v.to_string())));
+        text += &format!(
+            "    [{}],\n",
+            list(&mut inputs[i].iter().map(|v| v.to_string()))
+        );
     }
     text += "];\n\n/// The int8 logits NumPy computes for each.\n";
     text += &format!("pub const LOGITS: [[i8; 10]; {n}] = [\n");

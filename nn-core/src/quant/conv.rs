@@ -153,7 +153,7 @@ impl<const CO: usize, const K: usize, const IN: usize, const OUT: usize, G: Conv
 /// [`Conv2d`]'s order), `padding` (`Z_x`) where a tap falls outside the input. One input row
 /// (channel `ci`, row `ih`) per `(ci, kh)`, a run of `KW` taps from it: the row's bounds are
 /// checked once, each tap's column against the constant `W` (the digits CNN on the
-/// Cortex-M4: 583,000 → 556,000 instructions per inference against an index and a bounds
+/// Cortex-M4: 583,000 → 553,000 instructions per inference against an index and a bounds
 /// check per tap).
 #[inline(always)]
 fn gather<G: ConvGeometry2d, const IN: usize, const K: usize>(

@@ -36,6 +36,6 @@ mod tests {
         assert_eq!(prefix::<6, 6>(&buffer), &buffer.clone());
         prefix_mut::<2, 6>(&mut buffer).copy_from_slice(&[9, 8]);
         assert_eq!(buffer, [9, 8, 3, 4, 5, 6]);
-        assert_eq!(prefix::<0, 6>(&buffer), &[]);
+        assert_eq!(prefix::<0, 6>(&buffer), &[0i8; 0]);
     }
 }

@@ -144,16 +144,24 @@ impl Expander<'_> {
         let workspace = format_ident!("{}Q8Workspace", model.name);
         let output_sizes: Vec<TokenStream> = plan.iter().map(|l| sizes(l).1).collect();
         let output_sizes_again = &output_sizes;
+        // Hygienic locals (`Span::mixed_site()`): a user's `a` or `x` in scope is not captured.
+        let (a, b, x, max, ws) = (
+            super::local("a"),
+            super::local("b"),
+            super::local("x"),
+            super::local("max"),
+            super::local("workspace"),
+        );
         let buffer = |i: usize| {
-            if i % 2 == 0 {
-                quote! { a }
+            if i.is_multiple_of(2) {
+                quote! { #a }
             } else {
-                quote! { b }
+                quote! { #b }
             }
         };
         let steps = names.iter().enumerate().map(|(i, name)| {
             let input = if i == 0 {
-                quote! { x }
+                quote! { #x }
             } else {
                 let from = buffer(i - 1);
                 quote! { #nn::quant::prefix(&*#from) }
@@ -163,7 +171,7 @@ impl Expander<'_> {
         });
         let result = buffer(names.len() - 1);
         let second = if names.len() > 1 {
-            quote! { b }
+            quote! { #b }
         } else {
             quote! { _ }
         };
@@ -237,9 +245,9 @@ impl Expander<'_> {
                 /// Bytes of the largest activation (a layer's output): the size of each of
                 /// the two buffers of the workspace.
                 pub const ACTIVATION_BYTES: usize = {
-                    let mut max = 0;
-                    #( if #output_sizes > max { max = #output_sizes_again; } )*
-                    max
+                    let mut #max = 0;
+                    #( if #output_sizes > #max { #max = #output_sizes_again; } )*
+                    #max
                 };
 
                 /// Bytes of the workspace of [`forward_in`](Self::forward_in): all the memory
@@ -252,10 +260,10 @@ impl Expander<'_> {
                 /// stack.
                 pub fn forward_in<'a>(
                     &self,
-                    x: &[i8; #input_size],
-                    workspace: &'a mut #workspace,
+                    #x: &[i8; #input_size],
+                    #ws: &'a mut #workspace,
                 ) -> &'a [i8; #output_size] {
-                    let [a, #second] = &mut workspace.buffers;
+                    let [#a, #second] = &mut #ws.buffers;
                     #( #steps )*
                     #nn::quant::prefix(&*#result)
                 }

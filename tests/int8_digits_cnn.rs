@@ -246,6 +246,148 @@ fn int8_digits_cnn_outputs_equal_the_numpy_reference_exactly() {
     assert_eq!(correct, COMMITTED_CORRECT);
 }
 
+/// The committed inputs (the quantized test images) and NumPy's int8 logits for each.
+fn committed_inputs_and_reference() -> (Vec<[i8; 64]>, Vec<[i8; 10]>) {
+    let inputs: Vec<[i8; 64]> = std::fs::read(INT8_INPUTS)
+        .unwrap()
+        .chunks(64)
+        .map(|bytes| core::array::from_fn(|i| bytes[i] as i8))
+        .collect();
+    let reference = std::fs::read_to_string(REFERENCE).unwrap();
+    let expected: Vec<[i8; 10]> = reference
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let values: Vec<i8> = line.split(' ').map(|v| v.parse().unwrap()).collect();
+            values.try_into().unwrap()
+        })
+        .collect();
+    assert_eq!(inputs.len(), expected.len());
+    (inputs, expected)
+}
+
+/// A workspace for `forward_in` in a `static`, as firmware keeps it.
+static WORKSPACE: std::sync::Mutex<DigitsCnnQ8Workspace> =
+    std::sync::Mutex::new(DigitsCnnQ8Workspace::ZERO);
+
+/// `forward_in`, which chains the layers through the workspace's two buffers, gives the
+/// bytes `forward` gives and NumPy's, on every test image, the workspace reused from one
+/// image to the next (whatever the buffers held before is overwritten).
+#[test]
+fn forward_in_equals_forward_and_the_numpy_reference() {
+    // conv1's output, [16, 8, 8], is the largest activation.
+    assert_eq!(DigitsCnnQ8::ACTIVATION_BYTES, 16 * 8 * 8);
+    assert_eq!(DigitsCnnQ8::WORKSPACE_BYTES, 2 * 16 * 8 * 8);
+    assert_eq!(
+        size_of::<DigitsCnnQ8Workspace>(),
+        DigitsCnnQ8::WORKSPACE_BYTES
+    );
+    let (inputs, expected) = committed_inputs_and_reference();
+    let mut workspace = WORKSPACE.lock().unwrap();
+    workspace.buffers = [[0x5a; DigitsCnnQ8::ACTIVATION_BYTES]; 2];
+    for (n, (x, y)) in inputs.iter().zip(&expected).enumerate() {
+        let by_value = COMMITTED.forward(x);
+        let logits = COMMITTED.forward_in(x, &mut workspace);
+        assert_eq!(logits, y, "test image {n}");
+        assert_eq!(&by_value, y, "test image {n}");
+    }
+}
+
+/// The firmware's digits CNN (`firmware/src/bin/digits_int8.rs`): its weights are the
+/// committed network's, and its embedded test images and expected logits
+/// (`firmware/src/digits_images.rs`) are the ones [`firmware_digits_images`] writes.
+const FIRMWARE_WEIGHTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/firmware/weights/digits_cnn.q8"
+);
+const FIRMWARE_IMAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/firmware/src/digits_images.rs");
+
+/// Test images the firmware embeds.
+const FIRMWARE_IMAGE_COUNT: usize = 16;
+
+/// The source of `firmware/src/digits_images.rs`: `FIRMWARE_IMAGE_COUNT` test images spread
+/// evenly over the test split (which is ordered by class, so that every class is there),
+/// quantized, with their labels and NumPy's int8 logits.
+fn firmware_digits_images() -> String {
+    let (_, test) = load_split();
+    let (inputs, expected) = committed_inputs_and_reference();
+    assert_eq!(inputs.len(), test.1.len());
+    let indices: Vec<usize> = (0..FIRMWARE_IMAGE_COUNT)
+        .map(|i| i * inputs.len() / FIRMWARE_IMAGE_COUNT)
+        .collect();
+    let list = |values: &mut dyn Iterator<Item = String>| values.collect::<Vec<_>>().join(", ");
+    let mut text = format!(
+        "//! {FIRMWARE_IMAGE_COUNT} of the {} test images of the digits split \
+         (examples/common/digits.rs), quantized\n\
+         //! (tests/fixtures/digits_int8_inputs.bin), with their labels and the int8 logits \
+         of the committed CNN\n\
+         //! (weights/digits_cnn.q8, a copy of tests/fixtures/digits_cnn.q8) as NumPy computes \
+         them\n\
+         //! (tests/fixtures/digits_cnn_int8_reference.txt). Written by\n\
+         //! `NN_WRITE_FIRMWARE_WEIGHTS=1 cargo test --test int8_digits_cnn -- --ignored`; \
+         do not edit.\n\n",
+        inputs.len()
+    );
+    let n = FIRMWARE_IMAGE_COUNT;
+    text += "/// The images' indices in the test split.\n";
+    text += &format!(
+        "pub const INDICES: [u16; {n}] = [{}];\n\n",
+        list(&mut indices.iter().map(|i| i.to_string()))
+    );
+    text += "/// Their labels.\n";
+    text += &format!(
+        "pub const LABELS: [u8; {n}] = [{}];\n\n",
+        list(&mut indices.iter().map(|&i| test.1[i].to_string()))
+    );
+    text += "/// The images, quantized: the int8 network's input (S = 1/255, Z = -128).\n";
+    text += &format!("pub const IMAGES: [[i8; 64]; {n}] = [\n");
+    for &i in &indices {
+        text += &format!(
+            "    [{}],\n",
+            list(&mut inputs[i].iter().map(|v| v.to_string()))
+        );
+    }
+    text += "];\n\n/// The int8 logits NumPy computes for each.\n";
+    text += &format!("pub const LOGITS: [[i8; 10]; {n}] = [\n");
+    for &i in &indices {
+        text += &format!(
+            "    [{}],\n",
+            list(&mut expected[i].iter().map(|v| v.to_string()))
+        );
+    }
+    text += "];\n";
+    text
+}
+
+/// The firmware's copy of the weights and its embedded images are current.
+#[test]
+fn firmware_digits_files_are_current() {
+    assert!(
+        std::fs::read(FIRMWARE_WEIGHTS).unwrap() == std::fs::read(INT8_WEIGHTS).unwrap(),
+        "{FIRMWARE_WEIGHTS} differs from {INT8_WEIGHTS}: run \
+         `NN_WRITE_FIRMWARE_WEIGHTS=1 cargo test --test int8_digits_cnn -- --ignored`"
+    );
+    assert!(
+        std::fs::read_to_string(FIRMWARE_IMAGES).unwrap() == firmware_digits_images(),
+        "{FIRMWARE_IMAGES} is not current: run \
+         `NN_WRITE_FIRMWARE_WEIGHTS=1 cargo test --test int8_digits_cnn -- --ignored`"
+    );
+}
+
+/// Writes the firmware's copy of the committed weights and its embedded test images (run on
+/// purpose only).
+#[test]
+#[ignore = "writes firmware/weights/digits_cnn.q8 and firmware/src/digits_images.rs when NN_WRITE_FIRMWARE_WEIGHTS=1"]
+fn write_firmware_digits_files() {
+    let text = firmware_digits_images();
+    print!("{text}");
+    if std::env::var_os("NN_WRITE_FIRMWARE_WEIGHTS").is_some() {
+        std::fs::copy(INT8_WEIGHTS, FIRMWARE_WEIGHTS).unwrap();
+        std::fs::write(FIRMWARE_IMAGES, text).unwrap();
+        println!("wrote {FIRMWARE_WEIGHTS} and {FIRMWARE_IMAGES}");
+    }
+}
+
 /// Test images the committed int8 network classifies right (of 359), on the machine that
 /// wrote it.
 const COMMITTED_CORRECT: usize = 348;

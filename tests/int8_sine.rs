@@ -217,8 +217,43 @@ fn int8_outputs_equal_the_numpy_reference_exactly() {
     assert_eq!(expected.len(), 256);
     let distinct: std::collections::BTreeSet<i8> = expected.iter().map(|&(_, y)| y).collect();
     assert!(distinct.len() > 100, "a sine takes many output levels");
+    let mut workspace = SineQ8Workspace::ZERO;
     for (x, y) in expected {
         assert_eq!(CONST_BUILT.forward(&[x]), [y], "input {x}");
+        // Three layers through the two buffers: fc1 → a, fc2 → b, out → a.
+        assert_eq!(
+            CONST_BUILT.forward_in(&[x], &mut workspace),
+            &[y],
+            "input {x}"
+        );
+    }
+    assert_eq!(SineQ8::ACTIVATION_BYTES, 16);
+    assert_eq!(SineQ8::WORKSPACE_BYTES, 32);
+}
+
+nn::network! {
+    /// One int8 layer: `forward_in` writes buffer `a` only.
+    #[nn(int8)]
+    pub struct OneLayer {
+        input: [5],
+        fc: Dense<3>, Relu,
+    }
+}
+
+#[test]
+fn forward_in_of_a_single_layer_equals_forward() {
+    let mut net = OneLayer::<f32>::new_boxed();
+    let mut state = 3u32;
+    for w in net.fc.weight.iter_mut().chain(net.fc.bias.iter_mut()) {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        *w = (state >> 16) as f32 / 32_768.0 - 1.0;
+    }
+    let q = OneLayerQ8::quantize(&net, &[Range::new(-1.0, 1.0), Range::new(0.0, 3.0)]).unwrap();
+    assert_eq!(OneLayerQ8::ACTIVATION_BYTES, 3);
+    let mut workspace = OneLayerQ8Workspace::ZERO;
+    for n in 0..200i32 {
+        let x: [i8; 5] = core::array::from_fn(|i| ((n * 37 + i as i32 * 91) % 256 - 128) as i8);
+        assert_eq!(q.forward_in(&x, &mut workspace), &q.forward(&x));
     }
 }
 

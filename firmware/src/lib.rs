@@ -1,7 +1,7 @@
-//! What the firmware binaries share: the network (the TensorFlow Lite Micro "hello world"
-//! model, 1 → 16 → 16 → 1, approximating sin on [0, 2π]), the panic handler, the exit
-//! through semihosting, the measures of the footprint (flash, static RAM, the stack's peak)
-//! and the count of instructions ([`instructions`]).
+//! What the firmware binaries share: the networks (the TensorFlow Lite Micro "hello world"
+//! model, 1 → 16 → 16 → 1, approximating sin on [0, 2π]; the digits CNN and its test images),
+//! the panic handler, the exit through semihosting, the measures of the footprint (flash,
+//! static RAM, the stack's peak) and the count of instructions ([`instructions`]).
 //!
 //! `#![no_std]`, no allocator: nothing here or in `nn` can allocate (the `alloc` crate is not
 //! linked at all).
@@ -25,6 +25,30 @@ nn::network! {
         out: Dense<1>,
     }
 }
+
+nn::network! {
+    /// The digits CNN of examples/digits_cnn.rs (8×8 handwritten digits, 10 classes), as
+    /// tests/int8_digits_cnn.rs defines it: with `#[nn(int8)]`, also `DigitsCnnQ8`, its int8
+    /// form, which `digits-int8` builds from `weights/digits_cnn.q8` and runs in a
+    /// `DigitsCnnQ8Workspace`. (Only the int8 network is used here; the `f32` one is the
+    /// definition it comes from.)
+    #[nn(int8)]
+    pub struct DigitsCnn {
+        input: [1, 8, 8],
+        conv1: Conv2d<16, 3, padding = 1>, Relu,
+        pool1: MaxPool2d<2>,
+        conv2: Conv2d<32, 3, padding = 1>, Relu,
+        pool2: MaxPool2d<2>,
+        Flatten,
+        fc: Dense<64>, Relu,
+        drop: Dropout<0.25>,
+        logits: Dense<10>,
+    }
+}
+
+/// Test images for `digits-int8`, with their expected int8 logits (generated on the host).
+#[rustfmt::skip]
+pub mod digits_images;
 
 /// 2π, the end of the input range.
 pub const TWO_PI: f32 = core::f32::consts::TAU;

@@ -366,9 +366,10 @@ fn for_each_row<G: ConvGeometry2d>(mut row: impl FnMut(usize, usize, usize, usiz
 /// Calls `tap(k, index)` for every kernel tap `k = (ci·KH + kh)·KW + kw` of the output
 /// position `p = oh·OW + ow`: `index` is the offset in the sample of the input the tap reads
 /// (`ci·H·W + ih·W + iw` with `ih = oh·SH − PH + kh·DH`, `iw = ow·SW − PW + kw·DW`), or
-/// `None` where the tap falls in the zero padding. One position at a time: the int8
-/// convolution's gather (`quant::conv`), whose padding reads the input's zero point.
-#[inline(always)]
+/// `None` where the tap falls in the zero padding. One position at a time: the definition the
+/// int8 convolution's gather (`quant::conv`, one input row per run of `KW` taps) is tested
+/// against.
+#[cfg(test)]
 pub(crate) fn for_each_tap<G: ConvGeometry2d>(p: usize, mut tap: impl FnMut(usize, Option<usize>)) {
     let (oh, ow) = (p / G::OW, p % G::OW);
     let mut k = 0;

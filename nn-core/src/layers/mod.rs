@@ -46,9 +46,11 @@ pub use avg_pool::{AvgPool1d, AvgPool2d, GlobalAvgPool};
 pub use batch_norm::{
     BatchNorm, BatchNormCache, BatchNormState, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS,
 };
+#[cfg(test)]
+pub(crate) use conv::for_each_tap;
 pub use conv::{Conv1d, Conv2d};
 pub(crate) use conv::{
-    backward_batch as conv_backward_batch, check_sizes as check_conv_sizes, for_each_tap,
+    backward_batch as conv_backward_batch, check_sizes as check_conv_sizes,
     forward_batch as conv_forward_batch, tile as conv_tile,
 };
 pub use dense::Dense;

@@ -5,7 +5,6 @@ use super::{Multiplier, QuantError, QuantParams};
 use crate::Real;
 use crate::layers::{
     Conv2d, ConvGeometry2d, Dense, MaxPool2d, PoolGeometry2d, check_conv_sizes, check_pool_sizes,
-    for_each_tap,
 };
 use core::marker::PhantomData;
 
@@ -136,14 +135,53 @@ impl<const CO: usize, const K: usize, const IN: usize, const OUT: usize, G: Conv
         let plane = G::OH * G::OW;
         let padding = self.input.zero_point as i8;
         let mut patch = [0i8; K];
-        for p in 0..plane {
-            for_each_tap::<G>(p, |k, index| {
-                patch[k] = index.map_or(padding, |i| x[i]);
-            });
-            for c in 0..CO {
-                let acc = dot(&self.weight[c], &patch, self.bias[c]);
-                y[c * plane + p] =
-                    requantize(acc, self.multiplier[c], self.output, self.min, self.max);
+        for oh in 0..G::OH {
+            for ow in 0..G::OW {
+                gather::<G, IN, K>(x, oh, ow, padding, &mut patch);
+                let p = oh * G::OW + ow;
+                for c in 0..CO {
+                    let acc = dot(&self.weight[c], &patch, self.bias[c]);
+                    y[c * plane + p] =
+                        requantize(acc, self.multiplier[c], self.output, self.min, self.max);
+                }
+            }
+        }
+    }
+}
+
+/// The im2col column of output position `(oh, ow)` (`k = (ci·KH + kh)·KW + kw`, the `f32`
+/// [`Conv2d`]'s order), `padding` (`Z_x`) where a tap falls outside the input. One input row
+/// (channel `ci`, row `ih`) per `(ci, kh)`, a run of `KW` taps from it: the row's bounds are
+/// checked once, each tap's column against the constant `W` (the digits CNN on the
+/// Cortex-M4: 583,000 → 553,000 instructions per inference against an index and a bounds
+/// check per tap).
+#[inline(always)]
+fn gather<G: ConvGeometry2d, const IN: usize, const K: usize>(
+    x: &[i8; IN],
+    oh: usize,
+    ow: usize,
+    padding: i8,
+    patch: &mut [i8; K],
+) {
+    // No division here: the Cortex-M0 has no divide instruction.
+    let mut runs = patch.chunks_exact_mut(G::KW);
+    for ci in 0..G::CI {
+        for kh in 0..G::KH {
+            let Some(taps) = runs.next() else {
+                return;
+            };
+            // ih = oh·SH + kh·DH − PH, when it is in [0, H).
+            let ih = (oh * G::SH + kh * G::DH).wrapping_sub(G::PH);
+            if ih >= G::H {
+                taps.fill(padding);
+                continue;
+            }
+            let start = (ci * G::H + ih) * G::W;
+            let row = &x[start..start + G::W];
+            for (kw, tap) in taps.iter_mut().enumerate() {
+                // iw = ow·SW + kw·DW − PW, when it is in [0, W).
+                let iw = (ow * G::SW + kw * G::DW).wrapping_sub(G::PW);
+                *tap = if iw < G::W { row[iw] } else { padding };
             }
         }
     }
@@ -429,6 +467,31 @@ mod tests {
         // 3 → 4 channels on 7 × 6, kernel 3 × 2, stride (2, 1), padding (1, 2), dilation
         // (1, 2): OH = (7 + 2 − 2 − 1)/2 + 1 = 4, OW = (6 + 4 − 2 − 1)/1 + 1 = 8.
         check::<Geometry2d<3, 7, 6, 3, 2, 2, 1, 1, 2, 1, 2>, 4, 18, 4, 126, 128>(2);
+    }
+
+    /// [`gather`] reads what `for_each_tap` (the definition, tap by tap) says, `padding` in
+    /// the padding, on geometries with stride, padding wider than the kernel's reach (rows and
+    /// columns all padding), dilation and several channels.
+    #[test]
+    fn gather_reads_the_taps_of_the_definition() {
+        fn check_gather<G: ConvGeometry2d, const IN: usize, const K: usize>() {
+            let x: [i8; IN] = core::array::from_fn(|i| (i % 251) as i8 - 100);
+            for p in 0..G::OH * G::OW {
+                let mut patch = [0x55; K];
+                gather::<G, IN, K>(&x, p / G::OW, p % G::OW, -7, &mut patch);
+                crate::layers::for_each_tap::<G>(p, |k, index| {
+                    assert_eq!(
+                        patch[k],
+                        index.map_or(-7, |i| x[i]),
+                        "position {p}, tap {k}"
+                    );
+                });
+            }
+        }
+        check_gather::<Geometry2d<2, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1>, 40, 18>();
+        check_gather::<Geometry2d<3, 7, 6, 3, 2, 2, 1, 1, 2, 1, 2>, 126, 18>();
+        check_gather::<Geometry2d<1, 6, 6, 2, 2, 2, 2, 0, 0, 1, 1>, 36, 4>();
+        check_gather::<Geometry2d<2, 3, 4, 2, 3, 1, 2, 3, 2, 2, 1>, 24, 12>();
     }
 
     #[test]

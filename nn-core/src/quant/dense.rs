@@ -246,18 +246,26 @@ impl<const IN: usize, const OUT: usize> DenseQ8<IN, OUT> {
     /// (never panics) and, for a layer built by [`quantize`](Self::quantize), never overflows.
     #[inline]
     pub fn forward(&self, x: &[i8; IN]) -> [i8; OUT] {
+        let mut y = [0; OUT];
+        self.forward_into(x, &mut y);
+        y
+    }
+
+    /// [`forward`](Self::forward) into `y` (every byte of `y` is written): what the
+    /// generated `NetQ8::forward_in` calls, each layer writing into the workspace buffer its
+    /// input is not in.
+    #[inline]
+    pub fn forward_into(&self, x: &[i8; IN], y: &mut [i8; OUT]) {
         const {
             assert!(
                 IN <= MAX_INPUTS,
                 "an int8 Dense layer has at most 66,000 inputs"
             )
         };
-        let mut y = [0; OUT];
         for (c, out) in y.iter_mut().enumerate() {
             let acc = dot(&self.weight[c], x, self.bias[c]);
             *out = requantize(acc, self.multiplier[c], self.output, self.min, self.max);
         }
-        y
     }
 }
 
@@ -381,7 +389,12 @@ pub(super) mod tests {
             for _ in 0..2000 {
                 let x: [i8; 24] =
                     core::array::from_fn(|_| (splitmix(&mut state) * 128.0).floor() as i8);
-                assert_eq!(q.forward(&x), forward_reference(&layer, &q, &x));
+                let expected = forward_reference(&layer, &q, &x);
+                assert_eq!(q.forward(&x), expected);
+                // forward_into overwrites whatever `y` held.
+                let mut y = [0x55; 7];
+                q.forward_into(&x, &mut y);
+                assert_eq!(y, expected);
             }
         }
     }

@@ -23,6 +23,8 @@
 //! - [`Conv2dQ8`]: a 2-d convolution in int8 (the same arithmetic over im2col columns, the
 //!   padding reading the input's zero point), built by [`Conv2dQ8::quantize`]; and
 //!   [`MaxPool2dQ8`], max pooling of the `i8` values (exact, scales unchanged).
+//! - [`prefix`] and [`prefix_mut`]: the views the generated `NetQ8::forward_in` takes of its
+//!   workspace's two buffers (each layer writes into the one its input is not in).
 //!
 //! Nothing here allocates (the file writer, with `alloc`, aside).
 
@@ -34,6 +36,7 @@ pub mod fixed_point;
 mod params;
 pub mod qat;
 mod qat_conv;
+mod workspace;
 
 pub use chain::{Chain, LayerQ8};
 pub use conv::{Conv2dQ8, Int8Form, MaxPool2dQ8};
@@ -42,3 +45,4 @@ pub use fixed_point::Multiplier;
 pub use params::{QuantParams, Range};
 pub use qat::{FakeQuant, FakeQuantState, QatDense};
 pub use qat_conv::QatConv2d;
+pub use workspace::{prefix, prefix_mut};

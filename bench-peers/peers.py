@@ -65,6 +65,7 @@ ARCH = {
     "W2": "relu_mlp", "W3": "relu_mlp", "W5": "relu_mlp", "W6": "relu_mlp",
     "C1": "lenet", "C2": "lenet", "C3": "lenet",
     "G1": "gru",
+    "A1": "attention",
 }
 
 
@@ -107,12 +108,26 @@ class GruNet(torch.nn.Module):
         return self.head(h[0])
 
 
+class AttentionNet(torch.nn.Module):
+    """A1: self-attention over 32 tokens of 64 features, 4 heads, flattened into 10 logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = torch.nn.MultiheadAttention(64, 4, batch_first=True)
+        self.head = torch.nn.Linear(32 * 64, 10)
+
+    def forward(self, x):
+        y, _ = self.attention(x, x, x, need_weights=False)
+        return self.head(torch.flatten(y, 1))
+
+
 def torch_model(arch, weights):
     model = {
         "tiny": lambda: Mlp(weights, torch.tanh),
         "relu_mlp": lambda: Mlp(weights, F.relu),
         "lenet": LeNet,
         "gru": GruNet,
+        "attention": AttentionNet,
     }[arch]()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
     return model
@@ -193,7 +208,19 @@ def jax_forward(arch):
         h, _ = lax.scan(cell, jnp.zeros((x.shape[0], hidden), x.dtype), gi)
         return linear(p, "head", h)
 
+    def attention(p, x, heads=4):
+        # PyTorch's MultiheadAttention: [Q; K; V] = x·W_inᵀ + b_in, per head
+        # softmax(Q·Kᵀ/√d)·V, the heads concatenated, then the output projection.
+        b, s, d = x.shape
+        qkv = x @ p["attention.in_proj_weight"].T + p["attention.in_proj_bias"]
+        q, k, v = (qkv[..., i * d : (i + 1) * d].reshape(b, s, heads, d // heads) for i in range(3))
+        scores = jnp.einsum("bqhe,bkhe->bhqk", q, k) / jnp.sqrt(d // heads).astype(x.dtype)
+        o = jnp.einsum("bhqk,bkhe->bqhe", jax.nn.softmax(scores, axis=-1), v).reshape(b, s, d)
+        y = o @ p["attention.out_proj.weight"].T + p["attention.out_proj.bias"]
+        return linear(p, "head", y.reshape(b, -1))
+
     return {
+        "attention": attention,
         "tiny": mlp(jnp.tanh),
         "relu_mlp": mlp(jax.nn.relu),
         "lenet": lenet,
@@ -273,7 +300,7 @@ def pretty(ns):
 
 def main():
     directory = sys.argv[1]
-    only = sys.argv[2:] or ["W1", "W4", "W2", "W3", "W5", "W6", "C1", "C2", "C3", "G1"]
+    only = sys.argv[2:] or ["W1", "W4", "W2", "W3", "W5", "W6", "C1", "C2", "C3", "G1", "A1"]
     print(f"torch {torch.__version__}, jax {jax.__version__}, numpy {np.__version__}")
     print("| workload | contestant | time | check |")
     print("|---|---|---:|---|")

@@ -158,4 +158,5 @@ pub fn export_all(dir: &Path) {
     let (net, x) = lenet_inference::<64>();
     infer(dir, "C3", &[1, 28, 28], &*net, &*x);
     train(dir, "G1", &[32, 16], g1_state(), &CE, "cross_entropy");
+    train(dir, "A1", &[32, 64], a1_state(), &CE, "cross_entropy");
 }

@@ -981,19 +981,33 @@ pub fn w6() -> Workload {
 /// C1's state: LeNet-5 initialised by `init` (seed 4), a batch of 32 inputs in `[-1, 1)`
 /// with classes `0..10`.
 pub fn c1_state() -> NnTrain<LeNet<f32>, usize, 784, 10, 32> {
+    initialised(4)
+}
+
+/// A network initialised by `init` (seed `seed`) and a batch of `B` inputs of `IN` values in
+/// `[-1, 1)` with classes `0..10` (the same seed): C1's, G1's and A1's states.
+fn initialised<N, const IN: usize, const B: usize>(seed: u64) -> NnTrain<N, usize, IN, 10, B>
+where
+    N: Network<f32, Input<B> = SMatrix<f32, IN, B>, Output<B> = SMatrix<f32, 10, B>>,
+{
     use rand_core::SeedableRng;
-    let d = data(&[784, 10], 32, true, 4);
-    let mut state = NnTrain::<LeNet<f32>, usize, 784, 10, 32>::new(&d, classes(&d));
-    state.net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(4));
+    let d = data(&[IN, 10], B, true, seed);
+    let mut state = NnTrain::<N, usize, IN, 10, B>::new(&d, classes(&d));
+    state.net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(seed));
     state
 }
 
-/// C1: train step of LeNet-5 (conv 6@5×5 pad 2, max-pool, conv 16@5×5, max-pool, 120, 84,
-/// 10; ReLU), softmax-CE, batch 32, SGD. nn only here (PyTorch and JAX: `bench-peers/`).
-pub fn c1() -> Workload {
-    let (mut a, mut b) = (c1_state(), c1_state());
+/// A training workload: `make()`'s state through `train_step` and through the bare step.
+fn training<N, const IN: usize, const B: usize>(
+    name: &'static str,
+    make: fn() -> NnTrain<N, usize, IN, 10, B>,
+) -> Workload
+where
+    N: Network<f32, Input<B> = SMatrix<f32, IN, B>, Output<B> = SMatrix<f32, 10, B>> + 'static,
+{
+    let (mut a, mut b) = (make(), make());
     Workload {
-        name: "C1 train (LeNet, batch 32)",
+        name,
         goal_ns: f64::INFINITY,
         steps: 3,
         contestants: vec![
@@ -1001,6 +1015,12 @@ pub fn c1() -> Workload {
             entry("nn bare step", move || b.raw_step(&CE)),
         ],
     }
+}
+
+/// C1: train step of LeNet-5 (conv 6@5×5 pad 2, max-pool, conv 16@5×5, max-pool, 120, 84,
+/// 10; ReLU), softmax-CE, batch 32, SGD. nn only here (PyTorch and JAX: `bench-peers/`).
+pub fn c1() -> Workload {
+    training("C1 train (LeNet, batch 32)", c1_state)
 }
 
 /// LeNet-5 as C1 initialises it, and a batch of `B` inputs (seed 7).
@@ -1041,55 +1061,29 @@ pub fn c3() -> Workload {
 /// G1's state: the GRU network initialised by `init` (seed 5), a batch of 16 sequences of
 /// 32 × 16 values in `[-1, 1)` with classes `0..10`.
 pub fn g1_state() -> NnTrain<GruNet<f32>, usize, 512, 10, 16> {
-    use rand_core::SeedableRng;
-    let d = data(&[512, 10], 16, true, 5);
-    let mut state = NnTrain::<GruNet<f32>, usize, 512, 10, 16>::new(&d, classes(&d));
-    state.net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(5));
-    state
+    initialised(5)
 }
 
 /// G1: train step of a GRU (32 steps × 16 inputs, hidden 64, last state) and a dense layer
 /// of 10 logits, softmax-CE, batch 16, SGD. nn only here (PyTorch and JAX: `bench-peers/`).
 pub fn g1() -> Workload {
-    let (mut a, mut b) = (g1_state(), g1_state());
-    Workload {
-        name: "G1 train (GRU, batch 16)",
-        goal_ns: f64::INFINITY,
-        steps: 3,
-        contestants: vec![
-            entry("nn train_step", move || a.train_step(&CE)),
-            entry("nn bare step", move || b.raw_step(&CE)),
-        ],
-    }
+    training("G1 train (GRU, batch 16)", g1_state)
 }
 
 /// A1's state: the attention network initialised by `init` (seed 6), a batch of 16
 /// sequences of 32 × 64 values in `[-1, 1)` with classes `0..10`.
 pub fn a1_state() -> NnTrain<AttentionNet<f32>, usize, 2048, 10, 16> {
-    use rand_core::SeedableRng;
-    let d = data(&[2048, 10], 16, true, 6);
-    let mut state = NnTrain::<AttentionNet<f32>, usize, 2048, 10, 16>::new(&d, classes(&d));
-    state.net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(6));
-    state
+    initialised(6)
 }
 
 /// A1: train step of multi-head self-attention (32 tokens × 64 features, 4 heads) and a
 /// dense layer of 10 logits on the flattened sequence, softmax-CE, batch 16, SGD. nn only.
 pub fn a1() -> Workload {
-    let (mut a, mut b) = (a1_state(), a1_state());
-    Workload {
-        name: "A1 train (attention, batch 16)",
-        goal_ns: f64::INFINITY,
-        steps: 3,
-        contestants: vec![
-            entry("nn train_step", move || a.train_step(&CE)),
-            entry("nn bare step", move || b.raw_step(&CE)),
-        ],
-    }
+    training("A1 train (attention, batch 16)", a1_state)
 }
 
 /// Runs `step` inside a rayon pool of `threads` threads (made once): the products the step's
-/// layers make split their rows across the pool's threads (`nn::kernels::parallel`).
+/// layers make split across the pool's threads (`nn::parallel`).
 fn in_pool(threads: usize, mut step: impl FnMut() -> f32 + Send) -> impl FnMut() -> f32 {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -1256,9 +1256,9 @@ kernel_workload!(k3, "Wᵀ·∂Y 784×256×64 (W3 l1 ∂input)", tn, 784, 256, 6
 kernel_workload!(k4, "W·X 32×64×32 (W2 l1 forward)", nn, 32, 64, 32);
 kernel_workload!(k5, "W·x 256×784×1 (W5 l1)", nn, 256, 784, 1);
 
-/// N: the gradient norm `train_step` computes (`nn::optim::global_norm`, one sequential `f64`
-/// sum) against the same sum in 8 interleaved partial sums (vectorisable), on W3's 235,146
-/// gradients: the cost `train_step` adds to the bare step, and what the change would save.
+/// N: the gradient norm `train_step` computes (`nn::optim::global_norm`: blocks of 4,096 in
+/// 32 interleaved partial `f64` sums, AVX-512 where the CPU has it) against one sum in 8
+/// interleaved partial sums (its inner loop until 2026-12-03), on W3's 235,146 gradients.
 pub fn n1() -> Workload {
     let mut rng = SplitMix(6);
     let g: Vec<f32> = (0..235_146).map(|_| rng.uniform(1e-3)).collect();
@@ -1271,7 +1271,7 @@ pub fn n1() -> Workload {
             entry("nn::optim::global_norm", move || {
                 nn::optim::global_norm(std::hint::black_box(&g)) as f32
             }),
-            entry("8 partial sums (recommended)", move || {
+            entry("8 partial sums (before)", move || {
                 let g = std::hint::black_box(&g2);
                 let mut lanes = [0.0f64; 8];
                 let chunks = g.chunks_exact(8);

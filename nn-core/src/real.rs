@@ -41,6 +41,39 @@ pub trait Real: RealField + Copy + Default + sealed::Sealed {
     /// ([`activations::sigmoid_f32`](crate::activations::sigmoid_f32)); for `f64` from libm's
     /// `exp`, without overflow.
     fn sigmoid_accurate(self) -> Self;
+
+    /// `y[i] = x[i].tanh_accurate()` over a layer's values (for `f32` in the widest vectors
+    /// the CPU has: the same bits as element by element).
+    ///
+    /// # Panics
+    /// If the slices' lengths differ.
+    #[inline]
+    fn tanh_accurate_slice(x: &[Self], y: &mut [Self]) {
+        assert_eq!(
+            x.len(),
+            y.len(),
+            "tanh_accurate_slice: slices of different lengths"
+        );
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = x.tanh_accurate();
+        }
+    }
+
+    /// `y[i] = x[i].sigmoid_accurate()`, as [`tanh_accurate_slice`](Self::tanh_accurate_slice).
+    ///
+    /// # Panics
+    /// If the slices' lengths differ.
+    #[inline]
+    fn sigmoid_accurate_slice(x: &[Self], y: &mut [Self]) {
+        assert_eq!(
+            x.len(),
+            y.len(),
+            "sigmoid_accurate_slice: slices of different lengths"
+        );
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = x.sigmoid_accurate();
+        }
+    }
 }
 
 impl Real for f32 {
@@ -66,6 +99,16 @@ impl Real for f32 {
     #[inline(always)]
     fn sigmoid_accurate(self) -> Self {
         crate::activations::sigmoid_f32(self)
+    }
+
+    #[inline]
+    fn tanh_accurate_slice(x: &[Self], y: &mut [Self]) {
+        crate::activations::tanh_f32_slice(x, y)
+    }
+
+    #[inline]
+    fn sigmoid_accurate_slice(x: &[Self], y: &mut [Self]) {
+        crate::activations::sigmoid_f32_slice(x, y)
     }
 }
 

@@ -15,6 +15,23 @@ pub trait Elementwise<T: Real> {
     /// `f′(x)`, given `x` or `y = f(x)` as [`READS`](Self::READS) says (many derivatives
     /// are cheapest from `y`, and then the tape need not keep `x`).
     fn derivative(&self, value: T) -> T;
+
+    /// `y[i] = f(x[i])` over a layer's values (what [`Activation::forward`] runs): the
+    /// elements in turn unless the function has a faster way with the same results.
+    ///
+    /// # Panics
+    /// If the slices' lengths differ.
+    #[inline]
+    fn values(&self, x: &[T], y: &mut [T]) {
+        assert_eq!(
+            x.len(),
+            y.len(),
+            "Elementwise::values: slices of different lengths"
+        );
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = self.value(x);
+        }
+    }
 }
 
 macro_rules! elementwise_activation {
@@ -30,9 +47,7 @@ macro_rules! elementwise_activation {
             ) {
                 // Over the contiguous slices: the compiler vectorises these loops, not
                 // nalgebra's strided iterators.
-                for (y, &x) in y.as_mut_slice().iter_mut().zip(x.as_slice()) {
-                    *y = self.value(x);
-                }
+                self.values(x.as_slice(), y.as_mut_slice());
             }
 
             #[inline]
@@ -109,6 +124,10 @@ impl<T: Real> Elementwise<T> for Sigmoid {
     fn derivative(&self, y: T) -> T {
         y * (T::ONE - y)
     }
+    #[inline]
+    fn values(&self, x: &[T], y: &mut [T]) {
+        T::sigmoid_accurate_slice(x, y)
+    }
 }
 
 /// Hyperbolic tangent, `tanh′(x) = 1 − tanh²(x)`.
@@ -128,6 +147,10 @@ impl<T: Real> Elementwise<T> for Tanh {
     #[inline]
     fn derivative(&self, y: T) -> T {
         T::ONE - y * y
+    }
+    #[inline]
+    fn values(&self, x: &[T], y: &mut [T]) {
+        T::tanh_accurate_slice(x, y)
     }
 }
 

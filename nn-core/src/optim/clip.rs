@@ -50,8 +50,8 @@ pub fn clip_grad_norm<T: Real>(grads: &mut [T], max_norm: f64) -> f64 {
 /// The global L2 norm `√Σ xᵢ²` of all gradients, in `f64`, without overflow of the squares
 /// of finite values; NaN or infinite if a value is.
 ///
-/// The squares are summed in blocks of 4,096 values (eight interleaved partial sums
-/// each), and the blocks' sums added pairwise in a tree fixed by their number: the same bits
+/// The squares are summed in blocks of 4,096 values (32 interleaved partial sums each on
+/// 64-bit targets, 8 on 32-bit ones), and the blocks' sums added pairwise in a tree fixed by their number: the same bits
 /// whether the blocks run on one thread or on a rayon pool's threads ([`crate::parallel`]).
 pub fn global_norm<T: Real>(xs: &[T]) -> f64 {
     let sum = parallel::tree_sum(xs, NORM_BLOCK, &sum_of_squares);
@@ -85,11 +85,39 @@ pub fn global_norm<T: Real>(xs: &[T]) -> f64 {
 /// Scalars per block of [`global_norm`]'s sum.
 const NORM_BLOCK: usize = 4096;
 
-/// `Σ xᵢ²` in `f64`, in eight partial sums: independent chains the processor overlaps (one
-/// chain is bound by the latency of the additions).
+/// Partial sums of [`sum_of_squares`]: independent chains of additions the processor
+/// overlaps (one chain is bound by the latency of the additions). 32 on 64-bit targets
+/// (four AVX-512 vectors, eight AVX or 16 SSE2 or NEON registers); 8 on 32-bit ones
+/// (microcontrollers: `f64` in software, where more sums only cost stack).
+const PARTIALS: usize = if cfg!(target_pointer_width = "64") {
+    32
+} else {
+    8
+};
+
+/// `Σ xᵢ²` in `f64`, in [`PARTIALS`] interleaved partial sums (`xs[i]` goes to sum
+/// `i mod PARTIALS`) added in order at the end; compiled for AVX-512 where the CPU has it
+/// (the same operations in the same order: the same bits).
 fn sum_of_squares<T: Real>(xs: &[T]) -> f64 {
-    let mut partial = [0.0f64; 8];
-    let chunks = xs.chunks_exact(8);
+    #[cfg(target_arch = "x86_64")]
+    if xs.len() >= PARTIALS && crate::kernels::has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { sum_of_squares_avx512(xs) };
+    }
+    squares_in_partial_sums(xs)
+}
+
+/// [`squares_in_partial_sums`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn sum_of_squares_avx512<T: Real>(xs: &[T]) -> f64 {
+    squares_in_partial_sums(xs)
+}
+
+#[inline(always)]
+fn squares_in_partial_sums<T: Real>(xs: &[T]) -> f64 {
+    let mut partial = [0.0f64; PARTIALS];
+    let chunks = xs.chunks_exact(PARTIALS);
     let rest = chunks.remainder();
     for chunk in chunks {
         for (sum, &x) in partial.iter_mut().zip(chunk) {
@@ -105,6 +133,32 @@ fn sum_of_squares<T: Real>(xs: &[T]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The AVX-512 copy of the partial sums (on a CPU with it) gives the baseline's bits.
+    #[test]
+    fn sums_of_squares_are_the_same_on_every_path() {
+        for len in [0, 1, 7, 31, 32, 33, 100, 4096, 4099] {
+            let xs: std::vec::Vec<f32> = (0..len)
+                .map(|i| ((i * 7919) % 1013) as f32 / 97.0 - 5.0)
+                .collect();
+            let exact: f64 = xs.iter().map(|&x| x as f64 * x as f64).sum();
+            let sum = sum_of_squares(&xs);
+            assert_eq!(
+                sum.to_bits(),
+                squares_in_partial_sums(&xs).to_bits(),
+                "{len}"
+            );
+            assert!(
+                (sum - exact).abs() <= 1e-13 * exact,
+                "{len}: {sum} vs {exact}"
+            );
+            let xs: std::vec::Vec<f64> = xs.iter().map(|&x| x as f64 * 1.1).collect();
+            assert_eq!(
+                sum_of_squares(&xs).to_bits(),
+                squares_in_partial_sums(&xs).to_bits()
+            );
+        }
+    }
 
     #[test]
     fn scales_down_to_max_norm() {

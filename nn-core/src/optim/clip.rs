@@ -96,7 +96,7 @@ const PARTIALS: usize = if cfg!(target_pointer_width = "64") {
 };
 
 /// `Σ xᵢ²` in `f64`, in [`PARTIALS`] interleaved partial sums (`xs[i]` goes to sum
-/// `i mod PARTIALS`) added in order at the end; compiled for AVX-512 where the CPU has it
+/// `i mod PARTIALS`) added pairwise at the end; compiled for AVX-512 where the CPU has it
 /// (the same operations in the same order: the same bits).
 fn sum_of_squares<T: Real>(xs: &[T]) -> f64 {
     #[cfg(target_arch = "x86_64")]
@@ -127,7 +127,17 @@ fn squares_in_partial_sums<T: Real>(xs: &[T]) -> f64 {
     for (sum, &x) in partial.iter_mut().zip(rest) {
         *sum += x.to_f64() * x.to_f64();
     }
-    partial.iter().sum()
+    // Halve the sums until one is left (`sᵢ += sᵢ₊w`): a short chain of vector additions
+    // where adding them in turn would be 31 dependent ones.
+    let mut width = PARTIALS;
+    while width > 1 {
+        width /= 2;
+        let (low, high) = partial.split_at_mut(width);
+        for (sum, &other) in low.iter_mut().zip(&high[..width]) {
+            *sum += other;
+        }
+    }
+    partial[0]
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use nn::io;
 use nn::loss::SoftmaxCrossEntropy;
 use nn::optim::{Adam, AdamConfig, AdamW, AdamWConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig};
 use nn::prelude::*;
+use nn::quant::QatDense;
 use nn::train::{Samples, TrainConfig, Trainer};
 use rand_core::SeedableRng;
 
@@ -213,4 +214,42 @@ fn the_trainer_keeps_batch_sized_values_on_the_heap() {
 #[test]
 fn the_trainer_trains_784_1024_1024_10_in_a_2_mib_stack() {
     train_in_a_small_stack::<_, 32>(initialised());
+}
+
+nn::network! {
+    /// A convolution of 4.7 MB and a dense layer of 2.1 MB (`f32`), each over the stack's size.
+    pub struct BigConv {
+        input: [256, 4, 4],
+        conv: Conv2d<512, 3, padding = 1>, Relu,
+        Flatten,
+        fc: Dense<64>,
+    }
+}
+
+nn::network! {
+    /// `BigConv` for quantization-aware training.
+    pub struct BigConvQat {
+        input: [256, 4, 4],
+        conv: QatConv2d<512, 3, padding = 1>, Relu,
+        Flatten,
+        fc: QatDense<T, 8192, 64> -> [64],
+    }
+}
+
+/// QAT's hand-over copies layers too large for the stack in place, both ways.
+#[test]
+fn qat_layers_are_copied_in_place() {
+    const { assert!(size_of::<BigConv<f32>>() > 3 * STACK) };
+    with_small_stack(|| {
+        let mut net = BigConv::<f32>::new_boxed();
+        net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(5));
+        let mut qat = BigConvQat::<f32>::new_boxed();
+        qat.conv.copy_from_conv(&net.conv);
+        qat.fc.copy_from_dense(&net.fc);
+        assert_eq!(qat.as_slice(), net.as_slice());
+        let mut back = BigConv::<f32>::new_boxed();
+        qat.conv.copy_to_conv(&mut back.conv);
+        qat.fc.copy_to_dense(&mut back.fc);
+        assert_eq!(back.as_slice(), net.as_slice());
+    });
 }

@@ -424,10 +424,10 @@ fn qat_fine_tuning_against_post_training_quantization() {
     // init seeds the dropout's generator; the weights are then the trained network's, and
     // the dropout continues where the trained network's stopped, as the control's does.
     qat.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(SEED));
-    qat.conv1 = QatConv2d::from_conv(&net.conv1);
-    qat.conv2 = QatConv2d::from_conv(&net.conv2);
-    qat.fc = QatDense::from_dense(&net.fc);
-    qat.logits = QatDense::from_dense(&net.logits);
+    qat.conv1.copy_from_conv(&net.conv1);
+    qat.conv2.copy_from_conv(&net.conv2);
+    qat.fc.copy_from_dense(&net.fc);
+    qat.logits.copy_from_dense(&net.logits);
     qat.state.drop = net.state.drop;
     let config = TrainConfig {
         epochs: QAT_EPOCHS,
@@ -463,10 +463,10 @@ fn qat_fine_tuning_against_post_training_quantization() {
     let control_q = quantize(&mut control, &train_part.0);
     // The hand-over: the fine-tuned weights into the f32 network, the observed ranges.
     let mut tuned = net.clone();
-    tuned.conv1 = qat.conv1.to_conv();
-    tuned.conv2 = qat.conv2.to_conv();
-    tuned.fc = qat.fc.to_dense();
-    tuned.logits = qat.logits.to_dense();
+    qat.conv1.copy_to_conv(&mut tuned.conv1);
+    qat.conv2.copy_to_conv(&mut tuned.conv2);
+    qat.fc.copy_to_dense(&mut tuned.fc);
+    qat.logits.copy_to_dense(&mut tuned.logits);
     let ranges = [
         qat.state.input_fq.range(),
         qat.state.conv1_fq.range(),

@@ -213,6 +213,9 @@ pub struct QatDense<T: Real, const IN: usize, const OUT: usize> {
 
 impl<T: Real, const IN: usize, const OUT: usize> QatDense<T, IN, OUT> {
     /// The layer with `dense`'s weights (QAT fine-tuning starts from a trained network).
+    ///
+    /// Returned by value: for a layer too large for the stack, copy into a layer in place
+    /// with [`copy_from_dense`](Self::copy_from_dense).
     pub fn from_dense(dense: &Dense<T, IN, OUT>) -> Self {
         QatDense {
             weight: dense.weight,
@@ -222,11 +225,26 @@ impl<T: Real, const IN: usize, const OUT: usize> QatDense<T, IN, OUT> {
 
     /// The real weights as a [`Dense`], for the int8 conversion (which quantizes them as
     /// training did).
+    ///
+    /// Returned by value: for a layer too large for the stack, use
+    /// [`copy_to_dense`](Self::copy_to_dense).
     pub fn to_dense(&self) -> Dense<T, IN, OUT> {
         Dense {
             weight: self.weight,
             bias: self.bias,
         }
+    }
+
+    /// Copies `dense`'s weights into this layer, in place (no layer-sized temporary).
+    pub fn copy_from_dense(&mut self, dense: &Dense<T, IN, OUT>) {
+        self.weight.copy_from(&dense.weight);
+        self.bias.copy_from(&dense.bias);
+    }
+
+    /// Copies the real weights into `dense`, in place (no layer-sized temporary).
+    pub fn copy_to_dense(&self, dense: &mut Dense<T, IN, OUT>) {
+        dense.weight.copy_from(&self.weight);
+        dense.bias.copy_from(&self.bias);
     }
 
     /// The weight scale of output channel `c`: `max_k |W[c, k]| / 127` (1 for a zero row).

@@ -65,14 +65,32 @@ impl<
     }
 
     /// The layer with `conv`'s weights (QAT fine-tuning starts from a trained network).
+    ///
+    /// Returned by value: for a layer too large for the stack, copy into a layer in place
+    /// with [`copy_from_conv`](Self::copy_from_conv).
     pub fn from_conv(conv: &Conv2d<T, CO, K, NB, IN, OUT, G>) -> Self {
         Self::new(conv.weight, conv.bias)
     }
 
     /// The real weights as a [`Conv2d`], for the int8 conversion (which quantizes them as
     /// training did).
+    ///
+    /// Returned by value: for a layer too large for the stack, use
+    /// [`copy_to_conv`](Self::copy_to_conv).
     pub fn to_conv(&self) -> Conv2d<T, CO, K, NB, IN, OUT, G> {
         Conv2d::new(self.weight, self.bias)
+    }
+
+    /// Copies `conv`'s weights into this layer, in place (no layer-sized temporary).
+    pub fn copy_from_conv(&mut self, conv: &Conv2d<T, CO, K, NB, IN, OUT, G>) {
+        self.weight.copy_from(&conv.weight);
+        self.bias.copy_from(&conv.bias);
+    }
+
+    /// Copies the real weights into `conv`, in place (no layer-sized temporary).
+    pub fn copy_to_conv(&self, conv: &mut Conv2d<T, CO, K, NB, IN, OUT, G>) {
+        conv.weight.copy_from(&self.weight);
+        conv.bias.copy_from(&self.bias);
     }
 
     /// The weight scale of output channel `co`: `max_k |W[co, k]| / 127` (1 for a zero

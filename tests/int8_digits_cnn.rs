@@ -25,7 +25,7 @@ use int8_digits::{BATCH, accuracy, pixels};
 use nn::loss::SoftmaxCrossEntropy;
 use nn::optim::Adam;
 use nn::prelude::*;
-use nn::quant::{FakeQuant, QatConv2d, QatDense, Range};
+use nn::quant::{FakeQuant, QatDense, Range};
 use nn::train::{Samples, TrainConfig, Trainer, argmax};
 use rand_core::SeedableRng;
 use std::sync::OnceLock;

@@ -116,9 +116,50 @@ impl<
     /// One time step for `B` columns: the gates of sample `j` are column `j·steps + t` of
     /// `gates` (`3H` scalars each), which holds `W_ih·x_t` on entry and `[r; z; n]` on exit;
     /// `gh` is `W_hh·h_prev`; writes `W_hn·h_prev + b_hn` and the new state `h`.
+    ///
+    /// Compiled for AVX-512 where the CPU has it (the same operations in the same order, so
+    /// the same bits, eight `f64` lanes of the exact `σ` and `tanh` at a time).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn cell<const B: usize>(
+        &self,
+        gates: &mut [T],
+        steps: usize,
+        t: usize,
+        gh: &SMatrix<T, GH, B>,
+        h_prev: &SMatrix<T, H, B>,
+        hn: &mut SMatrix<T, H, B>,
+        h: &mut SMatrix<T, H, B>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { self.cell_avx512(gates, steps, t, gh, h_prev, hn, h) };
+        }
+        self.cell_loops(gates, steps, t, gh, h_prev, hn, h);
+    }
+
+    /// [`cell`](Self::cell)'s loops compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    fn cell_avx512<const B: usize>(
+        &self,
+        gates: &mut [T],
+        steps: usize,
+        t: usize,
+        gh: &SMatrix<T, GH, B>,
+        h_prev: &SMatrix<T, H, B>,
+        hn: &mut SMatrix<T, H, B>,
+        h: &mut SMatrix<T, H, B>,
+    ) {
+        self.cell_loops(gates, steps, t, gh, h_prev, hn, h);
+    }
+
+    /// [`cell`](Self::cell)'s loops.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn cell_loops<const B: usize>(
         &self,
         gates: &mut [T],
         steps: usize,
@@ -305,35 +346,18 @@ impl<
             let h_prev = if t == 0 { &*h0 } else { &cache.h[t - 1] };
             let mut rest = &mut d_hid[t * GH * B..(t + 1) * GH * B];
             let d_hid_t: &mut SMatrix<T, GH, B> = carve(&mut rest);
-            let (hn, g) = (cache.hn[t].as_slice(), g.as_slice());
-            let (h_prev, carry_s) = (h_prev.as_slice(), carry.as_mut_slice());
-            for j in 0..B {
-                let start = (j * S + t) * GH;
-                let gates: &[T; GH] = gates[start..start + GH].try_into().unwrap();
-                let d_in: &mut [T; GH] = (&mut d_in[start..start + GH]).try_into().unwrap();
-                let d_hid = &mut d_hid_t.as_mut_slice()[j * GH..(j + 1) * GH];
-                let d_hid: &mut [T; GH] = d_hid.try_into().unwrap();
-                let hn: &[T; H] = hn[j * H..(j + 1) * H].try_into().unwrap();
-                let g: &[T; H] = g[j * H..(j + 1) * H].try_into().unwrap();
-                let h_prev: &[T; H] = h_prev[j * H..(j + 1) * H].try_into().unwrap();
-                let carry: &mut [T; H] = (&mut carry_s[j * H..(j + 1) * H]).try_into().unwrap();
-                for k in 0..H {
-                    let (kr, kz, kn) = (k, H + k, 2 * H + k);
-                    let (r, z, n) = (gates[kr], gates[kz], gates[kn]);
-                    let g = g[k];
-                    let da_n = g * (T::ONE - z) * (T::ONE - n * n);
-                    let da_z = g * (h_prev[k] - n) * z * (T::ONE - z);
-                    let da_r = da_n * hn[k] * r * (T::ONE - r);
-                    d_in[kr] = da_r;
-                    d_in[kz] = da_z;
-                    d_in[kn] = da_n;
-                    d_hid[kr] = da_r;
-                    d_hid[kz] = da_z;
-                    d_hid[kn] = da_n * r;
-                    // The direct path h_t = … + z ⊙ h_{t−1}.
-                    carry[k] = g * z;
-                }
-            }
+            gate_gradients::<T, H, GH, S, B>(
+                GateGradients {
+                    gates,
+                    hn: &cache.hn[t],
+                    g,
+                    h_prev,
+                    d_in,
+                    d_hid: d_hid_t,
+                    carry,
+                },
+                t,
+            );
             // Step t − 1's gradient; at step 0 that of the initial state, an input.
             if t > 0 || (INIT && dx.is_some()) {
                 kernels::matmul_atb(carry, &self.weight_hh_l0, d_hid_t, true);
@@ -354,6 +378,101 @@ impl<
         add_slice_column_sums(&mut grads.bias_hh_l0, d_hid);
         if INIT && let Some(dx) = dx {
             add_rows(dx, S * D, carry);
+        }
+    }
+}
+
+/// What [`gate_gradients`] reads and writes at one step of the backward pass.
+struct GateGradients<'a, T: Real, const H: usize, const GH: usize, const B: usize> {
+    /// Every step's `[r; z; n]`, sample-major (`(j·S + t)·GH`).
+    gates: &'a [T],
+    /// `W_hn·h_{t−1} + b_hn` of this step.
+    hn: &'a SMatrix<T, H, B>,
+    /// `∂L/∂h_t`.
+    g: &'a SMatrix<T, H, B>,
+    /// `h_{t−1}`.
+    h_prev: &'a SMatrix<T, H, B>,
+    /// The input-side pre-activations' gradients of every step (written at step `t`).
+    d_in: &'a mut [T],
+    /// The hidden-side pre-activations' gradients of this step.
+    d_hid: &'a mut SMatrix<T, GH, B>,
+    /// `∂L/∂h_{t−1}` through the direct path `z ⊙ h_{t−1}` (the product through `W_hh`
+    /// is added after).
+    carry: &'a mut SMatrix<T, H, B>,
+}
+
+/// The gates' gradients at step `t` of the backward pass, compiled for AVX-512 where the CPU
+/// has it (the same operations in the same order: the same bits).
+#[inline]
+fn gate_gradients<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize>(
+    at: GateGradients<'_, T, H, GH, B>,
+    t: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if kernels::has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { gate_gradients_avx512::<T, H, GH, S, B>(at, t) };
+    }
+    gate_gradient_loops::<T, H, GH, S, B>(at, t);
+}
+
+/// [`gate_gradients`]' loops compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn gate_gradients_avx512<
+    T: Real,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const B: usize,
+>(
+    at: GateGradients<'_, T, H, GH, B>,
+    t: usize,
+) {
+    gate_gradient_loops::<T, H, GH, S, B>(at, t);
+}
+
+/// [`gate_gradients`]' loops.
+#[inline(always)]
+fn gate_gradient_loops<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize>(
+    at: GateGradients<'_, T, H, GH, B>,
+    t: usize,
+) {
+    let GateGradients {
+        gates,
+        hn,
+        g,
+        h_prev,
+        d_in,
+        d_hid,
+        carry,
+    } = at;
+    let (hn, g, h_prev) = (hn.as_slice(), g.as_slice(), h_prev.as_slice());
+    let (d_hid, carry) = (d_hid.as_mut_slice(), carry.as_mut_slice());
+    for j in 0..B {
+        let start = (j * S + t) * GH;
+        let gates: &[T; GH] = gates[start..start + GH].try_into().unwrap();
+        let d_in: &mut [T; GH] = (&mut d_in[start..start + GH]).try_into().unwrap();
+        let d_hid: &mut [T; GH] = (&mut d_hid[j * GH..(j + 1) * GH]).try_into().unwrap();
+        let hn: &[T; H] = hn[j * H..(j + 1) * H].try_into().unwrap();
+        let g: &[T; H] = g[j * H..(j + 1) * H].try_into().unwrap();
+        let h_prev: &[T; H] = h_prev[j * H..(j + 1) * H].try_into().unwrap();
+        let carry: &mut [T; H] = (&mut carry[j * H..(j + 1) * H]).try_into().unwrap();
+        for k in 0..H {
+            let (kr, kz, kn) = (k, H + k, 2 * H + k);
+            let (r, z, n) = (gates[kr], gates[kz], gates[kn]);
+            let g = g[k];
+            let da_n = g * (T::ONE - z) * (T::ONE - n * n);
+            let da_z = g * (h_prev[k] - n) * z * (T::ONE - z);
+            let da_r = da_n * hn[k] * r * (T::ONE - r);
+            d_in[kr] = da_r;
+            d_in[kz] = da_z;
+            d_in[kn] = da_n;
+            d_hid[kr] = da_r;
+            d_hid[kz] = da_z;
+            d_hid[kn] = da_n * r;
+            // The direct path h_t = … + z ⊙ h_{t−1}.
+            carry[k] = g * z;
         }
     }
 }
@@ -408,6 +527,72 @@ mod tests {
             weight_hh_l0: layer.weight_hh_l0,
             bias_ih_l0: layer.bias_ih_l0,
             bias_hh_l0: layer.bias_hh_l0,
+        }
+    }
+
+    /// The AVX-512 copies of the cell and of the gate gradients give the baseline loops'
+    /// bits (`f32`, where the exact σ and tanh are this crate's; H = 20, no multiple of the
+    /// vector widths; B = 3).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_avx512_loops_equal_the_baseline_loops() {
+        const H: usize = 20;
+        const GH: usize = 60;
+        const S: usize = 4;
+        const B: usize = 3;
+        if !kernels::has_avx512() {
+            return;
+        }
+        type G = Gru<f32, 5, 20, 60, 4, 20, 80, false, false>;
+        let values = |n: usize, seed: u64| -> std::vec::Vec<f32> {
+            let m = random_matrix::<1, 1>(seed, 1.0)[0];
+            (0..n)
+                .map(|i| ((i as f64 * 0.61 + m).sin() * 3.0) as f32)
+                .collect()
+        };
+        let mut layer = G::ZERO;
+        layer.as_mut_slice().copy_from_slice(&values(G::LEN, 41));
+        let matrix = |rows: usize, seed: u64| values(rows * B, seed);
+        let gh = SMatrix::<f32, GH, B>::from_column_slice(&matrix(GH, 1));
+        let h_prev = SMatrix::<f32, H, B>::from_column_slice(&matrix(H, 2));
+        for t in [0, 2, 3] {
+            let (mut gates, mut gates_avx) = (values(GH * S * B, 3), values(GH * S * B, 3));
+            let (mut hn, mut h, mut hn_avx, mut h_avx) =
+                (SMatrix::ZERO, SMatrix::ZERO, SMatrix::ZERO, SMatrix::ZERO);
+            layer.cell_loops(&mut gates, S, t, &gh, &h_prev, &mut hn, &mut h);
+            // SAFETY: the CPU has AVX-512F.
+            unsafe {
+                layer.cell_avx512(&mut gates_avx, S, t, &gh, &h_prev, &mut hn_avx, &mut h_avx)
+            };
+            assert_eq!(gates, gates_avx);
+            assert_eq!((hn, h), (hn_avx, h_avx));
+            let g = SMatrix::<f32, H, B>::from_column_slice(&matrix(H, 4));
+            let mut outputs = [(); 2].map(|_| {
+                (
+                    std::vec![0.0f32; GH * S * B],
+                    SMatrix::<f32, GH, B>::ZERO,
+                    SMatrix::<f32, H, B>::ZERO,
+                )
+            });
+            for (wide, (d_in, d_hid, carry)) in outputs.iter_mut().enumerate() {
+                let at = GateGradients {
+                    gates: &gates,
+                    hn: &hn,
+                    g: &g,
+                    h_prev: &h_prev,
+                    d_in,
+                    d_hid,
+                    carry,
+                };
+                if wide == 1 {
+                    // SAFETY: the CPU has AVX-512F.
+                    unsafe { gate_gradients_avx512::<f32, H, GH, S, B>(at, t) };
+                } else {
+                    gate_gradient_loops::<f32, H, GH, S, B>(at, t);
+                }
+            }
+            assert_eq!(outputs[0], outputs[1]);
+            assert!(outputs[0].2.iter().any(|&c| c != 0.0));
         }
     }
 

@@ -149,9 +149,50 @@ impl<
     /// One time step for `B` columns: the gates of sample `j` are column `j·steps + t` of
     /// `gates` (`4H` scalars each), which holds `W_ih·x_t` on entry and `[i; f; g; o]` on
     /// exit; `gh` is `W_hh·h_prev`; writes the new states `c` and `h`.
+    ///
+    /// Compiled for AVX-512 where the CPU has it (the same operations in the same order, so
+    /// the same bits, eight `f64` lanes of the exact `σ` and `tanh` at a time).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn cell<const B: usize>(
+        &self,
+        gates: &mut [T],
+        steps: usize,
+        t: usize,
+        gh: &SMatrix<T, GH, B>,
+        c_prev: &SMatrix<T, H, B>,
+        c: &mut SMatrix<T, H, B>,
+        h: &mut SMatrix<T, H, B>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { self.cell_avx512(gates, steps, t, gh, c_prev, c, h) };
+        }
+        self.cell_loops(gates, steps, t, gh, c_prev, c, h);
+    }
+
+    /// [`cell`](Self::cell)'s loops compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    fn cell_avx512<const B: usize>(
+        &self,
+        gates: &mut [T],
+        steps: usize,
+        t: usize,
+        gh: &SMatrix<T, GH, B>,
+        c_prev: &SMatrix<T, H, B>,
+        c: &mut SMatrix<T, H, B>,
+        h: &mut SMatrix<T, H, B>,
+    ) {
+        self.cell_loops(gates, steps, t, gh, c_prev, c, h);
+    }
+
+    /// [`cell`](Self::cell)'s loops.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn cell_loops<const B: usize>(
         &self,
         gates: &mut [T],
         steps: usize,
@@ -352,31 +393,18 @@ impl<
             let c_prev = if t == 0 { &*c0 } else { &cache.c[t - 1] };
             let mut rest = &mut d_hid[t * GH * B..(t + 1) * GH * B];
             let delta_t: &mut SMatrix<T, GH, B> = carve(&mut rest);
-            let (dh_s, c_s, c_prev) = (dh.as_slice(), cache.c[t].as_slice(), c_prev.as_slice());
-            let (delta_s, carry_c) = (delta_t.as_mut_slice(), carry_c.as_mut_slice());
-            for j in 0..B {
-                let start = (j * S + t) * GH;
-                let gates: &[T; GH] = gates[start..start + GH].try_into().unwrap();
-                let delta = &mut delta_s[j * GH..(j + 1) * GH];
-                let delta: &mut [T; GH] = delta.try_into().unwrap();
-                let dh: &[T; H] = dh_s[j * H..(j + 1) * H].try_into().unwrap();
-                let c: &[T; H] = c_s[j * H..(j + 1) * H].try_into().unwrap();
-                let c_prev: &[T; H] = c_prev[j * H..(j + 1) * H].try_into().unwrap();
-                let carry_c: &mut [T; H] = (&mut carry_c[j * H..(j + 1) * H]).try_into().unwrap();
-                for k in 0..H {
-                    let (ki, kf, kg, ko) = (k, H + k, 2 * H + k, 3 * H + k);
-                    let (i, f, g, o) = (gates[ki], gates[kf], gates[kg], gates[ko]);
-                    let dh = dh[k];
-                    let tanh_c = tanh(c[k]);
-                    let dc = carry_c[k] + dh * o * (T::ONE - tanh_c * tanh_c);
-                    delta[ki] = dc * g * i * (T::ONE - i);
-                    delta[kf] = dc * c_prev[k] * f * (T::ONE - f);
-                    delta[kg] = dc * i * (T::ONE - g * g);
-                    delta[ko] = dh * tanh_c * o * (T::ONE - o);
-                    carry_c[k] = dc * f;
-                }
-                d_in[start..start + GH].copy_from_slice(delta);
-            }
+            gate_gradients::<T, H, GH, S, B>(
+                GateGradients {
+                    gates,
+                    dh,
+                    c: &cache.c[t],
+                    c_prev,
+                    d_in,
+                    delta: delta_t,
+                    carry_c,
+                },
+                t,
+            );
             // Step t − 1's gradient; at step 0 that of the initial state, an input.
             if t > 0 || (INIT && dx.is_some()) {
                 kernels::matmul_atb(carry_h, &self.weight_hh_l0, delta_t, false);
@@ -399,6 +427,95 @@ impl<
             add_rows(dx, S * D, carry_h);
             add_rows(dx, S * D + H, carry_c);
         }
+    }
+}
+
+/// What [`gate_gradients`] reads and writes at one step of the backward pass.
+struct GateGradients<'a, T: Real, const H: usize, const GH: usize, const B: usize> {
+    /// Every step's `[i; f; g; o]`, sample-major (`(j·S + t)·GH`).
+    gates: &'a [T],
+    /// `∂L/∂h_t`.
+    dh: &'a SMatrix<T, H, B>,
+    /// `c_t` and `c_{t−1}`.
+    c: &'a SMatrix<T, H, B>,
+    c_prev: &'a SMatrix<T, H, B>,
+    /// The gates' pre-activation gradients of every step, sample-major (written at step `t`).
+    d_in: &'a mut [T],
+    /// The same of this step, step-major.
+    delta: &'a mut SMatrix<T, GH, B>,
+    /// `∂L/∂c_t` on entry (from step `t + 1`), `∂L/∂c_{t−1}` on exit.
+    carry_c: &'a mut SMatrix<T, H, B>,
+}
+
+/// The gates' gradients at step `t` of the backward pass, compiled for AVX-512 where the CPU
+/// has it (the same operations in the same order: the same bits).
+#[inline]
+fn gate_gradients<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize>(
+    at: GateGradients<'_, T, H, GH, B>,
+    t: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if kernels::has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { gate_gradients_avx512::<T, H, GH, S, B>(at, t) };
+    }
+    gate_gradient_loops::<T, H, GH, S, B>(at, t);
+}
+
+/// [`gate_gradients`]' loops compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn gate_gradients_avx512<
+    T: Real,
+    const H: usize,
+    const GH: usize,
+    const S: usize,
+    const B: usize,
+>(
+    at: GateGradients<'_, T, H, GH, B>,
+    t: usize,
+) {
+    gate_gradient_loops::<T, H, GH, S, B>(at, t);
+}
+
+/// [`gate_gradients`]' loops.
+#[inline(always)]
+fn gate_gradient_loops<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize>(
+    at: GateGradients<'_, T, H, GH, B>,
+    t: usize,
+) {
+    let GateGradients {
+        gates,
+        dh,
+        c,
+        c_prev,
+        d_in,
+        delta,
+        carry_c,
+    } = at;
+    let (dh_s, c_s, c_prev) = (dh.as_slice(), c.as_slice(), c_prev.as_slice());
+    let (delta_s, carry_c) = (delta.as_mut_slice(), carry_c.as_mut_slice());
+    for j in 0..B {
+        let start = (j * S + t) * GH;
+        let gates: &[T; GH] = gates[start..start + GH].try_into().unwrap();
+        let delta: &mut [T; GH] = (&mut delta_s[j * GH..(j + 1) * GH]).try_into().unwrap();
+        let dh: &[T; H] = dh_s[j * H..(j + 1) * H].try_into().unwrap();
+        let c: &[T; H] = c_s[j * H..(j + 1) * H].try_into().unwrap();
+        let c_prev: &[T; H] = c_prev[j * H..(j + 1) * H].try_into().unwrap();
+        let carry_c: &mut [T; H] = (&mut carry_c[j * H..(j + 1) * H]).try_into().unwrap();
+        for k in 0..H {
+            let (ki, kf, kg, ko) = (k, H + k, 2 * H + k, 3 * H + k);
+            let (i, f, g, o) = (gates[ki], gates[kf], gates[kg], gates[ko]);
+            let dh = dh[k];
+            let tanh_c = tanh(c[k]);
+            let dc = carry_c[k] + dh * o * (T::ONE - tanh_c * tanh_c);
+            delta[ki] = dc * g * i * (T::ONE - i);
+            delta[kf] = dc * c_prev[k] * f * (T::ONE - f);
+            delta[kg] = dc * i * (T::ONE - g * g);
+            delta[ko] = dh * tanh_c * o * (T::ONE - o);
+            carry_c[k] = dc * f;
+        }
+        d_in[start..start + GH].copy_from_slice(delta);
     }
 }
 
@@ -452,6 +569,73 @@ mod tests {
             weight_hh_l0: layer.weight_hh_l0,
             bias_ih_l0: layer.bias_ih_l0,
             bias_hh_l0: layer.bias_hh_l0,
+        }
+    }
+
+    /// The AVX-512 copies of the cell and of the gate gradients give the baseline loops'
+    /// bits (`f32`, where the exact σ and tanh are this crate's; H = 20, no multiple of the
+    /// vector widths; B = 3).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_avx512_loops_equal_the_baseline_loops() {
+        const H: usize = 20;
+        const GH: usize = 80;
+        const S: usize = 4;
+        const B: usize = 3;
+        if !kernels::has_avx512() {
+            return;
+        }
+        type L = Lstm<f32, 5, 20, 80, 4, 20, 80, false, false>;
+        let values = |n: usize, seed: u64| -> std::vec::Vec<f32> {
+            let m = random_matrix::<1, 1>(seed, 1.0)[0];
+            (0..n)
+                .map(|i| ((i as f64 * 0.61 + m).sin() * 3.0) as f32)
+                .collect()
+        };
+        let mut layer = L::ZERO;
+        layer.as_mut_slice().copy_from_slice(&values(L::LEN, 41));
+        let matrix = |rows: usize, seed: u64| values(rows * B, seed);
+        let gh = SMatrix::<f32, GH, B>::from_column_slice(&matrix(GH, 1));
+        let c_prev = SMatrix::<f32, H, B>::from_column_slice(&matrix(H, 2));
+        for t in [0, 2, 3] {
+            let (mut gates, mut gates_avx) = (values(GH * S * B, 3), values(GH * S * B, 3));
+            let (mut c, mut h, mut c_avx, mut h_avx) =
+                (SMatrix::ZERO, SMatrix::ZERO, SMatrix::ZERO, SMatrix::ZERO);
+            layer.cell_loops(&mut gates, S, t, &gh, &c_prev, &mut c, &mut h);
+            // SAFETY: the CPU has AVX-512F.
+            unsafe {
+                layer.cell_avx512(&mut gates_avx, S, t, &gh, &c_prev, &mut c_avx, &mut h_avx)
+            };
+            assert_eq!(gates, gates_avx);
+            assert_eq!((c, h), (c_avx, h_avx));
+            let dh = SMatrix::<f32, H, B>::from_column_slice(&matrix(H, 4));
+            let carry = SMatrix::<f32, H, B>::from_column_slice(&matrix(H, 5));
+            let mut outputs = [(); 2].map(|_| {
+                (
+                    std::vec![0.0f32; GH * S * B],
+                    SMatrix::<f32, GH, B>::ZERO,
+                    carry,
+                )
+            });
+            for (wide, (d_in, delta, carry_c)) in outputs.iter_mut().enumerate() {
+                let at = GateGradients {
+                    gates: &gates,
+                    dh: &dh,
+                    c: &c,
+                    c_prev: &c_prev,
+                    d_in,
+                    delta,
+                    carry_c,
+                };
+                if wide == 1 {
+                    // SAFETY: the CPU has AVX-512F.
+                    unsafe { gate_gradients_avx512::<f32, H, GH, S, B>(at, t) };
+                } else {
+                    gate_gradient_loops::<f32, H, GH, S, B>(at, t);
+                }
+            }
+            assert_eq!(outputs[0], outputs[1]);
+            assert!(outputs[0].1.iter().any(|&d| d != 0.0));
         }
     }
 

@@ -134,8 +134,43 @@ impl<
     /// One time step for `B` columns: `h = tanh(W_ih·x_t + W_hh·h_prev + b_ih + b_hh)`, with
     /// `W_ih·x_t` of sample `j` column `j·steps + t` of `xp` (`H` scalars each) and `gh`
     /// `W_hh·h_prev`.
+    ///
+    /// Compiled for AVX-512 where the CPU has it (the same operations in the same order, so
+    /// the same bits, eight `f64` lanes of the exact `tanh` at a time).
     #[inline]
     fn cell<const B: usize>(
+        &self,
+        xp: &[T],
+        steps: usize,
+        t: usize,
+        gh: &SMatrix<T, H, B>,
+        h: &mut SMatrix<T, H, B>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { self.cell_avx512(xp, steps, t, gh, h) };
+        }
+        self.cell_loops(xp, steps, t, gh, h);
+    }
+
+    /// [`cell`](Self::cell)'s loops compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn cell_avx512<const B: usize>(
+        &self,
+        xp: &[T],
+        steps: usize,
+        t: usize,
+        gh: &SMatrix<T, H, B>,
+        h: &mut SMatrix<T, H, B>,
+    ) {
+        self.cell_loops(xp, steps, t, gh, h);
+    }
+
+    /// [`cell`](Self::cell)'s loops.
+    #[inline(always)]
+    fn cell_loops<const B: usize>(
         &self,
         xp: &[T],
         steps: usize,
@@ -356,6 +391,37 @@ mod tests {
         let mut layer = Small::ZERO;
         randomize(&mut layer, seed, 0.6);
         layer
+    }
+
+    /// The AVX-512 copy of the cell gives the baseline loop's bits (`f32`, H = 20, B = 3).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_avx512_cell_equals_the_baseline_cell() {
+        const H: usize = 20;
+        const S: usize = 4;
+        const B: usize = 3;
+        if !kernels::has_avx512() {
+            return;
+        }
+        type R = Rnn<f32, 5, 20, 4, 20, 80, false, false>;
+        let values = |n: usize, seed: u64| -> std::vec::Vec<f32> {
+            let m = random_matrix::<1, 1>(seed, 1.0)[0];
+            (0..n)
+                .map(|i| ((i as f64 * 0.61 + m).sin() * 3.0) as f32)
+                .collect()
+        };
+        let mut layer = R::ZERO;
+        layer.as_mut_slice().copy_from_slice(&values(R::LEN, 41));
+        let gh = SMatrix::<f32, H, B>::from_column_slice(&values(H * B, 1));
+        let xp = values(H * S * B, 3);
+        for t in [0, 2, 3] {
+            let (mut h, mut h_avx) = (SMatrix::ZERO, SMatrix::ZERO);
+            layer.cell_loops(&xp, S, t, &gh, &mut h);
+            // SAFETY: the CPU has AVX-512F.
+            unsafe { layer.cell_avx512(&xp, S, t, &gh, &mut h_avx) };
+            assert_eq!(h, h_avx);
+            assert!(h.iter().any(|&v| v != 0.0));
+        }
     }
 
     fn gradcheck<

@@ -130,7 +130,23 @@ const CHUNK: usize = 64;
 /// `y = maxpool(x)` for a batch, one output row at a time: the row starts as the first
 /// element of each window, then each other window element (row-major order) is swept across
 /// the row's windows, so that the inner loop is a branch-free select over the outputs.
+///
+/// Compiled for AVX-512 where the CPU has it (the same selects: the same results).
 fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
+    x: &SMatrix<T, IN, B>,
+    y: &mut SMatrix<T, OUT, B>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { wide::forward_batch::<T, G, IN, OUT, B>(x, y) };
+    }
+    forward_loops::<T, G, IN, OUT, B>(x, y);
+}
+
+/// [`forward_batch`]'s loops.
+#[inline(always)]
+fn forward_loops<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
     y: &mut SMatrix<T, OUT, B>,
 ) {
@@ -160,7 +176,59 @@ fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, 
 /// pass does (the same sweeps, with the window element `kh·KW + kw` of each maximum kept
 /// beside it), a row of outputs at a time, or [`CHUNK`] of them in longer rows (on the
 /// stack).
+///
+/// Compiled for AVX-512 where the CPU has it (the same selects: the same results).
 fn backward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
+    x: &SMatrix<T, IN, B>,
+    dy: &SMatrix<T, OUT, B>,
+    dx: &mut SMatrix<T, IN, B>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { wide::backward_batch::<T, G, IN, OUT, B>(x, dy, dx) };
+    }
+    backward_loops::<T, G, IN, OUT, B>(x, dy, dx);
+}
+
+/// The pooling passes compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn forward_batch<
+        T: Real,
+        G: PoolGeometry2d,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+    ) {
+        super::forward_loops::<T, G, IN, OUT, B>(x, y);
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn backward_batch<
+        T: Real,
+        G: PoolGeometry2d,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        x: &SMatrix<T, IN, B>,
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+    ) {
+        super::backward_loops::<T, G, IN, OUT, B>(x, dy, dx);
+    }
+}
+
+/// [`backward_batch`]'s loops.
+#[inline(always)]
+fn backward_loops<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
     dy: &SMatrix<T, OUT, B>,
     dx: &mut SMatrix<T, IN, B>,

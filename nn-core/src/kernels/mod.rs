@@ -42,6 +42,18 @@ pub use strided::{MatView, matmul_view};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::has_avx512;
 
+/// Runs `f` with [`has_avx512`] false on this thread (tests of the baseline loops on a CPU
+/// with AVX-512).
+#[cfg(test)]
+pub(crate) fn on_the_baseline<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    x86::tests::PORTABLE_ONLY.with(|p| p.set(true));
+    let result = f();
+    #[cfg(target_arch = "x86_64")]
+    x86::tests::PORTABLE_ONLY.with(|p| p.set(false));
+    result
+}
+
 use crate::Real;
 use crate::parallel;
 use nalgebra::SMatrix;

@@ -423,8 +423,14 @@ mod tests {
         assert_eq!(y[1], 3.0);
     }
 
+    /// On the baseline loops too (they run where the CPU has no AVX-512).
     #[test]
     fn matches_naive_pooling_for_many_geometries() {
+        matches_naive_pooling_for_many_geometries_here();
+        crate::kernels::on_the_baseline(matches_naive_pooling_for_many_geometries_here);
+    }
+
+    fn matches_naive_pooling_for_many_geometries_here() {
         // <C, H, W, KH, KW, SH, SW>, IN, OUT.
         agrees_with_naive::<PoolGeometry2dOf<1, 4, 4, 2, 2, 2, 2>, 16, 4>(1);
         // overlapping windows: gradients add up on shared maxima

@@ -471,6 +471,25 @@ unsafe fn row_dots<T: Real, const M: usize, const K: usize>(
     }
 }
 
+/// `Σ xᵢ` in 8 interleaved partial sums (element `i` into sum `i mod 8`, added pairwise at
+/// the end): one vector of independent chains, where one sum is a chain of `len` dependent
+/// additions (the bias gradient of a convolution: a plane of 784 values per channel). The
+/// order depends on the length only.
+#[inline]
+pub(crate) fn sum<T: Real>(xs: &[T]) -> T {
+    let (chunks, rest) = xs.as_chunks::<8>();
+    let mut sums = [T::ZERO; 8];
+    for chunk in chunks {
+        for (sum, &x) in sums.iter_mut().zip(chunk) {
+            *sum += x;
+        }
+    }
+    for (sum, &x) in sums.iter_mut().zip(rest) {
+        *sum += x;
+    }
+    ((sums[0] + sums[4]) + (sums[2] + sums[6])) + ((sums[1] + sums[5]) + (sums[3] + sums[7]))
+}
+
 /// `Σ_p a(p)·b(p)` over `K` terms, in 8 interleaved partial sums (vectorisable).
 #[inline(always)]
 fn dot<T: Real, const K: usize>(a: impl Fn(usize) -> T, b: impl Fn(usize) -> T) -> T {

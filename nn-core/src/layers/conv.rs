@@ -526,7 +526,7 @@ pub(crate) fn backward_batch<
         let dy_s = MatView::new(dy, plane);
         if NB > 0 {
             for (co, dy) in dy.chunks_exact(plane).enumerate() {
-                d_bias[co] += dy.iter().fold(T::ZERO, |sum, &d| sum + d);
+                d_bias[co] += crate::kernels::sum(dy);
             }
         }
         im2col::<T, G>(x, cols);

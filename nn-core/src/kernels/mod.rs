@@ -477,15 +477,21 @@ unsafe fn row_dots<T: Real, const M: usize, const K: usize>(
 /// order depends on the length only.
 #[inline]
 pub(crate) fn sum<T: Real>(xs: &[T]) -> T {
+    sum_by(xs, |x| x)
+}
+
+/// `Σ f(xᵢ)`, in [`sum`]'s order (a normalisation's `Σ (xᵢ − μ)²`).
+#[inline(always)]
+pub(crate) fn sum_by<T: Real>(xs: &[T], f: impl Fn(T) -> T) -> T {
     let (chunks, rest) = xs.as_chunks::<8>();
     let mut sums = [T::ZERO; 8];
     for chunk in chunks {
         for (sum, &x) in sums.iter_mut().zip(chunk) {
-            *sum += x;
+            *sum += f(x);
         }
     }
     for (sum, &x) in sums.iter_mut().zip(rest) {
-        *sum += x;
+        *sum += f(x);
     }
     ((sums[0] + sums[4]) + (sums[2] + sums[6])) + ((sums[1] + sums[5]) + (sums[3] + sums[7]))
 }

@@ -42,6 +42,11 @@ pub trait Real: RealField + Copy + Default + sealed::Sealed {
     /// `exp`, without overflow.
     fn sigmoid_accurate(self) -> Self;
 
+    /// `e^self` as softmax and the cross-entropy compute it: for `f32` vectorisable and
+    /// within one ulp of the correctly rounded result
+    /// ([`activations::exp_f32`](crate::activations::exp_f32)); for `f64` libm's.
+    fn exp_accurate(self) -> Self;
+
     /// `y[i] = x[i].tanh_accurate()` over a layer's values (for `f32` in the widest vectors
     /// the CPU has: the same bits as element by element).
     ///
@@ -101,6 +106,11 @@ impl Real for f32 {
         crate::activations::sigmoid_f32(self)
     }
 
+    #[inline(always)]
+    fn exp_accurate(self) -> Self {
+        crate::activations::exp_f32(self)
+    }
+
     #[inline]
     fn tanh_accurate_slice(x: &[Self], y: &mut [Self]) {
         crate::activations::tanh_f32_slice(x, y)
@@ -130,6 +140,11 @@ impl Real for f64 {
     #[inline]
     fn tanh_accurate(self) -> Self {
         <Self as nalgebra::ComplexField>::tanh(self)
+    }
+
+    #[inline]
+    fn exp_accurate(self) -> Self {
+        <Self as nalgebra::ComplexField>::exp(self)
     }
 
     #[inline]

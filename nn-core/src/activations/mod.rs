@@ -8,7 +8,7 @@ mod elementwise;
 mod fast;
 mod softmax;
 
-pub use accurate::{sigmoid_f32, tanh_f32};
+pub use accurate::{exp_f32, sigmoid_f32, tanh_f32};
 pub(crate) use accurate::{sigmoid_f32_slice, tanh_f32_slice};
 pub use elementwise::{
     Elementwise, Elu, Gelu, Heaviside, HeavisideSte, Identity, LeakyRelu, Relu, Sigmoid, Sign,

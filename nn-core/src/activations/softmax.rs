@@ -2,7 +2,7 @@
 //! product in backward.
 
 use super::{Activation, Reads};
-use crate::Real;
+use crate::{Real, kernels};
 use nalgebra::SMatrix;
 
 /// `softmax(x)_i = e^{x_i} / Σ_k e^{x_k}`, per sample (column), computed after subtracting
@@ -27,14 +27,19 @@ impl<T: Real> Activation<T> for Softmax {
         x: &SMatrix<T, N, B>,
         y: &mut SMatrix<T, N, B>,
     ) {
-        for (x, mut y) in x.column_iter().zip(y.column_iter_mut()) {
-            let max = x.max();
-            let mut sum = T::ZERO;
-            for (y, &x) in y.iter_mut().zip(x.iter()) {
-                *y = (x - max).exp();
-                sum += *y;
+        // Column by column over the contiguous slices: the exponentials vectorise
+        // (`exp_accurate`), then their sum in 8 lanes (`kernels::sum`).
+        let columns = x.as_slice().chunks_exact(N.max(1));
+        let outputs = y.as_mut_slice().chunks_exact_mut(N.max(1));
+        for (j, (column, y)) in columns.zip(outputs).enumerate() {
+            let max = x.column(j).max();
+            for (y, &v) in y.iter_mut().zip(column) {
+                *y = (v - max).exp_accurate();
             }
-            y /= sum;
+            let sum = kernels::sum(y);
+            for y in y {
+                *y /= sum;
+            }
         }
     }
 
@@ -67,10 +72,7 @@ impl<T: Real> Activation<T> for LogSoftmax {
     ) {
         for (x, mut y) in x.column_iter().zip(y.column_iter_mut()) {
             let max = x.max();
-            let mut sum = T::ZERO;
-            for &x in x.iter() {
-                sum += (x - max).exp();
-            }
+            let sum = kernels::sum_by(x.as_slice(), |x| (x - max).exp_accurate());
             // (x − max) − ln Σ, not x − (max + ln Σ): the shifted logit is exact, and adding
             // ln Σ to a large max would round it away (log_softmax([1e16, 1e16]) = [0, 0]).
             let log_sum = sum.ln();
@@ -93,7 +95,7 @@ impl<T: Real> Activation<T> for LogSoftmax {
         {
             let dy_sum = dy.sum();
             for ((dx, &y), &dy) in dx.iter_mut().zip(y.iter()).zip(dy.iter()) {
-                *dx += dy - y.exp() * dy_sum;
+                *dx += dy - y.exp_accurate() * dy_sum;
             }
         }
     }

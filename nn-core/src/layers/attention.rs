@@ -204,11 +204,11 @@ impl<
                 }
                 // Softmax over the visible keys, after subtracting their maximum.
                 let max = p.iter().take(keys).fold(p[0], |max, &a| max.max(a));
-                let mut sum = T::ZERO;
+                // The exponentials vectorise (`exp_accurate`), then their sum in 8 lanes.
                 for p in p.iter_mut().take(keys) {
-                    *p = (*p - max).exp();
-                    sum += *p;
+                    *p = (*p - max).exp_accurate();
                 }
+                let sum = kernels::sum(&p.as_slice()[..keys]);
                 for p in p.iter_mut().take(keys) {
                     *p /= sum;
                 }

@@ -51,7 +51,7 @@ impl<T: Real, const N: usize> Shifted<T, N> {
         let z = z.column(j);
         let max = z.max();
         let shifted: SMatrix<T, N, 1> = z.map(|z| z - max);
-        let exp = shifted.map(|s| s.exp());
+        let exp = shifted.map(|s| s.exp_accurate());
         let sum = exp.sum();
         Shifted {
             shifted,

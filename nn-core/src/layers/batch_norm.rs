@@ -137,18 +137,38 @@ impl<
     }
 }
 
-/// Positions of a sample that the passes sweep at a time, across the batch: the per-position
-/// accumulators and constants of a block are arrays of this many values on the stack (at
-/// most seven of them with the channel sums: 3.5 KiB in `f64`).
+/// Channels of at least this many positions are swept one at a time, sample by sample along
+/// their contiguous values, with [`WIDE`] partial sums in registers. Shorter ones are swept a
+/// group of `⌊BLOCK/S⌋` at a time (one block of positions of a sample, see [`Group`]) across
+/// the batch, with per-position accumulators and constants in arrays of `BLOCK` values on the
+/// stack (at most seven of them with the channel sums: 3.5 KiB in `f64`).
 const BLOCK: usize = 64;
 
-/// Partial sums that [`sum_lanes`] keeps.
+/// Partial sums along a long channel (`S ≥ BLOCK`): `f32` fills two AVX-512 registers, so that
+/// two independent chains of additions hide their latency.
+const WIDE: usize = 32;
+
+/// Partial sums of a block's per-position sums ([`sum_lanes`]).
 const LANES: usize = 8;
 
+/// The sum of `N` partial sums (`N` a power of two), pairwise:
+/// `((l₀ + l₁) + (l₂ + l₃)) + ((l₄ + l₅) + (l₆ + l₇))` for 8, and so on.
+#[inline(always)]
+fn pairwise<T: Real, const N: usize>(mut lanes: [T; N]) -> T {
+    const { assert!(N.is_power_of_two()) };
+    let mut n = N;
+    while n > 1 {
+        for i in 0..n / 2 {
+            lanes[i] = lanes[2 * i] + lanes[2 * i + 1];
+        }
+        n /= 2;
+    }
+    lanes[0]
+}
+
 /// The sum of `values` in [`LANES`] interleaved partial sums: value `i` goes to lane
-/// `i mod 8` (in order, from zero), and the lanes are combined pairwise,
-/// `((l₀ + l₁) + (l₂ + l₃)) + ((l₄ + l₅) + (l₆ + l₇))`. The order depends on the length
-/// only, and the independent lanes vectorise.
+/// `i mod 8` (in order, from zero), and the lanes are combined [`pairwise`]. The order depends
+/// on the length only, and the independent lanes vectorise.
 #[inline(always)]
 fn sum_lanes<T: Real>(values: &[T]) -> T {
     let mut lanes = [T::ZERO; LANES];
@@ -161,16 +181,52 @@ fn sum_lanes<T: Real>(values: &[T]) -> T {
     for (lane, &v) in lanes.iter_mut().zip(chunks.remainder()) {
         *lane += v;
     }
-    let [l0, l1, l2, l3, l4, l5, l6, l7] = lanes;
-    ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
+    pairwise(lanes)
 }
 
-/// The channels a batch-norm pass sweeps together, and the blocks of positions it sweeps
-/// them in. A group is one channel when `S ≥ BLOCK` (its `S` positions in blocks of
-/// [`BLOCK`], the last one shorter), or `⌊BLOCK/S⌋` consecutive channels (fewer at the end)
-/// in one block of whole channels when `S < BLOCK`. Either way a block starts at a
-/// channel's first position or `BLOCK` positions after the previous block, and its channel
-/// segments (`chunks(S)` of the block) are whole channels or a part of one.
+/// Adds `f(v)` for each of `values` (in order) to lane `i mod WIDE`, `i` its index.
+#[inline(always)]
+fn accumulate<T: Real>(lanes: &mut [T; WIDE], values: &[T], f: impl Fn(T) -> T) {
+    let mut chunks = values.chunks_exact(WIDE);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += f(v);
+        }
+    }
+    for (lane, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *lane += f(v);
+    }
+}
+
+/// [`accumulate`] of two sums of `f(x, y)` over `x` and `y` (as long as `x`) at once.
+#[inline(always)]
+fn accumulate_pairs<T: Real>(
+    lanes: (&mut [T; WIDE], &mut [T; WIDE]),
+    x: &[T],
+    y: &[T],
+    f: impl Fn(T, T) -> (T, T),
+) {
+    let (mut xs, mut ys) = (x.chunks_exact(WIDE), y.chunks_exact(WIDE));
+    for (x, y) in (&mut xs).zip(&mut ys) {
+        let lanes = lanes.0.iter_mut().zip(lanes.1.iter_mut());
+        for ((a, b), (&x, &y)) in lanes.zip(x.iter().zip(y)) {
+            let (u, v) = f(x, y);
+            *a += u;
+            *b += v;
+        }
+    }
+    let lanes = lanes.0.iter_mut().zip(lanes.1.iter_mut());
+    for ((a, b), (&x, &y)) in lanes.zip(xs.remainder().iter().zip(ys.remainder())) {
+        let (u, v) = f(x, y);
+        *a += u;
+        *b += v;
+    }
+}
+
+/// A group of channels of fewer than [`BLOCK`] positions that the passes sweep together:
+/// `⌊BLOCK/S⌋` consecutive channels (fewer at the end), positions
+/// `first·S .. (first + count)·S` of each sample, whose channel segments are the
+/// `chunks(S)` of the block.
 #[derive(Clone, Copy)]
 struct Group {
     /// The group's first channel.
@@ -180,28 +236,25 @@ struct Group {
 }
 
 impl Group {
-    /// The groups of `C` channels of `S` positions.
+    /// The groups of `C` channels of `S < BLOCK` positions.
     #[inline(always)]
     fn all<const C: usize, const S: usize>() -> impl Iterator<Item = Group> {
-        let per_group = if S >= BLOCK { 1 } else { BLOCK / S };
+        let per_group = BLOCK / S;
         (0..C).step_by(per_group).map(move |first| Group {
             first,
             count: per_group.min(C - first),
         })
     }
 
-    /// The blocks of the group: `(start, len)`, positions `start..start + len` of a sample.
+    /// The group's positions in a sample: `(start, len)`.
     #[inline(always)]
-    fn blocks<const S: usize>(self) -> impl Iterator<Item = (usize, usize)> {
-        let (start, end) = (self.first * S, (self.first + self.count) * S);
-        (start..end)
-            .step_by(BLOCK)
-            .map(move |at| (at, BLOCK.min(end - at)))
+    fn block<const S: usize>(self) -> (usize, usize) {
+        (self.first * S, self.count * S)
     }
 }
 
-/// Sets each position of a block (`values.len()` of them, starting at a channel boundary or
-/// within one channel) to `per_channel(k)`, `k` the block's `k`-th channel segment.
+/// Sets each position of a block (`values.len()` of them, whole channels) to
+/// `per_channel(k)`, `k` the block's `k`-th channel.
 #[inline(always)]
 fn spread<T: Real, const S: usize>(values: &mut [T], per_channel: impl Fn(usize) -> T) {
     for (k, segment) in values.chunks_mut(S).enumerate() {
@@ -209,15 +262,15 @@ fn spread<T: Real, const S: usize>(values: &mut [T], per_channel: impl Fn(usize)
     }
 }
 
-/// Adds to `sums[k]` the sum of the block's channel segment `k` of `acc` (see [`sum_lanes`]).
+/// Sets `sums[k]` to the sum of the block's channel `k` in `acc` (see [`sum_lanes`]).
 #[inline(always)]
-fn add_segments<T: Real, const S: usize>(acc: &[T], sums: &mut [T]) {
+fn channel_sums<T: Real, const S: usize>(acc: &[T], sums: &mut [T]) {
     for (sum, segment) in sums.iter_mut().zip(acc.chunks(S)) {
-        *sum += sum_lanes(segment);
+        *sum = sum_lanes(segment);
     }
 }
 
-/// The rows of one block in the `B` samples of a batch stored as a flat slice.
+/// The rows `start..start + len` of the `B` samples of a batch stored as a flat slice.
 #[inline(always)]
 fn rows<T, const IN: usize>(values: &[T], start: usize, len: usize) -> impl Iterator<Item = &[T]> {
     values
@@ -237,18 +290,24 @@ fn rows_mut<T, const IN: usize>(
         .map(move |sample| &mut sample[start..start + len])
 }
 
-/// The passes, on the batch as flat slices (sample `j` at `j·IN .. (j + 1)·IN`), a
-/// [`Group`] of channels at a time: for each block of positions, a loop over the samples
-/// whose inner loop runs along the block's row of the sample with per-position constants
-/// (the channel's mean, scale, …, spread over its positions), so that it vectorises for every
-/// `S` (across channels when `S = 1`). Each is compiled twice on x86-64, for the baseline and
-/// for AVX-512 (the `_avx512` copies, taken when the CPU has AVX-512F): the same operations in
-/// the same order (Rust fuses no multiply-add), so the same results bit for bit.
+/// The passes, on the batch as flat slices (sample `j` at `j·IN .. (j + 1)·IN`), so that the
+/// inner loops vectorise for every `S`:
+/// - a channel of `S ≥ BLOCK` positions is swept sample by sample along its `S` contiguous
+///   values (a prefetcher's stream), its sums in [`WIDE`] registers;
+/// - shorter channels are swept a [`Group`] at a time: for each sample, along the group's
+///   block of positions (across channels when `S = 1`), with per-position accumulators and
+///   per-position constants (a channel's mean, scale, …, spread over its positions).
 ///
-/// **Summation order.** A channel's sums (`Σ x`, `Σ (x − μ)²`, `Σ g`, `Σ g·x̂`) are: for each
-/// position of the channel, the sum of its `B` values in sample order (from zero); then, in
-/// each block, the sum of these per-position sums by [`sum_lanes`]; then the blocks' sums in
-/// order (from zero). It depends on `B`, `C` and `S` only.
+/// Each is compiled twice on x86-64, for the baseline and for AVX-512 (the `_avx512` copies,
+/// taken when the CPU has AVX-512F): the same operations in the same order (Rust fuses no
+/// multiply-add), so the same results bit for bit.
+///
+/// **Summation order.** A channel's sums (`Σ x`, `Σ (x − μ)²`, `Σ g`, `Σ g·x̂`) depend on `B`,
+/// `C` and `S` only:
+/// - `S ≥ BLOCK`: the value at position `s` goes to partial sum `s mod 32`, the samples in
+///   order (each partial sum from zero), and the 32 partial sums are added [`pairwise`];
+/// - `S < BLOCK`: for each position, its `B` values in sample order (from zero); then the
+///   channel's `S` per-position sums by [`sum_lanes`] (8 lanes, pairwise).
 impl<
     T: Real,
     const C: usize,
@@ -258,38 +317,75 @@ impl<
     const MOMENTUM_BITS: u64,
 > BatchNorm<T, C, S, IN, EPS_BITS, MOMENTUM_BITS>
 {
+    /// Whether channels are long enough to be swept one at a time along their values.
+    const LONG: bool = S >= BLOCK;
+
     /// Inference: `y = (x − running_mean)·γ/√(running_var + eps) + β`.
     #[inline(always)]
     fn infer<const B: usize>(&self, state: &BatchNormState<T, C>, x: &[T], y: &mut [T]) {
         let eps = T::of(Self::EPS);
         let initial = state.is_initial();
-        let variance = |c: usize| {
-            if initial {
+        let scale = |c: usize| {
+            let variance = if initial {
                 T::ONE
             } else {
                 state.running_var[c]
-            }
+            };
+            self.weight[c] / (variance + eps).sqrt()
         };
-        let (mut mean, mut scale, mut bias) =
-            ([T::ZERO; BLOCK], [T::ZERO; BLOCK], [T::ZERO; BLOCK]);
-        for group in Group::all::<C, S>() {
-            let c = group.first;
-            for (start, len) in group.blocks::<S>() {
-                spread::<T, S>(&mut mean[..len], |k| state.running_mean[c + k]);
-                spread::<T, S>(&mut scale[..len], |k| {
-                    self.weight[c + k] / (variance(c + k) + eps).sqrt()
-                });
-                spread::<T, S>(&mut bias[..len], |k| self.bias[c + k]);
-                let (mean, scale, bias) = (&mean[..len], &scale[..len], &bias[..len]);
-                let x_rows = rows::<T, IN>(x, start, len);
-                for (x, y) in x_rows.zip(rows_mut::<T, IN>(y, start, len)) {
-                    let constants = mean.iter().zip(scale).zip(bias);
-                    for ((y, &x), ((&mean, &scale), &bias)) in y.iter_mut().zip(x).zip(constants) {
+        if Self::LONG {
+            for c in 0..C {
+                let (mean, scale, bias) = (state.running_mean[c], scale(c), self.bias[c]);
+                let x_rows = rows::<T, IN>(x, c * S, S);
+                for (x, y) in x_rows.zip(rows_mut::<T, IN>(y, c * S, S)) {
+                    for (y, &x) in y.iter_mut().zip(x) {
                         *y = (x - mean) * scale + bias;
                     }
                 }
             }
+            return;
         }
+        let (mut means, mut scales, mut biases) =
+            ([T::ZERO; BLOCK], [T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        for group in Group::all::<C, S>() {
+            let (c, (start, len)) = (group.first, group.block::<S>());
+            let (means, scales, biases) =
+                (&mut means[..len], &mut scales[..len], &mut biases[..len]);
+            spread::<T, S>(means, |k| state.running_mean[c + k]);
+            spread::<T, S>(scales, |k| scale(c + k));
+            spread::<T, S>(biases, |k| self.bias[c + k]);
+            let x_rows = rows::<T, IN>(x, start, len);
+            for (x, y) in x_rows.zip(rows_mut::<T, IN>(y, start, len)) {
+                let constants = means.iter().zip(&*scales).zip(&*biases);
+                for ((y, &x), ((&mean, &scale), &bias)) in y.iter_mut().zip(x).zip(constants) {
+                    *y = (x - mean) * scale + bias;
+                }
+            }
+        }
+    }
+
+    /// Records channel `c`'s batch statistics from its sums `Σ x` and `Σ (x − μ)²`: μ and
+    /// `1/√(σ² + eps)` in `cache`, the running statistics moved towards μ and the unbiased
+    /// variance. Returns `(μ, 1/√(σ² + eps))`.
+    #[inline(always)]
+    fn record<const B: usize>(
+        state: &mut BatchNormState<T, C>,
+        cache: &mut BatchNormCache<T, C>,
+        c: usize,
+        sum: T,
+        sum_squares: T,
+    ) -> (T, T) {
+        let m = (B * S) as f64;
+        let (eps, momentum) = (T::of(Self::EPS), T::of(Self::MOMENTUM));
+        let mean = sum / T::of(m);
+        let var = sum_squares / T::of(m);
+        let inv_std = T::ONE / (var + eps).sqrt();
+        (cache.mean[c], cache.inv_std[c]) = (mean, inv_std);
+        let keep = T::ONE - momentum;
+        let unbiased = var * T::of(m / (m - 1.0));
+        state.running_mean[c] = keep * state.running_mean[c] + momentum * mean;
+        state.running_var[c] = keep * state.running_var[c] + momentum * unbiased;
+        (mean, inv_std)
     }
 
     /// Training: the batch statistics into `cache`, `y`, and the running statistics.
@@ -301,80 +397,82 @@ impl<
         y: &mut [T],
         cache: &mut BatchNormCache<T, C>,
     ) {
-        let m = (B * S) as f64;
-        let (eps, momentum) = (T::of(Self::EPS), T::of(Self::MOMENTUM));
         if state.is_initial() {
             // The all-zero state stands for PyTorch's initial one: make it explicit.
             state.running_var.fill(T::ONE);
         }
         state.num_batches_tracked = state.num_batches_tracked.saturating_add(1);
-        let (unbiased, keep) = (T::of(m / (m - 1.0)), T::ONE - momentum);
-        let mut acc = [T::ZERO; BLOCK];
-        let (mut mean, mut scale, mut bias) =
-            ([T::ZERO; BLOCK], [T::ZERO; BLOCK], [T::ZERO; BLOCK]);
-        for group in Group::all::<C, S>() {
-            let c = group.first;
-            let mut sums = [T::ZERO; BLOCK];
-            let sums = &mut sums[..group.count];
-            // μ: Σ x.
-            for (start, len) in group.blocks::<S>() {
-                let acc = &mut acc[..len];
-                acc.fill(T::ZERO);
-                for x in rows::<T, IN>(x, start, len) {
-                    for (acc, &x) in acc.iter_mut().zip(x) {
-                        *acc += x;
-                    }
+        let m = T::of((B * S) as f64);
+        if Self::LONG {
+            for c in 0..C {
+                // μ from Σ x, then σ² from Σ (x − μ)² (two passes: no cancellation).
+                let mut lanes = [T::ZERO; WIDE];
+                for x in rows::<T, IN>(x, c * S, S) {
+                    accumulate(&mut lanes, x, |x| x);
                 }
-                add_segments::<T, S>(acc, sums);
-            }
-            for (k, &sum) in sums.iter().enumerate() {
-                cache.mean[c + k] = sum / T::of(m);
-            }
-            // σ²: Σ (x − μ)², from μ (two passes: no cancellation).
-            sums.fill(T::ZERO);
-            for (start, len) in group.blocks::<S>() {
-                let (acc, mean) = (&mut acc[..len], &mut mean[..len]);
-                spread::<T, S>(mean, |k| cache.mean[c + k]);
-                acc.fill(T::ZERO);
-                for x in rows::<T, IN>(x, start, len) {
-                    for ((acc, &x), &mean) in acc.iter_mut().zip(x).zip(&*mean) {
-                        let d = x - mean;
-                        *acc += d * d;
-                    }
+                let sum = pairwise(lanes);
+                let mean = sum / m;
+                let mut lanes = [T::ZERO; WIDE];
+                for x in rows::<T, IN>(x, c * S, S) {
+                    accumulate(&mut lanes, x, |x| (x - mean) * (x - mean));
                 }
-                add_segments::<T, S>(acc, sums);
-            }
-            for (k, &sum) in sums.iter().enumerate() {
-                let var = sum / T::of(m);
-                cache.inv_std[c + k] = T::ONE / (var + eps).sqrt();
-                let (running_mean, running_var) = (
-                    &mut state.running_mean[c + k],
-                    &mut state.running_var[c + k],
-                );
-                *running_mean = keep * *running_mean + momentum * cache.mean[c + k];
-                *running_var = keep * *running_var + momentum * (var * unbiased);
-            }
-            // y = (x − μ)·γ/√(σ² + eps) + β.
-            for (start, len) in group.blocks::<S>() {
-                spread::<T, S>(&mut mean[..len], |k| cache.mean[c + k]);
-                spread::<T, S>(&mut scale[..len], |k| {
-                    self.weight[c + k] * cache.inv_std[c + k]
-                });
-                spread::<T, S>(&mut bias[..len], |k| self.bias[c + k]);
-                let (mean, scale, bias) = (&mean[..len], &scale[..len], &bias[..len]);
-                let x_rows = rows::<T, IN>(x, start, len);
-                for (x, y) in x_rows.zip(rows_mut::<T, IN>(y, start, len)) {
-                    let constants = mean.iter().zip(scale).zip(bias);
-                    for ((y, &x), ((&mean, &scale), &bias)) in y.iter_mut().zip(x).zip(constants) {
+                let (mean, inv_std) = Self::record::<B>(state, cache, c, sum, pairwise(lanes));
+                // y = (x − μ)·γ/√(σ² + eps) + β.
+                let (scale, bias) = (self.weight[c] * inv_std, self.bias[c]);
+                let x_rows = rows::<T, IN>(x, c * S, S);
+                for (x, y) in x_rows.zip(rows_mut::<T, IN>(y, c * S, S)) {
+                    for (y, &x) in y.iter_mut().zip(x) {
                         *y = (x - mean) * scale + bias;
                     }
+                }
+            }
+            return;
+        }
+        let mut acc = [T::ZERO; BLOCK];
+        let (mut means, mut scales, mut biases) =
+            ([T::ZERO; BLOCK], [T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        let (mut sums, mut sums_squares) = ([T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        for group in Group::all::<C, S>() {
+            let (c, (start, len)) = (group.first, group.block::<S>());
+            let (sums, sums_squares) = (&mut sums[..group.count], &mut sums_squares[..group.count]);
+            let (acc, means) = (&mut acc[..len], &mut means[..len]);
+            // μ: Σ x.
+            acc.fill(T::ZERO);
+            for x in rows::<T, IN>(x, start, len) {
+                for (acc, &x) in acc.iter_mut().zip(x) {
+                    *acc += x;
+                }
+            }
+            channel_sums::<T, S>(acc, sums);
+            spread::<T, S>(means, |k| sums[k] / m);
+            // σ²: Σ (x − μ)², from μ (two passes: no cancellation).
+            acc.fill(T::ZERO);
+            for x in rows::<T, IN>(x, start, len) {
+                for ((acc, &x), &mean) in acc.iter_mut().zip(x).zip(&*means) {
+                    *acc += (x - mean) * (x - mean);
+                }
+            }
+            channel_sums::<T, S>(acc, sums_squares);
+            for k in 0..group.count {
+                Self::record::<B>(state, cache, c + k, sums[k], sums_squares[k]);
+            }
+            // y = (x − μ)·γ/√(σ² + eps) + β.
+            let (scales, biases) = (&mut scales[..len], &mut biases[..len]);
+            spread::<T, S>(scales, |k| self.weight[c + k] * cache.inv_std[c + k]);
+            spread::<T, S>(biases, |k| self.bias[c + k]);
+            let x_rows = rows::<T, IN>(x, start, len);
+            for (x, y) in x_rows.zip(rows_mut::<T, IN>(y, start, len)) {
+                let constants = means.iter().zip(&*scales).zip(&*biases);
+                for ((y, &x), ((&mean, &scale), &bias)) in y.iter_mut().zip(x).zip(constants) {
+                    *y = (x - mean) * scale + bias;
                 }
             }
         }
     }
 
-    /// The gradients: `Σ g` and `Σ g·x̂` of a group in one pass over `x` and `g`, then
-    /// `∂L/∂x` in a second (x̂ recomputed from `x`, μ and `1/√(σ² + eps)`).
+    /// The gradients: `Σ g` and `Σ g·x̂` of a channel (or group) in one pass over `x` and
+    /// `g`, then `∂L/∂x` in a second (x̂ recomputed from `x`, μ and `1/√(σ² + eps)`):
+    /// `∂L/∂x += (γ/√(σ² + eps))·(g − (1/m)·Σ g − x̂·(1/m)·Σ g·x̂)`.
     #[inline(always)]
     fn gradients<const B: usize>(
         &self,
@@ -385,35 +483,62 @@ impl<
         grads: &mut Self,
     ) {
         let inv_m = T::of(1.0 / (B * S) as f64);
-        let (mut acc_dy, mut acc_dy_xhat) = ([T::ZERO; BLOCK], [T::ZERO; BLOCK]);
-        let (mut mean, mut inv_std, mut scale) =
-            ([T::ZERO; BLOCK], [T::ZERO; BLOCK], [T::ZERO; BLOCK]);
-        for group in Group::all::<C, S>() {
-            let c = group.first;
-            let (mut sum_dy, mut sum_dy_xhat) = ([T::ZERO; BLOCK], [T::ZERO; BLOCK]);
-            let (sum_dy, sum_dy_xhat) =
-                (&mut sum_dy[..group.count], &mut sum_dy_xhat[..group.count]);
-            // Σ g and Σ g·x̂ over the channel's B·S values.
-            for (start, len) in group.blocks::<S>() {
-                let (mean, inv_std) = (&mut mean[..len], &mut inv_std[..len]);
-                spread::<T, S>(mean, |k| cache.mean[c + k]);
-                spread::<T, S>(inv_std, |k| cache.inv_std[c + k]);
-                let (acc_dy, acc_dy_xhat) = (&mut acc_dy[..len], &mut acc_dy_xhat[..len]);
-                acc_dy.fill(T::ZERO);
-                acc_dy_xhat.fill(T::ZERO);
-                for (x, dy) in rows::<T, IN>(x, start, len).zip(rows::<T, IN>(dy, start, len)) {
-                    let accs = acc_dy.iter_mut().zip(acc_dy_xhat.iter_mut());
-                    let constants = mean.iter().zip(&*inv_std);
-                    for (((acc_dy, acc_dy_xhat), (&x, &dy)), (&mean, &inv_std)) in
-                        accs.zip(x.iter().zip(dy)).zip(constants)
-                    {
-                        *acc_dy += dy;
-                        *acc_dy_xhat += dy * (x - mean) * inv_std;
+        if Self::LONG {
+            for c in 0..C {
+                let (mean, inv_std) = (cache.mean[c], cache.inv_std[c]);
+                let (mut lanes_dy, mut lanes_dy_xhat) = ([T::ZERO; WIDE], [T::ZERO; WIDE]);
+                let x_rows = rows::<T, IN>(x, c * S, S);
+                for (x, dy) in x_rows.zip(rows::<T, IN>(dy, c * S, S)) {
+                    let lanes = (&mut lanes_dy, &mut lanes_dy_xhat);
+                    accumulate_pairs(lanes, x, dy, |x, dy| (dy, dy * (x - mean) * inv_std));
+                }
+                let (sum_dy, sum_dy_xhat) = (pairwise(lanes_dy), pairwise(lanes_dy_xhat));
+                grads.weight[c] += sum_dy_xhat;
+                grads.bias[c] += sum_dy;
+                let Some(dx) = dx.as_deref_mut() else {
+                    continue;
+                };
+                let (mean_dy, mean_dy_xhat) = (sum_dy * inv_m, sum_dy_xhat * inv_m);
+                let scale = self.weight[c] * inv_std;
+                let x_rows = rows::<T, IN>(x, c * S, S).zip(rows::<T, IN>(dy, c * S, S));
+                for ((x, dy), dx) in x_rows.zip(rows_mut::<T, IN>(dx, c * S, S)) {
+                    for (dx, (&x, &dy)) in dx.iter_mut().zip(x.iter().zip(dy)) {
+                        let x_hat = (x - mean) * inv_std;
+                        *dx += scale * (dy - mean_dy - x_hat * mean_dy_xhat);
                     }
                 }
-                add_segments::<T, S>(acc_dy, sum_dy);
-                add_segments::<T, S>(acc_dy_xhat, sum_dy_xhat);
             }
+            return;
+        }
+        let (mut acc_dy, mut acc_dy_xhat) = ([T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        let (mut means, mut inv_stds, mut scales) =
+            ([T::ZERO; BLOCK], [T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        let (mut sums_dy, mut sums_dy_xhat) = ([T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        for group in Group::all::<C, S>() {
+            let (c, (start, len)) = (group.first, group.block::<S>());
+            let (sum_dy, sum_dy_xhat) = (
+                &mut sums_dy[..group.count],
+                &mut sums_dy_xhat[..group.count],
+            );
+            let (means, inv_stds) = (&mut means[..len], &mut inv_stds[..len]);
+            spread::<T, S>(means, |k| cache.mean[c + k]);
+            spread::<T, S>(inv_stds, |k| cache.inv_std[c + k]);
+            // Σ g and Σ g·x̂ over each channel's B·S values.
+            let (acc_dy, acc_dy_xhat) = (&mut acc_dy[..len], &mut acc_dy_xhat[..len]);
+            acc_dy.fill(T::ZERO);
+            acc_dy_xhat.fill(T::ZERO);
+            for (x, dy) in rows::<T, IN>(x, start, len).zip(rows::<T, IN>(dy, start, len)) {
+                let accs = acc_dy.iter_mut().zip(acc_dy_xhat.iter_mut());
+                let constants = means.iter().zip(&*inv_stds);
+                for (((acc_dy, acc_dy_xhat), (&x, &dy)), (&mean, &inv_std)) in
+                    accs.zip(x.iter().zip(dy)).zip(constants)
+                {
+                    *acc_dy += dy;
+                    *acc_dy_xhat += dy * (x - mean) * inv_std;
+                }
+            }
+            channel_sums::<T, S>(acc_dy, sum_dy);
+            channel_sums::<T, S>(acc_dy_xhat, sum_dy_xhat);
             for k in 0..group.count {
                 grads.weight[c + k] += sum_dy_xhat[k];
                 grads.bias[c + k] += sum_dy[k];
@@ -421,28 +546,21 @@ impl<
             let Some(dx) = dx.as_deref_mut() else {
                 continue;
             };
-            // ∂L/∂x += (γ/√(σ² + eps))·(g − (1/m)·Σ g − x̂·(1/m)·Σ g·x̂).
-            for (start, len) in group.blocks::<S>() {
-                let (mean, inv_std, scale) =
-                    (&mut mean[..len], &mut inv_std[..len], &mut scale[..len]);
-                spread::<T, S>(mean, |k| cache.mean[c + k]);
-                spread::<T, S>(inv_std, |k| cache.inv_std[c + k]);
-                spread::<T, S>(scale, |k| self.weight[c + k] * cache.inv_std[c + k]);
-                let (mean_dy, mean_dy_xhat) = (&mut acc_dy[..len], &mut acc_dy_xhat[..len]);
-                spread::<T, S>(mean_dy, |k| sum_dy[k] * inv_m);
-                spread::<T, S>(mean_dy_xhat, |k| sum_dy_xhat[k] * inv_m);
-                let x_rows = rows::<T, IN>(x, start, len).zip(rows::<T, IN>(dy, start, len));
-                for ((x, dy), dx) in x_rows.zip(rows_mut::<T, IN>(dx, start, len)) {
-                    let constants = (mean.iter().zip(&*inv_std))
-                        .zip(scale.iter().zip(&*mean_dy).zip(&*mean_dy_xhat));
-                    for (
-                        (dx, (&x, &dy)),
-                        ((&mean, &inv_std), ((&scale, &mean_dy), &mean_dy_xhat)),
-                    ) in dx.iter_mut().zip(x.iter().zip(dy)).zip(constants)
-                    {
-                        let x_hat = (x - mean) * inv_std;
-                        *dx += scale * (dy - mean_dy - x_hat * mean_dy_xhat);
-                    }
+            // ∂L/∂x, the block's constants in the accumulators' arrays.
+            let scales = &mut scales[..len];
+            spread::<T, S>(scales, |k| self.weight[c + k] * cache.inv_std[c + k]);
+            let (mean_dy, mean_dy_xhat) = (acc_dy, acc_dy_xhat);
+            spread::<T, S>(mean_dy, |k| sum_dy[k] * inv_m);
+            spread::<T, S>(mean_dy_xhat, |k| sum_dy_xhat[k] * inv_m);
+            let x_rows = rows::<T, IN>(x, start, len).zip(rows::<T, IN>(dy, start, len));
+            for ((x, dy), dx) in x_rows.zip(rows_mut::<T, IN>(dx, start, len)) {
+                let constants = (means.iter().zip(&*inv_stds))
+                    .zip(scales.iter().zip(&*mean_dy).zip(&*mean_dy_xhat));
+                for ((dx, (&x, &dy)), ((&mean, &inv_std), ((&scale, &mean_dy), &mean_dy_xhat))) in
+                    dx.iter_mut().zip(x.iter().zip(dy)).zip(constants)
+                {
+                    let x_hat = (x - mean) * inv_std;
+                    *dx += scale * (dy - mean_dy - x_hat * mean_dy_xhat);
                 }
             }
         }
@@ -1151,6 +1269,28 @@ mod tests {
         assert_eq!(values.iter().sum::<f64>(), 5.0);
         assert_eq!(sum_lanes(&[1.0, 2.0, 3.0]), 6.0);
         assert_eq!(sum_lanes::<f64>(&[]), 0.0);
+    }
+
+    /// A long channel's sums are in 32 partial sums, position `s` into sum `s mod 32`, added
+    /// pairwise: with values whose sum depends on the order, μ is the documented one.
+    #[test]
+    fn long_channel_sums_follow_the_documented_order() {
+        let big = 2f64.powi(60);
+        // One channel of 64 positions, B = 2. Partial sum 0 gets big (position 0), then 1
+        // (position 32, lost next to 2⁶⁰), then the second sample's 0s; partial sum 1 gets −big:
+        // their pairwise sum is 0, the others 0 too: μ = 0. In sequence it would be 1/128.
+        let mut x = SMatrix::<f64, 64, 2>::ZERO;
+        (x[(0, 0)], x[(1, 0)], x[(32, 0)]) = (big, -big, 1.0);
+        let layer = BatchNorm::<f64, 1, 64, 64, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS> {
+            weight: SMatrix::repeat(1.0),
+            bias: SMatrix::repeat(0.0),
+        };
+        let (mut y, mut cache, mut state) =
+            (SMatrix::ZERO, BatchNormCache::ZERO, BatchNormState::ZERO);
+        layer.forward_train(&mut state, &x, &mut y, &mut cache, &mut []);
+        assert_eq!(cache.mean[0], 0.0);
+        assert_eq!(x.iter().sum::<f64>(), 1.0);
+        assert_eq!(pairwise([1.0, 2.0, 4.0, 8.0]), 15.0);
     }
 
     /// The passes compiled for AVX-512 give the baseline's results bit for bit (`f32`, a

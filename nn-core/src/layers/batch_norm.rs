@@ -41,6 +41,14 @@ pub const DEFAULT_MOMENTUM_BITS: u64 = 0.1f64.to_bits();
 /// [`STATE_TENSORS`](Layer::STATE_TENSORS), named as in PyTorch's `state_dict` and saved with
 /// the weights (`momentum=None`, PyTorch's cumulative average, is not supported). [`Layer::init`] sets γ = 1 and β = 0 whatever the scheme, and
 /// [`Layer::init_state`] running mean 0 and variance 1, as PyTorch.
+///
+/// The passes vectorise for every `S` (across channels when `S = 1`), and run in AVX-512
+/// registers when the CPU has them with the same results bit for bit. Each sum over a
+/// channel's values (`Σ x`, `Σ (x − μ)²`, `Σ g`, `Σ g·x̂`) is made in a fixed order that
+/// depends on `B`, `C` and `S` only (never on the CPU or the run): for `S ≥ 64`, position `s`
+/// into partial sum `s mod 32`, the samples in order, the 32 partial sums added pairwise; for
+/// `S < 64`, the `B` values of each position in sample order, then the channel's `S` sums in 8
+/// interleaved partial sums (position `s` into `s mod 8`) added pairwise.
 #[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct BatchNorm<

@@ -189,10 +189,11 @@ const fn windows_in_chunks<G: PoolGeometry2d>() -> bool {
     G::KW <= G::SW && G::OW * G::SW <= G::W
 }
 
-/// `y = avgpool(x)` for a batch, one output row at a time: the row starts at zero, each
-/// window element (row-major order) is swept across the row's windows, and the sums are
-/// divided by `KH·KW`. Each output adds its window's values in the order of the definition,
-/// so the results are those of the plain loop over each window, bit for bit.
+/// `y = avgpool(x)` for a batch, one output row at a time: each input row of the windows is
+/// swept across the row's windows (in chunks of `SW` values, or, for overlapping windows,
+/// once per window column), and the sums are divided by `KH·KW`. Each output adds its
+/// window's values in the order of the definition, so the results are those of the plain loop
+/// over each window, bit for bit.
 fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
     y: &mut SMatrix<T, OUT, B>,
@@ -204,19 +205,27 @@ fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, 
         for (oh, out) in y.chunks_exact_mut(G::OW).enumerate() {
             // The KH input rows of this output row.
             let rows = &x[oh * G::SH * G::W..][..G::KH * G::W];
+            if windows_in_chunks::<G>() {
+                // One sweep per input row: the first starts the sums from zero, the last
+                // divides them.
+                let sum =
+                    |start: T, window: &[T]| window[..G::KW].iter().fold(start, |sum, &v| sum + v);
+                for (kh, row) in rows.chunks_exact(G::W).enumerate() {
+                    let windows = out.iter_mut().zip(row.chunks_exact(G::SW));
+                    match (kh == 0, kh == G::KH - 1) {
+                        (true, true) => windows.for_each(|(o, w)| *o = sum(T::ZERO, w) / count),
+                        (true, false) => windows.for_each(|(o, w)| *o = sum(T::ZERO, w)),
+                        (false, true) => windows.for_each(|(o, w)| *o = sum(*o, w) / count),
+                        (false, false) => windows.for_each(|(o, w)| *o = sum(*o, w)),
+                    }
+                }
+                continue;
+            }
             out.fill(T::ZERO);
             for row in rows.chunks_exact(G::W) {
-                if windows_in_chunks::<G>() {
-                    for (o, window) in out.iter_mut().zip(row.chunks_exact(G::SW)) {
-                        for &v in &window[..G::KW] {
-                            *o += v;
-                        }
-                    }
-                } else {
-                    for kw in 0..G::KW {
-                        for (o, &v) in out.iter_mut().zip(row[kw..].iter().step_by(G::SW)) {
-                            *o += v;
-                        }
+                for kw in 0..G::KW {
+                    for (o, &v) in out.iter_mut().zip(row[kw..].iter().step_by(G::SW)) {
+                        *o += v;
                     }
                 }
             }

@@ -64,6 +64,7 @@ ARCH = {
     "W1": "tiny", "W4": "tiny",
     "W2": "relu_mlp", "W3": "relu_mlp", "W5": "relu_mlp", "W6": "relu_mlp",
     "C1": "lenet", "C2": "lenet", "C3": "lenet",
+    "C4": "bn_cnn",
     "G1": "gru",
     "A1": "attention",
 }
@@ -97,6 +98,26 @@ class LeNet(torch.nn.Module):
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
 
+class BnCnn(torch.nn.Module):
+    """C4: conv 8@3×3 pad 1, batch norm, ReLU, avg-pool 2, conv 16@3×3 pad 1, batch norm,
+    ReLU, avg-pool 2, 10 logits (trained in train mode: batch statistics)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.bn1 = torch.nn.BatchNorm2d(8)
+        self.pool1 = torch.nn.AvgPool2d(2)
+        self.conv2 = torch.nn.Conv2d(8, 16, 3, padding=1)
+        self.bn2 = torch.nn.BatchNorm2d(16)
+        self.pool2 = torch.nn.AvgPool2d(2)
+        self.fc = torch.nn.Linear(16 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = self.pool1(F.relu(self.bn1(self.conv1(x))))
+        x = self.pool2(F.relu(self.bn2(self.conv2(x))))
+        return self.fc(torch.flatten(x, 1))
+
+
 class GruNet(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -126,6 +147,7 @@ def torch_model(arch, weights):
         "tiny": lambda: Mlp(weights, torch.tanh),
         "relu_mlp": lambda: Mlp(weights, F.relu),
         "lenet": LeNet,
+        "bn_cnn": BnCnn,
         "gru": GruNet,
         "attention": AttentionNet,
     }[arch]()
@@ -192,6 +214,23 @@ def jax_forward(arch):
         x = jax.nn.relu(linear(p, "fc1", x))
         return linear(p, "fc3", jax.nn.relu(linear(p, "fc2", x)))
 
+    def batch_norm(p, name, x, eps=1e-5):
+        # Training mode: the batch's mean and biased variance per channel (the running
+        # statistics do not enter the loss, so they are not kept here).
+        mean = x.mean(axis=(0, 2, 3), keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=(0, 2, 3), keepdims=True)
+        x_hat = (x - mean) / jnp.sqrt(var + eps)
+        gamma, beta = p[f"{name}.weight"], p[f"{name}.bias"]
+        return x_hat * gamma[None, :, None, None] + beta[None, :, None, None]
+
+    def avg_pool(x):
+        return lax.reduce_window(x, 0.0, lax.add, (1, 1, 2, 2), (1, 1, 2, 2), "VALID") / 4
+
+    def bn_cnn(p, x):
+        x = avg_pool(jax.nn.relu(batch_norm(p, "bn1", conv(p, "conv1", x, 1))))
+        x = avg_pool(jax.nn.relu(batch_norm(p, "bn2", conv(p, "conv2", x, 1))))
+        return linear(p, "fc", x.reshape(x.shape[0], -1))
+
     def gru(p, x):
         # PyTorch's GRU: gates [r; z; n]; the input products of all steps at once.
         w_hh, b_hh = p["gru.weight_hh_l0"], p["gru.bias_hh_l0"]
@@ -224,6 +263,7 @@ def jax_forward(arch):
         "tiny": mlp(jnp.tanh),
         "relu_mlp": mlp(jax.nn.relu),
         "lenet": lenet,
+        "bn_cnn": bn_cnn,
         "gru": gru,
     }[arch]
 
@@ -243,7 +283,10 @@ def jax_train(arch, weights, x, t, kind):
         loss, g = jax.value_and_grad(lambda p: jax_loss(kind, forward(p, x), t))(p)
         return jax.tree_util.tree_map(lambda w, d: w - LR * d, p, g), loss
 
-    state = {"p": {k: jnp.asarray(v) for k, v in weights.items()}}
+    # Batch norm's buffers are state, not parameters: not differentiated.
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    params = {k: v for k, v in weights.items() if not k.endswith(buffers)}
+    state = {"p": {k: jnp.asarray(v) for k, v in params.items()}}
     x, t = jnp.asarray(x), jnp.asarray(t.astype(np.int32) if t.dtype == np.int64 else t)
 
     def run():
@@ -300,7 +343,7 @@ def pretty(ns):
 
 def main():
     directory = sys.argv[1]
-    only = sys.argv[2:] or ["W1", "W4", "W2", "W3", "W5", "W6", "C1", "C2", "C3", "G1", "A1"]
+    only = sys.argv[2:] or ["W1", "W4", "W2", "W3", "W5", "W6", "C1", "C2", "C3", "C4", "G1", "A1"]
     print(f"torch {torch.__version__}, jax {jax.__version__}, numpy {np.__version__}")
     print("| workload | contestant | time | check |")
     print("|---|---|---:|---|")

@@ -157,6 +157,7 @@ pub fn export_all(dir: &Path) {
     infer(dir, "C2", &[1, 28, 28], &*net, &*x);
     let (net, x) = lenet_inference::<64>();
     infer(dir, "C3", &[1, 28, 28], &*net, &*x);
+    train(dir, "C4", &[1, 28, 28], c4_state(), &CE, "cross_entropy");
     train(dir, "G1", &[32, 16], g1_state(), &CE, "cross_entropy");
     train(dir, "A1", &[32, 64], a1_state(), &CE, "cross_entropy");
 }

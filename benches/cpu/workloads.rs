@@ -23,7 +23,7 @@ pub struct Workload {
 
 /// Every workload, in the order of BENCHMARKS.md (P3 is W3 on threads, P1 C1).
 pub const SUITE: &[fn() -> Workload] = &[
-    w1, w4, w2, w3, w5, w6, c1, c2, c3, g1, a1, p3, p1, k1, k2, k3, k4, k5, n1,
+    w1, w4, w2, w3, w5, w6, c1, c2, c3, c4, g1, a1, p3, p1, k1, k2, k3, k4, k5, n1,
 ];
 
 /// Learning rate of every training workload (plain SGD).
@@ -51,6 +51,21 @@ nn::network! {
         fc1: Dense<120>, Relu,
         fc2: Dense<84>, Relu,
         fc3: Dense<10>,
+    }
+}
+
+nn::network! {
+    /// C4: a small CNN with batch norm and average pooling on 28×28 images.
+    pub struct BnCnn {
+        input: [1, 28, 28],
+        conv1: Conv2d<8, 3, padding = 1>,
+        bn1: BatchNorm2d, Relu,
+        pool1: AvgPool2d<2>,
+        conv2: Conv2d<16, 3, padding = 1>,
+        bn2: BatchNorm2d, Relu,
+        pool2: AvgPool2d<2>,
+        Flatten,
+        fc: Dense<10>,
     }
 }
 
@@ -1056,6 +1071,19 @@ pub fn c2() -> Workload {
 /// C3: LeNet-5 inference, 64 images.
 pub fn c3() -> Workload {
     lenet_infer::<64>("C3 infer (LeNet, batch 64)")
+}
+
+/// C4's state: the batch-norm CNN initialised by `init` (seed 8), a batch of 32 inputs in
+/// `[-1, 1)` with classes `0..10`.
+pub fn c4_state() -> NnTrain<BnCnn<f32>, usize, 784, 10, 32> {
+    initialised(8)
+}
+
+/// C4: train step of a small CNN with batch norm and average pooling (conv 8@3×3 pad 1,
+/// batch norm, ReLU, avg-pool 2, conv 16@3×3 pad 1, batch norm, ReLU, avg-pool 2, 10),
+/// softmax-CE, batch 32, SGD. nn only here (PyTorch and JAX: `bench-peers/`).
+pub fn c4() -> Workload {
+    training("C4 train (BN CNN, batch 32)", c4_state)
 }
 
 /// G1's state: the GRU network initialised by `init` (seed 5), a batch of 16 sequences of

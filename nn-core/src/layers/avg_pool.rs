@@ -179,7 +179,21 @@ impl<T: Real, const C: usize, const S: usize, const IN: usize> Layer<T, IN, C>
     }
 }
 
-/// `y = avgpool(x)` for a batch, one channel plane at a time.
+/// Outputs of a row whose gradient shares the backward pass keeps on the stack at a time.
+const CHUNK: usize = 64;
+
+/// Whether every window of an output row lies inside its own `SW` input values (`KW ≤ SW`,
+/// and the row's `OW` windows within `OW·SW ≤ W` values): then the passes walk the input row
+/// in `chunks_exact(SW)`, one chunk per output, which vectorises better than strided reads.
+const fn windows_in_chunks<G: PoolGeometry2d>() -> bool {
+    G::KW <= G::SW && G::OW * G::SW <= G::W
+}
+
+/// `y = avgpool(x)` for a batch, one output row at a time: each input row of the windows is
+/// swept across the row's windows (in chunks of `SW` values, or, for overlapping windows,
+/// once per window column), and the sums are divided by `KH·KW`. Each output adds its
+/// window's values in the order of the definition, so the results are those of the plain loop
+/// over each window, bit for bit.
 fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
     y: &mut SMatrix<T, OUT, B>,
@@ -188,37 +202,78 @@ fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, 
     let count = T::of((G::KH * G::KW) as f64);
     let x_planes = x.as_slice().chunks_exact(in_plane);
     for (x, y) in x_planes.zip(y.as_mut_slice().chunks_exact_mut(out_plane)) {
-        for oh in 0..G::OH {
-            for ow in 0..G::OW {
-                let first = oh * G::SH * G::W + ow * G::SW;
-                let mut sum = T::ZERO;
-                for kh in 0..G::KH {
-                    let row = first + kh * G::W;
-                    sum = x[row..row + G::KW].iter().fold(sum, |sum, &v| sum + v);
+        for (oh, out) in y.chunks_exact_mut(G::OW).enumerate() {
+            // The KH input rows of this output row.
+            let rows = &x[oh * G::SH * G::W..][..G::KH * G::W];
+            if windows_in_chunks::<G>() {
+                // One sweep per input row: the first starts the sums from zero, the last
+                // divides them.
+                let sum =
+                    |start: T, window: &[T]| window[..G::KW].iter().fold(start, |sum, &v| sum + v);
+                for (kh, row) in rows.chunks_exact(G::W).enumerate() {
+                    let windows = out.iter_mut().zip(row.chunks_exact(G::SW));
+                    match (kh == 0, kh == G::KH - 1) {
+                        (true, true) => windows.for_each(|(o, w)| *o = sum(T::ZERO, w) / count),
+                        (true, false) => windows.for_each(|(o, w)| *o = sum(T::ZERO, w)),
+                        (false, true) => windows.for_each(|(o, w)| *o = sum(*o, w) / count),
+                        (false, false) => windows.for_each(|(o, w)| *o = sum(*o, w)),
+                    }
                 }
-                y[oh * G::OW + ow] = sum / count;
+                continue;
+            }
+            out.fill(T::ZERO);
+            for row in rows.chunks_exact(G::W) {
+                for kw in 0..G::KW {
+                    for (o, &v) in out.iter_mut().zip(row[kw..].iter().step_by(G::SW)) {
+                        *o += v;
+                    }
+                }
+            }
+            for o in out {
+                *o /= count;
             }
         }
     }
 }
 
-/// Adds `∂L/∂x`: each output's gradient spread evenly over its window.
+/// Adds `∂L/∂x`: each output's gradient spread evenly over its window, one output row at a
+/// time (its shares `∂L/∂y/(KH·KW)` on the stack, [`CHUNK`] at a time), swept across the
+/// row's windows for each window element. An input value shared by several windows gets
+/// their shares in the order of the outputs (as the plain loop over outputs and windows adds
+/// them: the window columns are swept from the last, `kw = KW − 1`, to the first), so the
+/// results are that loop's, bit for bit.
 fn backward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
     dy: &SMatrix<T, OUT, B>,
     dx: &mut SMatrix<T, IN, B>,
 ) {
     let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
     let count = T::of((G::KH * G::KW) as f64);
+    let mut shares = [T::ZERO; CHUNK];
     let dy_planes = dy.as_slice().chunks_exact(out_plane);
     for (dy, dx) in dy_planes.zip(dx.as_mut_slice().chunks_exact_mut(in_plane)) {
-        for oh in 0..G::OH {
-            for ow in 0..G::OW {
-                let share = dy[oh * G::OW + ow] / count;
-                let first = oh * G::SH * G::W + ow * G::SW;
-                for kh in 0..G::KH {
-                    let row = first + kh * G::W;
-                    for dx in &mut dx[row..row + G::KW] {
-                        *dx += share;
+        for (oh, dy) in dy.chunks_exact(G::OW).enumerate() {
+            let rows = &mut dx[oh * G::SH * G::W..][..G::KH * G::W];
+            for (first, dy) in (0..).step_by(CHUNK).zip(dy.chunks(CHUNK)) {
+                let shares = &mut shares[..dy.len()];
+                for (share, &d) in shares.iter_mut().zip(dy) {
+                    *share = d / count;
+                }
+                for row in rows.chunks_exact_mut(G::W) {
+                    let row = &mut row[first * G::SW..];
+                    if windows_in_chunks::<G>() {
+                        // Windows do not overlap along the row.
+                        for (&share, window) in shares.iter().zip(row.chunks_exact_mut(G::SW)) {
+                            for v in &mut window[..G::KW] {
+                                *v += share;
+                            }
+                        }
+                    } else {
+                        for kw in (0..G::KW).rev() {
+                            let values = row[kw..].iter_mut().step_by(G::SW);
+                            for (&share, v) in shares.iter().zip(values) {
+                                *v += share;
+                            }
+                        }
                     }
                 }
             }
@@ -450,5 +505,73 @@ mod tests {
         AvgPool2d::<f64, 50, 18, G>::ZERO.forward(&(), &x, &mut y, &mut []);
         AvgPool2d::<f32, 50, 18, G>::ZERO.forward(&(), &x.cast(), &mut y32, &mut []);
         assert!((y32.cast::<f64>() - y).amax() < 1e-6);
+    }
+
+    /// `∂L/∂x` of one sample from the definition: for each output in order, its share added to
+    /// each element of its window in row-major order (onto `dx`'s values).
+    fn naive_backward<G: PoolGeometry2d, const IN: usize>(dy: &[f64], dx: &mut [f64]) {
+        for c in 0..G::C {
+            for oh in 0..G::OH {
+                for ow in 0..G::OW {
+                    let share = dy[(c * G::OH + oh) * G::OW + ow] / (G::KH * G::KW) as f64;
+                    for kh in 0..G::KH {
+                        for kw in 0..G::KW {
+                            dx[(c * G::H + oh * G::SH + kh) * G::W + ow * G::SW + kw] += share;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forward and backward equal the plain loops of the definition bit for bit (the same
+    /// sums in the same order), for a batch of `B`.
+    fn equals_naive_bit_for_bit<
+        G: PoolGeometry2d,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        seed: u64,
+    ) {
+        let layer = AvgPool2d::<f64, IN, OUT, G>::ZERO;
+        let x = random_matrix::<IN, B>(seed, 1.0);
+        let dy = random_matrix::<OUT, B>(seed + 1, 1.0);
+        let start = random_matrix::<IN, B>(seed + 2, 1.0);
+        let (mut y, mut dx) = (SMatrix::<f64, OUT, B>::ZERO, start);
+        layer.forward(&(), &x, &mut y, &mut []);
+        let mut grads = AvgPool2d::ZERO;
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
+        for j in 0..B {
+            let expected = naive::<G, OUT>(x.column(j).as_slice());
+            assert_eq!(y.column(j).as_slice(), &expected, "y, sample {j}");
+            let mut expected = [0.0; IN];
+            expected.copy_from_slice(start.column(j).as_slice());
+            naive_backward::<G, IN>(dy.column(j).as_slice(), &mut expected);
+            assert_eq!(dx.column(j).as_slice(), &expected, "dx, sample {j}");
+        }
+    }
+
+    /// Geometries of both paths (windows within chunks of `SW` values, strided sweeps), with
+    /// overlapping windows along either axis, gaps between windows, unused last columns and
+    /// rows, and rows longer than a chunk of shares.
+    #[test]
+    fn equals_the_definition_bit_for_bit() {
+        // KW = SW, W = OW·SW: chunks.
+        equals_naive_bit_for_bit::<PoolGeometry2dOf<3, 6, 8, 2, 2, 2, 2>, 144, 36, 1>(40);
+        // An unused last column and row (7 × 7 by 2 × 2): chunks.
+        equals_naive_bit_for_bit::<PoolGeometry2dOf<2, 7, 7, 2, 2, 2, 2>, 98, 18, 3>(41);
+        // Gaps between windows (KW < SW): chunks; KH > SH: rows overlap.
+        equals_naive_bit_for_bit::<PoolGeometry2dOf<2, 7, 9, 3, 2, 2, 3>, 126, 18, 2>(42);
+        // KW = 1, SW = 2 with OW·SW > W: strided.
+        equals_naive_bit_for_bit::<PoolGeometry2dOf<1, 5, 5, 1, 1, 2, 2>, 25, 9, 2>(43);
+        // Overlapping windows along both axes: strided.
+        equals_naive_bit_for_bit::<PoolGeometry2dOf<2, 5, 6, 3, 3, 1, 1>, 60, 24, 3>(44);
+        equals_naive_bit_for_bit::<PoolGeometry2dOf<1, 6, 9, 2, 4, 1, 3>, 54, 10, 1>(45);
+        // Rows of 70 and 68 outputs: two chunks of shares.
+        equals_naive_bit_for_bit::<PoolGeometry2dOf<1, 4, 140, 2, 2, 2, 2>, 560, 140, 2>(46);
+        equals_naive_bit_for_bit::<PoolGeometry2dOf<1, 3, 70, 2, 3, 1, 1>, 210, 136, 2>(47);
+        // 1-d pooling is 2-d of height 1.
+        equals_naive_bit_for_bit::<LiftPool1d<PoolGeometry1dOf<3, 11, 3, 2>>, 33, 15, 2>(48);
     }
 }

@@ -1,6 +1,8 @@
 //! Batch normalization over the batch and the spatial positions of each channel.
 
 use crate::init::Init;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels;
 use crate::{ConstZero, Layer, Params, Real, Role, StateOffsets, StateValue, TensorInfo, Zeroable};
 use core::mem::offset_of;
 use nalgebra::SMatrix;
@@ -39,6 +41,14 @@ pub const DEFAULT_MOMENTUM_BITS: u64 = 0.1f64.to_bits();
 /// [`STATE_TENSORS`](Layer::STATE_TENSORS), named as in PyTorch's `state_dict` and saved with
 /// the weights (`momentum=None`, PyTorch's cumulative average, is not supported). [`Layer::init`] sets γ = 1 and β = 0 whatever the scheme, and
 /// [`Layer::init_state`] running mean 0 and variance 1, as PyTorch.
+///
+/// The passes vectorise for every `S` (across channels when `S = 1`), and run in AVX-512
+/// registers when the CPU has them with the same results bit for bit. Each sum over a
+/// channel's values (`Σ x`, `Σ (x − μ)²`, `Σ g`, `Σ g·x̂`) is made in a fixed order that
+/// depends on `B`, `C` and `S` only (never on the CPU or the run): for `S ≥ 64`, position `s`
+/// into partial sum `s mod 32`, the samples in order, the 32 partial sums added pairwise; for
+/// `S < 64`, the `B` values of each position in sample order, then the channel's `S` sums in 8
+/// interleaved partial sums (position `s` into `s mod 8`) added pairwise.
 #[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct BatchNorm<
@@ -135,20 +145,468 @@ impl<
     }
 }
 
-/// The `S` values of channel `c` in sample `j` of a batch stored as a flat slice.
+/// Channels of at least this many positions are swept one at a time, sample by sample along
+/// their contiguous values, with [`WIDE`] partial sums in registers. Shorter ones are swept a
+/// group of `⌊BLOCK/S⌋` at a time (one block of positions of a sample, see [`Group`]) across
+/// the batch, with per-position accumulators and constants in arrays of `BLOCK` values on the
+/// stack (at most seven of them with the channel sums: 3.5 KiB in `f64`).
+const BLOCK: usize = 64;
+
+/// Partial sums along a long channel (`S ≥ BLOCK`): `f32` fills two AVX-512 registers, so that
+/// two independent chains of additions hide their latency.
+const WIDE: usize = 32;
+
+/// Partial sums of a block's per-position sums ([`sum_lanes`]).
+const LANES: usize = 8;
+
+/// The sum of `N` partial sums (`N` a power of two), pairwise:
+/// `((l₀ + l₁) + (l₂ + l₃)) + ((l₄ + l₅) + (l₆ + l₇))` for 8, and so on.
 #[inline(always)]
-fn channel<T, const IN: usize, const S: usize>(values: &[T], j: usize, c: usize) -> &[T] {
-    &values[j * IN + c * S..][..S]
+fn pairwise<T: Real, const N: usize>(mut lanes: [T; N]) -> T {
+    const { assert!(N.is_power_of_two()) };
+    let mut n = N;
+    while n > 1 {
+        for i in 0..n / 2 {
+            lanes[i] = lanes[2 * i] + lanes[2 * i + 1];
+        }
+        n /= 2;
+    }
+    lanes[0]
 }
 
-/// Mutable [`channel`].
+/// The sum of `values` in [`LANES`] interleaved partial sums: value `i` goes to lane
+/// `i mod 8` (in order, from zero), and the lanes are combined [`pairwise`]. The order depends
+/// on the length only, and the independent lanes vectorise.
 #[inline(always)]
-fn channel_mut<T, const IN: usize, const S: usize>(
+fn sum_lanes<T: Real>(values: &[T]) -> T {
+    let mut lanes = [T::ZERO; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    for (lane, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *lane += v;
+    }
+    pairwise(lanes)
+}
+
+/// Adds `f(v)` for each of `values` (in order) to lane `i mod WIDE`, `i` its index.
+#[inline(always)]
+fn accumulate<T: Real>(lanes: &mut [T; WIDE], values: &[T], f: impl Fn(T) -> T) {
+    let mut chunks = values.chunks_exact(WIDE);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += f(v);
+        }
+    }
+    for (lane, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *lane += f(v);
+    }
+}
+
+/// [`accumulate`] of two sums of `f(x, y)` over `x` and `y` (as long as `x`) at once.
+#[inline(always)]
+fn accumulate_pairs<T: Real>(
+    lanes: (&mut [T; WIDE], &mut [T; WIDE]),
+    x: &[T],
+    y: &[T],
+    f: impl Fn(T, T) -> (T, T),
+) {
+    let (mut xs, mut ys) = (x.chunks_exact(WIDE), y.chunks_exact(WIDE));
+    for (x, y) in (&mut xs).zip(&mut ys) {
+        let lanes = lanes.0.iter_mut().zip(lanes.1.iter_mut());
+        for ((a, b), (&x, &y)) in lanes.zip(x.iter().zip(y)) {
+            let (u, v) = f(x, y);
+            *a += u;
+            *b += v;
+        }
+    }
+    let lanes = lanes.0.iter_mut().zip(lanes.1.iter_mut());
+    for ((a, b), (&x, &y)) in lanes.zip(xs.remainder().iter().zip(ys.remainder())) {
+        let (u, v) = f(x, y);
+        *a += u;
+        *b += v;
+    }
+}
+
+/// A group of channels of fewer than [`BLOCK`] positions that the passes sweep together:
+/// `⌊BLOCK/S⌋` consecutive channels (fewer at the end), positions
+/// `first·S .. (first + count)·S` of each sample, whose channel segments are the
+/// `chunks(S)` of the block.
+#[derive(Clone, Copy)]
+struct Group {
+    /// The group's first channel.
+    first: usize,
+    /// Channels in the group.
+    count: usize,
+}
+
+impl Group {
+    /// The groups of `C` channels of `S < BLOCK` positions.
+    #[inline(always)]
+    fn all<const C: usize, const S: usize>() -> impl Iterator<Item = Group> {
+        let per_group = BLOCK / S;
+        (0..C).step_by(per_group).map(move |first| Group {
+            first,
+            count: per_group.min(C - first),
+        })
+    }
+
+    /// The group's positions in a sample: `(start, len)`.
+    #[inline(always)]
+    fn block<const S: usize>(self) -> (usize, usize) {
+        (self.first * S, self.count * S)
+    }
+}
+
+/// Sets each position of a block (`values.len()` of them, whole channels) to
+/// `per_channel(k)`, `k` the block's `k`-th channel.
+#[inline(always)]
+fn spread<T: Real, const S: usize>(values: &mut [T], per_channel: impl Fn(usize) -> T) {
+    for (k, segment) in values.chunks_mut(S).enumerate() {
+        segment.fill(per_channel(k));
+    }
+}
+
+/// Sets `sums[k]` to the sum of the block's channel `k` in `acc` (see [`sum_lanes`]).
+#[inline(always)]
+fn channel_sums<T: Real, const S: usize>(acc: &[T], sums: &mut [T]) {
+    for (sum, segment) in sums.iter_mut().zip(acc.chunks(S)) {
+        *sum = sum_lanes(segment);
+    }
+}
+
+/// The rows `start..start + len` of the `B` samples of a batch stored as a flat slice.
+#[inline(always)]
+fn rows<T, const IN: usize>(values: &[T], start: usize, len: usize) -> impl Iterator<Item = &[T]> {
+    values
+        .chunks_exact(IN)
+        .map(move |sample| &sample[start..start + len])
+}
+
+/// Mutable [`rows`].
+#[inline(always)]
+fn rows_mut<T, const IN: usize>(
     values: &mut [T],
-    j: usize,
-    c: usize,
-) -> &mut [T] {
-    &mut values[j * IN + c * S..][..S]
+    start: usize,
+    len: usize,
+) -> impl Iterator<Item = &mut [T]> {
+    values
+        .chunks_exact_mut(IN)
+        .map(move |sample| &mut sample[start..start + len])
+}
+
+/// The passes, on the batch as flat slices (sample `j` at `j·IN .. (j + 1)·IN`), so that the
+/// inner loops vectorise for every `S`:
+/// - a channel of `S ≥ BLOCK` positions is swept sample by sample along its `S` contiguous
+///   values (a prefetcher's stream), its sums in [`WIDE`] registers;
+/// - shorter channels are swept a [`Group`] at a time: for each sample, along the group's
+///   block of positions (across channels when `S = 1`), with per-position accumulators and
+///   per-position constants (a channel's mean, scale, …, spread over its positions).
+///
+/// Each is compiled twice on x86-64, for the baseline and for AVX-512 (the `_avx512` copies,
+/// taken when the CPU has AVX-512F): the same operations in the same order (Rust fuses no
+/// multiply-add), so the same results bit for bit.
+///
+/// **Summation order.** A channel's sums (`Σ x`, `Σ (x − μ)²`, `Σ g`, `Σ g·x̂`) depend on `B`,
+/// `C` and `S` only:
+/// - `S ≥ BLOCK`: the value at position `s` goes to partial sum `s mod 32`, the samples in
+///   order (each partial sum from zero), and the 32 partial sums are added [`pairwise`];
+/// - `S < BLOCK`: for each position, its `B` values in sample order (from zero); then the
+///   channel's `S` per-position sums by [`sum_lanes`] (8 lanes, pairwise).
+impl<
+    T: Real,
+    const C: usize,
+    const S: usize,
+    const IN: usize,
+    const EPS_BITS: u64,
+    const MOMENTUM_BITS: u64,
+> BatchNorm<T, C, S, IN, EPS_BITS, MOMENTUM_BITS>
+{
+    /// Whether channels are long enough to be swept one at a time along their values.
+    const LONG: bool = S >= BLOCK;
+
+    /// Inference: `y = (x − running_mean)·γ/√(running_var + eps) + β`.
+    #[inline(always)]
+    fn infer<const B: usize>(&self, state: &BatchNormState<T, C>, x: &[T], y: &mut [T]) {
+        let eps = T::of(Self::EPS);
+        let initial = state.is_initial();
+        let scale = |c: usize| {
+            let variance = if initial {
+                T::ONE
+            } else {
+                state.running_var[c]
+            };
+            self.weight[c] / (variance + eps).sqrt()
+        };
+        if Self::LONG {
+            for c in 0..C {
+                let (mean, scale, bias) = (state.running_mean[c], scale(c), self.bias[c]);
+                let x_rows = rows::<T, IN>(x, c * S, S);
+                for (x, y) in x_rows.zip(rows_mut::<T, IN>(y, c * S, S)) {
+                    for (y, &x) in y.iter_mut().zip(x) {
+                        *y = (x - mean) * scale + bias;
+                    }
+                }
+            }
+            return;
+        }
+        let (mut means, mut scales, mut biases) =
+            ([T::ZERO; BLOCK], [T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        for group in Group::all::<C, S>() {
+            let (c, (start, len)) = (group.first, group.block::<S>());
+            let (means, scales, biases) =
+                (&mut means[..len], &mut scales[..len], &mut biases[..len]);
+            spread::<T, S>(means, |k| state.running_mean[c + k]);
+            spread::<T, S>(scales, |k| scale(c + k));
+            spread::<T, S>(biases, |k| self.bias[c + k]);
+            let x_rows = rows::<T, IN>(x, start, len);
+            for (x, y) in x_rows.zip(rows_mut::<T, IN>(y, start, len)) {
+                let constants = means.iter().zip(&*scales).zip(&*biases);
+                for ((y, &x), ((&mean, &scale), &bias)) in y.iter_mut().zip(x).zip(constants) {
+                    *y = (x - mean) * scale + bias;
+                }
+            }
+        }
+    }
+
+    /// Records channel `c`'s batch statistics from its sums `Σ x` and `Σ (x − μ)²`: μ and
+    /// `1/√(σ² + eps)` in `cache`, the running statistics moved towards μ and the unbiased
+    /// variance. Returns `(μ, 1/√(σ² + eps))`.
+    #[inline(always)]
+    fn record<const B: usize>(
+        state: &mut BatchNormState<T, C>,
+        cache: &mut BatchNormCache<T, C>,
+        c: usize,
+        sum: T,
+        sum_squares: T,
+    ) -> (T, T) {
+        let m = (B * S) as f64;
+        let (eps, momentum) = (T::of(Self::EPS), T::of(Self::MOMENTUM));
+        let mean = sum / T::of(m);
+        let var = sum_squares / T::of(m);
+        let inv_std = T::ONE / (var + eps).sqrt();
+        (cache.mean[c], cache.inv_std[c]) = (mean, inv_std);
+        let keep = T::ONE - momentum;
+        let unbiased = var * T::of(m / (m - 1.0));
+        state.running_mean[c] = keep * state.running_mean[c] + momentum * mean;
+        state.running_var[c] = keep * state.running_var[c] + momentum * unbiased;
+        (mean, inv_std)
+    }
+
+    /// Training: the batch statistics into `cache`, `y`, and the running statistics.
+    #[inline(always)]
+    fn train<const B: usize>(
+        &self,
+        state: &mut BatchNormState<T, C>,
+        x: &[T],
+        y: &mut [T],
+        cache: &mut BatchNormCache<T, C>,
+    ) {
+        if state.is_initial() {
+            // The all-zero state stands for PyTorch's initial one: make it explicit.
+            state.running_var.fill(T::ONE);
+        }
+        state.num_batches_tracked = state.num_batches_tracked.saturating_add(1);
+        let m = T::of((B * S) as f64);
+        if Self::LONG {
+            for c in 0..C {
+                // μ from Σ x, then σ² from Σ (x − μ)² (two passes: no cancellation).
+                let mut lanes = [T::ZERO; WIDE];
+                for x in rows::<T, IN>(x, c * S, S) {
+                    accumulate(&mut lanes, x, |x| x);
+                }
+                let sum = pairwise(lanes);
+                let mean = sum / m;
+                let mut lanes = [T::ZERO; WIDE];
+                for x in rows::<T, IN>(x, c * S, S) {
+                    accumulate(&mut lanes, x, |x| (x - mean) * (x - mean));
+                }
+                let (mean, inv_std) = Self::record::<B>(state, cache, c, sum, pairwise(lanes));
+                // y = (x − μ)·γ/√(σ² + eps) + β.
+                let (scale, bias) = (self.weight[c] * inv_std, self.bias[c]);
+                let x_rows = rows::<T, IN>(x, c * S, S);
+                for (x, y) in x_rows.zip(rows_mut::<T, IN>(y, c * S, S)) {
+                    for (y, &x) in y.iter_mut().zip(x) {
+                        *y = (x - mean) * scale + bias;
+                    }
+                }
+            }
+            return;
+        }
+        let mut acc = [T::ZERO; BLOCK];
+        let (mut means, mut scales, mut biases) =
+            ([T::ZERO; BLOCK], [T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        let (mut sums, mut sums_squares) = ([T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        for group in Group::all::<C, S>() {
+            let (c, (start, len)) = (group.first, group.block::<S>());
+            let (sums, sums_squares) = (&mut sums[..group.count], &mut sums_squares[..group.count]);
+            let (acc, means) = (&mut acc[..len], &mut means[..len]);
+            // μ: Σ x.
+            acc.fill(T::ZERO);
+            for x in rows::<T, IN>(x, start, len) {
+                for (acc, &x) in acc.iter_mut().zip(x) {
+                    *acc += x;
+                }
+            }
+            channel_sums::<T, S>(acc, sums);
+            spread::<T, S>(means, |k| sums[k] / m);
+            // σ²: Σ (x − μ)², from μ (two passes: no cancellation).
+            acc.fill(T::ZERO);
+            for x in rows::<T, IN>(x, start, len) {
+                for ((acc, &x), &mean) in acc.iter_mut().zip(x).zip(&*means) {
+                    *acc += (x - mean) * (x - mean);
+                }
+            }
+            channel_sums::<T, S>(acc, sums_squares);
+            for k in 0..group.count {
+                Self::record::<B>(state, cache, c + k, sums[k], sums_squares[k]);
+            }
+            // y = (x − μ)·γ/√(σ² + eps) + β.
+            let (scales, biases) = (&mut scales[..len], &mut biases[..len]);
+            spread::<T, S>(scales, |k| self.weight[c + k] * cache.inv_std[c + k]);
+            spread::<T, S>(biases, |k| self.bias[c + k]);
+            let x_rows = rows::<T, IN>(x, start, len);
+            for (x, y) in x_rows.zip(rows_mut::<T, IN>(y, start, len)) {
+                let constants = means.iter().zip(&*scales).zip(&*biases);
+                for ((y, &x), ((&mean, &scale), &bias)) in y.iter_mut().zip(x).zip(constants) {
+                    *y = (x - mean) * scale + bias;
+                }
+            }
+        }
+    }
+
+    /// The gradients: `Σ g` and `Σ g·x̂` of a channel (or group) in one pass over `x` and
+    /// `g`, then `∂L/∂x` in a second (x̂ recomputed from `x`, μ and `1/√(σ² + eps)`):
+    /// `∂L/∂x += (γ/√(σ² + eps))·(g − (1/m)·Σ g − x̂·(1/m)·Σ g·x̂)`.
+    #[inline(always)]
+    fn gradients<const B: usize>(
+        &self,
+        x: &[T],
+        cache: &BatchNormCache<T, C>,
+        dy: &[T],
+        mut dx: Option<&mut [T]>,
+        grads: &mut Self,
+    ) {
+        let inv_m = T::of(1.0 / (B * S) as f64);
+        if Self::LONG {
+            for c in 0..C {
+                let (mean, inv_std) = (cache.mean[c], cache.inv_std[c]);
+                let (mut lanes_dy, mut lanes_dy_xhat) = ([T::ZERO; WIDE], [T::ZERO; WIDE]);
+                let x_rows = rows::<T, IN>(x, c * S, S);
+                for (x, dy) in x_rows.zip(rows::<T, IN>(dy, c * S, S)) {
+                    let lanes = (&mut lanes_dy, &mut lanes_dy_xhat);
+                    accumulate_pairs(lanes, x, dy, |x, dy| (dy, dy * (x - mean) * inv_std));
+                }
+                let (sum_dy, sum_dy_xhat) = (pairwise(lanes_dy), pairwise(lanes_dy_xhat));
+                grads.weight[c] += sum_dy_xhat;
+                grads.bias[c] += sum_dy;
+                let Some(dx) = dx.as_deref_mut() else {
+                    continue;
+                };
+                let (mean_dy, mean_dy_xhat) = (sum_dy * inv_m, sum_dy_xhat * inv_m);
+                let scale = self.weight[c] * inv_std;
+                let x_rows = rows::<T, IN>(x, c * S, S).zip(rows::<T, IN>(dy, c * S, S));
+                for ((x, dy), dx) in x_rows.zip(rows_mut::<T, IN>(dx, c * S, S)) {
+                    for (dx, (&x, &dy)) in dx.iter_mut().zip(x.iter().zip(dy)) {
+                        let x_hat = (x - mean) * inv_std;
+                        *dx += scale * (dy - mean_dy - x_hat * mean_dy_xhat);
+                    }
+                }
+            }
+            return;
+        }
+        let (mut acc_dy, mut acc_dy_xhat) = ([T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        let (mut means, mut inv_stds, mut scales) =
+            ([T::ZERO; BLOCK], [T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        let (mut sums_dy, mut sums_dy_xhat) = ([T::ZERO; BLOCK], [T::ZERO; BLOCK]);
+        for group in Group::all::<C, S>() {
+            let (c, (start, len)) = (group.first, group.block::<S>());
+            let (sum_dy, sum_dy_xhat) = (
+                &mut sums_dy[..group.count],
+                &mut sums_dy_xhat[..group.count],
+            );
+            let (means, inv_stds) = (&mut means[..len], &mut inv_stds[..len]);
+            spread::<T, S>(means, |k| cache.mean[c + k]);
+            spread::<T, S>(inv_stds, |k| cache.inv_std[c + k]);
+            // Σ g and Σ g·x̂ over each channel's B·S values.
+            let (acc_dy, acc_dy_xhat) = (&mut acc_dy[..len], &mut acc_dy_xhat[..len]);
+            acc_dy.fill(T::ZERO);
+            acc_dy_xhat.fill(T::ZERO);
+            for (x, dy) in rows::<T, IN>(x, start, len).zip(rows::<T, IN>(dy, start, len)) {
+                let accs = acc_dy.iter_mut().zip(acc_dy_xhat.iter_mut());
+                let constants = means.iter().zip(&*inv_stds);
+                for (((acc_dy, acc_dy_xhat), (&x, &dy)), (&mean, &inv_std)) in
+                    accs.zip(x.iter().zip(dy)).zip(constants)
+                {
+                    *acc_dy += dy;
+                    *acc_dy_xhat += dy * (x - mean) * inv_std;
+                }
+            }
+            channel_sums::<T, S>(acc_dy, sum_dy);
+            channel_sums::<T, S>(acc_dy_xhat, sum_dy_xhat);
+            for k in 0..group.count {
+                grads.weight[c + k] += sum_dy_xhat[k];
+                grads.bias[c + k] += sum_dy[k];
+            }
+            let Some(dx) = dx.as_deref_mut() else {
+                continue;
+            };
+            // ∂L/∂x, the block's constants in the accumulators' arrays.
+            let scales = &mut scales[..len];
+            spread::<T, S>(scales, |k| self.weight[c + k] * cache.inv_std[c + k]);
+            let (mean_dy, mean_dy_xhat) = (acc_dy, acc_dy_xhat);
+            spread::<T, S>(mean_dy, |k| sum_dy[k] * inv_m);
+            spread::<T, S>(mean_dy_xhat, |k| sum_dy_xhat[k] * inv_m);
+            let x_rows = rows::<T, IN>(x, start, len).zip(rows::<T, IN>(dy, start, len));
+            for ((x, dy), dx) in x_rows.zip(rows_mut::<T, IN>(dx, start, len)) {
+                let constants = (means.iter().zip(&*inv_stds))
+                    .zip(scales.iter().zip(&*mean_dy).zip(&*mean_dy_xhat));
+                for ((dx, (&x, &dy)), ((&mean, &inv_std), ((&scale, &mean_dy), &mean_dy_xhat))) in
+                    dx.iter_mut().zip(x.iter().zip(dy)).zip(constants)
+                {
+                    let x_hat = (x - mean) * inv_std;
+                    *dx += scale * (dy - mean_dy - x_hat * mean_dy_xhat);
+                }
+            }
+        }
+    }
+
+    /// [`infer`](Self::infer) compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn infer_avx512<const B: usize>(&self, state: &BatchNormState<T, C>, x: &[T], y: &mut [T]) {
+        self.infer::<B>(state, x, y);
+    }
+
+    /// [`train`](Self::train) compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn train_avx512<const B: usize>(
+        &self,
+        state: &mut BatchNormState<T, C>,
+        x: &[T],
+        y: &mut [T],
+        cache: &mut BatchNormCache<T, C>,
+    ) {
+        self.train::<B>(state, x, y, cache);
+    }
+
+    /// [`gradients`](Self::gradients) compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn gradients_avx512<const B: usize>(
+        &self,
+        x: &[T],
+        cache: &BatchNormCache<T, C>,
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        grads: &mut Self,
+    ) {
+        self.gradients::<B>(x, cache, dy, dx, grads);
+    }
 }
 
 impl<
@@ -242,20 +700,13 @@ impl<
         _scratch: &mut [T],
     ) {
         const { Self::check() };
-        let eps = T::of(Self::EPS);
-        for c in 0..C {
-            let mean = state.running_mean[c];
-            let scale = self.weight[c] / (state.variance(c) + eps).sqrt();
-            for j in 0..B {
-                let x = channel::<T, IN, S>(x.as_slice(), j, c);
-                for (y, &x) in channel_mut::<T, IN, S>(y.as_mut_slice(), j, c)
-                    .iter_mut()
-                    .zip(x)
-                {
-                    *y = (x - mean) * scale + self.bias[c];
-                }
-            }
+        let (x, y) = (x.as_slice(), y.as_mut_slice());
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { self.infer_avx512::<B>(state, x, y) };
         }
+        self.infer::<B>(state, x, y);
     }
 
     fn forward_train<const B: usize>(
@@ -273,35 +724,13 @@ impl<
                 "BatchNorm: training needs more than one value per channel (B·S > 1), as PyTorch"
             )
         };
-        let m = (B * S) as f64;
-        let (eps, momentum) = (T::of(Self::EPS), T::of(Self::MOMENTUM));
-        if state.is_initial() {
-            // The all-zero state stands for PyTorch's initial one: make it explicit.
-            state.running_var.fill(T::ONE);
+        let (x, y) = (x.as_slice(), y.as_mut_slice());
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { self.train_avx512::<B>(state, x, y, cache) };
         }
-        state.num_batches_tracked = state.num_batches_tracked.saturating_add(1);
-        for c in 0..C {
-            let values = || (0..B).flat_map(|j| channel::<T, IN, S>(x.as_slice(), j, c));
-            let mean = values().fold(T::ZERO, |sum, &v| sum + v) / T::of(m);
-            let var = values().fold(T::ZERO, |sum, &v| sum + (v - mean) * (v - mean)) / T::of(m);
-            let inv_std = T::ONE / (var + eps).sqrt();
-            cache.mean[c] = mean;
-            cache.inv_std[c] = inv_std;
-            let scale = self.weight[c] * inv_std;
-            for j in 0..B {
-                let x = channel::<T, IN, S>(x.as_slice(), j, c);
-                for (y, &x) in channel_mut::<T, IN, S>(y.as_mut_slice(), j, c)
-                    .iter_mut()
-                    .zip(x)
-                {
-                    *y = (x - mean) * scale + self.bias[c];
-                }
-            }
-            let unbiased = var * T::of(m / (m - 1.0));
-            let keep = T::ONE - momentum;
-            state.running_mean[c] = keep * state.running_mean[c] + momentum * mean;
-            state.running_var[c] = keep * state.running_var[c] + momentum * unbiased;
-        }
+        self.train::<B>(state, x, y, cache);
     }
 
     fn backward<const B: usize>(
@@ -309,40 +738,18 @@ impl<
         x: &SMatrix<T, IN, B>,
         cache: &Self::Cache<B>,
         dy: &SMatrix<T, IN, B>,
-        mut dx: Option<&mut SMatrix<T, IN, B>>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
         _scratch: &mut [T],
     ) {
         const { Self::check() };
-        let inv_m = T::of(1.0 / (B * S) as f64);
-        for c in 0..C {
-            let (mean, inv_std) = (cache.mean[c], cache.inv_std[c]);
-            // Σ g and Σ g·x̂ over the channel's B·S values.
-            let (mut sum_dy, mut sum_dy_xhat) = (T::ZERO, T::ZERO);
-            for j in 0..B {
-                let x = channel::<T, IN, S>(x.as_slice(), j, c);
-                for (&dy, &x) in channel::<T, IN, S>(dy.as_slice(), j, c).iter().zip(x) {
-                    sum_dy += dy;
-                    sum_dy_xhat += dy * (x - mean) * inv_std;
-                }
-            }
-            grads.weight[c] += sum_dy_xhat;
-            grads.bias[c] += sum_dy;
-            let Some(dx) = dx.as_deref_mut() else {
-                continue;
-            };
-            let (mean_dy, mean_dy_xhat) = (sum_dy * inv_m, sum_dy_xhat * inv_m);
-            let scale = self.weight[c] * inv_std;
-            for j in 0..B {
-                let x = channel::<T, IN, S>(x.as_slice(), j, c);
-                let dy = channel::<T, IN, S>(dy.as_slice(), j, c);
-                let dx = channel_mut::<T, IN, S>(dx.as_mut_slice(), j, c);
-                for ((dx, &dy), &x) in dx.iter_mut().zip(dy).zip(x) {
-                    let x_hat = (x - mean) * inv_std;
-                    *dx += scale * (dy - mean_dy - x_hat * mean_dy_xhat);
-                }
-            }
+        let (x, dy, dx) = (x.as_slice(), dy.as_slice(), dx.map(|dx| dx.as_mut_slice()));
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { self.gradients_avx512::<B>(x, cache, dy, dx, grads) };
         }
+        self.gradients::<B>(x, cache, dy, dx, grads);
     }
 
     /// Running mean 0, variance 1 and no batch tracked, as PyTorch.
@@ -732,5 +1139,207 @@ mod tests {
         single.forward_train(&mut state32, &x.cast(), &mut y32, &mut cache32, &mut []);
         assert!((y32.cast::<f64>() - y).amax() < 1e-5);
         assert!((state32.running_var.cast::<f64>() - state.running_var).amax() < 1e-5);
+    }
+
+    /// The training pass, inference with the updated state, and the gradients of one layer
+    /// of `C` channels of `S` positions on a batch of `B`, against the definitions in plain
+    /// loops (sums in sample and position order, in `f64`).
+    fn agrees_with_the_definition<
+        const C: usize,
+        const S: usize,
+        const IN: usize,
+        const B: usize,
+    >(
+        seed: u64,
+    ) {
+        type Of<const C: usize, const S: usize, const IN: usize> =
+            BatchNorm<f64, C, S, IN, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS>;
+        let layer = Of::<C, S, IN> {
+            weight: random_matrix(seed, 2.0),
+            bias: random_matrix(seed + 1, 1.0),
+        };
+        // Channels with means far from zero and different spreads.
+        let noise = random_matrix::<IN, B>(seed + 2, 1.0);
+        let x = SMatrix::<f64, IN, B>::from_fn(|i, j| {
+            let c = (i / S) as f64;
+            5.0 - c + (1.0 + 0.5 * c) * noise[(i, j)]
+        });
+        let dy = random_matrix::<IN, B>(seed + 3, 1.0);
+        let mut state = BatchNormState::ZERO;
+        let (mut y, mut cache) = (SMatrix::ZERO, BatchNormCache::ZERO);
+        layer.forward_train(&mut state, &x, &mut y, &mut cache, &mut []);
+        // Backward adds to what `dx` and the gradients hold.
+        let (mut dx, mut grads) = (SMatrix::repeat(0.5), Of::<C, S, IN>::ZERO);
+        grads.weight.fill(-1.0);
+        grads.bias.fill(2.0);
+        layer.backward(&x, &cache, &dy, Some(&mut dx), &mut grads, &mut []);
+        let mut without_dx = Of::<C, S, IN>::ZERO;
+        without_dx.weight.fill(-1.0);
+        without_dx.bias.fill(2.0);
+        layer.backward(&x, &cache, &dy, None, &mut without_dx, &mut []);
+        assert_eq!(without_dx, grads);
+        let mut inferred = SMatrix::ZERO;
+        layer.forward(&state, &x, &mut inferred, &mut []);
+
+        let m = (B * S) as f64;
+        for c in 0..C {
+            let values = |v: &SMatrix<f64, IN, B>| {
+                let mut out = std::vec::Vec::new();
+                for j in 0..B {
+                    out.extend((0..S).map(|s| v[(c * S + s, j)]));
+                }
+                out
+            };
+            let (xs, gs) = (values(&x), values(&dy));
+            let mean = xs.iter().sum::<f64>() / m;
+            let var = xs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / m;
+            let inv_std = 1.0 / (var + 1e-5).sqrt();
+            let (gamma, beta) = (layer.weight[c], layer.bias[c]);
+            let x_hat: std::vec::Vec<f64> = xs.iter().map(|v| (v - mean) * inv_std).collect();
+            let sum_g = gs.iter().sum::<f64>();
+            let sum_g_xhat = gs.iter().zip(&x_hat).map(|(g, h)| g * h).sum::<f64>();
+            assert!((cache.mean[c] - mean).abs() < 1e-13, "mean {c}");
+            assert!(
+                (cache.inv_std[c] - inv_std).abs() < 1e-12 * inv_std,
+                "inv_std {c}"
+            );
+            let running_var = 0.9 + 0.1 * var * m / (m - 1.0);
+            assert!((state.running_mean[c] - 0.1 * mean).abs() < 1e-14);
+            assert!((state.running_var[c] - running_var).abs() < 1e-13);
+            assert!(
+                (grads.weight[c] - (sum_g_xhat - 1.0)).abs() < 1e-12,
+                "dγ {c}"
+            );
+            assert!((grads.bias[c] - (sum_g + 2.0)).abs() < 1e-12, "dβ {c}");
+            let inference_scale = gamma / (running_var + 1e-5).sqrt();
+            for j in 0..B {
+                for s in 0..S {
+                    let (i, n) = (c * S + s, j * S + s);
+                    let expected = gamma * x_hat[n] + beta;
+                    assert!((y[(i, j)] - expected).abs() < 1e-12, "y {i} {j}");
+                    let expected =
+                        0.5 + gamma * inv_std * (gs[n] - sum_g / m - x_hat[n] * sum_g_xhat / m);
+                    assert!((dx[(i, j)] - expected).abs() < 1e-12, "dx {i} {j}");
+                    let expected = (x[(i, j)] - state.running_mean[c]) * inference_scale + beta;
+                    assert!(
+                        (inferred[(i, j)] - expected).abs() < 1e-12,
+                        "inferred {i} {j}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Channel sizes below, at and above a block (several channels per block, one block,
+    /// several blocks with a shorter last one), one channel or several per group with a
+    /// shorter last group, B = 1 and B > 1.
+    #[test]
+    fn agrees_with_the_definition_for_many_sizes() {
+        agrees_with_the_definition::<4, 1, 4, 3>(10);
+        agrees_with_the_definition::<70, 1, 70, 2>(11); // groups of 64 and 6 channels
+        agrees_with_the_definition::<3, 3, 9, 1>(12);
+        agrees_with_the_definition::<5, 9, 45, 2>(13);
+        agrees_with_the_definition::<7, 17, 119, 1>(14); // groups of 3, 3 and 1
+        agrees_with_the_definition::<3, 17, 51, 4>(15);
+        agrees_with_the_definition::<2, 64, 128, 2>(16);
+        agrees_with_the_definition::<2, 65, 130, 1>(17); // blocks of 64 and 1
+        agrees_with_the_definition::<3, 130, 390, 3>(18); // blocks of 64, 64 and 2
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_across_blocks() {
+        fn check<const C: usize, const S: usize, const IN: usize, const B: usize>(seed: u64) {
+            let mut layer = BatchNorm::<f64, C, S, IN, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS> {
+                weight: random_matrix(seed, 1.0),
+                bias: random_matrix(seed + 1, 1.0),
+            };
+            let x = random_matrix::<IN, B>(seed + 2, 2.0);
+            let report = check_layer(&mut layer, &BatchNormState::ZERO, &x);
+            assert!(report.max_rel_error < 1e-7, "{C} {S} {B}: {report:?}");
+        }
+        check::<70, 1, 70, 2>(20);
+        check::<4, 17, 68, 2>(21);
+        check::<2, 9, 18, 1>(22);
+        check::<2, 67, 134, 2>(23);
+    }
+
+    /// The sum of a block's per-position sums is in 8 lanes combined pairwise: with values
+    /// whose sum depends on the order, the result is the documented one.
+    #[test]
+    fn block_sums_follow_the_documented_order() {
+        let big = 2f64.powi(60);
+        // Lanes: l₀ = big + 1 + 1 = big (1 is lost next to 2⁶⁰), l₁ = −big, l₂ = 3, others 0.
+        let values = [
+            big, -big, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0,
+        ];
+        assert_eq!(sum_lanes(&values), 3.0);
+        // In sequence: ((big − big) + 3) + 1 + 1 = 5.
+        assert_eq!(values.iter().sum::<f64>(), 5.0);
+        assert_eq!(sum_lanes(&[1.0, 2.0, 3.0]), 6.0);
+        assert_eq!(sum_lanes::<f64>(&[]), 0.0);
+    }
+
+    /// A long channel's sums are in 32 partial sums, position `s` into sum `s mod 32`, added
+    /// pairwise: with values whose sum depends on the order, μ is the documented one.
+    #[test]
+    fn long_channel_sums_follow_the_documented_order() {
+        let big = 2f64.powi(60);
+        // One channel of 64 positions, B = 2. Partial sum 0 gets big (position 0), then 1
+        // (position 32, lost next to 2⁶⁰), then the second sample's 0s; partial sum 1 gets −big:
+        // their pairwise sum is 0, the others 0 too: μ = 0. In sequence it would be 1/128.
+        let mut x = SMatrix::<f64, 64, 2>::ZERO;
+        (x[(0, 0)], x[(1, 0)], x[(32, 0)]) = (big, -big, 1.0);
+        let layer = BatchNorm::<f64, 1, 64, 64, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS> {
+            weight: SMatrix::repeat(1.0),
+            bias: SMatrix::repeat(0.0),
+        };
+        let (mut y, mut cache, mut state) =
+            (SMatrix::ZERO, BatchNormCache::ZERO, BatchNormState::ZERO);
+        layer.forward_train(&mut state, &x, &mut y, &mut cache, &mut []);
+        assert_eq!(cache.mean[0], 0.0);
+        assert_eq!(x.iter().sum::<f64>(), 1.0);
+        assert_eq!(pairwise([1.0, 2.0, 4.0, 8.0]), 15.0);
+    }
+
+    /// The passes compiled for AVX-512 give the baseline's results bit for bit (`f32`, a
+    /// geometry with several blocks per channel and one with several channels per block).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx512_passes_equal_the_baseline_passes() {
+        fn check<const C: usize, const S: usize, const IN: usize>() {
+            type Of<const C: usize, const S: usize, const IN: usize> =
+                BatchNorm<f32, C, S, IN, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS>;
+            if !kernels::has_avx512() {
+                return;
+            }
+            let layer = Of::<C, S, IN> {
+                weight: random_matrix::<C, 1>(30, 2.0).cast(),
+                bias: random_matrix::<C, 1>(31, 1.0).cast(),
+            };
+            let x: SMatrix<f32, IN, 5> = random_matrix::<IN, 5>(32, 3.0).cast();
+            let dy: SMatrix<f32, IN, 5> = random_matrix::<IN, 5>(33, 1.0).cast();
+            let (x, dy) = (x.as_slice(), dy.as_slice());
+            let (mut state, mut state_avx) = (BatchNormState::ZERO, BatchNormState::ZERO);
+            let (mut cache, mut cache_avx) = (BatchNormCache::ZERO, BatchNormCache::ZERO);
+            let (mut y, mut y_avx) = (std::vec![0.0f32; IN * 5], std::vec![0.0f32; IN * 5]);
+            layer.train::<5>(&mut state, x, &mut y, &mut cache);
+            // SAFETY: the CPU has AVX-512F.
+            unsafe { layer.train_avx512::<5>(&mut state_avx, x, &mut y_avx, &mut cache_avx) };
+            assert_eq!((&y, cache, state), (&y_avx, cache_avx, state_avx));
+            layer.infer::<5>(&state, x, &mut y);
+            // SAFETY: as above.
+            unsafe { layer.infer_avx512::<5>(&state, x, &mut y_avx) };
+            assert_eq!(y, y_avx);
+            let (mut dx, mut dx_avx) = (std::vec![0.0f32; IN * 5], std::vec![0.0f32; IN * 5]);
+            let (mut grads, mut grads_avx) = (Of::<C, S, IN>::ZERO, Of::<C, S, IN>::ZERO);
+            layer.gradients::<5>(x, &cache, dy, Some(&mut dx), &mut grads);
+            // SAFETY: as above.
+            unsafe {
+                layer.gradients_avx512::<5>(x, &cache, dy, Some(&mut dx_avx), &mut grads_avx)
+            };
+            assert_eq!((&dx, grads), (&dx_avx, grads_avx));
+        }
+        check::<3, 150, 450>();
+        check::<40, 3, 120>();
     }
 }

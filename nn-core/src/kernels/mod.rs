@@ -471,10 +471,10 @@ unsafe fn row_dots<T: Real, const M: usize, const K: usize>(
     }
 }
 
-/// `Σ xᵢ` in 8 interleaved partial sums (element `i` into sum `i mod 8`, added pairwise at
-/// the end): one vector of independent chains, where one sum is a chain of `len` dependent
-/// additions (the bias gradient of a convolution: a plane of 784 values per channel). The
-/// order depends on the length only.
+/// `Σ xᵢ` in 8 interleaved partial sums (element `i` into sum `i mod 8`, in order from
+/// zero), combined [`pairwise`]: one vector of independent chains, where one sum is a chain
+/// of `len` dependent additions (the bias gradient of a convolution: a plane of 784 values
+/// per channel). The order depends on the length only.
 #[inline]
 pub(crate) fn sum<T: Real>(xs: &[T]) -> T {
     sum_by(xs, |x| x)
@@ -493,7 +493,22 @@ pub(crate) fn sum_by<T: Real>(xs: &[T], f: impl Fn(T) -> T) -> T {
     for (sum, &x) in sums.iter_mut().zip(rest) {
         *sum += f(x);
     }
-    ((sums[0] + sums[4]) + (sums[2] + sums[6])) + ((sums[1] + sums[5]) + (sums[3] + sums[7]))
+    pairwise(sums)
+}
+
+/// The sum of `N` partial sums (`N` a power of two), neighbours first:
+/// `((l₀ + l₁) + (l₂ + l₃)) + ((l₄ + l₅) + (l₆ + l₇))` for 8, and so on.
+#[inline(always)]
+pub(crate) fn pairwise<T: Real, const N: usize>(mut lanes: [T; N]) -> T {
+    const { assert!(N.is_power_of_two()) };
+    let mut n = N;
+    while n > 1 {
+        for i in 0..n / 2 {
+            lanes[i] = lanes[2 * i] + lanes[2 * i + 1];
+        }
+        n /= 2;
+    }
+    lanes[0]
 }
 
 /// `Σ_p a(p)·b(p)` over `K` terms, in 8 interleaved partial sums (vectorisable).

@@ -2,7 +2,7 @@
 
 use crate::init::Init;
 #[cfg(target_arch = "x86_64")]
-use crate::kernels;
+use crate::kernels::{self, pairwise};
 use crate::{ConstZero, Layer, Params, Real, Role, StateOffsets, StateValue, TensorInfo, Zeroable};
 use core::mem::offset_of;
 use nalgebra::SMatrix;
@@ -156,42 +156,6 @@ const BLOCK: usize = 64;
 /// two independent chains of additions hide their latency.
 const WIDE: usize = 32;
 
-/// Partial sums of a block's per-position sums ([`sum_lanes`]).
-const LANES: usize = 8;
-
-/// The sum of `N` partial sums (`N` a power of two), pairwise:
-/// `((l₀ + l₁) + (l₂ + l₃)) + ((l₄ + l₅) + (l₆ + l₇))` for 8, and so on.
-#[inline(always)]
-fn pairwise<T: Real, const N: usize>(mut lanes: [T; N]) -> T {
-    const { assert!(N.is_power_of_two()) };
-    let mut n = N;
-    while n > 1 {
-        for i in 0..n / 2 {
-            lanes[i] = lanes[2 * i] + lanes[2 * i + 1];
-        }
-        n /= 2;
-    }
-    lanes[0]
-}
-
-/// The sum of `values` in [`LANES`] interleaved partial sums: value `i` goes to lane
-/// `i mod 8` (in order, from zero), and the lanes are combined [`pairwise`]. The order depends
-/// on the length only, and the independent lanes vectorise.
-#[inline(always)]
-fn sum_lanes<T: Real>(values: &[T]) -> T {
-    let mut lanes = [T::ZERO; LANES];
-    let mut chunks = values.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += v;
-        }
-    }
-    for (lane, &v) in lanes.iter_mut().zip(chunks.remainder()) {
-        *lane += v;
-    }
-    pairwise(lanes)
-}
-
 /// Adds `f(v)` for each of `values` (in order) to lane `i mod WIDE`, `i` its index.
 #[inline(always)]
 fn accumulate<T: Real>(lanes: &mut [T; WIDE], values: &[T], f: impl Fn(T) -> T) {
@@ -270,11 +234,11 @@ fn spread<T: Real, const S: usize>(values: &mut [T], per_channel: impl Fn(usize)
     }
 }
 
-/// Sets `sums[k]` to the sum of the block's channel `k` in `acc` (see [`sum_lanes`]).
+/// Sets `sums[k]` to the sum of the block's channel `k` in `acc` (see [`kernels::sum`]).
 #[inline(always)]
 fn channel_sums<T: Real, const S: usize>(acc: &[T], sums: &mut [T]) {
     for (sum, segment) in sums.iter_mut().zip(acc.chunks(S)) {
-        *sum = sum_lanes(segment);
+        *sum = kernels::sum(segment);
     }
 }
 
@@ -313,9 +277,9 @@ fn rows_mut<T, const IN: usize>(
 /// **Summation order.** A channel's sums (`Σ x`, `Σ (x − μ)²`, `Σ g`, `Σ g·x̂`) depend on `B`,
 /// `C` and `S` only:
 /// - `S ≥ BLOCK`: the value at position `s` goes to partial sum `s mod 32`, the samples in
-///   order (each partial sum from zero), and the 32 partial sums are added [`pairwise`];
+///   order (each partial sum from zero), and the 32 partial sums are added [`pairwise`](kernels::pairwise);
 /// - `S < BLOCK`: for each position, its `B` values in sample order (from zero); then the
-///   channel's `S` per-position sums by [`sum_lanes`] (8 lanes, pairwise).
+///   channel's `S` per-position sums by [`kernels::sum`] (8 lanes, pairwise).
 impl<
     T: Real,
     const C: usize,
@@ -1272,11 +1236,11 @@ mod tests {
         let values = [
             big, -big, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0,
         ];
-        assert_eq!(sum_lanes(&values), 3.0);
+        assert_eq!(kernels::sum(&values), 3.0);
         // In sequence: ((big − big) + 3) + 1 + 1 = 5.
         assert_eq!(values.iter().sum::<f64>(), 5.0);
-        assert_eq!(sum_lanes(&[1.0, 2.0, 3.0]), 6.0);
-        assert_eq!(sum_lanes::<f64>(&[]), 0.0);
+        assert_eq!(kernels::sum(&[1.0, 2.0, 3.0]), 6.0);
+        assert_eq!(kernels::sum::<f64>(&[]), 0.0);
     }
 
     /// A long channel's sums are in 32 partial sums, position `s` into sum `s mod 32`, added

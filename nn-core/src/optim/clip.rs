@@ -127,17 +127,8 @@ fn squares_in_partial_sums<T: Real>(xs: &[T]) -> f64 {
     for (sum, &x) in partial.iter_mut().zip(rest) {
         *sum += x.to_f64() * x.to_f64();
     }
-    // Halve the sums until one is left (`sᵢ += sᵢ₊w`): a short chain of vector additions
-    // where adding them in turn would be 31 dependent ones.
-    let mut width = PARTIALS;
-    while width > 1 {
-        width /= 2;
-        let (low, high) = partial.split_at_mut(width);
-        for (sum, &other) in low.iter_mut().zip(&high[..width]) {
-            *sum += other;
-        }
-    }
-    partial[0]
+    // Pairwise: a short chain where adding them in turn would be 31 dependent additions.
+    crate::kernels::pairwise(partial)
 }
 
 #[cfg(test)]

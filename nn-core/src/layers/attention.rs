@@ -205,11 +205,12 @@ impl<
                 // Softmax over the visible keys, after subtracting their maximum.
                 let max = p.iter().take(keys).fold(p[0], |max, &a| max.max(a));
                 // The exponentials vectorise (`exp_accurate`), then their sum in 8 lanes.
-                for p in p.iter_mut().take(keys) {
+                let visible = &mut p.as_mut_slice()[..keys];
+                for p in visible.iter_mut() {
                     *p = (*p - max).exp_accurate();
                 }
-                let sum = kernels::sum(&p.as_slice()[..keys]);
-                for p in p.iter_mut().take(keys) {
+                let sum = kernels::sum(visible);
+                for p in visible {
                     *p /= sum;
                 }
                 for p in p.iter_mut().skip(keys) {

@@ -125,6 +125,7 @@ pub(crate) fn sigmoid_f32_slice(x: &[f32], y: &mut [f32]) {
 }
 
 /// Below this many values a slice stays on the baseline loop (one AVX-512 vector of `f64`).
+#[cfg(target_arch = "x86_64")]
 const LANES: usize = 8;
 
 #[inline(always)]

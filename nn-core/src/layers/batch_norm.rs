@@ -1,7 +1,6 @@
 //! Batch normalization over the batch and the spatial positions of each channel.
 
 use crate::init::Init;
-#[cfg(target_arch = "x86_64")]
 use crate::kernels::{self, pairwise};
 use crate::{ConstZero, Layer, Params, Real, Role, StateOffsets, StateValue, TensorInfo, Zeroable};
 use core::mem::offset_of;

@@ -14,8 +14,9 @@ use nalgebra::SMatrix;
 ///
 /// Backward routes each `∂L/∂y[c, oh, ow]` to the arg-max of its window (adding where
 /// windows overlap); on ties, to the first maximum in row-major window order, as PyTorch. A
-/// NaN in a window makes its output NaN, as PyTorch. The arg-max is recomputed from `x` in
-/// `backward` (no cache).
+/// NaN in a window makes its output NaN, as PyTorch. Training keeps each output's arg-max in
+/// the tape ([`MaxPoolCache`]: one `u32` per output and sample, where PyTorch keeps an `i64`),
+/// so `backward` is one addition per output.
 ///
 /// No parameters (`Params::LEN = 0`); `G` is a
 /// [`PoolGeometry2dOf`](super::PoolGeometry2dOf). `IN` and `OUT` are checked against it at
@@ -33,8 +34,9 @@ pub struct MaxPool2d<T: Real, const IN: usize, const OUT: usize, G> {
 ///
 /// `y[c, o] = max_{t < K} x[c, o·S + t]`, `OL = ⌊(L − K)/S⌋ + 1`.
 ///
-/// Backward routes the gradient to the first maximum of each window, as PyTorch. No
-/// parameters; `G` is a [`PoolGeometry1dOf`](super::PoolGeometry1dOf).
+/// Backward routes the gradient to the first maximum of each window, as PyTorch, from the
+/// arg-maxes kept by training ([`MaxPoolCache`]). No parameters; `G` is a
+/// [`PoolGeometry1dOf`](super::PoolGeometry1dOf).
 #[derive(Clone, Copy, Debug, PartialEq, Default, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct MaxPool1d<T: Real, const IN: usize, const OUT: usize, G> {
@@ -43,10 +45,35 @@ pub struct MaxPool1d<T: Real, const IN: usize, const OUT: usize, G> {
     _align: [T; 0],
 }
 
+/// What max pooling's training pass keeps for the backward pass: each output's arg-max, as
+/// the index of that input in its sample (`arg_max[j][o]` for output `o` of sample `j`).
+/// All zeros (every gradient to input 0) until a training pass writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaxPoolCache<const OUT: usize, const B: usize> {
+    arg_max: [[u32; OUT]; B],
+}
+
+impl<const OUT: usize, const B: usize> MaxPoolCache<OUT, B> {
+    /// The index in its sample of the input that output `o` of sample `j` took its value
+    /// from (its window's first maximum, or last NaN).
+    pub fn arg_max(&self, j: usize, o: usize) -> usize {
+        self.arg_max[j][o] as usize
+    }
+}
+
+impl<const OUT: usize, const B: usize> ConstZero for MaxPoolCache<OUT, B> {
+    const ZERO: Self = Self {
+        arg_max: [[0; OUT]; B],
+    };
+}
+
+// SAFETY: an array of integers, valid when all its bytes are zero.
+unsafe impl<const OUT: usize, const B: usize> Zeroable for MaxPoolCache<OUT, B> {}
+
 impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN, OUT>
     for MaxPool2d<T, IN, OUT, G>
 {
-    type Cache<const B: usize> = ();
+    type Cache<const B: usize> = MaxPoolCache<OUT, B>;
     type State = ();
 
     #[inline]
@@ -62,10 +89,23 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
     }
 
     #[inline]
+    fn forward_train<const B: usize>(
+        &self,
+        _: &mut (),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        cache: &mut MaxPoolCache<OUT, B>,
+        _scratch: &mut [T],
+    ) {
+        const { check_pool_sizes::<G, IN, OUT>() };
+        forward_train_batch::<T, G, IN, OUT, B>(x, y, &mut cache.arg_max);
+    }
+
+    #[inline]
     fn backward<const B: usize>(
         &self,
-        x: &SMatrix<T, IN, B>,
-        _cache: &(),
+        _x: &SMatrix<T, IN, B>,
+        cache: &MaxPoolCache<OUT, B>,
         dy: &SMatrix<T, OUT, B>,
         dx: Option<&mut SMatrix<T, IN, B>>,
         _grads: &mut Self,
@@ -73,7 +113,7 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
     ) {
         const { check_pool_sizes::<G, IN, OUT>() };
         if let Some(dx) = dx {
-            backward_batch::<T, G, IN, OUT, B>(x, dy, dx);
+            add_to_arg_maxes(&cache.arg_max, dy, dx);
         }
     }
 }
@@ -81,7 +121,7 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
 impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN, OUT>
     for MaxPool1d<T, IN, OUT, G>
 {
-    type Cache<const B: usize> = ();
+    type Cache<const B: usize> = MaxPoolCache<OUT, B>;
     type State = ();
 
     #[inline]
@@ -97,10 +137,23 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN,
     }
 
     #[inline]
+    fn forward_train<const B: usize>(
+        &self,
+        _: &mut (),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        cache: &mut MaxPoolCache<OUT, B>,
+        _scratch: &mut [T],
+    ) {
+        const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
+        forward_train_batch::<T, LiftPool1d<G>, IN, OUT, B>(x, y, &mut cache.arg_max);
+    }
+
+    #[inline]
     fn backward<const B: usize>(
         &self,
-        x: &SMatrix<T, IN, B>,
-        _cache: &(),
+        _x: &SMatrix<T, IN, B>,
+        cache: &MaxPoolCache<OUT, B>,
         dy: &SMatrix<T, OUT, B>,
         dx: Option<&mut SMatrix<T, IN, B>>,
         _grads: &mut Self,
@@ -108,7 +161,7 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN,
     ) {
         const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
         if let Some(dx) = dx {
-            backward_batch::<T, LiftPool1d<G>, IN, OUT, B>(x, dy, dx);
+            add_to_arg_maxes(&cache.arg_max, dy, dx);
         }
     }
 }
@@ -123,9 +176,6 @@ fn replaces<T: Real>(value: T, best: T) -> bool {
     let nan = value != value;
     (value > best) | nan
 }
-
-/// Outputs of a row whose arg-maxes the backward pass keeps on the stack at a time.
-const CHUNK: usize = 64;
 
 /// `y = maxpool(x)` for a batch, one output row at a time: the row starts as the first
 /// element of each window, then each other window element (row-major order) is swept across
@@ -144,51 +194,25 @@ fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, 
     forward_loops::<T, G, IN, OUT, B>(x, y);
 }
 
-/// [`forward_batch`]'s loops.
-#[inline(always)]
-fn forward_loops<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
+/// [`forward_batch`] that also writes each output's arg-max (the index of its input in the
+/// sample) to `arg_max`, swept beside the maxima.
+fn forward_train_batch<
+    T: Real,
+    G: PoolGeometry2d,
+    const IN: usize,
+    const OUT: usize,
+    const B: usize,
+>(
     x: &SMatrix<T, IN, B>,
     y: &mut SMatrix<T, OUT, B>,
-) {
-    let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
-    let x_planes = x.as_slice().chunks_exact(in_plane);
-    for (x, y) in x_planes.zip(y.as_mut_slice().chunks_exact_mut(out_plane)) {
-        for (oh, out) in y.chunks_exact_mut(G::OW).enumerate() {
-            // The KH input rows of this output row.
-            let rows = &x[oh * G::SH * G::W..(oh * G::SH + G::KH) * G::W];
-            for (o, &v) in out.iter_mut().zip(rows.iter().step_by(G::SW)) {
-                *o = v;
-            }
-            for kh in 0..G::KH {
-                let row = &rows[kh * G::W..(kh + 1) * G::W];
-                for kw in (kh == 0) as usize..G::KW {
-                    for (o, &v) in out.iter_mut().zip(row[kw..].iter().step_by(G::SW)) {
-                        // Stored unconditionally: a select, not a branch.
-                        *o = if replaces(v, *o) { v } else { *o };
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Adds `∂L/∂x`: each output's gradient to its window's arg-max, recomputed as the forward
-/// pass does (the same sweeps, with the window element `kh·KW + kw` of each maximum kept
-/// beside it), a row of outputs at a time, or [`CHUNK`] of them in longer rows (on the
-/// stack).
-///
-/// Compiled for AVX-512 where the CPU has it (the same selects: the same results).
-fn backward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
-    x: &SMatrix<T, IN, B>,
-    dy: &SMatrix<T, OUT, B>,
-    dx: &mut SMatrix<T, IN, B>,
+    arg_max: &mut [[u32; OUT]; B],
 ) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::has_avx512() {
         // SAFETY: the CPU has AVX-512F.
-        return unsafe { wide::backward_batch::<T, G, IN, OUT, B>(x, dy, dx) };
+        return unsafe { wide::forward_train_batch::<T, G, IN, OUT, B>(x, y, arg_max) };
     }
-    backward_loops::<T, G, IN, OUT, B>(x, dy, dx);
+    forward_train_loops::<T, G, IN, OUT, B>(x, y, arg_max);
 }
 
 /// The pooling passes compiled for AVX-512.
@@ -211,7 +235,7 @@ mod wide {
     }
 
     #[target_feature(enable = "avx512f")]
-    pub(super) fn backward_batch<
+    pub(super) fn forward_train_batch<
         T: Real,
         G: PoolGeometry2d,
         const IN: usize,
@@ -219,96 +243,176 @@ mod wide {
         const B: usize,
     >(
         x: &SMatrix<T, IN, B>,
-        dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        arg_max: &mut [[u32; OUT]; B],
     ) {
-        super::backward_loops::<T, G, IN, OUT, B>(x, dy, dx);
+        super::forward_train_loops::<T, G, IN, OUT, B>(x, y, arg_max);
     }
 }
 
-/// [`backward_batch`]'s loops.
+/// [`forward_batch`]'s loops: rows of at least [`LANES`] outputs by [`sweep`], shorter ones
+/// (whose strided loads the compiler turns into gathers there) by sweeping each window
+/// element across the row's outputs in place.
 #[inline(always)]
-fn backward_loops<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
+fn forward_loops<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
-    dy: &SMatrix<T, OUT, B>,
-    dx: &mut SMatrix<T, IN, B>,
+    y: &mut SMatrix<T, OUT, B>,
 ) {
-    const {
-        assert!(
-            G::KH * G::KW <= 1 << 24,
-            "max pooling: a window over 2²⁴ values (their indices are kept as floats)"
-        )
-    };
     let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
-    let planes = x.as_slice().chunks_exact(in_plane);
-    let dy_planes = dy.as_slice().chunks_exact(out_plane);
-    let mut best = [T::ZERO; CHUNK];
-    let mut element = [T::ZERO; CHUNK];
-    for ((x, dy), dx) in planes
-        .zip(dy_planes)
-        .zip(dx.as_mut_slice().chunks_exact_mut(in_plane))
-    {
-        for (oh, dy) in dy.chunks_exact(G::OW).enumerate() {
+    let x_planes = x.as_slice().chunks_exact(in_plane);
+    for (x, y) in x_planes.zip(y.as_mut_slice().chunks_exact_mut(out_plane)) {
+        for (oh, out) in y.chunks_exact_mut(G::OW).enumerate() {
             let top = oh * G::SH * G::W;
-            if G::OW <= CHUNK {
-                // The whole row at once: a constant trip count for the compiler.
-                backward_outputs::<T, G>(
-                    x,
-                    dy,
-                    dx,
-                    top,
-                    0,
-                    &mut best[..G::OW],
-                    &mut element[..G::OW],
-                );
-            } else {
-                for (c, dy) in dy.chunks(CHUNK).enumerate() {
-                    let n = dy.len();
-                    let (best, element) = (&mut best[..n], &mut element[..n]);
-                    backward_outputs::<T, G>(x, dy, dx, top, c * CHUNK, best, element);
+            if G::OW >= LANES {
+                for (part, out) in out.chunks_mut(LANES).enumerate() {
+                    let (best, _) =
+                        sweep::<T, G, false>(x, top + part * LANES * G::SW, 0, out.len());
+                    out.copy_from_slice(&best[..out.len()]);
+                }
+                continue;
+            }
+            // The KH input rows of this output row.
+            let rows = &x[top..top + G::KH * G::W];
+            for (o, &v) in out.iter_mut().zip(rows.iter().step_by(G::SW)) {
+                *o = v;
+            }
+            for kh in 0..G::KH {
+                let row = &rows[kh * G::W..(kh + 1) * G::W];
+                for kw in (kh == 0) as usize..G::KW {
+                    for (o, &v) in out.iter_mut().zip(row[kw..].iter().step_by(G::SW)) {
+                        // Stored unconditionally: a select, not a branch.
+                        *o = if replaces(v, *o) { v } else { *o };
+                    }
                 }
             }
         }
     }
 }
 
-/// The backward pass of the outputs `first..first + dy.len()` of the output row whose
-/// windows start at plane offset `top`, with `best` and `element` (as long as `dy`) to keep
-/// each window's maximum and its element `kh·KW + kw` (as a `T`, exact below 2²⁴: selects on
-/// one type vectorise).
+/// [`forward_train_batch`]'s loops: [`forward_loops`]' sweeps, keeping the arg-maxes too.
 #[inline(always)]
-fn backward_outputs<T: Real, G: PoolGeometry2d>(
-    x: &[T],
-    dy: &[T],
-    dx: &mut [T],
-    top: usize,
-    first: usize,
-    best: &mut [T],
-    element: &mut [T],
+fn forward_train_loops<
+    T: Real,
+    G: PoolGeometry2d,
+    const IN: usize,
+    const OUT: usize,
+    const B: usize,
+>(
+    x: &SMatrix<T, IN, B>,
+    y: &mut SMatrix<T, OUT, B>,
+    arg_max: &mut [[u32; OUT]; B],
 ) {
-    // The KH input rows of this output row, from the first window's left column.
-    let left = top + first * G::SW;
-    for (best, &v) in best.iter_mut().zip(x[left..].iter().step_by(G::SW)) {
-        *best = v;
-    }
-    element.fill(T::ZERO);
-    for kh in 0..G::KH {
-        for kw in (kh == 0) as usize..G::KW {
-            let code = T::of((kh * G::KW + kw) as f64);
-            let values = x[left + kh * G::W + kw..].iter().step_by(G::SW);
-            for ((best, element), &v) in best.iter_mut().zip(element.iter_mut()).zip(values) {
-                // Stored unconditionally: selects on values of one type, which the compiler
-                // vectorises (a branch would mispredict on random data).
-                let replace = replaces(v, *best);
-                *best = if replace { v } else { *best };
-                *element = if replace { code } else { *element };
+    const {
+        assert!(
+            IN <= u32::MAX as usize,
+            "max pooling: samples of over 2³² values (arg-maxes are kept as u32)"
+        )
+    };
+    let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
+    let samples = x.as_slice().chunks_exact(IN);
+    let y_samples = y.as_mut_slice().chunks_exact_mut(OUT);
+    for ((x, y), arg_max) in samples.zip(y_samples).zip(arg_max.iter_mut()) {
+        let planes = x.chunks_exact(in_plane).zip(y.chunks_exact_mut(out_plane));
+        for (c, ((x, y), arg_max)) in planes.zip(arg_max.chunks_exact_mut(out_plane)).enumerate() {
+            let rows = y
+                .chunks_exact_mut(G::OW)
+                .zip(arg_max.chunks_exact_mut(G::OW));
+            for (oh, (out, at)) in rows.enumerate() {
+                for (part, (out, at)) in out.chunks_mut(LANES).zip(at.chunks_mut(LANES)).enumerate()
+                {
+                    let left = oh * G::SH * G::W + part * LANES * G::SW;
+                    let (best, arg) = sweep::<T, G, true>(x, left, c * in_plane, out.len());
+                    out.copy_from_slice(&best[..out.len()]);
+                    at.copy_from_slice(&arg[..out.len()]);
+                }
             }
         }
     }
-    for (i, (&element, &d)) in element.iter().zip(dy).enumerate() {
-        let element = element.to_f64() as usize;
-        let (kh, kw) = (element / G::KW, element % G::KW);
-        dx[left + kh * G::W + i * G::SW + kw] += d;
+}
+
+/// Outputs pooled at a time: one AVX-512 vector of `f32`.
+const LANES: usize = 16;
+
+/// The longest row of [`LANES`] windows ([`sweep`]'s `span`) copied to the stack to pool a
+/// row shorter than that at vector speed.
+const PADDED: usize = 8 * LANES;
+
+/// The maxima of `n ≤ LANES` neighbouring windows of a plane `x`, the first at offset `left`,
+/// and with `ARG_MAX`, their arg-maxes as indices `plane + offset` (`plane`: the plane's
+/// offset in its sample). Each window element (row-major order) is swept across the lanes
+/// with branch-free selects on fixed-size arrays: one vector each, whatever the row's length
+/// (lanes past the `n`-th pool zeros, and are not used).
+#[inline(always)]
+fn sweep<T: Real, G: PoolGeometry2d, const ARG_MAX: bool>(
+    x: &[T],
+    left: usize,
+    plane: usize,
+    n: usize,
+) -> ([T; LANES], [u32; LANES]) {
+    let mut best = [T::ZERO; LANES];
+    let mut arg = [0u32; LANES];
+    // The input a whole vector of windows spans in one row, and a copy of a shorter row's.
+    let span = (LANES - 1) * G::SW + G::KW;
+    let mut padded = [T::ZERO; PADDED];
+    for kh in 0..G::KH {
+        let row = left + kh * G::W;
+        // One row of the windows, `span` long: the input itself, or its `n` windows' values
+        // copied into `padded` (the lanes past them read what is left there, and are not
+        // used); where that does not fit, the `n` windows' values alone (lanes past them
+        // read zeros).
+        let used = (n - 1) * G::SW + G::KW;
+        let values = if n == LANES {
+            &x[row..row + span]
+        } else if span <= PADDED {
+            padded[..used].copy_from_slice(&x[row..row + used]);
+            &padded[..span]
+        } else {
+            &x[row..row + used]
+        };
+        for kw in 0..G::KW {
+            let mut v = [T::ZERO; LANES];
+            if values.len() == span {
+                // Indexed in bounds the compiler sees: loaded as vectors.
+                let values = &values[kw..kw + (LANES - 1) * G::SW + 1];
+                for (l, v) in v.iter_mut().enumerate() {
+                    *v = values[l * G::SW];
+                }
+            } else {
+                for (l, v) in v.iter_mut().enumerate() {
+                    *v = values.get(kw + l * G::SW).copied().unwrap_or(T::ZERO);
+                }
+            }
+            let is_first = kh == 0 && kw == 0;
+            let first = row + kw;
+            for l in 0..LANES {
+                let replace = is_first | replaces(v[l], best[l]);
+                best[l] = if replace { v[l] } else { best[l] };
+                if ARG_MAX {
+                    let index = (plane + first + l * G::SW) as u32;
+                    arg[l] = if replace { index } else { arg[l] };
+                }
+            }
+        }
+    }
+    (best, arg)
+}
+
+/// Adds `∂L/∂x`: each output's gradient to the input the training pass found as its
+/// window's arg-max (added up where windows overlap and share one).
+fn add_to_arg_maxes<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+    arg_max: &[[u32; OUT]; B],
+    dy: &SMatrix<T, OUT, B>,
+    dx: &mut SMatrix<T, IN, B>,
+) {
+    let dy_samples = dy.as_slice().chunks_exact(OUT);
+    for ((arg_max, dy), dx) in arg_max
+        .iter()
+        .zip(dy_samples)
+        .zip(dx.as_mut_slice().chunks_exact_mut(IN))
+    {
+        for (&i, &d) in arg_max.iter().zip(dy) {
+            dx[i as usize] += d;
+        }
     }
 }
 
@@ -318,6 +422,31 @@ mod tests {
     use crate::layers::geometry::{PoolGeometry1dOf, PoolGeometry2dOf};
     use crate::test_util::{check_layer, max_diff, random_matrix};
     use crate::{ConstZero, Params};
+
+    /// Training's forward pass and the backward pass of `layer` on `x` and `dy`, returning
+    /// `y`, `∂L/∂x` and the cache; checks that inference gives the same `y` (bit for bit,
+    /// NaNs included).
+    fn train<
+        L: Layer<f64, IN, OUT, State = ()>,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        layer: &L,
+        x: &SMatrix<f64, IN, B>,
+        dy: &SMatrix<f64, OUT, B>,
+    ) -> (SMatrix<f64, OUT, B>, SMatrix<f64, IN, B>, L::Cache<B>) {
+        let (mut y, mut dx, mut cache) = (SMatrix::ZERO, SMatrix::ZERO, L::Cache::<B>::ZERO);
+        layer.forward_train(&mut (), x, &mut y, &mut cache, &mut []);
+        let mut inferred = SMatrix::<f64, OUT, B>::ZERO;
+        layer.forward(&(), x, &mut inferred, &mut []);
+        let bits =
+            |m: &SMatrix<f64, OUT, B>| m.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+        assert_eq!(bits(&inferred), bits(&y));
+        let mut grads = L::ZERO;
+        layer.backward(x, &cache, dy, Some(&mut dx), &mut grads, &mut []);
+        (y, dx, cache)
+    }
 
     /// The naive max pooling of one sample, from the definition, with the arg-max (first
     /// maximum in row-major window order) of each output.
@@ -349,13 +478,11 @@ mod tests {
         let layer = MaxPool2d::<f64, IN, OUT, G>::ZERO;
         let x = random_matrix::<IN, 3>(seed, 1.0);
         let dy = random_matrix::<OUT, 3>(seed + 1, 1.0);
-        let (mut y, mut dx) = (SMatrix::<f64, OUT, 3>::ZERO, SMatrix::<f64, IN, 3>::ZERO);
-        layer.forward(&(), &x, &mut y, &mut []);
-        let mut grads = MaxPool2d::ZERO;
-        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
+        let (y, dx, cache) = train(&layer, &x, &dy);
         for j in 0..3 {
             let (expected, arg) = naive::<G, IN, OUT>(x.column(j).as_slice());
             assert_eq!(y.column(j).as_slice(), &expected);
+            assert!((0..OUT).all(|o| cache.arg_max(j, o) == arg[o]));
             let mut expected_dx = [0.0; IN];
             for (o, &i) in arg.iter().enumerate() {
                 expected_dx[i] += dy[(o, j)];
@@ -376,19 +503,15 @@ mod tests {
             9.0, 1.0, 3.0, 5.0,
         ]);
         let layer = MaxPool2d::<f64, 16, 4, G>::ZERO;
-        let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
-        assert_eq!(y.as_slice(), &[5.0, 8.0, 9.0, 7.0]);
         // The gradient goes to the maxima: 5 at (0, 1), 8 at (1, 2), 9 at (3, 0), 7 at (2, 3).
         let dy = SMatrix::<f64, 4, 1>::from_column_slice(&[1.0, 2.0, 3.0, 4.0]);
-        let mut dx = SMatrix::<f64, 16, 1>::ZERO;
-        layer.backward(
-            &x,
-            &(),
-            &dy,
-            Some(&mut dx),
-            &mut Default::default(),
-            &mut [],
+        let (y, dx, cache) = train(&layer, &x, &dy);
+        assert_eq!(y.as_slice(), &[5.0, 8.0, 9.0, 7.0]);
+        assert_eq!(
+            (0..4)
+                .map(|o| cache.arg_max(0, o))
+                .collect::<std::vec::Vec<_>>(),
+            [1, 6, 12, 11]
         );
         let mut expected = [0.0; 16];
         (expected[1], expected[6], expected[12], expected[11]) = (1.0, 2.0, 3.0, 4.0);
@@ -402,25 +525,21 @@ mod tests {
         type G = PoolGeometry2dOf<1, 2, 4, 2, 2, 2, 2>;
         let layer = MaxPool2d::<f64, 8, 2, G>::ZERO;
         let x = SMatrix::<f64, 8, 1>::from_column_slice(&[2.0, 2.0, 1.0, 3.0, 2.0, 2.0, 3.0, 0.0]);
-        let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        let (y, dx, _) = train(&layer, &x, &SMatrix::repeat(1.0));
         assert_eq!(y.as_slice(), &[2.0, 3.0]);
-        let mut dx = SMatrix::<f64, 8, 1>::ZERO;
-        layer.backward(
-            &x,
-            &(),
-            &SMatrix::repeat(1.0),
-            Some(&mut dx),
-            &mut Default::default(),
-            &mut [],
-        );
         assert_eq!(dx.as_slice(), &[1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
 
+        // A NaN makes the output NaN and takes the gradient; of two NaNs, the last does (as
+        // PyTorch's `val > max || isnan(val)`).
         let mut x = x;
         x[5] = f64::NAN;
-        layer.forward(&(), &x, &mut y, &mut []);
+        let (y, dx, _) = train(&layer, &x, &SMatrix::repeat(1.0));
         assert!(y[0].is_nan());
         assert_eq!(y[1], 3.0);
+        assert_eq!(dx.as_slice(), &[0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
+        x[0] = f64::NAN;
+        let (_, dx, _) = train(&layer, &x, &SMatrix::repeat(1.0));
+        assert_eq!(dx.as_slice(), &[0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
     }
 
     /// On the baseline loops too (they run where the CPU has no AVX-512).
@@ -441,10 +560,16 @@ mod tests {
         agrees_with_naive::<PoolGeometry2dOf<2, 6, 7, 3, 2, 1, 3>, 84, 16>(4);
         // a window over the whole plane
         agrees_with_naive::<PoolGeometry2dOf<4, 3, 3, 3, 3, 3, 3>, 36, 4>(5);
-        // rows of more outputs than the backward pass keeps at a time (74 = 64 + 10, and
-        // 130 = 2·64 + 2, overlapping)
+        // rows of more outputs than a sweep's lanes (74 = 4·16 + 10, and 130 = 8·16 + 2,
+        // overlapping), and of exactly 16 and 32
         agrees_with_naive::<PoolGeometry2dOf<2, 3, 150, 2, 3, 1, 2>, 900, 296>(6);
         agrees_with_naive::<PoolGeometry2dOf<1, 4, 132, 3, 3, 1, 1>, 528, 260>(7);
+        agrees_with_naive::<PoolGeometry2dOf<2, 4, 32, 2, 2, 2, 2>, 256, 64>(8);
+        agrees_with_naive::<PoolGeometry2dOf<1, 2, 64, 2, 2, 2, 2>, 128, 32>(9);
+        // strides too long for a short row's copy on the stack (a sweep's span of
+        // 15·10 + 10 > 128 values), in rows shorter and longer than a sweep's lanes
+        agrees_with_naive::<PoolGeometry2dOf<2, 3, 60, 3, 10, 1, 10>, 360, 12>(10);
+        agrees_with_naive::<PoolGeometry2dOf<1, 9, 200, 9, 9, 9, 9>, 1800, 22>(11);
     }
 
     #[test]
@@ -454,10 +579,7 @@ mod tests {
         let layer = MaxPool2d::<f64, 1680, 1112, G>::ZERO;
         let x = random_matrix::<1680, 2>(8, 1.0).map(|v| (v * 2.0).round());
         let dy = random_matrix::<1112, 2>(9, 1.0);
-        let (mut y, mut dx) = (SMatrix::<f64, 1112, 2>::ZERO, SMatrix::<f64, 1680, 2>::ZERO);
-        layer.forward(&(), &x, &mut y, &mut []);
-        let mut grads = MaxPool2d::ZERO;
-        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
+        let (y, dx, _) = train(&layer, &x, &dy);
         for j in 0..2 {
             let (expected, arg) = naive::<G, 1680, 1112>(x.column(j).as_slice());
             assert_eq!(y.column(j).as_slice(), &expected);
@@ -479,19 +601,9 @@ mod tests {
             1.0, 4.0, 2.0, 0.0, 5.0, 5.0, -1.0,
             -3.0, -2.0, -7.0, -1.0, -4.0, -6.0, -5.0,
         ]);
-        let mut y = SMatrix::ZERO;
-        layer.forward(&(), &x, &mut y, &mut []);
+        let (y, dx, _) = train(&layer, &x, &SMatrix::repeat(1.0));
         // windows [1 4 2] [2 0 5] [5 5 −1]; [−3 −2 −7] [−7 −1 −4] [−4 −6 −5]
         assert_eq!(y.as_slice(), &[4.0, 5.0, 5.0, -2.0, -1.0, -4.0]);
-        let mut dx = SMatrix::<f64, 14, 1>::ZERO;
-        layer.backward(
-            &x,
-            &(),
-            &SMatrix::repeat(1.0),
-            Some(&mut dx),
-            &mut Default::default(),
-            &mut [],
-        );
         // The windows [2 0 5] and [5 5 −1] overlap at index 4, whose 5 is the first maximum
         // of both: it gets two gradients, its tie at index 5 none.
         let mut expected = [0.0; 14];
@@ -524,29 +636,11 @@ mod tests {
         type L = MaxPool2d<f64, 105, 18, PoolGeometry2dOf<3, 5, 7, 2, 2, 2, 2>>;
         let x = random_matrix::<105, 4>(9, 1.0);
         let dy = random_matrix::<18, 4>(10, 1.0);
-        let (mut y, mut dx) = (SMatrix::ZERO, SMatrix::ZERO);
-        L::ZERO.forward(&(), &x, &mut y, &mut []);
-        L::ZERO.backward(
-            &x,
-            &(),
-            &dy,
-            Some(&mut dx),
-            &mut Default::default(),
-            &mut [],
-        );
+        let (y, dx, _) = train(&L::ZERO, &x, &dy);
         for j in 0..4 {
             let xj: SMatrix<f64, 105, 1> = x.column(j).into();
             let dyj: SMatrix<f64, 18, 1> = dy.column(j).into();
-            let (mut yj, mut dxj) = (SMatrix::ZERO, SMatrix::ZERO);
-            L::ZERO.forward(&(), &xj, &mut yj, &mut []);
-            L::ZERO.backward(
-                &xj,
-                &(),
-                &dyj,
-                Some(&mut dxj),
-                &mut Default::default(),
-                &mut [],
-            );
+            let (yj, dxj, _) = train(&L::ZERO, &xj, &dyj);
             assert_eq!(yj, y.column(j));
             assert_eq!(dxj, dx.column(j));
         }

@@ -65,7 +65,7 @@ pub use group_norm::{GroupNorm, GroupNormCache};
 pub use gru::{Gru, GruCache, GruState};
 pub use layer_norm::{LayerNorm, LayerNormCache};
 pub use lstm::{Lstm, LstmCache, LstmState};
-pub use max_pool::{MaxPool1d, MaxPool2d};
+pub use max_pool::{MaxPool1d, MaxPool2d, MaxPoolCache};
 pub use position_wise::PositionWise;
 pub use positions::{LEARNED_POSITIONS_INIT_STD, LearnedPositions, SinusoidalPositions};
 pub use rnn::{Rnn, RnnState};

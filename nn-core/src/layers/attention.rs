@@ -3,7 +3,6 @@
 
 use super::recurrent::{add_slice_column_sums, flat, flat_mut, input_gradients, take};
 use crate::kernels::{self, MatView};
-use crate::memory::carve;
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
 use nalgebra::SMatrix;
 
@@ -46,13 +45,16 @@ use nalgebra::SMatrix;
 /// every sample's tokens (column-major, sample `j`'s in columns `j·S .. (j + 1)·S`, in place),
 /// so `[Q; K; V]` of every token is one product (`3D × D` by `D × S·B`), as are `Y`, and in
 /// backward `∂W_in`, `∂X`, `∂W_out` and `∂O` (the products of issue 16, as the recurrent
-/// layers' input projections). The attention itself (softmax, `P·V` and their gradients) runs
-/// sample by sample, head by head, in loops also compiled for AVX-512 and run so where the
-/// CPU has it (the same results bit for bit). The batch's `[Q; K; V]` and `O` (in backward their
-/// gradients) live in the layer's scratch memory, one sample's after another as columns of
-/// one matrix, and one row of `P` or `∂P` after them ([`Layer::SCRATCH`] `= S·(4D + 1)` per
-/// sample, as the macro plans only per-sample scratch for a layer that needs any; in
-/// training the cache holds `[Q; K; V]` and `O`), so nothing sequence-sized is on the stack.
+/// layers' input projections). The attention runs sample by sample, head by head, as products
+/// on the same kernels (`Kᵀ·Q` and `V·Pᵀ` forward; `Vᵀ·∂O`, `∂O·P`, `K·∂Aᵀ`, `Q·∂A` backward)
+/// with the softmax and its gradient in loops between them, also compiled for AVX-512 and run
+/// so where the CPU has it (the same results bit for bit). The batch's `[Q; K; V]` and `O`
+/// (in backward their gradients) live in the layer's scratch memory, one sample's after
+/// another as columns of one matrix, and one head's `S × S` attention weights (or their
+/// gradient) after them ([`Layer::SCRATCH`] `= S·(4D + S)` per sample, as the macro plans
+/// only per-sample scratch for a layer that needs any; in training the cache holds
+/// `[Q; K; V]`, `O` and the weights, which the forward pass computes in place), so nothing
+/// sequence-sized is on the stack.
 #[derive(Clone, Copy, Debug, PartialEq, Params, ConstZero, Zeroable)]
 #[repr(C)]
 pub struct MultiHeadAttention<
@@ -109,32 +111,23 @@ const fn check(d: usize, heads: usize, s: usize, input: usize, d3: usize) {
     assert!(input == s * d, "MultiHeadAttention: IN must be S·D");
 }
 
-/// `a · b`, in 8 interleaved partial sums (element `i` into sum `i mod 8`, added pairwise at
-/// the end): 8 independent chains the compiler makes one vector, where one sum would be a
-/// chain of `len` dependent multiply-adds (a head of 16 features: 16 latencies per score).
-/// The order depends on the length only, so every sample's scores round alike.
+/// The largest of `values` (NaNs ignored, as `max` does, unless all are NaN), in 8 partial
+/// maxima: independent chains the compiler makes one vector, where one fold would be a chain
+/// of dependent comparisons. A maximum does not depend on the order it is taken in (but for
+/// the sign of a zero, which the softmax's `a − max` does not see).
 #[inline]
-fn dot<T: Real>(a: &[T], b: &[T]) -> T {
-    let (a_chunks, a_rest) = a.as_chunks::<8>();
-    let (b_chunks, b_rest) = b[..a.len()].as_chunks::<8>();
-    let mut sums = [T::ZERO; 8];
-    for (a, b) in a_chunks.iter().zip(b_chunks) {
-        for ((sum, &a), &b) in sums.iter_mut().zip(a).zip(b) {
-            *sum += a * b;
+fn max_of<T: Real>(values: &[T]) -> T {
+    let (chunks, rest) = values.as_chunks::<8>();
+    let mut maxima = [values[0]; 8];
+    for chunk in chunks {
+        for (max, &v) in maxima.iter_mut().zip(chunk) {
+            *max = max.max(v);
         }
     }
-    for ((sum, &a), &b) in sums.iter_mut().zip(a_rest).zip(b_rest) {
-        *sum += a * b;
+    for (max, &v) in maxima.iter_mut().zip(rest) {
+        *max = max.max(v);
     }
-    ((sums[0] + sums[4]) + (sums[2] + sums[6])) + ((sums[1] + sums[5]) + (sums[3] + sums[7]))
-}
-
-/// `y += alpha·x`.
-#[inline]
-fn axpy<T: Real>(y: &mut [T], alpha: T, x: &[T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += alpha * x;
-    }
+    maxima.iter().fold(maxima[0], |max, &v| max.max(v))
 }
 
 impl<
@@ -184,91 +177,98 @@ impl<
 
     /// The attention of one sample, head by head: from its `[Q; K; V]` (`qkv`, `3D × S`)
     /// writes `O` (`context`, `D × S`) and, when given, the attention weights (transposed,
-    /// see [`AttentionCache::weights`]); `p` holds one query's weights at a time.
+    /// see [`AttentionCache::weights`]); without them each head's weights are computed in
+    /// `p` (`S × S`). Two products per head (scores `Kᵀ·Q`, then `V·P`ᵀ-stored weights) on
+    /// the kernels, the softmax column by column in between.
     #[inline(always)]
     fn attend(
         qkv: &[T],
         context: &mut [T],
         mut weights: Option<&mut [SMatrix<T, S, S>; HEADS]>,
-        p: &mut SMatrix<T, S, 1>,
+        p: &mut [T],
     ) {
         let e = D / HEADS;
         let scale = Self::scale();
         for h in 0..HEADS {
             let (q0, k0, v0) = (h * e, D + h * e, 2 * D + h * e);
-            for s in 0..S {
-                let keys = Self::keys(s);
-                let q = &qkv[s * D3 + q0..][..e];
-                for t in 0..keys {
-                    p[t] = dot(q, &qkv[t * D3 + k0..][..e]) * scale;
+            // The weights, transposed: column s holds query s's weights over the keys.
+            let w = match weights.as_deref_mut() {
+                Some(weights) => weights[h].as_mut_slice(),
+                None => &mut p[..S * S],
+            };
+            // Scores: (S × S)[t, s] = k_t · q_s = (K_hᵀ·Q_h)[t, s].
+            let (k_h, q_h) = (MatView::new(&qkv[k0..], D3), MatView::new(&qkv[q0..], D3));
+            kernels::matmul_view(S, S, e, w, S, k_h.t(), q_h, false);
+            for (s, column) in w.chunks_exact_mut(S).enumerate() {
+                // Softmax over the visible keys of the scaled scores, after subtracting
+                // their maximum; zero for the keys a causal mask hides.
+                let (visible, hidden) = column.split_at_mut(Self::keys(s));
+                for a in visible.iter_mut() {
+                    *a *= scale;
                 }
-                // Softmax over the visible keys, after subtracting their maximum.
-                let max = p.iter().take(keys).fold(p[0], |max, &a| max.max(a));
+                let max = max_of(visible);
                 // The exponentials vectorise (`exp_accurate`), then their sum in 8 lanes.
-                let visible = &mut p.as_mut_slice()[..keys];
-                for p in visible.iter_mut() {
-                    *p = (*p - max).exp_accurate();
+                for a in visible.iter_mut() {
+                    *a = (*a - max).exp_accurate();
                 }
                 let sum = kernels::sum(visible);
-                for p in visible {
-                    *p /= sum;
+                for a in visible {
+                    *a /= sum;
                 }
-                for p in p.iter_mut().skip(keys) {
-                    *p = T::ZERO;
-                }
-                let o = &mut context[s * D + h * e..][..e];
-                o.fill(T::ZERO);
-                for (t, &p) in p.iter().enumerate().take(keys) {
-                    axpy(o, p, &qkv[t * D3 + v0..][..e]);
-                }
-                if let Some(weights) = weights.as_deref_mut() {
-                    weights[h].column_mut(s).copy_from(p);
-                }
+                hidden.fill(T::ZERO);
             }
+            // O_h (E × S) = V_h (E × S) · Pᵀ, the weights as stored.
+            let v_h = MatView::new(&qkv[v0..], D3);
+            let o_h = &mut context[h * e..];
+            kernels::matmul_view(e, S, S, o_h, D, v_h, MatView::new(w, S), false);
         }
     }
 
-    /// The backward pass of one sample's attention, head by head, query by query: from its
-    /// `[Q; K; V]` (`qkv`), attention weights and `∂O` (`d_context`), adds `∂[Q; K; V]` to
-    /// `d_qkv`; `dp` holds one row of `∂P` at a time.
+    /// The backward pass of one sample's attention, head by head: from its `[Q; K; V]`
+    /// (`qkv`), attention weights and `∂O` (`d_context`), adds `∂[Q; K; V]` to `d_qkv`;
+    /// `da` (`S × S`) holds a head's `∂P`, then `∂A`, transposed as the weights. Four
+    /// products per head on the kernels, the softmax's gradient column by column.
     #[inline(always)]
     fn attend_backward(
         qkv: &[T],
         weights: &[SMatrix<T, S, S>; HEADS],
         d_context: &[T],
         d_qkv: &mut [T],
-        dp: &mut SMatrix<T, S, 1>,
+        da: &mut [T],
     ) {
         let e = D / HEADS;
         let scale = Self::scale();
-        let d = d_qkv;
+        let da = &mut da[..S * S];
         for h in 0..HEADS {
             let (q0, k0, v0) = (h * e, D + h * e, 2 * D + h * e);
-            for s in 0..S {
+            let w = weights[h].as_slice();
+            let (q_h, k_h) = (MatView::new(&qkv[q0..], D3), MatView::new(&qkv[k0..], D3));
+            let v_h = MatView::new(&qkv[v0..], D3);
+            let d_o = MatView::new(&d_context[h * e..], D);
+            // ∂P[s, t] = ∂o_s · v_t, transposed: (V_hᵀ·∂O_h)[t, s].
+            kernels::matmul_view(S, S, e, da, S, v_h.t(), d_o, false);
+            // ∂v_t += Σ_s P[s, t]·∂o_s: ∂V_h += ∂O_h·(Pᵀ)ᵀ.
+            let w_view = MatView::new(w, S);
+            kernels::matmul_view(e, S, S, &mut d_qkv[v0..], D3, d_o, w_view.t(), true);
+            // ∂A[s, t] = P[s, t]·(∂P[s, t] − Σ_u P[s, u]·∂P[s, u]), scaled by 1/√E for the
+            // scores' gradient; zero for hidden keys.
+            for (s, (da, p)) in da.chunks_exact_mut(S).zip(w.chunks_exact(S)).enumerate() {
                 let keys = Self::keys(s);
-                let p = &weights[h].as_slice()[s * S..][..keys];
-                let d_o = &d_context[s * D + h * e..][..e];
-                // ∂P[s, t] = ∂o_s · v_t and ∂v_t += P[s, t]·∂o_s.
+                let (visible, hidden) = da.split_at_mut(keys);
                 let mut weighted = T::ZERO;
-                for (t, &p) in p.iter().enumerate() {
-                    dp[t] = dot(d_o, &qkv[t * D3 + v0..][..e]);
-                    weighted += p * dp[t];
-                    axpy(&mut d[t * D3 + v0..][..e], p, d_o);
+                for (&dp, &p) in visible.iter().zip(p) {
+                    weighted += p * dp;
                 }
-                // ∂A[s, t] = P[s, t]·(∂P[s, t] − Σ_u P[s, u]·∂P[s, u]), through the
-                // scaling into ∂q_s and ∂k_t (∂A's row in `dp`).
-                for (dp, &p) in dp.iter_mut().zip(p) {
+                for (dp, &p) in visible.iter_mut().zip(p) {
                     *dp = p * (*dp - weighted) * scale;
                 }
-                let q = &qkv[s * D3 + q0..][..e];
-                for (t, &da) in dp.iter().enumerate().take(keys) {
-                    axpy(&mut d[t * D3 + k0..][..e], da, q);
-                }
-                let dq = &mut d[s * D3 + q0..][..e];
-                for (t, &da) in dp.iter().enumerate().take(keys) {
-                    axpy(dq, da, &qkv[t * D3 + k0..][..e]);
-                }
+                hidden.fill(T::ZERO);
             }
+            // ∂q_s += Σ_t ∂A[s, t]·k_t: ∂Q_h += K_h·∂Aᵀ (as stored).
+            let da_view = MatView::new(&*da, S);
+            kernels::matmul_view(e, S, S, &mut d_qkv[q0..], D3, k_h, da_view, true);
+            // ∂k_t += Σ_s ∂A[s, t]·q_s: ∂K_h += Q_h·(∂Aᵀ)ᵀ.
+            kernels::matmul_view(e, S, S, &mut d_qkv[k0..], D3, q_h, da_view.t(), true);
         }
     }
 
@@ -280,7 +280,7 @@ impl<
         qkv: &[T],
         context: &mut [T],
         mut weights: Option<&mut [[SMatrix<T, S, S>; HEADS]]>,
-        p: &mut SMatrix<T, S, 1>,
+        p: &mut [T],
     ) {
         let samples = qkv
             .chunks_exact(D3 * S)
@@ -299,7 +299,7 @@ impl<
         weights: &[[SMatrix<T, S, S>; HEADS]],
         d_context: &[T],
         d_qkv: &mut [T],
-        dp: &mut SMatrix<T, S, 1>,
+        dp: &mut [T],
     ) {
         let samples = d_context
             .chunks_exact(D * S)
@@ -318,7 +318,7 @@ impl<
         qkv: &[T],
         context: &mut [T],
         weights: Option<&mut [[SMatrix<T, S, S>; HEADS]]>,
-        p: &mut SMatrix<T, S, 1>,
+        p: &mut [T],
     ) {
         Self::heads(qkv, context, weights, p);
     }
@@ -332,7 +332,7 @@ impl<
         weights: &[[SMatrix<T, S, S>; HEADS]],
         d_context: &[T],
         d_qkv: &mut [T],
-        dp: &mut SMatrix<T, S, 1>,
+        dp: &mut [T],
     ) {
         Self::heads_backward(qkv, weights, d_context, d_qkv, dp);
     }
@@ -343,7 +343,7 @@ impl<
         qkv: &[T],
         context: &mut [T],
         weights: Option<&mut [[SMatrix<T, S, S>; HEADS]]>,
-        p: &mut SMatrix<T, S, 1>,
+        p: &mut [T],
     ) {
         #[cfg(target_arch = "x86_64")]
         if kernels::has_avx512() {
@@ -359,7 +359,7 @@ impl<
         weights: &[[SMatrix<T, S, S>; HEADS]],
         d_context: &[T],
         d_qkv: &mut [T],
-        dp: &mut SMatrix<T, S, 1>,
+        dp: &mut [T],
     ) {
         #[cfg(target_arch = "x86_64")]
         if kernels::has_avx512() {
@@ -405,8 +405,9 @@ impl<
 
     /// Per sample: its `[Q; K; V]` (`3D·S`) and `O` (`D·S`) in `forward`, its `∂[Q; K; V]`
     /// and `∂O` in `backward` (the batch's side by side, for the projections' products), and
-    /// `S` more, of which the batch's first `S` hold one row of `P` or `∂P`.
-    const SCRATCH: usize = S * (4 * D + 1);
+    /// `S·S` more, of which the batch's first `S·S` hold one head's weights `P` or their
+    /// gradient.
+    const SCRATCH: usize = S * (4 * D + S);
 
     type Cache<const B: usize> = AttentionCache<T, D, HEADS, S, D3, B>;
     type State = ();
@@ -421,7 +422,7 @@ impl<
         const { check(D, HEADS, S, IN, D3) };
         let qkv = take(&mut scratch, D3 * S * B);
         let context = take(&mut scratch, D * S * B);
-        let p: &mut SMatrix<T, S, 1> = carve(&mut scratch);
+        let p = take(&mut scratch, S * S);
         self.project_in(x, qkv);
         Self::run_heads(qkv, context, None, p);
         self.project_out(context, y);
@@ -433,13 +434,13 @@ impl<
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, IN, B>,
         cache: &mut AttentionCache<T, D, HEADS, S, D3, B>,
-        mut scratch: &mut [T],
+        _scratch: &mut [T],
     ) {
         const { check(D, HEADS, S, IN, D3) };
-        let p: &mut SMatrix<T, S, 1> = carve(&mut scratch);
+        // The attention weights are computed in the cache: no scratch.
         self.project_in(x, flat_mut(&mut cache.qkv));
         let (qkv, context) = (flat(&cache.qkv), flat_mut(&mut cache.context));
-        Self::run_heads(qkv, context, Some(&mut cache.weights), p);
+        Self::run_heads(qkv, context, Some(&mut cache.weights), &mut []);
         self.project_out(flat(&cache.context), y);
     }
 
@@ -455,7 +456,7 @@ impl<
         const { check(D, HEADS, S, IN, D3) };
         let d_context = take(&mut scratch, D * S * B);
         let d_qkv = take(&mut scratch, D3 * S * B);
-        let dp: &mut SMatrix<T, S, 1> = carve(&mut scratch);
+        let da = take(&mut scratch, S * S);
         // Output projection, over every token of every sample: ∂W_out += ∂Y·Oᵀ,
         // ∂b_out += ∂Y·1, ∂O = W_outᵀ·∂Y.
         let dys = MatView::new(dy.as_slice(), D);
@@ -467,7 +468,7 @@ impl<
         kernels::matmul_view(D, S * B, D, d_context, D, w_out, dys, false);
         // Attention, sample by sample.
         d_qkv.fill(T::ZERO);
-        Self::run_heads_backward(flat(&cache.qkv), &cache.weights, d_context, d_qkv, dp);
+        Self::run_heads_backward(flat(&cache.qkv), &cache.weights, d_context, d_qkv, da);
         // Input projection, over every token of every sample: ∂W_in += ∂[Q; K; V]·Xᵀ,
         // ∂b_in += ∂[Q; K; V]·1, ∂X += W_inᵀ·∂[Q; K; V].
         input_gradients::<T, D3, D, S, IN, B>(
@@ -711,7 +712,7 @@ mod tests {
         let qkv = values(96 * 7 * B, 30);
         let d_context = values(32 * 7 * B, 31);
         let (mut p, mut w, mut w_avx) = (
-            SMatrix::ZERO,
+            [0.0f32; 7 * 7],
             [[SMatrix::ZERO; 2]; B],
             [[SMatrix::ZERO; 2]; B],
         );

@@ -108,12 +108,12 @@ impl BuiltinLayer for Attention {
         true
     }
 
-    /// `S·(4D + 1)`, `nn_core`'s `MultiHeadAttention::SCRATCH`: a sample's `[Q; K; V]` and
+    /// `S·(4D + S)`, `nn_core`'s `MultiHeadAttention::SCRATCH`: a sample's `[Q; K; V]` and
     /// `O` (their gradients in backward), the batch's side by side for the projections'
-    /// products, and one row of the attention weights (or of their gradient) after them.
+    /// products, and one head's `S × S` attention weights (or their gradient) after them.
     fn scratch_per_sample(&self, input: &Shape) -> Dim {
         let (steps, d) = (&input.dims()[0], &input.dims()[1]);
-        steps.mul(&Dim::Known(4).mul(d).add(&Dim::Known(1)))
+        steps.mul(&Dim::Known(4).mul(d).add(steps))
     }
 
     fn scratch_per_call(&self, _input: &Shape) -> Dim {

@@ -50,6 +50,8 @@ pub(crate) use x86::has_avx512;
 /// in increasing order.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+// Without `std` only the tests cap the tier (no `NN_MAX_ISA`).
+#[cfg_attr(not(any(feature = "std", test)), allow(dead_code))]
 pub(crate) enum Isa {
     /// The portable code (SSE2, no FMA).
     Baseline,
@@ -105,7 +107,7 @@ fn env_max_isa() -> Isa {
 
 /// The tier a value of `NN_MAX_ISA` names: `baseline` (or `sse2`), `avx2`; anything else
 /// leaves the tiers uncapped. Case-insensitive.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
 fn parse_max_isa(value: &str) -> Isa {
     let value = value.trim();
     if value.eq_ignore_ascii_case("baseline") || value.eq_ignore_ascii_case("sse2") {
@@ -168,11 +170,11 @@ pub const DIRECT_MAX_ROWS: usize = 64;
 pub const TRANSPOSED_COPY_MAX_BYTES: usize = 2 * 1024;
 
 /// `Aᵀ·B` products at least this deep (`K`) use the dot-product kernel where the kernel set has
-/// one (AVX-512); shallower ones the blocked GEMM on tiles of `Aᵀ` transposed on the stack.
+/// one (AVX-512, AVX2); shallower ones the blocked GEMM on tiles of `Aᵀ` transposed on the stack.
 pub const DOTS_MIN_DEPTH: usize = 64;
 
 /// Direct products with at least this many multiply-adds run the kernel set's copy of the
-/// direct loops (compiled for AVX-512 when the CPU has it); below, the call and the check cost
+/// direct loops (compiled for AVX-512 or AVX2 when the CPU has it); below, the call and the check cost
 /// more than the wider vectors save, and the loops are inlined into the caller.
 const DIRECT_SIMD_MIN_WORK: usize = 1024;
 

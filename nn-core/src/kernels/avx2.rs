@@ -119,14 +119,17 @@ pub(crate) unsafe fn direct<T: crate::Real, const M: usize, const K: usize, cons
 /// accumulators (two vectors of `A` times six broadcasts of `B` per step of `k`: 12 FMAs for
 /// 8 loads), plain loads and stores for whole tiles, masked ones at the edges.
 macro_rules! micro_kernel {
-    ($kernel:ident, $run:ident, $t:ty, $lanes:literal, $mask:ident, $zero:ident, $set1:ident,
-     $loadu:ident, $maskload:ident, $storeu:ident, $maskstore:ident, $fmadd:ident,
-     $add:ident) => {
-        #[doc = concat!("`", stringify!($t), "` micro-kernel: a ", stringify!($lanes), " · 2 × 6 tile in 12 `ymm` accumulators.")]
+    ($kernel:ident, $run:ident, $t:ty, $mr:literal, $lanes:literal, $mask:ident, $zero:ident,
+     $set1:ident, $loadu:ident, $maskload:ident, $storeu:ident, $maskstore:ident,
+     $fmadd:ident, $add:ident) => {
+        #[doc = concat!("`", stringify!($t), "` micro-kernel: a ", stringify!($mr),
+                                        " × 6 tile in 12 `ymm` accumulators.")]
         pub(crate) struct $kernel;
 
+        const _: () = assert!($mr == 2 * $lanes);
+
         impl MicroKernel<$t> for $kernel {
-            const MR: usize = 2 * $lanes;
+            const MR: usize = $mr;
             const NR: usize = 6;
 
             #[inline]
@@ -242,6 +245,7 @@ micro_kernel!(
     Avx2F32,
     kernel_f32,
     f32,
+    16,
     8,
     mask_ps,
     _mm256_setzero_ps,
@@ -257,6 +261,7 @@ micro_kernel!(
     Avx2F64,
     kernel_f64,
     f64,
+    8,
     4,
     mask_pd,
     _mm256_setzero_pd,

@@ -777,3 +777,38 @@ fn split_products_equal_whole_ones_bit_for_bit() {
     check::<f32, 40, 70, 300>();
     check::<f64, 64, 64, 197>();
 }
+
+/// As `split_products_equal_whole_ones_bit_for_bit`, on the AVX2 tier: split products give
+/// the bits of whole ones (the AVX2 kernels' sums do not depend on where a part starts).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn split_products_on_the_avx2_tier_equal_whole_ones_bit_for_bit() {
+    fn check<T: Real, const M: usize, const K: usize, const N: usize>() {
+        assert!(M * K * N >= parallel::PARALLEL_MIN_WORK);
+        let whole = on_the_avx2_tier(product_bits::<T, M, K, N>);
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.broadcast(|_| avx2::tests::AT_MOST_AVX2.with(|p| p.set(true)));
+            let before = parallel::SPLITS.load(core::sync::atomic::Ordering::Relaxed);
+            let split = pool.install(|| on_the_avx2_tier(product_bits::<T, M, K, N>));
+            let splits = parallel::SPLITS.load(core::sync::atomic::Ordering::Relaxed) - before;
+            assert!(
+                splits >= 8,
+                "{M}×{K}×{N}: only {splits} products were split"
+            );
+            assert!(
+                split == whole,
+                "{M}×{K}×{N} ({}), {threads} threads",
+                core::any::type_name::<T>()
+            );
+        }
+    }
+    check::<f32, 256, 128, 64>();
+    check::<f64, 197, 129, 33>();
+    check::<f32, 70, 300, 25>();
+    check::<f32, 40, 70, 300>();
+    check::<f64, 64, 64, 197>();
+}

@@ -123,7 +123,7 @@ macro_rules! micro_kernel {
      $set1:ident, $loadu:ident, $maskload:ident, $storeu:ident, $maskstore:ident,
      $fmadd:ident, $add:ident) => {
         #[doc = concat!("`", stringify!($t), "` micro-kernel: a ", stringify!($mr),
-                                                " × 6 tile in 12 `ymm` accumulators.")]
+                                                        " × 6 tile in 12 `ymm` accumulators.")]
         pub(crate) struct $kernel;
 
         const _: () = assert!($mr == 2 * $lanes);

@@ -62,7 +62,7 @@ pub(crate) enum Isa {
 }
 
 /// The highest tier the code may use, whatever the CPU has: with `std`, the environment
-/// variable `NN_MAX_ISA` = `baseline` or `avx2` caps it (read once, at the first product;
+/// variable `NN_MAX_ISA` = `baseline` or `avx2` caps it (read once, at the first check;
 /// any other value, or none, leaves it uncapped; as oneDNN's `ONEDNN_MAX_CPU_ISA`), to
 /// measure or test the lower tiers on a CPU with AVX-512. Without `std`: uncapped (the
 /// target features chosen at compile time decide).
@@ -170,12 +170,13 @@ pub const DIRECT_MAX_ROWS: usize = 64;
 pub const TRANSPOSED_COPY_MAX_BYTES: usize = 2 * 1024;
 
 /// `Aᵀ·B` products at least this deep (`K`) use the dot-product kernel where the kernel set has
-/// one (AVX-512, AVX2); shallower ones the blocked GEMM on tiles of `Aᵀ` transposed on the stack.
+/// one (AVX-512, AVX2); shallower ones the blocked GEMM on tiles of `Aᵀ` transposed on the
+/// stack.
 pub const DOTS_MIN_DEPTH: usize = 64;
 
 /// Direct products with at least this many multiply-adds run the kernel set's copy of the
-/// direct loops (compiled for AVX-512 or AVX2 when the CPU has it); below, the call and the check cost
-/// more than the wider vectors save, and the loops are inlined into the caller.
+/// direct loops (compiled for AVX-512 or AVX2 when the CPU has it); below, the call and the
+/// check cost more than the wider vectors save, and the loops are inlined into the caller.
 const DIRECT_SIMD_MIN_WORK: usize = 1024;
 
 /// Matrix-vector products with at least this many multiply-adds (or more than

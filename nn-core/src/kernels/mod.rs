@@ -18,8 +18,10 @@
 //!   operands in place for large ones (see the variants; thresholds measured, BENCHMARKS.md).
 //! - **The machine code, from the scalar type and the CPU**: each [`Real`] names its
 //!   [`KernelSet`] (`<T as Real>::Kernels`), which runs its AVX-512 kernels when the CPU has
-//!   AVX-512F (detected at run time with `std`, or at compile time with
-//!   `-C target-feature=+avx512f` without it) and portable ones otherwise.
+//!   AVX-512F, its AVX2 kernels when it has AVX2 and FMA (detected at run time with `std`, or
+//!   at compile time with `-C target-feature=+avx512f` or `+avx2,+fma` without it) and
+//!   portable ones otherwise. With `std`, the environment variable `NN_MAX_ISA` = `avx2` or
+//!   `baseline` caps the tier (`max_isa`).
 //!
 //! **Stack.** Nothing here is batch-sized or weight-sized: no kernel packs an operand into a
 //! buffer (the blocked GEMM streams `A`'s columns and `B` in place; measured as fast as the
@@ -31,6 +33,8 @@
 //! Results agree with the naive triple loop to rounding, not bit for bit: the summation
 //! order differs between kernels (the tests bound the difference).
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod sets;
 mod stream;
 mod strided;
@@ -42,6 +46,79 @@ pub use strided::{MatView, matmul_view};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::has_avx512;
 
+/// The x86-64 instruction-set tiers of the kernels (and of the layers' own AVX-512 loops),
+/// in increasing order.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+// Without `std` only the tests cap the tier (no `NN_MAX_ISA`).
+#[cfg_attr(not(any(feature = "std", test)), allow(dead_code))]
+pub(crate) enum Isa {
+    /// The portable code (SSE2, no FMA).
+    Baseline,
+    /// AVX2 and FMA.
+    Avx2,
+    /// AVX-512F.
+    Avx512,
+}
+
+/// The highest tier the code may use, whatever the CPU has: with `std`, the environment
+/// variable `NN_MAX_ISA` = `baseline` or `avx2` caps it (read once, at the first check;
+/// any other value, or none, leaves it uncapped; as oneDNN's `ONEDNN_MAX_CPU_ISA`), to
+/// measure or test the lower tiers on a CPU with AVX-512. Without `std`: uncapped (the
+/// target features chosen at compile time decide).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn max_isa() -> Isa {
+    #[cfg(test)]
+    {
+        if x86::tests::PORTABLE_ONLY.with(|p| p.get()) {
+            return Isa::Baseline;
+        }
+        if avx2::tests::AT_MOST_AVX2.with(|p| p.get()) {
+            return Isa::Avx2.min(env_max_isa());
+        }
+    }
+    env_max_isa()
+}
+
+/// `NN_MAX_ISA`'s tier, read once and cached.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn env_max_isa() -> Isa {
+    #[cfg(feature = "std")]
+    {
+        use core::sync::atomic::{AtomicU8, Ordering};
+        const TIERS: [Isa; 3] = [Isa::Baseline, Isa::Avx2, Isa::Avx512];
+        // The tier's index, or u8::MAX before the variable is read.
+        static CAP: AtomicU8 = AtomicU8::new(u8::MAX);
+        let cap = CAP.load(Ordering::Relaxed);
+        if let Some(&tier) = TIERS.get(cap as usize) {
+            return tier;
+        }
+        let tier = parse_max_isa(std::env::var("NN_MAX_ISA").ok().as_deref().unwrap_or(""));
+        CAP.store(tier as u8, Ordering::Relaxed);
+        tier
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        Isa::Avx512
+    }
+}
+
+/// The tier a value of `NN_MAX_ISA` names: `baseline` (or `sse2`), `avx2`; anything else
+/// leaves the tiers uncapped. Case-insensitive.
+#[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
+fn parse_max_isa(value: &str) -> Isa {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("baseline") || value.eq_ignore_ascii_case("sse2") {
+        Isa::Baseline
+    } else if value.eq_ignore_ascii_case("avx2") {
+        Isa::Avx2
+    } else {
+        Isa::Avx512
+    }
+}
+
 /// Runs `f` with [`has_avx512`] false on this thread (tests of the baseline loops on a CPU
 /// with AVX-512).
 #[cfg(test)]
@@ -51,6 +128,18 @@ pub(crate) fn on_the_baseline<R>(f: impl FnOnce() -> R) -> R {
     let result = f();
     #[cfg(target_arch = "x86_64")]
     x86::tests::PORTABLE_ONLY.with(|p| p.set(false));
+    result
+}
+
+/// Runs `f` with the kernels capped at AVX2 on this thread ([`has_avx512`] false; the AVX2
+/// kernels where the CPU has AVX2 and FMA).
+#[cfg(test)]
+pub(crate) fn on_the_avx2_tier<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    avx2::tests::AT_MOST_AVX2.with(|p| p.set(true));
+    let result = f();
+    #[cfg(target_arch = "x86_64")]
+    avx2::tests::AT_MOST_AVX2.with(|p| p.set(false));
     result
 }
 
@@ -81,12 +170,13 @@ pub const DIRECT_MAX_ROWS: usize = 64;
 pub const TRANSPOSED_COPY_MAX_BYTES: usize = 2 * 1024;
 
 /// `Aᵀ·B` products at least this deep (`K`) use the dot-product kernel where the kernel set has
-/// one (AVX-512); shallower ones the blocked GEMM on tiles of `Aᵀ` transposed on the stack.
+/// one (AVX-512, AVX2); shallower ones the blocked GEMM on tiles of `Aᵀ` transposed on the
+/// stack.
 pub const DOTS_MIN_DEPTH: usize = 64;
 
 /// Direct products with at least this many multiply-adds run the kernel set's copy of the
-/// direct loops (compiled for AVX-512 when the CPU has it); below, the call and the check cost
-/// more than the wider vectors save, and the loops are inlined into the caller.
+/// direct loops (compiled for AVX-512 or AVX2 when the CPU has it); below, the call and the
+/// check cost more than the wider vectors save, and the loops are inlined into the caller.
 const DIRECT_SIMD_MIN_WORK: usize = 1024;
 
 /// Matrix-vector products with at least this many multiply-adds (or more than

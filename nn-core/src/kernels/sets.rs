@@ -1,12 +1,13 @@
 //! The kernel sets of `f32` and `f64` ([`Real::Kernels`](crate::Real::Kernels)): AVX-512
-//! kernels when the CPU has AVX-512F, the portable ones of [`stream`] otherwise. The
+//! kernels when the CPU has AVX-512F, AVX2 kernels when it has AVX2 and FMA, the portable
+//! ones of [`stream`] otherwise (each tier as far as [`super::max_isa`] allows). The
 //! algorithm is already chosen (by the sizes, in [`super::algorithm`]); a set only picks the
 //! machine code, so each product makes one CPU check and one call.
 
 use super::stream::{self, Portable};
-#[cfg(target_arch = "x86_64")]
-use super::x86;
 use super::{KernelSet, View};
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, x86};
 use nalgebra::SMatrix;
 
 /// The kernels of `f32`.
@@ -17,7 +18,7 @@ pub struct F32Kernels;
 #[derive(Clone, Copy, Debug)]
 pub struct F64Kernels;
 
-/// One set per scalar type: the same dispatch, with that type's AVX-512 kernels.
+/// One set per scalar type: the same dispatch, with that type's AVX-512 and AVX2 kernels.
 macro_rules! kernel_set {
     ($set:ident, $t:ty, $gemv:ident, $gemm:ident, $dots:ident) => {
         impl KernelSet<$t> for $set {
@@ -35,6 +36,12 @@ macro_rules! kernel_set {
                     // SAFETY: the caller's contract (A column-major, leading dimension
                     // a.cs; x with stride x.rs); AVX-512F is present.
                     unsafe { x86::$gemv(m, k, a.ptr, a.cs, x.ptr, x.rs, y, accumulate) };
+                    return;
+                }
+                #[cfg(target_arch = "x86_64")]
+                if avx2::has_avx2_fma() {
+                    // SAFETY: as above; AVX2 and FMA are present.
+                    unsafe { avx2::$gemv(m, k, a.ptr, a.cs, x.ptr, x.rs, y, accumulate) };
                     return;
                 }
                 // SAFETY: the caller's contract.
@@ -56,6 +63,12 @@ macro_rules! kernel_set {
                 if x86::has_avx512() {
                     // SAFETY: the caller's contract; AVX-512F is present.
                     unsafe { x86::$gemm(m, n, k, a, b, c, ldc, accumulate) };
+                    return;
+                }
+                #[cfg(target_arch = "x86_64")]
+                if avx2::has_avx2_fma() {
+                    // SAFETY: the caller's contract; AVX2 and FMA are present.
+                    unsafe { avx2::$gemm(m, n, k, a, b, c, ldc, accumulate) };
                     return;
                 }
                 // SAFETY: the caller's contract.
@@ -80,6 +93,12 @@ macro_rules! kernel_set {
                     unsafe { x86::$dots(m, n, k, a.ptr, a.rs, b.ptr, b.cs, c, ldc, accumulate) };
                     return;
                 }
+                #[cfg(target_arch = "x86_64")]
+                if avx2::has_avx2_fma() {
+                    // SAFETY: as above; AVX2 and FMA are present.
+                    unsafe { avx2::$dots(m, n, k, a.ptr, a.rs, b.ptr, b.cs, c, ldc, accumulate) };
+                    return;
+                }
                 // SAFETY: the caller's contract.
                 unsafe { portable_gemm(m, n, k, a, b, c, ldc, accumulate) }
             }
@@ -95,6 +114,12 @@ macro_rules! kernel_set {
                 if x86::has_avx512() {
                     // SAFETY: the caller's contract; AVX-512F is present.
                     unsafe { x86::direct::<$t, M, K, N>(c, a, b, accumulate) };
+                    return;
+                }
+                #[cfg(target_arch = "x86_64")]
+                if avx2::has_avx2_fma() {
+                    // SAFETY: the caller's contract; AVX2 and FMA are present.
+                    unsafe { avx2::direct::<$t, M, K, N>(c, a, b, accumulate) };
                     return;
                 }
                 // SAFETY: the caller's contract.

@@ -19,7 +19,8 @@ use core::mem::MaybeUninit;
 
 /// Rows of `A` in a cache block (a multiple of every micro-kernel's `MR`).
 const MC: usize = 64;
-/// Columns of `B` in a cache block (a multiple of every micro-kernel's `NR`).
+/// Columns of `B` in a cache block (a multiple of the AVX-512 and portable kernels' `NR`;
+/// the AVX2 kernels' 6 leaves one narrower panel per block).
 const NC: usize = 64;
 /// Bytes of an `MC × KC` block of `A`: 64 KiB (L2-resident), so `KC` is 256 for `f32`, 128
 /// for `f64`.
@@ -177,7 +178,7 @@ unsafe fn in_place<T: Real, K: MicroKernel<T>>(
     accumulate: bool,
 ) {
     let (mr, nr) = (K::MR, K::NR);
-    debug_assert!(MC.is_multiple_of(mr) && NC.is_multiple_of(nr));
+    debug_assert!(MC.is_multiple_of(mr));
     // Equal depth blocks, each at most KC.
     let kc_max = A_BLOCK_BYTES / size_of::<T>() / MC;
     let kc_step = k.div_ceil(k.div_ceil(kc_max));

@@ -208,24 +208,32 @@ fn portable_blocked_kernel_matches_the_definition() {
     check_blocked_kernel::<f32, stream::Portable>(5, 3, 0);
 }
 
+/// The signature of the dot-product kernels (`x86::dots_f32`, `avx2::dots_f64`, …).
 #[cfg(target_arch = "x86_64")]
-#[test]
-fn avx512_kernels_match_the_definition() {
-    if !x86::has_avx512() {
-        return; // nothing to test on this CPU
-    }
-    check_blocked_kernel::<f32, x86::Avx512F32>(133, 71, 517);
-    check_blocked_kernel::<f32, x86::Avx512F32>(256, 64, 300);
-    check_blocked_kernel::<f32, x86::Avx512F32>(7, 9, 3);
-    check_blocked_kernel::<f64, x86::Avx512F64>(65, 130, 129);
-    check_blocked_kernel::<f64, x86::Avx512F64>(17, 8, 300);
-    // The dot-product kernel for Aᵀ·B: tails in m, n (tiles of 4, blocks of 16) and k.
+type DotsKernel<T> =
+    unsafe fn(usize, usize, usize, *const T, usize, *const T, usize, *mut T, usize, bool);
+
+/// The signature of the matrix-vector kernels (`x86::gemv_f32`, …).
+#[cfg(target_arch = "x86_64")]
+type GemvKernel<T> = unsafe fn(usize, usize, *const T, usize, *const T, usize, *mut T, bool);
+
+/// A pair of dot-product kernels for `Aᵀ·B` against the definition: tails in m, n (tiles of
+/// 3 or 4, blocks of 16) and k (vectors of 4, 8 or 16).
+///
+/// # Safety
+/// The CPU has the kernels' target features.
+#[cfg(target_arch = "x86_64")]
+unsafe fn check_dots(what: &str, dots_f32: DotsKernel<f32>, dots_f64: DotsKernel<f64>) {
     for (m, n, k) in [
         (1, 1, 1),
         (5, 7, 17),
         (9, 19, 33),
         (4, 16, 16),
         (13, 3, 100),
+        (3, 4, 8),
+        (7, 33, 3),
+        (31, 17, 64),
+        (2, 5, 259),
     ] {
         let a: Vec<f64> = (0..k * m).map(|s| value(s + 31)).collect();
         let b: Vec<f64> = (0..k * n).map(|s| value(s + 32)).collect();
@@ -246,9 +254,9 @@ fn avx512_kernels_match_the_definition() {
             );
             let mut c32: Vec<f32> = c0.iter().map(|&v| v as f32).collect();
             let mut c64 = c0.clone();
-            // SAFETY: A is k × m, B k × n, C m × n, all column-major; AVX-512F was detected.
+            // SAFETY: A is k × m, B k × n, C m × n, all column-major; the caller checked the CPU.
             unsafe {
-                x86::dots_f32(
+                dots_f32(
                     m,
                     n,
                     k,
@@ -260,7 +268,7 @@ fn avx512_kernels_match_the_definition() {
                     m,
                     accumulate,
                 );
-                x86::dots_f64(
+                dots_f64(
                     m,
                     n,
                     k,
@@ -275,16 +283,33 @@ fn avx512_kernels_match_the_definition() {
             }
             assert!(
                 max_error(&c32, &want) < tolerance::<f32>(k),
-                "dots_f32 {m}×{k}×{n}"
+                "{what} dots_f32 {m}×{k}×{n}"
             );
             assert!(
                 max_error(&c64, &want) < tolerance::<f64>(k),
-                "dots_f64 {m}×{k}×{n}"
+                "{what} dots_f64 {m}×{k}×{n}"
             );
         }
     }
-    // The matrix-vector loops, with row tails and strided x.
-    for (m, k) in [(1, 1), (15, 3), (300, 70), (513, 9)] {
+}
+
+/// A pair of matrix-vector kernels against the definition, with row tails and strided x.
+///
+/// # Safety
+/// The CPU has the kernels' target features.
+#[cfg(target_arch = "x86_64")]
+unsafe fn check_gemv(what: &str, gemv_f32: GemvKernel<f32>, gemv_f64: GemvKernel<f64>) {
+    for (m, k) in [
+        (1, 1),
+        (15, 3),
+        (300, 70),
+        (513, 9),
+        (8, 5),
+        (96, 4),
+        (97, 6),
+        (48, 7),
+        (191, 2),
+    ] {
         let a: Vec<f64> = (0..m * k).map(|s| value(s + 21)).collect();
         let x: Vec<f64> = (0..2 * k).map(|s| value(s + 22)).collect();
         for accumulate in [false, true] {
@@ -304,10 +329,10 @@ fn avx512_kernels_match_the_definition() {
             );
             let mut y32: Vec<f32> = y0.iter().map(|&v| v as f32).collect();
             let mut y64 = y0.clone();
-            // SAFETY: a is m × k column-major, x holds 2k scalars (stride 2), y m; AVX-512F
-            // was detected.
+            // SAFETY: a is m × k column-major, x holds 2k scalars (stride 2), y m; the caller
+            // checked the CPU.
             unsafe {
-                x86::gemv_f32(
+                gemv_f32(
                     m,
                     k,
                     a32.as_ptr(),
@@ -317,7 +342,7 @@ fn avx512_kernels_match_the_definition() {
                     y32.as_mut_ptr(),
                     accumulate,
                 );
-                x86::gemv_f64(
+                gemv_f64(
                     m,
                     k,
                     a.as_ptr(),
@@ -330,13 +355,101 @@ fn avx512_kernels_match_the_definition() {
             }
             assert!(
                 max_error(&y32, &want) < tolerance::<f32>(k),
-                "gemv_f32 {m}×{k}"
+                "{what} gemv_f32 {m}×{k}"
             );
             assert!(
                 max_error(&y64, &want) < tolerance::<f64>(k),
-                "gemv_f64 {m}×{k}"
+                "{what} gemv_f64 {m}×{k}"
             );
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_kernels_match_the_definition() {
+    if !x86::has_avx512() {
+        return; // nothing to test on this CPU
+    }
+    check_blocked_kernel::<f32, x86::Avx512F32>(133, 71, 517);
+    check_blocked_kernel::<f32, x86::Avx512F32>(256, 64, 300);
+    check_blocked_kernel::<f32, x86::Avx512F32>(7, 9, 3);
+    check_blocked_kernel::<f64, x86::Avx512F64>(65, 130, 129);
+    check_blocked_kernel::<f64, x86::Avx512F64>(17, 8, 300);
+    // SAFETY: AVX-512F was detected.
+    unsafe {
+        check_dots("AVX-512", x86::dots_f32, x86::dots_f64);
+        check_gemv("AVX-512", x86::gemv_f32, x86::gemv_f64);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_kernels_match_the_definition() {
+    if !avx2::has_avx2_fma() {
+        return; // nothing to test on this CPU
+    }
+    // Tiles of 16 × 6 (f32) and 8 × 6 (f64): whole, and every kind of edge in m, n and k;
+    // one row, one column, one step; more than one cache block (64 rows or columns, 256 or
+    // 128 steps) in every direction.
+    for (m, n, k) in [
+        (1, 1, 1),
+        (16, 6, 1),
+        (8, 6, 2),
+        (15, 5, 3),
+        (17, 7, 9),
+        (7, 9, 3),
+        (9, 1, 33),
+        (1, 13, 40),
+        (24, 12, 5),
+        (31, 11, 16),
+        (64, 64, 64),
+        (65, 70, 129),
+        (133, 71, 517),
+        (256, 64, 300),
+        (5, 3, 0),
+    ] {
+        check_blocked_kernel::<f32, avx2::Avx2F32>(m, n, k);
+        check_blocked_kernel::<f64, avx2::Avx2F64>(m, n, k);
+    }
+    // SAFETY: AVX2 and FMA were detected.
+    unsafe {
+        check_dots("AVX2", avx2::dots_f32, avx2::dots_f64);
+        check_gemv("AVX2", avx2::gemv_f32, avx2::gemv_f64);
+    }
+}
+
+/// The tiers: `NN_MAX_ISA`'s values, and the test hooks that cap them on one thread.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_tiers_can_be_capped() {
+    assert_eq!(parse_max_isa("baseline"), Isa::Baseline);
+    assert_eq!(parse_max_isa("SSE2"), Isa::Baseline);
+    assert_eq!(parse_max_isa(" avx2 "), Isa::Avx2);
+    assert_eq!(parse_max_isa("AVX2"), Isa::Avx2);
+    assert_eq!(parse_max_isa("avx512"), Isa::Avx512);
+    assert_eq!(parse_max_isa(""), Isa::Avx512);
+    assert_eq!(parse_max_isa("nonsense"), Isa::Avx512);
+    assert!(Isa::Baseline < Isa::Avx2 && Isa::Avx2 < Isa::Avx512);
+    on_the_avx2_tier(|| {
+        assert!(!has_avx512());
+        assert!(max_isa() <= Isa::Avx2);
+        if std::env::var_os("NN_MAX_ISA").is_none() {
+            assert_eq!(
+                avx2::has_avx2_fma(),
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            );
+        }
+    });
+    on_the_baseline(|| {
+        assert!(!has_avx512());
+        assert!(!avx2::has_avx2_fma());
+        assert_eq!(max_isa(), Isa::Baseline);
+    });
+    if std::env::var_os("NN_MAX_ISA").is_none() {
+        assert_eq!(max_isa(), Isa::Avx512);
+        assert_eq!(has_avx512(), std::arch::is_x86_feature_detected!("avx512f"));
     }
 }
 
@@ -351,14 +464,15 @@ fn zero_depth_overwrites_with_zero_or_keeps() {
     assert!(c.iter().all(|&v| v == 0.0));
 }
 
-/// Runs `f` with the portable kernels only (on an x86-64 CPU with AVX-512), then with the
-/// CPU's best.
+/// Runs `f` with the portable kernels only (on an x86-64 CPU with AVX-512), then capped at
+/// AVX2, then with the CPU's best.
 fn on_every_path(f: impl Fn()) {
     #[cfg(target_arch = "x86_64")]
     {
         x86::tests::PORTABLE_ONLY.with(|p| p.set(true));
         f();
         x86::tests::PORTABLE_ONLY.with(|p| p.set(false));
+        on_the_avx2_tier(&f);
     }
     f();
 }
@@ -370,6 +484,15 @@ fn portable_paths_match_the_definition() {
     small_products_match_the_definition();
     matrix_vector_products_match_the_definition();
     blocked_products_match_the_definition();
+}
+
+#[test]
+fn avx2_paths_match_the_definition() {
+    on_the_avx2_tier(|| {
+        small_products_match_the_definition();
+        matrix_vector_products_match_the_definition();
+        blocked_products_match_the_definition();
+    });
 }
 
 /// A heap matrix of deterministic values (a stack value of this size would overflow).
@@ -434,11 +557,25 @@ fn products_stack_use<T: Real, const M: usize, const K: usize, const N: usize>()
     let b = boxed::<T, K, N>(3);
     let bt = boxed::<T, N, K>(4);
     let mut c = boxed::<T, M, N>(5);
+    // The calling thread's tier, set again on the measuring thread.
     let portable = cfg!(target_arch = "x86_64") && !x86::has_avx512();
+    #[cfg(target_arch = "x86_64")]
+    let at_most_avx2 = avx2::tests::AT_MOST_AVX2.with(|p| p.get());
+    #[cfg(not(target_arch = "x86_64"))]
+    let at_most_avx2 = false;
+    let on_tier = |f: &mut dyn FnMut()| {
+        on_path(portable, || {
+            if at_most_avx2 {
+                on_the_avx2_tier(f)
+            } else {
+                f()
+            }
+        })
+    };
     [
-        stack_use(|| on_path(portable, || matmul(&mut *c, &*a, &*b, true))),
-        stack_use(|| on_path(portable, || matmul_abt(&mut *c, &*a, &*bt, true))),
-        stack_use(|| on_path(portable, || matmul_atb(&mut *c, &*at, &*b, true))),
+        stack_use(|| on_tier(&mut || matmul(&mut *c, &*a, &*b, true))),
+        stack_use(|| on_tier(&mut || matmul_abt(&mut *c, &*a, &*bt, true))),
+        stack_use(|| on_tier(&mut || matmul_atb(&mut *c, &*at, &*b, true))),
     ]
     .into_iter()
     .max()
@@ -637,6 +774,41 @@ fn split_products_equal_whole_ones_bit_for_bit() {
     check::<f64, 197, 129, 33>();
     check::<f32, 70, 300, 25>();
     // More columns than rows: split by columns.
+    check::<f32, 40, 70, 300>();
+    check::<f64, 64, 64, 197>();
+}
+
+/// As `split_products_equal_whole_ones_bit_for_bit`, on the AVX2 tier: split products give
+/// the bits of whole ones (the AVX2 kernels' sums do not depend on where a part starts).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn split_products_on_the_avx2_tier_equal_whole_ones_bit_for_bit() {
+    fn check<T: Real, const M: usize, const K: usize, const N: usize>() {
+        assert!(M * K * N >= parallel::PARALLEL_MIN_WORK);
+        let whole = on_the_avx2_tier(product_bits::<T, M, K, N>);
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.broadcast(|_| avx2::tests::AT_MOST_AVX2.with(|p| p.set(true)));
+            let before = parallel::SPLITS.load(core::sync::atomic::Ordering::Relaxed);
+            let split = pool.install(|| on_the_avx2_tier(product_bits::<T, M, K, N>));
+            let splits = parallel::SPLITS.load(core::sync::atomic::Ordering::Relaxed) - before;
+            assert!(
+                splits >= 8,
+                "{M}×{K}×{N}: only {splits} products were split"
+            );
+            assert!(
+                split == whole,
+                "{M}×{K}×{N} ({}), {threads} threads",
+                core::any::type_name::<T>()
+            );
+        }
+    }
+    check::<f32, 256, 128, 64>();
+    check::<f64, 197, 129, 33>();
+    check::<f32, 70, 300, 25>();
     check::<f32, 40, 70, 300>();
     check::<f64, 64, 64, 197>();
 }

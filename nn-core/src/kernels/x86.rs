@@ -11,11 +11,11 @@ pub(crate) mod tests {
     std::thread_local!(pub(crate) static PORTABLE_ONLY: core::cell::Cell<bool> = const { core::cell::Cell::new(false) });
 }
 
-/// Whether the AVX-512 kernels may run on this CPU.
+/// Whether the AVX-512 kernels (and the layers' own AVX-512 loops) may run on this CPU: it
+/// has AVX-512F, and [`super::max_isa`] allows them.
 #[inline]
 pub(crate) fn has_avx512() -> bool {
-    #[cfg(test)]
-    if tests::PORTABLE_ONLY.with(|p| p.get()) {
+    if super::max_isa() < super::Isa::Avx512 {
         return false;
     }
     #[cfg(feature = "std")]

@@ -117,15 +117,25 @@ fn sum_of_squares_avx512<T: Real>(xs: &[T]) -> f64 {
 #[inline(always)]
 fn squares_in_partial_sums<T: Real>(xs: &[T]) -> f64 {
     let mut partial = [0.0f64; PARTIALS];
-    let chunks = xs.chunks_exact(PARTIALS);
-    let rest = chunks.remainder();
+    let (chunks, rest) = xs.as_chunks::<PARTIALS>();
     for chunk in chunks {
         for (sum, &x) in partial.iter_mut().zip(chunk) {
             *sum += x.to_f64() * x.to_f64();
         }
     }
-    for (sum, &x) in partial.iter_mut().zip(rest) {
-        *sum += x.to_f64() * x.to_f64();
+    if !rest.is_empty() {
+        // The last values as one more chunk, padded with zeros: a sum of squares is never
+        // −0, so adding 0² leaves the sums past the values unchanged (the same bits as
+        // leaving them alone), and the sums stay in registers (no loop over a variable
+        // number of them, which kept them in memory).
+        for (i, sum) in partial.iter_mut().enumerate() {
+            let x = if i < rest.len() {
+                rest[i].to_f64()
+            } else {
+                0.0
+            };
+            *sum += x * x;
+        }
     }
     // Pairwise: a short chain where adding them in turn would be 31 dependent additions.
     crate::kernels::pairwise(partial)
@@ -158,6 +168,24 @@ mod tests {
                 sum_of_squares(&xs).to_bits(),
                 squares_in_partial_sums(&xs).to_bits()
             );
+        }
+    }
+
+    /// The partial sums with the last values padded by zeros give the bits of the rule as
+    /// documented: value `i` into sum `i mod 32`, the sums past the values left alone.
+    #[test]
+    fn padding_the_last_chunk_changes_no_bit() {
+        for len in [1, 5, 31, 32, 33, 63, 100, 337, 4095] {
+            let xs: std::vec::Vec<f32> = (0..len)
+                .map(|i| ((i * 7919) % 1013) as f32 / 97.0 - 5.0)
+                .collect();
+            let mut partial = [0.0f64; PARTIALS];
+            for (i, &x) in xs.iter().enumerate() {
+                partial[i % PARTIALS] += f64::from(x) * f64::from(x);
+            }
+            let documented = crate::kernels::pairwise(partial);
+            assert_eq!(squares_in_partial_sums(&xs).to_bits(), documented.to_bits());
+            assert_eq!(sum_of_squares(&xs).to_bits(), documented.to_bits(), "{len}");
         }
     }
 

@@ -54,7 +54,12 @@ pub fn clip_grad_norm<T: Real>(grads: &mut [T], max_norm: f64) -> f64 {
 /// 64-bit targets, 8 on 32-bit ones), and the blocks' sums added pairwise in a tree fixed by their number: the same bits
 /// whether the blocks run on one thread or on a rayon pool's threads ([`crate::parallel`]).
 pub fn global_norm<T: Real>(xs: &[T]) -> f64 {
-    let sum = parallel::tree_sum(xs, NORM_BLOCK, &sum_of_squares);
+    // One block (a small network's gradient): the tree is that block's sum.
+    let sum = if xs.len() <= NORM_BLOCK {
+        sum_of_squares(xs)
+    } else {
+        parallel::tree_sum(xs, NORM_BLOCK, &sum_of_squares)
+    };
     if sum.is_finite() {
         return <f64 as ComplexField>::sqrt(sum);
     }
@@ -98,6 +103,7 @@ const PARTIALS: usize = if cfg!(target_pointer_width = "64") {
 /// `Σ xᵢ²` in `f64`, in [`PARTIALS`] interleaved partial sums (`xs[i]` goes to sum
 /// `i mod PARTIALS`) added pairwise at the end; compiled for AVX-512 where the CPU has it
 /// (the same operations in the same order: the same bits).
+#[inline]
 fn sum_of_squares<T: Real>(xs: &[T]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if xs.len() >= PARTIALS && crate::kernels::has_avx512() {

@@ -54,6 +54,13 @@ pub fn clip_grad_norm<T: Real>(grads: &mut [T], max_norm: f64) -> f64 {
 /// 64-bit targets, 8 on 32-bit ones), and the blocks' sums added pairwise in a tree fixed by their number: the same bits
 /// whether the blocks run on one thread or on a rayon pool's threads ([`crate::parallel`]).
 pub fn global_norm<T: Real>(xs: &[T]) -> f64 {
+    norm_and_finiteness(xs).0
+}
+
+/// [`global_norm`], and whether it is finite, known from the sum of squares before the square
+/// root when that sum is finite (a step branching on it does not wait for the root).
+#[inline]
+pub(crate) fn norm_and_finiteness<T: Real>(xs: &[T]) -> (f64, bool) {
     // One block (a small network's gradient): the tree is that block's sum.
     let sum = if xs.len() <= NORM_BLOCK {
         sum_of_squares(xs)
@@ -61,9 +68,18 @@ pub fn global_norm<T: Real>(xs: &[T]) -> f64 {
         parallel::tree_sum(xs, NORM_BLOCK, &sum_of_squares)
     };
     if sum.is_finite() {
-        return <f64 as ComplexField>::sqrt(sum);
+        // The root of a finite sum of squares (≥ 0) is finite.
+        return (<f64 as ComplexField>::sqrt(sum), true);
     }
-    // Overflow, or a NaN or infinity among `xs`.
+    let norm = rescaled_norm(xs);
+    (norm, norm.is_finite())
+}
+
+/// [`global_norm`] when the sum of squares is not finite: overflow, or a NaN or infinity
+/// among `xs`.
+#[cold]
+#[inline(never)]
+fn rescaled_norm<T: Real>(xs: &[T]) -> f64 {
     let mut largest = 0.0_f64;
     for &x in xs {
         let x = <f64 as ComplexField>::abs(x.to_f64());
@@ -124,6 +140,13 @@ fn sum_of_squares_avx512<T: Real>(xs: &[T]) -> f64 {
 fn squares_in_partial_sums<T: Real>(xs: &[T]) -> f64 {
     let mut partial = [0.0f64; PARTIALS];
     let (chunks, rest) = xs.as_chunks::<PARTIALS>();
+    let mut chunks = chunks.iter();
+    if let Some(first) = chunks.next() {
+        // `0 + x²` is `x²` (never −0): one addition less on each sum's chain.
+        for (sum, &x) in partial.iter_mut().zip(first) {
+            *sum = x.to_f64() * x.to_f64();
+        }
+    }
     for chunk in chunks {
         for (sum, &x) in partial.iter_mut().zip(chunk) {
             *sum += x.to_f64() * x.to_f64();

@@ -2,7 +2,7 @@
 
 use super::OutputLoss;
 use crate::memory::TapeIo;
-use crate::optim::{clip_grad_norm, global_norm};
+use crate::optim::{clip_grad_norm, norm_and_finiteness};
 use crate::{Network, Optimizer, Params, Real, Regularization, parallel};
 use core::fmt;
 
@@ -163,13 +163,20 @@ where
     });
     // No gradient for the input: the first layers skip their ∂L/∂x products.
     net.backward_params(tape, grads);
-    let penalty = options.regularization.apply(net, grads);
-    // Clipping leaves non-finite gradients as they are, and returns their norm.
-    let grad_norm = match options.clip_grad_norm {
-        Some(max_norm) => clip_grad_norm(grads.as_mut_slice(), max_norm),
-        None => global_norm(grads.as_slice()),
+    let penalty = if options.regularization.is_none() {
+        T::ZERO
+    } else {
+        options.regularization.apply(net, grads)
     };
-    if !grad_norm.is_finite() || !penalty.is_finite() {
+    // Clipping leaves non-finite gradients as they are, and returns their norm.
+    let (grad_norm, finite) = match options.clip_grad_norm {
+        Some(max_norm) => {
+            let norm = clip_grad_norm(grads.as_mut_slice(), max_norm);
+            (norm, norm.is_finite())
+        }
+        None => norm_and_finiteness(grads.as_slice()),
+    };
+    if !finite || !penalty.is_finite() {
         return Err(StepError::NonFiniteGradient);
     }
     optimizer.update(net, grads);

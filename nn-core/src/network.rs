@@ -125,3 +125,21 @@ pub trait Network<T: Real>: Params<T> + Clone {
     /// Glorot otherwise); biases to zero.
     fn init<R: Rng + ?Sized>(&mut self, rng: &mut R);
 }
+
+/// Whether the passes that `network!` generates for a small network run their copy compiled
+/// for AVX-512 (the generated code calls it once per pass): on an x86-64 CPU with AVX-512F.
+/// The copy runs the same operations in the same order, so it gives the same bits; its
+/// vectors are four times as wide as the baseline's SSE2, for the loops of small layers that
+/// the kernels inline rather than call.
+#[doc(hidden)]
+#[inline]
+pub fn __avx512_passes() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::kernels::has_avx512()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

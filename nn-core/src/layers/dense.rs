@@ -40,7 +40,11 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
     type Cache<const B: usize> = ();
     type State = ();
 
-    #[inline]
+    // Always inlined (as are `forward_train`, `backward` and `param_gradients`): the passes
+    // of a small network run in a copy compiled for AVX-512 (`network!`), where the inlined
+    // loops of small products get its wide vectors; a call would run them as compiled for
+    // the baseline. For large products the body is the call of a kernel.
+    #[inline(always)]
     fn forward<const B: usize>(
         &self,
         _state: &(),
@@ -54,9 +58,21 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         kernels::matmul(y, &self.weight, x, true);
     }
 
+    #[inline(always)]
+    fn forward_train<const B: usize>(
+        &self,
+        state: &mut (),
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        _cache: &mut (),
+        scratch: &mut [T],
+    ) {
+        self.forward(state, x, y, scratch);
+    }
+
     /// `∂L/∂W` and `∂L/∂b` always; `∂L/∂X = Wᵀ·∂L/∂Y` (as costly as `∂L/∂W`) only when
     /// `dx` is given.
-    #[inline]
+    #[inline(always)]
     fn backward<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
@@ -80,7 +96,7 @@ impl<T: Real, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// What [`Layer::backward`] does with `dx: None` (a layer fed by the network's input,
     /// when no `∂L/∂input` is wanted): `∂L/∂X` costs as much as `∂L/∂W` (`IN·OUT·B`
     /// multiply-adds).
-    #[inline]
+    #[inline(always)]
     pub fn param_gradients<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,

@@ -54,11 +54,32 @@ pub fn clip_grad_norm<T: Real>(grads: &mut [T], max_norm: f64) -> f64 {
 /// 64-bit targets, 8 on 32-bit ones), and the blocks' sums added pairwise in a tree fixed by their number: the same bits
 /// whether the blocks run on one thread or on a rayon pool's threads ([`crate::parallel`]).
 pub fn global_norm<T: Real>(xs: &[T]) -> f64 {
-    let sum = parallel::tree_sum(xs, NORM_BLOCK, &sum_of_squares);
+    norm_and_finiteness(xs).0
+}
+
+/// [`global_norm`], and whether it is finite, known from the sum of squares before the square
+/// root when that sum is finite (a step branching on it does not wait for the root).
+#[inline]
+pub(crate) fn norm_and_finiteness<T: Real>(xs: &[T]) -> (f64, bool) {
+    // One block (a small network's gradient): the tree is that block's sum.
+    let sum = if xs.len() <= NORM_BLOCK {
+        sum_of_squares(xs)
+    } else {
+        parallel::tree_sum(xs, NORM_BLOCK, &sum_of_squares)
+    };
     if sum.is_finite() {
-        return <f64 as ComplexField>::sqrt(sum);
+        // The root of a finite sum of squares (≥ 0) is finite.
+        return (<f64 as ComplexField>::sqrt(sum), true);
     }
-    // Overflow, or a NaN or infinity among `xs`.
+    let norm = rescaled_norm(xs);
+    (norm, norm.is_finite())
+}
+
+/// [`global_norm`] when the sum of squares is not finite: overflow, or a NaN or infinity
+/// among `xs`.
+#[cold]
+#[inline(never)]
+fn rescaled_norm<T: Real>(xs: &[T]) -> f64 {
     let mut largest = 0.0_f64;
     for &x in xs {
         let x = <f64 as ComplexField>::abs(x.to_f64());
@@ -98,6 +119,7 @@ const PARTIALS: usize = if cfg!(target_pointer_width = "64") {
 /// `Σ xᵢ²` in `f64`, in [`PARTIALS`] interleaved partial sums (`xs[i]` goes to sum
 /// `i mod PARTIALS`) added pairwise at the end; compiled for AVX-512 where the CPU has it
 /// (the same operations in the same order: the same bits).
+#[inline]
 fn sum_of_squares<T: Real>(xs: &[T]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if xs.len() >= PARTIALS && crate::kernels::has_avx512() {
@@ -117,15 +139,32 @@ fn sum_of_squares_avx512<T: Real>(xs: &[T]) -> f64 {
 #[inline(always)]
 fn squares_in_partial_sums<T: Real>(xs: &[T]) -> f64 {
     let mut partial = [0.0f64; PARTIALS];
-    let chunks = xs.chunks_exact(PARTIALS);
-    let rest = chunks.remainder();
+    let (chunks, rest) = xs.as_chunks::<PARTIALS>();
+    let mut chunks = chunks.iter();
+    if let Some(first) = chunks.next() {
+        // `0 + x²` is `x²` (never −0): one addition less on each sum's chain.
+        for (sum, &x) in partial.iter_mut().zip(first) {
+            *sum = x.to_f64() * x.to_f64();
+        }
+    }
     for chunk in chunks {
         for (sum, &x) in partial.iter_mut().zip(chunk) {
             *sum += x.to_f64() * x.to_f64();
         }
     }
-    for (sum, &x) in partial.iter_mut().zip(rest) {
-        *sum += x.to_f64() * x.to_f64();
+    if !rest.is_empty() {
+        // The last values as one more chunk, padded with zeros: a sum of squares is never
+        // −0, so adding 0² leaves the sums past the values unchanged (the same bits as
+        // leaving them alone), and the sums stay in registers (no loop over a variable
+        // number of them, which kept them in memory).
+        for (i, sum) in partial.iter_mut().enumerate() {
+            let x = if i < rest.len() {
+                rest[i].to_f64()
+            } else {
+                0.0
+            };
+            *sum += x * x;
+        }
     }
     // Pairwise: a short chain where adding them in turn would be 31 dependent additions.
     crate::kernels::pairwise(partial)
@@ -158,6 +197,24 @@ mod tests {
                 sum_of_squares(&xs).to_bits(),
                 squares_in_partial_sums(&xs).to_bits()
             );
+        }
+    }
+
+    /// The partial sums with the last values padded by zeros give the bits of the rule as
+    /// documented: value `i` into sum `i mod 32`, the sums past the values left alone.
+    #[test]
+    fn padding_the_last_chunk_changes_no_bit() {
+        for len in [1, 5, 31, 32, 33, 63, 100, 337, 4095] {
+            let xs: std::vec::Vec<f32> = (0..len)
+                .map(|i| ((i * 7919) % 1013) as f32 / 97.0 - 5.0)
+                .collect();
+            let mut partial = [0.0f64; PARTIALS];
+            for (i, &x) in xs.iter().enumerate() {
+                partial[i % PARTIALS] += f64::from(x) * f64::from(x);
+            }
+            let documented = crate::kernels::pairwise(partial);
+            assert_eq!(squares_in_partial_sums(&xs).to_bits(), documented.to_bits());
+            assert_eq!(sum_of_squares(&xs).to_bits(), documented.to_bits(), "{len}");
         }
     }
 

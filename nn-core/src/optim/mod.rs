@@ -52,6 +52,7 @@ mod sgd;
 mod test_util;
 
 pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
+pub(crate) use clip::norm_and_finiteness;
 pub use clip::{clip_grad_norm, global_norm};
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedule::{Constant, Cosine, Exponential, StepDecay, WarmUp};

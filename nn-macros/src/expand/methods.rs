@@ -9,6 +9,14 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Ident;
 
+/// The passes of a network of built-in layers with at most this many parameters get a copy
+/// compiled for AVX-512, which they run on a CPU that has it (one check per pass): the small
+/// layers' loops, which the kernels inline rather than call (a call would cost more than the
+/// wider vectors save), and the activations' and additions' loops then run on 16 `f32` lanes
+/// instead of SSE2's 4. Larger networks spend their time in the kernels, which choose their
+/// own code; a copy would only double the passes' machine code.
+const AVX512_COPY_MAX_PARAMS: usize = 16 * 1024;
+
 impl Expander<'_> {
     /// `impl Net<T> { ... }`.
     pub(super) fn inherent_impl(&self) -> TokenStream {
@@ -73,6 +81,34 @@ impl Expander<'_> {
             let k = (0..model.outputs.len()).map(syn::Index::from);
             quote! { ( #( *#outputs.#k ),* ) }
         };
+        let in_copy_name = format_ident!("__nn_forward_in_avx512");
+        let in_dispatch = self.avx512_dispatch(
+            quote! { self.#in_copy_name(#(#input_names,)* #workspace_arg) },
+            true,
+        );
+        let in_copy = self.avx512_copy(quote! {
+            fn #in_copy_name<#lifetime, const B: usize>(
+                &self,
+                #input_params
+                #workspace_arg: &#lifetime mut #workspace<T, { B }>,
+            ) -> #output_refs {
+                #infer_body
+            }
+        });
+        let train_copy_name = format_ident!("__nn_forward_train_avx512");
+        let train_dispatch = self.avx512_dispatch(
+            quote! { self.#train_copy_name(#(#input_names,)* #tape_arg) },
+            true,
+        );
+        let train_copy = self.avx512_copy(quote! {
+            fn #train_copy_name<#lifetime, const B: usize>(
+                &mut self,
+                #input_params
+                #tape_arg: &#lifetime mut #tape<T, { B }>,
+            ) -> #output_refs {
+                #train_body
+            }
+        });
         let init = self.init_body();
         let visit_tensors = self.visit_tensors_body();
         let summary = self.summary();
@@ -119,8 +155,11 @@ impl Expander<'_> {
                     #input_params
                     #workspace_arg: &#lifetime mut #workspace<T, { B }>,
                 ) -> #output_refs {
+                    #in_dispatch
                     #infer_body
                 }
+
+                #in_copy
 
                 /// Inference on a batch of `B` samples, for small networks: [`Self::forward_in`]
                 /// in a workspace on the stack (of [`Self::workspace_bytes`]), the outputs
@@ -139,8 +178,11 @@ impl Expander<'_> {
                     #input_params
                     #tape_arg: &#lifetime mut #tape<T, { B }>,
                 ) -> #output_refs {
+                    #train_dispatch
                     #train_body
                 }
+
+                #train_copy
 
                 /// Backward pass over the batch recorded in `tape`: given `∂L/∂output`, *adds*
                 /// `∂L/∂θ` to `grads` and returns `∂L/∂input`, which lives in the tape.
@@ -186,6 +228,57 @@ impl Expander<'_> {
 
                 #explain_items
             }
+        }
+    }
+
+    /// Whether the passes get a copy compiled for AVX-512 ([`AVX512_COPY_MAX_PARAMS`]): a
+    /// network of built-in layers with at most that many parameters.
+    fn avx512_copies(&self) -> bool {
+        let mut total = 0usize;
+        for layer in &self.model.layers {
+            match layer.param_count().and_then(|count| count.known()) {
+                Some(count) => total += count,
+                None => return false,
+            }
+        }
+        total <= AVX512_COPY_MAX_PARAMS
+    }
+
+    /// The start of a pass that has an AVX-512 copy: on a CPU with AVX-512F, the copy
+    /// (`call`), returned; nothing for a network without copies.
+    fn avx512_dispatch(&self, call: TokenStream, returns: bool) -> TokenStream {
+        if !self.avx512_copies() {
+            return TokenStream::new();
+        }
+        let nn = &self.nn;
+        let run = if returns {
+            quote! { return unsafe { #call }; }
+        } else {
+            quote! {
+                unsafe { #call };
+                return;
+            }
+        };
+        quote! {
+            #[cfg(target_arch = "x86_64")]
+            if #nn::__avx512_passes() {
+                // SAFETY: the CPU has AVX-512F, the only feature the copy is compiled for.
+                #run
+            }
+        }
+    }
+
+    /// A pass's copy compiled for AVX-512 (`item`, a method with the pass's body), for a
+    /// network that has them ([`Self::avx512_copies`]).
+    fn avx512_copy(&self, item: TokenStream) -> TokenStream {
+        if !self.avx512_copies() {
+            return TokenStream::new();
+        }
+        quote! {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            #[doc(hidden)]
+            #item
         }
     }
 
@@ -365,7 +458,49 @@ impl Expander<'_> {
         let full_backward = self.backward_body(false);
         let params_backward = self.backward_body(true);
         let state_items = self.state_items();
+        let (full_copy_name, params_copy_name) = (
+            format_ident!("__nn_backward_avx512"),
+            format_ident!("__nn_backward_params_avx512"),
+        );
+        let full_dispatch = self.avx512_dispatch(
+            quote! { #name::#full_copy_name(self, #tape_arg, #grads_arg) },
+            false,
+        );
+        let params_dispatch = self.avx512_dispatch(
+            quote! { #name::#params_copy_name(self, #tape_arg, #grads_arg) },
+            false,
+        );
+        let full_copy = self.avx512_copy(quote! {
+            fn #full_copy_name<const B: usize>(
+                &self,
+                #tape_arg: &mut #tape<T, { B }>,
+                #grads_arg: &mut #grads<T>,
+            ) {
+                #full_backward
+            }
+        });
+        let params_copy = self.avx512_copy(quote! {
+            fn #params_copy_name<const B: usize>(
+                &self,
+                #tape_arg: &mut #tape<T, { B }>,
+                #grads_arg: &mut #grads<T>,
+            ) {
+                #params_backward
+            }
+        });
+        let copies = if self.avx512_copies() {
+            quote! {
+                impl<T: #nn::Real> #name<T> {
+                    #full_copy
+                    #params_copy
+                }
+            }
+        } else {
+            TokenStream::new()
+        };
         quote! {
+            #copies
+
             impl<T: #nn::Real> #nn::Network<T> for #name<T> {
                 type Grads = #grads<T>;
                 type Input<const B: usize> = #input_type;
@@ -398,6 +533,7 @@ impl Expander<'_> {
                     #tape_arg: &mut Self::Tape<{ B }>,
                     #grads_arg: &mut Self::Grads,
                 ) {
+                    #full_dispatch
                     #full_backward
                 }
 
@@ -406,6 +542,7 @@ impl Expander<'_> {
                     #tape_arg: &mut Self::Tape<{ B }>,
                     #grads_arg: &mut Self::Grads,
                 ) {
+                    #params_dispatch
                     #params_backward
                 }
 

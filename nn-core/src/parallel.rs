@@ -9,7 +9,8 @@
 //! Work that runs on a thread of a rayon pool with more than one thread (inside
 //! `ThreadPool::install`, `rayon::join`, a parallel iterator), and is large enough, is cut
 //! into as many contiguous parts as the pool has threads, each computed by the same code on
-//! its own part (`rayon::join`, so idle threads steal the parts):
+//! its own part (`rayon::join`, so idle threads steal the parts; inside a [`region`], as
+//! `train_step` runs, handed to the pool's threads that wait for them):
 //!
 //! - **Matrix products** ([`kernels`](crate::kernels)) of at least [`PARALLEL_MIN_WORK`]
 //!   multiply-adds: the columns of `C` (when it has at least as many columns as rows: a
@@ -30,8 +31,17 @@
 //! thread as on many. (`kernels::tests::split_products_equal_whole_ones_bit_for_bit`,
 //! `tests/parallel.rs`.)
 //!
+//! **One region per step.** A rayon thread that finds no work for some µs falls asleep, and
+//! waking it for each split costs several µs, more than the serial stretches between a
+//! step's splits (measured on W3's step: with `rayon::join` per split, the second thread
+//! computed about a third of the parts, the first the rest).
+//! [`train_step`](crate::train::train_step) runs in a [`region`]: the pool's other threads
+//! are handed one job per step, in which they spin, waiting for their parts; part `k` of
+//! every split goes to the pool's thread of index `k`, step after step, so that each thread
+//! finds its part of the weights and gradients in its own cache.
+//!
 //! Small work stays on one thread: handing a part to another thread and waiting for it costs
-//! a few µs. A network of small layers gains more from splitting the batch
+//! a few µs (outside a region). A network of small layers gains more from splitting the batch
 //! ([`parallel_gradients`](crate::train::parallel_gradients)).
 
 /// Products with fewer multiply-adds (`M·K·N`) than this run on the calling thread: about
@@ -550,7 +560,7 @@ mod team {
             }
         });
         let mut next = 0;
-        combine(0, blocks, depth, block, &sums, &mut next)
+        combine(blocks, depth, block, &sums, &mut next)
     }
 
     /// The subtrees of [`super::sum_blocks`]'s tree at `depth` (or the leaves above it that
@@ -576,7 +586,6 @@ mod team {
     /// The tree above [`plan`]'s subtrees, on their sums (in the same order of additions as
     /// [`super::sum_blocks`]).
     fn combine(
-        first: usize,
         count: usize,
         depth: usize,
         block: usize,
@@ -589,8 +598,8 @@ mod team {
             return sum;
         }
         let half = count / 2;
-        let left = combine(first, half, depth - 1, block, sums, next);
-        left + combine(first + half, count - half, depth - 1, block, sums, next)
+        let left = combine(half, depth - 1, block, sums, next);
+        left + combine(count - half, depth - 1, block, sums, next)
     }
 }
 

@@ -357,6 +357,27 @@ mod team {
         run: &'a (dyn Fn(usize) + Sync),
     }
 
+    /// The end of a split, for its caller: claims the parts that no thread has claimed (so
+    /// that none starts after), then waits until those others claimed are done.
+    struct Finish<'a> {
+        team: &'a Team,
+        parts: usize,
+        /// The parts the caller claimed (a bit each).
+        mine: Cell<u64>,
+    }
+
+    impl Drop for Finish<'_> {
+        fn drop(&mut self) {
+            let all = (1u64 << self.parts) - 1;
+            let claimed = self.team.state.fetch_or(all, Ordering::AcqRel) & all;
+            let others = (claimed & !self.mine.get()).count_ones() as usize;
+            let mut spins = 0;
+            while self.team.done.load(Ordering::Acquire) < others {
+                pause(&mut spins);
+            }
+        }
+    }
+
     /// The state shared by a region's threads.
     pub(super) struct Team {
         /// The current split: its sequence number (bits 40..64), its number of parts (bits
@@ -430,30 +451,29 @@ mod team {
                 return;
             }
             let task = Task { run };
-            let seq = (self.state.load(Ordering::Relaxed) >> 40) + 1;
+            let seq = ((self.state.load(Ordering::Relaxed) >> 40) + 1) & 0xff_ffff;
             self.task
                 .store((&raw const task).cast_mut().cast(), Ordering::Relaxed);
             self.done.store(0, Ordering::Relaxed);
             // Publishes the task (Release), with the caller's part claimed.
-            let seq = seq & 0xff_ffff;
             let mine = self.leader;
             let claimed = if mine < parts { 1 << mine } else { 0 };
             self.state
                 .store(pack(seq, parts, claimed), Ordering::Release);
-            let mut here = 0;
+            // Waits for the parts other threads took before `task` goes, even on unwinding.
+            let finish = Finish {
+                team: self,
+                parts,
+                mine: Cell::new(claimed),
+            };
             if mine < parts {
                 run(mine);
-                here += 1;
             }
             for k in 0..parts {
                 if k != mine && self.claim(seq, k) {
+                    finish.mine.set(finish.mine.get() | 1 << k);
                     run(k);
-                    here += 1;
                 }
-            }
-            let mut spins = 0;
-            while self.done.load(Ordering::Acquire) + here < parts {
-                pause(&mut spins);
             }
         }
 

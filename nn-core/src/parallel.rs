@@ -9,7 +9,8 @@
 //! Work that runs on a thread of a rayon pool with more than one thread (inside
 //! `ThreadPool::install`, `rayon::join`, a parallel iterator), and is large enough, is cut
 //! into as many contiguous parts as the pool has threads, each computed by the same code on
-//! its own part (`rayon::join`, so idle threads steal the parts):
+//! its own part (`rayon::join`, so idle threads steal the parts; inside a [`region`], as
+//! `train_step` runs, handed to the pool's threads that wait for them):
 //!
 //! - **Matrix products** ([`kernels`](crate::kernels)) of at least [`PARALLEL_MIN_WORK`]
 //!   multiply-adds: the columns of `C` (when it has at least as many columns as rows: a
@@ -30,8 +31,17 @@
 //! thread as on many. (`kernels::tests::split_products_equal_whole_ones_bit_for_bit`,
 //! `tests/parallel.rs`.)
 //!
+//! **One region per step.** A rayon thread that finds no work for some µs falls asleep, and
+//! waking it for each split costs several µs, more than the serial stretches between a
+//! step's splits (measured on W3's step: with `rayon::join` per split, the second thread
+//! computed about a third of the parts, the first the rest).
+//! [`train_step`](crate::train::train_step) runs in a [`region`]: the pool's other threads
+//! are handed one job per step, in which they spin, waiting for their parts; part `k` of
+//! every split goes to the pool's thread of index `k`, step after step, so that each thread
+//! finds its part of the weights and gradients in its own cache.
+//!
 //! Small work stays on one thread: handing a part to another thread and waiting for it costs
-//! a few µs. A network of small layers gains more from splitting the batch
+//! a few µs (outside a region). A network of small layers gains more from splitting the batch
 //! ([`parallel_gradients`](crate::train::parallel_gradients)).
 
 /// Products with fewer multiply-adds (`M·K·N`) than this run on the calling thread: about
@@ -123,9 +133,20 @@ pub(crate) fn for_parts_of_product<F: Fn(usize, usize) + Sync>(
 }
 
 /// Runs `part(start, len)` over `0..len` in `threads` parts (fewer if there are fewer
-/// granules) starting at multiples of `granule`, halved recursively with `rayon::join`.
+/// granules) starting at multiples of `granule`: handed to the threads of the [`region`] the
+/// caller leads, or halved recursively with `rayon::join`.
 fn for_parts<F: Fn(usize, usize) + Sync>(len: usize, granule: usize, threads: usize, part: &F) {
     let granules = len.div_ceil(granule);
+    #[cfg(feature = "std")]
+    if let Some(team) = team::led_here() {
+        let parts = team.members().min(granules);
+        team.run(parts, &|i| {
+            let first = granules * i / parts;
+            let end = (granules * (i + 1) / parts * granule).min(len);
+            part(first * granule, end - first * granule);
+        });
+        return;
+    }
     split(0, granules, threads.min(granules), len, granule, part);
 }
 
@@ -241,7 +262,17 @@ pub(crate) fn tree_sum<T: Sync>(
 ) -> f64 {
     let blocks = xs.len().div_ceil(block);
     let parallel = xs.len() >= ELEMENTWISE_MIN_LEN && pool_threads() > 1;
+    #[cfg(feature = "std")]
+    if parallel && let Some(team) = team::led_here() {
+        return team::tree_sum(team, xs, block, blocks, term);
+    }
     sum_blocks(xs, block, 0, blocks, parallel, term)
+}
+
+/// Whether [`sum_blocks`] halves `count` blocks in parallel (when `parallel`).
+#[inline]
+fn splits_sum(count: usize, block: usize) -> bool {
+    count >= 2 && count * block >= ELEMENTWISE_MIN_LEN
 }
 
 /// The sum of blocks `first..first + count` (see [`tree_sum`]).
@@ -261,13 +292,334 @@ fn sum_blocks<T: Sync>(
             let left = || sum_blocks(xs, block, first, half, parallel, term);
             let right = || sum_blocks(xs, block, first + half, count - half, parallel, term);
             #[cfg(feature = "std")]
-            if parallel && count * block >= ELEMENTWISE_MIN_LEN {
+            if parallel && splits_sum(count, block) {
                 let (l, r) = rayon::join(left, right);
                 return l + r;
             }
             let _ = parallel;
             left() + right()
         }
+    }
+}
+
+/// Runs `body` with the other threads of the rayon pool it is called in waiting for the
+/// parts of its splits (products, element-wise passes, the norm): for the length of `body`
+/// they spin on a shared word instead of going back to rayon's queues, where a thread that
+/// found no work for some µs falls asleep and takes several µs to wake for each split. One
+/// region per training step: the pool's threads are handed work once per step (a
+/// `rayon::in_place_scope`), and each split then costs a store and a few hundred ns. A
+/// part is always offered to the same thread (part `k` of every split to the pool's thread
+/// of index `k`, whichever thread calls), so that each thread keeps finding its rows of the
+/// weights, and of their gradient, in its own cache, step after step.
+///
+/// Outside a pool of several threads (or without `std`), or inside another region, `body`
+/// just runs. A part whose thread has not come (busy elsewhere) is computed by the caller,
+/// after its own: the result is the same, only slower.
+#[inline]
+pub fn region<R>(body: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "std")]
+    if pool_threads() > 1 && team::led_here().is_none() {
+        return team::region(body);
+    }
+    body()
+}
+
+#[cfg(feature = "std")]
+mod team {
+    use core::cell::Cell;
+    use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    use std::thread_local;
+
+    /// The most threads a region uses (the parts' claims are bits of one word).
+    const MAX_MEMBERS: usize = 32;
+
+    /// Spins of a waiting thread before it starts yielding its core at each further spin
+    /// (some 100 µs: longer than the serial stretches between the splits of a step).
+    const SPINS_BEFORE_YIELDING: u32 = 1 << 12;
+
+    thread_local! {
+        /// The team whose region this thread runs (is the caller of), if any.
+        static LED: Cell<*const Team> = const { Cell::new(core::ptr::null()) };
+    }
+
+    /// The team of the region this thread leads.
+    #[inline]
+    pub(super) fn led_here() -> Option<&'static Team> {
+        let team = LED.with(|t| t.get());
+        // SAFETY: `LED` points to a live team while its region runs on this thread (it is
+        // reset before the team is dropped); the `'static` does not leave this module's
+        // callers, which use it within the region's body.
+        (!team.is_null()).then(|| unsafe { &*team })
+    }
+
+    /// What a split asks of the team's threads: `run(k)` for parts `k` of `0..parts`.
+    struct Task<'a> {
+        run: &'a (dyn Fn(usize) + Sync),
+    }
+
+    /// The end of a split, for its caller: claims the parts that no thread has claimed (so
+    /// that none starts after), then waits until those others claimed are done.
+    struct Finish<'a> {
+        team: &'a Team,
+        parts: usize,
+        /// The parts the caller claimed (a bit each).
+        mine: Cell<u64>,
+    }
+
+    impl Drop for Finish<'_> {
+        fn drop(&mut self) {
+            let all = (1u64 << self.parts) - 1;
+            let claimed = self.team.state.fetch_or(all, Ordering::AcqRel) & all;
+            let others = (claimed & !self.mine.get()).count_ones() as usize;
+            let mut spins = 0;
+            while self.team.done.load(Ordering::Acquire) < others {
+                pause(&mut spins);
+            }
+        }
+    }
+
+    /// The state shared by a region's threads.
+    pub(super) struct Team {
+        /// The current split: its sequence number (bits 40..64), its number of parts (bits
+        /// 32..40) and the parts claimed so far (a bit each, bits 0..32).
+        state: AtomicU64,
+        /// The current split's [`Task`] (on the caller's stack).
+        task: AtomicPtr<()>,
+        /// Parts of the current split finished by the other threads.
+        done: AtomicUsize,
+        /// Set when the region's body has returned (or unwound).
+        exit: AtomicBool,
+        /// Threads in the region, the caller included.
+        members: usize,
+        /// The rayon index of the caller's thread.
+        leader: usize,
+    }
+
+    #[inline]
+    fn pack(seq: u64, parts: usize, claimed: u64) -> u64 {
+        (seq << 40) | ((parts as u64) << 32) | claimed
+    }
+
+    /// Waits a little (a spin, or yielding the core after many).
+    #[inline]
+    fn pause(spins: &mut u32) {
+        if *spins < SPINS_BEFORE_YIELDING {
+            *spins += 1;
+            core::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+
+    impl Team {
+        /// Threads in the region, the caller included.
+        #[inline]
+        pub(super) fn members(&self) -> usize {
+            self.members
+        }
+
+        /// Claims part `k` of split `seq`; false if it is taken, or the split is over.
+        #[inline]
+        fn claim(&self, seq: u64, k: usize) -> bool {
+            let bit = 1u64 << k;
+            let mut s = self.state.load(Ordering::Acquire);
+            loop {
+                if s >> 40 != seq || s & bit != 0 {
+                    return false;
+                }
+                match self.state.compare_exchange_weak(
+                    s,
+                    s | bit,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return true,
+                    Err(now) => s = now,
+                }
+            }
+        }
+
+        /// `run(k)` for `k` in `0..parts` (`parts ≤ members`): part `k` on the pool's thread
+        /// of index `k` (this one's here), or here, if its thread has not claimed it when
+        /// this thread's part is done.
+        pub(super) fn run(&self, parts: usize, run: &(dyn Fn(usize) + Sync)) {
+            debug_assert!(parts <= self.members);
+            if parts <= 1 {
+                if parts == 1 {
+                    run(0);
+                }
+                return;
+            }
+            let task = Task { run };
+            let seq = ((self.state.load(Ordering::Relaxed) >> 40) + 1) & 0xff_ffff;
+            self.task
+                .store((&raw const task).cast_mut().cast(), Ordering::Relaxed);
+            self.done.store(0, Ordering::Relaxed);
+            // Publishes the task (Release), with the caller's part claimed.
+            let mine = self.leader;
+            let claimed = if mine < parts { 1 << mine } else { 0 };
+            self.state
+                .store(pack(seq, parts, claimed), Ordering::Release);
+            // Waits for the parts other threads took before `task` goes, even on unwinding.
+            let finish = Finish {
+                team: self,
+                parts,
+                mine: Cell::new(claimed),
+            };
+            if mine < parts {
+                run(mine);
+            }
+            for k in 0..parts {
+                if k != mine && self.claim(seq, k) {
+                    finish.mine.set(finish.mine.get() | 1 << k);
+                    run(k);
+                }
+            }
+        }
+
+        /// The loop of the pool's thread of index `k`, on it: runs part `k` of each split
+        /// until the region ends.
+        fn serve(&self) {
+            let Some(k) = rayon::current_thread_index() else {
+                return;
+            };
+            if k == self.leader || k >= self.members {
+                // The caller's own thread took this job back (nobody stole it: the region
+                // is over, or the caller computes the parts of a thread that did not come),
+                // or a thread that has no part.
+                return;
+            }
+            // Splits are numbered from 1: a thread that comes late still claims its part of
+            // the split under way.
+            let mut seen = 0;
+            let mut spins = 0;
+            loop {
+                let s = self.state.load(Ordering::Acquire);
+                let seq = s >> 40;
+                if seq != seen {
+                    seen = seq;
+                    spins = 0;
+                    let parts = ((s >> 32) & 0xff) as usize;
+                    if k < parts && self.claim(seq, k) {
+                        // Counts the part as done even if it unwinds (the panic goes on to
+                        // the region's scope), so that the caller does not wait forever.
+                        struct Done<'a>(&'a AtomicUsize);
+                        impl Drop for Done<'_> {
+                            fn drop(&mut self) {
+                                self.0.fetch_add(1, Ordering::Release);
+                            }
+                        }
+                        let _done = Done(&self.done);
+                        // SAFETY: the claim succeeded, so split `seq` is not over (the caller
+                        // waits for this part) and `task` is its task, on the caller's stack.
+                        let task = unsafe { &*self.task.load(Ordering::Relaxed).cast::<Task>() };
+                        (task.run)(k);
+                    }
+                } else if self.exit.load(Ordering::Acquire) {
+                    return;
+                } else {
+                    pause(&mut spins);
+                }
+            }
+        }
+    }
+
+    /// [`super::region`] on a pool of several threads.
+    pub(super) fn region<R>(body: impl FnOnce() -> R) -> R {
+        let team = Team {
+            state: AtomicU64::new(0),
+            task: AtomicPtr::new(core::ptr::null_mut()),
+            done: AtomicUsize::new(0),
+            exit: AtomicBool::new(false),
+            members: super::pool_threads().min(MAX_MEMBERS),
+            leader: rayon::current_thread_index().unwrap_or(0),
+        };
+        /// Ends the region when the body returns or unwinds.
+        struct End<'a>(&'a Team);
+        impl Drop for End<'_> {
+            fn drop(&mut self) {
+                LED.with(|t| t.set(core::ptr::null()));
+                self.0.exit.store(true, Ordering::Release);
+            }
+        }
+        let team = &team;
+        rayon::in_place_scope(|scope| {
+            for _ in 1..team.members {
+                scope.spawn(move |_| team.serve());
+            }
+            LED.with(|t| t.set(team));
+            let _end = End(team);
+            body()
+        })
+    }
+
+    /// [`super::tree_sum`] with the subtrees down to the depth where there are as many as
+    /// the team has threads summed on the team's threads, then added in the same tree.
+    pub(super) fn tree_sum<T: Sync>(
+        team: &Team,
+        xs: &[T],
+        block: usize,
+        blocks: usize,
+        term: &(impl Fn(&[T]) -> f64 + Sync),
+    ) -> f64 {
+        let depth = team.members.next_power_of_two().trailing_zeros() as usize;
+        let mut nodes = [(0usize, 0usize); MAX_MEMBERS];
+        let mut count = 0;
+        plan(0, blocks, depth, block, &mut nodes, &mut count);
+        let sums: [AtomicU64; MAX_MEMBERS] = core::array::from_fn(|_| AtomicU64::new(0));
+        let nodes = &nodes[..count];
+        // Part `k` sums subtrees `k`, `k + members`, … (more subtrees than threads when the
+        // team's size is not a power of two).
+        team.run(count.min(team.members), &|k| {
+            let mut i = k;
+            while i < nodes.len() {
+                let (first, n) = nodes[i];
+                let sum = super::sum_blocks(xs, block, first, n, false, term);
+                sums[i].store(sum.to_bits(), Ordering::Relaxed);
+                i += team.members;
+            }
+        });
+        let mut next = 0;
+        combine(blocks, depth, block, &sums, &mut next)
+    }
+
+    /// The subtrees of [`super::sum_blocks`]'s tree at `depth` (or the leaves above it that
+    /// it does not halve), left to right.
+    fn plan(
+        first: usize,
+        count: usize,
+        depth: usize,
+        block: usize,
+        nodes: &mut [(usize, usize); MAX_MEMBERS],
+        n: &mut usize,
+    ) {
+        if depth == 0 || !super::splits_sum(count, block) {
+            nodes[*n] = (first, count);
+            *n += 1;
+            return;
+        }
+        let half = count / 2;
+        plan(first, half, depth - 1, block, nodes, n);
+        plan(first + half, count - half, depth - 1, block, nodes, n);
+    }
+
+    /// The tree above [`plan`]'s subtrees, on their sums (in the same order of additions as
+    /// [`super::sum_blocks`]).
+    fn combine(
+        count: usize,
+        depth: usize,
+        block: usize,
+        sums: &[AtomicU64; MAX_MEMBERS],
+        next: &mut usize,
+    ) -> f64 {
+        if depth == 0 || !super::splits_sum(count, block) {
+            let sum = f64::from_bits(sums[*next].load(Ordering::Relaxed));
+            *next += 1;
+            return sum;
+        }
+        let half = count / 2;
+        let left = combine(half, depth - 1, block, sums, next);
+        left + combine(count - half, depth - 1, block, sums, next)
     }
 }
 
@@ -296,10 +648,10 @@ mod tests {
             200_001,
         ] {
             let read: Vec<f64> = (0..len).map(|i| i as f64).collect();
-            for threads in [1, 2, 3] {
+            for (threads, in_region) in [(1, false), (2, false), (3, false), (2, true), (3, true)] {
                 let (mut a, mut b) = (std::vec![0.0f64; len], std::vec![1.0f64; len]);
                 let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
-                pool(threads).install(|| {
+                let pass = || {
                     elementwise([&mut a[..], &mut b[..]], [&read[..]], |[a, b], [r]| {
                         seen.lock()
                             .unwrap()
@@ -309,6 +661,10 @@ mod tests {
                             b[i] += r[i];
                         }
                     })
+                };
+                pool(threads).install(move || {
+                    let mut pass = pass;
+                    if in_region { region(pass) } else { pass() }
                 });
                 assert!(a.iter().enumerate().all(|(i, &v)| v == 2.0 * i as f64));
                 assert!(b.iter().enumerate().all(|(i, &v)| v == 1.0 + i as f64));
@@ -322,6 +678,66 @@ mod tests {
         }
     }
 
+    /// In a region, every part of every split runs once, on at most as many threads as the
+    /// pool has; a region inside a region, or a region whose other threads are busy, still
+    /// runs everything.
+    #[test]
+    fn regions_run_every_part_once() {
+        use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        for threads in [2, 3, 4] {
+            let pool = pool(threads);
+            let total = AtomicUsize::new(0);
+            let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+            pool.install(|| {
+                region(|| {
+                    for split in 0..200 {
+                        let len = 64 * (threads + split % 3) - split % 2;
+                        for_parts(len, 64, threads, &|_, count| {
+                            total.fetch_add(count, Relaxed);
+                            seen.lock()
+                                .unwrap()
+                                .insert(format!("{:?}", std::thread::current().id()));
+                        });
+                    }
+                    // A region inside: runs as part of this one.
+                    region(|| {
+                        for_parts(640, 64, threads, &|_, count| {
+                            total.fetch_add(count, Relaxed);
+                        })
+                    });
+                })
+            });
+            let expected: usize = (0..200)
+                .map(|s| 64 * (threads + s % 3) - s % 2)
+                .sum::<usize>()
+                + 640;
+            assert_eq!(total.into_inner(), expected);
+            assert!(seen.lock().unwrap().len() <= threads);
+        }
+        // The pool's other thread busy for the whole region: the caller computes every part.
+        let pool = pool(2);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let total = AtomicUsize::new(0);
+        pool.in_place_scope(|s| {
+            s.spawn(move |_| {
+                let _ = rx.recv();
+            });
+            // Let the other thread take the blocking job (or not: either way the region ends).
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            pool.install(|| {
+                region(|| {
+                    for _ in 0..10 {
+                        for_parts(6400, 64, 2, &|_, count| {
+                            total.fetch_add(count, Relaxed);
+                        });
+                    }
+                })
+            });
+            tx.send(()).unwrap();
+        });
+        assert_eq!(total.into_inner(), 64_000);
+    }
+
     /// The tree of a sum is fixed by the number of blocks: the same bits alone and on pools.
     #[test]
     fn tree_sums_are_the_same_on_any_number_of_threads() {
@@ -330,13 +746,23 @@ mod tests {
             .collect();
         let term = |s: &[f32]| s.iter().map(|&x| x as f64 * 1.000_001).sum::<f64>();
         let alone = tree_sum(&xs, 4096, &term);
-        for threads in [1, 2, 3, 4] {
+        for threads in [1, 2, 3, 4, 5] {
+            let pool = pool(threads);
             assert_eq!(
-                pool(threads)
-                    .install(|| tree_sum(&xs, 4096, &term))
-                    .to_bits(),
+                pool.install(|| tree_sum(&xs, 4096, &term)).to_bits(),
                 alone.to_bits()
             );
+            // Inside a region (subtrees summed on its threads), on blocks that are not all
+            // halved in parallel.
+            for len in [xs.len(), 70_000, 3 * 4096 * 16 + 5] {
+                let alone = tree_sum(&xs[..len], 4096, &term);
+                assert_eq!(
+                    pool.install(|| region(|| tree_sum(&xs[..len], 4096, &term)))
+                        .to_bits(),
+                    alone.to_bits(),
+                    "{threads} threads, {len}"
+                );
+            }
         }
         let exact: f64 = xs.iter().map(|&x| x as f64 * 1.000_001).sum();
         assert!((alone - exact).abs() <= 1e-9 * exact.abs().max(1.0));

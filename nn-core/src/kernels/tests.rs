@@ -767,6 +767,13 @@ fn split_products_equal_whole_ones_bit_for_bit() {
                     "{M}×{K}×{N} ({}), {threads} threads, portable {portable}",
                     core::any::type_name::<T>()
                 );
+                // The same inside a region (the pool's threads waiting for the parts).
+                let in_region = pool.install(|| parallel::region(product_bits::<T, M, K, N>));
+                assert!(
+                    in_region == whole_on_path,
+                    "{M}×{K}×{N} ({}), {threads} threads in a region, portable {portable}",
+                    core::any::type_name::<T>()
+                );
             }
         }
     }

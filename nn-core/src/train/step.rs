@@ -150,6 +150,29 @@ where
     if N::BATCH_STATISTICS && targets.len() < B {
         return Err(StepError::PartialBatch);
     }
+    // One region of the pool's threads for the whole step (`crate::parallel`).
+    parallel::region(|| step(net, tape, grads, x, targets, loss, optimizer, options))
+}
+
+/// [`train_step`] once its arguments are checked.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn step<T, N, L, O, Target, const B: usize>(
+    net: &mut N,
+    tape: &mut N::Tape<B>,
+    grads: &mut N::Grads,
+    x: &N::Input<B>,
+    targets: &[Target],
+    loss: &L,
+    optimizer: &mut O,
+    options: &StepOptions,
+) -> Result<StepOutcome<T>, StepError>
+where
+    T: Real,
+    N: Network<T>,
+    L: OutputLoss<T, N::Output<B>, Target>,
+    O: Optimizer<T, Grads = N::Grads>,
+{
     net.forward_train(x, tape);
     // The loss reads the outputs and writes their gradient, both in the tape.
     let (y, d_y) = tape.output_and_d_output();

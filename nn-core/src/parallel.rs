@@ -389,6 +389,9 @@ mod team {
         done: AtomicUsize,
         /// Set when the region's body has returned (or unwound).
         exit: AtomicBool,
+        /// Set while the caller runs a split (a split inside one of its parts runs on the
+        /// caller alone: the team is busy with the outer one).
+        splitting: AtomicBool,
         /// Threads in the region, the caller included.
         members: usize,
         /// The rayon index of the caller's thread.
@@ -444,12 +447,21 @@ mod team {
         /// this thread's part is done.
         pub(super) fn run(&self, parts: usize, run: &(dyn Fn(usize) + Sync)) {
             debug_assert!(parts <= self.members);
-            if parts <= 1 {
-                if parts == 1 {
-                    run(0);
-                }
+            // Only the caller's thread runs splits (`led_here`); a split nested in one of
+            // its parts must not replace the split under way.
+            if parts <= 1 || self.splitting.load(Ordering::Relaxed) {
+                (0..parts).for_each(run);
                 return;
             }
+            /// Marks the caller's split as over, when it returns or unwinds.
+            struct Splitting<'a>(&'a AtomicBool);
+            impl Drop for Splitting<'_> {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::Relaxed);
+                }
+            }
+            self.splitting.store(true, Ordering::Relaxed);
+            let _splitting = Splitting(&self.splitting);
             let task = Task { run };
             let seq = ((self.state.load(Ordering::Relaxed) >> 40) + 1) & 0xff_ffff;
             self.task
@@ -531,6 +543,7 @@ mod team {
             task: AtomicPtr::new(core::ptr::null_mut()),
             done: AtomicUsize::new(0),
             exit: AtomicBool::new(false),
+            splitting: AtomicBool::new(false),
             members: super::pool_threads().min(MAX_MEMBERS),
             leader: rayon::current_thread_index().unwrap_or(0),
         };
@@ -705,12 +718,19 @@ mod tests {
                             total.fetch_add(count, Relaxed);
                         })
                     });
+                    // A split inside a part of a split: whole, on the part's thread.
+                    for_parts(64 * threads, 64, threads, &|_, _| {
+                        for_parts(128 * threads, 64, threads, &|_, count| {
+                            total.fetch_add(count, Relaxed);
+                        });
+                    });
                 })
             });
             let expected: usize = (0..200)
                 .map(|s| 64 * (threads + s % 3) - s % 2)
                 .sum::<usize>()
-                + 640;
+                + 640
+                + threads * 128 * threads;
             assert_eq!(total.into_inner(), expected);
             assert!(seen.lock().unwrap().len() <= threads);
         }

@@ -151,13 +151,16 @@ where
         return Err(StepError::PartialBatch);
     }
     // One region of the pool's threads for the whole step (`crate::parallel`).
-    parallel::region(|| step(net, tape, grads, x, targets, loss, optimizer, options))
+    parallel::region(
+        #[inline(always)]
+        || checked_step(net, tape, grads, x, targets, loss, optimizer, options),
+    )
 }
 
 /// [`train_step`] once its arguments are checked.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn step<T, N, L, O, Target, const B: usize>(
+fn checked_step<T, N, L, O, Target, const B: usize>(
     net: &mut N,
     tape: &mut N::Tape<B>,
     grads: &mut N::Grads,

@@ -51,7 +51,7 @@ pub use loss::Loss;
 pub use nalgebra;
 pub use nalgebra::SMatrix;
 #[doc(hidden)]
-pub use network::__avx512_passes;
+pub use network::{__avx2_passes, __avx512_passes};
 pub use network::{NamedTensor, Network};
 pub use optim::{Optimizer, Schedule};
 // The derives, next to the traits of the same names (as serde does): `#[derive(Params)]`.

@@ -143,3 +143,19 @@ pub fn __avx512_passes() -> bool {
         false
     }
 }
+
+/// Whether the passes that `network!` generates for a small network run their copy compiled
+/// for AVX2 (checked after [`__avx512_passes`]): on an x86-64 CPU with AVX2 and FMA (FMA only
+/// as a feature of the copy: Rust fuses no multiply-add, so the copy gives the same bits).
+#[doc(hidden)]
+#[inline]
+pub fn __avx2_passes() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::kernels::has_avx2_fma()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

@@ -85,8 +85,8 @@ pub fn sigmoid_f32(x: f32) -> f32 {
 }
 
 /// `y[i] = tanh_f32(x[i])` over a layer's values: the same bits as [`tanh_f32`] element by
-/// element, in 8-lane `f64` vectors on a CPU with AVX-512 (the loop is otherwise compiled
-/// for the baseline: two lanes on x86-64's SSE2).
+/// element, in 8-lane `f64` vectors on a CPU with AVX-512, 4-lane ones with AVX2 (the loop
+/// is otherwise compiled for the baseline: two lanes on x86-64's SSE2).
 ///
 /// # Panics
 /// If the slices' lengths differ.
@@ -98,9 +98,15 @@ pub(crate) fn tanh_f32_slice(x: &[f32], y: &mut [f32]) {
         "tanh_f32_slice: slices of different lengths"
     );
     #[cfg(target_arch = "x86_64")]
-    if x.len() >= LANES && crate::kernels::has_avx512() {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { wide::tanh(x, y) };
+    if x.len() >= LANES {
+        if crate::kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { wide::tanh(x, y) };
+        }
+        if crate::kernels::has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { wide::tanh_avx2(x, y) };
+        }
     }
     map(x, y, tanh_f32);
 }
@@ -117,14 +123,21 @@ pub(crate) fn sigmoid_f32_slice(x: &[f32], y: &mut [f32]) {
         "sigmoid_f32_slice: slices of different lengths"
     );
     #[cfg(target_arch = "x86_64")]
-    if x.len() >= LANES && crate::kernels::has_avx512() {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { wide::sigmoid(x, y) };
+    if x.len() >= LANES {
+        if crate::kernels::has_avx512() {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { wide::sigmoid(x, y) };
+        }
+        if crate::kernels::has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { wide::sigmoid_avx2(x, y) };
+        }
     }
     map(x, y, sigmoid_f32);
 }
 
-/// Below this many values a slice stays on the baseline loop (one AVX-512 vector of `f64`).
+/// Below this many values a slice stays on the baseline loop (one AVX-512 vector of `f64`,
+/// two of AVX2).
 #[cfg(target_arch = "x86_64")]
 const LANES: usize = 8;
 
@@ -135,8 +148,8 @@ fn map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32) {
     }
 }
 
-/// The slice loops compiled for AVX-512: the same operations in the same order (Rust fuses
-/// no multiply-add), so the same results, in wider vectors.
+/// The slice loops compiled for AVX-512 and for AVX2: the same operations in the same order
+/// (Rust fuses no multiply-add), so the same results, in wider vectors.
 #[cfg(target_arch = "x86_64")]
 mod wide {
     #[target_feature(enable = "avx512f")]
@@ -146,6 +159,16 @@ mod wide {
 
     #[target_feature(enable = "avx512f")]
     pub(super) fn sigmoid(x: &[f32], y: &mut [f32]) {
+        super::map(x, y, super::sigmoid_f32);
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn tanh_avx2(x: &[f32], y: &mut [f32]) {
+        super::map(x, y, super::tanh_f32);
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn sigmoid_avx2(x: &[f32], y: &mut [f32]) {
         super::map(x, y, super::sigmoid_f32);
     }
 }
@@ -229,7 +252,7 @@ mod tests {
 
     /// Every 4099th `f32` (a million inputs, all exponents): within one ulp. The
     /// exhaustive check is `accurate_activations_on_every_f32`.
-    /// The slice functions (AVX-512 on a CPU with it) give [`tanh_f32`]'s and
+    /// The slice functions (AVX-512 or AVX2 on a CPU with it) give [`tanh_f32`]'s and
     /// [`sigmoid_f32`]'s bits, at every length around the vector widths and on special values.
     #[test]
     fn slices_equal_elements_bit_for_bit() {
@@ -260,14 +283,21 @@ mod tests {
             for len in (0..=40).chain([values.len() - 3]) {
                 for start in [0, 3] {
                     let x = &values[start..start + len];
-                    let mut y = std::vec![0.0f32; len];
-                    slice(x, &mut y);
-                    for (&x, &y) in x.iter().zip(&y) {
-                        assert_eq!(
-                            y.to_bits(),
-                            element(x).to_bits(),
-                            "{name}({x:e}), {len} values"
-                        );
+                    // On the best tier, and capped to AVX2 (the AVX2 copy, on a CPU with it).
+                    for capped in [false, true] {
+                        let mut y = std::vec![0.0f32; len];
+                        if capped {
+                            crate::kernels::on_the_avx2_tier(|| slice(x, &mut y));
+                        } else {
+                            slice(x, &mut y);
+                        }
+                        for (&x, &y) in x.iter().zip(&y) {
+                            assert_eq!(
+                                y.to_bits(),
+                                element(x).to_bits(),
+                                "{name}({x:e}), {len} values, capped to AVX2: {capped}"
+                            );
+                        }
                     }
                 }
             }

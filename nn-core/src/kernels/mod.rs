@@ -41,6 +41,8 @@ mod strided;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::has_avx2_fma;
 pub use sets::{F32Kernels, F64Kernels};
 pub use strided::{MatView, matmul_view};
 #[cfg(target_arch = "x86_64")]

@@ -337,6 +337,33 @@ impl<
         Self::heads_backward(qkv, weights, d_context, d_qkv, dp);
     }
 
+    /// [`heads`](Self::heads) compiled for AVX2 (with FMA, into which Rust fuses no
+    /// multiply-add: the same bits).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn heads_avx2(
+        qkv: &[T],
+        context: &mut [T],
+        weights: Option<&mut [[SMatrix<T, S, S>; HEADS]]>,
+        p: &mut [T],
+    ) {
+        Self::heads(qkv, context, weights, p);
+    }
+
+    /// [`heads_backward`](Self::heads_backward) compiled for AVX2 (as
+    /// [`heads_avx2`](Self::heads_avx2)).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn heads_backward_avx2(
+        qkv: &[T],
+        weights: &[[SMatrix<T, S, S>; HEADS]],
+        d_context: &[T],
+        d_qkv: &mut [T],
+        dp: &mut [T],
+    ) {
+        Self::heads_backward(qkv, weights, d_context, d_qkv, dp);
+    }
+
     /// [`heads`](Self::heads), compiled for AVX-512 where the CPU has it (the layer's loops
     /// are otherwise compiled for the baseline: SSE2 on x86-64).
     fn run_heads(
@@ -349,6 +376,11 @@ impl<
         if kernels::has_avx512() {
             // SAFETY: the CPU has AVX-512F.
             return unsafe { Self::heads_avx512(qkv, context, weights, p) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { Self::heads_avx2(qkv, context, weights, p) };
         }
         Self::heads(qkv, context, weights, p);
     }
@@ -365,6 +397,11 @@ impl<
         if kernels::has_avx512() {
             // SAFETY: the CPU has AVX-512F.
             return unsafe { Self::heads_backward_avx512(qkv, weights, d_context, d_qkv, dp) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { Self::heads_backward_avx2(qkv, weights, d_context, d_qkv, dp) };
         }
         Self::heads_backward(qkv, weights, d_context, d_qkv, dp);
     }
@@ -728,6 +765,15 @@ mod tests {
         // SAFETY: the CPU has AVX-512F.
         unsafe { Mha::heads_backward_avx512(&qkv, &w, &d_context, &mut d_qkv_avx, &mut p) };
         assert_eq!(d_qkv, d_qkv_avx);
+        // The AVX2 copies too (a CPU with AVX-512F has AVX2 and FMA).
+        let (mut context_2, mut w_2) = (std::vec![0.0; 32 * 7 * B], [[SMatrix::ZERO; 2]; B]);
+        // SAFETY: as above.
+        unsafe { Mha::heads_avx2(&qkv, &mut context_2, Some(&mut w_2), &mut p) };
+        assert_eq!((&context, &w), (&context_2, &w_2));
+        let mut d_qkv_2 = std::vec![0.0; 96 * 7 * B];
+        // SAFETY: as above.
+        unsafe { Mha::heads_backward_avx2(&qkv, &w, &d_context, &mut d_qkv_2, &mut p) };
+        assert_eq!(d_qkv, d_qkv_2);
         assert!(d_qkv.iter().all(|g| g.is_finite()) && d_qkv.iter().any(|&g| g != 0.0));
     }
 

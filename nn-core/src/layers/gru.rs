@@ -136,6 +136,11 @@ impl<
             // SAFETY: the CPU has AVX-512F.
             return unsafe { self.cell_avx512(gates, steps, t, gh, h_prev, hn, h) };
         }
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { self.cell_avx2(gates, steps, t, gh, h_prev, hn, h) };
+        }
         self.cell_loops(gates, steps, t, gh, h_prev, hn, h);
     }
 
@@ -144,6 +149,24 @@ impl<
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     fn cell_avx512<const B: usize>(
+        &self,
+        gates: &mut [T],
+        steps: usize,
+        t: usize,
+        gh: &SMatrix<T, GH, B>,
+        h_prev: &SMatrix<T, H, B>,
+        hn: &mut SMatrix<T, H, B>,
+        h: &mut SMatrix<T, H, B>,
+    ) {
+        self.cell_loops(gates, steps, t, gh, h_prev, hn, h);
+    }
+
+    /// [`cell`](Self::cell)'s loops compiled for AVX2 (with FMA, into which Rust
+    /// fuses no multiply-add: the same bits).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    fn cell_avx2<const B: usize>(
         &self,
         gates: &mut [T],
         steps: usize,
@@ -413,6 +436,11 @@ fn gate_gradients<T: Real, const H: usize, const GH: usize, const S: usize, cons
         // SAFETY: the CPU has AVX-512F.
         return unsafe { gate_gradients_avx512::<T, H, GH, S, B>(at, t) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if kernels::has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { gate_gradients_avx2::<T, H, GH, S, B>(at, t) };
+    }
     gate_gradient_loops::<T, H, GH, S, B>(at, t);
 }
 
@@ -426,6 +454,17 @@ fn gate_gradients_avx512<
     const S: usize,
     const B: usize,
 >(
+    at: GateGradients<'_, T, H, GH, B>,
+    t: usize,
+) {
+    gate_gradient_loops::<T, H, GH, S, B>(at, t);
+}
+
+/// [`gate_gradients`]' loops compiled for AVX2 (with FMA, into which Rust
+/// fuses no multiply-add: the same bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn gate_gradients_avx2<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize>(
     at: GateGradients<'_, T, H, GH, B>,
     t: usize,
 ) {
@@ -566,8 +605,14 @@ mod tests {
             };
             assert_eq!(gates, gates_avx);
             assert_eq!((hn, h), (hn_avx, h_avx));
+            let (mut gates_2, mut hn_2, mut h_2) =
+                (values(GH * S * B, 3), SMatrix::ZERO, SMatrix::ZERO);
+            // SAFETY: a CPU with AVX-512F has AVX2 and FMA.
+            unsafe { layer.cell_avx2(&mut gates_2, S, t, &gh, &h_prev, &mut hn_2, &mut h_2) };
+            assert_eq!(gates, gates_2);
+            assert_eq!((hn, h), (hn_2, h_2));
             let g = SMatrix::<f32, H, B>::from_column_slice(&matrix(H, 4));
-            let mut outputs = [(); 2].map(|_| {
+            let mut outputs = [(); 3].map(|_| {
                 (
                     std::vec![0.0f32; GH * S * B],
                     SMatrix::<f32, GH, B>::ZERO,
@@ -587,11 +632,15 @@ mod tests {
                 if wide == 1 {
                     // SAFETY: the CPU has AVX-512F.
                     unsafe { gate_gradients_avx512::<f32, H, GH, S, B>(at, t) };
+                } else if wide == 2 {
+                    // SAFETY: a CPU with AVX-512F has AVX2 and FMA.
+                    unsafe { gate_gradients_avx2::<f32, H, GH, S, B>(at, t) };
                 } else {
                     gate_gradient_loops::<f32, H, GH, S, B>(at, t);
                 }
             }
             assert_eq!(outputs[0], outputs[1]);
+            assert_eq!(outputs[0], outputs[2]);
             assert!(outputs[0].2.iter().any(|&c| c != 0.0));
         }
     }

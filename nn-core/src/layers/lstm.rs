@@ -169,6 +169,11 @@ impl<
             // SAFETY: the CPU has AVX-512F.
             return unsafe { self.cell_avx512(gates, steps, t, gh, c_prev, c, h) };
         }
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { self.cell_avx2(gates, steps, t, gh, c_prev, c, h) };
+        }
         self.cell_loops(gates, steps, t, gh, c_prev, c, h);
     }
 
@@ -177,6 +182,24 @@ impl<
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     fn cell_avx512<const B: usize>(
+        &self,
+        gates: &mut [T],
+        steps: usize,
+        t: usize,
+        gh: &SMatrix<T, GH, B>,
+        c_prev: &SMatrix<T, H, B>,
+        c: &mut SMatrix<T, H, B>,
+        h: &mut SMatrix<T, H, B>,
+    ) {
+        self.cell_loops(gates, steps, t, gh, c_prev, c, h);
+    }
+
+    /// [`cell`](Self::cell)'s loops compiled for AVX2 (with FMA, into which Rust
+    /// fuses no multiply-add: the same bits).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    fn cell_avx2<const B: usize>(
         &self,
         gates: &mut [T],
         steps: usize,
@@ -459,6 +482,11 @@ fn gate_gradients<T: Real, const H: usize, const GH: usize, const S: usize, cons
         // SAFETY: the CPU has AVX-512F.
         return unsafe { gate_gradients_avx512::<T, H, GH, S, B>(at, t) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if kernels::has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { gate_gradients_avx2::<T, H, GH, S, B>(at, t) };
+    }
     gate_gradient_loops::<T, H, GH, S, B>(at, t);
 }
 
@@ -472,6 +500,17 @@ fn gate_gradients_avx512<
     const S: usize,
     const B: usize,
 >(
+    at: GateGradients<'_, T, H, GH, B>,
+    t: usize,
+) {
+    gate_gradient_loops::<T, H, GH, S, B>(at, t);
+}
+
+/// [`gate_gradients`]' loops compiled for AVX2 (with FMA, into which Rust
+/// fuses no multiply-add: the same bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn gate_gradients_avx2<T: Real, const H: usize, const GH: usize, const S: usize, const B: usize>(
     at: GateGradients<'_, T, H, GH, B>,
     t: usize,
 ) {
@@ -608,9 +647,15 @@ mod tests {
             };
             assert_eq!(gates, gates_avx);
             assert_eq!((c, h), (c_avx, h_avx));
+            let (mut gates_2, mut c_2, mut h_2) =
+                (values(GH * S * B, 3), SMatrix::ZERO, SMatrix::ZERO);
+            // SAFETY: a CPU with AVX-512F has AVX2 and FMA.
+            unsafe { layer.cell_avx2(&mut gates_2, S, t, &gh, &c_prev, &mut c_2, &mut h_2) };
+            assert_eq!(gates, gates_2);
+            assert_eq!((c, h), (c_2, h_2));
             let dh = SMatrix::<f32, H, B>::from_column_slice(&matrix(H, 4));
             let carry = SMatrix::<f32, H, B>::from_column_slice(&matrix(H, 5));
-            let mut outputs = [(); 2].map(|_| {
+            let mut outputs = [(); 3].map(|_| {
                 (
                     std::vec![0.0f32; GH * S * B],
                     SMatrix::<f32, GH, B>::ZERO,
@@ -630,11 +675,15 @@ mod tests {
                 if wide == 1 {
                     // SAFETY: the CPU has AVX-512F.
                     unsafe { gate_gradients_avx512::<f32, H, GH, S, B>(at, t) };
+                } else if wide == 2 {
+                    // SAFETY: a CPU with AVX-512F has AVX2 and FMA.
+                    unsafe { gate_gradients_avx2::<f32, H, GH, S, B>(at, t) };
                 } else {
                     gate_gradient_loops::<f32, H, GH, S, B>(at, t);
                 }
             }
             assert_eq!(outputs[0], outputs[1]);
+            assert_eq!(outputs[0], outputs[2]);
             assert!(outputs[0].1.iter().any(|&d| d != 0.0));
         }
     }

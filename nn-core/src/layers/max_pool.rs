@@ -181,7 +181,7 @@ fn replaces<T: Real>(value: T, best: T) -> bool {
 /// element of each window, then each other window element (row-major order) is swept across
 /// the row's windows, so that the inner loop is a branch-free select over the outputs.
 ///
-/// Compiled for AVX-512 where the CPU has it (the same selects: the same results).
+/// Compiled for AVX-512 or AVX2 where the CPU has it (the same selects: the same results).
 fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
     y: &mut SMatrix<T, OUT, B>,
@@ -190,6 +190,11 @@ fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, 
     if crate::kernels::has_avx512() {
         // SAFETY: the CPU has AVX-512F.
         return unsafe { wide::forward_batch::<T, G, IN, OUT, B>(x, y) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { wide::forward_batch_avx2::<T, G, IN, OUT, B>(x, y) };
     }
     forward_loops::<T, G, IN, OUT, B>(x, y);
 }
@@ -212,13 +217,47 @@ fn forward_train_batch<
         // SAFETY: the CPU has AVX-512F.
         return unsafe { wide::forward_train_batch::<T, G, IN, OUT, B>(x, y, arg_max) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { wide::forward_train_batch_avx2::<T, G, IN, OUT, B>(x, y, arg_max) };
+    }
     forward_train_loops::<T, G, IN, OUT, B>(x, y, arg_max);
 }
 
-/// The pooling passes compiled for AVX-512.
+/// The pooling passes compiled for AVX-512, and for AVX2 (the same selects and copies).
 #[cfg(target_arch = "x86_64")]
 mod wide {
     use super::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn forward_batch_avx2<
+        T: Real,
+        G: PoolGeometry2d,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+    ) {
+        super::forward_loops::<T, G, IN, OUT, B>(x, y);
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn forward_train_batch_avx2<
+        T: Real,
+        G: PoolGeometry2d,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        x: &SMatrix<T, IN, B>,
+        y: &mut SMatrix<T, OUT, B>,
+        arg_max: &mut [[u32; OUT]; B],
+    ) {
+        super::forward_train_loops::<T, G, IN, OUT, B>(x, y, arg_max);
+    }
 
     #[target_feature(enable = "avx512f")]
     pub(super) fn forward_batch<
@@ -542,10 +581,11 @@ mod tests {
         assert_eq!(dx.as_slice(), &[0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
     }
 
-    /// On the baseline loops too (they run where the CPU has no AVX-512).
+    /// On the AVX2 and baseline loops too (they run where the CPU has no AVX-512).
     #[test]
     fn matches_naive_pooling_for_many_geometries() {
         matches_naive_pooling_for_many_geometries_here();
+        crate::kernels::on_the_avx2_tier(matches_naive_pooling_for_many_geometries_here);
         crate::kernels::on_the_baseline(matches_naive_pooling_for_many_geometries_here);
     }
 

@@ -287,9 +287,10 @@ mod tests {
     }
 
     /// The AVX-512 copies (of the step, and of the passes `network!` generates for a small
-    /// network) give the baseline's bits, with every option of the step.
+    /// network) and the passes' AVX2 copies give the baseline's bits, with every option of
+    /// the step.
     #[test]
-    fn the_avx512_copies_give_the_baselines_bits() {
+    fn the_avx512_and_avx2_copies_give_the_baselines_bits() {
         let options = [
             StepOptions::default(),
             StepOptions {
@@ -329,6 +330,8 @@ mod tests {
                 };
                 assert_eq!(tiny(), crate::kernels::on_the_baseline(tiny));
                 assert_eq!(small(), crate::kernels::on_the_baseline(small));
+                assert_eq!(tiny(), crate::kernels::on_the_avx2_tier(tiny));
+                assert_eq!(small(), crate::kernels::on_the_avx2_tier(small));
             }
         }
     }

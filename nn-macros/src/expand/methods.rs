@@ -9,13 +9,22 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Ident;
 
-/// The passes of a network of built-in layers with at most this many parameters get a copy
-/// compiled for AVX-512, which they run on a CPU that has it (one check per pass): the small
-/// layers' loops, which the kernels inline rather than call (a call would cost more than the
-/// wider vectors save), and the activations' and additions' loops then run on 16 `f32` lanes
-/// instead of SSE2's 4. Larger networks spend their time in the kernels, which choose their
-/// own code; a copy would only double the passes' machine code.
-const AVX512_COPY_MAX_PARAMS: usize = 16 * 1024;
+/// The passes of a network of built-in layers with at most this many parameters get copies
+/// compiled for AVX-512 and for AVX2 ([`WIDE_TIERS`]), which they run on a CPU that has the
+/// features (one check per pass): the small layers' loops, which the kernels inline rather
+/// than call (a call would cost more than the wider vectors save), and the activations' and
+/// additions' loops then run on 16 or 8 `f32` lanes instead of SSE2's 4. Larger networks
+/// spend their time in the kernels, which choose their own code; copies would only multiply
+/// the passes' machine code.
+const WIDE_COPY_MAX_PARAMS: usize = 16 * 1024;
+
+/// The tiers the small networks' passes are copied for, widest first: the copy's name
+/// suffix, its `target_feature`s, and the runtime's check (`nn::__avx512_passes`, …). No
+/// fused multiply-adds either way (Rust fuses none): the copies give the baseline's bits.
+const WIDE_TIERS: [(&str, &str, &str); 2] = [
+    ("avx512", "avx512f", "__avx512_passes"),
+    ("avx2", "avx2,fma", "__avx2_passes"),
+];
 
 impl Expander<'_> {
     /// `impl Net<T> { ... }`.
@@ -81,32 +90,32 @@ impl Expander<'_> {
             let k = (0..model.outputs.len()).map(syn::Index::from);
             quote! { ( #( *#outputs.#k ),* ) }
         };
-        let in_copy_name = format_ident!("__nn_forward_in_avx512");
-        let in_dispatch = self.avx512_dispatch(
-            quote! { self.#in_copy_name(#(#input_names,)* #workspace_arg) },
-            true,
-        );
-        let in_copy = self.avx512_copy(quote! {
-            fn #in_copy_name<#lifetime, const B: usize>(
-                &self,
-                #input_params
-                #workspace_arg: &#lifetime mut #workspace<T, { B }>,
-            ) -> #output_refs {
-                #infer_body
+        let in_dispatch = self.wide_dispatch("__nn_forward_in", true, |copy| {
+            quote! { self.#copy(#(#input_names,)* #workspace_arg) }
+        });
+        let in_copy = self.wide_copies("__nn_forward_in", |copy| {
+            quote! {
+                fn #copy<#lifetime, const B: usize>(
+                    &self,
+                    #input_params
+                    #workspace_arg: &#lifetime mut #workspace<T, { B }>,
+                ) -> #output_refs {
+                    #infer_body
+                }
             }
         });
-        let train_copy_name = format_ident!("__nn_forward_train_avx512");
-        let train_dispatch = self.avx512_dispatch(
-            quote! { self.#train_copy_name(#(#input_names,)* #tape_arg) },
-            true,
-        );
-        let train_copy = self.avx512_copy(quote! {
-            fn #train_copy_name<#lifetime, const B: usize>(
-                &mut self,
-                #input_params
-                #tape_arg: &#lifetime mut #tape<T, { B }>,
-            ) -> #output_refs {
-                #train_body
+        let train_dispatch = self.wide_dispatch("__nn_forward_train", true, |copy| {
+            quote! { self.#copy(#(#input_names,)* #tape_arg) }
+        });
+        let train_copy = self.wide_copies("__nn_forward_train", |copy| {
+            quote! {
+                fn #copy<#lifetime, const B: usize>(
+                    &mut self,
+                    #input_params
+                    #tape_arg: &#lifetime mut #tape<T, { B }>,
+                ) -> #output_refs {
+                    #train_body
+                }
             }
         });
         let init = self.init_body();
@@ -231,9 +240,9 @@ impl Expander<'_> {
         }
     }
 
-    /// Whether the passes get a copy compiled for AVX-512 ([`AVX512_COPY_MAX_PARAMS`]): a
-    /// network of built-in layers with at most that many parameters.
-    fn avx512_copies(&self) -> bool {
+    /// Whether the passes get copies compiled for AVX-512 and AVX2 ([`WIDE_COPY_MAX_PARAMS`]):
+    /// a network of built-in layers with at most that many parameters.
+    fn wide_copies_wanted(&self) -> bool {
         let mut total = 0usize;
         for layer in &self.model.layers {
             match layer.param_count().and_then(|count| count.known()) {
@@ -241,45 +250,64 @@ impl Expander<'_> {
                 None => return false,
             }
         }
-        total <= AVX512_COPY_MAX_PARAMS
+        total <= WIDE_COPY_MAX_PARAMS
     }
 
-    /// The start of a pass that has an AVX-512 copy: on a CPU with AVX-512F, the copy
-    /// (`call`), returned; nothing for a network without copies.
-    fn avx512_dispatch(&self, call: TokenStream, returns: bool) -> TokenStream {
-        if !self.avx512_copies() {
+    /// The start of a pass that has copies for wider vectors ([`WIDE_TIERS`]): on a CPU with
+    /// a tier's features, the call `call(copy)` of that tier's copy (`pass_avx512`, …),
+    /// returned; nothing for a network without copies.
+    fn wide_dispatch(
+        &self,
+        pass: &str,
+        returns: bool,
+        call: impl Fn(&Ident) -> TokenStream,
+    ) -> TokenStream {
+        if !self.wide_copies_wanted() {
             return TokenStream::new();
         }
         let nn = &self.nn;
-        let run = if returns {
-            quote! { return unsafe { #call }; }
-        } else {
-            quote! {
-                unsafe { #call };
-                return;
-            }
-        };
-        quote! {
-            #[cfg(target_arch = "x86_64")]
-            if #nn::__avx512_passes() {
-                // SAFETY: the CPU has AVX-512F, the only feature the copy is compiled for.
-                #run
-            }
+        let mut dispatch = TokenStream::new();
+        for (suffix, _features, check) in WIDE_TIERS {
+            let call = call(&format_ident!("{pass}_{suffix}"));
+            let check = format_ident!("{check}");
+            let run = if returns {
+                quote! { return unsafe { #call }; }
+            } else {
+                quote! {
+                    unsafe { #call };
+                    return;
+                }
+            };
+            // SAFETY (of the generated `unsafe`): the check is true only on a CPU with the
+            // tier's features, the only ones the copy is compiled for.
+            dispatch.extend(quote! {
+                #[cfg(target_arch = "x86_64")]
+                if #nn::#check() {
+                    #run
+                }
+            });
         }
+        dispatch
     }
 
-    /// A pass's copy compiled for AVX-512 (`item`, a method with the pass's body), for a
-    /// network that has them ([`Self::avx512_copies`]).
-    fn avx512_copy(&self, item: TokenStream) -> TokenStream {
-        if !self.avx512_copies() {
+    /// A pass's copies for wider vectors ([`WIDE_TIERS`]): `item(copy)` is a method named
+    /// `copy` with the pass's body, compiled for each tier's features; nothing for a network
+    /// without copies ([`Self::wide_copies_wanted`]).
+    fn wide_copies(&self, pass: &str, item: impl Fn(&Ident) -> TokenStream) -> TokenStream {
+        if !self.wide_copies_wanted() {
             return TokenStream::new();
         }
-        quote! {
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f")]
-            #[doc(hidden)]
-            #item
+        let mut copies = TokenStream::new();
+        for (suffix, features, _) in WIDE_TIERS {
+            let item = item(&format_ident!("{pass}_{suffix}"));
+            copies.extend(quote! {
+                #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = #features)]
+                #[doc(hidden)]
+                #item
+            });
         }
+        copies
     }
 
     /// `&'m SMatrix<..>`, or a tuple of them, for the nodes `ids`.
@@ -458,37 +486,35 @@ impl Expander<'_> {
         let full_backward = self.backward_body(false);
         let params_backward = self.backward_body(true);
         let state_items = self.state_items();
-        let (full_copy_name, params_copy_name) = (
-            format_ident!("__nn_backward_avx512"),
-            format_ident!("__nn_backward_params_avx512"),
-        );
-        let full_dispatch = self.avx512_dispatch(
-            quote! { #name::#full_copy_name(self, #tape_arg, #grads_arg) },
-            false,
-        );
-        let params_dispatch = self.avx512_dispatch(
-            quote! { #name::#params_copy_name(self, #tape_arg, #grads_arg) },
-            false,
-        );
-        let full_copy = self.avx512_copy(quote! {
-            fn #full_copy_name<const B: usize>(
-                &self,
-                #tape_arg: &mut #tape<T, { B }>,
-                #grads_arg: &mut #grads<T>,
-            ) {
-                #full_backward
+        let full_dispatch = self.wide_dispatch("__nn_backward", false, |copy| {
+            quote! { #name::#copy(self, #tape_arg, #grads_arg) }
+        });
+        let params_dispatch = self.wide_dispatch("__nn_backward_params", false, |copy| {
+            quote! { #name::#copy(self, #tape_arg, #grads_arg) }
+        });
+        let full_copy = self.wide_copies("__nn_backward", |copy| {
+            quote! {
+                fn #copy<const B: usize>(
+                    &self,
+                    #tape_arg: &mut #tape<T, { B }>,
+                    #grads_arg: &mut #grads<T>,
+                ) {
+                    #full_backward
+                }
             }
         });
-        let params_copy = self.avx512_copy(quote! {
-            fn #params_copy_name<const B: usize>(
-                &self,
-                #tape_arg: &mut #tape<T, { B }>,
-                #grads_arg: &mut #grads<T>,
-            ) {
-                #params_backward
+        let params_copy = self.wide_copies("__nn_backward_params", |copy| {
+            quote! {
+                fn #copy<const B: usize>(
+                    &self,
+                    #tape_arg: &mut #tape<T, { B }>,
+                    #grads_arg: &mut #grads<T>,
+                ) {
+                    #params_backward
+                }
             }
         });
-        let copies = if self.avx512_copies() {
+        let copies = if self.wide_copies_wanted() {
             quote! {
                 impl<T: #nn::Real> #name<T> {
                     #full_copy

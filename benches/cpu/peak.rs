@@ -22,24 +22,36 @@ fn fma_rounds(iterations: u64, seed: f32) -> f32 {
     _mm512_reduce_add_ps(sum)
 }
 
-/// The measured peak in GFLOP/s, or `None` without AVX-512.
-pub fn peak_gflops(settings: &Settings) -> Option<f64> {
+/// The measured peak in GFLOP/s, or `None` without AVX-512: of `threads` threads of a rayon
+/// pool running the same rounds at once, timed in CPU time (one thread) or `wall` time (on
+/// the cores the process may run on: with several threads, what the P workloads' ratios can
+/// reach at most for work bound by multiply-adds).
+pub fn peak_gflops(settings: &Settings, threads: usize, wall: bool) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         const ITERATIONS: u64 = 10_000;
-        let mut contestants: Vec<(String, Box<dyn Run>)> = vec![(
+        // SAFETY: AVX-512F was detected.
+        let rounds = || unsafe { fma_rounds(ITERATIONS, std::hint::black_box(1.0)) };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut contestants: Vec<(String, Box<dyn Run + '_>)> = vec![(
             "peak".into(),
-            // SAFETY: AVX-512F was detected.
-            Box::new(|| unsafe { fma_rounds(ITERATIONS, std::hint::black_box(1.0)) }),
+            Box::new(|| {
+                pool.broadcast(|_| rounds())
+                    .into_iter()
+                    .fold(0.0, |a, b| a + b)
+            }),
         )];
         let ns = measure(
             &mut contestants,
             settings.runs,
             settings.blocks,
             settings.block,
-            false,
+            wall,
         )[0];
-        return Some((ITERATIONS * 16 * 16 * 2) as f64 / ns);
+        return Some((ITERATIONS * 16 * 16 * 2 * threads as u64) as f64 / ns);
     }
     None
 }

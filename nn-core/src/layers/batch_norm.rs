@@ -269,7 +269,7 @@ fn rows_mut<T, const IN: usize>(
 ///   block of positions (across channels when `S = 1`), with per-position accumulators and
 ///   per-position constants (a channel's mean, scale, …, spread over its positions).
 ///
-/// Each is compiled twice on x86-64, for the baseline and for AVX-512 (the `_avx512` copies,
+/// Each is compiled three times on x86-64, for the baseline, AVX-512 and AVX2 (the `_avx512` and `_avx2` copies,
 /// taken when the CPU has AVX-512F): the same operations in the same order (Rust fuses no
 /// multiply-add), so the same results bit for bit.
 ///
@@ -570,6 +570,40 @@ impl<
     ) {
         self.gradients::<B>(x, cache, dy, dx, grads);
     }
+
+    /// [`infer`](Self::infer) compiled for AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn infer_avx2<const B: usize>(&self, state: &BatchNormState<T, C>, x: &[T], y: &mut [T]) {
+        self.infer::<B>(state, x, y);
+    }
+
+    /// [`train`](Self::train) compiled for AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn train_avx2<const B: usize>(
+        &self,
+        state: &mut BatchNormState<T, C>,
+        x: &[T],
+        y: &mut [T],
+        cache: &mut BatchNormCache<T, C>,
+    ) {
+        self.train::<B>(state, x, y, cache);
+    }
+
+    /// [`gradients`](Self::gradients) compiled for AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn gradients_avx2<const B: usize>(
+        &self,
+        x: &[T],
+        cache: &BatchNormCache<T, C>,
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        grads: &mut Self,
+    ) {
+        self.gradients::<B>(x, cache, dy, dx, grads);
+    }
 }
 
 impl<
@@ -669,6 +703,11 @@ impl<
             // SAFETY: the CPU has AVX-512F.
             return unsafe { self.infer_avx512::<B>(state, x, y) };
         }
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { self.infer_avx2::<B>(state, x, y) };
+        }
         self.infer::<B>(state, x, y);
     }
 
@@ -693,6 +732,11 @@ impl<
             // SAFETY: the CPU has AVX-512F.
             return unsafe { self.train_avx512::<B>(state, x, y, cache) };
         }
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { self.train_avx2::<B>(state, x, y, cache) };
+        }
         self.train::<B>(state, x, y, cache);
     }
 
@@ -711,6 +755,11 @@ impl<
         if kernels::has_avx512() {
             // SAFETY: the CPU has AVX-512F.
             return unsafe { self.gradients_avx512::<B>(x, cache, dy, dx, grads) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if kernels::has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { self.gradients_avx2::<B>(x, cache, dy, dx, grads) };
         }
         self.gradients::<B>(x, cache, dy, dx, grads);
     }
@@ -1264,17 +1313,42 @@ mod tests {
         assert_eq!(pairwise([1.0, 2.0, 4.0, 8.0]), 15.0);
     }
 
-    /// The passes compiled for AVX-512 give the baseline's results bit for bit (`f32`, a
-    /// geometry with several blocks per channel and one with several channels per block).
+    /// The passes compiled for AVX-512 and for AVX2 give the baseline's results bit for bit
+    /// (`f32`, a geometry with several blocks per channel and one with several channels per
+    /// block).
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_avx512_passes_equal_the_baseline_passes() {
-        fn check<const C: usize, const S: usize, const IN: usize>() {
-            type Of<const C: usize, const S: usize, const IN: usize> =
-                BatchNorm<f32, C, S, IN, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS>;
-            if !kernels::has_avx512() {
-                return;
-            }
+    fn the_avx512_and_avx2_passes_equal_the_baseline_passes() {
+        type Of<const C: usize, const S: usize, const IN: usize> =
+            BatchNorm<f32, C, S, IN, DEFAULT_EPS_BITS, DEFAULT_MOMENTUM_BITS>;
+        type Outputs<const C: usize, const S: usize, const IN: usize> = (
+            std::vec::Vec<f32>,
+            BatchNormCache<f32, C>,
+            BatchNormState<f32, C>,
+            std::vec::Vec<f32>,
+            std::vec::Vec<f32>,
+            Of<C, S, IN>,
+        );
+        /// The training outputs, cache and state, the inference outputs, and `∂x` and the
+        /// gradients, by the three passes `train`, `infer` and `gradients` given.
+        fn passes<const C: usize, const S: usize, const IN: usize>(
+            train: impl Fn(
+                &Of<C, S, IN>,
+                &mut BatchNormState<f32, C>,
+                &[f32],
+                &mut [f32],
+                &mut BatchNormCache<f32, C>,
+            ),
+            infer: impl Fn(&Of<C, S, IN>, &BatchNormState<f32, C>, &[f32], &mut [f32]),
+            gradients: impl Fn(
+                &Of<C, S, IN>,
+                &[f32],
+                &BatchNormCache<f32, C>,
+                &[f32],
+                &mut [f32],
+                &mut Of<C, S, IN>,
+            ),
+        ) -> Outputs<C, S, IN> {
             let layer = Of::<C, S, IN> {
                 weight: random_matrix::<C, 1>(30, 2.0).cast(),
                 bias: random_matrix::<C, 1>(31, 1.0).cast(),
@@ -1282,25 +1356,38 @@ mod tests {
             let x: SMatrix<f32, IN, 5> = random_matrix::<IN, 5>(32, 3.0).cast();
             let dy: SMatrix<f32, IN, 5> = random_matrix::<IN, 5>(33, 1.0).cast();
             let (x, dy) = (x.as_slice(), dy.as_slice());
-            let (mut state, mut state_avx) = (BatchNormState::ZERO, BatchNormState::ZERO);
-            let (mut cache, mut cache_avx) = (BatchNormCache::ZERO, BatchNormCache::ZERO);
-            let (mut y, mut y_avx) = (std::vec![0.0f32; IN * 5], std::vec![0.0f32; IN * 5]);
-            layer.train::<5>(&mut state, x, &mut y, &mut cache);
-            // SAFETY: the CPU has AVX-512F.
-            unsafe { layer.train_avx512::<5>(&mut state_avx, x, &mut y_avx, &mut cache_avx) };
-            assert_eq!((&y, cache, state), (&y_avx, cache_avx, state_avx));
-            layer.infer::<5>(&state, x, &mut y);
-            // SAFETY: as above.
-            unsafe { layer.infer_avx512::<5>(&state, x, &mut y_avx) };
-            assert_eq!(y, y_avx);
-            let (mut dx, mut dx_avx) = (std::vec![0.0f32; IN * 5], std::vec![0.0f32; IN * 5]);
-            let (mut grads, mut grads_avx) = (Of::<C, S, IN>::ZERO, Of::<C, S, IN>::ZERO);
-            layer.gradients::<5>(x, &cache, dy, Some(&mut dx), &mut grads);
-            // SAFETY: as above.
-            unsafe {
-                layer.gradients_avx512::<5>(x, &cache, dy, Some(&mut dx_avx), &mut grads_avx)
-            };
-            assert_eq!((&dx, grads), (&dx_avx, grads_avx));
+            let (mut state, mut cache) = (BatchNormState::ZERO, BatchNormCache::ZERO);
+            let (mut y, mut y_infer) = (std::vec![0.0f32; IN * 5], std::vec![0.0f32; IN * 5]);
+            train(&layer, &mut state, x, &mut y, &mut cache);
+            infer(&layer, &state, x, &mut y_infer);
+            let (mut dx, mut grads) = (std::vec![0.0f32; IN * 5], Of::<C, S, IN>::ZERO);
+            gradients(&layer, x, &cache, dy, &mut dx, &mut grads);
+            (y, cache, state, y_infer, dx, grads)
+        }
+        fn check<const C: usize, const S: usize, const IN: usize>() {
+            let baseline = passes::<C, S, IN>(
+                |l, s, x, y, c| l.train::<5>(s, x, y, c),
+                |l, s, x, y| l.infer::<5>(s, x, y),
+                |l, x, c, dy, dx, g| l.gradients::<5>(x, c, dy, Some(dx), g),
+            );
+            if kernels::has_avx512() {
+                // SAFETY (each call): the CPU has AVX-512F.
+                let avx512 = passes::<C, S, IN>(
+                    |l, s, x, y, c| unsafe { l.train_avx512::<5>(s, x, y, c) },
+                    |l, s, x, y| unsafe { l.infer_avx512::<5>(s, x, y) },
+                    |l, x, c, dy, dx, g| unsafe { l.gradients_avx512::<5>(x, c, dy, Some(dx), g) },
+                );
+                assert!(avx512 == baseline, "AVX-512, {C} channels");
+            }
+            if kernels::has_avx2_fma() {
+                // SAFETY (each call): the CPU has AVX2 and FMA.
+                let avx2 = passes::<C, S, IN>(
+                    |l, s, x, y, c| unsafe { l.train_avx2::<5>(s, x, y, c) },
+                    |l, s, x, y| unsafe { l.infer_avx2::<5>(s, x, y) },
+                    |l, x, c, dy, dx, g| unsafe { l.gradients_avx2::<5>(x, c, dy, Some(dx), g) },
+                );
+                assert!(avx2 == baseline, "AVX2, {C} channels");
+            }
         }
         check::<3, 150, 450>();
         check::<40, 3, 120>();

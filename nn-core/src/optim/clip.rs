@@ -117,14 +117,19 @@ const PARTIALS: usize = if cfg!(target_pointer_width = "64") {
 };
 
 /// `Σ xᵢ²` in `f64`, in [`PARTIALS`] interleaved partial sums (`xs[i]` goes to sum
-/// `i mod PARTIALS`) added pairwise at the end; compiled for AVX-512 where the CPU has it
-/// (the same operations in the same order: the same bits).
+/// `i mod PARTIALS`) added pairwise at the end; compiled for AVX-512 or AVX2 where the CPU
+/// has it (the same operations in the same order: the same bits).
 #[inline]
 fn sum_of_squares<T: Real>(xs: &[T]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if xs.len() >= PARTIALS && crate::kernels::has_avx512() {
         // SAFETY: the CPU has AVX-512F.
         return unsafe { sum_of_squares_avx512(xs) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if xs.len() >= PARTIALS && crate::kernels::has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { sum_of_squares_avx2(xs) };
     }
     squares_in_partial_sums(xs)
 }
@@ -133,6 +138,13 @@ fn sum_of_squares<T: Real>(xs: &[T]) -> f64 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn sum_of_squares_avx512<T: Real>(xs: &[T]) -> f64 {
+    squares_in_partial_sums(xs)
+}
+
+/// [`squares_in_partial_sums`] compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn sum_of_squares_avx2<T: Real>(xs: &[T]) -> f64 {
     squares_in_partial_sums(xs)
 }
 
@@ -180,7 +192,8 @@ fn squares_in_partial_sums<T: Real>(xs: &[T]) -> f64 {
 mod tests {
     use super::*;
 
-    /// The AVX-512 copy of the partial sums (on a CPU with it) gives the baseline's bits.
+    /// The AVX-512 and AVX2 copies of the partial sums (on a CPU with them) give the
+    /// baseline's bits.
     #[test]
     fn sums_of_squares_are_the_same_on_every_path() {
         for len in [0, 1, 7, 31, 32, 33, 100, 4096, 4099] {
@@ -194,6 +207,8 @@ mod tests {
                 squares_in_partial_sums(&xs).to_bits(),
                 "{len}"
             );
+            let on_avx2 = crate::kernels::on_the_avx2_tier(|| sum_of_squares(&xs));
+            assert_eq!(sum.to_bits(), on_avx2.to_bits(), "{len}, AVX2");
             assert!(
                 (sum - exact).abs() <= 1e-13 * exact,
                 "{len}: {sum} vs {exact}"

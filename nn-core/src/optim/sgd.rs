@@ -238,7 +238,8 @@ impl<T: Real, S: Params<T>> Optimizer<T> for Sgd<T, S> {
 }
 
 /// Plain gradient descent, `θ ← θ − γ·(g + λ·θ)` (`λ` when `decay` is given), compiled for
-/// AVX-512 where the CPU has it (the same operations in the same order: the same bits).
+/// AVX-512 or AVX2 where the CPU has it (the same operations in the same order: the same
+/// bits).
 #[inline]
 fn descend<T: Real>(params: &mut [T], grads: &[T], neg_lr: T, decay: Option<T>) {
     #[cfg(target_arch = "x86_64")]
@@ -246,11 +247,16 @@ fn descend<T: Real>(params: &mut [T], grads: &[T], neg_lr: T, decay: Option<T>) 
         // SAFETY: the CPU has AVX-512F.
         return unsafe { descend_avx512(params, grads, neg_lr, decay) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if params.len() >= DESCEND_AVX512_MIN_LEN && crate::kernels::has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { descend_avx2(params, grads, neg_lr, decay) };
+    }
     descend_loop(params, grads, neg_lr, decay);
 }
 
-/// Slices from this long take [`descend`]'s AVX-512 copy (shorter ones: the call costs more
-/// than the wider vectors save).
+/// Slices from this long take [`descend`]'s AVX-512 or AVX2 copy (shorter ones: the call
+/// costs more than the wider vectors save).
 #[cfg(target_arch = "x86_64")]
 const DESCEND_AVX512_MIN_LEN: usize = 64;
 
@@ -258,6 +264,13 @@ const DESCEND_AVX512_MIN_LEN: usize = 64;
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn descend_avx512<T: Real>(params: &mut [T], grads: &[T], neg_lr: T, decay: Option<T>) {
+    descend_loop(params, grads, neg_lr, decay);
+}
+
+/// [`descend_loop`] compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn descend_avx2<T: Real>(params: &mut [T], grads: &[T], neg_lr: T, decay: Option<T>) {
     descend_loop(params, grads, neg_lr, decay);
 }
 
@@ -371,7 +384,8 @@ mod tests {
         check_steps(&mut sgd, &[[0.905, 2.19, 2.62]]);
     }
 
-    /// Plain descent's AVX-512 copy (on a CPU with it) gives the baseline loop's bits.
+    /// Plain descent's AVX-512 and AVX2 copies (on a CPU with them) give the baseline loop's
+    /// bits.
     #[test]
     fn descent_is_the_same_on_every_path() {
         for len in [0, 1, 63, 64, 65, 100, 337, 1000] {
@@ -388,6 +402,9 @@ mod tests {
                 descend_loop(&mut baseline, &grads, -0.1, decay);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
                 assert_eq!(bits(&fast), bits(&baseline), "{len} {decay:?}");
+                let mut avx2 = start.clone();
+                crate::kernels::on_the_avx2_tier(|| descend(&mut avx2, &grads, -0.1, decay));
+                assert_eq!(bits(&avx2), bits(&baseline), "{len} {decay:?}, AVX2");
                 // The documented rule, θ − γ·(g + λ·θ), value by value.
                 for ((&p, &g), &q) in start.iter().zip(&grads).zip(&fast) {
                     let g = match decay {

@@ -1,7 +1,7 @@
 //! The core's measured `f32` peak, for the roofline column of BENCHMARKS.md: independent
 //! fused multiply-adds on 16 AVX-512 registers (16 lanes each), timed like the workloads.
 
-use crate::workloads::{Run, Settings, measure};
+use crate::workloads::{Run, Settings, Workload, entry, measure};
 
 /// `iterations` rounds of 16 independent 16-lane FMAs: `iterations·16·16·2` flops.
 #[cfg(target_arch = "x86_64")]
@@ -54,4 +54,46 @@ pub fn peak_gflops(settings: &Settings, threads: usize, wall: bool) -> Option<f6
         return Some((ITERATIONS * 16 * 16 * 2 * threads as u64) as f64 / ns);
     }
     None
+}
+
+/// `iterations` rounds of 256 independent multiply-adds, in AVX-512 where the CPU has it.
+fn rounds(iterations: u64) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was detected.
+        return unsafe { fma_rounds(iterations, std::hint::black_box(1.0)) };
+    }
+    let mut acc = [std::hint::black_box(1.0f32); 256];
+    for _ in 0..iterations {
+        for v in &mut acc {
+            *v = v.mul_add(0.999_999, 1e-7);
+        }
+    }
+    acc.iter().sum()
+}
+
+/// P0: the ceiling of the P workloads, measured alongside them: the same multiply-adds
+/// (twice [`fma_rounds`]) on one thread, and on a pool of two threads at once (one each).
+/// Its ratio is what two threads can gain at most for work bound by multiply-adds, at that
+/// moment, on the cores the process may use (a virtual machine's two cores may share one
+/// physical core with other tenants: the ratio then moves between 1 and 2 within minutes).
+pub fn p0() -> Workload {
+    const ITERATIONS: u64 = 10_000;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    Workload {
+        name: "P0 multiply-add ceiling (threads)",
+        goal_ns: f64::INFINITY,
+        steps: 1,
+        contestants: vec![
+            entry("FMA rounds, 1 thread", || {
+                rounds(ITERATIONS) + rounds(std::hint::black_box(ITERATIONS))
+            }),
+            entry("FMA rounds, 2 threads", move || {
+                pool.broadcast(|_| rounds(ITERATIONS)).into_iter().sum()
+            }),
+        ],
+    }
 }

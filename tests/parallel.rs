@@ -268,3 +268,66 @@ fn train_step_on_a_pool_gives_the_same_bits_on_any_number_of_threads() {
         })
     });
 }
+
+/// `Trainer::fit` on a pool (one region per epoch) gives the parameters and the losses of
+/// `fit` alone, bit for bit; and a step's error still ends it.
+#[test]
+fn fit_on_a_pool_gives_the_same_bits_as_alone() {
+    use nn::optim::{Sgd, SgdConfig};
+    use nn::train::{Samples, TrainConfig, Trainer};
+    let inputs: Vec<SMatrix<f32, 300, 1>> = (0..150)
+        .map(|i| SMatrix::from_fn(|r, _| ((r * 7 + i * 13) % 17) as f32 / 17.0 - 0.5))
+        .collect();
+    let targets: Vec<usize> = (0..150).map(|i| i % 7).collect();
+    let fit = |threads: Option<usize>, lr: f64| {
+        let mut net = Wide::<f32>::new_boxed();
+        net.init(&mut rand_pcg::Pcg64Mcg::seed_from_u64(5));
+        let mut sgd = Sgd::<f32, WideGrads<f32>>::new_boxed(SgdConfig {
+            lr,
+            momentum: 0.9,
+            ..Default::default()
+        });
+        let config = TrainConfig {
+            epochs: 2,
+            progress: false,
+            validation_split: 0.2,
+            ..TrainConfig::default()
+        };
+        let mut run = || {
+            Trainer::new(config)
+                .fit::<_, _, _, WIDE_B>(
+                    &mut *net,
+                    &mut *sgd,
+                    &SoftmaxCrossEntropy,
+                    Samples::new(&inputs, &targets),
+                    None,
+                )
+                .map(|h| {
+                    h.epochs
+                        .iter()
+                        .map(|e| (e.train_loss, e.valid_loss))
+                        .collect::<Vec<_>>()
+                })
+        };
+        let history = match threads {
+            None => run(),
+            Some(t) => rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+                .install(run),
+        };
+        (history, net.as_slice().to_vec())
+    };
+    let alone = fit(None, 0.05);
+    assert!(alone.0.is_ok());
+    for threads in [2, 3] {
+        assert!(fit(Some(threads), 0.05) == alone, "{threads} threads");
+    }
+    // An infinite learning rate: the second step's loss is not finite, and the step's error
+    // leaves the epoch's region.
+    assert!(matches!(
+        fit(Some(2), f64::INFINITY).0,
+        Err(nn::train::TrainError::Step { batch: 1, .. })
+    ));
+}

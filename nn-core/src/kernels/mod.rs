@@ -35,6 +35,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod row_dots;
 mod sets;
 mod stream;
 mod strided;
@@ -304,6 +306,25 @@ pub trait KernelSet<T: Real> {
         b: View<T>,
         accumulate: bool,
     );
+
+    /// `y (+)= Aᵀ·x` ([`Algorithm::RowDots`]) with `A` stored `K × M`: each `y_i` the dot
+    /// product of `A`'s column `i` with `x` in 8 interleaved partial sums (`p mod 8`),
+    /// combined `((l₀+l₄)+(l₁+l₅))+((l₂+l₆)+(l₃+l₇))` (sequentially for `K < 8`), bit for bit
+    /// in every set (the default: the scalar definition; `f32`'s and `f64`'s sets: the same
+    /// additions in explicit vectors on x86-64).
+    ///
+    /// # Safety
+    /// `x` addresses `K` scalars; `y` `M` writable ones, not overlapping `a` or `x`.
+    #[inline(always)]
+    unsafe fn row_dots<const M: usize, const K: usize>(
+        y: *mut T,
+        a: &SMatrix<T, K, M>,
+        x: View<T>,
+        accumulate: bool,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { row_dots::<T, M, K>(y, a, x, accumulate) }
+    }
 }
 
 /// A read-only matrix seen through strides, element `(i, j)` at `ptr + i·rs + j·cs`: how the
@@ -436,7 +457,7 @@ unsafe fn product<T: Real, const M: usize, const K: usize, const N: usize>(
             }
             (Algorithm::MatrixVector, _) => T::Kernels::gemv(M, K, a_view, b, y, accumulate),
             (Algorithm::RowDots, Operand::Transposed(a)) => {
-                row_dots::<T, M, K>(y, a, b, accumulate)
+                T::Kernels::row_dots::<M, K>(y, a, b, accumulate)
             }
             (Algorithm::Direct, Operand::Matrix(a)) => {
                 if M * K * N >= DIRECT_SIMD_MIN_WORK {
@@ -541,7 +562,10 @@ unsafe fn gemv_inline<T: Real, const M: usize, const K: usize>(
 }
 
 /// `y (+)= Aᵀ·x` with `A` stored `K × M`: each `y_i` is the dot product of `A`'s column `i`
-/// with `x`, both contiguous.
+/// with `x`, both contiguous, in [`dot`]'s order. The definition of
+/// [`KernelSet::row_dots`]'s results (the kernel sets' vector versions, in `row_dots.rs`, give
+/// the same bits; left to the compiler, this loop is vectorised across the outputs `i`, with
+/// gathers).
 ///
 /// # Safety
 /// `x` addresses `K` scalars; `y` `M` writable ones, not overlapping `a` or `x`.

@@ -819,3 +819,72 @@ fn split_products_on_the_avx2_tier_equal_whole_ones_bit_for_bit() {
     check::<f32, 40, 70, 300>();
     check::<f64, 64, 64, 197>();
 }
+
+/// A value of `value`'s with a magnitude between 2⁻²⁰ and 2²⁰ (so that other additions, or
+/// the same ones in another order, would show in the bits), or a zero of either sign.
+fn mixed(seed: usize) -> f64 {
+    match seed % 13 {
+        0 => 0.0,
+        1 => -0.0,
+        _ => value(seed) * 2f64.powi((value(seed ^ 0x5555) * 20.0) as i32),
+    }
+}
+
+/// `y (+)= Aᵀ·x` for one column (`row_dots`, the definition) against the kernel set's version,
+/// through `matmul_atb` on every tier: bit for bit.
+fn check_row_dots<T: Real, const M: usize, const K: usize>() {
+    let a: SMatrix<T, K, M> = SMatrix::from_fn(|p, i| T::of(mixed(11 + p * 7919 + i * 104_729)));
+    let x: SMatrix<T, K, 1> = SMatrix::from_fn(|p, _| T::of(mixed(12 + p * 7919)));
+    let y0: SMatrix<T, M, 1> = SMatrix::from_fn(|i, _| T::of(mixed(13 + i * 7919)));
+    let bits =
+        |y: &SMatrix<T, M, 1>| -> Vec<u64> { y.iter().map(|v| v.to_f64().to_bits()).collect() };
+    for accumulate in [false, true] {
+        let mut want = y0;
+        // SAFETY: x is K × 1, want M × 1.
+        unsafe { row_dots::<T, M, K>(want.as_mut_ptr(), &a, view(&x), accumulate) };
+        on_every_path(|| {
+            let mut got = y0;
+            matmul_atb(&mut got, &a, &x, accumulate);
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "{M}×{K}, {} bytes, accumulate = {accumulate}, {:?}",
+                size_of::<T>(),
+                max_isa_now(),
+            );
+        });
+    }
+}
+
+/// The tier the kernels run on now (for the messages).
+fn max_isa_now() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512() {
+            return "AVX-512";
+        }
+        if avx2::has_avx2_fma() {
+            return "AVX2";
+        }
+    }
+    "baseline"
+}
+
+/// `check_row_dots` for every `M` of a list and every `K` of another.
+macro_rules! check_row_dots_sizes {
+    ($t:ty; [$($m:literal),*]; $ks:tt) => {
+        $(check_row_dots_sizes!(@ $t, $m, $ks);)*
+    };
+    (@ $t:ty, $m:literal, [$($k:literal),*]) => {
+        $(check_row_dots::<$t, $m, $k>();)*
+    };
+}
+
+#[test]
+fn row_dots_equal_the_definition_bit_for_bit_on_every_tier() {
+    check_row_dots_sizes!(f32; [1, 3, 8, 16, 20]; [1, 7, 8, 9, 16, 17, 33]);
+    check_row_dots_sizes!(f64; [1, 3, 8, 16, 20]; [1, 7, 8, 9, 16, 17, 33]);
+    // Longer columns, and blocks of outputs with every remainder.
+    check_row_dots_sizes!(f32; [2, 5, 7, 9, 15, 33]; [24, 100]);
+    check_row_dots_sizes!(f64; [2, 5, 7, 9, 15, 33]; [24, 100]);
+}

@@ -91,22 +91,36 @@ pub(crate) fn max_isa() -> Isa {
 fn env_max_isa() -> Isa {
     #[cfg(feature = "std")]
     {
-        use core::sync::atomic::{AtomicU8, Ordering};
-        const TIERS: [Isa; 3] = [Isa::Baseline, Isa::Avx2, Isa::Avx512];
-        // The tier's index, or u8::MAX before the variable is read.
-        static CAP: AtomicU8 = AtomicU8::new(u8::MAX);
-        let cap = CAP.load(Ordering::Relaxed);
+        use core::sync::atomic::Ordering;
+        let cap = MAX_ISA_CAP.load(Ordering::Relaxed);
         if let Some(&tier) = TIERS.get(cap as usize) {
             return tier;
         }
-        let tier = parse_max_isa(std::env::var("NN_MAX_ISA").ok().as_deref().unwrap_or(""));
-        CAP.store(tier as u8, Ordering::Relaxed);
-        tier
+        read_max_isa()
     }
     #[cfg(not(feature = "std"))]
     {
         Isa::Avx512
     }
+}
+
+/// The tiers by index ([`MAX_ISA_CAP`]'s values).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+const TIERS: [Isa; 3] = [Isa::Baseline, Isa::Avx2, Isa::Avx512];
+
+/// `NN_MAX_ISA`'s tier as an index of [`TIERS`], or `u8::MAX` before the variable is read.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+static MAX_ISA_CAP: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(u8::MAX);
+
+/// Reads `NN_MAX_ISA` and caches its tier: out of line, so that the check of the cache (on
+/// every dispatch) is inlined where the tier is asked for.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[cold]
+#[inline(never)]
+fn read_max_isa() -> Isa {
+    let tier = parse_max_isa(std::env::var("NN_MAX_ISA").ok().as_deref().unwrap_or(""));
+    MAX_ISA_CAP.store(tier as u8, core::sync::atomic::Ordering::Relaxed);
+    tier
 }
 
 /// The tier a value of `NN_MAX_ISA` names: `baseline` (or `sse2`), `avx2`; anything else

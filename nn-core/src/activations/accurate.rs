@@ -90,7 +90,7 @@ pub fn sigmoid_f32(x: f32) -> f32 {
 ///
 /// # Panics
 /// If the slices' lengths differ.
-#[inline]
+#[inline(always)]
 pub(crate) fn tanh_f32_slice(x: &[f32], y: &mut [f32]) {
     assert_eq!(
         x.len(),
@@ -108,6 +108,14 @@ pub(crate) fn tanh_f32_slice(x: &[f32], y: &mut [f32]) {
             return unsafe { wide::tanh_avx2(x, y) };
         }
     }
+    tanh_f32_baseline(x, y);
+}
+
+/// The baseline loop of [`tanh_f32_slice`], out of line: the function itself (two checks and
+/// a call) is then small enough to be inlined into the passes compiled for AVX-512 or AVX2,
+/// and their loop with it.
+#[inline(never)]
+fn tanh_f32_baseline(x: &[f32], y: &mut [f32]) {
     map(x, y, tanh_f32);
 }
 
@@ -115,7 +123,7 @@ pub(crate) fn tanh_f32_slice(x: &[f32], y: &mut [f32]) {
 ///
 /// # Panics
 /// If the slices' lengths differ.
-#[inline]
+#[inline(always)]
 pub(crate) fn sigmoid_f32_slice(x: &[f32], y: &mut [f32]) {
     assert_eq!(
         x.len(),
@@ -133,6 +141,14 @@ pub(crate) fn sigmoid_f32_slice(x: &[f32], y: &mut [f32]) {
             return unsafe { wide::sigmoid_avx2(x, y) };
         }
     }
+    sigmoid_f32_baseline(x, y);
+}
+
+/// The baseline loop of [`sigmoid_f32_slice`], out of line: the function itself (two checks and
+/// a call) is then small enough to be inlined into the passes compiled for AVX-512 or AVX2,
+/// and their loop with it.
+#[inline(never)]
+fn sigmoid_f32_baseline(x: &[f32], y: &mut [f32]) {
     map(x, y, sigmoid_f32);
 }
 
@@ -149,25 +165,31 @@ fn map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32) {
 }
 
 /// The slice loops compiled for AVX-512 and for AVX2: the same operations in the same order
-/// (Rust fuses no multiply-add), so the same results, in wider vectors.
+/// (Rust fuses no multiply-add), so the same results, in wider vectors. `#[inline]`: in the
+/// passes a small network compiles for the same features they are inlined (the layer's
+/// length known, the loop unrolled), elsewhere called.
 #[cfg(target_arch = "x86_64")]
 mod wide {
     #[target_feature(enable = "avx512f")]
+    #[inline]
     pub(super) fn tanh(x: &[f32], y: &mut [f32]) {
         super::map(x, y, super::tanh_f32);
     }
 
     #[target_feature(enable = "avx512f")]
+    #[inline]
     pub(super) fn sigmoid(x: &[f32], y: &mut [f32]) {
         super::map(x, y, super::sigmoid_f32);
     }
 
     #[target_feature(enable = "avx2,fma")]
+    #[inline]
     pub(super) fn tanh_avx2(x: &[f32], y: &mut [f32]) {
         super::map(x, y, super::tanh_f32);
     }
 
     #[target_feature(enable = "avx2,fma")]
+    #[inline]
     pub(super) fn sigmoid_avx2(x: &[f32], y: &mut [f32]) {
         super::map(x, y, super::sigmoid_f32);
     }

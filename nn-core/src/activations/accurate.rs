@@ -111,10 +111,11 @@ pub(crate) fn tanh_f32_slice(x: &[f32], y: &mut [f32]) {
     tanh_f32_baseline(x, y);
 }
 
-/// The baseline loop of [`tanh_f32_slice`], out of line: the function itself (two checks and
-/// a call) is then small enough to be inlined into the passes compiled for AVX-512 or AVX2,
-/// and their loop with it.
-#[inline(never)]
+/// The baseline loop of [`tanh_f32_slice`]: out of line on x86-64, where the passes that
+/// inline [`tanh_f32_slice`] (those compiled for AVX-512 or AVX2) run the wide loop instead;
+/// inlined elsewhere (no wide loop: the only one, specialised to the layer's length).
+#[cfg_attr(target_arch = "x86_64", inline(never))]
+#[cfg_attr(not(target_arch = "x86_64"), inline(always))]
 fn tanh_f32_baseline(x: &[f32], y: &mut [f32]) {
     map(x, y, tanh_f32);
 }
@@ -144,10 +145,11 @@ pub(crate) fn sigmoid_f32_slice(x: &[f32], y: &mut [f32]) {
     sigmoid_f32_baseline(x, y);
 }
 
-/// The baseline loop of [`sigmoid_f32_slice`], out of line: the function itself (two checks and
-/// a call) is then small enough to be inlined into the passes compiled for AVX-512 or AVX2,
-/// and their loop with it.
-#[inline(never)]
+/// The baseline loop of [`sigmoid_f32_slice`]: out of line on x86-64, where the passes that
+/// inline [`sigmoid_f32_slice`] (those compiled for AVX-512 or AVX2) run the wide loop instead;
+/// inlined elsewhere (no wide loop: the only one, specialised to the layer's length).
+#[cfg_attr(target_arch = "x86_64", inline(never))]
+#[cfg_attr(not(target_arch = "x86_64"), inline(always))]
 fn sigmoid_f32_baseline(x: &[f32], y: &mut [f32]) {
     map(x, y, sigmoid_f32);
 }

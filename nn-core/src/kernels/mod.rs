@@ -211,7 +211,9 @@ pub enum Algorithm {
     /// `N = 1`, column-major `A`: the kernel set's matrix-vector loop, which streams `A` once
     /// (packing it would cost as much as the product).
     MatrixVector,
-    /// `N = 1`, `A` stored transposed: one dot product of contiguous runs per row, inlined.
+    /// `N = 1`, `A` stored transposed: one dot product of contiguous runs per row, inlined
+    /// ([`KernelSet::row_dots`]: on x86-64 in explicit vectors, several rows at a time, with
+    /// the same bits).
     RowDots,
     /// Small product, column-major `A` of at most [`DIRECT_MAX_ROWS`] rows: four columns of `C`
     /// at a time in registers, inlined (below 1 Ki multiply-adds) or the kernel set's copy.

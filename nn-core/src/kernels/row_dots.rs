@@ -1,4 +1,4 @@
-//! [`super::row_dots`] (`y (+)= Aᵀ·x`, `A` stored `K × M`: a dense layer's input gradient for
+//! [`super::row_dots()`] (`y (+)= Aᵀ·x`, `A` stored `K × M`: a dense layer's input gradient for
 //! one sample) with explicit vectors on x86-64, bit for bit the same as the scalar definition.
 //!
 //! The definition computes each `y_i` as a dot product of `A`'s contiguous column `i` with
@@ -131,7 +131,7 @@ unsafe fn lanes_sse2_f32<const K: usize>(
     (lo, hi)
 }
 
-/// [`super::row_dots`] for `f32` with SSE2: four outputs at a time.
+/// [`super::row_dots()`] for `f32` with SSE2: four outputs at a time.
 ///
 /// # Safety
 /// `a` addresses the `K × M` matrix (column-major), `x` `K` scalars, `y` `M` writable ones
@@ -239,7 +239,7 @@ unsafe fn lanes_sse2_f64<const K: usize>(
     lanes
 }
 
-/// [`super::row_dots`] for `f64` with SSE2: two outputs at a time.
+/// [`super::row_dots()`] for `f64` with SSE2: two outputs at a time.
 ///
 /// # Safety
 /// As [`sse2_f32`].
@@ -336,7 +336,7 @@ unsafe fn lanes_avx_f32<const K: usize>(
     lanes
 }
 
-/// [`super::row_dots`] for `f32` with AVX: eight outputs at a time.
+/// [`super::row_dots()`] for `f32` with AVX: eight outputs at a time.
 ///
 /// # Safety
 /// As [`sse2_f32`]; the CPU has AVX2.
@@ -436,7 +436,7 @@ unsafe fn lanes_avx_f64<const K: usize>(
     lanes
 }
 
-/// [`super::row_dots`] for `f64` with AVX: four outputs at a time.
+/// [`super::row_dots()`] for `f64` with AVX: four outputs at a time.
 ///
 /// # Safety
 /// As [`sse2_f32`]; the CPU has AVX2.

@@ -90,7 +90,7 @@ pub fn sigmoid_f32(x: f32) -> f32 {
 ///
 /// # Panics
 /// If the slices' lengths differ.
-#[inline]
+#[inline(always)]
 pub(crate) fn tanh_f32_slice(x: &[f32], y: &mut [f32]) {
     assert_eq!(
         x.len(),
@@ -108,6 +108,15 @@ pub(crate) fn tanh_f32_slice(x: &[f32], y: &mut [f32]) {
             return unsafe { wide::tanh_avx2(x, y) };
         }
     }
+    tanh_f32_baseline(x, y);
+}
+
+/// The baseline loop of [`tanh_f32_slice`]: out of line on x86-64, where the passes that
+/// inline [`tanh_f32_slice`] (those compiled for AVX-512 or AVX2) run the wide loop instead;
+/// inlined elsewhere (no wide loop: the only one, specialised to the layer's length).
+#[cfg_attr(target_arch = "x86_64", inline(never))]
+#[cfg_attr(not(target_arch = "x86_64"), inline(always))]
+fn tanh_f32_baseline(x: &[f32], y: &mut [f32]) {
     map(x, y, tanh_f32);
 }
 
@@ -115,7 +124,7 @@ pub(crate) fn tanh_f32_slice(x: &[f32], y: &mut [f32]) {
 ///
 /// # Panics
 /// If the slices' lengths differ.
-#[inline]
+#[inline(always)]
 pub(crate) fn sigmoid_f32_slice(x: &[f32], y: &mut [f32]) {
     assert_eq!(
         x.len(),
@@ -133,6 +142,15 @@ pub(crate) fn sigmoid_f32_slice(x: &[f32], y: &mut [f32]) {
             return unsafe { wide::sigmoid_avx2(x, y) };
         }
     }
+    sigmoid_f32_baseline(x, y);
+}
+
+/// The baseline loop of [`sigmoid_f32_slice`]: out of line on x86-64, where the passes that
+/// inline [`sigmoid_f32_slice`] (those compiled for AVX-512 or AVX2) run the wide loop instead;
+/// inlined elsewhere (no wide loop: the only one, specialised to the layer's length).
+#[cfg_attr(target_arch = "x86_64", inline(never))]
+#[cfg_attr(not(target_arch = "x86_64"), inline(always))]
+fn sigmoid_f32_baseline(x: &[f32], y: &mut [f32]) {
     map(x, y, sigmoid_f32);
 }
 
@@ -149,25 +167,31 @@ fn map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32) {
 }
 
 /// The slice loops compiled for AVX-512 and for AVX2: the same operations in the same order
-/// (Rust fuses no multiply-add), so the same results, in wider vectors.
+/// (Rust fuses no multiply-add), so the same results, in wider vectors. `#[inline]`: in the
+/// passes a small network compiles for the same features they are inlined (the layer's
+/// length known, the loop unrolled), elsewhere called.
 #[cfg(target_arch = "x86_64")]
 mod wide {
     #[target_feature(enable = "avx512f")]
+    #[inline]
     pub(super) fn tanh(x: &[f32], y: &mut [f32]) {
         super::map(x, y, super::tanh_f32);
     }
 
     #[target_feature(enable = "avx512f")]
+    #[inline]
     pub(super) fn sigmoid(x: &[f32], y: &mut [f32]) {
         super::map(x, y, super::sigmoid_f32);
     }
 
     #[target_feature(enable = "avx2,fma")]
+    #[inline]
     pub(super) fn tanh_avx2(x: &[f32], y: &mut [f32]) {
         super::map(x, y, super::tanh_f32);
     }
 
     #[target_feature(enable = "avx2,fma")]
+    #[inline]
     pub(super) fn sigmoid_avx2(x: &[f32], y: &mut [f32]) {
         super::map(x, y, super::sigmoid_f32);
     }

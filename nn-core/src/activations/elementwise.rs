@@ -39,7 +39,10 @@ macro_rules! elementwise_activation {
         impl<T: Real> Activation<T> for $ty {
             const READS: Reads = <Self as Elementwise<T>>::READS;
 
-            #[inline]
+            // Always inlined, as a dense layer's passes: in the passes a small network compiles
+            // for AVX-512 or AVX2, the layer's loop (or the exact tanh's and sigmoid's copy for
+            // those features) is then inlined with its length known, not called.
+            #[inline(always)]
             fn forward<const N: usize, const B: usize>(
                 &self,
                 x: &SMatrix<T, N, B>,

@@ -35,6 +35,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod row_dots;
 mod sets;
 mod stream;
 mod strided;
@@ -89,22 +91,36 @@ pub(crate) fn max_isa() -> Isa {
 fn env_max_isa() -> Isa {
     #[cfg(feature = "std")]
     {
-        use core::sync::atomic::{AtomicU8, Ordering};
-        const TIERS: [Isa; 3] = [Isa::Baseline, Isa::Avx2, Isa::Avx512];
-        // The tier's index, or u8::MAX before the variable is read.
-        static CAP: AtomicU8 = AtomicU8::new(u8::MAX);
-        let cap = CAP.load(Ordering::Relaxed);
+        use core::sync::atomic::Ordering;
+        let cap = MAX_ISA_CAP.load(Ordering::Relaxed);
         if let Some(&tier) = TIERS.get(cap as usize) {
             return tier;
         }
-        let tier = parse_max_isa(std::env::var("NN_MAX_ISA").ok().as_deref().unwrap_or(""));
-        CAP.store(tier as u8, Ordering::Relaxed);
-        tier
+        read_max_isa()
     }
     #[cfg(not(feature = "std"))]
     {
         Isa::Avx512
     }
+}
+
+/// The tiers by index ([`MAX_ISA_CAP`]'s values).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+const TIERS: [Isa; 3] = [Isa::Baseline, Isa::Avx2, Isa::Avx512];
+
+/// `NN_MAX_ISA`'s tier as an index of [`TIERS`], or `u8::MAX` before the variable is read.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+static MAX_ISA_CAP: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(u8::MAX);
+
+/// Reads `NN_MAX_ISA` and caches its tier: out of line, so that the check of the cache (on
+/// every dispatch) is inlined where the tier is asked for.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[cold]
+#[inline(never)]
+fn read_max_isa() -> Isa {
+    let tier = parse_max_isa(std::env::var("NN_MAX_ISA").ok().as_deref().unwrap_or(""));
+    MAX_ISA_CAP.store(tier as u8, core::sync::atomic::Ordering::Relaxed);
+    tier
 }
 
 /// The tier a value of `NN_MAX_ISA` names: `baseline` (or `sse2`), `avx2`; anything else
@@ -195,7 +211,9 @@ pub enum Algorithm {
     /// `N = 1`, column-major `A`: the kernel set's matrix-vector loop, which streams `A` once
     /// (packing it would cost as much as the product).
     MatrixVector,
-    /// `N = 1`, `A` stored transposed: one dot product of contiguous runs per row, inlined.
+    /// `N = 1`, `A` stored transposed: one dot product of contiguous runs per row, inlined
+    /// ([`KernelSet::row_dots`]: on x86-64 in explicit vectors, several rows at a time, with
+    /// the same bits).
     RowDots,
     /// Small product, column-major `A` of at most [`DIRECT_MAX_ROWS`] rows: four columns of `C`
     /// at a time in registers, inlined (below 1 Ki multiply-adds) or the kernel set's copy.
@@ -304,6 +322,25 @@ pub trait KernelSet<T: Real> {
         b: View<T>,
         accumulate: bool,
     );
+
+    /// `y (+)= Aᵀ·x` ([`Algorithm::RowDots`]) with `A` stored `K × M`: each `y_i` the dot
+    /// product of `A`'s column `i` with `x` in 8 interleaved partial sums (`p mod 8`),
+    /// combined `((l₀+l₄)+(l₁+l₅))+((l₂+l₆)+(l₃+l₇))` (sequentially for `K < 8`), bit for bit
+    /// in every set (the default: the scalar definition; `f32`'s and `f64`'s sets: the same
+    /// additions in explicit vectors on x86-64).
+    ///
+    /// # Safety
+    /// `x` addresses `K` scalars; `y` `M` writable ones, not overlapping `a` or `x`.
+    #[inline(always)]
+    unsafe fn row_dots<const M: usize, const K: usize>(
+        y: *mut T,
+        a: &SMatrix<T, K, M>,
+        x: View<T>,
+        accumulate: bool,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { row_dots::<T, M, K>(y, a, x, accumulate) }
+    }
 }
 
 /// A read-only matrix seen through strides, element `(i, j)` at `ptr + i·rs + j·cs`: how the
@@ -436,7 +473,7 @@ unsafe fn product<T: Real, const M: usize, const K: usize, const N: usize>(
             }
             (Algorithm::MatrixVector, _) => T::Kernels::gemv(M, K, a_view, b, y, accumulate),
             (Algorithm::RowDots, Operand::Transposed(a)) => {
-                row_dots::<T, M, K>(y, a, b, accumulate)
+                T::Kernels::row_dots::<M, K>(y, a, b, accumulate)
             }
             (Algorithm::Direct, Operand::Matrix(a)) => {
                 if M * K * N >= DIRECT_SIMD_MIN_WORK {
@@ -541,7 +578,10 @@ unsafe fn gemv_inline<T: Real, const M: usize, const K: usize>(
 }
 
 /// `y (+)= Aᵀ·x` with `A` stored `K × M`: each `y_i` is the dot product of `A`'s column `i`
-/// with `x`, both contiguous.
+/// with `x`, both contiguous, in [`dot`]'s order. The definition of
+/// [`KernelSet::row_dots`]'s results (the kernel sets' vector versions, in `row_dots.rs`, give
+/// the same bits; left to the compiler, this loop is vectorised across the outputs `i`, with
+/// gathers).
 ///
 /// # Safety
 /// `x` addresses `K` scalars; `y` `M` writable ones, not overlapping `a` or `x`.

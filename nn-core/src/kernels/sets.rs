@@ -7,7 +7,7 @@
 use super::stream::{self, Portable};
 use super::{KernelSet, View};
 #[cfg(target_arch = "x86_64")]
-use super::{avx2, x86};
+use super::{avx2, row_dots, x86};
 use nalgebra::SMatrix;
 
 /// The kernels of `f32`.
@@ -20,7 +20,15 @@ pub struct F64Kernels;
 
 /// One set per scalar type: the same dispatch, with that type's AVX-512 and AVX2 kernels.
 macro_rules! kernel_set {
-    ($set:ident, $t:ty, $gemv:ident, $gemm:ident, $dots:ident) => {
+    (
+        $set:ident,
+        $t:ty,
+        $gemv:ident,
+        $gemm:ident,
+        $dots:ident,
+        $row_dots_avx:ident,
+        $row_dots_sse2:ident
+    ) => {
         impl KernelSet<$t> for $set {
             #[inline]
             unsafe fn gemv(
@@ -125,12 +133,46 @@ macro_rules! kernel_set {
                 // SAFETY: the caller's contract.
                 unsafe { super::direct::<$t, M, K, N, false>(c, a, b, accumulate) }
             }
+
+            /// The vector versions (the same bits) for `K ≥ 8` on x86-64: AVX where the tier
+            /// allows it (inlined into the passes compiled for AVX2 or AVX-512), SSE2
+            /// otherwise. `K < 8` is one sequential sum per output, which the compiler
+            /// vectorises across the outputs with contiguous loads.
+            #[inline(always)]
+            unsafe fn row_dots<const M: usize, const K: usize>(
+                y: *mut $t,
+                a: &SMatrix<$t, K, M>,
+                x: View<$t>,
+                accumulate: bool,
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                if K >= 8 && x.rs == 1 {
+                    if avx2::has_avx2_fma() {
+                        // SAFETY: the caller's contract (x contiguous); AVX2 is present.
+                        unsafe {
+                            row_dots::$row_dots_avx::<M, K>(y, a.as_ptr(), x.ptr, accumulate)
+                        };
+                    } else {
+                        // SAFETY: as above; SSE2 is part of x86-64.
+                        unsafe {
+                            row_dots::$row_dots_sse2::<M, K>(y, a.as_ptr(), x.ptr, accumulate)
+                        };
+                    }
+                    return;
+                }
+                // SAFETY: the caller's contract.
+                unsafe { super::row_dots::<$t, M, K>(y, a, x, accumulate) }
+            }
         }
     };
 }
 
-kernel_set!(F32Kernels, f32, gemv_f32, gemm_f32, dots_f32);
-kernel_set!(F64Kernels, f64, gemv_f64, gemm_f64, dots_f64);
+kernel_set!(
+    F32Kernels, f32, gemv_f32, gemm_f32, dots_f32, avx_f32, sse2_f32
+);
+kernel_set!(
+    F64Kernels, f64, gemv_f64, gemm_f64, dots_f64, avx_f64, sse2_f64
+);
 
 /// The portable matrix-vector loop, not inlined (it is the large-size path).
 ///

@@ -819,3 +819,123 @@ fn split_products_on_the_avx2_tier_equal_whole_ones_bit_for_bit() {
     check::<f32, 40, 70, 300>();
     check::<f64, 64, 64, 197>();
 }
+
+/// A value of `value`'s with a magnitude between 2⁻²⁰ and 2²⁰ (so that other additions, or
+/// the same ones in another order, would show in the bits), or a zero of either sign.
+fn mixed(seed: usize) -> f64 {
+    match seed % 13 {
+        0 => 0.0,
+        1 => -0.0,
+        _ => value(seed) * 2f64.powi((value(seed ^ 0x5555) * 20.0) as i32),
+    }
+}
+
+/// `y (+)= Aᵀ·x` for one column (`row_dots`, the definition) against the kernel set's version,
+/// through `matmul_atb` on every tier: bit for bit.
+fn check_row_dots<T: Real, const M: usize, const K: usize>() {
+    check_row_dots_of::<T, M, K>(
+        |p, i| mixed(11 + p * 7919 + i * 104_729),
+        |p| mixed(12 + p * 7919),
+        |i| mixed(13 + i * 7919),
+    );
+}
+
+/// As `check_row_dots`, with `A[p, i] = a(p, i)`, `x_p = x(p)` and `y_i = y(i)` before.
+fn check_row_dots_of<T: Real, const M: usize, const K: usize>(
+    a: impl Fn(usize, usize) -> f64,
+    x: impl Fn(usize) -> f64,
+    y: impl Fn(usize) -> f64,
+) {
+    let a: SMatrix<T, K, M> = SMatrix::from_fn(|p, i| T::of(a(p, i)));
+    let x: SMatrix<T, K, 1> = SMatrix::from_fn(|p, _| T::of(x(p)));
+    let y0: SMatrix<T, M, 1> = SMatrix::from_fn(|i, _| T::of(y(i)));
+    let bits =
+        |y: &SMatrix<T, M, 1>| -> Vec<u64> { y.iter().map(|v| v.to_f64().to_bits()).collect() };
+    for accumulate in [false, true] {
+        let mut want = y0;
+        // SAFETY: x is K × 1, want M × 1.
+        unsafe { row_dots::<T, M, K>(want.as_mut_ptr(), &a, view(&x), accumulate) };
+        on_every_path(|| {
+            let mut got = y0;
+            matmul_atb(&mut got, &a, &x, accumulate);
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "{M}×{K}, {} bytes, accumulate = {accumulate}, {:?}",
+                size_of::<T>(),
+                max_isa_now(),
+            );
+        });
+    }
+}
+
+/// The tier the kernels run on now (for the messages).
+fn max_isa_now() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512() {
+            return "AVX-512";
+        }
+        if avx2::has_avx2_fma() {
+            return "AVX2";
+        }
+    }
+    "baseline"
+}
+
+/// `check_row_dots` for every `M` of a list and every `K` of another.
+macro_rules! check_row_dots_sizes {
+    ($t:ty; [$($m:literal),*]; $ks:tt) => {
+        $(check_row_dots_sizes!(@ $t, $m, $ks);)*
+    };
+    (@ $t:ty, $m:literal, [$($k:literal),*]) => {
+        $(check_row_dots::<$t, $m, $k>();)*
+    };
+}
+
+#[test]
+fn row_dots_equal_the_definition_bit_for_bit_on_every_tier() {
+    check_row_dots_sizes!(f32; [1, 3, 8, 16, 20]; [1, 7, 8, 9, 16, 17, 33]);
+    check_row_dots_sizes!(f64; [1, 3, 8, 16, 20]; [1, 7, 8, 9, 16, 17, 33]);
+    // Longer columns, and blocks of outputs with every remainder.
+    check_row_dots_sizes!(f32; [2, 5, 7, 9, 15, 33]; [24, 100]);
+    check_row_dots_sizes!(f64; [2, 5, 7, 9, 15, 33]; [24, 100]);
+}
+
+/// Zeros of both signs: columns of `+0` or `−0` (with an `x` of one sign, every product a
+/// zero of one sign), columns zero but for one value, columns whose products cancel
+/// exactly, and `−0` before accumulating: the sign of every zero result as defined (each
+/// lane starts from `+0`).
+#[test]
+fn row_dots_give_the_defined_signs_of_zeros_on_every_tier() {
+    fn check<T: Real, const M: usize, const K: usize>() {
+        for sign in [1.0, -1.0] {
+            check_row_dots_of::<T, M, K>(
+                |p, i| match i % 5 {
+                    0 => 0.0,
+                    1 => -0.0,
+                    2 if p == i % K => 1.5,
+                    2 => -0.0,
+                    // With x's pairs of equal values: products ∓x, ±x, which cancel exactly.
+                    3 => {
+                        if p % 2 == 0 {
+                            -1.0
+                        } else {
+                            1.0
+                        }
+                    }
+                    _ => mixed(21 + p * 7919 + i * 104_729),
+                },
+                |p| sign * (1.0 + (p / 2) as f64),
+                |i| if i % 2 == 0 { -0.0 } else { 0.0 },
+            );
+        }
+    }
+    check::<f32, 16, 16>();
+    check::<f32, 20, 17>();
+    check::<f32, 5, 9>();
+    check::<f32, 8, 8>();
+    check::<f64, 16, 16>();
+    check::<f64, 7, 33>();
+    check::<f64, 3, 8>();
+}

@@ -10,6 +10,9 @@ use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
 use core::marker::PhantomData;
 use nalgebra::SMatrix;
 
+#[cfg(target_arch = "x86_64")]
+mod implicit;
+
 /// 2-d convolution, PyTorch's `nn.Conv2d(CI, CO, (KH, KW), stride=(SH, SW),
 /// padding=(PH, PW), dilation=(DH, DW), bias=NB > 0)` with zero padding, on samples
 /// `[CI, H, W]` (flattened, `IN = CI·H·W`) giving `[CO, OH, OW]` (`OUT = CO·OH·OW`):
@@ -534,6 +537,66 @@ pub(crate) fn forward_batch<
     if B == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if size_of::<T>() == 4
+        && const { implicit::applies::<G, CO, K>() }
+        && crate::kernels::has_avx512()
+    {
+        // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes), so
+        // the slices can be read as f32; the CPU has AVX-512F; `applies` holds, so the
+        // padded plane and the wide result fit in the K·P scalars of scratch every caller
+        // gives (at least one tile); the weight has CO·K scalars, the bias NB.
+        unsafe {
+            implicit::forward::<G, CO, K, IN, OUT>(
+                as_f32(weight),
+                as_f32(bias.as_slice()),
+                as_f32(x.as_slice()),
+                as_f32_mut(y.as_mut_slice()),
+                as_f32_mut(scratch),
+            );
+        }
+        return;
+    }
+    forward_lowered::<T, G, CO, K, NB, IN, OUT, B>(weight, bias, x, y, scratch);
+}
+
+/// The scalars of `s` as `f32`.
+///
+/// # Safety
+/// `T` is `f32`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn as_f32<T>(s: &[T]) -> &[f32] {
+    // SAFETY: the caller's contract: the same type.
+    unsafe { core::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
+}
+
+/// The scalars of `s` as `f32`, writable.
+///
+/// # Safety
+/// `T` is `f32`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn as_f32_mut<T>(s: &mut [T]) -> &mut [f32] {
+    // SAFETY: the caller's contract: the same type.
+    unsafe { core::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
+}
+
+/// [`forward_batch`] by the im2col lowering, one sample at a time.
+fn forward_lowered<
+    T: Real,
+    G: ConvGeometry2d,
+    const CO: usize,
+    const K: usize,
+    const NB: usize,
+    const IN: usize,
+    const OUT: usize,
+    const B: usize,
+>(
+    weight: &[T],
+    bias: &SMatrix<T, NB, 1>,
+    x: &SMatrix<T, IN, B>,
+    y: &mut SMatrix<T, OUT, B>,
+    scratch: &mut [T],
+) {
     let plane = G::OH * G::OW;
     let cols = &mut scratch[..tile::<G, K>()];
     // Wᵀ, K × CO: the transposed view of the CO × K weight.
@@ -852,6 +915,91 @@ mod tests {
         // Bigger than the direct products (the blocked GEMM's edges): 8 → 16 channels on 12×12.
         type E = Geometry2d<8, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1>;
         agrees_with_naive_both_ways::<E, 16, 72, 16, 1152, 2304, 2>(56);
+    }
+
+    /// The forward pass in `f32` (without the lowering where AVX-512 runs the implicit GEMM)
+    /// against [`naive`] in `f64` on the same values, and, when `same_bits`, bit for bit
+    /// against the lowered pass.
+    #[cfg(target_arch = "x86_64")]
+    fn f32_forward_matches<
+        G: ConvGeometry2d,
+        const CO: usize,
+        const K: usize,
+        const NB: usize,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        seed: u64,
+        same_bits: bool,
+    ) {
+        let name = core::any::type_name::<G>();
+        let (w, b) = (
+            random_matrix::<CO, K>(seed, 1.0),
+            random_matrix::<NB, 1>(seed + 1, 1.0),
+        );
+        let x = random_matrix::<IN, B>(seed + 2, 1.0);
+        let layer = Conv2d::<f32, CO, K, NB, IN, OUT, G>::new(w.cast(), b.cast());
+        let x32: SMatrix<f32, IN, B> = x.cast();
+        let mut scratch = std::vec![f32::NAN; <Conv2d<f32, CO, K, NB, IN, OUT, G> as Layer<f32, IN, OUT>>::SCRATCH_PER_CALL];
+        let mut y = SMatrix::<f32, OUT, B>::ZERO;
+        layer.forward(&(), &x32, &mut y, &mut scratch);
+        let mut lowered = SMatrix::<f32, OUT, B>::ZERO;
+        scratch.fill(f32::NAN);
+        forward_lowered::<f32, G, CO, K, NB, IN, OUT, B>(
+            layer.weight.as_slice(),
+            &layer.bias,
+            &x32,
+            &mut lowered,
+            &mut scratch,
+        );
+        if same_bits {
+            assert_eq!(y, lowered, "{name}");
+        }
+        let (w64, b64): (SMatrix<f64, CO, K>, SMatrix<f64, NB, 1>) =
+            (layer.weight.cast(), layer.bias.cast());
+        for j in 0..B {
+            let xj: std::vec::Vec<f64> = x32.column(j).iter().map(|&v| f64::from(v)).collect();
+            let expected = naive::<G, CO, K, NB, OUT>(&w64, &b64, &xj);
+            for (got, want) in y.column(j).iter().zip(expected.iter()) {
+                assert!(
+                    (f64::from(*got) - want).abs() < 1e-4,
+                    "{name}: {got} against {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn implicit_forward_matches_the_lowered_one() {
+        type C1 = Geometry2d<1, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1>;
+        type C2 = Geometry2d<6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1>;
+        assert!(implicit::applies::<C1, 6, 25>() && implicit::applies::<C2, 16, 150>());
+        f32_forward_matches::<C1, 6, 25, 6, 784, 4704, 3>(70, true);
+        f32_forward_matches::<C2, 16, 150, 0, 1176, 1600, 2>(71, true);
+        // Padding 2 × 1, dilation 2 × 3, 19 channels (a tile of 3), B = 1.
+        type D = Geometry2d<8, 11, 13, 3, 2, 1, 1, 2, 1, 2, 3>;
+        assert_eq!((D::OH, D::OW), (11, 12));
+        assert!(implicit::applies::<D, 19, 48>());
+        f32_forward_matches::<D, 19, 48, 19, 1144, 2508, 1>(72, true);
+        // 300 taps: the lowered pass's GEMM sums them in two blocks, the implicit one in one
+        // chain (the same values to rounding, not the same bits).
+        type E = Geometry2d<12, 8, 8, 5, 5, 1, 1, 2, 2, 1, 1>;
+        assert!(implicit::applies::<E, 4, 300>());
+        f32_forward_matches::<E, 4, 300, 4, 768, 256, 2>(73, false);
+        // Not with a stride, nor where the wide rows would be more than 1.5 times the
+        // positions (a 4 × 4 kernel on 5 × 5, padding 0: 2 × 2 positions, 7 wide rows).
+        assert!(!implicit::applies::<
+            Geometry2d<8, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1>,
+            8,
+            72,
+        >());
+        assert!(!implicit::applies::<
+            Geometry2d<8, 5, 5, 4, 4, 1, 1, 0, 0, 1, 1>,
+            8,
+            128,
+        >());
     }
 
     #[test]

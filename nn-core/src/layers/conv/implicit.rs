@@ -1,0 +1,208 @@
+//! The forward pass of stride-1 convolutions in `f32` on AVX-512 without the im2col lowering
+//! (an "implicit GEMM"): the sample is copied into a zero-padded plane `xp` (`CI × Hp × Wp`,
+//! `Hp = H + 2·PH`, `Wp = W + 2·PW`), where the input of tap `k = (ci, kh, kw)` at output
+//! position `(oh, ow)` is `xp[off(k) + q]` with `off(k) = ci·Hp·Wp + kh·DH·Wp + kw·DW` and
+//! `q = oh·Wp + ow`. So column `k` of the lowering, taken over the "wide" positions
+//! `q < (OH − 1)·Wp + OW` (the `Wp − OW` positions at the end of each row are not outputs),
+//! is `xp` itself from `off(k)` on: the micro-kernel reads its 32-row panels there, a tap at
+//! a time, instead of from a lowered copy. The wide result (`rows × CO`) is then copied to
+//! `y` without its extra positions, plus the bias.
+//!
+//! The lowering it replaces wrote `K·P` scalars per sample in short runs (`OW` of them) and
+//! cost as much as the product. Each output is the same chain of fused multiply-adds, tap
+//! after tap from zero, plus the bias, as the blocked GEMM's for `K ≤ 256` (one depth block):
+//! the same bits.
+
+use super::super::geometry::ConvGeometry2d;
+use core::arch::x86_64::*;
+
+/// Rows of the register tile (two 16-lane vectors).
+const MR: usize = 32;
+/// Most columns of the register tile (output channels).
+const NR: usize = 8;
+
+/// The zero-padded plane's `(Hp, Wp)`.
+const fn padded<G: ConvGeometry2d>() -> (usize, usize) {
+    (G::H + 2 * G::PH, G::W + 2 * G::PW)
+}
+
+/// Rows of the wide product, `(OH − 1)·Wp + OW`.
+const fn wide_rows<G: ConvGeometry2d>() -> usize {
+    let (_, wp) = padded::<G>();
+    if G::OH == 0 {
+        0
+    } else {
+        (G::OH - 1) * wp + G::OW
+    }
+}
+
+/// Scalars of scratch the pass uses: the padded plane and the wide result.
+pub(crate) const fn scratch<G: ConvGeometry2d, const CO: usize>() -> usize {
+    let (hp, wp) = padded::<G>();
+    G::CI * hp * wp + wide_rows::<G>() * CO
+}
+
+/// Whether the forward pass of this convolution runs here (when the scalar is `f32` and the
+/// CPU has AVX-512F): stride 1, the padded plane and the wide result fit in one im2col tile
+/// (`K·P` scalars, the room every caller's scratch has), and the wide rows are at most 1.5
+/// times the positions (the extra ones are computed for nothing).
+pub(crate) const fn applies<G: ConvGeometry2d, const CO: usize, const K: usize>() -> bool {
+    let positions = G::OH * G::OW;
+    G::SH == 1
+        && G::SW == 1
+        && positions > 0
+        && scratch::<G, CO>() <= K * positions
+        && 2 * wide_rows::<G>() <= 3 * positions
+}
+
+/// `y = W ⋆ x + b` for `x.len() / IN` samples (see the module's description).
+///
+/// # Safety
+/// The CPU has AVX-512F; [`applies`] holds; `weight` holds `CO·K` scalars (`CO × K`
+/// column-major), `bias` `CO` or none, `x` whole samples of `IN = CI·H·W` and `y` as many of
+/// `OUT = CO·OH·OW`; `scratch` at least [`scratch`] scalars.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn forward<
+    G: ConvGeometry2d,
+    const CO: usize,
+    const K: usize,
+    const IN: usize,
+    const OUT: usize,
+>(
+    weight: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (hp, wp) = padded::<G>();
+    let plane_p = hp * wp;
+    let rows = wide_rows::<G>();
+    let plane = G::OH * G::OW;
+    let (xp, rest) = scratch.split_at_mut(G::CI * plane_p);
+    let wide = &mut rest[..rows * CO];
+    // The padding stays zero; the inside is overwritten sample after sample.
+    xp.fill(0.0);
+    let weight = &weight[..CO * K];
+    for (x, y) in x.chunks_exact(IN).zip(y.chunks_exact_mut(OUT)) {
+        for ci in 0..G::CI {
+            for h in 0..G::H {
+                let to = ci * plane_p + (h + G::PH) * wp + G::PW;
+                let from = (ci * G::H + h) * G::W;
+                xp[to..to + G::W].copy_from_slice(&x[from..from + G::W]);
+            }
+        }
+        let mut i = 0;
+        while i < rows {
+            let m = MR.min(rows - i);
+            let mut j = 0;
+            while j < CO {
+                // SAFETY: rows i..i + m of the wide product read xp at off(k) + q for
+                // q < rows, which is inside xp (the last tap of the last wide row reads its
+                // last scalar); the tile of `wide` (leading dimension `rows`) is inside it;
+                // channels j..j + n of the weight exist. The CPU has AVX-512F.
+                unsafe {
+                    let (a, w, c) = (
+                        xp.as_ptr().add(i),
+                        weight.as_ptr().add(j),
+                        wide.as_mut_ptr().add(i + j * rows),
+                    );
+                    match CO - j {
+                        1 => tile::<G, 1, CO>(a, w, c, rows, m),
+                        2 => tile::<G, 2, CO>(a, w, c, rows, m),
+                        3 => tile::<G, 3, CO>(a, w, c, rows, m),
+                        4 => tile::<G, 4, CO>(a, w, c, rows, m),
+                        5 => tile::<G, 5, CO>(a, w, c, rows, m),
+                        6 => tile::<G, 6, CO>(a, w, c, rows, m),
+                        7 => tile::<G, 7, CO>(a, w, c, rows, m),
+                        _ => tile::<G, NR, CO>(a, w, c, rows, m),
+                    }
+                }
+                j += NR;
+            }
+            i += MR;
+        }
+        for co in 0..CO {
+            let b = bias.get(co).copied();
+            for oh in 0..G::OH {
+                let from = &wide[co * rows + oh * wp..co * rows + oh * wp + G::OW];
+                let to = &mut y[co * plane + oh * G::OW..co * plane + (oh + 1) * G::OW];
+                match b {
+                    Some(b) => {
+                        for (to, &from) in to.iter_mut().zip(from) {
+                            *to = from + b;
+                        }
+                    }
+                    None => to.copy_from_slice(from),
+                }
+            }
+        }
+    }
+}
+
+/// The mask of the first `n` of 16 lanes.
+#[inline(always)]
+fn mask16(n: usize) -> __mmask16 {
+    if n >= 16 {
+        0xFFFF
+    } else {
+        ((1u32 << n) - 1) as __mmask16
+    }
+}
+
+/// `C[0..m, 0..N] = Σ_k A[.., k]·W[j.., k]ᵀ` for one tile: `A`'s column `k` at `a + off(k)`,
+/// `W[j + jj, k]` at `w + jj + k·CO`, `C` column-major with leading dimension `ldc`.
+///
+/// # Safety
+/// `a + off(k) + r` is readable for `r < m` (for `r < 32` when `m == 32`), `w` as said,
+/// `c` an `m × N` writable block; `1 ≤ m ≤ 32`; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn tile<G: ConvGeometry2d, const N: usize, const CO: usize>(
+    a: *const f32,
+    w: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    m: usize,
+) {
+    let (hp, wp) = padded::<G>();
+    let mut lo = [_mm512_setzero_ps(); N];
+    let mut hi = [_mm512_setzero_ps(); N];
+    let (k0, k1) = (mask16(m), mask16(m.saturating_sub(16)));
+    let whole = m == MR;
+    let mut k = 0;
+    for ci in 0..G::CI {
+        for kh in 0..G::KH {
+            for kw in 0..G::KW {
+                // SAFETY: the caller's contract.
+                unsafe {
+                    let ap = a.add(ci * hp * wp + kh * G::DH * wp + kw * G::DW);
+                    let (a0, a1) = if whole {
+                        (_mm512_loadu_ps(ap), _mm512_loadu_ps(ap.add(16)))
+                    } else {
+                        // Lanes past m are masked off (not read, cannot fault).
+                        (
+                            _mm512_maskz_loadu_ps(k0, ap),
+                            _mm512_maskz_loadu_ps(k1, ap.wrapping_add(16)),
+                        )
+                    };
+                    let wk = w.add(k * CO);
+                    for jj in 0..N {
+                        let b = _mm512_set1_ps(*wk.add(jj));
+                        lo[jj] = _mm512_fmadd_ps(a0, b, lo[jj]);
+                        hi[jj] = _mm512_fmadd_ps(a1, b, hi[jj]);
+                    }
+                }
+                k += 1;
+            }
+        }
+    }
+    for jj in 0..N {
+        // SAFETY: column jj < N of the m-row block of C; masked lanes are not written.
+        unsafe {
+            let col = c.add(jj * ldc);
+            _mm512_mask_storeu_ps(col, k0, lo[jj]);
+            _mm512_mask_storeu_ps(col.wrapping_add(16), k1, hi[jj]);
+        }
+    }
+}

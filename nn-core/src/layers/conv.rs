@@ -655,6 +655,28 @@ pub(crate) fn backward_batch<
     }
     let plane = G::OH * G::OW;
     let by_gemm = const { weight_gradient_by_gemm::<CO, K>() };
+    // ∂W without the lowering (an implicit GEMM's dot products), before the samples' loop.
+    #[cfg(target_arch = "x86_64")]
+    let implicit = !by_gemm
+        && size_of::<T>() == 4
+        && const { implicit::applies::<G, CO, K>() }
+        && crate::kernels::has_avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    let implicit = false;
+    #[cfg(target_arch = "x86_64")]
+    if implicit {
+        // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
+        // CPU has AVX-512F; `applies` holds, so the padded plane and the widened ∂Y fit in
+        // the K·P scalars of scratch every caller gives.
+        unsafe {
+            implicit::weight_gradient::<G, CO, K, IN, OUT>(
+                as_f32(x.as_slice()),
+                as_f32(dy.as_slice()),
+                as_f32_mut(d_weight.as_mut_slice()),
+                as_f32_mut(scratch),
+            );
+        }
+    }
     let (cols, rest) = scratch.split_at_mut(tile::<G, K>());
     // ∂Wᵀ (K × CO) of the batch, when computed by the GEMM.
     let d_weight_t = &mut rest[..if by_gemm { K * CO } else { 0 }];
@@ -680,7 +702,7 @@ pub(crate) fn backward_batch<
                 dy_s,
                 j > 0,
             );
-        } else {
+        } else if !implicit {
             im2col::<T, G>(x, cols);
             // ∂W (CO × K) += ∂Y_sᵀ (CO × P) · X̃ᵀ (P × K).
             matmul_view(
@@ -968,6 +990,90 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The backward pass in `f32` (the weight gradient without the lowering where AVX-512
+    /// runs the implicit GEMM's dot products) against [`naive_backward`] in `f64` on the same
+    /// values; the parameter gradients the same bits with and without `∂L/∂x`.
+    #[cfg(target_arch = "x86_64")]
+    fn f32_backward_matches<
+        G: ConvGeometry2d + Copy,
+        const CO: usize,
+        const K: usize,
+        const NB: usize,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        seed: u64,
+    ) {
+        type L<
+            T,
+            const CO: usize,
+            const K: usize,
+            const NB: usize,
+            const IN: usize,
+            const OUT: usize,
+            G,
+        > = Conv2d<T, CO, K, NB, IN, OUT, G>;
+        let name = core::any::type_name::<G>();
+        let layer = L::<f32, CO, K, NB, IN, OUT, G>::new(
+            random_matrix::<CO, K>(seed, 1.0).cast(),
+            random_matrix::<NB, 1>(seed + 1, 1.0).cast(),
+        );
+        let x: SMatrix<f32, IN, B> = random_matrix::<IN, B>(seed + 2, 1.0).cast();
+        let dy: SMatrix<f32, OUT, B> = random_matrix::<OUT, B>(seed + 3, 1.0).cast();
+        let start = L::<f32, CO, K, NB, IN, OUT, G>::new(
+            random_matrix::<CO, K>(seed + 4, 1.0).cast(),
+            random_matrix::<NB, 1>(seed + 5, 1.0).cast(),
+        );
+        let size = <L<f32, CO, K, NB, IN, OUT, G> as Layer<f32, IN, OUT>>::SCRATCH_PER_CALL;
+        let mut scratch = std::vec![f32::NAN; size];
+        let (mut grads, mut dx) = (start, SMatrix::<f32, IN, B>::ZERO);
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut scratch);
+        let mut params_only = start;
+        scratch.fill(f32::NAN);
+        layer.backward(&x, &(), &dy, None, &mut params_only, &mut scratch);
+        assert_eq!(params_only.weight, grads.weight, "{name}");
+        assert_eq!(params_only.bias, grads.bias, "{name}");
+        let w64: SMatrix<f64, CO, K> = layer.weight.cast();
+        let mut dw: SMatrix<f64, CO, K> = start.weight.cast();
+        for j in 0..B {
+            let xj: std::vec::Vec<f64> = x.column(j).iter().map(|&v| f64::from(v)).collect();
+            let dyj: std::vec::Vec<f64> = dy.column(j).iter().map(|&v| f64::from(v)).collect();
+            let (w, _, dxj) = naive_backward::<G, CO, K, NB, IN>(&w64, &xj, &dyj);
+            dw += w;
+            for (got, want) in dx.column(j).iter().zip(dxj.iter()) {
+                assert!((f64::from(*got) - want).abs() < 1e-4, "{name} ∂x");
+            }
+        }
+        // Sums of P·B products of values below 1.
+        let tolerance = 1e-6 * (G::OH * G::OW * B) as f64;
+        for (got, want) in grads.weight.iter().zip(dw.iter()) {
+            assert!(
+                (f64::from(*got) - want).abs() < tolerance,
+                "{name} ∂W: {got} against {want}"
+            );
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn implicit_weight_gradients_match_naive() {
+        // LeNet-5's first convolution (padding 2), 6 channels (a tile of 4 and one of 2),
+        // 25 taps (six tiles of 4 and one of 1).
+        type C1 = Geometry2d<1, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1>;
+        f32_backward_matches::<C1, 6, 25, 6, 784, 4704, 3>(80);
+        // Padding 2 × 1, dilation 2 × 3, 19 channels, 48 taps; B = 1 and 2, without a bias.
+        type D = Geometry2d<8, 11, 13, 3, 2, 1, 1, 2, 1, 2, 3>;
+        f32_backward_matches::<D, 19, 48, 19, 1144, 2508, 1>(81);
+        f32_backward_matches::<D, 19, 48, 0, 1144, 2508, 2>(82);
+        // 300 taps, 4 channels.
+        type E = Geometry2d<12, 8, 8, 5, 5, 1, 1, 2, 2, 1, 1>;
+        f32_backward_matches::<E, 4, 300, 4, 768, 256, 2>(83);
+        // LeNet-5's second convolution: the GEMM on the position-major lowering.
+        type C2 = Geometry2d<6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1>;
+        f32_backward_matches::<C2, 16, 150, 16, 1176, 1600, 2>(84);
     }
 
     #[test]

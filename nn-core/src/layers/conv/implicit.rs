@@ -206,3 +206,157 @@ unsafe fn tile<G: ConvGeometry2d, const N: usize, const CO: usize>(
         }
     }
 }
+
+/// `∂W (CO × K) += Σ_samples ∂Y_s·X̃ᵀ` without the im2col lowering, for the geometries of
+/// [`applies`]: by dot products over the wide positions of `∂Y_s`'s rows (copied into a
+/// widened `∂Y`, zero at the positions that are not outputs) and of each tap's column of the
+/// padded plane (`xp` from `off(k)` on), `R × C` of them at a time in vector accumulators,
+/// added to `∂W` at the end of each sample.
+///
+/// # Safety
+/// As [`forward`]; `dy` holds as many samples of `OUT` as `x` of `IN`; `d_weight` `CO·K`
+/// scalars (`CO × K` column-major).
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn weight_gradient<
+    G: ConvGeometry2d,
+    const CO: usize,
+    const K: usize,
+    const IN: usize,
+    const OUT: usize,
+>(
+    x: &[f32],
+    dy: &[f32],
+    d_weight: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (hp, wp) = padded::<G>();
+    let plane_p = hp * wp;
+    let rows = wide_rows::<G>();
+    let plane = G::OH * G::OW;
+    let (xp, rest) = scratch.split_at_mut(G::CI * plane_p);
+    let dyw = &mut rest[..rows * CO];
+    // The padding and the positions that are not outputs stay zero.
+    xp.fill(0.0);
+    dyw.fill(0.0);
+    let d_weight = &mut d_weight[..CO * K];
+    for (x, dy) in x.chunks_exact(IN).zip(dy.chunks_exact(OUT)) {
+        for ci in 0..G::CI {
+            for h in 0..G::H {
+                let to = ci * plane_p + (h + G::PH) * wp + G::PW;
+                let from = (ci * G::H + h) * G::W;
+                xp[to..to + G::W].copy_from_slice(&x[from..from + G::W]);
+            }
+        }
+        for co in 0..CO {
+            for oh in 0..G::OH {
+                let to = co * rows + oh * wp;
+                let from = co * plane + oh * G::OW;
+                dyw[to..to + G::OW].copy_from_slice(&dy[from..from + G::OW]);
+            }
+        }
+        let mut co = 0;
+        while co < CO {
+            let mut k = 0;
+            while k < K {
+                // SAFETY: rows co..co + r of dyw and taps k..k + c (each read over the wide
+                // rows from off(k), inside xp as in `forward`) exist; the CPU has AVX-512F.
+                unsafe {
+                    let (a, b, c) = (dyw.as_ptr(), xp.as_ptr(), d_weight.as_mut_ptr());
+                    macro_rules! dispatch {
+                        ($(($r:literal, $c:literal)),*) => {
+                            match ((CO - co).min(4), (K - k).min(4)) {
+                                $(($r, $c) => dots::<G, $r, $c, CO>(a, b, c, co, k, rows),)*
+                                _ => unreachable!(),
+                            }
+                        };
+                    }
+                    dispatch!(
+                        (1, 1),
+                        (1, 2),
+                        (1, 3),
+                        (1, 4),
+                        (2, 1),
+                        (2, 2),
+                        (2, 3),
+                        (2, 4),
+                        (3, 1),
+                        (3, 2),
+                        (3, 3),
+                        (3, 4),
+                        (4, 1),
+                        (4, 2),
+                        (4, 3),
+                        (4, 4)
+                    );
+                }
+                k += 4;
+            }
+            co += 4;
+        }
+    }
+}
+
+/// The offset in the padded plane of tap `k`'s column, `ci·Hp·Wp + kh·DH·Wp + kw·DW`.
+#[inline(always)]
+fn tap_offset<G: ConvGeometry2d>(k: usize) -> usize {
+    let (hp, wp) = padded::<G>();
+    let (ci, rest) = (k / (G::KH * G::KW), k % (G::KH * G::KW));
+    let (kh, kw) = (rest / G::KW, rest % G::KW);
+    ci * hp * wp + kh * G::DH * wp + kw * G::DW
+}
+
+/// `∂W[co + i, k + j] += Σ_q dyw[(co + i)·rows + q]·xp[off(k + j) + q]` for `i < R`, `j < C`,
+/// `q < rows`: `R·C` vector accumulators, reduced at the end.
+///
+/// # Safety
+/// As [`weight_gradient`]'s call.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn dots<G: ConvGeometry2d, const R: usize, const C: usize, const CO: usize>(
+    dyw: *const f32,
+    xp: *const f32,
+    d_weight: *mut f32,
+    co: usize,
+    k: usize,
+    rows: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); C]; R];
+    // SAFETY (all the pointers): the caller's contract.
+    let a: [*const f32; R] = core::array::from_fn(|i| unsafe { dyw.add((co + i) * rows) });
+    let b: [*const f32; C] = core::array::from_fn(|j| unsafe { xp.add(tap_offset::<G>(k + j)) });
+    let whole = rows / 16 * 16;
+    let mut q = 0;
+    while q < whole {
+        // SAFETY: q + 16 ≤ rows: inside every row and column.
+        unsafe {
+            let av: [__m512; R] = core::array::from_fn(|i| _mm512_loadu_ps(a[i].add(q)));
+            for j in 0..C {
+                let bv = _mm512_loadu_ps(b[j].add(q));
+                for i in 0..R {
+                    acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+                }
+            }
+        }
+        q += 16;
+    }
+    if whole < rows {
+        let tail = mask16(rows - whole);
+        // SAFETY: the lanes past `rows` are masked off (not read, cannot fault).
+        unsafe {
+            let av: [__m512; R] =
+                core::array::from_fn(|i| _mm512_maskz_loadu_ps(tail, a[i].wrapping_add(whole)));
+            for j in 0..C {
+                let bv = _mm512_maskz_loadu_ps(tail, b[j].wrapping_add(whole));
+                for i in 0..R {
+                    acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+                }
+            }
+        }
+    }
+    for i in 0..R {
+        for j in 0..C {
+            // SAFETY: (co + i, k + j) is inside the CO × K gradient.
+            unsafe { *d_weight.add(co + i + (k + j) * CO) += _mm512_reduce_add_ps(acc[i][j]) };
+        }
+    }
+}

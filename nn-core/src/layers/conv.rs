@@ -455,8 +455,27 @@ fn col2im_add<T: Real, G: ConvGeometry2d>(d_cols: &[T], dx: &mut [T]) {
 /// weight gradient is a GEMM that reads both operands in place, `∂Wᵀ (K × CO) += X̃·∂Y_s`
 /// (see [`weight_gradient_by_gemm`]). A run of `KW` taps of one input row at a time
 /// (one copy when they are all inside the input and `DW = 1`).
+///
+/// In `f32` on AVX-512, with `DW = 1`, by masked vector moves
+/// ([`implicit::im2col_by_positions`]: the same values).
 #[inline]
 fn im2col_by_positions<T: Real, G: ConvGeometry2d, const K: usize>(x: &[T], cols: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if size_of::<T>() == 4
+        && const { implicit::lowers_by_positions::<G>() }
+        && crate::kernels::has_avx512()
+    {
+        let cols = &mut cols[..K * G::OH * G::OW];
+        // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
+        // CPU has AVX-512F; DW = 1 and KW ≤ 16; `x` is one sample, `cols` one tile.
+        unsafe { implicit::im2col_by_positions::<G, K>(as_f32(x), as_f32_mut(cols)) };
+        return;
+    }
+    im2col_by_positions_loops::<T, G, K>(x, cols);
+}
+
+/// [`im2col_by_positions`]'s portable loops.
+fn im2col_by_positions_loops<T: Real, G: ConvGeometry2d, const K: usize>(x: &[T], cols: &mut [T]) {
     for oh in 0..G::OH {
         for ow in 0..G::OW {
             let p = oh * G::OW + ow;
@@ -1057,6 +1076,35 @@ mod tests {
         }
     }
 
+    /// The position-major lowering by masked vector moves against the portable loops, bit
+    /// for bit (where the CPU has AVX-512).
+    #[cfg(target_arch = "x86_64")]
+    fn lowerings_agree<G: ConvGeometry2d, const K: usize, const IN: usize>(seed: u64) {
+        assert!(implicit::lowers_by_positions::<G>());
+        let x: SMatrix<f32, IN, 1> = random_matrix::<IN, 1>(seed, 1.0).cast();
+        let size = K * G::OH * G::OW;
+        let (mut fast, mut loops) = (std::vec![f32::NAN; size], std::vec![f32::NAN; size]);
+        im2col_by_positions::<f32, G, K>(x.as_slice(), &mut fast);
+        im2col_by_positions_loops::<f32, G, K>(x.as_slice(), &mut loops);
+        let same = fast
+            .iter()
+            .zip(&loops)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{}", core::any::type_name::<G>());
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn position_major_lowerings_agree() {
+        lowerings_agree::<Geometry2d<6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1>, 150, 1176>(90);
+        lowerings_agree::<Geometry2d<1, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1>, 25, 784>(91);
+        // Stride 2, padding 2 (runs partly and wholly in the padding), dilation 2 down.
+        lowerings_agree::<Geometry2d<8, 9, 8, 3, 3, 2, 2, 2, 2, 2, 1>, 72, 576>(92);
+        // Padding wider than the kernel's reach, stride 3 across, 1 × 17 → 2 × 16 taps.
+        lowerings_agree::<Geometry2d<2, 3, 4, 2, 2, 1, 3, 3, 2, 1, 1>, 8, 24>(93);
+        lowerings_agree::<Geometry2d<1, 2, 20, 2, 16, 1, 1, 0, 1, 1, 1>, 32, 40>(94);
+    }
+
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn implicit_weight_gradients_match_naive() {
@@ -1071,9 +1119,18 @@ mod tests {
         // 300 taps, 4 channels.
         type E = Geometry2d<12, 8, 8, 5, 5, 1, 1, 2, 2, 1, 1>;
         f32_backward_matches::<E, 4, 300, 4, 768, 256, 2>(83);
-        // LeNet-5's second convolution: the GEMM on the position-major lowering.
+        // LeNet-5's second convolution: the GEMM on the position-major lowering (in f32 by
+        // masked vector moves where DW = 1), also with padding, stride 2, dilation 2 down.
         type C2 = Geometry2d<6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1>;
         f32_backward_matches::<C2, 16, 150, 16, 1176, 1600, 2>(84);
+        type F = Geometry2d<8, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1>;
+        f32_backward_matches::<F, 16, 72, 16, 1152, 2304, 2>(85);
+        type H = Geometry2d<8, 9, 8, 3, 3, 2, 2, 2, 2, 2, 1>;
+        assert_eq!((H::OH, H::OW), (5, 5));
+        f32_backward_matches::<H, 9, 72, 0, 576, 225, 3>(86);
+        // Dilation 2 across: the scalar loops.
+        type J = Geometry2d<8, 9, 8, 3, 3, 2, 2, 2, 2, 1, 2>;
+        f32_backward_matches::<J, 9, 72, 9, 576, 216, 2>(87);
     }
 
     #[test]

@@ -360,3 +360,58 @@ unsafe fn dots<G: ConvGeometry2d, const R: usize, const C: usize, const CO: usiz
         }
     }
 }
+
+/// Whether [`im2col_by_positions`] lowers this geometry: `DW = 1` (each run of `KW` taps is
+/// contiguous in the input) and `KW ≤ 16` (one vector).
+pub(crate) const fn lowers_by_positions<G: ConvGeometry2d>() -> bool {
+    G::DW == 1 && G::KW >= 1 && G::KW <= 16
+}
+
+/// The position-major lowering of one sample (`X̃`, `K × P`, element `(k, p)` at `p·K + k`)
+/// as `conv::im2col_by_positions` writes it, a run of `KW` taps by one masked load and one
+/// masked store (the taps in the padding are masked off the load, so zero).
+///
+/// # Safety
+/// The CPU has AVX-512F; [`lowers_by_positions`] holds; `x` holds one sample, `cols`
+/// `K·OH·OW` scalars, `K = CI·KH·KW`.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn im2col_by_positions<G: ConvGeometry2d, const K: usize>(
+    x: &[f32],
+    cols: &mut [f32],
+) {
+    debug_assert!(x.len() >= G::CI * G::H * G::W && cols.len() >= K * G::OH * G::OW);
+    let run = mask16(G::KW);
+    let zero = _mm512_setzero_ps();
+    let mut to = cols.as_mut_ptr();
+    for oh in 0..G::OH {
+        for ow in 0..G::OW {
+            // The input column of the run's first tap, and the taps inside the input.
+            let first = (ow * G::SW) as isize - G::PW as isize;
+            let lo = (-first).clamp(0, G::KW as isize) as u32;
+            let hi = (G::W as isize - first).clamp(0, G::KW as isize) as u32;
+            let inside = if lo < hi {
+                run & !mask16(lo as usize) & mask16(hi as usize)
+            } else {
+                0
+            };
+            for ci in 0..G::CI {
+                for kh in 0..G::KH {
+                    // SAFETY: `to` walks the K·P scalars of `cols` KW at a time; the lanes
+                    // read are inputs of row ih of channel ci (the others are masked off,
+                    // not read, and cannot fault).
+                    unsafe {
+                        let ih = (oh * G::SH + kh * G::DH).wrapping_sub(G::PH);
+                        let v = if ih < G::H {
+                            let row = x.as_ptr().add((ci * G::H + ih) * G::W);
+                            _mm512_maskz_loadu_ps(inside, row.wrapping_offset(first))
+                        } else {
+                            zero
+                        };
+                        _mm512_mask_storeu_ps(to, run, v);
+                        to = to.add(G::KW);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -122,18 +122,27 @@ pub(crate) unsafe fn forward<
             }
             i += MR;
         }
+        // Row after row, 16 outputs a vector (left to itself, the compiler vectorises these
+        // loops across the channels, with gathers and scatters).
         for co in 0..CO {
-            let b = bias.get(co).copied();
+            let b = bias.get(co).map(|&b| _mm512_set1_ps(b));
             for oh in 0..G::OH {
                 let from = &wide[co * rows + oh * wp..co * rows + oh * wp + G::OW];
                 let to = &mut y[co * plane + oh * G::OW..co * plane + (oh + 1) * G::OW];
-                match b {
-                    Some(b) => {
-                        for (to, &from) in to.iter_mut().zip(from) {
-                            *to = from + b;
-                        }
+                let mut o = 0;
+                while o < G::OW {
+                    let lanes = mask16(G::OW - o);
+                    // SAFETY: the lanes of o..min(o + 16, OW) of both rows (the others are
+                    // masked off: neither read nor written).
+                    unsafe {
+                        let v = _mm512_maskz_loadu_ps(lanes, from.as_ptr().add(o));
+                        let v = match b {
+                            Some(b) => _mm512_add_ps(v, b),
+                            None => v,
+                        };
+                        _mm512_mask_storeu_ps(to.as_mut_ptr().add(o), lanes, v);
                     }
-                    None => to.copy_from_slice(from),
+                    o += 16;
                 }
             }
         }

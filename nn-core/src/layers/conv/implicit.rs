@@ -362,10 +362,10 @@ unsafe fn dots<G: ConvGeometry2d, const R: usize, const C: usize, const CO: usiz
             }
         }
     }
-    for i in 0..R {
-        for j in 0..C {
+    for (i, row) in acc.iter().enumerate() {
+        for (j, &sum) in row.iter().enumerate() {
             // SAFETY: (co + i, k + j) is inside the CO × K gradient.
-            unsafe { *d_weight.add(co + i + (k + j) * CO) += _mm512_reduce_add_ps(acc[i][j]) };
+            unsafe { *d_weight.add(co + i + (k + j) * CO) += _mm512_reduce_add_ps(sum) };
         }
     }
 }

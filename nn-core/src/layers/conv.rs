@@ -60,6 +60,13 @@ mod implicit;
 ///   are full, where the dot products of `P` terms (100 in LeNet-5's second convolution) spend
 ///   much of their time in partial vectors and reductions.
 ///
+/// In `f32` on a CPU with AVX-512, stride-1 convolutions skip the lowering where its room
+/// allows (`implicit`): the sample is copied into a zero-padded plane, where each tap's column
+/// of `X̃ᵀ` (over "wide" positions: whole padded rows) is the plane itself from the tap's
+/// offset on, and the forward product and the dot products of the weight gradient read it
+/// there; the position-major lowering is built by masked vector moves. The forward pass gives
+/// the same bits as the lowered one (for `K ≤ 256`).
+///
 /// Nothing is allocated and nothing on the stack depends on the sizes. This replaced a
 /// lowering one output position at a time (a `K`-vector gathered on the stack, then a
 /// matrix-vector product forward and a rank-1 update backward), which ran at a few percent of

@@ -10,6 +10,9 @@ use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
 use core::marker::PhantomData;
 use nalgebra::SMatrix;
 
+#[cfg(target_arch = "x86_64")]
+mod implicit;
+
 /// 2-d convolution, PyTorch's `nn.Conv2d(CI, CO, (KH, KW), stride=(SH, SW),
 /// padding=(PH, PW), dilation=(DH, DW), bias=NB > 0)` with zero padding, on samples
 /// `[CI, H, W]` (flattened, `IN = CI·H·W`) giving `[CO, OH, OW]` (`OUT = CO·OH·OW`):
@@ -43,13 +46,26 @@ use nalgebra::SMatrix;
 /// A sample's output `[CO, OH, OW]` is `Yᵀ`, a `P × CO` column-major matrix, so each sample
 /// is computed as `Yᵀ = X̃ᵀ·Wᵀ (+ b)` by the [matrix kernels](crate::kernels::matmul_view),
 /// `X̃ᵀ` (`P × K`, element `(p, k)` at `k·P + p`) built in the layer's scratch memory
-/// ([`Layer::SCRATCH_PER_CALL`] `= K·P`: one tile, reused sample after sample) a kernel row at a
-/// time (contiguous copies when `SW = 1`), `Wᵀ` a transposed view of the weight:
+/// ([`Layer::SCRATCH_PER_CALL`] `= K·P + CO·K`: one tile, reused sample after sample, and a
+/// `K × CO` matrix) a kernel row at a time (contiguous copies when `SW = 1`), `Wᵀ` a
+/// transposed view of the weight:
 ///
 /// - forward: `Yᵀ = X̃ᵀ·Wᵀ`, on `Yᵀ`'s columns preset to the bias;
 /// - backward, with `∂Yᵀ` the sample's `∂L/∂y` as `P × CO`: `X̃ᵀ` rebuilt from the input,
-///   `∂L/∂W += ∂Yᵀᵀ·X̃ᵀ`, `∂L/∂b +=` the column sums of `∂Yᵀ`, and, when `∂L/∂x` is wanted,
-///   `∂X̃ᵀ = ∂Yᵀ·W` into the same tile, added back to the inputs it was gathered from (col2im).
+///   `∂L/∂W += ∂Yᵀᵀ·X̃ᵀ` (dot products of columns), `∂L/∂b +=` the column sums of `∂Yᵀ`, and,
+///   when `∂L/∂x` is wanted, `∂X̃ᵀ = ∂Yᵀ·W` into the same tile, added back to the inputs it was
+///   gathered from (col2im). Where `K ≥ 64` and `CO ≥ 8` the tile holds `X̃` position by
+///   position instead (`K × P`), and the weight gradient is the GEMM `∂Wᵀ += X̃·∂Yᵀ`, summed
+///   over the batch in the `K × CO` matrix and added to `∂L/∂W` at the end: its register tiles
+///   are full, where the dot products of `P` terms (100 in LeNet-5's second convolution) spend
+///   much of their time in partial vectors and reductions.
+///
+/// In `f32` on a CPU with AVX-512, stride-1 convolutions skip the lowering where its room
+/// allows (`implicit`): the sample is copied into a zero-padded plane, where each tap's column
+/// of `X̃ᵀ` (over "wide" positions: whole padded rows) is the plane itself from the tap's
+/// offset on, and the forward product and the dot products of the weight gradient read it
+/// there; the position-major lowering is built by masked vector moves. The forward pass gives
+/// the same bits as the lowered one (for `K ≤ 256`).
 ///
 /// Nothing is allocated and nothing on the stack depends on the sizes. This replaced a
 /// lowering one output position at a time (a `K`-vector gathered on the stack, then a
@@ -189,7 +205,7 @@ where
         }]
     };
 
-    const SCRATCH_PER_CALL: usize = tile::<G, K>();
+    const SCRATCH_PER_CALL: usize = tile::<G, K>() + CO * K;
 
     type Cache<const B: usize> = ();
     type State = ();
@@ -262,7 +278,7 @@ where
         }]
     };
 
-    const SCRATCH_PER_CALL: usize = tile::<Lift1d<G>, K>();
+    const SCRATCH_PER_CALL: usize = tile::<Lift1d<G>, K>() + CO * K;
 
     type Cache<const B: usize> = ();
     type State = ();
@@ -441,6 +457,88 @@ fn col2im_add<T: Real, G: ConvGeometry2d>(d_cols: &[T], dx: &mut [T]) {
     });
 }
 
+/// Writes the im2col matrix of one sample `x` into `cols` position by position, as the
+/// `K × P` column-major matrix `X̃` (element `(k, p)` at `p·K + k`): the layout in which the
+/// weight gradient is a GEMM that reads both operands in place, `∂Wᵀ (K × CO) += X̃·∂Y_s`
+/// (see [`weight_gradient_by_gemm`]). A run of `KW` taps of one input row at a time
+/// (one copy when they are all inside the input and `DW = 1`).
+///
+/// In `f32` on AVX-512, with `DW = 1`, by masked vector moves
+/// ([`implicit::im2col_by_positions`]: the same values).
+#[inline]
+fn im2col_by_positions<T: Real, G: ConvGeometry2d, const K: usize>(x: &[T], cols: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if size_of::<T>() == 4
+        && const { implicit::lowers_by_positions::<G>() }
+        && crate::kernels::has_avx512()
+    {
+        let cols = &mut cols[..K * G::OH * G::OW];
+        // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
+        // CPU has AVX-512F; DW = 1 and KW ≤ 16; `x` is one sample, `cols` one tile.
+        unsafe { implicit::im2col_by_positions::<G, K>(as_f32(x), as_f32_mut(cols)) };
+        return;
+    }
+    im2col_by_positions_loops::<T, G, K>(x, cols);
+}
+
+/// [`im2col_by_positions`]'s portable loops.
+fn im2col_by_positions_loops<T: Real, G: ConvGeometry2d, const K: usize>(x: &[T], cols: &mut [T]) {
+    for oh in 0..G::OH {
+        for ow in 0..G::OW {
+            let p = oh * G::OW + ow;
+            let column = &mut cols[p * K..(p + 1) * K];
+            // The input columns of the position's first and last taps, when all are inside.
+            let first = (ow * G::SW).checked_sub(G::PW);
+            let inside = first.filter(|&iw| iw + (G::KW - 1) * G::DW < G::W);
+            let mut k = 0;
+            for ci in 0..G::CI {
+                for kh in 0..G::KH {
+                    let run = &mut column[k..k + G::KW];
+                    k += G::KW;
+                    // ih = oh·SH + kh·DH − PH, when it is in [0, H).
+                    let Some(ih) = (oh * G::SH + kh * G::DH)
+                        .checked_sub(G::PH)
+                        .filter(|&ih| ih < G::H)
+                    else {
+                        run.fill(T::ZERO);
+                        continue;
+                    };
+                    let row = (ci * G::H + ih) * G::W;
+                    match inside {
+                        Some(iw) if G::DW == 1 => {
+                            run.copy_from_slice(&x[row + iw..row + iw + G::KW]);
+                        }
+                        Some(iw) => {
+                            for (kw, value) in run.iter_mut().enumerate() {
+                                *value = x[row + iw + kw * G::DW];
+                            }
+                        }
+                        None => {
+                            for (kw, value) in run.iter_mut().enumerate() {
+                                let iw = (ow * G::SW + kw * G::DW)
+                                    .checked_sub(G::PW)
+                                    .filter(|&iw| iw < G::W);
+                                *value = iw.map_or(T::ZERO, |iw| x[row + iw]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether the backward pass computes the weight gradient as a GEMM on the position-major
+/// lowering ([`im2col_by_positions`]), `∂Wᵀ (K × CO) += X̃ (K × P)·∂Y_s (P × CO)`, rather
+/// than as dot products of `∂Y_s`'s and `X̃ᵀ`'s columns, `∂W (CO × K) += ∂Y_sᵀ·X̃ᵀ`: when
+/// the GEMM's register tiles (32 × 8 for `f32` with AVX-512) are well filled, `K ≥ 64` rows
+/// and `CO ≥ 8` columns. Measured on LeNet-5's second convolution (`K = 150`, `CO = 16`,
+/// `P = 100`, batch 32): lowering and weight gradient 510 → 398 µs; its first (`K = 25`,
+/// `CO = 6`, `P = 784`) is faster with the dot products (411 against 438 µs).
+pub(crate) const fn weight_gradient_by_gemm<const CO: usize, const K: usize>() -> bool {
+    K >= 64 && CO >= 8
+}
+
 /// `Y = W ⋆ X + b` for a batch, one sample at a time: the im2col matrix `X̃ᵀ` (`P × K`) into
 /// `scratch`, then `Y_s = X̃ᵀ·Wᵀ (+ b)`, the sample's output as a `P × CO` column-major
 /// matrix (channel `co` of position `p` at `co·P + p`, PyTorch's layout). `weight`: the
@@ -465,6 +563,66 @@ pub(crate) fn forward_batch<
     if B == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if size_of::<T>() == 4
+        && const { implicit::applies::<G, CO, K>() }
+        && crate::kernels::has_avx512()
+    {
+        // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes), so
+        // the slices can be read as f32; the CPU has AVX-512F; `applies` holds, so the
+        // padded plane and the wide result fit in the K·P scalars of scratch every caller
+        // gives (at least one tile); the weight has CO·K scalars, the bias NB.
+        unsafe {
+            implicit::forward::<G, CO, K, IN, OUT>(
+                as_f32(weight),
+                as_f32(bias.as_slice()),
+                as_f32(x.as_slice()),
+                as_f32_mut(y.as_mut_slice()),
+                as_f32_mut(scratch),
+            );
+        }
+        return;
+    }
+    forward_lowered::<T, G, CO, K, NB, IN, OUT, B>(weight, bias, x, y, scratch);
+}
+
+/// The scalars of `s` as `f32`.
+///
+/// # Safety
+/// `T` is `f32`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn as_f32<T>(s: &[T]) -> &[f32] {
+    // SAFETY: the caller's contract: the same type.
+    unsafe { core::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
+}
+
+/// The scalars of `s` as `f32`, writable.
+///
+/// # Safety
+/// `T` is `f32`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn as_f32_mut<T>(s: &mut [T]) -> &mut [f32] {
+    // SAFETY: the caller's contract: the same type.
+    unsafe { core::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
+}
+
+/// [`forward_batch`] by the im2col lowering, one sample at a time.
+fn forward_lowered<
+    T: Real,
+    G: ConvGeometry2d,
+    const CO: usize,
+    const K: usize,
+    const NB: usize,
+    const IN: usize,
+    const OUT: usize,
+    const B: usize,
+>(
+    weight: &[T],
+    bias: &SMatrix<T, NB, 1>,
+    x: &SMatrix<T, IN, B>,
+    y: &mut SMatrix<T, OUT, B>,
+    scratch: &mut [T],
+) {
     let plane = G::OH * G::OW;
     let cols = &mut scratch[..tile::<G, K>()];
     // Wᵀ, K × CO: the transposed view of the CO × K weight.
@@ -493,9 +651,12 @@ pub(crate) fn forward_batch<
 
 /// Adds `∂L/∂W`, `∂L/∂b` (when `NB > 0`) and, when `dx` is given, `∂L/∂X` for a batch, one
 /// sample at a time, with `∂Y_s` the sample's `∂L/∂y` as a `P × CO` matrix and `X̃ᵀ` its
-/// im2col matrix rebuilt in `scratch`: `∂L/∂W += ∂Y_sᵀ·X̃ᵀ`, `∂L/∂b +=` the column sums of
-/// `∂Y_s`, and `∂X̃ᵀ = ∂Y_s·W` (into the same scratch, `X̃ᵀ` being used up) added back to the
-/// inputs it was gathered from (col2im). `weight`: the `CO × K` weight's column-major values.
+/// im2col matrix rebuilt in `scratch`: `∂L/∂W += ∂Y_sᵀ·X̃ᵀ` (or, when
+/// [`weight_gradient_by_gemm`], `∂Wᵀ += X̃·∂Y_s` summed over the batch in `scratch` after the
+/// tile, then added to `∂L/∂W`), `∂L/∂b +=` the column sums of `∂Y_s`, and `∂X̃ᵀ = ∂Y_s·W`
+/// (into the same scratch, the lowering being used up) added back to the inputs it was
+/// gathered from (col2im). `weight`: the `CO × K` weight's column-major values. `scratch`
+/// holds at least `K·P + CO·K` scalars.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_batch<
     T: Real,
@@ -519,7 +680,32 @@ pub(crate) fn backward_batch<
         return;
     }
     let plane = G::OH * G::OW;
-    let cols = &mut scratch[..tile::<G, K>()];
+    let by_gemm = const { weight_gradient_by_gemm::<CO, K>() };
+    // ∂W without the lowering (an implicit GEMM's dot products), before the samples' loop.
+    #[cfg(target_arch = "x86_64")]
+    let implicit = !by_gemm
+        && size_of::<T>() == 4
+        && const { implicit::applies::<G, CO, K>() }
+        && crate::kernels::has_avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    let implicit = false;
+    #[cfg(target_arch = "x86_64")]
+    if implicit {
+        // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
+        // CPU has AVX-512F; `applies` holds, so the padded plane and the widened ∂Y fit in
+        // the K·P scalars of scratch every caller gives.
+        unsafe {
+            implicit::weight_gradient::<G, CO, K, IN, OUT>(
+                as_f32(x.as_slice()),
+                as_f32(dy.as_slice()),
+                as_f32_mut(d_weight.as_mut_slice()),
+                as_f32_mut(scratch),
+            );
+        }
+    }
+    let (cols, rest) = scratch.split_at_mut(tile::<G, K>());
+    // ∂Wᵀ (K × CO) of the batch, when computed by the GEMM.
+    let d_weight_t = &mut rest[..if by_gemm { K * CO } else { 0 }];
     let w = MatView::new(&weight[..CO * K], CO);
     let samples = x.as_slice().chunks_exact(IN);
     for (j, (x, dy)) in samples.zip(dy.as_slice().chunks_exact(OUT)).enumerate() {
@@ -529,24 +715,47 @@ pub(crate) fn backward_batch<
                 d_bias[co] += crate::kernels::sum(dy);
             }
         }
-        im2col::<T, G>(x, cols);
-        // ∂W (CO × K) += ∂Y_sᵀ (CO × P) · X̃ᵀ (P × K).
-        matmul_view(
-            CO,
-            K,
-            plane,
-            d_weight.as_mut_slice(),
-            CO,
-            dy_s.t(),
-            MatView::new(cols, plane),
-            true,
-        );
+        if by_gemm {
+            im2col_by_positions::<T, G, K>(x, cols);
+            // ∂Wᵀ (K × CO) (+)= X̃ (K × P) · ∂Y_s (P × CO).
+            matmul_view(
+                K,
+                CO,
+                plane,
+                d_weight_t,
+                K,
+                MatView::new(cols, K),
+                dy_s,
+                j > 0,
+            );
+        } else if !implicit {
+            im2col::<T, G>(x, cols);
+            // ∂W (CO × K) += ∂Y_sᵀ (CO × P) · X̃ᵀ (P × K).
+            matmul_view(
+                CO,
+                K,
+                plane,
+                d_weight.as_mut_slice(),
+                CO,
+                dy_s.t(),
+                MatView::new(cols, plane),
+                true,
+            );
+        }
         let Some(dx) = dx.as_deref_mut() else {
             continue;
         };
         // ∂X̃ᵀ (P × K) = ∂Y_s (P × CO) · W (CO × K).
         matmul_view(plane, K, CO, cols, plane, dy_s, w, false);
         col2im_add::<T, G>(cols, &mut dx.as_mut_slice()[j * IN..(j + 1) * IN]);
+    }
+    if by_gemm {
+        // ∂W += (∂Wᵀ)ᵀ.
+        for (k, column) in d_weight.as_mut_slice().chunks_exact_mut(CO).enumerate() {
+            for (co, d) in column.iter_mut().enumerate() {
+                *d += d_weight_t[co * K + k];
+            }
+        }
     }
 }
 
@@ -695,8 +904,8 @@ mod tests {
         let start_dx = random_matrix::<IN, B>(seed + 4, 1.0);
         let start = Conv2d::new(random_matrix(seed + 5, 1.0), random_matrix(seed + 6, 1.0));
         let mut scratch = scratch_for(&layer, &x);
-        // One im2col tile, whatever the batch.
-        assert_eq!(scratch.len(), K * G::OH * G::OW);
+        // One im2col tile and a CO × K matrix, whatever the batch.
+        assert_eq!(scratch.len(), K * G::OH * G::OW + CO * K);
         let mut y = SMatrix::<f64, OUT, B>::ZERO;
         layer.forward(&(), &x, &mut y, &mut scratch);
         let (mut dx, mut grads) = (start_dx, start);
@@ -754,6 +963,236 @@ mod tests {
         // Bigger than the direct products (the blocked GEMM's edges): 8 → 16 channels on 12×12.
         type E = Geometry2d<8, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1>;
         agrees_with_naive_both_ways::<E, 16, 72, 16, 1152, 2304, 2>(56);
+    }
+
+    /// The forward pass in `f32` (without the lowering where AVX-512 runs the implicit GEMM)
+    /// against [`naive`] in `f64` on the same values, and, when `same_bits`, bit for bit
+    /// against the lowered pass.
+    #[cfg(target_arch = "x86_64")]
+    fn f32_forward_matches<
+        G: ConvGeometry2d,
+        const CO: usize,
+        const K: usize,
+        const NB: usize,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        seed: u64,
+        same_bits: bool,
+    ) {
+        let name = core::any::type_name::<G>();
+        let (w, b) = (
+            random_matrix::<CO, K>(seed, 1.0),
+            random_matrix::<NB, 1>(seed + 1, 1.0),
+        );
+        let x = random_matrix::<IN, B>(seed + 2, 1.0);
+        let layer = Conv2d::<f32, CO, K, NB, IN, OUT, G>::new(w.cast(), b.cast());
+        let x32: SMatrix<f32, IN, B> = x.cast();
+        let mut scratch = std::vec![f32::NAN; <Conv2d<f32, CO, K, NB, IN, OUT, G> as Layer<f32, IN, OUT>>::SCRATCH_PER_CALL];
+        let mut y = SMatrix::<f32, OUT, B>::ZERO;
+        layer.forward(&(), &x32, &mut y, &mut scratch);
+        let mut lowered = SMatrix::<f32, OUT, B>::ZERO;
+        scratch.fill(f32::NAN);
+        forward_lowered::<f32, G, CO, K, NB, IN, OUT, B>(
+            layer.weight.as_slice(),
+            &layer.bias,
+            &x32,
+            &mut lowered,
+            &mut scratch,
+        );
+        if same_bits {
+            assert_eq!(y, lowered, "{name}");
+        }
+        let (w64, b64): (SMatrix<f64, CO, K>, SMatrix<f64, NB, 1>) =
+            (layer.weight.cast(), layer.bias.cast());
+        for j in 0..B {
+            let xj: std::vec::Vec<f64> = x32.column(j).iter().map(|&v| f64::from(v)).collect();
+            let expected = naive::<G, CO, K, NB, OUT>(&w64, &b64, &xj);
+            for (got, want) in y.column(j).iter().zip(expected.iter()) {
+                assert!(
+                    (f64::from(*got) - want).abs() < 1e-4,
+                    "{name}: {got} against {want}"
+                );
+            }
+        }
+    }
+
+    /// The backward pass in `f32` (the weight gradient without the lowering where AVX-512
+    /// runs the implicit GEMM's dot products) against [`naive_backward`] in `f64` on the same
+    /// values; the parameter gradients the same bits with and without `∂L/∂x`.
+    #[cfg(target_arch = "x86_64")]
+    fn f32_backward_matches<
+        G: ConvGeometry2d + Copy,
+        const CO: usize,
+        const K: usize,
+        const NB: usize,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        seed: u64,
+    ) {
+        type L<
+            T,
+            const CO: usize,
+            const K: usize,
+            const NB: usize,
+            const IN: usize,
+            const OUT: usize,
+            G,
+        > = Conv2d<T, CO, K, NB, IN, OUT, G>;
+        let name = core::any::type_name::<G>();
+        let layer = L::<f32, CO, K, NB, IN, OUT, G>::new(
+            random_matrix::<CO, K>(seed, 1.0).cast(),
+            random_matrix::<NB, 1>(seed + 1, 1.0).cast(),
+        );
+        let x: SMatrix<f32, IN, B> = random_matrix::<IN, B>(seed + 2, 1.0).cast();
+        let dy: SMatrix<f32, OUT, B> = random_matrix::<OUT, B>(seed + 3, 1.0).cast();
+        let start = L::<f32, CO, K, NB, IN, OUT, G>::new(
+            random_matrix::<CO, K>(seed + 4, 1.0).cast(),
+            random_matrix::<NB, 1>(seed + 5, 1.0).cast(),
+        );
+        let size = <L<f32, CO, K, NB, IN, OUT, G> as Layer<f32, IN, OUT>>::SCRATCH_PER_CALL;
+        let mut scratch = std::vec![f32::NAN; size];
+        let (mut grads, mut dx) = (start, SMatrix::<f32, IN, B>::ZERO);
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut scratch);
+        let mut params_only = start;
+        scratch.fill(f32::NAN);
+        layer.backward(&x, &(), &dy, None, &mut params_only, &mut scratch);
+        assert_eq!(params_only.weight, grads.weight, "{name}");
+        assert_eq!(params_only.bias, grads.bias, "{name}");
+        let w64: SMatrix<f64, CO, K> = layer.weight.cast();
+        let mut dw: SMatrix<f64, CO, K> = start.weight.cast();
+        for j in 0..B {
+            let xj: std::vec::Vec<f64> = x.column(j).iter().map(|&v| f64::from(v)).collect();
+            let dyj: std::vec::Vec<f64> = dy.column(j).iter().map(|&v| f64::from(v)).collect();
+            let (w, _, dxj) = naive_backward::<G, CO, K, NB, IN>(&w64, &xj, &dyj);
+            dw += w;
+            for (got, want) in dx.column(j).iter().zip(dxj.iter()) {
+                assert!((f64::from(*got) - want).abs() < 1e-4, "{name} ∂x");
+            }
+        }
+        // Sums of P·B products of values below 1.
+        let tolerance = 1e-6 * (G::OH * G::OW * B) as f64;
+        for (got, want) in grads.weight.iter().zip(dw.iter()) {
+            assert!(
+                (f64::from(*got) - want).abs() < tolerance,
+                "{name} ∂W: {got} against {want}"
+            );
+        }
+    }
+
+    /// The position-major lowering by masked vector moves against the portable loops, bit
+    /// for bit (where the CPU has AVX-512).
+    #[cfg(target_arch = "x86_64")]
+    fn lowerings_agree<G: ConvGeometry2d, const K: usize, const IN: usize>(seed: u64) {
+        assert!(implicit::lowers_by_positions::<G>());
+        let x: SMatrix<f32, IN, 1> = random_matrix::<IN, 1>(seed, 1.0).cast();
+        let size = K * G::OH * G::OW;
+        let (mut fast, mut loops) = (std::vec![f32::NAN; size], std::vec![f32::NAN; size]);
+        im2col_by_positions::<f32, G, K>(x.as_slice(), &mut fast);
+        im2col_by_positions_loops::<f32, G, K>(x.as_slice(), &mut loops);
+        let same = fast
+            .iter()
+            .zip(&loops)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{}", core::any::type_name::<G>());
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn position_major_lowerings_agree() {
+        lowerings_agree::<Geometry2d<6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1>, 150, 1176>(90);
+        lowerings_agree::<Geometry2d<1, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1>, 25, 784>(91);
+        // Stride 2, padding 2 (runs partly and wholly in the padding), dilation 2 down.
+        lowerings_agree::<Geometry2d<8, 9, 8, 3, 3, 2, 2, 2, 2, 2, 1>, 72, 576>(92);
+        // Padding wider than the kernel's reach, stride 3 across, 1 × 17 → 2 × 16 taps.
+        lowerings_agree::<Geometry2d<2, 3, 4, 2, 2, 1, 3, 3, 2, 1, 1>, 8, 24>(93);
+        lowerings_agree::<Geometry2d<1, 2, 20, 2, 16, 1, 1, 0, 1, 1, 1>, 32, 40>(94);
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn implicit_weight_gradients_match_naive() {
+        // LeNet-5's first convolution (padding 2), 6 channels (a tile of 4 and one of 2),
+        // 25 taps (six tiles of 4 and one of 1).
+        type C1 = Geometry2d<1, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1>;
+        f32_backward_matches::<C1, 6, 25, 6, 784, 4704, 3>(80);
+        // Padding 2 × 1, dilation 2 × 3, 19 channels, 48 taps; B = 1 and 2, without a bias.
+        type D = Geometry2d<8, 11, 13, 3, 2, 1, 1, 2, 1, 2, 3>;
+        f32_backward_matches::<D, 19, 48, 19, 1144, 2508, 1>(81);
+        f32_backward_matches::<D, 19, 48, 0, 1144, 2508, 2>(82);
+        // 300 taps, 4 channels.
+        type E = Geometry2d<12, 8, 8, 5, 5, 1, 1, 2, 2, 1, 1>;
+        f32_backward_matches::<E, 4, 300, 4, 768, 256, 2>(83);
+        // LeNet-5's second convolution: the GEMM on the position-major lowering (in f32 by
+        // masked vector moves where DW = 1), also with padding, stride 2, dilation 2 down.
+        type C2 = Geometry2d<6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1>;
+        f32_backward_matches::<C2, 16, 150, 16, 1176, 1600, 2>(84);
+        type F = Geometry2d<8, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1>;
+        f32_backward_matches::<F, 16, 72, 16, 1152, 2304, 2>(85);
+        type H = Geometry2d<8, 9, 8, 3, 3, 2, 2, 2, 2, 2, 1>;
+        assert_eq!((H::OH, H::OW), (5, 5));
+        f32_backward_matches::<H, 9, 72, 0, 576, 225, 3>(86);
+        // Dilation 2 across: the scalar loops.
+        type J = Geometry2d<8, 9, 8, 3, 3, 2, 2, 2, 2, 1, 2>;
+        f32_backward_matches::<J, 9, 72, 9, 576, 216, 2>(87);
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn implicit_forward_matches_the_lowered_one() {
+        type C1 = Geometry2d<1, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1>;
+        type C2 = Geometry2d<6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1>;
+        assert!(implicit::applies::<C1, 6, 25>() && implicit::applies::<C2, 16, 150>());
+        f32_forward_matches::<C1, 6, 25, 6, 784, 4704, 3>(70, true);
+        f32_forward_matches::<C2, 16, 150, 0, 1176, 1600, 2>(71, true);
+        // Padding 2 × 1, dilation 2 × 3, 19 channels (a tile of 3), B = 1.
+        type D = Geometry2d<8, 11, 13, 3, 2, 1, 1, 2, 1, 2, 3>;
+        assert_eq!((D::OH, D::OW), (11, 12));
+        assert!(implicit::applies::<D, 19, 48>());
+        f32_forward_matches::<D, 19, 48, 19, 1144, 2508, 1>(72, true);
+        // 300 taps: the lowered pass's GEMM sums them in two blocks, the implicit one in one
+        // chain (the same values to rounding, not the same bits).
+        type E = Geometry2d<12, 8, 8, 5, 5, 1, 1, 2, 2, 1, 1>;
+        assert!(implicit::applies::<E, 4, 300>());
+        f32_forward_matches::<E, 4, 300, 4, 768, 256, 2>(73, false);
+        // Not with a stride, nor where the wide rows would be more than 1.5 times the
+        // positions (a 4 × 4 kernel on 5 × 5, padding 0: 2 × 2 positions, 7 wide rows).
+        assert!(!implicit::applies::<
+            Geometry2d<8, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1>,
+            8,
+            72,
+        >());
+        assert!(!implicit::applies::<
+            Geometry2d<8, 5, 5, 4, 4, 1, 1, 0, 0, 1, 1>,
+            8,
+            128,
+        >());
+    }
+
+    #[test]
+    fn weight_gradients_by_gemm_match_naive_both_ways() {
+        // K ≥ 64 taps and CO ≥ 8 channels: the weight gradient is the GEMM on the
+        // position-major lowering (LeNet-5's second convolution; its first keeps the dot
+        // products).
+        assert!(weight_gradient_by_gemm::<16, 150>());
+        assert!(!weight_gradient_by_gemm::<6, 25>());
+        assert!(!weight_gradient_by_gemm::<7, 72>() && !weight_gradient_by_gemm::<8, 63>());
+        // Padding 1 (taps inside and outside the input's columns), B = 1, 2, 3, with and
+        // without a bias.
+        type E = Geometry2d<8, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1>;
+        agrees_with_naive_both_ways::<E, 8, 72, 8, 1152, 1152, 1>(60);
+        agrees_with_naive_both_ways::<E, 8, 72, 0, 1152, 1152, 3>(61);
+        // Stride 2, padding 2, dilation 2 (taps gathered one by one).
+        type A = Geometry2d<8, 9, 8, 3, 3, 2, 2, 2, 2, 2, 2>;
+        assert_eq!((A::OH, A::OW), (5, 4));
+        agrees_with_naive_both_ways::<A, 9, 72, 9, 576, 180, 3>(62);
+        // Stride 3 down, dilation 3 across, padding 1 × 4.
+        type Bg = Geometry2d<11, 7, 10, 2, 3, 3, 1, 1, 4, 1, 3>;
+        assert_eq!((Bg::OH, Bg::OW), (3, 12));
+        agrees_with_naive_both_ways::<Bg, 8, 66, 8, 770, 288, 2>(63);
     }
 
     /// The numbers of the numpy reference: `x[i] = ((7i) mod 11 − 5)/4` over the flat
@@ -928,6 +1367,16 @@ mod tests {
             );
         let report = check_layer(&mut layer, &(), &random_matrix::<72, 3>(24, 1.0));
         assert!(report.max_rel_error < 1e-7, "{report:?}");
+        // K = 72 taps and 8 channels: the weight gradient by the GEMM, padding 1.
+        let mut layer =
+            Conv2d::<f64, 8, 72, 8, 128, 128, Geometry2d<8, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1>>::new(
+                random_matrix(28, 1.0),
+                random_matrix(29, 1.0),
+            );
+        let report = check_layer(&mut layer, &(), &random_matrix::<128, 2>(19, 1.0));
+        // Sums of 72 products per output: the central differences' rounding reaches 1.1e-7
+        // (on an input, whose gradient does not take this path).
+        assert!(report.max_rel_error < 1e-6, "{report:?}");
         // 1-d.
         let mut layer = Conv1d::<f64, 2, 6, 2, 14, 6, Geometry1d<2, 7, 3, 2, 1, 2>>::new(
             random_matrix(25, 1.0),

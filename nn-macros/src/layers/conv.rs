@@ -210,17 +210,14 @@ impl BuiltinLayer for Conv {
     }
 
     /// One sample's im2col tile, `CI·KH·KW × OH·OW` (every tap at every output
-    /// position), reused sample after sample: nn_core's `Conv2d::SCRATCH_PER_CALL`; for
-    /// `QatConv2d`, also the fake-quantized weights, `CO·CI·KH·KW`.
+    /// position), reused sample after sample, and a `CO × CI·KH·KW` matrix (the weight
+    /// gradient's transpose summed over the batch, for `Conv2d`; the fake-quantized weights,
+    /// for `QatConv2d`): nn_core's `SCRATCH_PER_CALL`.
     fn scratch_per_call(&self, input: &Shape) -> Dim {
         let taps: usize = self.kernel[..self.dims].iter().product();
         let k = input.dims()[0].mul(&Dim::Known(taps));
         let tile = (0..self.dims).fold(k.clone(), |size, d| size.mul(&self.output_size(input, d)));
-        if self.qat {
-            tile.add(&self.out_channels.mul(&k))
-        } else {
-            tile
-        }
+        tile.add(&self.out_channels.mul(&k))
     }
 
     fn describe(&self, input: &Shape, _output: &Shape) -> String {
@@ -472,11 +469,12 @@ mod tests {
                 [Some(8), Some(want), Some(want)],
                 "size {size}, kernel {k}, stride {s}, padding {p}, dilation {d}"
             );
-            // One im2col tile, whatever the batch: every tap at every output position.
+            // One im2col tile, whatever the batch (every tap at every output position), and
+            // the 8 × 3·k·k weight gradient's transpose.
             assert_eq!(conv.scratch_per_sample(&input).known(), Some(0));
             assert_eq!(
                 conv.scratch_per_call(&input).known(),
-                Some(3 * k * k * want * want)
+                Some(3 * k * k * want * want + 8 * 3 * k * k)
             );
         }
     }
@@ -496,9 +494,13 @@ mod tests {
         let known = |shape: &Shape| shape.dims().iter().map(Dim::known).collect::<Vec<_>>();
         assert_eq!(known(&out), [Some(8), Some(5), Some(5)]);
         assert_eq!(qat.param_count(&input).known(), Some(8 * 27 + 8));
-        // The im2col tile (27 taps at 5×5 positions) and fq(W) (8 × 27).
+        // The im2col tile (27 taps at 5×5 positions) and fq(W) (8 × 27); a Conv2d holds the
+        // weight gradient's transpose in the same room.
         assert_eq!(qat.scratch_per_call(&input).known(), Some(27 * 25 + 8 * 27));
-        assert_eq!(conv.scratch_per_call(&input).known(), Some(27 * 25));
+        assert_eq!(
+            conv.scratch_per_call(&input).known(),
+            Some(27 * 25 + 8 * 27)
+        );
         assert_eq!(qat.name(), "QatConv2d");
         let ty = qat
             .type_tokens(&quote!(nn), &input, &out, false)

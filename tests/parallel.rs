@@ -269,8 +269,8 @@ fn train_step_on_a_pool_gives_the_same_bits_on_any_number_of_threads() {
     });
 }
 
-/// `Trainer::fit` on a pool (one region per epoch) gives the parameters and the losses of
-/// `fit` alone, bit for bit; and a step's error still ends it.
+/// `Trainer::fit` on a pool gives the parameters and the losses of `fit` alone, bit for bit;
+/// and a step's error on a pool still ends it.
 #[test]
 fn fit_on_a_pool_gives_the_same_bits_as_alone() {
     use nn::optim::{Sgd, SgdConfig};
@@ -324,8 +324,7 @@ fn fit_on_a_pool_gives_the_same_bits_as_alone() {
     for threads in [2, 3] {
         assert!(fit(Some(threads), 0.05) == alone, "{threads} threads");
     }
-    // An infinite learning rate: the second step's loss is not finite, and the step's error
-    // leaves the epoch's region.
+    // An infinite learning rate: the second step's loss is not finite.
     assert!(matches!(
         fit(Some(2), f64::INFINITY).0,
         Err(nn::train::TrainError::Step { batch: 1, .. })

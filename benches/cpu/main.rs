@@ -2,7 +2,7 @@
 //! same networks written by hand over nalgebra fixed-size matrices (with nalgebra's products,
 //! and with matrixmultiply's); LeNet-5 training (C1) and inference (C2, C3), a small CNN
 //! with batch norm and average pooling training (C4), a GRU training step (G1) and a multi-head attention training step (A1); W3 and C1 on two threads (P3, P1), each after
-//! the ceiling of two threads on this machine at that moment (P0); 8 of W3's steps in one region against a region each (P4);
+//! the ceiling of two threads on this machine at that moment (P0);
 //! the kernels against matrixmultiply (K); the gradient norm (N). Every contestant is first
 //! checked to compute the same losses (or outputs).
 //!

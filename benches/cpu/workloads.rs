@@ -38,7 +38,6 @@ pub const SUITE: &[fn() -> Workload] = &[
     a1,
     crate::peak::p0,
     p3,
-    p4,
     crate::peak::p0,
     p1,
     k1,
@@ -1203,32 +1202,6 @@ pub fn p3() -> Workload {
             entry(
                 "nn parallel_gradients, 2 threads",
                 chunked_step::<Mnist<f32>, 784, 64, 32>(state(), 2),
-            ),
-        ],
-    }
-}
-
-/// P4: W3's steps on two threads, 8 per call: each step in its own region (as `train_step`
-/// called alone runs), and all 8 in one region (as `Trainer::fit` runs an epoch): the cost of
-/// waking the pool's other thread at each region.
-pub fn p4() -> Workload {
-    let d = w3_data(64);
-    let state = || NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
-    let (mut each, mut one) = (state(), state());
-    Workload {
-        name: "P4 train (W3, 8 steps, threads)",
-        goal_ns: f64::INFINITY,
-        steps: 1,
-        contestants: vec![
-            entry(
-                "nn train_step ×8, 2 threads, a region each",
-                in_pool(2, move || (0..8).map(|_| each.train_step(&CE)).sum::<f32>()),
-            ),
-            entry(
-                "nn train_step ×8, 2 threads, one region",
-                in_pool(2, move || {
-                    nn::parallel::region(|| (0..8).map(|_| one.train_step(&CE)).sum::<f32>())
-                }),
             ),
         ],
     }

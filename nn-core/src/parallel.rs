@@ -39,10 +39,6 @@
 //! are handed one job per step, in which they spin, waiting for their parts; part `k` of
 //! every split goes to the pool's thread of index `k`, step after step, so that each thread
 //! finds its part of the weights and gradients in its own cache.
-//! [`Trainer::fit`](crate::train::Trainer::fit) runs each epoch in one region (a step's
-//! region then runs inside it): between regions the threads go back to rayon, which lets
-//! them fall asleep, and waking them at the start of each step's region cost W3 about 90 µs
-//! a step on the benchmark machine (8 steps in one region against a region each, 1.11×).
 //!
 //! Small work stays on one thread: handing a part to another thread and waiting for it costs
 //! a few µs (outside a region). A network of small layers gains more from splitting the batch

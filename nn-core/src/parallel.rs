@@ -270,6 +270,7 @@ pub(crate) fn tree_sum<T: Sync>(
 }
 
 /// Whether [`sum_blocks`] halves `count` blocks in parallel (when `parallel`).
+#[cfg(feature = "std")]
 #[inline]
 fn splits_sum(count: usize, block: usize) -> bool {
     count >= 2 && count * block >= ELEMENTWISE_MIN_LEN

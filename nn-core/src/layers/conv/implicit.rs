@@ -85,13 +85,7 @@ pub(crate) unsafe fn forward<
     xp.fill(0.0);
     let weight = &weight[..CO * K];
     for (x, y) in x.chunks_exact(IN).zip(y.chunks_exact_mut(OUT)) {
-        for ci in 0..G::CI {
-            for h in 0..G::H {
-                let to = ci * plane_p + (h + G::PH) * wp + G::PW;
-                let from = (ci * G::H + h) * G::W;
-                xp[to..to + G::W].copy_from_slice(&x[from..from + G::W]);
-            }
-        }
+        pad_into::<G>(x, xp);
         let mut i = 0;
         while i < rows {
             let m = MR.min(rows - i);
@@ -145,6 +139,20 @@ pub(crate) unsafe fn forward<
                     o += 16;
                 }
             }
+        }
+    }
+}
+
+/// Copies one sample `x` (`CI × H × W`) inside the zero-padded plane `xp` (`CI × Hp × Wp`),
+/// leaving its padding as it is (zero).
+#[inline(always)]
+fn pad_into<G: ConvGeometry2d>(x: &[f32], xp: &mut [f32]) {
+    let (hp, wp) = padded::<G>();
+    for ci in 0..G::CI {
+        for h in 0..G::H {
+            let to = ci * hp * wp + (h + G::PH) * wp + G::PW;
+            let from = (ci * G::H + h) * G::W;
+            xp[to..to + G::W].copy_from_slice(&x[from..from + G::W]);
         }
     }
 }
@@ -249,13 +257,7 @@ pub(crate) unsafe fn weight_gradient<
     dyw.fill(0.0);
     let d_weight = &mut d_weight[..CO * K];
     for (x, dy) in x.chunks_exact(IN).zip(dy.chunks_exact(OUT)) {
-        for ci in 0..G::CI {
-            for h in 0..G::H {
-                let to = ci * plane_p + (h + G::PH) * wp + G::PW;
-                let from = (ci * G::H + h) * G::W;
-                xp[to..to + G::W].copy_from_slice(&x[from..from + G::W]);
-            }
-        }
+        pad_into::<G>(x, xp);
         for co in 0..CO {
             for oh in 0..G::OH {
                 let to = co * rows + oh * wp;

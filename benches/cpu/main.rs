@@ -40,15 +40,12 @@ fn main() {
             block: Duration::from_micros(200),
         }
     };
-    if let Some(gflops) = peak::peak_gflops(&settings, 1, false) {
+    if let Some(gflops) = peak::peak_gflops(&settings) {
         println!("f32 peak of this core (AVX-512 FMA, measured): {gflops:.1} GFLOP/s");
         // Two threads of the same rounds against one, in wall time: the most that the P
         // workloads' products can gain here (a virtual machine's two cores may share one
         // physical core's multiply-add units).
-        if let (Some(one), Some(two)) = (
-            peak::peak_gflops(&settings, 1, true),
-            peak::peak_gflops(&settings, 2, true),
-        ) {
+        if let Some((two, one)) = peak::two_thread_peak(&settings) {
             println!(
                 "f32 peak of two threads (wall time, on the cores this process may use): \
                  {two:.1} GFLOP/s, {:.2}× one thread's {one:.1}",

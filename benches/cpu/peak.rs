@@ -22,38 +22,73 @@ fn fma_rounds(iterations: u64, seed: f32) -> f32 {
     _mm512_reduce_add_ps(sum)
 }
 
-/// The measured peak in GFLOP/s, or `None` without AVX-512: of `threads` threads of a rayon
-/// pool running the same rounds at once, timed in CPU time (one thread) or `wall` time (on
-/// the cores the process may run on: with several threads, what the P workloads' ratios can
-/// reach at most for work bound by multiply-adds).
-pub fn peak_gflops(settings: &Settings, threads: usize, wall: bool) -> Option<f64> {
+/// Rounds per call of the peak probes: about a millisecond of work, so that waking a pool's
+/// threads (tens of microseconds) is not counted as the machine's lack of throughput.
+const PEAK_ITERATIONS: u64 = 500_000;
+
+/// The measured peak of one core in GFLOP/s, or `None` without AVX-512: the rounds on the
+/// calling thread, timed in CPU time like the one-core workloads.
+pub fn peak_gflops(settings: &Settings) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        const ITERATIONS: u64 = 10_000;
-        // SAFETY: AVX-512F was detected.
-        let rounds = || unsafe { fma_rounds(ITERATIONS, std::hint::black_box(1.0)) };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let mut contestants: Vec<(String, Box<dyn Run + '_>)> = vec![(
+        let mut contestants: Vec<(String, Box<dyn Run>)> = vec![(
             "peak".into(),
-            Box::new(|| {
-                pool.broadcast(|_| rounds())
-                    .into_iter()
-                    .fold(0.0, |a, b| a + b)
-            }),
+            // SAFETY: AVX-512F was detected.
+            Box::new(|| unsafe { fma_rounds(PEAK_ITERATIONS, std::hint::black_box(1.0)) }),
         )];
         let ns = measure(
             &mut contestants,
             settings.runs,
             settings.blocks,
             settings.block,
-            wall,
+            false,
         )[0];
-        return Some((ITERATIONS * 16 * 16 * 2 * threads as u64) as f64 / ns);
+        return Some(flops(PEAK_ITERATIONS) / ns);
     }
     None
+}
+
+/// The peak of two threads at once and of one thread alone, both in wall time, in GFLOP/s
+/// (`None` without AVX-512): one thread runs the rounds on the calling thread, two threads
+/// run them at once on a rayon pool. Their ratio is the most that the P workloads' products
+/// can gain on the cores the process may use (a virtual machine's two cores may share one
+/// physical core's multiply-add units with other tenants).
+pub fn two_thread_peak(settings: &Settings) -> Option<(f64, f64)> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let mut contestants: Vec<(String, Box<dyn Run + '_>)> = vec![
+            ("one thread".into(), Box::new(|| rounds(PEAK_ITERATIONS))),
+            (
+                "two threads".into(),
+                Box::new(|| {
+                    pool.broadcast(|_| rounds(PEAK_ITERATIONS))
+                        .into_iter()
+                        .sum::<f32>()
+                }),
+            ),
+        ];
+        let ns = measure(
+            &mut contestants,
+            settings.runs,
+            settings.blocks,
+            settings.block,
+            true,
+        );
+        return Some((
+            2.0 * flops(PEAK_ITERATIONS) / ns[1],
+            flops(PEAK_ITERATIONS) / ns[0],
+        ));
+    }
+    None
+}
+
+/// Floating-point operations of [`fma_rounds`]`(iterations, _)`.
+fn flops(iterations: u64) -> f64 {
+    (iterations * 16 * 16 * 2) as f64
 }
 
 /// `iterations` rounds of 256 independent multiply-adds, in AVX-512 where the CPU has it.
@@ -78,7 +113,7 @@ fn rounds(iterations: u64) -> f32 {
 /// moment, on the cores the process may use (a virtual machine's two cores may share one
 /// physical core with other tenants: the ratio then moves between 1 and 2 within minutes).
 pub fn p0() -> Workload {
-    const ITERATIONS: u64 = 10_000;
+    const ITERATIONS: u64 = PEAK_ITERATIONS;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()

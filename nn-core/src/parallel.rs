@@ -13,13 +13,16 @@
 //! `train_step` runs, handed to the pool's threads that wait for them):
 //!
 //! - **Matrix products** ([`kernels`](crate::kernels)) of at least [`PARALLEL_MIN_WORK`]
-//!   multiply-adds: the columns of `C` (when it has at least as many columns as rows: a
+//!   multiply-adds ([`REGION_MIN_WORK`] inside a region): the columns of `C` (when it has at least as many columns as rows: a
 //!   weight gradient `∂Y·Xᵀ`, each part a contiguous block) or its rows (a forward product
 //!   `W·X`: each thread reads its rows of the weights, so two cores bring two L2 caches to
 //!   them), in parts starting at multiples of [`COLUMN_GRANULE`] or [`ROW_GRANULE`].
 //! - **Passes over every parameter** of at least [`ELEMENTWISE_MIN_LEN`] scalars: the
 //!   optimizers' updates, the zeroing of the gradient in `train_step`, and the gradient's
 //!   norm ([`global_norm`](crate::optim::global_norm)).
+//! - **Element-wise activations** (forward and backward) and the copy of the network's input
+//!   into the tape, over at least [`ELEMENTWISE_MIN_LEN`] scalars ([`REGION_MIN_LEN`] inside
+//!   a region).
 //!
 //! Called anywhere else (the main thread, a thread of one's own, a pool of one thread, a
 //! `no_std` build) the work runs whole on the calling thread.
@@ -49,6 +52,11 @@
 /// it to another thread and waiting for it.
 pub const PARALLEL_MIN_WORK: usize = 512 * 1024;
 
+/// Inside a [`region`], products of at least this many multiply-adds split too (about 1 µs
+/// of work on one core): a split there costs a store and a few hundred ns, and what runs
+/// whole is time the region's other threads spend waiting.
+pub const REGION_MIN_WORK: usize = 64 * 1024;
+
 /// The parts of a product split by rows start at multiples of this many rows: a multiple of
 /// every kernel's row tile (the GEMM's `MR` is at most 32, the dot-product kernel takes 4), so
 /// that a split never changes which rows share a tile.
@@ -62,6 +70,10 @@ pub const COLUMN_GRANULE: usize = 64;
 /// Element-wise passes over fewer scalars than this run on the calling thread (about 10 µs
 /// of memory traffic for `f32`).
 pub const ELEMENTWISE_MIN_LEN: usize = 64 * 1024;
+
+/// Inside a [`region`], element-wise passes over at least this many scalars split too (as
+/// [`REGION_MIN_WORK`] for products).
+pub const REGION_MIN_LEN: usize = 8 * 1024;
 
 /// The parts of a split element-wise pass start at multiples of this many scalars (a cache
 /// line of `f64`s: no line is written by two threads).
@@ -120,7 +132,7 @@ pub(crate) fn for_parts_of_product<F: Fn(usize, usize) + Sync>(
     work: usize,
     part: F,
 ) {
-    if work >= PARALLEL_MIN_WORK {
+    if work >= PARALLEL_MIN_WORK || (work >= REGION_MIN_WORK && in_region()) {
         let threads = pool_threads();
         if threads > 1 && extent > granule {
             #[cfg(test)]
@@ -130,6 +142,25 @@ pub(crate) fn for_parts_of_product<F: Fn(usize, usize) + Sync>(
         }
     }
     part(0, extent);
+}
+
+/// Whether the calling thread leads a [`region`].
+#[inline]
+fn in_region() -> bool {
+    #[cfg(feature = "std")]
+    return team::led_here().is_some();
+    #[cfg(not(feature = "std"))]
+    false
+}
+
+/// `dst.copy_from_slice(src)`, split like an [`elementwise`] pass (the generated
+/// `forward_train` copies the network's input into the tape with it).
+///
+/// # Panics
+/// If the slices' lengths differ.
+#[inline]
+pub fn copy<T: Copy + Send + Sync>(dst: &mut [T], src: &[T]) {
+    elementwise([dst], [src], |[dst], [src]| dst.copy_from_slice(src));
 }
 
 /// Runs `part(start, len)` over `0..len` in `threads` parts (fewer if there are fewer
@@ -216,7 +247,7 @@ pub(crate) fn elementwise<T: Send + Sync, const M: usize, const R: usize>(
         mutable.iter().all(|s| s.len() == len) && read.iter().all(|s| s.len() == len),
         "elementwise: slices of different lengths"
     );
-    if len >= ELEMENTWISE_MIN_LEN {
+    if len >= ELEMENTWISE_MIN_LEN || (len >= REGION_MIN_LEN && in_region()) {
         let threads = pool_threads();
         if threads > 1 {
             elementwise_in_parts(len, threads, mutable, read, &body);
@@ -657,6 +688,8 @@ mod tests {
             0,
             1,
             1000,
+            REGION_MIN_LEN - 1,
+            REGION_MIN_LEN + 1,
             ELEMENTWISE_MIN_LEN - 1,
             ELEMENTWISE_MIN_LEN + 63,
             200_001,
@@ -683,11 +716,29 @@ mod tests {
                 assert!(a.iter().enumerate().all(|(i, &v)| v == 2.0 * i as f64));
                 assert!(b.iter().enumerate().all(|(i, &v)| v == 1.0 + i as f64));
                 let used = seen.lock().unwrap().len();
-                if len >= ELEMENTWISE_MIN_LEN && threads > 1 {
+                let min_len = if in_region {
+                    REGION_MIN_LEN
+                } else {
+                    ELEMENTWISE_MIN_LEN
+                };
+                if len >= min_len && threads > 1 {
                     assert!(used >= 1 && used <= threads);
                 } else if len > 0 {
                     assert_eq!(used, 1, "len {len}, {threads} threads");
                 }
+            }
+        }
+    }
+
+    /// `copy` copies every element, whole or in parts (in a region, above `REGION_MIN_LEN`).
+    #[test]
+    fn copy_copies_every_element() {
+        for len in [0, 5, REGION_MIN_LEN + 65, ELEMENTWISE_MIN_LEN + 1] {
+            let src: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 - 3.0).collect();
+            for threads in [1, 2, 3] {
+                let mut dst = std::vec![f32::NAN; len];
+                pool(threads).install(|| region(|| copy(&mut dst, &src)));
+                assert_eq!(dst, src, "len {len}, {threads} threads");
             }
         }
     }

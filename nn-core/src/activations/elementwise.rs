@@ -49,8 +49,11 @@ macro_rules! elementwise_activation {
                 y: &mut SMatrix<T, N, B>,
             ) {
                 // Over the contiguous slices: the compiler vectorises these loops, not
-                // nalgebra's strided iterators.
-                self.values(x.as_slice(), y.as_mut_slice());
+                // nalgebra's strided iterators. Split over a pool's threads when large
+                // (`crate::parallel`; each element alone: the same bits).
+                crate::parallel::elementwise([y.as_mut_slice()], [x.as_slice()], |[y], [x]| {
+                    self.values(x, y)
+                });
             }
 
             #[inline]
@@ -60,10 +63,16 @@ macro_rules! elementwise_activation {
                 dy: &SMatrix<T, N, B>,
                 dx: &mut SMatrix<T, N, B>,
             ) {
-                let inputs = value.as_slice().iter().zip(dy.as_slice());
-                for (dx, (&value, &dy)) in dx.as_mut_slice().iter_mut().zip(inputs) {
-                    *dx += self.derivative(value) * dy;
-                }
+                crate::parallel::elementwise(
+                    [dx.as_mut_slice()],
+                    [value.as_slice(), dy.as_slice()],
+                    |[dx], [value, dy]| {
+                        let inputs = value.iter().zip(dy);
+                        for (dx, (&value, &dy)) in dx.iter_mut().zip(inputs) {
+                            *dx += self.derivative(value) * dy;
+                        }
+                    },
+                );
             }
         }
     )+};

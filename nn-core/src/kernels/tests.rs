@@ -785,6 +785,45 @@ fn split_products_equal_whole_ones_bit_for_bit() {
     check::<f64, 64, 64, 197>();
 }
 
+/// Products between `REGION_MIN_WORK` and `PARALLEL_MIN_WORK` multiply-adds split only inside
+/// a region, and give the bits of whole ones there (the output layers of W3-sized networks).
+#[test]
+fn region_splits_smaller_products_with_the_same_bits() {
+    fn check<T: Real, const M: usize, const K: usize, const N: usize>(min_splits: usize) {
+        let work = M * K * N;
+        assert!(work >= parallel::REGION_MIN_WORK && work < parallel::PARALLEL_MIN_WORK);
+        let whole = product_bits::<T, M, K, N>();
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let splits = || parallel::SPLITS.load(core::sync::atomic::Ordering::Relaxed);
+            let outside = pool.install(product_bits::<T, M, K, N>);
+            let before = splits();
+            let inside = pool.install(|| parallel::region(product_bits::<T, M, K, N>));
+            let inside_splits = splits() - before;
+            // Other tests split products at the same time: only a lower bound can be checked.
+            assert!(
+                inside_splits >= min_splits,
+                "{M}×{K}×{N}: {inside_splits} products split in a region"
+            );
+            let what = core::any::type_name::<T>();
+            assert!(outside == whole, "{M}×{K}×{N} ({what}), {threads} threads");
+            assert!(
+                inside == whole,
+                "{M}×{K}×{N} ({what}), {threads} threads in a region"
+            );
+        }
+    }
+    // Split by rows: W3's ∂H2 = W3ᵀ·∂Y3 (128 × 10 × 64).
+    check::<f32, 128, 10, 64>(8);
+    check::<f64, 97, 30, 40>(8);
+    // Split by columns: W3's ∂W3 = ∂Y3·H2ᵀ (10 × 64 × 128); the products by dot products
+    // of rows (fewer rows than a tile) do not split.
+    check::<f32, 10, 64, 128>(4);
+}
+
 /// As `split_products_equal_whole_ones_bit_for_bit`, on the AVX2 tier: split products give
 /// the bits of whole ones (the AVX2 kernels' sums do not depend on where a part starts).
 #[cfg(target_arch = "x86_64")]

@@ -206,8 +206,11 @@ impl Expander<'_> {
             let place = self.value_place(pass, id);
             match (&node.op, &place) {
                 (Op::Input, Place::Field(field)) if !model.outputs.contains(&id) => {
-                    let name = &node.name;
-                    body.extend(quote! { #field.copy_from(#name); });
+                    // Split over a pool's threads when large (a region's threads wait).
+                    let (name, nn) = (&node.name, &self.nn);
+                    body.extend(quote! {
+                        #nn::parallel::copy(#field.as_mut_slice(), #name.as_slice());
+                    });
                 }
                 (_, Place::Slot(binding)) => {
                     let slot = placement.value_slot[id].expect("a value in a slot has one");

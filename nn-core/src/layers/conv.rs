@@ -1173,7 +1173,8 @@ mod tests {
         f32_backward_matches::<J, 9, 72, 9, 576, 216, 2>(87);
     }
 
-    /// `∂L/∂x` in `f32` by [`implicit::input_gradient`] (asserted to apply) against
+    /// `∂L/∂x` in `f32` by the layer and by [`implicit::input_gradient`] each way that may run
+    /// ([`implicit::input_gradient_fits`]), against
     /// [`naive_backward`] in `f64` on the same values (by [`f32_backward_matches`], which also
     /// checks the parameter gradients), and against central differences of the `f32` forward
     /// pass of `L = Σ ∂y·y` (linear in `x`: only rounding separates them).
@@ -1190,27 +1191,29 @@ mod tests {
         seed: u64,
     ) {
         let name = core::any::type_name::<G>();
-        let path = implicit::input_gradient_path::<G, CO, K>();
-        assert!(path != implicit::InputGradient::Lowered, "{name}");
+        let (rows, wide) = implicit::input_gradient_fits::<G, CO, K>();
+        assert!(rows || wide, "{name}");
         f32_backward_matches::<G, CO, K, NB, IN, OUT, B>(seed);
         // Both ways of the convolution (where each may run), onto a non-zero ∂x.
         let weight: SMatrix<f32, CO, K> = random_matrix::<CO, K>(seed + 20, 1.0).cast();
         let dy: SMatrix<f32, OUT, B> = random_matrix::<OUT, B>(seed + 21, 1.0).cast();
         let start: SMatrix<f32, IN, B> = random_matrix::<IN, B>(seed + 22, 1.0).cast();
         let w64: SMatrix<f64, CO, K> = weight.cast();
-        let mut paths = std::vec![implicit::InputGradient::Wide];
-        if G::W <= 16 {
+        let mut paths = std::vec::Vec::new();
+        if wide {
+            paths.push(implicit::InputGradient::Wide);
+        }
+        if rows {
             paths.push(implicit::InputGradient::Rows);
         }
         for way in paths {
             let mut scratch = std::vec![f32::NAN; tile::<G, K>() + CO * K];
             let mut dx = start;
-            // SAFETY: the CPU has AVX-512F (this test runs where it has); the scratch is the
-            // layer's; `Wide`'s room: `path` is not `Lowered`, and the wide result fits in
-            // these geometries (asserted below by the values).
             if !crate::kernels::has_avx512() {
                 return;
             }
+            // SAFETY: the CPU has AVX-512F; `input_gradient_fits` allows the path; the scratch
+            // is the layer's.
             unsafe {
                 implicit::input_gradient::<G, CO, K, IN, OUT>(
                     way,
@@ -1312,8 +1315,15 @@ mod tests {
         // the zero border makes both too costly (a 7 × 7 kernel on 8 × 8, padding 0).
         assert_eq!(implicit::input_gradient_path::<C2, 16, 150>(), Rows);
         assert_eq!(implicit::input_gradient_path::<C4, 16, 72>(), Rows);
+        // LeNet-5's first (1 input channel: register tiles of one column) and 16 → 32 channels
+        // of 3 × 3 on 12 × 12 (1.71 times the products, over 1 + 16/32) by the lowering.
         type C1 = Geometry2d<1, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1>;
-        assert_eq!(implicit::input_gradient_path::<C1, 6, 25>(), Wide);
+        assert_eq!(implicit::input_gradient_path::<C1, 6, 25>(), Lowered);
+        type Deep = Geometry2d<16, 12, 12, 3, 3, 1, 1, 0, 0, 1, 1>;
+        assert_eq!(implicit::input_gradient_path::<Deep, 32, 144>(), Lowered);
+        // 28 × 28 with 8 → 16 channels, 3 × 3 padding 1: by wide rows.
+        type Wide28 = Geometry2d<8, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1>;
+        assert_eq!(implicit::input_gradient_path::<Wide28, 16, 72>(), Wide);
         type Big = Geometry2d<4, 8, 8, 7, 7, 1, 1, 0, 0, 1, 1>;
         assert_eq!(implicit::input_gradient_path::<Big, 8, 196>(), Lowered);
     }

@@ -228,21 +228,57 @@ pub(crate) enum InputGradient {
 /// Which way the input gradient of this convolution is computed (in `f32` with AVX-512F). As
 /// the convolution [`Transposed`] when the stride is 1 and the padding at most the dilated
 /// kernel's reach, the flipped weights (`CO·K` scalars) and the pass's scratch fit in the
-/// layer's (`K·P + CO·K`), and its multiply-adds, in 16-lane vectors, are at most
-/// [`MOST_PRODUCTS`] times the lowering's `P·K·CO` (which also adds `K·P` scalars back to the
-/// inputs, col2im): by [`convolve_rows`] when an input row fits one vector (`W ≤ 16`), else by
-/// [`convolve`] (`(H − 1)·Wp' + W` wide rows of `CO·KH·KW` taps each, against
-/// `P·KH·KW` lowered).
+/// layer's (`K·P + CO·K`), there are at least [`FEWEST_INPUT_CHANNELS`] input channels (the
+/// columns of its register tiles), and its multiply-adds, in 16-lane vectors, are at most
+/// `1 + 16/CO` times the lowering's `P·K·CO` (whose products, of depth `CO`, are followed by
+/// col2im's `K·P` additions: the more channels, the less col2im weighs): by [`convolve_rows`]
+/// when an input row fits one vector (`W ≤ 16`), else by [`convolve`] (`(H − 1)·Wp' + W` wide
+/// rows of `CO·KH·KW` taps each, against `P·KH·KW` lowered).
 ///
-/// Measured (batch 32, one core, µs for the lowered path against this one): LeNet-5's second
-/// convolution (`6 → 16`, 5 × 5 on 14 × 14, padding 0: ∂Y padded by 4), 189 against 121 by
-/// rows (1.73 times the products), 192 by wide rows (2.48 times); C4's second (`8 → 16`,
-/// 3 × 3 padding 1 on 14 × 14), 176 against 82 by rows (1.14 times); `16 → 32`, 3 × 3 on
-/// 12 × 12, padding 0, 224 against 219 by rows (1.71 times), 284 by wide rows (1.66 times);
-/// `1 → 6`, 5 × 5 padding 2 on 28 × 28, 163 against 136 by wide rows (1.14 times).
+/// Measured (batch 32, one core, µs, the lowered path against this one, three runs):
+/// LeNet-5's second convolution (`6 → 16`, 5 × 5 on 14 × 14, padding 0: ∂Y padded by 4),
+/// 137–189 against 110–121 by rows (1.73 times the products), 169–192 by wide rows (2.48
+/// times); C4's second (`8 → 16`, 3 × 3 padding 1 on 14 × 14), 119–176 against 77–82 by rows
+/// (1.14 times); the same as LeNet-5's with padding 2, 232–367 against 134–151 by rows;
+/// `16 → 32`, 3 × 3 on 12 × 12, padding 0, 203–224 against 211–219 by rows (1.71 times, over
+/// `1 + 16/32`), 259–284 by wide rows; `1 → 6`, 5 × 5 padding 2 on 28 × 28, 102–163 against
+/// 118–136 by wide rows (1.14 times, but register tiles of one column).
 pub(crate) const fn input_gradient_path<G: ConvGeometry2d, const CO: usize, const K: usize>()
 -> InputGradient {
-    type T<G, const CO: usize> = Transposed<G, CO>;
+    let (rows, wide) = input_gradient_fits::<G, CO, K>();
+    if G::CI < FEWEST_INPUT_CHANNELS {
+        return InputGradient::Lowered;
+    }
+    // Products of the lowering, in units of CI·KW·CO multiply-adds, and the most of the pass.
+    let lowered = G::OH * G::OW * G::KH;
+    let most = lowered * (CO + 16);
+    if rows {
+        // 16 lanes per row, the kernel rows of each tile of RR rows.
+        let mut products = 0;
+        let mut oh = 0;
+        while oh < G::H {
+            let (lo, hi) = kernel_rows::<Transposed<G, CO>>(oh);
+            let r = if RR < G::H - oh { RR } else { G::H - oh };
+            products += r * 16 * (hi - lo);
+            oh += RR;
+        }
+        if products * CO <= most {
+            return InputGradient::Rows;
+        }
+    }
+    // Whole chains over every kernel row.
+    if wide && wide_rows::<Transposed<G, CO>>() * G::KH * CO <= most {
+        return InputGradient::Wide;
+    }
+    InputGradient::Lowered
+}
+
+/// Whether [`input_gradient`] may compute this convolution's input gradient by
+/// [`convolve_rows`] and by [`convolve`]: stride 1, padding at most the dilated kernel's
+/// reach, and its scratch (the flipped weights and the padded `∂Y`, and for the second the
+/// wide result) in the layer's `K·P + CO·K`; `W ≤ 16` for the first.
+pub(crate) const fn input_gradient_fits<G: ConvGeometry2d, const CO: usize, const K: usize>()
+-> (bool, bool) {
     let positions = G::OH * G::OW;
     if !(G::SH == 1
         && G::SW == 1
@@ -250,37 +286,17 @@ pub(crate) const fn input_gradient_path<G: ConvGeometry2d, const CO: usize, cons
         && G::PW <= G::DW * (G::KW - 1)
         && positions > 0)
     {
-        return InputGradient::Lowered;
+        return (false, false);
     }
-    // Products of the lowering, in units of CI·KW·CO multiply-adds.
-    let lowered = positions * G::KH;
-    let (hp, wp) = padded::<T<G, CO>>();
-    if G::W <= 16 && CO * hp * wp <= K * positions {
-        // 16 lanes per row, the kernel rows of each tile of RR rows.
-        let mut products = 0;
-        let mut oh = 0;
-        while oh < G::H {
-            let (lo, hi) = kernel_rows::<T<G, CO>>(oh);
-            let r = if RR < G::H - oh { RR } else { G::H - oh };
-            products += r * 16 * (hi - lo);
-            oh += RR;
-        }
-        if products * MOST_PRODUCTS.1 <= MOST_PRODUCTS.0 * lowered {
-            return InputGradient::Rows;
-        }
-    }
-    let wide = wide_rows::<T<G, CO>>() * G::KH;
-    if fits::<T<G, CO>>(G::CI, K * positions) && wide * MOST_PRODUCTS.1 <= MOST_PRODUCTS.0 * lowered
-    {
-        // Whole chains over every kernel row.
-        return InputGradient::Wide;
-    }
-    InputGradient::Lowered
+    let (hp, wp) = padded::<Transposed<G, CO>>();
+    (
+        G::W <= 16 && CO * hp * wp <= K * positions,
+        fits::<Transposed<G, CO>>(G::CI, K * positions),
+    )
 }
 
-/// The most multiply-adds (with their lanes of nothing) of [`input_gradient`] per product of
-/// the lowering, as a fraction `(numerator, denominator)`: see [`input_gradient_path`].
-const MOST_PRODUCTS: (usize, usize) = (7, 4);
+/// See [`input_gradient_path`].
+const FEWEST_INPUT_CHANNELS: usize = 4;
 
 /// The kernel rows `lo..hi` that a tile of [`convolve_rows`] from output row `oh` reads (the
 /// others read only the padded plane's zero rows for every output row of the tile).
@@ -300,8 +316,8 @@ const fn kernel_rows<G: ConvGeometry2d>(oh: usize) -> (usize, usize) {
 /// and added once: no col2im. By `path` ([`input_gradient_path`]'s unless timing).
 ///
 /// # Safety
-/// The CPU has AVX-512F; `path` is `Wide` or `Rows`, and [`input_gradient_path`] is not
-/// `Lowered` (`Rows` only where it may be); `weight` holds `CO·K` scalars (`CO × K`
+/// The CPU has AVX-512F; `path` is `Rows` or `Wide` and [`input_gradient_fits`] says it
+/// may run; `weight` holds `CO·K` scalars (`CO × K`
 /// column-major), `dy` whole samples of `OUT = CO·OH·OW`, `dx` as many of `IN = CI·H·W`,
 /// `scratch` `K·OH·OW + CO·K` scalars.
 #[target_feature(enable = "avx512f")]

@@ -1386,7 +1386,12 @@ mod tests {
         };
         let dy = &dy;
         let w = &w;
+        let (rows, wide) = implicit::input_gradient_fits::<G, CO, K>();
+        assert!(wide);
         let by = |path| {
+            // SAFETY: the CPU has AVX-512F (checked by the caller); the path may run (`Wide`
+            // asserted, `Rows` only when allowed); the scratch is the layer's, `dy` and `dx`
+            // 32 samples.
             move |dx: &mut [f32], scratch: &mut [f32]| unsafe {
                 implicit::input_gradient::<G, CO, K, IN, OUT>(path, w.as_slice(), dy, dx, scratch);
             }
@@ -1413,7 +1418,7 @@ mod tests {
                 &mut dx,
                 &mut scratch,
             ));
-            if G::W <= 16 {
+            if rows {
                 r.push(time(
                     &mut by(implicit::InputGradient::Rows),
                     &mut dx,

@@ -235,14 +235,15 @@ pub(crate) enum InputGradient {
 /// when an input row fits one vector (`W ≤ 16`), else by [`convolve`] (`(H − 1)·Wp' + W` wide
 /// rows of `CO·KH·KW` taps each, against `P·KH·KW` lowered).
 ///
-/// Measured (batch 32, one core, µs, the lowered path against this one, three runs):
+/// Measured (batch 32, one core, µs, the lowered path against this one, four runs):
 /// LeNet-5's second convolution (`6 → 16`, 5 × 5 on 14 × 14, padding 0: ∂Y padded by 4),
-/// 137–189 against 110–121 by rows (1.73 times the products), 169–192 by wide rows (2.48
-/// times); C4's second (`8 → 16`, 3 × 3 padding 1 on 14 × 14), 119–176 against 77–82 by rows
-/// (1.14 times); the same as LeNet-5's with padding 2, 232–367 against 134–151 by rows;
-/// `16 → 32`, 3 × 3 on 12 × 12, padding 0, 203–224 against 211–219 by rows (1.71 times, over
-/// `1 + 16/32`), 259–284 by wide rows; `1 → 6`, 5 × 5 padding 2 on 28 × 28, 102–163 against
-/// 118–136 by wide rows (1.14 times, but register tiles of one column).
+/// 137–189 against 110–128 by rows (1.73 times the products), 169–192 by wide rows (2.48
+/// times); C4's second (`8 → 16`, 3 × 3 padding 1 on 14 × 14), 119–176 against 77–88 by rows
+/// (1.14 times), 90–103 by wide rows; the same as LeNet-5's with padding 2, 232–367 against
+/// 134–158 by rows. Either way by the run, so left to the lowering: `16 → 32`, 3 × 3 on
+/// 12 × 12, padding 0, 203–285 against 211–254 by rows (1.71 times, over `1 + 16/32`);
+/// `1 → 6`, 5 × 5 padding 2 on 28 × 28, 102–167 against 118–139 by wide rows (1.14 times,
+/// but register tiles of one column).
 pub(crate) const fn input_gradient_path<G: ConvGeometry2d, const CO: usize, const K: usize>()
 -> InputGradient {
     let (rows, wide) = input_gradient_fits::<G, CO, K>();

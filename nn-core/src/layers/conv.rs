@@ -65,7 +65,12 @@ mod implicit;
 /// of `X̃ᵀ` (over "wide" positions: whole padded rows) is the plane itself from the tap's
 /// offset on, and the forward product and the dot products of the weight gradient read it
 /// there; the position-major lowering is built by masked vector moves. The forward pass gives
-/// the same bits as the lowered one (for `K ≤ 256`).
+/// the same bits as the lowered one (for `K ≤ 256`). There too, the input gradient of a
+/// stride-1 convolution is, where it costs less (`implicit::input_gradient_path`), the
+/// forward convolution of `∂L/∂y` padded by the kernel's reach less the padding, with the
+/// kernel flipped and its channels swapped (cuDNN's "backward data"): each `∂L/∂x` is one
+/// chain of multiply-adds, added once, instead of a product of depth `CO` and col2im's
+/// `K·P` additions (the same values to rounding, not the same bits).
 ///
 /// Nothing is allocated and nothing on the stack depends on the sizes. This replaced a
 /// lowering one output position at a time (a `K`-vector gathered on the stack, then a
@@ -703,6 +708,18 @@ pub(crate) fn backward_batch<
             );
         }
     }
+    // ∂X as a forward convolution of ∂Y, after the samples' loop (`implicit::input_gradient`).
+    #[cfg(target_arch = "x86_64")]
+    let dx_implicit = size_of::<T>() == 4
+        && const {
+            !matches!(
+                implicit::input_gradient_path::<G, CO, K>(),
+                implicit::InputGradient::Lowered
+            )
+        }
+        && crate::kernels::has_avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    let dx_implicit = false;
     let (cols, rest) = scratch.split_at_mut(tile::<G, K>());
     // ∂Wᵀ (K × CO) of the batch, when computed by the GEMM.
     let d_weight_t = &mut rest[..if by_gemm { K * CO } else { 0 }];
@@ -742,7 +759,7 @@ pub(crate) fn backward_batch<
                 true,
             );
         }
-        let Some(dx) = dx.as_deref_mut() else {
+        let Some(dx) = dx.as_deref_mut().filter(|_| !dx_implicit) else {
             continue;
         };
         // ∂X̃ᵀ (P × K) = ∂Y_s (P × CO) · W (CO × K).
@@ -755,6 +772,22 @@ pub(crate) fn backward_batch<
             for (co, d) in column.iter_mut().enumerate() {
                 *d += d_weight_t[co * K + k];
             }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if dx_implicit && let Some(dx) = dx {
+        // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
+        // CPU has AVX-512F; `input_gradient_path` is not `Lowered`; the weight has CO·K scalars,
+        // `dy` and `dx` B samples, `scratch` K·P + CO·K scalars (the lowering and ∂Wᵀ are
+        // used up).
+        unsafe {
+            implicit::input_gradient::<G, CO, K, IN, OUT>(
+                const { implicit::input_gradient_path::<G, CO, K>() },
+                as_f32(weight),
+                as_f32(dy.as_slice()),
+                as_f32_mut(dx.as_mut_slice()),
+                as_f32_mut(&mut scratch[..tile::<G, K>() + CO * K]),
+            );
         }
     }
 }
@@ -1138,6 +1171,297 @@ mod tests {
         // Dilation 2 across: the scalar loops.
         type J = Geometry2d<8, 9, 8, 3, 3, 2, 2, 2, 2, 1, 2>;
         f32_backward_matches::<J, 9, 72, 9, 576, 216, 2>(87);
+    }
+
+    /// `∂L/∂x` in `f32` by the layer and by [`implicit::input_gradient`] each way that may run
+    /// ([`implicit::input_gradient_fits`]), against
+    /// [`naive_backward`] in `f64` on the same values (by [`f32_backward_matches`], which also
+    /// checks the parameter gradients), and against central differences of the `f32` forward
+    /// pass of `L = Σ ∂y·y` (linear in `x`: only rounding separates them).
+    #[cfg(target_arch = "x86_64")]
+    fn f32_input_gradient_matches<
+        G: ConvGeometry2d + Copy,
+        const CO: usize,
+        const K: usize,
+        const NB: usize,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        seed: u64,
+    ) {
+        let name = core::any::type_name::<G>();
+        let (rows, wide) = implicit::input_gradient_fits::<G, CO, K>();
+        assert!(rows || wide, "{name}");
+        f32_backward_matches::<G, CO, K, NB, IN, OUT, B>(seed);
+        // Both ways of the convolution (where each may run), onto a non-zero ∂x.
+        let weight: SMatrix<f32, CO, K> = random_matrix::<CO, K>(seed + 20, 1.0).cast();
+        let dy: SMatrix<f32, OUT, B> = random_matrix::<OUT, B>(seed + 21, 1.0).cast();
+        let start: SMatrix<f32, IN, B> = random_matrix::<IN, B>(seed + 22, 1.0).cast();
+        let w64: SMatrix<f64, CO, K> = weight.cast();
+        let mut paths = std::vec::Vec::new();
+        if wide {
+            paths.push(implicit::InputGradient::Wide);
+        }
+        if rows {
+            paths.push(implicit::InputGradient::Rows);
+        }
+        for way in paths {
+            let mut scratch = std::vec![f32::NAN; tile::<G, K>() + CO * K];
+            let mut dx = start;
+            if !crate::kernels::has_avx512() {
+                return;
+            }
+            // SAFETY: the CPU has AVX-512F; `input_gradient_fits` allows the path; the scratch
+            // is the layer's.
+            unsafe {
+                implicit::input_gradient::<G, CO, K, IN, OUT>(
+                    way,
+                    weight.as_slice(),
+                    dy.as_slice(),
+                    dx.as_mut_slice(),
+                    &mut scratch,
+                );
+            }
+            for j in 0..B {
+                let x0 = std::vec![0.0; IN];
+                let dyj: std::vec::Vec<f64> = dy.column(j).iter().map(|&v| f64::from(v)).collect();
+                let (_, _, dxj) = naive_backward::<G, CO, K, NB, IN>(&w64, &x0, &dyj);
+                for ((got, want), s) in dx
+                    .column(j)
+                    .iter()
+                    .zip(dxj.iter())
+                    .zip(start.column(j).iter())
+                {
+                    let want = want + f64::from(*s);
+                    assert!(
+                        (f64::from(*got) - want).abs() < 1e-4,
+                        "{name} {way:?}: {got} against {want}"
+                    );
+                }
+            }
+        }
+        let layer = Conv2d::<f32, CO, K, NB, IN, OUT, G>::new(
+            random_matrix::<CO, K>(seed + 10, 1.0).cast(),
+            random_matrix::<NB, 1>(seed + 11, 1.0).cast(),
+        );
+        let x: SMatrix<f32, IN, B> = random_matrix::<IN, B>(seed + 12, 1.0).cast();
+        let dy: SMatrix<f32, OUT, B> = random_matrix::<OUT, B>(seed + 13, 1.0).cast();
+        let size = <Conv2d<f32, CO, K, NB, IN, OUT, G> as Layer<f32, IN, OUT>>::SCRATCH_PER_CALL;
+        let mut scratch = std::vec![f32::NAN; size];
+        let (mut grads, mut dx) = (Conv2d::ZERO, SMatrix::<f32, IN, B>::ZERO);
+        layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut scratch);
+        let loss = |x: &SMatrix<f32, IN, B>, scratch: &mut [f32]| {
+            let mut y = SMatrix::<f32, OUT, B>::ZERO;
+            layer.forward(&(), x, &mut y, scratch);
+            y.iter()
+                .zip(dy.iter())
+                .map(|(&y, &d)| f64::from(y) * f64::from(d))
+                .sum::<f64>()
+        };
+        let h = 0.25f32;
+        let mut worst = 0.0f64;
+        for i in (0..IN * B).step_by(7) {
+            let (mut plus, mut minus) = (x, x);
+            plus[i] += h;
+            minus[i] -= h;
+            let numeric =
+                (loss(&plus, &mut scratch) - loss(&minus, &mut scratch)) / f64::from(2.0 * h);
+            let error = (numeric - f64::from(dx[i])).abs() / numeric.abs().max(1.0);
+            worst = worst.max(error);
+        }
+        // The forward pass's rounding (sums of K products in f32) over the step 2h.
+        assert!(
+            worst < 1e-4,
+            "{name}: finite differences, relative error {worst:e}"
+        );
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn implicit_input_gradients_match_naive() {
+        // <CI, H, W, KH, KW, SH, SW, PH, PW, DH, DW>, CO, K = CI·KH·KW, NB, IN, OUT, B.
+        // LeNet-5's second convolution (padding 0: ∂Y padded by 4), B = 1 and 3.
+        type C2 = Geometry2d<6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1>;
+        f32_input_gradient_matches::<C2, 16, 150, 16, 1176, 1600, 3>(100);
+        f32_input_gradient_matches::<C2, 16, 150, 0, 1176, 1600, 1>(101);
+        // C4's second convolution (3×3, padding 1: ∂Y padded by 1).
+        type C4 = Geometry2d<8, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1>;
+        f32_input_gradient_matches::<C4, 16, 72, 16, 1568, 3136, 2>(102);
+        // Padding 2 = the kernel's reach (∂Y not padded), one input channel, 6 outputs.
+        type P2 = Geometry2d<1, 12, 12, 5, 5, 1, 1, 2, 2, 1, 1>;
+        f32_input_gradient_matches::<P2, 6, 25, 6, 144, 864, 2>(103);
+        // One channel in and out.
+        type One = Geometry2d<1, 9, 7, 3, 3, 1, 1, 0, 1, 1, 1>;
+        f32_input_gradient_matches::<One, 1, 9, 1, 63, 49, 2>(104);
+        // A 3 × 2 kernel, padding 1 × 0, 5 → 7 channels (neither a multiple of 8).
+        type R = Geometry2d<5, 10, 9, 3, 2, 1, 1, 1, 0, 1, 1>;
+        assert_eq!((R::OH, R::OW), (10, 8));
+        f32_input_gradient_matches::<R, 7, 30, 7, 450, 560, 2>(105);
+        // 19 input channels (∂X's tiles of 8, 8 and 3), 4 outputs, a 2 × 4 kernel.
+        type M = Geometry2d<19, 6, 8, 2, 4, 1, 1, 1, 2, 1, 1>;
+        assert_eq!((M::OH, M::OW), (7, 9));
+        f32_input_gradient_matches::<M, 4, 152, 4, 912, 252, 2>(106);
+        // Dilation 2 × 3, padding 2 × 1 (∂Y padded by 2 × 2), 8 → 19 channels.
+        type D = Geometry2d<8, 11, 13, 3, 2, 1, 1, 2, 1, 2, 3>;
+        f32_input_gradient_matches::<D, 19, 48, 19, 1144, 2508, 2>(107);
+        // Not with a stride, nor with padding beyond the dilated kernel's reach.
+        use implicit::InputGradient::*;
+        type Strided = Geometry2d<8, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1>;
+        assert_eq!(implicit::input_gradient_path::<Strided, 8, 72>(), Lowered);
+        type Wider = Geometry2d<2, 3, 4, 2, 2, 1, 1, 3, 0, 1, 1>;
+        assert_eq!(implicit::input_gradient_path::<Wider, 3, 8>(), Lowered);
+        // The paths of LeNet-5's and C4's second convolutions, LeNet-5's first, and one where
+        // the zero border makes both too costly (a 7 × 7 kernel on 8 × 8, padding 0).
+        assert_eq!(implicit::input_gradient_path::<C2, 16, 150>(), Rows);
+        assert_eq!(implicit::input_gradient_path::<C4, 16, 72>(), Rows);
+        // LeNet-5's first (1 input channel: register tiles of one column) and 16 → 32 channels
+        // of 3 × 3 on 12 × 12 (1.71 times the products, over 1 + 16/32) by the lowering.
+        type C1 = Geometry2d<1, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1>;
+        assert_eq!(implicit::input_gradient_path::<C1, 6, 25>(), Lowered);
+        type Deep = Geometry2d<16, 12, 12, 3, 3, 1, 1, 0, 0, 1, 1>;
+        assert_eq!(implicit::input_gradient_path::<Deep, 32, 144>(), Lowered);
+        // 28 × 28 with 8 → 16 channels, 3 × 3 padding 1: by wide rows.
+        type Wide28 = Geometry2d<8, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1>;
+        assert_eq!(implicit::input_gradient_path::<Wide28, 16, 72>(), Wide);
+        type Big = Geometry2d<4, 8, 8, 7, 7, 1, 1, 0, 0, 1, 1>;
+        assert_eq!(implicit::input_gradient_path::<Big, 8, 196>(), Lowered);
+    }
+
+    /// Times `∂L/∂x` of a batch of 32 by the lowering (the GEMM `∂X̃ᵀ = ∂Y_s·W`, then col2im)
+    /// and by [`implicit::input_gradient`], in alternating rounds: the medians, in µs.
+    /// `cargo test --release -p typed-nn-core --lib time_input_gradients -- --ignored
+    /// --nocapture` (on an idle core: `taskset -c 1`).
+    #[cfg(target_arch = "x86_64")]
+    fn time_input_gradient<
+        G: ConvGeometry2d,
+        const CO: usize,
+        const K: usize,
+        const IN: usize,
+        const OUT: usize,
+    >() {
+        const B: usize = 32;
+        let w: SMatrix<f32, CO, K> = random_matrix::<CO, K>(1, 0.2).cast();
+        let dy = std::vec![0.01f32; OUT * B];
+        let dy: std::vec::Vec<f32> = dy
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v * ((i * 7 % 13) as f32 - 6.0))
+            .collect();
+        let mut dx = std::vec![0.0f32; IN * B];
+        let mut scratch = std::vec![0.0f32; tile::<G, K>() + CO * K];
+        let plane = G::OH * G::OW;
+        let mut lowered = |dx: &mut [f32], scratch: &mut [f32]| {
+            let cols = &mut scratch[..tile::<G, K>()];
+            for (dy, dx) in dy.chunks_exact(OUT).zip(dx.chunks_exact_mut(IN)) {
+                let wv = MatView::new(w.as_slice(), CO);
+                matmul_view(
+                    plane,
+                    K,
+                    CO,
+                    cols,
+                    plane,
+                    MatView::new(dy, plane),
+                    wv,
+                    false,
+                );
+                col2im_add::<f32, G>(cols, dx);
+            }
+        };
+        let mut gemm_only = |_: &mut [f32], scratch: &mut [f32]| {
+            let cols = &mut scratch[..tile::<G, K>()];
+            for dy in dy.chunks_exact(OUT) {
+                let wv = MatView::new(w.as_slice(), CO);
+                matmul_view(
+                    plane,
+                    K,
+                    CO,
+                    cols,
+                    plane,
+                    MatView::new(dy, plane),
+                    wv,
+                    false,
+                );
+            }
+        };
+        let dy = &dy;
+        let w = &w;
+        let (rows, wide) = implicit::input_gradient_fits::<G, CO, K>();
+        assert!(wide);
+        let by = |path| {
+            // SAFETY: the CPU has AVX-512F (checked by the caller); the path may run (`Wide`
+            // asserted, `Rows` only when allowed); the scratch is the layer's, `dy` and `dx`
+            // 32 samples.
+            move |dx: &mut [f32], scratch: &mut [f32]| unsafe {
+                implicit::input_gradient::<G, CO, K, IN, OUT>(path, w.as_slice(), dy, dx, scratch);
+            }
+        };
+        let time = |f: &mut dyn FnMut(&mut [f32], &mut [f32]), dx: &mut [f32], s: &mut [f32]| {
+            let reps = 50;
+            let start = std::time::Instant::now();
+            for _ in 0..reps {
+                f(dx, s);
+            }
+            start.elapsed().as_secs_f64() * 1e6 / reps as f64
+        };
+        let (mut a, mut b, mut g, mut r) = (
+            std::vec::Vec::new(),
+            std::vec::Vec::new(),
+            std::vec::Vec::new(),
+            std::vec::Vec::new(),
+        );
+        for _ in 0..15 {
+            a.push(time(&mut lowered, &mut dx, &mut scratch));
+            g.push(time(&mut gemm_only, &mut dx, &mut scratch));
+            b.push(time(
+                &mut by(implicit::InputGradient::Wide),
+                &mut dx,
+                &mut scratch,
+            ));
+            if rows {
+                r.push(time(
+                    &mut by(implicit::InputGradient::Rows),
+                    &mut dx,
+                    &mut scratch,
+                ));
+            } else {
+                r.push(f64::NAN);
+            }
+        }
+        a.sort_by(f64::total_cmp);
+        b.sort_by(f64::total_cmp);
+        g.sort_by(f64::total_cmp);
+        r.sort_by(f64::total_cmp);
+        std::println!(
+            "{}: CO {CO}, K {K}: {:?}; lowered {:.1} µs (its GEMM {:.1}), wide {:.1} µs, by rows {:.1} µs (wide rows {} for {} positions)",
+            core::any::type_name::<G>(),
+            implicit::input_gradient_path::<G, CO, K>(),
+            a[7],
+            g[7],
+            b[7],
+            r[7],
+            {
+                type T<G, const CO: usize> = implicit::Transposed<G, CO>;
+                let wp = <T<G, CO>>::W + 2 * <T<G, CO>>::PW;
+                (G::H - 1) * wp + G::W
+            },
+            plane
+        );
+    }
+
+    #[test]
+    #[ignore]
+    #[cfg(target_arch = "x86_64")]
+    fn time_input_gradients() {
+        if !crate::kernels::has_avx512() {
+            return;
+        }
+        time_input_gradient::<Geometry2d<6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1>, 16, 150, 1176, 1600>();
+        time_input_gradient::<Geometry2d<8, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1>, 16, 72, 1568, 3136>();
+        time_input_gradient::<Geometry2d<1, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1>, 6, 25, 784, 4704>();
+        time_input_gradient::<Geometry2d<6, 14, 14, 5, 5, 1, 1, 2, 2, 1, 1>, 16, 150, 1176, 3136>();
+        time_input_gradient::<Geometry2d<16, 12, 12, 3, 3, 1, 1, 0, 0, 1, 1>, 32, 144, 2304, 3200>(
+        );
     }
 
     #[test]

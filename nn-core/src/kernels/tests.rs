@@ -791,7 +791,7 @@ fn split_products_equal_whole_ones_bit_for_bit() {
 fn region_splits_smaller_products_with_the_same_bits() {
     fn check<T: Real, const M: usize, const K: usize, const N: usize>(min_splits: usize) {
         let work = M * K * N;
-        assert!(work >= parallel::REGION_MIN_WORK && work < parallel::PARALLEL_MIN_WORK);
+        assert!((parallel::REGION_MIN_WORK..parallel::PARALLEL_MIN_WORK).contains(&work));
         let whole = product_bits::<T, M, K, N>();
         for threads in [2, 3] {
             let pool = rayon::ThreadPoolBuilder::new()

@@ -74,6 +74,26 @@ macro_rules! elementwise_activation {
                     },
                 );
             }
+
+            #[inline]
+            fn backward_overwrite<const N: usize, const B: usize>(
+                &self,
+                value: &SMatrix<T, N, B>,
+                dy: &SMatrix<T, N, B>,
+                dx: &mut SMatrix<T, N, B>,
+            ) {
+                crate::parallel::elementwise(
+                    [dx.as_mut_slice()],
+                    [value.as_slice(), dy.as_slice()],
+                    |[dx], [value, dy]| {
+                        let inputs = value.iter().zip(dy);
+                        for (dx, (&value, &dy)) in dx.iter_mut().zip(inputs) {
+                            // `0 +`: the bits of `backward` on a zero `dx` (−0 gives +0).
+                            *dx = T::ZERO + self.derivative(value) * dy;
+                        }
+                    },
+                );
+            }
         }
     )+};
 }

@@ -61,6 +61,21 @@ pub trait Activation<T: Real> {
         dy: &SMatrix<T, N, B>,
         dx: &mut SMatrix<T, N, B>,
     );
+
+    /// Overwrites `dx` with what [`backward`](Self::backward) adds to a zero `dx` (the same
+    /// bits: `0 + Jᵀ·dy`, so a `−0` term gives `+0` as the sum would). The generated backward
+    /// pass calls it where the activation is the first to contribute to `dx`, instead of
+    /// zeroing `dx` and adding. The default does exactly that.
+    #[inline]
+    fn backward_overwrite<const N: usize, const B: usize>(
+        &self,
+        value: &SMatrix<T, N, B>,
+        dy: &SMatrix<T, N, B>,
+        dx: &mut SMatrix<T, N, B>,
+    ) {
+        dx.as_mut_slice().fill(T::ZERO);
+        self.backward(value, dy, dx);
+    }
 }
 
 #[cfg(test)]

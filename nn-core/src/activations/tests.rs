@@ -177,6 +177,23 @@ fn assert_backward_accumulates<A: Activation<f64>, const N: usize, const B: usiz
     let mut dx = start;
     gradcheck::activation_backward(activation, x, &y, dy, &mut dx);
     assert_eq!(dx, start + once);
+
+    // `backward_overwrite` writes what `backward` adds to a zero `dx`, bit for bit, whatever
+    // `dx` held (signs of zero included: `−dy` makes `0·dy` terms `−0`).
+    for dy in [*dy, -*dy] {
+        let mut added = SMatrix::<f64, N, B>::ZERO;
+        gradcheck::activation_backward(activation, x, &y, &dy, &mut added);
+        let mut written = SMatrix::<f64, N, B>::repeat(f64::NAN);
+        let value = match A::READS {
+            Reads::Input => *x,
+            Reads::Output => y,
+            Reads::Nothing => SMatrix::repeat(f64::NAN),
+        };
+        activation.backward_overwrite(&value, &dy, &mut written);
+        let bits =
+            |m: &SMatrix<f64, N, B>| m.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+        assert_eq!(bits(&written), bits(&added));
+    }
 }
 
 /// `forward` in `f32` agrees with `forward` in `f64` on the same (`f32`-representable) inputs.

@@ -348,6 +348,9 @@ impl Expander<'_> {
             if !backward.needs[id] {
                 continue;
             }
+            // An activation that is the first to contribute to its input's gradient (its
+            // slot is declared here) overwrites it: no zeroing pass before it.
+            let mut overwrite = false;
             for parent in node.op.parents() {
                 if backward.needs[parent] && !declared[parent] {
                     declared[parent] = true;
@@ -355,10 +358,14 @@ impl Expander<'_> {
                         .expect("a gradient that is not an input's or an output's has a slot");
                     let d = backward.grad_binding(parent);
                     body.extend(self.bind_slot(&tape, slot, &d, model.nodes[parent].size()));
-                    body.extend(quote! { #d.as_mut_slice().fill(T::ZERO); });
+                    if matches!(node.op, Op::Activation { .. }) {
+                        overwrite = true;
+                    } else {
+                        body.extend(quote! { #d.as_mut_slice().fill(T::ZERO); });
+                    }
                 }
             }
-            body.extend(backward.statement(id));
+            body.extend(backward.statement(id, overwrite));
         }
         body
     }
@@ -425,8 +432,9 @@ impl<'e, 'a> Backward<'e, 'a> {
     }
 
     /// The statement adding node `id`'s contribution to its parents' gradients (and, for a
-    /// layer, to its parameters' gradients).
-    fn statement(&self, id: NodeId) -> TokenStream {
+    /// layer, to its parameters' gradients); with `overwrite`, an activation's writing it
+    /// (its input's gradient was not zeroed).
+    fn statement(&self, id: NodeId, overwrite: bool) -> TokenStream {
         let (model, nn) = (self.expander.model, &self.expander.nn);
         let node = &model.nodes[id];
         let needs = &self.needs;
@@ -468,7 +476,11 @@ impl<'e, 'a> Backward<'e, 'a> {
                     Reads::Nothing => d_out.clone(),
                 };
                 let d_x = d(*arg);
-                quote! { #nn::Activation::backward(&#activation, #value, #d_out, #d_x); }
+                if overwrite {
+                    quote! { #nn::Activation::backward_overwrite(&#activation, #value, #d_out, #d_x); }
+                } else {
+                    quote! { #nn::Activation::backward(&#activation, #value, #d_out, #d_x); }
+                }
             }
             Op::Activation { .. } => quote! {},
             Op::Binary {

@@ -153,8 +153,8 @@ fn in_region() -> bool {
     false
 }
 
-/// `dst.copy_from_slice(src)`, split like an [`elementwise`] pass (the generated
-/// `forward_train` copies the network's input into the tape with it).
+/// `dst.copy_from_slice(src)`, split over a pool's threads like the element-wise passes (the
+/// generated `forward_train` copies the network's input into the tape with it).
 ///
 /// # Panics
 /// If the slices' lengths differ.

@@ -34,6 +34,28 @@ pub trait Elementwise<T: Real> {
     }
 }
 
+/// `dx[i] = combine(dx[i], f′(value[i])·dy[i])` over a layer: the two backward passes of an
+/// element-wise activation (adding, or overwriting), split over a pool's threads when large
+/// (`crate::parallel`; each element alone: the same bits).
+#[inline(always)]
+fn chain_rule<T: Real, A: Elementwise<T> + Sync, const N: usize, const B: usize>(
+    activation: &A,
+    value: &SMatrix<T, N, B>,
+    dy: &SMatrix<T, N, B>,
+    dx: &mut SMatrix<T, N, B>,
+    combine: impl Fn(T, T) -> T + Sync,
+) {
+    crate::parallel::elementwise(
+        [dx.as_mut_slice()],
+        [value.as_slice(), dy.as_slice()],
+        |[dx], [value, dy]| {
+            for (dx, (&value, &dy)) in dx.iter_mut().zip(value.iter().zip(dy)) {
+                *dx = combine(*dx, activation.derivative(value) * dy);
+            }
+        },
+    );
+}
+
 macro_rules! elementwise_activation {
     ($($ty:ty),+ $(,)?) => {$(
         impl<T: Real> Activation<T> for $ty {
@@ -63,16 +85,7 @@ macro_rules! elementwise_activation {
                 dy: &SMatrix<T, N, B>,
                 dx: &mut SMatrix<T, N, B>,
             ) {
-                crate::parallel::elementwise(
-                    [dx.as_mut_slice()],
-                    [value.as_slice(), dy.as_slice()],
-                    |[dx], [value, dy]| {
-                        let inputs = value.iter().zip(dy);
-                        for (dx, (&value, &dy)) in dx.iter_mut().zip(inputs) {
-                            *dx += self.derivative(value) * dy;
-                        }
-                    },
-                );
+                chain_rule(self, value, dy, dx, |dx, term| dx + term);
             }
 
             #[inline]
@@ -82,17 +95,8 @@ macro_rules! elementwise_activation {
                 dy: &SMatrix<T, N, B>,
                 dx: &mut SMatrix<T, N, B>,
             ) {
-                crate::parallel::elementwise(
-                    [dx.as_mut_slice()],
-                    [value.as_slice(), dy.as_slice()],
-                    |[dx], [value, dy]| {
-                        let inputs = value.iter().zip(dy);
-                        for (dx, (&value, &dy)) in dx.iter_mut().zip(inputs) {
-                            // `0 +`: the bits of `backward` on a zero `dx` (−0 gives +0).
-                            *dx = T::ZERO + self.derivative(value) * dy;
-                        }
-                    },
-                );
+                // `0 +`: the bits of `backward` on a zero `dx` (−0 gives +0).
+                chain_rule(self, value, dy, dx, |_, term| T::ZERO + term);
             }
         }
     )+};

@@ -231,7 +231,10 @@ fn join(a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
 /// on its own (an element-wise pass), so that the result does not depend on the parts.
 ///
 /// # Panics
-/// If the slices' lengths differ.
+/// If the slices' lengths differ and the pass is split (the parts are cut by the first
+/// slice's length). Whole, `body` gets the slices as they are. Checking only there keeps the
+/// check out of the no-`std` build, where nothing splits: on thumb at `opt-level = "s"` the
+/// check of the lengths was a loop over the slices in every activation's pass.
 #[inline]
 pub(crate) fn elementwise<T: Send + Sync, const M: usize, const R: usize>(
     mutable: [&mut [T]; M],
@@ -243,13 +246,13 @@ pub(crate) fn elementwise<T: Send + Sync, const M: usize, const R: usize>(
         (None, Some(s)) => s.len(),
         (None, None) => return,
     };
-    assert!(
-        mutable.iter().all(|s| s.len() == len) && read.iter().all(|s| s.len() == len),
-        "elementwise: slices of different lengths"
-    );
     if len >= ELEMENTWISE_MIN_LEN || (len >= REGION_MIN_LEN && in_region()) {
         let threads = pool_threads();
         if threads > 1 {
+            assert!(
+                mutable.iter().all(|s| s.len() == len) && read.iter().all(|s| s.len() == len),
+                "elementwise: slices of different lengths"
+            );
             elementwise_in_parts(len, threads, mutable, read, &body);
             return;
         }

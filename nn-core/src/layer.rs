@@ -265,6 +265,28 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
         scratch: &mut [T],
     );
 
+    /// [`backward`](Layer::backward) with `dx` overwritten instead of added to: adds
+    /// `∂L/∂θ` to `grads` and writes `∂L/∂x` to `dx`, whatever `dx` held. The generated
+    /// backward pass calls it when the layer is the first to contribute to its input's
+    /// gradient, instead of zeroing that gradient first.
+    ///
+    /// The default zeroes `dx` and calls `backward`; a layer overrides it where writing is
+    /// cheaper than zeroing and adding (a dense layer's product then starts from its first
+    /// term instead of from zero, which can turn a `−0` into `+0` and nothing else).
+    #[inline]
+    fn backward_overwrite<const B: usize>(
+        &self,
+        x: &SMatrix<T, IN, B>,
+        cache: &Self::Cache<B>,
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        grads: &mut Self,
+        scratch: &mut [T],
+    ) {
+        dx.as_mut_slice().fill(T::ZERO);
+        self.backward(x, cache, dy, Some(dx), grads, scratch);
+    }
+
     /// Value `element` (in PyTorch's row-major order) of state tensor `tensor` (an index into
     /// [`Layer::STATE_TENSORS`]), as it is saved. Called only with valid indices.
     fn state_value(state: &Self::State, tensor: usize, element: usize) -> StateValue<T> {

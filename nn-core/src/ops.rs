@@ -56,6 +56,20 @@ pub fn acc<T: Real, const N: usize, const M: usize, const B: usize>(
     }
 }
 
+/// Writes `0 + d` to `out`: [`acc`] onto a gradient not zeroed first (the generated backward
+/// pass's, when this is the first contribution to it). `0 +` keeps `acc`'s bits (a `−0`
+/// becomes `+0`, as when added to a zeroed gradient).
+#[inline]
+pub fn acc_overwrite<T: Real, const N: usize, const M: usize, const B: usize>(
+    d: &SMatrix<T, N, B>,
+    out: &mut SMatrix<T, M, B>,
+) {
+    same_sizes!(N, M);
+    for (out, &d) in out.as_mut_slice().iter_mut().zip(d.as_slice()) {
+        *out = T::ZERO + d;
+    }
+}
+
 /// Writes `x` into rows `start .. start + R` of `out`: one part of `concat`.
 #[inline]
 pub fn copy_rows<T: Real, const R: usize, const N: usize, const B: usize>(

@@ -136,6 +136,23 @@ where
     layer.backward(x, &cache, &dy, Some(&mut dx), &mut grads, &mut scratch);
     layer.backward(x, &cache, &dy, None, &mut params_only, &mut scratch);
     assert_eq!(params_only.as_slice(), grads.as_slice(), "dx: None");
+    // Overwriting a `dx` that holds NaNs: the same values as adding to a zeroed one (`==`:
+    // a `−0` may become `+0`).
+    let (mut overwritten, mut overwrite_grads) = (SMatrix::repeat(f64::NAN), L::ZERO);
+    layer.backward_overwrite(
+        x,
+        &cache,
+        &dy,
+        &mut overwritten,
+        &mut overwrite_grads,
+        &mut scratch,
+    );
+    assert_eq!(
+        overwrite_grads.as_slice(),
+        grads.as_slice(),
+        "backward_overwrite"
+    );
+    assert_eq!(overwritten, dx, "backward_overwrite: dx");
     crate::gradcheck::check_layer(layer, state, x)
 }
 

@@ -87,6 +87,21 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
             kernels::matmul_atb(dx, &self.weight, dy, true);
         }
     }
+
+    /// `∂L/∂X = Wᵀ·∂L/∂Y` written, not added: no zeroing pass.
+    #[inline(always)]
+    fn backward_overwrite<const B: usize>(
+        &self,
+        x: &SMatrix<T, IN, B>,
+        _cache: &(),
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        grads: &mut Self,
+        _scratch: &mut [T],
+    ) {
+        self.param_gradients(x, dy, grads);
+        kernels::matmul_atb(dx, &self.weight, dy, false);
+    }
 }
 
 impl<T: Real, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {

@@ -348,8 +348,12 @@ impl Expander<'_> {
             if !backward.needs[id] {
                 continue;
             }
-            // An activation that is the first to contribute to its input's gradient (its
-            // slot is declared here) overwrites it: no zeroing pass before it.
+            // A node with one parent that is the first to contribute to its parent's gradient
+            // (the slot is declared here) overwrites it: no zeroing pass before it.
+            let overwrites = matches!(
+                node.op,
+                Op::Activation { .. } | Op::Layer { .. } | Op::Flatten(_)
+            );
             let mut overwrite = false;
             for parent in node.op.parents() {
                 if backward.needs[parent] && !declared[parent] {
@@ -358,7 +362,7 @@ impl Expander<'_> {
                         .expect("a gradient that is not an input's or an output's has a slot");
                     let d = backward.grad_binding(parent);
                     body.extend(self.bind_slot(&tape, slot, &d, model.nodes[parent].size()));
-                    if matches!(node.op, Op::Activation { .. }) {
+                    if overwrites {
                         overwrite = true;
                     } else {
                         body.extend(quote! { #d.as_mut_slice().fill(T::ZERO); });
@@ -432,8 +436,8 @@ impl<'e, 'a> Backward<'e, 'a> {
     }
 
     /// The statement adding node `id`'s contribution to its parents' gradients (and, for a
-    /// layer, to its parameters' gradients); with `overwrite`, an activation's writing it
-    /// (its input's gradient was not zeroed).
+    /// layer, to its parameters' gradients); with `overwrite`, the statement of an
+    /// activation, a layer or a flatten writing it (its input's gradient was not zeroed).
     fn statement(&self, id: NodeId, overwrite: bool) -> TokenStream {
         let (model, nn) = (self.expander.model, &self.expander.nn);
         let node = &model.nodes[id];
@@ -454,15 +458,22 @@ impl<'e, 'a> Backward<'e, 'a> {
                 } else {
                     quote! { &() }
                 };
+                let slot = self.expander.memory.train.backward_scratch_slot[id];
+                let (bind, scratch) = self.expander.scratch(&tape, slot, node);
+                let grads = local("grads");
+                if overwrite {
+                    let d_x = d(*arg);
+                    return quote_spanned! {span=>
+                        #bind
+                        #layer::backward_overwrite(&self.#field, #x, #cache, #d_out, #d_x, &mut #grads.#field, #scratch);
+                    };
+                }
                 let d_x = if needs[*arg] {
                     let d_x = d(*arg);
                     quote! { Some(#d_x) }
                 } else {
                     quote! { None }
                 };
-                let slot = self.expander.memory.train.backward_scratch_slot[id];
-                let (bind, scratch) = self.expander.scratch(&tape, slot, node);
-                let grads = local("grads");
                 quote_spanned! {span=>
                     #bind
                     #layer::backward(&self.#field, #x, #cache, #d_out, #d_x, &mut #grads.#field, #scratch);
@@ -511,7 +522,11 @@ impl<'e, 'a> Backward<'e, 'a> {
             }
             Op::Flatten(a) if needs[*a] => {
                 let d_x = d(*a);
-                quote! { #nn::ops::acc(#d_out, #d_x); }
+                if overwrite {
+                    quote! { #nn::ops::acc_overwrite(#d_out, #d_x); }
+                } else {
+                    quote! { #nn::ops::acc(#d_out, #d_x); }
+                }
             }
             Op::Flatten(_) => quote! {},
             Op::Concat(parts) => {

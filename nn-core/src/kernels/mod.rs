@@ -413,33 +413,7 @@ pub fn matmul<T: Real, const M: usize, const K: usize, const N: usize>(
 ) {
     // SAFETY: the views address exactly the M × K and K × N matrices, and `c` is an
     // M × N column-major matrix that cannot overlap them (it is borrowed mutably).
-    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b), accumulate, no_prologue) }
-}
-
-/// `C = bias·1ᵀ + A·B`: every column of `C` set to `bias`, then `A·B` added (a dense layer's
-/// forward pass). The same bits as the two steps apart; where the product is split over a
-/// pool's threads, each part sets its own block of `C` first, so the broadcast is split too
-/// and the block is written by the thread that then adds into it.
-// Always inlined: a dense layer's passes run in the network's copy compiled for AVX-512
-// (`network!`), whose wide vectors an inlined small product gets, and a call would not.
-#[inline(always)]
-pub fn matmul_bias<T: Real, const M: usize, const K: usize, const N: usize>(
-    c: &mut SMatrix<T, M, N>,
-    a: &SMatrix<T, M, K>,
-    b: &SMatrix<T, K, N>,
-    bias: &SMatrix<T, M, 1>,
-) {
-    let bias = bias.as_slice();
-    let set_bias = |c: *mut T, block: Block| {
-        for j in block.columns() {
-            // SAFETY: the block is inside C (`M × N`, column-major, at `c`), and only this
-            // part writes it until its kernel runs.
-            let column = unsafe { core::slice::from_raw_parts_mut(c.add(j * M), M) };
-            column[block.rows()].copy_from_slice(&bias[block.rows()]);
-        }
-    };
-    // SAFETY: as in `matmul`; `set_bias` writes only the block it is given.
-    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b), true, set_bias) }
+    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b), accumulate) }
 }
 
 /// `C = A·Bᵀ`, or `C += A·Bᵀ` when `accumulate`.
@@ -451,44 +425,7 @@ pub fn matmul_abt<T: Real, const M: usize, const K: usize, const N: usize>(
     accumulate: bool,
 ) {
     // SAFETY: as in `matmul`; `view(b).t()` addresses the K × N matrix Bᵀ.
-    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b).t(), accumulate, no_prologue) }
-}
-
-/// `C += A·Bᵀ` and `sums += A·1`: each row of `A` added to `sums[i]` one column after the
-/// other (a dense layer's weight and bias gradients, `A = ∂Y`). The same bits as the two
-/// steps apart; where the product is split over a pool's threads, each part adds its share
-/// of the rows of `sums` (in proportion to its share of `C`), so the sums are split too.
-// Always inlined: a dense layer's passes run in the network's copy compiled for AVX-512
-// (`network!`), whose wide vectors an inlined small product gets, and a call would not.
-#[inline(always)]
-pub fn matmul_abt_row_sums<T: Real, const M: usize, const K: usize, const N: usize>(
-    c: &mut SMatrix<T, M, N>,
-    a: &SMatrix<T, M, K>,
-    b: &SMatrix<T, N, K>,
-    sums: &mut SMatrix<T, M, 1>,
-) {
-    let sums = parallel::SharedPtr(sums.as_mut_ptr());
-    let values = a.as_slice();
-    let add_row_sums = move |_: *mut T, block: Block| {
-        // The part's rows of `sums`: its own rows of C, or, for a part of C's columns, the
-        // same share of the rows (parts tile C, so their shares tile the rows).
-        let rows = if block.columns == N {
-            block.rows()
-        } else {
-            M * block.first_column / N..M * (block.first_column + block.columns) / N
-        };
-        // SAFETY: `sums` has M elements, borrowed mutably for this call; the parts' rows
-        // are disjoint.
-        let sums = unsafe { core::slice::from_raw_parts_mut(sums.get(), M) };
-        for column in values.chunks_exact(M) {
-            for (sum, &v) in sums[rows.clone()].iter_mut().zip(&column[rows.clone()]) {
-                *sum += v;
-            }
-        }
-    };
-    // SAFETY: as in `matmul_abt`; `add_row_sums` writes only its rows of `sums`, which
-    // overlaps none of the operands.
-    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b).t(), true, add_row_sums) }
+    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b).t(), accumulate) }
 }
 
 /// `C = Aᵀ·B`, or `C += Aᵀ·B` when `accumulate`.
@@ -500,38 +437,8 @@ pub fn matmul_atb<T: Real, const M: usize, const K: usize, const N: usize>(
     accumulate: bool,
 ) {
     // SAFETY: as in `matmul`; the transposed operand addresses the M × K matrix Aᵀ.
-    unsafe { product::<T, M, K, N>(c, Operand::Transposed(a), view(b), accumulate, no_prologue) }
+    unsafe { product::<T, M, K, N>(c, Operand::Transposed(a), view(b), accumulate) }
 }
-
-/// A block of a product's result: the rows and columns one part of it computes.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Block {
-    first_row: usize,
-    rows: usize,
-    first_column: usize,
-    columns: usize,
-}
-
-impl Block {
-    /// The block's rows.
-    fn rows(self) -> core::ops::Range<usize> {
-        self.first_row..self.first_row + self.rows
-    }
-
-    /// The block's columns.
-    fn columns(self) -> core::ops::Range<usize> {
-        self.first_column..self.first_column + self.columns
-    }
-}
-
-/// Whether a product by `algorithm` may be split over threads (`split_product`).
-const fn splits(algorithm: Algorithm) -> bool {
-    matches!(algorithm, Algorithm::Dots | Algorithm::Gemm)
-}
-
-/// The prologue of a product that has none.
-#[inline(always)]
-pub(crate) fn no_prologue<T>(_: *mut T, _: Block) {}
 
 /// The left operand `A` (`M × K`) of a product: a matrix, or the transpose of one.
 #[derive(Clone, Copy)]
@@ -541,39 +448,26 @@ enum Operand<'a, T: Real, const M: usize, const K: usize> {
 }
 
 /// Runs the algorithm [`algorithm`] picks for these sizes (a constant per instance: the
-/// other arms compile away), with `T`'s kernel set, after `prologue(C, block)` on each block
-/// of `C` that one call of a kernel computes (the whole of `C`, or a part of a split).
+/// other arms compile away), with `T`'s kernel set.
 ///
 /// # Safety
-/// `b` addresses every element of a `K × N` matrix; `c` does not overlap `a` or `b`;
-/// `prologue` writes nothing but the block of `C` it is given, or memory no operand holds.
+/// `b` addresses every element of a `K × N` matrix; `c` does not overlap `a` or `b`.
 #[inline(always)]
 unsafe fn product<T: Real, const M: usize, const K: usize, const N: usize>(
     c: &mut SMatrix<T, M, N>,
     a: Operand<'_, T, M, K>,
     b: View<T>,
     accumulate: bool,
-    prologue: impl Fn(*mut T, Block) + Sync,
 ) {
     let (a_view, transposed) = match a {
         Operand::Matrix(a) => (view(a), false),
         Operand::Transposed(a) => (view(a).t(), true),
     };
     let (y, ldc) = (c.as_mut_ptr(), M);
-    let algorithm = algorithm(M, K, N, transposed, size_of::<T>());
-    if !splits(algorithm) {
-        let whole = Block {
-            first_row: 0,
-            rows: M,
-            first_column: 0,
-            columns: N,
-        };
-        prologue(y, whole);
-    }
     // SAFETY (every arm): the caller's contract; each arm's own conditions (layouts, sizes)
     // are those `algorithm` checked.
     unsafe {
-        match (algorithm, a) {
+        match (algorithm(M, K, N, transposed, size_of::<T>()), a) {
             (Algorithm::MatrixVectorInline, Operand::Matrix(a)) => {
                 gemv_inline::<T, M, K>(y, a, b, accumulate)
             }
@@ -591,31 +485,27 @@ unsafe fn product<T: Real, const M: usize, const K: usize, const N: usize>(
             (Algorithm::TransposedDirect, Operand::Transposed(a)) => {
                 transposed_direct::<T, M, K, N>(c, a, b, accumulate)
             }
-            (Algorithm::Dots, _) => {
-                split_product(M, N, K, a_view, b, y, ldc, &prologue, |m, n, a, b, c| {
-                    T::Kernels::dots(m, n, K, a, b, c, ldc, accumulate)
-                })
-            }
-            (Algorithm::Gemm, _) => {
-                split_product(M, N, K, a_view, b, y, ldc, &prologue, |m, n, a, b, c| {
-                    T::Kernels::gemm(m, n, K, a, b, c, ldc, accumulate)
-                })
-            }
+            (Algorithm::Dots, _) => split_product(M, N, K, a_view, b, y, ldc, |m, n, a, b, c| {
+                T::Kernels::dots(m, n, K, a, b, c, ldc, accumulate)
+            }),
+            (Algorithm::Gemm, _) => split_product(M, N, K, a_view, b, y, ldc, |m, n, a, b, c| {
+                T::Kernels::gemm(m, n, K, a, b, c, ldc, accumulate)
+            }),
             _ => unreachable!("`algorithm` pairs each inlined algorithm with its layout"),
         }
     }
 }
 
-/// Runs `prologue(c, block)` then `kernel(rows, columns, A from the part's first row, B from
-/// its first column, C at the part's first element)` on parts of an `m × n` product: whole,
-/// or across the threads of the rayon pool it is called in when it is large enough (see
-/// [`crate::parallel`]), cut along `C`'s columns when it has at least as many columns as rows
-/// (each part then writes one contiguous block of `C`), else along its rows.
+/// Runs `kernel(rows, columns, A from the part's first row, B from its first column, C at
+/// the part's first element)` on parts of an `m × n` product: whole, or across the threads of
+/// the rayon pool it is called in when it is large enough (see [`crate::parallel`]), cut
+/// along `C`'s columns when it has at least as many columns as rows (each part then writes
+/// one contiguous block of `C`), else along its rows.
 ///
 /// # Safety
-/// `kernel` and `prologue` are safe to call on any block of rows and columns of the
-/// `m × n × k` product whose operands `a`, `b` and result `c` (leading dimension `ldc`) the
-/// caller's contract covers, and write nothing another block's calls touch.
+/// `kernel` is safe to call on any block of rows and columns of the `m × n × k` product
+/// whose operands `a`, `b` and result `c` (leading dimension `ldc`) the caller's contract
+/// covers.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) unsafe fn split_product<T: Real>(
@@ -626,7 +516,6 @@ pub(crate) unsafe fn split_product<T: Real>(
     b: View<T>,
     c: *mut T,
     ldc: usize,
-    prologue: &(impl Fn(*mut T, Block) + Sync),
     kernel: impl Fn(usize, usize, View<T>, View<T>, *mut T) + Sync,
 ) {
     let c = parallel::SharedPtr(c);
@@ -641,22 +530,8 @@ pub(crate) unsafe fn split_product<T: Real>(
         // inside A, B and C, and parts write disjoint blocks of C.
         unsafe {
             if by_columns {
-                let block = Block {
-                    first_row: 0,
-                    rows: m,
-                    first_column: first,
-                    columns: len,
-                };
-                prologue(c.get(), block);
                 kernel(m, len, a, b.offset(0, first), c.get().add(first * ldc))
             } else {
-                let block = Block {
-                    first_row: first,
-                    rows: len,
-                    first_column: 0,
-                    columns: n,
-                };
-                prologue(c.get(), block);
                 kernel(len, n, a.offset(first, 0), b, c.get().add(first))
             }
         }

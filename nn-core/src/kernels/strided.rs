@@ -9,7 +9,7 @@
 //! or its blocked GEMM, as [`algorithm`] picks for the sizes (the fixed-size algorithms run
 //! as the GEMM).
 
-use super::{Algorithm, DOTS_MIN_DEPTH, KernelSet, View, algorithm, no_prologue, split_product};
+use super::{Algorithm, DOTS_MIN_DEPTH, KernelSet, View, algorithm, split_product};
 use crate::Real;
 
 /// The depth of the GEMM's blocks times the size of a scalar (`stream.rs`: an `MC × KC`
@@ -136,16 +136,16 @@ pub fn matmul_view<T: Real>(
                 T::Kernels::gemv(m, k, av, bv, y, accumulate)
             }
             Algorithm::Dots | Algorithm::RowDots if !b.transposed => {
-                split_product(m, n, k, av, bv, y, ldc, &no_prologue, |m, n, a, b, c| {
+                split_product(m, n, k, av, bv, y, ldc, |m, n, a, b, c| {
                     T::Kernels::dots(m, n, k, a, b, c, ldc, accumulate)
                 })
             }
             Algorithm::TransposedDirect if !b.transposed && k >= DOTS_MIN_DEPTH => {
-                split_product(m, n, k, av, bv, y, ldc, &no_prologue, |m, n, a, b, c| {
+                split_product(m, n, k, av, bv, y, ldc, |m, n, a, b, c| {
                     T::Kernels::dots(m, n, k, a, b, c, ldc, accumulate)
                 })
             }
-            _ => split_product(m, n, k, av, bv, y, ldc, &no_prologue, |m, n, a, b, c| {
+            _ => split_product(m, n, k, av, bv, y, ldc, |m, n, a, b, c| {
                 T::Kernels::gemm(m, n, k, a, b, c, ldc, accumulate)
             }),
         }

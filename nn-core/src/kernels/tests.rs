@@ -727,69 +727,7 @@ fn product_bits<T: Real, const M: usize, const K: usize, const N: usize>() -> Ve
         matmul_view(M, N, K, c.as_mut_slice(), M, va, vb, accumulate);
         record(&c);
     }
-    let (bias, mut sums) = (boxed::<T, M, 1>(6), boxed::<T, M, 1>(7));
-    matmul_bias(&mut *c, &*a, &*b, &*bias);
-    record(&c);
-    matmul_abt_row_sums(&mut *c, &*a, &*bt, &mut *sums);
-    record(&c);
-    bits.extend(sums.iter().map(|v| v.to_f64().to_bits()));
     bits
-}
-
-/// `matmul_bias` and `matmul_abt_row_sums` give the bits of their two steps done apart (the
-/// broadcast, then the product; the product, then the sums column after column), for sizes
-/// of every algorithm. (Split over threads, `product_bits` checks them against themselves.)
-#[test]
-fn fused_bias_products_equal_their_two_steps() {
-    fn check<T: Real, const M: usize, const K: usize, const N: usize>() {
-        let (a, b, bt) = (
-            boxed::<T, M, K>(1),
-            boxed::<T, K, N>(3),
-            boxed::<T, N, K>(4),
-        );
-        let (bias, sums0) = (boxed::<T, M, 1>(6), boxed::<T, M, 1>(7));
-        let mut fused = boxed::<T, M, N>(5);
-        matmul_bias(&mut *fused, &*a, &*b, &*bias);
-        let mut apart = boxed::<T, M, N>(5);
-        for mut column in apart.column_iter_mut() {
-            column.copy_from(&*bias);
-        }
-        matmul(&mut *apart, &*a, &*b, true);
-        let bits = |m: &[T]| m.iter().map(|v| v.to_f64().to_bits()).collect::<Vec<_>>();
-        let what = (M, K, N, core::any::type_name::<T>());
-        assert_eq!(
-            bits(fused.as_slice()),
-            bits(apart.as_slice()),
-            "bias {what:?}"
-        );
-
-        let mut sums = sums0.clone();
-        matmul_abt_row_sums(&mut *fused, &*a, &*bt, &mut *sums);
-        matmul_abt(&mut *apart, &*a, &*bt, true);
-        let mut sums_apart = sums0.clone();
-        for column in a.column_iter() {
-            *sums_apart += column;
-        }
-        assert_eq!(
-            bits(fused.as_slice()),
-            bits(apart.as_slice()),
-            "abt {what:?}"
-        );
-        assert_eq!(
-            bits(sums.as_slice()),
-            bits(sums_apart.as_slice()),
-            "sums {what:?}"
-        );
-    }
-    check::<f64, 3, 2, 1>();
-    check::<f32, 8, 5, 1>();
-    check::<f32, 100, 70, 1>();
-    check::<f64, 7, 9, 5>();
-    check::<f32, 16, 16, 16>();
-    check::<f32, 40, 70, 90>();
-    check::<f32, 120, 400, 32>();
-    check::<f64, 256, 128, 64>();
-    check::<f32, 10, 64, 128>();
 }
 
 /// Products large enough to be split across a pool's threads give the same bits as on the

@@ -52,7 +52,10 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         y: &mut SMatrix<T, OUT, B>,
         _scratch: &mut [T],
     ) {
-        kernels::matmul_bias(y, &self.weight, x, &self.bias);
+        for mut column in y.column_iter_mut() {
+            column.copy_from(&self.bias);
+        }
+        kernels::matmul(y, &self.weight, x, true);
     }
 
     #[inline(always)]
@@ -115,7 +118,10 @@ impl<T: Real, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         dy: &SMatrix<T, OUT, B>,
         grads: &mut Self,
     ) {
-        kernels::matmul_abt_row_sums(&mut grads.weight, dy, x, &mut grads.bias);
+        kernels::matmul_abt(&mut grads.weight, dy, x, true);
+        for column in dy.column_iter() {
+            grads.bias += column;
+        }
     }
 }
 

@@ -517,6 +517,12 @@ fn backward_params_agrees<N: Network<f64>, const B: usize>(net: &mut N, input: &
     net.backward_params(&mut tape, &mut params_only);
     assert_eq!(full.as_slice(), params_only.as_slice());
     assert!(full.as_slice().iter().any(|&g| g != 0.0));
+    // The training step's pass, over gradients holding NaNs: the same values.
+    set_d_out(&mut tape);
+    let mut overwritten = <N::Grads as ConstZero>::ZERO;
+    overwritten.as_mut_slice().fill(f64::NAN);
+    net.backward_params_overwrite(&mut tape, &mut overwritten);
+    assert_eq!(full.as_slice(), overwritten.as_slice());
 }
 
 #[test]

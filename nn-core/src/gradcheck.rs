@@ -97,7 +97,8 @@ fn central_difference(mut loss_at: impl FnMut(f64) -> f64) -> f64 {
 
 /// Checks a network's backward pass against finite differences, for every parameter and
 /// every input component, on the batch `input`; the parameter gradients of both
-/// [`Network::backward`] and [`Network::backward_params`].
+/// [`Network::backward`] and [`Network::backward_params`]. Also asserts that
+/// [`Network::backward_params_overwrite`] gives `backward_params`'s values.
 ///
 /// The function differentiated is the training forward pass (`forward_train`: batch
 /// statistics, the same dropout mask), each evaluation starting from the network's state as
@@ -116,6 +117,17 @@ pub fn check_network<N: Network<f64>, const B: usize>(net: &mut N, input: &N::In
     before.clone().forward_train(input, &mut tape);
     *tape.d_output_mut() = loss_gradient::<N::Output<B>>();
     net.backward_params(&mut tape, &mut params_only);
+    // The training step's pass, writing over gradients that hold NaNs: the same values.
+    let mut overwritten = <N::Grads as ConstZero>::ZERO;
+    overwritten.as_mut_slice().fill(f64::NAN);
+    before.clone().forward_train(input, &mut tape);
+    *tape.d_output_mut() = loss_gradient::<N::Output<B>>();
+    net.backward_params_overwrite(&mut tape, &mut overwritten);
+    assert_eq!(
+        overwritten.as_slice(),
+        params_only.as_slice(),
+        "backward_params_overwrite differs from backward_params on zeroed gradients"
+    );
 
     // The loss of a training pass from the original state, at parameters `params_of(probe)`.
     let mut probe_tape = <N::Tape<B> as ConstZero>::ZERO;

@@ -114,6 +114,16 @@ impl<S> Debug for StateOffsets<S> {
     }
 }
 
+/// Whether a backward pass adds a gradient to what its destination holds (the contract of
+/// [`Layer::backward`]) or writes it over whatever is there ([`Layer::backward_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// `destination += gradient`.
+    Add,
+    /// `destination = gradient` (as if the destination had been zeroed, then added to).
+    Overwrite,
+}
+
 /// One named tensor of a layer's parameters, in [`Params::as_slice`] order.
 ///
 /// `shape` is PyTorch's (`[out, in]` for a dense weight). Its `shape.iter().product()`
@@ -265,26 +275,43 @@ pub trait Layer<T: Real, const IN: usize, const OUT: usize>: Params<T> {
         scratch: &mut [T],
     );
 
-    /// [`backward`](Layer::backward) with `dx` overwritten instead of added to: adds
-    /// `∂L/∂θ` to `grads` and writes `∂L/∂x` to `dx`, whatever `dx` held. The generated
-    /// backward pass calls it when the layer is the first to contribute to its input's
-    /// gradient, instead of zeroing that gradient first.
+    /// [`backward`](Layer::backward), told for each gradient whether to add to it or to
+    /// write over it ([`Store`]): `∂L/∂x` to `dx` by `dx_store`, `∂L/∂θ` to `grads` by
+    /// `grads_store`. The generated backward pass calls it where a gradient gets its first
+    /// contribution (the layer is the first to reach its input's gradient; the training
+    /// step's `backward_params_overwrite` reaches the layer's parameters), instead of zeroing
+    /// that gradient first.
     ///
-    /// The default zeroes `dx` and calls `backward`; a layer overrides it where writing is
-    /// cheaper than zeroing and adding (a dense layer's product then starts from its first
-    /// term instead of from zero, which can turn a `−0` into `+0` and nothing else).
+    /// The default zeroes what is to be overwritten and calls `backward`. A layer overrides it
+    /// where writing is cheaper than zeroing and adding: a dense layer's products then start
+    /// from their first term instead of from zero, which can turn a `−0` into `+0` and
+    /// changes nothing else.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn backward_overwrite<const B: usize>(
+    fn backward_with<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
         cache: &Self::Cache<B>,
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        mut dx: Option<&mut SMatrix<T, IN, B>>,
+        dx_store: Store,
         grads: &mut Self,
+        grads_store: Store,
         scratch: &mut [T],
     ) {
-        dx.as_mut_slice().fill(T::ZERO);
-        self.backward(x, cache, dy, Some(dx), grads, scratch);
+        // Zeroed on a pool's threads when large (`crate::parallel`).
+        let zero = |values: &mut [T]| {
+            crate::parallel::elementwise([values], [], |[values], []| values.fill(T::ZERO));
+        };
+        if dx_store == Store::Overwrite
+            && let Some(dx) = dx.as_deref_mut()
+        {
+            zero(dx.as_mut_slice());
+        }
+        if grads_store == Store::Overwrite {
+            zero(grads.as_mut_slice());
+        }
+        self.backward(x, cache, dy, dx, grads, scratch);
     }
 
     /// Value `element` (in PyTorch's row-major order) of state tensor `tensor` (an index into

@@ -46,7 +46,7 @@ pub use activations::Activation;
 #[cfg(feature = "alloc")]
 pub use boxed::clone_boxed;
 pub use boxed::copy_into;
-pub use layer::{Layer, Role, StateOffsets, StateValue, TensorInfo};
+pub use layer::{Layer, Role, StateOffsets, StateValue, Store, TensorInfo};
 pub use loss::Loss;
 pub use nalgebra;
 pub use nalgebra::SMatrix;

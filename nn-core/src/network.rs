@@ -86,6 +86,26 @@ pub trait Network<T: Real>: Params<T> + Clone {
     /// their input-gradient products).
     fn backward_params<const B: usize>(&self, tape: &mut Self::Tape<B>, grads: &mut Self::Grads);
 
+    /// [`backward_params`](Network::backward_params) *writing* `∂L/∂θ` over whatever `grads`
+    /// holds: what the training step calls. The same values as zeroing `grads` and calling
+    /// `backward_params` (a `−0` may come out `+0`), without the zeroing pass, and with each
+    /// layer's parameter-gradient products starting from their first term
+    /// ([`Layer::backward_with`](crate::Layer::backward_with)).
+    ///
+    /// The default zeroes `grads` and calls `backward_params`; `network!` generates one that
+    /// writes.
+    fn backward_params_overwrite<const B: usize>(
+        &self,
+        tape: &mut Self::Tape<B>,
+        grads: &mut Self::Grads,
+    ) {
+        // Zeroed on a pool's threads when large (`crate::parallel`).
+        crate::parallel::elementwise([grads.as_mut_slice()], [], |[grads], []| {
+            grads.fill(T::ZERO)
+        });
+        self.backward_params(tape, grads);
+    }
+
     /// A table of the network like Keras' `model.summary()`: each node's operation, output
     /// shape and parameter count.
     fn summary() -> impl core::fmt::Display;

@@ -3,7 +3,7 @@
 //! with the numpy references, and comparisons.
 
 use crate::layers::DropoutState;
-use crate::{ConstZero, Layer, Params};
+use crate::{ConstZero, Layer, Params, Store};
 use nalgebra::SMatrix;
 
 /// SplitMix64 from the state `Rng(seed)`, the generator of [`DropoutState`] (whose tests
@@ -136,23 +136,33 @@ where
     layer.backward(x, &cache, &dy, Some(&mut dx), &mut grads, &mut scratch);
     layer.backward(x, &cache, &dy, None, &mut params_only, &mut scratch);
     assert_eq!(params_only.as_slice(), grads.as_slice(), "dx: None");
-    // Overwriting a `dx` that holds NaNs: the same values as adding to a zeroed one (`==`:
-    // a `−0` may become `+0`).
-    let (mut overwritten, mut overwrite_grads) = (SMatrix::repeat(f64::NAN), L::ZERO);
-    layer.backward_overwrite(
-        x,
-        &cache,
-        &dy,
-        &mut overwritten,
-        &mut overwrite_grads,
-        &mut scratch,
-    );
-    assert_eq!(
-        overwrite_grads.as_slice(),
-        grads.as_slice(),
-        "backward_overwrite"
-    );
-    assert_eq!(overwritten, dx, "backward_overwrite: dx");
+    // `backward_with`: what is to be overwritten holds NaNs, what is to be added to holds
+    // zeros; the same values as `backward` on zeros (`==`: a `−0` may become `+0`).
+    for dx_store in [Store::Add, Store::Overwrite] {
+        for grads_store in [Store::Add, Store::Overwrite] {
+            let start = |store| if store == Store::Add { 0.0 } else { f64::NAN };
+            let mut written_dx = SMatrix::repeat(start(dx_store));
+            let mut written = L::ZERO;
+            written.as_mut_slice().fill(start(grads_store));
+            layer.backward_with(
+                x,
+                &cache,
+                &dy,
+                Some(&mut written_dx),
+                dx_store,
+                &mut written,
+                grads_store,
+                &mut scratch,
+            );
+            let what = (dx_store, grads_store);
+            assert_eq!(
+                written.as_slice(),
+                grads.as_slice(),
+                "backward_with {what:?}"
+            );
+            assert_eq!(written_dx, dx, "backward_with {what:?}: dx");
+        }
+    }
     crate::gradcheck::check_layer(layer, state, x)
 }
 

@@ -1,6 +1,6 @@
 //! Fully connected layer: `y = W·x + b`.
 
-use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable, kernels};
+use crate::{ConstZero, Layer, Params, Real, Role, Store, TensorInfo, Zeroable, kernels};
 use nalgebra::SMatrix;
 
 /// Fully connected (affine) layer, PyTorch's `nn.Linear`: `y = W·x + b`.
@@ -88,19 +88,24 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         }
     }
 
-    /// `∂L/∂X = Wᵀ·∂L/∂Y` written, not added: no zeroing pass.
+    /// Each gradient written or added as asked: written, `∂W`'s and `∂X`'s products start
+    /// from their first term (no zeroing pass, and no read of the destination).
     #[inline(always)]
-    fn backward_overwrite<const B: usize>(
+    fn backward_with<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
         _cache: &(),
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
+        dx: Option<&mut SMatrix<T, IN, B>>,
+        dx_store: Store,
         grads: &mut Self,
+        grads_store: Store,
         _scratch: &mut [T],
     ) {
-        self.param_gradients(x, dy, grads);
-        kernels::matmul_atb(dx, &self.weight, dy, false);
+        self.param_gradients_with(x, dy, grads, grads_store);
+        if let Some(dx) = dx {
+            kernels::matmul_atb(dx, &self.weight, dy, dx_store == Store::Add);
+        }
     }
 }
 
@@ -118,7 +123,23 @@ impl<T: Real, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         dy: &SMatrix<T, OUT, B>,
         grads: &mut Self,
     ) {
-        kernels::matmul_abt(&mut grads.weight, dy, x, true);
+        self.param_gradients_with(x, dy, grads, Store::Add);
+    }
+
+    /// [`param_gradients`](Self::param_gradients), added to `grads` or written over them.
+    #[inline(always)]
+    fn param_gradients_with<const B: usize>(
+        &self,
+        x: &SMatrix<T, IN, B>,
+        dy: &SMatrix<T, OUT, B>,
+        grads: &mut Self,
+        store: Store,
+    ) {
+        kernels::matmul_abt(&mut grads.weight, dy, x, store == Store::Add);
+        if store == Store::Overwrite {
+            // `0 + Σ`: the bits of adding to a zeroed gradient.
+            grads.bias.fill(T::ZERO);
+        }
         for column in dy.column_iter() {
             grads.bias += column;
         }

@@ -161,7 +161,13 @@ where
             // The chunk's loss and gradient are means over its `count` samples.
             let share = T::of(count as f64 / n as f64);
             *dy *= share;
-            net.backward_params(&mut *w.tape, grads);
+            if c == 0 {
+                // Added to the caller's gradient.
+                net.backward_params(&mut *w.tape, grads);
+            } else {
+                // Written over the copy's (no zeroing pass).
+                net.backward_params_overwrite(&mut *w.tape, grads);
+            }
             w.loss = chunk_loss * share;
         };
     {
@@ -179,7 +185,6 @@ where
                 } else {
                     let (mut copy, mut copy_grads) =
                         w.copy.take().expect("a copy for every chunk but the first");
-                    copy_grads.set_zero();
                     run(c, &mut copy, w, &mut copy_grads);
                     w.copy = Some((copy, copy_grads));
                 }

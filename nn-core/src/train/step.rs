@@ -212,12 +212,9 @@ where
     if !data_loss.is_finite() {
         return Err(StepError::NonFiniteLoss);
     }
-    // On a pool's threads when the gradient is large (`crate::parallel`).
-    parallel::elementwise([grads.as_mut_slice()], [], |[grads], []| {
-        grads.fill(T::ZERO)
-    });
-    // No gradient for the input: the first layers skip their ∂L/∂x products.
-    net.backward_params(tape, grads);
+    // The gradients written, not added (no zeroing pass); no gradient for the input: the
+    // first layers skip their ∂L/∂x products.
+    net.backward_params_overwrite(tape, grads);
     let penalty = if options.regularization.is_none() {
         T::ZERO
     } else {

@@ -483,14 +483,15 @@ impl Expander<'_> {
         let (workspace_arg, tape_arg, grads_arg) =
             (local("workspace"), local("tape"), local("grads"));
         let (rng, visit) = (local("rng"), local("visit"));
-        let full_backward = self.backward_body(false);
-        let params_backward = self.backward_body(true);
+        let grads_store = local("grads_store");
+        let full_backward = self.backward_body(false, None);
+        let params_backward = self.backward_body(true, Some(&grads_store));
         let state_items = self.state_items();
         let full_dispatch = self.wide_dispatch("__nn_backward", false, |copy| {
             quote! { #name::#copy(self, #tape_arg, #grads_arg) }
         });
         let params_dispatch = self.wide_dispatch("__nn_backward_params", false, |copy| {
-            quote! { #name::#copy(self, #tape_arg, #grads_arg) }
+            quote! { #name::#copy(self, #tape_arg, #grads_arg, #grads_store) }
         });
         let full_copy = self.wide_copies("__nn_backward", |copy| {
             quote! {
@@ -509,6 +510,7 @@ impl Expander<'_> {
                     &self,
                     #tape_arg: &mut #tape<T, { B }>,
                     #grads_arg: &mut #grads<T>,
+                    #grads_store: #nn::Store,
                 ) {
                     #params_backward
                 }
@@ -526,6 +528,22 @@ impl Expander<'_> {
         };
         quote! {
             #copies
+
+            impl<T: #nn::Real> #name<T> {
+                /// `backward_params` and `backward_params_overwrite`: each layer's parameter
+                /// gradients added to, or written over, where the layer is reached first.
+                #[doc(hidden)]
+                #[inline]
+                fn __nn_backward_params_with<const B: usize>(
+                    &self,
+                    #tape_arg: &mut #tape<T, { B }>,
+                    #grads_arg: &mut #grads<T>,
+                    #grads_store: #nn::Store,
+                ) {
+                    #params_dispatch
+                    #params_backward
+                }
+            }
 
             impl<T: #nn::Real> #nn::Network<T> for #name<T> {
                 type Grads = #grads<T>;
@@ -568,8 +586,15 @@ impl Expander<'_> {
                     #tape_arg: &mut Self::Tape<{ B }>,
                     #grads_arg: &mut Self::Grads,
                 ) {
-                    #params_dispatch
-                    #params_backward
+                    #name::__nn_backward_params_with(self, #tape_arg, #grads_arg, #nn::Store::Add);
+                }
+
+                fn backward_params_overwrite<const B: usize>(
+                    &self,
+                    #tape_arg: &mut Self::Tape<{ B }>,
+                    #grads_arg: &mut Self::Grads,
+                ) {
+                    #name::__nn_backward_params_with(self, #tape_arg, #grads_arg, #nn::Store::Overwrite);
                 }
 
                 fn summary() -> impl ::core::fmt::Display {

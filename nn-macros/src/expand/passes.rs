@@ -324,10 +324,18 @@ impl Expander<'_> {
     /// `backward_params` (the same chain rule without the gradients no parameter needs: those
     /// of the inputs, and of nodes computed from the inputs without a layer, so a layer fed
     /// by the input skips its `∂L/∂x` product). It reads `∂L/∂output` from the tape's
-    /// `d_output` and, in `backward`, leaves `∂L/∂input` in its `d_input`.
-    pub(super) fn backward_body(&self, params_only: bool) -> TokenStream {
+    /// `d_output` and, in `backward`, leaves `∂L/∂input` in its `d_input`. With
+    /// `grads_store`, the name of a local `Store`: each layer's first application in the
+    /// backward order adds to its parameters' gradients or writes over them as it says (the
+    /// others add); without, every layer adds.
+    pub(super) fn backward_body(
+        &self,
+        params_only: bool,
+        grads_store: Option<&Ident>,
+    ) -> TokenStream {
         let model = self.model;
         let backward = Backward::new(self, params_only);
+        let mut layer_reached = vec![false; model.layers.len()];
         let tape = Self::storage(Pass::Train);
         let mut body = self.agreement_checks();
         let mut declared = vec![false; model.nodes.len()];
@@ -369,7 +377,15 @@ impl Expander<'_> {
                     }
                 }
             }
-            body.extend(backward.statement(id, overwrite));
+            // The store of the layer's parameters' gradients: `grads_store` where the layer is
+            // reached first.
+            let mut layer_grads_store = None;
+            if let Op::Layer { layer, .. } = node.op
+                && !std::mem::replace(&mut layer_reached[layer], true)
+            {
+                layer_grads_store = grads_store;
+            }
+            body.extend(backward.statement(id, overwrite, layer_grads_store));
         }
         body
     }
@@ -437,8 +453,10 @@ impl<'e, 'a> Backward<'e, 'a> {
 
     /// The statement adding node `id`'s contribution to its parents' gradients (and, for a
     /// layer, to its parameters' gradients); with `overwrite`, the statement of an
-    /// activation, a layer or a flatten writing it (its input's gradient was not zeroed).
-    fn statement(&self, id: NodeId, overwrite: bool) -> TokenStream {
+    /// activation, a layer or a flatten writing it (its input's gradient was not zeroed). A
+    /// layer stores its parameters' gradients as the local `Store` named `grads_store` says,
+    /// or adds to them.
+    fn statement(&self, id: NodeId, overwrite: bool, grads_store: Option<&Ident>) -> TokenStream {
         let (model, nn) = (self.expander.model, &self.expander.nn);
         let node = &model.nodes[id];
         let needs = &self.needs;
@@ -461,22 +479,30 @@ impl<'e, 'a> Backward<'e, 'a> {
                 let slot = self.expander.memory.train.backward_scratch_slot[id];
                 let (bind, scratch) = self.expander.scratch(&tape, slot, node);
                 let grads = local("grads");
-                if overwrite {
-                    let d_x = d(*arg);
-                    return quote_spanned! {span=>
-                        #bind
-                        #layer::backward_overwrite(&self.#field, #x, #cache, #d_out, #d_x, &mut #grads.#field, #scratch);
-                    };
-                }
                 let d_x = if needs[*arg] {
                     let d_x = d(*arg);
                     quote! { Some(#d_x) }
                 } else {
                     quote! { None }
                 };
+                if !overwrite && grads_store.is_none() {
+                    return quote_spanned! {span=>
+                        #bind
+                        #layer::backward(&self.#field, #x, #cache, #d_out, #d_x, &mut #grads.#field, #scratch);
+                    };
+                }
+                let dx_store = if overwrite {
+                    quote! { #nn::Store::Overwrite }
+                } else {
+                    quote! { #nn::Store::Add }
+                };
+                let grads_store = match grads_store {
+                    Some(store) => quote! { #store },
+                    None => quote! { #nn::Store::Add },
+                };
                 quote_spanned! {span=>
                     #bind
-                    #layer::backward(&self.#field, #x, #cache, #d_out, #d_x, &mut #grads.#field, #scratch);
+                    #layer::backward_with(&self.#field, #x, #cache, #d_out, #d_x, #dx_store, &mut #grads.#field, #grads_store, #scratch);
                 }
             }
             Op::Activation { info, params, arg } if needs[*arg] => {

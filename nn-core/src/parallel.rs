@@ -88,10 +88,46 @@ pub(crate) static SPLITS: core::sync::atomic::AtomicUsize = core::sync::atomic::
 #[inline]
 pub fn pool_threads() -> usize {
     #[cfg(feature = "std")]
-    if rayon::current_thread_index().is_some() {
+    if rayon::current_thread_index().is_some() && !serial::is_on() {
         return rayon::current_num_threads();
     }
     1
+}
+
+/// Runs `body` with no split on this thread: its products and passes run whole, as outside a
+/// pool (`train::parallel_gradients` runs each chunk of the batch so, its threads being busy
+/// with the other chunks).
+#[cfg(feature = "std")]
+pub(crate) fn serial<R>(body: impl FnOnce() -> R) -> R {
+    serial::run(body)
+}
+
+#[cfg(feature = "std")]
+mod serial {
+    use core::cell::Cell;
+
+    std::thread_local! {
+        static ON: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Whether the calling thread runs a [`super::serial`] body.
+    #[inline]
+    pub(super) fn is_on() -> bool {
+        ON.with(Cell::get)
+    }
+
+    pub(super) fn run<R>(body: impl FnOnce() -> R) -> R {
+        let before = ON.with(|on| on.replace(true));
+        // Reset even if `body` panics.
+        struct Reset(bool);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                ON.with(|on| on.set(self.0));
+            }
+        }
+        let _reset = Reset(before);
+        body()
+    }
 }
 
 /// A pointer that may cross to the pool's threads. Its users say what may be read and
@@ -682,6 +718,21 @@ mod tests {
             .num_threads(threads)
             .build()
             .unwrap()
+    }
+
+    /// Inside `serial`, a pool's thread sees one thread (nothing splits), before and after it
+    /// the pool's; a panic in the body does not leave it on.
+    #[test]
+    fn serial_turns_splitting_off_for_its_body_only() {
+        pool(2).install(|| {
+            assert_eq!(pool_threads(), 2);
+            assert_eq!(serial(pool_threads), 1);
+            assert_eq!(serial(|| serial(pool_threads) + pool_threads()), 2);
+            assert_eq!(pool_threads(), 2);
+            let panicked = std::panic::catch_unwind(|| serial(|| panic!("in the body")));
+            assert!(panicked.is_err());
+            assert_eq!(pool_threads(), 2);
+        });
     }
 
     /// Every element is visited once, by parts on several threads when on a pool.

@@ -79,7 +79,8 @@ impl<T: Real, N: Network<T>, const IN: usize, const OUT: usize, const CHUNK: usi
 /// call), whose gradients are then added to `grads` in chunk order. So the result is
 /// bit-reproducible for a fixed `CHUNK`, whatever the number of threads (run it inside a
 /// `rayon::ThreadPool::install` to choose them), and equals the gradient of one
-/// `forward_train`/`backward` over the whole batch up to rounding.
+/// `forward_train`/`backward` over the whole batch up to rounding. A chunk's own products and
+/// passes do not split across the threads (they are busy with the other chunks).
 ///
 /// Layer state (batch normalization's running statistics, a dropout generator) is updated
 /// by chunk 0 only, in `net`; the copies keep their own, so prefer this for networks
@@ -181,11 +182,11 @@ where
                 if c == 0 {
                     let taken = caller.lock().map(|mut slot| slot.take());
                     let (net, grads) = taken.ok().flatten().expect("chunk 0 runs once");
-                    run(0, net, w, grads);
+                    crate::parallel::serial(|| run(0, net, w, grads));
                 } else {
                     let (mut copy, mut copy_grads) =
                         w.copy.take().expect("a copy for every chunk but the first");
-                    run(c, &mut copy, w, &mut copy_grads);
+                    crate::parallel::serial(|| run(c, &mut copy, w, &mut copy_grads));
                     w.copy = Some((copy, copy_grads));
                 }
             });

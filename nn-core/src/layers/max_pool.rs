@@ -116,6 +116,22 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
             add_to_arg_maxes(&cache.arg_max, dy, dx);
         }
     }
+
+    /// Where the windows do not overlap, writes each input's gradient in one pass
+    /// ([`write_arg_maxes`]); else zeroes `dx` and adds, as the default.
+    #[inline]
+    fn backward_overwrite<const B: usize>(
+        &self,
+        _x: &SMatrix<T, IN, B>,
+        cache: &MaxPoolCache<OUT, B>,
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        _grads: &mut Self,
+        _scratch: &mut [T],
+    ) {
+        const { check_pool_sizes::<G, IN, OUT>() };
+        write_arg_maxes::<T, G, IN, OUT, B>(&cache.arg_max, dy, dx);
+    }
 }
 
 impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN, OUT>
@@ -163,6 +179,21 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN,
         if let Some(dx) = dx {
             add_to_arg_maxes(&cache.arg_max, dy, dx);
         }
+    }
+
+    /// As [`MaxPool2d`]'s: one pass where the windows do not overlap (`S ≥ K`).
+    #[inline]
+    fn backward_overwrite<const B: usize>(
+        &self,
+        _x: &SMatrix<T, IN, B>,
+        cache: &MaxPoolCache<OUT, B>,
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        _grads: &mut Self,
+        _scratch: &mut [T],
+    ) {
+        const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
+        write_arg_maxes::<T, LiftPool1d<G>, IN, OUT, B>(&cache.arg_max, dy, dx);
     }
 }
 
@@ -455,6 +486,192 @@ fn add_to_arg_maxes<T: Real, const IN: usize, const OUT: usize, const B: usize>(
     }
 }
 
+/// Overwrites `dx` with `∂L/∂x`: what [`add_to_arg_maxes`] adds to a zeroed `dx`, the same
+/// bits (each arg-max gets `0 + ∂L/∂y`, every other input `+0`).
+///
+/// Where the windows overlap (`SH < KH` or `SW < KW`), by zeroing `dx` and adding. Where they
+/// do not, each input is in at most one window, so its gradient is its window's `∂L/∂y` if
+/// it is that window's arg-max and zero otherwise: in `f32` with AVX-512 (strides of at most
+/// 2 across), written in one pass, row by row, comparing each input's index with its
+/// window's arg-max ([`pool512::write_arg_maxes`]); else a sample at a time, zeroed and added
+/// to while it is in cache. (The arg-maxes must be those of a training pass: one outside its
+/// window is not written by the one pass.)
+fn write_arg_maxes<
+    T: Real,
+    G: PoolGeometry2d,
+    const IN: usize,
+    const OUT: usize,
+    const B: usize,
+>(
+    arg_max: &[[u32; OUT]; B],
+    dy: &SMatrix<T, OUT, B>,
+    dx: &mut SMatrix<T, IN, B>,
+) {
+    if !const { G::SH >= G::KH && G::SW >= G::KW } {
+        dx.as_mut_slice().fill(T::ZERO);
+        return add_to_arg_maxes(arg_max, dy, dx);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if size_of::<T>() == 4 && const { pool512::writes::<G>() } && crate::kernels::has_avx512() {
+        // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
+        // CPU has AVX-512F; `writes` holds; the slices hold B samples of OUT arg-maxes, of
+        // OUT output gradients and of IN = C·H·W input gradients.
+        unsafe {
+            pool512::write_arg_maxes::<G, IN, OUT>(
+                arg_max.as_flattened(),
+                as_f32(dy.as_slice()),
+                as_f32_mut(dx.as_mut_slice()),
+            );
+        }
+        return;
+    }
+    let dy_samples = dy.as_slice().chunks_exact(OUT);
+    for ((arg_max, dy), dx) in arg_max
+        .iter()
+        .zip(dy_samples)
+        .zip(dx.as_mut_slice().chunks_exact_mut(IN))
+    {
+        dx.fill(T::ZERO);
+        for (&i, &d) in arg_max.iter().zip(dy) {
+            dx[i as usize] += d;
+        }
+    }
+}
+
+/// The scalars of `s` as `f32`.
+///
+/// # Safety
+/// `T` is `f32`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn as_f32<T>(s: &[T]) -> &[f32] {
+    // SAFETY: the caller's contract: the same type.
+    unsafe { core::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+}
+
+/// The scalars of `s` as `f32`.
+///
+/// # Safety
+/// `T` is `f32`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn as_f32_mut<T>(s: &mut [T]) -> &mut [f32] {
+    // SAFETY: the caller's contract: the same type.
+    unsafe { core::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+}
+
+/// Max pooling in `f32` with AVX-512 intrinsics.
+#[cfg(target_arch = "x86_64")]
+mod pool512 {
+    use super::PoolGeometry2d;
+    use core::arch::x86_64::*;
+
+    /// The mask of the first `n` of 16 lanes.
+    #[inline(always)]
+    fn mask16(n: usize) -> __mmask16 {
+        if n >= 16 { !0 } else { (1u16 << n) - 1 }
+    }
+
+    /// Whether [`write_arg_maxes`] writes the input gradient of `G`: windows that do not
+    /// overlap, at most 2 apart across (16 windows' inputs in two vectors).
+    pub(super) const fn writes<G: PoolGeometry2d>() -> bool {
+        G::SH >= G::KH && G::SW >= G::KW && G::SW <= 2 && G::OW > 0
+    }
+
+    /// Overwrites `dx` with the input gradient of max pooling `G` (windows that do not
+    /// overlap), row by row of each plane: in a row of windows, 16 windows at a time, input
+    /// `kw` of each window (a lane) gets `0 + ∂L/∂y` of its window if its index is the
+    /// window's arg-max, else `+0`; the `SW` such vectors are interleaved into the row (two
+    /// permutations for stride 2). Rows and columns in no window get `+0`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; [`writes`] holds; `arg_max` and `dy` hold `n` samples of `OUT =
+    /// C·OH·OW` values, `dx` `n` samples of `IN = C·H·W`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn write_arg_maxes<G: PoolGeometry2d, const IN: usize, const OUT: usize>(
+        arg_max: &[u32],
+        dy: &[f32],
+        dx: &mut [f32],
+    ) {
+        let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
+        // Lane l's first input, l·SW, and where each element of two interleaved vectors
+        // comes from (element e of the pair: lane e/2 of vector e%2).
+        let step = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(G::SW as i32),
+        );
+        let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        let samples = arg_max.chunks_exact(OUT).zip(dy.chunks_exact(OUT));
+        for ((arg_max, dy), dx) in samples.zip(dx.chunks_exact_mut(IN)) {
+            for c in 0..G::C {
+                for r in 0..G::H {
+                    let start = c * in_plane + r * G::W;
+                    let row = &mut dx[start..start + G::W];
+                    let (oh, kh) = (r / G::SH, r % G::SH);
+                    if oh >= G::OH || kh >= G::KH {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    let outs = &arg_max[c * out_plane + oh * G::OW..][..G::OW];
+                    let dys = &dy[c * out_plane + oh * G::OW..][..G::OW];
+                    let mut ow = 0;
+                    while ow < G::OW {
+                        let valid = mask16(G::OW - ow);
+                        let col = ow * G::SW;
+                        // SAFETY: lanes ow..min(ow + 16, OW) of the row's arg-maxes and
+                        // gradients (the others masked off: not read).
+                        let (at, d) = unsafe {
+                            (
+                                _mm512_maskz_loadu_epi32(valid, outs.as_ptr().add(ow).cast()),
+                                _mm512_maskz_loadu_ps(valid, dys.as_ptr().add(ow)),
+                            )
+                        };
+                        // Input kw of each lane's window: its index in the sample.
+                        let first = _mm512_add_epi32(_mm512_set1_epi32((start + col) as i32), step);
+                        let input = |kw: usize| {
+                            let index = _mm512_add_epi32(first, _mm512_set1_epi32(kw as i32));
+                            let hit = _mm512_mask_cmpeq_epi32_mask(valid, at, index);
+                            _mm512_maskz_add_ps(hit, _mm512_setzero_ps(), d)
+                        };
+                        // The row's inputs col..col + 16·SW (those past W masked off).
+                        let span = G::W - col;
+                        let to = row.as_mut_ptr().wrapping_add(col);
+                        if G::SW == 1 {
+                            // SAFETY: inputs col..min(col + 16, W) of the row.
+                            unsafe { _mm512_mask_storeu_ps(to, mask16(span), input(0)) };
+                        } else {
+                            let odd = if G::KW == 2 {
+                                input(1)
+                            } else {
+                                _mm512_setzero_ps()
+                            };
+                            let even = input(0);
+                            // SAFETY: inputs col..min(col + 32, W) of the row.
+                            unsafe {
+                                _mm512_mask_storeu_ps(
+                                    to,
+                                    mask16(span),
+                                    _mm512_permutex2var_ps(even, low, odd),
+                                );
+                                _mm512_mask_storeu_ps(
+                                    to.wrapping_add(16),
+                                    mask16(span.saturating_sub(16)),
+                                    _mm512_permutex2var_ps(even, high, odd),
+                                );
+                            }
+                        }
+                        ow += 16;
+                    }
+                    // Inputs right of the last 16 windows' vectors (past the last window).
+                    let done = G::OW.div_ceil(16) * 16 * G::SW;
+                    if done < G::W {
+                        row[done..].fill(0.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,6 +745,123 @@ mod tests {
             }
             assert!(max_diff(dx.column(j).as_slice(), &expected_dx) < 1e-15);
         }
+    }
+
+    /// Inputs with many ties (5 levels, `−0` and `+0` among them) and NaNs of several
+    /// payloads and both signs (one input in 13), in `T`.
+    fn tied_with_nans<T: Real, const N: usize, const B: usize>(seed: u64) -> SMatrix<T, N, B> {
+        let mut k = 0u64;
+        random_matrix::<N, B>(seed, 1.0).map(|v| {
+            k += 1;
+            let v = if (k * 7 + seed) % 13 == 0 {
+                f64::from_bits(0x7ff8_0000_0000_0000 | ((k % 5) << 45) | ((k % 2) << 63))
+            } else {
+                (v * 2.0).round()
+            };
+            T::of(v)
+        })
+    }
+
+    /// The bits of each value (through `f64`, which keeps an `f32`'s sign, payload and all).
+    fn bits<T: Real>(values: &[T]) -> std::vec::Vec<u64> {
+        values.iter().map(|v| v.to_f64().to_bits()).collect()
+    }
+
+    /// `backward_overwrite` on a `dx` of NaNs writes the bits that `backward` adds to a zeroed
+    /// one, for `MaxPool2d` of geometry `G` in `T` after a training pass on inputs with many
+    /// ties and NaNs, and gradients with `−0`s and NaNs.
+    fn overwrite_equals_adding<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize>(
+        seed: u64,
+    ) {
+        let layer = MaxPool2d::<T, IN, OUT, G>::ZERO;
+        overwrite_equals_adding_for::<T, _, IN, OUT>(&layer, seed);
+    }
+
+    fn overwrite_equals_adding_for<
+        T: Real,
+        L: Layer<T, IN, OUT, State = ()>,
+        const IN: usize,
+        const OUT: usize,
+    >(
+        layer: &L,
+        seed: u64,
+    ) {
+        let x = tied_with_nans::<T, IN, 3>(seed);
+        let dy = tied_with_nans::<T, OUT, 3>(seed + 1).map(|v| v * T::of(0.5));
+        let (mut y, mut cache) = (SMatrix::<T, OUT, 3>::ZERO, L::Cache::<3>::ZERO);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+        let (mut added, mut overwritten) =
+            (SMatrix::<T, IN, 3>::ZERO, SMatrix::repeat(T::of(f64::NAN)));
+        let (mut grads, mut overwrite_grads) = (L::ZERO, L::ZERO);
+        layer.backward(&x, &cache, &dy, Some(&mut added), &mut grads, &mut []);
+        layer.backward_overwrite(
+            &x,
+            &cache,
+            &dy,
+            &mut overwritten,
+            &mut overwrite_grads,
+            &mut [],
+        );
+        assert_eq!(
+            bits(overwritten.as_slice()),
+            bits(added.as_slice()),
+            "seed {seed}"
+        );
+        // The test sees both signs of zero where it should.
+        assert!(added.iter().any(|v| v.to_f64().to_bits() == 0));
+    }
+
+    /// On the AVX2 and baseline loops too.
+    #[test]
+    fn overwriting_the_input_gradient_equals_adding_to_zeros() {
+        overwriting_the_input_gradient_equals_adding_to_zeros_here();
+        crate::kernels::on_the_avx2_tier(
+            overwriting_the_input_gradient_equals_adding_to_zeros_here,
+        );
+        crate::kernels::on_the_baseline(overwriting_the_input_gradient_equals_adding_to_zeros_here);
+    }
+
+    fn overwriting_the_input_gradient_equals_adding_to_zeros_here() {
+        fn both<G: PoolGeometry2d, const IN: usize, const OUT: usize>(seed: u64) {
+            overwrite_equals_adding::<f32, G, IN, OUT>(seed);
+            overwrite_equals_adding::<f64, G, IN, OUT>(seed);
+        }
+        // <C, H, W, KH, KW, SH, SW>, IN, OUT. LeNet's two poolings (rows of 14 and 5).
+        both::<PoolGeometry2dOf<6, 28, 28, 2, 2, 2, 2>, 4704, 1176>(1);
+        both::<PoolGeometry2dOf<16, 10, 10, 2, 2, 2, 2>, 1600, 400>(2);
+        // a row and a column in no window (floor mode)
+        both::<PoolGeometry2dOf<3, 5, 7, 2, 2, 2, 2>, 105, 18>(3);
+        // 16 windows a row and an input after them; 35 a row (16 + 16 + 3) and one after
+        both::<PoolGeometry2dOf<2, 4, 33, 2, 2, 2, 2>, 264, 64>(4);
+        both::<PoolGeometry2dOf<1, 4, 71, 2, 2, 2, 2>, 284, 70>(5);
+        // gaps between the windows: rows (SH > KH) and columns (SW > KW)
+        both::<PoolGeometry2dOf<2, 8, 37, 2, 1, 3, 2>, 592, 114>(6);
+        // stride 1 across (windows one input wide), rows of 20
+        both::<PoolGeometry2dOf<2, 5, 20, 2, 1, 2, 1>, 200, 80>(7);
+        // strides of 3 and 4 (not one pass in AVX-512: a sample zeroed and added to)
+        both::<PoolGeometry2dOf<2, 7, 20, 3, 3, 3, 3>, 280, 24>(8);
+        both::<PoolGeometry2dOf<1, 9, 18, 2, 3, 4, 4>, 162, 8>(9);
+        // overlapping windows (zeroed and added to, gradients adding up)
+        both::<PoolGeometry2dOf<2, 5, 5, 3, 3, 1, 1>, 50, 18>(10);
+        both::<PoolGeometry2dOf<2, 7, 9, 3, 3, 2, 2>, 126, 24>(11);
+        both::<PoolGeometry2dOf<1, 6, 40, 2, 3, 2, 2>, 240, 57>(12);
+        // 1-d: windows apart, adjacent, overlapping
+        overwrite_equals_adding_for::<f32, _, 40, 14>(
+            &MaxPool1d::<f32, 40, 14, PoolGeometry1dOf<2, 20, 2, 3>>::ZERO,
+            13,
+        );
+        overwrite_equals_adding_for::<f32, _, 70, 34>(
+            &MaxPool1d::<f32, 70, 34, PoolGeometry1dOf<2, 35, 2, 2>>::ZERO,
+            14,
+        );
+        overwrite_equals_adding_for::<f64, _, 70, 34>(
+            &MaxPool1d::<f64, 70, 34, PoolGeometry1dOf<2, 35, 2, 2>>::ZERO,
+            15,
+        );
+        overwrite_equals_adding_for::<f32, _, 14, 6>(
+            &MaxPool1d::<f32, 14, 6, PoolGeometry1dOf<2, 7, 3, 2>>::ZERO,
+            16,
+        );
     }
 
     #[test]

@@ -687,13 +687,17 @@ mod pool512 {
                                 if kh == 0 && kw == 0 {
                                     best = v;
                                     arg = first;
-                                } else {
+                                } else if ARG_MAX {
                                     let replace = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best)
                                         | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
                                     best = _mm512_mask_mov_ps(best, replace, v);
-                                    if ARG_MAX {
-                                        arg = _mm512_mask_add_epi32(arg, replace, first, offset);
-                                    }
+                                    arg = _mm512_mask_add_epi32(arg, replace, first, offset);
+                                } else {
+                                    // The same choice with one comparison: `vmaxps v, best`
+                                    // is `v > best ? v : best` (best if either is NaN), then
+                                    // v where v is NaN.
+                                    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                                    best = _mm512_mask_mov_ps(_mm512_max_ps(v, best), nan, v);
                                 }
                             }
                         }

@@ -627,8 +627,8 @@ mod pool512 {
     /// (masked at the end: no copy, nothing read past the last window), each window column
     /// `kw` picked out of them by a permutation (lane `l` gets input `l·SW + kw`), and swept
     /// across the lanes in row-major window order with the rule of [`super::replaces`]
-    /// (a mask `v > best` or `v` NaN, then masked moves): the same choices as
-    /// [`super::sweep`], so the same bits and arg-maxes.
+    /// (`v > best` or `v` NaN, one comparison per element: see the comments), then masked
+    /// moves: the same choices as [`super::sweep`], so the same bits and arg-maxes.
     ///
     /// # Safety
     /// The CPU has AVX-512F; [`pools`] holds; `x` holds `n` samples of `IN = C·H·W`, `y` `n`
@@ -646,6 +646,7 @@ mod pool512 {
     ) {
         let n = const { lanes::<G>() };
         let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
+        let infinity = _mm512_set1_ps(f32::INFINITY);
         // Lane l's first input, l·SW, in the row of its window.
         let step = _mm512_mullo_epi32(
             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -667,6 +668,7 @@ mod pool512 {
                         // Each lane's first input, as its index in the sample.
                         let first = _mm512_add_epi32(_mm512_set1_epi32((top + col) as i32), step);
                         let mut best = _mm512_setzero_ps();
+                        let mut key = _mm512_setzero_ps();
                         let mut arg = _mm512_setzero_si512();
                         for kh in 0..G::KH {
                             let from = x[top + kh * G::W + col..][..used].as_ptr();
@@ -686,11 +688,20 @@ mod pool512 {
                                 let offset = _mm512_set1_epi32((kh * G::W + kw) as i32);
                                 if kh == 0 && kw == 0 {
                                     best = v;
+                                    key = _mm512_min_ps(v, infinity);
                                     arg = first;
                                 } else if ARG_MAX {
-                                    let replace = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best)
-                                        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                                    // v replaces best if v > best or v is NaN: with one
+                                    // comparison, `!(v <= key)` (unordered: true if v is NaN),
+                                    // `key` being `best` with a NaN as +∞ (`vminps x, +∞` is x,
+                                    // or +∞ if x is NaN): no v but a NaN replaces a NaN.
+                                    let replace = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(v, key);
                                     best = _mm512_mask_mov_ps(best, replace, v);
+                                    key = _mm512_mask_mov_ps(
+                                        key,
+                                        replace,
+                                        _mm512_min_ps(v, infinity),
+                                    );
                                     arg = _mm512_mask_add_epi32(arg, replace, first, offset);
                                 } else {
                                     // The same choice with one comparison: `vmaxps v, best`

@@ -116,6 +116,22 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
             add_to_arg_maxes(&cache.arg_max, dy, dx);
         }
     }
+
+    /// Where the windows do not overlap, writes each input's gradient in one pass
+    /// ([`write_arg_maxes`]); else zeroes `dx` and adds, as the default.
+    #[inline]
+    fn backward_overwrite<const B: usize>(
+        &self,
+        _x: &SMatrix<T, IN, B>,
+        cache: &MaxPoolCache<OUT, B>,
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        _grads: &mut Self,
+        _scratch: &mut [T],
+    ) {
+        const { check_pool_sizes::<G, IN, OUT>() };
+        write_arg_maxes::<T, G, IN, OUT, B>(&cache.arg_max, dy, dx);
+    }
 }
 
 impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN, OUT>
@@ -164,6 +180,21 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN,
             add_to_arg_maxes(&cache.arg_max, dy, dx);
         }
     }
+
+    /// As [`MaxPool2d`]'s: one pass where the windows do not overlap (`S ≥ K`).
+    #[inline]
+    fn backward_overwrite<const B: usize>(
+        &self,
+        _x: &SMatrix<T, IN, B>,
+        cache: &MaxPoolCache<OUT, B>,
+        dy: &SMatrix<T, OUT, B>,
+        dx: &mut SMatrix<T, IN, B>,
+        _grads: &mut Self,
+        _scratch: &mut [T],
+    ) {
+        const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
+        write_arg_maxes::<T, LiftPool1d<G>, IN, OUT, B>(&cache.arg_max, dy, dx);
+    }
 }
 
 /// Whether `value` replaces `best` as a window's maximum, PyTorch's rule: when it is larger
@@ -181,11 +212,26 @@ fn replaces<T: Real>(value: T, best: T) -> bool {
 /// element of each window, then each other window element (row-major order) is swept across
 /// the row's windows, so that the inner loop is a branch-free select over the outputs.
 ///
-/// Compiled for AVX-512 or AVX2 where the CPU has it (the same selects: the same results).
+/// Compiled for AVX-512 or AVX2 where the CPU has it (the same selects: the same results);
+/// in `f32` with AVX-512, for windows at most 4 apart across, by [`pool512::forward`]
+/// instead (whole input rows in vectors: the same choices, the same bits).
 fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
     y: &mut SMatrix<T, OUT, B>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if size_of::<T>() == 4 && const { pool512::pools::<G>() } && crate::kernels::has_avx512() {
+        // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
+        // CPU has AVX-512F; `pools` holds; x holds B samples of IN, y B of OUT.
+        unsafe {
+            pool512::forward::<G, IN, OUT, false>(
+                as_f32(x.as_slice()),
+                as_f32_mut(y.as_mut_slice()),
+                &mut [],
+            );
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::has_avx512() {
         // SAFETY: the CPU has AVX-512F.
@@ -200,7 +246,8 @@ fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, 
 }
 
 /// [`forward_batch`] that also writes each output's arg-max (the index of its input in the
-/// sample) to `arg_max`, swept beside the maxima.
+/// sample) to `arg_max`, swept beside the maxima (by [`pool512::forward`] where
+/// [`forward_batch`] is).
 fn forward_train_batch<
     T: Real,
     G: PoolGeometry2d,
@@ -212,6 +259,25 @@ fn forward_train_batch<
     y: &mut SMatrix<T, OUT, B>,
     arg_max: &mut [[u32; OUT]; B],
 ) {
+    const {
+        assert!(
+            IN <= u32::MAX as usize,
+            "max pooling: samples of over 2³² values (arg-maxes are kept as u32)"
+        )
+    };
+    #[cfg(target_arch = "x86_64")]
+    if size_of::<T>() == 4 && const { pool512::pools::<G>() } && crate::kernels::has_avx512() {
+        // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
+        // CPU has AVX-512F; `pools` holds; x holds B samples of IN, y and arg_max B of OUT.
+        unsafe {
+            pool512::forward::<G, IN, OUT, true>(
+                as_f32(x.as_slice()),
+                as_f32_mut(y.as_mut_slice()),
+                arg_max.as_flattened_mut(),
+            );
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::has_avx512() {
         // SAFETY: the CPU has AVX-512F.
@@ -455,6 +521,316 @@ fn add_to_arg_maxes<T: Real, const IN: usize, const OUT: usize, const B: usize>(
     }
 }
 
+/// Overwrites `dx` with `∂L/∂x`: what [`add_to_arg_maxes`] adds to a zeroed `dx`, the same
+/// bits (each arg-max gets `0 + ∂L/∂y`, every other input `+0`).
+///
+/// Where the windows overlap (`SH < KH` or `SW < KW`), by zeroing `dx` and adding. Where they
+/// do not, each input is in at most one window, so its gradient is its window's `∂L/∂y` if
+/// it is that window's arg-max and zero otherwise: in `f32` with AVX-512 (strides of at most
+/// 2 across), written in one pass, row by row, comparing each input's index with its
+/// window's arg-max ([`pool512::write_arg_maxes`]); else a sample at a time, zeroed and added
+/// to while it is in cache. (The arg-maxes must be those of a training pass: one outside its
+/// window is not written by the one pass.)
+fn write_arg_maxes<
+    T: Real,
+    G: PoolGeometry2d,
+    const IN: usize,
+    const OUT: usize,
+    const B: usize,
+>(
+    arg_max: &[[u32; OUT]; B],
+    dy: &SMatrix<T, OUT, B>,
+    dx: &mut SMatrix<T, IN, B>,
+) {
+    if !const { G::SH >= G::KH && G::SW >= G::KW } {
+        dx.as_mut_slice().fill(T::ZERO);
+        return add_to_arg_maxes(arg_max, dy, dx);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if size_of::<T>() == 4 && const { pool512::writes::<G>() } && crate::kernels::has_avx512() {
+        // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
+        // CPU has AVX-512F; `writes` holds; the slices hold B samples of OUT arg-maxes, of
+        // OUT output gradients and of IN = C·H·W input gradients.
+        unsafe {
+            pool512::write_arg_maxes::<G, IN, OUT>(
+                arg_max.as_flattened(),
+                as_f32(dy.as_slice()),
+                as_f32_mut(dx.as_mut_slice()),
+            );
+        }
+        return;
+    }
+    let dy_samples = dy.as_slice().chunks_exact(OUT);
+    for ((arg_max, dy), dx) in arg_max
+        .iter()
+        .zip(dy_samples)
+        .zip(dx.as_mut_slice().chunks_exact_mut(IN))
+    {
+        dx.fill(T::ZERO);
+        for (&i, &d) in arg_max.iter().zip(dy) {
+            dx[i as usize] += d;
+        }
+    }
+}
+
+/// The scalars of `s` as `f32`.
+///
+/// # Safety
+/// `T` is `f32`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn as_f32<T>(s: &[T]) -> &[f32] {
+    // SAFETY: the caller's contract: the same type.
+    unsafe { core::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+}
+
+/// The scalars of `s` as `f32`.
+///
+/// # Safety
+/// `T` is `f32`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn as_f32_mut<T>(s: &mut [T]) -> &mut [f32] {
+    // SAFETY: the caller's contract: the same type.
+    unsafe { core::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+}
+
+/// Max pooling in `f32` with AVX-512 intrinsics.
+#[cfg(target_arch = "x86_64")]
+mod pool512 {
+    use super::PoolGeometry2d;
+    use core::arch::x86_64::*;
+
+    /// The mask of the first `n` of 16 lanes.
+    #[inline(always)]
+    fn mask16(n: usize) -> __mmask16 {
+        if n >= 16 { !0 } else { (1u16 << n) - 1 }
+    }
+
+    /// Windows pooled at a time by [`forward`]: as many as fit 16 lanes and two vectors of
+    /// input (`(n − 1)·SW + KW ≤ 32`).
+    pub(super) const fn lanes<G: PoolGeometry2d>() -> usize {
+        if G::SW == 0 || G::KW == 0 || G::KW > 32 {
+            return 0;
+        }
+        let n = (32 - G::KW) / G::SW + 1;
+        if n < 16 { n } else { 16 }
+    }
+
+    /// Whether [`forward`] pools `G`: at least 8 windows a vector (strides up to 4 across;
+    /// windows up to 25 wide at stride 1), overlapping or not.
+    pub(super) const fn pools<G: PoolGeometry2d>() -> bool {
+        lanes::<G>() >= 8 && G::OH > 0 && G::OW > 0
+    }
+
+    /// `y = maxpool(x)` and, with `ARG_MAX`, each output's arg-max (its input's index in the
+    /// sample), `n` ([`lanes`]) windows of a row at a time, one per lane: for each of the
+    /// `KH` input rows, the row's inputs of the `n` windows are loaded as two vectors
+    /// (masked at the end: no copy, nothing read past the last window), each window column
+    /// `kw` picked out of them by a permutation (lane `l` gets input `l·SW + kw`), and swept
+    /// across the lanes in row-major window order with the rule of [`super::replaces`]
+    /// (`v > best` or `v` NaN, one comparison per element: see the comments), then masked
+    /// moves: the same choices as [`super::sweep`], so the same bits and arg-maxes.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; [`pools`] holds; `x` holds `n` samples of `IN = C·H·W`, `y` `n`
+    /// of `OUT = C·OH·OW` and, with `ARG_MAX`, `arg_max` `n` of `OUT` (else it is not used).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn forward<
+        G: PoolGeometry2d,
+        const IN: usize,
+        const OUT: usize,
+        const ARG_MAX: bool,
+    >(
+        x: &[f32],
+        y: &mut [f32],
+        arg_max: &mut [u32],
+    ) {
+        let n = const { lanes::<G>() };
+        let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
+        let infinity = _mm512_set1_ps(f32::INFINITY);
+        // Lane l's first input, l·SW, in the row of its window.
+        let step = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(G::SW as i32),
+        );
+        let samples = x.chunks_exact(IN).zip(y.chunks_exact_mut(OUT));
+        for (s, (x, y)) in samples.enumerate() {
+            for c in 0..G::C {
+                for oh in 0..G::OH {
+                    let top = c * in_plane + oh * G::SH * G::W;
+                    let out = c * out_plane + oh * G::OW;
+                    let mut ow = 0;
+                    while ow < G::OW {
+                        let count = if G::OW - ow < n { G::OW - ow } else { n };
+                        let col = ow * G::SW;
+                        // The inputs of the `count` windows in a row: col..col + used ≤ W.
+                        let used = (count - 1) * G::SW + G::KW;
+                        let (low, high) = (mask16(used), mask16(used.saturating_sub(16)));
+                        // Each lane's first input, as its index in the sample.
+                        let first = _mm512_add_epi32(_mm512_set1_epi32((top + col) as i32), step);
+                        let mut best = _mm512_setzero_ps();
+                        let mut key = _mm512_setzero_ps();
+                        let mut arg = _mm512_setzero_si512();
+                        for kh in 0..G::KH {
+                            let from = x[top + kh * G::W + col..][..used].as_ptr();
+                            // SAFETY: the `used` inputs from `from` (the others masked off:
+                            // not read).
+                            let (a, b) = unsafe {
+                                (
+                                    _mm512_maskz_loadu_ps(low, from),
+                                    _mm512_maskz_loadu_ps(high, from.wrapping_add(16)),
+                                )
+                            };
+                            for kw in 0..G::KW {
+                                // Lane l: input l·SW + kw of the two vectors (< 32 for the
+                                // lanes used).
+                                let pick = _mm512_add_epi32(step, _mm512_set1_epi32(kw as i32));
+                                let v = _mm512_permutex2var_ps(a, pick, b);
+                                let offset = _mm512_set1_epi32((kh * G::W + kw) as i32);
+                                if kh == 0 && kw == 0 {
+                                    best = v;
+                                    key = _mm512_min_ps(v, infinity);
+                                    arg = first;
+                                } else if ARG_MAX {
+                                    // v replaces best if v > best or v is NaN: with one
+                                    // comparison, `!(v <= key)` (unordered: true if v is NaN),
+                                    // `key` being `best` with a NaN as +∞ (`vminps x, +∞` is x,
+                                    // or +∞ if x is NaN): no v but a NaN replaces a NaN.
+                                    let replace = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(v, key);
+                                    best = _mm512_mask_mov_ps(best, replace, v);
+                                    key = _mm512_mask_mov_ps(
+                                        key,
+                                        replace,
+                                        _mm512_min_ps(v, infinity),
+                                    );
+                                    arg = _mm512_mask_add_epi32(arg, replace, first, offset);
+                                } else {
+                                    // The same choice with one comparison: `vmaxps v, best`
+                                    // is `v > best ? v : best` (best if either is NaN), then
+                                    // v where v is NaN.
+                                    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                                    best = _mm512_mask_mov_ps(_mm512_max_ps(v, best), nan, v);
+                                }
+                            }
+                        }
+                        let valid = mask16(count);
+                        let to = y[out + ow..][..count].as_mut_ptr();
+                        // SAFETY: outputs ow..ow + count of the row (the other lanes masked
+                        // off: not written).
+                        unsafe { _mm512_mask_storeu_ps(to, valid, best) };
+                        if ARG_MAX {
+                            let to = arg_max[s * OUT + out + ow..][..count].as_mut_ptr();
+                            // SAFETY: those outputs' arg-maxes.
+                            unsafe { _mm512_mask_storeu_epi32(to.cast(), valid, arg) };
+                        }
+                        ow += n;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether [`write_arg_maxes`] writes the input gradient of `G`: windows that do not
+    /// overlap, at most 2 apart across (16 windows' inputs in two vectors).
+    pub(super) const fn writes<G: PoolGeometry2d>() -> bool {
+        G::SH >= G::KH && G::SW >= G::KW && G::SW <= 2 && G::OW > 0
+    }
+
+    /// Overwrites `dx` with the input gradient of max pooling `G` (windows that do not
+    /// overlap), row by row of each plane: in a row of windows, 16 windows at a time, input
+    /// `kw` of each window (a lane) gets `0 + ∂L/∂y` of its window if its index is the
+    /// window's arg-max, else `+0`; the `SW` such vectors are interleaved into the row (two
+    /// permutations for stride 2). Rows and columns in no window get `+0`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; [`writes`] holds; `arg_max` and `dy` hold `n` samples of `OUT =
+    /// C·OH·OW` values, `dx` `n` samples of `IN = C·H·W`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn write_arg_maxes<G: PoolGeometry2d, const IN: usize, const OUT: usize>(
+        arg_max: &[u32],
+        dy: &[f32],
+        dx: &mut [f32],
+    ) {
+        let (in_plane, out_plane) = (G::H * G::W, G::OH * G::OW);
+        // Lane l's first input, l·SW, and where each element of two interleaved vectors
+        // comes from (element e of the pair: lane e/2 of vector e%2).
+        let step = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(G::SW as i32),
+        );
+        let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        let samples = arg_max.chunks_exact(OUT).zip(dy.chunks_exact(OUT));
+        for ((arg_max, dy), dx) in samples.zip(dx.chunks_exact_mut(IN)) {
+            for c in 0..G::C {
+                for r in 0..G::H {
+                    let start = c * in_plane + r * G::W;
+                    let row = &mut dx[start..start + G::W];
+                    let (oh, kh) = (r / G::SH, r % G::SH);
+                    if oh >= G::OH || kh >= G::KH {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    let outs = &arg_max[c * out_plane + oh * G::OW..][..G::OW];
+                    let dys = &dy[c * out_plane + oh * G::OW..][..G::OW];
+                    let mut ow = 0;
+                    while ow < G::OW {
+                        let valid = mask16(G::OW - ow);
+                        let col = ow * G::SW;
+                        // SAFETY: lanes ow..min(ow + 16, OW) of the row's arg-maxes and
+                        // gradients (the others masked off: not read).
+                        let (at, d) = unsafe {
+                            (
+                                _mm512_maskz_loadu_epi32(valid, outs.as_ptr().add(ow).cast()),
+                                _mm512_maskz_loadu_ps(valid, dys.as_ptr().add(ow)),
+                            )
+                        };
+                        // Input kw of each lane's window: its index in the sample.
+                        let first = _mm512_add_epi32(_mm512_set1_epi32((start + col) as i32), step);
+                        let input = |kw: usize| {
+                            let index = _mm512_add_epi32(first, _mm512_set1_epi32(kw as i32));
+                            let hit = _mm512_mask_cmpeq_epi32_mask(valid, at, index);
+                            _mm512_maskz_add_ps(hit, _mm512_setzero_ps(), d)
+                        };
+                        // The row's inputs col..col + 16·SW (those past W masked off).
+                        let span = G::W - col;
+                        let to = row.as_mut_ptr().wrapping_add(col);
+                        if G::SW == 1 {
+                            // SAFETY: inputs col..min(col + 16, W) of the row.
+                            unsafe { _mm512_mask_storeu_ps(to, mask16(span), input(0)) };
+                        } else {
+                            let odd = if G::KW == 2 {
+                                input(1)
+                            } else {
+                                _mm512_setzero_ps()
+                            };
+                            let even = input(0);
+                            // SAFETY: inputs col..min(col + 32, W) of the row.
+                            unsafe {
+                                _mm512_mask_storeu_ps(
+                                    to,
+                                    mask16(span),
+                                    _mm512_permutex2var_ps(even, low, odd),
+                                );
+                                _mm512_mask_storeu_ps(
+                                    to.wrapping_add(16),
+                                    mask16(span.saturating_sub(16)),
+                                    _mm512_permutex2var_ps(even, high, odd),
+                                );
+                            }
+                        }
+                        ow += 16;
+                    }
+                    // Inputs right of the last 16 windows' vectors (past the last window).
+                    let done = G::OW.div_ceil(16) * 16 * G::SW;
+                    if done < G::W {
+                        row[done..].fill(0.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,6 +904,237 @@ mod tests {
             }
             assert!(max_diff(dx.column(j).as_slice(), &expected_dx) < 1e-15);
         }
+    }
+
+    /// Inputs with many ties (5 levels, `−0` and `+0` among them) and NaNs of several
+    /// payloads and both signs (one input in 13), in `T`.
+    fn tied_with_nans<T: Real, const N: usize, const B: usize>(seed: u64) -> SMatrix<T, N, B> {
+        let mut k = 0u64;
+        random_matrix::<N, B>(seed, 1.0).map(|v| {
+            k += 1;
+            let v = if (k * 7 + seed).is_multiple_of(13) {
+                f64::from_bits(0x7ff8_0000_0000_0000 | ((k % 5) << 45) | ((k % 2) << 63))
+            } else {
+                (v * 2.0).round()
+            };
+            T::of(v)
+        })
+    }
+
+    /// The bits of each value (through `f64`, which keeps an `f32`'s sign, payload and all).
+    fn bits<T: Real>(values: &[T]) -> std::vec::Vec<u64> {
+        values.iter().map(|v| v.to_f64().to_bits()).collect()
+    }
+
+    /// `backward_overwrite` on a `dx` of NaNs writes the bits that `backward` adds to a zeroed
+    /// one, for `MaxPool2d` of geometry `G` in `T` after a training pass on inputs with many
+    /// ties and NaNs, and gradients with `−0`s and NaNs.
+    fn overwrite_equals_adding<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize>(
+        seed: u64,
+    ) {
+        let layer = MaxPool2d::<T, IN, OUT, G>::ZERO;
+        overwrite_equals_adding_for::<T, _, IN, OUT>(&layer, seed);
+    }
+
+    fn overwrite_equals_adding_for<
+        T: Real,
+        L: Layer<T, IN, OUT, State = ()>,
+        const IN: usize,
+        const OUT: usize,
+    >(
+        layer: &L,
+        seed: u64,
+    ) {
+        let x = tied_with_nans::<T, IN, 3>(seed);
+        let dy = tied_with_nans::<T, OUT, 3>(seed + 1).map(|v| v * T::of(0.5));
+        let (mut y, mut cache) = (SMatrix::<T, OUT, 3>::ZERO, L::Cache::<3>::ZERO);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+        let (mut added, mut overwritten) =
+            (SMatrix::<T, IN, 3>::ZERO, SMatrix::repeat(T::of(f64::NAN)));
+        let (mut grads, mut overwrite_grads) = (L::ZERO, L::ZERO);
+        layer.backward(&x, &cache, &dy, Some(&mut added), &mut grads, &mut []);
+        layer.backward_overwrite(
+            &x,
+            &cache,
+            &dy,
+            &mut overwritten,
+            &mut overwrite_grads,
+            &mut [],
+        );
+        assert_eq!(
+            bits(overwritten.as_slice()),
+            bits(added.as_slice()),
+            "seed {seed}"
+        );
+        // The test sees both signs of zero where it should.
+        assert!(added.iter().any(|v| v.to_f64().to_bits() == 0));
+    }
+
+    /// On the AVX2 and baseline loops too.
+    #[test]
+    fn overwriting_the_input_gradient_equals_adding_to_zeros() {
+        overwriting_the_input_gradient_equals_adding_to_zeros_here();
+        crate::kernels::on_the_avx2_tier(
+            overwriting_the_input_gradient_equals_adding_to_zeros_here,
+        );
+        crate::kernels::on_the_baseline(overwriting_the_input_gradient_equals_adding_to_zeros_here);
+    }
+
+    fn overwriting_the_input_gradient_equals_adding_to_zeros_here() {
+        fn both<G: PoolGeometry2d, const IN: usize, const OUT: usize>(seed: u64) {
+            overwrite_equals_adding::<f32, G, IN, OUT>(seed);
+            overwrite_equals_adding::<f64, G, IN, OUT>(seed);
+        }
+        // <C, H, W, KH, KW, SH, SW>, IN, OUT. LeNet's two poolings (rows of 14 and 5).
+        both::<PoolGeometry2dOf<6, 28, 28, 2, 2, 2, 2>, 4704, 1176>(1);
+        both::<PoolGeometry2dOf<16, 10, 10, 2, 2, 2, 2>, 1600, 400>(2);
+        // a row and a column in no window (floor mode)
+        both::<PoolGeometry2dOf<3, 5, 7, 2, 2, 2, 2>, 105, 18>(3);
+        // 16 windows a row and an input after them; 35 a row (16 + 16 + 3) and one after
+        both::<PoolGeometry2dOf<2, 4, 33, 2, 2, 2, 2>, 264, 64>(4);
+        both::<PoolGeometry2dOf<1, 4, 71, 2, 2, 2, 2>, 284, 70>(5);
+        // gaps between the windows: rows (SH > KH) and columns (SW > KW)
+        both::<PoolGeometry2dOf<2, 8, 37, 2, 1, 3, 2>, 592, 114>(6);
+        // stride 1 across (windows one input wide), rows of 20
+        both::<PoolGeometry2dOf<2, 5, 20, 2, 1, 2, 1>, 200, 80>(7);
+        // strides of 3 and 4 (not one pass in AVX-512: a sample zeroed and added to)
+        both::<PoolGeometry2dOf<2, 7, 20, 3, 3, 3, 3>, 280, 24>(8);
+        both::<PoolGeometry2dOf<1, 9, 18, 2, 3, 4, 4>, 162, 8>(9);
+        // overlapping windows (zeroed and added to, gradients adding up)
+        both::<PoolGeometry2dOf<2, 5, 5, 3, 3, 1, 1>, 50, 18>(10);
+        both::<PoolGeometry2dOf<2, 7, 9, 3, 3, 2, 2>, 126, 24>(11);
+        both::<PoolGeometry2dOf<1, 6, 40, 2, 3, 2, 2>, 240, 57>(12);
+        // 1-d: windows apart, adjacent, overlapping
+        overwrite_equals_adding_for::<f32, _, 40, 14>(
+            &MaxPool1d::<f32, 40, 14, PoolGeometry1dOf<2, 20, 2, 3>>::ZERO,
+            13,
+        );
+        overwrite_equals_adding_for::<f32, _, 70, 34>(
+            &MaxPool1d::<f32, 70, 34, PoolGeometry1dOf<2, 35, 2, 2>>::ZERO,
+            14,
+        );
+        overwrite_equals_adding_for::<f64, _, 70, 34>(
+            &MaxPool1d::<f64, 70, 34, PoolGeometry1dOf<2, 35, 2, 2>>::ZERO,
+            15,
+        );
+        overwrite_equals_adding_for::<f32, _, 14, 6>(
+            &MaxPool1d::<f32, 14, 6, PoolGeometry1dOf<2, 7, 3, 2>>::ZERO,
+            16,
+        );
+    }
+
+    /// The `f32` passes of `MaxPool2d` of geometry `G` (the AVX-512 intrinsics where the CPU
+    /// has them) give the bits and arg-maxes of the portable loops, on inputs with many ties
+    /// (`±0` among them) and NaNs of several payloads; and, on the same inputs without
+    /// NaNs, the naive pooling's.
+    fn f32_matches_the_loops<G: PoolGeometry2d, const IN: usize, const OUT: usize>(seed: u64) {
+        let layer = MaxPool2d::<f32, IN, OUT, G>::ZERO;
+        let with_nans = tied_with_nans::<f32, IN, 3>(seed);
+        let tied = random_matrix::<IN, 3>(seed, 1.0).map(|v| (v * 2.0).round() as f32);
+        for x in [with_nans, tied] {
+            let (mut y, mut inferred, mut cache) = (
+                SMatrix::<f32, OUT, 3>::ZERO,
+                SMatrix::<f32, OUT, 3>::ZERO,
+                MaxPoolCache::<OUT, 3>::ZERO,
+            );
+            layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+            layer.forward(&(), &x, &mut inferred, &mut []);
+            let (mut expected, mut expected_arg) =
+                (SMatrix::<f32, OUT, 3>::ZERO, MaxPoolCache::<OUT, 3>::ZERO);
+            forward_train_loops::<f32, G, IN, OUT, 3>(&x, &mut expected, &mut expected_arg.arg_max);
+            assert_eq!(bits(y.as_slice()), bits(expected.as_slice()), "seed {seed}");
+            assert_eq!(cache, expected_arg, "seed {seed}");
+            let mut looped = SMatrix::<f32, OUT, 3>::ZERO;
+            forward_loops::<f32, G, IN, OUT, 3>(&x, &mut looped);
+            assert_eq!(
+                bits(inferred.as_slice()),
+                bits(looped.as_slice()),
+                "seed {seed}"
+            );
+            assert_eq!(bits(inferred.as_slice()), bits(y.as_slice()), "seed {seed}");
+        }
+        let x = random_matrix::<IN, 3>(seed, 1.0).map(|v| (v * 2.0).round());
+        let mut y = SMatrix::<f32, OUT, 3>::ZERO;
+        let mut cache = MaxPoolCache::<OUT, 3>::ZERO;
+        layer.forward_train(&mut (), &x.cast(), &mut y, &mut cache, &mut []);
+        for j in 0..3 {
+            let (expected, arg) = naive::<G, IN, OUT>(x.column(j).as_slice());
+            assert_eq!(bits(y.column(j).as_slice()), bits(&expected), "seed {seed}");
+            assert!(
+                (0..OUT).all(|o| cache.arg_max(j, o) == arg[o]),
+                "seed {seed}"
+            );
+        }
+    }
+
+    /// On the AVX2 and baseline loops too (there, the loops against themselves); on a thread
+    /// of 64 MiB of stack (the matrices of LeNet's first pooling, copied about in debug
+    /// builds, overflow a test thread's 2 MiB).
+    #[test]
+    fn f32_pooling_matches_the_loops_bit_for_bit() {
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(|| {
+                f32_pooling_matches_the_loops_bit_for_bit_here();
+                crate::kernels::on_the_avx2_tier(f32_pooling_matches_the_loops_bit_for_bit_here);
+                crate::kernels::on_the_baseline(f32_pooling_matches_the_loops_bit_for_bit_here);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn f32_pooling_matches_the_loops_bit_for_bit_here() {
+        // <C, H, W, KH, KW, SH, SW>, IN, OUT. LeNet's two poolings (rows of 14 and 5).
+        f32_matches_the_loops::<PoolGeometry2dOf<6, 28, 28, 2, 2, 2, 2>, 4704, 1176>(1);
+        f32_matches_the_loops::<PoolGeometry2dOf<16, 10, 10, 2, 2, 2, 2>, 1600, 400>(2);
+        // rows of 3, 16 (and an input after them), 35 = 16 + 16 + 3 (floor mode leftovers)
+        f32_matches_the_loops::<PoolGeometry2dOf<3, 5, 7, 2, 2, 2, 2>, 105, 18>(3);
+        f32_matches_the_loops::<PoolGeometry2dOf<2, 4, 33, 2, 2, 2, 2>, 264, 64>(4);
+        f32_matches_the_loops::<PoolGeometry2dOf<1, 4, 71, 2, 2, 2, 2>, 284, 70>(5);
+        // gaps between the windows; windows one input wide
+        f32_matches_the_loops::<PoolGeometry2dOf<2, 8, 37, 2, 1, 3, 2>, 592, 114>(6);
+        // stride 1: overlapping 3×3 windows (rows of 3, 16, 18), 2×1 windows
+        f32_matches_the_loops::<PoolGeometry2dOf<2, 5, 5, 3, 3, 1, 1>, 50, 18>(7);
+        f32_matches_the_loops::<PoolGeometry2dOf<1, 4, 18, 3, 3, 1, 1>, 72, 32>(8);
+        f32_matches_the_loops::<PoolGeometry2dOf<1, 5, 20, 3, 3, 1, 1>, 100, 54>(9);
+        f32_matches_the_loops::<PoolGeometry2dOf<2, 5, 20, 2, 1, 2, 1>, 200, 80>(10);
+        // stride 3 (10 windows a vector): rows of 6, 10, 23; overlapping 3×3 at stride 2
+        f32_matches_the_loops::<PoolGeometry2dOf<2, 7, 20, 3, 3, 3, 3>, 280, 24>(11);
+        f32_matches_the_loops::<PoolGeometry2dOf<1, 3, 30, 3, 3, 3, 3>, 90, 10>(12);
+        f32_matches_the_loops::<PoolGeometry2dOf<1, 6, 70, 2, 3, 3, 3>, 420, 46>(13);
+        f32_matches_the_loops::<PoolGeometry2dOf<2, 7, 9, 3, 3, 2, 2>, 126, 24>(14);
+        f32_matches_the_loops::<PoolGeometry2dOf<1, 6, 40, 2, 3, 2, 2>, 240, 57>(15);
+        // stride 4 (8 windows a vector), wide windows at stride 1 (8 a vector: 25 wide), and
+        // geometries left to the loops (stride 9, a 27-wide window)
+        f32_matches_the_loops::<PoolGeometry2dOf<1, 9, 38, 2, 3, 4, 4>, 342, 18>(16);
+        f32_matches_the_loops::<PoolGeometry2dOf<1, 2, 40, 1, 25, 1, 1>, 80, 32>(17);
+        f32_matches_the_loops::<PoolGeometry2dOf<1, 9, 200, 9, 9, 9, 9>, 1800, 22>(18);
+        f32_matches_the_loops::<PoolGeometry2dOf<1, 2, 40, 2, 27, 1, 1>, 80, 14>(19);
+        const {
+            assert!(pool512::pools::<PoolGeometry2dOf<1, 2, 40, 1, 25, 1, 1>>());
+            assert!(pool512::pools::<PoolGeometry2dOf<1, 9, 38, 2, 3, 4, 4>>());
+            assert!(!pool512::pools::<PoolGeometry2dOf<1, 9, 200, 9, 9, 9, 9>>());
+            assert!(!pool512::pools::<PoolGeometry2dOf<1, 2, 40, 2, 27, 1, 1>>());
+        }
+    }
+
+    #[test]
+    fn f32_one_d_pooling_matches_two_d_of_height_one() {
+        type G = PoolGeometry1dOf<2, 35, 3, 2>;
+        let layer = MaxPool1d::<f32, 70, 34, G>::ZERO;
+        let x = tied_with_nans::<f32, 70, 2>(20);
+        let (mut y, mut cache) = (SMatrix::<f32, 34, 2>::ZERO, MaxPoolCache::<34, 2>::ZERO);
+        layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+        let (mut expected, mut expected_arg) =
+            (SMatrix::<f32, 34, 2>::ZERO, MaxPoolCache::<34, 2>::ZERO);
+        forward_train_loops::<f32, LiftPool1d<G>, 70, 34, 2>(
+            &x,
+            &mut expected,
+            &mut expected_arg.arg_max,
+        );
+        assert_eq!(bits(y.as_slice()), bits(expected.as_slice()));
+        assert_eq!(cache, expected_arg);
     }
 
     #[test]

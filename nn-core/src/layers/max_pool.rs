@@ -1,7 +1,7 @@
 //! Max pooling: [`MaxPool2d`] and [`MaxPool1d`] (computed as a 2-d pooling of height 1).
 
 use super::geometry::{LiftPool1d, PoolGeometry1d, PoolGeometry2d, check_pool_sizes};
-use crate::{ConstZero, Layer, Params, Real, Zeroable};
+use crate::{ConstZero, Layer, Params, Real, Store, Zeroable};
 use core::marker::PhantomData;
 use nalgebra::SMatrix;
 
@@ -120,17 +120,25 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
     /// Where the windows do not overlap, writes each input's gradient in one pass
     /// ([`write_arg_maxes`]); else zeroes `dx` and adds, as the default.
     #[inline]
-    fn backward_overwrite<const B: usize>(
+    fn backward_with<const B: usize>(
         &self,
-        _x: &SMatrix<T, IN, B>,
+        x: &SMatrix<T, IN, B>,
         cache: &MaxPoolCache<OUT, B>,
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
-        _grads: &mut Self,
-        _scratch: &mut [T],
+        dx: Option<&mut SMatrix<T, IN, B>>,
+        dx_store: Store,
+        grads: &mut Self,
+        _grads_store: Store,
+        scratch: &mut [T],
     ) {
         const { check_pool_sizes::<G, IN, OUT>() };
-        write_arg_maxes::<T, G, IN, OUT, B>(&cache.arg_max, dy, dx);
+        match dx {
+            Some(dx) if dx_store == Store::Overwrite => {
+                write_arg_maxes::<T, G, IN, OUT, B>(&cache.arg_max, dy, dx);
+            }
+            // No parameters: nothing else to store.
+            dx => self.backward(x, cache, dy, dx, grads, scratch),
+        }
     }
 }
 
@@ -183,17 +191,24 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN,
 
     /// As [`MaxPool2d`]'s: one pass where the windows do not overlap (`S ≥ K`).
     #[inline]
-    fn backward_overwrite<const B: usize>(
+    fn backward_with<const B: usize>(
         &self,
-        _x: &SMatrix<T, IN, B>,
+        x: &SMatrix<T, IN, B>,
         cache: &MaxPoolCache<OUT, B>,
         dy: &SMatrix<T, OUT, B>,
-        dx: &mut SMatrix<T, IN, B>,
-        _grads: &mut Self,
-        _scratch: &mut [T],
+        dx: Option<&mut SMatrix<T, IN, B>>,
+        dx_store: Store,
+        grads: &mut Self,
+        _grads_store: Store,
+        scratch: &mut [T],
     ) {
         const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
-        write_arg_maxes::<T, LiftPool1d<G>, IN, OUT, B>(&cache.arg_max, dy, dx);
+        match dx {
+            Some(dx) if dx_store == Store::Overwrite => {
+                write_arg_maxes::<T, LiftPool1d<G>, IN, OUT, B>(&cache.arg_max, dy, dx);
+            }
+            dx => self.backward(x, cache, dy, dx, grads, scratch),
+        }
     }
 }
 
@@ -926,7 +941,7 @@ mod tests {
         values.iter().map(|v| v.to_f64().to_bits()).collect()
     }
 
-    /// `backward_overwrite` on a `dx` of NaNs writes the bits that `backward` adds to a zeroed
+    /// `backward_with` overwriting a `dx` of NaNs writes the bits that `backward` adds to a zeroed
     /// one, for `MaxPool2d` of geometry `G` in `T` after a training pass on inputs with many
     /// ties and NaNs, and gradients with `−0`s and NaNs.
     fn overwrite_equals_adding<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize>(
@@ -953,12 +968,14 @@ mod tests {
             (SMatrix::<T, IN, 3>::ZERO, SMatrix::repeat(T::of(f64::NAN)));
         let (mut grads, mut overwrite_grads) = (L::ZERO, L::ZERO);
         layer.backward(&x, &cache, &dy, Some(&mut added), &mut grads, &mut []);
-        layer.backward_overwrite(
+        layer.backward_with(
             &x,
             &cache,
             &dy,
-            &mut overwritten,
+            Some(&mut overwritten),
+            Store::Overwrite,
             &mut overwrite_grads,
+            Store::Overwrite,
             &mut [],
         );
         assert_eq!(

@@ -130,7 +130,7 @@ impl Builder {
                 }
             }
         }
-        if def.entries.len() == 1 {
+        if !def.entries.iter().any(|e| matches!(e, Entry::Layer { .. })) {
             self.errors.spanned(
                 &def.name,
                 "this network has no layers: list them after the input, e.g. \
@@ -297,6 +297,15 @@ impl Builder {
                     format!("node `{name}` is never used: use it, return it, or remove it"),
                 );
             }
+        }
+        // Last, and alone: a network without layers does not compile (its struct would have
+        // no field of the scalar type), but another mistake is the one to show first.
+        if self.errors.is_empty() && !def.entries.iter().any(|e| matches!(e, Entry::Layer { .. })) {
+            self.errors.spanned(
+                &def.name,
+                "this network has no layers: declare them in the struct, e.g. \
+                 `fc: Dense<10>,`, and apply them in the `forward` block, `fc(x)`",
+            );
         }
         (inputs, outputs)
     }

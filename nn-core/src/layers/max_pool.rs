@@ -117,8 +117,9 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
         }
     }
 
-    /// Where the windows do not overlap, writes each input's gradient in one pass
-    /// ([`write_arg_maxes`]); else zeroes `dx` and adds, as the default.
+    /// Asked to overwrite `dx`, and where the windows do not overlap, writes each input's
+    /// gradient in one pass (its window's `∂y` at the arg-max, else zero); else as the default
+    /// (zero `dx`, then add).
     #[inline]
     fn backward_with<const B: usize>(
         &self,

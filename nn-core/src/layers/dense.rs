@@ -80,12 +80,9 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         dy: &SMatrix<T, OUT, B>,
         dx: Option<&mut SMatrix<T, IN, B>>,
         grads: &mut Self,
-        _scratch: &mut [T],
+        scratch: &mut [T],
     ) {
-        self.param_gradients(x, dy, grads);
-        if let Some(dx) = dx {
-            kernels::matmul_atb(dx, &self.weight, dy, true);
-        }
+        self.backward_with(x, &(), dy, dx, Store::Add, grads, Store::Add, scratch);
     }
 
     /// Each gradient written or added as asked: written, `∂W`'s and `∂X`'s products start

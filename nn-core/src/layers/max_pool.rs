@@ -112,34 +112,26 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry2d> Layer<T, IN,
         _scratch: &mut [T],
     ) {
         const { check_pool_sizes::<G, IN, OUT>() };
-        if let Some(dx) = dx {
-            add_to_arg_maxes(&cache.arg_max, dy, dx);
-        }
+        route_to_arg_maxes::<T, G, IN, OUT, B>(&cache.arg_max, dy, dx, Store::Add);
     }
 
     /// Asked to overwrite `dx`, and where the windows do not overlap, writes each input's
-    /// gradient in one pass (its window's `∂y` at the arg-max, else zero); else as the default
-    /// (zero `dx`, then add).
+    /// gradient in one pass (its window's `∂y` at the arg-max, else zero); else zeroes `dx`
+    /// and adds, as the default. No parameters: nothing else to store.
     #[inline]
     fn backward_with<const B: usize>(
         &self,
-        x: &SMatrix<T, IN, B>,
+        _x: &SMatrix<T, IN, B>,
         cache: &MaxPoolCache<OUT, B>,
         dy: &SMatrix<T, OUT, B>,
         dx: Option<&mut SMatrix<T, IN, B>>,
         dx_store: Store,
-        grads: &mut Self,
+        _grads: &mut Self,
         _grads_store: Store,
-        scratch: &mut [T],
+        _scratch: &mut [T],
     ) {
         const { check_pool_sizes::<G, IN, OUT>() };
-        match dx {
-            Some(dx) if dx_store == Store::Overwrite => {
-                write_arg_maxes::<T, G, IN, OUT, B>(&cache.arg_max, dy, dx);
-            }
-            // No parameters: nothing else to store.
-            dx => self.backward(x, cache, dy, dx, grads, scratch),
-        }
+        route_to_arg_maxes::<T, G, IN, OUT, B>(&cache.arg_max, dy, dx, dx_store);
     }
 }
 
@@ -185,31 +177,24 @@ impl<T: Real, const IN: usize, const OUT: usize, G: PoolGeometry1d> Layer<T, IN,
         _scratch: &mut [T],
     ) {
         const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
-        if let Some(dx) = dx {
-            add_to_arg_maxes(&cache.arg_max, dy, dx);
-        }
+        route_to_arg_maxes::<T, LiftPool1d<G>, IN, OUT, B>(&cache.arg_max, dy, dx, Store::Add);
     }
 
     /// As [`MaxPool2d`]'s: one pass where the windows do not overlap (`S ≥ K`).
     #[inline]
     fn backward_with<const B: usize>(
         &self,
-        x: &SMatrix<T, IN, B>,
+        _x: &SMatrix<T, IN, B>,
         cache: &MaxPoolCache<OUT, B>,
         dy: &SMatrix<T, OUT, B>,
         dx: Option<&mut SMatrix<T, IN, B>>,
         dx_store: Store,
-        grads: &mut Self,
+        _grads: &mut Self,
         _grads_store: Store,
-        scratch: &mut [T],
+        _scratch: &mut [T],
     ) {
         const { check_pool_sizes::<LiftPool1d<G>, IN, OUT>() };
-        match dx {
-            Some(dx) if dx_store == Store::Overwrite => {
-                write_arg_maxes::<T, LiftPool1d<G>, IN, OUT, B>(&cache.arg_max, dy, dx);
-            }
-            dx => self.backward(x, cache, dy, dx, grads, scratch),
-        }
+        route_to_arg_maxes::<T, LiftPool1d<G>, IN, OUT, B>(&cache.arg_max, dy, dx, dx_store);
     }
 }
 
@@ -516,6 +501,29 @@ fn sweep<T: Real, G: PoolGeometry2d, const ARG_MAX: bool>(
         }
     }
     (best, arg)
+}
+
+/// The input gradient of max pooling, stored in `dx` (when given) as `store` says: added
+/// ([`add_to_arg_maxes`]) or written over it ([`write_arg_maxes`]). Both layers' `backward`
+/// and `backward_with`.
+#[inline]
+fn route_to_arg_maxes<
+    T: Real,
+    G: PoolGeometry2d,
+    const IN: usize,
+    const OUT: usize,
+    const B: usize,
+>(
+    arg_max: &[[u32; OUT]; B],
+    dy: &SMatrix<T, OUT, B>,
+    dx: Option<&mut SMatrix<T, IN, B>>,
+    store: Store,
+) {
+    match (dx, store) {
+        (Some(dx), Store::Add) => add_to_arg_maxes(arg_max, dy, dx),
+        (Some(dx), Store::Overwrite) => write_arg_maxes::<T, G, IN, OUT, B>(arg_max, dy, dx),
+        (None, _) => {}
+    }
 }
 
 /// Adds `∂L/∂x`: each output's gradient to the input the training pass found as its

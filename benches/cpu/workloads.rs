@@ -1200,6 +1200,10 @@ pub fn p3() -> Workload {
                 in_pool(2, move || two.train_step(&CE)),
             ),
             entry(
+                "nn parallel_gradients, 1 thread",
+                chunked_step::<Mnist<f32>, 784, 64, 32>(state(), 1),
+            ),
+            entry(
                 "nn parallel_gradients, 2 threads",
                 chunked_step::<Mnist<f32>, 784, 64, 32>(state(), 2),
             ),
@@ -1221,6 +1225,10 @@ pub fn p1() -> Workload {
             entry(
                 "nn train_step, products on 2 threads",
                 in_pool(2, move || two.train_step(&CE)),
+            ),
+            entry(
+                "nn parallel_gradients, 1 thread",
+                chunked_step::<LeNet<f32>, 784, 32, 16>(c1_state(), 1),
             ),
             entry(
                 "nn parallel_gradients, 2 threads",

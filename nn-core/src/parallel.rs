@@ -180,6 +180,38 @@ pub(crate) fn for_parts_of_product<F: Fn(usize, usize) + Sync>(
     part(0, extent);
 }
 
+/// Runs `part(index, first, len)` over `0..extent` (the samples of a batch, the taps of a
+/// convolution's weight gradient) whole, as `part(0, 0, extent)`, or, when a product of `work`
+/// multiply-adds would split ([`for_parts_of_product`]), in at most `max_parts` parts (one per
+/// thread) starting at multiples of `granule`, numbered by `index` from 0: each part can use
+/// its own piece of scratch memory. The parts must not depend on one another.
+#[inline]
+pub(crate) fn for_parts_indexed(
+    extent: usize,
+    granule: usize,
+    work: usize,
+    max_parts: usize,
+    part: &(dyn Fn(usize, usize, usize) + Sync),
+) {
+    #[cfg(feature = "std")]
+    if work >= PARALLEL_MIN_WORK || (work >= REGION_MIN_WORK && in_region()) {
+        let granules = extent.div_ceil(granule);
+        let parts = pool_threads().min(max_parts).min(granules);
+        if parts > 1 {
+            #[cfg(test)]
+            SPLITS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            for_each_task(parts, &|i| {
+                let first = granules * i / parts * granule;
+                let end = (granules * (i + 1) / parts * granule).min(extent);
+                part(i, first, end - first);
+            });
+            return;
+        }
+    }
+    let _ = (granule, work, max_parts);
+    part(0, 0, extent);
+}
+
 /// Whether the calling thread leads a [`region`].
 #[inline]
 fn in_region() -> bool {
@@ -197,6 +229,42 @@ fn in_region() -> bool {
 #[inline]
 pub fn copy<T: Copy + Send + Sync>(dst: &mut [T], src: &[T]) {
     elementwise([dst], [src], |[dst], [src]| dst.copy_from_slice(src));
+}
+
+/// Runs `task(k)` once for each `k` in `0..count`, in any order and possibly at the same time:
+/// inside a [`region`] the caller leads, shared among the region's threads (task `k` on its
+/// thread `k mod threads`, call after call, so that a task finds its data in the cache it
+/// left it in); elsewhere on a pool of several threads, on rayon's threads; otherwise in turn.
+#[cfg(feature = "std")]
+pub(crate) fn for_each_task(count: usize, task: &(dyn Fn(usize) + Sync)) {
+    if let Some(team) = team::led_here() {
+        let parts = team.members().min(count);
+        team.run(parts, &|k| (k..count).step_by(parts).for_each(task));
+        return;
+    }
+    if pool_threads() > 1 {
+        use rayon::prelude::*;
+        (0..count).into_par_iter().for_each(task);
+        return;
+    }
+    (0..count).for_each(task);
+}
+
+/// Runs `part(start, len)` over `0..len` as [`elementwise`] splits its passes: whole, or, in
+/// a pool of several threads and for at least [`ELEMENTWISE_MIN_LEN`] scalars
+/// ([`REGION_MIN_LEN`] inside a region), in one contiguous part per thread.
+#[cfg(feature = "std")]
+pub(crate) fn for_ranges(len: usize, part: &(dyn Fn(usize, usize) + Sync)) {
+    if len >= ELEMENTWISE_MIN_LEN || (len >= REGION_MIN_LEN && in_region()) {
+        let threads = pool_threads();
+        if threads > 1 {
+            for_parts(len, ELEMENT_GRANULE, threads, &|start, count| {
+                part(start, count)
+            });
+            return;
+        }
+    }
+    part(0, len);
 }
 
 /// Runs `part(start, len)` over `0..len` in `threads` parts (fewer if there are fewer
@@ -794,6 +862,46 @@ mod tests {
                 pool(threads).install(|| region(|| copy(&mut dst, &src)));
                 assert_eq!(dst, src, "len {len}, {threads} threads");
             }
+        }
+    }
+
+    /// `for_each_task` runs each task once and `for_ranges` covers its range once, in a
+    /// region, in a pool outside one, and on one thread, with more or fewer tasks than threads.
+    #[test]
+    fn tasks_and_ranges_run_once() {
+        use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        let check = |in_region: bool| {
+            for count in 0..10 {
+                let runs: Vec<AtomicUsize> = (0..count).map(|_| AtomicUsize::new(0)).collect();
+                let task = |k: usize| {
+                    runs[k].fetch_add(1, Relaxed);
+                };
+                let len = 1000 * count + 17;
+                let hits: Vec<AtomicUsize> = (0..len).map(|_| AtomicUsize::new(0)).collect();
+                let range = |start: usize, n: usize| {
+                    hits[start..start + n].iter().for_each(|h| {
+                        h.fetch_add(1, Relaxed);
+                    });
+                };
+                if in_region {
+                    region(|| {
+                        for_each_task(count, &task);
+                        for_ranges(len, &range);
+                    });
+                } else {
+                    for_each_task(count, &task);
+                    for_ranges(len, &range);
+                }
+                assert!(runs.iter().all(|r| r.load(Relaxed) == 1), "{count} tasks");
+                assert!(hits.iter().all(|h| h.load(Relaxed) == 1), "{len} scalars");
+            }
+        };
+        check(false);
+        for threads in [1, 2, 3] {
+            pool(threads).install(|| {
+                check(false);
+                check(true);
+            });
         }
     }
 

@@ -1277,6 +1277,78 @@ mod tests {
         );
     }
 
+    /// A convolution's forward and backward passes on 2 or 3 threads (inside a region or
+    /// not): the same bits as on one, and the split paths ran.
+    #[cfg(target_arch = "x86_64")]
+    fn same_bits_on_threads<
+        G: ConvGeometry2d + Copy + Sync,
+        const CO: usize,
+        const K: usize,
+        const IN: usize,
+        const OUT: usize,
+        const B: usize,
+    >(
+        seed: u64,
+    ) {
+        use core::sync::atomic::Ordering::Relaxed;
+        let layer = Conv2d::<f32, CO, K, CO, IN, OUT, G>::new(
+            random_matrix::<CO, K>(seed, 1.0).cast(),
+            random_matrix::<CO, 1>(seed + 1, 1.0).cast(),
+        );
+        let x: SMatrix<f32, IN, B> = random_matrix::<IN, B>(seed + 2, 1.0).cast();
+        let dy: SMatrix<f32, OUT, B> = random_matrix::<OUT, B>(seed + 3, 1.0).cast();
+        let start: SMatrix<f32, IN, B> = random_matrix::<IN, B>(seed + 4, 1.0).cast();
+        let passes = || {
+            let size =
+                <Conv2d<f32, CO, K, CO, IN, OUT, G> as Layer<f32, IN, OUT>>::SCRATCH_PER_CALL;
+            let mut scratch = std::vec![f32::NAN; size];
+            let mut y = SMatrix::<f32, OUT, B>::ZERO;
+            layer.forward(&(), &x, &mut y, &mut scratch);
+            let (mut grads, mut dx) = (layer, start);
+            layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut scratch);
+            let bits = |s: &[f32]| s.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+            (
+                bits(y.as_slice()),
+                bits(dx.as_slice()),
+                bits(grads.as_slice()),
+            )
+        };
+        let whole = passes();
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let before = crate::parallel::SPLITS.load(Relaxed);
+            assert!(pool.install(passes) == whole, "{threads} threads");
+            assert!(
+                pool.install(|| crate::parallel::region(passes)) == whole,
+                "{threads} threads, in a region"
+            );
+            if crate::kernels::has_avx512() {
+                assert!(crate::parallel::SPLITS.load(Relaxed) > before);
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn splits_over_threads_give_the_same_bits() {
+        // LeNet-5's convolutions: the forward pass, ∂W by taps (the first), ∂X by rows (the
+        // second), each split; 5 samples (parts of 2 and 3).
+        type C1 = Geometry2d<1, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1>;
+        same_bits_on_threads::<C1, 6, 25, 784, 4704, 5>(110);
+        type C2 = Geometry2d<6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1>;
+        same_bits_on_threads::<C2, 16, 150, 1176, 1600, 5>(111);
+        // ∂X by wide rows (16 × 18 inputs: a row does not fit one vector).
+        type Wide = Geometry2d<8, 16, 18, 3, 3, 1, 1, 1, 1, 1, 1>;
+        assert_eq!(
+            implicit::input_gradient_path::<Wide, 8, 72>(),
+            implicit::InputGradient::Wide
+        );
+        same_bits_on_threads::<Wide, 8, 72, 2304, 2304, 5>(112);
+    }
+
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn implicit_input_gradients_match_naive() {

@@ -11,13 +11,10 @@
 //! differently).
 
 use crate::memory::TapeIo;
+use crate::parallel::{SharedPtr, for_each_task, for_ranges};
 use crate::{Loss, Network, Params, Real, SMatrix, Zeroable};
-use rayon::prelude::*;
 use std::boxed::Box;
 use std::vec::Vec;
-
-/// Gradient components summed per rayon task in the reduction.
-const REDUCE_BLOCK: usize = 4096;
 
 /// What each chunk needs: a tape, the chunk's inputs and its `∂L/∂y`, and, for every chunk
 /// but the first (which runs on the caller's network and adds into the caller's gradient),
@@ -135,15 +132,6 @@ where
         "parallel_gradients: {n} samples need {chunks} chunks of {CHUNK}; the work space has {}",
         workspace.workers.len()
     );
-    // The copies' parameters.
-    {
-        let params = net.as_slice();
-        workspace.workers[1..chunks].par_iter_mut().for_each(|w| {
-            if let Some((copy, _)) = &mut w.copy {
-                copy.as_mut_slice().copy_from_slice(params);
-            }
-        });
-    }
     // One chunk: inputs, forward, loss scaled by the chunk's share, backward into `grads`.
     let run =
         |c: usize, net: &mut N, w: &mut Worker<T, N, IN, OUT, CHUNK>, grads: &mut N::Grads| {
@@ -171,43 +159,54 @@ where
             }
             w.loss = chunk_loss * share;
         };
-    {
-        // Chunk 0 borrows the caller's network and gradient (taken once, by whichever
-        // thread runs it); the others use their copies.
-        let caller = std::sync::Mutex::new(Some((&mut *net, &mut *grads)));
-        workspace.workers[..chunks]
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(c, w)| {
-                if c == 0 {
-                    let taken = caller.lock().map(|mut slot| slot.take());
-                    let (net, grads) = taken.ok().flatten().expect("chunk 0 runs once");
-                    crate::parallel::serial(|| run(0, net, w, grads));
-                } else {
-                    let (mut copy, mut copy_grads) =
-                        w.copy.take().expect("a copy for every chunk but the first");
-                    crate::parallel::serial(|| run(c, &mut copy, w, &mut copy_grads));
-                    w.copy = Some((copy, copy_grads));
+    // One region: the pool's threads take the same chunks call after call (each finds its
+    // chunk's tape in its own cache) and wait for them spinning, not asleep in rayon's queue.
+    crate::parallel::region(|| {
+        let workers = SharedPtr(workspace.workers.as_mut_ptr());
+        // The copies' parameters, each on the thread that runs its chunk.
+        {
+            let params = net.as_slice();
+            for_each_task(chunks, &|c| {
+                // SAFETY: `c < chunks ≤ workers.len()`, and each task has its own `c`, so no
+                // worker is reached twice; `workspace` is borrowed for this whole call.
+                let w = unsafe { &mut *workers.get().add(c) };
+                if let Some((copy, _)) = &mut w.copy {
+                    copy.as_mut_slice().copy_from_slice(params);
                 }
             });
-    }
-    let rest = &workspace.workers[1..chunks];
-    // Each component: the other chunks' values added to `grads` in chunk order.
-    grads
-        .as_mut_slice()
-        .par_chunks_mut(REDUCE_BLOCK)
-        .enumerate()
-        .for_each(|(block, out)| {
-            let offset = block * REDUCE_BLOCK;
-            for w in rest.iter() {
+        }
+        // Chunk 0 runs on the caller's network and gradient, the others on their copies.
+        let caller = SharedPtr(&raw mut *net);
+        let caller_grads = SharedPtr(&raw mut *grads);
+        for_each_task(chunks, &|c| {
+            // SAFETY: as above; only task 0 reaches `net` and `grads`, borrowed mutably for
+            // this whole call and not otherwise used until the tasks are done.
+            let w = unsafe { &mut *workers.get().add(c) };
+            if c == 0 {
+                let (net, grads) = unsafe { (&mut *caller.get(), &mut *caller_grads.get()) };
+                crate::parallel::serial(|| run(0, net, w, grads));
+            } else {
+                let (mut copy, mut copy_grads) =
+                    w.copy.take().expect("a copy for every chunk but the first");
+                crate::parallel::serial(|| run(c, &mut copy, w, &mut copy_grads));
+                w.copy = Some((copy, copy_grads));
+            }
+        });
+        // Each component: the other chunks' values added to `grads` in chunk order.
+        let rest = &workspace.workers[1..chunks];
+        let total = SharedPtr(grads.as_mut_slice().as_mut_ptr());
+        for_ranges(grads.as_slice().len(), &|start, count| {
+            // SAFETY: the ranges are disjoint and inside `grads`, borrowed for this call.
+            let out = unsafe { core::slice::from_raw_parts_mut(total.get().add(start), count) };
+            for w in rest {
                 if let Some((_, g)) = &w.copy {
-                    let g = &g.as_slice()[offset..offset + out.len()];
-                    for (o, &g) in out.iter_mut().zip(g) {
+                    for (o, &g) in out.iter_mut().zip(&g.as_slice()[start..start + count]) {
                         *o += g;
                     }
                 }
             }
         });
+    });
     workspace.workers[..chunks]
         .iter()
         .fold(T::ZERO, |sum, w| sum + w.loss)

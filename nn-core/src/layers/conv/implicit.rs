@@ -19,6 +19,7 @@
 //! the padded `∂Y` ([`convolve_rows`]).
 
 use super::super::geometry::ConvGeometry2d;
+use crate::parallel::{SharedPtr, for_parts_indexed};
 use core::arch::x86_64::*;
 use core::marker::PhantomData;
 
@@ -75,6 +76,10 @@ const fn fits<G: ConvGeometry2d>(co: usize, room: usize) -> bool {
 /// The CPU has AVX-512F; [`applies`] holds; `weight` holds `CO·K` scalars (`CO × K`
 /// column-major), `bias` `CO` or none, `x` whole samples of `IN = CI·H·W` and `y` as many of
 /// `OUT = CO·OH·OW`; `scratch` at least `K·OH·OW` scalars.
+///
+/// On a pool of several threads the samples are shared among them, each part with its own
+/// piece of `scratch` (as many parts as pieces fit): every sample is computed alone, so the
+/// result is the same.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn forward<
     G: ConvGeometry2d,
@@ -91,8 +96,32 @@ pub(crate) unsafe fn forward<
 ) {
     debug_assert!(K == G::CI * G::KH * G::KW && IN == G::CI * G::H * G::W);
     debug_assert!(OUT == CO * G::OH * G::OW);
-    // SAFETY: the caller's contract.
-    unsafe { convolve::<G>(CO, weight, bias, x, y, scratch, false) };
+    let need = scratch_for::<G>(CO);
+    let samples = x.len() / IN;
+    let (y, pieces) = (SharedPtr(y.as_mut_ptr()), SharedPtr(scratch.as_mut_ptr()));
+    let work = samples * CO * K * G::OH * G::OW;
+    for_parts_indexed(
+        samples,
+        1,
+        work,
+        scratch.len() / need,
+        &|i, first, count| {
+            // SAFETY: the parts' samples are disjoint and inside `x` and `y` (`y` has as many as
+            // `x`: the caller's contract), their pieces of scratch disjoint and inside it (at most
+            // `scratch.len() / need` of them), so `fits` holds for each; the CPU has AVX-512F.
+            unsafe {
+                convolve::<G>(
+                    CO,
+                    weight,
+                    bias,
+                    &x[first * IN..(first + count) * IN],
+                    core::slice::from_raw_parts_mut(y.get().add(first * OUT), count * OUT),
+                    core::slice::from_raw_parts_mut(pieces.get().add(i * need), need),
+                    false,
+                );
+            }
+        },
+    );
 }
 
 /// `y = W ⋆ x + b` (or, when `accumulate`, `y += W ⋆ x`) for the samples of `x`, with `co`
@@ -348,15 +377,36 @@ pub(crate) unsafe fn input_gradient<
             }
         }
     }
-    // SAFETY: the caller's contract: the pass's scratch fits in the rest.
-    unsafe {
-        match path {
-            InputGradient::Rows => {
-                convolve_rows::<Transposed<G, CO>>(G::CI, flipped, dy, dx, rest);
-            }
-            _ => convolve::<Transposed<G, CO>>(G::CI, flipped, &[], dy, dx, rest, true),
+    // The samples shared among a pool's threads as in `forward`, a piece of `rest` each.
+    let need = match path {
+        InputGradient::Rows => {
+            let (hp, wp) = padded::<Transposed<G, CO>>();
+            CO * hp * wp
         }
-    }
+        _ => scratch_for::<Transposed<G, CO>>(G::CI),
+    };
+    let samples = dy.len() / OUT;
+    let (dx, pieces) = (SharedPtr(dx.as_mut_ptr()), SharedPtr(rest.as_mut_ptr()));
+    let work = samples * CO * K * G::OH * G::OW;
+    let flipped = &*flipped;
+    for_parts_indexed(samples, 1, work, rest.len() / need, &|i, first, count| {
+        // SAFETY: the caller's contract: one piece of the pass's scratch fits in the rest;
+        // the parts' samples are disjoint and inside `dy` and `dx`, their pieces disjoint
+        // and inside `rest`.
+        unsafe {
+            let (dy, dx, piece) = (
+                &dy[first * OUT..(first + count) * OUT],
+                core::slice::from_raw_parts_mut(dx.get().add(first * IN), count * IN),
+                core::slice::from_raw_parts_mut(pieces.get().add(i * need), need),
+            );
+            match path {
+                InputGradient::Rows => {
+                    convolve_rows::<Transposed<G, CO>>(G::CI, flipped, dy, dx, piece);
+                }
+                _ => convolve::<Transposed<G, CO>>(G::CI, flipped, &[], dy, dx, piece, true),
+            }
+        }
+    });
 }
 
 /// `y += W ⋆ x` for the samples of `x`, with `co` output channels, for a convolution whose
@@ -583,6 +633,9 @@ unsafe fn tile<G: ConvGeometry2d, const N: usize>(
 /// padded plane (`xp` from `off(k)` on), `R × C` of them at a time in vector accumulators,
 /// added to `∂W` at the end of each sample.
 ///
+/// On a pool of several threads the taps are shared among them (each part pads every sample
+/// into its own piece of `scratch`): each `∂W` element is the same sum, in the same order.
+///
 /// # Safety
 /// As [`forward`]; `dy` holds as many samples of `OUT` as `x` of `IN`; `d_weight` `CO·K`
 /// scalars (`CO × K` column-major).
@@ -599,6 +652,46 @@ pub(crate) unsafe fn weight_gradient<
     d_weight: &mut [f32],
     scratch: &mut [f32],
 ) {
+    let need = scratch_for::<G>(CO);
+    let samples = x.len() / IN;
+    let d_weight = SharedPtr(d_weight[..CO * K].as_mut_ptr());
+    let pieces = SharedPtr(scratch.as_mut_ptr());
+    let work = samples * CO * K * G::OH * G::OW;
+    for_parts_indexed(K, 4, work, scratch.len() / need, &|i, first, count| {
+        // SAFETY: the caller's contract; the parts' pieces of scratch are disjoint and inside
+        // it, and each part writes only the columns `first..first + count` of ∂W.
+        unsafe {
+            weight_gradient_taps::<G, CO, K, IN, OUT>(
+                x,
+                dy,
+                d_weight.get(),
+                first..first + count,
+                core::slice::from_raw_parts_mut(pieces.get().add(i * need), need),
+            );
+        }
+    });
+}
+
+/// [`weight_gradient`] for the columns `taps` of `∂W`, with `scratch` of [`scratch_for`]`(CO)`
+/// scalars.
+///
+/// # Safety
+/// As [`weight_gradient`]'s; `d_weight` points to `CO·K` scalars, of which no other thread
+/// touches columns `taps` (`taps.end ≤ K`).
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_gradient_taps<
+    G: ConvGeometry2d,
+    const CO: usize,
+    const K: usize,
+    const IN: usize,
+    const OUT: usize,
+>(
+    x: &[f32],
+    dy: &[f32],
+    d_weight: *mut f32,
+    taps: core::ops::Range<usize>,
+    scratch: &mut [f32],
+) {
     let (hp, wp) = padded::<G>();
     let plane_p = hp * wp;
     let rows = wide_rows::<G>();
@@ -608,7 +701,6 @@ pub(crate) unsafe fn weight_gradient<
     // The padding and the positions that are not outputs stay zero.
     xp.fill(0.0);
     dyw.fill(0.0);
-    let d_weight = &mut d_weight[..CO * K];
     for (x, dy) in x.chunks_exact(IN).zip(dy.chunks_exact(OUT)) {
         pad_into::<G>(x, xp);
         for co in 0..CO {
@@ -620,15 +712,16 @@ pub(crate) unsafe fn weight_gradient<
         }
         let mut co = 0;
         while co < CO {
-            let mut k = 0;
-            while k < K {
+            let mut k = taps.start;
+            while k < taps.end {
                 // SAFETY: rows co..co + r of dyw and taps k..k + c (each read over the wide
-                // rows from off(k), inside xp as in `forward`) exist; the CPU has AVX-512F.
+                // rows from off(k), inside xp as in `forward`) exist, and columns k..k + c of
+                // ∂W are this call's; the CPU has AVX-512F.
                 unsafe {
-                    let (a, b, c) = (dyw.as_ptr(), xp.as_ptr(), d_weight.as_mut_ptr());
+                    let (a, b, c) = (dyw.as_ptr(), xp.as_ptr(), d_weight);
                     macro_rules! dispatch {
                         ($(($r:literal, $c:literal)),*) => {
-                            match ((CO - co).min(4), (K - k).min(4)) {
+                            match ((CO - co).min(4), (taps.end - k).min(4)) {
                                 $(($r, $c) => dots::<G, $r, $c, CO>(a, b, c, co, k, rows),)*
                                 _ => unreachable!(),
                             }

@@ -267,6 +267,32 @@ pub(crate) fn for_ranges(len: usize, part: &(dyn Fn(usize, usize) + Sync)) {
     part(0, len);
 }
 
+/// Runs `part(first, count)` over the samples `0..samples` of a batch whose samples have
+/// `scalars` scalars each: whole, or, split as an element-wise pass over all of them would be
+/// ([`elementwise`]'s thresholds), in one contiguous run of samples per thread. For passes
+/// that treat each sample alone (pooling), so that the result does not depend on the parts.
+#[inline]
+pub(crate) fn for_samples(samples: usize, scalars: usize, part: &(dyn Fn(usize, usize) + Sync)) {
+    #[cfg(feature = "std")]
+    {
+        let len = samples.saturating_mul(scalars);
+        if len >= ELEMENTWISE_MIN_LEN || (len >= REGION_MIN_LEN && in_region()) {
+            let parts = pool_threads().min(samples);
+            if parts > 1 {
+                #[cfg(test)]
+                SPLITS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                for_each_task(parts, &|i| {
+                    let first = samples * i / parts;
+                    part(first, samples * (i + 1) / parts - first);
+                });
+                return;
+            }
+        }
+    }
+    let _ = scalars;
+    part(0, samples);
+}
+
 /// Runs `part(start, len)` over `0..len` in `threads` parts (fewer if there are fewer
 /// granules) starting at multiples of `granule`: handed to the threads of the [`region`] the
 /// caller leads, or halved recursively with `rayon::join`.

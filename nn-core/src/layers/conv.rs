@@ -6,6 +6,7 @@
 
 use super::geometry::{ConvGeometry1d, ConvGeometry2d, Lift1d};
 use crate::kernels::{MatView, matmul_view};
+use crate::parallel::{SharedPtr, for_samples};
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
 use core::marker::PhantomData;
 use nalgebra::SMatrix;
@@ -727,11 +728,6 @@ pub(crate) fn backward_batch<
     let samples = x.as_slice().chunks_exact(IN);
     for (j, (x, dy)) in samples.zip(dy.as_slice().chunks_exact(OUT)).enumerate() {
         let dy_s = MatView::new(dy, plane);
-        if NB > 0 {
-            for (co, dy) in dy.chunks_exact(plane).enumerate() {
-                d_bias[co] += crate::kernels::sum(dy);
-            }
-        }
         if by_gemm {
             im2col_by_positions::<T, G, K>(x, cols);
             // ∂Wᵀ (K × CO) (+)= X̃ (K × P) · ∂Y_s (P × CO).
@@ -766,6 +762,9 @@ pub(crate) fn backward_batch<
         matmul_view(plane, K, CO, cols, plane, dy_s, w, false);
         col2im_add::<T, G>(cols, &mut dx.as_mut_slice()[j * IN..(j + 1) * IN]);
     }
+    if NB > 0 {
+        bias_gradient::<T, OUT, B>(plane, dy, d_bias.as_mut_slice());
+    }
     if by_gemm {
         // ∂W += (∂Wᵀ)ᵀ.
         for (k, column) in d_weight.as_mut_slice().chunks_exact_mut(CO).enumerate() {
@@ -790,6 +789,29 @@ pub(crate) fn backward_batch<
             );
         }
     }
+}
+
+/// `∂L/∂b +=` the sums of each channel's `plane` values of `∂Y` over the batch, channel by
+/// channel, sample after sample: one channel's sums on each thread of a pool when `∂Y` is large
+/// ([`for_samples`]), the same bits.
+fn bias_gradient<T: Real, const OUT: usize, const B: usize>(
+    plane: usize,
+    dy: &SMatrix<T, OUT, B>,
+    d_bias: &mut [T],
+) {
+    let d_bias_ptr = SharedPtr(d_bias.as_mut_ptr());
+    let channels = d_bias.len();
+    for_samples(channels, plane * B, &|first, count| {
+        // SAFETY: the runs of channels are disjoint and inside `d_bias`, borrowed mutably for
+        // this whole call.
+        let d_bias = unsafe { core::slice::from_raw_parts_mut(d_bias_ptr.get().add(first), count) };
+        for (c, d) in d_bias.iter_mut().enumerate() {
+            let at = (first + c) * plane;
+            for dy in dy.as_slice().chunks_exact(OUT) {
+                *d += crate::kernels::sum(&dy[at..at + plane]);
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Max pooling: [`MaxPool2d`] and [`MaxPool1d`] (computed as a 2-d pooling of height 1).
 
 use super::geometry::{LiftPool1d, PoolGeometry1d, PoolGeometry2d, check_pool_sizes};
+#[cfg(target_arch = "x86_64")]
+use crate::parallel::{SharedPtr, for_samples};
 use crate::{ConstZero, Layer, Params, Real, Store, Zeroable};
 use core::marker::PhantomData;
 use nalgebra::SMatrix;
@@ -225,12 +227,12 @@ fn forward_batch<T: Real, G: PoolGeometry2d, const IN: usize, const OUT: usize, 
         // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
         // CPU has AVX-512F; `pools` holds; x holds B samples of IN, y B of OUT.
         unsafe {
-            pool512::forward::<G, IN, OUT, false>(
+            pool512_forward::<G, IN, OUT, false>(
                 as_f32(x.as_slice()),
                 as_f32_mut(y.as_mut_slice()),
                 &mut [],
-            );
-        }
+            )
+        };
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -271,7 +273,7 @@ fn forward_train_batch<
         // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
         // CPU has AVX-512F; `pools` holds; x holds B samples of IN, y and arg_max B of OUT.
         unsafe {
-            pool512::forward::<G, IN, OUT, true>(
+            pool512_forward::<G, IN, OUT, true>(
                 as_f32(x.as_slice()),
                 as_f32_mut(y.as_mut_slice()),
                 arg_max.as_flattened_mut(),
@@ -576,7 +578,7 @@ fn write_arg_maxes<
         // CPU has AVX-512F; `writes` holds; the slices hold B samples of OUT arg-maxes, of
         // OUT output gradients and of IN = C·H·W input gradients.
         unsafe {
-            pool512::write_arg_maxes::<G, IN, OUT>(
+            pool512_write_arg_maxes::<G, IN, OUT>(
                 arg_max.as_flattened(),
                 as_f32(dy.as_slice()),
                 as_f32_mut(dx.as_mut_slice()),
@@ -595,6 +597,65 @@ fn write_arg_maxes<
             dx[i as usize] += d;
         }
     }
+}
+
+/// [`pool512::forward`] on runs of samples, one per thread of a pool when the batch is large
+/// ([`for_samples`]): each sample is pooled alone, so the same bits.
+///
+/// # Safety
+/// As [`pool512::forward`]'s, for whole samples.
+#[cfg(target_arch = "x86_64")]
+unsafe fn pool512_forward<
+    G: PoolGeometry2d,
+    const IN: usize,
+    const OUT: usize,
+    const ARG_MAX: bool,
+>(
+    x: &[f32],
+    y: &mut [f32],
+    arg_max: &mut [u32],
+) {
+    let (y, arg_max) = (SharedPtr(y.as_mut_ptr()), SharedPtr(arg_max.as_mut_ptr()));
+    for_samples(x.len() / IN, IN, &|first, count| {
+        // SAFETY: the runs of samples are disjoint and inside `x`, `y` and (with `ARG_MAX`)
+        // `arg_max`, which hold as many samples (the caller's contract); else `arg_max` is
+        // not used and the run of it is empty.
+        unsafe {
+            pool512::forward::<G, IN, OUT, ARG_MAX>(
+                &x[first * IN..(first + count) * IN],
+                core::slice::from_raw_parts_mut(y.get().add(first * OUT), count * OUT),
+                if ARG_MAX {
+                    core::slice::from_raw_parts_mut(arg_max.get().add(first * OUT), count * OUT)
+                } else {
+                    &mut []
+                },
+            );
+        }
+    });
+}
+
+/// [`pool512::write_arg_maxes`] on runs of samples, as [`pool512_forward`].
+///
+/// # Safety
+/// As [`pool512::write_arg_maxes`]'s, for whole samples.
+#[cfg(target_arch = "x86_64")]
+unsafe fn pool512_write_arg_maxes<G: PoolGeometry2d, const IN: usize, const OUT: usize>(
+    arg_max: &[u32],
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    let dx = SharedPtr(dx.as_mut_ptr());
+    for_samples(dy.len() / OUT, IN, &|first, count| {
+        // SAFETY: the runs of samples are disjoint and inside the slices, which hold as many
+        // samples (the caller's contract).
+        unsafe {
+            pool512::write_arg_maxes::<G, IN, OUT>(
+                &arg_max[first * OUT..(first + count) * OUT],
+                &dy[first * OUT..(first + count) * OUT],
+                core::slice::from_raw_parts_mut(dx.get().add(first * IN), count * IN),
+            );
+        }
+    });
 }
 
 /// The scalars of `s` as `f32`.
@@ -1106,5 +1167,69 @@ mod tests {
         MaxPool2d::<f64, 50, 18, G>::ZERO.forward(&(), &x, &mut y, &mut []);
         MaxPool2d::<f32, 50, 18, G>::ZERO.forward(&(), &x.cast(), &mut y32, &mut []);
         assert_eq!(y.cast::<f32>(), y32);
+    }
+
+    /// LeNet-5's first max pooling on 2 or 3 threads (inside a region or not), 14 samples (a
+    /// split pass outside a region too): the same outputs, arg-maxes and input gradient, bit
+    /// for bit, as on one; and the split paths ran (where the AVX-512 passes do).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn splits_over_threads_give_the_same_bits() {
+        use core::sync::atomic::Ordering::Relaxed;
+        type G = PoolGeometry2dOf<6, 28, 28, 2, 2, 2, 2>;
+        const B: usize = 14;
+        let layer = MaxPool2d::<f32, 4704, 1176, G>::ZERO;
+        // Built a sample at a time: a whole batch of `f64`s would not fit a test's stack.
+        let (mut x, mut dy) = (
+            SMatrix::<f32, 4704, B>::new_boxed(),
+            SMatrix::<f32, 1176, B>::new_boxed(),
+        );
+        for j in 0..B {
+            let seed = 120 + 2 * j as u64;
+            x.set_column(j, &tied_with_nans::<f32, 4704, 1>(seed));
+            dy.set_column(j, &random_matrix::<1176, 1>(seed + 1, 1.0).cast());
+        }
+        let passes = || {
+            let mut y = SMatrix::<f32, 1176, B>::new_boxed();
+            let mut inferred = SMatrix::<f32, 1176, B>::new_boxed();
+            let mut cache = MaxPoolCache::<1176, B>::new_boxed();
+            let mut dx = SMatrix::<f32, 4704, B>::new_boxed();
+            dx.fill(f32::NAN);
+            layer.forward_train(&mut (), &x, &mut y, &mut cache, &mut []);
+            layer.forward(&(), &x, &mut inferred, &mut []);
+            let mut grads = MaxPool2d::<f32, 4704, 1176, G>::ZERO;
+            layer.backward_with(
+                &x,
+                &cache,
+                &dy,
+                Some(&mut dx),
+                Store::Overwrite,
+                &mut grads,
+                Store::Overwrite,
+                &mut [],
+            );
+            (
+                bits(y.as_slice()),
+                bits(inferred.as_slice()),
+                cache.arg_max.as_flattened().to_vec(),
+                bits(dx.as_slice()),
+            )
+        };
+        let whole = passes();
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let before = crate::parallel::SPLITS.load(Relaxed);
+            assert!(pool.install(passes) == whole, "{threads} threads");
+            assert!(
+                pool.install(|| crate::parallel::region(passes)) == whole,
+                "{threads} threads, in a region"
+            );
+            if crate::kernels::has_avx512() {
+                assert!(crate::parallel::SPLITS.load(Relaxed) >= before + 6);
+            }
+        }
     }
 }

@@ -46,6 +46,7 @@ mod x86;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx2::has_avx2_fma;
 pub use sets::{F32Kernels, F64Kernels};
+pub(crate) use strided::gemm_unsplit;
 pub use strided::{MatView, matmul_view};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::has_avx512;

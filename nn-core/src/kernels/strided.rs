@@ -152,6 +152,54 @@ pub fn matmul_view<T: Real>(
     }
 }
 
+/// `C (+)= A·B` by the GEMM alone, on the calling thread, for `A` `m × k` column-major and
+/// `B` `k × n`, with `C` (column-major, leading dimension `ldc ≥ m`) written through `c`: what
+/// [`matmul_view`] computes for a column-major `A` and `n > 1`, without splitting. Each
+/// element's sum is the same chain of multiply-adds whatever the other rows (for blocks of
+/// rows starting at multiples of [`ROW_GRANULE`](crate::parallel::ROW_GRANULE)), so callers
+/// may compute a product's blocks of rows on different threads, each from its own copy of
+/// its rows of `A`, and get the whole product's bits.
+///
+/// # Safety
+/// `c` addresses the `m × n` block with leading dimension `ldc`, writable, not overlapping
+/// `a`'s or `b`'s slices, and no other thread touches it during the call.
+///
+/// # Panics
+/// If `A` is transposed, or a view does not hold its extent, or `ldc < m`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_unsplit<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut T,
+    ldc: usize,
+    a: MatView<'_, T>,
+    b: MatView<'_, T>,
+    accumulate: bool,
+) {
+    assert!(
+        !a.transposed && ldc >= m,
+        "gemm_unsplit: a transposed A, or ldc < m"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for j in 0..n {
+                for i in 0..m {
+                    // SAFETY: `(i, j)` is in the block `c` addresses (the caller's contract).
+                    unsafe { *c.add(j * ldc + i) = T::ZERO };
+                }
+            }
+        }
+        return;
+    }
+    let (av, bv) = (a.view(m, k, "A"), b.view(k, n, "B"));
+    // SAFETY: the views address their extents (asserted by `view`); `c` is the caller's.
+    unsafe { T::Kernels::gemm(m, n, k, av, bv, c, ldc, accumulate) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

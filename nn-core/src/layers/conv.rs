@@ -5,10 +5,11 @@
 //! [`Conv2d`].
 
 use super::geometry::{ConvGeometry1d, ConvGeometry2d, Lift1d};
-use crate::kernels::{MatView, matmul_view};
-use crate::parallel::{SharedPtr, for_samples};
+use crate::kernels::{MatView, gemm_unsplit, matmul_view};
+use crate::parallel::{SharedPtr, for_parts_indexed, for_samples};
 use crate::{ConstZero, Layer, Params, Real, Role, TensorInfo, Zeroable};
 use core::marker::PhantomData;
+use core::ops::Range;
 use nalgebra::SMatrix;
 
 #[cfg(target_arch = "x86_64")]
@@ -463,44 +464,63 @@ fn col2im_add<T: Real, G: ConvGeometry2d>(d_cols: &[T], dx: &mut [T]) {
     });
 }
 
-/// Writes the im2col matrix of one sample `x` into `cols` position by position, as the
-/// `K × P` column-major matrix `X̃` (element `(k, p)` at `p·K + k`): the layout in which the
-/// weight gradient is a GEMM that reads both operands in place, `∂Wᵀ (K × CO) += X̃·∂Y_s`
-/// (see [`weight_gradient_by_gemm`]). A run of `KW` taps of one input row at a time
-/// (one copy when they are all inside the input and `DW = 1`).
+/// Writes rows `rows` of the im2col matrix of one sample `x` into `cols` position by
+/// position, as a `rows.len() × P` column-major matrix: the rows `rows` of `X̃`, `K × P`
+/// (element `(k, p)` at `p·rows.len() + k − rows.start`). The layout in which the weight
+/// gradient is a GEMM that reads both operands in place, `∂Wᵀ (K × CO) += X̃·∂Y_s` (see
+/// [`weight_gradient_by_gemm`]), for any block of `∂Wᵀ`'s rows. A run of `KW` taps of one
+/// input row at a time (one copy when they are all inside the input and `DW = 1`).
 ///
 /// In `f32` on AVX-512, with `DW = 1`, by masked vector moves
 /// ([`implicit::im2col_by_positions`]: the same values).
 #[inline]
-fn im2col_by_positions<T: Real, G: ConvGeometry2d, const K: usize>(x: &[T], cols: &mut [T]) {
+fn im2col_by_positions<T: Real, G: ConvGeometry2d, const K: usize>(
+    x: &[T],
+    rows: Range<usize>,
+    cols: &mut [T],
+) {
+    assert!(rows.start <= rows.end && rows.end <= K);
+    let cols = &mut cols[..rows.len() * G::OH * G::OW];
     #[cfg(target_arch = "x86_64")]
     if size_of::<T>() == 4
         && const { implicit::lowers_by_positions::<G>() }
         && crate::kernels::has_avx512()
     {
-        let cols = &mut cols[..K * G::OH * G::OW];
         // SAFETY: T is f32 (`Real` is sealed to f32 and f64, and this one has 4 bytes); the
-        // CPU has AVX-512F; DW = 1 and KW ≤ 16; `x` is one sample, `cols` one tile.
-        unsafe { implicit::im2col_by_positions::<G, K>(as_f32(x), as_f32_mut(cols)) };
+        // CPU has AVX-512F; DW = 1 and KW ≤ 16; `x` is one sample, `rows` inside `0..K`,
+        // `cols` holds their `rows.len()·P` scalars.
+        unsafe { implicit::im2col_by_positions::<G, K>(as_f32(x), rows, as_f32_mut(cols)) };
         return;
     }
-    im2col_by_positions_loops::<T, G, K>(x, cols);
+    im2col_by_positions_loops::<T, G, K>(x, rows, cols);
 }
 
 /// [`im2col_by_positions`]'s portable loops.
-fn im2col_by_positions_loops<T: Real, G: ConvGeometry2d, const K: usize>(x: &[T], cols: &mut [T]) {
+fn im2col_by_positions_loops<T: Real, G: ConvGeometry2d, const K: usize>(
+    x: &[T],
+    rows: Range<usize>,
+    cols: &mut [T],
+) {
+    let ld = rows.len();
+    if ld == 0 {
+        return;
+    }
     for oh in 0..G::OH {
         for ow in 0..G::OW {
             let p = oh * G::OW + ow;
-            let column = &mut cols[p * K..(p + 1) * K];
+            let column = &mut cols[p * ld..(p + 1) * ld];
             // The input columns of the position's first and last taps, when all are inside.
             let first = (ow * G::SW).checked_sub(G::PW);
             let inside = first.filter(|&iw| iw + (G::KW - 1) * G::DW < G::W);
-            let mut k = 0;
             for ci in 0..G::CI {
                 for kh in 0..G::KH {
-                    let run = &mut column[k..k + G::KW];
-                    k += G::KW;
+                    // The run's taps k..k + KW, and `lo..hi` of them in `rows`.
+                    let k = (ci * G::KH + kh) * G::KW;
+                    if k + G::KW <= rows.start || k >= rows.end {
+                        continue;
+                    }
+                    let (lo, hi) = (rows.start.max(k) - k, rows.end.min(k + G::KW) - k);
+                    let run = &mut column[k + lo - rows.start..k + hi - rows.start];
                     // ih = oh·SH + kh·DH − PH, when it is in [0, H).
                     let Some(ih) = (oh * G::SH + kh * G::DH)
                         .checked_sub(G::PH)
@@ -512,15 +532,15 @@ fn im2col_by_positions_loops<T: Real, G: ConvGeometry2d, const K: usize>(x: &[T]
                     let row = (ci * G::H + ih) * G::W;
                     match inside {
                         Some(iw) if G::DW == 1 => {
-                            run.copy_from_slice(&x[row + iw..row + iw + G::KW]);
+                            run.copy_from_slice(&x[row + iw + lo..row + iw + hi]);
                         }
                         Some(iw) => {
-                            for (kw, value) in run.iter_mut().enumerate() {
+                            for (kw, value) in (lo..).zip(run.iter_mut()) {
                                 *value = x[row + iw + kw * G::DW];
                             }
                         }
                         None => {
-                            for (kw, value) in run.iter_mut().enumerate() {
+                            for (kw, value) in (lo..).zip(run.iter_mut()) {
                                 let iw = (ow * G::SW + kw * G::DW)
                                     .checked_sub(G::PW)
                                     .filter(|&iw| iw < G::W);
@@ -724,24 +744,14 @@ pub(crate) fn backward_batch<
     let (cols, rest) = scratch.split_at_mut(tile::<G, K>());
     // ∂Wᵀ (K × CO) of the batch, when computed by the GEMM.
     let d_weight_t = &mut rest[..if by_gemm { K * CO } else { 0 }];
+    if by_gemm {
+        weight_gradient_t_by_gemm::<T, G, CO, K, IN, OUT, B>(x, dy, d_weight_t, cols);
+    }
     let w = MatView::new(&weight[..CO * K], CO);
     let samples = x.as_slice().chunks_exact(IN);
     for (j, (x, dy)) in samples.zip(dy.as_slice().chunks_exact(OUT)).enumerate() {
         let dy_s = MatView::new(dy, plane);
-        if by_gemm {
-            im2col_by_positions::<T, G, K>(x, cols);
-            // ∂Wᵀ (K × CO) (+)= X̃ (K × P) · ∂Y_s (P × CO).
-            matmul_view(
-                K,
-                CO,
-                plane,
-                d_weight_t,
-                K,
-                MatView::new(cols, K),
-                dy_s,
-                j > 0,
-            );
-        } else if !implicit {
+        if !by_gemm && !implicit {
             im2col::<T, G>(x, cols);
             // ∂W (CO × K) += ∂Y_sᵀ (CO × P) · X̃ᵀ (P × K).
             matmul_view(
@@ -789,6 +799,65 @@ pub(crate) fn backward_batch<
             );
         }
     }
+}
+
+/// `∂Wᵀ (K × CO) = Σ_s X̃_s (K × P) · ∂Y_s (P × CO)` over the batch ([`weight_gradient_by_gemm`]),
+/// sample after sample, into `d_weight_t`: its rows in blocks starting at multiples of
+/// [`ROW_GRANULE`](crate::parallel::ROW_GRANULE), one block per thread of a pool when the
+/// product is large ([`for_parts_indexed`]), each block lowering its own rows of `X̃_s` into
+/// its own rows' worth of `cols` (a `K·P` tile): each element the same chain of multiply-adds
+/// (`kernels::gemm_unsplit`), so the same bits on any number of threads.
+fn weight_gradient_t_by_gemm<
+    T: Real,
+    G: ConvGeometry2d,
+    const CO: usize,
+    const K: usize,
+    const IN: usize,
+    const OUT: usize,
+    const B: usize,
+>(
+    x: &SMatrix<T, IN, B>,
+    dy: &SMatrix<T, OUT, B>,
+    d_weight_t: &mut [T],
+    cols: &mut [T],
+) {
+    let plane = G::OH * G::OW;
+    assert!(d_weight_t.len() >= K * CO && cols.len() >= K * plane);
+    let (d_weight_t, cols) = (
+        SharedPtr(d_weight_t.as_mut_ptr()),
+        SharedPtr(cols.as_mut_ptr()),
+    );
+    let work = K * CO * plane * B;
+    let granule = crate::parallel::ROW_GRANULE;
+    for_parts_indexed(K, granule, work, usize::MAX, &|_, first, count| {
+        // SAFETY: the parts' blocks of rows are disjoint and inside `0..K`, so their pieces of
+        // `cols` (`count·P` scalars from `first·P`) are disjoint and inside it, and the rows
+        // of `∂Wᵀ` they write too (`d_weight_t` holds `K·CO`); both borrowed for this call.
+        let piece = unsafe {
+            core::slice::from_raw_parts_mut(cols.get().add(first * plane), count * plane)
+        };
+        let samples = x
+            .as_slice()
+            .chunks_exact(IN)
+            .zip(dy.as_slice().chunks_exact(OUT));
+        for (j, (x, dy)) in samples.enumerate() {
+            im2col_by_positions::<T, G, K>(x, first..first + count, piece);
+            // Rows `first..first + count` of ∂Wᵀ (K × CO) (+)= X̃ (K × P) · ∂Y_s (P × CO).
+            // SAFETY: as above, the block of rows is this part's alone.
+            unsafe {
+                gemm_unsplit(
+                    count,
+                    CO,
+                    plane,
+                    d_weight_t.get().add(first),
+                    K,
+                    MatView::new(piece, count),
+                    MatView::new(dy, plane),
+                    j > 0,
+                );
+            }
+        }
+    });
 }
 
 /// `∂L/∂b +=` the sums of each channel's `plane` values of `∂Y` over the batch, channel by
@@ -1139,20 +1208,39 @@ mod tests {
     }
 
     /// The position-major lowering by masked vector moves against the portable loops, bit
-    /// for bit (where the CPU has AVX-512).
+    /// for bit (where the CPU has AVX-512), whole and for blocks of rows (starting and ending
+    /// inside runs of taps, empty, at the ends): each block the rows of the whole lowering.
     #[cfg(target_arch = "x86_64")]
     fn lowerings_agree<G: ConvGeometry2d, const K: usize, const IN: usize>(seed: u64) {
         assert!(implicit::lowers_by_positions::<G>());
         let x: SMatrix<f32, IN, 1> = random_matrix::<IN, 1>(seed, 1.0).cast();
-        let size = K * G::OH * G::OW;
-        let (mut fast, mut loops) = (std::vec![f32::NAN; size], std::vec![f32::NAN; size]);
-        im2col_by_positions::<f32, G, K>(x.as_slice(), &mut fast);
-        im2col_by_positions_loops::<f32, G, K>(x.as_slice(), &mut loops);
-        let same = fast
-            .iter()
-            .zip(&loops)
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "{}", core::any::type_name::<G>());
+        let plane = G::OH * G::OW;
+        let mut whole = std::vec![f32::NAN; K * plane];
+        im2col_by_positions_loops::<f32, G, K>(x.as_slice(), 0..K, &mut whole);
+        let blocks = [
+            0..K,
+            0..0,
+            1..K - 1,
+            K / 2..K,
+            0..K / 3,
+            G::KW - 1..G::KW + 1,
+            K - 1..K,
+        ];
+        for rows in blocks {
+            let size = rows.len() * plane;
+            let (mut fast, mut loops) = (std::vec![f32::NAN; size], std::vec![f32::NAN; size]);
+            im2col_by_positions::<f32, G, K>(x.as_slice(), rows.clone(), &mut fast);
+            im2col_by_positions_loops::<f32, G, K>(x.as_slice(), rows.clone(), &mut loops);
+            let expected =
+                (0..plane).flat_map(|p| whole[p * K + rows.start..p * K + rows.end].iter());
+            for (at, ((a, b), c)) in fast.iter().zip(&loops).zip(expected).enumerate() {
+                assert!(
+                    a.to_bits() == c.to_bits() && b.to_bits() == c.to_bits(),
+                    "{} rows {rows:?}, element {at}",
+                    core::any::type_name::<G>()
+                );
+            }
+        }
     }
 
     #[test]

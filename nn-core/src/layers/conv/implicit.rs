@@ -824,24 +824,29 @@ pub(crate) const fn lowers_by_positions<G: ConvGeometry2d>() -> bool {
     G::DW == 1 && G::KW >= 1 && G::KW <= 16
 }
 
-/// The position-major lowering of one sample (`X̃`, `K × P`, element `(k, p)` at `p·K + k`)
-/// as `conv::im2col_by_positions` writes it, a run of `KW` taps by one masked load and one
-/// masked store (the taps in the padding are masked off the load, so zero).
+/// Rows `rows` of the position-major lowering of one sample (`X̃`, `K × P`; the rows as a
+/// `rows.len() × P` matrix, element `(k, p)` at `p·rows.len() + k − rows.start`) as
+/// `conv::im2col_by_positions` writes them, a run of `KW` taps (or the part of it in `rows`)
+/// by one masked load and one masked store (the taps in the padding are masked off the load,
+/// so zero).
 ///
 /// # Safety
-/// The CPU has AVX-512F; [`lowers_by_positions`] holds; `x` holds one sample, `cols`
-/// `K·OH·OW` scalars, `K = CI·KH·KW`.
+/// The CPU has AVX-512F; [`lowers_by_positions`] holds; `x` holds one sample, `rows` is
+/// inside `0..K` with `K = CI·KH·KW`, `cols` holds `rows.len()·OH·OW` scalars.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn im2col_by_positions<G: ConvGeometry2d, const K: usize>(
     x: &[f32],
+    rows: core::ops::Range<usize>,
     cols: &mut [f32],
 ) {
-    debug_assert!(x.len() >= G::CI * G::H * G::W && cols.len() >= K * G::OH * G::OW);
+    let ld = rows.len();
+    debug_assert!(rows.end <= K && K == G::CI * G::KH * G::KW);
+    debug_assert!(x.len() >= G::CI * G::H * G::W && cols.len() >= ld * G::OH * G::OW);
     let run = mask16(G::KW);
     let zero = _mm512_setzero_ps();
-    let mut to = cols.as_mut_ptr();
     for oh in 0..G::OH {
         for ow in 0..G::OW {
+            let column = cols.as_mut_ptr().wrapping_add((oh * G::OW + ow) * ld);
             // The input column of the run's first tap, and the taps inside the input.
             let first = (ow * G::SW) as isize - G::PW as isize;
             let lo = (-first).clamp(0, G::KW as isize) as u32;
@@ -853,19 +858,31 @@ pub(crate) unsafe fn im2col_by_positions<G: ConvGeometry2d, const K: usize>(
             };
             for ci in 0..G::CI {
                 for kh in 0..G::KH {
-                    // SAFETY: `to` walks the K·P scalars of `cols` KW at a time; the lanes
-                    // read are inputs of row ih of channel ci (the others are masked off,
-                    // not read, and cannot fault).
+                    // The run's taps k..k + KW, and those of them in `rows`.
+                    let k = (ci * G::KH + kh) * G::KW;
+                    if k + G::KW <= rows.start || k >= rows.end {
+                        continue;
+                    }
+                    let keep = if rows.start <= k && k + G::KW <= rows.end {
+                        run
+                    } else {
+                        run & !mask16(rows.start.saturating_sub(k)) & mask16(rows.end - k)
+                    };
+                    // SAFETY: the run's lanes in `keep` are the taps k.. of rows in `rows`,
+                    // stored at `column + k − rows.start + lane`, inside `cols` (the other
+                    // lanes are masked off the store, not written, and cannot fault); the
+                    // lanes read are inputs of row ih of channel ci (the others are masked
+                    // off, not read).
                     unsafe {
+                        let to = column.wrapping_add(k).wrapping_sub(rows.start);
                         let ih = (oh * G::SH + kh * G::DH).wrapping_sub(G::PH);
                         let v = if ih < G::H {
                             let row = x.as_ptr().add((ci * G::H + ih) * G::W);
-                            _mm512_maskz_loadu_ps(inside, row.wrapping_offset(first))
+                            _mm512_maskz_loadu_ps(inside & keep, row.wrapping_offset(first))
                         } else {
                             zero
                         };
-                        _mm512_mask_storeu_ps(to, run, v);
-                        to = to.add(G::KW);
+                        _mm512_mask_storeu_ps(to, keep, v);
                     }
                 }
             }

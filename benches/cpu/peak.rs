@@ -122,6 +122,7 @@ pub fn p0() -> Workload {
         name: "P0 multiply-add ceiling (threads)",
         goal_ns: f64::INFINITY,
         steps: 1,
+        steps_per_call: 1,
         contestants: vec![
             entry("FMA rounds, 1 thread", || {
                 rounds(ITERATIONS) + rounds(std::hint::black_box(ITERATIONS))

@@ -18,6 +18,8 @@ pub struct Workload {
     pub name: &'static str,
     pub goal_ns: f64,
     pub steps: usize,
+    /// Training steps each call of a contestant makes (its times are divided by them).
+    pub steps_per_call: usize,
     pub contestants: Contestants<'static>,
 }
 
@@ -813,6 +815,7 @@ pub fn run(w: Workload, settings: &Settings) {
         name,
         goal_ns,
         steps,
+        steps_per_call,
         mut contestants,
     } = w;
     // `NN_BENCH_ONLY=W3` (a prefix of the workload's name) runs one workload.
@@ -827,13 +830,16 @@ pub fn run(w: Workload, settings: &Settings) {
         contestants.retain(|(n, _)| n.contains(&who));
     }
     let wall = name.starts_with('P');
-    let times = measure(
+    let times: Vec<f64> = measure(
         &mut contestants,
         settings.runs,
         settings.blocks,
         settings.block,
         wall,
-    );
+    )
+    .into_iter()
+    .map(|t| t / steps_per_call as f64)
+    .collect();
     // Ratios against the hand-written nalgebra version, or the first contestant.
     let baseline = contestants
         .iter()
@@ -868,6 +874,7 @@ pub fn w1() -> Workload {
         name: "W1 train",
         goal_ns: 150.0,
         steps: 3,
+        steps_per_call: 1,
         contestants: vec![
             entry("nn train_step", move || a.train_step(&MSE)),
             entry("nn bare step", move || b.raw_step(&MSE)),
@@ -888,6 +895,7 @@ pub fn w4() -> Workload {
         name: "W4 infer",
         goal_ns: 60.0,
         steps: 1,
+        steps_per_call: 1,
         contestants: vec![
             entry("nn forward", move || {
                 checksum(net.forward(std::hint::black_box(&x)).as_slice())
@@ -909,6 +917,7 @@ pub fn w2() -> Workload {
         name: "W2 train",
         goal_ns: 8_000.0,
         steps: 3,
+        steps_per_call: 1,
         contestants: vec![
             entry("nn train_step", move || a.train_step(&CE)),
             entry("nn bare step", move || b.raw_step(&CE)),
@@ -930,6 +939,7 @@ pub fn w3() -> Workload {
         name: "W3 train",
         goal_ns: 450_000.0,
         steps: 3,
+        steps_per_call: 1,
         contestants: vec![
             entry("nn train_step", move || a.train_step(&CE)),
             entry("nn bare step", move || b.raw_step(&CE)),
@@ -955,6 +965,7 @@ pub fn w5() -> Workload {
         name: "W5 infer",
         goal_ns: 10_000.0,
         steps: 1,
+        steps_per_call: 1,
         contestants: vec![
             entry("nn forward", move || {
                 checksum(net.forward(std::hint::black_box(&x)).as_slice())
@@ -995,6 +1006,7 @@ pub fn w6() -> Workload {
         name: "W6 infer",
         goal_ns: 220_000.0,
         steps: 1,
+        steps_per_call: 1,
         contestants: vec![
             entry("nn forward", move || {
                 checksum(net.forward(std::hint::black_box(&*x)).as_slice())
@@ -1047,6 +1059,7 @@ where
         name,
         goal_ns: f64::INFINITY,
         steps: 3,
+        steps_per_call: 1,
         contestants: vec![
             entry("nn train_step", move || a.train_step(&CE)),
             entry("nn bare step", move || b.raw_step(&CE)),
@@ -1076,6 +1089,7 @@ fn lenet_infer<const B: usize>(name: &'static str) -> Workload {
         name,
         goal_ns: f64::INFINITY,
         steps: 1,
+        steps_per_call: 1,
         contestants: vec![entry("nn forward_in", move || {
             checksum(
                 net.forward_in(std::hint::black_box(&*x), &mut workspace)
@@ -1132,14 +1146,27 @@ pub fn a1() -> Workload {
     training("A1 train (attention, batch 16)", a1_state)
 }
 
-/// Runs `step` inside a rayon pool of `threads` threads (made once): the products the step's
-/// layers make split across the pool's threads (`nn::parallel`).
-fn in_pool(threads: usize, mut step: impl FnMut() -> f32 + Send) -> impl FnMut() -> f32 {
+/// Training steps each call of a P workload's contestants makes: a training loop runs inside
+/// one `pool.install` (`Trainer::fit` in it), not one per step, so the pool's threads are
+/// woken once per call rather than for every step (about 30–50 µs of a LeNet step on two
+/// threads, 2026-12-04).
+const STEPS_A_CALL: usize = 8;
+
+/// [`STEPS_A_CALL`] runs of `step` inside one `install` of a rayon pool of `threads` threads
+/// (made once): the products the step's layers make split across the pool's threads
+/// (`nn::parallel`). Returns the last step's loss.
+fn in_pool(threads: usize, step: impl FnMut() -> f32 + Send) -> impl FnMut() -> f32 {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap();
-    move || pool.install(&mut step)
+    let mut steps = on_this_thread(step);
+    move || pool.install(&mut steps)
+}
+
+/// [`STEPS_A_CALL`] runs of `step` on the calling thread. Returns the last step's loss.
+fn on_this_thread(mut step: impl FnMut() -> f32 + Send) -> impl FnMut() -> f32 + Send {
+    move || (0..STEPS_A_CALL).fold(0.0, |_, _| step())
 }
 
 /// A training step whose batch gradient comes from `nn::train::parallel_gradients` (chunks
@@ -1184,7 +1211,8 @@ where
 
 /// P3: W3's training step on 1 and 2 threads: the generated step with its products split
 /// across a pool's threads, and the batch split into chunks (`parallel_gradients`, chunks of
-/// 32). Run without `taskset` to give it two cores.
+/// 32); [`STEPS_A_CALL`] steps a call, times per step. Run without `taskset` to give it two
+/// cores.
 pub fn p3() -> Workload {
     let d = w3_data(64);
     let state = || NnTrain::<Mnist<f32>, usize, 784, 10, 64>::new(&d, classes(&d));
@@ -1193,8 +1221,12 @@ pub fn p3() -> Workload {
         name: "P3 train (W3, threads)",
         goal_ns: f64::INFINITY,
         steps: 3,
+        steps_per_call: STEPS_A_CALL,
         contestants: vec![
-            entry("nn train_step, 1 thread", move || one.train_step(&CE)),
+            entry(
+                "nn train_step, 1 thread",
+                on_this_thread(move || one.train_step(&CE)),
+            ),
             entry(
                 "nn train_step, products on 2 threads",
                 in_pool(2, move || two.train_step(&CE)),
@@ -1212,16 +1244,20 @@ pub fn p3() -> Workload {
 }
 
 /// P1: C1 (LeNet-5, batch 32) on 1 and 2 threads: the generated step with its products split
-/// across a pool's threads, and the batch split into chunks of 16 (`parallel_gradients`).
-/// Run without `taskset` to give it two cores.
+/// across a pool's threads, and the batch split into chunks of 16 (`parallel_gradients`);
+/// [`STEPS_A_CALL`] steps a call, times per step. Run without `taskset` to give it two cores.
 pub fn p1() -> Workload {
     let (mut one, mut two) = (c1_state(), c1_state());
     Workload {
         name: "P1 train (C1, threads)",
         goal_ns: f64::INFINITY,
         steps: 3,
+        steps_per_call: STEPS_A_CALL,
         contestants: vec![
-            entry("nn train_step, 1 thread", move || one.train_step(&CE)),
+            entry(
+                "nn train_step, 1 thread",
+                on_this_thread(move || one.train_step(&CE)),
+            ),
             entry(
                 "nn train_step, products on 2 threads",
                 in_pool(2, move || two.train_step(&CE)),
@@ -1268,6 +1304,7 @@ macro_rules! kernel_workload {
                 name: concat!("K ", $name),
                 goal_ns: f64::INFINITY,
                 steps: 1,
+                steps_per_call: 1,
                 contestants: vec![
                     entry("nn kernels", move || {
                         kernel_workload!(@ours $kind, ours, a, b);
@@ -1325,6 +1362,7 @@ pub fn n1() -> Workload {
         name: "N global_norm of W3's gradient",
         goal_ns: f64::INFINITY,
         steps: 1,
+        steps_per_call: 1,
         contestants: vec![
             entry("nn::optim::global_norm", move || {
                 nn::optim::global_norm(std::hint::black_box(&g)) as f32

@@ -501,6 +501,22 @@ fn im2col_by_positions_loops<T: Real, G: ConvGeometry2d, const K: usize>(
     rows: Range<usize>,
     cols: &mut [T],
 ) {
+    // The whole lowering with its bounds as constants (the tests of `rows` fold away).
+    if rows.start == 0 && rows.end == K {
+        lower_rows_loops::<T, G, K, true>(x, 0..K, cols);
+    } else {
+        lower_rows_loops::<T, G, K, false>(x, rows, cols);
+    }
+}
+
+/// [`im2col_by_positions_loops`]'s body: for rows `0..K` when `WHOLE` (as constants,
+/// whatever `rows` says), else for `rows`.
+fn lower_rows_loops<T: Real, G: ConvGeometry2d, const K: usize, const WHOLE: bool>(
+    x: &[T],
+    rows: Range<usize>,
+    cols: &mut [T],
+) {
+    let rows = if WHOLE { 0..K } else { rows };
     let ld = rows.len();
     if ld == 0 {
         return;

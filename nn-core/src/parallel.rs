@@ -23,6 +23,10 @@
 //! - **Element-wise activations** (forward and backward) and the copy of the network's input
 //!   into the tape, over at least [`ELEMENTWISE_MIN_LEN`] scalars ([`REGION_MIN_LEN`] inside
 //!   a region).
+//! - **Convolutions and max pooling**, as large as the products or passes above: the forward
+//!   convolution, its input gradient and max pooling's passes by runs of samples (`f32` on
+//!   AVX-512), the weight gradient by taps or by blocks of the rows of `∂Wᵀ` (each block
+//!   lowering only its own rows), the bias gradient by channels.
 //!
 //! Called anywhere else (the main thread, a thread of one's own, a pool of one thread, a
 //! `no_std` build) the work runs whole on the calling thread.
@@ -30,7 +34,7 @@
 //! **Results do not depend on the number of threads**, bit for bit: the parts of a product
 //! start at multiples of every kernel's tiles and no kernel's summation order for an element
 //! depends on which elements it computes alongside; the element-wise passes compute each
-//! element alone; the norm's sum has the same tree (fixed blocks, added pairwise) on one
+//! element alone, the per-sample passes each sample alone; the norm's sum has the same tree (fixed blocks, added pairwise) on one
 //! thread as on many. (`kernels::tests::split_products_equal_whole_ones_bit_for_bit`,
 //! `tests/parallel.rs`.)
 //!

@@ -884,8 +884,8 @@ fn bias_gradient<T: Real, const OUT: usize, const B: usize>(
     dy: &SMatrix<T, OUT, B>,
     d_bias: &mut [T],
 ) {
-    let d_bias_ptr = SharedPtr(d_bias.as_mut_ptr());
     let channels = d_bias.len();
+    let d_bias_ptr = SharedPtr(d_bias.as_mut_ptr());
     for_samples(channels, plane * B, &|first, count| {
         // SAFETY: the runs of channels are disjoint and inside `d_bias`, borrowed mutably for
         // this whole call.

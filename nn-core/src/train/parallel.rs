@@ -194,8 +194,9 @@ where
         });
         // Each component: the other chunks' values added to `grads` in chunk order.
         let rest = &workspace.workers[1..chunks];
+        let len = grads.as_slice().len();
         let total = SharedPtr(grads.as_mut_slice().as_mut_ptr());
-        for_ranges(grads.as_slice().len(), &|start, count| {
+        for_ranges(len, &|start, count| {
             // SAFETY: the ranges are disjoint and inside `grads`, borrowed for this call.
             let out = unsafe { core::slice::from_raw_parts_mut(total.get().add(start), count) };
             for w in rest {

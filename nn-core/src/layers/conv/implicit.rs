@@ -98,30 +98,25 @@ pub(crate) unsafe fn forward<
     debug_assert!(OUT == CO * G::OH * G::OW);
     let need = scratch_for::<G>(CO);
     let samples = x.len() / IN;
+    let max_parts = scratch.len() / need;
     let (y, pieces) = (SharedPtr(y.as_mut_ptr()), SharedPtr(scratch.as_mut_ptr()));
     let work = samples * CO * K * G::OH * G::OW;
-    for_parts_indexed(
-        samples,
-        1,
-        work,
-        scratch.len() / need,
-        &|i, first, count| {
-            // SAFETY: the parts' samples are disjoint and inside `x` and `y` (`y` has as many as
-            // `x`: the caller's contract), their pieces of scratch disjoint and inside it (at most
-            // `scratch.len() / need` of them), so `fits` holds for each; the CPU has AVX-512F.
-            unsafe {
-                convolve::<G>(
-                    CO,
-                    weight,
-                    bias,
-                    &x[first * IN..(first + count) * IN],
-                    core::slice::from_raw_parts_mut(y.get().add(first * OUT), count * OUT),
-                    core::slice::from_raw_parts_mut(pieces.get().add(i * need), need),
-                    false,
-                );
-            }
-        },
-    );
+    for_parts_indexed(samples, 1, work, max_parts, &|i, first, count| {
+        // SAFETY: the parts' samples are disjoint and inside `x` and `y` (`y` has as many as
+        // `x`: the caller's contract), their pieces of scratch disjoint and inside it (at most
+        // `scratch.len() / need` of them), so `fits` holds for each; the CPU has AVX-512F.
+        unsafe {
+            convolve::<G>(
+                CO,
+                weight,
+                bias,
+                &x[first * IN..(first + count) * IN],
+                core::slice::from_raw_parts_mut(y.get().add(first * OUT), count * OUT),
+                core::slice::from_raw_parts_mut(pieces.get().add(i * need), need),
+                false,
+            );
+        }
+    });
 }
 
 /// `y = W ⋆ x + b` (or, when `accumulate`, `y += W ⋆ x`) for the samples of `x`, with `co`
@@ -386,10 +381,11 @@ pub(crate) unsafe fn input_gradient<
         _ => scratch_for::<Transposed<G, CO>>(G::CI),
     };
     let samples = dy.len() / OUT;
+    let max_parts = rest.len() / need;
     let (dx, pieces) = (SharedPtr(dx.as_mut_ptr()), SharedPtr(rest.as_mut_ptr()));
     let work = samples * CO * K * G::OH * G::OW;
     let flipped = &*flipped;
-    for_parts_indexed(samples, 1, work, rest.len() / need, &|i, first, count| {
+    for_parts_indexed(samples, 1, work, max_parts, &|i, first, count| {
         // SAFETY: the caller's contract: one piece of the pass's scratch fits in the rest;
         // the parts' samples are disjoint and inside `dy` and `dx`, their pieces disjoint
         // and inside `rest`.
@@ -654,10 +650,11 @@ pub(crate) unsafe fn weight_gradient<
 ) {
     let need = scratch_for::<G>(CO);
     let samples = x.len() / IN;
+    let max_parts = scratch.len() / need;
     let d_weight = SharedPtr(d_weight[..CO * K].as_mut_ptr());
     let pieces = SharedPtr(scratch.as_mut_ptr());
     let work = samples * CO * K * G::OH * G::OW;
-    for_parts_indexed(K, 4, work, scratch.len() / need, &|i, first, count| {
+    for_parts_indexed(K, 4, work, max_parts, &|i, first, count| {
         // SAFETY: the caller's contract; the parts' pieces of scratch are disjoint and inside
         // it, and each part writes only the columns `first..first + count` of ∂W.
         unsafe {

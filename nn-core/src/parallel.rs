@@ -13,10 +13,11 @@
 //! `train_step` runs, handed to the pool's threads that wait for them):
 //!
 //! - **Matrix products** ([`kernels`](crate::kernels)) of at least [`PARALLEL_MIN_WORK`]
-//!   multiply-adds ([`REGION_MIN_WORK`] inside a region): the columns of `C` (when it has at least as many columns as rows: a
-//!   weight gradient `∂Y·Xᵀ`, each part a contiguous block) or its rows (a forward product
-//!   `W·X`: each thread reads its rows of the weights, so two cores bring two L2 caches to
-//!   them), in parts starting at multiples of [`COLUMN_GRANULE`] or [`ROW_GRANULE`].
+//!   multiply-adds ([`REGION_MIN_WORK`] inside a region): the columns of `C` (when it has at
+//!   least as many columns as rows: a weight gradient `∂Y·Xᵀ`, each part a contiguous block)
+//!   or its rows (a forward product `W·X`: each thread reads its rows of the weights, so two
+//!   cores bring two L2 caches to them), in parts starting at multiples of [`COLUMN_GRANULE`]
+//!   or [`ROW_GRANULE`].
 //! - **Passes over every parameter** of at least [`ELEMENTWISE_MIN_LEN`] scalars: the
 //!   optimizers' updates, the zeroing of the gradient in `train_step`, and the gradient's
 //!   norm ([`global_norm`](crate::optim::global_norm)).

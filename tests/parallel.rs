@@ -163,6 +163,81 @@ fn a_workspace_too_small_panics() {
 }
 
 nn::network! {
+    /// A classifier with layer state (batch normalization's running statistics).
+    pub struct Normed {
+        input: [12],
+        l1: Dense<16>,
+        bn: BatchNorm1d, Relu,
+        l2: Dense<5>,
+    }
+}
+
+/// A network without layer state is shared by the chunks, one with state runs them on copies
+/// (`Network::HAS_STATE`); on copies, each chunk's gradient is that of its own forward and
+/// backward pass on the network as it was (batch normalization normalising each chunk by its
+/// own statistics), added in chunk order, on any number of threads.
+#[test]
+fn a_network_with_state_runs_its_chunks_on_copies() {
+    const { assert!(!Net::<f32>::HAS_STATE && Normed::<f32>::HAS_STATE) };
+    const N: usize = 18;
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(9);
+    let mut net = Normed::<f64>::new_boxed();
+    net.init(&mut rng);
+    let (_, x, targets) = setup::<f64>();
+    let targets = &targets[..N];
+    // By hand: each chunk on a fresh copy, its loss and gradient scaled by its share.
+    let mut expected = NormedGrads::<f64>::new_boxed();
+    let mut expected_loss = 0.0;
+    for c in 0..N / CHUNK {
+        let mut copy = net.clone();
+        let mut tape = NormedTape::<f64, CHUNK>::new_boxed();
+        let chunk = SMatrix::<f64, 12, CHUNK>::from_fn(|i, j| x[(i, c * CHUNK + j)]);
+        let y = copy.forward_train(&chunk, &mut tape);
+        let mut dy = SMatrix::<f64, 5, CHUNK>::zeros();
+        let share = CHUNK as f64 / N as f64;
+        let loss = SoftmaxCrossEntropy.loss_and_grad(y, &targets[c * CHUNK..][..CHUNK], &mut dy);
+        dy *= share;
+        copy.backward(&mut tape, &dy, &mut expected);
+        expected_loss += loss * share;
+    }
+    let mut bits = None;
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut run = net.clone();
+        let mut workspace = ParallelWorkspace::<f64, Normed<f64>, 12, 5, CHUNK>::new(B);
+        let mut grads = NormedGrads::<f64>::new_boxed();
+        let loss = pool.install(|| {
+            parallel_gradients(
+                &mut *run,
+                &mut workspace,
+                &*x,
+                targets,
+                &SoftmaxCrossEntropy,
+                &mut grads,
+            )
+        });
+        assert!(
+            (loss - expected_loss).abs() < 1e-12,
+            "{loss} vs {expected_loss}"
+        );
+        for (a, b) in grads.as_slice().iter().zip(expected.as_slice()) {
+            assert!((a - b).abs() < 1e-12, "{threads} threads: {a} vs {b}");
+        }
+        // Chunk 0 updated the running statistics of the caller's network.
+        assert_ne!(run.state, net.state);
+        let now: Vec<u64> = grads.as_slice().iter().map(|g| g.to_bits()).collect();
+        assert_eq!(
+            *bits.get_or_insert_with(|| now.clone()),
+            now,
+            "{threads} threads"
+        );
+    }
+}
+
+nn::network! {
     /// Layers large enough for their products to be split across a pool's threads
     /// (`nn::parallel::PARALLEL_MIN_WORK`) and a gradient large enough for the optimizer's and
     /// the norm's passes to be split (`nn::parallel::ELEMENTWISE_MIN_LEN`).
@@ -329,4 +404,42 @@ fn fit_on_a_pool_gives_the_same_bits_as_alone() {
         fit(Some(2), f64::INFINITY).0,
         Err(nn::train::TrainError::Step { batch: 1, .. })
     ));
+}
+
+/// `forward_train_shared` (from `&self`) computes what `forward_train` does, bit for bit.
+#[test]
+fn the_shared_training_pass_equals_forward_train() {
+    let (mut net, x, _) = setup::<f32>();
+    let (mut shared, mut own) = (
+        NetTape::<f32, B>::new_boxed(),
+        NetTape::<f32, B>::new_boxed(),
+    );
+    let y_shared = *net.forward_train_shared(&x, &mut shared);
+    let y_own = *net.forward_train(&x, &mut own);
+    assert!(
+        y_shared
+            .iter()
+            .zip(y_own.iter())
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+    let mut trait_tape = NetTape::<f32, B>::new_boxed();
+    <Net<f32> as Network<f32>>::forward_train_shared(&net, &x, &mut trait_tape);
+    assert!(
+        trait_tape
+            .output_and_d_output()
+            .0
+            .iter()
+            .zip(y_own.iter())
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+}
+
+/// A network with layer state has no shared training pass: the trait's default panics.
+#[test]
+#[should_panic(expected = "layers have state")]
+fn a_network_with_state_has_no_shared_training_pass() {
+    let net = Normed::<f64>::new_boxed();
+    let x = SMatrix::<f64, 12, CHUNK>::zeros();
+    let mut tape = NormedTape::<f64, CHUNK>::new_boxed();
+    <Normed<f64> as Network<f64>>::forward_train_shared(&net, &x, &mut tape);
 }

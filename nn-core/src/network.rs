@@ -74,6 +74,29 @@ pub trait Network<T: Real>: Params<T> + Clone {
     /// statistics, dropout's generator), hence `&mut self`.
     fn forward_train<const B: usize>(&mut self, input: &Self::Input<B>, tape: &mut Self::Tape<B>);
 
+    /// Whether a layer has state that [`forward_train`](Network::forward_train) updates
+    /// (batch normalization's running statistics, dropout's generator, a user's layer). When
+    /// not, [`forward_train_shared`](Network::forward_train_shared) runs the training pass on
+    /// a shared network. `network!` generates it; the default is `true`.
+    const HAS_STATE: bool = true;
+
+    /// [`forward_train`](Network::forward_train) for a network without layer state
+    /// ([`HAS_STATE`](Network::HAS_STATE) false), which it leaves unchanged: from `&self`, so
+    /// that several threads can run it at once, each on its own tape
+    /// ([`parallel_gradients`](crate::train::parallel_gradients) does, instead of copying the
+    /// parameters for each chunk of the batch). `network!` generates it for such networks.
+    ///
+    /// # Panics
+    /// If the network has state (the default body, which `network!` keeps for them).
+    fn forward_train_shared<const B: usize>(
+        &self,
+        input: &Self::Input<B>,
+        tape: &mut Self::Tape<B>,
+    ) {
+        let _ = (input, tape);
+        panic!("forward_train_shared: this network's layers have state; call forward_train")
+    }
+
     /// Backward pass: from `∂L/∂output` in `tape.d_output_mut()`, *adds* `∂L/∂θ` to `grads`
     /// and leaves `∂L/∂input` in `tape.d_input()`.
     ///

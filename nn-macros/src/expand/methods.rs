@@ -107,10 +107,18 @@ impl Expander<'_> {
         let train_dispatch = self.wide_dispatch("__nn_forward_train", true, |copy| {
             quote! { self.#copy(#(#input_names,)* #tape_arg) }
         });
+        // A network without layer state runs its training pass from `&self`
+        // (`forward_train_shared`); `forward_train` calls that.
+        let stateless = self.stateful().next().is_none();
+        let train_receiver = if stateless {
+            quote! { &self }
+        } else {
+            quote! { &mut self }
+        };
         let train_copy = self.wide_copies("__nn_forward_train", |copy| {
             quote! {
                 fn #copy<#lifetime, const B: usize>(
-                    &mut self,
+                    #train_receiver,
                     #input_params
                     #tape_arg: &#lifetime mut #tape<T, { B }>,
                 ) -> #output_refs {
@@ -118,6 +126,45 @@ impl Expander<'_> {
                 }
             }
         });
+        let forward_train = if stateless {
+            quote! {
+                /// Training forward pass: computes the outputs in `tape` and keeps there what
+                /// the backward pass reads (this network's layers have no state to update:
+                /// [`Self::forward_train_shared`]). Returns the outputs.
+                pub fn forward_train<#lifetime, const B: usize>(
+                    &mut self,
+                    #input_params
+                    #tape_arg: &#lifetime mut #tape<T, { B }>,
+                ) -> #output_refs {
+                    self.forward_train_shared(#(#input_names,)* #tape_arg)
+                }
+
+                /// [`Self::forward_train`] from a shared reference: the network's layers have
+                /// no state, so the training pass changes nothing in it, and several threads
+                /// may run it at once, each on its own tape.
+                pub fn forward_train_shared<#lifetime, const B: usize>(
+                    &self,
+                    #input_params
+                    #tape_arg: &#lifetime mut #tape<T, { B }>,
+                ) -> #output_refs {
+                    #train_dispatch
+                    #train_body
+                }
+            }
+        } else {
+            quote! {
+                /// Training forward pass: computes the outputs in `tape`, keeps there what the
+                /// backward pass reads, and updates the layers' state. Returns the outputs.
+                pub fn forward_train<#lifetime, const B: usize>(
+                    &mut self,
+                    #input_params
+                    #tape_arg: &#lifetime mut #tape<T, { B }>,
+                ) -> #output_refs {
+                    #train_dispatch
+                    #train_body
+                }
+            }
+        };
         let init = self.init_body();
         let visit_tensors = self.visit_tensors_body();
         let summary = self.summary();
@@ -180,16 +227,7 @@ impl Expander<'_> {
                     #copy_outputs
                 }
 
-                /// Training forward pass: computes the outputs in `tape`, keeps there what the
-                /// backward pass reads, and updates the layers' state. Returns the outputs.
-                pub fn forward_train<#lifetime, const B: usize>(
-                    &mut self,
-                    #input_params
-                    #tape_arg: &#lifetime mut #tape<T, { B }>,
-                ) -> #output_refs {
-                    #train_dispatch
-                    #train_body
-                }
+                #forward_train
 
                 #train_copy
 
@@ -487,6 +525,22 @@ impl Expander<'_> {
         let full_backward = self.backward_body(false, None);
         let params_backward = self.backward_body(true, Some(&grads_store));
         let state_items = self.state_items();
+        let stateless = self.stateful().next().is_none();
+        let shared_train_items = if stateless {
+            quote! {
+                const HAS_STATE: bool = false;
+
+                fn forward_train_shared<const B: usize>(
+                    &self,
+                    #input: &Self::Input<{ B }>,
+                    #tape_arg: &mut Self::Tape<{ B }>,
+                ) {
+                    #name::forward_train_shared(self, #input_fields #tape_arg);
+                }
+            }
+        } else {
+            quote! { const HAS_STATE: bool = true; }
+        };
         let full_dispatch = self.wide_dispatch("__nn_backward", false, |copy| {
             quote! { #name::#copy(self, #tape_arg, #grads_arg) }
         });
@@ -571,6 +625,8 @@ impl Expander<'_> {
                 ) {
                     #name::forward_train(self, #input_fields #tape_arg);
                 }
+
+                #shared_train_items
 
                 fn backward<const B: usize>(
                     &self,

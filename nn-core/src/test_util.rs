@@ -227,3 +227,27 @@ pub fn assert_close(a: &[f64], b: &[f64], tol: f64) {
         "max difference {diff:e} > {tol:e}\n{a:?}\n{b:?}"
     );
 }
+
+/// Asserts that `passes` gives what it gives on the calling thread on pools of 2 and 3
+/// threads, inside a region and not, and, where the CPU has AVX-512 (where the layers' split
+/// passes run), that each pool's two runs split at least `min_splits` times.
+#[cfg(target_arch = "x86_64")]
+pub fn same_on_threads<R: PartialEq + Send>(passes: impl Fn() -> R + Sync, min_splits: usize) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let whole = passes();
+    for threads in [2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let before = crate::parallel::SPLITS.load(Relaxed);
+        assert!(pool.install(&passes) == whole, "{threads} threads");
+        assert!(
+            pool.install(|| crate::parallel::region(&passes)) == whole,
+            "{threads} threads, in a region"
+        );
+        if crate::kernels::has_avx512() {
+            assert!(crate::parallel::SPLITS.load(Relaxed) >= before + min_splits);
+        }
+    }
+}

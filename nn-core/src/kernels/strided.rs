@@ -181,22 +181,9 @@ pub(crate) unsafe fn gemm_unsplit<T: Real>(
         !a.transposed && ldc >= m,
         "gemm_unsplit: a transposed A, or ldc < m"
     );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            for j in 0..n {
-                for i in 0..m {
-                    // SAFETY: `(i, j)` is in the block `c` addresses (the caller's contract).
-                    unsafe { *c.add(j * ldc + i) = T::ZERO };
-                }
-            }
-        }
-        return;
-    }
     let (av, bv) = (a.view(m, k, "A"), b.view(k, n, "B"));
-    // SAFETY: the views address their extents (asserted by `view`); `c` is the caller's.
+    // SAFETY: the views address their extents (asserted by `view`); `c` is the caller's. The
+    // kernel set's GEMM (`stream::gemm` in every set) handles empty sizes and `k = 0`.
     unsafe { T::Kernels::gemm(m, n, k, av, bv, c, ldc, accumulate) }
 }
 

@@ -1416,7 +1416,6 @@ mod tests {
     >(
         seed: u64,
     ) {
-        use core::sync::atomic::Ordering::Relaxed;
         let layer = Conv2d::<f32, CO, K, CO, IN, OUT, G>::new(
             random_matrix::<CO, K>(seed, 1.0).cast(),
             random_matrix::<CO, 1>(seed + 1, 1.0).cast(),
@@ -1439,22 +1438,7 @@ mod tests {
                 bits(grads.as_slice()),
             )
         };
-        let whole = passes();
-        for threads in [2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let before = crate::parallel::SPLITS.load(Relaxed);
-            assert!(pool.install(passes) == whole, "{threads} threads");
-            assert!(
-                pool.install(|| crate::parallel::region(passes)) == whole,
-                "{threads} threads, in a region"
-            );
-            if crate::kernels::has_avx512() {
-                assert!(crate::parallel::SPLITS.load(Relaxed) > before);
-            }
-        }
+        crate::test_util::same_on_threads(passes, 1);
     }
 
     #[test]

@@ -1175,7 +1175,6 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn splits_over_threads_give_the_same_bits() {
-        use core::sync::atomic::Ordering::Relaxed;
         type G = PoolGeometry2dOf<6, 28, 28, 2, 2, 2, 2>;
         const B: usize = 14;
         let layer = MaxPool2d::<f32, 4704, 1176, G>::ZERO;
@@ -1215,21 +1214,6 @@ mod tests {
                 bits(dx.as_slice()),
             )
         };
-        let whole = passes();
-        for threads in [2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let before = crate::parallel::SPLITS.load(Relaxed);
-            assert!(pool.install(passes) == whole, "{threads} threads");
-            assert!(
-                pool.install(|| crate::parallel::region(passes)) == whole,
-                "{threads} threads, in a region"
-            );
-            if crate::kernels::has_avx512() {
-                assert!(crate::parallel::SPLITS.load(Relaxed) >= before + 6);
-            }
-        }
+        crate::test_util::same_on_threads(passes, 6);
     }
 }

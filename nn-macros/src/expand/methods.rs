@@ -126,44 +126,47 @@ impl Expander<'_> {
                 }
             }
         });
-        let forward_train = if stateless {
-            quote! {
-                /// Training forward pass: computes the outputs in `tape` and keeps there what
-                /// the backward pass reads (this network's layers have no state to update:
-                /// [`Self::forward_train_shared`]). Returns the outputs.
-                pub fn forward_train<#lifetime, const B: usize>(
-                    &mut self,
-                    #input_params
-                    #tape_arg: &#lifetime mut #tape<T, { B }>,
-                ) -> #output_refs {
-                    self.forward_train_shared(#(#input_names,)* #tape_arg)
-                }
-
-                /// [`Self::forward_train`] from a shared reference: the network's layers have
-                /// no state, so the training pass changes nothing in it, and several threads
-                /// may run it at once, each on its own tape.
-                pub fn forward_train_shared<#lifetime, const B: usize>(
-                    &self,
-                    #input_params
-                    #tape_arg: &#lifetime mut #tape<T, { B }>,
-                ) -> #output_refs {
-                    #train_dispatch
-                    #train_body
-                }
-            }
+        // Without layer state, the pass is `forward_train_shared` (from `&self`), which
+        // `forward_train` calls.
+        let (train_doc, train_pass, shared_train) = if stateless {
+            (
+                " Training forward pass: computes the outputs in `tape` and keeps there what \
+                 the backward pass reads (this network's layers have no state to update: \
+                 [`Self::forward_train_shared`]). Returns the outputs.",
+                quote! { self.forward_train_shared(#(#input_names,)* #tape_arg) },
+                quote! {
+                    /// [`Self::forward_train`] from a shared reference: the network's layers
+                    /// have no state, so the training pass changes nothing in it, and several
+                    /// threads may run it at once, each on its own tape.
+                    pub fn forward_train_shared<#lifetime, const B: usize>(
+                        &self,
+                        #input_params
+                        #tape_arg: &#lifetime mut #tape<T, { B }>,
+                    ) -> #output_refs {
+                        #train_dispatch
+                        #train_body
+                    }
+                },
+            )
         } else {
-            quote! {
-                /// Training forward pass: computes the outputs in `tape`, keeps there what the
-                /// backward pass reads, and updates the layers' state. Returns the outputs.
-                pub fn forward_train<#lifetime, const B: usize>(
-                    &mut self,
-                    #input_params
-                    #tape_arg: &#lifetime mut #tape<T, { B }>,
-                ) -> #output_refs {
-                    #train_dispatch
-                    #train_body
-                }
+            (
+                " Training forward pass: computes the outputs in `tape`, keeps there what the \
+                 backward pass reads, and updates the layers' state. Returns the outputs.",
+                quote! { #train_dispatch #train_body },
+                TokenStream::new(),
+            )
+        };
+        let forward_train = quote! {
+            #[doc = #train_doc]
+            pub fn forward_train<#lifetime, const B: usize>(
+                &mut self,
+                #input_params
+                #tape_arg: &#lifetime mut #tape<T, { B }>,
+            ) -> #output_refs {
+                #train_pass
             }
+
+            #shared_train
         };
         let init = self.init_body();
         let visit_tensors = self.visit_tensors_body();

@@ -9,7 +9,7 @@ mod fast;
 mod softmax;
 
 pub use accurate::{exp_f32, sigmoid_f32, tanh_f32};
-pub(crate) use accurate::{sigmoid_f32_slice, tanh_f32_slice};
+pub(crate) use accurate::{exp_f32_in_place, sigmoid_f32_slice, tanh_f32_slice};
 pub use elementwise::{
     Elementwise, Elu, Gelu, Heaviside, HeavisideSte, Identity, LeakyRelu, Relu, Sigmoid, Sign,
     SignSte, Silu, Softplus, Tanh,

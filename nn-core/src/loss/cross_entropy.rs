@@ -33,14 +33,12 @@ use nalgebra::SMatrix;
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SoftmaxCrossEntropy;
 
-/// One sample's logits, shifted by their maximum, and their exponentials.
+/// One sample's logits, shifted by their maximum, and the logarithm of the sum of their
+/// exponentials (the loss alone; with the gradient, [`exponentials`] computes a batch's at
+/// once, and [`sums`] adds them as here).
 struct Shifted<T: Real, const N: usize> {
     /// `z − max z`.
     shifted: SMatrix<T, N, 1>,
-    /// `e^{z − max z}`.
-    exp: SMatrix<T, N, 1>,
-    /// `Σ e^{z − max z}` (at least 1).
-    sum: T,
     /// `ln Σ e^{z − max z}`.
     log_sum: T,
 }
@@ -52,12 +50,9 @@ impl<T: Real, const N: usize> Shifted<T, N> {
         let max = z.max();
         let shifted: SMatrix<T, N, 1> = z.map(|z| z - max);
         let exp = shifted.map(|s| s.exp_accurate());
-        let sum = exp.sum();
         Shifted {
             shifted,
-            exp,
-            sum,
-            log_sum: sum.ln(),
+            log_sum: sums(exp.as_slice()).1,
         }
     }
 
@@ -79,12 +74,32 @@ impl<T: Real, const N: usize> Shifted<T, N> {
         }
         sum
     }
+}
 
-    /// `softmax(z)_i`.
-    #[inline]
-    fn softmax(&self, i: usize) -> T {
-        self.exp[i] / self.sum
+/// `e^{z − max z}` of each of the first `n` columns of `z`, written over those of `exp`: the
+/// shifted logits column by column, then their exponentials in one pass over the `n·N`
+/// contiguous values (vectorised across samples: a sample has only `N` classes), the same
+/// bits as [`Shifted::of`]'s one sample at a time.
+#[inline]
+fn exponentials<T: Real, const N: usize, const B: usize>(
+    z: &SMatrix<T, N, B>,
+    n: usize,
+    exp: &mut SMatrix<T, N, B>,
+) {
+    for j in 0..n {
+        let max = z.column(j).max();
+        for (e, &z) in exp.column_mut(j).iter_mut().zip(z.column(j).iter()) {
+            *e = z - max;
+        }
     }
+    T::exp_accurate_in_place(&mut exp.as_mut_slice()[..n * N]);
+}
+
+/// `(Σ e, ln Σ e)` of one sample's exponentials, summed in order as [`Shifted`] does.
+#[inline]
+fn sums<T: Real>(exp: &[T]) -> (T, T) {
+    let sum = exp.iter().fold(T::ZERO, |a, &b| a + b);
+    (sum, sum.ln())
 }
 
 #[inline]
@@ -114,15 +129,16 @@ impl<T: Real, const N: usize> Loss<T, N, usize> for SoftmaxCrossEntropy {
     ) -> T {
         let n = counted::<B>(targets.len());
         let scale = T::ONE / T::of(n as f64);
+        exponentials(z, n, grad);
         let mut sum = T::ZERO;
         for (j, &class) in targets.iter().enumerate() {
             let mut grad = grad.column_mut(j);
             if class < N {
-                let s = Shifted::of(z, j);
-                sum += s.neg_log_softmax(class);
+                let (exp_sum, log_sum) = sums(grad.as_slice());
+                sum += log_sum - (z[(class, j)] - z.column(j).max());
                 for (i, g) in grad.iter_mut().enumerate() {
                     let one_hot = if i == class { T::ONE } else { T::ZERO };
-                    *g = (s.softmax(i) - one_hot) * scale;
+                    *g = (*g / exp_sum - one_hot) * scale;
                 }
             } else {
                 sum += nan();
@@ -152,13 +168,23 @@ impl<T: Real, const N: usize> Loss<T, N, SMatrix<T, N, 1>> for SoftmaxCrossEntro
     ) -> T {
         let n = counted::<B>(targets.len());
         let scale = T::ONE / T::of(n as f64);
+        exponentials(z, n, grad);
         let mut sum = T::ZERO;
         for (j, t) in targets.iter().enumerate() {
-            let s = Shifted::of(z, j);
-            sum += s.cross_entropy(t);
+            let mut grad = grad.column_mut(j);
+            let (exp_sum, log_sum) = sums(grad.as_slice());
+            // As `Shifted::cross_entropy`: the sample's terms summed, then added.
+            let max = z.column(j).max();
+            let mut sample = T::ZERO;
+            for (i, &t) in t.iter().enumerate() {
+                if t != T::ZERO {
+                    sample += t * (log_sum - (z[(i, j)] - max));
+                }
+            }
+            sum += sample;
             let mass = t.sum();
-            for (i, g) in grad.column_mut(j).iter_mut().enumerate() {
-                *g = (s.softmax(i) * mass - t[i]) * scale;
+            for (i, g) in grad.iter_mut().enumerate() {
+                *g = (*g / exp_sum * mass - t[i]) * scale;
             }
         }
         grad.columns_mut(n, B - n).fill(T::ZERO);

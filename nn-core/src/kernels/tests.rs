@@ -785,6 +785,83 @@ fn split_products_equal_whole_ones_bit_for_bit() {
     check::<f64, 64, 64, 197>();
 }
 
+/// The bits of [`matmul_plus_bias`] and of [`matmul_abt_and_row_sums`] (written and added),
+/// and of the separate passes they stand for: the bias copied into every column, then the
+/// product added; the product, then the columns of `A` added to the sums in order.
+fn bias_and_sums_bits<T: Real, const M: usize, const K: usize, const N: usize>(
+    fused: bool,
+) -> Vec<u64> {
+    let a = boxed::<T, M, K>(1);
+    let b = boxed::<T, K, N>(2);
+    let bt = boxed::<T, N, K>(3);
+    let bias = boxed::<T, M, 1>(4);
+    let mut c = boxed::<T, M, N>(5);
+    let mut sums = boxed::<T, M, 1>(6);
+    let mut bits = Vec::new();
+    let mut record = |s: &[T]| bits.extend(s.iter().map(|v| v.to_f64().to_bits()));
+    if fused {
+        matmul_plus_bias(&mut *c, &*a, &*b, &*bias);
+    } else {
+        for mut column in c.column_iter_mut() {
+            column.copy_from(&*bias);
+        }
+        matmul(&mut *c, &*a, &*b, true);
+    }
+    record(c.as_slice());
+    for accumulate in [false, true] {
+        if fused {
+            matmul_abt_and_row_sums(&mut *c, &*a, &*bt, &mut *sums, accumulate);
+        } else {
+            matmul_abt(&mut *c, &*a, &*bt, accumulate);
+            if !accumulate {
+                sums.fill(T::ZERO);
+            }
+            for column in a.column_iter() {
+                *sums += column;
+            }
+        }
+        record(c.as_slice());
+        record(sums.as_slice());
+    }
+    bits
+}
+
+/// A dense layer's fused passes ([`matmul_plus_bias`], [`matmul_abt_and_row_sums`]) give the
+/// bits of the separate passes they replace, whole and split over 2 and 3 threads, inside a
+/// region and not: products split by rows and by columns (whose parts share the row sums in
+/// proportion to their columns, rows not a multiple of 16 included), and small ones that do
+/// not split.
+#[test]
+fn bias_and_row_sums_equal_the_separate_passes_bit_for_bit() {
+    fn check<T: Real, const M: usize, const K: usize, const N: usize>() {
+        let separate = bias_and_sums_bits::<T, M, K, N>(false);
+        assert!(bias_and_sums_bits::<T, M, K, N>(true) == separate);
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let what = core::any::type_name::<T>();
+            let split = pool.install(|| bias_and_sums_bits::<T, M, K, N>(true));
+            assert!(split == separate, "{M}×{K}×{N} ({what}), {threads} threads");
+            let in_region =
+                pool.install(|| parallel::region(|| bias_and_sums_bits::<T, M, K, N>(true)));
+            assert!(
+                in_region == separate,
+                "{M}×{K}×{N} ({what}), {threads} threads in a region"
+            );
+        }
+    }
+    // W3's first layer: its forward product splits by rows, its `∂Y·Xᵀ` by columns.
+    check::<f32, 256, 784, 64>();
+    check::<f32, 256, 64, 784>();
+    check::<f64, 197, 129, 300>();
+    check::<f32, 40, 70, 300>();
+    // Too small to split.
+    check::<f32, 10, 8, 12>();
+    check::<f64, 3, 5, 2>();
+}
+
 /// Products between `REGION_MIN_WORK` and `PARALLEL_MIN_WORK` multiply-adds split only inside
 /// a region, and give the bits of whole ones there (the output layers of W3-sized networks).
 #[test]

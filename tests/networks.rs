@@ -456,19 +456,25 @@ Memory per sample (scalars): workspace 17 (lower bound 17); tape 10 saved + 4 in
     assert_eq!(xor, expected);
 }
 
+/// `bytes` as a generated struct `S` occupies them: rounded up to its alignment (64 bytes on
+/// x86-64, where the generated structs are cache-line aligned; exact elsewhere).
+fn padded<S>(bytes: usize) -> usize {
+    bytes.next_multiple_of(align_of::<S>())
+}
+
 #[test]
 fn default_scalar_is_f32_and_layouts_follow_pytorch() {
     let net: Xor = Xor::ZERO;
     let weight: &SMatrix<f32, 8, 2> = &net.hidden.weight; // [out, in]
     assert_eq!(weight.shape(), (8, 2));
     assert_eq!(<Xor as Params<f32>>::LEN, Xor::<f32>::PARAM_COUNT);
-    assert_eq!(size_of::<Xor>(), 33 * 4);
+    assert_eq!(size_of::<Xor>(), padded::<Xor>(33 * 4));
     // Per sample: the output, its gradient and the input's (1 + 1 + 2); the values backward
     // reads, the input and tanh's output (2 + 8); two slots of 8 for the rest (the gradients
     // of `hidden_tanh` and `hidden` are live together at tanh's backward step).
     assert_eq!(
         size_of::<XorTape<f64, 2>>(),
-        (1 + 1 + 2 + 2 + 8 + 8 + 8) * 2 * 8
+        padded::<XorTape<f64, 2>>((1 + 1 + 2 + 2 + 8 + 8 + 8) * 2 * 8)
     );
     assert_eq!(
         (
@@ -482,19 +488,25 @@ fn default_scalar_is_f32_and_layouts_follow_pytorch() {
     // Inference: the output (1) and two slots of 8 (`hidden` and `hidden_tanh` are live
     // together at tanh's step; `out` reuses the first).
     assert_eq!(Xor::<f64>::WORKSPACE_PER_SAMPLE, 1 + 8 + 8);
-    assert_eq!(size_of::<XorWorkspace<f64, 2>>(), 17 * 2 * 8);
+    assert_eq!(
+        size_of::<XorWorkspace<f64, 2>>(),
+        padded::<XorWorkspace<f64, 2>>(17 * 2 * 8)
+    );
 }
 
 #[test]
 fn footprint_is_known_at_compile_time() {
     const _: () = assert!(Xor::<f32>::PARAM_BYTES <= 16 * 1024);
     assert_eq!(Xor::<f32>::PARAM_BYTES, 33 * 4);
-    assert_eq!(Xor::<f64>::GRAD_BYTES, 33 * 8);
-    assert_eq!(Xor::<f32>::BYTES, 33 * 4);
-    assert_eq!(Xor::<f32>::tape_bytes::<4>(), 30 * 4 * 4);
+    assert_eq!(Xor::<f64>::GRAD_BYTES, padded::<XorGrads<f64>>(33 * 8));
+    assert_eq!(Xor::<f32>::BYTES, padded::<Xor<f32>>(33 * 4));
+    assert_eq!(
+        Xor::<f32>::tape_bytes::<4>(),
+        padded::<XorTape<f32, 4>>(30 * 4 * 4)
+    );
     assert_eq!(
         Xor::<f32>::workspace_bytes::<4>(),
-        Xor::<f32>::WORKSPACE_PER_SAMPLE * 4 * 4
+        padded::<XorWorkspace<f32, 4>>(Xor::<f32>::WORKSPACE_PER_SAMPLE * 4 * 4)
     );
 }
 

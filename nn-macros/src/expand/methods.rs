@@ -185,20 +185,23 @@ impl Expander<'_> {
                 pub const PARAM_BYTES: usize = Self::PARAM_COUNT * ::core::mem::size_of::<T>();
 
                 /// Bytes of a gradient struct (and of each optimizer buffer of the same shape:
-                /// SGD's momentum, Adam's two moments).
+                /// SGD's momentum, Adam's two moments). On x86-64 the generated structs are
+                /// cache-line aligned, and this and the sizes below are rounded up to 64.
                 pub const GRAD_BYTES: usize = ::core::mem::size_of::<#grads<T>>();
 
-                /// Bytes of the whole network value: parameters and layer state.
+                /// Bytes of the whole network value: parameters and layer state (rounded up to
+                /// 64 on x86-64).
                 pub const BYTES: usize = ::core::mem::size_of::<Self>();
 
                 /// Bytes of the tape for a batch of `B` samples: all the memory training needs
-                /// besides the network, its gradients and the optimizer's state.
+                /// besides the network, its gradients and the optimizer's state (rounded up to
+                /// 64 on x86-64).
                 pub const fn tape_bytes<const B: usize>() -> usize {
                     ::core::mem::size_of::<#tape<T, { B }>>()
                 }
 
                 /// Bytes of the workspace for a batch of `B` samples: all the memory inference
-                /// needs besides the network and the inputs.
+                /// needs besides the network and the inputs (rounded up to 64 on x86-64).
                 pub const fn workspace_bytes<const B: usize>() -> usize {
                     ::core::mem::size_of::<#workspace<T, { B }>>()
                 }

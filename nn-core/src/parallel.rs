@@ -17,7 +17,8 @@
 //!   least as many columns as rows: a weight gradient `∂Y·Xᵀ`, each part a contiguous block)
 //!   or its rows (a forward product `W·X`: each thread reads its rows of the weights, so two
 //!   cores bring two L2 caches to them), in parts starting at multiples of [`COLUMN_GRANULE`]
-//!   or [`ROW_GRANULE`].
+//!   or [`ROW_GRANULE`]; the direct loops of small products (an output layer's, inside a
+//!   region) by runs of columns.
 //! - **Passes over every parameter** of at least [`ELEMENTWISE_MIN_LEN`] scalars: the
 //!   optimizers' updates, the zeroing of the gradient in `train_step`, and the gradient's
 //!   norm ([`global_norm`](crate::optim::global_norm)).

@@ -106,13 +106,14 @@ pub(crate) unsafe fn gemm_f64(
 #[target_feature(enable = "avx2,fma")]
 #[inline(never)]
 pub(crate) unsafe fn direct<T: crate::Real, const M: usize, const K: usize, const N: usize>(
-    c: &mut nalgebra::SMatrix<T, M, N>,
+    c: *mut T,
     a: &nalgebra::SMatrix<T, M, K>,
     b: View<T>,
     accumulate: bool,
+    columns: core::ops::Range<usize>,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { super::direct::<T, M, K, N, { cfg!(feature = "std") }>(c, a, b, accumulate) }
+    unsafe { super::direct::<T, M, K, N, { cfg!(feature = "std") }>(c, a, b, accumulate, columns) }
 }
 
 /// A micro-kernel for [`stream::gemm`]: a `2·LANES × 6` tile of `C` in 12 `ymm`

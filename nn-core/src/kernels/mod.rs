@@ -198,6 +198,10 @@ pub const DOTS_MIN_DEPTH: usize = 64;
 /// check cost more than the wider vectors save, and the loops are inlined into the caller.
 const DIRECT_SIMD_MIN_WORK: usize = 1024;
 
+/// The parts of a direct product split across threads start at multiples of this many
+/// columns (the loops' groups of four).
+const DIRECT_COLUMNS: usize = 4;
+
 /// Matrix-vector products with at least this many multiply-adds (or more than
 /// [`DIRECT_MAX_ROWS`] rows) use the kernel set's loop (below, the call costs more than the
 /// wider vectors save: measured on W4's 16×16 layer, where a dispatched AVX-512 loop made
@@ -217,7 +221,8 @@ pub enum Algorithm {
     /// the same bits).
     RowDots,
     /// Small product, column-major `A` of at most [`DIRECT_MAX_ROWS`] rows: four columns of `C`
-    /// at a time in registers, inlined (below 1 Ki multiply-adds) or the kernel set's copy.
+    /// at a time in registers, inlined (below 1 Ki multiply-adds) or the kernel set's copy
+    /// (split into runs of columns among a region's threads, like the larger products).
     Direct,
     /// Small `Aᵀ·B` whose `Aᵀ` fits in [`TRANSPOSED_COPY_MAX_BYTES`]: `Aᵀ` copied, then
     /// [`Algorithm::Direct`].
@@ -313,15 +318,18 @@ pub trait KernelSet<T: Real> {
         accumulate: bool,
     );
 
-    /// The direct loops (see [`Algorithm::Direct`]) in the set's best compiled copy.
+    /// The direct loops (see [`Algorithm::Direct`]) in the set's best compiled copy, on the
+    /// columns `columns` of `C` (column-major `M × N` at `c`).
     ///
     /// # Safety
-    /// `b` addresses a `K × N` matrix; `M ≤` [`DIRECT_MAX_ROWS`].
+    /// `b` addresses a `K × N` matrix; `c` an `M × N` one whose columns `columns` (inside
+    /// `0..N`) are writable and overlap nothing else; `M ≤` [`DIRECT_MAX_ROWS`].
     unsafe fn direct<const M: usize, const K: usize, const N: usize>(
-        c: &mut SMatrix<T, M, N>,
+        c: *mut T,
         a: &SMatrix<T, M, K>,
         b: View<T>,
         accumulate: bool,
+        columns: core::ops::Range<usize>,
     );
 
     /// `y (+)= Aᵀ·x` ([`Algorithm::RowDots`]) with `A` stored `K × M`: each `y_i` the dot
@@ -673,9 +681,16 @@ unsafe fn product_and_sums<T: Real, const M: usize, const K: usize, const N: usi
             }
             (Algorithm::Direct, Operand::Matrix(a)) => {
                 if M * K * N >= DIRECT_SIMD_MIN_WORK {
-                    T::Kernels::direct::<M, K, N>(c, a, b, accumulate)
+                    // Each column of `C` alone (its own accumulators, the depth in order), so
+                    // any split of the columns gives the same bits.
+                    let c = parallel::SharedPtr(y);
+                    parallel::for_parts_of_product(N, DIRECT_COLUMNS, M * K * N, |first, len| {
+                        // Columns `first..first + len` of `C`, inside `0..N`; the parts'
+                        // columns are disjoint.
+                        T::Kernels::direct::<M, K, N>(c.get(), a, b, accumulate, first..first + len)
+                    });
                 } else {
-                    direct::<T, M, K, N, false>(c, a, b, accumulate)
+                    direct::<T, M, K, N, false>(y, a, b, accumulate, 0..N)
                 }
             }
             (Algorithm::TransposedDirect, Operand::Transposed(a)) => {
@@ -885,9 +900,9 @@ unsafe fn transposed_direct<T: Real, const M: usize, const K: usize, const N: us
     // SAFETY: the caller's contract; M ≤ DIRECT_MAX_ROWS (`algorithm`).
     unsafe {
         if M * K * N >= DIRECT_SIMD_MIN_WORK {
-            T::Kernels::direct::<M, K, N>(c, &at, b, accumulate)
+            T::Kernels::direct::<M, K, N>(c.as_mut_ptr(), &at, b, accumulate, 0..N)
         } else {
-            direct::<T, M, K, N, false>(c, &at, b, accumulate)
+            direct::<T, M, K, N, false>(c.as_mut_ptr(), &at, b, accumulate, 0..N)
         }
     }
 }
@@ -910,15 +925,24 @@ pub(crate) unsafe fn direct<
     const N: usize,
     const FMA: bool,
 >(
-    c: &mut SMatrix<T, M, N>,
+    c: *mut T,
     a: &SMatrix<T, M, K>,
     b: View<T>,
     accumulate: bool,
+    columns: core::ops::Range<usize>,
 ) {
     // `a·b + c`, fused when `FMA` (only where the CPU has FMA and `mul_add` is std's, not
     // libm's software `fma`).
     let mul_add = |a: T, b: T, c: T| if FMA { a.mul_add(b, c) } else { a * b + c };
-    let c = c.as_mut_slice();
+    debug_assert!(columns.end <= N);
+    // SAFETY: columns `columns` of the `M × N` column-major `C`: the caller's contract.
+    let c = unsafe { core::slice::from_raw_parts_mut(c.add(columns.start * M), columns.len() * M) };
+    let n = columns.len();
+    let b = View {
+        // SAFETY: column `columns.start ≤ N` of B (or one past its end, unread when empty).
+        ptr: unsafe { b.offset(0, columns.start) }.ptr,
+        ..b
+    };
     let a = a.as_slice();
     if !accumulate {
         c.fill(T::ZERO);
@@ -929,7 +953,7 @@ pub(crate) unsafe fn direct<
         for i in 0..M {
             for p in 0..K {
                 let aip = a[i + p * M];
-                for j in 0..N {
+                for j in 0..n {
                     // SAFETY: (p, j) is inside B.
                     c[i + j * M] = mul_add(aip, unsafe { b.at(p, j) }, c[i + j * M]);
                 }
@@ -939,7 +963,7 @@ pub(crate) unsafe fn direct<
     }
     // Four columns at a time: four independent chains of additions per row.
     let mut j = 0;
-    while j + 4 <= N {
+    while j + 4 <= n {
         let mut acc: [[T; M]; 4] =
             core::array::from_fn(|l| c[(j + l) * M..(j + l + 1) * M].try_into().unwrap());
         for p in 0..K {
@@ -957,7 +981,7 @@ pub(crate) unsafe fn direct<
         }
         j += 4;
     }
-    while j < N {
+    while j < n {
         let column_of_c = &mut c[j * M..(j + 1) * M];
         for p in 0..K {
             // SAFETY: (p, j) is inside B.

@@ -113,25 +113,26 @@ macro_rules! kernel_set {
 
             #[inline]
             unsafe fn direct<const M: usize, const K: usize, const N: usize>(
-                c: &mut SMatrix<$t, M, N>,
+                c: *mut $t,
                 a: &SMatrix<$t, M, K>,
                 b: View<$t>,
                 accumulate: bool,
+                columns: core::ops::Range<usize>,
             ) {
                 #[cfg(target_arch = "x86_64")]
                 if x86::has_avx512() {
                     // SAFETY: the caller's contract; AVX-512F is present.
-                    unsafe { x86::direct::<$t, M, K, N>(c, a, b, accumulate) };
+                    unsafe { x86::direct::<$t, M, K, N>(c, a, b, accumulate, columns) };
                     return;
                 }
                 #[cfg(target_arch = "x86_64")]
                 if avx2::has_avx2_fma() {
                     // SAFETY: the caller's contract; AVX2 and FMA are present.
-                    unsafe { avx2::direct::<$t, M, K, N>(c, a, b, accumulate) };
+                    unsafe { avx2::direct::<$t, M, K, N>(c, a, b, accumulate, columns) };
                     return;
                 }
                 // SAFETY: the caller's contract.
-                unsafe { super::direct::<$t, M, K, N, false>(c, a, b, accumulate) }
+                unsafe { super::direct::<$t, M, K, N, false>(c, a, b, accumulate, columns) }
             }
 
             /// The vector versions (the same bits) for `K ≥ 8` on x86-64: AVX where the tier

@@ -896,9 +896,13 @@ fn region_splits_smaller_products_with_the_same_bits() {
     // Split by rows: W3's ∂H2 = W3ᵀ·∂Y3 (128 × 10 × 64).
     check::<f32, 128, 10, 64>(8);
     check::<f64, 97, 30, 40>(8);
-    // Split by columns: W3's ∂W3 = ∂Y3·H2ᵀ (10 × 64 × 128); the products by dot products
+    // Split by columns: W3's ∂W3 = ∂Y3·H2ᵀ (10 × 64 × 128) and its forward product W3·H2
+    // (10 × 128 × 64) by the direct loops, in runs of columns; the products by dot products
     // of rows (fewer rows than a tile) do not split.
     check::<f32, 10, 64, 128>(4);
+    check::<f32, 10, 128, 64>(4);
+    check::<f64, 12, 100, 60>(4);
+    check::<f64, 3, 200, 120>(4);
 }
 
 /// As `split_products_equal_whole_ones_bit_for_bit`, on the AVX2 tier: split products give

@@ -252,9 +252,10 @@ nn::network! {
 const WIDE_B: usize = 48;
 
 /// The parameters after three `train_step`s with `optimizer` (made by `make`), run on a pool
-/// of `threads` threads (`None`: on the test's own thread), and each step's loss and norm.
+/// of `threads` threads (`None`: on the test's own thread), the three steps in one outer
+/// `nn::parallel::region` or each in its own, and each step's loss and norm.
 fn wide_steps<T: Real, O: Optimizer<T, Grads = WideGrads<T>> + Send>(
-    threads: Option<usize>,
+    threads: Option<(usize, bool)>,
     make: impl Fn() -> Box<O>,
 ) -> (Vec<T>, Vec<(T, f64)>) {
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
@@ -292,11 +293,17 @@ fn wide_steps<T: Real, O: Optimizer<T, Grads = WideGrads<T>> + Send>(
     };
     let outcomes = match threads {
         None => run(),
-        Some(t) => rayon::ThreadPoolBuilder::new()
+        Some((t, one_region)) => rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build()
             .unwrap()
-            .install(run),
+            .install(|| {
+                if one_region {
+                    nn::parallel::region(run)
+                } else {
+                    run()
+                }
+            }),
     };
     (net.as_slice().to_vec(), outcomes)
 }
@@ -310,15 +317,17 @@ fn train_step_on_a_pool_gives_the_same_bits_on_any_number_of_threads() {
         let alone = wide_steps::<T, O>(None, make);
         assert!(alone.1.iter().all(|(l, n)| l.is_finite() && n.is_finite()));
         for threads in [1, 2, 3] {
-            let pooled = wide_steps::<T, O>(Some(threads), make);
-            assert!(
-                pooled.1 == alone.1,
-                "{what}: losses or norms differ on {threads} threads"
-            );
-            assert!(
-                pooled.0 == alone.0,
-                "{what}: parameters differ on {threads} threads"
-            );
+            for one_region in [false, true] {
+                let pooled = wide_steps::<T, O>(Some((threads, one_region)), make);
+                assert!(
+                    pooled.1 == alone.1,
+                    "{what}: losses or norms differ on {threads} threads ({one_region})"
+                );
+                assert!(
+                    pooled.0 == alone.0,
+                    "{what}: parameters differ on {threads} threads ({one_region})"
+                );
+            }
         }
     }
     use nn::optim::{Adam, AdamConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig};

@@ -1161,8 +1161,7 @@ fn in_pool(threads: usize, step: impl FnMut() -> f32 + Send) -> impl FnMut() -> 
         .build()
         .unwrap();
     let mut steps = on_this_thread(step);
-    // The steps in one region, as README's two-core example and `Trainer::fit` run them.
-    move || pool.install(|| nn::parallel::region(&mut steps))
+    move || pool.install(&mut steps)
 }
 
 /// [`STEPS_A_CALL`] runs of `step` on the calling thread. Returns the last step's loss.

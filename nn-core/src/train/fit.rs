@@ -366,49 +366,39 @@ impl<'a, T: Real, Target> Trainer<'a, T, Target> {
                 shuffle(&mut order, &mut rng);
             }
             let bar = progress_bar(config.progress, batches, epoch, config.epochs);
-            // The epoch's steps in one region: inside a pool of several threads, its other
-            // threads wait for their parts from the first step to the last instead of going
-            // back to the pool between steps (`crate::parallel::region`).
-            let (loss_sum, correct, seen) = crate::parallel::region(|| {
-                let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
-                for (batch, indices) in order.chunks(B).take(batches).enumerate() {
-                    fill_batch(&mut *x, &mut batch_targets, train, indices);
-                    let outcome = train_step(
-                        net,
-                        &mut *tape,
-                        &mut *grads,
-                        &*x,
-                        &batch_targets,
-                        loss,
-                        optimizer,
-                        &config.step,
-                    );
-                    let outcome = outcome.map_err(|error| {
-                        bar.abandon();
-                        TrainError::Step {
-                            epoch,
-                            batch,
-                            error,
-                        }
-                    })?;
-                    loss_sum += outcome.loss.to_f64() * indices.len() as f64;
-                    seen += indices.len();
-                    if let Some(accuracy) = self.accuracy {
-                        // The outputs of this step's forward pass, before its update.
-                        correct += count_correct(
-                            tape.output(),
-                            &batch_targets,
-                            accuracy,
-                            &mut output_column,
-                        );
+            let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+            for (batch, indices) in order.chunks(B).take(batches).enumerate() {
+                fill_batch(&mut *x, &mut batch_targets, train, indices);
+                let outcome = train_step(
+                    net,
+                    &mut *tape,
+                    &mut *grads,
+                    &*x,
+                    &batch_targets,
+                    loss,
+                    optimizer,
+                    &config.step,
+                );
+                let outcome = outcome.map_err(|error| {
+                    bar.abandon();
+                    TrainError::Step {
+                        epoch,
+                        batch,
+                        error,
                     }
-                    bar.inc(1);
-                    if batch % 8 == 0 {
-                        bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
-                    }
+                })?;
+                loss_sum += outcome.loss.to_f64() * indices.len() as f64;
+                seen += indices.len();
+                if let Some(accuracy) = self.accuracy {
+                    // The outputs of this step's forward pass, before its update.
+                    correct +=
+                        count_correct(tape.output(), &batch_targets, accuracy, &mut output_column);
                 }
-                Ok((loss_sum, correct, seen))
-            })?;
+                bar.inc(1);
+                if batch % 8 == 0 {
+                    bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+                }
+            }
             bar.finish_and_clear();
 
             let (valid_loss, valid_accuracy) = match &valid {

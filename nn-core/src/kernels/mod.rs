@@ -164,7 +164,7 @@ pub(crate) fn on_the_avx2_tier<R>(f: impl FnOnce() -> R) -> R {
 
 use crate::Real;
 use crate::parallel;
-use nalgebra::{SMatrix, SVector};
+use nalgebra::SMatrix;
 
 /// The most stack memory, in bytes, that any kernel of this module keeps in locals for
 /// its accumulators and tiles, for every product size. Function frames come on top:
@@ -422,23 +422,7 @@ pub fn matmul<T: Real, const M: usize, const K: usize, const N: usize>(
 ) {
     // SAFETY: the views address exactly the M × K and K × N matrices, and `c` is an
     // M × N column-major matrix that cannot overlap them (it is borrowed mutably).
-    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b), Start::of(accumulate)) }
-}
-
-/// `C = bias·1ᵀ + A·B`: `bias` in every column of `C`, then `A·B` added, as
-/// `C.column_mut(j).copy_from(bias)` for every `j` and then [`matmul`] with `accumulate`
-/// would (the same bits), but each part of a split product writes the bias into its own
-/// block of `C` just before adding its product: no pass over `C` of its own, and on several
-/// threads none on one thread alone (a dense layer's forward pass).
-#[inline]
-pub fn matmul_plus_bias<T: Real, const M: usize, const K: usize, const N: usize>(
-    c: &mut SMatrix<T, M, N>,
-    a: &SMatrix<T, M, K>,
-    b: &SMatrix<T, K, N>,
-    bias: &SVector<T, M>,
-) {
-    // SAFETY: as in `matmul`.
-    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b), Start::Bias(bias)) }
+    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b), accumulate) }
 }
 
 /// `C = A·Bᵀ`, or `C += A·Bᵀ` when `accumulate`.
@@ -450,39 +434,7 @@ pub fn matmul_abt<T: Real, const M: usize, const K: usize, const N: usize>(
     accumulate: bool,
 ) {
     // SAFETY: as in `matmul`; `view(b).t()` addresses the K × N matrix Bᵀ.
-    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b).t(), Start::of(accumulate)) }
-}
-
-/// `C = A·Bᵀ` and `s = A·1` (the sums of `A`'s rows), or `C += A·Bᵀ` and `s += A·1` when
-/// `accumulate`: a dense layer's weight and bias gradients, `∂Y·Xᵀ` and `∂Y·1`. Each row's sum
-/// is added column by column from zero (or from `s`), as `for a in A.column_iter() { s += a }`
-/// would (the same bits); a split product shares the sums among its parts, so that no thread
-/// computes them alone.
-#[inline]
-pub fn matmul_abt_and_row_sums<T: Real, const M: usize, const K: usize, const N: usize>(
-    c: &mut SMatrix<T, M, N>,
-    a: &SMatrix<T, M, K>,
-    b: &SMatrix<T, N, K>,
-    sums: &mut SVector<T, M>,
-    accumulate: bool,
-) {
-    let sums = RowSums {
-        a: view(a),
-        k: K,
-        sums: parallel::SharedPtr(sums.as_mut_ptr()),
-        accumulate,
-    };
-    // SAFETY: as in `matmul_abt`; `sums` addresses `M` writable scalars (borrowed mutably, so
-    // overlapping nothing else).
-    unsafe {
-        product_and_sums::<T, M, K, N>(
-            c,
-            Operand::Matrix(a),
-            view(b).t(),
-            Start::of(accumulate),
-            Some(sums),
-        )
-    }
+    unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b).t(), accumulate) }
 }
 
 /// `C = Aᵀ·B`, or `C += Aᵀ·B` when `accumulate`.
@@ -494,7 +446,7 @@ pub fn matmul_atb<T: Real, const M: usize, const K: usize, const N: usize>(
     accumulate: bool,
 ) {
     // SAFETY: as in `matmul`; the transposed operand addresses the M × K matrix Aᵀ.
-    unsafe { product::<T, M, K, N>(c, Operand::Transposed(a), view(b), Start::of(accumulate)) }
+    unsafe { product::<T, M, K, N>(c, Operand::Transposed(a), view(b), accumulate) }
 }
 
 /// The left operand `A` (`M × K`) of a product: a matrix, or the transpose of one.
@@ -502,105 +454,6 @@ pub fn matmul_atb<T: Real, const M: usize, const K: usize, const N: usize>(
 enum Operand<'a, T: Real, const M: usize, const K: usize> {
     Matrix(&'a SMatrix<T, M, K>),
     Transposed(&'a SMatrix<T, K, M>),
-}
-
-/// What a product's result starts from, before `A·B` is added.
-#[derive(Clone, Copy)]
-enum Start<'a, T: Real, const M: usize> {
-    /// Zero: `C = A·B`.
-    Zero,
-    /// `C`'s values: `C += A·B`.
-    Result,
-    /// A bias in every column: `C = bias·1ᵀ + A·B`.
-    Bias(&'a SVector<T, M>),
-}
-
-impl<T: Real, const M: usize> Start<'_, T, M> {
-    /// `C += A·B` when `accumulate`, else `C = A·B`.
-    #[inline(always)]
-    fn of(accumulate: bool) -> Self {
-        if accumulate {
-            Start::Result
-        } else {
-            Start::Zero
-        }
-    }
-
-    /// Whether the kernels add to `C` (after the bias is written) rather than overwrite it.
-    #[inline(always)]
-    fn accumulates(self) -> bool {
-        !matches!(self, Start::Zero)
-    }
-
-    /// Writes the bias into the `rows × columns` block of `C` at `c` (its first row `row`,
-    /// leading dimension `ldc`), when there is one.
-    ///
-    /// # Safety
-    /// The block is inside `C` and writable; `row + rows ≤ M`.
-    #[inline(always)]
-    unsafe fn write_bias(self, c: *mut T, ldc: usize, row: usize, rows: usize, columns: usize) {
-        if let Start::Bias(bias) = self {
-            let bias = &bias.as_slice()[row..row + rows];
-            for j in 0..columns {
-                // SAFETY: column `j` of the block, `rows` scalars from `c + j·ldc`: inside
-                // `C` by the caller's contract.
-                unsafe { core::slice::from_raw_parts_mut(c.add(j * ldc), rows) }
-                    .copy_from_slice(bias);
-            }
-        }
-    }
-}
-
-/// The sums of the rows of a column-major `m × k` matrix (`a`, leading dimension `m`), for
-/// [`matmul_abt_and_row_sums`]: written (from zero) or added to the `m` scalars at `sums`.
-#[derive(Clone, Copy)]
-struct RowSums<T> {
-    a: View<T>,
-    k: usize,
-    sums: parallel::SharedPtr<T>,
-    accumulate: bool,
-}
-
-impl<T: Real> RowSums<T> {
-    /// The sums of rows `rows` (from zero when not accumulating), adding the columns in order:
-    /// each sum's additions are the same whichever rows are computed alongside it.
-    ///
-    /// # Safety
-    /// `rows` is inside `0..m`; no other thread writes these sums meanwhile.
-    #[inline(always)]
-    unsafe fn compute(self, rows: core::ops::Range<usize>) {
-        debug_assert_eq!(self.a.rs, 1);
-        // SAFETY: `rows` is inside the `m` sums, which nothing else writes now.
-        let sums =
-            unsafe { core::slice::from_raw_parts_mut(self.sums.get().add(rows.start), rows.len()) };
-        if !self.accumulate {
-            sums.fill(T::ZERO);
-        }
-        for j in 0..self.k {
-            // SAFETY: rows `rows` of column `j < k`, contiguous (`a.rs == 1`), inside `a`.
-            let column = unsafe {
-                core::slice::from_raw_parts(self.a.offset(rows.start, j).ptr, rows.len())
-            };
-            for (s, &v) in sums.iter_mut().zip(column) {
-                *s += v;
-            }
-        }
-    }
-}
-
-/// The rows of the sums a part of a product split by columns computes: its share of the `m`
-/// rows, in proportion to its columns `first..end` of `n`, cut at multiples of 16 (a cache
-/// line of `f32`s: no line written by two threads). Adjacent parts meet at the same row.
-#[inline(always)]
-fn share_of_rows(m: usize, n: usize, first: usize, end: usize) -> core::ops::Range<usize> {
-    let cut = |column: usize| {
-        if column >= n {
-            m
-        } else {
-            m * column / n / 16 * 16
-        }
-    };
-    cut(first)..cut(end)
 }
 
 /// Runs the algorithm [`algorithm`] picks for these sizes (a constant per instance: the
@@ -613,65 +466,17 @@ unsafe fn product<T: Real, const M: usize, const K: usize, const N: usize>(
     c: &mut SMatrix<T, M, N>,
     a: Operand<'_, T, M, K>,
     b: View<T>,
-    start: Start<'_, T, M>,
-) {
-    // SAFETY: the caller's contract.
-    unsafe { product_and_sums::<T, M, K, N>(c, a, b, start, None) }
-}
-
-/// [`product`], and the sums of `A`'s rows when `sums` is given (shared among the parts of a
-/// split product).
-///
-/// # Safety
-/// As [`product`]; `sums` addresses `M` writable scalars overlapping no operand.
-#[inline(always)]
-unsafe fn product_and_sums<T: Real, const M: usize, const K: usize, const N: usize>(
-    c: &mut SMatrix<T, M, N>,
-    a: Operand<'_, T, M, K>,
-    b: View<T>,
-    start: Start<'_, T, M>,
-    sums: Option<RowSums<T>>,
+    accumulate: bool,
 ) {
     let (a_view, transposed) = match a {
         Operand::Matrix(a) => (view(a), false),
         Operand::Transposed(a) => (view(a).t(), true),
     };
     let (y, ldc) = (c.as_mut_ptr(), M);
-    let accumulate = start.accumulates();
-    let chosen = algorithm(M, K, N, transposed, size_of::<T>());
-    if !matches!(chosen, Algorithm::Dots | Algorithm::Gemm) {
-        // SAFETY: the whole of `C`, all the sums.
-        unsafe {
-            start.write_bias(y, ldc, 0, M, N);
-            if let Some(sums) = sums {
-                sums.compute(0..M);
-            }
-        }
-    }
-    // The split algorithms write the bias into each part's block (its first row found from
-    // the block's offset in `C`), just before adding the part's product, and compute the
-    // part's share of the row sums.
-    let first = y as usize;
-    let part_start = |m: usize, n: usize, c: *mut T| {
-        let offset = (c as usize - first) / size_of::<T>();
-        let (row, column) = (offset % ldc, offset / ldc);
-        // SAFETY: `c` addresses the part's `m × n` block of `C`, from its row `row`.
-        unsafe { start.write_bias(c, ldc, row, m, n) }
-        if let Some(sums) = sums {
-            // A part of whole columns takes its share of the rows, one of whole rows its own.
-            let rows = if m == M {
-                share_of_rows(M, N, column, column + n)
-            } else {
-                row..row + m
-            };
-            // SAFETY: `rows` is inside `0..M`, and the parts' rows are disjoint.
-            unsafe { sums.compute(rows) }
-        }
-    };
     // SAFETY (every arm): the caller's contract; each arm's own conditions (layouts, sizes)
     // are those `algorithm` checked.
     unsafe {
-        match (chosen, a) {
+        match (algorithm(M, K, N, transposed, size_of::<T>()), a) {
             (Algorithm::MatrixVectorInline, Operand::Matrix(a)) => {
                 gemv_inline::<T, M, K>(y, a, b, accumulate)
             }
@@ -697,11 +502,9 @@ unsafe fn product_and_sums<T: Real, const M: usize, const K: usize, const N: usi
                 transposed_direct::<T, M, K, N>(c, a, b, accumulate)
             }
             (Algorithm::Dots, _) => split_product(M, N, K, a_view, b, y, ldc, |m, n, a, b, c| {
-                part_start(m, n, c);
                 T::Kernels::dots(m, n, K, a, b, c, ldc, accumulate)
             }),
             (Algorithm::Gemm, _) => split_product(M, N, K, a_view, b, y, ldc, |m, n, a, b, c| {
-                part_start(m, n, c);
                 T::Kernels::gemm(m, n, K, a, b, c, ldc, accumulate)
             }),
             _ => unreachable!("`algorithm` pairs each inlined algorithm with its layout"),

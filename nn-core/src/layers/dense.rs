@@ -52,7 +52,10 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         y: &mut SMatrix<T, OUT, B>,
         _scratch: &mut [T],
     ) {
-        kernels::matmul_plus_bias(y, &self.weight, x, &self.bias);
+        for mut column in y.column_iter_mut() {
+            column.copy_from(&self.bias);
+        }
+        kernels::matmul(y, &self.weight, x, true);
     }
 
     #[inline(always)]
@@ -129,14 +132,14 @@ impl<T: Real, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         grads: &mut Self,
         store: Store,
     ) {
-        // `∂b` from zero when overwritten (`0 + Σ`: the bits of adding to a zeroed gradient).
-        kernels::matmul_abt_and_row_sums(
-            &mut grads.weight,
-            dy,
-            x,
-            &mut grads.bias,
-            store == Store::Add,
-        );
+        kernels::matmul_abt(&mut grads.weight, dy, x, store == Store::Add);
+        if store == Store::Overwrite {
+            // `0 + Σ`: the bits of adding to a zeroed gradient.
+            grads.bias.fill(T::ZERO);
+        }
+        for column in dy.column_iter() {
+            grads.bias += column;
+        }
     }
 }
 

@@ -341,7 +341,10 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for QatDense<
         _scratch: &mut [T],
     ) {
         self.fake_quantized_weight(weight);
-        kernels::matmul_plus_bias(y, weight, x, &self.bias);
+        for mut column in y.column_iter_mut() {
+            column.copy_from(&self.bias);
+        }
+        kernels::matmul(y, weight, x, true);
     }
 
     /// `∂L/∂W += ∂L/∂Y·Xᵀ` (straight through `fq`), `∂L/∂b += ∂L/∂Y·1`,
@@ -355,7 +358,10 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for QatDense<
         grads: &mut Self,
         _scratch: &mut [T],
     ) {
-        kernels::matmul_abt_and_row_sums(&mut grads.weight, dy, x, &mut grads.bias, true);
+        kernels::matmul_abt(&mut grads.weight, dy, x, true);
+        for column in dy.column_iter() {
+            grads.bias += column;
+        }
         if let Some(dx) = dx {
             kernels::matmul_atb(dx, weight, dy, true);
         }

@@ -713,10 +713,12 @@ unsafe fn transposed_direct<T: Real, const M: usize, const K: usize, const N: us
 /// The direct loops for small products with a column-major `A` of at most
 /// [`DIRECT_MAX_ROWS`] rows: `C[:, j] += B[p, j]·A[:, p]`, four columns of `C` at a time in
 /// `4·M` accumulators (contiguous columns, vectorised over the rows; for fewer than four
-/// rows, over the columns, in place).
+/// rows, over the columns, in place), on the columns `columns` of `C` only: each column's
+/// result is the same whichever columns are computed with it.
 ///
 /// # Safety
-/// `b` addresses a `K × N` matrix.
+/// `b` addresses a `K × N` matrix; `c` a column-major `M × N` one whose columns `columns`
+/// (inside `0..N`) are writable and overlap neither operand.
 // Inlined in release builds; a frame of its own in debug builds, where every local of a
 // function is reserved whichever branch runs (its accumulators are `M`-sized).
 #[cfg_attr(debug_assertions, inline(never))]

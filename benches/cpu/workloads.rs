@@ -47,6 +47,8 @@ pub const SUITE: &[fn() -> Workload] = &[
     k3,
     k4,
     k5,
+    k6,
+    k7,
     n1,
 ];
 
@@ -1350,6 +1352,8 @@ kernel_workload!(k2, "∂Y·Xᵀ 256×64×784 (W3 l1 ∂W)", nt, 256, 64, 784);
 kernel_workload!(k3, "Wᵀ·∂Y 784×256×64 (W3 l1 ∂input)", tn, 784, 256, 64);
 kernel_workload!(k4, "W·X 32×64×32 (W2 l1 forward)", nn, 32, 64, 32);
 kernel_workload!(k5, "W·x 256×784×1 (W5 l1)", nn, 256, 784, 1);
+kernel_workload!(k6, "W·X 10×128×64 (W3 l3 forward)", nn, 10, 128, 64);
+kernel_workload!(k7, "∂Y·Xᵀ 10×64×128 (W3 l3 ∂W)", nt, 10, 64, 128);
 
 /// N: the gradient norm `train_step` computes (`nn::optim::global_norm`: blocks of 4,096 in
 /// 32 interleaved partial `f64` sums, AVX-512 where the CPU has it) against one sum in 8

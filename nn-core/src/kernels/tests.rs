@@ -383,6 +383,63 @@ fn avx512_kernels_match_the_definition() {
     }
 }
 
+/// The AVX-512 direct loops give the generic loops' bits (with fused multiply-adds) for every
+/// row count, `f32`'s narrow kernel (4 to 16 rows: a column in one masked vector) included:
+/// writing and adding, whole and on runs of columns, B column-major and transposed.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_direct_loops_equal_the_generic_ones_bit_for_bit() {
+    if !x86::has_avx512() {
+        return; // nothing to test on this CPU
+    }
+    fn check<const M: usize, const K: usize, const N: usize>() {
+        let a = filled::<f32, M, K>(1);
+        let b = filled::<f32, K, N>(2);
+        let bt = filled::<f32, N, K>(3);
+        for (bv, layout) in [(view(&b), "B"), (view(&bt).t(), "Bᵀ")] {
+            for accumulate in [false, true] {
+                for columns in [0..N, 0..N / 2, N / 2..N, 1..N.min(6)] {
+                    let mut want = filled::<f32, M, N>(4);
+                    let mut got = want;
+                    // SAFETY: the views address K × N matrices; the columns are inside C.
+                    unsafe {
+                        direct::<f32, M, K, N, true>(
+                            want.as_mut_ptr(),
+                            &a,
+                            bv,
+                            accumulate,
+                            columns.clone(),
+                        );
+                        x86::direct::<f32, M, K, N>(
+                            got.as_mut_ptr(),
+                            &a,
+                            bv,
+                            accumulate,
+                            columns.clone(),
+                        );
+                    }
+                    let bits = |m: &SMatrix<f32, M, N>| -> Vec<u32> {
+                        m.iter().map(|v| v.to_bits()).collect()
+                    };
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "{M}×{K}×{N}, {layout}, accumulate {accumulate}, columns {columns:?}"
+                    );
+                }
+            }
+        }
+    }
+    check::<3, 20, 9>();
+    check::<4, 1, 4>();
+    check::<5, 33, 7>();
+    check::<10, 128, 64>();
+    check::<10, 64, 13>();
+    check::<16, 17, 5>();
+    check::<17, 40, 12>();
+    check::<32, 9, 8>();
+}
+
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn avx2_kernels_match_the_definition() {

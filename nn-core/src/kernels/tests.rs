@@ -383,16 +383,32 @@ fn avx512_kernels_match_the_definition() {
     }
 }
 
-/// The AVX-512 direct loops give the generic loops' bits (with fused multiply-adds) for every
-/// row count, `f32`'s narrow kernel (4 to 16 rows: a column in one masked vector) included:
-/// writing and adding, whole and on runs of columns, B column-major and transposed.
+/// The AVX-512 and AVX2 direct loops give the generic loops' bits (with fused
+/// multiply-adds) for every row count, their `f32` kernels included (AVX-512: 4 to 16 rows,
+/// a column in one masked vector; AVX2: 4 rows and more, in groups of columns): writing and
+/// adding, whole and on runs of columns, B column-major and transposed.
 #[cfg(target_arch = "x86_64")]
 #[test]
-fn avx512_direct_loops_equal_the_generic_ones_bit_for_bit() {
-    if !x86::has_avx512() {
-        return; // nothing to test on this CPU
-    }
+fn vector_direct_loops_equal_the_generic_ones_bit_for_bit() {
     fn check<const M: usize, const K: usize, const N: usize>() {
+        if x86::has_avx512() {
+            check_with::<M, K, N>(|c, a, b, accumulate, columns| {
+                // SAFETY: as `check_with` promises; AVX-512F was detected.
+                unsafe { x86::direct::<f32, M, K, N>(c, a, b, accumulate, columns) }
+            });
+        }
+        if avx2::has_avx2_fma() {
+            check_with::<M, K, N>(|c, a, b, accumulate, columns| {
+                // SAFETY: as `check_with` promises; AVX2 and FMA were detected.
+                unsafe { avx2::direct::<f32, M, K, N>(c, a, b, accumulate, columns) }
+            });
+        }
+    }
+    /// `direct` against the generic loops; it is called with views of `K × N` matrices and
+    /// a column range inside `C`.
+    fn check_with<const M: usize, const K: usize, const N: usize>(
+        direct_of_set: impl Fn(*mut f32, &SMatrix<f32, M, K>, View<f32>, bool, core::ops::Range<usize>),
+    ) {
         let a = filled::<f32, M, K>(1);
         let b = filled::<f32, K, N>(2);
         let bt = filled::<f32, N, K>(3);
@@ -410,14 +426,8 @@ fn avx512_direct_loops_equal_the_generic_ones_bit_for_bit() {
                             accumulate,
                             columns.clone(),
                         );
-                        x86::direct::<f32, M, K, N>(
-                            got.as_mut_ptr(),
-                            &a,
-                            bv,
-                            accumulate,
-                            columns.clone(),
-                        );
                     }
+                    direct_of_set(got.as_mut_ptr(), &a, bv, accumulate, columns.clone());
                     let bits = |m: &SMatrix<f32, M, N>| -> Vec<u32> {
                         m.iter().map(|v| v.to_bits()).collect()
                     };
@@ -437,7 +447,11 @@ fn avx512_direct_loops_equal_the_generic_ones_bit_for_bit() {
     check::<10, 64, 13>();
     check::<16, 17, 5>();
     check::<17, 40, 12>();
+    check::<24, 11, 7>();
     check::<32, 9, 8>();
+    check::<32, 64, 32>();
+    check::<41, 6, 5>();
+    check::<64, 13, 6>();
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -117,14 +117,9 @@ pub(crate) unsafe fn direct<T: crate::Real, const M: usize, const K: usize, cons
     // in AVX2's 16 registers past M = 16 (spilled), and below it LLVM packed them across
     // vectors: W2's 32 × 64 × 32 took 2.7 µs, matrixmultiply's 1.3 µs.
     if cfg!(feature = "std") && size_of::<T>() == 4 && M >= 4 {
-        let b = View {
-            ptr: b.ptr.cast::<f32>(),
-            rs: b.rs,
-            cs: b.cs,
-        };
         // SAFETY: `Real` is `f32` or `f64`, and `T` has 4 bytes: it is `f32`; the caller's
         // contract; AVX2 and FMA are present (this function's own contract).
-        unsafe { direct_f32::<M, K>(c.cast(), a.as_ptr().cast(), b, accumulate, columns) };
+        unsafe { direct_f32::<M, K>(c.cast(), a.as_ptr().cast(), b.cast(), accumulate, columns) };
         return;
     }
     // SAFETY: the caller's contract.

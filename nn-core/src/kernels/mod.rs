@@ -385,6 +385,17 @@ impl<T: Copy> View<T> {
         }
     }
 
+    /// The same view of the same memory as scalars of type `U` (for a kernel written for
+    /// `f32` called from generic code once `T` is known to be `f32`).
+    #[inline(always)]
+    fn cast<U>(self) -> View<U> {
+        View {
+            ptr: self.ptr.cast(),
+            rs: self.rs,
+            cs: self.cs,
+        }
+    }
+
     /// The transposed view (no copy).
     #[inline(always)]
     fn t(self) -> Self {

@@ -90,14 +90,11 @@ pub(crate) unsafe fn direct<T: crate::Real, const M: usize, const K: usize, cons
     // packed the 4 × M accumulators of such a product across vectors and spent most of its
     // time in shuffles (4.1 µs for W3's 10 × 128 × 64 output layer).
     if cfg!(feature = "std") && size_of::<T>() == 4 && (4..=16).contains(&M) {
-        let b = View {
-            ptr: b.ptr.cast::<f32>(),
-            rs: b.rs,
-            cs: b.cs,
-        };
         // SAFETY: `Real` is `f32` or `f64`, and `T` has 4 bytes: it is `f32`; the caller's
         // contract; AVX-512F is present (this function's own contract).
-        unsafe { direct_f32_narrow::<M, K>(c.cast(), a.as_ptr().cast(), b, accumulate, columns) };
+        unsafe {
+            direct_f32_narrow::<M, K>(c.cast(), a.as_ptr().cast(), b.cast(), accumulate, columns)
+        };
         return;
     }
     // SAFETY: the caller's contract.

@@ -49,6 +49,9 @@ pub const SUITE: &[fn() -> Workload] = &[
     k5,
     k6,
     k7,
+    k8,
+    k9,
+    k10,
     n1,
 ];
 
@@ -1354,6 +1357,9 @@ kernel_workload!(k4, "W·X 32×64×32 (W2 l1 forward)", nn, 32, 64, 32);
 kernel_workload!(k5, "W·x 256×784×1 (W5 l1)", nn, 256, 784, 1);
 kernel_workload!(k6, "W·X 10×128×64 (W3 l3 forward)", nn, 10, 128, 64);
 kernel_workload!(k7, "∂Y·Xᵀ 10×64×128 (W3 l3 ∂W)", nt, 10, 64, 128);
+kernel_workload!(k8, "W·X 20×128×32 (a layer of 20)", nn, 20, 128, 32);
+kernel_workload!(k9, "W·X 40×64×32 (a layer of 40)", nn, 40, 64, 32);
+kernel_workload!(k10, "∂Y·Xᵀ 50×32×64 (a layer of 50, ∂W)", nt, 50, 32, 64);
 
 /// N: the gradient norm `train_step` computes (`nn::optim::global_norm`: blocks of 4,096 in
 /// 32 interleaved partial `f64` sums, AVX-512 where the CPU has it) against one sum in 8

@@ -384,42 +384,48 @@ fn avx512_kernels_match_the_definition() {
 }
 
 /// The AVX-512 and AVX2 direct loops give the generic loops' bits (with fused
-/// multiply-adds) for every row count, their `f32` kernels included (AVX-512: 4 to 16 rows,
-/// a column in one masked vector; AVX2: 4 rows and more, in groups of columns): writing and
-/// adding, whole and on runs of columns, B column-major and transposed.
+/// multiply-adds) for every row count, their explicit kernels included (AVX-512: `f32` and
+/// `f64`, 4 to 64 rows, a column in masked vectors; AVX2: `f32`, 4 rows and more, in groups
+/// of columns): writing and adding, whole and on runs of columns, B column-major and
+/// transposed.
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn vector_direct_loops_equal_the_generic_ones_bit_for_bit() {
     fn check<const M: usize, const K: usize, const N: usize>() {
+        check_type::<f32, M, K, N>();
+        check_type::<f64, M, K, N>();
+    }
+    fn check_type<T: Real, const M: usize, const K: usize, const N: usize>() {
         if x86::has_avx512() {
-            check_with::<M, K, N>(|c, a, b, accumulate, columns| {
+            check_with::<T, M, K, N>("AVX-512", |c, a, b, accumulate, columns| {
                 // SAFETY: as `check_with` promises; AVX-512F was detected.
-                unsafe { x86::direct::<f32, M, K, N>(c, a, b, accumulate, columns) }
+                unsafe { x86::direct::<T, M, K, N>(c, a, b, accumulate, columns) }
             });
         }
         if avx2::has_avx2_fma() {
-            check_with::<M, K, N>(|c, a, b, accumulate, columns| {
+            check_with::<T, M, K, N>("AVX2", |c, a, b, accumulate, columns| {
                 // SAFETY: as `check_with` promises; AVX2 and FMA were detected.
-                unsafe { avx2::direct::<f32, M, K, N>(c, a, b, accumulate, columns) }
+                unsafe { avx2::direct::<T, M, K, N>(c, a, b, accumulate, columns) }
             });
         }
     }
     /// `direct` against the generic loops; it is called with views of `K × N` matrices and
     /// a column range inside `C`.
-    fn check_with<const M: usize, const K: usize, const N: usize>(
-        direct_of_set: impl Fn(*mut f32, &SMatrix<f32, M, K>, View<f32>, bool, core::ops::Range<usize>),
+    fn check_with<T: Real, const M: usize, const K: usize, const N: usize>(
+        tier: &str,
+        direct_of_set: impl Fn(*mut T, &SMatrix<T, M, K>, View<T>, bool, core::ops::Range<usize>),
     ) {
-        let a = filled::<f32, M, K>(1);
-        let b = filled::<f32, K, N>(2);
-        let bt = filled::<f32, N, K>(3);
+        let a = filled::<T, M, K>(1);
+        let b = filled::<T, K, N>(2);
+        let bt = filled::<T, N, K>(3);
         for (bv, layout) in [(view(&b), "B"), (view(&bt).t(), "Bᵀ")] {
             for accumulate in [false, true] {
                 for columns in [0..N, 0..N / 2, N / 2..N, 1..N.min(6)] {
-                    let mut want = filled::<f32, M, N>(4);
+                    let mut want = filled::<T, M, N>(4);
                     let mut got = want;
                     // SAFETY: the views address K × N matrices; the columns are inside C.
                     unsafe {
-                        direct::<f32, M, K, N, true>(
+                        direct::<T, M, K, N, true>(
                             want.as_mut_ptr(),
                             &a,
                             bv,
@@ -428,13 +434,15 @@ fn vector_direct_loops_equal_the_generic_ones_bit_for_bit() {
                         );
                     }
                     direct_of_set(got.as_mut_ptr(), &a, bv, accumulate, columns.clone());
-                    let bits = |m: &SMatrix<f32, M, N>| -> Vec<u32> {
-                        m.iter().map(|v| v.to_bits()).collect()
+                    let bits = |m: &SMatrix<T, M, N>| -> Vec<u64> {
+                        m.iter().map(|v| v.to_f64().to_bits()).collect()
                     };
                     assert_eq!(
                         bits(&got),
                         bits(&want),
-                        "{M}×{K}×{N}, {layout}, accumulate {accumulate}, columns {columns:?}"
+                        "{tier} {}, {M}×{K}×{N}, {layout}, accumulate {accumulate}, columns \
+                         {columns:?}",
+                        core::any::type_name::<T>(),
                     );
                 }
             }
@@ -443,14 +451,19 @@ fn vector_direct_loops_equal_the_generic_ones_bit_for_bit() {
     check::<3, 20, 9>();
     check::<4, 1, 4>();
     check::<5, 33, 7>();
+    check::<8, 7, 9>();
     check::<10, 128, 64>();
     check::<10, 64, 13>();
     check::<16, 17, 5>();
     check::<17, 40, 12>();
+    check::<20, 12, 11>();
     check::<24, 11, 7>();
     check::<32, 9, 8>();
     check::<32, 64, 32>();
+    check::<40, 10, 9>();
     check::<41, 6, 5>();
+    check::<48, 5, 7>();
+    check::<57, 4, 6>();
     check::<64, 13, 6>();
 }
 

@@ -85,75 +85,173 @@ pub(crate) unsafe fn direct<T: crate::Real, const M: usize, const K: usize, cons
     accumulate: bool,
     columns: core::ops::Range<usize>,
 ) {
-    // With fused multiply-adds (`std`), `f32` products of 4 to 16 rows take the explicit
-    // kernel: a column of `C` is one masked vector. Compiled from the generic loops, LLVM
-    // packed the 4 × M accumulators of such a product across vectors and spent most of its
-    // time in shuffles (4.1 µs for W3's 10 × 128 × 64 output layer).
-    if cfg!(feature = "std") && size_of::<T>() == 4 && (4..=16).contains(&M) {
-        // SAFETY: `Real` is `f32` or `f64`, and `T` has 4 bytes: it is `f32`; the caller's
+    // With fused multiply-adds (`std`), products of 4 to 64 rows take the explicit kernels:
+    // a column of `C` in ⌈M/lanes⌉ vectors. Compiled from the generic loops, LLVM packed the
+    // 4 × M accumulators of a product of up to 16 rows across vectors and spent most of its
+    // time in shuffles (4.1 µs for W3's 10 × 128 × 64 output layer), and for rows not a
+    // multiple of 16 (20, 40) ran the last rows' lanes apart (about 100 GFLOP/s against
+    // 200 for 32 rows).
+    if cfg!(feature = "std") && (4..=super::DIRECT_MAX_ROWS).contains(&M) {
+        // SAFETY (both): `Real` is `f32` or `f64`, told apart by their sizes; the caller's
         // contract; AVX-512F is present (this function's own contract).
-        unsafe {
-            direct_f32_narrow::<M, K>(c.cast(), a.as_ptr().cast(), b.cast(), accumulate, columns)
-        };
+        if size_of::<T>() == 4 {
+            unsafe {
+                direct_f32::<M, K>(c.cast(), a.as_ptr().cast(), b.cast(), accumulate, columns)
+            };
+        } else {
+            unsafe {
+                direct_f64::<M, K>(c.cast(), a.as_ptr().cast(), b.cast(), accumulate, columns)
+            };
+        }
         return;
     }
     // SAFETY: the caller's contract.
     unsafe { super::direct::<T, M, K, N, { cfg!(feature = "std") }>(c, a, b, accumulate, columns) }
 }
 
-/// [`super::direct`] for `f32` with `4 ≤ M ≤ 16`, with fused multiply-adds: each column of
-/// `C` in one vector (`M` lanes of 16, masked), four columns at a time, `C[:, j] =
-/// fma(A[:, p], B[p, j], C[:, j])` for `p` in order, from zero or from `C`. The same
-/// operations on every element as the generic loops with `FMA`, so the same bits.
-///
-/// # Safety
-/// As [`super::direct`] (`a` the column-major `M × K` matrix `A`); the CPU has AVX-512F.
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn direct_f32_narrow<const M: usize, const K: usize>(
-    c: *mut f32,
-    a: *const f32,
-    b: View<f32>,
-    accumulate: bool,
-    columns: core::ops::Range<usize>,
-) {
-    let mask = mask16(M);
-    // SAFETY (every access): column `j` of `C` (`M` scalars from `c + j·M`, `j` in
-    // `columns`), column `p < K` of `A` (`M` scalars from `a + p·M`) and `(p, j)` of `B`
-    // are inside them by the caller's contract; masked lanes are not accessed.
-    unsafe {
-        let start = |j: usize| {
-            if accumulate {
-                _mm512_maskz_loadu_ps(mask, c.add(j * M))
-            } else {
-                _mm512_setzero_ps()
-            }
-        };
-        let mut j = columns.start;
-        while j + 4 <= columns.end {
-            let mut acc = [start(j), start(j + 1), start(j + 2), start(j + 3)];
-            for p in 0..K {
-                let column = _mm512_maskz_loadu_ps(mask, a.add(p * M));
-                for (l, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm512_fmadd_ps(column, _mm512_set1_ps(b.at(p, j + l)), *acc);
+/// The direct loops' kernels for one scalar type on AVX-512, `4 ≤ M ≤ 64` (see
+/// `direct_f32`).
+macro_rules! direct_kernels {
+    ($direct:ident, $group:ident, $t:ty, $lanes:literal, $mask:ident, $zero:ident, $set1:ident,
+     $loadu:ident, $maskz_loadu:ident, $storeu:ident, $mask_storeu:ident, $fmadd:ident) => {
+        #[doc = concat!("[`super::direct`] for `", stringify!($t), "` with `4 ≤ M ≤ 64`, with fused \
+            multiply-adds: a column of `C` in `⌈M/", stringify!($lanes), "⌉` vectors (the last \
+            masked), 8, 4, 3 or 2 columns at a time (at most 16 accumulators: they, the \
+            broadcasts and a vector of `A` fit the 32 registers), `C[:, j] = fma(A[:, p], \
+            B[p, j], C[:, j])` for `p` in order, from zero or from `C`. The same operations on \
+            every element as the generic loops with `FMA`, so the same bits.")]
+        ///
+        /// # Safety
+        /// As [`super::direct`] (`a` the column-major `M × K` matrix `A`); the CPU has
+        /// AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn $direct<const M: usize, const K: usize>(
+            c: *mut $t,
+            a: *const $t,
+            b: View<$t>,
+            accumulate: bool,
+            columns: core::ops::Range<usize>,
+        ) {
+            // Eight columns for one or two vectors (eight or more independent chains of
+            // multiply-adds, enough to hide their latency: four left W3's 10-row output layer
+            // latency-bound), four for three or four (five measured slower for 40 rows),
+            // fewer above (`f64`), so that at most 16 accumulators are live.
+            let group = match M.div_ceil($lanes) {
+                1 | 2 => 8,
+                3 | 4 => 4,
+                vectors => 16 / vectors,
+            };
+            let mut j = columns.start;
+            // SAFETY (all calls): columns `j..j + W` are inside `columns`, so inside C and B
+            // (the caller's contract).
+            unsafe {
+                while j + group <= columns.end {
+                    match group {
+                        8 => $group::<M, K, 8>(c, a, b, accumulate, j),
+                        4 => $group::<M, K, 4>(c, a, b, accumulate, j),
+                        3 => $group::<M, K, 3>(c, a, b, accumulate, j),
+                        _ => $group::<M, K, 2>(c, a, b, accumulate, j),
+                    }
+                    j += group;
+                }
+                while j < columns.end {
+                    $group::<M, K, 1>(c, a, b, accumulate, j);
+                    j += 1;
                 }
             }
-            for (l, acc) in acc.iter().enumerate() {
-                _mm512_mask_storeu_ps(c.add((j + l) * M), mask, *acc);
-            }
-            j += 4;
         }
-        while j < columns.end {
-            let mut acc = start(j);
-            for p in 0..K {
-                let column = _mm512_maskz_loadu_ps(mask, a.add(p * M));
-                acc = _mm512_fmadd_ps(column, _mm512_set1_ps(b.at(p, j)), acc);
+
+        #[doc = concat!("Columns `j..j + W` of [`", stringify!($direct), "`]'s product.")]
+        ///
+        /// # Safety
+        /// As its caller's, for columns `j..j + W`.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn $group<const M: usize, const K: usize, const W: usize>(
+            c: *mut $t,
+            a: *const $t,
+            b: View<$t>,
+            accumulate: bool,
+            j: usize,
+        ) {
+            const MAX_VECTORS: usize = super::DIRECT_MAX_ROWS / $lanes;
+            let vectors = M.div_ceil($lanes);
+            // The last vector's lanes (all of them when `M` is a multiple of the lanes).
+            let tail = $mask(M - $lanes * (vectors - 1));
+            // SAFETY (every access): rows `lanes·v..` of column `j + l < j + W` of `C` and of
+            // column `p < K` of `A`, the last vector masked to the rows inside, and `(p, j +
+            // l)` of `B`, are inside them by the caller's contract; masked lanes are not
+            // accessed.
+            unsafe {
+                let load = |ptr: *const $t, v: usize| {
+                    if v + 1 == vectors {
+                        $maskz_loadu(tail, ptr.add($lanes * v))
+                    } else {
+                        $loadu(ptr.add($lanes * v))
+                    }
+                };
+                let mut acc = [[$zero(); MAX_VECTORS]; W];
+                if accumulate {
+                    for (l, acc) in acc.iter_mut().enumerate() {
+                        for (v, acc) in acc.iter_mut().enumerate().take(vectors) {
+                            *acc = load(c.add((j + l) * M), v);
+                        }
+                    }
+                }
+                for p in 0..K {
+                    let bs: [_; W] = core::array::from_fn(|l| $set1(b.at(p, j + l)));
+                    for v in 0..vectors {
+                        let column = load(a.add(p * M), v);
+                        for (acc, &bs) in acc.iter_mut().zip(&bs) {
+                            acc[v] = $fmadd(column, bs, acc[v]);
+                        }
+                    }
+                }
+                for (l, acc) in acc.iter().enumerate() {
+                    for (v, &acc) in acc.iter().enumerate().take(vectors) {
+                        let at = c.add((j + l) * M + $lanes * v);
+                        if v + 1 == vectors {
+                            $mask_storeu(at, tail, acc);
+                        } else {
+                            $storeu(at, acc);
+                        }
+                    }
+                }
             }
-            _mm512_mask_storeu_ps(c.add(j * M), mask, acc);
-            j += 1;
         }
-    }
+    };
 }
+
+direct_kernels!(
+    direct_f32,
+    direct_f32_columns,
+    f32,
+    16,
+    mask16,
+    _mm512_setzero_ps,
+    _mm512_set1_ps,
+    _mm512_loadu_ps,
+    _mm512_maskz_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_mask_storeu_ps,
+    _mm512_fmadd_ps
+);
+
+direct_kernels!(
+    direct_f64,
+    direct_f64_columns,
+    f64,
+    8,
+    mask8,
+    _mm512_setzero_pd,
+    _mm512_set1_pd,
+    _mm512_loadu_pd,
+    _mm512_maskz_loadu_pd,
+    _mm512_storeu_pd,
+    _mm512_mask_storeu_pd,
+    _mm512_fmadd_pd
+);
 
 /// The mask of the first `n` of 16 lanes.
 #[inline(always)]

@@ -127,11 +127,12 @@ pub(crate) unsafe fn direct<T: crate::Real, const M: usize, const K: usize, cons
 }
 
 /// [`super::direct`] for `f32` with `4 ≤ M ≤ 64`, with fused multiply-adds: a column of `C`
-/// in `⌈M/8⌉` vectors (the last masked), `G` columns at a time (4 for up to 16 rows, 3 for
-/// 24, 2 for 32, 1 above: at most 12 accumulators, the broadcasts and one vector of `A` in
-/// the 16 registers), `C[:, j] = fma(A[:, p], B[p, j], C[:, j])` for `p` in order, from zero
-/// or from `C`. The same operations on every element as the generic loops with `FMA`, so
-/// the same bits.
+/// in `⌈M/8⌉` vectors (the last masked), `G` columns at a time (8 for up to 8 rows: eight
+/// independent chains of multiply-adds hide their latency; 4 for 16, 3 for 24, 2 for 48, 1
+/// above: at most 12 accumulators, the broadcasts and one vector of `A` in the 16
+/// registers), `C[:, j] = fma(A[:, p], B[p, j], C[:, j])` for `p` in order, from zero or from
+/// `C`. The same operations on every element as the generic loops with `FMA`, so the same
+/// bits.
 ///
 /// # Safety
 /// As [`super::direct`] (`a` the column-major `M × K` matrix `A`); the CPU has AVX2 and FMA.
@@ -144,20 +145,55 @@ unsafe fn direct_f32<const M: usize, const K: usize>(
     accumulate: bool,
     columns: core::ops::Range<usize>,
 ) {
+    let group = match M.div_ceil(8) {
+        1 => 8,
+        2 => 4,
+        3 => 3,
+        4..=6 => 2,
+        _ => 1,
+    };
+    let mut j = columns.start;
+    // SAFETY (all calls): columns `j..j + W` are inside `columns`, so inside C and B (the
+    // caller's contract).
+    unsafe {
+        while j + group <= columns.end {
+            match group {
+                8 => direct_f32_columns::<M, K, 8>(c, a, b, accumulate, j),
+                4 => direct_f32_columns::<M, K, 4>(c, a, b, accumulate, j),
+                3 => direct_f32_columns::<M, K, 3>(c, a, b, accumulate, j),
+                2 => direct_f32_columns::<M, K, 2>(c, a, b, accumulate, j),
+                _ => direct_f32_columns::<M, K, 1>(c, a, b, accumulate, j),
+            }
+            j += group;
+        }
+        while j < columns.end {
+            direct_f32_columns::<M, K, 1>(c, a, b, accumulate, j);
+            j += 1;
+        }
+    }
+}
+
+/// Columns `j..j + W` of [`direct_f32`]'s product.
+///
+/// # Safety
+/// As its caller's, for columns `j..j + W`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn direct_f32_columns<const M: usize, const K: usize, const W: usize>(
+    c: *mut f32,
+    a: *const f32,
+    b: View<f32>,
+    accumulate: bool,
+    j: usize,
+) {
     const MAX_VECTORS: usize = super::DIRECT_MAX_ROWS / 8;
     let vectors = M.div_ceil(8);
     debug_assert!(vectors <= MAX_VECTORS);
-    let group = match vectors {
-        1 | 2 => 4,
-        3 => 3,
-        4 => 2,
-        _ => 1,
-    };
     // The last vector's lanes (all 8 when `M` is a multiple of 8).
     let tail = mask_ps(M - 8 * (vectors - 1));
-    // SAFETY (every access): rows `8v..` of column `j` of `C` (`j` in `columns`) and of
-    // column `p < K` of `A`, the last vector masked to the rows inside, and `(p, j)` of `B`,
-    // are inside them by the caller's contract; masked lanes are not accessed.
+    // SAFETY (every access): rows `8v..` of column `j + l < j + W` of `C` and of column
+    // `p < K` of `A`, the last vector masked to the rows inside, and `(p, j + l)` of `B`, are
+    // inside them by the caller's contract; masked lanes are not accessed.
     unsafe {
         let load = |ptr: *const f32, v: usize| {
             if v + 1 == vectors {
@@ -166,40 +202,32 @@ unsafe fn direct_f32<const M: usize, const K: usize>(
                 _mm256_loadu_ps(ptr.add(8 * v))
             }
         };
-        let mut j = columns.start;
-        while j < columns.end {
-            let width = group.min(columns.end - j);
-            let mut acc = [[_mm256_setzero_ps(); MAX_VECTORS]; 4];
-            if accumulate {
-                for (l, acc) in acc.iter_mut().enumerate().take(width) {
-                    for (v, acc) in acc.iter_mut().enumerate().take(vectors) {
-                        *acc = load(c.add((j + l) * M), v);
-                    }
+        let mut acc = [[_mm256_setzero_ps(); MAX_VECTORS]; W];
+        if accumulate {
+            for (l, acc) in acc.iter_mut().enumerate() {
+                for (v, acc) in acc.iter_mut().enumerate().take(vectors) {
+                    *acc = load(c.add((j + l) * M), v);
                 }
             }
-            for p in 0..K {
-                let mut bs = [_mm256_setzero_ps(); 4];
-                for (l, bs) in bs.iter_mut().enumerate().take(width) {
-                    *bs = _mm256_set1_ps(b.at(p, j + l));
-                }
-                for v in 0..vectors {
-                    let column = load(a.add(p * M), v);
-                    for (acc, &bs) in acc.iter_mut().zip(&bs).take(width) {
-                        acc[v] = _mm256_fmadd_ps(column, bs, acc[v]);
-                    }
+        }
+        for p in 0..K {
+            let bs: [_; W] = core::array::from_fn(|l| _mm256_set1_ps(b.at(p, j + l)));
+            for v in 0..vectors {
+                let column = load(a.add(p * M), v);
+                for (acc, &bs) in acc.iter_mut().zip(&bs) {
+                    acc[v] = _mm256_fmadd_ps(column, bs, acc[v]);
                 }
             }
-            for (l, acc) in acc.iter().enumerate().take(width) {
-                for (v, &acc) in acc.iter().enumerate().take(vectors) {
-                    let at = c.add((j + l) * M + 8 * v);
-                    if v + 1 == vectors {
-                        _mm256_maskstore_ps(at, tail, acc);
-                    } else {
-                        _mm256_storeu_ps(at, acc);
-                    }
+        }
+        for (l, acc) in acc.iter().enumerate() {
+            for (v, &acc) in acc.iter().enumerate().take(vectors) {
+                let at = c.add((j + l) * M + 8 * v);
+                if v + 1 == vectors {
+                    _mm256_maskstore_ps(at, tail, acc);
+                } else {
+                    _mm256_storeu_ps(at, acc);
                 }
             }
-            j += width;
         }
     }
 }

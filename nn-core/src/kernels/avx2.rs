@@ -186,9 +186,7 @@ unsafe fn direct_f32_columns<const M: usize, const K: usize, const W: usize>(
     accumulate: bool,
     j: usize,
 ) {
-    const MAX_VECTORS: usize = super::DIRECT_MAX_ROWS / 8;
     let vectors = M.div_ceil(8);
-    debug_assert!(vectors <= MAX_VECTORS);
     // The last vector's lanes (all 8 when `M` is a multiple of 8).
     let tail = mask_ps(M - 8 * (vectors - 1));
     // SAFETY (every access): rows `8v..` of column `j + l < j + W` of `C` and of column
@@ -202,11 +200,13 @@ unsafe fn direct_f32_columns<const M: usize, const K: usize, const W: usize>(
                 _mm256_loadu_ps(ptr.add(8 * v))
             }
         };
-        let mut acc = [[_mm256_setzero_ps(); MAX_VECTORS]; W];
+        // Accumulator `l·vectors + v`: column `j + l`, vector `v` (at most 16 live).
+        let mut acc = [_mm256_setzero_ps(); 16];
+        debug_assert!(W * vectors <= 16);
         if accumulate {
-            for (l, acc) in acc.iter_mut().enumerate() {
-                for (v, acc) in acc.iter_mut().enumerate().take(vectors) {
-                    *acc = load(c.add((j + l) * M), v);
+            for l in 0..W {
+                for v in 0..vectors {
+                    acc[l * vectors + v] = load(c.add((j + l) * M), v);
                 }
             }
         }
@@ -214,14 +214,14 @@ unsafe fn direct_f32_columns<const M: usize, const K: usize, const W: usize>(
             let bs: [_; W] = core::array::from_fn(|l| _mm256_set1_ps(b.at(p, j + l)));
             for v in 0..vectors {
                 let column = load(a.add(p * M), v);
-                for (acc, &bs) in acc.iter_mut().zip(&bs) {
-                    acc[v] = _mm256_fmadd_ps(column, bs, acc[v]);
+                for (l, &bs) in bs.iter().enumerate() {
+                    acc[l * vectors + v] = _mm256_fmadd_ps(column, bs, acc[l * vectors + v]);
                 }
             }
         }
-        for (l, acc) in acc.iter().enumerate() {
-            for (v, &acc) in acc.iter().enumerate().take(vectors) {
-                let at = c.add((j + l) * M + 8 * v);
+        for l in 0..W {
+            for v in 0..vectors {
+                let (at, acc) = (c.add((j + l) * M + 8 * v), acc[l * vectors + v]);
                 if v + 1 == vectors {
                     _mm256_maskstore_ps(at, tail, acc);
                 } else {

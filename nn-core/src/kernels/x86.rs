@@ -175,7 +175,6 @@ macro_rules! direct_kernels {
             accumulate: bool,
             j: usize,
         ) {
-            const MAX_VECTORS: usize = super::DIRECT_MAX_ROWS / $lanes;
             let vectors = M.div_ceil($lanes);
             // The last vector's lanes (all of them when `M` is a multiple of the lanes).
             let tail = $mask(M - $lanes * (vectors - 1));
@@ -191,11 +190,13 @@ macro_rules! direct_kernels {
                         $loadu(ptr.add($lanes * v))
                     }
                 };
-                let mut acc = [[$zero(); MAX_VECTORS]; W];
+                // Accumulator `l·vectors + v`: column `j + l`, vector `v` (at most 16 live).
+                let mut acc = [$zero(); 16];
+                debug_assert!(W * vectors <= 16);
                 if accumulate {
-                    for (l, acc) in acc.iter_mut().enumerate() {
-                        for (v, acc) in acc.iter_mut().enumerate().take(vectors) {
-                            *acc = load(c.add((j + l) * M), v);
+                    for l in 0..W {
+                        for v in 0..vectors {
+                            acc[l * vectors + v] = load(c.add((j + l) * M), v);
                         }
                     }
                 }
@@ -203,14 +204,14 @@ macro_rules! direct_kernels {
                     let bs: [_; W] = core::array::from_fn(|l| $set1(b.at(p, j + l)));
                     for v in 0..vectors {
                         let column = load(a.add(p * M), v);
-                        for (acc, &bs) in acc.iter_mut().zip(&bs) {
-                            acc[v] = $fmadd(column, bs, acc[v]);
+                        for (l, &bs) in bs.iter().enumerate() {
+                            acc[l * vectors + v] = $fmadd(column, bs, acc[l * vectors + v]);
                         }
                     }
                 }
-                for (l, acc) in acc.iter().enumerate() {
-                    for (v, &acc) in acc.iter().enumerate().take(vectors) {
-                        let at = c.add((j + l) * M + $lanes * v);
+                for l in 0..W {
+                    for v in 0..vectors {
+                        let (at, acc) = (c.add((j + l) * M + $lanes * v), acc[l * vectors + v]);
                         if v + 1 == vectors {
                             $mask_storeu(at, tail, acc);
                         } else {

@@ -52,6 +52,8 @@ pub const SUITE: &[fn() -> Workload] = &[
     k8,
     k9,
     k10,
+    k11,
+    k12,
     n1,
 ];
 
@@ -1360,6 +1362,22 @@ kernel_workload!(k7, "∂Y·Xᵀ 10×64×128 (W3 l3 ∂W)", nt, 10, 64, 128);
 kernel_workload!(k8, "W·X 20×128×32 (a layer of 20)", nn, 20, 128, 32);
 kernel_workload!(k9, "W·X 40×64×32 (a layer of 40)", nn, 40, 64, 32);
 kernel_workload!(k10, "∂Y·Xᵀ 50×32×64 (a layer of 50, ∂W)", nt, 50, 32, 64);
+kernel_workload!(
+    k11,
+    "W·X 16×784×64 (a layer of 16 on MNIST)",
+    nn,
+    16,
+    784,
+    64
+);
+kernel_workload!(
+    k12,
+    "W·X 10×1024×64 (after a layer of 1024)",
+    nn,
+    10,
+    1024,
+    64
+);
 
 /// N: the gradient norm `train_step` computes (`nn::optim::global_norm`: blocks of 4,096 in
 /// 32 interleaved partial `f64` sums, AVX-512 where the CPU has it) against one sum in 8

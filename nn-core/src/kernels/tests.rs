@@ -124,6 +124,10 @@ fn blocked_products_match_the_definition() {
     check_all_three::<f32, 65, 8, 3>();
     check_all_three::<f64, 100, 20, 16>();
     check_all_three::<f32, 40, 100, 8>();
+    // Above DIRECT_MAX_WORK with few rows (the direct loops), masked last vectors, more
+    // than one depth block of the GEMM (K > 256), and B column-major and transposed.
+    check_all_three::<f32, 40, 300, 70>();
+    check_all_three::<f64, 20, 400, 30>();
 }
 
 #[test]
@@ -138,6 +142,14 @@ fn the_sizes_choose_the_algorithm() {
     assert_eq!(algorithm(256, 128, 64, true, 4), Dots);
     assert_eq!(algorithm(256, 784, 64, false, 4), Gemm);
     assert_eq!(algorithm(100, 4, 4, false, 8), Gemm);
+    // Few rows, any size, while A fits DIRECT_MAX_A_BYTES; not for a transposed A.
+    assert_eq!(algorithm(16, 784, 64, false, 4), Direct);
+    assert_eq!(algorithm(10, 4096, 64, false, 4), Direct);
+    assert_eq!(algorithm(48, 1365, 64, false, 4), Direct);
+    assert_eq!(algorithm(48, 1366, 64, false, 4), Gemm);
+    assert_eq!(algorithm(48, 683, 64, false, 8), Gemm);
+    assert_eq!(algorithm(64, 256, 64, false, 4), Gemm);
+    assert_eq!(algorithm(16, 784, 64, true, 4), Dots);
 }
 
 /// Runs the blocked GEMM with kernel `K` on heap matrices, for sizes too big for the stack.

@@ -89,21 +89,35 @@ impl<T: Real> MicroKernel<T> for Portable {
         // SAFETY: the caller's contract: n ≥ 1 columns.
         let bc = unsafe { columns::<T, 4>(b, n) };
         let mut acc = [[T::ZERO; 8]; 4];
-        for p in 0..kc {
-            // SAFETY: p < kc: the caller's contract; rows past m are read only when m == 8.
-            let ap: [T; 8] = core::array::from_fn(|i| {
-                if m == 8 || i < m {
-                    unsafe { *a.add(i + p * lda) }
-                } else {
-                    T::ZERO
-                }
-            });
+        let mut step = |p: usize, ap: [T; 8]| {
             for (column, &bj) in acc.iter_mut().zip(&bc) {
                 // SAFETY: row p < kc of a column of B.
                 let bpj = unsafe { *bj.add(p * b.rs) };
                 for (c, &ai) in column.iter_mut().zip(&ap) {
                     *c += ai * bpj;
                 }
+            }
+        };
+        if m == 8 {
+            // A whole tile: its column in one load. (A test per row inside the loop kept the
+            // compiler from vectorising it: 9 against 20 GFLOP/s on the x86-64 baseline.)
+            for p in 0..kc {
+                // SAFETY: p < kc; the tile's eight rows of column p (the caller's contract).
+                step(p, unsafe {
+                    core::ptr::read_unaligned(a.add(p * lda).cast::<[T; 8]>())
+                });
+            }
+        } else {
+            for p in 0..kc {
+                // SAFETY: p < kc and i < m: inside the panel (the caller's contract).
+                let ap = core::array::from_fn(|i| {
+                    if i < m {
+                        unsafe { *a.add(i + p * lda) }
+                    } else {
+                        T::ZERO
+                    }
+                });
+                step(p, ap);
             }
         }
         for (j, column) in acc.iter().enumerate().take(n) {

@@ -126,111 +126,36 @@ pub(crate) unsafe fn direct<T: crate::Real, const M: usize, const K: usize, cons
     unsafe { super::direct::<T, M, K, N, { cfg!(feature = "std") }>(c, a, b, accumulate, columns) }
 }
 
-/// [`super::direct`] for `f32` with `4 ≤ M ≤ 64`, with fused multiply-adds: a column of `C`
-/// in `⌈M/8⌉` vectors (the last masked), `G` columns at a time (8 for up to 8 rows: eight
-/// independent chains of multiply-adds hide their latency; 4 for 16, 3 for 24, 2 for 48, 1
-/// above: at most 12 accumulators, the broadcasts and one vector of `A` in the 16
-/// registers), `C[:, j] = fma(A[:, p], B[p, j], C[:, j])` for `p` in order, from zero or from
-/// `C`. The same operations on every element as the generic loops with `FMA`, so the same
-/// bits.
-///
-/// # Safety
-/// As [`super::direct`] (`a` the column-major `M × K` matrix `A`); the CPU has AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn direct_f32<const M: usize, const K: usize>(
-    c: *mut f32,
-    a: *const f32,
-    b: View<f32>,
-    accumulate: bool,
-    columns: core::ops::Range<usize>,
-) {
-    let group = match M.div_ceil(8) {
+/// Columns at a time in the AVX2 direct kernel for a column of `vectors` vectors: eight for
+/// one (eight independent chains of multiply-adds hide their latency), then 4, 3, 2 and 1, so
+/// that the accumulators (at most 12), the broadcasts and a vector of `A` fit the 16
+/// registers (two for five or six vectors: one left 5 or 6 chains).
+const fn direct_group(vectors: usize) -> usize {
+    match vectors {
         1 => 8,
         2 => 4,
         3 => 3,
         4..=6 => 2,
         _ => 1,
-    };
-    let mut j = columns.start;
-    // SAFETY (all calls): columns `j..j + W` are inside `columns`, so inside C and B (the
-    // caller's contract).
-    unsafe {
-        while j + group <= columns.end {
-            match group {
-                8 => direct_f32_columns::<M, K, 8>(c, a, b, accumulate, j),
-                4 => direct_f32_columns::<M, K, 4>(c, a, b, accumulate, j),
-                3 => direct_f32_columns::<M, K, 3>(c, a, b, accumulate, j),
-                2 => direct_f32_columns::<M, K, 2>(c, a, b, accumulate, j),
-                _ => direct_f32_columns::<M, K, 1>(c, a, b, accumulate, j),
-            }
-            j += group;
-        }
-        while j < columns.end {
-            direct_f32_columns::<M, K, 1>(c, a, b, accumulate, j);
-            j += 1;
-        }
     }
 }
 
-/// Columns `j..j + W` of [`direct_f32`]'s product.
-///
-/// # Safety
-/// As its caller's, for columns `j..j + W`.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn direct_f32_columns<const M: usize, const K: usize, const W: usize>(
-    c: *mut f32,
-    a: *const f32,
-    b: View<f32>,
-    accumulate: bool,
-    j: usize,
-) {
-    let vectors = M.div_ceil(8);
-    // The last vector's lanes (all 8 when `M` is a multiple of 8).
-    let tail = mask_ps(M - 8 * (vectors - 1));
-    // SAFETY (every access): rows `8v..` of column `j + l < j + W` of `C` and of column
-    // `p < K` of `A`, the last vector masked to the rows inside, and `(p, j + l)` of `B`, are
-    // inside them by the caller's contract; masked lanes are not accessed.
-    unsafe {
-        let load = |ptr: *const f32, v: usize| {
-            if v + 1 == vectors {
-                _mm256_maskload_ps(ptr.add(8 * v), tail)
-            } else {
-                _mm256_loadu_ps(ptr.add(8 * v))
-            }
-        };
-        // Accumulator `l·vectors + v`: column `j + l`, vector `v` (at most 16 live).
-        let mut acc = [_mm256_setzero_ps(); 16];
-        debug_assert!(W * vectors <= 16);
-        if accumulate {
-            for l in 0..W {
-                for v in 0..vectors {
-                    acc[l * vectors + v] = load(c.add((j + l) * M), v);
-                }
-            }
-        }
-        for p in 0..K {
-            let bs: [_; W] = core::array::from_fn(|l| _mm256_set1_ps(b.at(p, j + l)));
-            for v in 0..vectors {
-                let column = load(a.add(p * M), v);
-                for (l, &bs) in bs.iter().enumerate() {
-                    acc[l * vectors + v] = _mm256_fmadd_ps(column, bs, acc[l * vectors + v]);
-                }
-            }
-        }
-        for l in 0..W {
-            for v in 0..vectors {
-                let (at, acc) = (c.add((j + l) * M + 8 * v), acc[l * vectors + v]);
-                if v + 1 == vectors {
-                    _mm256_maskstore_ps(at, tail, acc);
-                } else {
-                    _mm256_storeu_ps(at, acc);
-                }
-            }
-        }
-    }
-}
+direct_vector_kernels!(
+    features: "avx2,fma",
+    direct: direct_f32,
+    columns: direct_f32_columns,
+    scalar: f32,
+    lanes: 8,
+    group: direct_group,
+    mask: mask_ps,
+    zero: _mm256_setzero_ps,
+    set1: _mm256_set1_ps,
+    loadu: _mm256_loadu_ps,
+    load_tail: _mm256_maskload_ps,
+    storeu: _mm256_storeu_ps,
+    store_tail: _mm256_maskstore_ps,
+    fmadd: _mm256_fmadd_ps,
+);
 
 /// A micro-kernel for [`stream::gemm`]: a `2·LANES × 6` tile of `C` in 12 `ymm`
 /// accumulators (two vectors of `A` times six broadcasts of `B` per step of `k`: 12 FMAs for

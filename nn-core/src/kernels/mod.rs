@@ -34,6 +34,9 @@
 //! order differs between kernels (the tests bound the difference).
 
 #[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod direct_vectors;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod row_dots;

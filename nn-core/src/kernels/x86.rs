@@ -109,149 +109,51 @@ pub(crate) unsafe fn direct<T: crate::Real, const M: usize, const K: usize, cons
     unsafe { super::direct::<T, M, K, N, { cfg!(feature = "std") }>(c, a, b, accumulate, columns) }
 }
 
-/// The direct loops' kernels for one scalar type on AVX-512, `4 ≤ M ≤ 64` (see
-/// `direct_f32`).
-macro_rules! direct_kernels {
-    ($direct:ident, $group:ident, $t:ty, $lanes:literal, $mask:ident, $zero:ident, $set1:ident,
-     $loadu:ident, $maskz_loadu:ident, $storeu:ident, $mask_storeu:ident, $fmadd:ident) => {
-        #[doc = concat!("[`super::direct`] for `", stringify!($t), "` with `4 ≤ M ≤ 64`, with fused \
-            multiply-adds: a column of `C` in `⌈M/", stringify!($lanes), "⌉` vectors (the last \
-            masked), 8, 4, 3 or 2 columns at a time (at most 16 accumulators: they, the \
-            broadcasts and a vector of `A` fit the 32 registers), `C[:, j] = fma(A[:, p], \
-            B[p, j], C[:, j])` for `p` in order, from zero or from `C`. The same operations on \
-            every element as the generic loops with `FMA`, so the same bits.")]
-        ///
-        /// # Safety
-        /// As [`super::direct`] (`a` the column-major `M × K` matrix `A`); the CPU has
-        /// AVX-512F.
-        #[target_feature(enable = "avx512f")]
-        #[inline]
-        unsafe fn $direct<const M: usize, const K: usize>(
-            c: *mut $t,
-            a: *const $t,
-            b: View<$t>,
-            accumulate: bool,
-            columns: core::ops::Range<usize>,
-        ) {
-            // Eight columns for one or two vectors (eight or more independent chains of
-            // multiply-adds, enough to hide their latency: four left W3's 10-row output layer
-            // latency-bound), four for three or four (five measured slower for 40 rows),
-            // fewer above (`f64`), so that at most 16 accumulators are live.
-            let group = match M.div_ceil($lanes) {
-                1 | 2 => 8,
-                3 | 4 => 4,
-                vectors => 16 / vectors,
-            };
-            let mut j = columns.start;
-            // SAFETY (all calls): columns `j..j + W` are inside `columns`, so inside C and B
-            // (the caller's contract).
-            unsafe {
-                while j + group <= columns.end {
-                    match group {
-                        8 => $group::<M, K, 8>(c, a, b, accumulate, j),
-                        4 => $group::<M, K, 4>(c, a, b, accumulate, j),
-                        3 => $group::<M, K, 3>(c, a, b, accumulate, j),
-                        _ => $group::<M, K, 2>(c, a, b, accumulate, j),
-                    }
-                    j += group;
-                }
-                while j < columns.end {
-                    $group::<M, K, 1>(c, a, b, accumulate, j);
-                    j += 1;
-                }
-            }
-        }
-
-        #[doc = concat!("Columns `j..j + W` of [`", stringify!($direct), "`]'s product.")]
-        ///
-        /// # Safety
-        /// As its caller's, for columns `j..j + W`.
-        #[target_feature(enable = "avx512f")]
-        #[inline]
-        unsafe fn $group<const M: usize, const K: usize, const W: usize>(
-            c: *mut $t,
-            a: *const $t,
-            b: View<$t>,
-            accumulate: bool,
-            j: usize,
-        ) {
-            let vectors = M.div_ceil($lanes);
-            // The last vector's lanes (all of them when `M` is a multiple of the lanes).
-            let tail = $mask(M - $lanes * (vectors - 1));
-            // SAFETY (every access): rows `lanes·v..` of column `j + l < j + W` of `C` and of
-            // column `p < K` of `A`, the last vector masked to the rows inside, and `(p, j +
-            // l)` of `B`, are inside them by the caller's contract; masked lanes are not
-            // accessed.
-            unsafe {
-                let load = |ptr: *const $t, v: usize| {
-                    if v + 1 == vectors {
-                        $maskz_loadu(tail, ptr.add($lanes * v))
-                    } else {
-                        $loadu(ptr.add($lanes * v))
-                    }
-                };
-                // Accumulator `l·vectors + v`: column `j + l`, vector `v` (at most 16 live).
-                let mut acc = [$zero(); 16];
-                debug_assert!(W * vectors <= 16);
-                if accumulate {
-                    for l in 0..W {
-                        for v in 0..vectors {
-                            acc[l * vectors + v] = load(c.add((j + l) * M), v);
-                        }
-                    }
-                }
-                for p in 0..K {
-                    let bs: [_; W] = core::array::from_fn(|l| $set1(b.at(p, j + l)));
-                    for v in 0..vectors {
-                        let column = load(a.add(p * M), v);
-                        for (l, &bs) in bs.iter().enumerate() {
-                            acc[l * vectors + v] = $fmadd(column, bs, acc[l * vectors + v]);
-                        }
-                    }
-                }
-                for l in 0..W {
-                    for v in 0..vectors {
-                        let (at, acc) = (c.add((j + l) * M + $lanes * v), acc[l * vectors + v]);
-                        if v + 1 == vectors {
-                            $mask_storeu(at, tail, acc);
-                        } else {
-                            $storeu(at, acc);
-                        }
-                    }
-                }
-            }
-        }
-    };
+/// Columns at a time in the AVX-512 direct kernels for a column of `vectors` vectors: eight
+/// for one or two (eight or more independent chains of multiply-adds, enough to hide their
+/// latency: four left W3's 10-row output layer latency-bound), four for three or four (five
+/// measured slower for 40 rows), fewer above (`f64`), so that at most 16 of the 32 registers
+/// are accumulators.
+const fn direct_group(vectors: usize) -> usize {
+    match vectors {
+        1 | 2 => 8,
+        3 | 4 => 4,
+        _ => 16 / vectors,
+    }
 }
 
-direct_kernels!(
-    direct_f32,
-    direct_f32_columns,
-    f32,
-    16,
-    mask16,
-    _mm512_setzero_ps,
-    _mm512_set1_ps,
-    _mm512_loadu_ps,
-    _mm512_maskz_loadu_ps,
-    _mm512_storeu_ps,
-    _mm512_mask_storeu_ps,
-    _mm512_fmadd_ps
+direct_vector_kernels!(
+    features: "avx512f",
+    direct: direct_f32,
+    columns: direct_f32_columns,
+    scalar: f32,
+    lanes: 16,
+    group: direct_group,
+    mask: mask16,
+    zero: _mm512_setzero_ps,
+    set1: _mm512_set1_ps,
+    loadu: _mm512_loadu_ps,
+    load_tail: |ptr, mask| _mm512_maskz_loadu_ps(mask, ptr),
+    storeu: _mm512_storeu_ps,
+    store_tail: _mm512_mask_storeu_ps,
+    fmadd: _mm512_fmadd_ps,
 );
 
-direct_kernels!(
-    direct_f64,
-    direct_f64_columns,
-    f64,
-    8,
-    mask8,
-    _mm512_setzero_pd,
-    _mm512_set1_pd,
-    _mm512_loadu_pd,
-    _mm512_maskz_loadu_pd,
-    _mm512_storeu_pd,
-    _mm512_mask_storeu_pd,
-    _mm512_fmadd_pd
+direct_vector_kernels!(
+    features: "avx512f",
+    direct: direct_f64,
+    columns: direct_f64_columns,
+    scalar: f64,
+    lanes: 8,
+    group: direct_group,
+    mask: mask8,
+    zero: _mm512_setzero_pd,
+    set1: _mm512_set1_pd,
+    loadu: _mm512_loadu_pd,
+    load_tail: |ptr, mask| _mm512_maskz_loadu_pd(mask, ptr),
+    storeu: _mm512_storeu_pd,
+    store_tail: _mm512_mask_storeu_pd,
+    fmadd: _mm512_fmadd_pd,
 );
 
 /// The mask of the first `n` of 16 lanes.

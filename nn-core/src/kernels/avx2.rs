@@ -116,20 +116,28 @@ pub(crate) unsafe fn direct<T: crate::Real, const M: usize, const K: usize, cons
     // kernel. Compiled from the generic loops, 4 columns × M rows of accumulators do not fit
     // in AVX2's 16 registers past M = 16 (spilled), and below it LLVM packed them across
     // vectors: W2's 32 × 64 × 32 took 2.7 µs, matrixmultiply's 1.3 µs.
+    // `f64` likewise up to 48 rows (12 vectors of 4: one column's accumulators, a vector of
+    // `A` and a broadcast in the 16 registers).
     if cfg!(feature = "std") && size_of::<T>() == 4 && M >= 4 {
         // SAFETY: `Real` is `f32` or `f64`, and `T` has 4 bytes: it is `f32`; the caller's
         // contract; AVX2 and FMA are present (this function's own contract).
         unsafe { direct_f32::<M, K>(c.cast(), a.as_ptr().cast(), b.cast(), accumulate, columns) };
         return;
     }
+    if cfg!(feature = "std") && size_of::<T>() == 8 && (4..=48).contains(&M) {
+        // SAFETY: as above; `T` has 8 bytes: it is `f64`.
+        unsafe { direct_f64::<M, K>(c.cast(), a.as_ptr().cast(), b.cast(), accumulate, columns) };
+        return;
+    }
     // SAFETY: the caller's contract.
     unsafe { super::direct::<T, M, K, N, { cfg!(feature = "std") }>(c, a, b, accumulate, columns) }
 }
 
-/// Columns at a time in the AVX2 direct kernel for a column of `vectors` vectors: eight for
+/// Columns at a time in the AVX2 direct kernels for a column of `vectors` vectors: eight for
 /// one (eight independent chains of multiply-adds hide their latency), then 4, 3, 2 and 1, so
 /// that the accumulators (at most 12), the broadcasts and a vector of `A` fit the 16
-/// registers (two for five or six vectors: one left 5 or 6 chains).
+/// registers (two for five or six vectors: one left 5 or 6 chains; `f64` goes up to 12
+/// vectors, one column at a time).
 const fn direct_group(vectors: usize) -> usize {
     match vectors {
         1 => 8,
@@ -155,6 +163,23 @@ direct_vector_kernels!(
     storeu: _mm256_storeu_ps,
     store_tail: _mm256_maskstore_ps,
     fmadd: _mm256_fmadd_ps,
+);
+
+direct_vector_kernels!(
+    features: "avx2,fma",
+    direct: direct_f64,
+    columns: direct_f64_columns,
+    scalar: f64,
+    lanes: 4,
+    group: direct_group,
+    mask: mask_pd,
+    zero: _mm256_setzero_pd,
+    set1: _mm256_set1_pd,
+    loadu: _mm256_loadu_pd,
+    load_tail: _mm256_maskload_pd,
+    storeu: _mm256_storeu_pd,
+    store_tail: _mm256_maskstore_pd,
+    fmadd: _mm256_fmadd_pd,
 );
 
 /// A micro-kernel for [`stream::gemm`]: a `2·LANES × 6` tile of `C` in 12 `ymm`

@@ -187,20 +187,24 @@ pub const DIRECT_MAX_WORK: usize = 128 * 1024;
 /// rows (2 KiB of `f64`); taller products use the blocked GEMM, which has no such buffer.
 pub const DIRECT_MAX_ROWS: usize = 64;
 
-/// Products of a column-major `A` of at most this many rows use the direct loops whatever
-/// their size, when `A` takes at most [`DIRECT_MAX_A_BYTES`] (it is read again for each group
-/// of columns, so it must stay in L2). Their kernels (AVX-512, AVX2) keep a column of `C` in
-/// `⌈M/lanes⌉` vectors, the last one masked, where the GEMM's 32-row (AVX-512) or 16-row (AVX2)
-/// tiles leave lanes idle: measured on one core of the benchmark machine (AVX-512), `W·X`
-/// 16×784×64 took 7.6 µs against the GEMM's 12.6, 48×512×32 5.9 against 8.1, 10×4096×64 42.5
-/// against 66.9, and products of 32 or 64 rows the same within 3 %; on the AVX2 tier 48 rows
-/// ran 15 % faster and 32 rows within 5 %, but 64 rows (eight vectors, one column at a time)
-/// 25 % slower, hence 48; on the x86-64 baseline (the portable code) the direct loops ran at
-/// 30 GFLOP/s against the portable GEMM's 9 to 20.
-pub const DIRECT_WIDE_MAX_ROWS: usize = 48;
+/// Products of a column-major `A` whose columns take at most this many bytes (48 rows of
+/// `f32`, 24 of `f64`) use the direct loops whatever their size, when `A` takes at most
+/// [`DIRECT_MAX_A_BYTES`] (it is read again for each group of columns, so it must stay in
+/// L2). Their kernels (AVX-512, AVX2) keep a column of `C` in `⌈M/lanes⌉` vectors, the last
+/// one masked, where the GEMM's 32-row (AVX-512) or 16-row (AVX2) tiles leave lanes idle:
+/// measured on one core of the benchmark machine (AVX-512), `W·X` 16×784×64 took 7.6 µs
+/// against the GEMM's 12.6, 48×512×32 5.9 against 8.1, 10×4096×64 42.5 against 66.9, and
+/// products of 32 or 64 `f32` rows the same within 3 %; on the AVX2 tier 48 `f32` rows ran
+/// 15 % faster and 32 within 5 %. Longer columns need so many vectors that few columns fit
+/// the registers at once, one load of `A` per multiply-add or nearly: 64 `f32` rows on AVX2
+/// 25 % slower than the GEMM, 40 and 48 `f64` rows 20–30 % slower on both tiers. On the
+/// x86-64 baseline (the portable code) the direct loops ran at 15–31 GFLOP/s against the
+/// portable GEMM's 5–20.
+pub const DIRECT_WIDE_MAX_COLUMN_BYTES: usize = 192;
 
-/// The most bytes of `A` for which a product of at most [`DIRECT_WIDE_MAX_ROWS`] rows takes the
-/// direct loops above [`DIRECT_MAX_WORK`] (a quarter of the benchmark machine's L2).
+/// The most bytes of `A` for which a product of columns of at most
+/// [`DIRECT_WIDE_MAX_COLUMN_BYTES`] takes the direct loops above [`DIRECT_MAX_WORK`] (a
+/// quarter of the benchmark machine's L2).
 pub const DIRECT_MAX_A_BYTES: usize = 256 * 1024;
 
 /// Small `Aᵀ·B` products whose `Aᵀ` takes at most this many bytes copy it transposed onto the
@@ -240,7 +244,7 @@ pub enum Algorithm {
     /// the same bits).
     RowDots,
     /// Small product, column-major `A` of at most [`DIRECT_MAX_ROWS`] rows, or any product of
-    /// a column-major `A` of at most [`DIRECT_WIDE_MAX_ROWS`] rows and
+    /// a column-major `A` of columns of at most [`DIRECT_WIDE_MAX_COLUMN_BYTES`] and
     /// [`DIRECT_MAX_A_BYTES`]: groups of columns of `C` in registers, inlined (below 1 Ki
     /// multiply-adds) or the kernel set's copy (split into runs of columns among a region's
     /// threads, like the larger products).
@@ -267,7 +271,8 @@ pub const fn algorithm(
 ) -> Algorithm {
     let work = m * k * n;
     let small = work < DIRECT_MAX_WORK && m <= DIRECT_MAX_ROWS;
-    let few_rows = m <= DIRECT_WIDE_MAX_ROWS && m * k * scalar_bytes <= DIRECT_MAX_A_BYTES;
+    let few_rows = m * scalar_bytes <= DIRECT_WIDE_MAX_COLUMN_BYTES
+        && m * k * scalar_bytes <= DIRECT_MAX_A_BYTES;
     if n == 1 {
         if a_transposed {
             Algorithm::RowDots

@@ -147,7 +147,8 @@ fn the_sizes_choose_the_algorithm() {
     assert_eq!(algorithm(10, 4096, 64, false, 4), Direct);
     assert_eq!(algorithm(48, 1365, 64, false, 4), Direct);
     assert_eq!(algorithm(48, 1366, 64, false, 4), Gemm);
-    assert_eq!(algorithm(48, 683, 64, false, 8), Gemm);
+    assert_eq!(algorithm(24, 1365, 64, false, 8), Direct);
+    assert_eq!(algorithm(25, 100, 64, false, 8), Gemm);
     assert_eq!(algorithm(64, 256, 64, false, 4), Gemm);
     assert_eq!(algorithm(16, 784, 64, true, 4), Dots);
 }

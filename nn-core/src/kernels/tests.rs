@@ -719,6 +719,9 @@ fn stack_use_does_not_grow_with_the_sizes() {
                 "f64 1024×512×16",
                 products_stack_use::<f64, 1024, 512, 16>(),
             ),
+            // Few rows, large: the direct loops (`DIRECT_WIDE_MAX_COLUMN_BYTES`).
+            ("f32 48×1024×64", products_stack_use::<f32, 48, 1024, 64>()),
+            ("f64 24×1024×64", products_stack_use::<f64, 24, 1024, 64>()),
         ];
         std::println!("{uses:?}");
         for (size, bytes) in uses {

@@ -222,7 +222,8 @@ pub const DOTS_MIN_DEPTH: usize = 64;
 const DIRECT_SIMD_MIN_WORK: usize = 1024;
 
 /// The parts of a direct product split across threads start at multiples of this many
-/// columns (the loops' groups of four).
+/// columns (the generic loops' groups of four; every column's result is the same whichever
+/// columns are computed with it, so the vector kernels' groups of eight need no more).
 const DIRECT_COLUMNS: usize = 4;
 
 /// Matrix-vector products with at least this many multiply-adds (or more than
@@ -749,8 +750,8 @@ unsafe fn transposed_direct<T: Real, const M: usize, const K: usize, const N: us
     }
 }
 
-/// The direct loops for small products with a column-major `A` of at most
-/// [`DIRECT_MAX_ROWS`] rows: `C[:, j] += B[p, j]·A[:, p]`, four columns of `C` at a time in
+/// The direct loops for products with a column-major `A` of at most [`DIRECT_MAX_ROWS`] rows
+/// (the definition of their results; the kernel sets' vector copies give the same bits): `C[:, j] += B[p, j]·A[:, p]`, four columns of `C` at a time in
 /// `4·M` accumulators (contiguous columns, vectorised over the rows; for fewer than four
 /// rows, over the columns, in place), on the columns `columns` of `C` only: each column's
 /// result is the same whichever columns are computed with it.

@@ -171,10 +171,11 @@ use nalgebra::SMatrix;
 
 /// The most stack memory, in bytes, that any kernel of this module keeps in locals for
 /// its accumulators and tiles, for every product size. Function frames come on top:
-/// measured at most 2.9 KiB in all in release builds, 16 KiB in debug builds (unoptimised
-/// frames of the AVX-512 kernels), the same for every size. Direct loops: `4·64` accumulators (2 KiB in `f64`);
-/// a small `Aᵀ` copied for them: at most [`TRANSPOSED_COPY_MAX_BYTES`]; the GEMM's
-/// transposed `A` tile: at most 2 KiB.
+/// measured at most 5.4 KiB in all in release builds, 21 KiB in debug builds (unoptimised
+/// frames of the kernels), the same for every size. Direct loops: `4·64`
+/// accumulators (2 KiB in `f64`); a small `Aᵀ` copied for them: at most
+/// [`TRANSPOSED_COPY_MAX_BYTES`]; the GEMM's transposed `A` tile: 2 KiB; its tile for an `A`
+/// whose columns are a multiple of 4 KiB long (1,024 `f32` rows): 4 KiB.
 pub const MAX_STACK_BYTES: usize = 4 * 1024;
 
 /// Products below this many multiply-adds (`M·K·N`, with `N > 1` and `M ≤`

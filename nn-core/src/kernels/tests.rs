@@ -219,6 +219,9 @@ fn portable_blocked_kernel_matches_the_definition() {
     check_blocked_kernel::<f64, stream::Portable>(65, 130, 129);
     check_blocked_kernel::<f64, stream::Portable>(1, 1, 1);
     check_blocked_kernel::<f32, stream::Portable>(5, 3, 0);
+    // Columns of 4 KiB (the copied micro-panels of `stream::in_tiles`).
+    check_blocked_kernel::<f32, stream::Portable>(1024, 70, 37);
+    check_blocked_kernel::<f64, stream::Portable>(512, 9, 300);
 }
 
 /// The signature of the dot-product kernels (`x86::dots_f32`, `avx2::dots_f64`, …).
@@ -389,6 +392,8 @@ fn avx512_kernels_match_the_definition() {
     check_blocked_kernel::<f32, x86::Avx512F32>(7, 9, 3);
     check_blocked_kernel::<f64, x86::Avx512F64>(65, 130, 129);
     check_blocked_kernel::<f64, x86::Avx512F64>(17, 8, 300);
+    check_blocked_kernel::<f32, x86::Avx512F32>(1024, 70, 37);
+    check_blocked_kernel::<f64, x86::Avx512F64>(512, 9, 300);
     // SAFETY: AVX-512F was detected.
     unsafe {
         check_dots("AVX-512", x86::dots_f32, x86::dots_f64);
@@ -505,6 +510,8 @@ fn avx2_kernels_match_the_definition() {
         (133, 71, 517),
         (256, 64, 300),
         (5, 3, 0),
+        (1024, 70, 37),
+        (512, 9, 300),
     ] {
         check_blocked_kernel::<f32, avx2::Avx2F32>(m, n, k);
         check_blocked_kernel::<f64, avx2::Avx2F64>(m, n, k);
@@ -694,8 +701,10 @@ fn on_path(portable: bool, f: impl FnOnce()) {
 /// harness's own and, in debug builds, every unoptimised kernel function's).
 #[test]
 fn stack_use_does_not_grow_with_the_sizes() {
+    // Debug builds: unoptimised frames, and `stream::in_tiles`' own (21.0 KiB in all on the
+    // portable path, the most).
     let frames = if cfg!(debug_assertions) {
-        16 * 1024
+        20 * 1024
     } else {
         2 * 1024
     };
@@ -730,9 +739,12 @@ fn stack_use_does_not_grow_with_the_sizes() {
                 "{size}: {bytes} bytes of stack"
             );
         }
-        // The largest products use no more than the middle-sized ones.
+        // The largest products use no more than the middle-sized ones. (Their `A` has
+        // columns of 4 KiB, so in debug builds they run `stream::in_tiles` in a frame of its
+        // own, with its 4 KiB tile; release builds inline it into every product's frame.)
         let (mid, large) = (uses[4].1, uses[6].1.max(uses[8].1));
-        assert!(large <= mid + 512, "{large} vs {mid}");
+        let own_frame = if cfg!(debug_assertions) { 6 * 1024 } else { 0 };
+        assert!(large <= mid + 512 + own_frame, "{large} vs {mid}");
     });
 }
 

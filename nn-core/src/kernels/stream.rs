@@ -264,7 +264,7 @@ unsafe fn in_tiles<T: Real, K: MicroKernel<T>>(
     ldc: usize,
     accumulate: bool,
 ) {
-    let (mr, nr) = (K::MR, K::NR);
+    let mr = K::MR;
     // Uninitialised in place (no array built and moved: two copies in a debug build's frame).
     let mut tile = MaybeUninit::<Tile<PANEL_BYTES>>::uninit();
     let tile: *mut T = tile.as_mut_ptr().cast();
@@ -292,27 +292,54 @@ unsafe fn in_tiles<T: Real, K: MicroKernel<T>>(
                             )
                         };
                     }
-                    for jr in (0..nc).step_by(nr) {
-                        // SAFETY: the tile's first `rows` rows are written (the kernel reads
-                        // no more unless rows == MR); the panel of B and the tile of C are
-                        // inside theirs.
-                        unsafe {
-                            K::run(
-                                kt,
-                                tile,
-                                mr,
-                                b.offset(pc, jc + jr),
-                                c.add(ir + (jc + jr) * ldc),
-                                ldc,
-                                acc,
-                                rows,
-                                nr.min(nc - jr),
-                            )
-                        };
-                    }
+                    // SAFETY: the tile's first `rows` rows are written; rows ir..ir + rows,
+                    // depth pc..pc + kt and columns jc..jc + nc are inside the product.
+                    unsafe {
+                        tile_times_b::<T, K>(kt, tile, rows, b, c, ldc, acc, ir, pc, jc..jc + nc)
+                    };
                 }
             }
         }
+    }
+}
+
+/// `C[ir.., columns] (+)= tile·B[pc.., columns]` for a tile of `A` copied to the stack (`rows`
+/// rows of `MR`, `kt` steps, column-major with leading dimension `MR`): the micro-kernel on
+/// each panel of `NR` columns, as [`in_tiles`] and [`transposed_tiles`] run it.
+///
+/// # Safety
+/// The tile's first `rows` rows of its `kt` columns are written (the kernel reads no more
+/// unless `rows == MR`); rows `ir..ir + rows`, depth `pc..pc + kt` and `columns` are inside
+/// the product whose `B` and `C` (leading dimension `ldc`) the caller's contract covers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_times_b<T: Real, K: MicroKernel<T>>(
+    kt: usize,
+    tile: *const T,
+    rows: usize,
+    b: View<T>,
+    c: *mut T,
+    ldc: usize,
+    accumulate: bool,
+    ir: usize,
+    pc: usize,
+    columns: core::ops::Range<usize>,
+) {
+    for jr in columns.clone().step_by(K::NR) {
+        // SAFETY: the caller's contract; the panel of B and the tile of C are inside theirs.
+        unsafe {
+            K::run(
+                kt,
+                tile,
+                K::MR,
+                b.offset(pc, jr),
+                c.add(ir + jr * ldc),
+                ldc,
+                accumulate,
+                rows,
+                K::NR.min(columns.end - jr),
+            )
+        };
     }
 }
 
@@ -339,7 +366,7 @@ unsafe fn transposed_tiles<T: Real, K: MicroKernel<T>>(
     ldc: usize,
     accumulate: bool,
 ) {
-    let (mr, nr) = (K::MR, K::NR);
+    let mr = K::MR;
     let mut tile = MaybeUninit::<Tile<TILE_BYTES>>::uninit();
     let tile: *mut T = tile.as_mut_ptr().cast();
     let kt_max = TILE_BYTES / size_of::<T>() / mr;
@@ -357,23 +384,9 @@ unsafe fn transposed_tiles<T: Real, K: MicroKernel<T>>(
                     unsafe { *tile.add(i + p * mr) = a.at(ir + i, pc + p) };
                 }
             }
-            for jr in (0..n).step_by(nr) {
-                // SAFETY: the tile's first `rows` rows are written (the kernel reads no more
-                // unless rows == MR); the panel of B and the tile of C are inside theirs.
-                unsafe {
-                    K::run(
-                        kt,
-                        tile,
-                        mr,
-                        b.offset(pc, jr),
-                        c.add(ir + jr * ldc),
-                        ldc,
-                        acc,
-                        rows,
-                        nr.min(n - jr),
-                    )
-                };
-            }
+            // SAFETY: the tile's first `rows` rows are written; rows ir..ir + rows, depth
+            // pc..pc + kt and columns 0..n are inside the product.
+            unsafe { tile_times_b::<T, K>(kt, tile, rows, b, c, ldc, acc, ir, pc, 0..n) };
         }
     }
 }

@@ -1632,7 +1632,7 @@ mod tests {
     }
 
     #[test]
-    #[ignore]
+    #[ignore = "a timing probe that prints, asserts nothing: cargo test --release -- --ignored time_input_gradients --nocapture"]
     #[cfg(target_arch = "x86_64")]
     fn time_input_gradients() {
         if !crate::kernels::has_avx512() {

@@ -10,7 +10,7 @@
 //! fault).
 
 use super::View;
-use super::stream::{self, MicroKernel, columns};
+use super::stream::{self, MicroKernel, Tile, columns};
 use core::arch::x86_64::*;
 
 #[cfg(test)]
@@ -198,6 +198,8 @@ macro_rules! micro_kernel {
         impl MicroKernel<$t> for $kernel {
             const MR: usize = $mr;
             const NR: usize = 6;
+            /// 128 steps.
+            type Panel = Tile<{ 128 * $mr * size_of::<$t>() }>;
 
             #[inline]
             unsafe fn run(

@@ -170,13 +170,15 @@ use crate::parallel;
 use nalgebra::SMatrix;
 
 /// The most stack memory, in bytes, that any kernel of this module keeps in locals for
-/// its accumulators and tiles, for every product size. Function frames come on top:
-/// measured at most 5.4 KiB in all in release builds, 21 KiB in debug builds (unoptimised
-/// frames of the kernels), the same for every size. Direct loops: `4·64`
-/// accumulators (2 KiB in `f64`); a small `Aᵀ` copied for them: at most
-/// [`TRANSPOSED_COPY_MAX_BYTES`]; the GEMM's transposed `A` tile: 2 KiB; its tile for an `A`
-/// whose columns are a multiple of 4 KiB long (1,024 `f32` rows): 4 KiB.
-pub const MAX_STACK_BYTES: usize = 4 * 1024;
+/// its accumulators and tiles, for every product size: the GEMM's tile for a column-major
+/// `A` whose columns are a multiple of 4 KiB long (1,024 `f32` rows, 512 `f64`), 16 KiB with
+/// AVX-512 or AVX2 (`f64`), 8 KiB with AVX2 (`f32`), 4 KiB elsewhere, in a frame of its own
+/// that only those products enter. Every other product keeps at most 4 KiB: direct loops'
+/// `4·64` accumulators (2 KiB in `f64`); a small `Aᵀ` copied for them: at most
+/// [`TRANSPOSED_COPY_MAX_BYTES`]; the GEMM's transposed `A` tile: 2 KiB. Function frames come
+/// on top: measured at most 3.3 KiB in all in release builds (19.4 KiB with the 16 KiB tile),
+/// 15.2 KiB in debug builds (32.7 KiB), the same for every size.
+pub const MAX_STACK_BYTES: usize = 16 * 1024;
 
 /// Products below this many multiply-adds (`M·K·N`, with `N > 1` and `M ≤`
 /// [`DIRECT_MAX_ROWS`]) use the direct loops; larger ones the blocked GEMM. Measured on the

@@ -35,6 +35,9 @@ pub(crate) trait MicroKernel<T> {
     const MR: usize;
     /// Columns of the register tile.
     const NR: usize;
+    /// The stack tile [`in_tiles`] copies a micro-panel of `A` into (a [`Tile`]): `MR` rows
+    /// by as many steps of `k` as it holds.
+    type Panel;
 
     /// # Safety
     /// `a + i + p·lda` is readable for `i < m`, `p < kc` (for `i < MR` if `m == MR`); `b`
@@ -73,6 +76,8 @@ pub(crate) struct Portable;
 impl<T: Real> MicroKernel<T> for Portable {
     const MR: usize = 8;
     const NR: usize = 4;
+    /// 128 steps of `f32`, 64 of `f64`: the targets without AVX2 are the small ones.
+    type Panel = Tile<{ 4 * 1024 }>;
 
     #[inline]
     unsafe fn run(
@@ -236,23 +241,20 @@ unsafe fn in_place<T: Real, K: MicroKernel<T>>(
 /// while the panels of `B` pass ([`in_tiles`]).
 const ALIASING_STRIDE: usize = 4096;
 
-/// Bytes of the stack tile [`in_tiles`] copies a micro-panel of `A` into: the kernels' whole
-/// stack budget ([`super::MAX_STACK_BYTES`]), for depth blocks of 32 `f32` steps on AVX-512
-/// (the deeper the blocks, the fewer times each tile of `C` is loaded and stored).
-const PANEL_BYTES: usize = 4 * 1024;
-
 /// [`gemm`] with a column-major `A` whose columns are a multiple of [`ALIASING_STRIDE`] bytes
 /// long: as [`in_place`], but each `MR × kt` micro-panel of `A` copied into a tile on the
 /// stack (contiguous, so it stays in L1 while every panel of `B` in the block passes), with
-/// depth blocks as deep as the tile holds. Read in place, such a panel's columns all fell in
-/// the same two L1 sets: W·X 1024×784×64 ran at 133 GFLOP/s against 255 for 1,008 rows.
+/// depth blocks as deep as the tile ([`MicroKernel::Panel`]) holds: 128 steps with AVX-512
+/// and AVX2, as each block loads and stores its tiles of `C` once (with 4 KiB tiles, 32
+/// steps, W·X 1024×784×64 ran at 65–70 % of the one-core peak; with 16 KiB, 76–82 %). Read in
+/// place, such a panel's columns all fell in the same two L1 sets: 133 GFLOP/s against 255
+/// for 1,008 rows.
 ///
 /// # Safety
 /// As [`gemm`], with `a.rs == 1` and `m, n, k ≥ 1`.
-// Inlined in release builds; a frame of its own in debug builds, where a function reserves
-// every local whichever branch runs (the tile would enlarge every product's frame).
-#[cfg_attr(debug_assertions, inline(never))]
-#[cfg_attr(not(debug_assertions), inline(always))]
+// A frame of its own, so that its tile (up to 16 KiB) is on the stack only for the products
+// that take this path (a function reserves every local whichever branch runs).
+#[inline(never)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn in_tiles<T: Real, K: MicroKernel<T>>(
     m: usize,
@@ -266,9 +268,9 @@ unsafe fn in_tiles<T: Real, K: MicroKernel<T>>(
 ) {
     let mr = K::MR;
     // Uninitialised in place (no array built and moved: two copies in a debug build's frame).
-    let mut tile = MaybeUninit::<Tile<PANEL_BYTES>>::uninit();
+    let mut tile = MaybeUninit::<K::Panel>::uninit();
     let tile: *mut T = tile.as_mut_ptr().cast();
-    let kt_max = PANEL_BYTES / size_of::<T>() / mr;
+    let kt_max = size_of::<K::Panel>() / size_of::<T>() / mr;
     debug_assert!(kt_max >= 1);
     let kt_step = k.div_ceil(k.div_ceil(kt_max));
     for jc in (0..n).step_by(NC) {
@@ -282,8 +284,7 @@ unsafe fn in_tiles<T: Real, K: MicroKernel<T>>(
                     let rows = mr.min(ic + mc - ir);
                     for p in 0..kt {
                         // SAFETY: rows ir..ir + rows of column pc + p are inside A; the tile
-                        // holds mr·kt ≤ PANEL_BYTES / size scalars (a float's alignment
-                        // divides 64).
+                        // holds mr·kt scalars (a float's alignment divides 64).
                         unsafe {
                             core::ptr::copy_nonoverlapping(
                                 a.offset(ir, pc + p).ptr,
@@ -346,7 +347,7 @@ unsafe fn tile_times_b<T: Real, K: MicroKernel<T>>(
 /// 64-byte aligned storage for a tile of `A` (`BYTES` long), used uninitialised
 /// (`MaybeUninit<Tile<_>>`).
 #[repr(C, align(64))]
-struct Tile<const BYTES: usize>([u8; BYTES]);
+pub(crate) struct Tile<const BYTES: usize>([u8; BYTES]);
 
 /// [`gemm`] with a transposed (or otherwise strided) `A`: for each depth step of at most
 /// `TILE_BYTES / (MR·size)` and each `MR` rows, the tile of `A` is copied into column-major

@@ -2,7 +2,7 @@
 //! with `std`, or enabled at compile time with `-C target-feature=+avx512f`).
 
 use super::View;
-use super::stream::{self, MicroKernel, columns};
+use super::stream::{self, MicroKernel, Tile, columns};
 use core::arch::x86_64::*;
 
 #[cfg(test)]
@@ -182,6 +182,8 @@ pub(crate) struct Avx512F32;
 impl MicroKernel<f32> for Avx512F32 {
     const MR: usize = 32;
     const NR: usize = 8;
+    /// 128 steps.
+    type Panel = Tile<{ 16 * 1024 }>;
 
     #[inline]
     unsafe fn run(
@@ -283,6 +285,8 @@ pub(crate) struct Avx512F64;
 impl MicroKernel<f64> for Avx512F64 {
     const MR: usize = 16;
     const NR: usize = 8;
+    /// 128 steps.
+    type Panel = Tile<{ 16 * 1024 }>;
 
     #[inline]
     unsafe fn run(

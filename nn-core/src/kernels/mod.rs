@@ -172,7 +172,7 @@ use nalgebra::SMatrix;
 /// The most stack memory, in bytes, that any kernel of this module keeps in locals for
 /// its accumulators and tiles, for every product size: the GEMM's tile for a column-major
 /// `A` whose columns are a multiple of 4 KiB long (1,024 `f32` rows, 512 `f64`), 16 KiB with
-/// AVX-512 or AVX2 (`f64`), 8 KiB with AVX2 (`f32`), 4 KiB elsewhere, in a frame of its own
+/// AVX-512, 8 KiB with AVX2, 4 KiB elsewhere, in a frame of its own
 /// that only those products enter. Every other product keeps at most 4 KiB: direct loops'
 /// `4·64` accumulators (2 KiB in `f64`); a small `Aᵀ` copied for them: at most
 /// [`TRANSPOSED_COPY_MAX_BYTES`]; the GEMM's transposed `A` tile: 2 KiB. Function frames come

@@ -251,7 +251,10 @@ pub enum Algorithm {
     /// a column-major `A` of columns of at most [`DIRECT_WIDE_MAX_COLUMN_BYTES`] and
     /// [`DIRECT_MAX_A_BYTES`]: groups of columns of `C` in registers, inlined (below 1 Ki
     /// multiply-adds) or the kernel set's copy (split into runs of columns among a region's
-    /// threads, like the larger products).
+    /// threads, like the larger products). With one to three rows and a column-major `B` (a
+    /// layer of 1–3 units over a batch) each element is instead the dot product of `A`'s row
+    /// with `B`'s contiguous column, in [`KernelSet::row_dots`]'s order (one row: that
+    /// kernel, on `B`'s columns): there is nothing to vectorise over in so few rows.
     Direct,
     /// Small `Aᵀ·B` whose `Aᵀ` fits in [`TRANSPOSED_COPY_MAX_BYTES`]: `Aᵀ` copied, then
     /// [`Algorithm::Direct`].
@@ -528,7 +531,14 @@ unsafe fn product<T: Real, const M: usize, const K: usize, const N: usize>(
                 T::Kernels::row_dots::<M, K>(y, a, b, accumulate)
             }
             (Algorithm::Direct, Operand::Matrix(a)) => {
-                if M * K * N >= DIRECT_SIMD_MIN_WORK {
+                if M == 1 && b.rs == 1 && b.cs == K {
+                    // `Cᵀ = Bᵀ·aᵀ`: B's N contiguous columns, each dotted with a's row (one
+                    // row: contiguous), into C's one contiguous row.
+                    // SAFETY: `b` addresses a K × N matrix with column stride K: the layout of
+                    // an `SMatrix<T, K, N>` (nalgebra's storage is the `[[T; K]; N]` array).
+                    let b = &*b.ptr.cast::<SMatrix<T, K, N>>();
+                    T::Kernels::row_dots::<N, K>(y, b, a_view, accumulate)
+                } else if M * K * N >= DIRECT_SIMD_MIN_WORK {
                     // Each column of `C` alone (its own accumulators, the depth in order), so
                     // any split of the columns gives the same bits.
                     let c = parallel::SharedPtr(y);
@@ -756,7 +766,9 @@ unsafe fn transposed_direct<T: Real, const M: usize, const K: usize, const N: us
 /// The direct loops for products with a column-major `A` of at most [`DIRECT_MAX_ROWS`] rows
 /// (the definition of their results; the kernel sets' vector copies give the same bits): `C[:, j] += B[p, j]·A[:, p]`, four columns of `C` at a time in
 /// `4·M` accumulators (contiguous columns, vectorised over the rows; for fewer than four
-/// rows, over the columns, in place), on the columns `columns` of `C` only: each column's
+/// rows, a dot product of `A`'s row and `B`'s column per element in [`dot`]'s order when
+/// `B`'s columns are contiguous, else over the columns, in place), on the columns `columns`
+/// of `C` only: each column's
 /// result is the same whichever columns are computed with it.
 ///
 /// # Safety
@@ -792,6 +804,21 @@ pub(crate) unsafe fn direct<
         ..b
     };
     let a = a.as_slice();
+    if M < 4 && b.rs == 1 {
+        // Too few rows to vectorise over, and B's columns contiguous: each element the dot
+        // product of A's row with B's column, in `dot`'s order (as `row_dots`, which runs a
+        // one-row A: the same bits).
+        for j in 0..n {
+            // SAFETY: column j < n of B (K contiguous scalars).
+            let column = unsafe { core::slice::from_raw_parts(b.offset(0, j).ptr, K) };
+            for i in 0..M {
+                let v = dot::<T, K>(|p| a[i + p * M], |p| column[p]);
+                let c = &mut c[i + j * M];
+                *c = if accumulate { *c + v } else { v };
+            }
+        }
+        return;
+    }
     if !accumulate {
         c.fill(T::ZERO);
     }

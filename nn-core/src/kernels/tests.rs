@@ -1098,3 +1098,47 @@ fn row_dots_give_the_defined_signs_of_zeros_on_every_tier() {
     check::<f64, 7, 33>();
     check::<f64, 3, 8>();
 }
+
+/// `C (+)= A·B` for an `A` of one to three rows and a column-major `B` (a layer of one to three
+/// units over a batch): each element is the dot product of `A`'s row with `B`'s column in
+/// [`dot`]'s order, plus `C`'s old value when accumulating, bit for bit, on every path, in
+/// both types, from products below the direct loops' vector threshold to wide ones.
+fn check_few_rows<T: Real, const M: usize, const K: usize, const N: usize>() {
+    let a = SMatrix::<T, M, K>::from_fn(|i, p| T::of(value(i * 31 + p * 7 + 1)));
+    let b = SMatrix::<T, K, N>::from_fn(|p, j| T::of(value(p * 13 + j * 5 + 2)));
+    let c0 = SMatrix::<T, M, N>::from_fn(|i, j| T::of(value(i + j * 3 + 4)));
+    for accumulate in [false, true] {
+        let mut c = c0;
+        matmul(&mut c, &a, &b, accumulate);
+        for j in 0..N {
+            for i in 0..M {
+                let v = dot::<T, K>(|p| a[(i, p)], |p| b[(p, j)]);
+                let want = if accumulate { c0[(i, j)] + v } else { v };
+                assert!(
+                    c[(i, j)] == want,
+                    "{M}×{K}×{N} ({i}, {j}), accumulate {accumulate}: {} against {}",
+                    c[(i, j)],
+                    want
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn few_rows_are_dot_products_in_dots_order() {
+    fn both<const M: usize>() {
+        check_few_rows::<f32, M, 5, 3>();
+        check_few_rows::<f32, M, 16, 64>();
+        check_few_rows::<f32, M, 37, 64>();
+        check_few_rows::<f32, M, 300, 8>();
+        check_few_rows::<f64, M, 7, 64>();
+        check_few_rows::<f64, M, 37, 64>();
+        check_few_rows::<f64, M, 300, 8>();
+    }
+    on_every_path(|| {
+        both::<1>();
+        both::<2>();
+        both::<3>();
+    });
+}

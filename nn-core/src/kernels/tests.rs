@@ -1142,3 +1142,45 @@ fn few_rows_are_dot_products_in_dots_order() {
         both::<3>();
     });
 }
+
+/// `C (+)= A·Bᵀ` for an `A` of one to three rows (a weight gradient `∂Y·Xᵀ` of a layer of 1–3
+/// units): each element the chain of multiply-adds over the depth in order from `C` (or
+/// zero), fused or not as the path computes: blocked or not, the same operations.
+fn check_few_rows_abt<T: Real, const M: usize, const K: usize, const N: usize>() {
+    let a = SMatrix::<T, M, K>::from_fn(|i, p| T::of(value(i * 31 + p * 7 + 1)));
+    let b = SMatrix::<T, N, K>::from_fn(|j, p| T::of(value(p * 13 + j * 5 + 2)));
+    let c0 = SMatrix::<T, M, N>::from_fn(|i, j| T::of(value(i + j * 3 + 4)));
+    for accumulate in [false, true] {
+        let mut c = c0;
+        matmul_abt(&mut c, &a, &b, accumulate);
+        for j in 0..N {
+            for i in 0..M {
+                let start = if accumulate { c0[(i, j)] } else { T::ZERO };
+                let fused = (0..K).fold(start, |s, p| a[(i, p)].mul_add(b[(j, p)], s));
+                let unfused = (0..K).fold(start, |s, p| a[(i, p)] * b[(j, p)] + s);
+                assert!(
+                    c[(i, j)] == fused || c[(i, j)] == unfused,
+                    "{M}×{K}×{N} ({i}, {j}), accumulate {accumulate}: {} against {fused} or \
+                     {unfused}",
+                    c[(i, j)]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn few_rows_times_a_transposed_b_chain_in_order() {
+    fn both<const M: usize>() {
+        check_few_rows_abt::<f32, M, 5, 3>();
+        check_few_rows_abt::<f32, M, 16, 100>();
+        check_few_rows_abt::<f32, M, 64, 130>();
+        check_few_rows_abt::<f64, M, 37, 64>();
+        check_few_rows_abt::<f64, M, 64, 70>();
+    }
+    on_every_path(|| {
+        both::<1>();
+        both::<2>();
+        both::<3>();
+    });
+}

@@ -1100,9 +1100,10 @@ fn row_dots_give_the_defined_signs_of_zeros_on_every_tier() {
 }
 
 /// `C (+)= A·B` for an `A` of one to three rows and a column-major `B` (a layer of one to three
-/// units over a batch): each element is the dot product of `A`'s row with `B`'s column in
-/// [`dot`]'s order, plus `C`'s old value when accumulating, bit for bit, on every path, in
-/// both types, from products below the direct loops' vector threshold to wide ones.
+/// units over a batch): from the direct loops' vector threshold (`DIRECT_SIMD_MIN_WORK`) up,
+/// each element is the dot product of `A`'s row with `B`'s column in [`dot`]'s order, plus
+/// `C`'s old value when accumulating, bit for bit, on every path, in both types; below it,
+/// the chain of multiply-adds over the depth in order (fused or not).
 fn check_few_rows<T: Real, const M: usize, const K: usize, const N: usize>() {
     let a = SMatrix::<T, M, K>::from_fn(|i, p| T::of(value(i * 31 + p * 7 + 1)));
     let b = SMatrix::<T, K, N>::from_fn(|p, j| T::of(value(p * 13 + j * 5 + 2)));
@@ -1112,13 +1113,19 @@ fn check_few_rows<T: Real, const M: usize, const K: usize, const N: usize>() {
         matmul(&mut c, &a, &b, accumulate);
         for j in 0..N {
             for i in 0..M {
-                let v = dot::<T, K>(|p| a[(i, p)], |p| b[(p, j)]);
-                let want = if accumulate { c0[(i, j)] + v } else { v };
+                let start = if accumulate { c0[(i, j)] } else { T::ZERO };
+                let ok = if M * K * N >= DIRECT_SIMD_MIN_WORK {
+                    let v = dot::<T, K>(|p| a[(i, p)], |p| b[(p, j)]);
+                    c[(i, j)] == if accumulate { c0[(i, j)] + v } else { v }
+                } else {
+                    let fused = (0..K).fold(start, |s, p| a[(i, p)].mul_add(b[(p, j)], s));
+                    let unfused = (0..K).fold(start, |s, p| a[(i, p)] * b[(p, j)] + s);
+                    c[(i, j)] == fused || c[(i, j)] == unfused
+                };
                 assert!(
-                    c[(i, j)] == want,
-                    "{M}×{K}×{N} ({i}, {j}), accumulate {accumulate}: {} against {}",
-                    c[(i, j)],
-                    want
+                    ok,
+                    "{M}×{K}×{N} ({i}, {j}), accumulate {accumulate}: {}",
+                    c[(i, j)]
                 );
             }
         }
@@ -1129,6 +1136,7 @@ fn check_few_rows<T: Real, const M: usize, const K: usize, const N: usize>() {
 fn few_rows_are_dot_products_in_dots_order() {
     fn both<const M: usize>() {
         check_few_rows::<f32, M, 5, 3>();
+        check_few_rows::<f32, M, 16, 16>();
         check_few_rows::<f32, M, 16, 64>();
         check_few_rows::<f32, M, 37, 64>();
         check_few_rows::<f32, M, 300, 8>();

@@ -253,9 +253,9 @@ pub enum Algorithm {
     /// multiply-adds) or the kernel set's copy (split into runs of columns among a region's
     /// threads, like the larger products). With one to three rows, a column-major `B` (a
     /// layer of 1–3 units over a batch) and at least 1 Ki multiply-adds, each element is
-    /// instead the dot product of `A`'s row
-    /// with `B`'s contiguous column, in [`KernelSet::row_dots`]'s order (one row: that
-    /// kernel, on `B`'s columns): there is nothing to vectorise over in so few rows.
+    /// instead the dot product of `A`'s row with `B`'s contiguous column, in
+    /// [`KernelSet::row_dots`]'s order (one row: that kernel, on `B`'s columns): there is
+    /// nothing to vectorise over in so few rows.
     Direct,
     /// Small `Aᵀ·B` whose `Aᵀ` fits in [`TRANSPOSED_COPY_MAX_BYTES`]: `Aᵀ` copied, then
     /// [`Algorithm::Direct`].
@@ -767,10 +767,11 @@ unsafe fn transposed_direct<T: Real, const M: usize, const K: usize, const N: us
 /// The direct loops for products with a column-major `A` of at most [`DIRECT_MAX_ROWS`] rows
 /// (the definition of their results; the kernel sets' vector copies give the same bits): `C[:, j] += B[p, j]·A[:, p]`, four columns of `C` at a time in
 /// `4·M` accumulators (contiguous columns, vectorised over the rows; for fewer than four
-/// rows, a dot product of `A`'s row and `B`'s column per element in [`dot`]'s order when
-/// `B`'s columns are contiguous, else over the columns, in place), on the columns `columns`
-/// of `C` only: each column's
-/// result is the same whichever columns are computed with it.
+/// rows, from 1 Ki multiply-adds and with `B`'s columns contiguous, a dot product of `A`'s
+/// row and `B`'s column per element in [`dot`]'s order; else over the columns, in place,
+/// two or three rows in blocks of 64 columns when `B`'s rows are contiguous), on the columns
+/// `columns` of `C` only: each column's result is the same whichever columns are computed
+/// with it.
 ///
 /// # Safety
 /// `b` addresses a `K × N` matrix; `c` a column-major `M × N` one whose columns `columns`
@@ -844,6 +845,7 @@ pub(crate) unsafe fn direct<
                     let aip = a[i + p * M];
                     // SAFETY: row p, columns j0..j0 + w ≤ n of B: contiguous (b.cs == 1).
                     let row = unsafe { core::slice::from_raw_parts(b.offset(p, j0).ptr, w) };
+                    // A whole block with a length the compiler knows, or the last one.
                     if let Ok(row) = <&[T; W]>::try_from(row) {
                         for (acc, &bpj) in acc.iter_mut().zip(row) {
                             *acc = mul_add(aip, bpj, *acc);

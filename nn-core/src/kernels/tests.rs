@@ -1099,15 +1099,24 @@ fn row_dots_give_the_defined_signs_of_zeros_on_every_tier() {
     check::<f64, 3, 8>();
 }
 
+/// The operands of the few-row tests: `A` (`M × K`), `B` (`K × N`) and a starting `C`.
+#[allow(clippy::type_complexity)]
+fn few_rows_operands<T: Real, const M: usize, const K: usize, const N: usize>()
+-> (SMatrix<T, M, K>, SMatrix<T, K, N>, SMatrix<T, M, N>) {
+    (
+        SMatrix::from_fn(|i, p| T::of(value(i * 31 + p * 7 + 1))),
+        SMatrix::from_fn(|p, j| T::of(value(p * 13 + j * 5 + 2))),
+        SMatrix::from_fn(|i, j| T::of(value(i + j * 3 + 4))),
+    )
+}
+
 /// `C (+)= A·B` for an `A` of one to three rows and a column-major `B` (a layer of one to three
 /// units over a batch): from the direct loops' vector threshold (`DIRECT_SIMD_MIN_WORK`) up,
 /// each element is the dot product of `A`'s row with `B`'s column in [`dot`]'s order, plus
 /// `C`'s old value when accumulating, bit for bit, on every path, in both types; below it,
 /// the chain of multiply-adds over the depth in order (fused or not).
 fn check_few_rows<T: Real, const M: usize, const K: usize, const N: usize>() {
-    let a = SMatrix::<T, M, K>::from_fn(|i, p| T::of(value(i * 31 + p * 7 + 1)));
-    let b = SMatrix::<T, K, N>::from_fn(|p, j| T::of(value(p * 13 + j * 5 + 2)));
-    let c0 = SMatrix::<T, M, N>::from_fn(|i, j| T::of(value(i + j * 3 + 4)));
+    let (a, b, c0) = few_rows_operands::<T, M, K, N>();
     for accumulate in [false, true] {
         let mut c = c0;
         matmul(&mut c, &a, &b, accumulate);
@@ -1155,9 +1164,9 @@ fn few_rows_are_dot_products_in_dots_order() {
 /// units): each element the chain of multiply-adds over the depth in order from `C` (or
 /// zero), fused or not as the path computes: blocked or not, the same operations.
 fn check_few_rows_abt<T: Real, const M: usize, const K: usize, const N: usize>() {
-    let a = SMatrix::<T, M, K>::from_fn(|i, p| T::of(value(i * 31 + p * 7 + 1)));
-    let b = SMatrix::<T, N, K>::from_fn(|j, p| T::of(value(p * 13 + j * 5 + 2)));
-    let c0 = SMatrix::<T, M, N>::from_fn(|i, j| T::of(value(i + j * 3 + 4)));
+    let (a, b, c0) = few_rows_operands::<T, M, K, N>();
+    // Stored N × K: the same values as the other test's B, transposed.
+    let b: SMatrix<T, N, K> = b.transpose();
     for accumulate in [false, true] {
         let mut c = c0;
         matmul_abt(&mut c, &a, &b, accumulate);

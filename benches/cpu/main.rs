@@ -1,4 +1,4 @@
-//! CPU benchmark (BENCHMARKS.md, "CPU performance"): the workloads W1–W6, nn against the
+//! CPU benchmark (BENCHMARKS.md, "CPU performance"): the workloads W1–W7, nn against the
 //! same networks written by hand over nalgebra fixed-size matrices (with nalgebra's products,
 //! and with matrixmultiply's); LeNet-5 training (C1) and inference (C2, C3), a small CNN
 //! with batch norm and average pooling training (C4), a GRU training step (G1) and a multi-head attention training step (A1); W3 and C1 on two threads (P3, P1), each after

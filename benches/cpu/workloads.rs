@@ -1,4 +1,4 @@
-//! The CPU workloads W1–W6 of BENCHMARKS.md: their data, nn's networks, hand-written nalgebra
+//! The CPU workloads W1–W7 of BENCHMARKS.md: their data, nn's networks, hand-written nalgebra
 //! versions (nalgebra's own products, or matrixmultiply's), and the timing harness.
 //!
 //! Shared by the `cpu` bench of the `nn` package and by `bench-peers` (which adds dfdx and
@@ -32,6 +32,7 @@ pub const SUITE: &[fn() -> Workload] = &[
     w3,
     w5,
     w6,
+    w7,
     c1,
     c2,
     c3,
@@ -1027,6 +1028,35 @@ pub fn w6() -> Workload {
             }),
             entry("nn forward, weights on 2 MiB pages", move || {
                 checksum(on_huge.forward(std::hint::black_box(&*x3)).as_slice())
+            }),
+            entry("nalgebra by hand", move || h.infer()),
+            entry("nalgebra by hand + matrixmultiply", move || m.infer()),
+        ],
+    }
+}
+
+/// W7: inference, W3's network, a batch of 4 (a few streams at once, as a real-time user
+/// runs them): narrower than every kernel's panel of `B`.
+pub fn w7() -> Workload {
+    let d = w3_data(4);
+    let mut net = boxed::<Mnist<f32>>();
+    load(&mut *net, &d);
+    let mut workspace = boxed::<MnistWorkspace<f32, 4>>();
+    let x = nn::SMatrix::<f32, 784, 4>::from_column_slice(&d.x);
+    let mut h = HandMnist::<4, NALGEBRA>::new(&d);
+    let mut m = HandMnist::<4, MATRIXMULTIPLY>::new(&d);
+
+    Workload {
+        name: "W7 infer",
+        goal_ns: f64::INFINITY,
+        steps: 1,
+        steps_per_call: 1,
+        contestants: vec![
+            entry("nn forward_in (a boxed workspace)", move || {
+                checksum(
+                    net.forward_in(std::hint::black_box(&x), &mut workspace)
+                        .as_slice(),
+                )
             }),
             entry("nalgebra by hand", move || h.infer()),
             entry("nalgebra by hand + matrixmultiply", move || m.infer()),

@@ -214,17 +214,28 @@ macro_rules! micro_kernel {
                 n: usize,
             ) {
                 // SAFETY: the caller's contract (MicroKernel::run), which includes AVX2 and
-                // FMA.
-                unsafe { $run(kc, a, lda, b, c, ldc, accumulate, m, n) }
+                // FMA; each arm's `n` is at most its number of columns.
+                unsafe {
+                    match n {
+                        1 => $run::<1>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                        2 => $run::<2>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                        3 => $run::<3>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                        4 => $run::<4>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                        _ => $run::<6>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                    }
+                }
             }
         }
 
+        /// The tile's first `COLUMNS ≥ n` columns: a panel of fewer than six columns (a batch
+        /// of one to four samples, the last panel of a batch) computes no more than it has.
+        ///
         /// # Safety
-        /// As [`MicroKernel::run`]; the CPU has AVX2 and FMA.
+        /// As [`MicroKernel::run`], with `n ≤ COLUMNS`; the CPU has AVX2 and FMA.
         #[target_feature(enable = "avx2,fma")]
         #[inline]
         #[allow(clippy::too_many_arguments)]
-        unsafe fn $run(
+        unsafe fn $run<const COLUMNS: usize>(
             kc: usize,
             a: *const $t,
             lda: usize,
@@ -235,13 +246,13 @@ macro_rules! micro_kernel {
             m: usize,
             n: usize,
         ) {
-            let mut lo = [$zero(); 6];
-            let mut hi = [$zero(); 6];
+            let mut lo = [$zero(); COLUMNS];
+            let mut hi = [$zero(); COLUMNS];
             // SAFETY: the caller's contract: n ≥ 1 columns of B.
-            let bc = unsafe { columns::<$t, 6>(b, n) };
-            // One step of k: two vectors of A times six broadcasts of B.
+            let bc = unsafe { columns::<$t, COLUMNS>(b, n) };
+            // One step of k: two vectors of A times `COLUMNS` broadcasts of B.
             let mut step = |p: usize, a0, a1| {
-                for j in 0..6 {
+                for j in 0..COLUMNS {
                     // SAFETY: p < kc: row p of a column of B.
                     let bj = $set1(unsafe { *bc[j].add(p * b.rs) });
                     lo[j] = $fmadd(a0, bj, lo[j]);

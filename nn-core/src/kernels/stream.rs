@@ -172,7 +172,10 @@ pub(crate) unsafe fn gemm<T: Real, K: MicroKernel<T>>(
     }
     // SAFETY: the caller's contract.
     unsafe {
-        if a.rs == 1 && !(a.cs * size_of::<T>()).is_multiple_of(ALIASING_STRIDE) {
+        // With one panel of `B` (a batch of a few samples), each micro-panel of `A` is read
+        // once: nothing for `in_tiles`' copy to keep in L1, so it would only add a copy (W·X
+        // 1024×1024×8: 168 against 324 µs, ×4: 152 against 248 µs; BENCHMARKS.md).
+        if a.rs == 1 && (n <= K::NR || !(a.cs * size_of::<T>()).is_multiple_of(ALIASING_STRIDE)) {
             in_place::<T, K>(m, n, k, a, b, c, ldc, accumulate)
         } else if a.rs == 1 {
             in_tiles::<T, K>(m, n, k, a, b, c, ldc, accumulate)
@@ -242,7 +245,7 @@ unsafe fn in_place<T: Real, K: MicroKernel<T>>(
 const ALIASING_STRIDE: usize = 4096;
 
 /// [`gemm`] with a column-major `A` whose columns are a multiple of [`ALIASING_STRIDE`] bytes
-/// long: as [`in_place`], but each `MR × kt` micro-panel of `A` copied into a tile on the
+/// long, and more than one panel of `B`: as [`in_place`], but each `MR × kt` micro-panel of `A` copied into a tile on the
 /// stack (contiguous, so it stays in L1 while every panel of `B` in the block passes), with
 /// depth blocks as deep as the tile ([`MicroKernel::Panel`]) holds: 128 steps with AVX-512
 /// and AVX2, as each block loads and stores its tiles of `C` once (with 4 KiB tiles, 32

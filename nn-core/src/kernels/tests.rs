@@ -213,6 +213,57 @@ fn check_blocked_kernel<T: Real, K: stream::MicroKernel<T>>(m: usize, n: usize, 
     }
 }
 
+/// A product of `n < NR` columns (a batch of a few samples, the last panel of a batch) gives
+/// each column the bits that the same column gets in a product of `NR` columns: the kernels'
+/// narrower tiles compute fewer columns, in the same order. `m` of 1,024 `f32` rows (512
+/// `f64`) is a product whose `A` has 4 KiB columns: read in place, like the narrower ones,
+/// when there is one panel of `B`.
+fn check_narrow_panels<T: Real, K: stream::MicroKernel<T>>(m: usize, k: usize) {
+    let nr = K::NR;
+    let a: Vec<T> = (0..m * k).map(|s| T::of(value(s + 21))).collect();
+    let b: Vec<T> = (0..k * nr).map(|s| T::of(value(s + 22))).collect();
+    let c0: Vec<T> = (0..m * nr).map(|s| T::of(value(s + 23))).collect();
+    let va = View {
+        ptr: a.as_ptr(),
+        rs: 1,
+        cs: m,
+    };
+    for (transpose_b, accumulate) in [(false, false), (true, true)] {
+        // B (k × n) column-major, or the first n columns of a k × nr matrix stored row-major.
+        let vb = |n: usize| {
+            if transpose_b {
+                View {
+                    ptr: b.as_ptr(),
+                    rs: nr,
+                    cs: 1,
+                }
+            } else {
+                let _ = n;
+                View {
+                    ptr: b.as_ptr(),
+                    rs: 1,
+                    cs: k,
+                }
+            }
+        };
+        let mut whole = c0.clone();
+        // SAFETY: the views address their extents; C is m × nr column-major; the kernel's
+        // target features were checked by the caller.
+        unsafe { stream::gemm::<T, K>(m, nr, k, va, vb(nr), whole.as_mut_ptr(), m, accumulate) };
+        for n in 1..nr {
+            let mut part = c0[..m * n].to_vec();
+            // SAFETY: as above, with n ≤ nr columns.
+            unsafe { stream::gemm::<T, K>(m, n, k, va, vb(n), part.as_mut_ptr(), m, accumulate) };
+            let bits = |c: &[T]| c.iter().map(|v| v.to_f64().to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&part),
+                bits(&whole[..m * n]),
+                "{m}×{k}×{n} tB={transpose_b} acc={accumulate}"
+            );
+        }
+    }
+}
+
 #[test]
 fn portable_blocked_kernel_matches_the_definition() {
     check_blocked_kernel::<f32, stream::Portable>(133, 71, 517);
@@ -394,6 +445,18 @@ fn avx512_kernels_match_the_definition() {
     check_blocked_kernel::<f64, x86::Avx512F64>(17, 8, 300);
     check_blocked_kernel::<f32, x86::Avx512F32>(1024, 70, 300);
     check_blocked_kernel::<f64, x86::Avx512F64>(512, 9, 300);
+    // Batches of a few samples: the narrower tiles.
+    for n in 1..=4 {
+        check_blocked_kernel::<f32, x86::Avx512F32>(77, n, 300);
+        check_blocked_kernel::<f64, x86::Avx512F64>(77, n, 300);
+        check_blocked_kernel::<f32, x86::Avx512F32>(1024, n, 70);
+    }
+    for m in [1, 33, 64, 1024] {
+        check_narrow_panels::<f32, x86::Avx512F32>(m, 300);
+    }
+    for m in [1, 17, 512] {
+        check_narrow_panels::<f64, x86::Avx512F64>(m, 300);
+    }
     // SAFETY: AVX-512F was detected.
     unsafe {
         check_dots("AVX-512", x86::dots_f32, x86::dots_f64);
@@ -515,6 +578,17 @@ fn avx2_kernels_match_the_definition() {
     ] {
         check_blocked_kernel::<f32, avx2::Avx2F32>(m, n, k);
         check_blocked_kernel::<f64, avx2::Avx2F64>(m, n, k);
+    }
+    // Batches of a few samples: the narrower tiles.
+    for n in 1..=4 {
+        check_blocked_kernel::<f32, avx2::Avx2F32>(77, n, 300);
+        check_blocked_kernel::<f64, avx2::Avx2F64>(77, n, 300);
+    }
+    for m in [1, 33, 1024] {
+        check_narrow_panels::<f32, avx2::Avx2F32>(m, 300);
+    }
+    for m in [1, 9, 512] {
+        check_narrow_panels::<f64, avx2::Avx2F64>(m, 300);
     }
     // SAFETY: AVX2 and FMA were detected.
     unsafe {
@@ -719,12 +793,19 @@ fn stack_use_does_not_grow_with_the_sizes() {
             ("f32 48×1024×64", products_stack_use::<f32, 48, 1024, 64>()),
             ("f64 24×1024×64", products_stack_use::<f64, 24, 1024, 64>()),
             ("f64 64×64×64", products_stack_use::<f64, 64, 64, 64>()),
+            // `A` with columns of 4 KiB and one panel of `B` (every kernel's `NR` is at least
+            // 4): read in place.
+            (
+                "f32 1024×1024×4",
+                products_stack_use::<f32, 1024, 1024, 4>(),
+            ),
         ];
-        // `A` with columns of 4 KiB: `stream::in_tiles` and its tile.
+        // `A` with columns of 4 KiB and several panels of `B`: `stream::in_tiles` and its
+        // tile.
         let tiled = [
             (
-                "f32 1024×1024×8",
-                products_stack_use::<f32, 1024, 1024, 8>(),
+                "f32 1024×1024×16",
+                products_stack_use::<f32, 1024, 1024, 16>(),
             ),
             (
                 "f32 1024×1024×32",

@@ -197,15 +197,30 @@ impl MicroKernel<f32> for Avx512F32 {
         m: usize,
         n: usize,
     ) {
-        // SAFETY: the caller's contract (MicroKernel::run), which includes AVX-512F.
-        unsafe { kernel_f32(kc, a, lda, b, c, ldc, accumulate, m, n) }
+        // SAFETY: the caller's contract (MicroKernel::run), which includes AVX-512F; each
+        // arm's `n` is at most its number of columns.
+        unsafe {
+            match n {
+                1 => kernel_f32::<1>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                2 => kernel_f32::<2>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                3 => kernel_f32::<3>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                4 => kernel_f32::<4>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                _ => kernel_f32::<8>(kc, a, lda, b, c, ldc, accumulate, m, n),
+            }
+        }
     }
 }
 
+/// The tile's first `COLUMNS ≥ n` columns: a panel of fewer than eight columns (a batch of one
+/// to four samples, the last panel of a batch) computes no more than it has, and each column
+/// gives the same bits as in a whole tile (its own accumulators, the same order).
+///
+/// # Safety
+/// As [`MicroKernel::run`], with `n ≤ COLUMNS`; the CPU has AVX-512F.
 #[target_feature(enable = "avx512f")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel_f32(
+unsafe fn kernel_f32<const COLUMNS: usize>(
     kc: usize,
     a: *const f32,
     lda: usize,
@@ -216,14 +231,14 @@ unsafe fn kernel_f32(
     m: usize,
     n: usize,
 ) {
-    let mut lo = [_mm512_setzero_ps(); 8];
-    let mut hi = [_mm512_setzero_ps(); 8];
+    let mut lo = [_mm512_setzero_ps(); COLUMNS];
+    let mut hi = [_mm512_setzero_ps(); COLUMNS];
     let (k0, k1) = (mask16(m), mask16(m.saturating_sub(16)));
     // SAFETY: the caller's contract: n ≥ 1 columns of B.
-    let bc = unsafe { columns::<f32, 8>(b, n) };
-    // One step of k: two vectors of A times eight broadcasts of B.
+    let bc = unsafe { columns::<f32, COLUMNS>(b, n) };
+    // One step of k: two vectors of A times `COLUMNS` broadcasts of B.
     let mut step = |p: usize, a0: __m512, a1: __m512| {
-        for j in 0..8 {
+        for j in 0..COLUMNS {
             // SAFETY: p < kc: row p of a column of B.
             let bj = _mm512_set1_ps(unsafe { *bc[j].add(p * b.rs) });
             lo[j] = _mm512_fmadd_ps(a0, bj, lo[j]);
@@ -300,15 +315,27 @@ impl MicroKernel<f64> for Avx512F64 {
         m: usize,
         n: usize,
     ) {
-        // SAFETY: the caller's contract (MicroKernel::run), which includes AVX-512F.
-        unsafe { kernel_f64(kc, a, lda, b, c, ldc, accumulate, m, n) }
+        // SAFETY: as for `f32`.
+        unsafe {
+            match n {
+                1 => kernel_f64::<1>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                2 => kernel_f64::<2>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                3 => kernel_f64::<3>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                4 => kernel_f64::<4>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                _ => kernel_f64::<8>(kc, a, lda, b, c, ldc, accumulate, m, n),
+            }
+        }
     }
 }
 
+/// As [`kernel_f32`], with 16 rows of `f64`.
+///
+/// # Safety
+/// As [`MicroKernel::run`], with `n ≤ COLUMNS`; the CPU has AVX-512F.
 #[target_feature(enable = "avx512f")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel_f64(
+unsafe fn kernel_f64<const COLUMNS: usize>(
     kc: usize,
     a: *const f64,
     lda: usize,
@@ -319,12 +346,12 @@ unsafe fn kernel_f64(
     m: usize,
     n: usize,
 ) {
-    let mut lo = [_mm512_setzero_pd(); 8];
-    let mut hi = [_mm512_setzero_pd(); 8];
+    let mut lo = [_mm512_setzero_pd(); COLUMNS];
+    let mut hi = [_mm512_setzero_pd(); COLUMNS];
     let (k0, k1) = (mask8(m), mask8(m.saturating_sub(8)));
     let whole = m == 16;
     // SAFETY: the caller's contract: n ≥ 1 columns of B.
-    let bc = unsafe { columns::<f64, 8>(b, n) };
+    let bc = unsafe { columns::<f64, COLUMNS>(b, n) };
     for p in 0..kc {
         // SAFETY: as in `kernel_f32`, with 16 rows.
         unsafe {
@@ -337,7 +364,7 @@ unsafe fn kernel_f64(
                     _mm512_maskz_loadu_pd(k1, ap.add(8)),
                 )
             };
-            for j in 0..8 {
+            for j in 0..COLUMNS {
                 let bj = _mm512_set1_pd(*bc[j].add(p * b.rs));
                 lo[j] = _mm512_fmadd_pd(a0, bj, lo[j]);
                 hi[j] = _mm512_fmadd_pd(a1, bj, hi[j]);

@@ -91,46 +91,75 @@ impl<T: Real> MicroKernel<T> for Portable {
         m: usize,
         n: usize,
     ) {
-        // SAFETY: the caller's contract: n ≥ 1 columns.
-        let bc = unsafe { columns::<T, 4>(b, n) };
-        let mut acc = [[T::ZERO; 8]; 4];
-        let mut step = |p: usize, ap: [T; 8]| {
-            for (column, &bj) in acc.iter_mut().zip(&bc) {
-                // SAFETY: row p < kc of a column of B.
-                let bpj = unsafe { *bj.add(p * b.rs) };
-                for (c, &ai) in column.iter_mut().zip(&ap) {
-                    *c += ai * bpj;
-                }
-            }
-        };
-        if m == 8 {
-            // A whole tile: its column in one load. (A test per row inside the loop kept the
-            // compiler from vectorising it: 9 against 20 GFLOP/s on the x86-64 baseline.)
-            for p in 0..kc {
-                // SAFETY: p < kc; the tile's eight rows of column p (the caller's contract).
-                step(p, unsafe {
-                    core::ptr::read_unaligned(a.add(p * lda).cast::<[T; 8]>())
-                });
-            }
-        } else {
-            for p in 0..kc {
-                // SAFETY: p < kc and i < m: inside the panel (the caller's contract).
-                let ap = core::array::from_fn(|i| {
-                    if i < m {
-                        unsafe { *a.add(i + p * lda) }
-                    } else {
-                        T::ZERO
-                    }
-                });
-                step(p, ap);
+        // SAFETY: the caller's contract; each arm's `n` is at most its number of columns.
+        // (Three columns run as four: on the x86-64 baseline a 3-column tile was no faster.)
+        unsafe {
+            match n {
+                1 => portable::<T, 1>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                2 => portable::<T, 2>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                _ => portable::<T, 4>(kc, a, lda, b, c, ldc, accumulate, m, n),
             }
         }
-        for (j, column) in acc.iter().enumerate().take(n) {
-            for (i, &v) in column.iter().enumerate().take(m) {
-                // SAFETY: i < m and j < n: inside the caller's m × n block of C.
-                let c = unsafe { &mut *c.add(i + j * ldc) };
-                *c = if accumulate { *c + v } else { v };
+    }
+}
+
+/// [`Portable`]'s tile: its first `COLUMNS ≥ n` columns (a panel of a batch of one or two
+/// samples computes no more than it has; each column gets the bits it has in a whole tile).
+///
+/// # Safety
+/// As [`MicroKernel::run`], with `n ≤ COLUMNS`.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn portable<T: Real, const COLUMNS: usize>(
+    kc: usize,
+    a: *const T,
+    lda: usize,
+    b: View<T>,
+    c: *mut T,
+    ldc: usize,
+    accumulate: bool,
+    m: usize,
+    n: usize,
+) {
+    // SAFETY: the caller's contract: n ≥ 1 columns.
+    let bc = unsafe { columns::<T, COLUMNS>(b, n) };
+    let mut acc = [[T::ZERO; 8]; COLUMNS];
+    let mut step = |p: usize, ap: [T; 8]| {
+        for (column, &bj) in acc.iter_mut().zip(&bc) {
+            // SAFETY: row p < kc of a column of B.
+            let bpj = unsafe { *bj.add(p * b.rs) };
+            for (c, &ai) in column.iter_mut().zip(&ap) {
+                *c += ai * bpj;
             }
+        }
+    };
+    if m == 8 {
+        // A whole tile: its column in one load. (A test per row inside the loop kept the
+        // compiler from vectorising it: 9 against 20 GFLOP/s on the x86-64 baseline.)
+        for p in 0..kc {
+            // SAFETY: p < kc; the tile's eight rows of column p (the caller's contract).
+            step(p, unsafe {
+                core::ptr::read_unaligned(a.add(p * lda).cast::<[T; 8]>())
+            });
+        }
+    } else {
+        for p in 0..kc {
+            // SAFETY: p < kc and i < m: inside the panel (the caller's contract).
+            let ap = core::array::from_fn(|i| {
+                if i < m {
+                    unsafe { *a.add(i + p * lda) }
+                } else {
+                    T::ZERO
+                }
+            });
+            step(p, ap);
+        }
+    }
+    for (j, column) in acc.iter().enumerate().take(n) {
+        for (i, &v) in column.iter().enumerate().take(m) {
+            // SAFETY: i < m and j < n: inside the caller's m × n block of C.
+            let c = unsafe { &mut *c.add(i + j * ldc) };
+            *c = if accumulate { *c + v } else { v };
         }
     }
 }

@@ -273,6 +273,17 @@ fn portable_blocked_kernel_matches_the_definition() {
     // Columns of 4 KiB (the copied micro-panels of `stream::in_tiles`).
     check_blocked_kernel::<f32, stream::Portable>(1024, 70, 300);
     check_blocked_kernel::<f64, stream::Portable>(512, 9, 300);
+    // Batches of a few samples: the narrower tiles.
+    for n in 1..=3 {
+        check_blocked_kernel::<f32, stream::Portable>(37, n, 300);
+        check_blocked_kernel::<f64, stream::Portable>(37, n, 300);
+    }
+    for m in [1, 13, 1024] {
+        check_narrow_panels::<f32, stream::Portable>(m, 300);
+    }
+    for m in [5, 512] {
+        check_narrow_panels::<f64, stream::Portable>(m, 300);
+    }
 }
 
 /// The signature of the dot-product kernels (`x86::dots_f32`, `avx2::dots_f64`, …).

@@ -133,3 +133,139 @@ pub fn p0() -> Workload {
         ],
     }
 }
+
+/// Scalars of [`p0x`]'s buffer: 256 KiB of `f32` (W3's input over a batch of 64 is 196 KiB,
+/// its first hidden layer 64 KiB).
+const CROSS_LEN: usize = 64 * 1024;
+
+/// A buffer and a thread that writes it on request, for [`p0x`].
+struct Writer {
+    buffer: *mut f32,
+    /// 0: idle; 1: write the buffer; 2: written; 3: exit.
+    flag: std::sync::atomic::AtomicU32,
+}
+
+// SAFETY: the buffer is written by one side at a time, handed over through `flag`
+// (Release stores, Acquire loads).
+unsafe impl Send for Writer {}
+// SAFETY: as above.
+unsafe impl Sync for Writer {}
+
+/// Owns the writer thread; stops it when dropped (the workload is over).
+struct WriterThread {
+    writer: std::sync::Arc<Writer>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.writer.flag.store(3, Ordering::Release);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+        // SAFETY: the writer thread has exited; the buffer was leaked from a boxed slice of
+        // `CROSS_LEN` scalars.
+        drop(unsafe {
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.writer.buffer,
+                CROSS_LEN,
+            ))
+        });
+    }
+}
+
+/// Writes `CROSS_LEN` ones from `buffer`.
+///
+/// # Safety
+/// `buffer` addresses `CROSS_LEN` writable scalars that nothing else accesses meanwhile.
+unsafe fn fill(buffer: *mut f32) {
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts_mut(buffer, CROSS_LEN) }.fill(1.0);
+}
+
+/// The sum of `CROSS_LEN` scalars from `buffer`, in 32 independent sums.
+///
+/// # Safety
+/// `buffer` addresses `CROSS_LEN` scalars that nothing writes meanwhile.
+unsafe fn sum(buffer: *const f32) -> f32 {
+    // SAFETY: the caller's contract.
+    let values = unsafe { std::slice::from_raw_parts(buffer, CROSS_LEN) };
+    let mut acc = [0f32; 32];
+    for chunk in values.chunks_exact(32) {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += v;
+        }
+    }
+    acc.iter().sum()
+}
+
+/// P0x: what crossing cores costs at that moment: 256 KiB written and then read by one
+/// thread, against written by another thread and read by this one (each call the write, the
+/// hand-over and the read). The two-thread steps move their activations between the cores
+/// at every split; on the 2026-12-05 machine the vCPUs' placement changed every few seconds,
+/// which P0 (arithmetic only) does not see (BENCHMARKS.md, "Batches of a few samples; where
+/// W3's two-thread step loses its time").
+pub fn p0x() -> Workload {
+    use std::sync::atomic::Ordering;
+    let buffer = Box::into_raw(vec![0f32; CROSS_LEN].into_boxed_slice()).cast::<f32>();
+    let writer = std::sync::Arc::new(Writer {
+        buffer,
+        flag: std::sync::atomic::AtomicU32::new(0),
+    });
+    let other = writer.clone();
+    let handle = std::thread::spawn(move || {
+        let mut spins = 0u32;
+        loop {
+            match other.flag.load(Ordering::Acquire) {
+                1 => {
+                    // SAFETY: the reader waits for flag 2 before it touches the buffer.
+                    unsafe { fill(other.buffer) };
+                    other.flag.store(2, Ordering::Release);
+                    spins = 0;
+                }
+                3 => return,
+                _ if spins < 1 << 16 => {
+                    spins += 1;
+                    std::hint::spin_loop();
+                }
+                _ => std::thread::yield_now(),
+            }
+        }
+    });
+    let thread = WriterThread {
+        writer,
+        handle: Some(handle),
+    };
+    let here = thread.writer.buffer as usize;
+    Workload {
+        name: "P0x cross-core reads",
+        goal_ns: f64::INFINITY,
+        steps: 1,
+        steps_per_call: 1,
+        contestants: vec![
+            entry("256 KiB written and read by one thread", move || {
+                let buffer = here as *mut f32;
+                // SAFETY: the writer thread only writes when asked (by the other contestant,
+                // never at the same time as this one).
+                unsafe {
+                    fill(buffer);
+                    sum(buffer)
+                }
+            }),
+            entry(
+                "256 KiB written by another thread, read by this one",
+                move || {
+                    let writer = &thread.writer;
+                    writer.flag.store(1, Ordering::Release);
+                    while writer.flag.load(Ordering::Acquire) != 2 {
+                        std::hint::spin_loop();
+                    }
+                    // SAFETY: the writer thread has finished writing (flag 2) and waits for the
+                    // next request.
+                    unsafe { sum(writer.buffer) }
+                },
+            ),
+        ],
+    }
+}

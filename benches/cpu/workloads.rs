@@ -24,7 +24,7 @@ pub struct Workload {
 }
 
 /// Every workload, in the order of BENCHMARKS.md (P3 is W3 on threads, P1 C1, P0 their
-/// ceiling on this machine at the time).
+/// ceiling on this machine at the time, P0x what moving data between its cores costs then).
 pub const SUITE: &[fn() -> Workload] = &[
     w1,
     w4,
@@ -40,8 +40,10 @@ pub const SUITE: &[fn() -> Workload] = &[
     g1,
     a1,
     crate::peak::p0,
+    crate::peak::p0x,
     p3,
     crate::peak::p0,
+    crate::peak::p0x,
     p1,
     k1,
     k2,

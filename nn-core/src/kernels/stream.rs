@@ -56,7 +56,37 @@ pub(crate) trait MicroKernel<T> {
         m: usize,
         n: usize,
     );
+
+    /// Rows of [`MicroKernel::run_tall`]'s tile: 0 when the kernel has no tall tile.
+    const TALL_MR: usize = 0;
+
+    /// [`MicroKernel::run`] for a panel of `B` of at most [`TALL_COLUMNS`] columns, on a tile
+    /// of up to `TALL_MR` rows: each column of `A`'s panel read as one run of lines, the way
+    /// a matrix-vector product reads it. Each element in `run`'s order (its own accumulator
+    /// from zero over the `kc` steps, then stored or added), so the same bits.
+    ///
+    /// # Safety
+    /// As [`MicroKernel::run`], with `1 ≤ m ≤ TALL_MR` and `1 ≤ n ≤ TALL_COLUMNS`; only
+    /// called when `TALL_MR > 0`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_tall(
+        kc: usize,
+        a: *const T,
+        lda: usize,
+        b: View<T>,
+        c: *mut T,
+        ldc: usize,
+        accumulate: bool,
+        m: usize,
+        n: usize,
+    ) {
+        let _ = (kc, a, lda, b, c, ldc, accumulate, m, n);
+        unreachable!("a kernel without a tall tile (TALL_MR == 0)")
+    }
 }
+
+/// The most columns of `B` that [`MicroKernel::run_tall`] takes.
+pub(crate) const TALL_COLUMNS: usize = 2;
 
 /// The addresses of the `NR` columns of a `B` panel with `n` columns, the missing ones
 /// repeating the last (read, never stored): no bounds check in the kernel's inner loop.
@@ -204,7 +234,11 @@ pub(crate) unsafe fn gemm<T: Real, K: MicroKernel<T>>(
         // With one panel of `B` (a batch of a few samples), each micro-panel of `A` is read
         // once: nothing for `in_tiles`' copy to keep in L1, so it would only add a copy (W·X
         // 1024×1024×8: 168 against 324 µs, ×4: 152 against 248 µs; BENCHMARKS.md).
-        if a.rs == 1 && (n <= K::NR || !(a.cs * size_of::<T>()).is_multiple_of(ALIASING_STRIDE)) {
+        if a.rs == 1 && n <= TALL_COLUMNS && K::TALL_MR > 0 {
+            tall::<T, K>(m, n, k, a, b, c, ldc, accumulate)
+        } else if a.rs == 1
+            && (n <= K::NR || !(a.cs * size_of::<T>()).is_multiple_of(ALIASING_STRIDE))
+        {
             in_place::<T, K>(m, n, k, a, b, c, ldc, accumulate)
         } else if a.rs == 1 {
             in_tiles::<T, K>(m, n, k, a, b, c, ldc, accumulate)
@@ -232,9 +266,7 @@ unsafe fn in_place<T: Real, K: MicroKernel<T>>(
 ) {
     let (mr, nr) = (K::MR, K::NR);
     debug_assert!(MC.is_multiple_of(mr));
-    // Equal depth blocks, each at most KC.
-    let kc_max = A_BLOCK_BYTES / size_of::<T>() / MC;
-    let kc_step = k.div_ceil(k.div_ceil(kc_max));
+    let kc_step = depth_step::<T>(k);
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(kc_step) {
@@ -264,6 +296,56 @@ unsafe fn in_place<T: Real, K: MicroKernel<T>>(
                     }
                 }
             }
+        }
+    }
+}
+
+/// The depth of [`in_place`]'s blocks (and [`tall`]'s, so that both give the same bits):
+/// equal blocks of at most `KC` steps.
+#[inline(always)]
+fn depth_step<T>(k: usize) -> usize {
+    let kc_max = A_BLOCK_BYTES / size_of::<T>() / MC;
+    k.div_ceil(k.div_ceil(kc_max))
+}
+
+/// [`gemm`] with a column-major `A` and at most [`TALL_COLUMNS`] columns of `B` (a batch
+/// of one or two samples, the last panel of a batch): [`MicroKernel::run_tall`] on blocks of
+/// `TALL_MR` rows, with [`in_place`]'s depth blocks.
+///
+/// # Safety
+/// As [`gemm`], with `a.rs == 1`, `m, k ≥ 1` and `1 ≤ n ≤ TALL_COLUMNS`, `K::TALL_MR > 0`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tall<T: Real, K: MicroKernel<T>>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<T>,
+    b: View<T>,
+    c: *mut T,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let kc_step = depth_step::<T>(k);
+    for pc in (0..k).step_by(kc_step) {
+        let kc = kc_step.min(k - pc);
+        let acc = accumulate || pc > 0;
+        for ic in (0..m).step_by(K::TALL_MR) {
+            // SAFETY: rows ic.. (at most TALL_MR of them) and depth pc..pc + kc of A, the
+            // same depth of B's n columns, the same rows of C: inside the product.
+            unsafe {
+                K::run_tall(
+                    kc,
+                    a.offset(ic, pc).ptr,
+                    a.cs,
+                    b.offset(pc, 0),
+                    c.add(ic),
+                    ldc,
+                    acc,
+                    K::TALL_MR.min(m - ic),
+                    n,
+                )
+            };
         }
     }
 }

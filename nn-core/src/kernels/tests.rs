@@ -215,7 +215,8 @@ fn check_blocked_kernel<T: Real, K: stream::MicroKernel<T>>(m: usize, n: usize, 
 
 /// A product of `n < NR` columns (a batch of a few samples, the last panel of a batch) gives
 /// each column the bits that the same column gets in a product of `NR` columns: the kernels'
-/// narrower tiles compute fewer columns, in the same order. `m` of 1,024 `f32` rows (512
+/// narrower tiles, and for one or two columns their tall tiles, compute fewer columns in the
+/// same order. `m` of 1,024 `f32` rows (512
 /// `f64`) is a product whose `A` has 4 KiB columns: read in place, like the narrower ones,
 /// when there is one panel of `B`.
 fn check_narrow_panels<T: Real, K: stream::MicroKernel<T>>(m: usize, k: usize) {
@@ -462,10 +463,12 @@ fn avx512_kernels_match_the_definition() {
         check_blocked_kernel::<f64, x86::Avx512F64>(77, n, 300);
         check_blocked_kernel::<f32, x86::Avx512F32>(1024, n, 70);
     }
-    for m in [1, 33, 64, 1024] {
+    // One or two columns take the tall tiles (128 rows of `f32`, 64 of `f64`): whole ones,
+    // several, and a last one with a partial vector.
+    for m in [1, 33, 64, 200, 1024] {
         check_narrow_panels::<f32, x86::Avx512F32>(m, 300);
     }
-    for m in [1, 17, 512] {
+    for m in [1, 17, 200, 512] {
         check_narrow_panels::<f64, x86::Avx512F64>(m, 300);
     }
     // SAFETY: AVX-512F was detected.

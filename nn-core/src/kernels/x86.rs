@@ -184,6 +184,28 @@ impl MicroKernel<f32> for Avx512F32 {
     const NR: usize = 8;
     /// 128 steps.
     type Panel = Tile<{ 16 * 1024 }>;
+    const TALL_MR: usize = 128;
+
+    #[inline]
+    unsafe fn run_tall(
+        kc: usize,
+        a: *const f32,
+        lda: usize,
+        b: View<f32>,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        m: usize,
+        n: usize,
+    ) {
+        // SAFETY: the caller's contract (MicroKernel::run_tall), which includes AVX-512F.
+        unsafe {
+            match n {
+                1 => tall_f32::<1>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                _ => tall_f32::<2>(kc, a, lda, b, c, ldc, accumulate, m, n),
+            }
+        }
+    }
 
     #[inline]
     unsafe fn run(
@@ -294,6 +316,129 @@ unsafe fn kernel_f32<const COLUMNS: usize>(
     }
 }
 
+/// [`Avx512F32`]'s tall tile: 128 rows (8 vectors) by `COLUMNS ≤ 2`, in at most 16
+/// accumulators; each column of the panel of `A` is read as 8 lines in a row.
+///
+/// # Safety
+/// As [`MicroKernel::run_tall`], with `n ≤ COLUMNS`; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tall_f32<const COLUMNS: usize>(
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    b: View<f32>,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    m: usize,
+    n: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); 8]; COLUMNS];
+    let masks: [__mmask16; 8] = core::array::from_fn(|v| mask16(m.saturating_sub(16 * v)));
+    let whole = m == 128;
+    // SAFETY: the caller's contract: n ≥ 1 columns of B.
+    let bc = unsafe { columns::<f32, COLUMNS>(b, n) };
+    for p in 0..kc {
+        let ap = a.wrapping_add(p * lda);
+        // SAFETY: p < kc; the rows of column p of the panel, the lanes past m masked off
+        // (not read, cannot fault; their addresses are computed with wrapping_add).
+        let av: [__m512; 8] = core::array::from_fn(|v| unsafe {
+            if whole {
+                _mm512_loadu_ps(ap.add(16 * v))
+            } else {
+                _mm512_maskz_loadu_ps(masks[v], ap.wrapping_add(16 * v))
+            }
+        });
+        for (j, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: p < kc: row p of a column of B.
+            let bj = _mm512_set1_ps(unsafe { *bc[j].add(p * b.rs) });
+            for (acc, &av) in acc.iter_mut().zip(&av) {
+                *acc = _mm512_fmadd_ps(av, bj, *acc);
+            }
+        }
+    }
+    for (j, acc) in acc.iter().enumerate().take(n) {
+        for (v, (&value, &mask)) in acc.iter().zip(&masks).enumerate() {
+            if mask == 0 {
+                break;
+            }
+            // SAFETY: rows 16v.. of column j < n of the m-row block of C, masked to m.
+            unsafe {
+                let dst = c.add(j * ldc + 16 * v);
+                let value = if accumulate {
+                    _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, dst))
+                } else {
+                    value
+                };
+                _mm512_mask_storeu_ps(dst, mask, value);
+            }
+        }
+    }
+}
+
+/// [`Avx512F64`]'s tall tile: 64 rows (8 vectors) by `COLUMNS ≤ 2`, as [`tall_f32`].
+///
+/// # Safety
+/// As [`MicroKernel::run_tall`], with `n ≤ COLUMNS`; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tall_f64<const COLUMNS: usize>(
+    kc: usize,
+    a: *const f64,
+    lda: usize,
+    b: View<f64>,
+    c: *mut f64,
+    ldc: usize,
+    accumulate: bool,
+    m: usize,
+    n: usize,
+) {
+    let mut acc = [[_mm512_setzero_pd(); 8]; COLUMNS];
+    let masks: [__mmask8; 8] = core::array::from_fn(|v| mask8(m.saturating_sub(8 * v)));
+    let whole = m == 64;
+    // SAFETY: the caller's contract: n ≥ 1 columns of B.
+    let bc = unsafe { columns::<f64, COLUMNS>(b, n) };
+    for p in 0..kc {
+        let ap = a.wrapping_add(p * lda);
+        // SAFETY: p < kc; the rows of column p of the panel, the lanes past m masked off
+        // (not read, cannot fault; their addresses are computed with wrapping_add).
+        let av: [__m512d; 8] = core::array::from_fn(|v| unsafe {
+            if whole {
+                _mm512_loadu_pd(ap.add(8 * v))
+            } else {
+                _mm512_maskz_loadu_pd(masks[v], ap.wrapping_add(8 * v))
+            }
+        });
+        for (j, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: p < kc: row p of a column of B.
+            let bj = _mm512_set1_pd(unsafe { *bc[j].add(p * b.rs) });
+            for (acc, &av) in acc.iter_mut().zip(&av) {
+                *acc = _mm512_fmadd_pd(av, bj, *acc);
+            }
+        }
+    }
+    for (j, acc) in acc.iter().enumerate().take(n) {
+        for (v, (&value, &mask)) in acc.iter().zip(&masks).enumerate() {
+            if mask == 0 {
+                break;
+            }
+            // SAFETY: rows 8v.. of column j < n of the m-row block of C, masked to m.
+            unsafe {
+                let dst = c.add(j * ldc + 8 * v);
+                let value = if accumulate {
+                    _mm512_add_pd(value, _mm512_maskz_loadu_pd(mask, dst))
+                } else {
+                    value
+                };
+                _mm512_mask_storeu_pd(dst, mask, value);
+            }
+        }
+    }
+}
+
 /// `f64` micro-kernel: a 16 × 8 tile in 16 `zmm` accumulators.
 pub(crate) struct Avx512F64;
 
@@ -302,6 +447,28 @@ impl MicroKernel<f64> for Avx512F64 {
     const NR: usize = 8;
     /// 128 steps.
     type Panel = Tile<{ 16 * 1024 }>;
+    const TALL_MR: usize = 64;
+
+    #[inline]
+    unsafe fn run_tall(
+        kc: usize,
+        a: *const f64,
+        lda: usize,
+        b: View<f64>,
+        c: *mut f64,
+        ldc: usize,
+        accumulate: bool,
+        m: usize,
+        n: usize,
+    ) {
+        // SAFETY: the caller's contract (MicroKernel::run_tall), which includes AVX-512F.
+        unsafe {
+            match n {
+                1 => tall_f64::<1>(kc, a, lda, b, c, ldc, accumulate, m, n),
+                _ => tall_f64::<2>(kc, a, lda, b, c, ldc, accumulate, m, n),
+            }
+        }
+    }
 
     #[inline]
     unsafe fn run(

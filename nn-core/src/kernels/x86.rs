@@ -316,128 +316,107 @@ unsafe fn kernel_f32<const COLUMNS: usize>(
     }
 }
 
-/// [`Avx512F32`]'s tall tile: 128 rows (8 vectors) by `COLUMNS ≤ 2`, in at most 16
-/// accumulators; each column of the panel of `A` is read as 8 lines in a row.
-///
-/// # Safety
-/// As [`MicroKernel::run_tall`], with `n ≤ COLUMNS`; the CPU has AVX-512F.
-#[target_feature(enable = "avx512f")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tall_f32<const COLUMNS: usize>(
-    kc: usize,
-    a: *const f32,
-    lda: usize,
-    b: View<f32>,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-    m: usize,
-    n: usize,
-) {
-    let mut acc = [[_mm512_setzero_ps(); 8]; COLUMNS];
-    let masks: [__mmask16; 8] = core::array::from_fn(|v| mask16(m.saturating_sub(16 * v)));
-    let whole = m == 128;
-    // SAFETY: the caller's contract: n ≥ 1 columns of B.
-    let bc = unsafe { columns::<f32, COLUMNS>(b, n) };
-    for p in 0..kc {
-        let ap = a.wrapping_add(p * lda);
-        // SAFETY: p < kc; the rows of column p of the panel, the lanes past m masked off
-        // (not read, cannot fault; their addresses are computed with wrapping_add).
-        let av: [__m512; 8] = core::array::from_fn(|v| unsafe {
-            if whole {
-                _mm512_loadu_ps(ap.add(16 * v))
-            } else {
-                _mm512_maskz_loadu_ps(masks[v], ap.wrapping_add(16 * v))
+/// A tall tile for [`MicroKernel::run_tall`]: 8 vectors of rows (128 `f32`, 64 `f64`) by
+/// `COLUMNS ≤ 2`, in at most 16 accumulators; each column of the panel of `A` is read as 8
+/// lines in a row. Each element: its accumulator from zero over the `kc` steps in order
+/// (`a·b + acc`), then stored or added to `C`, as the 32- and 16-row tiles do.
+macro_rules! tall_kernel {
+    ($name:ident, $t:ty, $lanes:literal, $vector:ty, $mask_type:ty, $mask:ident, $zero:ident,
+     $loadu:ident, $maskz_loadu:ident, $set1:ident, $fmadd:ident, $add:ident,
+     $mask_storeu:ident) => {
+        /// # Safety
+        /// As [`MicroKernel::run_tall`], with `n ≤ COLUMNS`; the CPU has AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name<const COLUMNS: usize>(
+            kc: usize,
+            a: *const $t,
+            lda: usize,
+            b: View<$t>,
+            c: *mut $t,
+            ldc: usize,
+            accumulate: bool,
+            m: usize,
+            n: usize,
+        ) {
+            let mut acc = [[$zero(); 8]; COLUMNS];
+            let masks: [$mask_type; 8] =
+                core::array::from_fn(|v| $mask(m.saturating_sub($lanes * v)));
+            let whole = m == 8 * $lanes;
+            // SAFETY: the caller's contract: n ≥ 1 columns of B.
+            let bc = unsafe { columns::<$t, COLUMNS>(b, n) };
+            for p in 0..kc {
+                let ap = a.wrapping_add(p * lda);
+                // SAFETY: p < kc; the rows of column p of the panel, the lanes past m masked
+                // off (not read, cannot fault; their addresses computed with wrapping_add).
+                let av: [$vector; 8] = core::array::from_fn(|v| unsafe {
+                    if whole {
+                        $loadu(ap.add($lanes * v))
+                    } else {
+                        $maskz_loadu(masks[v], ap.wrapping_add($lanes * v))
+                    }
+                });
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: p < kc: row p of a column of B.
+                    let bj = $set1(unsafe { *bc[j].add(p * b.rs) });
+                    for (acc, &av) in acc.iter_mut().zip(&av) {
+                        *acc = $fmadd(av, bj, *acc);
+                    }
+                }
             }
-        });
-        for (j, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: p < kc: row p of a column of B.
-            let bj = _mm512_set1_ps(unsafe { *bc[j].add(p * b.rs) });
-            for (acc, &av) in acc.iter_mut().zip(&av) {
-                *acc = _mm512_fmadd_ps(av, bj, *acc);
+            for (j, acc) in acc.iter().enumerate().take(n) {
+                for (v, (&value, &mask)) in acc.iter().zip(&masks).enumerate() {
+                    if mask == 0 {
+                        break;
+                    }
+                    // SAFETY: the vector's rows of column j < n of the m-row block of C,
+                    // masked to m.
+                    unsafe {
+                        let dst = c.add(j * ldc + $lanes * v);
+                        let value = if accumulate {
+                            $add(value, $maskz_loadu(mask, dst))
+                        } else {
+                            value
+                        };
+                        $mask_storeu(dst, mask, value);
+                    }
+                }
             }
         }
-    }
-    for (j, acc) in acc.iter().enumerate().take(n) {
-        for (v, (&value, &mask)) in acc.iter().zip(&masks).enumerate() {
-            if mask == 0 {
-                break;
-            }
-            // SAFETY: rows 16v.. of column j < n of the m-row block of C, masked to m.
-            unsafe {
-                let dst = c.add(j * ldc + 16 * v);
-                let value = if accumulate {
-                    _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, dst))
-                } else {
-                    value
-                };
-                _mm512_mask_storeu_ps(dst, mask, value);
-            }
-        }
-    }
+    };
 }
 
-/// [`Avx512F64`]'s tall tile: 64 rows (8 vectors) by `COLUMNS ≤ 2`, as [`tall_f32`].
-///
-/// # Safety
-/// As [`MicroKernel::run_tall`], with `n ≤ COLUMNS`; the CPU has AVX-512F.
-#[target_feature(enable = "avx512f")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tall_f64<const COLUMNS: usize>(
-    kc: usize,
-    a: *const f64,
-    lda: usize,
-    b: View<f64>,
-    c: *mut f64,
-    ldc: usize,
-    accumulate: bool,
-    m: usize,
-    n: usize,
-) {
-    let mut acc = [[_mm512_setzero_pd(); 8]; COLUMNS];
-    let masks: [__mmask8; 8] = core::array::from_fn(|v| mask8(m.saturating_sub(8 * v)));
-    let whole = m == 64;
-    // SAFETY: the caller's contract: n ≥ 1 columns of B.
-    let bc = unsafe { columns::<f64, COLUMNS>(b, n) };
-    for p in 0..kc {
-        let ap = a.wrapping_add(p * lda);
-        // SAFETY: p < kc; the rows of column p of the panel, the lanes past m masked off
-        // (not read, cannot fault; their addresses are computed with wrapping_add).
-        let av: [__m512d; 8] = core::array::from_fn(|v| unsafe {
-            if whole {
-                _mm512_loadu_pd(ap.add(8 * v))
-            } else {
-                _mm512_maskz_loadu_pd(masks[v], ap.wrapping_add(8 * v))
-            }
-        });
-        for (j, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: p < kc: row p of a column of B.
-            let bj = _mm512_set1_pd(unsafe { *bc[j].add(p * b.rs) });
-            for (acc, &av) in acc.iter_mut().zip(&av) {
-                *acc = _mm512_fmadd_pd(av, bj, *acc);
-            }
-        }
-    }
-    for (j, acc) in acc.iter().enumerate().take(n) {
-        for (v, (&value, &mask)) in acc.iter().zip(&masks).enumerate() {
-            if mask == 0 {
-                break;
-            }
-            // SAFETY: rows 8v.. of column j < n of the m-row block of C, masked to m.
-            unsafe {
-                let dst = c.add(j * ldc + 8 * v);
-                let value = if accumulate {
-                    _mm512_add_pd(value, _mm512_maskz_loadu_pd(mask, dst))
-                } else {
-                    value
-                };
-                _mm512_mask_storeu_pd(dst, mask, value);
-            }
-        }
-    }
-}
+tall_kernel!(
+    tall_f32,
+    f32,
+    16,
+    __m512,
+    __mmask16,
+    mask16,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_maskz_loadu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps,
+    _mm512_mask_storeu_ps
+);
+tall_kernel!(
+    tall_f64,
+    f64,
+    8,
+    __m512d,
+    __mmask8,
+    mask8,
+    _mm512_setzero_pd,
+    _mm512_loadu_pd,
+    _mm512_maskz_loadu_pd,
+    _mm512_set1_pd,
+    _mm512_fmadd_pd,
+    _mm512_add_pd,
+    _mm512_mask_storeu_pd
+);
 
 /// `f64` micro-kernel: a 16 × 8 tile in 16 `zmm` accumulators.
 pub(crate) struct Avx512F64;

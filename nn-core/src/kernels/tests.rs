@@ -230,31 +230,29 @@ fn check_narrow_panels<T: Real, K: stream::MicroKernel<T>>(m: usize, k: usize) {
         cs: m,
     };
     for (transpose_b, accumulate) in [(false, false), (true, true)] {
-        // B (k × n) column-major, or the first n columns of a k × nr matrix stored row-major.
-        let vb = |n: usize| {
-            if transpose_b {
-                View {
-                    ptr: b.as_ptr(),
-                    rs: nr,
-                    cs: 1,
-                }
-            } else {
-                let _ = n;
-                View {
-                    ptr: b.as_ptr(),
-                    rs: 1,
-                    cs: k,
-                }
+        // B (k × nr) column-major or stored row-major; a product of n columns reads its
+        // first n.
+        let vb = if transpose_b {
+            View {
+                ptr: b.as_ptr(),
+                rs: nr,
+                cs: 1,
+            }
+        } else {
+            View {
+                ptr: b.as_ptr(),
+                rs: 1,
+                cs: k,
             }
         };
         let mut whole = c0.clone();
         // SAFETY: the views address their extents; C is m × nr column-major; the kernel's
         // target features were checked by the caller.
-        unsafe { stream::gemm::<T, K>(m, nr, k, va, vb(nr), whole.as_mut_ptr(), m, accumulate) };
+        unsafe { stream::gemm::<T, K>(m, nr, k, va, vb, whole.as_mut_ptr(), m, accumulate) };
         for n in 1..nr {
             let mut part = c0[..m * n].to_vec();
             // SAFETY: as above, with n ≤ nr columns.
-            unsafe { stream::gemm::<T, K>(m, n, k, va, vb(n), part.as_mut_ptr(), m, accumulate) };
+            unsafe { stream::gemm::<T, K>(m, n, k, va, vb, part.as_mut_ptr(), m, accumulate) };
             let bits = |c: &[T]| c.iter().map(|v| v.to_f64().to_bits()).collect::<Vec<_>>();
             assert_eq!(
                 bits(&part),

@@ -17,7 +17,7 @@
 //!   least as many columns as rows: a weight gradient `∂Y·Xᵀ`, each part a contiguous block)
 //!   or its rows (a forward product `W·X`: each thread reads its rows of the weights, so two
 //!   cores bring two L2 caches to them), in parts starting at multiples of [`COLUMN_GRANULE`]
-//!   or [`ROW_GRANULE`]; the direct loops of small products (an output layer's, inside a
+//!   ([`GEMM_COLUMN_GRANULE`] for the GEMM) or [`ROW_GRANULE`]; the direct loops of small products (an output layer's, inside a
 //!   region) by runs of columns.
 //! - **Passes over every parameter** of at least [`ELEMENTWISE_MIN_LEN`] scalars: the
 //!   optimizers' updates, the zeroing of the gradient in `train_step`, and the gradient's
@@ -69,9 +69,17 @@ pub const REGION_MIN_WORK: usize = 64 * 1024;
 pub const ROW_GRANULE: usize = 32;
 
 /// The parts of a product split by columns start at multiples of this many columns: a
-/// multiple of every kernel's column blocks (the GEMM's `NC = 64`, the dot-product kernel's
-/// 16).
+/// multiple of the dot-product kernel's column blocks (16). The GEMM's parts take
+/// [`GEMM_COLUMN_GRANULE`].
 pub const COLUMN_GRANULE: usize = 64;
+
+/// The parts of a GEMM split by columns start at multiples of this many columns: the
+/// AVX-512 and portable kernels' `NR` (8 and 4; AVX2's 6 then starts a narrower panel, whose
+/// columns have the bits they have in a whole tile). The GEMM sums each element's depth in
+/// blocks set by the depth alone, so a column's bits do not depend on where its part starts;
+/// the fine granule evens out the parts (W3's `∂W₁`, 784 columns: 392 and 392 rather than
+/// 384 and 400, whose longer part the shorter one waited 6 µs for on two threads).
+pub const GEMM_COLUMN_GRANULE: usize = 8;
 
 /// Element-wise passes over fewer scalars than this run on the calling thread (about 10 µs
 /// of memory traffic for `f32`).

@@ -555,12 +555,28 @@ unsafe fn product<T: Real, const M: usize, const K: usize, const N: usize>(
             (Algorithm::TransposedDirect, Operand::Transposed(a)) => {
                 transposed_direct::<T, M, K, N>(c, a, b, accumulate)
             }
-            (Algorithm::Dots, _) => split_product(M, N, K, a_view, b, y, ldc, |m, n, a, b, c| {
-                T::Kernels::dots(m, n, K, a, b, c, ldc, accumulate)
-            }),
-            (Algorithm::Gemm, _) => split_product(M, N, K, a_view, b, y, ldc, |m, n, a, b, c| {
-                T::Kernels::gemm(m, n, K, a, b, c, ldc, accumulate)
-            }),
+            (Algorithm::Dots, _) => split_product(
+                M,
+                N,
+                K,
+                a_view,
+                b,
+                y,
+                ldc,
+                parallel::COLUMN_GRANULE,
+                |m, n, a, b, c| T::Kernels::dots(m, n, K, a, b, c, ldc, accumulate),
+            ),
+            (Algorithm::Gemm, _) => split_product(
+                M,
+                N,
+                K,
+                a_view,
+                b,
+                y,
+                ldc,
+                parallel::GEMM_COLUMN_GRANULE,
+                |m, n, a, b, c| T::Kernels::gemm(m, n, K, a, b, c, ldc, accumulate),
+            ),
             _ => unreachable!("`algorithm` pairs each inlined algorithm with its layout"),
         }
     }
@@ -570,7 +586,8 @@ unsafe fn product<T: Real, const M: usize, const K: usize, const N: usize>(
 /// the part's first element)` on parts of an `m × n` product: whole, or across the threads of
 /// the rayon pool it is called in when it is large enough (see [`crate::parallel`]), cut
 /// along `C`'s columns when it has at least as many columns as rows (each part then writes
-/// one contiguous block of `C`), else along its rows.
+/// one contiguous block of `C`; parts start at multiples of `column_granule`), else along its
+/// rows.
 ///
 /// # Safety
 /// `kernel` is safe to call on any block of rows and columns of the `m × n × k` product
@@ -586,12 +603,13 @@ pub(crate) unsafe fn split_product<T: Real>(
     b: View<T>,
     c: *mut T,
     ldc: usize,
+    column_granule: usize,
     kernel: impl Fn(usize, usize, View<T>, View<T>, *mut T) + Sync,
 ) {
     let c = parallel::SharedPtr(c);
     let by_columns = n >= m;
     let (extent, granule) = if by_columns {
-        (n, parallel::COLUMN_GRANULE)
+        (n, column_granule)
     } else {
         (m, parallel::ROW_GRANULE)
     };

@@ -11,6 +11,7 @@
 
 use super::{Algorithm, DOTS_MIN_DEPTH, KernelSet, View, algorithm, split_product};
 use crate::Real;
+use crate::parallel::{COLUMN_GRANULE, GEMM_COLUMN_GRANULE};
 
 /// The depth of the GEMM's blocks times the size of a scalar (`stream.rs`: an `MC × KC`
 /// block of 64 KiB, `MC = 64`): up to this depth its columns are single chains of
@@ -136,18 +137,26 @@ pub fn matmul_view<T: Real>(
                 T::Kernels::gemv(m, k, av, bv, y, accumulate)
             }
             Algorithm::Dots | Algorithm::RowDots if !b.transposed => {
-                split_product(m, n, k, av, bv, y, ldc, |m, n, a, b, c| {
+                split_product(m, n, k, av, bv, y, ldc, COLUMN_GRANULE, |m, n, a, b, c| {
                     T::Kernels::dots(m, n, k, a, b, c, ldc, accumulate)
                 })
             }
             Algorithm::TransposedDirect if !b.transposed && k >= DOTS_MIN_DEPTH => {
-                split_product(m, n, k, av, bv, y, ldc, |m, n, a, b, c| {
+                split_product(m, n, k, av, bv, y, ldc, COLUMN_GRANULE, |m, n, a, b, c| {
                     T::Kernels::dots(m, n, k, a, b, c, ldc, accumulate)
                 })
             }
-            _ => split_product(m, n, k, av, bv, y, ldc, |m, n, a, b, c| {
-                T::Kernels::gemm(m, n, k, a, b, c, ldc, accumulate)
-            }),
+            _ => split_product(
+                m,
+                n,
+                k,
+                av,
+                bv,
+                y,
+                ldc,
+                GEMM_COLUMN_GRANULE,
+                |m, n, a, b, c| T::Kernels::gemm(m, n, k, a, b, c, ldc, accumulate),
+            ),
         }
     }
 }

@@ -941,7 +941,9 @@ fn product_bits<T: Real, const M: usize, const K: usize, const N: usize>() -> Ve
 
 /// Products large enough to be split across a pool's threads give the same bits as on the
 /// calling thread alone, whatever the number of threads (the parts start at multiples of
-/// `ROW_GRANULE` rows or `COLUMN_GRANULE` columns; see `parallel`). Sizes: every algorithm that splits (the GEMM, the dot
+/// `ROW_GRANULE` rows, or `COLUMN_GRANULE` columns for the dot products and
+/// `GEMM_COLUMN_GRANULE` for the GEMM, whose parts then start inside an AVX2 tile of 6; see
+/// `parallel`). Sizes: every algorithm that splits (the GEMM, the dot
 /// products), row counts that are not multiples of the granule, above and at the threshold.
 #[test]
 fn split_products_equal_whole_ones_bit_for_bit() {

@@ -535,6 +535,19 @@ fn backward_params_agrees<N: Network<f64>, const B: usize>(net: &mut N, input: &
     overwritten.as_mut_slice().fill(f64::NAN);
     net.backward_params_overwrite(&mut tape, &mut overwritten);
     assert_eq!(full.as_slice(), overwritten.as_slice());
+    // The training step's passes, which read the caller's input, not a copy in the tape:
+    // the same values, on a tape holding another batch's input.
+    let mut other = input.clone();
+    for i in 0..<N::Input<B> as Values<f64>>::LEN {
+        *other.get_mut(i) = 0.5 - other.get(i);
+    }
+    net.forward_train(&other, &mut tape);
+    net.forward_train_borrowing(input, &mut tape);
+    set_d_out(&mut tape);
+    let mut borrowing = <N::Grads as ConstZero>::ZERO;
+    borrowing.as_mut_slice().fill(f64::NAN);
+    net.backward_params_overwrite_borrowing(input, &mut tape, &mut borrowing);
+    assert_eq!(full.as_slice(), borrowing.as_slice());
 }
 
 #[test]

@@ -128,6 +128,24 @@ pub fn check_network<N: Network<f64>, const B: usize>(net: &mut N, input: &N::In
         params_only.as_slice(),
         "backward_params_overwrite differs from backward_params on zeroed gradients"
     );
+    // The training step's passes, which read the caller's input instead of a copy in the
+    // tape: the same values, on a tape that holds another batch's input (a pass that read
+    // the tape's copy would differ).
+    let mut other_input = input.clone();
+    for i in 0..<N::Input<B> as Values<f64>>::LEN {
+        *other_input.get_mut(i) = 0.5 - other_input.get(i);
+    }
+    before.clone().forward_train(&other_input, &mut tape);
+    let mut borrowing = <N::Grads as ConstZero>::ZERO;
+    borrowing.as_mut_slice().fill(f64::NAN);
+    before.clone().forward_train_borrowing(input, &mut tape);
+    *tape.d_output_mut() = loss_gradient::<N::Output<B>>();
+    net.backward_params_overwrite_borrowing(input, &mut tape, &mut borrowing);
+    assert_eq!(
+        borrowing.as_slice(),
+        params_only.as_slice(),
+        "the borrowing passes differ from forward_train and backward_params"
+    );
 
     // The loss of a training pass from the original state, at parameters `params_of(probe)`.
     let mut probe_tape = <N::Tape<B> as ConstZero>::ZERO;

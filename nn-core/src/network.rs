@@ -74,6 +74,22 @@ pub trait Network<T: Real>: Params<T> + Clone {
     /// statistics, dropout's generator), hence `&mut self`.
     fn forward_train<const B: usize>(&mut self, input: &Self::Input<B>, tape: &mut Self::Tape<B>);
 
+    /// [`forward_train`](Network::forward_train) without copying `input` into the tape, for
+    /// a caller that keeps `input` unchanged until the backward pass and gives it to
+    /// [`backward_params_overwrite_borrowing`](Network::backward_params_overwrite_borrowing)
+    /// (as [`train_step`](crate::train::train_step) does): one pass over the input less, and
+    /// on a pool's threads, no copy for the other threads to fetch from this one's cache.
+    /// The tape then holds no input, so the other backward passes must not follow it.
+    ///
+    /// The default copies (calls `forward_train`); `network!` generates one that does not.
+    fn forward_train_borrowing<const B: usize>(
+        &mut self,
+        input: &Self::Input<B>,
+        tape: &mut Self::Tape<B>,
+    ) {
+        self.forward_train(input, tape);
+    }
+
     /// Whether a layer has state that [`forward_train`](Network::forward_train) updates
     /// (batch normalization's running statistics, dropout's generator, a user's layer). When
     /// not, [`forward_train_shared`](Network::forward_train_shared) runs the training pass on
@@ -127,6 +143,21 @@ pub trait Network<T: Real>: Params<T> + Clone {
             grads.fill(T::ZERO)
         });
         self.backward_params(tape, grads);
+    }
+
+    /// [`backward_params_overwrite`](Network::backward_params_overwrite) after
+    /// [`forward_train_borrowing`](Network::forward_train_borrowing): the inputs the pass
+    /// reads are `input`, which must hold what the forward pass was given, not the tape's.
+    ///
+    /// The default ignores `input` (the default `forward_train_borrowing` copied it).
+    fn backward_params_overwrite_borrowing<const B: usize>(
+        &self,
+        input: &Self::Input<B>,
+        tape: &mut Self::Tape<B>,
+        grads: &mut Self::Grads,
+    ) {
+        let _ = input;
+        self.backward_params_overwrite(tape, grads);
     }
 
     /// A table of the network like Keras' `model.summary()`: each node's operation, output

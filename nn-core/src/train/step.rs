@@ -68,7 +68,9 @@ impl core::error::Error for StepError {}
 /// a last partial batch, get a zero gradient). A network with several outputs takes a
 /// [`Weighted`](super::Weighted) loss per output (`(Weighted::new(Mse, 1.0),
 /// Weighted::new(SoftmaxCrossEntropy, 0.5))`) and a tuple of targets per sample. `tape` and
-/// `grads` are work space; `grads` holds the step's gradient afterwards.
+/// `grads` are work space; `grads` holds the step's gradient afterwards. The step reads `x`
+/// wherever the backward pass needs the input, so the tape gets no copy of it
+/// ([`Network::forward_train_borrowing`]).
 ///
 /// On a non-finite loss or gradient, returns an error and leaves `net` and `optimizer`
 /// unchanged. A network with batch statistics ([`Network::BATCH_STATISTICS`]) refuses a
@@ -205,7 +207,8 @@ where
     L: OutputLoss<T, N::Output<B>, Target>,
     O: Optimizer<T, Grads = N::Grads>,
 {
-    net.forward_train(x, tape);
+    // `x` stays borrowed until the backward pass: the tape needs no copy of it.
+    net.forward_train_borrowing(x, tape);
     // The loss reads the outputs and writes their gradient, both in the tape.
     let (y, d_y) = tape.output_and_d_output();
     let data_loss = loss.total_and_grad(y, targets, d_y);
@@ -214,7 +217,7 @@ where
     }
     // The gradients written, not added (no zeroing pass); no gradient for the input: the
     // first layers skip their ∂L/∂x products.
-    net.backward_params_overwrite(tape, grads);
+    net.backward_params_overwrite_borrowing(x, tape, grads);
     let penalty = if options.regularization.is_none() {
         T::ZERO
     } else {

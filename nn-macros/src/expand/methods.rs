@@ -104,8 +104,9 @@ impl Expander<'_> {
                 }
             }
         });
+        let copy_input = local(super::passes::COPY_INPUT);
         let train_dispatch = self.wide_dispatch("__nn_forward_train", true, |copy| {
-            quote! { self.#copy(#(#input_names,)* #tape_arg) }
+            quote! { self.#copy(#(#input_names,)* #tape_arg, #copy_input) }
         });
         // A network without layer state runs its training pass from `&self`
         // (`forward_train_shared`); `forward_train` calls that.
@@ -121,11 +122,27 @@ impl Expander<'_> {
                     #train_receiver,
                     #input_params
                     #tape_arg: &#lifetime mut #tape<T, { B }>,
+                    #copy_input: bool,
                 ) -> #output_refs {
                     #train_body
                 }
             }
         });
+        // The training pass, copying the inputs the backward pass reads into the tape or
+        // not (`Network::forward_train_borrowing`).
+        let train_with = quote! {
+            #[doc(hidden)]
+            #[inline]
+            fn __nn_forward_train_with<#lifetime, const B: usize>(
+                #train_receiver,
+                #input_params
+                #tape_arg: &#lifetime mut #tape<T, { B }>,
+                #copy_input: bool,
+            ) -> #output_refs {
+                #train_dispatch
+                #train_body
+            }
+        };
         // Without layer state, the pass is `forward_train_shared` (from `&self`), which
         // `forward_train` calls.
         let (train_doc, train_pass, shared_train) = if stateless {
@@ -143,8 +160,7 @@ impl Expander<'_> {
                         #input_params
                         #tape_arg: &#lifetime mut #tape<T, { B }>,
                     ) -> #output_refs {
-                        #train_dispatch
-                        #train_body
+                        self.__nn_forward_train_with(#(#input_names,)* #tape_arg, true)
                     }
                 },
             )
@@ -152,7 +168,7 @@ impl Expander<'_> {
             (
                 " Training forward pass: computes the outputs in `tape`, keeps there what the \
                  backward pass reads, and updates the layers' state. Returns the outputs.",
-                quote! { #train_dispatch #train_body },
+                quote! { self.__nn_forward_train_with(#(#input_names,)* #tape_arg, true) },
                 TokenStream::new(),
             )
         };
@@ -234,6 +250,8 @@ impl Expander<'_> {
                 }
 
                 #forward_train
+
+                #train_with
 
                 #train_copy
 
@@ -528,8 +546,9 @@ impl Expander<'_> {
             (local("workspace"), local("tape"), local("grads"));
         let (rng, visit) = (local("rng"), local("visit"));
         let grads_store = local("grads_store");
-        let full_backward = self.backward_body(false, None);
-        let params_backward = self.backward_body(true, Some(&grads_store));
+        let given_inputs = local("inputs");
+        let full_backward = self.backward_body(false, None, None);
+        let params_backward = self.backward_body(true, Some(&grads_store), Some(&given_inputs));
         let state_items = self.state_items();
         let stateless = self.stateful().next().is_none();
         let shared_train_items = if stateless {
@@ -551,7 +570,7 @@ impl Expander<'_> {
             quote! { #name::#copy(self, #tape_arg, #grads_arg) }
         });
         let params_dispatch = self.wide_dispatch("__nn_backward_params", false, |copy| {
-            quote! { #name::#copy(self, #tape_arg, #grads_arg, #grads_store) }
+            quote! { #name::#copy(self, #given_inputs, #tape_arg, #grads_arg, #grads_store) }
         });
         let full_copy = self.wide_copies("__nn_backward", |copy| {
             quote! {
@@ -568,6 +587,7 @@ impl Expander<'_> {
             quote! {
                 fn #copy<const B: usize>(
                     &self,
+                    #given_inputs: ::core::option::Option<&#input_type>,
                     #tape_arg: &mut #tape<T, { B }>,
                     #grads_arg: &mut #grads<T>,
                     #grads_store: #nn::Store,
@@ -591,11 +611,13 @@ impl Expander<'_> {
 
             impl<T: #nn::Real> #name<T> {
                 /// `backward_params` and `backward_params_overwrite`: each layer's parameter
-                /// gradients added to, or written over, where the layer is reached first.
+                /// gradients added to, or written over, where the layer is reached first; the
+                /// inputs read from the tape, or those given (after `forward_train_borrowing`).
                 #[doc(hidden)]
                 #[inline]
                 fn __nn_backward_params_with<const B: usize>(
                     &self,
+                    #given_inputs: ::core::option::Option<&#input_type>,
                     #tape_arg: &mut #tape<T, { B }>,
                     #grads_arg: &mut #grads<T>,
                     #grads_store: #nn::Store,
@@ -632,6 +654,14 @@ impl Expander<'_> {
                     #name::forward_train(self, #input_fields #tape_arg);
                 }
 
+                fn forward_train_borrowing<const B: usize>(
+                    &mut self,
+                    #input: &Self::Input<{ B }>,
+                    #tape_arg: &mut Self::Tape<{ B }>,
+                ) {
+                    #name::__nn_forward_train_with(self, #input_fields #tape_arg, false);
+                }
+
                 #shared_train_items
 
                 fn backward<const B: usize>(
@@ -648,7 +678,7 @@ impl Expander<'_> {
                     #tape_arg: &mut Self::Tape<{ B }>,
                     #grads_arg: &mut Self::Grads,
                 ) {
-                    #name::__nn_backward_params_with(self, #tape_arg, #grads_arg, #nn::Store::Add);
+                    #name::__nn_backward_params_with(self, ::core::option::Option::None, #tape_arg, #grads_arg, #nn::Store::Add);
                 }
 
                 fn backward_params_overwrite<const B: usize>(
@@ -656,7 +686,22 @@ impl Expander<'_> {
                     #tape_arg: &mut Self::Tape<{ B }>,
                     #grads_arg: &mut Self::Grads,
                 ) {
-                    #name::__nn_backward_params_with(self, #tape_arg, #grads_arg, #nn::Store::Overwrite);
+                    #name::__nn_backward_params_with(self, ::core::option::Option::None, #tape_arg, #grads_arg, #nn::Store::Overwrite);
+                }
+
+                fn backward_params_overwrite_borrowing<const B: usize>(
+                    &self,
+                    #input: &Self::Input<{ B }>,
+                    #tape_arg: &mut Self::Tape<{ B }>,
+                    #grads_arg: &mut Self::Grads,
+                ) {
+                    #name::__nn_backward_params_with(
+                        self,
+                        ::core::option::Option::Some(#input),
+                        #tape_arg,
+                        #grads_arg,
+                        #nn::Store::Overwrite,
+                    );
                 }
 
                 fn summary() -> impl ::core::fmt::Display {

@@ -19,6 +19,11 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
+/// The `bool` local of the training forward pass that says whether it copies the inputs the
+/// backward pass reads into the tape: `false` when the caller passes the same inputs to the
+/// backward pass (`forward_train_borrowing`).
+pub(super) const COPY_INPUT: &str = "copy_input";
+
 /// Which pass a body is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Pass {
@@ -196,7 +201,9 @@ impl Expander<'_> {
     }
 
     /// The body of `forward_in` (`Pass::Infer`) or `forward_train`, returning references to
-    /// the outputs.
+    /// the outputs. The training pass copies an input the backward pass reads into the tape
+    /// when the local `bool` [`COPY_INPUT`] is true; either way it reads the caller's
+    /// reference.
     pub(super) fn forward_body(&self, pass: Pass) -> TokenStream {
         let model = self.model;
         let storage = Self::storage(pass);
@@ -208,8 +215,11 @@ impl Expander<'_> {
                 (Op::Input, Place::Field(field)) if !model.outputs.contains(&id) => {
                     // Split over a pool's threads when large (a region's threads wait).
                     let (name, nn) = (&node.name, &self.nn);
+                    let copy_input = local(COPY_INPUT);
                     body.extend(quote! {
-                        #nn::parallel::copy(#field.as_mut_slice(), #name.as_slice());
+                        if #copy_input {
+                            #nn::parallel::copy(#field.as_mut_slice(), #name.as_slice());
+                        }
                     });
                 }
                 (_, Place::Slot(binding)) => {
@@ -237,7 +247,14 @@ impl Expander<'_> {
         let (model, nn) = (self.model, &self.nn);
         let node = &model.nodes[id];
         let storage = Self::storage(pass);
-        let arg = |parent: NodeId| self.value_place(pass, parent).read();
+        // An input is read through the caller's reference, whether or not the tape keeps a
+        // copy for the backward pass.
+        let arg = |parent: NodeId| match model.nodes[parent].op {
+            Op::Input if !model.outputs.contains(&parent) => {
+                Place::Param(model.nodes[parent].name.clone()).read()
+            }
+            _ => self.value_place(pass, parent).read(),
+        };
         if matches!(node.op, Op::Input) && !model.outputs.contains(&id) {
             return quote! {};
         }
@@ -327,17 +344,23 @@ impl Expander<'_> {
     /// `d_output` and, in `backward`, leaves `∂L/∂input` in its `d_input`. With
     /// `grads_store`, the name of a local `Store`: each layer's first application in the
     /// backward order adds to its parameters' gradients or writes over them as it says (the
-    /// others add); without, every layer adds.
+    /// others add); without, every layer adds. With `inputs`, the name of a local
+    /// `Option<&Input>`: the inputs the pass reads are those it holds, or, for `None`, the
+    /// tape's copies (see [`COPY_INPUT`]).
     pub(super) fn backward_body(
         &self,
         params_only: bool,
         grads_store: Option<&Ident>,
+        inputs: Option<&Ident>,
     ) -> TokenStream {
         let model = self.model;
-        let backward = Backward::new(self, params_only);
+        let mut backward = Backward::new(self, params_only);
         let mut layer_reached = vec![false; model.layers.len()];
         let tape = Self::storage(Pass::Train);
         let mut body = self.agreement_checks();
+        if let Some(inputs) = inputs {
+            body.extend(self.bind_inputs(inputs, &mut backward));
+        }
         let mut declared = vec![false; model.nodes.len()];
         for &id in &model.outputs {
             declared[id] = true;
@@ -391,6 +414,41 @@ impl Expander<'_> {
     }
 }
 
+impl Expander<'_> {
+    /// For each input the backward pass reads (saved by the forward pass), a local named after
+    /// it: the caller's input from the `Option<&Input>` named `inputs`, or the tape's copy;
+    /// `backward` then reads the local.
+    fn bind_inputs(&self, inputs: &Ident, backward: &mut Backward<'_, '_>) -> TokenStream {
+        let model = self.model;
+        let given = local("given");
+        let mut bindings = TokenStream::new();
+        for &id in &model.inputs {
+            let Place::Field(field) = self.value_place(Pass::Train, id) else {
+                continue;
+            };
+            if model.outputs.contains(&id) {
+                continue;
+            }
+            let node = &model.nodes[id];
+            let (name, matrix) = (&node.name, self.matrix(node));
+            let element = if model.inputs.len() == 1 {
+                quote! { #given }
+            } else {
+                let element = tuple_element(quote! { #given }, &model.inputs, id);
+                quote! { &#element }
+            };
+            bindings.extend(quote! {
+                let #name: &#matrix = match #inputs {
+                    ::core::option::Option::Some(#given) => #element,
+                    ::core::option::Option::None => &#field,
+                };
+            });
+            backward.borrowed[id] = true;
+        }
+        bindings
+    }
+}
+
 /// `base`, or `base.k` where `id` is the `k`-th of several `ids`.
 fn tuple_element(base: TokenStream, ids: &[NodeId], id: NodeId) -> TokenStream {
     if ids.len() == 1 {
@@ -406,6 +464,9 @@ struct Backward<'e, 'a> {
     /// Whether a node's gradient is wanted: always for `backward`; for `backward_params`,
     /// when a layer's parameters are upstream of the node.
     needs: Vec<bool>,
+    /// Whether an input is read through a local of its name (`Expander::bind_inputs`)
+    /// rather than from the tape.
+    borrowed: Vec<bool>,
 }
 
 impl<'e, 'a> Backward<'e, 'a> {
@@ -417,7 +478,11 @@ impl<'e, 'a> Backward<'e, 'a> {
                 || node.op.parents().iter().any(|&p| after_layer[p]);
         }
         let needs = after_layer.into_iter().map(|a| a || !params_only).collect();
-        Backward { expander, needs }
+        Backward {
+            expander,
+            needs,
+            borrowed: vec![false; model.nodes.len()],
+        }
     }
 
     /// `d_<node>`, the local bound to a gradient's slot.
@@ -448,6 +513,9 @@ impl<'e, 'a> Backward<'e, 'a> {
 
     /// A value the backward pass reads: saved by the forward pass.
     fn value(&self, id: NodeId) -> TokenStream {
+        if self.borrowed[id] {
+            return Place::Param(self.expander.model.nodes[id].name.clone()).read();
+        }
         self.expander.value_place(Pass::Train, id).read()
     }
 

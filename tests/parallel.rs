@@ -239,10 +239,12 @@ fn a_network_with_state_runs_its_chunks_on_copies() {
 
 nn::network! {
     /// Layers large enough for their products to be split across a pool's threads
-    /// (`nn::parallel::PARALLEL_MIN_WORK`) and a gradient large enough for the optimizer's and
-    /// the norm's passes to be split (`nn::parallel::ELEMENTWISE_MIN_LEN`).
+    /// (`nn::parallel::PARALLEL_MIN_WORK`), the first deep enough for its forward product to
+    /// be cut in halves of its depth (`nn::kernels::DEPTH_HALVES_MIN_DEPTH`), and a gradient
+    /// large enough for the optimizer's and the norm's passes to be split
+    /// (`nn::parallel::ELEMENTWISE_MIN_LEN`), tensor by tensor in the update.
     pub struct Wide {
-        input: [300],
+        input: [520],
         l1: Dense<256>, Relu,
         l2: Dense<130>, Tanh,
         l3: Dense<7>,
@@ -261,7 +263,7 @@ fn wide_steps<T: Real, O: Optimizer<T, Grads = WideGrads<T>> + Send>(
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
     let mut net = Wide::<T>::new_boxed();
     net.init(&mut rng);
-    let mut x = SMatrix::<T, 300, WIDE_B>::new_boxed();
+    let mut x = SMatrix::<T, 520, WIDE_B>::new_boxed();
     for (s, v) in x.iter_mut().enumerate() {
         *v = T::of(((s * 7919) % 1013) as f64 / 506.5 - 1.0);
     }
@@ -359,7 +361,7 @@ fn train_step_on_a_pool_gives_the_same_bits_on_any_number_of_threads() {
 fn fit_on_a_pool_gives_the_same_bits_as_alone() {
     use nn::optim::{Sgd, SgdConfig};
     use nn::train::{Samples, TrainConfig, Trainer};
-    let inputs: Vec<SMatrix<f32, 300, 1>> = (0..150)
+    let inputs: Vec<SMatrix<f32, 520, 1>> = (0..150)
         .map(|i| SMatrix::from_fn(|r, _| ((r * 7 + i * 13) % 17) as f32 / 17.0 - 0.5))
         .collect();
     let targets: Vec<usize> = (0..150).map(|i| i % 7).collect();

@@ -472,6 +472,90 @@ pub fn matmul<T: Real, const M: usize, const K: usize, const N: usize>(
     unsafe { product::<T, M, K, N>(c, Operand::Matrix(a), view(b), accumulate) }
 }
 
+/// Column-major products `A·B` at least this deep (`K`) that the GEMM computes are computed
+/// as two half-depth products added ([`matmul_depth_halves`]), when the caller gives the
+/// scratch for one: a dense layer's forward product on 512 inputs or more (it declares the
+/// scratch, `Layer::SCRATCH`). `network!` applies the same rule to plan that scratch.
+pub const DEPTH_HALVES_MIN_DEPTH: usize = 512;
+
+/// Whether [`matmul_depth_halves`] cuts an `M × K × N` product of `scalar_bytes`-byte
+/// scalars in two halves of its depth (and uses `M · N` scalars of its scratch): a GEMM at
+/// least [`DEPTH_HALVES_MIN_DEPTH`] deep. A constant of the sizes alone, so that every
+/// number of threads computes the same sums.
+pub const fn depth_halves(m: usize, k: usize, n: usize, scalar_bytes: usize) -> bool {
+    k >= DEPTH_HALVES_MIN_DEPTH
+        && matches!(algorithm(m, k, n, false, scalar_bytes), Algorithm::Gemm)
+}
+
+/// `C = A·B`, or `C += A·B` when `accumulate`, for a product as deep as a dense layer's on a
+/// large input: where [`depth_halves`] says so, as `(C + A₀·B₀) + A₁·B₁`, with `A₀` the first
+/// `⌊K/2⌋` columns of `A` and `B₀` as many rows of `B`, the second product computed from zero
+/// in `scratch` (`M · N` scalars) and then added; otherwise [`matmul`].
+///
+/// On two threads of a pool, each half runs on its own thread, and each thread reads only
+/// its half of the columns of `A`: when `A` is a weight matrix that the optimizer then updates
+/// in halves of its columns ([`crate::parallel`], by tensors), each thread finds next step
+/// the columns it wrote, where cutting `C`'s rows (as the other products split) would have
+/// each thread read half of every column, the other thread's writes. The same sums on any
+/// number of threads (one thread computes the halves in turn).
+///
+/// # Panics
+/// If `scratch` has fewer than `M · N` scalars when the product is cut.
+#[inline]
+pub fn matmul_depth_halves<T: Real, const M: usize, const K: usize, const N: usize>(
+    c: &mut SMatrix<T, M, N>,
+    a: &SMatrix<T, M, K>,
+    b: &SMatrix<T, K, N>,
+    accumulate: bool,
+    scratch: &mut [T],
+) {
+    if !depth_halves(M, K, N, size_of::<T>()) {
+        return matmul(c, a, b, accumulate);
+    }
+    assert!(
+        scratch.len() >= M * N,
+        "matmul_depth_halves: scratch of {} scalars for a {M} × {N} product",
+        scratch.len()
+    );
+    let half = K / 2;
+    let (a, b) = (view(a), view(b));
+    let parts = [
+        (parallel::SharedPtr(c.as_mut_ptr()), 0, half, accumulate),
+        (
+            parallel::SharedPtr(scratch.as_mut_ptr()),
+            half,
+            K - half,
+            false,
+        ),
+    ];
+    // Both halves at once on a pool (each on its own thread), else in turn.
+    parallel::for_parts_indexed(2, 1, M * K * N, 2, &|_, first, count| {
+        for &(out, depth, steps, accumulate) in &parts[first..first + count] {
+            // SAFETY: columns `depth..depth + steps` of A and rows of B are inside the
+            // `M × K` and `K × N` matrices; `out` is `C` or the scratch, `M × N` scalars
+            // (asserted) that overlap neither operand, each written by one part.
+            unsafe {
+                T::Kernels::gemm(
+                    M,
+                    N,
+                    steps,
+                    a.offset(0, depth),
+                    b.offset(depth, 0),
+                    out.get(),
+                    M,
+                    accumulate,
+                )
+            };
+        }
+    });
+    // The second half added (each element alone: split as any element-wise pass).
+    parallel::elementwise([c.as_mut_slice()], [&scratch[..M * N]], |[c], [s]| {
+        for (c, &s) in c.iter_mut().zip(s) {
+            *c += s;
+        }
+    });
+}
+
 /// `C = A·Bᵀ`, or `C += A·Bᵀ` when `accumulate`.
 #[inline]
 pub fn matmul_abt<T: Real, const M: usize, const K: usize, const N: usize>(

@@ -920,10 +920,13 @@ fn product_bits<T: Real, const M: usize, const K: usize, const N: usize>() -> Ve
     let b = boxed::<T, K, N>(3);
     let bt = boxed::<T, N, K>(4);
     let mut c = boxed::<T, M, N>(5);
+    let mut scratch = std::vec![T::ZERO; M * N];
     let mut bits = Vec::new();
     let mut record = |c: &SMatrix<T, M, N>| bits.extend(c.iter().map(|v| v.to_f64().to_bits()));
     for accumulate in [false, true] {
         matmul(&mut *c, &*a, &*b, accumulate);
+        record(&c);
+        matmul_depth_halves(&mut *c, &*a, &*b, accumulate, &mut scratch);
         record(&c);
         matmul_abt(&mut *c, &*a, &*bt, accumulate);
         record(&c);
@@ -994,6 +997,47 @@ fn split_products_equal_whole_ones_bit_for_bit() {
     // More columns than rows: split by columns.
     check::<f32, 40, 70, 300>();
     check::<f64, 64, 64, 197>();
+    // Deep enough for `matmul_depth_halves` to cut the depth (an odd one too).
+    check::<f32, 64, 600, 20>();
+    check::<f64, 40, 521, 30>();
+}
+
+/// `matmul_depth_halves` computes `C (+)= A·B` (against sums in `f64`) for products it cuts
+/// in halves of their depth and for those it leaves whole, with a scratch it overwrites (NaN
+/// before), and asks for the scratch only when it cuts.
+#[test]
+fn depth_halves_compute_the_product() {
+    fn check<T: Real, const M: usize, const K: usize, const N: usize>(cut: bool) {
+        assert_eq!(depth_halves(M, K, N, size_of::<T>()), cut);
+        let (a, b) = (boxed::<T, M, K>(1), boxed::<T, K, N>(2));
+        for accumulate in [false, true] {
+            let c0 = boxed::<T, M, N>(3);
+            let mut c = c0.clone();
+            let mut scratch = std::vec![T::of(f64::NAN); if cut { M * N } else { 0 }];
+            matmul_depth_halves(&mut *c, &*a, &*b, accumulate, &mut scratch);
+            for i in 0..M {
+                for j in 0..N {
+                    let start = if accumulate { c0[(i, j)].to_f64() } else { 0.0 };
+                    let want = start
+                        + (0..K)
+                            .map(|p| a[(i, p)].to_f64() * b[(p, j)].to_f64())
+                            .sum::<f64>();
+                    let tolerance = if size_of::<T>() == 4 { 1e-3 } else { 1e-11 };
+                    assert!(
+                        (c[(i, j)].to_f64() - want).abs() <= tolerance * (1.0 + want.abs()),
+                        "{M}×{K}×{N}, C[{i}, {j}] = {} against {want}",
+                        c[(i, j)].to_f64()
+                    );
+                }
+            }
+        }
+    }
+    check::<f32, 64, 600, 20>(true);
+    check::<f64, 40, 521, 30>(true);
+    check::<f32, 256, 784, 64>(true);
+    // Too shallow, or one column (the matrix-vector kernel): `matmul`, no scratch.
+    check::<f32, 64, 500, 20>(false);
+    check::<f32, 64, 600, 1>(false);
 }
 
 /// Products between `REGION_MIN_WORK` and `PARALLEL_MIN_WORK` multiply-adds split only inside

@@ -8,7 +8,8 @@ use nalgebra::SMatrix;
 /// `weight` is `[OUT, IN]` (PyTorch's layout, `fc.weight`), `bias` is `[OUT]` (`fc.bias`).
 /// For a batch `X` of `B` columns:
 ///
-/// - forward: `Y = W·X + b·1ᵀ`
+/// - forward: `Y = W·X + b·1ᵀ` (on 512 inputs or more, `W·X` in two halves of its depth,
+///   [`kernels::matmul_depth_halves`], in [`SCRATCH`](Layer::SCRATCH) of `OUT` per sample)
 /// - backward: `∂L/∂W += ∂L/∂Y·Xᵀ`, `∂L/∂b += ∂L/∂Y·1`, `∂L/∂X += Wᵀ·∂L/∂Y`
 ///
 /// All three are matrix-matrix products over the whole batch, computed by
@@ -37,6 +38,14 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         },
     ];
 
+    /// Scratch for the forward product's second half of the depth, on 512 inputs or more
+    /// ([`kernels::matmul_depth_halves`]): `OUT` per sample.
+    const SCRATCH: usize = if IN >= kernels::DEPTH_HALVES_MIN_DEPTH {
+        OUT
+    } else {
+        0
+    };
+
     type Cache<const B: usize> = ();
     type State = ();
 
@@ -50,12 +59,12 @@ impl<T: Real, const IN: usize, const OUT: usize> Layer<T, IN, OUT> for Dense<T, 
         _state: &(),
         x: &SMatrix<T, IN, B>,
         y: &mut SMatrix<T, OUT, B>,
-        _scratch: &mut [T],
+        scratch: &mut [T],
     ) {
         for mut column in y.column_iter_mut() {
             column.copy_from(&self.bias);
         }
-        kernels::matmul(y, &self.weight, x, true);
+        kernels::matmul_depth_halves(y, &self.weight, x, true, scratch);
     }
 
     #[inline(always)]
@@ -199,15 +208,29 @@ mod tests {
         let value = |i: usize, j: usize, seed: usize| {
             ((i * 31 + j * 17 + seed * 7) % 23) as f64 / 11.0 - 1.0
         };
-        let mut layer = Dense::<f64, IN, OUT>::ZERO;
-        layer.weight = SMatrix::from_fn(|i, j| value(i, j, 1));
-        layer.bias = SMatrix::from_fn(|i, _| value(i, 0, 2));
-        let x = SMatrix::<f64, IN, B>::from_fn(|i, j| value(i, j, 3));
-        let dy = SMatrix::<f64, OUT, B>::from_fn(|i, j| value(i, j, 4));
-        let mut y = SMatrix::<f64, OUT, B>::repeat(9.0);
-        layer.forward(&(), &x, &mut y, &mut []);
-        let mut dx = SMatrix::<f64, IN, B>::repeat(0.5);
-        let mut grads = Dense::<f64, IN, OUT>::ZERO;
+        // Boxed: the deep sizes are too large for a debug build's test thread.
+        fn boxed<const R: usize, const C: usize>(
+            f: impl Fn(usize, usize) -> f64,
+        ) -> std::boxed::Box<SMatrix<f64, R, C>> {
+            let mut m = SMatrix::<f64, R, C>::new_boxed();
+            for j in 0..C {
+                for i in 0..R {
+                    m[(i, j)] = f(i, j);
+                }
+            }
+            m
+        }
+        let mut layer = Dense::<f64, IN, OUT>::new_boxed();
+        layer.weight = *boxed(|i, j| value(i, j, 1));
+        layer.bias = *boxed(|i, _| value(i, 0, 2));
+        let x = boxed::<IN, B>(|i, j| value(i, j, 3));
+        let dy = boxed::<OUT, B>(|i, j| value(i, j, 4));
+        let mut y = boxed::<OUT, B>(|_, _| 9.0);
+        let scratch_len = <Dense<f64, IN, OUT> as Layer<f64, IN, OUT>>::SCRATCH * B;
+        let mut scratch = std::vec![f64::NAN; scratch_len];
+        layer.forward(&(), &x, &mut y, &mut scratch);
+        let mut dx = boxed::<IN, B>(|_, _| 0.5);
+        let mut grads = Dense::<f64, IN, OUT>::new_boxed();
         grads.weight.fill(0.25);
         grads.bias.fill(-0.25);
         layer.backward(&x, &(), &dy, Some(&mut dx), &mut grads, &mut []);
@@ -243,6 +266,21 @@ mod tests {
         check_against_definition::<300, 20, 1>(); // matrix-vector, dot products
         check_against_definition::<9, 5, 7>(); // direct loops, transposed copy
         check_against_definition::<16, 1, 1>(); // a single output row
+        check_against_definition::<600, 40, 20>(); // the forward product in halves of its depth
+        check_against_definition::<600, 40, 1>(); // scratch declared, matrix-vector kernel
+    }
+
+    #[test]
+    fn deep_layers_match_finite_differences() {
+        // 520 inputs: the forward product in two halves of its depth, in NaN scratch.
+        let mut layer = Dense::<f64, 520, 3>::ZERO;
+        for (k, w) in layer.weight.iter_mut().enumerate() {
+            *w = ((k * 37 % 101) as f64 / 101.0 - 0.5) * 0.2;
+        }
+        layer.bias = SMatrix::from_fn(|i, _| i as f64 * 0.1 - 0.1);
+        let x = SMatrix::<f64, 520, 6>::from_fn(|i, j| ((i * 7 + j * 13) % 29) as f64 / 29.0 - 0.5);
+        let report = check_layer(&mut layer, &(), &x);
+        assert!(report.max_rel_error < 1e-8, "{report:?}");
     }
 
     #[test]

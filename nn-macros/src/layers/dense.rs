@@ -16,6 +16,29 @@ pub struct Dense {
     stated_in: Option<Stated>,
 }
 
+/// `nn_core::kernels::DEPTH_HALVES_MIN_DEPTH`: a dense layer on at least this many inputs
+/// has `OUT` scalars of scratch per sample (the generated code asserts that the layer's
+/// `SCRATCH` agrees).
+const DEPTH_HALVES_MIN_DEPTH: usize = 512;
+
+impl Dense {
+    /// The scratch of one sample for `features` inputs: `OUT` from
+    /// [`DEPTH_HALVES_MIN_DEPTH`] on, else none.
+    fn depth_halves_scratch(&self, features: &Dim) -> Dim {
+        match features.known() {
+            Some(k) if k >= DEPTH_HALVES_MIN_DEPTH => self.out.clone(),
+            Some(_) => Dim::Known(0),
+            None => {
+                let (k, out) = (features.expr(), self.out.expr());
+                Dim::symbolic(
+                    quote! { if #k >= #DEPTH_HALVES_MIN_DEPTH { #out } else { 0 } },
+                    format!("({features} ≥ {DEPTH_HALVES_MIN_DEPTH} ? {} : 0)", self.out),
+                )
+            }
+        }
+    }
+}
+
 /// `Dense<OUT>` or `Dense<IN, OUT>`.
 pub fn parse(args: &mut Args) -> Option<Box<dyn BuiltinLayer>> {
     let count = args.positional_count();
@@ -96,12 +119,21 @@ impl BuiltinLayer for Dense {
         input.rank() > 1
     }
 
-    fn scratch_per_sample(&self, _input: &Shape) -> Dim {
-        Dim::Known(0)
+    // `nn_core::layers::Dense::SCRATCH`: `OUT` per sample on 512 inputs or more (its forward
+    // product in two halves of its depth); on a sequence, `PositionWise` runs it on one
+    // position at a time, so that is per call.
+    fn scratch_per_sample(&self, input: &Shape) -> Dim {
+        match input.rank() {
+            1 => self.depth_halves_scratch(input.last()),
+            _ => Dim::Known(0),
+        }
     }
 
-    fn scratch_per_call(&self, _input: &Shape) -> Dim {
-        Dim::Known(0)
+    fn scratch_per_call(&self, input: &Shape) -> Dim {
+        match input.rank() {
+            1 => Dim::Known(0),
+            _ => self.depth_halves_scratch(input.last()),
+        }
     }
 
     fn describe(&self, input: &Shape, _output: &Shape) -> String {

@@ -404,7 +404,8 @@ pub(crate) fn elementwise<T: Send + Sync, const M: usize, const R: usize>(
     body(mutable, read);
 }
 
-/// [`elementwise`] on `threads` parts.
+/// [`elementwise`] on `threads` parts: contiguous, or, inside [`by_tensors`] for a slice of
+/// the parameters' length, a share of each tensor.
 #[inline(never)]
 fn elementwise_in_parts<T: Send + Sync, const M: usize, const R: usize>(
     len: usize,
@@ -415,7 +416,7 @@ fn elementwise_in_parts<T: Send + Sync, const M: usize, const R: usize>(
 ) {
     let mutable = mutable.map(|s| SharedPtr(s.as_mut_ptr()));
     let read = read.map(|s| SharedPtr(s.as_ptr().cast_mut()));
-    for_parts(len, ELEMENT_GRANULE, threads, &|start, count| {
+    let run = |start: usize, count: usize| {
         // SAFETY: `start + count ≤ len`, so each sub-slice is inside its slice, borrowed
         // (mutably or not) for this whole call; the parts are disjoint, so no element is
         // reachable through two `&mut` sub-slices, and the read slices are only read.
@@ -426,7 +427,108 @@ fn elementwise_in_parts<T: Send + Sync, const M: usize, const R: usize>(
             )
         };
         body(m, r);
-    });
+    };
+    #[cfg(feature = "std")]
+    if let Some(visit) = tensors::of_length(len) {
+        for_each_task(threads, &|k| tensors::share(visit, k, threads, &run));
+        return;
+    }
+    for_parts(len, ELEMENT_GRANULE, threads, &run);
+}
+
+/// Runs `body` with the element-wise passes over `len` scalars (a network's parameters, or
+/// its gradient, as `visit` lists their tensors) split tensor by tensor: each thread takes
+/// the same share of every large tensor (its columns, for a matrix), rather than one
+/// contiguous part of the whole. What an optimizer's update runs in (`Optimizer::update`):
+/// a dense layer's weight gradient is split by columns and its forward product by halves of
+/// its depth ([`kernels::matmul_depth_halves`](crate::kernels::matmul_depth_halves)), so
+/// each thread then updates the columns of the weights it reads and whose gradient it
+/// wrote, instead of lines the other thread has. Element-wise passes compute each element
+/// alone: the same bits however they are split.
+#[inline]
+pub fn by_tensors<R>(
+    len: usize,
+    visit: fn(&mut dyn FnMut(crate::NamedTensor)),
+    body: impl FnOnce() -> R,
+) -> R {
+    #[cfg(feature = "std")]
+    return tensors::run(len, visit, body);
+    #[cfg(not(feature = "std"))]
+    {
+        let _ = (len, visit);
+        body()
+    }
+}
+
+#[cfg(feature = "std")]
+mod tensors {
+    use super::ELEMENT_GRANULE;
+    use crate::NamedTensor;
+    use core::cell::Cell;
+
+    /// Tensors from this many scalars are shared among the threads; smaller ones go whole to
+    /// one thread each in turn.
+    const SHARED_MIN_LEN: usize = 4096;
+
+    type Visit = fn(&mut dyn FnMut(NamedTensor));
+
+    std::thread_local! {
+        /// The parameters' length and tensors while a [`super::by_tensors`] body runs.
+        static TENSORS: Cell<Option<(usize, Visit)>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn run<R>(len: usize, visit: Visit, body: impl FnOnce() -> R) -> R {
+        // Only tensors that tile the parameters, in order (as `network!`'s do): a share of
+        // each must cover every scalar once.
+        let mut next = Some(0);
+        visit(&mut |tensor| {
+            next = next
+                .filter(|&n| n == tensor.offset)
+                .map(|n| n + tensor.range().len());
+        });
+        let hint = (next == Some(len)).then_some((len, visit));
+        let before = TENSORS.with(|t| t.replace(hint));
+        // Restored even if `body` panics.
+        struct Restore(Option<(usize, Visit)>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                TENSORS.with(|t| t.set(self.0));
+            }
+        }
+        let _restore = Restore(before);
+        body()
+    }
+
+    /// The tensors of a [`super::by_tensors`] body whose parameters have `len` scalars.
+    #[inline]
+    pub(super) fn of_length(len: usize) -> Option<Visit> {
+        TENSORS
+            .with(Cell::get)
+            .and_then(|(n, visit)| (n == len).then_some(visit))
+    }
+
+    /// `run(start, count)` on part `k` of `parts` of every tensor: `parts` equal shares of a
+    /// large tensor (starting at multiples of [`ELEMENT_GRANULE`]), a small one whole for
+    /// part `k` if it is the `i`-th small tensor with `i mod parts = k`.
+    pub(super) fn share(visit: Visit, k: usize, parts: usize, run: &dyn Fn(usize, usize)) {
+        let mut small = 0;
+        visit(&mut |tensor| {
+            let range = tensor.range();
+            let len = range.len();
+            if len < SHARED_MIN_LEN {
+                if small % parts == k && len > 0 {
+                    run(range.start, len);
+                }
+                small += 1;
+                return;
+            }
+            let cut = |i: usize| (len * i / parts) / ELEMENT_GRANULE * ELEMENT_GRANULE;
+            let (first, end) = (cut(k), if k + 1 == parts { len } else { cut(k + 1) });
+            if end > first {
+                run(range.start + first, end - first);
+            }
+        });
+    }
 }
 
 /// `Σ term(block)` over the blocks `xs.chunks(block)`, added pairwise in a tree fixed by the
@@ -887,6 +989,112 @@ mod tests {
                     assert!(used >= 1 && used <= threads);
                 } else if len > 0 {
                     assert_eq!(used, 1, "len {len}, {threads} threads");
+                }
+            }
+        }
+    }
+
+    /// Inside `by_tensors`, an element-wise pass over the parameters' length visits every
+    /// element once, each large tensor in one share per thread, small ones whole; tensors that do not tile the slice leave the pass split as without them.
+    #[test]
+    fn by_tensors_shares_each_tensor_among_the_threads() {
+        use crate::layer::{Role, TensorInfo};
+        const INFOS: [TensorInfo; 5] = [
+            TensorInfo {
+                name: "weight",
+                shape: &[250, 400],
+                role: Role::Weight,
+            },
+            TensorInfo {
+                name: "bias",
+                shape: &[256],
+                role: Role::Bias,
+            },
+            TensorInfo {
+                name: "weight",
+                shape: &[128, 256],
+                role: Role::Weight,
+            },
+            TensorInfo {
+                name: "bias",
+                shape: &[10],
+                role: Role::Bias,
+            },
+            TensorInfo {
+                name: "weight",
+                shape: &[5000],
+                role: Role::Weight,
+            },
+        ];
+        fn tiling(visit: &mut dyn FnMut(crate::NamedTensor)) {
+            let mut offset = 0;
+            for info in &INFOS {
+                visit(crate::NamedTensor {
+                    layer: "l",
+                    info,
+                    offset,
+                });
+                offset += info.len();
+            }
+        }
+        // The same tensors with a gap of one scalar after the first.
+        fn with_a_gap(visit: &mut dyn FnMut(crate::NamedTensor)) {
+            let mut offset = 0;
+            for info in &INFOS {
+                visit(crate::NamedTensor {
+                    layer: "l",
+                    info,
+                    offset,
+                });
+                offset += info.len() + 1;
+            }
+        }
+        let len: usize = INFOS.iter().map(TensorInfo::len).sum();
+        for (visit, shared) in [(tiling as fn(&mut dyn FnMut(_)), true), (with_a_gap, false)] {
+            for (threads, in_region) in [(1, false), (2, false), (3, false), (2, true), (3, true)] {
+                let read: Vec<f64> = (0..len).map(|i| i as f64).collect();
+                let mut a = std::vec![0.0f64; len];
+                let base = a.as_ptr() as usize;
+                let runs = std::sync::Mutex::new(Vec::new());
+                let pass = || {
+                    by_tensors(len, visit, || {
+                        elementwise([&mut a[..]], [&read[..]], |[a], [r]| {
+                            let start = (a.as_ptr() as usize - base) / size_of::<f64>();
+                            runs.lock().unwrap().push((start, a.len()));
+                            for (a, r) in a.iter_mut().zip(r) {
+                                *a += r * 2.0;
+                            }
+                        })
+                    })
+                };
+                pool(threads).install(move || {
+                    let mut pass = pass;
+                    if in_region { region(pass) } else { pass() }
+                });
+                assert!(a.iter().enumerate().all(|(i, &v)| v == 2.0 * i as f64));
+                let runs = runs.into_inner().unwrap();
+                if threads == 1 {
+                    assert_eq!(runs.len(), 1);
+                } else if shared {
+                    // The first tensor in `threads` shares (each a multiple of 64 scalars
+                    // long but the last; which thread runs which is the region's business: a
+                    // late thread's part runs on the caller).
+                    let mut first: Vec<_> = runs.iter().filter(|r| r.0 < 100_000).collect();
+                    first.sort();
+                    assert_eq!(first.len(), threads, "{runs:?}");
+                    assert!(
+                        first
+                            .iter()
+                            .rev()
+                            .skip(1)
+                            .all(|r| r.1 % ELEMENT_GRANULE == 0)
+                    );
+                    // The small tensors whole.
+                    assert!(runs.iter().any(|r| r.0 == 100_000 && r.1 == 256));
+                    assert!(runs.iter().any(|r| r.0 == 100_256 + 32_768 && r.1 == 10));
+                } else {
+                    // Contiguous parts, as without `by_tensors`.
+                    assert_eq!(runs.len(), threads.min(len.div_ceil(ELEMENT_GRANULE)));
                 }
             }
         }

@@ -76,7 +76,12 @@ pub trait Optimizer<T: Real> {
     where
         Self: Sized,
     {
-        self.step(net.as_mut_slice(), grads.as_slice());
+        // On a pool's threads, each thread updates its share of every tensor
+        // (`parallel::by_tensors`).
+        let visit: fn(&mut dyn FnMut(crate::NamedTensor)) = N::visit_tensors;
+        crate::parallel::by_tensors(N::PARAM_COUNT, visit, || {
+            self.step(net.as_mut_slice(), grads.as_slice())
+        });
     }
 
     /// Applies one step to `params` given `grads`, as flat slices of `Self::Grads::LEN`

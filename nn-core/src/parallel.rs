@@ -17,13 +17,17 @@
 //!   least as many columns as rows: a weight gradient `∂Y·Xᵀ`, each part a contiguous block)
 //!   or its rows (a forward product `W·X`: each thread reads its rows of the weights, so two
 //!   cores bring two L2 caches to them), in parts starting at multiples of [`COLUMN_GRANULE`]
-//!   ([`GEMM_COLUMN_GRANULE`] for the GEMM) or [`ROW_GRANULE`]; the direct loops of small products (an output layer's, inside a
-//!   region) by runs of columns.
+//!   ([`GEMM_COLUMN_GRANULE`] for the GEMM) or [`ROW_GRANULE`]; the direct loops of small
+//!   products (an output layer's, inside a region) by runs of columns. A dense layer's
+//!   forward product on 512 inputs or more is cut in two halves of its depth instead, one
+//!   per thread ([`kernels::matmul_depth_halves`](crate::kernels::matmul_depth_halves)).
 //! - **Passes over every parameter** of at least [`ELEMENTWISE_MIN_LEN`] scalars: the
-//!   optimizers' updates, the zeroing of the gradient in `train_step`, and the gradient's
-//!   norm ([`global_norm`](crate::optim::global_norm)).
+//!   optimizers' updates (by tensors, [`by_tensors`]: each thread the same share of every
+//!   tensor, a weight's half of its columns, the columns whose gradient it wrote and whose
+//!   half of the forward product it computed), the zeroing of the gradient, and the
+//!   gradient's norm ([`global_norm`](crate::optim::global_norm)).
 //! - **Element-wise activations** (forward and backward) and the copy of the network's input
-//!   into the tape, over at least [`ELEMENTWISE_MIN_LEN`] scalars ([`REGION_MIN_LEN`] inside
+//!   into the tape (`forward_train`; `train_step` makes none), over at least [`ELEMENTWISE_MIN_LEN`] scalars ([`REGION_MIN_LEN`] inside
 //!   a region).
 //! - **Convolutions and max pooling**, as large as the products or passes above: the forward
 //!   convolution, its input gradient and max pooling's passes by runs of samples (`f32` on

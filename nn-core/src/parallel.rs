@@ -1030,7 +1030,8 @@ mod tests {
                 role: Role::Weight,
             },
         ];
-        fn tiling(visit: &mut dyn FnMut(crate::NamedTensor)) {
+        // The tensors one after the other, `GAP` scalars apart (0: they tile the slice).
+        fn tensors<const GAP: usize>(visit: &mut dyn FnMut(crate::NamedTensor)) {
             let mut offset = 0;
             for info in &INFOS {
                 visit(crate::NamedTensor {
@@ -1038,23 +1039,14 @@ mod tests {
                     info,
                     offset,
                 });
-                offset += info.len();
-            }
-        }
-        // The same tensors with a gap of one scalar after the first.
-        fn with_a_gap(visit: &mut dyn FnMut(crate::NamedTensor)) {
-            let mut offset = 0;
-            for info in &INFOS {
-                visit(crate::NamedTensor {
-                    layer: "l",
-                    info,
-                    offset,
-                });
-                offset += info.len() + 1;
+                offset += info.len() + GAP;
             }
         }
         let len: usize = INFOS.iter().map(TensorInfo::len).sum();
-        for (visit, shared) in [(tiling as fn(&mut dyn FnMut(_)), true), (with_a_gap, false)] {
+        for (visit, shared) in [
+            (tensors::<0> as fn(&mut dyn FnMut(_)), true),
+            (tensors::<1>, false),
+        ] {
             for (threads, in_region) in [(1, false), (2, false), (3, false), (2, true), (3, true)] {
                 let read: Vec<f64> = (0..len).map(|i| i as f64).collect();
                 let mut a = std::vec![0.0f64; len];

@@ -54,6 +54,17 @@ nn::network! {
 }
 
 nn::network! {
+    /// An activation on the input that reads its input (kept in the tape for `backward`),
+    /// before the only layer: the pass of the parameters' gradients reads no input (and its
+    /// generated code must compile without warnings).
+    pub struct ActivatedInput {
+        input: [4],
+        Softplus,
+        l1: Dense<3>,
+    }
+}
+
+nn::network! {
     /// Every smooth activation in one chain, and softmax at the end.
     pub struct Activations {
         l1: Dense<5>,
@@ -567,4 +578,7 @@ fn backward_params_gives_the_parameter_gradients_of_backward() {
     let mut acts = Activations::<f64>::ZERO;
     randomize(&mut acts, 70, 0.9);
     backward_params_agrees::<_, 2>(&mut acts, &random_matrix(71, 1.0));
+    let mut activated = ActivatedInput::<f64>::ZERO;
+    randomize(&mut activated, 72, 0.9);
+    backward_params_agrees::<_, 3>(&mut activated, &random_matrix(73, 1.0));
 }

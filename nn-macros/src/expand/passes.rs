@@ -17,6 +17,7 @@ use crate::model::{BinOp, LayerKind, Node, NodeId, Op};
 use crate::shape::Dim;
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use std::cell::RefCell;
 use syn::Ident;
 
 /// The `bool` local of the training forward pass that says whether it copies the inputs the
@@ -355,12 +356,12 @@ impl Expander<'_> {
     ) -> TokenStream {
         let model = self.model;
         let mut backward = Backward::new(self, params_only);
+        if inputs.is_some() {
+            backward.borrow_inputs();
+        }
         let mut layer_reached = vec![false; model.layers.len()];
         let tape = Self::storage(Pass::Train);
-        let mut body = self.agreement_checks();
-        if let Some(inputs) = inputs {
-            body.extend(self.bind_inputs(inputs, &mut backward));
-        }
+        let mut body = TokenStream::new();
         let mut declared = vec![false; model.nodes.len()];
         for &id in &model.outputs {
             declared[id] = true;
@@ -410,25 +411,32 @@ impl Expander<'_> {
             }
             body.extend(backward.statement(id, overwrite, layer_grads_store));
         }
-        body
+        let mut start = self.agreement_checks();
+        if let Some(inputs) = inputs {
+            start.extend(self.bind_inputs(inputs, &backward));
+        }
+        start.extend(body);
+        start
     }
 }
 
 impl Expander<'_> {
-    /// For each input the backward pass reads (saved by the forward pass), a local named after
-    /// it: the caller's input from the `Option<&Input>` named `inputs`, or the tape's copy;
-    /// `backward` then reads the local.
-    fn bind_inputs(&self, inputs: &Ident, backward: &mut Backward<'_, '_>) -> TokenStream {
+    /// For each input the backward pass has read through a local (`Backward::borrowed`), the
+    /// local, named after it: the caller's input from the `Option<&Input>` named `inputs`, or
+    /// the tape's copy. (`let _ = inputs;` when it reads none: a pass of the parameters'
+    /// gradients may need no input, and the caller's code must compile without warnings.)
+    fn bind_inputs(&self, inputs: &Ident, backward: &Backward<'_, '_>) -> TokenStream {
         let model = self.model;
         let given = local("given");
         let mut bindings = TokenStream::new();
+        let read = backward.read.borrow();
         for &id in &model.inputs {
-            let Place::Field(field) = self.value_place(Pass::Train, id) else {
-                continue;
-            };
-            if model.outputs.contains(&id) {
+            if !read[id] {
                 continue;
             }
+            let Place::Field(field) = self.value_place(Pass::Train, id) else {
+                unreachable!("a borrowed input is saved by the forward pass");
+            };
             let node = &model.nodes[id];
             let (name, matrix) = (&node.name, self.matrix(node));
             let element = if model.inputs.len() == 1 {
@@ -443,7 +451,9 @@ impl Expander<'_> {
                     ::core::option::Option::None => &#field,
                 };
             });
-            backward.borrowed[id] = true;
+        }
+        if bindings.is_empty() {
+            bindings.extend(quote! { let _ = #inputs; });
         }
         bindings
     }
@@ -467,6 +477,8 @@ struct Backward<'e, 'a> {
     /// Whether an input is read through a local of its name (`Expander::bind_inputs`)
     /// rather than from the tape.
     borrowed: Vec<bool>,
+    /// Which of those the statements generated so far read (only they get a local).
+    read: RefCell<Vec<bool>>,
 }
 
 impl<'e, 'a> Backward<'e, 'a> {
@@ -482,6 +494,17 @@ impl<'e, 'a> Backward<'e, 'a> {
             expander,
             needs,
             borrowed: vec![false; model.nodes.len()],
+            read: RefCell::new(vec![false; model.nodes.len()]),
+        }
+    }
+
+    /// Reads the inputs saved by the forward pass through locals named after them, not
+    /// from the tape (the pass is given the inputs: `Expander::bind_inputs`).
+    fn borrow_inputs(&mut self) {
+        let model = self.expander.model;
+        for &id in &model.inputs {
+            let saved = matches!(self.expander.value_place(Pass::Train, id), Place::Field(_));
+            self.borrowed[id] = saved && !model.outputs.contains(&id);
         }
     }
 
@@ -514,6 +537,7 @@ impl<'e, 'a> Backward<'e, 'a> {
     /// A value the backward pass reads: saved by the forward pass.
     fn value(&self, id: NodeId) -> TokenStream {
         if self.borrowed[id] {
+            self.read.borrow_mut()[id] = true;
             return Place::Param(self.expander.model.nodes[id].name.clone()).read();
         }
         self.expander.value_place(Pass::Train, id).read()

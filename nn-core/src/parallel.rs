@@ -27,8 +27,8 @@
 //!   half of the forward product it computed), the zeroing of the gradient, and the
 //!   gradient's norm ([`global_norm`](crate::optim::global_norm)).
 //! - **Element-wise activations** (forward and backward) and the copy of the network's input
-//!   into the tape (`forward_train`; `train_step` makes none), over at least [`ELEMENTWISE_MIN_LEN`] scalars ([`REGION_MIN_LEN`] inside
-//!   a region).
+//!   into the tape (`forward_train`; `train_step` makes none), over at least
+//!   [`ELEMENTWISE_MIN_LEN`] scalars ([`REGION_MIN_LEN`] inside a region).
 //! - **Convolutions and max pooling**, as large as the products or passes above: the forward
 //!   convolution, its input gradient and max pooling's passes by runs of samples (`f32` on
 //!   AVX-512), the weight gradient by taps or by blocks of the rows of `∂Wᵀ` (each block
@@ -135,17 +135,26 @@ mod serial {
     }
 
     pub(super) fn run<R>(body: impl FnOnce() -> R) -> R {
-        let before = ON.with(|on| on.replace(true));
-        // Reset even if `body` panics.
-        struct Reset(bool);
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                ON.with(|on| on.set(self.0));
-            }
-        }
-        let _reset = Reset(before);
-        body()
+        super::with_set(&ON, true, body)
     }
+}
+
+/// Runs `body` with the thread-local `cell` set to `value`, and restores what it held after,
+/// even if `body` panics.
+#[cfg(feature = "std")]
+fn with_set<T: Copy + 'static, R>(
+    cell: &'static std::thread::LocalKey<core::cell::Cell<T>>,
+    value: T,
+    body: impl FnOnce() -> R,
+) -> R {
+    struct Restore<T: Copy + 'static>(&'static std::thread::LocalKey<core::cell::Cell<T>>, T);
+    impl<T: Copy + 'static> Drop for Restore<T> {
+        fn drop(&mut self) {
+            self.0.with(|cell| cell.set(self.1));
+        }
+    }
+    let _restore = Restore(cell, cell.with(|cell| cell.replace(value)));
+    body()
 }
 
 /// A pointer that may cross to the pool's threads. Its users say what may be read and
@@ -491,16 +500,7 @@ mod tensors {
                 .map(|n| n + tensor.range().len());
         });
         let hint = (next == Some(len)).then_some((len, visit));
-        let before = TENSORS.with(|t| t.replace(hint));
-        // Restored even if `body` panics.
-        struct Restore(Option<(usize, Visit)>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                TENSORS.with(|t| t.set(self.0));
-            }
-        }
-        let _restore = Restore(before);
-        body()
+        super::with_set(&TENSORS, hint, body)
     }
 
     /// The tensors of a [`super::by_tensors`] body whose parameters have `len` scalars.
